@@ -1,0 +1,247 @@
+/**
+ * The discovery answer of one service: its healthy instances, pre-serialized, with the
+ * balancers of every strategy and filter combination asked for so far. Built once per
+ * membership change (register, deregister, health or spec change) and then only read, so a
+ * discovery request costs a map lookup, a pick and a socket write. Shared by the operator's
+ * registry and the sidecar's local copy, so both answer alike.
+ */
+import { createBalancer, needsKey, SmoothWeighted } from './lb/index.js';
+import type { Balancer, Endpoint } from './lb/index.js';
+import { MaxineError } from './errors.js';
+import type { ServiceSpec, Strategy } from './resources.js';
+import type { DiscoveredInstance, DiscoverQuery } from './wire.js';
+
+interface Candidate extends Endpoint {
+  readonly view: DiscoveredInstance;
+  /** `{"instance":{...}}`, written as-is to the socket. */
+  readonly body: Buffer;
+}
+
+/** Filters that select a subset; strategy and locality only steer the pick inside it. */
+export interface DiscoveryFilter {
+  version?: string;
+  zone?: string;
+  datacenter?: string;
+  metadata?: readonly (readonly [string, string])[];
+}
+
+export interface PickRequest {
+  strategy?: Strategy;
+  key?: string;
+  localZone?: string;
+  localDatacenter?: string;
+}
+
+/** Everything a single subset needs: candidates, balancers per strategy, the version split. */
+class Subset {
+  readonly candidates: readonly Candidate[];
+  private allBody: Buffer | undefined;
+  private readonly balancers = new Map<Strategy, Balancer<Candidate>>();
+  private readonly versionGroups: Map<string, Subset> | undefined;
+  private readonly versionSplit: SmoothWeighted<string> | undefined;
+
+  constructor(
+    candidates: readonly Candidate[],
+    private readonly load: ((id: string) => number) | undefined,
+    versions?: readonly { name: string; weight: number }[],
+  ) {
+    this.candidates = candidates;
+    if (versions !== undefined && versions.length > 0) {
+      const groups = new Map<string, Subset>();
+      const weighted: { item: string; weight: number }[] = [];
+      for (const v of versions) {
+        const members = candidates.filter((c) => c.view.version === v.name);
+        if (members.length === 0 || v.weight <= 0) continue;
+        groups.set(v.name, new Subset(members, load));
+        weighted.push({ item: v.name, weight: v.weight });
+      }
+      // No declared version has a healthy instance: route to whatever is healthy rather
+      // than answer "none" (documented in docs/api.md, "Version weights").
+      if (weighted.length > 0) {
+        this.versionGroups = groups;
+        this.versionSplit = new SmoothWeighted(weighted);
+      }
+    }
+  }
+
+  all(): Buffer {
+    this.allBody ??= Buffer.from(
+      `{"instances":[${this.candidates.map((c) => JSON.stringify(c.view)).join(',')}]}`,
+    );
+    return this.allBody;
+  }
+
+  pick(strategy: Strategy, req: PickRequest): Candidate | undefined {
+    if (this.versionSplit !== undefined && this.versionGroups !== undefined) {
+      const version = this.versionSplit.next();
+      const group = version === undefined ? undefined : this.versionGroups.get(version);
+      return group?.pick(strategy, req);
+    }
+    let balancer = this.balancers.get(strategy);
+    if (balancer === undefined) {
+      balancer = createBalancer(strategy, this.candidates);
+      this.balancers.set(strategy, balancer);
+    }
+    return balancer.pick({
+      key: req.key,
+      localZone: req.localZone,
+      localDatacenter: req.localDatacenter,
+      load: this.load,
+    });
+  }
+}
+
+/** Arbitrary filter combinations must not grow memory without bound. */
+const MAX_SUBSETS = 256;
+
+export class ServiceAnswer {
+  private readonly root: Subset;
+  private readonly subsets = new Map<string, Subset>();
+  readonly defaultStrategy: Strategy;
+
+  constructor(
+    instances: readonly DiscoveredInstance[],
+    private readonly spec: ServiceSpec | undefined,
+    private readonly load?: (id: string) => number,
+  ) {
+    const candidates = instances.map(toCandidate);
+    this.defaultStrategy = spec?.loadBalancing?.strategy ?? 'round-robin';
+    this.root = new Subset(candidates, load, spec?.versions);
+  }
+
+  get size(): number {
+    return this.root.candidates.length;
+  }
+
+  /** One instance as `{"instance":...}` bytes, or a MaxineError when none fits. */
+  pick(filter: DiscoveryFilter, req: PickRequest): Buffer {
+    const strategy = req.strategy ?? this.defaultStrategy;
+    if (needsKey(strategy) && req.key === undefined) {
+      throw new MaxineError('HASH_KEY_REQUIRED', `Strategy "${strategy}" needs a key: pass ?key=`);
+    }
+    const chosen = this.subset(filter).pick(strategy, req);
+    if (chosen === undefined) throw new MaxineError('NO_HEALTHY_INSTANCE', noneMessage(filter));
+    return chosen.body;
+  }
+
+  /** Every healthy instance that passes the filter as `{"instances":[...]}` bytes. */
+  all(filter: DiscoveryFilter): Buffer {
+    return this.subset(filter).all();
+  }
+
+  private subset(filter: DiscoveryFilter): Subset {
+    const key = filterKey(filter);
+    if (key === '') return this.root;
+    let subset = this.subsets.get(key);
+    if (subset === undefined) {
+      if (this.subsets.size >= MAX_SUBSETS) this.subsets.clear();
+      const members = this.root.candidates.filter((c) => matches(c.view, filter));
+      // An explicit version filter bypasses the version split.
+      subset = new Subset(
+        members,
+        this.load,
+        filter.version === undefined ? this.spec?.versions : undefined,
+      );
+      this.subsets.set(key, subset);
+    }
+    return subset;
+  }
+}
+
+function toCandidate(view: DiscoveredInstance): Candidate {
+  return {
+    id: view.id,
+    weight: view.weight,
+    zone: view.zone,
+    datacenter: view.datacenter,
+    view,
+    body: Buffer.from(`{"instance":${JSON.stringify(view)}}`),
+  };
+}
+
+function filterKey(f: DiscoveryFilter): string {
+  if (
+    f.version === undefined &&
+    f.zone === undefined &&
+    f.datacenter === undefined &&
+    f.metadata === undefined
+  ) {
+    return '';
+  }
+  const meta =
+    f.metadata === undefined ? '' : f.metadata.map(([k, v]) => `${k}=${v}`).join('\u0001');
+  return `${f.version ?? ''}\u0000${f.zone ?? ''}\u0000${f.datacenter ?? ''}\u0000${meta}`;
+}
+
+function matches(view: DiscoveredInstance, f: DiscoveryFilter): boolean {
+  if (f.version !== undefined && view.version !== f.version) return false;
+  if (f.zone !== undefined && view.zone !== f.zone) return false;
+  if (f.datacenter !== undefined && view.datacenter !== f.datacenter) return false;
+  return (f.metadata ?? []).every(([k, v]) => view.metadata[k] === v);
+}
+
+function noneMessage(f: DiscoveryFilter): string {
+  const parts = [
+    f.version && `version=${f.version}`,
+    f.zone && `zone=${f.zone}`,
+    f.datacenter && `datacenter=${f.datacenter}`,
+    ...(f.metadata ?? []).map(([k, v]) => `meta.${k}=${v}`),
+  ].filter(Boolean);
+  return parts.length === 0
+    ? 'The service has no healthy instance'
+    : `The service has no healthy instance matching ${parts.join(', ')}`;
+}
+
+/**
+ * Splits a parsed discover query into the filter and the pick request. Query keys other than
+ * the known ones must be `meta.KEY` (metadata filters); anything else is a 400 so that a typo
+ * such as `?verison=` does not silently return unfiltered answers.
+ */
+export function splitDiscoverQuery(q: DiscoverQuery): {
+  filter: DiscoveryFilter;
+  pick: PickRequest;
+  all: boolean;
+} {
+  const metadata: [string, string][] = [];
+  const unknown: string[] = [];
+  for (const [k, v] of Object.entries(q)) {
+    if (KNOWN_DISCOVER_KEYS.has(k)) continue;
+    if (k.startsWith('meta.') && k.length > 5) metadata.push([k.slice(5), String(v)]);
+    else unknown.push(k);
+  }
+  if (unknown.length > 0) {
+    throw new MaxineError('VALIDATION_FAILED', `Unknown query parameter "${unknown[0]}"`, {
+      issues: unknown.map((k) => ({
+        path: k,
+        message: 'unknown query parameter (metadata filters are meta.KEY=VALUE)',
+      })),
+    });
+  }
+  metadata.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return {
+    filter: {
+      version: q.version,
+      zone: q.zone,
+      datacenter: q.datacenter,
+      metadata: metadata.length > 0 ? metadata : undefined,
+    },
+    pick: {
+      strategy: q.strategy,
+      key: q.key,
+      localZone: q.localZone,
+      localDatacenter: q.localDatacenter,
+    },
+    all: q.all === true,
+  };
+}
+
+const KNOWN_DISCOVER_KEYS = new Set([
+  'strategy',
+  'key',
+  'version',
+  'zone',
+  'datacenter',
+  'localZone',
+  'localDatacenter',
+  'all',
+]);

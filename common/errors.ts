@@ -1,0 +1,79 @@
+/**
+ * The error catalog: every error Maxine answers with has a stable code, an HTTP status and a
+ * message template here, and nowhere else. Clients match on `code`; the message is for people.
+ */
+export const ERROR_CATALOG = {
+  VALIDATION_FAILED: { status: 400, message: 'The request is invalid' },
+  MALFORMED_JSON: { status: 400, message: 'The request body is not valid JSON' },
+  HASH_KEY_REQUIRED: { status: 400, message: 'This strategy needs a key' },
+  UNAUTHENTICATED: { status: 401, message: 'Authentication is required' },
+  FORBIDDEN: { status: 403, message: 'Not allowed' },
+  SERVICE_BLOCKED: { status: 403, message: 'The service is blocked' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No such endpoint' },
+  SERVICE_NOT_FOUND: { status: 404, message: 'No such service' },
+  SERVICE_NOT_DECLARED: { status: 404, message: 'The service is not declared' },
+  INSTANCE_NOT_FOUND: { status: 404, message: 'No such instance' },
+  NO_HEALTHY_INSTANCE: { status: 404, message: 'The service has no healthy instance' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
+  INSTANCE_CONFLICT: { status: 409, message: 'The instance id belongs to another service' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },
+  UPGRADE_REQUIRED: { status: 426, message: 'This endpoint speaks WebSocket' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests' },
+  INTERNAL: { status: 500, message: 'Internal error' },
+  NOT_READY: { status: 503, message: 'Not ready' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+export class MaxineError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message?: string, details?: unknown) {
+    super(message ?? ERROR_CATALOG[code].message);
+    this.name = 'MaxineError';
+    this.code = code;
+    this.status = ERROR_CATALOG[code].status;
+    this.details = details;
+  }
+
+  toBody(): ErrorBody {
+    const error: ErrorBody['error'] = { code: this.code, message: this.message };
+    if (this.details !== undefined) error.details = this.details;
+    return { error };
+  }
+}
+
+/** A validation issue as clients see it: where (dotted path) and what. */
+export interface Issue {
+  path: string;
+  message: string;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}
+
+export function issuesOf(error: {
+  issues: readonly { path: readonly PropertyKey[]; message: string }[];
+}): Issue[] {
+  return error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+}
+
+export function validationError(
+  where: string,
+  error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] },
+): MaxineError {
+  const issues = issuesOf(error);
+  const first = issues[0];
+  const summary = first ? `${first.path || where}: ${first.message}` : 'invalid';
+  return new MaxineError('VALIDATION_FAILED', `Invalid ${where}: ${summary}`, { issues });
+}

@@ -1,0 +1,685 @@
+/**
+ * The three Maxine resources (maxine.io/v1alpha1) as zod schemas: the single source of the
+ * TypeScript types (inferred below), of request parsing in the folder source and the
+ * controller, and of the CRD YAML (`npm run gen:crds`).
+ *
+ * Cross-field rules live in `superRefine` so every source gets the same answer. Where a rule
+ * can be written in CEL it is also attached as `x-kubernetes-validations` metadata, so the
+ * API server rejects the object at `kubectl apply` time; rules that CEL cannot express are
+ * reported through the `Invalid` condition instead.
+ */
+import { z } from 'zod';
+import { dnsLabel, dnsSubdomain, labelKey, labelMap } from './names.js';
+
+export const API_GROUP = 'maxine.io';
+export const API_VERSION = 'v1alpha1';
+export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+
+/**
+ * A CEL rule. Field names that are CEL reserved words must be escaped the Kubernetes way
+ * (`namespace` is `self.__namespace__`), and names with `_`, `.`, `-` or `/` too (see
+ * https://kubernetes.io/docs/reference/using-api/cel/#escaping).
+ */
+type Cel = { rule: string; message: string };
+const cel = (...rules: Cel[]) => ({ 'x-kubernetes-validations': rules });
+
+export const STRATEGIES = [
+  'round-robin',
+  'weighted-round-robin',
+  'random',
+  'weighted-random',
+  'least-connections',
+  'power-of-two-choices',
+  'consistent-hash',
+  'rendezvous-hash',
+  'locality-aware',
+] as const;
+export const strategySchema = z.enum(STRATEGIES);
+export type Strategy = z.infer<typeof strategySchema>;
+export const HASH_STRATEGIES: ReadonlySet<Strategy> = new Set([
+  'consistent-hash',
+  'rendezvous-hash',
+]);
+
+const port = z.int().min(1).max(65535);
+
+export const servicePortSchema = z.strictObject({
+  name: dnsLabel.optional().describe('Port name, for example "http" or "grpc".'),
+  port: port.describe('Port number the instances listen on.'),
+  protocol: z
+    .enum(['http', 'http2', 'grpc', 'tcp'])
+    .default('http')
+    .describe('Protocol spoken on the port.'),
+});
+
+export const serviceVersionSchema = z.strictObject({
+  name: dnsLabel.describe('Version name, for example "v1" or "canary".'),
+  /** Pod labels that make a pod (or a registration's `version`) belong to this version. */
+  labels: labelMap
+    .optional()
+    .describe("Pod labels that make a pod (or a registration's version) belong to this version."),
+  weight: z
+    .int()
+    .min(0)
+    .max(100)
+    .describe('Percentage of traffic for this version; the weights of all versions sum to 100.'),
+});
+
+/** Where the key of a hash strategy comes from when the caller does not pass `key=`. */
+const hashKeySource = z
+  .string()
+  .max(256)
+  .regex(
+    /^(header:[A-Za-z0-9-]+|query:[A-Za-z0-9_.-]+|cookie:[A-Za-z0-9_.-]+|source-ip)$/,
+    'must be "header:NAME", "query:NAME", "cookie:NAME" or "source-ip"',
+  );
+
+export const loadBalancingSchema = z
+  .strictObject({
+    strategy: strategySchema
+      .default('round-robin')
+      .describe('How an instance is chosen for each request.'),
+    hashKey: hashKeySource
+      .optional()
+      .describe(
+        'Where a hash strategy reads its key when the caller passes none: "header:NAME", "query:NAME", "cookie:NAME" or "source-ip". Required by consistent-hash and rendezvous-hash.',
+      ),
+    virtualNodes: z
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe('Points per instance on the consistent-hash ring.'),
+  })
+  .superRefine((lb, ctx) => {
+    if (HASH_STRATEGIES.has(lb.strategy) && lb.hashKey === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hashKey'],
+        message: `strategy "${lb.strategy}" needs a hashKey (for example "header:x-user-id")`,
+      });
+    }
+  })
+  .meta(
+    cel({
+      rule: "!has(self.strategy) || !(self.strategy in ['consistent-hash', 'rendezvous-hash']) || has(self.hashKey)",
+      message: 'a hash strategy needs a hashKey (for example "header:x-user-id")',
+    }),
+  );
+
+export const healthCheckSchema = z
+  .strictObject({
+    exec: z
+      .strictObject({
+        command: z
+          .array(z.string().min(1).max(4096))
+          .min(1)
+          .max(64)
+          .describe('Command and arguments; exit status 0 means healthy.'),
+      })
+      .optional()
+      .describe('Check by running a command.'),
+    http: z
+      .strictObject({
+        path: z
+          .string()
+          .max(2048)
+          .regex(/^\//, 'must start with "/"')
+          .describe('Request path, starting with "/".'),
+        port: port.optional().describe('Port to probe.'),
+        scheme: z.enum(['http', 'https']).default('http').describe('URL scheme of the probe.'),
+      })
+      .optional()
+      .describe('Check by an HTTP request.'),
+    tcp: z
+      .strictObject({ port: port.optional().describe('Port to probe.') })
+      .optional()
+      .describe('Check by opening a TCP connection.'),
+    intervalSeconds: z.int().min(1).max(3600).default(10).describe('Seconds between checks.'),
+    timeoutSeconds: z
+      .int()
+      .min(1)
+      .max(300)
+      .default(5)
+      .describe('Seconds before a check fails; at most intervalSeconds.'),
+    failureThreshold: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe('Consecutive failures before an instance is marked unhealthy.'),
+    successThreshold: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(1)
+      .describe('Consecutive successes before an unhealthy instance is marked healthy again.'),
+  })
+  .superRefine((hc, ctx) => {
+    const kinds = [hc.exec, hc.http, hc.tcp].filter((k) => k !== undefined).length;
+    if (kinds !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `exactly one of exec, http or tcp must be set (found ${kinds})`,
+      });
+    }
+    if (hc.timeoutSeconds > hc.intervalSeconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeoutSeconds'],
+        message: `timeoutSeconds (${hc.timeoutSeconds}) must not exceed intervalSeconds (${hc.intervalSeconds})`,
+      });
+    }
+  })
+  .meta(
+    cel(
+      {
+        rule: '(has(self.exec) ? 1 : 0) + (has(self.http) ? 1 : 0) + (has(self.tcp) ? 1 : 0) == 1',
+        message: 'exactly one of exec, http or tcp must be set',
+      },
+      {
+        rule: '!has(self.timeoutSeconds) || !has(self.intervalSeconds) || self.timeoutSeconds <= self.intervalSeconds',
+        message: 'timeoutSeconds must not exceed intervalSeconds',
+      },
+    ),
+  );
+
+export const heartbeatSchema = z.strictObject({
+  ttlSeconds: z
+    .int()
+    .min(1)
+    .max(3600)
+    .default(30)
+    .describe('Lease length: an instance that does not renew it within this time goes critical.'),
+  /** How long an instance stays listed as critical after its lease lapsed, before removal. */
+  removeAfterSeconds: z
+    .int()
+    .min(0)
+    .max(86400)
+    .optional()
+    .describe(
+      'Seconds an instance stays listed as critical after its lease lapsed, before removal.',
+    ),
+});
+
+export const circuitBreakerSchema = z
+  .strictObject({
+    failureThreshold: z
+      .int()
+      .min(1)
+      .max(1000)
+      .default(5)
+      .describe('Consecutive failures that open the circuit of an instance.'),
+    openSeconds: z
+      .int()
+      .min(1)
+      .max(3600)
+      .default(30)
+      .describe('Seconds the circuit stays open the first time.'),
+    backoffMultiplier: z
+      .number()
+      .min(1)
+      .max(10)
+      .default(2)
+      .describe('Factor applied to the open time each time the circuit opens again.'),
+    maxOpenSeconds: z
+      .int()
+      .min(1)
+      .max(86400)
+      .default(300)
+      .describe('Upper bound of the open time; at least openSeconds.'),
+    halfOpenProbes: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(1)
+      .describe('Trial requests let through while the circuit is half-open.'),
+  })
+  .superRefine((cb, ctx) => {
+    if (cb.maxOpenSeconds < cb.openSeconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxOpenSeconds'],
+        message: `maxOpenSeconds (${cb.maxOpenSeconds}) must be at least openSeconds (${cb.openSeconds})`,
+      });
+    }
+  })
+  .meta(
+    cel({
+      rule: '!has(self.maxOpenSeconds) || !has(self.openSeconds) || self.maxOpenSeconds >= self.openSeconds',
+      message: 'maxOpenSeconds must be at least openSeconds',
+    }),
+  );
+
+export const rateLimitSchema = z.strictObject({
+  requestsPerSecond: z
+    .number()
+    .positive()
+    .max(1_000_000)
+    .describe('Sustained request rate (token bucket refill rate).'),
+  burst: z.int().min(1).max(1_000_000).describe('Largest burst (token bucket size).'),
+});
+
+export const serviceRefSchema = z.strictObject({
+  name: dnsLabel.describe('Service name.'),
+  namespace: dnsLabel.optional().describe('Service namespace.'),
+});
+
+export const blockedSchema = z
+  .strictObject({
+    registration: z.boolean().default(false).describe('Reject new registrations.'),
+    discovery: z.boolean().default(false).describe('Hide the service from discovery.'),
+    reason: z.string().min(1).max(1024).describe('Why the service is blocked.'),
+  })
+  .superRefine((b, ctx) => {
+    if (!b.registration && !b.discovery) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'blocked needs registration: true and/or discovery: true',
+      });
+    }
+  })
+  .meta(
+    cel({
+      rule: '(has(self.registration) && self.registration) || (has(self.discovery) && self.discovery)',
+      message: 'blocked needs registration: true and/or discovery: true',
+    }),
+  );
+
+export const meshSchema = z.strictObject({
+  istio: z.boolean().default(false).describe('Integrate with Istio.'),
+  linkerd: z.boolean().default(false).describe('Integrate with Linkerd.'),
+});
+
+const configKey = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9_.-]+$/, 'config keys use letters, digits, "_", "." and "-"');
+
+function uniqueBy<T>(items: readonly T[], key: (t: T) => string): string | undefined {
+  const seen = new Set<string>();
+  for (const item of items) {
+    const k = key(item);
+    if (seen.has(k)) return k;
+    seen.add(k);
+  }
+  return undefined;
+}
+
+export const serviceSpecSchema = z
+  .strictObject({
+    selector: labelMap
+      .optional()
+      .describe('Labels of the pods that are instances of this service.'),
+    ports: z.array(servicePortSchema).max(32).optional().describe('Ports the instances expose.'),
+    versions: z
+      .array(serviceVersionSchema)
+      .max(16)
+      .optional()
+      .describe('Versions for traffic splitting; their weights sum to 100.'),
+    loadBalancing: loadBalancingSchema.optional().describe('How discovery picks an instance.'),
+    healthCheck: healthCheckSchema
+      .optional()
+      .describe('Active health check; exactly one of exec, http or tcp.'),
+    heartbeat: heartbeatSchema.optional().describe('TTL lease that instances must renew.'),
+    circuitBreaker: circuitBreakerSchema
+      .optional()
+      .describe('Per-instance circuit breaker with exponential back-off.'),
+    rateLimit: rateLimitSchema.optional().describe('Request rate limit (token bucket).'),
+    config: z
+      .record(configKey, z.string().max(65536))
+      .optional()
+      .describe('Configuration key/value pairs served to the instances.'),
+    dependencies: z
+      .array(serviceRefSchema)
+      .max(64)
+      .optional()
+      .describe('Services this service calls.'),
+    serviceAccount: dnsSubdomain
+      .optional()
+      .describe('Name of the Kubernetes ServiceAccount the instances run as.'),
+    blocked: blockedSchema
+      .optional()
+      .describe('Block registration and/or discovery of the service.'),
+    mesh: meshSchema.optional().describe('Service-mesh integrations.'),
+  })
+  .superRefine((spec, ctx) => {
+    const versions = spec.versions ?? [];
+    if (versions.length > 0) {
+      const sum = versions.reduce((acc, v) => acc + v.weight, 0);
+      if (sum !== 100) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['versions'],
+          message: `version weights must sum to 100 (they sum to ${sum})`,
+        });
+      }
+      const dup = uniqueBy(versions, (v) => v.name);
+      if (dup !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['versions'],
+          message: `version "${dup}" is listed twice`,
+        });
+      }
+    }
+    const dupPort = uniqueBy(spec.ports ?? [], (p) => String(p.port));
+    if (dupPort !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: `port ${dupPort} is listed twice` });
+    }
+  })
+  .meta(
+    cel({
+      rule: '!has(self.versions) || size(self.versions) == 0 || self.versions.map(v, v.weight).sum() == 100',
+      message: 'version weights must sum to 100',
+    }),
+  );
+
+const conditionSchema = z.strictObject({
+  type: z.string().min(1).max(316),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().max(1024),
+  message: z.string().max(32768),
+  lastTransitionTime: z.string(),
+  observedGeneration: z.int().min(0).optional(),
+});
+export type Condition = z.infer<typeof conditionSchema>;
+
+const instanceCountsSchema = z.strictObject({
+  total: z.int().min(0),
+  passing: z.int().min(0),
+  warning: z.int().min(0),
+  critical: z.int().min(0),
+});
+
+export const resourceStatusSchema = z.strictObject({
+  observedGeneration: z
+    .int()
+    .min(0)
+    .optional()
+    .describe('The metadata.generation this status describes.'),
+  conditions: z
+    .array(conditionSchema)
+    .max(16)
+    .optional()
+    .describe('Latest observations of the resource, such as Ready.'),
+  /** MaxineService only: instance counts as the registry sees them. */
+  instances: instanceCountsSchema
+    .optional()
+    .describe('MaxineService only: instance counts by health.'),
+  /** MaxineService only: `ready/total`, for the READY printer column. */
+  ready: z.string().max(32).optional().describe('MaxineService only: "ready/total" instances.'),
+});
+export type ResourceStatus = z.infer<typeof resourceStatusSchema>;
+
+export const objectMetaSchema = z.object({
+  name: dnsLabel,
+  namespace: dnsLabel.default('default'),
+  labels: labelMap.optional(),
+  annotations: z.record(labelKey, z.string()).optional(),
+  generation: z.int().min(0).optional(),
+  uid: z.string().optional(),
+  resourceVersion: z.string().optional(),
+});
+
+// ---- MaxineIntention ----
+
+const httpMethod = z.enum([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'CONNECT',
+  'TRACE',
+]);
+const wildcardOrLabel = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$/, 'must be "*" or a DNS-1123 label');
+
+function compiles(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const headerMatchSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name'),
+    present: z.boolean().optional(),
+    exact: z.string().max(4096).optional(),
+    prefix: z.string().max(4096).optional(),
+    suffix: z.string().max(4096).optional(),
+    contains: z.string().max(4096).optional(),
+    regex: z.string().max(1024).refine(compiles, 'must be a valid regular expression').optional(),
+    invert: z.boolean().optional(),
+  })
+  .superRefine((h, ctx) => {
+    const set = [h.present, h.exact, h.prefix, h.suffix, h.contains, h.regex].filter(
+      (v) => v !== undefined,
+    );
+    if (set.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'only one of present, exact, prefix, suffix, contains, regex may be set',
+      });
+    }
+  });
+
+export const httpPermissionMatchSchema = z
+  .strictObject({
+    pathExact: z
+      .string()
+      .max(2048)
+      .regex(/^\//, 'must start with "/"')
+      .optional()
+      .describe('Match this exact path.'),
+    pathPrefix: z
+      .string()
+      .max(2048)
+      .regex(/^\//, 'must start with "/"')
+      .optional()
+      .describe('Match paths with this prefix.'),
+    pathRegex: z
+      .string()
+      .max(1024)
+      .refine(compiles, 'must be a valid regular expression')
+      .optional()
+      .describe('Match paths against this regular expression.'),
+    methods: z.array(httpMethod).max(9).optional().describe('Match these HTTP methods only.'),
+    headers: z
+      .array(headerMatchSchema)
+      .max(32)
+      .optional()
+      .describe('Header conditions; all must match.'),
+  })
+  .superRefine((m, ctx) => {
+    const paths = [m.pathExact, m.pathPrefix, m.pathRegex].filter((v) => v !== undefined);
+    if (paths.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'only one of pathExact, pathPrefix or pathRegex may be set',
+      });
+    }
+  })
+  .meta(
+    cel({
+      rule: '(has(self.pathExact) ? 1 : 0) + (has(self.pathPrefix) ? 1 : 0) + (has(self.pathRegex) ? 1 : 0) <= 1',
+      message: 'only one of pathExact, pathPrefix or pathRegex may be set',
+    }),
+  );
+
+export const permissionSchema = z.strictObject({
+  action: z.enum(['allow', 'deny']).describe('What happens to requests that match.'),
+  http: httpPermissionMatchSchema.describe('HTTP request match; at most one path condition.'),
+});
+
+export const intentionSourceSchema = z
+  .strictObject({
+    name: wildcardOrLabel.describe('Calling service name, or "*".'),
+    namespace: wildcardOrLabel.optional().describe('Namespace of the caller, or "*".'),
+    action: z
+      .enum(['allow', 'deny'])
+      .optional()
+      .describe('Allow or deny every request of this source; excludes permissions.'),
+    permissions: z
+      .array(permissionSchema)
+      .max(64)
+      .optional()
+      .describe('Per-request HTTP rules; excludes action.'),
+    description: z.string().max(512).optional().describe('Free-text note.'),
+  })
+  .superRefine((s, ctx) => {
+    const hasAction = s.action !== undefined;
+    const hasPermissions = s.permissions !== undefined && s.permissions.length > 0;
+    if (hasAction === hasPermissions) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message:
+          'a source needs exactly one of action or permissions (they are mutually exclusive)',
+      });
+    }
+  })
+  .meta(
+    cel({
+      rule: 'has(self.action) != (has(self.permissions) && size(self.permissions) > 0)',
+      message: 'a source needs exactly one of action or permissions',
+    }),
+  );
+
+export const intentionSpecSchema = z
+  .strictObject({
+    destination: z
+      .strictObject({
+        name: wildcardOrLabel.describe('Destination service name, or "*".'),
+        namespace: dnsLabel.optional().describe('Namespace of the destination service.'),
+      })
+      .describe('The service the intention controls access to.'),
+    sources: z
+      .array(intentionSourceSchema)
+      .min(1)
+      .max(256)
+      .describe('Calling services and what they may do.'),
+  })
+  .superRefine((spec, ctx) => {
+    const dup = uniqueBy(spec.sources, (s) => `${s.namespace ?? ''}/${s.name}`);
+    if (dup !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sources'],
+        message: `source "${dup}" is listed twice`,
+      });
+    }
+  });
+
+// ---- MaxineACL ----
+
+export const ACL_VERBS = ['register', 'discover', 'read', 'write', 'admin'] as const;
+export const aclVerbSchema = z.enum(ACL_VERBS);
+
+/** `namespace/name` where either part may be `*`, or a bare `*`. */
+export const servicePattern = z
+  .string()
+  .max(128)
+  .regex(
+    /^(\*|(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)\/(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?))$/,
+    'must be "namespace/name" where either part may be "*" (for example "shop/*")',
+  );
+
+export const aclSubjectSchema = z
+  .strictObject({
+    kind: z.enum(['ServiceAccount', 'User', 'Group']).describe('Kind of subject.'),
+    name: z.string().min(1).max(253).describe('Name of the subject.'),
+    namespace: dnsLabel.optional().describe('Namespace; required for a ServiceAccount.'),
+  })
+  .superRefine((s, ctx) => {
+    if (s.kind === 'ServiceAccount' && s.namespace === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['namespace'],
+        message: 'a ServiceAccount subject needs a namespace',
+      });
+    }
+  })
+  .meta(
+    cel({
+      rule: "self.kind != 'ServiceAccount' || has(self.__namespace__)",
+      message: 'a ServiceAccount subject needs a namespace',
+    }),
+  );
+
+export const aclRuleSchema = z.strictObject({
+  services: z
+    .array(servicePattern)
+    .min(1)
+    .max(64)
+    .describe('Service patterns "namespace/name"; either part may be "*".'),
+  verbs: z.array(aclVerbSchema).min(1).max(5).describe('Operations the rule covers.'),
+  effect: z.enum(['allow', 'deny']).default('allow').describe('Allow or deny the operations.'),
+});
+
+export const aclSpecSchema = z.strictObject({
+  subjects: z.array(aclSubjectSchema).min(1).max(256).describe('Who the rules apply to.'),
+  rules: z.array(aclRuleSchema).min(1).max(256).describe('What the subjects may do.'),
+});
+
+// ---- envelopes ----
+
+function resource<K extends string, S extends z.ZodType>(kind: K, spec: S) {
+  return z.object({
+    apiVersion: z.literal(API_GROUP_VERSION),
+    kind: z.literal(kind),
+    metadata: objectMetaSchema,
+    spec,
+    status: resourceStatusSchema.optional(),
+  });
+}
+
+export const maxineServiceSchema = resource('MaxineService', serviceSpecSchema);
+export const maxineIntentionSchema = resource('MaxineIntention', intentionSpecSchema);
+export const maxineAclSchema = resource('MaxineACL', aclSpecSchema);
+
+export const maxineResourceSchema = z.discriminatedUnion('kind', [
+  maxineServiceSchema,
+  maxineIntentionSchema,
+  maxineAclSchema,
+]);
+
+export type ServiceSpec = z.infer<typeof serviceSpecSchema>;
+export type IntentionSpec = z.infer<typeof intentionSpecSchema>;
+export type AclSpec = z.infer<typeof aclSpecSchema>;
+export type MaxineService = z.infer<typeof maxineServiceSchema>;
+export type MaxineIntention = z.infer<typeof maxineIntentionSchema>;
+export type MaxineACL = z.infer<typeof maxineAclSchema>;
+export type MaxineResource = z.infer<typeof maxineResourceSchema>;
+export type ResourceKind = MaxineResource['kind'];
+export const RESOURCE_KINDS: readonly ResourceKind[] = [
+  'MaxineService',
+  'MaxineIntention',
+  'MaxineACL',
+];
+
+/** The identity of a resource: `Kind/namespace/name`. */
+export function resourceKey(r: {
+  kind: string;
+  metadata: { namespace: string; name: string };
+}): string {
+  return `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+}

@@ -1,0 +1,83 @@
+/**
+ * Operator configuration from flags and environment (flags win), parsed with zod so a bad
+ * value stops start-up with a message naming the flag.
+ */
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { validationError } from '../common/errors.js';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const configSchema = z.strictObject({
+  port: int(0, 65535).default(7710),
+  host: z.string().min(1).default('127.0.0.1'),
+  resources: z.string().min(1).default('examples'),
+  allowUndeclared: bool.default(true),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  defaultTtlSeconds: int(1, 3600).default(30),
+  removeAfterSeconds: int(0, 86400).default(90),
+  sweepIntervalMs: int(50, 60_000).default(1000),
+  massExpiryThreshold: z.coerce.number().min(0).max(1).default(0.5),
+  massExpiryMinInstances: int(1, 1_000_000).default(10),
+  bodyLimitBytes: int(256, 16 * 1024 * 1024).default(64 * 1024),
+  eventLogSize: int(16, 10_000_000).default(10_000),
+  shutdownTimeoutMs: int(0, 600_000).default(10_000),
+});
+export type OperatorConfig = z.infer<typeof configSchema>;
+
+/** flag name → [config key, environment variable] */
+const OPTIONS = {
+  port: ['port', 'MAXINE_PORT'],
+  host: ['host', 'MAXINE_HOST'],
+  resources: ['resources', 'MAXINE_RESOURCES'],
+  'allow-undeclared': ['allowUndeclared', 'MAXINE_ALLOW_UNDECLARED'],
+  'log-level': ['logLevel', 'MAXINE_LOG_LEVEL'],
+  'default-ttl-seconds': ['defaultTtlSeconds', 'MAXINE_DEFAULT_TTL_SECONDS'],
+  'remove-after-seconds': ['removeAfterSeconds', 'MAXINE_REMOVE_AFTER_SECONDS'],
+  'sweep-interval-ms': ['sweepIntervalMs', 'MAXINE_SWEEP_INTERVAL_MS'],
+  'mass-expiry-threshold': ['massExpiryThreshold', 'MAXINE_MASS_EXPIRY_THRESHOLD'],
+  'mass-expiry-min-instances': ['massExpiryMinInstances', 'MAXINE_MASS_EXPIRY_MIN_INSTANCES'],
+  'body-limit-bytes': ['bodyLimitBytes', 'MAXINE_BODY_LIMIT_BYTES'],
+  'event-log-size': ['eventLogSize', 'MAXINE_EVENT_LOG_SIZE'],
+  'shutdown-timeout-ms': ['shutdownTimeoutMs', 'MAXINE_SHUTDOWN_TIMEOUT_MS'],
+} as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
+
+export const USAGE = `Usage: maxine-operator [options]
+
+Options (each also read from the environment variable shown):
+${Object.entries(OPTIONS)
+  .map(([flag, [, env]]) => `  --${flag.padEnd(28)} ${env}`)
+  .join('\n')}
+  --disallow-undeclared          same as --allow-undeclared=false
+  --help`;
+
+export function loadConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): OperatorConfig | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    options: {
+      ...Object.fromEntries(
+        Object.keys(OPTIONS).map((flag) => [flag, { type: 'string' as const }]),
+      ),
+      'disallow-undeclared': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help === true) return 'help';
+  const flags = values as Record<string, string | boolean | undefined>;
+  const raw: Record<string, unknown> = {};
+  for (const [flag, [key, envName]] of Object.entries(OPTIONS)) {
+    const value = flags[flag] ?? env[envName];
+    if (value !== undefined) raw[key] = value;
+  }
+  if (values['disallow-undeclared'] === true) raw.allowUndeclared = 'false';
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw validationError('configuration', parsed.error);
+  return parsed.data;
+}

@@ -1,0 +1,112 @@
+/**
+ * The event log: assigns sequence numbers, keeps the last `capacity` events for `since=SEQ`
+ * resumption, and fans out to subscribers. Pure (the clock is injected).
+ *
+ * Heartbeat events are frequent and worthless to replay, so they are not stored and do not
+ * advance the sequence: they carry the sequence of the last stored event, which keeps
+ * "resume from the last seq you saw" exact for everything else.
+ */
+import type { MaxineEvent } from '../../common/wire.js';
+import type { Clock } from '../registry/clock.js';
+import type { RegistryEventDraft } from '../registry/registry.js';
+
+export type EventListener = (event: MaxineEvent) => void;
+
+export class EventLog {
+  private readonly ring: (MaxineEvent | undefined)[];
+  private seq = 0;
+  private stored = 0;
+  private readonly listeners = new Set<EventListener>();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly clock: Clock,
+  ) {
+    this.ring = new Array<MaxineEvent | undefined>(capacity);
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** The oldest sequence number still held (lastSeq + 1 when empty). */
+  get firstSeq(): number {
+    return this.seq - Math.min(this.stored, this.capacity) + 1;
+  }
+
+  append(draft: RegistryEventDraft): MaxineEvent {
+    const ephemeral = draft.type === 'service_heartbeat';
+    if (!ephemeral) this.seq += 1;
+    const event: MaxineEvent = {
+      seq: this.seq,
+      time: new Date(this.clock.now()).toISOString(),
+      ...draft,
+    };
+    if (!ephemeral) {
+      this.ring[(this.seq - 1) % this.capacity] = event;
+      this.stored += 1;
+    }
+    for (const listener of this.listeners) listener(event);
+    return event;
+  }
+
+  /** Events after `seq`, or `undefined` when some of them are no longer held. */
+  since(seq: number): MaxineEvent[] | undefined {
+    if (seq >= this.seq) return [];
+    if (seq + 1 < this.firstSeq) return undefined;
+    const out: MaxineEvent[] = [];
+    for (let s = seq + 1; s <= this.seq; s++) {
+      const event = this.ring[(s - 1) % this.capacity];
+      if (event !== undefined) out.push(event);
+    }
+    return out;
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+}
+
+/** Which events a subscriber asked for. */
+export class EventFilter {
+  private readonly exact = new Set<string>();
+  private readonly namespaces = new Set<string>();
+  private readonly names = new Set<string>();
+  private readonly anyService: boolean;
+  private readonly types: ReadonlySet<string> | undefined;
+
+  constructor(services?: readonly string[], types?: readonly string[]) {
+    this.anyService = services === undefined || services.length === 0 || services.includes('*/*');
+    for (const pattern of services ?? []) {
+      const [ns, name] = pattern.split('/') as [string, string];
+      if (ns === '*') this.names.add(name);
+      else if (name === '*') this.namespaces.add(ns);
+      else this.exact.add(pattern);
+    }
+    this.types = types === undefined || types.length === 0 ? undefined : new Set(types);
+  }
+
+  matchesService(namespace: string, name: string): boolean {
+    return (
+      this.anyService ||
+      this.exact.has(`${namespace}/${name}`) ||
+      this.namespaces.has(namespace) ||
+      this.names.has(name)
+    );
+  }
+
+  matches(event: MaxineEvent): boolean {
+    if (event.type === 'resync') return true;
+    if (this.types === undefined ? event.type === 'service_heartbeat' : !this.types.has(event.type))
+      return false;
+    return (
+      event.service === undefined ||
+      this.matchesService(event.service.namespace, event.service.name)
+    );
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The operator's REST API (everything except the discovery hot path): an express app built
+ * without listening, so tests mount it on port 0.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import { pinoHttp } from 'pino-http';
+import { z } from 'zod';
+import { MaxineError, validationError } from '../../common/errors.js';
+import { dnsLabel } from '../../common/names.js';
+import { RESOURCE_KINDS } from '../../common/resources.js';
+import {
+  heartbeatRequestSchema,
+  instanceIdSchema,
+  registerRequestSchema,
+} from '../../common/wire.js';
+import type { Reconciler } from '../reconciler.js';
+import type { Registry } from '../registry/registry.js';
+import type { FileProblem } from '../sources/folder-state.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { sendError, toMaxineError } from './errors.js';
+
+export interface AppDeps {
+  registry: Registry;
+  reconciler: Reconciler;
+  resourceProblems: () => FileProblem[];
+  metrics: Metrics;
+  logger: Logger;
+  bodyLimitBytes: number;
+  isReady: () => boolean;
+  openapi: () => unknown;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationError(where, result.error);
+  return result.data;
+}
+
+const serviceParams = z.object({ namespace: dnsLabel, name: dnsLabel });
+const idParams = z.object({ id: instanceIdSchema });
+const servicesQuery = z.strictObject({ namespace: dnsLabel.optional() });
+const resourcesQuery = z.strictObject({
+  kind: z.enum(RESOURCE_KINDS as [string, ...string[]]).optional(),
+});
+
+/** Requests with a body must say it is JSON; anything else is refused before parsing. */
+function requireJson(req: Request, _res: Response, next: NextFunction): void {
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined ||
+    Number(req.headers['content-length'] ?? 0) > 0;
+  if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+    next(new MaxineError('UNSUPPORTED_MEDIA_TYPE'));
+    return;
+  }
+  next();
+}
+
+function methodNotAllowed(allowed: string) {
+  return (_req: Request, res: Response): void => {
+    sendError(res, new MaxineError('METHOD_NOT_ALLOWED', `Allowed: ${allowed}`), {
+      allow: allowed,
+    });
+  };
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const { registry, metrics } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', 'simple');
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req: IncomingMessage, res: ServerResponse) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) =>
+        err !== undefined || res.statusCode >= 500
+          ? 'error'
+          : res.statusCode >= 400
+            ? 'info'
+            : 'debug',
+      autoLogging: {
+        ignore: (req) => req.url === '/metrics' || req.url === '/healthz' || req.url === '/readyz',
+      },
+    }),
+  );
+  app.use((req, res, next) => {
+    const end = metrics.http.startTimer();
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      end({ route, method: req.method, status: String(res.statusCode) });
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', massExpiryGuard: registry.massExpiryGuardActive });
+  });
+  app.get('/readyz', (_req, res) => {
+    if (deps.isReady()) res.json({ status: 'ready' });
+    else
+      sendError(
+        res,
+        new MaxineError('NOT_READY', 'The initial sync of resources has not finished'),
+      );
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.prom.contentType).send(await metrics.prom.metrics());
+  });
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.json(deps.openapi());
+  });
+
+  const json = express.json({
+    limit: deps.bodyLimitBytes,
+    strict: true,
+    type: ['application/json', 'application/*+json'],
+  });
+
+  app.post('/api/v1/instances', requireJson, json, (req, res) => {
+    const body = parse(registerRequestSchema, req.body, 'registration');
+    const { instance, created } = registry.register(body);
+    req.log.info(
+      { instance: instance.id, service: instance.service, created },
+      created ? 'instance registered' : 'instance renewed',
+    );
+    res.status(created ? 201 : 200).json({ instance });
+  });
+  app.all('/api/v1/instances', methodNotAllowed('POST'));
+
+  app.put('/api/v1/instances/:id/heartbeat', requireJson, json, (req, res) => {
+    const { id } = parse(idParams, req.params, 'path');
+    const body = parse(heartbeatRequestSchema, req.body ?? {}, 'heartbeat');
+    res.json({ instance: registry.heartbeat(id, body) });
+  });
+  app.all('/api/v1/instances/:id/heartbeat', methodNotAllowed('PUT'));
+
+  app.get('/api/v1/instances/:id', (req, res) => {
+    const { id } = parse(idParams, req.params, 'path');
+    const instance = registry.getInstance(id);
+    if (instance === undefined)
+      throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    res.json({ instance });
+  });
+  app.delete('/api/v1/instances/:id', (req, res) => {
+    const { id } = parse(idParams, req.params, 'path');
+    registry.deregister(id);
+    req.log.info({ instance: id }, 'instance deregistered');
+    res.status(204).end();
+  });
+  app.all('/api/v1/instances/:id', methodNotAllowed('GET, DELETE'));
+
+  app.get('/api/v1/services', (req, res) => {
+    const { namespace } = parse(servicesQuery, req.query, 'query');
+    res.json({ services: registry.listServices(namespace) });
+  });
+  app.all('/api/v1/services', methodNotAllowed('GET'));
+  app.get('/api/v1/services/:namespace/:name', (req, res) => {
+    const { namespace, name } = parse(serviceParams, req.params, 'path');
+    const service = registry.getService(namespace, name);
+    if (service === undefined)
+      throw new MaxineError('SERVICE_NOT_FOUND', `Service ${namespace}/${name} is not registered`);
+    res.json(service);
+  });
+  app.all('/api/v1/services/:namespace/:name', methodNotAllowed('GET'));
+  // GET is answered by the hot path before express; anything reaching here is another method.
+  app.all('/api/v1/discover/:namespace/:name', methodNotAllowed('GET'));
+
+  app.get('/api/v1/resources', (req, res) => {
+    const { kind } = parse(resourcesQuery, req.query, 'query');
+    res.json({
+      items: deps.reconciler.list(kind as (typeof RESOURCE_KINDS)[number] | undefined),
+      problems: deps.resourceProblems(),
+    });
+  });
+  app.all('/api/v1/resources', methodNotAllowed('GET'));
+
+  app.get('/api/v1/events', (_req, res) => {
+    sendError(res, new MaxineError('UPGRADE_REQUIRED', 'Connect with a WebSocket client'), {
+      upgrade: 'websocket',
+    });
+  });
+
+  app.use((req, res) => {
+    sendError(
+      res,
+      new MaxineError('ROUTE_NOT_FOUND', `No endpoint ${req.method} ${req.path.slice(0, 256)}`),
+    );
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = toMaxineError(err);
+    if (e.status >= 500) req.log.error({ err }, 'request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    sendError(res, e);
+  });
+  return app;
+}

@@ -1,0 +1,137 @@
+/**
+ * The event stream: `GET /api/v1/events` upgraded to a WebSocket. A client names the services
+ * and types it wants; with `since=SEQ` it gets what it missed, or a `resync` snapshot when
+ * the log no longer holds that far back; with `snapshot=true` it starts from a snapshot.
+ * Like a Kubernetes list + watch: snapshot, then deltas.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
+import { MaxineError, validationError } from '../../common/errors.js';
+import { eventsQuerySchema } from '../../common/wire.js';
+import type { MaxineEvent } from '../../common/wire.js';
+import { EventFilter } from '../events/log.js';
+import type { EventLog } from '../events/log.js';
+import type { Registry } from '../registry/registry.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Clock } from '../registry/clock.js';
+import { toMaxineError } from './errors.js';
+
+export const EVENTS_PATH = '/api/v1/events';
+/** A subscriber this far behind is cut off; it resumes with `since` and loses nothing. */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const PING_INTERVAL_MS = 30_000;
+
+export interface EventsDeps {
+  events: EventLog;
+  registry: Registry;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface EventStreamServer {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  close(): void;
+}
+
+export function createEventStream(deps: EventsDeps): EventStreamServer {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, clientTracking: true });
+  const alive = new WeakMap<WebSocket, boolean>();
+  const pinger = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (alive.get(ws) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, PING_INTERVAL_MS);
+  pinger.unref();
+
+  function snapshot(filter: EventFilter): MaxineEvent {
+    const services = deps.registry
+      .listServices()
+      .filter((s) => filter.matchesService(s.namespace, s.name))
+      .map((s) => {
+        const detail = deps.registry.getService(s.namespace, s.name);
+        return { ...s, ...(detail?.spec && { spec: detail.spec }), items: detail?.items ?? [] };
+      });
+    return {
+      seq: deps.events.lastSeq,
+      type: 'resync',
+      time: new Date(deps.clock.now()).toISOString(),
+      data: { services },
+    };
+  }
+
+  function serve(
+    ws: WebSocket,
+    filter: EventFilter,
+    since: number | undefined,
+    wantSnapshot: boolean,
+  ): void {
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
+    const send = (event: MaxineEvent): void => {
+      if (ws.readyState !== ws.OPEN) return;
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        ws.close(1013, 'slow consumer: reconnect with since=<last seq>');
+        return;
+      }
+      ws.send(JSON.stringify(event));
+    };
+    // Replay and subscribe in the same tick: no event can fall between them.
+    const missed = since === undefined ? [] : deps.events.since(since);
+    if (missed === undefined || (since === undefined && wantSnapshot)) send(snapshot(filter));
+    else for (const event of missed) if (filter.matches(event)) send(event);
+    const unsubscribe = deps.events.subscribe((event) => {
+      if (filter.matches(event)) send(event);
+    });
+    ws.on('close', unsubscribe);
+    ws.on('error', (err) => deps.logger.debug({ err }, 'event stream socket error'));
+  }
+
+  return {
+    handleUpgrade(req, socket, head) {
+      try {
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        if (url.pathname !== EVENTS_PATH)
+          throw new MaxineError(
+            'ROUTE_NOT_FOUND',
+            `No WebSocket endpoint ${url.pathname.slice(0, 256)}`,
+          );
+        const raw = Object.fromEntries(url.searchParams);
+        if ([...url.searchParams.keys()].length !== Object.keys(raw).length) {
+          throw new MaxineError('VALIDATION_FAILED', 'A query parameter is given twice');
+        }
+        const parsed = eventsQuerySchema.safeParse(raw);
+        if (!parsed.success) throw validationError('query', parsed.error);
+        const q = parsed.data;
+        const filter = new EventFilter(q.services, q.types);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          deps.logger.info(
+            { services: q.services ?? ['*/*'], types: q.types ?? 'all', since: q.since },
+            'event subscriber connected',
+          );
+          serve(ws, filter, q.since, q.snapshot === true);
+        });
+      } catch (err) {
+        rejectUpgrade(socket, toMaxineError(err));
+      }
+    },
+    close() {
+      clearInterval(pinger);
+      for (const ws of wss.clients) ws.close(1001, 'server shutting down');
+      wss.close();
+    },
+  };
+}
+
+function rejectUpgrade(socket: Duplex, err: MaxineError): void {
+  const body = JSON.stringify(err.toBody());
+  socket.end(
+    `HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,211 @@
+/** The OpenAPI 3 document of the operator API, built from the same zod schemas that parse requests. */
+import { z } from 'zod';
+import { ERROR_CATALOG } from '../../common/errors.js';
+import { serviceSpecSchema } from '../../common/resources.js';
+import {
+  eventTypeSchema,
+  heartbeatRequestSchema,
+  instanceSchema,
+  registerRequestSchema,
+  HEALTH_STATUSES,
+} from '../../common/wire.js';
+import { STRATEGIES } from '../../common/resources.js';
+
+const toSchema = (schema: z.ZodType, io: 'input' | 'output') =>
+  z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const jsonBody = (schema: object) => ({ content: { 'application/json': { schema } } });
+const errorResponse = (description: string) => ({ description, ...jsonBody(ref('Error')) });
+const pathParam = (name: string, description: string) => ({
+  name,
+  in: 'path',
+  required: true,
+  description,
+  schema: { type: 'string' },
+});
+const queryParam = (name: string, description: string, schema: object = { type: 'string' }) => ({
+  name,
+  in: 'query',
+  required: false,
+  description,
+  schema,
+});
+
+export function buildOpenApi(version: string): unknown {
+  const serviceParams = [
+    pathParam('namespace', 'Namespace of the service'),
+    pathParam('name', 'Name of the service'),
+  ];
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'Maxine operator API',
+      version,
+      description:
+        'Service registry: registration, heartbeats, discovery and the event stream. See docs/api.md.',
+    },
+    paths: {
+      '/api/v1/instances': {
+        post: {
+          summary: 'Register an instance (re-registering the same id or host:port renews it)',
+          requestBody: { required: true, ...jsonBody(ref('RegisterRequest')) },
+          responses: {
+            201: {
+              description: 'Registered',
+              ...jsonBody({ type: 'object', properties: { instance: ref('Instance') } }),
+            },
+            200: {
+              description: 'Renewed',
+              ...jsonBody({ type: 'object', properties: { instance: ref('Instance') } }),
+            },
+            400: errorResponse('Invalid body'),
+            403: errorResponse('Registration blocked'),
+            404: errorResponse('Service not declared (undeclared registration is off)'),
+            409: errorResponse('The id belongs to another service'),
+            413: errorResponse('Body too large'),
+            415: errorResponse('Body is not JSON'),
+          },
+        },
+      },
+      '/api/v1/instances/{id}': {
+        get: {
+          summary: 'One instance',
+          parameters: [pathParam('id', 'Instance id')],
+          responses: {
+            200: { description: 'The instance' },
+            404: errorResponse('Unknown instance'),
+          },
+        },
+        delete: {
+          summary: 'Deregister',
+          parameters: [pathParam('id', 'Instance id')],
+          responses: {
+            204: { description: 'Deregistered' },
+            404: errorResponse('Unknown instance'),
+          },
+        },
+      },
+      '/api/v1/instances/{id}/heartbeat': {
+        put: {
+          summary: 'Renew the lease, optionally reporting check status',
+          parameters: [pathParam('id', 'Instance id')],
+          requestBody: { required: false, ...jsonBody(ref('HeartbeatRequest')) },
+          responses: {
+            200: {
+              description: 'Renewed',
+              ...jsonBody({ type: 'object', properties: { instance: ref('Instance') } }),
+            },
+            404: errorResponse('Unknown instance: register again'),
+          },
+        },
+      },
+      '/api/v1/services': {
+        get: {
+          summary: 'All services with instance counts',
+          parameters: [queryParam('namespace', 'Only this namespace')],
+          responses: { 200: { description: 'Services' }, 400: errorResponse('Invalid query') },
+        },
+      },
+      '/api/v1/services/{namespace}/{name}': {
+        get: {
+          summary: 'A service, its spec and instances',
+          parameters: serviceParams,
+          responses: { 200: { description: 'The service' }, 404: errorResponse('Unknown service') },
+        },
+      },
+      '/api/v1/discover/{namespace}/{name}': {
+        get: {
+          summary: 'Pick a healthy instance (or all with all=true)',
+          parameters: [
+            ...serviceParams,
+            queryParam('strategy', "Load-balancing strategy (default: the service's)", {
+              type: 'string',
+              enum: [...STRATEGIES],
+            }),
+            queryParam('key', 'Hash key for consistent-hash and rendezvous-hash'),
+            queryParam('version', 'Only this version'),
+            queryParam('zone', 'Only this zone'),
+            queryParam('datacenter', 'Only this datacenter'),
+            queryParam('localZone', "Caller's zone (locality-aware)"),
+            queryParam('localDatacenter', "Caller's datacenter (locality-aware)"),
+            queryParam('all', 'Return every healthy instance', {
+              type: 'string',
+              enum: ['true', 'false'],
+            }),
+          ],
+          responses: {
+            200: { description: '{"instance": ...} or {"instances": [...]}' },
+            400: errorResponse('Invalid query, or a hash strategy without key'),
+            403: errorResponse('Discovery blocked'),
+            404: errorResponse('Unknown service or no healthy instance'),
+          },
+        },
+      },
+      '/api/v1/events': {
+        get: {
+          summary: 'WebSocket event stream',
+          parameters: [
+            queryParam('services', 'Comma-separated namespace/name patterns ("*" allowed)'),
+            queryParam('types', 'Comma-separated event types', { type: 'string' }),
+            queryParam('since', 'Resume after this sequence number'),
+            queryParam('snapshot', 'Start with a resync snapshot', {
+              type: 'string',
+              enum: ['true', 'false'],
+            }),
+          ],
+          responses: {
+            101: { description: 'Switching to WebSocket' },
+            400: errorResponse('Invalid query'),
+            426: errorResponse('Not a WebSocket request'),
+          },
+        },
+      },
+      '/api/v1/resources': {
+        get: {
+          summary: 'Resources in force, their status, and files that failed validation',
+          parameters: [queryParam('kind', 'MaxineService, MaxineIntention or MaxineACL')],
+          responses: { 200: { description: 'Resources and problems' } },
+        },
+      },
+      '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'Alive' } } } },
+      '/readyz': {
+        get: {
+          summary: 'Readiness',
+          responses: { 200: { description: 'Ready' }, 503: errorResponse('Not ready') },
+        },
+      },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics',
+          responses: { 200: { description: 'Text exposition format' } },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        RegisterRequest: toSchema(registerRequestSchema, 'input'),
+        HeartbeatRequest: toSchema(heartbeatRequestSchema, 'input'),
+        Instance: toSchema(instanceSchema, 'output'),
+        ServiceSpec: toSchema(serviceSpecSchema, 'output'),
+        EventType: toSchema(eventTypeSchema, 'output'),
+        HealthStatus: { type: 'string', enum: [...HEALTH_STATUSES] },
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: {
+                code: { type: 'string', enum: Object.keys(ERROR_CATALOG) },
+                message: { type: 'string' },
+                details: {},
+              },
+            },
+          },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,48 @@
+/** Composition root of the operator: configuration, logger, signals. */
+import { MaxineError } from '../common/errors.js';
+import { loadConfig, USAGE } from './config.js';
+import { createOperator } from './operator.js';
+import { createLogger } from './telemetry/logger.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    const details = err instanceof MaxineError ? JSON.stringify(err.details) : '';
+    process.stderr.write(`${(err as Error).message}\n${details}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (config === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const logger = createLogger(config.logLevel);
+  const operator = createOperator(config, logger);
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    operator.stop().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  try {
+    await operator.start();
+  } catch (err) {
+    logger.fatal({ err }, 'operator failed to start');
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,149 @@
+/**
+ * Builds a standalone operator from its configuration without listening, so tests start it
+ * on port 0 and main.ts only adds signals. Data flows one way: folder → reconciler →
+ * registry → (REST, discovery, events).
+ */
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { OperatorConfig } from './config.js';
+import { EventLog } from './events/log.js';
+import { createApp } from './http/app.js';
+import { createDiscoverHandler } from './http/discover.js';
+import { createEventStream, EVENTS_PATH } from './http/events.js';
+import { buildOpenApi } from './http/openapi.js';
+import { PolicyStore } from './policy/store.js';
+import { Reconciler } from './reconciler.js';
+import { systemClock } from './registry/clock.js';
+import type { Clock } from './registry/clock.js';
+import { Registry } from './registry/registry.js';
+import { FolderSource } from './sources/folder.js';
+import type { Logger } from './telemetry/logger.js';
+import { createMetrics } from './telemetry/metrics.js';
+
+export const VERSION = '0.1.0';
+
+export interface Operator {
+  readonly server: Server;
+  readonly registry: Registry;
+  readonly events: EventLog;
+  readonly folder: FolderSource;
+  /** Syncs the folder, starts the lease sweeper and listens. Resolves with the bound address. */
+  start(): Promise<AddressInfo>;
+  /** Stops accepting, closes streams and watchers, waits for in-flight requests (bounded). */
+  stop(): Promise<void>;
+}
+
+export function createOperator(
+  config: OperatorConfig,
+  logger: Logger,
+  clock: Clock = systemClock,
+): Operator {
+  const events = new EventLog(config.eventLogSize, clock);
+  const emit = (draft: Parameters<EventLog['append']>[0]): void => void events.append(draft);
+  const registry = new Registry({
+    clock,
+    emit,
+    allowUndeclared: config.allowUndeclared,
+    defaultTtlSeconds: config.defaultTtlSeconds,
+    defaultRemoveAfterSeconds: config.removeAfterSeconds,
+    massExpiryThreshold: config.massExpiryThreshold,
+    massExpiryMinInstances: config.massExpiryMinInstances,
+  });
+  const reconciler = new Reconciler(registry, new PolicyStore(emit), clock);
+  const folder = new FolderSource({ dir: config.resources, reconciler, logger });
+  const metrics = createMetrics({
+    registry,
+    events,
+    resourceProblems: () => folder.problems().length,
+  });
+  const openapi = buildOpenApi(VERSION);
+  const app = createApp({
+    registry,
+    reconciler,
+    resourceProblems: () => folder.problems(),
+    metrics,
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    isReady: () => folder.ready,
+    openapi: () => openapi,
+  });
+  const discover = createDiscoverHandler({
+    registry,
+    observe: (status) => metrics.discoverObserver(status),
+  });
+  const stream = createEventStream({ events, registry, clock, logger });
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    if (!discover(req, res)) app(req, res);
+  });
+  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+
+  let sweeper: NodeJS.Timeout | undefined;
+  let guardWasActive = false;
+  const sweep = (): void => {
+    const result = registry.sweep();
+    if (result.guardActive !== guardWasActive) {
+      guardWasActive = result.guardActive;
+      if (result.guardActive) {
+        logger.warn(
+          { lapsed: result.lapsed, leased: result.leased, threshold: config.massExpiryThreshold },
+          'mass-expiry guard engaged: too many leases lapsed at once, evictions are paused',
+        );
+      } else
+        logger.info(
+          { lapsed: result.lapsed, leased: result.leased },
+          'mass-expiry guard released: evictions resume',
+        );
+    }
+    if (result.removed > 0) logger.info({ removed: result.removed }, 'expired instances removed');
+  };
+
+  return {
+    server,
+    registry,
+    events,
+    folder,
+    async start() {
+      await folder.start();
+      sweeper = setInterval(sweep, config.sweepIntervalMs);
+      sweeper.unref();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const address = server.address() as AddressInfo;
+      logger.info(
+        {
+          host: address.address,
+          port: address.port,
+          resources: config.resources,
+          allowUndeclared: config.allowUndeclared,
+          events: EVENTS_PATH,
+        },
+        'maxine operator listening (standalone mode)',
+      );
+      logger.warn('standalone mode runs without authentication: bind it to localhost only');
+      return address;
+    },
+    async stop() {
+      if (sweeper) clearInterval(sweeper);
+      stream.close();
+      await folder.stop();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timeout = new Promise<void>((resolve) => {
+        setTimeout(() => {
+          server.closeAllConnections();
+          resolve();
+        }, config.shutdownTimeoutMs).unref();
+      });
+      await Promise.race([closed, timeout]);
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * Intentions and ACLs currently in force, keyed by `namespace/name`. Evaluation builds on
+ * this store; here they are held and every change is announced.
+ */
+import type { AclSpec, IntentionSpec } from '../../common/resources.js';
+import type { RegistryEventDraft } from '../registry/registry.js';
+
+export interface StoredIntention {
+  namespace: string;
+  name: string;
+  spec: IntentionSpec;
+}
+export interface StoredAcl {
+  namespace: string;
+  name: string;
+  spec: AclSpec;
+}
+
+export class PolicyStore {
+  readonly intentions = new Map<string, StoredIntention>();
+  readonly acls = new Map<string, StoredAcl>();
+
+  constructor(private readonly emit: (event: RegistryEventDraft) => void) {}
+
+  setIntention(namespace: string, name: string, spec: IntentionSpec): void {
+    this.intentions.set(`${namespace}/${name}`, { namespace, name, spec });
+    this.emitIntention(namespace, name, spec, 'applied');
+  }
+
+  deleteIntention(namespace: string, name: string): void {
+    const previous = this.intentions.get(`${namespace}/${name}`);
+    if (previous === undefined) return;
+    this.intentions.delete(`${namespace}/${name}`);
+    this.emitIntention(namespace, name, previous.spec, 'deleted');
+  }
+
+  setAcl(namespace: string, name: string, spec: AclSpec): void {
+    this.acls.set(`${namespace}/${name}`, { namespace, name, spec });
+    this.emit({
+      type: 'acl_changed',
+      service: { namespace, name: '*' },
+      data: { acl: { namespace, name }, change: 'applied' },
+    });
+  }
+
+  deleteAcl(namespace: string, name: string): void {
+    if (!this.acls.delete(`${namespace}/${name}`)) return;
+    this.emit({
+      type: 'acl_changed',
+      service: { namespace, name: '*' },
+      data: { acl: { namespace, name }, change: 'deleted' },
+    });
+  }
+
+  private emitIntention(
+    namespace: string,
+    name: string,
+    spec: IntentionSpec,
+    change: string,
+  ): void {
+    this.emit({
+      type: 'intention_changed',
+      service: { namespace: spec.destination.namespace ?? namespace, name: spec.destination.name },
+      data: { intention: { namespace, name }, change },
+    });
+  }
+}

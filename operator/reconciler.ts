@@ -1,0 +1,174 @@
+/**
+ * Reconciles declared resources into the registry and the policy store. Sources (the folder
+ * in standalone mode, informers in Kubernetes) hand it validated objects; it applies what
+ * changed and keeps each object's status. The same reconciler serves both sources.
+ */
+import { resourceKey } from '../common/resources.js';
+import type { MaxineResource, ResourceKind, ResourceStatus } from '../common/resources.js';
+import type { PolicyStore } from './policy/store.js';
+import type { Clock } from './registry/clock.js';
+import type { Registry } from './registry/registry.js';
+import { removeCondition, setCondition } from './status.js';
+
+export interface ResourceView {
+  kind: ResourceKind;
+  namespace: string;
+  name: string;
+  generation: number;
+  source: string;
+  spec: MaxineResource['spec'];
+  status: ResourceStatus;
+}
+
+interface Applied {
+  resource: MaxineResource;
+  specJson: string;
+  generation: number;
+  source: string;
+  status: ResourceStatus;
+}
+
+export class Reconciler {
+  private readonly applied = new Map<string, Applied>();
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly policy: PolicyStore,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Applies one object if its spec changed. Returns true when something was applied. */
+  upsert(resource: MaxineResource, source: string): boolean {
+    const key = resourceKey(resource);
+    const specJson = JSON.stringify(resource.spec);
+    const previous = this.applied.get(key);
+    if (previous !== undefined && previous.specJson === specJson) {
+      previous.source = source;
+      return false;
+    }
+    this.applyToStores(resource);
+    const generation = resource.metadata.generation ?? (previous?.generation ?? 0) + 1;
+    const conditions = setCondition(
+      removeCondition(previous?.status.conditions ?? [], 'Invalid'),
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Reconciled',
+        message: 'Applied to the registry',
+        observedGeneration: generation,
+      },
+      this.clock.now(),
+    );
+    this.applied.set(key, {
+      resource,
+      specJson,
+      generation,
+      source,
+      status: { observedGeneration: generation, conditions },
+    });
+    return true;
+  }
+
+  delete(key: string): boolean {
+    const previous = this.applied.get(key);
+    if (previous === undefined) return false;
+    const { kind, metadata } = previous.resource;
+    if (kind === 'MaxineService') this.registry.removeService(metadata.namespace, metadata.name);
+    else if (kind === 'MaxineIntention')
+      this.policy.deleteIntention(metadata.namespace, metadata.name);
+    else this.policy.deleteAcl(metadata.namespace, metadata.name);
+    this.applied.delete(key);
+    return true;
+  }
+
+  /** Makes the applied set equal to `desired` (a folder rescan). */
+  replaceAll(desired: ReadonlyMap<string, { resource: MaxineResource; file: string }>): {
+    applied: number;
+    deleted: number;
+  } {
+    let deleted = 0;
+    for (const key of [...this.applied.keys()]) {
+      if (!desired.has(key) && this.delete(key)) deleted += 1;
+    }
+    let applied = 0;
+    for (const { resource, file } of desired.values())
+      if (this.upsert(resource, file)) applied += 1;
+    return { applied, deleted };
+  }
+
+  /** Says on each object of a broken source that its last valid version is the one in force. */
+  markInvalid(keys: Iterable<string>, message: string): void {
+    for (const key of keys) {
+      const entry = this.applied.get(key);
+      if (entry === undefined) continue;
+      entry.status.conditions = setCondition(
+        entry.status.conditions ?? [],
+        {
+          type: 'Invalid',
+          status: 'True',
+          reason: 'SourceInvalid',
+          message,
+          observedGeneration: entry.generation,
+        },
+        this.clock.now(),
+      );
+    }
+  }
+
+  clearInvalid(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const entry = this.applied.get(key);
+      if (entry !== undefined)
+        entry.status.conditions = removeCondition(entry.status.conditions ?? [], 'Invalid');
+    }
+  }
+
+  list(kind?: ResourceKind): ResourceView[] {
+    const out: ResourceView[] = [];
+    for (const entry of this.applied.values()) {
+      const { resource } = entry;
+      if (kind !== undefined && resource.kind !== kind) continue;
+      out.push({
+        kind: resource.kind,
+        namespace: resource.metadata.namespace,
+        name: resource.metadata.name,
+        generation: entry.generation,
+        source: entry.source,
+        spec: resource.spec,
+        status: this.statusOf(entry),
+      });
+    }
+    return out.sort((a, b) =>
+      `${a.kind}/${a.namespace}/${a.name}`.localeCompare(`${b.kind}/${b.namespace}/${b.name}`),
+    );
+  }
+
+  private statusOf(entry: Applied): ResourceStatus {
+    if (entry.resource.kind !== 'MaxineService') return entry.status;
+    const counts = this.registry.counts(
+      entry.resource.metadata.namespace,
+      entry.resource.metadata.name,
+    );
+    if (counts === undefined) return entry.status;
+    return {
+      ...entry.status,
+      instances: counts,
+      ready: `${counts.passing + counts.warning}/${counts.total}`,
+    };
+  }
+
+  private applyToStores(resource: MaxineResource): void {
+    const { namespace, name } = resource.metadata;
+    switch (resource.kind) {
+      case 'MaxineService':
+        this.registry.upsertService(namespace, name, resource.spec);
+        break;
+      case 'MaxineIntention':
+        this.policy.setIntention(namespace, name, resource.spec);
+        break;
+      case 'MaxineACL':
+        this.policy.setAcl(namespace, name, resource.spec);
+        break;
+    }
+  }
+}

@@ -1,0 +1,468 @@
+/**
+ * The registry: services keyed by `namespace/name`, their instances and leases, and the
+ * cached discovery answer of each service. Pure: no timers, no sockets, no logging. Time
+ * comes from an injected clock, and every change leaves as an event through `emit`.
+ */
+import { createHash } from 'node:crypto';
+import { ServiceAnswer, splitDiscoverQuery } from '../../common/discovery.js';
+import { MaxineError } from '../../common/errors.js';
+import { serviceKey } from '../../common/names.js';
+import type { ServiceSpec } from '../../common/resources.js';
+import type {
+  DiscoverQuery,
+  EventType,
+  HeartbeatRequest,
+  Instance,
+  InstanceCounts,
+  RegisterRequest,
+  ServiceRef,
+  ServiceSummary,
+} from '../../common/wire.js';
+import type { Clock } from './clock.js';
+import type { InstanceRecord } from './instance.js';
+import { healthOf, leaseExpiry, toDiscovered, toInstance } from './instance.js';
+
+export interface RegistryEventDraft {
+  type: EventType;
+  service: ServiceRef;
+  instance?: Instance;
+  data?: Record<string, unknown>;
+}
+
+export interface RegistryOptions {
+  clock: Clock;
+  emit: (event: RegistryEventDraft) => void;
+  /** May a service that no resource declares be created by its first registration? */
+  allowUndeclared: boolean;
+  defaultTtlSeconds: number;
+  /** Grace between a lapsed lease (critical) and removal of the instance. */
+  defaultRemoveAfterSeconds: number;
+  /** Mass-expiry guard: removals stop while more than this fraction of leases has lapsed. */
+  massExpiryThreshold: number;
+  /** ...but only when at least this many instances hold a lease. */
+  massExpiryMinInstances: number;
+}
+
+interface ServiceEntry {
+  readonly namespace: string;
+  readonly name: string;
+  spec: ServiceSpec | undefined;
+  declared: boolean;
+  generation: number;
+  readonly instances: Map<string, InstanceRecord>;
+  /** Rebuilt lazily after any membership change; undefined means stale. */
+  answer: ServiceAnswer | undefined;
+}
+
+export interface SweepResult {
+  lapsed: number;
+  removed: number;
+  leased: number;
+  guardActive: boolean;
+}
+
+export interface RegisterResult {
+  instance: Instance;
+  created: boolean;
+}
+
+export class Registry {
+  private readonly services = new Map<string, ServiceEntry>();
+  private readonly instances = new Map<string, InstanceRecord>();
+  private guardActive = false;
+  private readonly loadOf = (id: string): number => this.instances.get(id)?.connections ?? 0;
+  readonly counters = { registrations: 0, heartbeats: 0, deregistrations: 0, evictions: 0 };
+
+  constructor(private readonly opts: RegistryOptions) {}
+
+  // ---- services (declared by resources) ----
+
+  /** Declares or updates a service from a MaxineService spec. */
+  upsertService(namespace: string, name: string, spec: ServiceSpec): void {
+    const existing = this.services.get(serviceKey(namespace, name));
+    const entry = existing ?? this.createEntry(namespace, name);
+    const previous = entry.spec;
+    entry.spec = spec;
+    entry.declared = true;
+    entry.generation += 1;
+    entry.answer = undefined;
+    const ref = { namespace, name };
+    this.opts.emit({
+      type: 'service_updated',
+      service: ref,
+      data: { declared: true, generation: entry.generation, blocked: spec.blocked ?? null },
+    });
+    this.emitConfigChange(ref, previous?.config, spec.config);
+  }
+
+  /** Removes a declaration. Registered instances stay (as undeclared) when that is allowed. */
+  removeService(namespace: string, name: string): void {
+    const key = serviceKey(namespace, name);
+    const entry = this.services.get(key);
+    if (entry === undefined || !entry.declared) return;
+    const ref = { namespace, name };
+    const previousConfig = entry.spec?.config;
+    entry.spec = undefined;
+    entry.declared = false;
+    entry.answer = undefined;
+    if (previousConfig !== undefined) this.opts.emit({ type: 'config_deleted', service: ref });
+    if (!this.opts.allowUndeclared || entry.instances.size === 0) {
+      for (const record of [...entry.instances.values()])
+        this.removeRecord(entry, record, 'service_deleted');
+      this.services.delete(key);
+      this.opts.emit({ type: 'service_deleted', service: ref, data: { declared: true } });
+    } else {
+      this.opts.emit({ type: 'service_updated', service: ref, data: { declared: false } });
+    }
+  }
+
+  // ---- instances (registrations) ----
+
+  register(req: RegisterRequest): RegisterResult {
+    const entry = this.serviceForRegistration(req.namespace, req.service);
+    const id = req.id ?? instanceId(req.namespace, req.service, req.host, req.port);
+    const existing = this.instances.get(id);
+    if (
+      existing !== undefined &&
+      (existing.namespace !== req.namespace || existing.service !== req.service)
+    ) {
+      throw new MaxineError(
+        'INSTANCE_CONFLICT',
+        `Instance id "${id}" belongs to service ${existing.namespace}/${existing.service}`,
+      );
+    }
+    const now = this.opts.clock.now();
+    const ttlSeconds =
+      req.ttlSeconds ?? entry.spec?.heartbeat?.ttlSeconds ?? this.opts.defaultTtlSeconds;
+    const record: InstanceRecord = {
+      id,
+      namespace: req.namespace,
+      service: req.service,
+      host: req.host,
+      port: req.port,
+      ports: req.ports,
+      version: req.version,
+      zone: req.zone,
+      datacenter: req.datacenter,
+      weight: req.weight,
+      metadata: req.metadata ?? {},
+      source: 'registration',
+      registeredAt: existing?.registeredAt ?? now,
+      lastHeartbeat: now,
+      ttlMs: ttlSeconds * 1000,
+      leaseLapsed: false,
+      ready: true,
+      check: existing?.check ?? { status: 'passing' },
+      connections: existing?.connections ?? 0,
+    };
+    entry.instances.set(id, record);
+    this.instances.set(id, record);
+    entry.answer = undefined;
+    this.counters.registrations += 1;
+    const instance = toInstance(record);
+    this.opts.emit({
+      type: 'service_registered',
+      service: { namespace: req.namespace, name: req.service },
+      instance,
+      data: { renewed: existing !== undefined },
+    });
+    return { instance, created: existing === undefined };
+  }
+
+  heartbeat(id: string, body: HeartbeatRequest): Instance {
+    const record = this.instances.get(id);
+    if (record === undefined)
+      throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    const before = healthOf(record).status;
+    record.lastHeartbeat = this.opts.clock.now();
+    record.leaseLapsed = false;
+    if (body.status !== undefined) {
+      record.check =
+        body.output === undefined
+          ? { status: body.status }
+          : { status: body.status, output: body.output };
+    }
+    if (body.connections !== undefined) record.connections = body.connections;
+    this.counters.heartbeats += 1;
+    this.afterHealthChange(record, before);
+    const instance = toInstance(record);
+    this.opts.emit({ type: 'service_heartbeat', service: refOf(record), instance });
+    return instance;
+  }
+
+  deregister(id: string): void {
+    const record = this.instances.get(id);
+    if (record === undefined)
+      throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    const entry = this.services.get(serviceKey(record.namespace, record.service));
+    if (entry !== undefined) this.removeRecord(entry, record, 'deregistered');
+    this.counters.deregistrations += 1;
+  }
+
+  getInstance(id: string): Instance | undefined {
+    const record = this.instances.get(id);
+    return record && toInstance(record);
+  }
+
+  // ---- leases ----
+
+  /**
+   * Marks lapsed leases critical and removes instances whose grace has passed, unless the
+   * mass-expiry guard holds: when more than the threshold of leases lapsed at once, the
+   * likelier cause is a partition between the registry and its clients, so removals stop
+   * (as Eureka's self-preservation) until heartbeats come back.
+   */
+  sweep(): SweepResult {
+    const now = this.opts.clock.now();
+    let leased = 0;
+    let lapsed = 0;
+    const due: InstanceRecord[] = [];
+    for (const record of this.instances.values()) {
+      const expiry = leaseExpiry(record);
+      if (expiry === undefined) continue;
+      leased += 1;
+      if (now <= expiry) continue;
+      lapsed += 1;
+      if (!record.leaseLapsed) {
+        const before = healthOf(record).status;
+        record.leaseLapsed = true;
+        this.afterHealthChange(record, before);
+      }
+      const entry = this.services.get(serviceKey(record.namespace, record.service));
+      const grace =
+        (entry?.spec?.heartbeat?.removeAfterSeconds ?? this.opts.defaultRemoveAfterSeconds) * 1000;
+      if (now > expiry + grace) due.push(record);
+    }
+    this.guardActive =
+      leased >= this.opts.massExpiryMinInstances &&
+      lapsed / Math.max(leased, 1) > this.opts.massExpiryThreshold;
+    let removed = 0;
+    if (!this.guardActive) {
+      for (const record of due) {
+        const entry = this.services.get(serviceKey(record.namespace, record.service));
+        if (entry !== undefined) this.removeRecord(entry, record, 'expired');
+        removed += 1;
+      }
+      this.counters.evictions += removed;
+    }
+    return { lapsed, removed, leased, guardActive: this.guardActive };
+  }
+
+  get massExpiryGuardActive(): boolean {
+    return this.guardActive;
+  }
+
+  // ---- discovery ----
+
+  /** The answer bytes for a discovery request. O(1) in the number of services. */
+  discover(namespace: string, name: string, query: DiscoverQuery): Buffer {
+    const entry = this.services.get(serviceKey(namespace, name));
+    if (entry === undefined)
+      throw new MaxineError('SERVICE_NOT_FOUND', `Service ${namespace}/${name} is not registered`);
+    const blocked = entry.spec?.blocked;
+    if (blocked?.discovery === true) {
+      throw new MaxineError(
+        'SERVICE_BLOCKED',
+        `Discovery of ${namespace}/${name} is blocked: ${blocked.reason}`,
+        {
+          reason: blocked.reason,
+        },
+      );
+    }
+    const { filter, pick, all } = splitDiscoverQuery(query);
+    const answer = this.answerOf(entry);
+    return all ? answer.all(filter) : answer.pick(filter, pick);
+  }
+
+  // ---- reads ----
+
+  listServices(namespace?: string): ServiceSummary[] {
+    const out: ServiceSummary[] = [];
+    for (const entry of this.services.values()) {
+      if (namespace !== undefined && entry.namespace !== namespace) continue;
+      out.push(summaryOf(entry));
+    }
+    return out.sort((a, b) =>
+      (a.namespace + '/' + a.name).localeCompare(b.namespace + '/' + b.name),
+    );
+  }
+
+  getService(
+    namespace: string,
+    name: string,
+  ):
+    | (ServiceSummary & { spec?: ServiceSpec; instances: InstanceCounts; items: Instance[] })
+    | undefined {
+    const entry = this.services.get(serviceKey(namespace, name));
+    if (entry === undefined) return undefined;
+    return {
+      ...summaryOf(entry),
+      ...(entry.spec && { spec: entry.spec }),
+      items: [...entry.instances.values()].map(toInstance),
+    };
+  }
+
+  /** All instances of one service, for snapshots. */
+  instancesOf(namespace: string, name: string): Instance[] {
+    const entry = this.services.get(serviceKey(namespace, name));
+    return entry === undefined ? [] : [...entry.instances.values()].map(toInstance);
+  }
+
+  counts(namespace: string, name: string): InstanceCounts | undefined {
+    const entry = this.services.get(serviceKey(namespace, name));
+    return entry && countsOf(entry);
+  }
+
+  stats(): { services: number; declared: number; instances: InstanceCounts } {
+    const instances: InstanceCounts = { total: 0, passing: 0, warning: 0, critical: 0 };
+    for (const record of this.instances.values()) {
+      instances.total += 1;
+      instances[healthOf(record).status] += 1;
+    }
+    let declared = 0;
+    for (const entry of this.services.values()) if (entry.declared) declared += 1;
+    return { services: this.services.size, declared, instances };
+  }
+
+  // ---- internals ----
+
+  private createEntry(namespace: string, name: string): ServiceEntry {
+    const entry: ServiceEntry = {
+      namespace,
+      name,
+      spec: undefined,
+      declared: false,
+      generation: 0,
+      instances: new Map(),
+      answer: undefined,
+    };
+    this.services.set(serviceKey(namespace, name), entry);
+    return entry;
+  }
+
+  private serviceForRegistration(namespace: string, name: string): ServiceEntry {
+    const entry = this.services.get(serviceKey(namespace, name));
+    if (entry === undefined) {
+      if (!this.opts.allowUndeclared) {
+        throw new MaxineError(
+          'SERVICE_NOT_DECLARED',
+          `Service ${namespace}/${name} is not declared by a MaxineService, and undeclared registration is off`,
+        );
+      }
+      const created = this.createEntry(namespace, name);
+      this.opts.emit({
+        type: 'service_updated',
+        service: { namespace, name },
+        data: { declared: false },
+      });
+      return created;
+    }
+    const blocked = entry.spec?.blocked;
+    if (blocked?.registration === true) {
+      throw new MaxineError(
+        'SERVICE_BLOCKED',
+        `Registration to ${namespace}/${name} is blocked: ${blocked.reason}`,
+        {
+          reason: blocked.reason,
+        },
+      );
+    }
+    return entry;
+  }
+
+  private answerOf(entry: ServiceEntry): ServiceAnswer {
+    if (entry.answer === undefined) {
+      const healthy = [...entry.instances.values()]
+        .filter((r) => healthOf(r).status !== 'critical')
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        .map(toDiscovered);
+      entry.answer = new ServiceAnswer(healthy, entry.spec, this.loadOf);
+    }
+    return entry.answer;
+  }
+
+  private afterHealthChange(record: InstanceRecord, before: string): void {
+    const after = healthOf(record).status;
+    if (after === before) return;
+    const entry = this.services.get(serviceKey(record.namespace, record.service));
+    if (entry !== undefined) entry.answer = undefined;
+    this.opts.emit({
+      type: after === 'passing' ? 'service_healthy' : 'service_unhealthy',
+      service: refOf(record),
+      instance: toInstance(record),
+      data: { status: after, previous: before },
+    });
+  }
+
+  private removeRecord(entry: ServiceEntry, record: InstanceRecord, reason: string): void {
+    entry.instances.delete(record.id);
+    this.instances.delete(record.id);
+    entry.answer = undefined;
+    this.opts.emit({
+      type: 'service_deregistered',
+      service: refOf(record),
+      instance: toInstance(record),
+      data: { reason },
+    });
+    if (!entry.declared && entry.instances.size === 0) {
+      this.services.delete(serviceKey(entry.namespace, entry.name));
+      this.opts.emit({
+        type: 'service_deleted',
+        service: refOf(record),
+        data: { declared: false },
+      });
+    }
+  }
+
+  private emitConfigChange(
+    service: ServiceRef,
+    before: Record<string, string> | undefined,
+    after: Record<string, string> | undefined,
+  ): void {
+    if (after === undefined) {
+      if (before !== undefined) this.opts.emit({ type: 'config_deleted', service });
+      return;
+    }
+    if (before === undefined || !sameRecord(before, after)) {
+      this.opts.emit({ type: 'config_changed', service, data: { config: after } });
+    }
+  }
+}
+
+function refOf(r: InstanceRecord): ServiceRef {
+  return { namespace: r.namespace, name: r.service };
+}
+
+function countsOf(entry: ServiceEntry): InstanceCounts {
+  const counts: InstanceCounts = { total: 0, passing: 0, warning: 0, critical: 0 };
+  for (const record of entry.instances.values()) {
+    counts.total += 1;
+    counts[healthOf(record).status] += 1;
+  }
+  return counts;
+}
+
+function summaryOf(entry: ServiceEntry): ServiceSummary {
+  const blocked = entry.spec?.blocked;
+  return {
+    namespace: entry.namespace,
+    name: entry.name,
+    declared: entry.declared,
+    ...(blocked && { blocked }),
+    instances: countsOf(entry),
+  };
+}
+
+function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => a[k] === b[k]);
+}
+
+/** A stable id, so that re-registering the same endpoint renews it instead of duplicating it. */
+export function instanceId(namespace: string, service: string, host: string, port: number): string {
+  const digest = createHash('sha256')
+    .update(`${namespace}/${service}/${host}:${port}`)
+    .digest('hex');
+  return `${service}-${digest.slice(0, 16)}`;
+}

@@ -1,0 +1,166 @@
+/**
+ * Standalone mode's source: a folder of resource YAML, watched. Changes are batched for a
+ * short debounce, applied in order (one batch at a time), and reported: a broken file is
+ * logged with file, field and problem, listed by `GET /api/v1/resources`, and changes nothing
+ * that was valid before.
+ */
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { watch } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
+import type { Reconciler } from '../reconciler.js';
+import type { Logger } from '../telemetry/logger.js';
+import { FolderState } from './folder-state.js';
+import type { FileProblem } from './folder-state.js';
+import { parseResourceFile } from './parse.js';
+
+const YAML_RE = /\.ya?ml$/i;
+
+export interface FolderSourceOptions {
+  dir: string;
+  reconciler: Reconciler;
+  logger: Logger;
+  debounceMs?: number;
+}
+
+export class FolderSource {
+  private readonly state = new FolderState();
+  private readonly pending = new Set<string>();
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private conflicts: FileProblem[] = [];
+  private synced = false;
+
+  private readonly opts: FolderSourceOptions;
+
+  constructor(opts: FolderSourceOptions) {
+    this.opts = { ...opts, dir: resolve(opts.dir) };
+  }
+
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  problems(): FileProblem[] {
+    return [...this.state.fileProblems(), ...this.conflicts];
+  }
+
+  /** Reads every file once, applies them, then watches for changes. */
+  async start(): Promise<void> {
+    const info = await stat(this.opts.dir).catch(() => undefined);
+    if (info === undefined || !info.isDirectory()) {
+      throw new Error(`Resource folder "${this.opts.dir}" does not exist or is not a folder`);
+    }
+    for (const file of await listYaml(this.opts.dir)) this.pending.add(file);
+    await this.flush();
+    this.watcher = watch(this.opts.dir, { ignoreInitial: true, persistent: true, depth: 8 });
+    const onChange = (path: string): void => {
+      if (!YAML_RE.test(path)) return;
+      this.pending.add(path);
+      this.schedule();
+    };
+    this.watcher.on('add', onChange).on('change', onChange).on('unlink', onChange);
+    this.watcher.on('unlinkDir', () => {
+      for (const file of this.knownFiles()) this.pending.add(file);
+      this.schedule();
+    });
+    this.watcher.on('error', (err) =>
+      this.opts.logger.error({ err, dir: this.opts.dir }, 'resource folder watch failed'),
+    );
+    await new Promise<void>((resolve) => this.watcher?.once('ready', () => resolve()));
+    this.synced = true;
+    this.opts.logger.info(
+      { dir: this.opts.dir, objects: this.opts.reconciler.list().length },
+      'resource folder synced',
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    await this.watcher?.close();
+    await this.chain;
+  }
+
+  /** Applies all pending file changes; resolves when they are in the registry. */
+  flush(): Promise<void> {
+    this.chain = this.chain
+      .then(() => this.applyPending())
+      .catch((err: unknown) => {
+        this.opts.logger.error({ err }, 'applying resource folder changes failed');
+      });
+    return this.chain;
+  }
+
+  private knownFiles(): string[] {
+    return [
+      ...this.state.fileProblems().map((p) => p.file),
+      ...[...this.state.declared().objects.values()].map((o) => o.file),
+    ];
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.flush(), this.opts.debounceMs ?? 50);
+  }
+
+  private async applyPending(): Promise<void> {
+    const files = [...this.pending];
+    this.pending.clear();
+    for (const file of files) {
+      const text = await readFile(file, 'utf8').catch(() => undefined);
+      const name = relative(this.opts.dir, file) || file;
+      if (text === undefined) {
+        this.state.remove(file);
+        this.opts.logger.info({ file: name }, 'resource file removed');
+        continue;
+      }
+      const parsed = parseResourceFile(text);
+      const problem = this.state.update(file, parsed);
+      if (problem !== undefined) this.report(name, problem);
+      else
+        this.opts.logger.debug(
+          { file: name, objects: parsed.objects.length, skipped: parsed.skipped },
+          'resource file read',
+        );
+    }
+    const { objects, conflicts } = this.state.declared();
+    this.conflicts = conflicts;
+    for (const conflict of conflicts) this.report(relative(this.opts.dir, conflict.file), conflict);
+    const { applied, deleted } = this.opts.reconciler.replaceAll(objects);
+    const brokenFiles = new Set(this.state.fileProblems().map((p) => p.file));
+    const stale: string[] = [];
+    const fresh: string[] = [];
+    for (const [key, { file }] of objects) (brokenFiles.has(file) ? stale : fresh).push(key);
+    this.opts.reconciler.markInvalid(
+      stale,
+      'The source file is invalid now; its last valid version stays in force',
+    );
+    this.opts.reconciler.clearInvalid(fresh);
+    if (applied + deleted > 0) this.opts.logger.info({ applied, deleted }, 'resources reconciled');
+  }
+
+  private report(file: string, problem: FileProblem): void {
+    for (const issue of problem.issues) {
+      this.opts.logger.warn(
+        {
+          file,
+          document: issue.document,
+          object: issue.object,
+          field: issue.path,
+          problem: issue.message,
+          keptPrevious: problem.keptPrevious,
+        },
+        `invalid resource in ${file}${issue.path ? ` at ${issue.path}` : ''}: ${issue.message}`,
+      );
+    }
+  }
+}
+
+async function listYaml(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && YAML_RE.test(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}

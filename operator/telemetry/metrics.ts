@@ -1,0 +1,136 @@
+/**
+ * Prometheus metrics, all prefixed `maxine_`. Registry-derived figures are read at scrape
+ * time (collect callbacks), so the request paths pay nothing for them.
+ */
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry as PromRegistry,
+  collectDefaultMetrics,
+} from 'prom-client';
+import type { EventLog } from '../events/log.js';
+import type { Registry } from '../registry/registry.js';
+
+export interface MetricsSources {
+  registry: Registry;
+  events: EventLog;
+  resourceProblems: () => number;
+}
+
+export interface Metrics {
+  readonly prom: PromRegistry;
+  /** Request latency, labelled by route template, method and status. */
+  readonly http: Histogram<'route' | 'method' | 'status'>;
+  /** A pre-labelled observer for the discovery hot path (label lookup once per status). */
+  discoverObserver(status: number): (seconds: number) => void;
+}
+
+const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+];
+
+export function createMetrics(sources: MetricsSources): Metrics {
+  const prom = new PromRegistry();
+  collectDefaultMetrics({ register: prom, prefix: 'maxine_' });
+  const { registry, events } = sources;
+
+  new Gauge({
+    name: 'maxine_services',
+    help: 'Services in the registry, by whether a resource declares them',
+    labelNames: ['declared'],
+    registers: [prom],
+    collect() {
+      const s = registry.stats();
+      this.set({ declared: 'true' }, s.declared);
+      this.set({ declared: 'false' }, s.services - s.declared);
+    },
+  });
+  new Gauge({
+    name: 'maxine_instances',
+    help: 'Registered instances by health status',
+    labelNames: ['health'],
+    registers: [prom],
+    collect() {
+      const { instances } = registry.stats();
+      for (const health of ['passing', 'warning', 'critical'] as const)
+        this.set({ health }, instances[health]);
+    },
+  });
+  const totals = [
+    ['maxine_registrations_total', 'Instance registrations (new and renewed)', 'registrations'],
+    ['maxine_heartbeats_total', 'Heartbeats accepted', 'heartbeats'],
+    ['maxine_deregistrations_total', 'Instances deregistered by their owner', 'deregistrations'],
+    ['maxine_evictions_total', 'Instances removed after their lease lapsed', 'evictions'],
+  ] as const;
+  for (const [name, help, field] of totals) {
+    new Counter({
+      name,
+      help,
+      registers: [prom],
+      collect() {
+        this.reset();
+        this.inc(registry.counters[field]);
+      },
+    });
+  }
+  new Gauge({
+    name: 'maxine_mass_expiry_guard_active',
+    help: '1 while the mass-expiry guard holds back evictions',
+    registers: [prom],
+    collect() {
+      this.set(registry.massExpiryGuardActive ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'maxine_event_sequence',
+    help: 'Sequence number of the last stored event',
+    registers: [prom],
+    collect() {
+      this.set(events.lastSeq);
+    },
+  });
+  new Gauge({
+    name: 'maxine_event_subscribers',
+    help: 'Open event-stream connections',
+    registers: [prom],
+    collect() {
+      this.set(events.subscribers);
+    },
+  });
+  new Gauge({
+    name: 'maxine_resource_problems',
+    help: 'Resource files or objects that failed validation',
+    registers: [prom],
+    collect() {
+      this.set(sources.resourceProblems());
+    },
+  });
+
+  const http = new Histogram({
+    name: 'maxine_http_request_duration_seconds',
+    help: 'HTTP request handling time by route template',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [prom],
+  });
+
+  const discoverChildren = new Map<number, (seconds: number) => void>();
+  return {
+    prom,
+    http,
+    discoverObserver(status) {
+      let observe = discoverChildren.get(status);
+      if (observe === undefined) {
+        const child = http.labels({
+          route: '/api/v1/discover/:namespace/:name',
+          method: 'GET',
+          status: String(status),
+        });
+        observe = (seconds) => child.observe(seconds);
+        discoverChildren.set(status, observe);
+      }
+      return observe;
+    },
+  };
+}
