@@ -6,7 +6,7 @@
  * registry and the sidecar's local copy, so both answer alike.
  */
 import { createBalancer, needsKey, SmoothWeighted } from './lb/index.js';
-import type { Balancer, Endpoint } from './lb/index.js';
+import type { Balancer, BalancerOptions, Endpoint } from './lb/index.js';
 import { MaxineError } from './errors.js';
 import type { ServiceSpec, Strategy } from './resources.js';
 import type { DiscoveredInstance, DiscoverQuery } from './wire.js';
@@ -43,6 +43,7 @@ class Subset {
   constructor(
     candidates: readonly Candidate[],
     private readonly load: ((id: string) => number) | undefined,
+    private readonly options: BalancerOptions,
     versions?: readonly { name: string; weight: number }[],
   ) {
     this.candidates = candidates;
@@ -52,7 +53,7 @@ class Subset {
       for (const v of versions) {
         const members = candidates.filter((c) => c.view.version === v.name);
         if (members.length === 0 || v.weight <= 0) continue;
-        groups.set(v.name, new Subset(members, load));
+        groups.set(v.name, new Subset(members, load, options));
         weighted.push({ item: v.name, weight: v.weight });
       }
       // No declared version has a healthy instance: route to whatever is healthy rather
@@ -79,7 +80,7 @@ class Subset {
     }
     let balancer = this.balancers.get(strategy);
     if (balancer === undefined) {
-      balancer = createBalancer(strategy, this.candidates);
+      balancer = createBalancer(strategy, this.candidates, this.options);
       this.balancers.set(strategy, balancer);
     }
     return balancer.pick({
@@ -98,6 +99,7 @@ export class ServiceAnswer {
   private readonly root: Subset;
   private readonly subsets = new Map<string, Subset>();
   readonly defaultStrategy: Strategy;
+  private readonly options: BalancerOptions;
 
   constructor(
     instances: readonly DiscoveredInstance[],
@@ -106,7 +108,8 @@ export class ServiceAnswer {
   ) {
     const candidates = instances.map(toCandidate);
     this.defaultStrategy = spec?.loadBalancing?.strategy ?? 'round-robin';
-    this.root = new Subset(candidates, load, spec?.versions);
+    this.options = { virtualNodes: spec?.loadBalancing?.virtualNodes };
+    this.root = new Subset(candidates, load, this.options, spec?.versions);
   }
 
   get size(): number {
@@ -140,6 +143,7 @@ export class ServiceAnswer {
       subset = new Subset(
         members,
         this.load,
+        this.options,
         filter.version === undefined ? this.spec?.versions : undefined,
       );
       this.subsets.set(key, subset);

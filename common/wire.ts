@@ -117,19 +117,19 @@ const boolString = z.enum(['true', 'false']).transform((v) => v === 'true');
  * Discovery query. `zone`, `datacenter`, `version` and `meta.KEY` filter; `localZone` and
  * `localDatacenter` are the caller's locality for the locality-aware strategy.
  */
-export const discoverQuerySchema = z
-  .object({
-    strategy: z.enum(STRATEGIES).optional(),
-    key: z.string().min(1).max(1024).optional(),
-    version: shortText.optional(),
-    zone: shortText.optional(),
-    datacenter: shortText.optional(),
-    localZone: shortText.optional(),
-    localDatacenter: shortText.optional(),
-    all: boolString.optional(),
-  })
-  .catchall(z.string().max(1024));
-export type DiscoverQuery = z.infer<typeof discoverQuerySchema>;
+const knownDiscoverQuerySchema = z.object({
+  strategy: z.enum(STRATEGIES).optional(),
+  key: z.string().min(1).max(1024).optional(),
+  version: shortText.optional(),
+  zone: shortText.optional(),
+  datacenter: shortText.optional(),
+  localZone: shortText.optional(),
+  localDatacenter: shortText.optional(),
+  all: boolString.optional(),
+});
+export const discoverQuerySchema = knownDiscoverQuerySchema.catchall(z.string().max(1024));
+/** The parsed query; extra keys are checked by splitDiscoverQuery (only `meta.KEY` may pass). */
+export type DiscoverQuery = z.infer<typeof knownDiscoverQuerySchema> & { [meta: `meta.${string}`]: string };
 
 export const EVENT_TYPES = [
   'service_registered',

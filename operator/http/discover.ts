@@ -96,5 +96,5 @@ function parseQuery(search: string): DiscoverQuery {
   }
   const parsed = discoverQuerySchema.safeParse(raw);
   if (!parsed.success) throw validationError('query', parsed.error);
-  return parsed.data;
+  return parsed.data as DiscoverQuery;
 }

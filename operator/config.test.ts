@@ -1,0 +1,41 @@
+import { describe, expect, it } from '@jest/globals';
+import { loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    expect(loadConfig([], {})).toMatchObject({
+      port: 7710,
+      host: '127.0.0.1',
+      resources: 'examples',
+      allowUndeclared: true,
+    });
+  });
+  it.each([
+    [
+      'flags',
+      ['--port', '9000', '--host', '0.0.0.0', '--resources', '/etc/maxine'],
+      {},
+      { port: 9000, host: '0.0.0.0', resources: '/etc/maxine' },
+    ],
+    [
+      'environment',
+      [],
+      { MAXINE_PORT: '9001', MAXINE_RESOURCES: 'r', MAXINE_ALLOW_UNDECLARED: 'false' },
+      { port: 9001, resources: 'r', allowUndeclared: false },
+    ],
+    ['flags over environment', ['--port', '9002'], { MAXINE_PORT: '9001' }, { port: 9002 }],
+    ['--disallow-undeclared', ['--disallow-undeclared'], {}, { allowUndeclared: false }],
+  ])('reads %s', (_name, argv, env, expected) => {
+    expect(loadConfig(argv, env)).toMatchObject(expected);
+  });
+  it.each([
+    ['a port out of range', ['--port', '70000'], /port/],
+    ['a non-boolean', ['--allow-undeclared', 'maybe'], /allowUndeclared/],
+    ['an unknown flag', ['--colour', 'blue'], /colour/],
+  ])('refuses %s', (_name, argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+  it('answers --help', () => {
+    expect(loadConfig(['--help'], {})).toBe('help');
+  });
+});
