@@ -18,6 +18,8 @@ const common = {
 };
 
 export default {
+  // Integration tests start real servers and the hostile-input run is long; unit tests are fast anyway.
+  testTimeout: 120_000,
   projects: [
     {
       ...common,

@@ -8,7 +8,9 @@ import { validationError } from '../common/errors.js';
 
 const bool = z.union([
   z.boolean(),
-  z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .transform((v) => v === 'true' || v === '1' || v === 'yes'),
 ]);
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 

@@ -96,26 +96,34 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   return {
     handleUpgrade(req, socket, head) {
       try {
-        const url = new URL(req.url ?? '/', 'http://localhost');
-        if (url.pathname !== EVENTS_PATH)
+        const target = req.url ?? '/';
+        const q = target.indexOf('?');
+        const pathname = q === -1 ? target : target.slice(0, q);
+        if (pathname !== EVENTS_PATH) {
           throw new MaxineError(
             'ROUTE_NOT_FOUND',
-            `No WebSocket endpoint ${url.pathname.slice(0, 256)}`,
+            `No WebSocket endpoint ${pathname.slice(0, 256)}`,
           );
-        const raw = Object.fromEntries(url.searchParams);
-        if ([...url.searchParams.keys()].length !== Object.keys(raw).length) {
+        }
+        const params = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
+        const raw = Object.fromEntries(params);
+        if ([...params.keys()].length !== Object.keys(raw).length) {
           throw new MaxineError('VALIDATION_FAILED', 'A query parameter is given twice');
         }
         const parsed = eventsQuerySchema.safeParse(raw);
         if (!parsed.success) throw validationError('query', parsed.error);
-        const q = parsed.data;
-        const filter = new EventFilter(q.services, q.types);
+        const query = parsed.data;
+        const filter = new EventFilter(query.services, query.types);
         wss.handleUpgrade(req, socket, head, (ws) => {
           deps.logger.info(
-            { services: q.services ?? ['*/*'], types: q.types ?? 'all', since: q.since },
+            {
+              services: query.services ?? ['*/*'],
+              types: query.types ?? 'all',
+              since: query.since,
+            },
             'event subscriber connected',
           );
-          serve(ws, filter, q.since, q.snapshot === true);
+          serve(ws, filter, query.since, query.snapshot === true);
         });
       } catch (err) {
         rejectUpgrade(socket, toMaxineError(err));
