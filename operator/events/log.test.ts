@@ -76,7 +76,7 @@ describe('EventFilter', () => {
       'resync always passes',
       ['x/y'],
       ['config_changed'],
-      { seq: 1, type: 'resync', time: '' } as MaxineEvent,
+      { seq: 1, type: 'resync', time: '' },
       true,
     ],
   ] as const)('%s', (_name, services, types, event, expected) => {

@@ -15,7 +15,7 @@ import type { Registry } from '../registry/registry.js';
 import { toMaxineError } from './errors.js';
 
 export const DISCOVER_PREFIX = '/api/v1/discover/';
-const EMPTY_QUERY: DiscoverQuery = Object.freeze({}) as DiscoverQuery;
+const EMPTY_QUERY: DiscoverQuery = Object.freeze({});
 
 export interface DiscoverDeps {
   registry: Registry;
@@ -96,5 +96,5 @@ function parseQuery(search: string): DiscoverQuery {
   }
   const parsed = discoverQuerySchema.safeParse(raw);
   if (!parsed.success) throw validationError('query', parsed.error);
-  return parsed.data as DiscoverQuery;
+  return parsed.data;
 }

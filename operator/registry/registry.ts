@@ -134,27 +134,7 @@ export class Registry {
     const now = this.opts.clock.now();
     const ttlSeconds =
       req.ttlSeconds ?? entry.spec?.heartbeat?.ttlSeconds ?? this.opts.defaultTtlSeconds;
-    const record: InstanceRecord = {
-      id,
-      namespace: req.namespace,
-      service: req.service,
-      host: req.host,
-      port: req.port,
-      ports: req.ports,
-      version: req.version,
-      zone: req.zone,
-      datacenter: req.datacenter,
-      weight: req.weight,
-      metadata: req.metadata ?? {},
-      source: 'registration',
-      registeredAt: existing?.registeredAt ?? now,
-      lastHeartbeat: now,
-      ttlMs: ttlSeconds * 1000,
-      leaseLapsed: false,
-      ready: true,
-      check: existing?.check ?? { status: 'passing' },
-      connections: existing?.connections ?? 0,
-    };
+    const record = recordOf(req, id, { now, ttlMs: ttlSeconds * 1000, existing });
     entry.instances.set(id, record);
     this.instances.set(id, record);
     entry.answer = undefined;
@@ -427,6 +407,35 @@ export class Registry {
       this.opts.emit({ type: 'config_changed', service, data: { config: after } });
     }
   }
+}
+
+/** A registration's record; a renewal keeps the first registration time, check result and load. */
+function recordOf(
+  req: RegisterRequest,
+  id: string,
+  at: { now: number; ttlMs: number; existing: InstanceRecord | undefined },
+): InstanceRecord {
+  return {
+    id,
+    namespace: req.namespace,
+    service: req.service,
+    host: req.host,
+    port: req.port,
+    ports: req.ports,
+    version: req.version,
+    zone: req.zone,
+    datacenter: req.datacenter,
+    weight: req.weight,
+    metadata: req.metadata ?? {},
+    source: 'registration',
+    registeredAt: at.existing?.registeredAt ?? at.now,
+    lastHeartbeat: at.now,
+    ttlMs: at.ttlMs,
+    leaseLapsed: false,
+    ready: true,
+    check: at.existing?.check ?? { status: 'passing' },
+    connections: at.existing?.connections ?? 0,
+  };
 }
 
 function refOf(r: InstanceRecord): ServiceRef {

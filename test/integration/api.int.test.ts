@@ -141,7 +141,7 @@ describe('error catalog', () => {
       'VALIDATION_FAILED',
     ],
   ] as const)('%s', async (_name, method, path, body, headers, status, code) => {
-    const res = await raw(method, path, body, headers as Record<string, string>);
+    const res = await raw(method, path, body, headers);
     expect(res.status).toBe(status);
     expect(res.json.error.code).toBe(code);
     expect(typeof res.json.error.message).toBe('string');
