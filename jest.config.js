@@ -20,6 +20,7 @@ const common = {
 export default {
   // Integration tests start real servers and the hostile-input run is long; unit tests are fast anyway.
   testTimeout: 120_000,
+  reporters: ['default', '<rootDir>/test/totals-reporter.js'],
   projects: [
     {
       ...common,

@@ -129,7 +129,9 @@ const knownDiscoverQuerySchema = z.object({
 });
 export const discoverQuerySchema = knownDiscoverQuerySchema.catchall(z.string().max(1024));
 /** The parsed query; extra keys are checked by splitDiscoverQuery (only `meta.KEY` may pass). */
-export type DiscoverQuery = z.infer<typeof knownDiscoverQuerySchema> & { [meta: `meta.${string}`]: string };
+export type DiscoverQuery = z.infer<typeof knownDiscoverQuerySchema> & {
+  [meta: `meta.${string}`]: string;
+};
 
 export const EVENT_TYPES = [
   'service_registered',
