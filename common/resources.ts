@@ -16,9 +16,9 @@ export const API_VERSION = 'v1alpha1';
 export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
 
 /**
- * A CEL rule. Field names that are CEL reserved words must be escaped the Kubernetes way
- * (`namespace` is `self.__namespace__`), and names with `_`, `.`, `-` or `/` too (see
- * https://kubernetes.io/docs/reference/using-api/cel/#escaping).
+ * A CEL rule. Field names that are CEL reserved words are written escaped (`namespace` is
+ * `self.__namespace__`): API servers before 1.31 accept only that form, later ones both. Names
+ * with `_`, `.`, `-` or `/` are escaped too (https://kubernetes.io/docs/reference/using-api/cel/).
  */
 type Cel = { rule: string; message: string };
 const cel = (...rules: Cel[]) => ({ 'x-kubernetes-validations': rules });
