@@ -5,7 +5,7 @@
  * discovery request costs a map lookup, a pick and a socket write. Shared by the operator's
  * registry and the sidecar's local copy, so both answer alike.
  */
-import { createBalancer, needsKey, SmoothWeighted } from './lb/index.js';
+import { createBalancer, murmur3, needsKey, SmoothWeighted } from './lb/index.js';
 import type { Balancer, BalancerOptions, Endpoint } from './lb/index.js';
 import { MaxineError } from './errors.js';
 import type { ServiceSpec, Strategy } from './resources.js';
@@ -30,6 +30,8 @@ export interface PickRequest {
   key?: string;
   localZone?: string;
   localDatacenter?: string;
+  /** Resolves the service's `loadBalancing.hashKey` source when no `key` is given. */
+  keyFrom?: (source: string) => string | undefined;
 }
 
 /** Everything a single subset needs: candidates, balancers per strategy, the version split. */
@@ -39,6 +41,8 @@ class Subset {
   private readonly balancers = new Map<Strategy, Balancer<Candidate>>();
   private readonly versionGroups: Map<string, Subset> | undefined;
   private readonly versionSplit: SmoothWeighted<string> | undefined;
+  /** Versions with their cumulative weights, for a key-sticky split. */
+  private readonly versionRanges: { name: string; upTo: number }[] = [];
 
   constructor(
     candidates: readonly Candidate[],
@@ -52,9 +56,14 @@ class Subset {
       const weighted: { item: string; weight: number }[] = [];
       for (const v of versions) {
         const members = candidates.filter((c) => c.view.version === v.name);
-        if (members.length === 0 || v.weight <= 0) continue;
+        // A version whose instances are all drained (weight 0) cannot take traffic.
+        if (v.weight <= 0 || !members.some((c) => c.weight > 0)) continue;
         groups.set(v.name, new Subset(members, load, options));
         weighted.push({ item: v.name, weight: v.weight });
+        this.versionRanges.push({
+          name: v.name,
+          upTo: (this.versionRanges.at(-1)?.upTo ?? 0) + v.weight,
+        });
       }
       // No declared version has a healthy instance: route to whatever is healthy rather
       // than answer "none" (documented in docs/api.md, "Version weights").
@@ -63,6 +72,12 @@ class Subset {
         this.versionSplit = new SmoothWeighted(weighted);
       }
     }
+  }
+
+  private versionForKey(key: string): string | undefined {
+    const total = this.versionRanges.at(-1)?.upTo ?? 0;
+    const point = murmur3(key, 0x9e3779b9) % total;
+    return this.versionRanges.find((r) => point < r.upTo)?.name;
   }
 
   all(): Buffer {
@@ -74,7 +89,9 @@ class Subset {
 
   pick(strategy: Strategy, req: PickRequest): Candidate | undefined {
     if (this.versionSplit !== undefined && this.versionGroups !== undefined) {
-      const version = this.versionSplit.next();
+      // With a key the version is chosen by the key too, so a session sticks across the split.
+      const version =
+        req.key !== undefined ? this.versionForKey(req.key) : this.versionSplit.next();
       const group = version === undefined ? undefined : this.versionGroups.get(version);
       return group?.pick(strategy, req);
     }
@@ -119,17 +136,28 @@ export class ServiceAnswer {
   /** One instance as `{"instance":...}` bytes, or a MaxineError when none fits. */
   pick(filter: DiscoveryFilter, req: PickRequest): Buffer {
     const strategy = req.strategy ?? this.defaultStrategy;
-    if (needsKey(strategy) && req.key === undefined) {
-      throw new MaxineError('HASH_KEY_REQUIRED', `Strategy "${strategy}" needs a key: pass ?key=`);
+    let key = req.key;
+    if (needsKey(strategy) && key === undefined) {
+      const source = this.spec?.loadBalancing?.hashKey;
+      key = source === undefined ? undefined : req.keyFrom?.(source);
+      if (key === undefined) {
+        throw new MaxineError(
+          'HASH_KEY_REQUIRED',
+          `Strategy "${strategy}" needs a key: pass ?key=${source === undefined ? '' : ` or send ${source}`}`,
+        );
+      }
     }
-    const chosen = this.subset(filter).pick(strategy, req);
+    const chosen = this.subset(filter).pick(strategy, key === req.key ? req : { ...req, key });
     if (chosen === undefined) throw new MaxineError('NO_HEALTHY_INSTANCE', noneMessage(filter));
     return chosen.body;
   }
 
   /** Every healthy instance that passes the filter as `{"instances":[...]}` bytes. */
   all(filter: DiscoveryFilter): Buffer {
-    return this.subset(filter).all();
+    const subset = this.subset(filter);
+    if (subset.candidates.length === 0)
+      throw new MaxineError('NO_HEALTHY_INSTANCE', noneMessage(filter));
+    return subset.all();
   }
 
   private subset(filter: DiscoveryFilter): Subset {

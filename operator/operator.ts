@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { OperatorConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { createApp } from './http/app.js';
-import { createDiscoverHandler } from './http/discover.js';
+import { createFastPath } from './http/fast-path.js';
 import { createEventStream, EVENTS_PATH } from './http/events.js';
 import { buildOpenApi } from './http/openapi.js';
 import { PolicyStore } from './policy/store.js';
@@ -68,13 +68,15 @@ export function createOperator(
     isReady: () => folder.ready,
     openapi: () => openapi,
   });
-  const discover = createDiscoverHandler({
+  const fastPath = createFastPath({
     registry,
-    observe: (status) => metrics.discoverObserver(status),
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    observe: (route, method, status) => metrics.fastObserver(route, method, status),
   });
   const stream = createEventStream({ events, registry, clock, logger });
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-    if (!discover(req, res)) app(req, res);
+    if (!fastPath(req, res)) app(req, res);
   });
   server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
   server.on('clientError', (_err, socket) => {

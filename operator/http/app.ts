@@ -3,19 +3,14 @@
  * without listening, so tests mount it on port 0.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import { pinoHttp } from 'pino-http';
+import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { MaxineError, validationError } from '../../common/errors.js';
 import { dnsLabel } from '../../common/names.js';
 import { RESOURCE_KINDS } from '../../common/resources.js';
-import {
-  heartbeatRequestSchema,
-  instanceIdSchema,
-  registerRequestSchema,
-} from '../../common/wire.js';
+import { instanceIdSchema, registerRequestSchema } from '../../common/wire.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import type { FileProblem } from '../sources/folder-state.js';
@@ -35,6 +30,50 @@ export interface AppDeps {
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The request id: the caller's `x-request-id` when well-formed, else a new UUID. */
+    id: string;
+    /** A child logger that carries the request id. */
+    log: Logger;
+  }
+}
+
+/**
+ * Request id, a child logger and the latency histogram for every REST request; one log line
+ * when it ends (debug for successes, info for 4xx with the error code, error for 5xx).
+ */
+function requestContext(logger: Logger, metrics: Metrics) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const started = performance.now();
+    const given = req.headers['x-request-id'];
+    req.id = typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    req.log = logger.child({ reqId: req.id });
+    res.setHeader('x-request-id', req.id);
+    res.on('finish', () => {
+      const seconds = (performance.now() - started) / 1000;
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      metrics.http.observe({ route, method: req.method, status: String(res.statusCode) }, seconds);
+      const status = res.statusCode;
+      const level = status >= 500 ? 'error' : status >= 400 ? 'info' : 'debug';
+      if (QUIET_PATHS.has(req.path) || !req.log.isLevelEnabled(level)) return;
+      req.log[level](
+        {
+          method: req.method,
+          url: req.originalUrl.slice(0, 512),
+          route,
+          status,
+          ms: Math.round(seconds * 10_000) / 10,
+          ...(res.locals.errorCode !== undefined && { code: res.locals.errorCode as string }),
+        },
+        'request completed',
+      );
+    });
+    next();
+  };
+}
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
   const result = schema.safeParse(value);
@@ -63,6 +102,7 @@ function requireJson(req: Request, _res: Response, next: NextFunction): void {
 
 function methodNotAllowed(allowed: string) {
   return (_req: Request, res: Response): void => {
+    res.locals.errorCode = 'METHOD_NOT_ALLOWED';
     sendError(res, new MaxineError('METHOD_NOT_ALLOWED', `Allowed: ${allowed}`), {
       allow: allowed,
     });
@@ -76,34 +116,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('etag');
   app.set('query parser', 'simple');
 
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (req: IncomingMessage, res: ServerResponse) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
-        res.setHeader('x-request-id', id);
-        return id;
-      },
-      customLogLevel: (_req, res, err) =>
-        err !== undefined || res.statusCode >= 500
-          ? 'error'
-          : res.statusCode >= 400
-            ? 'info'
-            : 'debug',
-      autoLogging: {
-        ignore: (req) => req.url === '/metrics' || req.url === '/healthz' || req.url === '/readyz',
-      },
-    }),
-  );
-  app.use((req, res, next) => {
-    const end = metrics.http.startTimer();
-    res.on('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      end({ route, method: req.method, status: String(res.statusCode) });
-    });
-    next();
-  });
+  app.use(requestContext(deps.logger, metrics));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', massExpiryGuard: registry.massExpiryGuardActive });
@@ -140,11 +153,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.all('/api/v1/instances', methodNotAllowed('POST'));
 
-  app.put('/api/v1/instances/:id/heartbeat', requireJson, json, (req, res) => {
-    const { id } = parse(idParams, req.params, 'path');
-    const body = parse(heartbeatRequestSchema, req.body ?? {}, 'heartbeat');
-    res.json({ instance: registry.heartbeat(id, body) });
-  });
+  // PUT is answered on the fast path (fast-path.ts) before express.
   app.all('/api/v1/instances/:id/heartbeat', methodNotAllowed('PUT'));
 
   app.get('/api/v1/instances/:id', (req, res) => {
@@ -187,6 +196,10 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.all('/api/v1/resources', methodNotAllowed('GET'));
 
+  app.all('/api/v1/events', (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') methodNotAllowed('GET')(req, res);
+    else next();
+  });
   app.get('/api/v1/events', (_req, res) => {
     sendError(res, new MaxineError('UPGRADE_REQUIRED', 'Connect with a WebSocket client'), {
       upgrade: 'websocket',
@@ -201,6 +214,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toMaxineError(err);
+    res.locals.errorCode = e.code;
     if (e.status >= 500) req.log.error({ err }, 'request failed');
     if (res.headersSent) {
       res.destroy();

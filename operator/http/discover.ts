@@ -1,57 +1,58 @@
 /**
- * The discovery hot path. It answers `GET /api/v1/discover/{namespace}/{name}` before the
- * request reaches express: no middleware, no per-request logging, and the body is the
- * pre-serialized answer the registry keeps per service (see common/discovery.ts). The raw
- * header array avoids the header-object bookkeeping of `setHeader`. Measured in
- * bench/RESULTS.md against a bare node:http server.
+ * Discovery on the hot path: `GET /api/v1/discover/{namespace}/{name}` parsed with string
+ * operations (names are DNS labels, so no decoding unless a `%` appears), the query parsed
+ * with the shared zod schema only when there is one, and the answer is the pre-serialized
+ * buffer the registry keeps per service (common/discovery.ts). Served by fast-path.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
 import { MaxineError, validationError } from '../../common/errors.js';
 import { DNS_LABEL_RE } from '../../common/names.js';
 import { discoverQuerySchema } from '../../common/wire.js';
 import type { DiscoverQuery } from '../../common/wire.js';
 import type { Registry } from '../registry/registry.js';
-import { toMaxineError } from './errors.js';
 
 export const DISCOVER_PREFIX = '/api/v1/discover/';
 const EMPTY_QUERY: DiscoverQuery = Object.freeze({});
 
-export interface DiscoverDeps {
-  registry: Registry;
-  observe: (status: number) => (seconds: number) => void;
+export function isDiscover(req: IncomingMessage): boolean {
+  return (
+    (req.method === 'GET' || req.method === 'HEAD') && (req.url ?? '').startsWith(DISCOVER_PREFIX)
+  );
 }
 
-/** Returns a handler that answers discovery requests and returns false for anything else. */
-export function createDiscoverHandler(
-  deps: DiscoverDeps,
-): (req: IncomingMessage, res: ServerResponse) => boolean {
-  return (req, res) => {
-    const url = req.url ?? '';
-    if (req.method !== 'GET' || !url.startsWith(DISCOVER_PREFIX)) return false;
-    const started = performance.now();
-    let status = 200;
-    let body: Buffer;
-    try {
-      body = answer(deps.registry, url);
-    } catch (err) {
-      const e = toMaxineError(err);
-      status = e.status;
-      body = Buffer.from(JSON.stringify(e.toBody()));
+/** The answer bytes for a discovery request, or a thrown catalog error. */
+export function discoverAnswer(registry: Registry, req: IncomingMessage): Buffer {
+  return answer(registry, req.url ?? '', (source) => keyFromRequest(req, source));
+}
+
+/**
+ * The hash key when the caller passes no `key=`: taken from the discovery request itself as
+ * the service's `loadBalancing.hashKey` says (`header:NAME`, `cookie:NAME`, `source-ip`).
+ */
+function keyFromRequest(req: IncomingMessage, source: string): string | undefined {
+  if (source === 'source-ip') return req.socket.remoteAddress;
+  const colon = source.indexOf(':');
+  const kind = source.slice(0, colon);
+  const name = source.slice(colon + 1).toLowerCase();
+  if (kind === 'header') {
+    const value = req.headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  }
+  if (kind === 'cookie') {
+    for (const part of (req.headers.cookie ?? '').split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === name)
+        return part.slice(eq + 1).trim();
     }
-    res.writeHead(status, [
-      'content-type',
-      'application/json',
-      'content-length',
-      String(body.length),
-    ]);
-    res.end(body);
-    deps.observe(status)((performance.now() - started) / 1000);
-    return true;
-  };
+  }
+  return undefined;
 }
 
-function answer(registry: Registry, url: string): Buffer {
+function answer(
+  registry: Registry,
+  url: string,
+  keyFrom: (source: string) => string | undefined,
+): Buffer {
   const q = url.indexOf('?', DISCOVER_PREFIX.length);
   const path = q === -1 ? url.slice(DISCOVER_PREFIX.length) : url.slice(DISCOVER_PREFIX.length, q);
   const slash = path.indexOf('/');
@@ -63,11 +64,8 @@ function answer(registry: Registry, url: string): Buffer {
   }
   const namespace = segment(path.slice(0, slash), 'namespace');
   const name = segment(path.slice(slash + 1), 'name');
-  return registry.discover(
-    namespace,
-    name,
-    q === -1 || q === url.length - 1 ? EMPTY_QUERY : parseQuery(url.slice(q + 1)),
-  );
+  const query = q === -1 || q === url.length - 1 ? EMPTY_QUERY : parseQuery(url.slice(q + 1));
+  return registry.discover(namespace, name, query, keyFrom);
 }
 
 function segment(raw: string, what: string): string {

@@ -235,7 +235,12 @@ export class Registry {
   // ---- discovery ----
 
   /** The answer bytes for a discovery request. O(1) in the number of services. */
-  discover(namespace: string, name: string, query: DiscoverQuery): Buffer {
+  discover(
+    namespace: string,
+    name: string,
+    query: DiscoverQuery,
+    keyFrom?: (source: string) => string | undefined,
+  ): Buffer {
     const entry = this.services.get(serviceKey(namespace, name));
     if (entry === undefined)
       throw new MaxineError('SERVICE_NOT_FOUND', `Service ${namespace}/${name} is not registered`);
@@ -251,7 +256,7 @@ export class Registry {
     }
     const { filter, pick, all } = splitDiscoverQuery(query);
     const answer = this.answerOf(entry);
-    return all ? answer.all(filter) : answer.pick(filter, pick);
+    return all ? answer.all(filter) : answer.pick(filter, { ...pick, keyFrom });
   }
 
   // ---- reads ----

@@ -22,8 +22,8 @@ export interface Metrics {
   readonly prom: PromRegistry;
   /** Request latency, labelled by route template, method and status. */
   readonly http: Histogram<'route' | 'method' | 'status'>;
-  /** A pre-labelled observer for the discovery hot path (label lookup once per status). */
-  discoverObserver(status: number): (seconds: number) => void;
+  /** A pre-labelled observer for the fast paths (label lookup once per route/method/status). */
+  fastObserver(route: string, method: string, status: number): (seconds: number) => void;
 }
 
 const LATENCY_BUCKETS = [
@@ -115,20 +115,17 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [prom],
   });
 
-  const discoverChildren = new Map<number, (seconds: number) => void>();
+  const children = new Map<string, (seconds: number) => void>();
   return {
     prom,
     http,
-    discoverObserver(status) {
-      let observe = discoverChildren.get(status);
+    fastObserver(route, method, status) {
+      const key = `${route} ${method} ${status}`;
+      let observe = children.get(key);
       if (observe === undefined) {
-        const child = http.labels({
-          route: '/api/v1/discover/:namespace/:name',
-          method: 'GET',
-          status: String(status),
-        });
+        const child = http.labels({ route, method, status: String(status) });
         observe = (seconds) => child.observe(seconds);
-        discoverChildren.set(status, observe);
+        children.set(key, observe);
       }
       return observe;
     },

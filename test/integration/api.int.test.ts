@@ -256,7 +256,7 @@ describe('operations endpoints', () => {
       headers: { 'x-request-id': 'req-123' },
     });
     expect(res.headers.get('x-request-id')).toBe('req-123');
-    const logged = op.logs.find((l) => (l.req as { id?: string } | undefined)?.id === 'req-123');
+    const logged = op.logs.find((l) => l.reqId === 'req-123' && l.msg === 'request completed');
     expect(logged).toBeDefined();
   });
 

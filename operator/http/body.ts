@@ -1,0 +1,50 @@
+/** Reading a JSON request body on the fast paths: bounded, typed, and refused early when wrong. */
+import type { IncomingMessage } from 'node:http';
+import { MaxineError } from '../../common/errors.js';
+
+const JSON_TYPE_RE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const CHARSET_RE = /;\s*charset\s*=\s*"?([^";\s]+)/i;
+
+export function hasBody(req: IncomingMessage): boolean {
+  return (
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+  );
+}
+
+/** Resolves with the parsed body (`undefined` when there is none), or rejects with a catalog error. */
+export function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  if (!hasBody(req)) return Promise.resolve(undefined);
+  const type = req.headers['content-type'] ?? '';
+  const charset = CHARSET_RE.exec(type)?.[1]?.toLowerCase();
+  if (
+    !JSON_TYPE_RE.test(type) ||
+    (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
+  ) {
+    return Promise.reject(new MaxineError('UNSUPPORTED_MEDIA_TYPE'));
+  }
+  if (Number(req.headers['content-length'] ?? 0) > limit)
+    return Promise.reject(new MaxineError('BODY_TOO_LARGE'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        reject(new MaxineError('BODY_TOO_LARGE'));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (size > limit) return;
+      const text = Buffer.concat(chunks, size).toString('utf8');
+      try {
+        resolve(text.trim() === '' ? undefined : (JSON.parse(text) as unknown));
+      } catch {
+        reject(new MaxineError('MALFORMED_JSON'));
+      }
+    });
+    req.on('error', () => reject(new MaxineError('VALIDATION_FAILED', 'The request was aborted')));
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * The requests that dominate a registry's traffic — discovery and heartbeats — are answered
+ * here, before express: no middleware, no per-request log line, one pre-labelled histogram
+ * observation, raw header arrays. Everything else falls through to the express app.
+ * Measured in bench/RESULTS.md against a bare node:http server in the same run.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Registry } from '../registry/registry.js';
+import type { Logger } from '../telemetry/logger.js';
+import { discoverAnswer, isDiscover } from './discover.js';
+import { toMaxineError } from './errors.js';
+import { heartbeatAnswer, matchHeartbeat, respondJson } from './heartbeat.js';
+
+export interface FastPathDeps {
+  registry: Registry;
+  bodyLimitBytes: number;
+  logger: Logger;
+  /** A cached observer per route, method and status. */
+  observe: (route: string, method: string, status: number) => (seconds: number) => void;
+}
+
+const DISCOVER_ROUTE = '/api/v1/discover/:namespace/:name';
+const HEARTBEAT_ROUTE = '/api/v1/instances/:id/heartbeat';
+
+/** Returns a handler that answers the hot requests and returns false for anything else. */
+export function createFastPath(
+  deps: FastPathDeps,
+): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const failed = (err: unknown): { status: number; body: string } => {
+    const e = toMaxineError(err);
+    if (e.status >= 500) deps.logger.error({ err }, 'fast-path request failed');
+    return { status: e.status, body: JSON.stringify(e.toBody()) };
+  };
+
+  return (req, res) => {
+    if (isDiscover(req)) {
+      const started = performance.now();
+      let status = 200;
+      let body: Buffer | string;
+      try {
+        body = discoverAnswer(deps.registry, req);
+      } catch (err) {
+        ({ status, body } = failed(err));
+      }
+      respondJson(res, status, body, { head: req.method === 'HEAD' });
+      deps.observe(
+        DISCOVER_ROUTE,
+        req.method ?? 'GET',
+        status,
+      )((performance.now() - started) / 1000);
+      return true;
+    }
+    const id = matchHeartbeat(req);
+    if (id !== undefined) {
+      const started = performance.now();
+      heartbeatAnswer(deps.registry, req, id, deps.bodyLimitBytes).then(
+        (body) => {
+          respondJson(res, 200, body);
+          deps.observe(HEARTBEAT_ROUTE, 'PUT', 200)((performance.now() - started) / 1000);
+        },
+        (err: unknown) => {
+          const { status, body } = failed(err);
+          // A body refused half-read leaves the connection unusable: close it after answering.
+          respondJson(res, status, body, { close: status === 413 });
+          deps.observe(HEARTBEAT_ROUTE, 'PUT', status)((performance.now() - started) / 1000);
+        },
+      );
+      return true;
+    }
+    return false;
+  };
+}
