@@ -4,7 +4,7 @@
  * with the shared zod schema only when there is one, and the answer is the pre-serialized
  * buffer the registry keeps per service (common/discovery.ts). Served by fast-path.ts.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { MaxineError, validationError } from '../../common/errors.js';
 import { DNS_LABEL_RE } from '../../common/names.js';
 import { discoverQuerySchema } from '../../common/wire.js';
