@@ -74,6 +74,11 @@ export function validationError(
 ): MaxineError {
   const issues = issuesOf(error);
   const first = issues[0];
-  const summary = first ? `${first.path || where}: ${first.message}` : 'invalid';
+  const summary =
+    first === undefined
+      ? 'invalid'
+      : first.path === ''
+        ? first.message
+        : `${first.path}: ${first.message}`;
   return new MaxineError('VALIDATION_FAILED', `Invalid ${where}: ${summary}`, { issues });
 }

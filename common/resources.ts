@@ -140,8 +140,10 @@ export const healthCheckSchema = z
       .int()
       .min(1)
       .max(300)
-      .default(5)
-      .describe('Seconds before a check fails; at most intervalSeconds.'),
+      .optional()
+      .describe(
+        'Seconds before a check fails; at most intervalSeconds. Default: 5, or intervalSeconds if shorter.',
+      ),
     failureThreshold: z
       .int()
       .min(1)
@@ -164,7 +166,7 @@ export const healthCheckSchema = z
         message: `exactly one of exec, http or tcp must be set (found ${kinds})`,
       });
     }
-    if (hc.timeoutSeconds > hc.intervalSeconds) {
+    if (hc.timeoutSeconds !== undefined && hc.timeoutSeconds > hc.intervalSeconds) {
       ctx.addIssue({
         code: 'custom',
         path: ['timeoutSeconds'],
@@ -190,8 +192,10 @@ export const heartbeatSchema = z.strictObject({
     .int()
     .min(1)
     .max(3600)
-    .default(30)
-    .describe('Lease length: an instance that does not renew it within this time goes critical.'),
+    .optional()
+    .describe(
+      "Lease length: an instance that does not renew it within this time goes critical. Default: the operator's --default-ttl-seconds (30).",
+    ),
   /** How long an instance stays listed as critical after its lease lapsed, before removal. */
   removeAfterSeconds: z
     .int()
@@ -227,8 +231,10 @@ export const circuitBreakerSchema = z
       .int()
       .min(1)
       .max(86400)
-      .default(300)
-      .describe('Upper bound of the open time; at least openSeconds.'),
+      .optional()
+      .describe(
+        'Upper bound of the open time; at least openSeconds. Default: 300, or openSeconds if longer.',
+      ),
     halfOpenProbes: z
       .int()
       .min(1)
@@ -237,7 +243,7 @@ export const circuitBreakerSchema = z
       .describe('Trial requests let through while the circuit is half-open.'),
   })
   .superRefine((cb, ctx) => {
-    if (cb.maxOpenSeconds < cb.openSeconds) {
+    if (cb.maxOpenSeconds !== undefined && cb.maxOpenSeconds < cb.openSeconds) {
       ctx.addIssue({
         code: 'custom',
         path: ['maxOpenSeconds'],
@@ -579,7 +585,9 @@ export const intentionSpecSchema = z
       .describe('Calling services and what they may do.'),
   })
   .superRefine((spec, ctx) => {
-    const dup = uniqueBy(spec.sources, (s) => `${s.namespace ?? ''}/${s.name}`);
+    const dup = uniqueBy(spec.sources, (s) =>
+      s.namespace === undefined ? s.name : `${s.namespace}/${s.name}`,
+    );
     if (dup !== undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -682,4 +690,20 @@ export function resourceKey(r: {
   metadata: { namespace: string; name: string };
 }): string {
   return `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+}
+
+/** The check timeout in force: as given, else 5 s, but never longer than the interval. */
+export function effectiveTimeoutSeconds(hc: {
+  intervalSeconds: number;
+  timeoutSeconds?: number;
+}): number {
+  return hc.timeoutSeconds ?? Math.min(5, hc.intervalSeconds);
+}
+
+/** The longest open time of a circuit: as given, else 300 s, but never shorter than openSeconds. */
+export function effectiveMaxOpenSeconds(cb: {
+  openSeconds: number;
+  maxOpenSeconds?: number;
+}): number {
+  return cb.maxOpenSeconds ?? Math.max(300, cb.openSeconds);
 }

@@ -179,7 +179,7 @@ export const eventsQuerySchema = z.strictObject({
   types: csv(eventTypeSchema).optional(),
   since: z
     .string()
-    .regex(/^\d{1,15}$/, 'must be a sequence number')
+    .regex(/^\d{1,16}$/, 'must be a sequence number')
     .transform(Number)
     .optional(),
   snapshot: boolString.optional(),

@@ -532,14 +532,14 @@ describe('zod schemas', () => {
     [
       'a timeout longer than the interval',
       maxineServiceSchema,
-      service({ healthCheck: { tcp: {}, intervalSeconds: 2 } }),
+      service({ healthCheck: { tcp: {}, intervalSeconds: 2, timeoutSeconds: 3 } }),
       'spec.healthCheck.timeoutSeconds',
       'must not exceed intervalSeconds',
     ],
     [
-      'openSeconds above the default maxOpenSeconds',
+      'openSeconds above maxOpenSeconds',
       maxineServiceSchema,
-      service({ circuitBreaker: { openSeconds: 400 } }),
+      service({ circuitBreaker: { openSeconds: 400, maxOpenSeconds: 300 } }),
       'spec.circuitBreaker.maxOpenSeconds',
       'at least openSeconds',
     ],
@@ -619,6 +619,21 @@ describe('zod schemas', () => {
         rateLimit: { requestsPerSecond: 0.5, burst: 1 },
         blocked: { discovery: true, reason: 'maintenance' },
       }),
+    ],
+    [
+      'a short check interval with the default timeout (it shrinks to the interval)',
+      maxineServiceSchema,
+      service({ healthCheck: { tcp: {}, intervalSeconds: 3 } }),
+    ],
+    [
+      'a long open time with the default maxOpenSeconds (it grows to the open time)',
+      maxineServiceSchema,
+      service({ circuitBreaker: { openSeconds: 600 } }),
+    ],
+    [
+      'a heartbeat block without ttlSeconds (the operator default applies)',
+      maxineServiceSchema,
+      service({ heartbeat: { removeAfterSeconds: 60 } }),
     ],
     [
       'an intention',

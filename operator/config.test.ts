@@ -29,11 +29,18 @@ describe('loadConfig', () => {
     expect(loadConfig(argv, env)).toMatchObject(expected);
   });
   it.each([
-    ['a port out of range', ['--port', '70000'], /port/],
-    ['a non-boolean', ['--allow-undeclared', 'maybe'], /allowUndeclared/],
+    ['a port out of range', ['--port', '70000'], /--port \(MAXINE_PORT\)/],
+    [
+      'a non-boolean',
+      ['--allow-undeclared', 'maybe'],
+      /--allow-undeclared \(MAXINE_ALLOW_UNDECLARED\): must be true or false/,
+    ],
     ['an unknown flag', ['--colour', 'blue'], /colour/],
   ])('refuses %s', (_name, argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+  it('treats an empty environment variable as unset', () => {
+    expect(loadConfig([], { MAXINE_PORT: '' })).toMatchObject({ port: 7710 });
   });
   it('answers --help', () => {
     expect(loadConfig(['--help'], {})).toBe('help');

@@ -6,12 +6,15 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { validationError } from '../common/errors.js';
 
-const bool = z.union([
-  z.boolean(),
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .transform((v) => v === 'true' || v === '1' || v === 'yes'),
-]);
+const bool = z.union(
+  [
+    z.boolean(),
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'])
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  ],
+  { error: 'must be true or false' },
+);
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 export const configSchema = z.strictObject({
@@ -76,11 +79,21 @@ export function loadConfig(
   const flags = values as Record<string, string | boolean | undefined>;
   const raw: Record<string, unknown> = {};
   for (const [flag, [key, envName]] of Object.entries(OPTIONS)) {
-    const value = flags[flag] ?? env[envName];
+    // An empty variable counts as unset, so `MAXINE_PORT=` does not mean port 0.
+    const fromEnv = env[envName] === '' ? undefined : env[envName];
+    const value = flags[flag] ?? fromEnv;
     if (value !== undefined) raw[key] = value;
   }
   if (values['disallow-undeclared'] === true) raw.allowUndeclared = 'false';
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw validationError('configuration', parsed.error);
+  if (!parsed.success) {
+    // Name the flag and the variable the person can change, not our internal key.
+    const named = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      const option = Object.entries(OPTIONS).find(([, [k]]) => k === key);
+      return { ...issue, path: option ? [`--${option[0]} (${option[1][1]})`] : issue.path };
+    });
+    throw validationError('configuration', { issues: named });
+  }
   return parsed.data;
 }

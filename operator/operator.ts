@@ -39,7 +39,7 @@ export function createOperator(
   logger: Logger,
   clock: Clock = systemClock,
 ): Operator {
-  const events = new EventLog(config.eventLogSize, clock);
+  const events = new EventLog(config.eventLogSize, clock, clock.now() * 1000);
   const emit = (draft: Parameters<EventLog['append']>[0]): void => void events.append(draft);
   const registry = new Registry({
     clock,

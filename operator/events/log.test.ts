@@ -18,6 +18,16 @@ describe('EventLog', () => {
     expect(log.since(1)).toBeUndefined();
   });
 
+  it('refuses to resume from a sequence it never issued: older than its start, or ahead of it', () => {
+    // A restarted operator starts numbering above its predecessor (start time in µs).
+    const log = new EventLog(10, new ManualClock(), 1_000_000);
+    log.append({ type: 'service_registered', service: svc('ns', 'a') });
+    expect(log.since(1_000_000)?.map((e) => e.seq)).toEqual([1_000_001]);
+    expect(log.since(1_000_001)).toEqual([]);
+    expect(log.since(999_999)).toBeUndefined(); // from a previous incarnation
+    expect(log.since(2_000_000)).toBeUndefined(); // ahead: not from this log
+  });
+
   it('does not store heartbeats nor advance the sequence for them, but delivers them live', () => {
     const log = new EventLog(10, new ManualClock());
     const seen: MaxineEvent[] = [];
@@ -72,6 +82,27 @@ describe('EventFilter', () => {
     ['namespace wildcard', ['shop/*'], undefined, ev('service_registered', 'shop', 'orders'), true],
     ['name wildcard', ['*/orders'], undefined, ev('service_registered', 'bank', 'orders'), true],
     ['type filter', undefined, ['config_changed'], ev('service_registered', 'a', 'b'), false],
+    [
+      'an ACL change in the namespace of a watched service',
+      ['shop/web'],
+      undefined,
+      ev('acl_changed', 'shop', '*'),
+      true,
+    ],
+    [
+      'an ACL change in another namespace',
+      ['shop/web'],
+      undefined,
+      ev('acl_changed', 'bank', '*'),
+      false,
+    ],
+    [
+      'an intention for any destination',
+      ['shop/web'],
+      undefined,
+      ev('intention_changed', '*', '*'),
+      true,
+    ],
     [
       'resync always passes',
       ['x/y'],

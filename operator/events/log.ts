@@ -18,12 +18,22 @@ export class EventLog {
   private stored = 0;
   private readonly listeners = new Set<EventListener>();
 
+  /**
+   * `startSeq` is where numbering starts. The operator starts it at its start time in
+   * microseconds, so a restarted operator numbers above anything its predecessor handed
+   * out, and a client resuming with an old `since` gets a resync rather than a wrong replay.
+   */
   constructor(
     private readonly capacity: number,
     private readonly clock: Clock,
+    startSeq = 0,
   ) {
     this.ring = new Array<MaxineEvent | undefined>(capacity);
+    this.seq = startSeq;
+    this.base = startSeq;
   }
+
+  private readonly base: number;
 
   get lastSeq(): number {
     return this.seq;
@@ -32,6 +42,11 @@ export class EventLog {
   /** The oldest sequence number still held (lastSeq + 1 when empty). */
   get firstSeq(): number {
     return this.seq - Math.min(this.stored, this.capacity) + 1;
+  }
+
+  /** Whether `since` is a sequence this log can continue from (not too old, not ahead). */
+  canResumeFrom(since: number): boolean {
+    return since <= this.seq && since + 1 >= this.firstSeq && since >= this.base;
   }
 
   append(draft: RegistryEventDraft): MaxineEvent {
@@ -43,7 +58,7 @@ export class EventLog {
       ...draft,
     };
     if (!ephemeral) {
-      this.ring[(this.seq - 1) % this.capacity] = event;
+      this.ring[this.seq % this.capacity] = event;
       this.stored += 1;
     }
     for (const listener of this.listeners) listener(event);
@@ -52,11 +67,11 @@ export class EventLog {
 
   /** Events after `seq`, or `undefined` when some of them are no longer held. */
   since(seq: number): MaxineEvent[] | undefined {
-    if (seq >= this.seq) return [];
-    if (seq + 1 < this.firstSeq) return undefined;
+    if (!this.canResumeFrom(seq)) return undefined;
+    if (seq === this.seq) return [];
     const out: MaxineEvent[] = [];
     for (let s = seq + 1; s <= this.seq; s++) {
-      const event = this.ring[(s - 1) % this.capacity];
+      const event = this.ring[s % this.capacity];
       if (event !== undefined) out.push(event);
     }
     return out;
@@ -75,6 +90,7 @@ export class EventLog {
 /** Which events a subscriber asked for. */
 export class EventFilter {
   private readonly exact = new Set<string>();
+  private readonly exactNamespaces = new Set<string>();
   private readonly namespaces = new Set<string>();
   private readonly names = new Set<string>();
   private readonly anyService: boolean;
@@ -86,7 +102,10 @@ export class EventFilter {
       const [ns, name] = pattern.split('/') as [string, string];
       if (ns === '*') this.names.add(name);
       else if (name === '*') this.namespaces.add(ns);
-      else this.exact.add(pattern);
+      else {
+        this.exact.add(pattern);
+        this.exactNamespaces.add(ns);
+      }
     }
     this.types = types === undefined || types.length === 0 ? undefined : new Set(types);
   }
@@ -100,13 +119,27 @@ export class EventFilter {
     );
   }
 
+  /**
+   * Policy events name a wildcard (`ns/*` for an ACL, `*` as an intention's destination):
+   * they reach every subscriber that watches any service they may concern.
+   */
+  private touchesNamespace(namespace: string): boolean {
+    return (
+      this.anyService ||
+      namespace === '*' ||
+      this.namespaces.has(namespace) ||
+      this.names.size > 0 ||
+      this.exactNamespaces.has(namespace)
+    );
+  }
+
   matches(event: MaxineEvent): boolean {
     if (event.type === 'resync') return true;
     if (this.types === undefined ? event.type === 'service_heartbeat' : !this.types.has(event.type))
       return false;
-    return (
-      event.service === undefined ||
-      this.matchesService(event.service.namespace, event.service.name)
-    );
+    if (event.service === undefined) return true;
+    const { namespace, name } = event.service;
+    if (name === '*' || namespace === '*') return this.touchesNamespace(namespace);
+    return this.matchesService(namespace, name);
   }
 }

@@ -101,12 +101,21 @@ describe('registration', () => {
     expect(codeOf(() => registry.deregister('nope'))).toBe('INSTANCE_NOT_FOUND');
   });
 
+  it('a re-registration starts healthy again', () => {
+    const { registry, register } = setup();
+    const { instance } = register({ host: '10.0.0.1' });
+    registry.heartbeat(instance.id, { status: 'critical', output: 'crashed' });
+    expect(register({ host: '10.0.0.1' }).instance.health.status).toBe('passing');
+  });
+
   it('takes the TTL from the request, else the service, else the default', () => {
     const { registry, register } = setup();
     registry.upsertService('ns', 'api', spec({ heartbeat: { ttlSeconds: 12 } }));
     expect(register({ host: 'a' }).instance.lease?.ttlSeconds).toBe(12);
     expect(register({ host: 'b', ttlSeconds: 5 }).instance.lease?.ttlSeconds).toBe(5);
     expect(register({ host: 'c', service: 'other' }).instance.lease?.ttlSeconds).toBe(30);
+    registry.upsertService('ns', 'grace', spec({ heartbeat: { removeAfterSeconds: 5 } }));
+    expect(register({ host: 'd', service: 'grace' }).instance.lease?.ttlSeconds).toBe(30);
   });
 });
 
@@ -324,6 +333,74 @@ describe('discovery', () => {
     expect(registry.discover('ns', 'api', { all: true })).toBe(first); // same buffer: not rebuilt
     register({ host: 'b' });
     expect(registry.discover('ns', 'api', { all: true })).not.toBe(first);
+  });
+
+  it('gives no share of the split to a version whose instances are all drained', () => {
+    const { registry, register, discover } = setup();
+    registry.upsertService(
+      'ns',
+      'api',
+      spec({
+        versions: [
+          { name: 'v1', weight: 90 },
+          { name: 'v2', weight: 10 },
+        ],
+      }),
+    );
+    register({ host: 'a1', version: 'v1' });
+    register({ host: 'a2', version: 'v2', weight: 0 });
+    const hosts = new Set(Array.from({ length: 50 }, () => discover().instance!.host));
+    expect([...hosts]).toEqual(['a1']);
+  });
+
+  it('keeps a key on one instance across a version split (sticky sessions)', () => {
+    const { registry, register, discover } = setup();
+    registry.upsertService(
+      'ns',
+      'api',
+      spec({
+        versions: [
+          { name: 'v1', weight: 50 },
+          { name: 'v2', weight: 50 },
+        ],
+        loadBalancing: { strategy: 'consistent-hash', hashKey: 'header:x-user' },
+      }),
+    );
+    for (const f of fleet) register(f);
+    const versions = new Set<string>();
+    for (let user = 0; user < 40; user++) {
+      const picks = new Set(
+        Array.from({ length: 10 }, () => discover({ key: `user-${user}` }).instance!.id),
+      );
+      expect(picks.size).toBe(1);
+      versions.add(discover({ key: `user-${user}` }).instance!.version!);
+    }
+    expect([...versions].sort()).toEqual(['v1', 'v2']); // the keys still spread over both versions
+  });
+
+  it('takes the hash key from the hashKey source when no key is given', () => {
+    const { registry, register } = setup();
+    registry.upsertService(
+      'ns',
+      'api',
+      spec({ loadBalancing: { strategy: 'rendezvous-hash', hashKey: 'header:x-user' } }),
+    );
+    for (const f of fleet) register(f);
+    const pick = (user: string) =>
+      JSON.parse(
+        registry
+          .discover('ns', 'api', {}, (source) => (source === 'header:x-user' ? user : undefined))
+          .toString(),
+      ).instance.id as string;
+    expect(pick('alice')).toBe(pick('alice'));
+    expect(() => registry.discover('ns', 'api', {}, () => undefined)).toThrow(/header:x-user/);
+  });
+
+  it('answers all=true with nothing healthy as NO_HEALTHY_INSTANCE', () => {
+    const { registry, register, discover } = setup();
+    const { instance } = register({ host: 'a' });
+    registry.heartbeat(instance.id, { status: 'critical' });
+    expect(codeOf(() => discover({ all: true }))).toBe('NO_HEALTHY_INSTANCE');
   });
 
   it('uses least-connections with loads reported in heartbeats', () => {

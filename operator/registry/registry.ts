@@ -414,7 +414,7 @@ export class Registry {
   }
 }
 
-/** A registration's record; a renewal keeps the first registration time, check result and load. */
+/** A registration's record; a renewal keeps the first registration time and the reported load. */
 function recordOf(
   req: RegisterRequest,
   id: string,
@@ -438,7 +438,8 @@ function recordOf(
     ttlMs: at.ttlMs,
     leaseLapsed: false,
     ready: true,
-    check: at.existing?.check ?? { status: 'passing' },
+    // A registration starts healthy; its checks report otherwise with the next heartbeat.
+    check: { status: 'passing' },
     connections: at.existing?.connections ?? 0,
   };
 }

@@ -125,17 +125,32 @@ export class FolderSource {
         );
     }
     const { objects, conflicts } = this.state.declared();
+    // Report a conflict once, when it appears, not on every later batch.
+    const known = new Set(this.conflicts.map(conflictKey));
+    for (const conflict of conflicts) {
+      if (!known.has(conflictKey(conflict)))
+        this.report(relative(this.opts.dir, conflict.file), conflict);
+    }
     this.conflicts = conflicts;
-    for (const conflict of conflicts) this.report(relative(this.opts.dir, conflict.file), conflict);
     const { applied, deleted } = this.opts.reconciler.replaceAll(objects);
-    const brokenFiles = new Set(this.state.fileProblems().map((p) => p.file));
-    const stale: string[] = [];
+    const broken = new Map(this.state.fileProblems().map((p) => [p.file, p]));
     const fresh: string[] = [];
-    for (const [key, { file }] of objects) (brokenFiles.has(file) ? stale : fresh).push(key);
-    this.opts.reconciler.markInvalid(
-      stale,
-      'The source file is invalid now; its last valid version stays in force',
-    );
+    for (const [key, { file }] of objects) {
+      const problem = broken.get(file);
+      if (problem === undefined) {
+        fresh.push(key);
+        continue;
+      }
+      const first = problem.issues[0];
+      const what =
+        first === undefined
+          ? ''
+          : ` (${first.path === '' ? '' : `${first.path}: `}${first.message})`;
+      this.opts.reconciler.markInvalid(
+        [key],
+        `${relative(this.opts.dir, file)} is invalid now${what}; the last valid version stays in force`,
+      );
+    }
     this.opts.reconciler.clearInvalid(fresh);
     if (applied + deleted > 0) this.opts.logger.info({ applied, deleted }, 'resources reconciled');
   }
@@ -163,4 +178,8 @@ async function listYaml(dir: string): Promise<string[]> {
     .filter((e) => e.isFile() && YAML_RE.test(e.name))
     .map((e) => join(e.parentPath, e.name))
     .sort();
+}
+
+function conflictKey(p: FileProblem): string {
+  return `${p.file}\u0000${p.issues.map((i) => i.message).join('\u0000')}`;
 }

@@ -1,7 +1,7 @@
 /** The REST contract at the edge: the error catalog, limits, content types, OpenAPI, telemetry. */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { api, startOperator } from '../helpers/operator.js';
+import { api, eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
 let op: TestOperator;
@@ -176,6 +176,50 @@ describe('error catalog', () => {
     });
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('INSTANCE_CONFLICT');
+  });
+});
+
+describe('discovery over HTTP', () => {
+  it('takes the hash key from the header the service names, answers HEAD, and 404s all=true with none healthy', async () => {
+    await op.write(
+      'sticky.yaml',
+      'apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: sticky, namespace: d }\nspec: { loadBalancing: { strategy: consistent-hash, hashKey: "header:x-user-id" } }\n',
+    );
+    await eventually(
+      async () => (await api(op.url, 'GET', '/api/v1/services/d/sticky')).status === 200,
+    );
+    for (const host of ['h1', 'h2', 'h3'])
+      await api(op.url, 'POST', '/api/v1/instances', {
+        service: 'sticky',
+        namespace: 'd',
+        host,
+        port: 1,
+      });
+    const pick = async (user: string) =>
+      (
+        (await (
+          await fetch(`${op.url}/api/v1/discover/d/sticky`, { headers: { 'x-user-id': user } })
+        ).json()) as any
+      ).instance.host;
+    const first = await pick('alice');
+    for (let i = 0; i < 5; i++) expect(await pick('alice')).toBe(first);
+    const noKey = await api(op.url, 'GET', '/api/v1/discover/d/sticky');
+    expect(noKey.status).toBe(400);
+    expect(noKey.body.error.code).toBe('HASH_KEY_REQUIRED');
+
+    const head = await fetch(`${op.url}/api/v1/discover/d/sticky?key=k`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(0);
+
+    const none = await api(op.url, 'GET', '/api/v1/discover/d/sticky?all=true&zone=nowhere');
+    expect(none.status).toBe(404);
+    expect(none.body.error.code).toBe('NO_HEALTHY_INSTANCE');
+  });
+
+  it('answers other methods on the event stream with 405', async () => {
+    const res = await raw('POST', '/api/v1/events');
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET');
   });
 });
 
