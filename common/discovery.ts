@@ -6,7 +6,7 @@
  * registry and the sidecar's local copy, so both answer alike.
  */
 import { createBalancer, murmur3, needsKey, SmoothWeighted } from './lb/index.js';
-import type { Balancer, BalancerOptions, Endpoint } from './lb/index.js';
+import type { Balancer, BalancerOptions, Endpoint, PickContext } from './lb/index.js';
 import { MaxineError } from './errors.js';
 import type { ServiceSpec, Strategy } from './resources.js';
 import type { DiscoveredInstance, DiscoverQuery } from './wire.js';
@@ -25,14 +25,24 @@ export interface DiscoveryFilter {
   metadata?: readonly (readonly [string, string])[];
 }
 
+/** A parsed discovery query, built once per distinct query string and then reused. */
+export interface ParsedDiscover {
+  filter: DiscoveryFilter;
+  /** Cache key of the filter ('' for none), so a subset lookup builds no string. */
+  filterKey: string;
+  pick: PickRequest;
+  all: boolean;
+}
+
 export interface PickRequest {
   strategy?: Strategy;
   key?: string;
   localZone?: string;
   localDatacenter?: string;
-  /** Resolves the service's `loadBalancing.hashKey` source when no `key` is given. */
-  keyFrom?: (source: string) => string | undefined;
 }
+
+/** Resolves the service's `loadBalancing.hashKey` source when no `key` is given. */
+export type KeySource = (source: string) => string | undefined;
 
 /** Everything a single subset needs: candidates, balancers per strategy, the version split. */
 class Subset {
@@ -43,6 +53,8 @@ class Subset {
   private readonly versionSplit: SmoothWeighted<string> | undefined;
   /** Versions with their cumulative weights, for a key-sticky split. */
   private readonly versionRanges: { name: string; upTo: number }[] = [];
+  /** Reused for every pick: discovery is synchronous, so one context per subset suffices. */
+  private readonly ctx: PickContext;
 
   constructor(
     candidates: readonly Candidate[],
@@ -51,6 +63,7 @@ class Subset {
     versions?: readonly { name: string; weight: number }[],
   ) {
     this.candidates = candidates;
+    this.ctx = { key: undefined, localZone: undefined, localDatacenter: undefined, load };
     if (versions !== undefined && versions.length > 0) {
       const groups = new Map<string, Subset>();
       const weighted: { item: string; weight: number }[] = [];
@@ -87,25 +100,23 @@ class Subset {
     return this.allBody;
   }
 
-  pick(strategy: Strategy, req: PickRequest): Candidate | undefined {
+  pick(strategy: Strategy, key: string | undefined, req: PickRequest): Candidate | undefined {
     if (this.versionSplit !== undefined && this.versionGroups !== undefined) {
       // With a key the version is chosen by the key too, so a session sticks across the split.
-      const version =
-        req.key !== undefined ? this.versionForKey(req.key) : this.versionSplit.next();
+      const version = key !== undefined ? this.versionForKey(key) : this.versionSplit.next();
       const group = version === undefined ? undefined : this.versionGroups.get(version);
-      return group?.pick(strategy, req);
+      return group?.pick(strategy, key, req);
     }
     let balancer = this.balancers.get(strategy);
     if (balancer === undefined) {
       balancer = createBalancer(strategy, this.candidates, this.options);
       this.balancers.set(strategy, balancer);
     }
-    return balancer.pick({
-      key: req.key,
-      localZone: req.localZone,
-      localDatacenter: req.localDatacenter,
-      load: this.load,
-    });
+    const ctx = this.ctx;
+    ctx.key = key;
+    ctx.localZone = req.localZone;
+    ctx.localDatacenter = req.localDatacenter;
+    return balancer.pick(ctx);
   }
 }
 
@@ -134,12 +145,17 @@ export class ServiceAnswer {
   }
 
   /** One instance as `{"instance":...}` bytes, or a MaxineError when none fits. */
-  pick(filter: DiscoveryFilter, req: PickRequest): Buffer {
+  pick(
+    filter: DiscoveryFilter,
+    req: PickRequest,
+    keyFrom?: KeySource,
+    filterCacheKey?: string,
+  ): Buffer {
     const strategy = req.strategy ?? this.defaultStrategy;
     let key = req.key;
     if (needsKey(strategy) && key === undefined) {
       const source = this.spec?.loadBalancing?.hashKey;
-      key = source === undefined ? undefined : req.keyFrom?.(source);
+      key = source === undefined ? undefined : keyFrom?.(source);
       if (key === undefined) {
         throw new MaxineError(
           'HASH_KEY_REQUIRED',
@@ -147,21 +163,21 @@ export class ServiceAnswer {
         );
       }
     }
-    const chosen = this.subset(filter).pick(strategy, key === req.key ? req : { ...req, key });
+    const chosen = this.subset(filter, filterCacheKey).pick(strategy, key, req);
     if (chosen === undefined) throw new MaxineError('NO_HEALTHY_INSTANCE', noneMessage(filter));
     return chosen.body;
   }
 
   /** Every healthy instance that passes the filter as `{"instances":[...]}` bytes. */
-  all(filter: DiscoveryFilter): Buffer {
-    const subset = this.subset(filter);
+  all(filter: DiscoveryFilter, filterCacheKey?: string): Buffer {
+    const subset = this.subset(filter, filterCacheKey);
     if (subset.candidates.length === 0)
       throw new MaxineError('NO_HEALTHY_INSTANCE', noneMessage(filter));
     return subset.all();
   }
 
-  private subset(filter: DiscoveryFilter): Subset {
-    const key = filterKey(filter);
+  private subset(filter: DiscoveryFilter, cacheKey?: string): Subset {
+    const key = cacheKey ?? filterKey(filter);
     if (key === '') return this.root;
     let subset = this.subsets.get(key);
     if (subset === undefined) {
@@ -229,11 +245,7 @@ function noneMessage(f: DiscoveryFilter): string {
  * the known ones must be `meta.KEY` (metadata filters); anything else is a 400 so that a typo
  * such as `?verison=` does not silently return unfiltered answers.
  */
-export function splitDiscoverQuery(q: DiscoverQuery): {
-  filter: DiscoveryFilter;
-  pick: PickRequest;
-  all: boolean;
-} {
+export function splitDiscoverQuery(q: DiscoverQuery): ParsedDiscover {
   const metadata: [string, string][] = [];
   const unknown: string[] = [];
   for (const [k, v] of Object.entries(q)) {
@@ -250,13 +262,15 @@ export function splitDiscoverQuery(q: DiscoverQuery): {
     });
   }
   metadata.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const filter: DiscoveryFilter = {
+    version: q.version,
+    zone: q.zone,
+    datacenter: q.datacenter,
+    metadata: metadata.length > 0 ? metadata : undefined,
+  };
   return {
-    filter: {
-      version: q.version,
-      zone: q.zone,
-      datacenter: q.datacenter,
-      metadata: metadata.length > 0 ? metadata : undefined,
-    },
+    filter,
+    filterKey: filterKey(filter),
     pick: {
       strategy: q.strategy,
       key: q.key,

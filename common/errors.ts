@@ -36,7 +36,12 @@ export class MaxineError extends Error {
   readonly details: unknown;
 
   constructor(code: ErrorCode, message?: string, details?: unknown) {
+    // Catalog errors are answers, not bugs: no stack trace (capturing one costs ~10 µs on the
+    // discovery hot path, where "no healthy instance" can be every answer during an outage).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message ?? ERROR_CATALOG[code].message);
+    Error.stackTraceLimit = limit;
     this.name = 'MaxineError';
     this.code = code;
     this.status = ERROR_CATALOG[code].status;

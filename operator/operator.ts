@@ -72,7 +72,7 @@ export function createOperator(
     registry,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
-    observe: (route, method, status) => metrics.fastObserver(route, method, status),
+    observer: (route, method) => metrics.routeObserver(route, method),
   });
   const stream = createEventStream({ events, registry, clock, logger });
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {

@@ -16,8 +16,11 @@ export interface FastPathDeps {
   registry: Registry;
   bodyLimitBytes: number;
   logger: Logger;
-  /** A cached observer per route, method and status. */
-  observe: (route: string, method: string, status: number) => (seconds: number) => void;
+  /** Resolves, once per route and method, the latency series of each status. */
+  observer: (
+    route: string,
+    method: string,
+  ) => (status: number) => { observe(seconds: number): void };
 }
 
 const DISCOVER_ROUTE = '/api/v1/discover/:namespace/:name';
@@ -33,6 +36,10 @@ export function createFastPath(
     return { status: e.status, body: JSON.stringify(e.toBody()) };
   };
 
+  const discoverGet = deps.observer(DISCOVER_ROUTE, 'GET');
+  const discoverHead = deps.observer(DISCOVER_ROUTE, 'HEAD');
+  const heartbeat = deps.observer(HEARTBEAT_ROUTE, 'PUT');
+
   return (req, res) => {
     if (isDiscover(req)) {
       const started = performance.now();
@@ -44,11 +51,8 @@ export function createFastPath(
         ({ status, body } = failed(err));
       }
       respondJson(res, status, body, { head: req.method === 'HEAD' });
-      deps.observe(
-        DISCOVER_ROUTE,
-        req.method ?? 'GET',
-        status,
-      )((performance.now() - started) / 1000);
+      const series = req.method === 'HEAD' ? discoverHead : discoverGet;
+      series(status).observe((performance.now() - started) / 1000);
       return true;
     }
     const id = matchHeartbeat(req);
@@ -57,13 +61,13 @@ export function createFastPath(
       heartbeatAnswer(deps.registry, req, id, deps.bodyLimitBytes).then(
         (body) => {
           respondJson(res, 200, body);
-          deps.observe(HEARTBEAT_ROUTE, 'PUT', 200)((performance.now() - started) / 1000);
+          heartbeat(200).observe((performance.now() - started) / 1000);
         },
         (err: unknown) => {
           const { status, body } = failed(err);
           // A body refused half-read leaves the connection unusable: close it after answering.
           respondJson(res, status, body, { close: status === 413 });
-          deps.observe(HEARTBEAT_ROUTE, 'PUT', status)((performance.now() - started) / 1000);
+          heartbeat(status).observe((performance.now() - started) / 1000);
         },
       );
       return true;

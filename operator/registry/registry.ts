@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ServiceAnswer, splitDiscoverQuery } from '../../common/discovery.js';
+import type { KeySource, ParsedDiscover } from '../../common/discovery.js';
 import { MaxineError } from '../../common/errors.js';
 import { serviceKey } from '../../common/names.js';
 import type { ServiceSpec } from '../../common/resources.js';
@@ -235,15 +236,19 @@ export class Registry {
   // ---- discovery ----
 
   /** The answer bytes for a discovery request. O(1) in the number of services. */
-  discover(
-    namespace: string,
-    name: string,
-    query: DiscoverQuery,
-    keyFrom?: (source: string) => string | undefined,
-  ): Buffer {
-    const entry = this.services.get(serviceKey(namespace, name));
+  discover(namespace: string, name: string, query: DiscoverQuery, keyFrom?: KeySource): Buffer {
+    return this.discoverParsed(serviceKey(namespace, name), splitDiscoverQuery(query), keyFrom);
+  }
+
+  /**
+   * The hot-path form: the service key `namespace/name` as the request path has it, and a
+   * query parsed once per distinct query string. Allocates nothing on a cache hit.
+   */
+  discoverParsed(key: string, query: ParsedDiscover, keyFrom?: KeySource): Buffer {
+    const entry = this.services.get(key);
     if (entry === undefined)
-      throw new MaxineError('SERVICE_NOT_FOUND', `Service ${namespace}/${name} is not registered`);
+      throw new MaxineError('SERVICE_NOT_FOUND', `Service ${key} is not registered`);
+    const { namespace, name } = entry;
     const blocked = entry.spec?.blocked;
     if (blocked?.discovery === true) {
       throw new MaxineError(
@@ -254,9 +259,10 @@ export class Registry {
         },
       );
     }
-    const { filter, pick, all } = splitDiscoverQuery(query);
     const answer = this.answerOf(entry);
-    return all ? answer.all(filter) : answer.pick(filter, { ...pick, keyFrom });
+    return query.all
+      ? answer.all(query.filter, query.filterKey)
+      : answer.pick(query.filter, query.pick, keyFrom, query.filterKey);
   }
 
   // ---- reads ----

@@ -2,13 +2,9 @@
  * Prometheus metrics, all prefixed `maxine_`. Registry-derived figures are read at scrape
  * time (collect callbacks), so the request paths pay nothing for them.
  */
-import {
-  Counter,
-  Gauge,
-  Histogram,
-  Registry as PromRegistry,
-  collectDefaultMetrics,
-} from 'prom-client';
+import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import { LatencyHistogram } from './latency.js';
+import type { LatencySeries } from './latency.js';
 import type { EventLog } from '../events/log.js';
 import type { Registry } from '../registry/registry.js';
 
@@ -21,9 +17,12 @@ export interface MetricsSources {
 export interface Metrics {
   readonly prom: PromRegistry;
   /** Request latency, labelled by route template, method and status. */
-  readonly http: Histogram<'route' | 'method' | 'status'>;
-  /** A pre-labelled observer for the fast paths (label lookup once per route/method/status). */
-  fastObserver(route: string, method: string, status: number): (seconds: number) => void;
+  readonly http: LatencyHistogram;
+  /**
+   * For the fast paths: an observer per status for one route and method, resolved once per
+   * status, so an observation allocates nothing.
+   */
+  routeObserver(route: string, method: string): (status: number) => LatencySeries;
 }
 
 const LATENCY_BUCKETS = [
@@ -107,27 +106,25 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
   });
 
-  const http = new Histogram({
-    name: 'maxine_http_request_duration_seconds',
-    help: 'HTTP request handling time by route template',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [prom],
-  });
+  const http = new LatencyHistogram(
+    'maxine_http_request_duration_seconds',
+    'HTTP request handling time by route template',
+    LATENCY_BUCKETS,
+  ).register(prom);
 
-  const children = new Map<string, (seconds: number) => void>();
   return {
     prom,
     http,
-    fastObserver(route, method, status) {
-      const key = `${route} ${method} ${status}`;
-      let observe = children.get(key);
-      if (observe === undefined) {
-        const child = http.labels({ route, method, status: String(status) });
-        observe = (seconds) => child.observe(seconds);
-        children.set(key, observe);
-      }
-      return observe;
+    routeObserver(route, method) {
+      const byStatus = new Map<number, LatencySeries>();
+      return (status) => {
+        let series = byStatus.get(status);
+        if (series === undefined) {
+          series = http.series$({ route, method, status: String(status) });
+          byStatus.set(status, series);
+        }
+        return series;
+      };
     },
   };
 }
