@@ -39,8 +39,14 @@ describe('loadConfig', () => {
   ])('refuses %s', (_name, argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(message);
   });
-  it('treats an empty environment variable as unset', () => {
+  it('treats an empty or blank environment variable as unset', () => {
     expect(loadConfig([], { MAXINE_PORT: '' })).toMatchObject({ port: 7710 });
+    expect(loadConfig([], { MAXINE_PORT: '  ' })).toMatchObject({ port: 7710 });
+  });
+  it('refuses an empty flag value instead of reading it as 0', () => {
+    expect(() => loadConfig(['--port', ''], {})).toThrow(
+      /--port \(MAXINE_PORT\): must be a whole number/,
+    );
   });
   it('answers --help', () => {
     expect(loadConfig(['--help'], {})).toBe('help');

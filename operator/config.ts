@@ -13,9 +13,18 @@ const bool = z.union(
       .enum(['true', 'false', '1', '0', 'yes', 'no'])
       .transform((v) => v === 'true' || v === '1' || v === 'yes'),
   ],
-  { error: 'must be true or false' },
+  { error: 'must be true or false (1/0 and yes/no also work)' },
 );
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'number' ? String(v) : v),
+    z
+      .string()
+      .trim()
+      .regex(/^-?\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max)),
+  );
 
 export const configSchema = z.strictObject({
   port: int(0, 65535).default(7710),
@@ -80,7 +89,7 @@ export function loadConfig(
   const raw: Record<string, unknown> = {};
   for (const [flag, [key, envName]] of Object.entries(OPTIONS)) {
     // An empty variable counts as unset, so `MAXINE_PORT=` does not mean port 0.
-    const fromEnv = env[envName] === '' ? undefined : env[envName];
+    const fromEnv = env[envName]?.trim() === '' ? undefined : env[envName];
     const value = flags[flag] ?? fromEnv;
     if (value !== undefined) raw[key] = value;
   }

@@ -64,7 +64,6 @@ export function createOperator(
     resourceProblems: () => folder.problems(),
     metrics,
     logger,
-    bodyLimitBytes: config.bodyLimitBytes,
     isReady: () => folder.ready,
     openapi: () => openapi,
   });

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { MaxineError, validationError } from '../../common/errors.js';
 import { dnsLabel } from '../../common/names.js';
 import { RESOURCE_KINDS } from '../../common/resources.js';
-import { instanceIdSchema, registerRequestSchema } from '../../common/wire.js';
+import { instanceIdSchema } from '../../common/wire.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import type { FileProblem } from '../sources/folder-state.js';
@@ -24,7 +24,6 @@ export interface AppDeps {
   resourceProblems: () => FileProblem[];
   metrics: Metrics;
   logger: Logger;
-  bodyLimitBytes: number;
   isReady: () => boolean;
   openapi: () => unknown;
 }
@@ -88,18 +87,6 @@ const resourcesQuery = z.strictObject({
   kind: z.enum(RESOURCE_KINDS as [string, ...string[]]).optional(),
 });
 
-/** Requests with a body must say it is JSON; anything else is refused before parsing. */
-function requireJson(req: Request, _res: Response, next: NextFunction): void {
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined ||
-    Number(req.headers['content-length'] ?? 0) > 0;
-  if (hasBody && !req.is(['application/json', 'application/*+json'])) {
-    next(new MaxineError('UNSUPPORTED_MEDIA_TYPE'));
-    return;
-  }
-  next();
-}
-
 function methodNotAllowed(allowed: string) {
   return (_req: Request, res: Response): void => {
     res.locals.errorCode = 'METHOD_NOT_ALLOWED';
@@ -136,21 +123,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(deps.openapi());
   });
 
-  const json = express.json({
-    limit: deps.bodyLimitBytes,
-    strict: true,
-    type: ['application/json', 'application/*+json'],
-  });
-
-  app.post('/api/v1/instances', requireJson, json, (req, res) => {
-    const body = parse(registerRequestSchema, req.body, 'registration');
-    const { instance, created } = registry.register(body);
-    req.log.info(
-      { instance: instance.id, service: instance.service, created },
-      created ? 'instance registered' : 'instance renewed',
-    );
-    res.status(created ? 201 : 200).json({ instance });
-  });
+  // POST is answered on the fast path (fast-path.ts) before express.
   app.all('/api/v1/instances', methodNotAllowed('POST'));
 
   // PUT is answered on the fast path (fast-path.ts) before express.
@@ -185,7 +158,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.all('/api/v1/services/:namespace/:name', methodNotAllowed('GET'));
   // GET is answered by the hot path before express; anything reaching here is another method.
-  app.all('/api/v1/discover/:namespace/:name', methodNotAllowed('GET'));
+  app.all('/api/v1/discover/:namespace/:name', methodNotAllowed('GET, HEAD'));
 
   app.get('/api/v1/resources', (req, res) => {
     const { kind } = parse(resourcesQuery, req.query, 'query');
@@ -201,12 +174,14 @@ export function createApp(deps: AppDeps): express.Express {
     else next();
   });
   app.get('/api/v1/events', (_req, res) => {
+    res.locals.errorCode = 'UPGRADE_REQUIRED';
     sendError(res, new MaxineError('UPGRADE_REQUIRED', 'Connect with a WebSocket client'), {
       upgrade: 'websocket',
     });
   });
 
   app.use((req, res) => {
+    res.locals.errorCode = 'ROUTE_NOT_FOUND';
     sendError(
       res,
       new MaxineError('ROUTE_NOT_FOUND', `No endpoint ${req.method} ${req.path.slice(0, 256)}`),

@@ -34,16 +34,16 @@ function keyFromRequest(req: IncomingMessage, source: string): string | undefine
   if (source === 'source-ip') return req.socket.remoteAddress;
   const colon = source.indexOf(':');
   const kind = source.slice(0, colon);
-  const name = source.slice(colon + 1).toLowerCase();
+  const name = source.slice(colon + 1);
   if (kind === 'header') {
-    const value = req.headers[name];
-    return Array.isArray(value) ? value[0] : value;
+    const value = req.headers[name.toLowerCase()];
+    return usableKey(Array.isArray(value) ? value[0] : value);
   }
   if (kind === 'cookie') {
     for (const part of (req.headers.cookie ?? '').split(';')) {
       const eq = part.indexOf('=');
-      if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === name)
-        return part.slice(eq + 1).trim();
+      // Cookie names are case-sensitive (RFC 6265).
+      if (eq > 0 && part.slice(0, eq).trim() === name) return usableKey(part.slice(eq + 1).trim());
     }
   }
   return undefined;
@@ -113,4 +113,9 @@ function parseQuery(search: string): DiscoverQuery {
   const parsed = discoverQuerySchema.safeParse(raw);
   if (!parsed.success) throw validationError('query', parsed.error);
   return parsed.data;
+}
+
+/** A key from a header or cookie obeys the same rule as `key=`: 1 to 1024 characters. */
+function usableKey(value: string | undefined): string | undefined {
+  return value === undefined || value === '' || value.length > 1024 ? undefined : value;
 }

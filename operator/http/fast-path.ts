@@ -10,7 +10,13 @@ import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { discoverAnswer, isDiscover } from './discover.js';
 import { toMaxineError } from './errors.js';
-import { heartbeatAnswer, matchHeartbeat, respondJson } from './heartbeat.js';
+import {
+  heartbeatAnswer,
+  isRegister,
+  matchHeartbeat,
+  registerAnswer,
+  respondJson,
+} from './instances.js';
 
 export interface FastPathDeps {
   registry: Registry;
@@ -25,6 +31,7 @@ export interface FastPathDeps {
 
 const DISCOVER_ROUTE = '/api/v1/discover/:namespace/:name';
 const HEARTBEAT_ROUTE = '/api/v1/instances/:id/heartbeat';
+const REGISTER_ROUTE = '/api/v1/instances';
 
 /** Returns a handler that answers the hot requests and returns false for anything else. */
 export function createFastPath(
@@ -39,6 +46,28 @@ export function createFastPath(
   const discoverGet = deps.observer(DISCOVER_ROUTE, 'GET');
   const discoverHead = deps.observer(DISCOVER_ROUTE, 'HEAD');
   const heartbeat = deps.observer(HEARTBEAT_ROUTE, 'PUT');
+  const register = deps.observer(REGISTER_ROUTE, 'POST');
+
+  /** Answers an async write: the answer, or the catalog error (413 also closes the connection). */
+  const write = (
+    res: ServerResponse,
+    work: Promise<{ status: number; body: string }>,
+    series: (status: number) => { observe(seconds: number): void },
+  ): void => {
+    const started = performance.now();
+    work.then(
+      ({ status, body }) => {
+        respondJson(res, status, body);
+        series(status).observe((performance.now() - started) / 1000);
+      },
+      (err: unknown) => {
+        const { status, body } = failed(err);
+        // A body refused half-read leaves the connection unusable: close it after answering.
+        respondJson(res, status, body, { close: status === 413 });
+        series(status).observe((performance.now() - started) / 1000);
+      },
+    );
+  };
 
   return (req, res) => {
     if (isDiscover(req)) {
@@ -57,19 +86,15 @@ export function createFastPath(
     }
     const id = matchHeartbeat(req);
     if (id !== undefined) {
-      const started = performance.now();
-      heartbeatAnswer(deps.registry, req, id, deps.bodyLimitBytes).then(
-        (body) => {
-          respondJson(res, 200, body);
-          heartbeat(200).observe((performance.now() - started) / 1000);
-        },
-        (err: unknown) => {
-          const { status, body } = failed(err);
-          // A body refused half-read leaves the connection unusable: close it after answering.
-          respondJson(res, status, body, { close: status === 413 });
-          heartbeat(status).observe((performance.now() - started) / 1000);
-        },
-      );
+      const work = heartbeatAnswer(deps.registry, req, id, deps.bodyLimitBytes).then((body) => ({
+        status: 200,
+        body,
+      }));
+      write(res, work, heartbeat);
+      return true;
+    }
+    if (isRegister(req)) {
+      write(res, registerAnswer(deps.registry, req, deps.bodyLimitBytes, deps.logger), register);
       return true;
     }
     return false;

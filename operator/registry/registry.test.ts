@@ -101,11 +101,15 @@ describe('registration', () => {
     expect(codeOf(() => registry.deregister('nope'))).toBe('INSTANCE_NOT_FOUND');
   });
 
-  it('a re-registration starts healthy again', () => {
-    const { registry, register } = setup();
+  it('a re-registration starts healthy again, and says so', () => {
+    const { registry, register, events } = setup();
     const { instance } = register({ host: '10.0.0.1' });
     registry.heartbeat(instance.id, { status: 'critical', output: 'crashed' });
     expect(register({ host: '10.0.0.1' }).instance.health.status).toBe('passing');
+    expect(events.at(-1)).toMatchObject({
+      type: 'service_healthy',
+      data: { status: 'passing', previous: 'critical' },
+    });
   });
 
   it('takes the TTL from the request, else the service, else the default', () => {

@@ -141,12 +141,21 @@ export class Registry {
     entry.answer = undefined;
     this.counters.registrations += 1;
     const instance = toInstance(record);
+    const before = existing === undefined ? undefined : healthOf(existing).status;
     this.opts.emit({
       type: 'service_registered',
       service: { namespace: req.namespace, name: req.service },
       instance,
       data: { renewed: existing !== undefined },
     });
+    if (before !== undefined && before !== 'passing') {
+      this.opts.emit({
+        type: 'service_healthy',
+        service: refOf(record),
+        instance,
+        data: { status: 'passing', previous: before },
+      });
+    }
     return { instance, created: existing === undefined };
   }
 

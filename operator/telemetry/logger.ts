@@ -11,7 +11,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { component: 'operator' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
-        paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password'],
+        paths: ['*.authorization', '*.cookie', '*.token', '*.password', '*.secret'],
         censor: '[redacted]',
       },
       formatters: { level: (label) => ({ level: label }) },
