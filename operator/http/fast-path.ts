@@ -15,6 +15,7 @@ import {
   isRegister,
   matchHeartbeat,
   registerAnswer,
+  requestId,
   respondJson,
 } from './instances.js';
 
@@ -37,10 +38,10 @@ const REGISTER_ROUTE = '/api/v1/instances';
 export function createFastPath(
   deps: FastPathDeps,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const failed = (err: unknown): { status: number; body: string } => {
+  const failed = (err: unknown): { status: number; body: string; code: string } => {
     const e = toMaxineError(err);
     if (e.status >= 500) deps.logger.error({ err }, 'fast-path request failed');
-    return { status: e.status, body: JSON.stringify(e.toBody()) };
+    return { status: e.status, body: JSON.stringify(e.toBody()), code: e.code };
   };
 
   const discoverGet = deps.observer(DISCOVER_ROUTE, 'GET');
@@ -50,6 +51,7 @@ export function createFastPath(
 
   /** Answers an async write: the answer, or the catalog error (413 also closes the connection). */
   const write = (
+    req: IncomingMessage,
     res: ServerResponse,
     work: Promise<{ status: number; body: string }>,
     series: (status: number) => { observe(seconds: number): void },
@@ -61,7 +63,11 @@ export function createFastPath(
         series(status).observe((performance.now() - started) / 1000);
       },
       (err: unknown) => {
-        const { status, body } = failed(err);
+        const { status, body, code } = failed(err);
+        deps.logger.info(
+          { reqId: requestId(req), url: req.url?.slice(0, 512), status, code },
+          'write refused',
+        );
         // A body refused half-read leaves the connection unusable: close it after answering.
         respondJson(res, status, body, { close: status === 413 });
         series(status).observe((performance.now() - started) / 1000);
@@ -90,11 +96,16 @@ export function createFastPath(
         status: 200,
         body,
       }));
-      write(res, work, heartbeat);
+      write(req, res, work, heartbeat);
       return true;
     }
     if (isRegister(req)) {
-      write(res, registerAnswer(deps.registry, req, deps.bodyLimitBytes, deps.logger), register);
+      write(
+        req,
+        res,
+        registerAnswer(deps.registry, req, deps.bodyLimitBytes, deps.logger),
+        register,
+      );
       return true;
     }
     return false;

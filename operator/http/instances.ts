@@ -22,6 +22,14 @@ const HEARTBEAT_RE = /^\/api\/v1\/instances\/([^/?#]+)\/heartbeat\/?(?:\?.*)?$/;
 
 const idParamSchema = z.object({ id: instanceIdSchema });
 
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's `x-request-id` when well-formed, for the log line of a write. */
+export function requestId(req: IncomingMessage): string | undefined {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : undefined;
+}
+
 const INSTANCES_RE = /^\/api\/v1\/instances\/?(?:\?.*)?$/;
 
 export function isRegister(req: IncomingMessage): boolean {
@@ -39,6 +47,7 @@ export async function registerAnswer(
   const { instance, created } = registry.register(body.data);
   logger.info(
     {
+      reqId: requestId(req),
       instance: instance.id,
       service: instance.service,
       host: instance.host,

@@ -1,0 +1,147 @@
+// @ts-check
+/**
+ * Child processes of the benchmark: every server runs in its own process so that the load
+ * generator (autocannon, in the bench process) and the server never share an event loop.
+ * Every child is recorded and killed when the bench exits, also on error or on a signal.
+ */
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** @typedef {import('node:child_process').ChildProcess} ChildProcess */
+
+/**
+ * @typedef {object} Child
+ * @property {string} name
+ * @property {number} port
+ * @property {number} pid
+ * @property {ChildProcess} proc
+ * @property {() => string} output the last lines the child wrote (stdout and stderr)
+ */
+
+/** @type {Set<ChildProcess>} */
+const live = new Set();
+let hooked = false;
+
+function hookExit() {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', killAll);
+  for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
+    process.once(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+/** Kills every child still running, at once (used on exit). */
+export function killAll() {
+  for (const proc of live) {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  }
+  live.clear();
+}
+
+/** @returns {Promise<number>} a TCP port free on 127.0.0.1 right now */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * One HTTP request to 127.0.0.1, body read fully (bounded by `timeoutMs`).
+ * @param {{ port: number, method?: string, path: string, body?: string, timeoutMs?: number, agent?: import('node:http').Agent }} opts
+ * @returns {Promise<{ status: number, body: string }>}
+ */
+export function httpRequest({ port, method = 'GET', path, body, timeoutMs = 5000, agent }) {
+  return new Promise((resolve, reject) => {
+    const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+    const req = request(
+      { host: '127.0.0.1', port, method, path, headers, agent, timeout: timeoutMs },
+      (res) => {
+        /** @type {string[]} */
+        const chunks = [];
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => chunks.push(/** @type {string} */ (chunk)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: chunks.join('') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)),
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Starts `node <args>` as a child, and resolves once `GET readyPath` answers 200.
+ * @param {{ name: string, args: string[], port: number, readyPath: string, timeoutMs?: number }} opts
+ * @returns {Promise<Child>}
+ */
+export async function startChild({ name, args, port, readyPath, timeoutMs = 20_000 }) {
+  hookExit();
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  /** @type {string[]} */
+  const tail = [];
+  const keep = (/** @type {Buffer} */ chunk) => {
+    tail.push(chunk.toString('utf8'));
+    while (tail.length > 50) tail.shift();
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  proc.on('exit', () => live.delete(proc));
+  const output = () => tail.join('').trim();
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; attempt < 10_000 && Date.now() < deadline; attempt += 1) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(
+        `${name} exited (${proc.exitCode ?? proc.signalCode}) before ready:\n${output()}`,
+      );
+    }
+    const ok = await httpRequest({ port, path: readyPath, timeoutMs: 1000 }).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return { name, port, pid: proc.pid ?? -1, proc, output };
+    await sleep(50);
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`${name} not ready on port ${port} after ${timeoutMs} ms:\n${output()}`);
+}
+
+/**
+ * Stops a child with SIGTERM, then SIGKILL after `graceMs`.
+ * @param {Child | undefined} child
+ * @param {number} [graceMs]
+ */
+export async function stopChild(child, graceMs = 5000) {
+  if (child === undefined) return;
+  const { proc } = child;
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', () => resolve('exited')));
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const timedOut = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), graceMs);
+  });
+  proc.kill('SIGTERM');
+  const outcome = await Promise.race([exited, timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    proc.kill('SIGKILL');
+    await exited;
+  }
+}

@@ -1,0 +1,97 @@
+// @ts-check
+/**
+ * Bulk registration over HTTP with a keep-alive agent and bounded concurrency: used to
+ * pre-register the heartbeat targets and to fill a registry for the memory measurement.
+ */
+import { Agent } from 'node:http';
+import { httpRequest } from './processes.js';
+
+/**
+ * @typedef {object} BulkSpec
+ * @property {number} port
+ * @property {number} count instances to register
+ * @property {(i: number) => object} bodyOf the register body of the i-th instance
+ * @property {number} concurrency requests in flight at most
+ * @property {number} deadlineMs give up after this long
+ * @property {boolean} [keepIds] return the ids the operator assigned
+ * @property {number} [maxErrors] give up after this many failures
+ */
+
+/**
+ * @param {BulkSpec} spec
+ * @returns {Promise<{ registered: number, errors: number, seconds: number, ids: string[] }>}
+ */
+export async function registerMany(spec) {
+  const { port, count, bodyOf, concurrency, deadlineMs, keepIds = false, maxErrors = 100 } = spec;
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const started = Date.now();
+  /** @type {string[]} */
+  const ids = [];
+  let next = 0;
+  let registered = 0;
+  let errors = 0;
+  /** @type {string | undefined} */
+  let firstError;
+  const worker = async () => {
+    while (next < count && errors < maxErrors && Date.now() - started < deadlineMs) {
+      const i = next;
+      next += 1;
+      try {
+        const id = await registerOne(port, JSON.stringify(bodyOf(i)), agent);
+        registered += 1;
+        if (keepIds) ids.push(id);
+      } catch (err) {
+        errors += 1;
+        firstError ??= String(err);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    agent.destroy();
+  }
+  if (registered < count) {
+    throw new Error(
+      `registered ${registered} of ${count} instances in ${Date.now() - started} ms (${errors} errors; first: ${firstError ?? 'none'})`,
+    );
+  }
+  return { registered, errors, seconds: (Date.now() - started) / 1000, ids };
+}
+
+/**
+ * Registers one instance, retrying twice on a timeout or a 5xx: registering the same
+ * host:port again renews the same instance, so a retry never duplicates one.
+ * @param {number} port
+ * @param {string} body
+ * @param {Agent} agent
+ * @returns {Promise<string>} the instance id
+ */
+async function registerOne(port, body, agent) {
+  let lastError;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    try {
+      const res = await httpRequest({
+        port,
+        method: 'POST',
+        path: '/api/v1/instances',
+        body,
+        agent,
+        timeoutMs: 30_000,
+      });
+      if (res.status === 200 || res.status === 201) {
+        return /** @type {{ instance: { id: string } }} */ (JSON.parse(res.body)).instance.id;
+      }
+      lastError = new Error(`status ${res.status}: ${res.body.slice(0, 300)}`);
+      if (res.status < 500) break;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError;
+}
+
+/** @param {number} i @returns {string} a distinct IPv4 address in 10.0.0.0/8 per i */
+export function hostOf(i) {
+  return `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+}

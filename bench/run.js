@@ -1,0 +1,620 @@
+// @ts-check
+/**
+ * Maxine benchmarks, one entry point: `npm run bench` (builds, then runs this file).
+ *
+ * - Discovery on the operator against a bare `node:http` server answering the same bytes,
+ *   measured alternately in the same run, so that only ratios are compared on a noisy box.
+ * - Heartbeats and registrations per second.
+ * - RSS of an operator holding 100,000 instances.
+ *
+ * Every server is a child process (never the autocannon process). Everything targets
+ * 127.0.0.1. Figures go to stdout and to bench/RESULTS.md, which is rewritten each run.
+ *
+ * Environment (all optional): BENCH_DURATION seconds per measured run (10), BENCH_WARMUP
+ * seconds of discarded warm-up before each (3), BENCH_ROUNDS (2), BENCH_CONNECTIONS (50),
+ * BENCH_PIPELINING (1), BENCH_HEARTBEAT_INSTANCES (1000), BENCH_MEMORY_INSTANCES (100000),
+ * BENCH_CPU_PROF=1 to profile the discovery/heartbeat operator with `node --cpu-prof`,
+ * BENCH_OPERATOR_NODE_FLAGS="--max-old-space-size=160" to pass Node flags to every operator.
+ */
+import { Buffer } from 'node:buffer';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { measure } from './load.js';
+import { freePort, httpRequest, startChild, stopChild } from './processes.js';
+import { formatFrames, topFrames } from './profile-top.js';
+import { hostOf, registerMany } from './registrations.js';
+import {
+  aimsTable,
+  machine,
+  memoryTable,
+  roundsTable,
+  summarise,
+  throughputTable,
+  writeAtomically,
+} from './report.js';
+
+/** @typedef {import('./load.js').LoadSpec} LoadSpec */
+/** @typedef {import('./processes.js').Child} Child */
+/** @typedef {import('./report.js').Row} Row */
+/** @typedef {import('./report.js').Memory} Memory */
+
+const ROOT = join(import.meta.dirname, '..');
+const OPERATOR_MAIN = join(ROOT, 'dist', 'operator', 'main.js');
+const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
+const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
+const RESULTS = join(import.meta.dirname, 'RESULTS.md');
+const NAMESPACE = 'bench';
+const SERVICE = 'api';
+const DISCOVER_PATH = `/api/v1/discover/${NAMESPACE}/${SERVICE}`;
+const QUERY = '?strategy=weighted-round-robin&zone=a';
+const DISCOVER_INSTANCES = 10;
+const MEMORY_SERVICES = 100;
+const BULK_CONCURRENCY = 64;
+const SETTLE_MS = 2000;
+const AIMS = { throughputRatio: 0.8, p99Ratio: 1.5, heartbeatsPerSec: 10_000, rssMb: 300 };
+
+/**
+ * @param {string} name
+ * @param {number} fallback
+ * @param {number} min
+ * @param {number} max
+ */
+function intEnv(name, fallback, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, not "${raw}"`);
+  }
+  return value;
+}
+
+function loadConfig() {
+  return {
+    durationSec: intEnv('BENCH_DURATION', 10, 1, 600),
+    warmupSec: intEnv('BENCH_WARMUP', 3, 0, 60),
+    rounds: intEnv('BENCH_ROUNDS', 2, 1, 20),
+    connections: intEnv('BENCH_CONNECTIONS', 50, 1, 1000),
+    pipelining: intEnv('BENCH_PIPELINING', 1, 1, 64),
+    heartbeatInstances: intEnv('BENCH_HEARTBEAT_INSTANCES', 1000, 1, 100_000),
+    memoryInstances: intEnv('BENCH_MEMORY_INSTANCES', 100_000, 100, 1_000_000),
+    cpuProf: process.env.BENCH_CPU_PROF === '1',
+  };
+}
+/** @typedef {ReturnType<typeof loadConfig>} Config */
+
+/** @param {string} value @returns {string} the value, quoted for a POSIX shell when needed */
+function shellQuote(value) {
+  return /^[\w.,:=/+-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/** @returns {string} the extra Node flags given to operators, with a trailing space, or '' */
+function operatorFlags() {
+  const flags = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').trim();
+  return flags === '' ? '' : `${flags} `;
+}
+
+/** The command that reproduces this run: the BENCH_* variables set, then the script. */
+function commandLine() {
+  const vars = Object.keys(process.env)
+    .filter((k) => k.startsWith('BENCH_'))
+    .sort()
+    .map((k) => `${k}=${shellQuote(process.env[k] ?? '')}`);
+  const script =
+    process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.js';
+  return [...vars, script].join(' ');
+}
+
+/**
+ * Starts an operator from dist/ in its own process on a free port of 127.0.0.1.
+ * @param {string} resources
+ * @param {string} name
+ * @param {string[]} [nodeFlags]
+ * @returns {Promise<Child>}
+ */
+async function startOperator(resources, name, nodeFlags = []) {
+  const port = await freePort();
+  const extra = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return startChild({
+    name,
+    port,
+    readyPath: '/readyz',
+    args: [
+      ...extra,
+      ...nodeFlags,
+      OPERATOR_MAIN,
+      ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
+      ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
+    ],
+  });
+}
+
+/**
+ * @param {Child} operator
+ * @param {string} path
+ * @returns {Promise<Buffer>}
+ */
+async function fetchAnswer(operator, path) {
+  const res = await httpRequest({ port: operator.port, path });
+  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${res.body}`);
+  return Buffer.from(res.body);
+}
+
+/** @param {number} pid @returns {{ rssMb: number, hwmMb: number }} */
+function rssOf(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (/** @type {string} */ field) => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (match?.[1] === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
+    return Number(match[1]);
+  };
+  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+}
+
+/**
+ * @param {Child} operator
+ * @returns {Promise<{ rssMb?: number, heapMb?: number, instances?: number }>}
+ */
+async function metricsOf(operator) {
+  const res = await httpRequest({ port: operator.port, path: '/metrics' });
+  if (res.status !== 200) return {};
+  /** @param {string} name */
+  const sum = (name) => {
+    const re = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'gm');
+    let total;
+    for (const m of res.body.matchAll(re)) total = (total ?? 0) + Number(m[1]);
+    return total;
+  };
+  const mb = (/** @type {number | undefined} */ b) => (b === undefined ? undefined : b / 2 ** 20);
+  return {
+    rssMb: mb(sum('maxine_process_resident_memory_bytes')),
+    heapMb: mb(sum('maxine_nodejs_heap_size_used_bytes')),
+    instances: sum('maxine_instances'),
+  };
+}
+
+/**
+ * @param {string} resources
+ * @param {string} name the service file's base name
+ * @param {string} strategy
+ */
+function writeService(resources, name, strategy) {
+  writeFileSync(
+    join(resources, `${name}.yaml`),
+    [
+      'apiVersion: maxine.io/v1alpha1',
+      'kind: MaxineService',
+      'metadata:',
+      `  name: ${name}`,
+      `  namespace: ${NAMESPACE}`,
+      'spec:',
+      '  selector:',
+      `    app: ${name}`,
+      '  ports:',
+      '    - name: http',
+      '      port: 8080',
+      '  loadBalancing:',
+      `    strategy: ${strategy}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * Registration requests with a distinct host:port each, over 100 services.
+ * @returns {() => { body: string }}
+ */
+function registrationBodies() {
+  let seq = 0;
+  return () => {
+    const i = seq;
+    seq += 1;
+    return {
+      body: JSON.stringify({
+        service: `reg-${i % MEMORY_SERVICES}`,
+        namespace: 'bench-reg',
+        host: hostOf(i),
+        port: 1024 + (i % 50_000),
+      }),
+    };
+  };
+}
+
+/** @param {Child} child @returns {{ port: number, pid: number }} where to send load, whose CPU to read */
+function at(child) {
+  return { port: child.port, pid: child.pid };
+}
+
+/**
+ * The load scenarios, measured in turn within each round.
+ * @param {Config} config
+ * @param {{ baseline: Child, operator: Child, heartbeatIds: string[], resources: string }} ctx
+ */
+function scenarios(config, ctx) {
+  const base = {
+    connections: config.connections,
+    pipelining: config.pipelining,
+    durationSec: config.durationSec,
+    warmupSec: config.warmupSec,
+  };
+  let beat = 0;
+  const heartbeatPath = () => {
+    const id = ctx.heartbeatIds[beat % ctx.heartbeatIds.length] ?? 'missing';
+    beat += 1;
+    return { path: `/api/v1/instances/${id}/heartbeat` };
+  };
+  const heartbeat = { method: 'PUT', path: '/', body: '{"status":"passing"}', vary: heartbeatPath };
+  const nextRegistration = registrationBodies();
+  /** @type {{ key: string, label: string, reference?: string, run: () => Promise<import('./load.js').LoadResult> }[]} */
+  const list = [
+    {
+      key: 'baseline-get',
+      label: 'bare node:http, GET (same bytes as discovery)',
+      run: () => measure({ ...base, ...at(ctx.baseline), path: DISCOVER_PATH }),
+    },
+    {
+      key: 'discover',
+      label: `maxine GET ${DISCOVER_PATH}`,
+      reference: 'baseline-get',
+      run: () => measure({ ...base, ...at(ctx.operator), path: DISCOVER_PATH }),
+    },
+    {
+      key: 'discover-query',
+      label: `maxine GET ${DISCOVER_PATH}${QUERY}`,
+      reference: 'baseline-get',
+      run: () => measure({ ...base, ...at(ctx.operator), path: DISCOVER_PATH + QUERY }),
+    },
+    {
+      key: 'baseline-put',
+      label: 'bare node:http, PUT with a 20-byte body',
+      run: () => measure({ ...base, ...heartbeat, ...at(ctx.baseline) }),
+    },
+    {
+      key: 'heartbeat',
+      label: `maxine PUT heartbeat (${config.heartbeatInstances.toLocaleString('en-US')} ids in turn)`,
+      reference: 'baseline-put',
+      run: () => measure({ ...base, ...heartbeat, ...at(ctx.operator) }),
+    },
+    {
+      key: 'register',
+      label: 'maxine POST /api/v1/instances (distinct host:port, fresh operator)',
+      run: async () => {
+        const fresh = await startOperator(ctx.resources, 'operator (registrations)');
+        try {
+          const spec = {
+            ...base,
+            method: 'POST',
+            path: '/api/v1/instances',
+            vary: nextRegistration,
+          };
+          return await measure({ ...spec, ...at(fresh) });
+        } finally {
+          await stopChild(fresh);
+        }
+      },
+    },
+  ];
+  return list;
+}
+
+/**
+ * @param {Config} config
+ * @param {string} resources
+ * @returns {Promise<Memory>}
+ */
+async function measureMemory(config, resources) {
+  const operator = await startOperator(resources, 'operator (memory)', [
+    '--expose-gc',
+    '--import',
+    pathToFileURL(GC_HOOK).href,
+  ]);
+  try {
+    await sleep(SETTLE_MS);
+    const before = rssOf(operator.pid);
+    const bulk = await registerMany({
+      port: operator.port,
+      count: config.memoryInstances,
+      concurrency: BULK_CONCURRENCY,
+      deadlineMs: 600_000,
+      bodyOf: (i) => ({
+        service: `svc-${String(i % MEMORY_SERVICES).padStart(3, '0')}`,
+        namespace: 'bench-mem',
+        host: hostOf(i),
+        port: 8080,
+      }),
+    });
+    await sleep(SETTLE_MS);
+    const after = rssOf(operator.pid);
+    const metrics = await metricsOf(operator);
+    operator.proc.kill('SIGUSR2'); // bench/gc-hook.js: a full GC
+    await sleep(SETTLE_MS);
+    const afterGc = rssOf(operator.pid);
+    const metricsGc = await metricsOf(operator);
+    return {
+      instances: bulk.registered,
+      services: MEMORY_SERVICES,
+      rssBeforeMb: before.rssMb,
+      rssAfterMb: after.rssMb,
+      hwmAfterMb: after.hwmMb,
+      metricsRssMb: metrics.rssMb,
+      heapUsedMb: metrics.heapMb,
+      rssAfterGcMb: afterGc.rssMb,
+      heapUsedAfterGcMb: metricsGc.heapMb,
+      instancesSeen: metrics.instances,
+      seconds: bulk.seconds,
+      concurrency: BULK_CONCURRENCY,
+    };
+  } finally {
+    await stopChild(operator);
+  }
+}
+
+/**
+ * @param {Config} config
+ * @param {string} tmp
+ * @param {string} profileDir
+ */
+async function measureThroughput(config, tmp, profileDir) {
+  const resources = join(tmp, 'resources');
+  mkdirSync(resources);
+  writeService(resources, SERVICE, 'round-robin');
+  /** @type {Child | undefined} */
+  let operator;
+  /** @type {Child | undefined} */
+  let baseline;
+  try {
+    const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    operator = await startOperator(resources, 'operator', flags);
+    await registerMany({
+      port: operator.port,
+      count: DISCOVER_INSTANCES,
+      concurrency: 1,
+      deadlineMs: 30_000,
+      bodyOf: (i) => ({
+        service: SERVICE,
+        namespace: NAMESPACE,
+        host: hostOf(i + 1),
+        port: 8080,
+        version: 'v1',
+        zone: i % 2 === 0 ? 'a' : 'b',
+        weight: 1 + (i % 3),
+      }),
+    });
+    const answers = [];
+    for (let i = 0; i < DISCOVER_INSTANCES; i += 1)
+      answers.push(await fetchAnswer(operator, DISCOVER_PATH));
+    const queryAnswer = await fetchAnswer(operator, DISCOVER_PATH + QUERY);
+    const body = /** @type {Buffer} */ (answers[0]);
+    const sizes = answers.map((a) => a.length);
+    const { ids: heartbeatIds } = await registerMany({
+      port: operator.port,
+      count: config.heartbeatInstances,
+      concurrency: BULK_CONCURRENCY,
+      deadlineMs: 120_000,
+      keepIds: true,
+      bodyOf: (i) => ({ service: 'heartbeats', namespace: NAMESPACE, host: hostOf(i), port: 9000 }),
+    });
+    const baselinePort = await freePort();
+    baseline = await startChild({
+      name: 'baseline',
+      port: baselinePort,
+      readyPath: '/',
+      args: [BASELINE_MAIN, String(baselinePort), body.toString('base64')],
+    });
+    const list = scenarios(config, { baseline, operator, heartbeatIds, resources });
+    /** @type {Row[]} */
+    const rows = list.map((s) => ({
+      key: s.key,
+      label: s.label,
+      reference: s.reference,
+      rounds: [],
+    }));
+    for (let round = 0; round < config.rounds; round += 1) {
+      // Alternate the order, so neither side always runs first (or right after a write test).
+      const order = round % 2 === 0 ? list : [...list].reverse();
+      for (const scenario of order) {
+        process.stderr.write(`round ${round + 1}/${config.rounds}: ${scenario.label} ...`);
+        const result = await scenario.run();
+        rows.find((r) => r.key === scenario.key)?.rounds.push(result);
+        process.stderr.write(
+          ` ${Math.round(result.rps)} req/s, p99 ${result.p99Ms.toFixed(2)} ms, server ${Math.round(result.cpuUsPerRequest)} µs CPU/req\n`,
+        );
+      }
+    }
+    return {
+      rows,
+      resources,
+      answer: { sizes, body: body.toString('utf8'), querySize: queryAnswer.length },
+    };
+  } finally {
+    await stopChild(baseline);
+    await stopChild(operator);
+  }
+}
+
+/** @param {string} profileDir @returns {string | undefined} */
+function profileSummary(profileDir) {
+  if (!existsSync(profileDir)) return undefined;
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+  if (file === undefined) return undefined;
+  const path = join(profileDir, file);
+  return `${path}\n${formatFrames(topFrames(path, 20))}`;
+}
+
+async function main() {
+  const config = loadConfig();
+  if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
+  const perRound = 6 * (config.durationSec + 2 * config.warmupSec + 5);
+  const budgetMs = (config.rounds * perRound + 900) * 1000;
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: over its time budget of ${budgetMs / 1000} s, aborting\n`);
+    process.exit(1);
+  }, budgetMs);
+  watchdog.unref();
+
+  const host = machine();
+  const started = new Date();
+  const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-'));
+  const removeTmp = () => rmSync(tmp, { recursive: true, force: true });
+  process.on('exit', removeTmp); // also when a signal ends the run
+  const profileDir = join(tmpdir(), `maxine-bench-prof-${process.pid}`);
+  try {
+    const throughput = await measureThroughput(config, tmp, profileDir);
+    process.stderr.write(`memory: registering ${config.memoryInstances} instances ...\n`);
+    const memory = await measureMemory(config, throughput.resources);
+    const loadAfter = machine().load;
+    const summaries = summarise(throughput.rows);
+    const get = (/** @type {string} */ key) => summaries.get(key);
+    const heartbeat = get('heartbeat');
+    const aims = [
+      ...ratioAims('discovery', get('discover')),
+      ...ratioAims('discovery with query', get('discover-query')),
+      {
+        what: 'heartbeats per second',
+        target: `> ${AIMS.heartbeatsPerSec.toLocaleString('en-US')}/s`,
+        measured: `${Math.round(heartbeat?.rps ?? 0).toLocaleString('en-US')}/s`,
+        met: (heartbeat?.rps ?? 0) > AIMS.heartbeatsPerSec,
+      },
+      {
+        what: `operator RSS with ${memory.instances.toLocaleString('en-US')} instances, ${SETTLE_MS / 1000} s after the last registration`,
+        target: `< ${AIMS.rssMb} MB`,
+        measured: `${memory.rssAfterMb.toFixed(1)} MB`,
+        met: memory.rssAfterMb < AIMS.rssMb,
+      },
+      {
+        what: `the same, after a forced full GC`,
+        target: `< ${AIMS.rssMb} MB`,
+        measured: `${memory.rssAfterGcMb.toFixed(1)} MB`,
+        met: memory.rssAfterGcMb < AIMS.rssMb,
+      },
+    ];
+    const failures = [...summaries.values()].filter((s) => s.failures > 0);
+    const profile = config.cpuProf ? profileSummary(profileDir) : undefined;
+
+    const tables = {
+      main: throughputTable(summaries),
+      rounds: roundsTable(summaries),
+      memory: memoryTable(memory),
+      aims: aimsTable(aims),
+    };
+    const answer = throughput.answer;
+    const sizeRange =
+      Math.min(...answer.sizes) === Math.max(...answer.sizes)
+        ? `${answer.sizes[0]} bytes`
+        : `${Math.min(...answer.sizes)}–${Math.max(...answer.sizes)} bytes`;
+    const md = [
+      '# Maxine benchmark results',
+      '',
+      '_Generated by `bench/run.js`; rewritten on every run. On a shared or noisy machine only the ratios measured in the same run mean anything._',
+      '',
+      `- date: ${started.toISOString()}`,
+      `- machine: ${host.cpus} CPUs (nproc), ${host.model}, ${host.memGb} GB RAM, Linux ${host.kernel}`,
+      `- node: ${host.node}; commit: ${host.commit}`,
+      `- load average (1, 5, 15 min) at start: ${host.load}; at end: ${loadAfter}`,
+      `- command: \`${commandLine()}\``,
+      '',
+      '## Method',
+      '',
+      `- Load generator: autocannon 8, programmatic, in the bench process; every server runs in its own child process (\`node ${operatorFlags()}dist/operator/main.js --log-level warn --default-ttl-seconds 3600\`, and \`bench/baseline-server.js\`), all on 127.0.0.1.`,
+      `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario once, in reversed order on even rounds; figures are the median over rounds, ratios are ratios of those medians.`,
+      `- Latencies: a microsecond histogram fed by autocannon's per-response times (2xx only); autocannon's own p99 (whole milliseconds) is shown alongside.`,
+      `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,
+      `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
+      `- Discovery: one MaxineService \`${NAMESPACE}/${SERVICE}\` (round-robin) with ${DISCOVER_INSTANCES} registered instances (zones a/b, weights 1–3); answers are ${sizeRange}; the query answer is ${answer.querySize} bytes.`,
+      `- Heartbeats: \`PUT /api/v1/instances/{id}/heartbeat\` with \`{"status":"passing"}\`, cycling over ${config.heartbeatInstances.toLocaleString('en-US')} pre-registered ids, on the discovery operator.`,
+      `- Registrations: \`POST /api/v1/instances\`, a distinct host:port per request over ${MEMORY_SERVICES} services, on a fresh operator each round.`,
+      `- Memory: a fresh operator, ${memory.instances.toLocaleString('en-US')} instances registered over HTTP (${MEMORY_SERVICES} services, keep-alive, ${BULK_CONCURRENCY} in flight), VmRSS from /proc/<pid>/status after a ${SETTLE_MS / 1000} s settle, then again after a full GC forced through \`bench/gc-hook.js\` (preloaded with \`--expose-gc\`; SIGUSR2 runs \`gc()\`), which separates live data from garbage not yet collected.`,
+      '',
+      '## Aims',
+      '',
+      tables.aims,
+      '',
+      '## Throughput and latency',
+      '',
+      tables.main,
+      '',
+      '### Every round',
+      '',
+      tables.rounds,
+      '',
+      '## Memory',
+      '',
+      tables.memory,
+      '',
+      ...(failures.length > 0
+        ? [
+            `**Warning:** non-2xx responses or errors in: ${failures.map((f) => f.label).join('; ')}.`,
+            '',
+          ]
+        : []),
+      ...(profile === undefined
+        ? []
+        : ['## CPU profile of the operator (top self time)', '', '```', profile, '```', '']),
+    ].join('\n');
+    writeAtomically(RESULTS, md);
+    process.stdout.write(
+      `\n${tables.aims}\n\n${tables.main}\n\n${tables.rounds}\n\n${tables.memory}\n\n` +
+        (profile === undefined ? '' : `CPU profile (top self time):\n${profile}\n\n`) +
+        `written: ${RESULTS}\n`,
+    );
+    if (failures.length > 0) {
+      process.stderr.write(
+        `bench: non-2xx responses or errors in ${failures.length} scenario(s)\n`,
+      );
+      process.exitCode = 1;
+    }
+  } finally {
+    removeTmp();
+  }
+}
+
+/**
+ * @param {string} what
+ * @param {import('./report.js').Summary | undefined} summary
+ * @returns {import('./report.js').Aim[]}
+ */
+function ratioAims(what, summary) {
+  const rps = summary?.ratioRps ?? 0;
+  const p99 = summary?.ratioP99 ?? Infinity;
+  return [
+    {
+      what: `${what} throughput vs bare node:http`,
+      target: `≥ ${AIMS.throughputRatio}×`,
+      measured: `${rps.toFixed(2)}×`,
+      met: rps >= AIMS.throughputRatio,
+    },
+    {
+      what: `${what} p99 vs bare node:http`,
+      target: `≤ ${AIMS.p99Ratio}×`,
+      measured: `${p99.toFixed(2)}×`,
+      met: p99 <= AIMS.p99Ratio,
+    },
+  ];
+}
+
+/** @param {string} text @returns {string} its size and the text, for the method section */
+function body(text) {
+  return `${Buffer.byteLength(text)} bytes: \`${text}\``;
+}
+
+main().then(
+  () => process.exit(),
+  (err) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);
