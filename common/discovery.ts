@@ -159,7 +159,7 @@ export class ServiceAnswer {
       if (key === undefined) {
         throw new MaxineError(
           'HASH_KEY_REQUIRED',
-          `Strategy "${strategy}" needs a key: pass ?key=${source === undefined ? '' : ` or send ${source}`}`,
+          `Strategy "${strategy}" needs a key: pass ?key=${source !== undefined && /^(header|cookie):/.test(source) ? ` or send ${source}` : ''}`,
         );
       }
     }
