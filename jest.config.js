@@ -1,5 +1,6 @@
-// Two tiers: `unit` (pure modules, *.test.ts) and `integration` (real sockets and
-// processes, *.int.test.ts). `npm test` runs both; `npm run test:unit` is the fast loop.
+// Three tiers: `unit` (pure modules, *.test.ts), `integration` (real sockets and processes,
+// *.int.test.ts) and `e2e` (a real Kubernetes control plane, e2e/**/*.e2e.test.ts). `npm test`
+// runs all three; `npm run test:unit` is the fast loop.
 const transform = {
   '^.+\\.ts$': [
     '@swc/jest',
@@ -26,12 +27,21 @@ export default {
       ...common,
       displayName: 'unit',
       testMatch: ['<rootDir>/**/*.test.ts'],
-      testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.int\\.test\\.ts$'],
+      testPathIgnorePatterns: [
+        ...common.testPathIgnorePatterns,
+        '\\.int\\.test\\.ts$',
+        '\\.e2e\\.test\\.ts$',
+      ],
     },
     {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/**/*.int.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/e2e/**/*.e2e.test.ts'],
     },
   ],
 };
