@@ -30,6 +30,10 @@ export const configSchema = z.strictObject({
   port: int(0, 65535).default(7710),
   host: z.string().min(1).default('127.0.0.1'),
   resources: z.string().min(1).default('examples'),
+  /** standalone: resources from the folder; kubernetes: from the API server (informers). */
+  mode: z.enum(['standalone', 'kubernetes']).default('standalone'),
+  /** A kubeconfig file for kubernetes mode; default: KUBECONFIG, ~/.kube/config, in-cluster. */
+  kubeconfig: z.string().min(1).optional(),
   allowUndeclared: bool.default(true),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   defaultTtlSeconds: int(1, 3600).default(30),
@@ -48,6 +52,8 @@ const OPTIONS = {
   port: ['port', 'MAXINE_PORT'],
   host: ['host', 'MAXINE_HOST'],
   resources: ['resources', 'MAXINE_RESOURCES'],
+  mode: ['mode', 'MAXINE_MODE'],
+  kubeconfig: ['kubeconfig', 'MAXINE_KUBECONFIG'],
   'allow-undeclared': ['allowUndeclared', 'MAXINE_ALLOW_UNDECLARED'],
   'log-level': ['logLevel', 'MAXINE_LOG_LEVEL'],
   'default-ttl-seconds': ['defaultTtlSeconds', 'MAXINE_DEFAULT_TTL_SECONDS'],
@@ -94,6 +100,8 @@ export function loadConfig(
     if (value !== undefined) raw[key] = value;
   }
   if (values['disallow-undeclared'] === true) raw.allowUndeclared = 'false';
+  // In a cluster, services are declared with MaxineService objects unless told otherwise.
+  if (raw.allowUndeclared === undefined && raw.mode === 'kubernetes') raw.allowUndeclared = 'false';
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     // Name the flag and the variable the person can change, not our internal key.

@@ -18,6 +18,8 @@ import { systemClock } from './registry/clock.js';
 import type { Clock } from './registry/clock.js';
 import { Registry } from './registry/registry.js';
 import { FolderSource } from './sources/folder.js';
+import { KubeSource } from './kube/source.js';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
 
@@ -27,11 +29,27 @@ export interface Operator {
   readonly server: Server;
   readonly registry: Registry;
   readonly events: EventLog;
-  readonly folder: FolderSource;
-  /** Syncs the folder, starts the lease sweeper and listens. Resolves with the bound address. */
+  /** Where resources come from: the folder (standalone) or the API server (kubernetes). */
+  readonly source: ResourceSource;
+  /** Syncs the source, starts the lease sweeper and listens. Resolves with the bound address. */
   start(): Promise<AddressInfo>;
   /** Stops accepting, closes streams and watchers, waits for in-flight requests (bounded). */
   stop(): Promise<void>;
+}
+
+/** A source of resources: both hand the same validated objects to the reconciler. */
+export interface ResourceSource {
+  readonly ready: boolean;
+  problems(): unknown[];
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function kubeConfigOf(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path !== undefined) kc.loadFromFile(path);
+  else kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount
+  return kc;
 }
 
 export function createOperator(
@@ -51,20 +69,23 @@ export function createOperator(
     massExpiryMinInstances: config.massExpiryMinInstances,
   });
   const reconciler = new Reconciler(registry, new PolicyStore(emit), clock);
-  const folder = new FolderSource({ dir: config.resources, reconciler, logger });
+  const source: ResourceSource =
+    config.mode === 'kubernetes'
+      ? new KubeSource({ kubeConfig: kubeConfigOf(config.kubeconfig), reconciler, logger })
+      : new FolderSource({ dir: config.resources, reconciler, logger });
   const metrics = createMetrics({
     registry,
     events,
-    resourceProblems: () => folder.problems().length,
+    resourceProblems: () => source.problems().length,
   });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
     reconciler,
-    resourceProblems: () => folder.problems(),
+    resourceProblems: () => source.problems(),
     metrics,
     logger,
-    isReady: () => folder.ready,
+    isReady: () => source.ready,
     openapi: () => openapi,
   });
   const fastPath = createFastPath({
@@ -106,9 +127,9 @@ export function createOperator(
     server,
     registry,
     events,
-    folder,
+    source,
     async start() {
-      await folder.start();
+      await source.start();
       sweeper = setInterval(sweep, config.sweepIntervalMs);
       sweeper.unref();
       await new Promise<void>((resolve, reject) => {
@@ -127,15 +148,17 @@ export function createOperator(
           allowUndeclared: config.allowUndeclared,
           events: EVENTS_PATH,
         },
-        'maxine operator listening (standalone mode)',
+        `maxine operator listening (${config.mode} mode)`,
       );
-      logger.warn('standalone mode runs without authentication: bind it to localhost only');
+      logger.warn(
+        `${config.mode} mode runs without authentication so far: bind it to localhost only`,
+      );
       return address;
     },
     async stop() {
       if (sweeper) clearInterval(sweeper);
       stream.close();
-      await folder.stop();
+      await source.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timeout = new Promise<void>((resolve) => {

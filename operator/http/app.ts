@@ -13,7 +13,6 @@ import { RESOURCE_KINDS } from '../../common/resources.js';
 import { instanceIdSchema } from '../../common/wire.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
-import type { FileProblem } from '../sources/folder-state.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { sendError, toMaxineError } from './errors.js';
@@ -21,7 +20,7 @@ import { sendError, toMaxineError } from './errors.js';
 export interface AppDeps {
   registry: Registry;
   reconciler: Reconciler;
-  resourceProblems: () => FileProblem[];
+  resourceProblems: () => unknown[];
   metrics: Metrics;
   logger: Logger;
   isReady: () => boolean;

@@ -1,0 +1,153 @@
+/**
+ * The operator in kubernetes mode against a real kube-apiserver: MaxineService, MaxineIntention
+ * and MaxineACL objects created, changed and deleted with kubectl reach the registry API
+ * within a second, and an object the CRD schema stores but the semantics reject leaves the
+ * valid ones alone. (Issue 3 continues this tier: pods, status, RBAC, leader election.)
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { configSchema } from '../operator/config.js';
+import { createOperator } from '../operator/operator.js';
+import type { Operator } from '../operator/operator.js';
+import { createLogger } from '../operator/telemetry/logger.js';
+import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
+import type { ControlPlane } from './controlplane/cluster.js';
+
+let cp: ControlPlane;
+let operator: Operator;
+let base: string;
+
+const service = (name: string, spec: string) => `apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: ${name}, namespace: shop }
+spec: ${spec}
+`;
+
+async function kubectl(args: string[], input?: string): Promise<string> {
+  const r = await cp.kubectl(args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function get(path: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(base + path);
+  return { status: res.status, body: await res.json() };
+}
+
+/** Resolves with the elapsed milliseconds once `check` holds; fails past one second. */
+async function withinOneSecond(check: () => Promise<boolean>): Promise<number> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > 1000)
+      throw new Error('not reflected in the registry within one second');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - started;
+}
+
+beforeAll(async () => {
+  await ensureBinaries();
+  cp = await startControlPlane();
+  await kubectl(['apply', '-f', join(process.cwd(), 'crds')]);
+  await kubectl(['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
+  await kubectl(['create', 'namespace', 'shop']);
+  const sink = new Writable({ write: (_c, _e, done) => done() });
+  operator = createOperator(
+    configSchema.parse({
+      port: 0,
+      mode: 'kubernetes',
+      kubeconfig: cp.kubeconfig,
+      logLevel: 'warn',
+    }),
+    createLogger('warn', sink),
+  );
+  const address = await operator.start();
+  base = `http://127.0.0.1:${address.port}`;
+}, 30 * 60_000);
+
+afterAll(async () => {
+  await operator?.stop();
+  await cp?.stop();
+});
+
+describe('kubernetes source', () => {
+  it('is ready after the first sync', async () => {
+    expect((await get('/readyz')).status).toBe(200);
+  });
+
+  it('create, update and delete of a MaxineService reach the registry within one second', async () => {
+    await kubectl(['apply', '-f', '-'], service('web', "{ config: { A: '1' } }"));
+    await withinOneSecond(async () => (await get('/api/v1/services/shop/web')).status === 200);
+    expect((await get('/api/v1/services/shop/web')).body).toMatchObject({
+      declared: true,
+      spec: { config: { A: '1' } },
+    });
+
+    await kubectl(['apply', '-f', '-'], service('web', "{ config: { A: '2' } }"));
+    await withinOneSecond(
+      async () => (await get('/api/v1/services/shop/web')).body.spec?.config?.A === '2',
+    );
+
+    await kubectl(['delete', 'msvc', 'web', '-n', 'shop']);
+    await withinOneSecond(async () => (await get('/api/v1/services/shop/web')).status === 404);
+  });
+
+  it('intentions and ACLs reach the registry too', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: maxine.io/v1alpha1
+kind: MaxineIntention
+metadata: { name: orders, namespace: shop }
+spec: { destination: { name: orders }, sources: [{ name: web, action: allow }] }
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: workloads, namespace: shop }
+spec:
+  subjects: [{ kind: ServiceAccount, name: web, namespace: shop }]
+  rules: [{ services: ['shop/*'], verbs: [discover] }]
+`,
+    );
+    await withinOneSecond(async () => (await get('/api/v1/resources')).body.items.length >= 2);
+    const kinds = (await get('/api/v1/resources')).body.items
+      .map((i: { kind: string }) => i.kind)
+      .sort();
+    expect(kinds).toEqual(expect.arrayContaining(['MaxineACL', 'MaxineIntention']));
+    await kubectl(['delete', 'mint', 'orders', '-n', 'shop']);
+    await withinOneSecond(
+      async () => (await get('/api/v1/resources?kind=MaxineIntention')).body.items.length === 0,
+    );
+  });
+
+  it('an object the API server stores but the semantics reject is reported and disturbs nothing', async () => {
+    await kubectl(['apply', '-f', '-'], service('good', '{}'));
+    // Duplicate version names pass the CRD schema (no CEL rule for them) but not the zod schema.
+    await kubectl(
+      ['apply', '-f', '-'],
+      service('dup', '{ versions: [{ name: v1, weight: 50 }, { name: v1, weight: 50 }] }'),
+    );
+    await withinOneSecond(async () => (await get('/api/v1/resources')).body.problems.length > 0);
+    const { problems } = (await get('/api/v1/resources')).body;
+    expect(problems).toEqual([
+      expect.objectContaining({
+        key: 'MaxineService/shop/dup',
+        issues: [
+          expect.objectContaining({
+            path: 'spec.versions',
+            message: 'version "v1" is listed twice',
+          }),
+        ],
+      }),
+    ]);
+    expect((await get('/api/v1/services/shop/good')).status).toBe(200);
+    expect((await get('/api/v1/services/shop/dup')).status).toBe(404);
+    // Fixing it clears the problem and declares the service.
+    await kubectl(
+      ['apply', '-f', '-'],
+      service('dup', '{ versions: [{ name: v1, weight: 100 }] }'),
+    );
+    await withinOneSecond(async () => (await get('/api/v1/services/shop/dup')).status === 200);
+    expect((await get('/api/v1/resources')).body.problems).toEqual([]);
+  });
+});

@@ -1,0 +1,171 @@
+/**
+ * Kubernetes as a source of resources: an informer per custom resource feeds keys into the
+ * per-key work queue; a reconcile reads the current object from the informer cache,
+ * validates it with the same zod schema as the folder source, and hands it to the shared
+ * reconciler (docs/decisions/0002). Informers restart themselves with back-off after any
+ * error (client-node's list-watch relists on 410 Gone and stops on other errors).
+ */
+import { CustomObjectsApi, makeInformer } from '@kubernetes/client-node';
+import type {
+  Informer,
+  KubeConfig,
+  KubernetesListObject,
+  KubernetesObject,
+  ObjectCache,
+} from '@kubernetes/client-node';
+import { formatPath } from '../../common/errors.js';
+import { API_GROUP, API_VERSION, maxineResourceSchema } from '../../common/resources.js';
+import type { ResourceKind } from '../../common/resources.js';
+import type { Reconciler } from '../reconciler.js';
+import type { Logger } from '../telemetry/logger.js';
+import { WorkQueue } from './queue.js';
+
+export const PLURALS: Record<ResourceKind, string> = {
+  MaxineService: 'maxineservices',
+  MaxineIntention: 'maxineintentions',
+  MaxineACL: 'maxineacls',
+};
+
+type Watched = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+
+export interface KubeSourceOptions {
+  kubeConfig: KubeConfig;
+  reconciler: Reconciler;
+  logger: Logger;
+  restartBaseMs?: number;
+  restartMaxMs?: number;
+}
+
+export interface InvalidObject {
+  key: string;
+  issues: { path: string; message: string }[];
+}
+
+export class KubeSource {
+  private readonly informers = new Map<ResourceKind, Watched>();
+  private readonly queue: WorkQueue;
+  private readonly synced = new Set<ResourceKind>();
+  private readonly invalid = new Map<string, InvalidObject>();
+  private readonly restarts = new Map<ResourceKind, number>();
+  private stopped = false;
+
+  constructor(private readonly opts: KubeSourceOptions) {
+    this.queue = new WorkQueue({
+      reconcile: (key) => this.reconcile(key),
+      workers: 4,
+      onError: (key, err, attempt, retryInMs) =>
+        opts.logger.warn({ key, err, attempt, retryInMs }, 'reconcile failed; retrying'),
+    });
+  }
+
+  /** True once every informer has listed its objects and the queue has applied them. */
+  get ready(): boolean {
+    return this.synced.size === this.informers.size && this.informers.size > 0;
+  }
+
+  /** Objects the API server stored but whose semantics the schema rejects. */
+  problems(): InvalidObject[] {
+    return [...this.invalid.values()];
+  }
+
+  async start(): Promise<void> {
+    const api = this.opts.kubeConfig.makeApiClient(CustomObjectsApi);
+    for (const [kind, plural] of Object.entries(PLURALS) as [ResourceKind, string][]) {
+      const list = () =>
+        api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural }) as Promise<
+          KubernetesListObject<KubernetesObject>
+        >;
+      const informer = makeInformer(
+        this.opts.kubeConfig,
+        `/apis/${API_GROUP}/${API_VERSION}/${plural}`,
+        list,
+      );
+      const enqueue = (obj: KubernetesObject): void => this.queue.add(keyOf(kind, obj));
+      informer.on('add', enqueue);
+      informer.on('update', enqueue);
+      informer.on('delete', enqueue);
+      informer.on('error', (err: unknown) => this.restartLater(kind, informer, err));
+      informer.on('connect', () => this.restarts.delete(kind));
+      this.informers.set(kind, informer);
+    }
+    await Promise.all(
+      [...this.informers.entries()].map(async ([kind, informer]) => {
+        await informer.start();
+        this.synced.add(kind);
+      }),
+    );
+    await this.queue.idle();
+    this.opts.logger.info(
+      { objects: this.opts.reconciler.list().length },
+      'kubernetes resources synced',
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await this.queue.shutdown();
+  }
+
+  /** Resolves when every queued change has been applied (tests, readiness). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private restartLater(kind: ResourceKind, informer: Watched, err: unknown): void {
+    if (this.stopped) return;
+    const attempt = (this.restarts.get(kind) ?? 0) + 1;
+    this.restarts.set(kind, attempt);
+    const delay = Math.min(
+      this.opts.restartMaxMs ?? 30_000,
+      (this.opts.restartBaseMs ?? 500) * 2 ** (attempt - 1),
+    );
+    this.opts.logger.warn({ kind, err, attempt, retryInMs: delay }, 'informer failed; restarting');
+    setTimeout(() => {
+      if (this.stopped) return;
+      informer.start().catch((e: unknown) => this.restartLater(kind, informer, e));
+    }, delay).unref();
+  }
+
+  private reconcile(key: string): Promise<void> {
+    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+    const informer = this.informers.get(kind);
+    const object = informer?.get(name, namespace);
+    if (object === undefined) {
+      this.invalid.delete(key);
+      if (this.opts.reconciler.delete(key))
+        this.opts.logger.info({ kind, namespace, name }, 'resource deleted');
+      return Promise.resolve();
+    }
+    const parsed = maxineResourceSchema.safeParse(object);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({
+        path: formatPath(i.path),
+        message: i.message,
+      }));
+      this.invalid.set(key, { key, issues });
+      this.opts.logger.warn(
+        { kind, namespace, name, issues },
+        `invalid ${kind} ${namespace}/${name}: ${issues[0]?.message ?? ''}`,
+      );
+      // The last valid version stays in force, as with a broken file in standalone mode.
+      this.opts.reconciler.markInvalid(
+        [key],
+        `${issues[0]?.path ?? ''}: ${issues[0]?.message ?? 'invalid'}`,
+      );
+      return Promise.resolve();
+    }
+    this.invalid.delete(key);
+    if (this.opts.reconciler.upsert(parsed.data, 'kubernetes')) {
+      this.opts.logger.info(
+        { kind, namespace, name, generation: object.metadata?.generation },
+        'resource applied',
+      );
+    }
+    return Promise.resolve();
+  }
+}
+
+function keyOf(kind: ResourceKind, obj: KubernetesObject): string {
+  return `${kind}/${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? ''}`;
+}
