@@ -30,6 +30,19 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
+async function statusOf(kind: string, name: string): Promise<any> {
+  return JSON.parse(await kubectl(['get', kind, name, '-n', 'shop', '-o', 'json']));
+}
+
+/** Polls `check` for up to `ms`. */
+async function eventually(check: () => Promise<boolean>, ms: number): Promise<void> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function get(path: string): Promise<{ status: number; body: any }> {
   const res = await fetch(base + path);
   return { status: res.status, body: await res.json() };
@@ -59,6 +72,7 @@ beforeAll(async () => {
       mode: 'kubernetes',
       kubeconfig: cp.kubeconfig,
       logLevel: 'warn',
+      statusResyncMs: 300,
     }),
     createLogger('warn', sink),
   );
@@ -88,6 +102,22 @@ describe('kubernetes source', () => {
     await withinOneSecond(
       async () => (await get('/api/v1/services/shop/web')).body.spec?.config?.A === '2',
     );
+
+    // The status says which generation was applied.
+    await eventually(async () => {
+      const obj = await statusOf('msvc', 'web');
+      return obj.status?.observedGeneration === obj.metadata.generation;
+    }, 5000);
+    const obj = await statusOf('msvc', 'web');
+    expect(obj.metadata.generation).toBe(2);
+    expect(obj.status.conditions).toEqual([
+      expect.objectContaining({
+        type: 'Ready',
+        status: 'True',
+        reason: 'Reconciled',
+        observedGeneration: 2,
+      }),
+    ]);
 
     await kubectl(['delete', 'msvc', 'web', '-n', 'shop']);
     await withinOneSecond(async () => (await get('/api/v1/services/shop/web')).status === 404);
@@ -142,6 +172,23 @@ spec:
     ]);
     expect((await get('/api/v1/services/shop/good')).status).toBe(200);
     expect((await get('/api/v1/services/shop/dup')).status).toBe(404);
+    await eventually(
+      async () => (await statusOf('msvc', 'dup')).status?.conditions?.length === 2,
+      5000,
+    );
+    const conditions = (await statusOf('msvc', 'dup')).status.conditions as {
+      type: string;
+      status: string;
+      message: string;
+    }[];
+    expect(conditions.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'Invalid',
+    });
+    expect(conditions.find((c) => c.type === 'Invalid')).toMatchObject({
+      status: 'True',
+      message: 'spec.versions: version "v1" is listed twice',
+    });
     // Fixing it clears the problem and declares the service.
     await kubectl(
       ['apply', '-f', '-'],
@@ -149,5 +196,25 @@ spec:
     );
     await withinOneSecond(async () => (await get('/api/v1/services/shop/dup')).status === 200);
     expect((await get('/api/v1/resources')).body.problems).toEqual([]);
+  });
+
+  it('keeps instance counts in the status, shown by kubectl get', async () => {
+    await kubectl(['apply', '-f', '-'], service('counted', '{}'));
+    await withinOneSecond(async () => (await get('/api/v1/services/shop/counted')).status === 200);
+    const res = await fetch(`${base}/api/v1/instances`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service: 'counted', namespace: 'shop', host: '10.1.2.3', port: 8080 }),
+    });
+    expect(res.status).toBe(201);
+    await eventually(async () => (await statusOf('msvc', 'counted')).status?.ready === '1/1', 5000);
+    expect((await statusOf('msvc', 'counted')).status.instances).toEqual({
+      total: 1,
+      passing: 1,
+      warning: 0,
+      critical: 0,
+    });
+    const table = await kubectl(['get', 'msvc', 'counted', '-n', 'shop']);
+    expect(table).toMatch(/counted\s+1\/1/);
   });
 });

@@ -44,6 +44,7 @@ export const configSchema = z.strictObject({
   bodyLimitBytes: int(256, 16 * 1024 * 1024).default(64 * 1024),
   eventLogSize: int(16, 10_000_000).default(10_000),
   shutdownTimeoutMs: int(0, 600_000).default(10_000),
+  statusResyncMs: int(100, 3_600_000).default(15_000),
 });
 export type OperatorConfig = z.infer<typeof configSchema>;
 
@@ -64,6 +65,7 @@ const OPTIONS = {
   'body-limit-bytes': ['bodyLimitBytes', 'MAXINE_BODY_LIMIT_BYTES'],
   'event-log-size': ['eventLogSize', 'MAXINE_EVENT_LOG_SIZE'],
   'shutdown-timeout-ms': ['shutdownTimeoutMs', 'MAXINE_SHUTDOWN_TIMEOUT_MS'],
+  'status-resync-ms': ['statusResyncMs', 'MAXINE_STATUS_RESYNC_MS'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

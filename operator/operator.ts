@@ -71,7 +71,12 @@ export function createOperator(
   const reconciler = new Reconciler(registry, new PolicyStore(emit), clock);
   const source: ResourceSource =
     config.mode === 'kubernetes'
-      ? new KubeSource({ kubeConfig: kubeConfigOf(config.kubeconfig), reconciler, logger })
+      ? new KubeSource({
+          kubeConfig: kubeConfigOf(config.kubeconfig),
+          reconciler,
+          logger,
+          statusResyncMs: config.statusResyncMs,
+        })
       : new FolderSource({ dir: config.resources, reconciler, logger });
   const metrics = createMetrics({
     registry,

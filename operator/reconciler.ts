@@ -123,6 +123,12 @@ export class Reconciler {
     }
   }
 
+  /** The status in force for one object (with live instance counts for services). */
+  statusOf(key: string): ResourceStatus | undefined {
+    const entry = this.applied.get(key);
+    return entry === undefined ? undefined : this.statusOf$(entry);
+  }
+
   list(kind?: ResourceKind): ResourceView[] {
     const out: ResourceView[] = [];
     for (const entry of this.applied.values()) {
@@ -135,7 +141,7 @@ export class Reconciler {
         generation: entry.generation,
         source: entry.source,
         spec: resource.spec,
-        status: this.statusOf(entry),
+        status: this.statusOf$(entry),
       });
     }
     return out.sort((a, b) =>
@@ -143,7 +149,7 @@ export class Reconciler {
     );
   }
 
-  private statusOf(entry: Applied): ResourceStatus {
+  private statusOf$(entry: Applied): ResourceStatus {
     if (entry.resource.kind !== 'MaxineService') return entry.status;
     const counts = this.registry.counts(
       entry.resource.metadata.namespace,

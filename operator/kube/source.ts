@@ -5,7 +5,12 @@
  * reconciler (docs/decisions/0002). Informers restart themselves with back-off after any
  * error (client-node's list-watch relists on 410 Gone and stops on other errors).
  */
-import { CustomObjectsApi, makeInformer } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  makeInformer,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
 import type {
   Informer,
   KubeConfig,
@@ -15,7 +20,8 @@ import type {
 } from '@kubernetes/client-node';
 import { formatPath } from '../../common/errors.js';
 import { API_GROUP, API_VERSION, maxineResourceSchema } from '../../common/resources.js';
-import type { ResourceKind } from '../../common/resources.js';
+import type { ResourceKind, ResourceStatus } from '../../common/resources.js';
+import { setCondition } from '../status.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Logger } from '../telemetry/logger.js';
 import { WorkQueue } from './queue.js';
@@ -34,6 +40,8 @@ export interface KubeSourceOptions {
   logger: Logger;
   restartBaseMs?: number;
   restartMaxMs?: number;
+  /** How often MaxineService statuses are refreshed (instance counts change without events). */
+  statusResyncMs?: number;
 }
 
 export interface InvalidObject {
@@ -48,6 +56,8 @@ export class KubeSource {
   private readonly invalid = new Map<string, InvalidObject>();
   private readonly restarts = new Map<ResourceKind, number>();
   private stopped = false;
+  private api: CustomObjectsApi | undefined;
+  private resync: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: KubeSourceOptions) {
     this.queue = new WorkQueue({
@@ -70,6 +80,7 @@ export class KubeSource {
 
   async start(): Promise<void> {
     const api = this.opts.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.api = api;
     for (const [kind, plural] of Object.entries(PLURALS) as [ResourceKind, string][]) {
       const list = () =>
         api.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural }) as Promise<
@@ -95,6 +106,11 @@ export class KubeSource {
       }),
     );
     await this.queue.idle();
+    this.resync = setInterval(() => {
+      for (const obj of this.informers.get('MaxineService')?.list() ?? [])
+        this.queue.add(keyOf('MaxineService', obj));
+    }, this.opts.statusResyncMs ?? 15_000);
+    this.resync.unref();
     this.opts.logger.info(
       { objects: this.opts.reconciler.list().length },
       'kubernetes resources synced',
@@ -103,6 +119,7 @@ export class KubeSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.resync) clearInterval(this.resync);
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     await this.queue.shutdown();
   }
@@ -127,43 +144,125 @@ export class KubeSource {
     }, delay).unref();
   }
 
-  private reconcile(key: string): Promise<void> {
+  private async reconcile(key: string): Promise<void> {
     const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
-    const informer = this.informers.get(kind);
-    const object = informer?.get(name, namespace);
+    const object = this.informers.get(kind)?.get(name, namespace);
     if (object === undefined) {
       this.invalid.delete(key);
       if (this.opts.reconciler.delete(key))
         this.opts.logger.info({ kind, namespace, name }, 'resource deleted');
-      return Promise.resolve();
+      return;
     }
+    const generation = object.metadata?.generation ?? 0;
     const parsed = maxineResourceSchema.safeParse(object);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => ({
         path: formatPath(i.path),
         message: i.message,
       }));
+      const message = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+      if (!this.invalid.has(key)) {
+        this.opts.logger.warn(
+          { kind, namespace, name, issues },
+          `invalid ${kind} ${namespace}/${name}: ${message}`,
+        );
+      }
       this.invalid.set(key, { key, issues });
-      this.opts.logger.warn(
-        { kind, namespace, name, issues },
-        `invalid ${kind} ${namespace}/${name}: ${issues[0]?.message ?? ''}`,
-      );
       // The last valid version stays in force, as with a broken file in standalone mode.
-      this.opts.reconciler.markInvalid(
-        [key],
-        `${issues[0]?.path ?? ''}: ${issues[0]?.message ?? 'invalid'}`,
-      );
-      return Promise.resolve();
+      this.opts.reconciler.markInvalid([key], message);
+      await this.writeStatus(key, object, this.invalidStatus(key, generation, message));
+      return;
     }
     this.invalid.delete(key);
+    this.opts.reconciler.clearInvalid([key]);
     if (this.opts.reconciler.upsert(parsed.data, 'kubernetes')) {
-      this.opts.logger.info(
-        { kind, namespace, name, generation: object.metadata?.generation },
-        'resource applied',
+      this.opts.logger.info({ kind, namespace, name, generation }, 'resource applied');
+    }
+    const status = this.opts.reconciler.statusOf(key);
+    if (status !== undefined) await this.writeStatus(key, object, status);
+  }
+
+  /** Invalid: Ready stays True only while an earlier valid version is in force. */
+  private invalidStatus(key: string, generation: number, message: string): ResourceStatus {
+    const inForce = this.opts.reconciler.statusOf(key);
+    const now = Date.now();
+    let conditions = inForce?.conditions ?? [];
+    if (inForce === undefined) {
+      conditions = setCondition(
+        conditions,
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'Invalid',
+          message: 'Not applied: the spec is invalid',
+          observedGeneration: generation,
+        },
+        now,
       );
     }
-    return Promise.resolve();
+    conditions = setCondition(
+      conditions,
+      {
+        type: 'Invalid',
+        status: 'True',
+        reason: 'SpecInvalid',
+        message,
+        observedGeneration: generation,
+      },
+      now,
+    );
+    return { ...inForce, observedGeneration: generation, conditions };
   }
+
+  /** Writes the status subresource when it differs from what the object has (no write loops). */
+  private async writeStatus(
+    key: string,
+    object: KubernetesObject,
+    status: ResourceStatus,
+  ): Promise<void> {
+    const current = (object as { status?: unknown }).status;
+    if (
+      this.api === undefined ||
+      stableJson(withoutTimes(current)) === stableJson(withoutTimes(status))
+    )
+      return;
+    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+    try {
+      await this.api.patchNamespacedCustomObjectStatus(
+        {
+          group: API_GROUP,
+          version: API_VERSION,
+          namespace,
+          plural: PLURALS[kind],
+          name,
+          body: { status },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      // Deleted meanwhile: its delete event follows; nothing to write.
+      if ((err as { code?: number }).code === 404) return;
+      throw err;
+    }
+  }
+}
+
+/** JSON with sorted keys, so statuses compare equal whatever order the API server keeps. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
+      : v,
+  );
+}
+
+/** Transition times are derived: a status that differs only in them needs no write. */
+function withoutTimes(status: unknown): unknown {
+  if (status === null || typeof status !== 'object') return status;
+  const s = status as { conditions?: { lastTransitionTime?: string }[] };
+  return { ...s, conditions: s.conditions?.map(({ lastTransitionTime: _t, ...rest }) => rest) };
 }
 
 function keyOf(kind: ResourceKind, obj: KubernetesObject): string {
