@@ -74,6 +74,7 @@ export function createOperator(
       ? new KubeSource({
           kubeConfig: kubeConfigOf(config.kubeconfig),
           reconciler,
+          registry,
           logger,
           statusResyncMs: config.statusResyncMs,
         })

@@ -123,6 +123,11 @@ export class Reconciler {
     }
   }
 
+  /** The spec in force for one object (the last valid one). */
+  resourceOf(key: string): MaxineResource | undefined {
+    return this.applied.get(key)?.resource;
+  }
+
   /** The status in force for one object (with live instance counts for services). */
   statusOf(key: string): ResourceStatus | undefined {
     const entry = this.applied.get(key);

@@ -6,6 +6,7 @@
  * error (client-node's list-watch relists on 410 Gone and stops on other errors).
  */
 import {
+  CoreV1Api,
   CustomObjectsApi,
   makeInformer,
   PatchStrategy,
@@ -23,6 +24,9 @@ import { API_GROUP, API_VERSION, maxineResourceSchema } from '../../common/resou
 import type { ResourceKind, ResourceStatus } from '../../common/resources.js';
 import { setCondition } from '../status.js';
 import type { Reconciler } from '../reconciler.js';
+import type { Registry } from '../registry/registry.js';
+import { podInstance, selects } from './pods.js';
+import type { PodLike } from './pods.js';
 import type { Logger } from '../telemetry/logger.js';
 import { WorkQueue } from './queue.js';
 
@@ -37,6 +41,7 @@ type Watched = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 export interface KubeSourceOptions {
   kubeConfig: KubeConfig;
   reconciler: Reconciler;
+  registry: Registry;
   logger: Logger;
   restartBaseMs?: number;
   restartMaxMs?: number;
@@ -51,10 +56,12 @@ export interface InvalidObject {
 
 export class KubeSource {
   private readonly informers = new Map<ResourceKind, Watched>();
+  private pods: Watched | undefined;
+  private podsSynced = false;
   private readonly queue: WorkQueue;
   private readonly synced = new Set<ResourceKind>();
   private readonly invalid = new Map<string, InvalidObject>();
-  private readonly restarts = new Map<ResourceKind, number>();
+  private readonly restarts = new Map<ResourceKind | 'Pod', number>();
   private stopped = false;
   private api: CustomObjectsApi | undefined;
   private resync: NodeJS.Timeout | undefined;
@@ -70,7 +77,7 @@ export class KubeSource {
 
   /** True once every informer has listed its objects and the queue has applied them. */
   get ready(): boolean {
-    return this.synced.size === this.informers.size && this.informers.size > 0;
+    return this.synced.size === this.informers.size && this.informers.size > 0 && this.podsSynced;
   }
 
   /** Objects the API server stored but whose semantics the schema rejects. */
@@ -99,12 +106,33 @@ export class KubeSource {
       informer.on('connect', () => this.restarts.delete(kind));
       this.informers.set(kind, informer);
     }
-    await Promise.all(
-      [...this.informers.entries()].map(async ([kind, informer]) => {
+    // Pods: every Ready pod a MaxineService selects is an instance (as Endpoints are).
+    const core = this.opts.kubeConfig.makeApiClient(CoreV1Api);
+    const pods = makeInformer(
+      this.opts.kubeConfig,
+      '/api/v1/pods',
+      () => core.listPodForAllNamespaces() as Promise<KubernetesListObject<KubernetesObject>>,
+    );
+    const podChanged = (pod: KubernetesObject): void =>
+      this.syncServicesIn(pod.metadata?.namespace ?? 'default');
+    pods.on('add', podChanged);
+    pods.on('update', podChanged);
+    pods.on('delete', podChanged);
+    pods.on('error', (err: unknown) => this.restartLater('Pod', pods, err));
+    pods.on('connect', () => this.restarts.delete('Pod'));
+    this.pods = pods;
+    await Promise.all([
+      ...[...this.informers.entries()].map(async ([kind, informer]) => {
         await informer.start();
         this.synced.add(kind);
       }),
-    );
+      pods.start().then(() => {
+        this.podsSynced = true;
+      }),
+    ]);
+    // Pods may have listed before their services: sync every service once.
+    for (const svc of this.informers.get('MaxineService')?.list() ?? [])
+      this.queue.add(podSyncKey(svc));
     await this.queue.idle();
     this.resync = setInterval(() => {
       for (const obj of this.informers.get('MaxineService')?.list() ?? [])
@@ -120,7 +148,9 @@ export class KubeSource {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.resync) clearInterval(this.resync);
-    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await Promise.all(
+      [...this.informers.values(), ...(this.pods ? [this.pods] : [])].map((i) => i.stop()),
+    );
     await this.queue.shutdown();
   }
 
@@ -129,7 +159,7 @@ export class KubeSource {
     return this.queue.idle();
   }
 
-  private restartLater(kind: ResourceKind, informer: Watched, err: unknown): void {
+  private restartLater(kind: ResourceKind | 'Pod', informer: Watched, err: unknown): void {
     if (this.stopped) return;
     const attempt = (this.restarts.get(kind) ?? 0) + 1;
     this.restarts.set(kind, attempt);
@@ -144,8 +174,35 @@ export class KubeSource {
     }, delay).unref();
   }
 
+  /** A pod changed: re-derive the instances of every service in its namespace. */
+  private syncServicesIn(namespace: string): void {
+    for (const svc of this.informers.get('MaxineService')?.list(namespace) ?? [])
+      this.queue.add(podSyncKey(svc));
+  }
+
+  private syncPods(namespace: string, name: string): void {
+    const resource = this.opts.reconciler.resourceOf(`MaxineService/${namespace}/${name}`);
+    if (resource === undefined || resource.kind !== 'MaxineService') return;
+    const spec = resource.spec;
+    const instances = (this.pods?.list(namespace) ?? [])
+      .filter((pod) => selects(spec.selector, pod.metadata?.labels))
+      .map((pod) => podInstance(namespace, name, spec, pod as PodLike))
+      .filter((i) => i !== undefined);
+    const { added, removed } = this.opts.registry.syncPodInstances(namespace, name, instances);
+    if (added + removed > 0) {
+      this.opts.logger.info(
+        { namespace, service: name, added, removed, pods: instances.length },
+        'pod instances synced',
+      );
+    }
+  }
+
   private async reconcile(key: string): Promise<void> {
-    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+    const [kind, namespace, name] = key.split('/') as [ResourceKind | 'PodSync', string, string];
+    if (kind === 'PodSync') {
+      this.syncPods(namespace, name);
+      return;
+    }
     const object = this.informers.get(kind)?.get(name, namespace);
     if (object === undefined) {
       this.invalid.delete(key);
@@ -177,6 +234,7 @@ export class KubeSource {
     this.opts.reconciler.clearInvalid([key]);
     if (this.opts.reconciler.upsert(parsed.data, 'kubernetes')) {
       this.opts.logger.info({ kind, namespace, name, generation }, 'resource applied');
+      if (kind === 'MaxineService') this.queue.add(`PodSync/${namespace}/${name}`);
     }
     const status = this.opts.reconciler.statusOf(key);
     if (status !== undefined) await this.writeStatus(key, object, status);
@@ -267,4 +325,8 @@ function withoutTimes(status: unknown): unknown {
 
 function keyOf(kind: ResourceKind, obj: KubernetesObject): string {
   return `${kind}/${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? ''}`;
+}
+
+function podSyncKey(svc: KubernetesObject): string {
+  return `PodSync/${svc.metadata?.namespace ?? 'default'}/${svc.metadata?.name ?? ''}`;
 }

@@ -30,6 +30,20 @@ export interface RegistryEventDraft {
   data?: Record<string, unknown>;
 }
 
+/** A pod as an instance: what the Kubernetes source derives from a selected pod. */
+export interface PodInstance {
+  id: string;
+  host: string;
+  port: number;
+  ports?: Record<string, number>;
+  version?: string;
+  zone?: string;
+  weight: number;
+  metadata: Record<string, string>;
+  /** Running, Ready and not terminating. */
+  ready: boolean;
+}
+
 export interface RegistryOptions {
   clock: Clock;
   emit: (event: RegistryEventDraft) => void;
@@ -107,6 +121,10 @@ export class Registry {
     entry.declared = false;
     entry.answer = undefined;
     if (previousConfig !== undefined) this.opts.emit({ type: 'config_deleted', service: ref });
+    // Pod-sourced instances exist only through the declaration: they go with it.
+    for (const record of [...entry.instances.values()]) {
+      if (record.source === 'kubernetes') this.removeRecord(entry, record, 'service_deleted');
+    }
     if (!this.opts.allowUndeclared || entry.instances.size === 0) {
       for (const record of [...entry.instances.values()])
         this.removeRecord(entry, record, 'service_deleted');
@@ -187,6 +205,83 @@ export class Registry {
     const entry = this.services.get(serviceKey(record.namespace, record.service));
     if (entry !== undefined) this.removeRecord(entry, record, 'deregistered');
     this.counters.deregistrations += 1;
+  }
+
+  // ---- instances from Kubernetes (every Ready pod a MaxineService selects) ----
+
+  /**
+   * Makes the service's pod-sourced instances equal to `pods`, as the Endpoints controller
+   * does: new pods are added, changed ones updated (readiness, address, version), pods gone
+   * are removed at once. Registrations and their leases are left alone.
+   */
+  syncPodInstances(
+    namespace: string,
+    name: string,
+    pods: readonly PodInstance[],
+  ): { added: number; removed: number } {
+    const entry = this.services.get(serviceKey(namespace, name));
+    if (entry === undefined) return { added: 0, removed: 0 };
+    const wanted = new Map(pods.map((p) => [p.id, p]));
+    let removed = 0;
+    for (const record of [...entry.instances.values()]) {
+      if (record.source === 'kubernetes' && !wanted.has(record.id)) {
+        this.removeRecord(entry, record, 'pod_deleted');
+        removed += 1;
+      }
+    }
+    let added = 0;
+    for (const pod of pods) if (this.upsertPod(entry, pod)) added += 1;
+    return { added, removed };
+  }
+
+  private upsertPod(entry: ServiceEntry, pod: PodInstance): boolean {
+    const existing = this.instances.get(pod.id);
+    if (
+      existing !== undefined &&
+      (existing.namespace !== entry.namespace || existing.service !== entry.name)
+    )
+      return false;
+    if (existing === undefined) {
+      const record: InstanceRecord = {
+        ...pod,
+        namespace: entry.namespace,
+        service: entry.name,
+        source: 'kubernetes',
+        registeredAt: this.opts.clock.now(),
+        leaseLapsed: false,
+        check: { status: 'passing' },
+        connections: 0,
+      };
+      entry.instances.set(pod.id, record);
+      this.instances.set(pod.id, record);
+      entry.answer = undefined;
+      this.opts.emit({
+        type: 'service_registered',
+        service: refOf(record),
+        instance: toInstance(record),
+        data: { source: 'kubernetes' },
+      });
+      return true;
+    }
+    const before = healthOf(existing).status;
+    const moved =
+      existing.host !== pod.host ||
+      existing.port !== pod.port ||
+      existing.version !== pod.version ||
+      existing.weight !== pod.weight;
+    Object.assign(existing, {
+      host: pod.host,
+      port: pod.port,
+      ports: pod.ports,
+      version: pod.version,
+      zone: pod.zone,
+      weight: pod.weight,
+      metadata: pod.metadata,
+      ready: pod.ready,
+    });
+    if (moved) entry.answer = undefined;
+    this.afterHealthChange(existing, before);
+    return false;
   }
 
   getInstance(id: string): Instance | undefined {

@@ -1,0 +1,110 @@
+import { describe, expect, it } from '@jest/globals';
+import { serviceSpecSchema } from '../../common/resources.js';
+import type { PodLike } from './pods.js';
+import { isPodReady, podInstance, podInstanceId, selects, versionOf } from './pods.js';
+
+const ready = {
+  phase: 'Running',
+  podIP: '10.244.0.5',
+  conditions: [{ type: 'Ready', status: 'True' }],
+};
+const pod = (over: Partial<PodLike> = {}): PodLike => ({
+  metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web', version: 'v2' } },
+  spec: { nodeName: 'kwok-node', containers: [{ ports: [{ containerPort: 9000 }] }] },
+  status: ready,
+  ...over,
+});
+const spec = (s: unknown) => serviceSpecSchema.parse(s);
+
+describe('selects', () => {
+  it.each([
+    ['all labels match', { app: 'web' }, { app: 'web', tier: 'fe' }, true],
+    ['one label differs', { app: 'web', tier: 'be' }, { app: 'web', tier: 'fe' }, false],
+    ['a label is missing', { app: 'web' }, {}, false],
+    ['an empty selector selects nothing', {}, { app: 'web' }, false],
+    ['no selector selects nothing', undefined, { app: 'web' }, false],
+  ] as const)('%s', (_name, selector, labels, expected) => {
+    expect(selects(selector, labels)).toBe(expected);
+  });
+});
+
+describe('isPodReady', () => {
+  it.each([
+    ['running and ready', pod(), true],
+    ['pending', pod({ status: { ...ready, phase: 'Pending' } }), false],
+    [
+      'not ready',
+      pod({ status: { ...ready, conditions: [{ type: 'Ready', status: 'False' }] } }),
+      false,
+    ],
+    [
+      'terminating',
+      pod({ metadata: { name: 'web-1', deletionTimestamp: '2026-01-01T00:00:00Z' } }),
+      false,
+    ],
+  ])('%s', (_name, p, expected) => {
+    expect(isPodReady(p)).toBe(expected);
+  });
+});
+
+describe('podInstance', () => {
+  it('maps a ready pod to an instance with the service port, version and node', () => {
+    const instance = podInstance(
+      'shop',
+      'web',
+      spec({ ports: [{ name: 'http', port: 8080 }] }),
+      pod(),
+    );
+    expect(instance).toEqual({
+      id: 'shop.web-1.web',
+      host: '10.244.0.5',
+      port: 8080,
+      ports: { http: 8080 },
+      version: 'v2',
+      weight: 1,
+      metadata: { pod: 'web-1', node: 'kwok-node' },
+      ready: true,
+    });
+  });
+
+  it.each([
+    ['no IP yet', pod({ status: { phase: 'Pending' } }), spec({})],
+    ['no port anywhere', pod({ spec: { containers: [{}] } }), spec({})],
+  ])('is undefined with %s', (_name, p, s) => {
+    expect(podInstance('shop', 'web', s, p)).toBeUndefined();
+  });
+
+  it('falls back to the first container port, and keeps not-ready pods as not ready', () => {
+    const instance = podInstance(
+      'shop',
+      'web',
+      spec({}),
+      pod({ status: { ...ready, conditions: [] } }),
+    );
+    expect(instance).toMatchObject({ port: 9000, ready: false });
+  });
+});
+
+describe('versionOf', () => {
+  const s = spec({
+    versions: [
+      { name: 'stable', labels: { track: 'stable' }, weight: 90 },
+      { name: 'canary', weight: 10 },
+    ],
+  });
+  it.each([
+    ['by the version labels', { track: 'stable' }, 'stable'],
+    ['by name when the version has no labels', { version: 'canary' }, 'canary'],
+    ['by the version label when no version matches', { version: 'v9' }, 'v9'],
+    ['none', {}, undefined],
+  ])('%s', (_name, labels, expected) => {
+    expect(versionOf(s, labels)).toBe(expected);
+  });
+});
+
+describe('podInstanceId', () => {
+  it('is unique across namespaces and bounded in length', () => {
+    expect(podInstanceId('a', 'p', 's')).not.toBe(podInstanceId('b', 'p', 's'));
+    expect(podInstanceId('a', 'p'.repeat(253), 's').length).toBeLessThanOrEqual(253);
+  });
+});
