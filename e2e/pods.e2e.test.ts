@@ -12,6 +12,7 @@ import type { Operator } from '../operator/operator.js';
 import { createLogger } from '../operator/telemetry/logger.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
+import { operatorKubeconfig } from './operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -65,7 +66,7 @@ beforeAll(async () => {
     configSchema.parse({
       port: 0,
       mode: 'kubernetes',
-      kubeconfig: cp.kubeconfig,
+      kubeconfig: await operatorKubeconfig(cp),
       logLevel: 'warn',
     }),
     createLogger('warn', sink),
