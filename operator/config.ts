@@ -45,6 +45,12 @@ export const configSchema = z.strictObject({
   eventLogSize: int(16, 10_000_000).default(10_000),
   shutdownTimeoutMs: int(0, 600_000).default(10_000),
   statusResyncMs: int(100, 3_600_000).default(15_000),
+  /** kubernetes mode: compete for a Lease; only the leader writes status. */
+  leaderElection: bool.default(true),
+  leaseNamespace: z.string().min(1).default('maxine-system'),
+  leaseName: z.string().min(1).default('maxine-operator'),
+  leaseDurationSeconds: int(2, 600).default(15),
+  leaseRenewSeconds: int(1, 300).default(5),
 });
 export type OperatorConfig = z.infer<typeof configSchema>;
 
@@ -66,6 +72,11 @@ const OPTIONS = {
   'event-log-size': ['eventLogSize', 'MAXINE_EVENT_LOG_SIZE'],
   'shutdown-timeout-ms': ['shutdownTimeoutMs', 'MAXINE_SHUTDOWN_TIMEOUT_MS'],
   'status-resync-ms': ['statusResyncMs', 'MAXINE_STATUS_RESYNC_MS'],
+  'leader-election': ['leaderElection', 'MAXINE_LEADER_ELECTION'],
+  'lease-namespace': ['leaseNamespace', 'MAXINE_LEASE_NAMESPACE'],
+  'lease-name': ['leaseName', 'MAXINE_LEASE_NAME'],
+  'lease-duration-seconds': ['leaseDurationSeconds', 'MAXINE_LEASE_DURATION_SECONDS'],
+  'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

@@ -18,6 +18,9 @@ import { systemClock } from './registry/clock.js';
 import type { Clock } from './registry/clock.js';
 import { Registry } from './registry/registry.js';
 import { FolderSource } from './sources/folder.js';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { LeaderElector } from './kube/leader.js';
 import { KubeSource } from './kube/source.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from './telemetry/logger.js';
@@ -29,6 +32,8 @@ export interface Operator {
   readonly server: Server;
   readonly registry: Registry;
   readonly events: EventLog;
+  /** Whether this replica leads (always true in standalone mode or without leader election). */
+  isLeader(): boolean;
   /** Where resources come from: the folder (standalone) or the API server (kubernetes). */
   readonly source: ResourceSource;
   /** Syncs the source, starts the lease sweeper and listens. Resolves with the bound address. */
@@ -69,26 +74,48 @@ export function createOperator(
     massExpiryMinInstances: config.massExpiryMinInstances,
   });
   const reconciler = new Reconciler(registry, new PolicyStore(emit), clock);
-  const source: ResourceSource =
-    config.mode === 'kubernetes'
-      ? new KubeSource({
-          kubeConfig: kubeConfigOf(config.kubeconfig),
-          reconciler,
-          registry,
-          logger,
-          statusResyncMs: config.statusResyncMs,
-        })
-      : new FolderSource({ dir: config.resources, reconciler, logger });
+  let elector: LeaderElector | undefined;
+  let source: ResourceSource;
+  if (config.mode === 'kubernetes') {
+    const kubeConfig = kubeConfigOf(config.kubeconfig);
+    const kube = new KubeSource({
+      kubeConfig,
+      reconciler,
+      registry,
+      logger,
+      statusResyncMs: config.statusResyncMs,
+      isLeader: () => elector?.isLeader ?? true,
+    });
+    if (config.leaderElection) {
+      elector = new LeaderElector({
+        kubeConfig,
+        namespace: config.leaseNamespace,
+        name: config.leaseName,
+        identity:
+          process.env.POD_NAME ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+        leaseDurationSeconds: config.leaseDurationSeconds,
+        renewSeconds: config.leaseRenewSeconds,
+        logger,
+        onStartedLeading: () => kube.resyncAll(),
+      });
+    }
+    source = kube;
+  } else {
+    source = new FolderSource({ dir: config.resources, reconciler, logger });
+  }
+  const isLeader = (): boolean => elector?.isLeader ?? true;
   const metrics = createMetrics({
     registry,
     events,
     resourceProblems: () => source.problems().length,
+    isLeader,
   });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
     reconciler,
     resourceProblems: () => source.problems(),
+    isLeader,
     metrics,
     logger,
     isReady: () => source.ready,
@@ -134,8 +161,10 @@ export function createOperator(
     registry,
     events,
     source,
+    isLeader,
     async start() {
       await source.start();
+      elector?.start();
       sweeper = setInterval(sweep, config.sweepIntervalMs);
       sweeper.unref();
       await new Promise<void>((resolve, reject) => {
@@ -164,6 +193,7 @@ export function createOperator(
     async stop() {
       if (sweeper) clearInterval(sweeper);
       stream.close();
+      await elector?.stop();
       await source.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

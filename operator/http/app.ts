@@ -21,6 +21,7 @@ export interface AppDeps {
   registry: Registry;
   reconciler: Reconciler;
   resourceProblems: () => unknown[];
+  isLeader: () => boolean;
   metrics: Metrics;
   logger: Logger;
   isReady: () => boolean;
@@ -105,7 +106,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestContext(deps.logger, metrics));
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', massExpiryGuard: registry.massExpiryGuardActive });
+    res.json({
+      status: 'ok',
+      leader: deps.isLeader(),
+      massExpiryGuard: registry.massExpiryGuardActive,
+    });
   });
   app.get('/readyz', (_req, res) => {
     if (deps.isReady()) res.json({ status: 'ready' });

@@ -47,6 +47,8 @@ export interface KubeSourceOptions {
   restartMaxMs?: number;
   /** How often MaxineService statuses are refreshed (instance counts change without events). */
   statusResyncMs?: number;
+  /** Only the leader writes status; every replica keeps its registry in sync. */
+  isLeader?: () => boolean;
 }
 
 export interface InvalidObject {
@@ -152,6 +154,12 @@ export class KubeSource {
       [...this.informers.values(), ...(this.pods ? [this.pods] : [])].map((i) => i.stop()),
     );
     await this.queue.shutdown();
+  }
+
+  /** Reconciles every object again (a new leader writes the statuses it now owns). */
+  resyncAll(): void {
+    for (const [kind, informer] of this.informers)
+      for (const obj of informer.list()) this.queue.add(keyOf(kind, obj));
   }
 
   /** Resolves when every queued change has been applied (tests, readiness). */
@@ -278,6 +286,7 @@ export class KubeSource {
     object: KubernetesObject,
     status: ResourceStatus,
   ): Promise<void> {
+    if (this.opts.isLeader !== undefined && !this.opts.isLeader()) return;
     const current = (object as { status?: unknown }).status;
     if (
       this.api === undefined ||

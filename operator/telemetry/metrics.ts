@@ -12,6 +12,7 @@ export interface MetricsSources {
   registry: Registry;
   events: EventLog;
   resourceProblems: () => number;
+  isLeader: () => boolean;
 }
 
 export interface Metrics {
@@ -79,6 +80,14 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers: [prom],
     collect() {
       this.set(registry.massExpiryGuardActive ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'maxine_leader',
+    help: '1 while this replica leads (writes status); always 1 in standalone mode',
+    registers: [prom],
+    collect() {
+      this.set(sources.isLeader() ? 1 : 0);
     },
   });
   new Gauge({

@@ -1,0 +1,151 @@
+/**
+ * Leader election over a coordination.k8s.io Lease, as client-go's leaderelection: a replica
+ * takes the Lease when it is absent or has not been renewed within its duration, renews it
+ * while it leads, and steps down when a renewal fails for longer than the duration. Writes
+ * use the Lease's resourceVersion, so two replicas can never both win a race. Every replica
+ * serves reads; only the leader writes status.
+ */
+import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
+import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../telemetry/logger.js';
+
+export interface LeaderElectionOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationSeconds: number;
+  renewSeconds: number;
+  logger: Logger;
+  onStartedLeading?: () => void;
+  onStoppedLeading?: () => void;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private timer: NodeJS.Timeout | undefined;
+  private leading = false;
+  private lastRenew = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: LeaderElectionOptions) {
+    this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  /** Stops competing; a leader releases the Lease so another replica takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.setLeading(false);
+    try {
+      const lease = await this.read();
+      if (lease?.spec?.holderIdentity === this.opts.identity) {
+        lease.spec.holderIdentity = undefined;
+        lease.spec.leaseDurationSeconds = 1;
+        await this.api.replaceNamespacedLease({
+          name: this.opts.name,
+          namespace: this.opts.namespace,
+          body: lease,
+        });
+      }
+    } catch (err) {
+      this.opts.logger.debug({ err }, 'releasing the leader lease failed');
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const won = await this.tryAcquireOrRenew();
+      if (won) this.lastRenew = Date.now();
+      this.setLeading(won);
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: (err as Error).message, lease: this.opts.name },
+        'leader election request failed',
+      );
+      // A leader that cannot renew for a whole lease duration must assume it lost.
+      if (this.leading && Date.now() - this.lastRenew > this.opts.leaseDurationSeconds * 1000)
+        this.setLeading(false);
+    }
+    if (!this.stopped) {
+      this.timer = setTimeout(() => void this.tick(), this.opts.renewSeconds * 1000);
+      this.timer.unref();
+    }
+  }
+
+  private async read(): Promise<V1Lease | undefined> {
+    try {
+      return await this.api.readNamespacedLease({
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+      });
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const now = new V1MicroTime(Date.now());
+    const { name, namespace, identity, leaseDurationSeconds } = this.opts;
+    const lease = await this.read();
+    if (lease === undefined) {
+      await this.api.createNamespacedLease({
+        namespace,
+        body: {
+          metadata: { name, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds,
+            acquireTime: now,
+            renewTime: now,
+            leaseTransitions: 0,
+          },
+        },
+      });
+      return true;
+    }
+    const spec = lease.spec ?? {};
+    const renewed = spec.renewTime === undefined ? 0 : new Date(spec.renewTime).getTime();
+    const expired =
+      renewed + (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000 < Date.now();
+    const ours = spec.holderIdentity === identity;
+    if (!ours && spec.holderIdentity !== undefined && !expired) return false;
+    lease.spec = {
+      ...spec,
+      holderIdentity: identity,
+      leaseDurationSeconds,
+      renewTime: now,
+      ...(!ours && { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }),
+    };
+    try {
+      // resourceVersion from the read: a concurrent winner makes this a 409.
+      await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+      return true;
+    } catch (err) {
+      if ((err as { code?: number }).code === 409) return false;
+      throw err;
+    }
+  }
+
+  private setLeading(leading: boolean): void {
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.opts.logger.info(
+      { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity },
+      leading ? 'became leader' : 'stopped leading',
+    );
+    if (leading) this.opts.onStartedLeading?.();
+    else this.opts.onStoppedLeading?.();
+  }
+}
