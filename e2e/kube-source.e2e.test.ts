@@ -218,4 +218,26 @@ spec:
     const table = await kubectl(['get', 'msvc', 'counted', '-n', 'shop']);
     expect(table).toMatch(/counted\s+1\/1/);
   });
+
+  it('a restarted operator rebuilds its state from the API server', async () => {
+    const before = (await get('/api/v1/resources')).body.items.map(
+      (i: { kind: string; name: string }) => `${i.kind}/${i.name}`,
+    );
+    expect(before.length).toBeGreaterThan(0);
+    const config = configSchema.parse({
+      port: 0,
+      mode: 'kubernetes',
+      kubeconfig: await operatorKubeconfig(cp),
+      logLevel: 'warn',
+    });
+    await operator.stop();
+    const sink = new Writable({ write: (_c, _e, done) => done() });
+    operator = createOperator(config, createLogger('warn', sink));
+    base = `http://127.0.0.1:${(await operator.start()).port}`;
+    expect((await get('/readyz')).status).toBe(200);
+    const after = (await get('/api/v1/resources')).body.items.map(
+      (i: { kind: string; name: string }) => `${i.kind}/${i.name}`,
+    );
+    expect(after).toEqual(before);
+  });
 });
