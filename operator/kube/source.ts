@@ -54,6 +54,8 @@ export interface KubeSourceOptions {
 export interface InvalidObject {
   key: string;
   issues: { path: string; message: string }[];
+  message: string;
+  generation: number;
 }
 
 export class KubeSource {
@@ -61,6 +63,8 @@ export class KubeSource {
   private pods: Watched | undefined;
   private podsSynced = false;
   private readonly queue: WorkQueue;
+  /** Status writes run apart, so readiness and registry updates never wait on them. */
+  private readonly statusQueue: WorkQueue;
   private readonly synced = new Set<ResourceKind>();
   private readonly invalid = new Map<string, InvalidObject>();
   private readonly restarts = new Map<ResourceKind | 'Pod', number>();
@@ -74,6 +78,12 @@ export class KubeSource {
       workers: 4,
       onError: (key, err, attempt, retryInMs) =>
         opts.logger.warn({ key, err, attempt, retryInMs }, 'reconcile failed; retrying'),
+    });
+    this.statusQueue = new WorkQueue({
+      reconcile: (key) => this.writeStatusOf(key),
+      workers: 4,
+      onError: (key, err, attempt, retryInMs) =>
+        opts.logger.warn({ key, err, attempt, retryInMs }, 'status write failed; retrying'),
     });
   }
 
@@ -138,7 +148,7 @@ export class KubeSource {
     await this.queue.idle();
     this.resync = setInterval(() => {
       for (const obj of this.informers.get('MaxineService')?.list() ?? [])
-        this.queue.add(keyOf('MaxineService', obj));
+        this.statusQueue.add(keyOf('MaxineService', obj));
     }, this.opts.statusResyncMs ?? 15_000);
     this.resync.unref();
     this.opts.logger.info(
@@ -154,17 +164,20 @@ export class KubeSource {
       [...this.informers.values(), ...(this.pods ? [this.pods] : [])].map((i) => i.stop()),
     );
     await this.queue.shutdown();
+    await this.statusQueue.shutdown();
   }
 
   /** Reconciles every object again (a new leader writes the statuses it now owns). */
   resyncAll(): void {
-    for (const [kind, informer] of this.informers)
-      for (const obj of informer.list()) this.queue.add(keyOf(kind, obj));
+    for (const [kind, informer] of this.informers) {
+      for (const obj of informer.list()) this.statusQueue.add(keyOf(kind, obj));
+    }
   }
 
-  /** Resolves when every queued change has been applied (tests, readiness). */
-  idle(): Promise<void> {
-    return this.queue.idle();
+  /** Resolves when every queued change has been applied and its status written. */
+  async idle(): Promise<void> {
+    await this.queue.idle();
+    await this.statusQueue.idle();
   }
 
   private restartLater(kind: ResourceKind | 'Pod', informer: Watched, err: unknown): void {
@@ -205,6 +218,8 @@ export class KubeSource {
     }
   }
 
+  // Returns a promise for the work queue; the work itself is synchronous.
+  // eslint-disable-next-line @typescript-eslint/require-await
   private async reconcile(key: string): Promise<void> {
     const [kind, namespace, name] = key.split('/') as [ResourceKind | 'PodSync', string, string];
     if (kind === 'PodSync') {
@@ -232,10 +247,10 @@ export class KubeSource {
           `invalid ${kind} ${namespace}/${name}: ${message}`,
         );
       }
-      this.invalid.set(key, { key, issues });
+      this.invalid.set(key, { key, issues, message, generation });
       // The last valid version stays in force, as with a broken file in standalone mode.
       this.opts.reconciler.markInvalid([key], message);
-      await this.writeStatus(key, object, this.invalidStatus(key, generation, message));
+      this.statusQueue.add(key);
       return;
     }
     this.invalid.delete(key);
@@ -244,7 +259,19 @@ export class KubeSource {
       this.opts.logger.info({ kind, namespace, name, generation }, 'resource applied');
       if (kind === 'MaxineService') this.queue.add(`PodSync/${namespace}/${name}`);
     }
-    const status = this.opts.reconciler.statusOf(key);
+    this.statusQueue.add(key);
+  }
+
+  /** The status an object should have now, written when it differs from the stored one. */
+  private async writeStatusOf(key: string): Promise<void> {
+    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+    const object = this.informers.get(kind)?.get(name, namespace);
+    if (object === undefined) return;
+    const invalid = this.invalid.get(key);
+    const status =
+      invalid === undefined
+        ? this.opts.reconciler.statusOf(key)
+        : this.invalidStatus(key, invalid.generation, invalid.message);
     if (status !== undefined) await this.writeStatus(key, object, status);
   }
 
