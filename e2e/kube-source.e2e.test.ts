@@ -5,7 +5,6 @@
  * valid ones alone. (Issue 3 continues this tier: pods, status, RBAC, leader election.)
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { configSchema } from '../operator/config.js';
 import { createOperator } from '../operator/operator.js';
@@ -13,7 +12,7 @@ import type { Operator } from '../operator/operator.js';
 import { createLogger } from '../operator/telemetry/logger.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
-import { operatorKubeconfig } from './operator-identity.js';
+import { installCrds, operatorKubeconfig, startKubeOperator } from './operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -63,22 +62,9 @@ async function withinOneSecond(check: () => Promise<boolean>): Promise<number> {
 beforeAll(async () => {
   await ensureBinaries();
   cp = await startControlPlane();
-  await kubectl(['apply', '-f', join(process.cwd(), 'crds')]);
-  await kubectl(['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
+  await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
-  const sink = new Writable({ write: (_c, _e, done) => done() });
-  operator = createOperator(
-    configSchema.parse({
-      port: 0,
-      mode: 'kubernetes',
-      kubeconfig: await operatorKubeconfig(cp),
-      logLevel: 'warn',
-      statusResyncMs: 300,
-    }),
-    createLogger('warn', sink),
-  );
-  const address = await operator.start();
-  base = `http://127.0.0.1:${address.port}`;
+  ({ operator, base } = await startKubeOperator(cp, { statusResyncMs: 300 }));
 }, 30 * 60_000);
 
 afterAll(async () => {

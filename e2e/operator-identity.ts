@@ -6,6 +6,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { Writable } from 'node:stream';
+import { configSchema } from '../operator/config.js';
+import { createOperator } from '../operator/operator.js';
+import type { Operator } from '../operator/operator.js';
+import { createLogger } from '../operator/telemetry/logger.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 
 export const OPERATOR_NAMESPACE = 'maxine-system';
@@ -53,4 +58,30 @@ export async function operatorKubeconfig(cp: ControlPlane): Promise<string> {
     { mode: 0o600 },
   );
   return path;
+}
+
+/** Installs the CRDs and waits until the API server serves them. */
+export async function installCrds(cp: ControlPlane): Promise<void> {
+  await kubectl(cp, ['apply', '-f', join(process.cwd(), 'crds')]);
+  await kubectl(cp, ['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
+}
+
+/** An in-process operator in kubernetes mode with the operator's own RBAC; logs discarded. */
+export async function startKubeOperator(
+  cp: ControlPlane,
+  overrides: Record<string, unknown> = {},
+): Promise<{ operator: Operator; base: string }> {
+  const sink = new Writable({ write: (_c, _e, done) => done() });
+  const operator = createOperator(
+    configSchema.parse({
+      port: 0,
+      mode: 'kubernetes',
+      kubeconfig: await operatorKubeconfig(cp),
+      logLevel: 'warn',
+      ...overrides,
+    }),
+    createLogger('warn', sink),
+  );
+  const address = await operator.start();
+  return { operator, base: `http://127.0.0.1:${address.port}` };
 }

@@ -4,15 +4,10 @@
  * of a Deployment scaled 0 → 3 → 1, and a deleted pod's instance is gone at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { configSchema } from '../operator/config.js';
-import { createOperator } from '../operator/operator.js';
 import type { Operator } from '../operator/operator.js';
-import { createLogger } from '../operator/telemetry/logger.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
-import { operatorKubeconfig } from './operator-identity.js';
+import { installCrds, startKubeOperator } from './operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -58,20 +53,9 @@ const passing = async (n: number) => {
 beforeAll(async () => {
   await ensureBinaries();
   cp = await startControlPlane({ workloads: true });
-  await kubectl(['apply', '-f', join(process.cwd(), 'crds')]);
-  await kubectl(['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
+  await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
-  const sink = new Writable({ write: (_c, _e, done) => done() });
-  operator = createOperator(
-    configSchema.parse({
-      port: 0,
-      mode: 'kubernetes',
-      kubeconfig: await operatorKubeconfig(cp),
-      logLevel: 'warn',
-    }),
-    createLogger('warn', sink),
-  );
-  base = `http://127.0.0.1:${(await operator.start()).port}`;
+  ({ operator, base } = await startKubeOperator(cp));
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
