@@ -9,6 +9,7 @@ import { createBalancer, murmur3, needsKey, SmoothWeighted } from './lb/index.js
 import type { Balancer, BalancerOptions, Endpoint, PickContext } from './lb/index.js';
 import { MaxineError } from './errors.js';
 import type { ServiceSpec, Strategy } from './resources.js';
+import { DISCOVER_QUERY_KEYS } from './wire.js';
 import type { DiscoveredInstance, DiscoverQuery } from './wire.js';
 
 interface Candidate extends Endpoint {
@@ -249,7 +250,7 @@ export function splitDiscoverQuery(q: DiscoverQuery): ParsedDiscover {
   const metadata: [string, string][] = [];
   const unknown: string[] = [];
   for (const [k, v] of Object.entries(q)) {
-    if (KNOWN_DISCOVER_KEYS.has(k)) continue;
+    if (DISCOVER_QUERY_KEYS.has(k)) continue;
     if (k.startsWith('meta.') && k.length > 5) metadata.push([k.slice(5), String(v)]);
     else unknown.push(k);
   }
@@ -280,14 +281,3 @@ export function splitDiscoverQuery(q: DiscoverQuery): ParsedDiscover {
     all: q.all === true,
   };
 }
-
-const KNOWN_DISCOVER_KEYS = new Set([
-  'strategy',
-  'key',
-  'version',
-  'zone',
-  'datacenter',
-  'localZone',
-  'localDatacenter',
-  'all',
-]);

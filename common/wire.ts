@@ -128,6 +128,10 @@ const knownDiscoverQuerySchema = z.object({
   all: boolString.optional(),
 });
 export const discoverQuerySchema = knownDiscoverQuerySchema.catchall(z.string().max(1024));
+/** The query keys with a meaning of their own; any other must be `meta.KEY`. */
+export const DISCOVER_QUERY_KEYS: ReadonlySet<string> = new Set(
+  Object.keys(knownDiscoverQuerySchema.shape),
+);
 /** The parsed query; extra keys are checked by splitDiscoverQuery (only `meta.KEY` may pass). */
 export type DiscoverQuery = z.infer<typeof knownDiscoverQuerySchema> & {
   [meta: `meta.${string}`]: string;

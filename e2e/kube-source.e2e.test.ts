@@ -12,6 +12,7 @@ import type { Operator } from '../operator/operator.js';
 import { createLogger } from '../operator/telemetry/logger.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
+import { eventually } from '../test/helpers/operator.js';
 import { installCrds, operatorKubeconfig, startKubeOperator } from './operator-identity.js';
 
 let cp: ControlPlane;
@@ -32,15 +33,6 @@ async function kubectl(args: string[], input?: string): Promise<string> {
 
 async function statusOf(kind: string, name: string): Promise<any> {
   return JSON.parse(await kubectl(['get', kind, name, '-n', 'shop', '-o', 'json']));
-}
-
-/** Polls `check` for up to `ms`. */
-async function eventually(check: () => Promise<boolean>, ms: number): Promise<void> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > ms) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function get(path: string): Promise<{ status: number; body: any }> {

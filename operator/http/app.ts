@@ -16,6 +16,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { sendError, toMaxineError } from './errors.js';
+import { requestId } from './instances.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -28,7 +29,6 @@ export interface AppDeps {
   openapi: () => unknown;
 }
 
-const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 declare module 'express-serve-static-core' {
@@ -47,8 +47,7 @@ declare module 'express-serve-static-core' {
 function requestContext(logger: Logger, metrics: Metrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = performance.now();
-    const given = req.headers['x-request-id'];
-    req.id = typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    req.id = requestId(req) ?? randomUUID();
     req.log = logger.child({ reqId: req.id });
     res.setHeader('x-request-id', req.id);
     res.on('finish', () => {
