@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { configSchema } from '../operator/config.js';
 import { createOperator } from '../operator/operator.js';
 import type { Operator } from '../operator/operator.js';
+import type { KubeSource } from '../operator/kube/source.js';
 import { createLogger } from '../operator/telemetry/logger.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
@@ -35,6 +36,29 @@ async function statusOf(kind: string, name: string): Promise<any> {
   return JSON.parse(await kubectl(['get', kind, name, '-n', 'shop', '-o', 'json']));
 }
 
+interface KubeEvent {
+  type: string;
+  reason: string;
+  message: string;
+  count: number;
+  source: { component: string };
+  involvedObject: { kind: string; name: string };
+}
+
+async function eventsOf(name: string): Promise<KubeEvent[]> {
+  const out = await kubectl([
+    'get',
+    'events',
+    '-n',
+    'shop',
+    '--field-selector',
+    `involvedObject.name=${name}`,
+    '-o',
+    'json',
+  ]);
+  return (JSON.parse(out) as { items: KubeEvent[] }).items;
+}
+
 async function get(path: string): Promise<{ status: number; body: any }> {
   const res = await fetch(base + path);
   return { status: res.status, body: await res.json() };
@@ -56,7 +80,11 @@ beforeAll(async () => {
   cp = await startControlPlane();
   await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
-  ({ operator, base } = await startKubeOperator(cp, { statusResyncMs: 300 }));
+  ({ operator, base } = await startKubeOperator(cp, {
+    statusResyncMs: 300,
+    // One test registers an instance the way one outside the cluster would, without a sidecar.
+    instanceAuth: 'none',
+  }));
 }, 30 * 60_000);
 
 afterAll(async () => {
@@ -123,6 +151,35 @@ spec:
       .map((i: { kind: string }) => i.kind)
       .sort();
     expect(kinds).toEqual(expect.arrayContaining(['MaxineACL', 'MaxineIntention']));
+    // Updates: the intention turns to deny, the ACL gains a verb.
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: maxine.io/v1alpha1
+kind: MaxineIntention
+metadata: { name: orders, namespace: shop }
+spec: { destination: { name: orders }, sources: [{ name: web, action: deny }] }
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: workloads, namespace: shop }
+spec:
+  subjects: [{ kind: ServiceAccount, name: web, namespace: shop }]
+  rules: [{ services: ['shop/*'], verbs: [discover, read] }]
+`,
+    );
+    const specOf = async (kind: string) =>
+      (await get(`/api/v1/resources?kind=${kind}`)).body.items[0]?.spec;
+    await withinOneSecond(
+      async () => (await specOf('MaxineIntention'))?.sources[0].action === 'deny',
+    );
+    await withinOneSecond(
+      async () => (await specOf('MaxineACL'))?.rules[0].verbs.includes('read') === true,
+    );
+    expect((await get('/api/v1/resources?kind=MaxineIntention')).body.items[0].generation).toBe(2);
+    await kubectl(['delete', 'macl', 'workloads', '-n', 'shop']);
+    await withinOneSecond(
+      async () => (await get('/api/v1/resources?kind=MaxineACL')).body.items.length === 0,
+    );
     await kubectl(['delete', 'mint', 'orders', '-n', 'shop']);
     await withinOneSecond(
       async () => (await get('/api/v1/resources?kind=MaxineIntention')).body.items.length === 0,
@@ -175,6 +232,42 @@ spec:
     );
     await withinOneSecond(async () => (await get('/api/v1/services/shop/dup')).status === 200);
     expect((await get('/api/v1/resources')).body.problems).toEqual([]);
+    // Both the failure and the recovery are Kubernetes Events on the object, as kubectl shows them.
+    await eventually(
+      async () => (await eventsOf('dup')).some((e) => e.reason === 'SpecValid'),
+      5000,
+    );
+    const events = await eventsOf('dup');
+    expect(events.find((e) => e.reason === 'InvalidSpec')).toMatchObject({
+      type: 'Warning',
+      count: 1,
+      message: expect.stringContaining('spec.versions: version "v1" is listed twice'),
+      source: { component: 'maxine-operator' },
+      involvedObject: expect.objectContaining({ kind: 'MaxineService', name: 'dup' }),
+    });
+    expect(await kubectl(['describe', 'msvc', 'dup', '-n', 'shop'])).toMatch(
+      /Warning\s+InvalidSpec\s+.*version "v1" is listed twice/,
+    );
+  });
+
+  it('the same failure again is one Event with a count, not a new Event', async () => {
+    const bad = (weight: number) =>
+      service(
+        'flaky',
+        `{ versions: [{ name: a, weight: ${weight} }, { name: a, weight: ${100 - weight} }] }`,
+      );
+    await kubectl(['apply', '-f', '-'], bad(1));
+    await eventually(async () => (await eventsOf('flaky')).length === 1, 5000);
+    // A label change is a new resourceVersion but the same generation: nothing new to say.
+    await kubectl(['label', 'msvc', 'flaky', '-n', 'shop', 'touched=yes']);
+    // A new generation with the same problem: the Event's count goes up.
+    await kubectl(['apply', '-f', '-'], bad(2));
+    await eventually(async () => (await eventsOf('flaky'))[0]?.count === 2, 5000);
+    await (operator.source as KubeSource).idle();
+    const events = await eventsOf('flaky');
+    expect(events).toHaveLength(1);
+    expect(events[0]?.count).toBe(2);
+    expect(events[0]).toMatchObject({ type: 'Warning', reason: 'InvalidSpec' });
   });
 
   it('keeps instance counts in the status, shown by kubectl get', async () => {
@@ -195,6 +288,40 @@ spec:
     });
     const table = await kubectl(['get', 'msvc', 'counted', '-n', 'shop']);
     expect(table).toMatch(/counted\s+1\/1/);
+  });
+
+  it('informers recover after the API server restarts, without restarting the operator', async () => {
+    await kubectl(['apply', '-f', '-'], service('before-outage', '{}'));
+    await withinOneSecond(
+      async () => (await get('/api/v1/services/shop/before-outage')).status === 200,
+    );
+    const restarting = cp.restartApiServer({ downMs: 2000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    // While the API server is away the operator keeps answering from what it has.
+    expect((await get('/api/v1/services/shop/before-outage')).status).toBe(200);
+    expect((await get('/readyz')).status).toBe(200);
+    await restarting;
+    const back = Date.now();
+    // Changes made after the restart reach the registry: a create and a delete.
+    await kubectl(['apply', '-f', '-'], service('after-outage', '{}'));
+    await kubectl(['delete', 'msvc', 'before-outage', '-n', 'shop']);
+    await eventually(
+      async () => (await get('/api/v1/services/shop/after-outage')).status === 200,
+      45_000,
+    );
+    await eventually(
+      async () => (await get('/api/v1/services/shop/before-outage')).status === 404,
+      45_000,
+    );
+    // Status writes work again too.
+    await eventually(
+      async () =>
+        (await statusOf('msvc', 'after-outage')).status?.conditions?.some(
+          (c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True',
+        ) === true,
+      45_000,
+    );
+    process.stderr.write(`[e2e] informers caught up ${Date.now() - back} ms after the restart\n`);
   });
 
   it('a restarted operator rebuilds its state from the API server', async () => {

@@ -51,6 +51,14 @@ export const configSchema = z.strictObject({
   leaseName: z.string().min(1).default('maxine-operator'),
   leaseDurationSeconds: int(2, 600).default(15),
   leaseRenewSeconds: int(1, 300).default(5),
+  /**
+   * Who may register, renew and remove instances: `none` (anyone who reaches the port; the
+   * standalone default) or `sidecar-token` (a pod's projected ServiceAccount token, checked
+   * with a TokenReview; the kubernetes default).
+   */
+  instanceAuth: z.enum(['none', 'sidecar-token']).optional(),
+  /** Audience the sidecars' projected tokens are minted for. */
+  tokenAudience: z.string().min(1).max(253).default('maxine.io'),
 });
 export type OperatorConfig = z.infer<typeof configSchema>;
 
@@ -77,6 +85,8 @@ const OPTIONS = {
   'lease-name': ['leaseName', 'MAXINE_LEASE_NAME'],
   'lease-duration-seconds': ['leaseDurationSeconds', 'MAXINE_LEASE_DURATION_SECONDS'],
   'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
+  'instance-auth': ['instanceAuth', 'MAXINE_INSTANCE_AUTH'],
+  'token-audience': ['tokenAudience', 'MAXINE_TOKEN_AUDIENCE'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

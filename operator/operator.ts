@@ -21,6 +21,10 @@ import { FolderSource } from './sources/folder.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { LeaderElector } from './kube/leader.js';
+import { openGuard, SidecarTokenGuard } from './auth/instance-guard.js';
+import type { InstanceWriteGuard } from './auth/instance-guard.js';
+import { TokenReviewer } from './auth/tokenreview.js';
+import { EventRecorder } from './kube/events.js';
 import { KubeSource } from './kube/source.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from './telemetry/logger.js';
@@ -76,23 +80,27 @@ export function createOperator(
   const reconciler = new Reconciler(registry, new PolicyStore(emit), clock);
   let elector: LeaderElector | undefined;
   let source: ResourceSource;
+  let guard: InstanceWriteGuard = openGuard;
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
+    const identity =
+      process.env.POD_NAME ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const kubeIsLeader = (): boolean => elector?.isLeader ?? true;
     const kube = new KubeSource({
       kubeConfig,
       reconciler,
       registry,
       logger,
       statusResyncMs: config.statusResyncMs,
-      isLeader: () => elector?.isLeader ?? true,
+      isLeader: kubeIsLeader,
+      events: new EventRecorder({ kubeConfig, logger, instance: identity, isLeader: kubeIsLeader }),
     });
     if (config.leaderElection) {
       elector = new LeaderElector({
         kubeConfig,
         namespace: config.leaseNamespace,
         name: config.leaseName,
-        identity:
-          process.env.POD_NAME ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+        identity,
         leaseDurationSeconds: config.leaseDurationSeconds,
         renewSeconds: config.leaseRenewSeconds,
         logger,
@@ -100,6 +108,24 @@ export function createOperator(
       });
     }
     source = kube;
+    if ((config.instanceAuth ?? 'sidecar-token') === 'sidecar-token') {
+      guard = new SidecarTokenGuard({
+        reviewer: new TokenReviewer({ kubeConfig, audience: config.tokenAudience }),
+        directory: {
+          pod: (namespace, name) => kube.pod(namespace, name),
+          service: (namespace, name) => {
+            const r = reconciler.resourceOf(`MaxineService/${namespace}/${name}`);
+            return r?.kind === 'MaxineService' ? r.spec : undefined;
+          },
+          ownerOf: (id) => {
+            const instance = registry.getInstance(id);
+            return (
+              instance && { namespace: instance.service.namespace, pod: instance.metadata.pod }
+            );
+          },
+        },
+      });
+    }
   } else {
     source = new FolderSource({ dir: config.resources, reconciler, logger });
   }
@@ -120,11 +146,13 @@ export function createOperator(
     logger,
     isReady: () => source.ready,
     openapi: () => openapi,
+    guard,
   });
   const fastPath = createFastPath({
     registry,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
+    guard,
     observer: (route, method) => metrics.routeObserver(route, method),
   });
   const stream = createEventStream({ events, registry, clock, logger });
@@ -185,9 +213,12 @@ export function createOperator(
         },
         `maxine operator listening (${config.mode} mode)`,
       );
-      logger.warn(
-        `${config.mode} mode runs without authentication so far: bind it to localhost only`,
-      );
+      if (guard === openGuard) {
+        logger.warn(
+          `${config.mode} mode: instance writes are not authenticated; bind to localhost only`,
+        );
+      }
+      logger.warn('reads, discovery and the event stream are not authenticated yet (issue 5)');
       return address;
     },
     async stop() {

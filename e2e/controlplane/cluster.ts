@@ -47,6 +47,11 @@ export interface ControlPlane {
   processes: readonly ProcessInfo[];
   timings: Timings;
   kubectl(args: string[], opts?: { input?: string; kubeconfig?: string }): Promise<KubectlResult>;
+  /**
+   * Stops kube-apiserver (SIGTERM, as a rolling upgrade does) and, after `downMs`, starts it
+   * again on the same port and etcd; resolves once it is ready again.
+   */
+  restartApiServer(opts?: { downMs?: number }): Promise<void>;
   /** Stops every process it started (SIGTERM, then SIGKILL after a grace) and removes dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -662,7 +667,25 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       timings.workloads = elapsed(t0);
     }
     const processes = ctx.procs.map(({ name, pid, cmd }) => ({ name, pid, cmd }));
-    return { dir, server, kubeconfig, binDir: bin, processes, timings, kubectl, stop };
+    const restartApiServer = async ({ downMs = 0 } = {}): Promise<void> => {
+      const api = ctx.procs.find((p) => p.name === 'kube-apiserver');
+      if (api === undefined) throw new Error('kube-apiserver is not running');
+      await stopProcs([api]);
+      ctx.procs.splice(ctx.procs.indexOf(api), 1);
+      await sleep(downMs);
+      await startApiserver(ctx, etcdUrl, apiPort);
+    };
+    return {
+      dir,
+      server,
+      kubeconfig,
+      binDir: bin,
+      processes,
+      timings,
+      kubectl,
+      restartApiServer,
+      stop,
+    };
   } catch (e) {
     let message = `control plane failed to start: ${e instanceof Error ? e.message : String(e)}`;
     if (e instanceof ComponentError && e.log) {

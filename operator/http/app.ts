@@ -17,6 +17,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { sendError, toMaxineError } from './errors.js';
 import { requestId } from './instances.js';
+import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -27,6 +28,8 @@ export interface AppDeps {
   logger: Logger;
   isReady: () => boolean;
   openapi: () => unknown;
+  /** Who may write which instance (open in standalone mode, sidecar tokens in Kubernetes). */
+  guard: InstanceWriteGuard;
 }
 
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -139,10 +142,11 @@ export function createApp(deps: AppDeps): express.Express {
       throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
     res.json({ instance });
   });
-  app.delete('/api/v1/instances/:id', (req, res) => {
+  app.delete('/api/v1/instances/:id', async (req, res) => {
     const { id } = parse(idParams, req.params, 'path');
+    const identity = await deps.guard.instance(req, id);
     registry.deregister(id);
-    req.log.info({ instance: id }, 'instance deregistered');
+    req.log.info({ instance: id, pod: identity?.pod?.name }, 'instance deregistered');
     res.status(204).end();
   });
   app.all('/api/v1/instances/:id', methodNotAllowed('GET, DELETE'));

@@ -6,8 +6,6 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Registry } from '../registry/registry.js';
-import type { Logger } from '../telemetry/logger.js';
 import { discoverAnswer, isDiscover } from './discover.js';
 import { toMaxineError } from './errors.js';
 import {
@@ -18,11 +16,9 @@ import {
   requestId,
   respondJson,
 } from './instances.js';
+import type { WriteDeps } from './instances.js';
 
-export interface FastPathDeps {
-  registry: Registry;
-  bodyLimitBytes: number;
-  logger: Logger;
+export interface FastPathDeps extends WriteDeps {
   /** Resolves, once per route and method, the latency series of each status. */
   observer: (
     route: string,
@@ -92,7 +88,7 @@ export function createFastPath(
     }
     const id = matchHeartbeat(req);
     if (id !== undefined) {
-      const work = heartbeatAnswer(deps.registry, req, id, deps.bodyLimitBytes).then((body) => ({
+      const work = heartbeatAnswer(deps, req, id).then((body) => ({
         status: 200,
         body,
       }));
@@ -100,12 +96,7 @@ export function createFastPath(
       return true;
     }
     if (isRegister(req)) {
-      write(
-        req,
-        res,
-        registerAnswer(deps.registry, req, deps.bodyLimitBytes, deps.logger),
-        register,
-      );
+      write(req, res, registerAnswer(deps, req), register);
       return true;
     }
     return false;

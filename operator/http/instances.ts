@@ -17,6 +17,7 @@ import {
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { readJsonBody } from './body.js';
+import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 
 const HEARTBEAT_RE = /^\/api\/v1\/instances\/([^/?#]+)\/heartbeat\/?(?:\?.*)?$/;
 
@@ -36,16 +37,25 @@ export function isRegister(req: IncomingMessage): boolean {
   return req.method === 'POST' && INSTANCES_RE.test(req.url ?? '');
 }
 
+export interface WriteDeps {
+  registry: Registry;
+  bodyLimitBytes: number;
+  logger: Logger;
+  guard: InstanceWriteGuard;
+}
+
 export async function registerAnswer(
-  registry: Registry,
+  deps: WriteDeps,
   req: IncomingMessage,
-  bodyLimit: number,
-  logger: Logger,
 ): Promise<{ status: number; body: string }> {
-  const body = registerRequestSchema.safeParse(await readJsonBody(req, bodyLimit));
+  const body = registerRequestSchema.safeParse(await readJsonBody(req, deps.bodyLimitBytes));
   if (!body.success) throw validationError('registration', body.error);
-  const { instance, created } = registry.register(body.data);
-  logger.info(
+  const plan = await deps.guard.register(req, body.data);
+  const { instance, created } =
+    plan.kind === 'sidecar'
+      ? deps.registry.attachSidecar(plan.id, body.data)
+      : deps.registry.register(body.data);
+  deps.logger.info(
     {
       reqId: requestId(req),
       instance: instance.id,
@@ -53,6 +63,10 @@ export async function registerAnswer(
       host: instance.host,
       port: instance.port,
       created,
+      ...(plan.kind === 'sidecar' && {
+        pod: plan.identity.pod?.name,
+        serviceAccount: plan.identity.serviceAccount,
+      }),
     },
     created ? 'instance registered' : 'instance renewed',
   );
@@ -65,20 +79,20 @@ export function matchHeartbeat(req: IncomingMessage): string | undefined {
 }
 
 export async function heartbeatAnswer(
-  registry: Registry,
+  deps: WriteDeps,
   req: IncomingMessage,
   rawId: string,
-  bodyLimit: number,
 ): Promise<string> {
   const id = idParamSchema.safeParse({
     id: rawId.includes('%') ? decodeURIComponent(rawId) : rawId,
   });
   if (!id.success) throw validationError('path', id.error);
   // No body at all means an empty heartbeat; a JSON `null` is a body, and an invalid one.
-  const raw = await readJsonBody(req, bodyLimit);
+  const raw = await readJsonBody(req, deps.bodyLimitBytes);
   const body = heartbeatRequestSchema.safeParse(raw === undefined ? {} : raw);
   if (!body.success) throw validationError('heartbeat', body.error);
-  return JSON.stringify({ instance: registry.heartbeat(id.data.id, body.data) });
+  await deps.guard.instance(req, id.data.id);
+  return JSON.stringify({ instance: deps.registry.heartbeat(id.data.id, body.data) });
 }
 
 export function respondJson(

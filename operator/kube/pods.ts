@@ -12,6 +12,7 @@ export interface PodLike {
   metadata?: {
     name?: string;
     namespace?: string;
+    uid?: string;
     labels?: Record<string, string>;
     deletionTimestamp?: unknown;
   };

@@ -28,6 +28,7 @@ import type { Registry } from '../registry/registry.js';
 import { podInstance, selects } from './pods.js';
 import type { PodLike } from './pods.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { EventRecorder } from './events.js';
 import { WorkQueue } from './queue.js';
 
 export const PLURALS: Record<ResourceKind, string> = {
@@ -49,7 +50,12 @@ export interface KubeSourceOptions {
   statusResyncMs?: number;
   /** Only the leader writes status; every replica keeps its registry in sync. */
   isLeader?: () => boolean;
+  /** Kubernetes Events for failures a person must act on. */
+  events?: EventRecorder;
 }
+
+/** Status-write attempts after which the failure is also told as a Kubernetes Event. */
+const STATUS_FAILURE_EVENT_AFTER = 3;
 
 export interface InvalidObject {
   key: string;
@@ -82,14 +88,28 @@ export class KubeSource {
     this.statusQueue = new WorkQueue({
       reconcile: (key) => this.writeStatusOf(key),
       workers: 4,
-      onError: (key, err, attempt, retryInMs) =>
-        opts.logger.warn({ key, err, attempt, retryInMs }, 'status write failed; retrying'),
+      onError: (key, err, attempt, retryInMs) => {
+        opts.logger.warn({ key, err, attempt, retryInMs }, 'status write failed; retrying');
+        if (attempt === STATUS_FAILURE_EVENT_AFTER) {
+          this.event(
+            key,
+            'Warning',
+            'StatusWriteFailed',
+            `Could not write the status: ${String(err)}`,
+          );
+        }
+      },
     });
   }
 
   /** True once every informer has listed its objects and the queue has applied them. */
   get ready(): boolean {
     return this.synced.size === this.informers.size && this.informers.size > 0 && this.podsSynced;
+  }
+
+  /** A pod from the informer cache (sidecar identity checks read it). */
+  pod(namespace: string, name: string): PodLike | undefined {
+    return this.pods?.get(name, namespace);
   }
 
   /** Objects the API server stored but whose semantics the schema rejects. */
@@ -178,6 +198,7 @@ export class KubeSource {
   async idle(): Promise<void> {
     await this.queue.idle();
     await this.statusQueue.idle();
+    await this.opts.events?.flush();
   }
 
   private restartLater(kind: ResourceKind | 'Pod', informer: Watched, err: unknown): void {
@@ -241,10 +262,18 @@ export class KubeSource {
         message: i.message,
       }));
       const message = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-      if (!this.invalid.has(key)) {
+      const known = this.invalid.get(key);
+      if (known?.message !== message || known.generation !== generation) {
         this.opts.logger.warn(
-          { kind, namespace, name, issues },
+          { kind, namespace, name, generation, issues },
           `invalid ${kind} ${namespace}/${name}: ${message}`,
+        );
+        const inForce = this.opts.reconciler.resourceOf(key) !== undefined;
+        this.event(
+          key,
+          'Warning',
+          'InvalidSpec',
+          `${message} (not applied${inForce ? '; the last valid spec stays in force' : ''})`,
         );
       }
       this.invalid.set(key, { key, issues, message, generation });
@@ -253,13 +282,26 @@ export class KubeSource {
       this.statusQueue.add(key);
       return;
     }
-    this.invalid.delete(key);
+    if (this.invalid.delete(key))
+      this.event(key, 'Normal', 'SpecValid', `Generation ${generation} is valid and applied`);
     this.opts.reconciler.clearInvalid([key]);
     if (this.opts.reconciler.upsert(parsed.data, 'kubernetes')) {
       this.opts.logger.info({ kind, namespace, name, generation }, 'resource applied');
       if (kind === 'MaxineService') this.queue.add(`PodSync/${namespace}/${name}`);
     }
     this.statusQueue.add(key);
+  }
+
+  private event(key: string, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+    const object = this.informers.get(kind)?.get(name, namespace);
+    if (object === undefined || this.opts.events === undefined) return;
+    this.opts.events.record(
+      { ...object, apiVersion: `${API_GROUP}/${API_VERSION}`, kind },
+      type,
+      reason,
+      message,
+    );
   }
 
   /** The status an object should have now, written when it differs from the stored one. */

@@ -425,3 +425,94 @@ describe('discovery', () => {
     expect(['a1', 'a2']).toContain(discover(near).instance?.host);
   });
 });
+
+describe('a sidecar on a pod instance', () => {
+  const pod = (id: string, ready = true) => ({
+    id,
+    host: '10.1.0.1',
+    port: 8080,
+    weight: 1,
+    metadata: { pod: id },
+    ready,
+  });
+  function withPod() {
+    const s = setup({ allowUndeclared: false });
+    s.registry.upsertService('ns', 'api', spec({ heartbeat: { ttlSeconds: 10 } }));
+    s.registry.syncPodInstances('ns', 'api', [pod('p1')]);
+    return s;
+  }
+
+  it('adds a lease and check results on top of pod readiness', () => {
+    const { registry, clock, discover } = withPod();
+    const { instance, created } = registry.attachSidecar('p1', { status: 'passing' });
+    expect(created).toBe(true);
+    expect(instance).toMatchObject({ source: 'kubernetes', lease: { ttlSeconds: 10 } });
+    registry.heartbeat('p1', { status: 'critical', output: 'db down' });
+    expect(() => discover()).toThrow(MaxineError);
+    registry.heartbeat('p1', { status: 'passing' });
+    expect(discover().instance?.id).toBe('p1');
+    // A silent sidecar: critical after the TTL, but never removed while the pod exists.
+    clock.advance(10_001);
+    registry.sweep();
+    expect(registry.getInstance('p1')?.health).toMatchObject({
+      status: 'critical',
+      reason: 'lease-expired',
+    });
+    clock.advance(3_600_000);
+    registry.sweep();
+    expect(registry.getInstance('p1')).toBeDefined();
+    // The pod goes: the instance goes at once.
+    registry.syncPodInstances('ns', 'api', []);
+    expect(registry.getInstance('p1')).toBeUndefined();
+  });
+
+  it('a pod that is not Ready stays out of discovery whatever its sidecar says', () => {
+    const { registry, discover } = withPod();
+    registry.syncPodInstances('ns', 'api', [pod('p1', false)]);
+    registry.attachSidecar('p1', { status: 'passing' });
+    expect(registry.getInstance('p1')?.health).toMatchObject({
+      status: 'critical',
+      reason: 'not-ready',
+    });
+    expect(() => discover()).toThrow(MaxineError);
+  });
+
+  it('deregistering takes the pod out of discovery at once and keeps the record until the pod goes', () => {
+    const { registry, types } = withPod();
+    registry.attachSidecar('p1', {});
+    registry.deregister('p1');
+    expect(registry.getInstance('p1')?.health.status).toBe('critical');
+    expect(types()).toContain('service_unhealthy');
+    // The sidecar restarts in the same pod: healthy again.
+    expect(registry.attachSidecar('p1', {}).instance.health.status).toBe('passing');
+  });
+
+  it('refuses a pod the registry does not know yet, and a blocked service', () => {
+    const { registry } = withPod();
+    expect(codeOf(() => registry.attachSidecar('nope', {}))).toBe('NOT_READY');
+    registry.upsertService(
+      'ns',
+      'api',
+      spec({ blocked: { registration: true, reason: 'frozen' } }),
+    );
+    expect(codeOf(() => registry.attachSidecar('p1', {}))).toBe('SERVICE_BLOCKED');
+  });
+
+  it('a pod that moves is announced, so local copies follow', () => {
+    const { registry, events } = withPod();
+    events.length = 0;
+    registry.syncPodInstances('ns', 'api', [{ ...pod('p1'), host: '10.1.0.9' }]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'service_registered',
+        instance: expect.objectContaining({ host: '10.1.0.9' }),
+      }),
+    ]);
+  });
+
+  it('a service_updated event carries the spec', () => {
+    const { registry, events } = setup();
+    registry.upsertService('ns', 'web', spec({ loadBalancing: { strategy: 'random' } }));
+    expect(events.at(-1)?.data?.spec).toMatchObject({ loadBalancing: { strategy: 'random' } });
+  });
+});

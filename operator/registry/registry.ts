@@ -12,6 +12,7 @@ import type { ServiceSpec } from '../../common/resources.js';
 import type {
   DiscoverQuery,
   EventType,
+  HealthStatus,
   HeartbeatRequest,
   Instance,
   InstanceCounts,
@@ -105,7 +106,13 @@ export class Registry {
     this.opts.emit({
       type: 'service_updated',
       service: ref,
-      data: { declared: true, generation: entry.generation, blocked: spec.blocked ?? null },
+      // The spec travels with the event, so a local copy (the sidecar's) answers alike.
+      data: {
+        declared: true,
+        generation: entry.generation,
+        blocked: spec.blocked ?? null,
+        spec,
+      },
     });
     this.emitConfigChange(ref, previous?.config, spec.config);
   }
@@ -202,9 +209,64 @@ export class Registry {
     const record = this.instances.get(id);
     if (record === undefined)
       throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    if (record.source === 'kubernetes') {
+      // A pod's instance lives as long as the pod; its sidecar leaving (pod shutting down)
+      // takes it out of discovery at once, before the pod's readiness says so.
+      const before = healthOf(record).status;
+      record.lastHeartbeat = undefined;
+      record.ttlMs = undefined;
+      record.leaseLapsed = false;
+      record.check = { status: 'critical', output: 'deregistered by its sidecar' };
+      this.counters.deregistrations += 1;
+      this.afterHealthChange(record, before);
+      return;
+    }
     const entry = this.services.get(serviceKey(record.namespace, record.service));
     if (entry !== undefined) this.removeRecord(entry, record, 'deregistered');
     this.counters.deregistrations += 1;
+  }
+
+  /**
+   * A pod's sidecar registers: its heartbeats (a lease) and check results are added on top of
+   * the pod's readiness. The pod instance must exist (the pod informer made it).
+   */
+  attachSidecar(
+    id: string,
+    opts: { ttlSeconds?: number; status?: HealthStatus; output?: string },
+  ): RegisterResult {
+    const record = this.instances.get(id);
+    if (record?.source !== 'kubernetes')
+      throw new MaxineError('NOT_READY', `The pod of instance "${id}" is not known yet; retry`);
+    const entry = this.services.get(serviceKey(record.namespace, record.service));
+    const blocked = entry?.spec?.blocked;
+    if (blocked?.registration === true) {
+      throw new MaxineError(
+        'SERVICE_BLOCKED',
+        `Registration to ${record.namespace}/${record.service} is blocked: ${blocked.reason}`,
+        { reason: blocked.reason },
+      );
+    }
+    const before = healthOf(record).status;
+    const created = record.lastHeartbeat === undefined;
+    const ttlSeconds =
+      opts.ttlSeconds ?? entry?.spec?.heartbeat?.ttlSeconds ?? this.opts.defaultTtlSeconds;
+    record.lastHeartbeat = this.opts.clock.now();
+    record.ttlMs = ttlSeconds * 1000;
+    record.leaseLapsed = false;
+    record.check =
+      opts.output === undefined
+        ? { status: opts.status ?? 'passing' }
+        : { status: opts.status ?? 'passing', output: opts.output };
+    this.counters.registrations += 1;
+    const instance = toInstance(record);
+    this.opts.emit({
+      type: 'service_registered',
+      service: refOf(record),
+      instance,
+      data: { source: 'kubernetes', sidecar: true, renewed: !created },
+    });
+    this.afterHealthChange(record, before);
+    return { instance, created };
   }
 
   // ---- instances from Kubernetes (every Ready pod a MaxineService selects) ----
@@ -279,7 +341,15 @@ export class Registry {
       metadata: pod.metadata,
       ready: pod.ready,
     });
-    if (moved) entry.answer = undefined;
+    if (moved) {
+      entry.answer = undefined;
+      this.opts.emit({
+        type: 'service_registered',
+        service: refOf(existing),
+        instance: toInstance(existing),
+        data: { source: 'kubernetes', renewed: true },
+      });
+    }
     this.afterHealthChange(existing, before);
     return false;
   }
@@ -316,7 +386,8 @@ export class Registry {
       const entry = this.services.get(serviceKey(record.namespace, record.service));
       const grace =
         (entry?.spec?.heartbeat?.removeAfterSeconds ?? this.opts.defaultRemoveAfterSeconds) * 1000;
-      if (now > expiry + grace) due.push(record);
+      // A pod's instance goes with its pod, never by lease: a silent sidecar only makes it critical.
+      if (now > expiry + grace && record.source !== 'kubernetes') due.push(record);
     }
     this.guardActive =
       leased >= this.opts.massExpiryMinInstances &&

@@ -1,0 +1,151 @@
+/**
+ * Who a bearer token belongs to, asked of the API server with a TokenReview (as kubelet and
+ * every webhook do). A sidecar presents its pod's projected ServiceAccount token; the review
+ * checks signature, expiry, audience and that the bound pod still exists, and answers with the
+ * ServiceAccount and the pod (name and uid) the token is bound to.
+ *
+ * Answers are cached by the token's SHA-256 (never by the token itself) for `cacheMs`, and
+ * never past the token's own expiry, so a pod heartbeating every few seconds costs one review
+ * a minute; refusals are cached briefly so a bad client cannot turn into a review storm.
+ */
+import { createHash } from 'node:crypto';
+import { AuthenticationV1Api } from '@kubernetes/client-node';
+import type { KubeConfig, V1TokenReviewStatus } from '@kubernetes/client-node';
+import { MaxineError } from '../../common/errors.js';
+
+export interface PodIdentity {
+  namespace: string;
+  serviceAccount: string;
+  /** Present for tokens bound to a pod (projected tokens are). */
+  pod?: { name: string; uid: string };
+}
+
+export interface TokenReviewerOptions {
+  kubeConfig: KubeConfig;
+  audience: string;
+  cacheMs?: number;
+  negativeCacheMs?: number;
+  maxEntries?: number;
+  now?: () => number;
+}
+
+interface Cached {
+  until: number;
+  identity?: PodIdentity;
+  refusal?: string;
+}
+
+const SA_PREFIX = 'system:serviceaccount:';
+
+export class TokenReviewer {
+  private readonly api: AuthenticationV1Api;
+  private readonly cache = new Map<string, Cached>();
+  private readonly now: () => number;
+  /** Concurrent reviews of the same token share one request. */
+  private readonly inFlight = new Map<string, Promise<Cached>>();
+
+  constructor(private readonly opts: TokenReviewerOptions) {
+    this.api = opts.kubeConfig.makeApiClient(AuthenticationV1Api);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The token's identity, or an UNAUTHENTICATED error saying why (never echoing the token). */
+  async review(token: string): Promise<PodIdentity> {
+    const key = createHash('sha256').update(token).digest('base64url');
+    let entry = this.cache.get(key);
+    if (entry === undefined || entry.until <= this.now()) {
+      let pending = this.inFlight.get(key);
+      if (pending === undefined) {
+        pending = this.ask(token).finally(() => this.inFlight.delete(key));
+        this.inFlight.set(key, pending);
+      }
+      entry = await pending;
+      this.remember(key, entry);
+    }
+    if (entry.identity === undefined)
+      throw new MaxineError('UNAUTHENTICATED', entry.refusal ?? 'The token was not accepted');
+    return entry.identity;
+  }
+
+  private async ask(token: string): Promise<Cached> {
+    const now = this.now();
+    let review: Awaited<ReturnType<AuthenticationV1Api['createTokenReview']>>;
+    try {
+      review = await this.api.createTokenReview({
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token, audiences: [this.opts.audience] },
+        },
+      });
+    } catch (err) {
+      // Not the caller's fault: answer 503 so the sidecar retries with back-off.
+      throw new MaxineError(
+        'NOT_READY',
+        `Cannot check the token now: the TokenReview failed (${(err as Error).message.slice(0, 200)})`,
+      );
+    }
+    const verdict = this.judge(review.status);
+    if (typeof verdict === 'string')
+      return { until: now + (this.opts.negativeCacheMs ?? 5_000), refusal: verdict };
+    const expiry = tokenExpiry(token);
+    const until = Math.min(now + (this.opts.cacheMs ?? 60_000), expiry ?? Infinity);
+    return { until, identity: verdict };
+  }
+
+  /** The identity a review vouches for, or why it does not. */
+  private judge(status: V1TokenReviewStatus | undefined): PodIdentity | string {
+    if (status?.authenticated !== true)
+      return `The token was not accepted: ${status?.error ?? 'not authenticated'}`;
+    if (status.audiences !== undefined && !status.audiences.includes(this.opts.audience))
+      return `The token is not meant for audience "${this.opts.audience}"`;
+    const username = status.user?.username ?? '';
+    if (!username.startsWith(SA_PREFIX))
+      return `"${username}" is not a ServiceAccount; sidecars present their pod's token`;
+    const [namespace, serviceAccount] = username.slice(SA_PREFIX.length).split(':') as [
+      string,
+      string,
+    ];
+    const pod = boundPod(status.user?.extra);
+    return { namespace, serviceAccount, ...(pod && { pod }) };
+  }
+
+  private remember(key: string, entry: Cached): void {
+    if (this.cache.size >= (this.opts.maxEntries ?? 10_000)) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.delete(key);
+    this.cache.set(key, entry);
+  }
+}
+
+/** The pod a projected token is bound to, from the review's extra user info. */
+function boundPod(
+  extra: Record<string, string[]> | undefined,
+): { name: string; uid: string } | undefined {
+  const name = extra?.['authentication.kubernetes.io/pod-name']?.[0];
+  const uid = extra?.['authentication.kubernetes.io/pod-uid']?.[0];
+  return name !== undefined && uid !== undefined ? { name, uid } : undefined;
+}
+
+/** The `exp` claim of a JWT in ms (read, not trusted: the review already verified it). */
+export function tokenExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+      exp?: unknown;
+    };
+    return typeof claims.exp === 'number' ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The bearer token of a request, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+([A-Za-z0-9._~+/=-]{1,8192})\s*$/i.exec(header);
+  return match?.[1];
+}
