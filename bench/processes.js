@@ -87,12 +87,15 @@ export function httpRequest({ port, method = 'GET', path, body, timeoutMs = 5000
 
 /**
  * Starts `node <args>` as a child, and resolves once `GET readyPath` answers 200.
- * @param {{ name: string, args: string[], port: number, readyPath: string, timeoutMs?: number }} opts
+ * @param {{ name: string, args: string[], port: number, readyPath: string, timeoutMs?: number, env?: NodeJS.ProcessEnv }} opts
  * @returns {Promise<Child>}
  */
-export async function startChild({ name, args, port, readyPath, timeoutMs = 20_000 }) {
+export async function startChild({ name, args, port, readyPath, timeoutMs = 20_000, env }) {
   hookExit();
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: env ?? process.env,
+  });
   live.add(proc);
   /** @type {string[]} */
   const tail = [];

@@ -52,6 +52,8 @@ import {
 
 const ROOT = join(import.meta.dirname, '..');
 const OPERATOR_MAIN = join(ROOT, 'dist', 'operator', 'main.js');
+const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
+const SIDECAR_PATH = `/v1/discover/${SERVICE}`;
 const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
 const RESULTS = join(import.meta.dirname, 'RESULTS.md');
@@ -63,7 +65,14 @@ const DISCOVER_INSTANCES = 10;
 const MEMORY_SERVICES = 100;
 const BULK_CONCURRENCY = 64;
 const SETTLE_MS = 2000;
-const AIMS = { throughputRatio: 0.8, p99Ratio: 1.5, heartbeatsPerSec: 10_000, rssMb: 300 };
+const AIMS = {
+  throughputRatio: 0.8,
+  p99Ratio: 1.5,
+  heartbeatsPerSec: 10_000,
+  rssMb: 300,
+  sidecarThroughputRatio: 0.85,
+  sidecarIdleRssMb: 40,
+};
 
 /**
  * @param {string} name
@@ -138,6 +147,31 @@ async function startOperator(resources, name, nodeFlags = []) {
       ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
       ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
     ],
+  });
+}
+
+/**
+ * A sidecar process of another service in the same namespace, answering discovery from its
+ * copy of the registry (fed by the operator's event stream); ready once that copy has `api`.
+ * @param {Child} operator
+ * @returns {Promise<Child>}
+ */
+async function startSidecar(operator) {
+  const port = await freePort();
+  return startChild({
+    name: 'sidecar',
+    port,
+    readyPath: SIDECAR_PATH,
+    args: [SIDECAR_MAIN],
+    env: {
+      ...process.env,
+      MAXINE_SERVICE: 'client',
+      MAXINE_POD_NAMESPACE: NAMESPACE,
+      MAXINE_POD_NAME: 'client-0',
+      MAXINE_OPERATOR_URL: `http://127.0.0.1:${operator.port}`,
+      MAXINE_LISTEN_PORT: String(port),
+      MAXINE_LOG_LEVEL: 'warn',
+    },
   });
 }
 
@@ -240,7 +274,7 @@ function at(child) {
 /**
  * The load scenarios, measured in turn within each round.
  * @param {Config} config
- * @param {{ baseline: Child, operator: Child, heartbeatIds: string[], resources: string }} ctx
+ * @param {{ baseline: Child, operator: Child, sidecar: Child, heartbeatIds: string[], resources: string }} ctx
  */
 function scenarios(config, ctx) {
   const base = {
@@ -275,6 +309,12 @@ function scenarios(config, ctx) {
       label: `maxine GET ${DISCOVER_PATH}${QUERY}`,
       reference: 'baseline-get',
       run: () => measure({ ...base, ...at(ctx.operator), path: DISCOVER_PATH + QUERY }),
+    },
+    {
+      key: 'sidecar-discover',
+      label: `sidecar GET ${SIDECAR_PATH} (from its local copy)`,
+      reference: 'baseline-get',
+      run: () => measure({ ...base, ...at(ctx.sidecar), path: SIDECAR_PATH }),
     },
     {
       key: 'baseline-put',
@@ -374,6 +414,8 @@ async function measureThroughput(config, tmp, profileDir) {
   let operator;
   /** @type {Child | undefined} */
   let baseline;
+  /** @type {Child | undefined} */
+  let sidecar;
   try {
     const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     operator = await startOperator(resources, 'operator', flags);
@@ -413,7 +455,13 @@ async function measureThroughput(config, tmp, profileDir) {
       readyPath: '/',
       args: [BASELINE_MAIN, String(baselinePort), body.toString('base64')],
     });
-    const list = scenarios(config, { baseline, operator, heartbeatIds, resources });
+    sidecar = await startSidecar(operator);
+    const sidecarAnswer = await fetchAnswer(sidecar, SIDECAR_PATH);
+    if (sidecarAnswer.length !== body.length)
+      throw new Error(`sidecar answer differs in size: ${sidecarAnswer.toString()}`);
+    await sleep(SETTLE_MS);
+    const sidecarIdle = rssOf(sidecar.pid);
+    const list = scenarios(config, { baseline, operator, sidecar, heartbeatIds, resources });
     /** @type {Row[]} */
     const rows = list.map((s) => ({
       key: s.key,
@@ -433,12 +481,19 @@ async function measureThroughput(config, tmp, profileDir) {
         );
       }
     }
+    const sidecarLoaded = rssOf(sidecar.pid);
     return {
       rows,
       resources,
       answer: { sizes, body: body.toString('utf8'), querySize: queryAnswer.length },
+      sidecarMemory: {
+        idleMb: sidecarIdle.rssMb,
+        afterLoadMb: sidecarLoaded.rssMb,
+        peakMb: sidecarLoaded.hwmMb,
+      },
     };
   } finally {
+    await stopChild(sidecar);
     await stopChild(baseline);
     await stopChild(operator);
   }
@@ -456,7 +511,7 @@ function profileSummary(profileDir) {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const perRound = 6 * (config.durationSec + 2 * config.warmupSec + 5);
+  const perRound = 7 * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: over its time budget of ${budgetMs / 1000} s, aborting\n`);
@@ -481,6 +536,7 @@ async function main() {
     const aims = [
       ...ratioAims('discovery', get('discover')),
       ...ratioAims('discovery with query', get('discover-query')),
+      ...sidecarAims(get('sidecar-discover'), throughput.sidecarMemory),
       {
         what: 'heartbeats per second',
         target: `> ${AIMS.heartbeatsPerSec.toLocaleString('en-US')}/s`,
@@ -533,6 +589,7 @@ async function main() {
       `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,
       `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
       `- Discovery: one MaxineService \`${NAMESPACE}/${SERVICE}\` (round-robin) with ${DISCOVER_INSTANCES} registered instances (zones a/b, weights 1–3); answers are ${sizeRange}; the query answer is ${answer.querySize} bytes.`,
+      `- Sidecar: \`node dist/sidecar/main.js\` of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
       `- Heartbeats: \`PUT /api/v1/instances/{id}/heartbeat\` with \`{"status":"passing"}\`, cycling over ${config.heartbeatInstances.toLocaleString('en-US')} pre-registered ids, on the discovery operator.`,
       `- Registrations: \`POST /api/v1/instances\`, a distinct host:port per request over ${MEMORY_SERVICES} services, on a fresh operator each round.`,
       `- Memory: a fresh operator, ${memory.instances.toLocaleString('en-US')} instances registered over HTTP (${MEMORY_SERVICES} services, keep-alive, ${BULK_CONCURRENCY} in flight), VmRSS from /proc/<pid>/status after a ${SETTLE_MS / 1000} s settle, then again after a full GC forced through \`bench/gc-hook.js\` (preloaded with \`--expose-gc\`; SIGUSR2 runs \`gc()\`), which separates live data from garbage not yet collected.`,
@@ -578,6 +635,42 @@ async function main() {
   } finally {
     removeTmp();
   }
+}
+
+/**
+ * @param {import('./report.js').Summary | undefined} summary
+ * @param {{ idleMb: number, afterLoadMb: number, peakMb: number }} sidecarMem
+ * @returns {import('./report.js').Aim[]}
+ */
+function sidecarAims(summary, sidecarMem) {
+  const sidecarRps = summary?.ratioRps ?? 0;
+  const sidecarP99 = summary?.ratioP99 ?? Infinity;
+  return [
+    {
+      what: 'sidecar discovery throughput vs bare node:http',
+      target: `≥ ${AIMS.sidecarThroughputRatio}×`,
+      measured: `${sidecarRps.toFixed(2)}×`,
+      met: sidecarRps >= AIMS.sidecarThroughputRatio,
+    },
+    {
+      what: 'sidecar discovery p99 vs bare node:http',
+      target: `≤ ${AIMS.p99Ratio}×`,
+      measured: `${sidecarP99.toFixed(2)}×`,
+      met: sidecarP99 <= AIMS.p99Ratio,
+    },
+    {
+      what: `sidecar RSS at idle (synced copy, ${SETTLE_MS / 1000} s settle)`,
+      target: `< ${AIMS.sidecarIdleRssMb} MB`,
+      measured: `${sidecarMem.idleMb.toFixed(1)} MB`,
+      met: sidecarMem.idleMb < AIMS.sidecarIdleRssMb,
+    },
+    {
+      what: 'sidecar RSS after every load round (peak VmHWM)',
+      target: 'reported',
+      measured: `${sidecarMem.afterLoadMb.toFixed(1)} MB (peak ${sidecarMem.peakMb.toFixed(1)} MB)`,
+      met: true,
+    },
+  ];
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Balancer, BalancerOptions, Endpoint, PickContext } from './lb/inde
 import { MaxineError } from './errors.js';
 import type { ServiceSpec, Strategy } from './resources.js';
 import { DISCOVER_QUERY_KEYS } from './wire.js';
-import type { DiscoveredInstance, DiscoverQuery } from './wire.js';
+import type { DiscoveredInstance, DiscoverQuery, Instance } from './wire.js';
 
 interface Candidate extends Endpoint {
   readonly view: DiscoveredInstance;
@@ -280,4 +280,54 @@ export function splitDiscoverQuery(q: DiscoverQuery): ParsedDiscover {
     },
     all: q.all === true,
   };
+}
+
+/** The discovery view of an API instance (the sidecar's copy builds its answers from these). */
+export function discoveredOf(i: Instance): DiscoveredInstance {
+  return {
+    id: i.id,
+    service: i.service,
+    host: i.host,
+    port: i.port,
+    ...(i.ports && { ports: i.ports }),
+    ...(i.version !== undefined && { version: i.version }),
+    ...(i.zone !== undefined && { zone: i.zone }),
+    ...(i.datacenter !== undefined && { datacenter: i.datacenter }),
+    weight: i.weight,
+    metadata: i.metadata,
+    health: i.health.status,
+  };
+}
+
+/** What discovery hands out of a service: its non-critical instances in a stable order. */
+export function discoverable<T extends { id: string }>(
+  instances: Iterable<T>,
+  status: (i: T) => string,
+): T[] {
+  return [...instances]
+    .filter((i) => status(i) !== 'critical')
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * Answers a parsed discovery query for one service, as the operator and the sidecar both do:
+ * blocked discovery is refused with its reason, else one pick or every healthy instance.
+ */
+export function answerQuery(
+  service: { namespace: string; name: string; spec: ServiceSpec | undefined },
+  answer: ServiceAnswer,
+  query: ParsedDiscover,
+  keyFrom?: KeySource,
+): Buffer {
+  const blocked = service.spec?.blocked;
+  if (blocked?.discovery === true) {
+    throw new MaxineError(
+      'SERVICE_BLOCKED',
+      `Discovery of ${service.namespace}/${service.name} is blocked: ${blocked.reason}`,
+      { reason: blocked.reason },
+    );
+  }
+  return query.all
+    ? answer.all(query.filter, query.filterKey)
+    : answer.pick(query.filter, query.pick, keyFrom, query.filterKey);
 }

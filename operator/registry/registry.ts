@@ -4,7 +4,12 @@
  * comes from an injected clock, and every change leaves as an event through `emit`.
  */
 import { createHash } from 'node:crypto';
-import { ServiceAnswer, splitDiscoverQuery } from '../../common/discovery.js';
+import {
+  answerQuery,
+  discoverable,
+  ServiceAnswer,
+  splitDiscoverQuery,
+} from '../../common/discovery.js';
 import type { KeySource, ParsedDiscover } from '../../common/discovery.js';
 import { MaxineError } from '../../common/errors.js';
 import { serviceKey } from '../../common/names.js';
@@ -423,21 +428,7 @@ export class Registry {
     const entry = this.services.get(key);
     if (entry === undefined)
       throw new MaxineError('SERVICE_NOT_FOUND', `Service ${key} is not registered`);
-    const { namespace, name } = entry;
-    const blocked = entry.spec?.blocked;
-    if (blocked?.discovery === true) {
-      throw new MaxineError(
-        'SERVICE_BLOCKED',
-        `Discovery of ${namespace}/${name} is blocked: ${blocked.reason}`,
-        {
-          reason: blocked.reason,
-        },
-      );
-    }
-    const answer = this.answerOf(entry);
-    return query.all
-      ? answer.all(query.filter, query.filterKey)
-      : answer.pick(query.filter, query.pick, keyFrom, query.filterKey);
+    return answerQuery(entry, this.answerOf(entry), query, keyFrom);
   }
 
   // ---- reads ----
@@ -538,10 +529,9 @@ export class Registry {
 
   private answerOf(entry: ServiceEntry): ServiceAnswer {
     if (entry.answer === undefined) {
-      const healthy = [...entry.instances.values()]
-        .filter((r) => healthOf(r).status !== 'critical')
-        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-        .map(toDiscovered);
+      const healthy = discoverable(entry.instances.values(), (r) => healthOf(r).status).map(
+        toDiscovered,
+      );
       entry.answer = new ServiceAnswer(healthy, entry.spec, this.loadOf);
     }
     return entry.answer;

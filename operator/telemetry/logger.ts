@@ -4,11 +4,15 @@ import type { DestinationStream, Logger } from 'pino';
 export type { Logger };
 
 /** Structured JSON logs. Secrets never reach a log: the fields that could carry them are redacted. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(
+  level: string,
+  destination?: DestinationStream,
+  component = 'operator',
+): Logger {
   return pino(
     {
       level,
-      base: { component: 'operator' },
+      base: { component },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
         paths: ['*.authorization', '*.cookie', '*.token', '*.password', '*.secret'],

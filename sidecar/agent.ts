@@ -1,0 +1,197 @@
+/**
+ * Registers the pod's instance with the operator and keeps its lease: heartbeats at a third
+ * of the TTL carrying the latest check result, registers again when the operator answers 404
+ * (it restarted, or evicted us), retries with jittered back-off while the operator is away,
+ * and deregisters on shutdown. It never throws into the process: an unreachable operator
+ * means retries and log lines, never a crashed pod.
+ */
+import type { HealthStatus, Instance, RegisterInput } from '../common/wire.js';
+import type { Logger } from '../operator/telemetry/logger.js';
+import { backoffDelay } from './backoff.js';
+
+export interface AgentOptions {
+  operatorUrl: string;
+  registration: RegisterInput;
+  logger: Logger;
+  /** The bearer token (the pod's projected ServiceAccount token), read fresh each call. */
+  token?: () => Promise<string | undefined>;
+  /** The latest check result to report, or undefined when no check runs. */
+  health?: () => { status: HealthStatus; output?: string } | undefined;
+  requestTimeoutMs?: number;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+}
+
+export type AgentState = 'starting' | 'registered' | 'retrying' | 'stopped';
+
+interface Answer {
+  status: number;
+  body: { instance?: Instance; error?: { code: string; message: string } } | undefined;
+}
+
+export class RegistrationAgent {
+  private timer: NodeJS.Timeout | undefined;
+  private instance: Instance | undefined;
+  private failures = 0;
+  private running: Promise<void> = Promise.resolve();
+  private stateNow: AgentState = 'starting';
+  private lastError: string | undefined;
+
+  constructor(private readonly opts: AgentOptions) {}
+
+  get state(): AgentState {
+    return this.stateNow;
+  }
+
+  get instanceId(): string | undefined {
+    return this.instance?.id;
+  }
+
+  status(): { state: AgentState; instance?: string; lastError?: string } {
+    return {
+      state: this.stateNow,
+      ...(this.instance && { instance: this.instance.id }),
+      ...(this.lastError !== undefined && { lastError: this.lastError }),
+    };
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Sends a heartbeat now (a check result changed), unless one is already on its way. */
+  heartbeatNow(): void {
+    if (this.stateNow === 'registered') this.schedule(0);
+  }
+
+  /** Stops the loop and deregisters (bounded by the request timeout). */
+  async stop(): Promise<void> {
+    const id = this.instance?.id;
+    this.stateNow = 'stopped';
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    if (id === undefined) return;
+    try {
+      const res = await this.call('DELETE', `/api/v1/instances/${encodeURIComponent(id)}`);
+      this.opts.logger.info({ instance: id, status: res.status }, 'deregistered');
+    } catch (err) {
+      this.opts.logger.warn({ err, instance: id }, 'could not deregister; the lease will lapse');
+    }
+  }
+
+  private schedule(ms: number): void {
+    if (this.stateNow === 'stopped') return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.running = this.running.then(() => this.tick());
+    }, ms);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stateNow === 'stopped') return;
+    try {
+      const next = this.instance === undefined ? await this.register() : await this.heartbeat();
+      this.schedule(next);
+    } catch (err) {
+      this.retry(err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private async register(): Promise<number> {
+    const res = await this.call('POST', '/api/v1/instances', this.opts.registration);
+    if ((res.status !== 200 && res.status !== 201) || res.body?.instance === undefined)
+      throw new Error(refusal('registration', res));
+    this.instance = res.body.instance;
+    this.succeeded();
+    this.opts.logger.info(
+      { instance: this.instance.id, lease: this.instance.lease },
+      'registered with the operator',
+    );
+    // Report the current check result at once rather than a third of a TTL later.
+    return this.opts.health?.() === undefined ? this.period() : 0;
+  }
+
+  private async heartbeat(): Promise<number> {
+    const id = this.instance?.id ?? '';
+    const res = await this.call(
+      'PUT',
+      `/api/v1/instances/${encodeURIComponent(id)}/heartbeat`,
+      this.opts.health?.() ?? {},
+    );
+    if (res.status === 404) {
+      this.opts.logger.warn(
+        { instance: id },
+        'the operator does not know us (any more); registering again',
+      );
+      this.instance = undefined;
+      return 0;
+    }
+    if (res.status !== 200 || res.body?.instance === undefined)
+      throw new Error(refusal('heartbeat', res));
+    this.instance = res.body.instance;
+    this.succeeded();
+    return this.period();
+  }
+
+  /** A third of the lease's TTL, so two heartbeats may be lost before it lapses. */
+  private period(): number {
+    const ttl = this.instance?.lease?.ttlSeconds ?? this.opts.registration.ttlSeconds ?? 30;
+    return Math.max(200, (ttl * 1000) / 3);
+  }
+
+  private succeeded(): void {
+    if (this.stateNow === 'retrying')
+      this.opts.logger.info({ after: this.failures }, 'the operator answers again');
+    this.stateNow = 'registered';
+    this.failures = 0;
+    this.lastError = undefined;
+  }
+
+  private retry(message: string): void {
+    if (this.stateNow === 'stopped') return;
+    const delay = backoffDelay(this.failures, {
+      baseMs: this.opts.retryBaseMs ?? 500,
+      maxMs: this.opts.retryMaxMs ?? 30_000,
+    });
+    this.failures += 1;
+    this.stateNow = 'retrying';
+    this.lastError = message;
+    // Log the first failure and then every tenth, not each retry.
+    if (this.failures === 1 || this.failures % 10 === 0) {
+      this.opts.logger.warn(
+        { failures: this.failures, retryInMs: delay, error: message },
+        'cannot reach the operator; retrying',
+      );
+    }
+    this.schedule(delay);
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<Answer> {
+    const token = await this.opts.token?.();
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(new URL(path, this.opts.operatorUrl), {
+      method,
+      headers,
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 5_000),
+    });
+    const text = await res.text();
+    let parsed: Answer['body'];
+    try {
+      parsed = text === '' ? undefined : (JSON.parse(text) as Answer['body']);
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, body: parsed };
+  }
+}
+
+function refusal(what: string, res: Answer): string {
+  const e = res.body?.error;
+  return e === undefined
+    ? `${what}: HTTP ${res.status}`
+    : `${what}: ${res.status} ${e.code}: ${e.message}`;
+}

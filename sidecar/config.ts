@@ -1,0 +1,101 @@
+/**
+ * Sidecar configuration from its environment — in a pod, exactly what the injection webhook
+ * sets (downward API and literals, operator/webhook/patch.ts) — parsed with zod so a bad
+ * value stops start-up with a message naming the variable.
+ */
+import { z } from 'zod';
+import { formatPath } from '../common/errors.js';
+import type { HealthCheck } from './health/checks.js';
+import { parseHealthCheckOverride } from './health/annotations.js';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalText = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+/** Environment variable → what it means. */
+export const sidecarEnvSchema = z.object({
+  MAXINE_SERVICE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label'),
+  MAXINE_POD_NAMESPACE: z.string().min(1).default('default'),
+  MAXINE_POD_NAME: optionalText,
+  MAXINE_POD_UID: optionalText,
+  MAXINE_POD_IP: z.string().min(1).default('127.0.0.1'),
+  MAXINE_NODE_NAME: optionalText,
+  MAXINE_SERVICE_ACCOUNT: optionalText,
+  MAXINE_OPERATOR_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:7710'),
+  /** The projected ServiceAccount token; without it the sidecar registers unauthenticated. */
+  MAXINE_TOKEN_FILE: optionalText,
+  MAXINE_PODINFO_DIR: optionalText,
+  /** JSON health-check override (the pod's `maxine.io/health-check` annotation). */
+  MAXINE_HEALTH_CHECK: optionalText,
+  /** The application's port (registered outside Kubernetes; the operator uses the pod's). */
+  MAXINE_APP_PORT: port.default(8080),
+  MAXINE_VERSION: optionalText,
+  MAXINE_ZONE: optionalText,
+  MAXINE_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
+  /** 0.0.0.0 in a pod so kubelet can probe /healthz; discovery still answers only localhost. */
+  MAXINE_LISTEN_HOST: z.string().min(1).default('127.0.0.1'),
+  MAXINE_LISTEN_PORT: port.default(7711),
+  MAXINE_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info'),
+});
+
+export interface SidecarConfig {
+  service: string;
+  namespace: string;
+  pod?: { name: string; uid?: string; ip: string; node?: string; serviceAccount?: string };
+  host: string;
+  operatorUrl: string;
+  tokenFile?: string;
+  podinfoDir?: string;
+  healthCheck?: HealthCheck;
+  appPort: number;
+  version?: string;
+  zone?: string;
+  ttlSeconds?: number;
+  listenHost: string;
+  listenPort: number;
+  logLevel: string;
+}
+
+export class SidecarConfigError extends Error {}
+
+export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
+  const parsed = sidecarEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new SidecarConfigError(
+      parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '),
+    );
+  }
+  const e = parsed.data;
+  const healthCheck = parseHealthCheckOverride(e.MAXINE_HEALTH_CHECK);
+  if (!healthCheck.ok) throw new SidecarConfigError(`MAXINE_HEALTH_CHECK: ${healthCheck.message}`);
+  return {
+    service: e.MAXINE_SERVICE,
+    namespace: e.MAXINE_POD_NAMESPACE,
+    ...(e.MAXINE_POD_NAME !== undefined && {
+      pod: {
+        name: e.MAXINE_POD_NAME,
+        uid: e.MAXINE_POD_UID,
+        ip: e.MAXINE_POD_IP,
+        node: e.MAXINE_NODE_NAME,
+        serviceAccount: e.MAXINE_SERVICE_ACCOUNT,
+      },
+    }),
+    host: e.MAXINE_POD_IP,
+    operatorUrl: e.MAXINE_OPERATOR_URL,
+    tokenFile: e.MAXINE_TOKEN_FILE,
+    podinfoDir: e.MAXINE_PODINFO_DIR,
+    healthCheck: healthCheck.spec,
+    appPort: e.MAXINE_APP_PORT,
+    version: e.MAXINE_VERSION,
+    zone: e.MAXINE_ZONE,
+    ttlSeconds: e.MAXINE_TTL_SECONDS,
+    listenHost: e.MAXINE_LISTEN_HOST,
+    listenPort: e.MAXINE_LISTEN_PORT,
+    logLevel: e.MAXINE_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The sidecar's HTTP server on localhost:7711. Discovery is its hot path: every application
+ * call asks it first, so it is answered straight from the local copy's pre-serialized bytes
+ * with no framework, no per-request log line and no allocation beyond the answer
+ * (bench/RESULTS.md compares it with a bare node:http server). `/healthz` is open to kubelet;
+ * everything under `/v1/` answers only the pod's own containers (loopback).
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { keySourceOf, NO_QUERY, parsedQuery, segment } from '../common/discover-request.js';
+import type { DiscoverySource } from '../common/discover-request.js';
+import { MaxineError } from '../common/errors.js';
+import type { Logger } from '../operator/telemetry/logger.js';
+
+export interface SidecarServerDeps {
+  source: DiscoverySource;
+  /** The pod's namespace: `/v1/discover/{name}` looks there. */
+  namespace: string;
+  config: () => { service: { namespace: string; name: string }; config: Record<string, string> };
+  health: () => { ok: boolean; [k: string]: unknown };
+  logger: Logger;
+}
+
+const DISCOVER = '/v1/discover/';
+
+export function createSidecarServer(deps: SidecarServerDeps): Server {
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    try {
+      route(deps, req, res);
+    } catch (err) {
+      fail(deps, res, err, req.method === 'HEAD');
+    }
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+  return server;
+}
+
+function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/';
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  if (url.startsWith(DISCOVER)) {
+    if (!read) throw methodNotAllowed(res, 'GET, HEAD');
+    localOnly(req);
+    send(res, 200, discover(deps, url, req), req.method === 'HEAD');
+    return;
+  }
+  const path = url.split('?', 1)[0];
+  if (path === '/healthz') {
+    if (!read) throw methodNotAllowed(res, 'GET, HEAD');
+    const health = deps.health();
+    send(res, health.ok ? 200 : 503, JSON.stringify(health), req.method === 'HEAD');
+    return;
+  }
+  if (path === '/v1/config') {
+    if (!read) throw methodNotAllowed(res, 'GET, HEAD');
+    localOnly(req);
+    send(res, 200, JSON.stringify(deps.config()), req.method === 'HEAD');
+    return;
+  }
+  throw new MaxineError(
+    'ROUTE_NOT_FOUND',
+    `No such endpoint: ${req.method} ${path?.slice(0, 128)}; see GET /v1/discover/{name}, GET /v1/config, GET /healthz`,
+  );
+}
+
+/** `/v1/discover/{name}` (the pod's namespace) or `/v1/discover/{namespace}/{name}`. */
+function discover(deps: SidecarServerDeps, url: string, req: IncomingMessage): Buffer {
+  const q = url.indexOf('?', DISCOVER.length);
+  const path = q === -1 ? url.slice(DISCOVER.length) : url.slice(DISCOVER.length, q);
+  const parts = path.split('/');
+  if (parts.length > 2 || parts.some((p) => p === '')) {
+    throw new MaxineError(
+      'ROUTE_NOT_FOUND',
+      'Discovery is GET /v1/discover/{name} or /v1/discover/{namespace}/{name}',
+    );
+  }
+  const name = segment(parts.at(-1) ?? '', 'name');
+  const namespace = parts.length === 2 ? segment(parts[0] ?? '', 'namespace') : deps.namespace;
+  const query = q === -1 || q === url.length - 1 ? NO_QUERY : parsedQuery(url.slice(q + 1));
+  return deps.source.discoverParsed(`${namespace}/${name}`, query, keySourceOf(req));
+}
+
+/** The sidecar speaks for its pod: other pods must not use it to look around. */
+function localOnly(req: IncomingMessage): void {
+  if (isLoopback(req.socket.remoteAddress)) return;
+  throw new MaxineError('FORBIDDEN', "Only the pod's own containers may use its sidecar");
+}
+
+export function isLoopback(address: string | undefined): boolean {
+  return (
+    address !== undefined &&
+    (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'))
+  );
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): MaxineError {
+  res.setHeader('allow', allow);
+  return new MaxineError('METHOD_NOT_ALLOWED', `Use ${allow}`);
+}
+
+function fail(deps: SidecarServerDeps, res: ServerResponse, err: unknown, head: boolean): void {
+  const e =
+    err instanceof MaxineError ? err : new MaxineError('INTERNAL', 'The sidecar failed to answer');
+  if (!(err instanceof MaxineError)) deps.logger.error({ err }, 'sidecar request failed');
+  send(res, e.status, JSON.stringify(e.toBody()), head);
+}
+
+function send(res: ServerResponse, status: number, body: string | Buffer, head: boolean): void {
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  res.writeHead(status, ['content-type', 'application/json', 'content-length', String(length)]);
+  if (head) res.end();
+  else res.end(body);
+}

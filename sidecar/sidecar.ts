@@ -1,0 +1,190 @@
+/**
+ * The sidecar, composed: the local registry copy (fed by the operator's event stream), the
+ * localhost server answering from it, the health monitor running the service's check (or the
+ * pod's override), and the agent that registers and heartbeats with the latest result.
+ */
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { HealthStatus, RegisterInput } from '../common/wire.js';
+import type { Logger } from '../operator/telemetry/logger.js';
+import { RegistrationAgent } from './agent.js';
+import type { SidecarConfig } from './config.js';
+import type { HealthCheck } from './health/checks.js';
+import { HealthMonitor } from './health/monitor.js';
+import { RegistryMirror } from './mirror.js';
+import { createSidecarServer } from './server.js';
+
+export interface Sidecar {
+  readonly mirror: RegistryMirror;
+  readonly agent: RegistrationAgent;
+  /** The reported check result, undefined while no check is configured or before the first. */
+  health(): { status: HealthStatus; output?: string } | undefined;
+  start(): Promise<AddressInfo>;
+  stop(): Promise<void>;
+}
+
+/** Heartbeat outputs are capped by the wire schema. */
+const MAX_OUTPUT = 4000;
+
+export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
+  const token = tokenReader(config.tokenFile, logger);
+  let monitor: HealthMonitor | undefined;
+  let checkSpec = '';
+
+  const health = (): { status: HealthStatus; output?: string } | undefined => {
+    const current = monitor?.current();
+    if (current === undefined) return undefined;
+    return { status: current.status, output: current.output.slice(0, MAX_OUTPUT) };
+  };
+
+  const registration: RegisterInput = {
+    service: config.service,
+    namespace: config.namespace,
+    host: config.host,
+    port: config.appPort,
+    ...(config.version !== undefined && { version: config.version }),
+    ...(config.zone !== undefined && { zone: config.zone }),
+    ...(config.ttlSeconds !== undefined && { ttlSeconds: config.ttlSeconds }),
+    ...(config.pod && { metadata: { pod: config.pod.name } }),
+  };
+  const agent = new RegistrationAgent({
+    operatorUrl: config.operatorUrl,
+    registration,
+    logger,
+    token,
+    health,
+  });
+
+  /** Runs the check the pod's override or its service's spec asks for (none: no monitor). */
+  const applyCheck = (spec: HealthCheck | undefined): void => {
+    const key = JSON.stringify(spec ?? null);
+    if (key === checkSpec) return;
+    checkSpec = key;
+    if (spec === undefined) {
+      const old = monitor;
+      monitor = undefined;
+      old?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping the check failed'));
+      return;
+    }
+    if (monitor !== undefined) {
+      monitor.update(spec);
+      return;
+    }
+    monitor = new HealthMonitor({
+      spec,
+      target: { host: '127.0.0.1', defaultPort: config.appPort },
+      logger,
+      // Scripts see who they check, not the sidecar's own settings (token path, operator URL).
+      exec: { env: checkEnv(config) },
+      onChange: (s) => {
+        logger.info({ status: s.status, output: s.output.slice(0, 512) }, 'health check status');
+        agent.heartbeatNow();
+      },
+    });
+    monitor.start();
+  };
+  const ownSpecChanged = (): void =>
+    applyCheck(
+      config.healthCheck ?? mirror.state.spec(config.namespace, config.service)?.healthCheck,
+    );
+
+  const mirror = new RegistryMirror({
+    operatorUrl: config.operatorUrl,
+    logger,
+    token,
+    onResync: ownSpecChanged,
+    onService: (ref) => {
+      if (ref.namespace === config.namespace && ref.name === config.service) ownSpecChanged();
+    },
+  });
+
+  const server = createSidecarServer({
+    source: mirror.state,
+    namespace: config.namespace,
+    logger,
+    config: () => ({
+      service: { namespace: config.namespace, name: config.service },
+      config: mirror.state.spec(config.namespace, config.service)?.config ?? {},
+    }),
+    // Alive as long as the process answers: an unreachable operator must not restart the pod.
+    health: () => ({
+      ok: true,
+      service: `${config.namespace}/${config.service}`,
+      registration: agent.status(),
+      operator: mirror.status(),
+      check: health() ?? null,
+    }),
+  });
+
+  return {
+    mirror,
+    agent,
+    health,
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.listenPort, config.listenHost, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      mirror.start();
+      if (config.healthCheck !== undefined) applyCheck(config.healthCheck);
+      agent.start();
+      const address = server.address() as AddressInfo;
+      logger.info(
+        {
+          service: `${config.namespace}/${config.service}`,
+          pod: config.pod?.name,
+          operator: config.operatorUrl,
+          port: address.port,
+          authenticated: config.tokenFile !== undefined,
+        },
+        'maxine sidecar listening',
+      );
+      return address;
+    },
+    async stop() {
+      await agent.stop();
+      await monitor?.stop();
+      mirror.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+/** Reads the projected token on each use: kubelet rotates the file in place. */
+function tokenReader(
+  file: string | undefined,
+  logger: Logger,
+): (() => Promise<string | undefined>) | undefined {
+  if (file === undefined) return undefined;
+  let warned = false;
+  return async () => {
+    try {
+      const token = (await readFile(file, 'utf8')).trim();
+      warned = false;
+      return token === '' ? undefined : token;
+    } catch (err) {
+      if (!warned) logger.warn({ err, file }, 'cannot read the ServiceAccount token');
+      warned = true;
+      return undefined;
+    }
+  };
+}
+
+/** The environment of exec checks: a plain PATH and the pod's identity. */
+function checkEnv(config: SidecarConfig): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    MAXINE_SERVICE: config.service,
+    MAXINE_POD_NAMESPACE: config.namespace,
+    MAXINE_POD_IP: config.host,
+    MAXINE_APP_PORT: String(config.appPort),
+    ...(config.pod && { MAXINE_POD_NAME: config.pod.name }),
+  };
+}
