@@ -72,6 +72,8 @@ async function main(): Promise<void> {
         'info',
         '--leader-election',
         'false',
+        '--webhook',
+        'false',
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );

@@ -334,6 +334,7 @@ spec:
       mode: 'kubernetes',
       kubeconfig: await operatorKubeconfig(cp),
       logLevel: 'warn',
+      webhook: false,
     });
     await operator.stop();
     const sink = new Writable({ write: (_c, _e, done) => done() });

@@ -51,6 +51,8 @@ async function startChild(): Promise<number> {
       kubeconfig,
       '--port',
       '0',
+      '--webhook',
+      'false',
       ...leaseFlags,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
@@ -95,6 +97,7 @@ describe('leader election', () => {
         logLevel: 'info',
         leaseDurationSeconds: LEASE_SECONDS,
         leaseRenewSeconds: 1,
+        webhook: false,
       }),
       createLogger('warn', sink),
     );

@@ -78,6 +78,8 @@ export async function startKubeOperator(
       mode: 'kubernetes',
       kubeconfig: await operatorKubeconfig(cp),
       logLevel: 'warn',
+      // The injection webhook is tested on its own (sidecar.e2e); elsewhere it stays off.
+      webhook: false,
       ...overrides,
     }),
     createLogger('warn', sink),

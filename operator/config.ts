@@ -26,6 +26,17 @@ const int = (min: number, max: number) =>
       .pipe(z.number().int().min(min).max(max)),
   );
 
+const csv = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '')
+      : v,
+  z.array(z.string().min(1).max(253)).max(32),
+);
+
 export const configSchema = z.strictObject({
   port: int(0, 65535).default(7710),
   host: z.string().min(1).default('127.0.0.1'),
@@ -59,6 +70,21 @@ export const configSchema = z.strictObject({
   instanceAuth: z.enum(['none', 'sidecar-token']).optional(),
   /** Audience the sidecars' projected tokens are minted for. */
   tokenAudience: z.string().min(1).max(253).default('maxine.io'),
+  /** The sidecar-injection webhook (default: on in kubernetes mode). */
+  webhook: bool.optional(),
+  webhookHost: z.string().min(1).default('0.0.0.0'),
+  webhookPort: int(0, 65535).default(8443),
+  /** The MutatingWebhookConfiguration whose caBundle the operator keeps. */
+  webhookConfigName: z.string().min(1).default('maxine-sidecar-injector'),
+  /** Names and addresses in the webhook's serving certificate. */
+  webhookDnsNames: csv.default([
+    'maxine-operator.maxine-system.svc',
+    'maxine-operator.maxine-system.svc.cluster.local',
+  ]),
+  webhookIps: csv.default([]),
+  sidecarImage: z.string().min(1).default('ghcr.io/maxine-registry/sidecar:0.1.0'),
+  /** Where injected sidecars reach the operator. */
+  sidecarOperatorUrl: z.url().default('http://maxine-operator.maxine-system.svc:7710'),
 });
 export type OperatorConfig = z.infer<typeof configSchema>;
 
@@ -87,6 +113,14 @@ const OPTIONS = {
   'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
   'instance-auth': ['instanceAuth', 'MAXINE_INSTANCE_AUTH'],
   'token-audience': ['tokenAudience', 'MAXINE_TOKEN_AUDIENCE'],
+  webhook: ['webhook', 'MAXINE_WEBHOOK'],
+  'webhook-host': ['webhookHost', 'MAXINE_WEBHOOK_HOST'],
+  'webhook-port': ['webhookPort', 'MAXINE_WEBHOOK_PORT'],
+  'webhook-config-name': ['webhookConfigName', 'MAXINE_WEBHOOK_CONFIG_NAME'],
+  'webhook-dns-names': ['webhookDnsNames', 'MAXINE_WEBHOOK_DNS_NAMES'],
+  'webhook-ips': ['webhookIps', 'MAXINE_WEBHOOK_IPS'],
+  'sidecar-image': ['sidecarImage', 'MAXINE_SIDECAR_IMAGE'],
+  'sidecar-operator-url': ['sidecarOperatorUrl', 'MAXINE_SIDECAR_OPERATOR_URL'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

@@ -25,6 +25,8 @@ import { openGuard, SidecarTokenGuard } from './auth/instance-guard.js';
 import type { InstanceWriteGuard } from './auth/instance-guard.js';
 import { TokenReviewer } from './auth/tokenreview.js';
 import { EventRecorder } from './kube/events.js';
+import { createInjector } from './webhook/injector.js';
+import type { Injector } from './webhook/injector.js';
 import { KubeSource } from './kube/source.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from './telemetry/logger.js';
@@ -40,6 +42,10 @@ export interface Operator {
   isLeader(): boolean;
   /** Where resources come from: the folder (standalone) or the API server (kubernetes). */
   readonly source: ResourceSource;
+  /** The injection webhook's address, once listening (kubernetes mode). */
+  webhook(): AddressInfo | undefined;
+  /** Resolves once the webhook's CA is in its configuration (at once without a webhook). */
+  whenWebhookReady(): Promise<void>;
   /** Syncs the source, starts the lease sweeper and listens. Resolves with the bound address. */
   start(): Promise<AddressInfo>;
   /** Stops accepting, closes streams and watchers, waits for in-flight requests (bounded). */
@@ -81,6 +87,7 @@ export function createOperator(
   let elector: LeaderElector | undefined;
   let source: ResourceSource;
   let guard: InstanceWriteGuard = openGuard;
+  let injector: Injector | undefined;
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const identity =
@@ -108,6 +115,8 @@ export function createOperator(
       });
     }
     source = kube;
+    if (config.webhook ?? true)
+      injector = createInjector({ config, kubeConfig, reconciler, logger });
     if ((config.instanceAuth ?? 'sidecar-token') === 'sidecar-token') {
       guard = new SidecarTokenGuard({
         reviewer: new TokenReviewer({ kubeConfig, audience: config.tokenAudience }),
@@ -184,14 +193,18 @@ export function createOperator(
     if (result.removed > 0) logger.info({ removed: result.removed }, 'expired instances removed');
   };
 
+  let webhookAddress: AddressInfo | undefined;
   return {
     server,
     registry,
     events,
     source,
     isLeader,
+    webhook: () => webhookAddress,
+    whenWebhookReady: () => injector?.whenBundlePatched() ?? Promise.resolve(),
     async start() {
       await source.start();
+      if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
       sweeper = setInterval(sweep, config.sweepIntervalMs);
       sweeper.unref();
@@ -225,6 +238,7 @@ export function createOperator(
       if (sweeper) clearInterval(sweeper);
       stream.close();
       await elector?.stop();
+      await injector?.stop();
       await source.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

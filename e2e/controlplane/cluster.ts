@@ -291,7 +291,7 @@ async function waitUntil(
 // ------------------------------------------------------------------ helpers
 
 /** Distinct free ports on 127.0.0.1: all are held open together, then released. */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: n },
