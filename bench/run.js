@@ -54,6 +54,11 @@ const ROOT = join(import.meta.dirname, '..');
 const OPERATOR_MAIN = join(ROOT, 'dist', 'operator', 'main.js');
 const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
 const SIDECAR_PATH = `/v1/discover/${SERVICE}`;
+const SIDECAR_NODE_FLAGS = (
+  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=1 --max-old-space-size=96'
+)
+  .split(' ')
+  .filter(Boolean);
 const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
 const RESULTS = join(import.meta.dirname, 'RESULTS.md');
@@ -162,7 +167,8 @@ async function startSidecar(operator) {
     name: 'sidecar',
     port,
     readyPath: SIDECAR_PATH,
-    args: [SIDECAR_MAIN],
+    // The flags Dockerfile.sidecar sets: a small young generation keeps the idle RSS down.
+    args: [...SIDECAR_NODE_FLAGS, SIDECAR_MAIN],
     env: {
       ...process.env,
       MAXINE_SERVICE: 'client',
@@ -186,7 +192,7 @@ async function fetchAnswer(operator, path) {
   return Buffer.from(res.body);
 }
 
-/** @param {number} pid @returns {{ rssMb: number, hwmMb: number }} */
+/** @param {number} pid @returns {{ rssMb: number, hwmMb: number, anonMb: number }} */
 function rssOf(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (/** @type {string} */ field) => {
@@ -194,7 +200,7 @@ function rssOf(pid) {
     if (match?.[1] === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
     return Number(match[1]);
   };
-  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024, anonMb: kb('RssAnon') / 1024 };
 }
 
 /**
@@ -461,6 +467,7 @@ async function measureThroughput(config, tmp, profileDir) {
       throw new Error(`sidecar answer differs in size: ${sidecarAnswer.toString()}`);
     await sleep(SETTLE_MS);
     const sidecarIdle = rssOf(sidecar.pid);
+    const baselineIdle = rssOf(baseline.pid);
     const list = scenarios(config, { baseline, operator, sidecar, heartbeatIds, resources });
     /** @type {Row[]} */
     const rows = list.map((s) => ({
@@ -487,6 +494,9 @@ async function measureThroughput(config, tmp, profileDir) {
       resources,
       answer: { sizes, body: body.toString('utf8'), querySize: queryAnswer.length },
       sidecarMemory: {
+        baselineMb: baselineIdle.rssMb,
+        baselineAnonMb: baselineIdle.anonMb,
+        idleAnonMb: sidecarIdle.anonMb,
         idleMb: sidecarIdle.rssMb,
         afterLoadMb: sidecarLoaded.rssMb,
         peakMb: sidecarLoaded.hwmMb,
@@ -639,7 +649,7 @@ async function main() {
 
 /**
  * @param {import('./report.js').Summary | undefined} summary
- * @param {{ idleMb: number, afterLoadMb: number, peakMb: number }} sidecarMem
+ * @param {{ idleMb: number, idleAnonMb: number, baselineMb: number, baselineAnonMb: number, afterLoadMb: number, peakMb: number }} sidecarMem
  * @returns {import('./report.js').Aim[]}
  */
 function sidecarAims(summary, sidecarMem) {
@@ -661,8 +671,14 @@ function sidecarAims(summary, sidecarMem) {
     {
       what: `sidecar RSS at idle (synced copy, ${SETTLE_MS / 1000} s settle)`,
       target: `< ${AIMS.sidecarIdleRssMb} MB`,
-      measured: `${sidecarMem.idleMb.toFixed(1)} MB`,
+      measured: `${sidecarMem.idleMb.toFixed(1)} MB (bare node:http: ${sidecarMem.baselineMb.toFixed(1)} MB)`,
       met: sidecarMem.idleMb < AIMS.sidecarIdleRssMb,
+    },
+    {
+      what: 'sidecar private (anonymous) memory at idle; the rest is the node binary, shared by every sidecar on a node',
+      target: 'reported',
+      measured: `${sidecarMem.idleAnonMb.toFixed(1)} MB (bare node:http: ${sidecarMem.baselineAnonMb.toFixed(1)} MB)`,
+      met: true,
     },
     {
       what: 'sidecar RSS after every load round (peak VmHWM)',

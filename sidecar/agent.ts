@@ -8,6 +8,7 @@
 import type { HealthStatus, Instance, RegisterInput } from '../common/wire.js';
 import type { Logger } from '../operator/telemetry/logger.js';
 import { backoffDelay } from './backoff.js';
+import { requestJson } from './http-json.js';
 
 export interface AgentOptions {
   operatorUrl: string;
@@ -169,23 +170,13 @@ export class RegistrationAgent {
 
   private async call(method: string, path: string, body?: unknown): Promise<Answer> {
     const token = await this.opts.token?.();
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (token !== undefined) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(new URL(path, this.opts.operatorUrl), {
+    const res = await requestJson(new URL(path, this.opts.operatorUrl), {
       method,
-      headers,
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 5_000),
+      body,
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      timeoutMs: this.opts.requestTimeoutMs ?? 5_000,
     });
-    const text = await res.text();
-    let parsed: Answer['body'];
-    try {
-      parsed = text === '' ? undefined : (JSON.parse(text) as Answer['body']);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: res.status, body: parsed };
+    return { status: res.status, body: res.body as Answer['body'] };
   }
 }
 
