@@ -53,17 +53,17 @@ import {
 const ROOT = join(import.meta.dirname, '..');
 const OPERATOR_MAIN = join(ROOT, 'dist', 'operator', 'main.js');
 const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
+const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
+const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
+const RESULTS = join(import.meta.dirname, 'RESULTS.md');
+const NAMESPACE = 'bench';
+const SERVICE = 'api';
 const SIDECAR_PATH = `/v1/discover/${SERVICE}`;
 const SIDECAR_NODE_FLAGS = (
   process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=1 --max-old-space-size=96'
 )
   .split(' ')
   .filter(Boolean);
-const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
-const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
-const RESULTS = join(import.meta.dirname, 'RESULTS.md');
-const NAMESPACE = 'bench';
-const SERVICE = 'api';
 const DISCOVER_PATH = `/api/v1/discover/${NAMESPACE}/${SERVICE}`;
 const QUERY = '?strategy=weighted-round-robin&zone=a';
 const DISCOVER_INSTANCES = 10;

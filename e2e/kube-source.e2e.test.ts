@@ -32,6 +32,20 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
+/** An intention for orders and an ACL for web's ServiceAccount. */
+const policies = (action: string, verbs: string) => `apiVersion: maxine.io/v1alpha1
+kind: MaxineIntention
+metadata: { name: orders, namespace: shop }
+spec: { destination: { name: orders }, sources: [{ name: web, action: ${action} }] }
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: workloads, namespace: shop }
+spec:
+  subjects: [{ kind: ServiceAccount, name: web, namespace: shop }]
+  rules: [{ services: ['shop/*'], verbs: [${verbs}] }]
+`;
+
 async function statusOf(kind: string, name: string): Promise<any> {
   return JSON.parse(await kubectl(['get', kind, name, '-n', 'shop', '-o', 'json']));
 }
@@ -131,42 +145,14 @@ describe('kubernetes source', () => {
   });
 
   it('intentions and ACLs reach the registry too', async () => {
-    await kubectl(
-      ['apply', '-f', '-'],
-      `apiVersion: maxine.io/v1alpha1
-kind: MaxineIntention
-metadata: { name: orders, namespace: shop }
-spec: { destination: { name: orders }, sources: [{ name: web, action: allow }] }
----
-apiVersion: maxine.io/v1alpha1
-kind: MaxineACL
-metadata: { name: workloads, namespace: shop }
-spec:
-  subjects: [{ kind: ServiceAccount, name: web, namespace: shop }]
-  rules: [{ services: ['shop/*'], verbs: [discover] }]
-`,
-    );
+    await kubectl(['apply', '-f', '-'], policies('allow', 'discover'));
     await withinOneSecond(async () => (await get('/api/v1/resources')).body.items.length >= 2);
     const kinds = (await get('/api/v1/resources')).body.items
       .map((i: { kind: string }) => i.kind)
       .sort();
     expect(kinds).toEqual(expect.arrayContaining(['MaxineACL', 'MaxineIntention']));
     // Updates: the intention turns to deny, the ACL gains a verb.
-    await kubectl(
-      ['apply', '-f', '-'],
-      `apiVersion: maxine.io/v1alpha1
-kind: MaxineIntention
-metadata: { name: orders, namespace: shop }
-spec: { destination: { name: orders }, sources: [{ name: web, action: deny }] }
----
-apiVersion: maxine.io/v1alpha1
-kind: MaxineACL
-metadata: { name: workloads, namespace: shop }
-spec:
-  subjects: [{ kind: ServiceAccount, name: web, namespace: shop }]
-  rules: [{ services: ['shop/*'], verbs: [discover, read] }]
-`,
-    );
+    await kubectl(['apply', '-f', '-'], policies('deny', 'discover, read'));
     const specOf = async (kind: string) =>
       (await get(`/api/v1/resources?kind=${kind}`)).body.items[0]?.spec;
     await withinOneSecond(

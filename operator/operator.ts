@@ -21,6 +21,7 @@ import { FolderSource } from './sources/folder.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { LeaderElector } from './kube/leader.js';
+import { listen } from '../common/listen.js';
 import { openGuard, SidecarTokenGuard } from './auth/instance-guard.js';
 import type { InstanceWriteGuard } from './auth/instance-guard.js';
 import { TokenReviewer } from './auth/tokenreview.js';
@@ -208,14 +209,7 @@ export function createOperator(
       elector?.start();
       sweeper = setInterval(sweep, config.sweepIntervalMs);
       sweeper.unref();
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      const address = server.address() as AddressInfo;
+      const address = await listen(server, config.port, config.host);
       logger.info(
         {
           host: address.address,

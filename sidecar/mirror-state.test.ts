@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { splitDiscoverQuery } from '../common/discovery.js';
-import { MaxineError } from '../common/errors.js';
+import { codeOf } from '../test/helpers/errors.js';
 import { discoverQuerySchema } from '../common/wire.js';
 import type { Instance, MaxineEvent } from '../common/wire.js';
 import { MirrorState } from './mirror-state.js';
@@ -40,16 +40,6 @@ const all = (m: MirrorState) =>
     }
   ).instances.map((i) => i.id);
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MaxineError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
-
 describe('MirrorState', () => {
   it('starts from a snapshot and follows deltas', () => {
     const m = new MirrorState();
@@ -85,16 +75,16 @@ describe('MirrorState', () => {
         data: { declared: true, spec: { blocked: { discovery: true, reason: 'maintenance' } } },
       }),
     );
-    expect(code(() => all(m))).toBe('SERVICE_BLOCKED');
+    expect(codeOf(() => all(m))).toBe('SERVICE_BLOCKED');
     m.apply(ev('service_deleted'));
-    expect(code(() => all(m))).toBe('SERVICE_NOT_FOUND');
+    expect(codeOf(() => all(m))).toBe('SERVICE_NOT_FOUND');
   });
 
   it('a resync replaces everything it knew', () => {
     const m = new MirrorState();
     m.apply(ev('service_registered', { instance: inst('old') }));
     m.apply({ seq: 99, type: 'resync', time: '', data: { services: [] } });
-    expect(code(() => all(m))).toBe('SERVICE_NOT_FOUND');
+    expect(codeOf(() => all(m))).toBe('SERVICE_NOT_FOUND');
     expect(m.size).toBe(0);
   });
 

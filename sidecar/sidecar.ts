@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { listen } from '../common/listen.js';
 import type { HealthStatus, RegisterInput } from '../common/wire.js';
 import type { Logger } from '../operator/telemetry/logger.js';
 import { RegistrationAgent } from './agent.js';
@@ -121,17 +122,10 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     agent,
     health,
     async start() {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.listenPort, config.listenHost, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
+      const address = await listen(server, config.listenPort, config.listenHost);
       mirror.start();
       if (config.healthCheck !== undefined) applyCheck(config.healthCheck);
       agent.start();
-      const address = server.address() as AddressInfo;
       logger.info(
         {
           service: `${config.namespace}/${config.service}`,

@@ -4,6 +4,7 @@ import { serviceSpecSchema } from '../../common/resources.js';
 import type { ServiceSpec } from '../../common/resources.js';
 import { registerRequestSchema } from '../../common/wire.js';
 import type { DiscoverQuery, RegisterInput } from '../../common/wire.js';
+import { codeOf } from '../../test/helpers/errors.js';
 import { ManualClock } from './clock.js';
 import { Registry } from './registry.js';
 import type { RegistryEventDraft, RegistryOptions } from './registry.js';
@@ -35,16 +36,6 @@ function setup(overrides: Partial<RegistryOptions> = {}) {
 }
 
 const spec = (s: unknown): ServiceSpec => serviceSpecSchema.parse(s);
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MaxineError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('registration', () => {
   it('registers, renews the same endpoint under the same id, and deregisters', () => {

@@ -7,6 +7,7 @@
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { listen } from '../../common/listen.js';
 import type { OperatorConfig } from '../config.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -61,14 +62,7 @@ export function createInjector(deps: {
       const tls = await certs.start();
       const https = createWebhookServer({ tls, logger: log, servicesIn, config: injection });
       server = https;
-      await new Promise<void>((resolve, reject) => {
-        https.once('error', reject);
-        https.listen(config.webhookPort, config.webhookHost, () => {
-          https.off('error', reject);
-          resolve();
-        });
-      });
-      const address = https.address() as AddressInfo;
+      const address = await listen(https, config.webhookPort, config.webhookHost);
       log.info(
         { port: address.port, configuration: config.webhookConfigName },
         'sidecar injection webhook listening',
