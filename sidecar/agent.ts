@@ -37,6 +37,8 @@ export class RegistrationAgent {
   private running: Promise<void> = Promise.resolve();
   private stateNow: AgentState = 'starting';
   private lastError: string | undefined;
+  /** The check result changed since the last heartbeat was sent. */
+  private dirty = false;
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -60,17 +62,19 @@ export class RegistrationAgent {
     this.schedule(0);
   }
 
-  /** Sends a heartbeat now (a check result changed), unless one is already on its way. */
+  /** Sends a heartbeat now (a check result changed), also if one is already on its way. */
   heartbeatNow(): void {
+    this.dirty = true;
     if (this.stateNow === 'registered') this.schedule(0);
   }
 
   /** Stops the loop and deregisters (bounded by the request timeout). */
   async stop(): Promise<void> {
-    const id = this.instance?.id;
     this.stateNow = 'stopped';
     if (this.timer) clearTimeout(this.timer);
+    // A registration in flight may still bring an id: wait for it, then deregister that.
     await this.running;
+    const id = this.instance?.id;
     if (id === undefined) return;
     try {
       const res = await this.call('DELETE', `/api/v1/instances/${encodeURIComponent(id)}`);
@@ -93,7 +97,7 @@ export class RegistrationAgent {
     if (this.stateNow === 'stopped') return;
     try {
       const next = this.instance === undefined ? await this.register() : await this.heartbeat();
-      this.schedule(next);
+      this.schedule(this.dirty ? 0 : next);
     } catch (err) {
       this.retry(err instanceof Error ? err.message : String(err));
     }
@@ -110,11 +114,13 @@ export class RegistrationAgent {
       'registered with the operator',
     );
     // Report the current check result at once rather than a third of a TTL later.
+    this.dirty = false;
     return this.opts.health?.() === undefined ? this.period() : 0;
   }
 
   private async heartbeat(): Promise<number> {
     const id = this.instance?.id ?? '';
+    this.dirty = false;
     const res = await this.call(
       'PUT',
       `/api/v1/instances/${encodeURIComponent(id)}/heartbeat`,

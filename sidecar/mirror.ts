@@ -22,6 +22,12 @@ export interface MirrorOptions {
   onResync?: () => void;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * A connection that brings nothing (no event, no ping) for this long is dead — a partition
+   * or a vanished node closes nothing — and is dropped and reopened. The operator pings every
+   * 30 s. Default 75 s.
+   */
+  silenceMs?: number;
 }
 
 export interface MirrorStatus {
@@ -42,6 +48,7 @@ export class RegistryMirror {
   private connected = false;
   private lastEventAt: number | undefined;
   private reconnects = 0;
+  private silence: NodeJS.Timeout | undefined;
   private readonly firstSync: Promise<void>;
   private resolveFirstSync: () => void = () => undefined;
 
@@ -74,6 +81,7 @@ export class RegistryMirror {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.silence) clearTimeout(this.silence);
     this.ws?.terminate();
   }
 
@@ -94,9 +102,14 @@ export class RegistryMirror {
       ws.on('open', () => {
         this.connected = true;
         this.attempt = 0;
+        this.heard(ws);
         this.opts.logger.info({ url: url.origin }, 'event stream connected');
       });
-      ws.on('message', (data: WebSocket.RawData) => this.onMessage(data));
+      ws.on('ping', () => this.heard(ws));
+      ws.on('message', (data: WebSocket.RawData) => {
+        this.heard(ws);
+        this.onMessage(data);
+      });
       ws.on('error', (err) =>
         this.opts.logger.debug({ err: err.message }, 'event stream socket error'),
       );
@@ -106,6 +119,16 @@ export class RegistryMirror {
       this.opts.logger.warn({ err }, 'could not open the event stream');
       this.onClose(1006, 'open failed');
     });
+  }
+
+  /** Something arrived: the connection lives; restart the silence deadline. */
+  private heard(ws: WebSocket): void {
+    if (this.silence) clearTimeout(this.silence);
+    this.silence = setTimeout(() => {
+      this.opts.logger.warn('event stream silent for too long; reconnecting');
+      ws.terminate();
+    }, this.opts.silenceMs ?? 75_000);
+    this.silence.unref();
   }
 
   private onMessage(data: WebSocket.RawData): void {
@@ -137,6 +160,7 @@ export class RegistryMirror {
   private onClose(code: number, reason: string): void {
     const wasConnected = this.connected;
     this.connected = false;
+    if (this.silence) clearTimeout(this.silence);
     this.ws = undefined;
     if (this.stopped) return;
     const delay = backoffDelay(this.attempt, {

@@ -50,7 +50,9 @@ function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerRespons
   if (path === '/healthz') {
     if (!read) throw methodNotAllowed(res, 'GET, HEAD');
     const health = deps.health();
-    send(res, health.ok ? 200 : 503, JSON.stringify(health), req.method === 'HEAD');
+    // kubelet (from the node) learns only whether we live; the details are the pod's own.
+    const body = isLoopback(req.socket.remoteAddress) ? health : { ok: health.ok };
+    send(res, health.ok ? 200 : 503, JSON.stringify(body), req.method === 'HEAD');
     return;
   }
   if (path === '/v1/config') {

@@ -33,7 +33,9 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
   let checkSpec = '';
 
   const health = (): { status: HealthStatus; output?: string } | undefined => {
-    const current = monitor?.current();
+    // No check configured: nothing to fail (and a status left by a removed check is cleared).
+    if (monitor === undefined) return checkSpec === 'null' ? { status: 'passing' } : undefined;
+    const current = monitor.current();
     if (current === undefined) return undefined;
     return { status: current.status, output: current.output.slice(0, MAX_OUTPUT) };
   };
@@ -65,6 +67,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       const old = monitor;
       monitor = undefined;
       old?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping the check failed'));
+      agent.heartbeatNow();
       return;
     }
     if (monitor !== undefined) {

@@ -78,6 +78,7 @@ describe('SidecarTokenGuard.instance', () => {
     ["another pod's instance", 'web-1', 'shop.orders-1.orders', 'FORBIDDEN'],
     ['an unknown instance (the registry answers 404)', 'web-1', 'shop.gone.web', 'ok'],
     ['no token', undefined, 'shop.web-1.web', 'UNAUTHENTICATED'],
+    ['the token of an earlier pod with the same name', 'web-old', 'shop.web-1.web', 'FORBIDDEN'],
   ])('%s', async (_what, token, id, expected) => {
     expect(await outcome(guard.instance(req(token), id))).toBe(expected);
   });

@@ -77,6 +77,14 @@ export class SidecarTokenGuard implements InstanceWriteGuard {
 
   async instance(req: IncomingMessage, id: string): Promise<PodIdentity> {
     const identity = await this.identify(req);
+    // A pod recreated under the same name (StatefulSet) must not be driven by the old one's token.
+    const current = this.opts.directory.pod(identity.namespace, identity.pod?.name ?? '');
+    if (current !== undefined && current.metadata?.uid !== identity.pod?.uid) {
+      throw new MaxineError(
+        'FORBIDDEN',
+        `The token belongs to an earlier pod named ${identity.namespace}/${identity.pod?.name}`,
+      );
+    }
     const owner = this.opts.directory.ownerOf(id);
     // Unknown ids answer 404 from the registry, so the sidecar registers again.
     if (

@@ -40,6 +40,8 @@ const SA_PREFIX = 'system:serviceaccount:';
 export class TokenReviewer {
   private readonly api: AuthenticationV1Api;
   private readonly cache = new Map<string, Cached>();
+  /** Refusals apart, so a flood of bad tokens cannot push out the identities of real pods. */
+  private readonly refused = new Map<string, Cached>();
   private readonly now: () => number;
   /** Concurrent reviews of the same token share one request. */
   private readonly inFlight = new Map<string, Promise<Cached>>();
@@ -51,8 +53,12 @@ export class TokenReviewer {
 
   /** The token's identity, or an UNAUTHENTICATED error saying why (never echoing the token). */
   async review(token: string): Promise<PodIdentity> {
+    // What can be refused without asking the API server is refused here: a caller sending
+    // random strings costs no TokenReview.
+    const malformed = precheck(token, this.opts.audience, this.now());
+    if (malformed !== undefined) throw new MaxineError('UNAUTHENTICATED', malformed);
     const key = createHash('sha256').update(token).digest('base64url');
-    let entry = this.cache.get(key);
+    let entry = this.cache.get(key) ?? this.refused.get(key);
     if (entry === undefined || entry.until <= this.now()) {
       let pending = this.inFlight.get(key);
       if (pending === undefined) {
@@ -111,12 +117,14 @@ export class TokenReviewer {
   }
 
   private remember(key: string, entry: Cached): void {
-    if (this.cache.size >= (this.opts.maxEntries ?? 10_000)) {
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
+    const map = entry.identity === undefined ? this.refused : this.cache;
+    const max = this.opts.maxEntries ?? 10_000;
+    if (map.size >= (entry.identity === undefined ? Math.ceil(max / 10) : max)) {
+      const oldest = map.keys().next().value;
+      if (oldest !== undefined) map.delete(oldest);
     }
-    this.cache.delete(key);
-    this.cache.set(key, entry);
+    map.delete(key);
+    map.set(key, entry);
   }
 }
 
@@ -127,6 +135,27 @@ function boundPod(
   const name = extra?.['authentication.kubernetes.io/pod-name']?.[0];
   const uid = extra?.['authentication.kubernetes.io/pod-uid']?.[0];
   return name !== undefined && uid !== undefined ? { name, uid } : undefined;
+}
+
+/**
+ * Why a token cannot be a projected ServiceAccount token for `audience`, judged from its
+ * claims alone (not trusted: only a refusal is decided here, never an acceptance).
+ */
+export function precheck(token: string, audience: string, now: number): string | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return 'The token is not a JWT';
+  let claims: { exp?: unknown; aud?: unknown; sub?: unknown };
+  try {
+    claims = JSON.parse(Buffer.from(parts[1] ?? '', 'base64url').toString('utf8')) as typeof claims;
+  } catch {
+    return 'The token is not a JWT';
+  }
+  if (typeof claims.exp === 'number' && claims.exp * 1000 <= now) return 'The token has expired';
+  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!aud.includes(audience)) return `The token is not meant for audience "${audience}"`;
+  if (typeof claims.sub !== 'string' || !claims.sub.startsWith(SA_PREFIX))
+    return 'The token is not a ServiceAccount token';
+  return undefined;
 }
 
 /** The `exp` claim of a JWT in ms (read, not trusted: the review already verified it). */

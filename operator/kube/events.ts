@@ -105,7 +105,10 @@ export class EventRecorder {
     this.created.set(uid, [...recent, now]);
     const namespace = ref.namespace ?? 'default';
     const body: CoreV1Event = {
-      metadata: { name: `${ref.name}.${(now * 1000 + (this.serial++ % 1000)).toString(16)}` },
+      // Object names may be 253 characters; the suffix must fit too.
+      metadata: {
+        name: `${(ref.name ?? 'object').slice(0, 200)}.${(now * 1000 + (this.serial++ % 1000)).toString(16)}`,
+      },
       involvedObject: ref,
       type,
       reason,

@@ -87,3 +87,8 @@ export function toDiscovered(r: InstanceRecord): DiscoveredInstance {
     health: healthOf(r).status,
   };
 }
+
+/** Every field discovery routes by, health aside, as one comparable string. */
+export function routeOf(r: InstanceRecord): string {
+  return JSON.stringify({ ...toDiscovered(r), health: undefined });
+}

@@ -489,6 +489,36 @@ describe('a sidecar on a pod instance', () => {
     expect(codeOf(() => registry.attachSidecar('p1', {}))).toBe('SERVICE_BLOCKED');
   });
 
+  it('a heartbeat to a pod instance without a sidecar lease is a 404, so the sidecar registers again', () => {
+    // As after an operator restart: the pod is known again, its sidecar is not.
+    const { registry, clock } = withPod();
+    expect(codeOf(() => registry.heartbeat('p1', { status: 'passing' }))).toBe(
+      'INSTANCE_NOT_FOUND',
+    );
+    registry.attachSidecar('p1', {});
+    registry.heartbeat('p1', {});
+    // The lease works again: silence makes it critical.
+    clock.advance(10_001);
+    registry.sweep();
+    expect(registry.getInstance('p1')?.health.reason).toBe('lease-expired');
+    registry.deregister('p1');
+    expect(codeOf(() => registry.heartbeat('p1', {}))).toBe('INSTANCE_NOT_FOUND');
+  });
+
+  it.each([
+    ['zone', { zone: 'b' }],
+    ['metadata', { metadata: { pod: 'p1', node: 'n2' } }],
+    ['named ports', { ports: { http: 8080, admin: 9090 } }],
+  ])('a pod whose %s changes is announced too', (_what, change) => {
+    const { registry, events } = withPod();
+    events.length = 0;
+    registry.syncPodInstances('ns', 'api', [{ ...pod('p1'), ...change }]);
+    expect(events.map((e) => e.type)).toEqual(['service_registered']);
+    events.length = 0;
+    registry.syncPodInstances('ns', 'api', [{ ...pod('p1'), ...change }]);
+    expect(events).toEqual([]);
+  });
+
   it('a pod that moves is announced, so local copies follow', () => {
     const { registry, events } = withPod();
     events.length = 0;

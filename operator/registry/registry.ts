@@ -27,7 +27,7 @@ import type {
 } from '../../common/wire.js';
 import type { Clock } from './clock.js';
 import type { InstanceRecord } from './instance.js';
-import { healthOf, leaseExpiry, toDiscovered, toInstance } from './instance.js';
+import { healthOf, leaseExpiry, routeOf, toDiscovered, toInstance } from './instance.js';
 
 export interface RegistryEventDraft {
   type: EventType;
@@ -193,6 +193,14 @@ export class Registry {
     const record = this.instances.get(id);
     if (record === undefined)
       throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    // A pod's instance without a lease has no sidecar attached here (this operator restarted,
+    // or the sidecar deregistered): 404, so the sidecar registers again and the lease is back.
+    if (record.source === 'kubernetes' && record.ttlMs === undefined) {
+      throw new MaxineError(
+        'INSTANCE_NOT_FOUND',
+        `Instance "${id}" has no sidecar registered; register again`,
+      );
+    }
     const before = healthOf(record).status;
     record.lastHeartbeat = this.opts.clock.now();
     record.leaseLapsed = false;
@@ -331,11 +339,7 @@ export class Registry {
       return true;
     }
     const before = healthOf(existing).status;
-    const moved =
-      existing.host !== pod.host ||
-      existing.port !== pod.port ||
-      existing.version !== pod.version ||
-      existing.weight !== pod.weight;
+    const route = routeOf(existing);
     Object.assign(existing, {
       host: pod.host,
       port: pod.port,
@@ -346,7 +350,8 @@ export class Registry {
       metadata: pod.metadata,
       ready: pod.ready,
     });
-    if (moved) {
+    // Any routing field (address, ports, version, zone, weight, metadata) changed.
+    if (routeOf(existing) !== route) {
       entry.answer = undefined;
       this.opts.emit({
         type: 'service_registered',
