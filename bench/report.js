@@ -15,6 +15,7 @@ import { median } from './load.js';
  * @property {string} label
  * @property {string} [reference] key of the row the ratios compare against
  * @property {LoadResult[]} rounds
+ * @property {LoadResult[]} [paired] the reference, measured right next to each round of this row
  */
 
 /**
@@ -91,6 +92,16 @@ export function summarise(rows) {
     const summary = out.get(row.key);
     const base = row.reference === undefined ? undefined : out.get(row.reference);
     if (summary === undefined || base === undefined) continue;
+    const paired = row.paired;
+    if (paired !== undefined && paired.length === row.rounds.length && paired.length > 0) {
+      // Median of the ratios of adjacent runs: drift between runs cancels out.
+      const of = (/** @type {(r: LoadResult) => number} */ f) =>
+        median(row.rounds.map((r, i) => f(r) / f(/** @type {LoadResult} */ (paired[i]))));
+      summary.ratioRps = of((r) => r.rps);
+      summary.ratioP99 = of((r) => r.p99Ms);
+      summary.ratioCpu = of((r) => r.cpuUsPerRequest);
+      continue;
+    }
     summary.ratioRps = summary.rps / base.rps;
     summary.ratioP99 = summary.p99Ms / base.p99Ms;
     summary.ratioCpu = summary.cpuUsPerRequest / base.cpuUsPerRequest;

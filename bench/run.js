@@ -475,19 +475,9 @@ async function measureThroughput(config, tmp, profileDir) {
       label: s.label,
       reference: s.reference,
       rounds: [],
+      ...(s.reference !== undefined && { paired: [] }),
     }));
-    for (let round = 0; round < config.rounds; round += 1) {
-      // Alternate the order, so neither side always runs first (or right after a write test).
-      const order = round % 2 === 0 ? list : [...list].reverse();
-      for (const scenario of order) {
-        process.stderr.write(`round ${round + 1}/${config.rounds}: ${scenario.label} ...`);
-        const result = await scenario.run();
-        rows.find((r) => r.key === scenario.key)?.rounds.push(result);
-        process.stderr.write(
-          ` ${Math.round(result.rps)} req/s, p99 ${result.p99Ms.toFixed(2)} ms, server ${Math.round(result.cpuUsPerRequest)} µs CPU/req\n`,
-        );
-      }
-    }
+    await runRounds(config, list, rows);
     const sidecarLoaded = rssOf(sidecar.pid);
     return {
       rows,
@@ -509,6 +499,44 @@ async function measureThroughput(config, tmp, profileDir) {
   }
 }
 
+/**
+ * Every scenario once per round, in reversed order on even rounds.
+ * @param {Config} config
+ * @param {ReturnType<typeof scenarios>} list
+ * @param {Row[]} rows
+ */
+async function runRounds(config, list, rows) {
+  for (let round = 0; round < config.rounds; round += 1) {
+    // Alternate the order, so neither side always runs first (or right after a write test).
+    const order = round % 2 === 0 ? list : [...list].reverse();
+    for (const scenario of order) {
+      const row = rows.find((r) => r.key === scenario.key);
+      const reference = list.find((s) => s.key === scenario.reference);
+      // A compared scenario gets its own reference run right next to it (before it on odd
+      // rounds, after it on even ones): on a noisy machine only adjacent runs compare well.
+      if (reference !== undefined && round % 2 === 0)
+        row?.paired?.push(await runOne(reference, round, config.rounds));
+      row?.rounds.push(await runOne(scenario, round, config.rounds));
+      if (reference !== undefined && round % 2 === 1)
+        row?.paired?.push(await runOne(reference, round, config.rounds));
+    }
+  }
+}
+
+/**
+ * @param {{ label: string, run: () => Promise<import('./load.js').LoadResult> }} scenario
+ * @param {number} round
+ * @param {number} rounds
+ */
+async function runOne(scenario, round, rounds) {
+  process.stderr.write(`round ${round + 1}/${rounds}: ${scenario.label} ...`);
+  const result = await scenario.run();
+  process.stderr.write(
+    ` ${Math.round(result.rps)} req/s, p99 ${result.p99Ms.toFixed(2)} ms, server ${Math.round(result.cpuUsPerRequest)} µs CPU/req\n`,
+  );
+  return result;
+}
+
 /** @param {string} profileDir @returns {string | undefined} */
 function profileSummary(profileDir) {
   if (!existsSync(profileDir)) return undefined;
@@ -521,7 +549,7 @@ function profileSummary(profileDir) {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const perRound = 7 * (config.durationSec + 2 * config.warmupSec + 5);
+  const perRound = 11 * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: over its time budget of ${budgetMs / 1000} s, aborting\n`);
@@ -594,7 +622,7 @@ async function main() {
       '## Method',
       '',
       `- Load generator: autocannon 8, programmatic, in the bench process; every server runs in its own child process (\`node ${operatorFlags()}dist/operator/main.js --log-level warn --default-ttl-seconds 3600\`, and \`bench/baseline-server.js\`), all on 127.0.0.1.`,
-      `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario once, in reversed order on even rounds; figures are the median over rounds, ratios are ratios of those medians.`,
+      `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario once, in reversed order on even rounds; figures are the median over rounds. Every compared scenario is measured next to a run of its reference of its own (the reference first on odd rounds, second on even ones), and its ratios are the medians of those adjacent pairs' ratios; the reference rows show the reference's own runs.`,
       `- Latencies: a microsecond histogram fed by autocannon's per-response times (2xx only); autocannon's own p99 (whole milliseconds) is shown alongside.`,
       `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,
       `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
