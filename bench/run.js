@@ -537,6 +537,26 @@ async function runOne(scenario, round, rounds) {
   return result;
 }
 
+/**
+ * The Kubernetes figures (cold start with 2,000 MaxineServices, kubectl apply → registry
+ * latency) come from `npm run bench:k8s`, which needs the e2e control plane; its latest
+ * results are carried into this file so that every figure is in one place.
+ * @returns {string[]}
+ */
+function kubernetesSection() {
+  const file = join(import.meta.dirname, 'RESULTS-kubernetes.md');
+  if (!existsSync(file)) return [];
+  const body = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => !line.startsWith('# '))
+    .map((line) => (line.startsWith('#') ? `#${line}` : line));
+  return [
+    '## Kubernetes mode (latest `npm run bench:k8s`, copied from RESULTS-kubernetes.md)',
+    ...body,
+    '',
+  ];
+}
+
 /** @param {string} profileDir @returns {string | undefined} */
 function profileSummary(profileDir) {
   if (!existsSync(profileDir)) return undefined;
@@ -654,6 +674,7 @@ async function main() {
             '',
           ]
         : []),
+      ...kubernetesSection(),
       ...(profile === undefined
         ? []
         : ['## CPU profile of the operator (top self time)', '', '```', profile, '```', '']),
