@@ -30,6 +30,8 @@ export const sidecarEnvSchema = z.object({
   MAXINE_PODINFO_DIR: optionalText,
   /** JSON health-check override (the pod's `maxine.io/health-check` annotation). */
   MAXINE_HEALTH_CHECK: optionalText,
+  /** Where the pod's health-scripts ConfigMap is mounted: exec checks run there. */
+  MAXINE_HEALTH_SCRIPTS_DIR: optionalText,
   /** The application's port (registered outside Kubernetes; the operator uses the pod's). */
   MAXINE_APP_PORT: port.default(8080),
   MAXINE_VERSION: optionalText,
@@ -52,6 +54,7 @@ export interface SidecarConfig {
   tokenFile?: string;
   podinfoDir?: string;
   healthCheck?: HealthCheck;
+  healthScriptsDir?: string;
   appPort: number;
   version?: string;
   zone?: string;
@@ -90,6 +93,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     tokenFile: e.MAXINE_TOKEN_FILE,
     podinfoDir: e.MAXINE_PODINFO_DIR,
     healthCheck: healthCheck.spec,
+    healthScriptsDir: e.MAXINE_HEALTH_SCRIPTS_DIR,
     appPort: e.MAXINE_APP_PORT,
     version: e.MAXINE_VERSION,
     zone: e.MAXINE_ZONE,

@@ -79,7 +79,11 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       target: { host: '127.0.0.1', defaultPort: config.appPort },
       logger,
       // Scripts see who they check, not the sidecar's own settings (token path, operator URL).
-      exec: { env: checkEnv(config) },
+      // Relative commands (`./check.sh`) resolve in the mounted scripts ConfigMap.
+      exec: {
+        env: checkEnv(config),
+        ...(config.healthScriptsDir !== undefined && { cwd: config.healthScriptsDir }),
+      },
       onChange: (s) => {
         logger.info({ status: s.status, output: s.output.slice(0, 512) }, 'health check status');
         agent.heartbeatNow();

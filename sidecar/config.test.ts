@@ -1,0 +1,61 @@
+import { describe, expect, it } from '@jest/globals';
+import { loadSidecarConfig, SidecarConfigError } from './config.js';
+
+const pod = {
+  MAXINE_SERVICE: 'web',
+  MAXINE_POD_NAMESPACE: 'shop',
+  MAXINE_POD_NAME: 'web-0',
+  MAXINE_POD_IP: '10.244.0.7',
+};
+
+describe('sidecar configuration from the environment the webhook sets', () => {
+  it('reads identity, operator, token, scripts dir and a health-check override', () => {
+    const config = loadSidecarConfig({
+      ...pod,
+      MAXINE_POD_UID: 'u1',
+      MAXINE_OPERATOR_URL: 'http://maxine-operator.maxine-system.svc:7710',
+      MAXINE_TOKEN_FILE: '/var/run/secrets/maxine.io/token',
+      MAXINE_HEALTH_SCRIPTS_DIR: '/etc/maxine/health',
+      MAXINE_HEALTH_CHECK: '{"exec":{"command":["./check.sh"]},"intervalSeconds":5}',
+      MAXINE_APP_PORT: '9090',
+      MAXINE_LISTEN_HOST: '0.0.0.0',
+    });
+    expect(config).toMatchObject({
+      service: 'web',
+      namespace: 'shop',
+      host: '10.244.0.7',
+      pod: { name: 'web-0', uid: 'u1', ip: '10.244.0.7' },
+      tokenFile: '/var/run/secrets/maxine.io/token',
+      healthScriptsDir: '/etc/maxine/health',
+      healthCheck: { exec: { command: ['./check.sh'] }, intervalSeconds: 5, failureThreshold: 3 },
+      appPort: 9090,
+      listenHost: '0.0.0.0',
+      listenPort: 7711,
+    });
+  });
+
+  it('has defaults for a first try outside a cluster', () => {
+    expect(loadSidecarConfig({ MAXINE_SERVICE: 'web' })).toMatchObject({
+      namespace: 'default',
+      host: '127.0.0.1',
+      operatorUrl: 'http://127.0.0.1:7710',
+      listenHost: '127.0.0.1',
+      appPort: 8080,
+    });
+  });
+
+  it.each([
+    [{}, 'MAXINE_SERVICE'],
+    [{ MAXINE_SERVICE: 'Web_1' }, 'MAXINE_SERVICE: must be a DNS-1123 label'],
+    [{ ...pod, MAXINE_OPERATOR_URL: 'ftp://x' }, 'MAXINE_OPERATOR_URL'],
+    [{ ...pod, MAXINE_LISTEN_PORT: '70000' }, 'MAXINE_LISTEN_PORT'],
+    [{ ...pod, MAXINE_HEALTH_CHECK: '{nope' }, 'MAXINE_HEALTH_CHECK: not valid JSON'],
+    [
+      { ...pod, MAXINE_HEALTH_CHECK: '{"tcp":{},"http":{"path":"/"}}' },
+      'MAXINE_HEALTH_CHECK: exactly one of exec, http or tcp must be set (found 2)',
+    ],
+  ])('refuses %j naming the variable', (env, message) => {
+    expect(() => loadSidecarConfig(env)).toThrow(SidecarConfigError);
+    expect(() => loadSidecarConfig(env)).toThrow(message);
+  });
+});
