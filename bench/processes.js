@@ -86,13 +86,19 @@ export function httpRequest({ port, method = 'GET', path, body, timeoutMs = 5000
 }
 
 /**
+ * The Node.js that runs every server (operator, sidecar, baseline): `BENCH_NODE` when set (for
+ * example the production images' LTS, while the load generator stays on this one), else this.
+ */
+export const SERVER_NODE = process.env.BENCH_NODE ?? process.execPath;
+
+/**
  * Starts `node <args>` as a child, and resolves once `GET readyPath` answers 200.
  * @param {{ name: string, args: string[], port: number, readyPath: string, timeoutMs?: number, env?: NodeJS.ProcessEnv }} opts
  * @returns {Promise<Child>}
  */
 export async function startChild({ name, args, port, readyPath, timeoutMs = 20_000, env }) {
   hookExit();
-  const proc = spawn(process.execPath, args, {
+  const proc = spawn(SERVER_NODE, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: env ?? process.env,
   });

@@ -14,9 +14,12 @@
  * seconds of discarded warm-up before each (3), BENCH_ROUNDS (2), BENCH_CONNECTIONS (50),
  * BENCH_PIPELINING (1), BENCH_HEARTBEAT_INSTANCES (1000), BENCH_MEMORY_INSTANCES (100000),
  * BENCH_CPU_PROF=1 to profile the discovery/heartbeat operator with `node --cpu-prof`,
- * BENCH_OPERATOR_NODE_FLAGS="--max-old-space-size=160" to pass Node flags to every operator.
+ * BENCH_OPERATOR_NODE_FLAGS="--max-old-space-size=160" to pass Node flags to every operator,
+ * BENCH_NODE=/path/to/node to run every server on another Node.js (the production images use
+ * the current LTS; `npm i --prefix /tmp/lts node@24` fetches one from the npm registry).
  */
 import { Buffer } from 'node:buffer';
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -32,7 +35,7 @@ import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { measure } from './load.js';
-import { freePort, httpRequest, startChild, stopChild } from './processes.js';
+import { freePort, httpRequest, SERVER_NODE, startChild, stopChild } from './processes.js';
 import { formatFrames, topFrames } from './profile-top.js';
 import { hostOf, registerMany } from './registrations.js';
 import {
@@ -557,6 +560,11 @@ function kubernetesSection() {
   ];
 }
 
+/** The version of the Node.js the servers run on. */
+function serverNode() {
+  return execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
+}
+
 /** @param {string} profileDir @returns {string | undefined} */
 function profileSummary(profileDir) {
   if (!existsSync(profileDir)) return undefined;
@@ -635,7 +643,7 @@ async function main() {
       '',
       `- date: ${started.toISOString()}`,
       `- machine: ${host.cpus} CPUs (nproc), ${host.model}, ${host.memGb} GB RAM, Linux ${host.kernel}`,
-      `- node: ${host.node}; commit: ${host.commit}`,
+      `- node: ${host.node} (load generator); servers: ${serverNode()}; commit: ${host.commit}`,
       `- load average (1, 5, 15 min) at start: ${host.load}; at end: ${loadAfter}`,
       `- command: \`${commandLine()}\``,
       '',
