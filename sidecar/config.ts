@@ -40,6 +40,12 @@ export const sidecarEnvSchema = z.object({
   /** 0.0.0.0 in a pod so kubelet can probe /healthz; discovery still answers only localhost. */
   MAXINE_LISTEN_HOST: z.string().min(1).default('127.0.0.1'),
   MAXINE_LISTEN_PORT: port.default(7711),
+  /**
+   * `cluster`: the local copy holds every service. `namespace`: only the pod's namespace and
+   * the service's `dependencies` (less memory and traffic in large clusters; discovery of
+   * anything else answers 404).
+   */
+  MAXINE_DISCOVERY_SCOPE: z.enum(['cluster', 'namespace']).default('cluster'),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -61,6 +67,7 @@ export interface SidecarConfig {
   ttlSeconds?: number;
   listenHost: string;
   listenPort: number;
+  discoveryScope: 'cluster' | 'namespace';
   logLevel: string;
 }
 
@@ -100,6 +107,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     ttlSeconds: e.MAXINE_TTL_SECONDS,
     listenHost: e.MAXINE_LISTEN_HOST,
     listenPort: e.MAXINE_LISTEN_PORT,
+    discoveryScope: e.MAXINE_DISCOVERY_SCOPE,
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }

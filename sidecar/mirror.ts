@@ -20,6 +20,8 @@ export interface MirrorOptions {
   onService?: (ref: ServiceRef) => void;
   /** Called after every resync snapshot. */
   onResync?: () => void;
+  /** The services to mirror (`ns/name`, `ns/*`); undefined: every service. */
+  scope?: () => string[] | undefined;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
   /**
@@ -49,6 +51,8 @@ export class RegistryMirror {
   private lastEventAt: number | undefined;
   private reconnects = 0;
   private silence: NodeJS.Timeout | undefined;
+  /** The scope the open connection was asked for. */
+  private scoped: string[] | undefined;
   private readonly firstSync: Promise<void>;
   private resolveFirstSync: () => void = () => undefined;
 
@@ -78,6 +82,17 @@ export class RegistryMirror {
     };
   }
 
+  /**
+   * The scope changed (the service's dependencies did): start again from a snapshot of the
+   * new scope, since a resumed stream would not bring the services newly in it.
+   */
+  rescope(): void {
+    if (JSON.stringify(this.opts.scope?.()) === JSON.stringify(this.scoped)) return;
+    this.state.lastSeq = undefined;
+    this.opts.logger.info({ scope: this.opts.scope?.() }, 'mirror scope changed; resyncing');
+    if (this.ws !== undefined) this.ws.terminate();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
@@ -91,6 +106,8 @@ export class RegistryMirror {
     // Resume after the last event applied; the first connection asks for a snapshot.
     if (this.state.lastSeq === undefined) url.searchParams.set('snapshot', 'true');
     else url.searchParams.set('since', String(this.state.lastSeq));
+    this.scoped = this.opts.scope?.();
+    if (this.scoped !== undefined) url.searchParams.set('services', this.scoped.join(','));
     const open = async (): Promise<void> => {
       const token = await this.opts.token?.();
       if (this.stopped) return;

@@ -91,16 +91,28 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     });
     monitor.start();
   };
-  const ownSpecChanged = (): void =>
+  /** Namespace scope: the pod's namespace and whatever its service declares it calls. */
+  const scope = (): string[] | undefined => {
+    if (config.discoveryScope === 'cluster') return undefined;
+    const deps = mirror.state.spec(config.namespace, config.service)?.dependencies ?? [];
+    const refs = deps
+      .map((d) => `${d.namespace ?? config.namespace}/${d.name}`)
+      .filter((r) => !r.startsWith(`${config.namespace}/`));
+    return [`${config.namespace}/*`, ...new Set(refs)].sort();
+  };
+  const ownSpecChanged = (): void => {
     applyCheck(
       config.healthCheck ?? mirror.state.spec(config.namespace, config.service)?.healthCheck,
     );
+    mirror.rescope();
+  };
 
   const mirror = new RegistryMirror({
     operatorUrl: config.operatorUrl,
     logger,
     token,
     onResync: ownSpecChanged,
+    scope,
     onService: (ref) => {
       if (ref.namespace === config.namespace && ref.name === config.service) ownSpecChanged();
     },

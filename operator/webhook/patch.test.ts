@@ -447,6 +447,20 @@ describe('buildInjection: the patched pod', () => {
     expect(warnings).toBeUndefined();
   });
 
+  it('passes the discovery scope annotation on, and refuses an unknown scope', () => {
+    const scoped = (scope: string) =>
+      input({
+        pod: pod({
+          annotations: { 'maxine.io/inject': 'true', 'maxine.io/discovery-scope': scope },
+        }),
+      });
+    expect(envOf(injected(scoped('namespace')).pod).MAXINE_DISCOVERY_SCOPE).toBe('namespace');
+    expect(envOf(injected(input()).pod).MAXINE_DISCOVERY_SCOPE).toBeUndefined();
+    const refused = buildInjection(scoped('galaxy'));
+    expect(refused.inject).toBe(false);
+    expect(refused.warnings?.join(' ')).toContain('maxine.io/discovery-scope: "galaxy"');
+  });
+
   it("tells the sidecar the app's first declared port, for its checks and registration", () => {
     const withPorts = pod({ annotations: { 'maxine.io/inject': 'true' } });
     withPorts.spec = {

@@ -28,6 +28,8 @@ export const ANNOTATION_SERVICE = 'maxine.io/service';
 export const ANNOTATION_HEALTH_CHECK = 'maxine.io/health-check';
 export const ANNOTATION_HEALTH_SCRIPTS = 'maxine.io/health-scripts-configmap';
 export const ANNOTATION_STATUS = 'maxine.io/status';
+/** `namespace`: the sidecar mirrors only its namespace and its service's dependencies. */
+export const ANNOTATION_DISCOVERY_SCOPE = 'maxine.io/discovery-scope';
 export const STATUS_INJECTED = 'injected';
 /** Namespace label that opts every pod of the namespace in (routed by the webhook configuration). */
 export const NAMESPACE_INJECTION_LABEL = 'maxine.io/injection';
@@ -183,10 +185,14 @@ function sidecarInputOf({
   const scripts = annotations[ANNOTATION_HEALTH_SCRIPTS];
   if (scripts !== undefined && !dnsSubdomain.safeParse(scripts).success)
     return { problem: `${ANNOTATION_HEALTH_SCRIPTS}: "${scripts}" is not a valid ConfigMap name` };
+  const scope = annotations[ANNOTATION_DISCOVERY_SCOPE];
+  if (scope !== undefined && scope !== 'cluster' && scope !== 'namespace')
+    return { problem: `${ANNOTATION_DISCOVERY_SCOPE}: "${scope}" is not "cluster" or "namespace"` };
   return {
     service: service.name,
     healthCheck: healthCheck?.json,
     scripts,
+    scope,
     appPort: pod.spec?.containers?.flatMap((c) => c.ports ?? [])[0]?.containerPort,
     config,
     warnings: service.warnings,
@@ -300,6 +306,8 @@ export interface SidecarInput {
   scripts: string | undefined;
   /** The app's first declared container port, registered outside Kubernetes and probed by checks. */
   appPort?: number;
+  /** What the sidecar's local copy holds (the sidecar's default when absent: cluster). */
+  scope?: 'cluster' | 'namespace';
   config: InjectionConfig;
 }
 
@@ -325,6 +333,7 @@ export function sidecarEnv(input: SidecarInput): V1EnvVar[] {
     ...(input.appPort === undefined
       ? []
       : [{ name: 'MAXINE_APP_PORT', value: String(input.appPort) }]),
+    ...(input.scope === undefined ? [] : [{ name: 'MAXINE_DISCOVERY_SCOPE', value: input.scope }]),
     ...(input.healthCheck === undefined
       ? []
       : [{ name: 'MAXINE_HEALTH_CHECK', value: input.healthCheck }]),

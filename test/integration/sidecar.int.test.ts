@@ -37,14 +37,25 @@ spec:
     failureThreshold: 2
     successThreshold: 1
   config: { greeting: hello }
+  dependencies: [{ name: pay, namespace: bank }]
 ---
 apiVersion: maxine.io/v1alpha1
 kind: MaxineService
 metadata: { name: orders, namespace: shop }
 spec: {}
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: pay, namespace: bank }
+spec: {}
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: thing, namespace: other }
+spec: {}
 `;
 
-function startSidecar(operatorUrl: string, port: number): Sidecar {
+function startSidecar(operatorUrl: string, port: number, env: NodeJS.ProcessEnv = {}): Sidecar {
   const config = loadSidecarConfig({
     MAXINE_SERVICE: 'web',
     MAXINE_POD_NAMESPACE: 'shop',
@@ -53,6 +64,7 @@ function startSidecar(operatorUrl: string, port: number): Sidecar {
     MAXINE_APP_PORT: String(port),
     MAXINE_OPERATOR_URL: operatorUrl,
     MAXINE_LISTEN_PORT: '0',
+    ...env,
   });
   const sink = new Writable({ write: (_c, _e, done) => done() });
   return createSidecar(config, createLogger('warn', sink, 'sidecar'));
@@ -76,15 +88,17 @@ beforeAll(async () => {
     files: { 'shop.yaml': services(script) },
     config: { allowUndeclared: false, sweepIntervalMs: 100 },
   });
-  // Other instances of web and orders, registered directly.
-  for (const [service, host] of [
-    ['web', '10.0.0.2'],
-    ['orders', '10.0.0.3'],
-    ['orders', '10.0.0.4'],
+  // Other instances, registered directly.
+  for (const [namespace, service, host] of [
+    ['shop', 'web', '10.0.0.2'],
+    ['shop', 'orders', '10.0.0.3'],
+    ['shop', 'orders', '10.0.0.4'],
+    ['bank', 'pay', '10.0.1.1'],
+    ['other', 'thing', '10.0.2.1'],
   ] as const) {
     const r = await api(op.url, 'POST', '/api/v1/instances', {
       service,
-      namespace: 'shop',
+      namespace,
       host,
       port: 80,
       ttlSeconds: 3600,
@@ -208,6 +222,44 @@ describe('sidecar', () => {
     // Restart it for afterAll's stop.
     sidecar = startSidecar(op.url, (app.address() as { port: number }).port);
     sidecarUrl = `http://127.0.0.1:${(await sidecar.start()).port}`;
+  });
+
+  it('in namespace scope it mirrors only its namespace and the services its own declares it calls', async () => {
+    // This operator was restarted above: register the other services' instances again.
+    for (const [namespace, service, host] of [
+      ['shop', 'orders', '10.0.0.3'],
+      ['bank', 'pay', '10.0.1.1'],
+      ['other', 'thing', '10.0.2.1'],
+    ] as const) {
+      const r = await api(op.url, 'POST', '/api/v1/instances', {
+        service,
+        namespace,
+        host,
+        port: 80,
+      });
+      expect(r.status).toBe(201);
+    }
+    const scoped = startSidecar(op.url, 1, {
+      MAXINE_DISCOVERY_SCOPE: 'namespace',
+      MAXINE_POD_NAME: 'web-9',
+    });
+    const url = `http://127.0.0.1:${(await scoped.start()).port}`;
+    try {
+      // The dependency arrives once the sidecar has read its own spec and resubscribed.
+      await eventually(async () => (await get(url, '/v1/discover/bank/pay')).status === 200, 5000);
+      expect((await get(url, '/v1/discover/orders?all=true')).status).toBe(200);
+      const outside = await get(url, '/v1/discover/other/thing');
+      expect(outside.status).toBe(404);
+      expect(JSON.parse(outside.text).error.code).toBe('SERVICE_NOT_FOUND');
+      expect(scoped.mirror.state.size).toBe(3);
+      // A cluster-scope sidecar sees everything.
+      await eventually(
+        async () => (await get(sidecarUrl, '/v1/discover/other/thing')).status === 200,
+        3000,
+      );
+    } finally {
+      await scoped.stop();
+    }
   });
 
   it('answers unknown routes and wrong methods with catalog errors', async () => {
