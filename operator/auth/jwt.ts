@@ -34,7 +34,7 @@ export interface JwtVerifierOptions {
 type Key = KeyObject | JWTVerifyGetKey;
 
 export class JwtVerifier {
-  private key: Promise<Key> | undefined;
+  private key: Key | undefined;
 
   constructor(private readonly opts: JwtVerifierOptions) {}
 
@@ -42,7 +42,7 @@ export class JwtVerifier {
   async verify(token: string): Promise<JwtIdentity> {
     let payload: Record<string, unknown>;
     try {
-      const key = await this.keyOf();
+      const key = this.keyOf();
       const options = {
         issuer: this.opts.issuer,
         audience: this.opts.audience,
@@ -69,14 +69,15 @@ export class JwtVerifier {
     };
   }
 
-  private keyOf(): Promise<Key> {
-    this.key ??= (async (): Promise<Key> => {
+  /** The key, made once (a JWKS set fetches and caches the keys itself). */
+  private keyOf(): Key {
+    if (this.key === undefined) {
       const k = this.opts.key;
-      if ('jwksUrl' in k) return createRemoteJWKSet(new URL(k.jwksUrl));
       // A public key object, whatever its type; the accepted algorithms are fixed above.
-      if ('pem' in k) return createPublicKey(k.pem);
-      return createPublicKey({ key: k.jwk as JsonWebKey, format: 'jwk' });
-    })();
+      if ('jwksUrl' in k) this.key = createRemoteJWKSet(new URL(k.jwksUrl));
+      else if ('pem' in k) this.key = createPublicKey(k.pem);
+      else this.key = createPublicKey({ key: k.jwk as JsonWebKey, format: 'jwk' });
+    }
     return this.key;
   }
 }
