@@ -70,6 +70,20 @@ function startSidecar(operatorUrl: string, port: number, env: NodeJS.ProcessEnv 
   return createSidecar(config, createLogger('warn', sink, 'sidecar'));
 }
 
+/** Registers instances directly with the operator (namespace, service, host). */
+async function registerAll(list: readonly (readonly [string, string, string])[]): Promise<void> {
+  for (const [namespace, service, host] of list) {
+    const r = await api(op.url, 'POST', '/api/v1/instances', {
+      service,
+      namespace,
+      host,
+      port: 80,
+      ttlSeconds: 3600,
+    });
+    expect(r.status).toBe(201);
+  }
+}
+
 async function get(base: string, path: string): Promise<{ status: number; text: string }> {
   const res = await fetch(base + path);
   return { status: res.status, text: await res.text() };
@@ -89,22 +103,13 @@ beforeAll(async () => {
     config: { allowUndeclared: false, sweepIntervalMs: 100 },
   });
   // Other instances, registered directly.
-  for (const [namespace, service, host] of [
+  await registerAll([
     ['shop', 'web', '10.0.0.2'],
     ['shop', 'orders', '10.0.0.3'],
     ['shop', 'orders', '10.0.0.4'],
     ['bank', 'pay', '10.0.1.1'],
     ['other', 'thing', '10.0.2.1'],
-  ] as const) {
-    const r = await api(op.url, 'POST', '/api/v1/instances', {
-      service,
-      namespace,
-      host,
-      port: 80,
-      ttlSeconds: 3600,
-    });
-    expect(r.status).toBe(201);
-  }
+  ]);
   sidecar = startSidecar(op.url, appPort);
   sidecarUrl = `http://127.0.0.1:${(await sidecar.start()).port}`;
   await sidecar.mirror.synchronised();
@@ -226,19 +231,11 @@ describe('sidecar', () => {
 
   it('in namespace scope it mirrors only its namespace and the services its own declares it calls', async () => {
     // This operator was restarted above: register the other services' instances again.
-    for (const [namespace, service, host] of [
+    await registerAll([
       ['shop', 'orders', '10.0.0.3'],
       ['bank', 'pay', '10.0.1.1'],
       ['other', 'thing', '10.0.2.1'],
-    ] as const) {
-      const r = await api(op.url, 'POST', '/api/v1/instances', {
-        service,
-        namespace,
-        host,
-        port: 80,
-      });
-      expect(r.status).toBe(201);
-    }
+    ]);
     const scoped = startSidecar(op.url, 1, {
       MAXINE_DISCOVERY_SCOPE: 'namespace',
       MAXINE_POD_NAME: 'web-9',
