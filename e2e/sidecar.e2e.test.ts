@@ -21,6 +21,7 @@ import { ensureBinaries, freePorts, startControlPlane } from './controlplane/clu
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
 import { installCrds, startKubeOperator } from './operator-identity.js';
+import { eventually } from '../test/helpers/operator.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -60,20 +61,6 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input === undefined ? {} : { input });
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
-}
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | false>,
-  ms: number,
-): Promise<T> {
-  const started = Date.now();
-  for (;;) {
-    const value = await check();
-    if (value !== false) return value;
-    if (Date.now() - started > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function pods(): Promise<Pod[]> {
@@ -266,12 +253,12 @@ describe('sidecar injection and sidecars', () => {
     ]);
     expect(bundle.split(' ').filter((b) => b.length > 100)).toHaveLength(2);
     const running = await eventually(
-      'two Running pods with IPs',
       async () => {
         const list = await pods();
         return list.length === 2 && list.every((p) => p.status.podIP) && list;
       },
       60_000,
+      'two Running pods with IPs',
     );
     for (const pod of running) {
       const sidecar = pod.spec.initContainers?.find((c) => c.name === 'maxine-sidecar');
@@ -293,7 +280,6 @@ describe('sidecar injection and sidecars', () => {
   it('sidecars register with their pod token, heartbeat and report the health script', async () => {
     for (const pod of await pods()) await startSidecar(pod);
     const items = await eventually(
-      'both pod instances leased and passing',
       async () => {
         const list = await instances();
         return (
@@ -308,6 +294,7 @@ describe('sidecar injection and sidecars', () => {
         );
       },
       30_000,
+      'both pod instances leased and passing',
     ).catch((e: Error) => {
       throw new Error(
         `${e.message}\n${[...sidecars.values()].map((s) => s.log.join('')).join('\n---\n')}`,
@@ -336,9 +323,9 @@ describe('sidecar injection and sidecars', () => {
     await writeFile(join(work, `${name}.code`), '2');
     const flipped = Date.now();
     await eventually(
-      'instance critical',
       async () => (await instanceOf(name))?.health.status === 'critical',
       10_000,
+      'instance critical',
     );
     const took = Date.now() - flipped;
     process.stderr.write(`[e2e] failing script → out of discovery in ${took} ms\n`);
@@ -346,7 +333,6 @@ describe('sidecar injection and sidecars', () => {
     expect(took).toBeLessThanOrEqual(1000 * 2 + 1000 + 500);
     const [any] = [...sidecars.values()];
     await eventually(
-      'the sidecar copy drops it',
       async () => {
         const body = (await (await fetch(`${any!.url}/v1/discover/web?all=true`)).json()) as {
           instances?: { host: string }[];
@@ -354,12 +340,13 @@ describe('sidecar injection and sidecars', () => {
         return body.instances?.length === 1 && body.instances[0]?.host !== pod!.status.podIP;
       },
       3000,
+      'the sidecar copy drops it',
     );
     await writeFile(join(work, `${name}.code`), '0');
     await eventually(
-      'instance passing again',
       async () => (await instanceOf(name))?.health.status === 'passing',
       10_000,
+      'instance passing again',
     );
   });
 
@@ -372,12 +359,12 @@ describe('sidecar injection and sidecars', () => {
     // The last heartbeat was at most a third of the TTL before the kill.
     expect((await instanceOf(name))?.health.status).toBe('passing');
     const lapsed = await eventually(
-      'lease lapsed',
       async () => {
         const i = await instanceOf(name);
         return i?.health.status === 'critical' && i;
       },
       10_000,
+      'lease lapsed',
     );
     expect(lapsed.health.reason).toBe('lease-expired');
     process.stderr.write(
@@ -424,13 +411,13 @@ describe('sidecar injection and sidecars', () => {
     const token = await podToken(pod!);
     await kubectl(['delete', 'pod', name, '-n', 'shop', '--wait=false']);
     const deleted = Date.now();
-    await eventually('instance gone', async () => (await instanceOf(name)) === undefined, 5000);
+    await eventually(async () => (await instanceOf(name)) === undefined, 5000, 'instance gone');
     expect(Date.now() - deleted).toBeLessThan(1500);
     // The bound token dies with its pod object.
     await eventually(
-      'pod object gone',
       async () => (await cp.kubectl(['get', 'pod', name, '-n', 'shop'])).code !== 0,
       30_000,
+      'pod object gone',
     );
     expect(await register(token, 'web')).toBe(401);
   });

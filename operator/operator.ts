@@ -86,6 +86,8 @@ export function createOperator(
   });
   const reconciler = new Reconciler(registry, new PolicyStore(emit), clock);
   let elector: LeaderElector | undefined;
+  /** Whether this replica leads (always true in standalone mode or without leader election). */
+  const isLeader = (): boolean => elector?.isLeader ?? true;
   let source: ResourceSource;
   let guard: InstanceWriteGuard = openGuard;
   let injector: Injector | undefined;
@@ -93,15 +95,14 @@ export function createOperator(
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const identity =
       process.env.POD_NAME ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-    const kubeIsLeader = (): boolean => elector?.isLeader ?? true;
     const kube = new KubeSource({
       kubeConfig,
       reconciler,
       registry,
       logger,
       statusResyncMs: config.statusResyncMs,
-      isLeader: kubeIsLeader,
-      events: new EventRecorder({ kubeConfig, logger, instance: identity, isLeader: kubeIsLeader }),
+      isLeader,
+      events: new EventRecorder({ kubeConfig, logger, instance: identity, isLeader }),
     });
     if (config.leaderElection) {
       elector = new LeaderElector({
@@ -139,7 +140,6 @@ export function createOperator(
   } else {
     source = new FolderSource({ dir: config.resources, reconciler, logger });
   }
-  const isLeader = (): boolean => elector?.isLeader ?? true;
   const metrics = createMetrics({
     registry,
     events,

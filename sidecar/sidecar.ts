@@ -91,19 +91,18 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     });
     monitor.start();
   };
+  const ownSpec = () => mirror.state.spec(config.namespace, config.service);
   /** Namespace scope: the pod's namespace and whatever its service declares it calls. */
   const scope = (): string[] | undefined => {
     if (config.discoveryScope === 'cluster') return undefined;
-    const deps = mirror.state.spec(config.namespace, config.service)?.dependencies ?? [];
+    const deps = ownSpec()?.dependencies ?? [];
     const refs = deps
       .map((d) => `${d.namespace ?? config.namespace}/${d.name}`)
       .filter((r) => !r.startsWith(`${config.namespace}/`));
     return [`${config.namespace}/*`, ...new Set(refs)].sort();
   };
   const ownSpecChanged = (): void => {
-    applyCheck(
-      config.healthCheck ?? mirror.state.spec(config.namespace, config.service)?.healthCheck,
-    );
+    applyCheck(config.healthCheck ?? ownSpec()?.healthCheck);
     mirror.rescope();
   };
 
@@ -124,7 +123,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     logger,
     config: () => ({
       service: { namespace: config.namespace, name: config.service },
-      config: mirror.state.spec(config.namespace, config.service)?.config ?? {},
+      config: ownSpec()?.config ?? {},
     }),
     // Alive as long as the process answers: an unreachable operator must not restart the pod.
     health: () => ({

@@ -49,6 +49,12 @@ export class SidecarTokenGuard implements InstanceWriteGuard {
   async register(req: IncomingMessage, body: RegisterRequest): Promise<RegisterPlan> {
     const identity = await this.identify(req);
     const pod = this.podOf(identity);
+    if (pod === undefined) {
+      throw new MaxineError(
+        'NOT_READY',
+        `Pod ${identity.namespace}/${identity.pod?.name} is not known yet; retry`,
+      );
+    }
     if (body.namespace !== identity.namespace) {
       throw new MaxineError(
         'FORBIDDEN',
@@ -77,14 +83,7 @@ export class SidecarTokenGuard implements InstanceWriteGuard {
 
   async instance(req: IncomingMessage, id: string): Promise<PodIdentity> {
     const identity = await this.identify(req);
-    // A pod recreated under the same name (StatefulSet) must not be driven by the old one's token.
-    const current = this.opts.directory.pod(identity.namespace, identity.pod?.name ?? '');
-    if (current !== undefined && current.metadata?.uid !== identity.pod?.uid) {
-      throw new MaxineError(
-        'FORBIDDEN',
-        `The token belongs to an earlier pod named ${identity.namespace}/${identity.pod?.name}`,
-      );
-    }
+    this.podOf(identity);
     const owner = this.opts.directory.ownerOf(id);
     // Unknown ids answer 404 from the registry, so the sidecar registers again.
     if (
@@ -117,15 +116,14 @@ export class SidecarTokenGuard implements InstanceWriteGuard {
     return identity;
   }
 
-  private podOf(identity: PodIdentity): PodLike {
+  /**
+   * The token's pod from the informer cache, if known. A pod recreated under the same name
+   * (StatefulSet) must not be driven by the earlier one's token: a uid mismatch is refused.
+   */
+  private podOf(identity: PodIdentity): PodLike | undefined {
     const name = identity.pod?.name ?? '';
     const pod = this.opts.directory.pod(identity.namespace, name);
-    if (pod === undefined)
-      throw new MaxineError(
-        'NOT_READY',
-        `Pod ${identity.namespace}/${name} is not known yet; retry`,
-      );
-    if (pod.metadata?.uid !== identity.pod?.uid) {
+    if (pod !== undefined && pod.metadata?.uid !== identity.pod?.uid) {
       throw new MaxineError(
         'FORBIDDEN',
         `The token belongs to an earlier pod named ${identity.namespace}/${name}`,

@@ -82,7 +82,8 @@ export class EventRecorder {
     const ref = refOf(object);
     const now = this.now();
     const window = this.opts.aggregateMs ?? 10 * 60_000;
-    const key = `${ref.uid ?? `${ref.namespace}/${ref.name}`}|${type}|${reason}|${message}`;
+    const uid = ref.uid ?? `${ref.namespace}/${ref.name}`;
+    const key = `${uid}|${type}|${reason}|${message}`;
     const seen = this.recorded.get(key);
     if (seen !== undefined && now - seen.firstSeen < window) {
       seen.count += 1;
@@ -96,7 +97,6 @@ export class EventRecorder {
       );
       return;
     }
-    const uid = ref.uid ?? `${ref.namespace}/${ref.name}`;
     const recent = (this.created.get(uid) ?? []).filter((t) => now - t < window);
     if (recent.length >= (this.opts.burst ?? 25)) {
       this.opts.logger.warn({ reason, object: ref }, 'event dropped: too many for this object');

@@ -204,12 +204,7 @@ export class Registry {
     const before = healthOf(record).status;
     record.lastHeartbeat = this.opts.clock.now();
     record.leaseLapsed = false;
-    if (body.status !== undefined) {
-      record.check =
-        body.output === undefined
-          ? { status: body.status }
-          : { status: body.status, output: body.output };
-    }
+    if (body.status !== undefined) record.check = checkOf(body.status, body.output);
     if (body.connections !== undefined) record.connections = body.connections;
     this.counters.heartbeats += 1;
     this.afterHealthChange(record, before);
@@ -251,14 +246,7 @@ export class Registry {
     if (record?.source !== 'kubernetes')
       throw new MaxineError('NOT_READY', `The pod of instance "${id}" is not known yet; retry`);
     const entry = this.services.get(serviceKey(record.namespace, record.service));
-    const blocked = entry?.spec?.blocked;
-    if (blocked?.registration === true) {
-      throw new MaxineError(
-        'SERVICE_BLOCKED',
-        `Registration to ${record.namespace}/${record.service} is blocked: ${blocked.reason}`,
-        { reason: blocked.reason },
-      );
-    }
+    if (entry !== undefined) assertRegistrationOpen(entry);
     const before = healthOf(record).status;
     const created = record.lastHeartbeat === undefined;
     const ttlSeconds =
@@ -266,10 +254,7 @@ export class Registry {
     record.lastHeartbeat = this.opts.clock.now();
     record.ttlMs = ttlSeconds * 1000;
     record.leaseLapsed = false;
-    record.check =
-      opts.output === undefined
-        ? { status: opts.status ?? 'passing' }
-        : { status: opts.status ?? 'passing', output: opts.output };
+    record.check = checkOf(opts.status ?? 'passing', opts.output);
     this.counters.registrations += 1;
     const instance = toInstance(record);
     this.opts.emit({
@@ -519,16 +504,7 @@ export class Registry {
       });
       return created;
     }
-    const blocked = entry.spec?.blocked;
-    if (blocked?.registration === true) {
-      throw new MaxineError(
-        'SERVICE_BLOCKED',
-        `Registration to ${namespace}/${name} is blocked: ${blocked.reason}`,
-        {
-          reason: blocked.reason,
-        },
-      );
-    }
+    assertRegistrationOpen(entry);
     return entry;
   }
 
@@ -618,6 +594,23 @@ function recordOf(
     check: { status: 'passing' },
     connections: at.existing?.connections ?? 0,
   };
+}
+
+/** Refuses registration to a service whose spec blocks it, with the reason. */
+function assertRegistrationOpen(entry: ServiceEntry): void {
+  const blocked = entry.spec?.blocked;
+  if (blocked?.registration === true) {
+    throw new MaxineError(
+      'SERVICE_BLOCKED',
+      `Registration to ${entry.namespace}/${entry.name} is blocked: ${blocked.reason}`,
+      { reason: blocked.reason },
+    );
+  }
+}
+
+/** A check result as the record keeps it (no `output` key when there is none). */
+function checkOf(status: HealthStatus, output: string | undefined): InstanceRecord['check'] {
+  return output === undefined ? { status } : { status, output };
 }
 
 function refOf(r: InstanceRecord): ServiceRef {

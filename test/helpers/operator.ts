@@ -136,16 +136,17 @@ export class EventClient {
   }
 }
 
-/** Polls `fn` until it returns a truthy value, or fails after `ms`. */
+/** Polls `fn` until it returns a truthy value, or fails after `ms` naming `what` waited for. */
 export async function eventually<T>(
   fn: () => Promise<T | undefined | false>,
   ms = 2000,
+  what = 'condition',
 ): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await fn();
     if (value) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
