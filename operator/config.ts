@@ -37,55 +37,124 @@ const csv = z.preprocess(
   z.array(z.string().min(1).max(253)).max(32),
 );
 
-export const configSchema = z.strictObject({
-  port: int(0, 65535).default(7710),
-  host: z.string().min(1).default('127.0.0.1'),
-  resources: z.string().min(1).default('examples'),
-  /** standalone: resources from the folder; kubernetes: from the API server (informers). */
-  mode: z.enum(['standalone', 'kubernetes']).default('standalone'),
-  /** A kubeconfig file for kubernetes mode; default: KUBECONFIG, ~/.kube/config, in-cluster. */
-  kubeconfig: z.string().min(1).optional(),
-  allowUndeclared: bool.default(true),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  defaultTtlSeconds: int(1, 3600).default(30),
-  removeAfterSeconds: int(0, 86400).default(90),
-  sweepIntervalMs: int(50, 60_000).default(1000),
-  massExpiryThreshold: z.coerce.number().min(0).max(1).default(0.5),
-  massExpiryMinInstances: int(1, 1_000_000).default(10),
-  bodyLimitBytes: int(256, 16 * 1024 * 1024).default(64 * 1024),
-  eventLogSize: int(16, 10_000_000).default(10_000),
-  shutdownTimeoutMs: int(0, 600_000).default(10_000),
-  statusResyncMs: int(100, 3_600_000).default(15_000),
-  /** kubernetes mode: compete for a Lease; only the leader writes status. */
-  leaderElection: bool.default(true),
-  leaseNamespace: z.string().min(1).default('maxine-system'),
-  leaseName: z.string().min(1).default('maxine-operator'),
-  leaseDurationSeconds: int(2, 600).default(15),
-  leaseRenewSeconds: int(1, 300).default(5),
-  /**
-   * Who may register, renew and remove instances: `none` (anyone who reaches the port; the
-   * standalone default) or `sidecar-token` (a pod's projected ServiceAccount token, checked
-   * with a TokenReview; the kubernetes default).
-   */
-  instanceAuth: z.enum(['none', 'sidecar-token']).optional(),
-  /** Audience the sidecars' projected tokens are minted for. */
-  tokenAudience: z.string().min(1).max(253).default('maxine.io'),
-  /** The sidecar-injection webhook (default: on in kubernetes mode). */
-  webhook: bool.optional(),
-  webhookHost: z.string().min(1).default('0.0.0.0'),
-  webhookPort: int(0, 65535).default(8443),
-  /** The MutatingWebhookConfiguration whose caBundle the operator keeps. */
-  webhookConfigName: z.string().min(1).default('maxine-sidecar-injector'),
-  /** Names and addresses in the webhook's serving certificate. */
-  webhookDnsNames: csv.default([
-    'maxine-operator.maxine-system.svc',
-    'maxine-operator.maxine-system.svc.cluster.local',
-  ]),
-  webhookIps: csv.default([]),
-  sidecarImage: z.string().min(1).default('ghcr.io/maxine-registry/sidecar:0.1.0'),
-  /** Where injected sidecars reach the operator. */
-  sidecarOperatorUrl: z.url().default('http://maxine-operator.maxine-system.svc:7710'),
-});
+export const configSchema = z
+  .strictObject({
+    port: int(0, 65535).default(7710),
+    host: z.string().min(1).default('127.0.0.1'),
+    resources: z.string().min(1).default('examples'),
+    /** standalone: resources from the folder; kubernetes: from the API server (informers). */
+    mode: z.enum(['standalone', 'kubernetes']).default('standalone'),
+    /** A kubeconfig file for kubernetes mode; default: KUBECONFIG, ~/.kube/config, in-cluster. */
+    kubeconfig: z.string().min(1).optional(),
+    allowUndeclared: bool.default(true),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+    defaultTtlSeconds: int(1, 3600).default(30),
+    removeAfterSeconds: int(0, 86400).default(90),
+    sweepIntervalMs: int(50, 60_000).default(1000),
+    massExpiryThreshold: z.coerce.number().min(0).max(1).default(0.5),
+    massExpiryMinInstances: int(1, 1_000_000).default(10),
+    bodyLimitBytes: int(256, 16 * 1024 * 1024).default(64 * 1024),
+    eventLogSize: int(16, 10_000_000).default(10_000),
+    shutdownTimeoutMs: int(0, 600_000).default(10_000),
+    statusResyncMs: int(100, 3_600_000).default(15_000),
+    /** kubernetes mode: compete for a Lease; only the leader writes status. */
+    leaderElection: bool.default(true),
+    leaseNamespace: z.string().min(1).default('maxine-system'),
+    leaseName: z.string().min(1).default('maxine-operator'),
+    leaseDurationSeconds: int(2, 600).default(15),
+    leaseRenewSeconds: int(1, 300).default(5),
+    /**
+     * Who may register, renew and remove instances: `none` (anyone who reaches the port; the
+     * standalone default) or `sidecar-token` (a pod's projected ServiceAccount token, checked
+     * with a TokenReview; the kubernetes default).
+     */
+    instanceAuth: z.enum(['none', 'sidecar-token']).optional(),
+    /** Audience the sidecars' projected tokens are minted for. */
+    tokenAudience: z.string().min(1).max(253).default('maxine.io'),
+    /**
+     * Whether requests without a token are served (as `system:anonymous`, subject to ACLs).
+     * Default: yes in standalone mode, no in kubernetes mode.
+     */
+    anonymous: bool.optional(),
+    /** What ACLs decide when no rule applies (default: allow standalone, deny kubernetes). */
+    aclDefault: z.enum(['allow', 'deny']).optional(),
+    /** What intentions decide when none applies to a source and destination. */
+    intentionDefault: z.enum(['allow', 'deny']).default('allow'),
+    /**
+     * Namespaces whose ACLs and intentions may govern services of any namespace; elsewhere they
+     * reach only their own namespace's services.
+     */
+    policyNamespaces: csv.default(['maxine-system']),
+    /** Subjects with every right regardless of ACLs: `User:alice`, `Group:platform`. */
+    bootstrapAdmins: z
+      .preprocess(
+        (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v),
+        z
+          .array(
+            z.string().regex(/^(User|Group):[^,\s]{1,253}$/, 'must be User:<name> or Group:<name>'),
+          )
+          .max(32),
+      )
+      .default([]),
+    /** Sidecars (pod-bound tokens) may discover and read every service unless an ACL denies. */
+    sidecarReadAll: bool.default(true),
+    /** A YAML file of static bearer tokens (`tokens: [{sha256|token, user, groups}]`). */
+    staticTokensFile: z.string().min(1).optional(),
+    /** JWT verification: the issuer and audience tokens must carry, and one key source. */
+    jwtIssuer: z.string().min(1).max(2048).optional(),
+    jwtAudience: z.string().min(1).max(2048).optional(),
+    jwtJwksUrl: z.url().optional(),
+    jwtPublicKeyFile: z.string().min(1).optional(),
+    jwtUserClaim: z.string().min(1).max(128).default('sub'),
+    jwtGroupsClaim: z.string().min(1).max(128).default('groups'),
+    jwtClockSkewSeconds: int(0, 600).default(30),
+    /** Requests per second each identity may make (token bucket); 0 turns the limit off. */
+    identityRateLimit: z.coerce.number().min(0).max(1_000_000).default(0),
+    /** Burst of the per-identity bucket (default: twice the rate). */
+    identityRateBurst: int(1, 10_000_000).optional(),
+    /** Where the audit log is written (rotated NDJSON files); `off` disables it. */
+    auditDir: z.string().min(1).optional(),
+    auditMaxSize: z
+      .string()
+      .regex(/^\d+[kmg]$/, 'must be a size such as 500k, 10m or 1g')
+      .default('10m'),
+    auditKeep: int(1, 1000).default(10),
+    /** The sidecar-injection webhook (default: on in kubernetes mode). */
+    webhook: bool.optional(),
+    webhookHost: z.string().min(1).default('0.0.0.0'),
+    webhookPort: int(0, 65535).default(8443),
+    /** The MutatingWebhookConfiguration whose caBundle the operator keeps. */
+    webhookConfigName: z.string().min(1).default('maxine-sidecar-injector'),
+    /** Names and addresses in the webhook's serving certificate. */
+    webhookDnsNames: csv.default([
+      'maxine-operator.maxine-system.svc',
+      'maxine-operator.maxine-system.svc.cluster.local',
+    ]),
+    webhookIps: csv.default([]),
+    sidecarImage: z.string().min(1).default('ghcr.io/maxine-registry/sidecar:0.1.0'),
+    /** Where injected sidecars reach the operator. */
+    sidecarOperatorUrl: z.url().default('http://maxine-operator.maxine-system.svc:7710'),
+  })
+  .superRefine((c, ctx) => {
+    const jwt = [c.jwtIssuer, c.jwtAudience, c.jwtJwksUrl ?? c.jwtPublicKeyFile];
+    if (jwt.some((v) => v !== undefined) && jwt.some((v) => v === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jwtIssuer'],
+        message:
+          'JWT verification needs an issuer, an audience and a key (JWKS URL or public key file)',
+      });
+    }
+    if (c.jwtJwksUrl !== undefined && c.jwtPublicKeyFile !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jwtJwksUrl'],
+        message: 'give a JWKS URL or a public key file, not both',
+      });
+    }
+  });
 export type OperatorConfig = z.infer<typeof configSchema>;
 
 /** flag name → [config key, environment variable] */
@@ -113,6 +182,25 @@ const OPTIONS = {
   'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
   'instance-auth': ['instanceAuth', 'MAXINE_INSTANCE_AUTH'],
   'token-audience': ['tokenAudience', 'MAXINE_TOKEN_AUDIENCE'],
+  anonymous: ['anonymous', 'MAXINE_ANONYMOUS'],
+  'acl-default': ['aclDefault', 'MAXINE_ACL_DEFAULT'],
+  'intention-default': ['intentionDefault', 'MAXINE_INTENTION_DEFAULT'],
+  'policy-namespaces': ['policyNamespaces', 'MAXINE_POLICY_NAMESPACES'],
+  'bootstrap-admins': ['bootstrapAdmins', 'MAXINE_BOOTSTRAP_ADMINS'],
+  'sidecar-read-all': ['sidecarReadAll', 'MAXINE_SIDECAR_READ_ALL'],
+  'static-tokens-file': ['staticTokensFile', 'MAXINE_STATIC_TOKENS_FILE'],
+  'jwt-issuer': ['jwtIssuer', 'MAXINE_JWT_ISSUER'],
+  'jwt-audience': ['jwtAudience', 'MAXINE_JWT_AUDIENCE'],
+  'jwt-jwks-url': ['jwtJwksUrl', 'MAXINE_JWT_JWKS_URL'],
+  'jwt-public-key-file': ['jwtPublicKeyFile', 'MAXINE_JWT_PUBLIC_KEY_FILE'],
+  'jwt-user-claim': ['jwtUserClaim', 'MAXINE_JWT_USER_CLAIM'],
+  'jwt-groups-claim': ['jwtGroupsClaim', 'MAXINE_JWT_GROUPS_CLAIM'],
+  'jwt-clock-skew-seconds': ['jwtClockSkewSeconds', 'MAXINE_JWT_CLOCK_SKEW_SECONDS'],
+  'identity-rate-limit': ['identityRateLimit', 'MAXINE_IDENTITY_RATE_LIMIT'],
+  'identity-rate-burst': ['identityRateBurst', 'MAXINE_IDENTITY_RATE_BURST'],
+  'audit-dir': ['auditDir', 'MAXINE_AUDIT_DIR'],
+  'audit-max-size': ['auditMaxSize', 'MAXINE_AUDIT_MAX_SIZE'],
+  'audit-keep': ['auditKeep', 'MAXINE_AUDIT_KEEP'],
   webhook: ['webhook', 'MAXINE_WEBHOOK'],
   'webhook-host': ['webhookHost', 'MAXINE_WEBHOOK_HOST'],
   'webhook-port': ['webhookPort', 'MAXINE_WEBHOOK_PORT'],

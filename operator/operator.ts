@@ -22,9 +22,8 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { LeaderElector } from './kube/leader.js';
 import { listen } from '../common/listen.js';
-import { openGuard, SidecarTokenGuard } from './auth/instance-guard.js';
-import type { InstanceWriteGuard } from './auth/instance-guard.js';
-import { TokenReviewer } from './auth/tokenreview.js';
+import { createSecurity } from './auth/setup.js';
+import type { SecurityDeps } from './auth/setup.js';
 import { EventRecorder } from './kube/events.js';
 import { createInjector } from './webhook/injector.js';
 import type { Injector } from './webhook/injector.js';
@@ -84,12 +83,13 @@ export function createOperator(
     massExpiryThreshold: config.massExpiryThreshold,
     massExpiryMinInstances: config.massExpiryMinInstances,
   });
-  const reconciler = new Reconciler(registry, new PolicyStore(emit), clock);
+  const policies = new PolicyStore(emit);
+  const reconciler = new Reconciler(registry, policies, clock);
   let elector: LeaderElector | undefined;
   /** Whether this replica leads (always true in standalone mode or without leader election). */
   const isLeader = (): boolean => elector?.isLeader ?? true;
   let source: ResourceSource;
-  let guard: InstanceWriteGuard = openGuard;
+  let kubeAccess: SecurityDeps['kube'];
   let injector: Injector | undefined;
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
@@ -119,24 +119,7 @@ export function createOperator(
     source = kube;
     if (config.webhook ?? true)
       injector = createInjector({ config, kubeConfig, reconciler, logger });
-    if ((config.instanceAuth ?? 'sidecar-token') === 'sidecar-token') {
-      guard = new SidecarTokenGuard({
-        reviewer: new TokenReviewer({ kubeConfig, audience: config.tokenAudience }),
-        directory: {
-          pod: (namespace, name) => kube.pod(namespace, name),
-          service: (namespace, name) => {
-            const r = reconciler.resourceOf(`MaxineService/${namespace}/${name}`);
-            return r?.kind === 'MaxineService' ? r.spec : undefined;
-          },
-          ownerOf: (id) => {
-            const instance = registry.getInstance(id);
-            return (
-              instance && { namespace: instance.service.namespace, pod: instance.metadata.pod }
-            );
-          },
-        },
-      });
-    }
+    kubeAccess = { kubeConfig, pod: (namespace, name) => kube.pod(namespace, name) };
   } else {
     source = new FolderSource({ dir: config.resources, reconciler, logger });
   }
@@ -146,6 +129,16 @@ export function createOperator(
     resourceProblems: () => source.problems().length,
     isLeader,
   });
+  const security = createSecurity({
+    config,
+    reconciler,
+    registry,
+    store: policies,
+    logger,
+    prom: metrics.prom,
+    ...(kubeAccess && { kube: kubeAccess }),
+  });
+  const { access, guard } = security;
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
@@ -157,15 +150,18 @@ export function createOperator(
     isReady: () => source.ready,
     openapi: () => openapi,
     guard,
+    access,
+    ...(security.auditExport && { auditExport: security.auditExport }),
   });
   const fastPath = createFastPath({
     registry,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
     guard,
+    access,
     observer: (route, method) => metrics.routeObserver(route, method),
   });
-  const stream = createEventStream({ events, registry, clock, logger });
+  const stream = createEventStream({ events, registry, clock, logger, access });
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     if (!fastPath(req, res)) app(req, res);
   });
@@ -204,6 +200,7 @@ export function createOperator(
     webhook: () => webhookAddress,
     whenWebhookReady: () => injector?.whenBundlePatched() ?? Promise.resolve(),
     async start() {
+      await security.start();
       await source.start();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
@@ -220,12 +217,7 @@ export function createOperator(
         },
         `maxine operator listening (${config.mode} mode)`,
       );
-      if (guard === openGuard) {
-        logger.warn(
-          `${config.mode} mode: instance writes are not authenticated; bind to localhost only`,
-        );
-      }
-      logger.warn('reads, discovery and the event stream are not authenticated yet (issue 5)');
+      for (const warning of security.warnings()) logger.warn(warning);
       return address;
     },
     async stop() {
@@ -243,6 +235,7 @@ export function createOperator(
         }, config.shutdownTimeoutMs).unref();
       });
       await Promise.race([closed, timeout]);
+      await security.stop();
     },
   };
 }

@@ -4,7 +4,12 @@
  * changed and keeps each object's status. The same reconciler serves both sources.
  */
 import { resourceKey } from '../common/resources.js';
-import type { MaxineResource, ResourceKind, ResourceStatus } from '../common/resources.js';
+import type {
+  MaxineResource,
+  ResourceKind,
+  ResourceStatus,
+  ServiceSpec,
+} from '../common/resources.js';
 import type { PolicyStore } from './policy/store.js';
 import type { Clock } from './registry/clock.js';
 import type { Registry } from './registry/registry.js';
@@ -126,6 +131,16 @@ export class Reconciler {
   /** The spec in force for one object (the last valid one). */
   resourceOf(key: string): MaxineResource | undefined {
     return this.applied.get(key)?.resource;
+  }
+
+  /** The MaxineServices in force (their last valid specs). */
+  *services(): Generator<{ namespace: string; name: string; spec: ServiceSpec }> {
+    for (const { resource } of this.applied.values()) {
+      if (resource.kind === 'MaxineService') {
+        const { namespace, name } = resource.metadata;
+        yield { namespace, name, spec: resource.spec };
+      }
+    }
   }
 
   /** The status in force for one object (with live instance counts for services). */

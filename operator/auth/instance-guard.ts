@@ -1,16 +1,16 @@
 /**
- * Who may write which instance. In standalone mode anyone on localhost may (the operator says
- * so loudly in its log). In Kubernetes mode a write must come from a sidecar presenting its
- * pod's projected ServiceAccount token: it may register only a service whose selector picks
- * its own pod, and renew or remove only its own pod's instances (docs/security.md).
+ * Which instance a write may touch, beyond what ACLs say. A pod's instance belongs to the
+ * sidecar presenting that pod's projected token: it may register only a service whose
+ * selector picks its own pod, and renew or remove only its own pod's instances. Writes by
+ * other principals (JWT users, ServiceAccounts without a pod) go to instances of their own
+ * and are decided by ACLs alone (docs/security.md).
  */
-import type { IncomingMessage } from 'node:http';
 import { MaxineError } from '../../common/errors.js';
 import type { ServiceSpec } from '../../common/resources.js';
 import type { RegisterRequest } from '../../common/wire.js';
 import { podInstanceId, selects } from '../kube/pods.js';
 import type { PodLike } from '../kube/pods.js';
-import { bearerToken } from './tokenreview.js';
+import type { Principal } from './authenticator.js';
 import type { PodIdentity } from './tokenreview.js';
 
 /** How a permitted registration is applied. */
@@ -20,14 +20,15 @@ export type RegisterPlan =
   | { kind: 'sidecar'; id: string; identity: PodIdentity };
 
 export interface InstanceWriteGuard {
-  register(req: IncomingMessage, body: RegisterRequest): Promise<RegisterPlan>;
-  /** Throws unless the caller may renew or remove instance `id`. */
-  instance(req: IncomingMessage, id: string): Promise<PodIdentity | undefined>;
+  register(principal: Principal, body: RegisterRequest): RegisterPlan;
+  /** Throws unless the caller may renew or remove instance `id` (ACLs aside). */
+  instance(principal: Principal, id: string): void;
 }
 
+/** Standalone: no pods, every instance is decided by ACLs alone. */
 export const openGuard: InstanceWriteGuard = {
-  register: () => Promise.resolve({ kind: 'registration' }),
-  instance: () => Promise.resolve(undefined),
+  register: () => ({ kind: 'registration' }),
+  instance: () => undefined,
 };
 
 /** What the guard reads from the informer caches and the registry. */
@@ -38,16 +39,12 @@ export interface PodDirectory {
   ownerOf(id: string): { namespace: string; pod?: string } | undefined;
 }
 
-export interface SidecarGuardOptions {
-  reviewer: { review(token: string): Promise<PodIdentity> };
-  directory: PodDirectory;
-}
+export class PodGuard implements InstanceWriteGuard {
+  constructor(private readonly directory: PodDirectory) {}
 
-export class SidecarTokenGuard implements InstanceWriteGuard {
-  constructor(private readonly opts: SidecarGuardOptions) {}
-
-  async register(req: IncomingMessage, body: RegisterRequest): Promise<RegisterPlan> {
-    const identity = await this.identify(req);
+  register(principal: Principal, body: RegisterRequest): RegisterPlan {
+    const identity = principal.pod;
+    if (identity === undefined) return { kind: 'registration' };
     const pod = this.podOf(identity);
     if (pod === undefined) {
       throw new MaxineError(
@@ -61,7 +58,7 @@ export class SidecarTokenGuard implements InstanceWriteGuard {
         `A sidecar of namespace ${identity.namespace} cannot register into namespace ${body.namespace}`,
       );
     }
-    const spec = this.opts.directory.service(body.namespace, body.service);
+    const spec = this.directory.service(body.namespace, body.service);
     if (spec === undefined) {
       throw new MaxineError(
         'SERVICE_NOT_DECLARED',
@@ -81,39 +78,23 @@ export class SidecarTokenGuard implements InstanceWriteGuard {
     };
   }
 
-  async instance(req: IncomingMessage, id: string): Promise<PodIdentity> {
-    const identity = await this.identify(req);
-    this.podOf(identity);
-    const owner = this.opts.directory.ownerOf(id);
-    // Unknown ids answer 404 from the registry, so the sidecar registers again.
-    if (
-      owner !== undefined &&
-      (owner.namespace !== identity.namespace || owner.pod !== identity.pod?.name)
-    ) {
+  instance(principal: Principal, id: string): void {
+    const identity = principal.pod;
+    if (identity !== undefined) this.podOf(identity);
+    const owner = this.directory.ownerOf(id);
+    // Unknown ids answer 404 from the registry, so the sidecar registers again. Instances
+    // that are no pod's are left to ACLs.
+    if (owner?.pod === undefined) return;
+    if (owner.namespace !== identity?.namespace || owner.pod !== identity.pod?.name) {
+      const whose =
+        identity === undefined
+          ? principal.who
+          : `pod ${identity.namespace}/${identity.pod?.name ?? '?'}`;
       throw new MaxineError(
         'FORBIDDEN',
-        `Instance "${id}" is not an instance of pod ${identity.namespace}/${identity.pod?.name ?? '?'}`,
+        `Instance "${id}" belongs to pod ${owner.namespace}/${owner.pod}, not to ${whose}: only that pod's sidecar may write it`,
       );
     }
-    return identity;
-  }
-
-  private async identify(req: IncomingMessage): Promise<PodIdentity> {
-    const token = bearerToken(req.headers.authorization);
-    if (token === undefined) {
-      throw new MaxineError(
-        'UNAUTHENTICATED',
-        "Instance writes need the pod's projected ServiceAccount token as `Authorization: Bearer <token>`",
-      );
-    }
-    const identity = await this.opts.reviewer.review(token);
-    if (identity.pod === undefined) {
-      throw new MaxineError(
-        'FORBIDDEN',
-        `The token of ${identity.namespace}/${identity.serviceAccount} is not bound to a pod; use a projected token`,
-      );
-    }
-    return identity;
   }
 
   /**
@@ -122,7 +103,7 @@ export class SidecarTokenGuard implements InstanceWriteGuard {
    */
   private podOf(identity: PodIdentity): PodLike | undefined {
     const name = identity.pod?.name ?? '';
-    const pod = this.opts.directory.pod(identity.namespace, name);
+    const pod = this.directory.pod(identity.namespace, name);
     if (pod !== undefined && pod.metadata?.uid !== identity.pod?.uid) {
       throw new MaxineError(
         'FORBIDDEN',

@@ -35,7 +35,11 @@ export class StaticTokens {
   private constructor(private readonly entries: { digest: Buffer; identity: JwtIdentity }[]) {}
 
   static async load(file: string): Promise<StaticTokens> {
-    const text = await readFile(file, 'utf8');
+    return StaticTokens.parse(await readFile(file, 'utf8'), file);
+  }
+
+  /** Parses the file's text; `file` names it in errors. */
+  static parse(text: string, file: string): StaticTokens {
     let raw: unknown;
     try {
       raw = parse(text);

@@ -142,7 +142,7 @@ function boundPod(
  * claims alone (not trusted: only a refusal is decided here, never an acceptance).
  */
 export function precheck(token: string, audience: string, now: number): string | undefined {
-  const claims = token.split('.').length === 3 ? claimsOf(token) : undefined;
+  const claims = decodeClaims(token);
   if (claims === undefined) return 'The token is not a JWT';
   if (typeof claims.exp === 'number' && claims.exp * 1000 <= now) return 'The token has expired';
   const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
@@ -154,14 +154,17 @@ export function precheck(token: string, audience: string, now: number): string |
 
 /** The `exp` claim of a JWT in ms (read, not trusted: the review already verified it). */
 export function tokenExpiry(token: string): number | undefined {
-  const exp = claimsOf(token)?.exp;
+  const exp = decodeClaims(token)?.exp;
   return typeof exp === 'number' ? exp * 1000 : undefined;
 }
 
 /** The claims of a JWT, decoded but not verified; undefined when there is no JSON payload. */
-function claimsOf(token: string): { exp?: unknown; aud?: unknown; sub?: unknown } | undefined {
-  const payload = token.split('.')[1];
-  if (payload === undefined) return undefined;
+export function decodeClaims(
+  token: string,
+): { exp?: unknown; aud?: unknown; sub?: unknown; iss?: unknown } | undefined {
+  const parts = token.split('.');
+  const payload = parts[1];
+  if (parts.length !== 3 || payload === undefined) return undefined;
   try {
     const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
     return claims !== null && typeof claims === 'object' ? claims : undefined;

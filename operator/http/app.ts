@@ -18,6 +18,9 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { sendError, toMaxineError } from './errors.js';
 import { requestId } from './instances.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
+import type { AccessControl, Caller } from '../policy/access.js';
+import { authorizeInstanceWrite } from './instances.js';
+import { once } from 'node:events';
 
 export interface AppDeps {
   registry: Registry;
@@ -28,8 +31,11 @@ export interface AppDeps {
   logger: Logger;
   isReady: () => boolean;
   openapi: () => unknown;
-  /** Who may write which instance (open in standalone mode, sidecar tokens in Kubernetes). */
+  /** Which instances a pod's sidecar may write (open in standalone mode). */
   guard: InstanceWriteGuard;
+  access: AccessControl;
+  /** The audit log's export, for admins (absent when the audit log is off). */
+  auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
 }
 
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -40,6 +46,8 @@ declare module 'express-serve-static-core' {
     id: string;
     /** A child logger that carries the request id. */
     log: Logger;
+    /** The request and who made it (every /api route but the OpenAPI document). */
+    caller: Caller;
   }
 }
 
@@ -83,6 +91,31 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
 }
 
 const serviceParams = z.object({ namespace: dnsLabel, name: dnsLabel });
+const serviceRef = z
+  .string()
+  .max(128)
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+    'must be "namespace/name"',
+  )
+  .transform((v) => {
+    const [namespace, name] = v.split('/') as [string, string];
+    return { namespace, name };
+  });
+const intentionCheckQuery = z.strictObject({
+  source: serviceRef,
+  destination: serviceRef,
+  method: z
+    .string()
+    .regex(/^[A-Z]{1,16}$/, 'must be an upper-case HTTP method')
+    .optional(),
+  path: z.string().min(1).max(2048).regex(/^\//, 'must start with "/"').optional(),
+});
+const isoTime = z.iso
+  .datetime({ offset: true })
+  .transform((v) => Date.parse(v))
+  .optional();
+const auditQuery = z.strictObject({ from: isoTime, to: isoTime });
 const idParams = z.object({ id: instanceIdSchema });
 const servicesQuery = z.strictObject({ namespace: dnsLabel.optional() });
 const resourcesQuery = z.strictObject({
@@ -106,6 +139,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('query parser', 'simple');
 
   app.use(requestContext(deps.logger, metrics));
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.json(deps.openapi());
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({
@@ -125,8 +161,19 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.prom.contentType).send(await metrics.prom.metrics());
   });
-  app.get('/api/v1/openapi.json', (_req, res) => {
-    res.json(deps.openapi());
+
+  // Everything under /api but the OpenAPI document needs a principal.
+  app.use('/api', (req, _res, next) => {
+    const p = deps.access.principal(req, `${req.method} ${req.path}`);
+    if (p instanceof Promise) {
+      p.then((principal) => {
+        req.caller = { req, principal };
+        next();
+      }, next);
+    } else {
+      req.caller = { req, principal: p };
+      next();
+    }
   });
 
   // POST is answered on the fast path (fast-path.ts) before express.
@@ -140,24 +187,28 @@ export function createApp(deps: AppDeps): express.Express {
     const instance = registry.getInstance(id);
     if (instance === undefined)
       throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    deps.access.authorize(req.caller, 'read', instance.service);
     res.json({ instance });
   });
-  app.delete('/api/v1/instances/:id', async (req, res) => {
+  app.delete('/api/v1/instances/:id', (req, res) => {
     const { id } = parse(idParams, req.params, 'path');
-    const identity = await deps.guard.instance(req, id);
+    authorizeInstanceWrite(deps, req.caller, id, 'deregister');
     registry.deregister(id);
-    req.log.info({ instance: id, pod: identity?.pod?.name }, 'instance deregistered');
+    deps.access.allowed(req.caller, 'deregister', `instance ${id}`);
+    req.log.info({ instance: id, by: req.caller.principal.who }, 'instance deregistered');
     res.status(204).end();
   });
   app.all('/api/v1/instances/:id', methodNotAllowed('GET, DELETE'));
 
   app.get('/api/v1/services', (req, res) => {
     const { namespace } = parse(servicesQuery, req.query, 'query');
-    res.json({ services: registry.listServices(namespace) });
+    const visible = deps.access.canRead(req.caller.principal);
+    res.json({ services: registry.listServices(namespace).filter(visible) });
   });
   app.all('/api/v1/services', methodNotAllowed('GET'));
   app.get('/api/v1/services/:namespace/:name', (req, res) => {
     const { namespace, name } = parse(serviceParams, req.params, 'path');
+    deps.access.authorize(req.caller, 'read', { namespace, name });
     const service = registry.getService(namespace, name);
     if (service === undefined)
       throw new MaxineError('SERVICE_NOT_FOUND', `Service ${namespace}/${name} is not registered`);
@@ -169,12 +220,46 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/api/v1/resources', (req, res) => {
     const { kind } = parse(resourcesQuery, req.query, 'query');
-    res.json({
-      items: deps.reconciler.list(kind as (typeof RESOURCE_KINDS)[number] | undefined),
-      problems: deps.resourceProblems(),
-    });
+    const p = req.caller.principal;
+    const items = deps.reconciler
+      .list(kind as (typeof RESOURCE_KINDS)[number] | undefined)
+      .filter((r) => deps.access.mayView(p, r));
+    const admin = deps.access.decide(p, 'admin', { namespace: '*', name: '*' }).allowed;
+    res.json({ items, problems: admin ? deps.resourceProblems() : [] });
   });
   app.all('/api/v1/resources', methodNotAllowed('GET'));
+
+  // May A call B (with this method and path), and which intention decides.
+  app.get('/api/v1/intentions/check', (req, res) => {
+    const q = parse(intentionCheckQuery, req.query, 'query');
+    deps.access.authorize(req.caller, 'read', q.destination);
+    const http =
+      q.method !== undefined || q.path !== undefined
+        ? { method: q.method ?? 'GET', path: q.path ?? '/', headers: {} }
+        : undefined;
+    const decision = deps.access.intention(q.source, q.destination, http);
+    res.json({
+      source: q.source,
+      destination: q.destination,
+      ...(http && { request: { method: http.method, path: http.path } }),
+      ...decision,
+    });
+  });
+  app.all('/api/v1/intentions/check', methodNotAllowed('GET'));
+
+  // The audit log as NDJSON, for administrators of everything.
+  app.get('/api/v1/audit', async (req, res) => {
+    const range = parse(auditQuery, req.query, 'query');
+    deps.access.authorize(req.caller, 'admin', { namespace: '*', name: '*' }, 'audit.export');
+    if (deps.auditExport === undefined)
+      throw new MaxineError('ROUTE_NOT_FOUND', 'The audit log is off (--audit-dir off)');
+    res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8' });
+    for await (const line of deps.auditExport(range)) {
+      if (!res.write(`${line}\n`)) await once(res, 'drain');
+    }
+    res.end();
+  });
+  app.all('/api/v1/audit', methodNotAllowed('GET'));
 
   app.all('/api/v1/events', (req, res, next) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') methodNotAllowed('GET')(req, res);

@@ -6,9 +6,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { MaxineError } from '../../common/errors.js';
-import type { KeySource } from '../../common/discovery.js';
 import { keySourceOf, NO_QUERY, parsedQuery, segment } from '../../common/discover-request.js';
 import type { Registry } from '../registry/registry.js';
+import type { Principal } from '../auth/authenticator.js';
+import type { AccessControl } from '../policy/access.js';
 
 export const DISCOVER_PREFIX = '/api/v1/discover/';
 
@@ -18,12 +19,23 @@ export function isDiscover(req: IncomingMessage): boolean {
   );
 }
 
-/** The answer bytes for a discovery request, or a thrown catalog error. */
-export function discoverAnswer(registry: Registry, req: IncomingMessage): Buffer {
-  return answer(registry, req.url ?? '', keySourceOf(req));
+export interface DiscoverDeps {
+  registry: Registry;
+  access: AccessControl;
 }
 
-function answer(registry: Registry, url: string, keyFrom: KeySource): Buffer {
+/**
+ * The answer bytes for a discovery request, or a thrown catalog error: synchronous when the
+ * caller's identity is already known (no token, or a cached one), else a promise.
+ */
+export function discoverAnswer(deps: DiscoverDeps, req: IncomingMessage): Buffer | Promise<Buffer> {
+  const principal = deps.access.principal(req, 'discover');
+  if (principal instanceof Promise) return principal.then((p) => answer(deps, req, p));
+  return answer(deps, req, principal);
+}
+
+function answer(deps: DiscoverDeps, req: IncomingMessage, principal: Principal): Buffer {
+  const url = req.url ?? '';
   const q = url.indexOf('?', DISCOVER_PREFIX.length);
   const path = q === -1 ? url.slice(DISCOVER_PREFIX.length) : url.slice(DISCOVER_PREFIX.length, q);
   const slash = path.indexOf('/');
@@ -35,8 +47,14 @@ function answer(registry: Registry, url: string, keyFrom: KeySource): Buffer {
   }
   const namespace = segment(path.slice(0, slash), 'namespace');
   const name = segment(path.slice(slash + 1), 'name');
+  const service = { namespace, name };
+  const caller = { req, principal };
+  deps.access.discover(caller, service);
   // Without percent-encoding the path already is the registry key `namespace/name`.
   const key = path.includes('%') ? `${namespace}/${name}` : path;
   const query = q === -1 || q === url.length - 1 ? NO_QUERY : parsedQuery(url.slice(q + 1));
-  return registry.discoverParsed(key, query, keyFrom);
+  const keyFrom = keySourceOf(req);
+  return deps.access.audited(caller, { action: 'discover', service }, () =>
+    deps.registry.discoverParsed(key, query, keyFrom),
+  );
 }

@@ -46,10 +46,21 @@ export function sendError(
   extraHeaders?: Record<string, string>,
 ): void {
   const body = JSON.stringify(err.toBody());
+  const retryAfter = retryAfterOf(err);
   res.writeHead(err.status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
+    ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }),
+    ...(err.status === 401 && { 'www-authenticate': 'Bearer realm="maxine"' }),
     ...extraHeaders,
   });
   res.end(body);
+}
+
+/** The Retry-After (seconds) a RATE_LIMITED error carries. */
+export function retryAfterOf(err: MaxineError): number | undefined {
+  const d = err.details as { retryAfterSeconds?: unknown } | undefined;
+  return err.code === 'RATE_LIMITED' && typeof d?.retryAfterSeconds === 'number'
+    ? d.retryAfterSeconds
+    : undefined;
 }

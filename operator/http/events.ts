@@ -16,7 +16,9 @@ import type { EventLog } from '../events/log.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock } from '../registry/clock.js';
-import { toMaxineError } from './errors.js';
+import { retryAfterOf, toMaxineError } from './errors.js';
+import type { Principal } from '../auth/authenticator.js';
+import type { AccessControl } from '../policy/access.js';
 
 export const EVENTS_PATH = '/api/v1/events';
 /** A subscriber this far behind is cut off; it resumes with `since` and loses nothing. */
@@ -28,6 +30,7 @@ export interface EventsDeps {
   registry: Registry;
   clock: Clock;
   logger: Logger;
+  access: AccessControl;
 }
 
 export interface EventStreamServer {
@@ -50,10 +53,25 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   }, PING_INTERVAL_MS);
   pinger.unref();
 
-  function snapshot(filter: EventFilter): MaxineEvent {
+  /** Which events a subscriber may see: ACL changes need admin, the rest read. */
+  function visibility(principal: Principal): (event: MaxineEvent) => boolean {
+    const canRead = deps.access.canRead(principal);
+    return (event) => {
+      const service = event.service;
+      if (service === undefined) return true;
+      if (event.type === 'acl_changed') {
+        return deps.access.decide(principal, 'admin', { namespace: service.namespace, name: '*' })
+          .allowed;
+      }
+      return canRead(service);
+    };
+  }
+
+  function snapshot(filter: EventFilter, principal: Principal): MaxineEvent {
+    const canRead = deps.access.canRead(principal);
     const services = deps.registry
       .listServices()
-      .filter((s) => filter.matchesService(s.namespace, s.name))
+      .filter((s) => filter.matchesService(s.namespace, s.name) && canRead(s))
       .map((s) => {
         const detail = deps.registry.getService(s.namespace, s.name);
         return { ...s, ...(detail?.spec && { spec: detail.spec }), items: detail?.items ?? [] };
@@ -68,10 +86,13 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
 
   function serve(
     ws: WebSocket,
+    principal: Principal,
     filter: EventFilter,
-    since: number | undefined,
-    wantSnapshot: boolean,
+    query: { since?: number | undefined; snapshot?: boolean | undefined },
   ): void {
+    const { since } = query;
+    const visible = visibility(principal);
+    const wanted = (event: MaxineEvent): boolean => filter.matches(event) && visible(event);
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
     const send = (event: MaxineEvent): void => {
@@ -84,10 +105,11 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     };
     // Replay and subscribe in the same tick: no event can fall between them.
     const missed = since === undefined ? [] : deps.events.since(since);
-    if (missed === undefined || (since === undefined && wantSnapshot)) send(snapshot(filter));
-    else for (const event of missed) if (filter.matches(event)) send(event);
+    if (missed === undefined || (since === undefined && query.snapshot === true))
+      send(snapshot(filter, principal));
+    else for (const event of missed) if (wanted(event)) send(event);
     const unsubscribe = deps.events.subscribe((event) => {
-      if (filter.matches(event)) send(event);
+      if (wanted(event)) send(event);
     });
     ws.on('close', unsubscribe);
     ws.on('error', (err) => deps.logger.debug({ err }, 'event stream socket error'));
@@ -114,17 +136,25 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         if (!parsed.success) throw validationError('query', parsed.error);
         const query = parsed.data;
         const filter = new EventFilter(query.services, query.types);
-        wss.handleUpgrade(req, socket, head, (ws) => {
-          deps.logger.info(
-            {
-              services: query.services ?? ['*/*'],
-              types: query.types ?? 'all',
-              since: query.since,
-            },
-            'event subscriber connected',
-          );
-          serve(ws, filter, query.since, query.snapshot === true);
-        });
+        const accept = (principal: Principal): void => {
+          if (socket.destroyed) return;
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            deps.logger.info(
+              {
+                who: principal.who,
+                services: query.services ?? ['*/*'],
+                types: query.types ?? 'all',
+                since: query.since,
+              },
+              'event subscriber connected',
+            );
+            serve(ws, principal, filter, query);
+          });
+        };
+        const principal = deps.access.principal(req, 'events.subscribe');
+        if (principal instanceof Promise) {
+          principal.then(accept, (err: unknown) => rejectUpgrade(socket, toMaxineError(err)));
+        } else accept(principal);
       } catch (err) {
         rejectUpgrade(socket, toMaxineError(err));
       }
@@ -138,8 +168,13 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
 }
 
 function rejectUpgrade(socket: Duplex, err: MaxineError): void {
+  if (socket.destroyed) return;
   const body = JSON.stringify(err.toBody());
+  const retryAfter = retryAfterOf(err);
+  const extra =
+    (retryAfter === undefined ? '' : `Retry-After: ${retryAfter}\r\n`) +
+    (err.status === 401 ? 'WWW-Authenticate: Bearer realm="maxine"\r\n' : '');
   socket.end(
-    `HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );
 }

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { discoverAnswer, isDiscover } from './discover.js';
-import { toMaxineError } from './errors.js';
+import { retryAfterOf, toMaxineError } from './errors.js';
 import {
   heartbeatAnswer,
   isRegister,
@@ -30,14 +30,27 @@ const DISCOVER_ROUTE = '/api/v1/discover/:namespace/:name';
 const HEARTBEAT_ROUTE = '/api/v1/instances/:id/heartbeat';
 const REGISTER_ROUTE = '/api/v1/instances';
 
+interface Failure {
+  status: number;
+  body: string;
+  code: string;
+  retryAfter?: number;
+}
+
 /** Returns a handler that answers the hot requests and returns false for anything else. */
 export function createFastPath(
   deps: FastPathDeps,
 ): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const failed = (err: unknown): { status: number; body: string; code: string } => {
+  const failed = (err: unknown): Failure => {
     const e = toMaxineError(err);
     if (e.status >= 500) deps.logger.error({ err }, 'fast-path request failed');
-    return { status: e.status, body: JSON.stringify(e.toBody()), code: e.code };
+    const retryAfter = retryAfterOf(e);
+    return {
+      status: e.status,
+      body: JSON.stringify(e.toBody()),
+      code: e.code,
+      ...(retryAfter !== undefined && { retryAfter }),
+    };
   };
 
   const discoverGet = deps.observer(DISCOVER_ROUTE, 'GET');
@@ -45,27 +58,28 @@ export function createFastPath(
   const heartbeat = deps.observer(HEARTBEAT_ROUTE, 'PUT');
   const register = deps.observer(REGISTER_ROUTE, 'POST');
 
-  /** Answers an async write: the answer, or the catalog error (413 also closes the connection). */
-  const write = (
+  /** Answers an async request: the answer, or the catalog error (413 also closes the connection). */
+  const later = (
     req: IncomingMessage,
     res: ServerResponse,
-    work: Promise<{ status: number; body: string }>,
+    work: Promise<{ status: number; body: string | Buffer }>,
     series: (status: number) => { observe(seconds: number): void },
   ): void => {
     const started = performance.now();
+    const head = req.method === 'HEAD';
     work.then(
       ({ status, body }) => {
-        respondJson(res, status, body);
+        respondJson(res, status, body, { head });
         series(status).observe((performance.now() - started) / 1000);
       },
       (err: unknown) => {
-        const { status, body, code } = failed(err);
+        const { status, body, code, retryAfter } = failed(err);
         deps.logger.info(
           { reqId: requestId(req), url: req.url?.slice(0, 512), status, code },
-          'write refused',
+          'request refused',
         );
         // A body refused half-read leaves the connection unusable: close it after answering.
-        respondJson(res, status, body, { close: status === 413 });
+        respondJson(res, status, body, { close: status === 413, head, retryAfter });
         series(status).observe((performance.now() - started) / 1000);
       },
     );
@@ -73,17 +87,29 @@ export function createFastPath(
 
   return (req, res) => {
     if (isDiscover(req)) {
-      const started = performance.now();
-      let status = 200;
-      let body: Buffer | string;
-      try {
-        body = discoverAnswer(deps.registry, req);
-      } catch (err) {
-        ({ status, body } = failed(err));
-      }
-      respondJson(res, status, body, { head: req.method === 'HEAD' });
       const series = req.method === 'HEAD' ? discoverHead : discoverGet;
-      series(status).observe((performance.now() - started) / 1000);
+      let answer: Buffer | Promise<Buffer>;
+      const started = performance.now();
+      try {
+        answer = discoverAnswer(deps, req);
+      } catch (err) {
+        const { status, body, retryAfter } = failed(err);
+        respondJson(res, status, body, { head: req.method === 'HEAD', retryAfter });
+        series(status).observe((performance.now() - started) / 1000);
+        return true;
+      }
+      if (answer instanceof Promise) {
+        // A token not seen before: its identity is being resolved.
+        later(
+          req,
+          res,
+          answer.then((body) => ({ status: 200, body })),
+          series,
+        );
+      } else {
+        respondJson(res, 200, answer, { head: req.method === 'HEAD' });
+        series(200).observe((performance.now() - started) / 1000);
+      }
       return true;
     }
     const id = matchHeartbeat(req);
@@ -92,11 +118,11 @@ export function createFastPath(
         status: 200,
         body,
       }));
-      write(req, res, work, heartbeat);
+      later(req, res, work, heartbeat);
       return true;
     }
     if (isRegister(req)) {
-      write(req, res, registerAnswer(deps, req), register);
+      later(req, res, registerAnswer(deps, req), register);
       return true;
     }
     return false;

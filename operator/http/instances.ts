@@ -18,6 +18,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { readJsonBody } from './body.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
+import type { AccessControl, Caller } from '../policy/access.js';
 
 const HEARTBEAT_RE = /^\/api\/v1\/instances\/([^/?#]+)\/heartbeat\/?(?:\?.*)?$/;
 
@@ -42,19 +43,32 @@ export interface WriteDeps {
   bodyLimitBytes: number;
   logger: Logger;
   guard: InstanceWriteGuard;
+  access: AccessControl;
 }
 
 export async function registerAnswer(
   deps: WriteDeps,
   req: IncomingMessage,
 ): Promise<{ status: number; body: string }> {
+  const principal = await deps.access.principal(req, 'register');
   const body = registerRequestSchema.safeParse(await readJsonBody(req, deps.bodyLimitBytes));
   if (!body.success) throw validationError('registration', body.error);
-  const plan = await deps.guard.register(req, body.data);
-  const { instance, created } =
-    plan.kind === 'sidecar'
-      ? deps.registry.attachSidecar(plan.id, body.data)
-      : deps.registry.register(body.data);
+  const service = { namespace: body.data.namespace, name: body.data.service };
+  const caller = { req, principal };
+  const { plan, instance, created } = deps.access.audited(
+    caller,
+    { action: 'register', service },
+    () => {
+      const plan = deps.guard.register(principal, body.data);
+      deps.access.authorizeRegistration(caller, service);
+      const done =
+        plan.kind === 'sidecar'
+          ? deps.registry.attachSidecar(plan.id, body.data)
+          : deps.registry.register(body.data);
+      return { plan, ...done };
+    },
+  );
+  if (created) deps.access.allowed(caller, 'register', `instance ${instance.id}`);
   deps.logger.info(
     {
       reqId: requestId(req),
@@ -63,14 +77,31 @@ export async function registerAnswer(
       host: instance.host,
       port: instance.port,
       created,
-      ...(plan.kind === 'sidecar' && {
-        pod: plan.identity.pod?.name,
-        serviceAccount: plan.identity.serviceAccount,
-      }),
+      by: principal.who,
+      ...(plan.kind === 'sidecar' && { pod: plan.identity.pod?.name }),
     },
     created ? 'instance registered' : 'instance renewed',
   );
   return { status: created ? 201 : 200, body: JSON.stringify({ instance }) };
+}
+
+/**
+ * Whether `principal` may renew or remove instance `id`: a pod's instance only by its own
+ * sidecar, any instance only where the ACLs grant `register` on its service (a sidecar's own
+ * pod needs no grant; an ACL deny still stops it). Unknown ids pass, to answer 404.
+ */
+export function authorizeInstanceWrite(
+  deps: Pick<WriteDeps, 'registry' | 'guard' | 'access'>,
+  caller: Caller,
+  id: string,
+  action: string,
+): void {
+  const instance = deps.registry.getInstance(id);
+  if (instance === undefined) return;
+  deps.access.audited(caller, { action, object: `instance ${id}` }, () => {
+    deps.guard.instance(caller.principal, id);
+  });
+  deps.access.authorizeRegistration(caller, instance.service);
 }
 
 export function matchHeartbeat(req: IncomingMessage): string | undefined {
@@ -83,6 +114,7 @@ export async function heartbeatAnswer(
   req: IncomingMessage,
   rawId: string,
 ): Promise<string> {
+  const principal = await deps.access.principal(req, 'heartbeat');
   const id = idParamSchema.safeParse({
     id: rawId.includes('%') ? decodeURIComponent(rawId) : rawId,
   });
@@ -91,7 +123,7 @@ export async function heartbeatAnswer(
   const raw = await readJsonBody(req, deps.bodyLimitBytes);
   const body = heartbeatRequestSchema.safeParse(raw === undefined ? {} : raw);
   if (!body.success) throw validationError('heartbeat', body.error);
-  await deps.guard.instance(req, id.data.id);
+  authorizeInstanceWrite(deps, { req, principal }, id.data.id, 'heartbeat');
   return JSON.stringify({ instance: deps.registry.heartbeat(id.data.id, body.data) });
 }
 
@@ -99,11 +131,12 @@ export function respondJson(
   res: ServerResponse,
   status: number,
   body: string | Buffer,
-  opts: { close?: boolean; head?: boolean } = {},
+  opts: { close?: boolean; head?: boolean; retryAfter?: number | undefined } = {},
 ): void {
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   const headers = ['content-type', 'application/json', 'content-length', String(length)];
   if (opts.close === true) headers.push('connection', 'close');
+  if (opts.retryAfter !== undefined) headers.push('retry-after', String(opts.retryAfter));
   res.writeHead(status, headers);
   if (opts.head === true) res.end();
   else res.end(body);

@@ -1,6 +1,6 @@
 /**
- * Intentions and ACLs currently in force, keyed by `namespace/name`. Evaluation builds on
- * this store; here they are held and every change is announced.
+ * Intentions and ACLs currently in force, keyed by `namespace/name`. They are held and every
+ * change is announced here; policy/access.ts evaluates them.
  */
 import type { AclSpec, IntentionSpec } from '../../common/resources.js';
 import type { RegistryEventDraft } from '../registry/registry.js';
@@ -19,11 +19,14 @@ export interface StoredAcl {
 export class PolicyStore {
   readonly intentions = new Map<string, StoredIntention>();
   readonly acls = new Map<string, StoredAcl>();
+  /** Bumped on every change, so evaluators know when to rebuild. */
+  version = 0;
 
   constructor(private readonly emit: (event: RegistryEventDraft) => void) {}
 
   setIntention(namespace: string, name: string, spec: IntentionSpec): void {
     this.intentions.set(`${namespace}/${name}`, { namespace, name, spec });
+    this.version++;
     this.emitIntention(namespace, name, spec, 'applied');
   }
 
@@ -31,11 +34,13 @@ export class PolicyStore {
     const previous = this.intentions.get(`${namespace}/${name}`);
     if (previous === undefined) return;
     this.intentions.delete(`${namespace}/${name}`);
+    this.version++;
     this.emitIntention(namespace, name, previous.spec, 'deleted');
   }
 
   setAcl(namespace: string, name: string, spec: AclSpec): void {
     this.acls.set(`${namespace}/${name}`, { namespace, name, spec });
+    this.version++;
     this.emit({
       type: 'acl_changed',
       service: { namespace, name: '*' },
@@ -45,6 +50,7 @@ export class PolicyStore {
 
   deleteAcl(namespace: string, name: string): void {
     if (!this.acls.delete(`${namespace}/${name}`)) return;
+    this.version++;
     this.emit({
       type: 'acl_changed',
       service: { namespace, name: '*' },

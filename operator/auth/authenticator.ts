@@ -1,0 +1,169 @@
+/**
+ * Who is calling: every request to the operator's API (and the event-stream handshake) is
+ * resolved to a principal before anything else happens.
+ *
+ * A bearer token is tried, in order, as a static token (standalone files), as a JWT from the
+ * configured issuer (users and groups from claims), and as a Kubernetes ServiceAccount token
+ * (TokenReview; a pod-bound token makes the caller a sidecar). Without a token the caller is
+ * `system:anonymous`, which only a configuration that allows it accepts (standalone's default).
+ *
+ * Resolved principals are cached by the token's SHA-256 until the token expires (at most a
+ * minute), so the discovery hot path pays one hash and one map lookup per authenticated call.
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { MaxineError } from '../../common/errors.js';
+import type { AclIdentity } from '../../common/policy/acl.js';
+import { describeIdentity } from '../../common/policy/acl.js';
+import { bearerToken, decodeClaims } from './tokenreview.js';
+import type { PodIdentity } from './tokenreview.js';
+import type { JwtIdentity } from './jwt.js';
+
+/** Group every pod-bound (sidecar) principal carries; no token can claim it. */
+export const SIDECAR_GROUP = 'maxine:sidecars';
+
+export interface Principal {
+  identity: AclIdentity;
+  /** For logs and audit records: `ServiceAccount shop/web`, `User alice`, `anonymous`. */
+  who: string;
+  /** Cache and rate-limit key: stable per identity, never the token. */
+  key: string;
+  /** The pod a projected token is bound to (sidecars). */
+  pod?: PodIdentity;
+}
+
+export const ANONYMOUS: Principal = {
+  identity: { kind: 'Anonymous' },
+  who: 'anonymous',
+  key: 'anonymous',
+};
+
+export interface AuthenticatorOptions {
+  /** Serve callers without a token as `system:anonymous`. */
+  anonymous: boolean;
+  staticTokens?: { identify(token: string): JwtIdentity };
+  jwt?: { issuer: string; verify(token: string): Promise<JwtIdentity> };
+  reviewer?: { review(token: string): Promise<PodIdentity> };
+  /** How the caller should authenticate, for the 401 message. */
+  hint: string;
+  now?: () => number;
+  cacheMs?: number;
+  maxEntries?: number;
+}
+
+interface Cached {
+  principal: Principal;
+  until: number;
+}
+
+/** Groups with these prefixes are Kubernetes' and ours: a JWT or token file cannot claim them. */
+const RESERVED = /^(system|maxine):/;
+
+export class Authenticator {
+  private readonly cache = new Map<string, Cached>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: AuthenticatorOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get anonymousAllowed(): boolean {
+    return this.opts.anonymous;
+  }
+
+  /**
+   * The caller's principal: synchronously when the answer is known (no token, or a cached
+   * one), else a promise. Fails with UNAUTHENTICATED, saying why without echoing the token.
+   */
+  principal(req: IncomingMessage): Principal | Promise<Principal> {
+    const header = req.headers.authorization;
+    if (header === undefined) {
+      if (this.opts.anonymous) return ANONYMOUS;
+      throw new MaxineError('UNAUTHENTICATED', `Authentication is required: ${this.opts.hint}`);
+    }
+    const token = bearerToken(header);
+    if (token === undefined) {
+      throw new MaxineError('UNAUTHENTICATED', 'The Authorization header must be `Bearer <token>`');
+    }
+    const key = createHash('sha256').update(token).digest('base64url');
+    const hit = this.cache.get(key);
+    if (hit !== undefined && hit.until > this.now()) return hit.principal;
+    return this.resolve(token).then((resolved) => {
+      this.remember(key, resolved);
+      return resolved.principal;
+    });
+  }
+
+  private async resolve(token: string): Promise<Cached> {
+    const max = this.now() + (this.opts.cacheMs ?? 60_000);
+    const user = this.staticUser(token);
+    if (user !== undefined) return { principal: userPrincipal(user), until: max };
+    const claims = decodeClaims(token);
+    if (claims === undefined) {
+      throw new MaxineError('UNAUTHENTICATED', 'The token is neither known nor a JWT');
+    }
+    const expires = typeof claims.exp === 'number' ? claims.exp * 1000 : max;
+    const until = Math.min(max, expires);
+    const jwt = this.opts.jwt;
+    if (jwt !== undefined && claims.iss === jwt.issuer) {
+      return { principal: userPrincipal(await jwt.verify(token)), until };
+    }
+    if (this.opts.reviewer !== undefined) {
+      return { principal: serviceAccountPrincipal(await this.opts.reviewer.review(token)), until };
+    }
+    throw new MaxineError(
+      'UNAUTHENTICATED',
+      `Tokens of issuer "${String(claims.iss).slice(0, 256)}" are not trusted here`,
+    );
+  }
+
+  private staticUser(token: string): JwtIdentity | undefined {
+    try {
+      return this.opts.staticTokens?.identify(token);
+    } catch {
+      return undefined; // not a static token: the next kind is tried
+    }
+  }
+
+  private remember(key: string, entry: Cached): void {
+    if (this.cache.size >= (this.opts.maxEntries ?? 10_000)) {
+      const now = this.now();
+      for (const [k, v] of this.cache) if (v.until <= now) this.cache.delete(k);
+      // Still full: drop the oldest entry (Map keeps insertion order).
+      if (this.cache.size >= (this.opts.maxEntries ?? 10_000)) {
+        const oldest = this.cache.keys().next().value;
+        if (oldest !== undefined) this.cache.delete(oldest);
+      }
+    }
+    this.cache.set(key, entry);
+  }
+}
+
+export function userPrincipal(user: JwtIdentity): Principal {
+  // A user named like a ServiceAccount would match that ServiceAccount's ACL subjects.
+  if (RESERVED.test(user.name)) {
+    throw new MaxineError(
+      'UNAUTHENTICATED',
+      'User names starting with system: or maxine: are reserved',
+    );
+  }
+  const groups = user.groups.filter((g) => !RESERVED.test(g));
+  const identity: AclIdentity = { kind: 'User', name: user.name, groups };
+  return { identity, who: describeIdentity(identity), key: `User\0${user.name}` };
+}
+
+export function serviceAccountPrincipal(sa: PodIdentity): Principal {
+  const identity: AclIdentity = {
+    kind: 'ServiceAccount',
+    namespace: sa.namespace,
+    name: sa.serviceAccount,
+    groups: sa.pod === undefined ? [] : [SIDECAR_GROUP],
+  };
+  const pod = sa.pod === undefined ? '' : ` (pod ${sa.pod.name})`;
+  return {
+    identity,
+    who: `${describeIdentity(identity)}${pod}`,
+    key: `ServiceAccount\0${sa.namespace}/${sa.serviceAccount}\0${sa.pod?.uid ?? ''}`,
+    ...(sa.pod !== undefined && { pod: sa }),
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * Builds the operator's access control from its configuration: the authenticator (static
+ * tokens, JWT, TokenReview), the pod guard, the ACL / intention / rate-limit evaluation, and
+ * the audit log they write to. Kept apart from operator.ts so the defaults of each mode are
+ * read in one place (docs/security.md lists them).
+ */
+import { readFileSync } from 'node:fs';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Counter, Gauge } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
+import type { ServiceRef } from '../../common/policy/acl.js';
+import { selects } from '../kube/pods.js';
+import type { PodLike } from '../kube/pods.js';
+import type { OperatorConfig } from '../config.js';
+import { AccessControl } from '../policy/access.js';
+import type { PolicyStore } from '../policy/store.js';
+import type { Reconciler } from '../reconciler.js';
+import type { Registry } from '../registry/registry.js';
+import { AuditLog } from '../telemetry/audit.js';
+import type { Logger } from '../telemetry/logger.js';
+import { Authenticator } from './authenticator.js';
+import type { Principal } from './authenticator.js';
+import { openGuard, PodGuard } from './instance-guard.js';
+import type { InstanceWriteGuard } from './instance-guard.js';
+import { JwtVerifier } from './jwt.js';
+import { StaticTokens } from './static-tokens.js';
+import { TokenReviewer } from './tokenreview.js';
+
+export interface SecurityDeps {
+  config: OperatorConfig;
+  reconciler: Reconciler;
+  registry: Registry;
+  store: PolicyStore;
+  logger: Logger;
+  prom: PromRegistry;
+  /** Kubernetes mode: the API server and the pod informer. */
+  kube?: {
+    kubeConfig: KubeConfig;
+    pod(namespace: string, name: string): (PodLike & { metadata?: { uid?: string } }) | undefined;
+  };
+}
+
+export interface Security {
+  access: AccessControl;
+  guard: InstanceWriteGuard;
+  /** Opens the audit log (when configured); records before this are not kept. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
+  /** What start-up should warn about. */
+  warnings(): string[];
+}
+
+/** How long the services a principal's workload is part of are remembered. */
+const SOURCES_TTL_MS = 2_000;
+
+function jwtVerifierOf(config: OperatorConfig): JwtVerifier | undefined {
+  if (config.jwtIssuer === undefined || config.jwtAudience === undefined) return undefined;
+  return new JwtVerifier({
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    key:
+      config.jwtJwksUrl !== undefined
+        ? { jwksUrl: config.jwtJwksUrl }
+        : { pem: readFileSync(config.jwtPublicKeyFile ?? '', 'utf8') },
+    userClaim: config.jwtUserClaim,
+    groupsClaim: config.jwtGroupsClaim,
+    clockSkewSeconds: config.jwtClockSkewSeconds,
+  });
+}
+
+function authenticatorOf(config: OperatorConfig, kube: SecurityDeps['kube']): Authenticator {
+  const jwt = jwtVerifierOf(config);
+  const file = config.staticTokensFile;
+  const staticTokens =
+    file === undefined ? undefined : StaticTokens.parse(readFileSync(file, 'utf8'), file);
+  const hints = [
+    kube && "a sidecar presents its pod's projected ServiceAccount token",
+    jwt && `a JWT from ${config.jwtIssuer}`,
+    staticTokens && 'a token from the static tokens file',
+  ].filter((h) => typeof h === 'string');
+  return new Authenticator({
+    anonymous: config.anonymous ?? config.mode !== 'kubernetes',
+    ...(staticTokens && { staticTokens }),
+    ...(jwt && { jwt: { issuer: config.jwtIssuer ?? '', verify: (t) => jwt.verify(t) } }),
+    ...(kube && {
+      reviewer: new TokenReviewer({ kubeConfig: kube.kubeConfig, audience: config.tokenAudience }),
+    }),
+    hint:
+      hints.length > 0
+        ? `send \`Authorization: Bearer <token>\`: ${hints.join(', or ')}`
+        : 'no token kind is configured',
+  });
+}
+
+function guardOf(deps: SecurityDeps): InstanceWriteGuard {
+  const { kube, reconciler } = deps;
+  if (kube === undefined) return openGuard;
+  return new PodGuard({
+    pod: (namespace, name) => kube.pod(namespace, name),
+    service: (namespace, name) => {
+      const r = reconciler.resourceOf(`MaxineService/${namespace}/${name}`);
+      return r?.kind === 'MaxineService' ? r.spec : undefined;
+    },
+    ownerOf: (id) => {
+      const instance = deps.registry.getInstance(id);
+      return instance && { namespace: instance.service.namespace, pod: instance.metadata.pod };
+    },
+  });
+}
+
+/**
+ * The services a principal's workload is part of: a sidecar's, those whose selector picks its
+ * pod; a ServiceAccount's, those declaring it as `spec.serviceAccount`.
+ */
+function sourcesResolver(deps: SecurityDeps): (principal: Principal) => ServiceRef[] {
+  const sources = new Map<string, { until: number; refs: ServiceRef[] }>();
+  return (principal) => {
+    const id = principal.identity;
+    if (id.kind !== 'ServiceAccount') return [];
+    const now = Date.now();
+    const hit = sources.get(principal.key);
+    if (hit !== undefined && hit.until > now) return hit.refs;
+    const podName = principal.pod?.pod?.name;
+    const pod = podName === undefined ? undefined : deps.kube?.pod(id.namespace, podName);
+    const refs: ServiceRef[] = [];
+    for (const s of deps.reconciler.services()) {
+      if (s.namespace !== id.namespace) continue;
+      const mine =
+        pod !== undefined
+          ? selects(s.spec.selector, pod.metadata?.labels)
+          : s.spec.serviceAccount === id.name;
+      if (mine) refs.push({ namespace: s.namespace, name: s.name });
+    }
+    if (sources.size > 10_000) sources.clear();
+    sources.set(principal.key, { until: now + SOURCES_TTL_MS, refs });
+    return refs;
+  };
+}
+
+export function createSecurity(deps: SecurityDeps): Security {
+  const { config, reconciler } = deps;
+  const kubernetes = config.mode === 'kubernetes';
+  const authenticator = authenticatorOf(config, deps.kube);
+  const guard = guardOf(deps);
+  const denials = new Counter({
+    name: 'maxine_access_denied_total',
+    help: 'Requests refused by access control, by reason',
+    labelNames: ['reason'],
+    registers: [deps.prom],
+  });
+  const limited = new Counter({
+    name: 'maxine_rate_limited_total',
+    help: 'Requests refused with 429, by the limit that was exhausted',
+    labelNames: ['scope'],
+    registers: [deps.prom],
+  });
+  new Gauge({
+    name: 'maxine_rate_limit_requests_per_second',
+    help: 'Configured token-bucket rates: per identity (operator flag) and per service (spec.rateLimit)',
+    labelNames: ['scope', 'service'],
+    registers: [deps.prom],
+    collect() {
+      this.reset();
+      if (config.identityRateLimit > 0)
+        this.set({ scope: 'identity', service: '' }, config.identityRateLimit);
+      for (const s of reconciler.services()) {
+        if (s.spec.rateLimit !== undefined)
+          this.set(
+            { scope: 'service', service: `${s.namespace}/${s.name}` },
+            s.spec.rateLimit.requestsPerSecond,
+          );
+      }
+    },
+  });
+
+  let audit: AuditLog | undefined;
+  const access = new AccessControl({
+    authenticator,
+    store: deps.store,
+    aclDefault: config.aclDefault ?? (kubernetes ? 'deny' : 'allow'),
+    intentionDefault: config.intentionDefault,
+    policyNamespaces: config.policyNamespaces,
+    bootstrapAdmins: config.bootstrapAdmins,
+    sidecarReadAll: config.sidecarReadAll,
+    sourcesOf: sourcesResolver(deps),
+    serviceLimit: (s) => {
+      const r = reconciler.resourceOf(`MaxineService/${s.namespace}/${s.name}`);
+      return r?.kind === 'MaxineService' ? r.spec.rateLimit : undefined;
+    },
+    ...(config.identityRateLimit > 0 && {
+      identityLimit: {
+        requestsPerSecond: config.identityRateLimit,
+        burst: config.identityRateBurst ?? Math.max(1, Math.ceil(config.identityRateLimit * 2)),
+      },
+    }),
+    audit: (entry) => audit?.record(entry),
+    metrics: {
+      denied: (reason) => denials.inc({ reason }),
+      rateLimited: (scope) => limited.inc({ scope }),
+    },
+    logger: deps.logger,
+  });
+
+  const auditOn = config.auditDir !== undefined && config.auditDir !== 'off';
+  return {
+    access,
+    guard,
+    async start() {
+      if (auditOn)
+        audit = await AuditLog.open({
+          dir: config.auditDir ?? '',
+          size: config.auditMaxSize,
+          keep: config.auditKeep,
+        });
+    },
+    async stop() {
+      await audit?.close();
+      audit = undefined;
+    },
+    ...(auditOn && {
+      auditExport: (range: { from?: number; to?: number }) => {
+        if (audit === undefined) throw new Error('the audit log is not open');
+        return audit.export(range);
+      },
+    }),
+    warnings() {
+      const out: string[] = [];
+      if (access.anonymousAllowed && access.aclDefaultAllows)
+        out.push(
+          `${config.mode} mode: requests without a token are served and ACLs allow what they do not mention; bind to localhost only`,
+        );
+      if (!auditOn) out.push('the audit log is off (--audit-dir)');
+      return out;
+    },
+  };
+}

@@ -1,0 +1,374 @@
+/**
+ * Access control in one place: every API request and event-stream handshake asks here who
+ * the caller is (authenticator.ts), whether its MaxineACLs allow the verb on the service,
+ * whether the MaxineIntentions let its service call the one it discovers, and whether its
+ * rate limits have room. Each refusal is a catalog error naming what decided it, is counted
+ * in metrics and is written to the audit log; so is every successful change.
+ *
+ * The ACL index and the decisions are rebuilt lazily: a policy change bumps the store's
+ * version, and the next request compiles the new index. Decisions are cached per identity,
+ * verb and service until then, so the discovery hot path pays a map lookup.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { MaxineError } from '../../common/errors.js';
+import { AclEvaluator } from '../../common/policy/acl.js';
+import type { AclDecision, AclObject, AclVerb, ServiceRef } from '../../common/policy/acl.js';
+import { evaluateIntentions } from '../../common/policy/intentions.js';
+import type {
+  HttpRequestInfo,
+  IntentionDecision,
+  IntentionEntry,
+} from '../../common/policy/intentions.js';
+import { RateLimiter } from '../../common/policy/rate-limit.js';
+import type { BucketLimits } from '../../common/policy/rate-limit.js';
+import type { Authenticator, Principal } from '../auth/authenticator.js';
+import { SIDECAR_GROUP } from '../auth/authenticator.js';
+import type { AuditEntry } from '../telemetry/audit.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { PolicyStore } from './store.js';
+import { requestId } from '../http/instances.js';
+
+/** A request and who made it: what every check and audit record is about. */
+export interface Caller {
+  req: IncomingMessage;
+  principal: Principal;
+}
+
+export type Denial = 'unauthenticated' | 'acl' | 'intention' | 'blocked' | 'rate_limit' | 'pod';
+
+export interface AccessMetrics {
+  denied(reason: Denial): void;
+  rateLimited(scope: 'identity' | 'service'): void;
+}
+
+export interface AccessOptions {
+  authenticator: Authenticator;
+  store: PolicyStore;
+  aclDefault: 'allow' | 'deny';
+  intentionDefault: 'allow' | 'deny';
+  /** Namespaces whose ACLs and intentions may govern other namespaces' services. */
+  policyNamespaces: readonly string[];
+  /** `User:name` / `Group:name` subjects holding every right. */
+  bootstrapAdmins: readonly string[];
+  /** Pod-bound principals may discover and read everything unless an ACL denies. */
+  sidecarReadAll: boolean;
+  /** The services a principal's workload is (sidecars: their pod's; SAs: by spec). */
+  sourcesOf(principal: Principal): readonly ServiceRef[];
+  /** The rate limit a MaxineService declares. */
+  serviceLimit(service: ServiceRef): BucketLimits | undefined;
+  identityLimit?: BucketLimits;
+  audit?: (entry: AuditEntry) => void;
+  metrics?: AccessMetrics;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** The built-in grants, evaluated like ACLs (an ACL's deny still wins over them). */
+const BUILTIN = '(builtin)';
+
+function builtinAcls(opts: AccessOptions): AclObject[] {
+  const acls: AclObject[] = [];
+  const admins = opts.bootstrapAdmins.map((s) => {
+    const [kind, name] = s.split(':', 2) as ['User' | 'Group', string];
+    return { kind, name };
+  });
+  if (admins.length > 0) {
+    acls.push({
+      namespace: BUILTIN,
+      name: 'bootstrap-admins',
+      spec: { subjects: admins, rules: [{ services: ['*/*'], verbs: ['admin'], effect: 'allow' }] },
+    });
+  }
+  if (opts.sidecarReadAll) {
+    acls.push({
+      namespace: BUILTIN,
+      name: 'sidecars',
+      spec: {
+        subjects: [{ kind: 'Group', name: SIDECAR_GROUP }],
+        rules: [{ services: ['*/*'], verbs: ['discover', 'read'], effect: 'allow' }],
+      },
+    });
+  }
+  return acls;
+}
+
+const CACHE_LIMIT = 50_000;
+
+export class AccessControl {
+  private version = -1;
+  private acl!: AclEvaluator;
+  private intentions: IntentionEntry[] = [];
+  private readonly decisions = new Map<string, AclDecision>();
+  private readonly intentionDecisions = new Map<string, IntentionDecision>();
+  private readonly limiter = new RateLimiter();
+  private readonly now: () => number;
+  private readonly global: ReadonlySet<string>;
+
+  constructor(private readonly opts: AccessOptions) {
+    this.now = opts.now ?? Date.now;
+    this.global = new Set([BUILTIN, ...opts.policyNamespaces]);
+  }
+
+  /** Whether ACLs allow what no rule mentions. */
+  get aclDefaultAllows(): boolean {
+    return this.opts.aclDefault === 'allow';
+  }
+
+  /** Whether callers without a token are served. */
+  get anonymousAllowed(): boolean {
+    return this.opts.authenticator.anonymousAllowed;
+  }
+
+  /**
+   * The caller's principal (sync when known), after its per-identity rate limit. A failure is
+   * audited and rethrown as the catalog error.
+   */
+  principal(req: IncomingMessage, action: string): Principal | Promise<Principal> {
+    const fail = (err: unknown): never => {
+      const e = err instanceof MaxineError ? err : undefined;
+      if (e?.code === 'UNAUTHENTICATED') {
+        this.opts.metrics?.denied('unauthenticated');
+        this.record(req, { who: 'unknown', action, outcome: 'unauthenticated', reason: e.message });
+      }
+      throw err;
+    };
+    let p: Principal | Promise<Principal>;
+    try {
+      p = this.opts.authenticator.principal(req);
+    } catch (err) {
+      return fail(err);
+    }
+    if (p instanceof Promise) {
+      return p.then((principal) => this.limitIdentity({ req, principal }, action), fail);
+    }
+    return this.limitIdentity({ req, principal: p }, action);
+  }
+
+  private limitIdentity(caller: Caller, action: string): Principal {
+    const limits = this.opts.identityLimit;
+    if (limits !== undefined) this.take(caller, `i\0${caller.principal.key}`, limits, { action });
+    return caller.principal;
+  }
+
+  private take(
+    caller: Caller,
+    key: string,
+    limits: BucketLimits,
+    { action, service }: { action: string; service?: ServiceRef },
+  ): void {
+    const taken = this.limiter.take(key, limits, this.now());
+    if (taken.allowed) return;
+    const scope = service === undefined ? 'identity' : 'service';
+    this.opts.metrics?.rateLimited(scope);
+    const target = service === undefined ? '' : ` for ${service.namespace}/${service.name}`;
+    const reason = `${caller.principal.who} exceeded ${limits.requestsPerSecond} requests/s (burst ${limits.burst})${target}`;
+    this.deny(caller, { action, service, reason, denial: 'rate_limit' });
+    throw new MaxineError('RATE_LIMITED', `Rate limit exceeded: ${reason}`, {
+      scope,
+      retryAfterSeconds: taken.retryAfterSeconds,
+    });
+  }
+
+  /** The ACL decision for a verb on a service (cached until the policies change). */
+  decide(principal: Principal, verb: AclVerb, service: ServiceRef): AclDecision {
+    this.refresh();
+    const key = `${principal.key}\0${verb}\0${service.namespace}/${service.name}`;
+    let decision = this.decisions.get(key);
+    if (decision === undefined) {
+      decision = this.acl.decide(principal.identity, verb, service, this.opts.aclDefault);
+      if (this.decisions.size >= CACHE_LIMIT) this.decisions.clear();
+      this.decisions.set(key, decision);
+    }
+    return decision;
+  }
+
+  /** Throws FORBIDDEN (audited) unless the ACLs allow `verb` on `service`. */
+  authorize(caller: Caller, verb: AclVerb, service: ServiceRef, action: string = verb): void {
+    const decision = this.decide(caller.principal, verb, service);
+    if (!decision.allowed) this.refuse(caller, action, service, decision);
+  }
+
+  /**
+   * A registration by a sidecar: its pod's selector already grants it, so only an explicit
+   * ACL deny refuses it. Anyone else needs an ACL allow (or an allowing default).
+   */
+  authorizeRegistration(caller: Caller, service: ServiceRef): void {
+    const decision = this.decide(caller.principal, 'register', service);
+    const explicitDeny = !decision.allowed && decision.decidedBy !== 'default';
+    if (caller.principal.pod !== undefined ? explicitDeny : !decision.allowed)
+      this.refuse(caller, 'register', service, decision);
+  }
+
+  private refuse(
+    caller: Caller,
+    action: string,
+    service: ServiceRef,
+    decision: AclDecision,
+  ): never {
+    this.deny(caller, { action, service, reason: decision.reason, denial: 'acl' });
+    throw new MaxineError('FORBIDDEN', decision.reason, {
+      decidedBy: decision.decidedBy,
+      ...(decision.rule !== undefined && { rule: decision.rule }),
+    });
+  }
+
+  /** A predicate telling which services `principal` may read (catalogue and events). */
+  canRead(principal: Principal): (service: ServiceRef) => boolean {
+    return (service) => this.decide(principal, 'read', service).allowed;
+  }
+
+  /**
+   * Whether `principal` may see a resource in the catalogue: a MaxineService by `read` on it,
+   * an intention by `read` on its destination, an ACL by `admin` on its namespace.
+   */
+  mayView(
+    principal: Principal,
+    r: { kind: string; namespace: string; name: string; spec: unknown },
+  ): boolean {
+    if (r.kind === 'MaxineService') return this.decide(principal, 'read', r).allowed;
+    if (r.kind === 'MaxineIntention') {
+      const d = (r.spec as { destination: { namespace?: string; name: string } }).destination;
+      const destination = { namespace: d.namespace ?? r.namespace, name: d.name };
+      return this.decide(principal, 'read', destination).allowed;
+    }
+    return this.decide(principal, 'admin', { namespace: r.namespace, name: '*' }).allowed;
+  }
+
+  /**
+   * Everything discovery of `service` asks besides its own blocked flag: the ACL `discover`
+   * verb, the intentions between the caller's services and this one, and the service's
+   * rate limit per caller.
+   */
+  discover(caller: Caller, service: ServiceRef): void {
+    this.authorize(caller, 'discover', service);
+    for (const source of this.sourcesFor(caller)) {
+      const decision = this.intention(source, service);
+      if (!decision.allowed) {
+        this.deny(caller, {
+          action: 'discover',
+          service,
+          reason: decision.reason,
+          denial: 'intention',
+        });
+        throw new MaxineError('FORBIDDEN', decision.reason, {
+          decidedBy: decision.decidedBy,
+          source: `${source.namespace}/${source.name}`,
+        });
+      }
+    }
+    const limits = this.opts.serviceLimit(service);
+    if (limits !== undefined) {
+      const key = `s\0${caller.principal.key}\0${service.namespace}/${service.name}`;
+      this.take(caller, key, limits, { action: 'discover', service });
+    }
+  }
+
+  /**
+   * The caller's own services: known ones (a sidecar's pod, a ServiceAccount's declared
+   * services) or, failing those, the `x-maxine-source` it names. Trusting a named source
+   * grants nothing: a caller that names none is not checked against intentions at all.
+   */
+  private sourcesFor(caller: Caller): readonly ServiceRef[] {
+    const known = this.opts.sourcesOf(caller.principal);
+    if (known.length > 0) return known;
+    const named = caller.req.headers['x-maxine-source'];
+    if (typeof named !== 'string') return known;
+    const m = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$/.exec(
+      named,
+    );
+    if (m === null) {
+      throw new MaxineError(
+        'VALIDATION_FAILED',
+        'x-maxine-source must be "namespace/name" of the calling service',
+      );
+    }
+    return [{ namespace: m[1]!, name: m[3]! }];
+  }
+
+  /** May `source` call `destination` (with this HTTP request, if given)? */
+  intention(
+    source: ServiceRef,
+    destination: ServiceRef,
+    http?: HttpRequestInfo,
+  ): IntentionDecision {
+    this.refresh();
+    const request = { source, destination, ...(http && { http }) };
+    if (http !== undefined)
+      return evaluateIntentions(this.intentions, request, this.opts.intentionDefault);
+    const key = `${source.namespace}/${source.name}\0${destination.namespace}/${destination.name}`;
+    let decision = this.intentionDecisions.get(key);
+    if (decision === undefined) {
+      decision = evaluateIntentions(this.intentions, request, this.opts.intentionDefault);
+      if (this.intentionDecisions.size >= CACHE_LIMIT) this.intentionDecisions.clear();
+      this.intentionDecisions.set(key, decision);
+    }
+    return decision;
+  }
+
+  /** Records a refusal that was decided elsewhere (blocked service, another pod's instance). */
+  deny(
+    { req, principal }: Caller,
+    what: { action: string; service?: ServiceRef; object?: string; reason: string; denial: Denial },
+  ): void {
+    this.opts.metrics?.denied(what.denial);
+    this.record(req, {
+      who: principal.who,
+      action: what.action,
+      object:
+        what.object ?? (what.service && `service ${what.service.namespace}/${what.service.name}`),
+      outcome: 'denied',
+      reason: what.reason,
+    });
+  }
+
+  /**
+   * Runs `work`, auditing a refusal decided inside it (a blocked service, another pod's
+   * instance) before it propagates.
+   */
+  audited<T>(
+    caller: Caller,
+    what: { action: string; service?: ServiceRef; object?: string },
+    work: () => T,
+  ): T {
+    try {
+      return work();
+    } catch (err) {
+      if (err instanceof MaxineError && err.status === 403) {
+        const denial = err.code === 'SERVICE_BLOCKED' ? 'blocked' : 'pod';
+        this.deny(caller, { ...what, reason: err.message, denial });
+      }
+      throw err;
+    }
+  }
+
+  /** Records an allowed change (registration, deregistration). */
+  allowed({ req, principal }: Caller, action: string, object: string): void {
+    this.record(req, { who: principal.who, action, object, outcome: 'allowed' });
+  }
+
+  private record(req: IncomingMessage, entry: Omit<AuditEntry, 'reqId'>): void {
+    if (this.opts.audit === undefined) return;
+    const reqId = (req as { id?: string }).id ?? requestId(req) ?? randomUUID();
+    this.opts.audit({ ...entry, reqId });
+  }
+
+  private refresh(): void {
+    if (this.version === this.opts.store.version) return;
+    this.version = this.opts.store.version;
+    const acls = [...builtinAcls(this.opts), ...this.opts.store.acls.values()];
+    this.acl = new AclEvaluator(acls, { globalNamespaces: [...this.global] });
+    // An intention outside the policy namespaces governs only its own namespace's services.
+    this.intentions = [...this.opts.store.intentions.values()].filter(
+      (i) =>
+        this.global.has(i.namespace) ||
+        (i.spec.destination.namespace ?? i.namespace) === i.namespace,
+    );
+    this.decisions.clear();
+    this.intentionDecisions.clear();
+    this.opts.logger.debug(
+      { acls: acls.length, intentions: this.intentions.length },
+      'policy index rebuilt',
+    );
+  }
+}
