@@ -145,6 +145,8 @@ export const EVENT_TYPES = [
   'service_healthy',
   'service_updated',
   'service_deleted',
+  'service_blocked',
+  'service_unblocked',
   'config_changed',
   'config_deleted',
   'circuit_state_changed',

@@ -4,6 +4,7 @@
  * that ServiceAccount, so the operator under test has exactly its RBAC rights.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { Writable } from 'node:stream';
@@ -66,12 +67,23 @@ export async function installCrds(cp: ControlPlane): Promise<void> {
   await kubectl(cp, ['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
 }
 
-/** An in-process operator in kubernetes mode with the operator's own RBAC; logs discarded. */
+/** The user the e2e operators know as their bootstrap administrator. */
+export const E2E_ADMIN = 'e2e-admin';
+
+/**
+ * An in-process operator in kubernetes mode with the operator's own RBAC; logs discarded.
+ * It knows one static token, of a bootstrap administrator: `admin` holds the header for it.
+ */
 export async function startKubeOperator(
   cp: ControlPlane,
   overrides: Record<string, unknown> = {},
-): Promise<{ operator: Operator; base: string }> {
+): Promise<{ operator: Operator; base: string; admin: { authorization: string } }> {
   const sink = new Writable({ write: (_c, _e, done) => done() });
+  const token = randomBytes(24).toString('base64url');
+  const tokensFile = join(cp.dir, `tokens-${token.slice(0, 8)}.yaml`);
+  await writeFile(tokensFile, stringify({ tokens: [{ token, user: E2E_ADMIN }] }), {
+    mode: 0o600,
+  });
   const operator = createOperator(
     configSchema.parse({
       port: 0,
@@ -80,10 +92,16 @@ export async function startKubeOperator(
       logLevel: 'warn',
       // The injection webhook is tested on its own (sidecar.e2e); elsewhere it stays off.
       webhook: false,
+      staticTokensFile: tokensFile,
+      bootstrapAdmins: [`User:${E2E_ADMIN}`],
       ...overrides,
     }),
     createLogger('warn', sink),
   );
   const address = await operator.start();
-  return { operator, base: `http://127.0.0.1:${address.port}` };
+  return {
+    operator,
+    base: `http://127.0.0.1:${address.port}`,
+    admin: { authorization: `Bearer ${token}` },
+  };
 }

@@ -12,6 +12,7 @@ import { installCrds, startKubeOperator } from './operator-identity.js';
 let cp: ControlPlane;
 let operator: Operator;
 let base: string;
+let admin: { authorization: string };
 
 async function kubectl(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input === undefined ? {} : { input });
@@ -28,7 +29,7 @@ interface Item {
 }
 
 async function instances(): Promise<Item[]> {
-  const res = await fetch(`${base}/api/v1/services/shop/web`);
+  const res = await fetch(`${base}/api/v1/services/shop/web`, { headers: admin });
   return res.status === 200 ? ((await res.json()) as { items: Item[] }).items : [];
 }
 
@@ -55,7 +56,7 @@ beforeAll(async () => {
   cp = await startControlPlane({ workloads: true });
   await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
-  ({ operator, base } = await startKubeOperator(cp));
+  ({ operator, base, admin } = await startKubeOperator(cp));
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
@@ -85,7 +86,8 @@ afterAll(async () => {
 describe('pods as instances', () => {
   it('follows a Deployment scaled 0 → 3 → 1', async () => {
     await eventually(
-      async () => (await fetch(`${base}/api/v1/services/shop/web`)).status === 200,
+      async () =>
+        (await fetch(`${base}/api/v1/services/shop/web`, { headers: admin })).status === 200,
       5000,
     );
     expect(await instances()).toEqual([]);
@@ -97,7 +99,7 @@ describe('pods as instances', () => {
       three.every((i) => i.source === 'kubernetes' && i.metadata.pod?.startsWith('web-')),
     ).toBe(true);
     const discovered = (await (
-      await fetch(`${base}/api/v1/discover/shop/web?all=true`)
+      await fetch(`${base}/api/v1/discover/shop/web?all=true`, { headers: admin })
     ).json()) as { instances: unknown[] };
     expect(discovered.instances).toHaveLength(3);
 
@@ -124,7 +126,8 @@ describe('pods as instances', () => {
   it('deleting the MaxineService removes its pod instances', async () => {
     await kubectl(['delete', 'msvc', 'web', '-n', 'shop']);
     await eventually(
-      async () => (await fetch(`${base}/api/v1/services/shop/web`)).status === 404,
+      async () =>
+        (await fetch(`${base}/api/v1/services/shop/web`, { headers: admin })).status === 404,
       3000,
     );
   });

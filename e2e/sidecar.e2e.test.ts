@@ -26,6 +26,7 @@ import { eventually } from '../test/helpers/operator.js';
 let cp: ControlPlane;
 let operator: Operator;
 let base: string;
+let admin: { authorization: string };
 let work: string;
 const sidecars = new Map<string, { proc: ChildProcess; url: string; log: string[] }>();
 
@@ -73,7 +74,7 @@ async function pods(): Promise<Pod[]> {
 }
 
 async function instances(): Promise<Instance[]> {
-  const res = await fetch(`${base}/api/v1/services/shop/web`);
+  const res = await fetch(`${base}/api/v1/services/shop/web`, { headers: admin });
   return res.status === 200 ? ((await res.json()) as { items: Instance[] }).items : [];
 }
 
@@ -167,7 +168,7 @@ beforeAll(async () => {
   await kubectl(['create', 'namespace', 'shop']);
   await kubectl(['label', 'namespace', 'shop', 'maxine.io/injection=enabled']);
   const [apiPort, webhookPort] = (await freePorts(2)) as [number, number];
-  ({ operator, base } = await startKubeOperator(cp, {
+  ({ operator, base, admin } = await startKubeOperator(cp, {
     port: apiPort,
     webhook: true,
     webhookHost: '127.0.0.1',

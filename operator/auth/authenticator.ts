@@ -26,7 +26,7 @@ export interface Principal {
   identity: AclIdentity;
   /** For logs and audit records: `ServiceAccount shop/web`, `User alice`, `anonymous`. */
   who: string;
-  /** Cache and rate-limit key: stable per identity, never the token. */
+  /** Cache and rate-limit key: one per identity and group set, never the token. */
   key: string;
   /** The pod a projected token is bound to (sidecars). */
   pod?: PodIdentity;
@@ -149,7 +149,9 @@ export function userPrincipal(user: JwtIdentity): Principal {
   }
   const groups = user.groups.filter((g) => !RESERVED.test(g));
   const identity: AclIdentity = { kind: 'User', name: user.name, groups };
-  return { identity, who: describeIdentity(identity), key: `User\0${user.name}` };
+  // Decisions are cached by key: two tokens of one user may carry different groups.
+  const key = `User\0${user.name}\0${[...new Set(groups)].sort().join('\0')}`;
+  return { identity, who: describeIdentity(identity), key };
 }
 
 export function serviceAccountPrincipal(sa: PodIdentity): Principal {

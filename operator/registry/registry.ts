@@ -120,6 +120,21 @@ export class Registry {
       },
     });
     this.emitConfigChange(ref, previous?.config, spec.config);
+    this.emitBlockedChange(ref, previous?.blocked, spec.blocked);
+  }
+
+  /** `service_blocked` when a block starts or changes, `service_unblocked` when it ends. */
+  private emitBlockedChange(
+    service: ServiceRef,
+    before: ServiceSpec['blocked'],
+    after: ServiceSpec['blocked'],
+  ): void {
+    if (after !== undefined) {
+      if (JSON.stringify(before) !== JSON.stringify(after))
+        this.opts.emit({ type: 'service_blocked', service, data: { ...after } });
+    } else if (before !== undefined) {
+      this.opts.emit({ type: 'service_unblocked', service, data: { previous: { ...before } } });
+    }
   }
 
   /** Removes a declaration. Registered instances stay (as undeclared) when that is allowed. */
