@@ -59,6 +59,7 @@ const body = (service: string, namespace = 'shop') =>
 function outcome(work: () => unknown): string {
   try {
     const r = work();
+    if (typeof r === 'string') return r;
     return (r as { kind?: string; id?: string } | undefined)?.id ?? 'ok';
   } catch (e) {
     if (e instanceof MaxineError) return e.code;
@@ -91,14 +92,17 @@ describe('PodGuard.register', () => {
 
 describe('PodGuard.instance', () => {
   it.each([
-    ['its own instance', 'web-1', 'shop.web-1.web', 'ok'],
+    ['its own instance', 'web-1', 'shop.web-1.web', 'own pod'],
     ["another pod's instance", 'web-1', 'shop.orders-1.orders', 'FORBIDDEN'],
-    ['an unknown instance (the registry answers 404)', 'web-1', 'shop.gone.web', 'ok'],
+    ['an unknown instance (the registry answers 404)', 'web-1', 'shop.gone.web', 'acl'],
     ["a pod's instance, by a user", 'alice', 'shop.web-1.web', 'FORBIDDEN'],
     ["a pod's instance, anonymously", 'anonymous', 'shop.web-1.web', 'FORBIDDEN'],
-    ['an instance of no pod: left to ACLs', 'alice', 'vm-1', 'ok'],
+    ['an instance of no pod: left to ACLs', 'alice', 'vm-1', 'acl'],
+    ['an instance of no pod, by a sidecar: left to ACLs', 'web-1', 'vm-1', 'acl'],
     ['the token of an earlier pod with the same name', 'web-old', 'shop.web-1.web', 'FORBIDDEN'],
   ])('%s', (_what, who, id, expected) => {
-    expect(outcome(() => guard.instance(principals[who]!, id))).toBe(expected);
+    expect(outcome(() => (guard.instance(principals[who]!, id) ? 'own pod' : 'acl'))).toBe(
+      expected,
+    );
   });
 });

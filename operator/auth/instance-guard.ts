@@ -21,14 +21,17 @@ export type RegisterPlan =
 
 export interface InstanceWriteGuard {
   register(principal: Principal, body: RegisterRequest): RegisterPlan;
-  /** Throws unless the caller may renew or remove instance `id` (ACLs aside). */
-  instance(principal: Principal, id: string): void;
+  /**
+   * Throws unless the caller may renew or remove instance `id` (ACLs aside); true when the
+   * instance is the caller's own pod's.
+   */
+  instance(principal: Principal, id: string): boolean;
 }
 
 /** Standalone: no pods, every instance is decided by ACLs alone. */
 export const openGuard: InstanceWriteGuard = {
   register: () => ({ kind: 'registration' }),
-  instance: () => undefined,
+  instance: () => false,
 };
 
 /** What the guard reads from the informer caches and the registry. */
@@ -78,13 +81,13 @@ export class PodGuard implements InstanceWriteGuard {
     };
   }
 
-  instance(principal: Principal, id: string): void {
+  instance(principal: Principal, id: string): boolean {
     const identity = principal.pod;
     if (identity !== undefined) this.podOf(identity);
     const owner = this.directory.ownerOf(id);
     // Unknown ids answer 404 from the registry, so the sidecar registers again. Instances
     // that are no pod's are left to ACLs.
-    if (owner?.pod === undefined) return;
+    if (owner?.pod === undefined) return false;
     if (owner.namespace !== identity?.namespace || owner.pod !== identity.pod?.name) {
       const whose =
         identity === undefined
@@ -95,6 +98,7 @@ export class PodGuard implements InstanceWriteGuard {
         `Instance "${id}" belongs to pod ${owner.namespace}/${owner.pod}, not to ${whose}: only that pod's sidecar may write it`,
       );
     }
+    return true;
   }
 
   /**

@@ -60,7 +60,7 @@ export async function registerAnswer(
     { action: 'register', service },
     () => {
       const plan = deps.guard.register(principal, body.data);
-      deps.access.authorizeRegistration(caller, service);
+      deps.access.authorizeRegistration(caller, service, plan.kind === 'sidecar');
       const done =
         plan.kind === 'sidecar'
           ? deps.registry.attachSidecar(plan.id, body.data)
@@ -98,10 +98,10 @@ export function authorizeInstanceWrite(
 ): void {
   const instance = deps.registry.getInstance(id);
   if (instance === undefined) return;
-  deps.access.audited(caller, { action, object: `instance ${id}` }, () => {
-    deps.guard.instance(caller.principal, id);
-  });
-  deps.access.authorizeRegistration(caller, instance.service);
+  const ownPod = deps.access.audited(caller, { action, object: `instance ${id}` }, () =>
+    deps.guard.instance(caller.principal, id),
+  );
+  deps.access.authorizeRegistration(caller, instance.service, ownPod);
 }
 
 export function matchHeartbeat(req: IncomingMessage): string | undefined {

@@ -190,13 +190,14 @@ export class AccessControl {
   }
 
   /**
-   * A registration by a sidecar: its pod's selector already grants it, so only an explicit
-   * ACL deny refuses it. Anyone else needs an ACL allow (or an allowing default).
+   * A registration or instance write. A sidecar writing its own pod's instance is granted by
+   * the pod's selector (`ownPod`), so only an explicit ACL deny refuses it; anything else
+   * needs an ACL allow (or an allowing default).
    */
-  authorizeRegistration(caller: Caller, service: ServiceRef): void {
+  authorizeRegistration(caller: Caller, service: ServiceRef, ownPod: boolean): void {
     const decision = this.decide(caller.principal, 'register', service);
     const explicitDeny = !decision.allowed && decision.decidedBy !== 'default';
-    if (caller.principal.pod !== undefined ? explicitDeny : !decision.allowed)
+    if (ownPod ? explicitDeny : !decision.allowed)
       this.refuse(caller, 'register', service, decision);
   }
 
