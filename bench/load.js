@@ -34,6 +34,7 @@ const autocannon = /** @type {(opts: Record<string, unknown>) => AutocannonInsta
  * @property {string} [method]
  * @property {string} [body]
  * @property {() => { path?: string, body?: string }} [vary] per-request path/body (cycling ids)
+ * @property {Record<string, string>} [headers] sent with every request (a bearer token)
  * @property {number} connections
  * @property {number} pipelining
  * @property {number} durationSec
@@ -87,7 +88,10 @@ export function cpuSecondsOf(pid) {
  */
 function runOnce(spec, record) {
   const { port, path, method = 'GET', body, vary } = spec;
-  const headers = method === 'GET' ? {} : { 'content-type': 'application/json' };
+  const headers = {
+    ...(method === 'GET' ? {} : { 'content-type': 'application/json' }),
+    ...spec.headers,
+  };
   /** @type {Record<string, unknown>} */
   const request = { method, path, headers, body };
   if (vary !== undefined) {

@@ -19,6 +19,7 @@
  * the current LTS; `npm i --prefix /tmp/lts node@24` fetches one from the npm registry).
  */
 import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import {
   existsSync,
@@ -139,9 +140,10 @@ function commandLine() {
  * @param {string} resources
  * @param {string} name
  * @param {string[]} [nodeFlags]
+ * @param {string[]} [operatorArgs]
  * @returns {Promise<Child>}
  */
-async function startOperator(resources, name, nodeFlags = []) {
+async function startOperator(resources, name, nodeFlags = [], operatorArgs = []) {
   const port = await freePort();
   const extra = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   return startChild({
@@ -154,8 +156,65 @@ async function startOperator(resources, name, nodeFlags = []) {
       OPERATOR_MAIN,
       ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
       ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
+      ...operatorArgs,
     ],
   });
+}
+
+/** The bearer token of the authenticated-discovery scenario (generated per run). */
+const BENCH_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
+
+/**
+ * An operator with access control as in a cluster: callers need a token (a static one
+ * here), ACLs default to deny, an intention is evaluated for the caller's named source, and
+ * the audit log is on. Instances are registered anonymously through an ACL granting the
+ * unauthenticated group `register` (so the bench's registration helper needs no token).
+ * @param {string} tmp
+ * @returns {Promise<Child>}
+ */
+async function startSecuredOperator(tmp) {
+  const resources = join(tmp, 'secured');
+  mkdirSync(resources);
+  writeService(resources, SERVICE, 'round-robin');
+  writeFileSync(
+    join(resources, 'policy.yaml'),
+    [
+      'apiVersion: maxine.io/v1alpha1',
+      'kind: MaxineACL',
+      `metadata: { name: bench, namespace: ${NAMESPACE} }`,
+      'spec:',
+      '  subjects: [{ kind: User, name: bench }]',
+      `  rules: [{ services: ['${NAMESPACE}/*'], verbs: [discover, read] }]`,
+      '---',
+      'apiVersion: maxine.io/v1alpha1',
+      'kind: MaxineACL',
+      `metadata: { name: registrations, namespace: ${NAMESPACE} }`,
+      'spec:',
+      '  subjects: [{ kind: Group, name: system:unauthenticated }]',
+      `  rules: [{ services: ['${NAMESPACE}/*'], verbs: [register] }]`,
+      '---',
+      'apiVersion: maxine.io/v1alpha1',
+      'kind: MaxineIntention',
+      `metadata: { name: ${SERVICE}, namespace: ${NAMESPACE} }`,
+      'spec:',
+      `  destination: { name: ${SERVICE} }`,
+      '  sources:',
+      '    - { name: client, action: allow }',
+      "    - { name: '*', action: deny }",
+      '',
+    ].join('\n'),
+  );
+  const tokens = join(tmp, 'tokens.yaml');
+  writeFileSync(tokens, `tokens:\n  - { token: ${BENCH_TOKEN}, user: bench }\n`, { mode: 0o600 });
+  return startOperator(
+    resources,
+    'operator (auth on)',
+    [],
+    [
+      ...['--anonymous', 'true', '--acl-default', 'deny', '--static-tokens-file', tokens],
+      ...['--audit-dir', join(tmp, 'audit')],
+    ],
+  );
 }
 
 /**
@@ -283,7 +342,7 @@ function at(child) {
 /**
  * The load scenarios, measured in turn within each round.
  * @param {Config} config
- * @param {{ baseline: Child, operator: Child, sidecar: Child, heartbeatIds: string[], resources: string }} ctx
+ * @param {{ baseline: Child, operator: Child, secured: Child, sidecar: Child, heartbeatIds: string[], resources: string }} ctx
  */
 function scenarios(config, ctx) {
   const base = {
@@ -318,6 +377,21 @@ function scenarios(config, ctx) {
       label: `maxine GET ${DISCOVER_PATH}${QUERY}`,
       reference: 'baseline-get',
       run: () => measure({ ...base, ...at(ctx.operator), path: DISCOVER_PATH + QUERY }),
+    },
+    {
+      key: 'discover-auth',
+      label: `maxine GET ${DISCOVER_PATH} with a token, ACL default deny, an intention, audit on`,
+      reference: 'baseline-get',
+      run: () =>
+        measure({
+          ...base,
+          ...at(ctx.secured),
+          path: DISCOVER_PATH,
+          headers: {
+            authorization: `Bearer ${BENCH_TOKEN}`,
+            'x-maxine-source': `${NAMESPACE}/client`,
+          },
+        }),
     },
     {
       key: 'sidecar-discover',
@@ -425,11 +499,29 @@ async function measureThroughput(config, tmp, profileDir) {
   let baseline;
   /** @type {Child | undefined} */
   let sidecar;
+  /** @type {Child | undefined} */
+  let secured;
   try {
     const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     operator = await startOperator(resources, 'operator', flags);
     await registerMany({
       port: operator.port,
+      count: DISCOVER_INSTANCES,
+      concurrency: 1,
+      deadlineMs: 30_000,
+      bodyOf: (i) => ({
+        service: SERVICE,
+        namespace: NAMESPACE,
+        host: hostOf(i + 1),
+        port: 8080,
+        version: 'v1',
+        zone: i % 2 === 0 ? 'a' : 'b',
+        weight: 1 + (i % 3),
+      }),
+    });
+    secured = await startSecuredOperator(tmp);
+    await registerMany({
+      port: secured.port,
       count: DISCOVER_INSTANCES,
       concurrency: 1,
       deadlineMs: 30_000,
@@ -471,7 +563,14 @@ async function measureThroughput(config, tmp, profileDir) {
     await sleep(SETTLE_MS);
     const sidecarIdle = rssOf(sidecar.pid);
     const baselineIdle = rssOf(baseline.pid);
-    const list = scenarios(config, { baseline, operator, sidecar, heartbeatIds, resources });
+    const list = scenarios(config, {
+      baseline,
+      operator,
+      secured,
+      sidecar,
+      heartbeatIds,
+      resources,
+    });
     /** @type {Row[]} */
     const rows = list.map((s) => ({
       key: s.key,
@@ -498,6 +597,7 @@ async function measureThroughput(config, tmp, profileDir) {
   } finally {
     await stopChild(sidecar);
     await stopChild(baseline);
+    await stopChild(secured);
     await stopChild(operator);
   }
 }
@@ -577,7 +677,7 @@ function profileSummary(profileDir) {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const perRound = 11 * (config.durationSec + 2 * config.warmupSec + 5);
+  const perRound = 12 * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: over its time budget of ${budgetMs / 1000} s, aborting\n`);
@@ -602,6 +702,7 @@ async function main() {
     const aims = [
       ...ratioAims('discovery', get('discover')),
       ...ratioAims('discovery with query', get('discover-query')),
+      ...ratioAims('discovery with auth, ACLs, an intention and audit on', get('discover-auth')),
       ...sidecarAims(get('sidecar-discover'), throughput.sidecarMemory),
       {
         what: 'heartbeats per second',
@@ -655,6 +756,7 @@ async function main() {
       `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,
       `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
       `- Discovery: one MaxineService \`${NAMESPACE}/${SERVICE}\` (round-robin) with ${DISCOVER_INSTANCES} registered instances (zones a/b, weights 1–3); answers are ${sizeRange}; the query answer is ${answer.querySize} bytes.`,
+      `- Authenticated discovery: a second operator with \`--anonymous true --acl-default deny --static-tokens-file … --audit-dir …\`, the same service and instances, a MaxineACL granting the bench user discover, and a MaxineIntention allowing \`${NAMESPACE}/client\` and denying \`*\`; every request carries \`Authorization: Bearer <static token>\` and \`x-maxine-source: ${NAMESPACE}/client\`, so each answer passes authentication, the ACL, the intention and the per-service limit lookup.`,
       `- Sidecar: \`node dist/sidecar/main.js\` of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
       `- Heartbeats: \`PUT /api/v1/instances/{id}/heartbeat\` with \`{"status":"passing"}\`, cycling over ${config.heartbeatInstances.toLocaleString('en-US')} pre-registered ids, on the discovery operator.`,
       `- Registrations: \`POST /api/v1/instances\`, a distinct host:port per request over ${MEMORY_SERVICES} services, on a fresh operator each round.`,
