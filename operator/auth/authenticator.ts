@@ -113,7 +113,7 @@ export class Authenticator {
     }
     throw new MaxineError(
       'UNAUTHENTICATED',
-      `Tokens of issuer "${String(claims.iss).slice(0, 256)}" are not trusted here`,
+      `Tokens of issuer ${typeof claims.iss === 'string' ? `"${claims.iss.slice(0, 256)}"` : '(none)'} are not trusted here`,
     );
   }
 

@@ -452,7 +452,7 @@ const groups = fc.oneof(
   fc.integer({ min: 100, max: 700 }).map((n) => Array.from({ length: n }, (_, i) => `group-${i}`)),
   fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 5 }),
 );
-/** A wrong `aud` or `iss`; never one whose string form cannot be made (see the last test). */
+/** A wrong `aud` or `iss`; never one whose string form cannot be made (a test of its own below). */
 const wrongClaim = fc.oneof(
   fc.constantFrom<unknown>(
     'https://evil.test',
