@@ -168,21 +168,74 @@ export function buildOpenApi(version: string): unknown {
           responses: { 200: { description: 'Resources and problems' } },
         },
       },
-      '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'Alive' } } } },
+      '/api/v1/intentions/check': {
+        get: {
+          summary: 'May a source service call a destination (with this method and path)?',
+          description:
+            'Needs read on the destination. Names the deciding intention and permission.',
+          parameters: [
+            { ...queryParam('source', 'Calling service, namespace/name'), required: true },
+            { ...queryParam('destination', 'Called service, namespace/name'), required: true },
+            queryParam(
+              'method',
+              'HTTP method of the call (an L7 check when method or path is given)',
+            ),
+            queryParam('path', 'Path of the call, starting with /'),
+          ],
+          responses: {
+            200: { description: '{source, destination, request?, allowed, decidedBy, reason}' },
+            400: errorResponse('Invalid query'),
+            403: errorResponse('No read right on the destination'),
+          },
+        },
+      },
+      '/api/v1/audit': {
+        get: {
+          summary: 'The audit log for a time range, as NDJSON (admin on */* only)',
+          parameters: [
+            queryParam('from', 'RFC 3339 time, inclusive', { type: 'string', format: 'date-time' }),
+            queryParam('to', 'RFC 3339 time, exclusive', { type: 'string', format: 'date-time' }),
+          ],
+          responses: {
+            200: {
+              description: 'One JSON record per line',
+              content: { 'application/x-ndjson': {} },
+            },
+            403: errorResponse('Not an administrator'),
+            404: errorResponse('The audit log is off'),
+          },
+        },
+      },
+      '/healthz': {
+        get: { summary: 'Liveness', security: [], responses: { 200: { description: 'Alive' } } },
+      },
       '/readyz': {
         get: {
           summary: 'Readiness',
+          security: [],
           responses: { 200: { description: 'Ready' }, 503: errorResponse('Not ready') },
         },
       },
       '/metrics': {
         get: {
           summary: 'Prometheus metrics',
+          security: [],
           responses: { 200: { description: 'Text exposition format' } },
         },
       },
     },
+    // Every /api path needs a bearer token unless the operator serves anonymous callers
+    // (standalone's default); health, readiness and metrics never do.
+    security: [{ bearer: [] }],
     components: {
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            "A pod's projected ServiceAccount token (audience maxine.io), a JWT of the configured issuer, or a static token. See docs/security.md.",
+        },
+      },
       schemas: {
         RegisterRequest: toSchema(registerRequestSchema, 'input'),
         HeartbeatRequest: toSchema(heartbeatRequestSchema, 'input'),

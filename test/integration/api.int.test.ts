@@ -258,8 +258,12 @@ describe('operations endpoints', () => {
         '/api/v1/services/{namespace}/{name}',
         '/api/v1/discover/{namespace}/{name}',
         '/api/v1/events',
+        '/api/v1/intentions/check',
+        '/api/v1/audit',
       ]),
     );
+    expect(res.body.components.securitySchemes.bearer).toMatchObject({ scheme: 'bearer' });
+    expect(res.body.paths['/healthz'].get.security).toEqual([]);
     expect(res.body.components.schemas.RegisterRequest.required).toEqual(
       expect.arrayContaining(['service', 'host', 'port']),
     );
