@@ -161,6 +161,28 @@ async function startOperator(resources, name, nodeFlags = [], operatorArgs = [])
   });
 }
 
+/**
+ * The instances discovery answers with: versions, zones a/b and weights 1–3.
+ * @param {Child} operator
+ */
+async function registerDiscoveryInstances(operator) {
+  await registerMany({
+    port: operator.port,
+    count: DISCOVER_INSTANCES,
+    concurrency: 1,
+    deadlineMs: 30_000,
+    bodyOf: (i) => ({
+      service: SERVICE,
+      namespace: NAMESPACE,
+      host: hostOf(i + 1),
+      port: 8080,
+      version: 'v1',
+      zone: i % 2 === 0 ? 'a' : 'b',
+      weight: 1 + (i % 3),
+    }),
+  });
+}
+
 /** The bearer token of the authenticated-discovery scenario (generated per run). */
 const BENCH_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
 
@@ -504,37 +526,9 @@ async function measureThroughput(config, tmp, profileDir) {
   try {
     const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     operator = await startOperator(resources, 'operator', flags);
-    await registerMany({
-      port: operator.port,
-      count: DISCOVER_INSTANCES,
-      concurrency: 1,
-      deadlineMs: 30_000,
-      bodyOf: (i) => ({
-        service: SERVICE,
-        namespace: NAMESPACE,
-        host: hostOf(i + 1),
-        port: 8080,
-        version: 'v1',
-        zone: i % 2 === 0 ? 'a' : 'b',
-        weight: 1 + (i % 3),
-      }),
-    });
+    await registerDiscoveryInstances(operator);
     secured = await startSecuredOperator(tmp);
-    await registerMany({
-      port: secured.port,
-      count: DISCOVER_INSTANCES,
-      concurrency: 1,
-      deadlineMs: 30_000,
-      bodyOf: (i) => ({
-        service: SERVICE,
-        namespace: NAMESPACE,
-        host: hostOf(i + 1),
-        port: 8080,
-        version: 'v1',
-        zone: i % 2 === 0 ? 'a' : 'b',
-        weight: 1 + (i % 3),
-      }),
-    });
+    await registerDiscoveryInstances(secured);
     const answers = [];
     for (let i = 0; i < DISCOVER_INSTANCES; i += 1)
       answers.push(await fetchAnswer(operator, DISCOVER_PATH));

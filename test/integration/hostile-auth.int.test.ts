@@ -20,7 +20,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -29,6 +28,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey } from 'jose';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
+import { handshakeStatus } from '../helpers/handshake.js';
 
 const RUNS = Number(process.env.MAXINE_FUZZ_RUNS ?? 1500);
 const WS_RUNS = Number(process.env.MAXINE_FUZZ_WS_RUNS ?? 300);
@@ -185,31 +185,7 @@ function send(r: Req): Promise<{ status: number; text: string }> {
 
 /** A raw WebSocket handshake; resolves with the status of the answer (101 is closed at once). */
 function handshake(path: string, auth: readonly string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let head = '';
-    socket.setEncoding('latin1');
-    socket.on('connect', () => {
-      const lines = auth.map((v) => `Authorization: ${v}\r\n`).join('');
-      socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${lines}\r\n`,
-        'latin1',
-      );
-    });
-    socket.on('data', (chunk: string) => {
-      head += chunk;
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(head);
-      if (match) {
-        socket.destroy();
-        resolve(Number(match[1]));
-      }
-    });
-    socket.on('error', reject);
-    socket.setTimeout(3000, () => {
-      socket.destroy();
-      reject(new Error(`no answer to handshake on ${path}`));
-    });
-  });
+  return handshakeStatus(port, path, { headers: auth.map((v) => `Authorization: ${v}`) });
 }
 
 // ---- the oracle ----

@@ -5,11 +5,11 @@
  * would rightly change the registry), so every run checks both properties.
  */
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { api, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
+import { handshakeStatus } from '../helpers/handshake.js';
 
 const RUNS = Number(process.env.MAXINE_FUZZ_RUNS ?? 2000);
 const WS_RUNS = Number(process.env.MAXINE_FUZZ_WS_RUNS ?? 500);
@@ -296,27 +296,5 @@ describe('hostile input', () => {
 });
 
 function handshake(path: string, version: string, key: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let head = '';
-    socket.setEncoding('latin1');
-    socket.on('connect', () => {
-      socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: ${version}\r\nSec-WebSocket-Key: ${key}\r\n\r\n`,
-      );
-    });
-    socket.on('data', (chunk: string) => {
-      head += chunk;
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(head);
-      if (match) {
-        socket.destroy();
-        resolve(Number(match[1]));
-      }
-    });
-    socket.on('error', reject);
-    socket.setTimeout(3000, () => {
-      socket.destroy();
-      reject(new Error(`no answer to handshake on ${path}`));
-    });
-  });
+  return handshakeStatus(port, path, { version, key });
 }
