@@ -60,65 +60,101 @@ function quantifierAt(pattern: string, i: number): Quantifier {
   return q;
 }
 
+/** One left-to-right pass over a pattern; each `step` consumes one atom and its quantifier. */
+class Scanner {
+  private readonly open: { start: number; outer: Group }[] = [];
+  private group: Group = { quantified: false };
+  private i = 0;
+
+  constructor(private readonly pattern: string) {}
+
+  run(): string | undefined {
+    while (this.i < this.pattern.length) {
+      const problem = this.step(this.pattern[this.i]!);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+
+  private step(c: string): string | undefined {
+    if (c === '\\') return this.escape();
+    if (c === '(') return this.openGroup();
+    if (c === ')') return this.closeGroup();
+    if (c === '[') this.skipClass();
+    else this.i += 1;
+    this.skipQuantifier();
+    return undefined;
+  }
+
+  /** Steps over the quantifier (if any) after an atom that ends at i. */
+  private skipQuantifier(): void {
+    const q = quantifierAt(this.pattern, this.i);
+    if (q.variable) this.group.quantified = true;
+    this.i += q.length;
+  }
+
+  private escape(): string | undefined {
+    const { pattern, i } = this;
+    const next = pattern[i + 1];
+    if (next !== undefined && next >= '1' && next <= '9') {
+      return `backreference "\\${next}" at ${i}`;
+    }
+    if (next === 'k' && pattern[i + 2] === '<') return `backreference "\\k<" at ${i}`;
+    this.i += 2;
+    this.skipQuantifier();
+    return undefined;
+  }
+
+  /**
+   * A character class: skip to its closing `]`. Inside it `\1` is an octal escape and `(?=`
+   * three characters, never a backreference or a group.
+   */
+  private skipClass(): void {
+    const { pattern } = this;
+    let j = this.i + 1;
+    if (pattern[j] === '^') j += 1;
+    while (j < pattern.length && pattern[j] !== ']') j += pattern[j] === '\\' ? 2 : 1;
+    this.i = j + 1;
+  }
+
+  private openGroup(): string | undefined {
+    const { pattern, i } = this;
+    const look = LOOKAROUND.find((l) => pattern.startsWith(l, i));
+    if (look !== undefined) {
+      return `${look.includes('<') ? 'lookbehind' : 'lookahead'} "${look}" at ${i}`;
+    }
+    this.open.push({ start: i, outer: this.group });
+    this.group = { quantified: false };
+    // Step over the `?` of `(?:` or `(?<name>` so it is not taken for a quantifier.
+    this.i += pattern[i + 1] === '?' ? 2 : 1;
+    return undefined;
+  }
+
+  private closeGroup(): string | undefined {
+    const inner = this.group;
+    const open = this.open.pop();
+    this.i += 1;
+    if (open !== undefined) {
+      // (Unbalanced, the pattern does not compile; the `)` is skipped like a character.)
+      this.group = open.outer;
+      const q = quantifierAt(this.pattern, this.i);
+      if (inner.quantified && q.repeats) {
+        const text = this.pattern.slice(open.start, this.i + q.length);
+        return `nested quantifier "${text}" at ${open.start}`;
+      }
+      if (inner.quantified) this.group.quantified = true;
+    }
+    this.skipQuantifier();
+    return undefined;
+  }
+}
+
 /**
  * Why `pattern` is unsafe (for example `nested quantifier "(a+)+" at 0`), or undefined when it
  * passes the check.
  */
 export function regexSafetyProblem(pattern: string): string | undefined {
-  const stack: { start: number; outer: Group }[] = [];
-  let group: Group = { quantified: false };
-  let i = 0;
-  /** Steps over the quantifier (if any) after an atom that ends at i. */
-  const skipQuantifier = (): void => {
-    const q = quantifierAt(pattern, i);
-    if (q.variable) group.quantified = true;
-    i += q.length;
-  };
-  while (i < pattern.length) {
-    const c = pattern[i]!;
-    if (c === '\\') {
-      const next = pattern[i + 1];
-      if (next !== undefined && next >= '1' && next <= '9') {
-        return `backreference "\\${next}" at ${i}`;
-      }
-      if (next === 'k' && pattern[i + 2] === '<') return `backreference "\\k<" at ${i}`;
-      i += 2;
-      skipQuantifier();
-    } else if (c === '[') {
-      // A character class: skip to its closing `]`. Inside it `\1` is an octal escape and
-      // `(?=` three characters, never a backreference or a group.
-      let j = i + 1;
-      if (pattern[j] === '^') j += 1;
-      while (j < pattern.length && pattern[j] !== ']') j += pattern[j] === '\\' ? 2 : 1;
-      i = j + 1;
-      skipQuantifier();
-    } else if (c === '(') {
-      const look = LOOKAROUND.find((l) => pattern.startsWith(l, i));
-      if (look !== undefined) {
-        return `${look.includes('<') ? 'lookbehind' : 'lookahead'} "${look}" at ${i}`;
-      }
-      stack.push({ start: i, outer: group });
-      group = { quantified: false };
-      // Step over `?:` or `?<name>` so its `?` is not taken for a quantifier.
-      i += pattern[i + 1] === '?' ? 2 : 1;
-    } else if (c === ')') {
-      const open = stack.pop();
-      if (open === undefined) return undefined; // unbalanced: it does not compile anyway
-      const inner = group;
-      group = open.outer;
-      i += 1;
-      const q = quantifierAt(pattern, i);
-      if (inner.quantified && q.repeats) {
-        return `nested quantifier "${pattern.slice(open.start, i + q.length)}" at ${open.start}`;
-      }
-      if (inner.quantified) group.quantified = true;
-      skipQuantifier();
-    } else {
-      i += 1;
-      skipQuantifier();
-    }
-  }
-  return undefined;
+  return new Scanner(pattern).run();
 }
 
 /** True when `pattern` has no lookaround, no backreference and no nested quantifier. */

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { dnsLabel, dnsSubdomain, labelKey, labelMap } from './names.js';
+import { UNSAFE_REGEX_MESSAGE, regexSafetyProblem } from './regex-safety.js';
 
 export const API_GROUP = 'maxine.io';
 export const API_VERSION = 'v1alpha1';
@@ -459,25 +460,60 @@ function compiles(pattern: string): boolean {
   }
 }
 
+/**
+ * A user-supplied regular expression (a header value or request path pattern). It must compile
+ * as JavaScript, and it must pass `regexSafetyProblem` (common/regex-safety.ts): it is
+ * evaluated in Node's backtracking engine, where a nested quantifier such as `(a+)+` takes
+ * exponential time (ReDoS), and rendered into Istio/Envoy, whose RE2 has no lookaround and no
+ * backreferences.
+ *
+ * This rule is zod-only, on purpose. CEL cannot express "no nested quantifier", and even a
+ * `!self.matches(...)` rule for lookaround and backreferences alone does not fit the API
+ * server's CEL cost budget: it is charged per character (maxLength 1024) for every pattern the
+ * lists could hold (256 sources x 64 permissions, x 32 headers). kube-apiserver 1.34 refuses
+ * such a CRD: "estimated rule cost exceeds budget" by 7.4x on pathRegex and over 100x on the
+ * header regex. That is acceptable because the operator validates every object with these zod
+ * schemas after reading it from the API server: an object with an unsafe pattern is reported
+ * Invalid in its status and never applied, so its patterns are neither compiled nor rendered
+ * into a mesh.
+ */
+export const safeRegex = z
+  .string()
+  .max(1024)
+  .refine(compiles, 'must be a valid regular expression')
+  .superRefine((pattern, ctx) => {
+    const problem = regexSafetyProblem(pattern);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `${UNSAFE_REGEX_MESSAGE}: ${problem}` });
+    }
+  });
+
+/** How the operator treats unsafe patterns, for the `.describe()` text of regex fields. */
+const SAFE_REGEX_NOTE =
+  'RE2 syntax without lookaround, backreferences or nested quantifiers such as (a+)+; the operator refuses other patterns and reports the object Invalid.';
+
+const HEADER_CONDITIONS = ['present', 'exact', 'prefix', 'suffix', 'contains', 'regex'] as const;
+
 export const headerMatchSchema = z
   .strictObject({
     name: z
       .string()
       .min(1)
       .max(256)
-      .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name'),
-    present: z.boolean().optional(),
-    exact: z.string().max(4096).optional(),
-    prefix: z.string().max(4096).optional(),
-    suffix: z.string().max(4096).optional(),
-    contains: z.string().max(4096).optional(),
-    regex: z.string().max(1024).refine(compiles, 'must be a valid regular expression').optional(),
-    invert: z.boolean().optional(),
+      .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+      .describe('Header name.'),
+    present: z.boolean().optional().describe('true: the header is present; false: it is absent.'),
+    exact: z.string().max(4096).optional().describe('The header value equals this.'),
+    prefix: z.string().max(4096).optional().describe('The header value starts with this.'),
+    suffix: z.string().max(4096).optional().describe('The header value ends with this.'),
+    contains: z.string().max(4096).optional().describe('The header value contains this.'),
+    regex: safeRegex
+      .optional()
+      .describe(`The whole header value matches this regular expression: ${SAFE_REGEX_NOTE}`),
+    invert: z.boolean().optional().describe('Negate the whole condition.'),
   })
   .superRefine((h, ctx) => {
-    const set = [h.present, h.exact, h.prefix, h.suffix, h.contains, h.regex].filter(
-      (v) => v !== undefined,
-    );
+    const set = HEADER_CONDITIONS.filter((c) => h[c] !== undefined);
     if (set.length > 1) {
       ctx.addIssue({
         code: 'custom',
@@ -485,7 +521,16 @@ export const headerMatchSchema = z
         message: 'only one of present, exact, prefix, suffix, contains, regex may be set',
       });
     }
-  });
+  })
+  .meta(
+    cel({
+      rule: HEADER_CONDITIONS.map((c) => `(has(self.${c}) ? 1 : 0)`).join(' + ') + ' <= 1',
+      message: 'only one of present, exact, prefix, suffix, contains, regex may be set',
+    }),
+  )
+  .describe(
+    'A header condition: at most one of present, exact, prefix, suffix, contains or regex; none tests that the header is present.',
+  );
 
 export const httpPermissionMatchSchema = z
   .strictObject({
@@ -501,12 +546,9 @@ export const httpPermissionMatchSchema = z
       .regex(/^\//, 'must start with "/"')
       .optional()
       .describe('Match paths with this prefix.'),
-    pathRegex: z
-      .string()
-      .max(1024)
-      .refine(compiles, 'must be a valid regular expression')
+    pathRegex: safeRegex
       .optional()
-      .describe('Match paths against this regular expression.'),
+      .describe(`Match the whole path against this regular expression: ${SAFE_REGEX_NOTE}`),
     methods: z.array(httpMethod).max(9).optional().describe('Match these HTTP methods only.'),
     headers: z
       .array(headerMatchSchema)
@@ -539,7 +581,9 @@ export const permissionSchema = z.strictObject({
 export const intentionSourceSchema = z
   .strictObject({
     name: wildcardOrLabel.describe('Calling service name, or "*".'),
-    namespace: wildcardOrLabel.optional().describe('Namespace of the caller, or "*".'),
+    namespace: wildcardOrLabel
+      .optional()
+      .describe('Namespace of the caller, or "*" (default: the intention\'s own namespace).'),
     action: z
       .enum(['allow', 'deny'])
       .optional()
@@ -575,7 +619,11 @@ export const intentionSpecSchema = z
     destination: z
       .strictObject({
         name: wildcardOrLabel.describe('Destination service name, or "*".'),
-        namespace: dnsLabel.optional().describe('Namespace of the destination service.'),
+        namespace: dnsLabel
+          .optional()
+          .describe(
+            "Namespace of the destination service (default: the intention's own namespace).",
+          ),
       })
       .describe('The service the intention controls access to.'),
     sources: z
@@ -615,7 +663,11 @@ export const aclSubjectSchema = z
   .strictObject({
     kind: z.enum(['ServiceAccount', 'User', 'Group']).describe('Kind of subject.'),
     name: z.string().min(1).max(253).describe('Name of the subject.'),
-    namespace: dnsLabel.optional().describe('Namespace; required for a ServiceAccount.'),
+    namespace: dnsLabel
+      .optional()
+      .describe(
+        'Namespace of a ServiceAccount; required for a ServiceAccount, not allowed otherwise.',
+      ),
   })
   .superRefine((s, ctx) => {
     if (s.kind === 'ServiceAccount' && s.namespace === undefined) {
@@ -625,12 +677,25 @@ export const aclSubjectSchema = z
         message: 'a ServiceAccount subject needs a namespace',
       });
     }
+    if (s.kind !== 'ServiceAccount' && s.namespace !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['namespace'],
+        message: 'namespace applies only to ServiceAccount subjects',
+      });
+    }
   })
   .meta(
-    cel({
-      rule: "self.kind != 'ServiceAccount' || has(self.__namespace__)",
-      message: 'a ServiceAccount subject needs a namespace',
-    }),
+    cel(
+      {
+        rule: "self.kind != 'ServiceAccount' || has(self.__namespace__)",
+        message: 'a ServiceAccount subject needs a namespace',
+      },
+      {
+        rule: "self.kind == 'ServiceAccount' || !has(self.__namespace__)",
+        message: 'namespace applies only to ServiceAccount subjects',
+      },
+    ),
   );
 
 export const aclRuleSchema = z.strictObject({

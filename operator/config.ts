@@ -65,12 +65,6 @@ export const configSchema = z
     leaseName: z.string().min(1).default('maxine-operator'),
     leaseDurationSeconds: int(2, 600).default(15),
     leaseRenewSeconds: int(1, 300).default(5),
-    /**
-     * Who may register, renew and remove instances: `none` (anyone who reaches the port; the
-     * standalone default) or `sidecar-token` (a pod's projected ServiceAccount token, checked
-     * with a TokenReview; the kubernetes default).
-     */
-    instanceAuth: z.enum(['none', 'sidecar-token']).optional(),
     /** Audience the sidecars' projected tokens are minted for. */
     tokenAudience: z.string().min(1).max(253).default('maxine.io'),
     /**
@@ -180,7 +174,6 @@ const OPTIONS = {
   'lease-name': ['leaseName', 'MAXINE_LEASE_NAME'],
   'lease-duration-seconds': ['leaseDurationSeconds', 'MAXINE_LEASE_DURATION_SECONDS'],
   'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
-  'instance-auth': ['instanceAuth', 'MAXINE_INSTANCE_AUTH'],
   'token-audience': ['tokenAudience', 'MAXINE_TOKEN_AUDIENCE'],
   anonymous: ['anonymous', 'MAXINE_ANONYMOUS'],
   'acl-default': ['aclDefault', 'MAXINE_ACL_DEFAULT'],

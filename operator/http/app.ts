@@ -164,7 +164,10 @@ export function createApp(deps: AppDeps): express.Express {
 
   // Everything under /api but the OpenAPI document needs a principal.
   app.use('/api', (req, _res, next) => {
-    const p = deps.access.principal(req, `${req.method} ${req.path}`);
+    const p = deps.access.principal(
+      req,
+      `${req.method} ${req.originalUrl.split('?')[0]?.slice(0, 256) ?? ''}`,
+    );
     if (p instanceof Promise) {
       p.then((principal) => {
         req.caller = { req, principal };
@@ -252,7 +255,10 @@ export function createApp(deps: AppDeps): express.Express {
     const range = parse(auditQuery, req.query, 'query');
     deps.access.authorize(req.caller, 'admin', { namespace: '*', name: '*' }, 'audit.export');
     if (deps.auditExport === undefined)
-      throw new MaxineError('ROUTE_NOT_FOUND', 'The audit log is off (--audit-dir off)');
+      throw new MaxineError(
+        'ROUTE_NOT_FOUND',
+        'The audit log is off: start the operator with --audit-dir',
+      );
     res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8' });
     for await (const line of deps.auditExport(range)) {
       if (!res.write(`${line}\n`)) await once(res, 'drain');

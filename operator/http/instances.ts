@@ -137,6 +137,7 @@ export function respondJson(
   const headers = ['content-type', 'application/json', 'content-length', String(length)];
   if (opts.close === true) headers.push('connection', 'close');
   if (opts.retryAfter !== undefined) headers.push('retry-after', String(opts.retryAfter));
+  if (status === 401) headers.push('www-authenticate', 'Bearer realm="maxine"');
   res.writeHead(status, headers);
   if (opts.head === true) res.end();
   else res.end(body);

@@ -70,8 +70,8 @@ const BUILTIN = '(builtin)';
 function builtinAcls(opts: AccessOptions): AclObject[] {
   const acls: AclObject[] = [];
   const admins = opts.bootstrapAdmins.map((s) => {
-    const [kind, name] = s.split(':', 2) as ['User' | 'Group', string];
-    return { kind, name };
+    const colon = s.indexOf(':');
+    return { kind: s.slice(0, colon) as 'User' | 'Group', name: s.slice(colon + 1) };
   });
   if (admins.length > 0) {
     acls.push({
@@ -102,6 +102,8 @@ export class AccessControl {
   private readonly decisions = new Map<string, AclDecision>();
   private readonly intentionDecisions = new Map<string, IntentionDecision>();
   private readonly limiter = new RateLimiter();
+  /** Refusals already audited where they were decided, so `audited` does not repeat them. */
+  private readonly recorded = new WeakSet<MaxineError>();
   private readonly now: () => number;
   private readonly global: ReadonlySet<string>;
 
@@ -164,10 +166,12 @@ export class AccessControl {
     const target = service === undefined ? '' : ` for ${service.namespace}/${service.name}`;
     const reason = `${caller.principal.who} exceeded ${limits.requestsPerSecond} requests/s (burst ${limits.burst})${target}`;
     this.deny(caller, { action, service, reason, denial: 'rate_limit' });
-    throw new MaxineError('RATE_LIMITED', `Rate limit exceeded: ${reason}`, {
-      scope,
-      retryAfterSeconds: taken.retryAfterSeconds,
-    });
+    throw this.mark(
+      new MaxineError('RATE_LIMITED', `Rate limit exceeded: ${reason}`, {
+        scope,
+        retryAfterSeconds: taken.retryAfterSeconds,
+      }),
+    );
   }
 
   /** The ACL decision for a verb on a service (cached until the policies change). */
@@ -208,10 +212,12 @@ export class AccessControl {
     decision: AclDecision,
   ): never {
     this.deny(caller, { action, service, reason: decision.reason, denial: 'acl' });
-    throw new MaxineError('FORBIDDEN', decision.reason, {
-      decidedBy: decision.decidedBy,
-      ...(decision.rule !== undefined && { rule: decision.rule }),
-    });
+    throw this.mark(
+      new MaxineError('FORBIDDEN', decision.reason, {
+        decidedBy: decision.decidedBy,
+        ...(decision.rule !== undefined && { rule: decision.rule }),
+      }),
+    );
   }
 
   /** A predicate telling which services `principal` may read (catalogue and events). */
@@ -252,10 +258,12 @@ export class AccessControl {
           reason: decision.reason,
           denial: 'intention',
         });
-        throw new MaxineError('FORBIDDEN', decision.reason, {
-          decidedBy: decision.decidedBy,
-          source: `${source.namespace}/${source.name}`,
-        });
+        throw this.mark(
+          new MaxineError('FORBIDDEN', decision.reason, {
+            decidedBy: decision.decidedBy,
+            source: `${source.namespace}/${source.name}`,
+          }),
+        );
       }
     }
     const limits = this.opts.serviceLimit(service);
@@ -335,12 +343,17 @@ export class AccessControl {
     try {
       return work();
     } catch (err) {
-      if (err instanceof MaxineError && err.status === 403) {
+      if (err instanceof MaxineError && err.status === 403 && !this.recorded.has(err)) {
         const denial = err.code === 'SERVICE_BLOCKED' ? 'blocked' : 'pod';
         this.deny(caller, { ...what, reason: err.message, denial });
       }
       throw err;
     }
+  }
+
+  private mark(err: MaxineError): MaxineError {
+    this.recorded.add(err);
+    return err;
   }
 
   /** Records an allowed change (registration, deregistration). */
@@ -350,8 +363,10 @@ export class AccessControl {
 
   private record(req: IncomingMessage, entry: Omit<AuditEntry, 'reqId'>): void {
     if (this.opts.audit === undefined) return;
-    const reqId = (req as { id?: string }).id ?? requestId(req) ?? randomUUID();
-    this.opts.audit({ ...entry, reqId });
+    // One id per request, also for the fast paths (express sets its own before this).
+    const r = req as { id?: string };
+    r.id ??= requestId(req) ?? randomUUID();
+    this.opts.audit({ ...entry, reqId: r.id });
   }
 
   private refresh(): void {

@@ -177,6 +177,14 @@ export class Registry {
         `Instance id "${id}" belongs to service ${existing.namespace}/${existing.service}`,
       );
     }
+    // A pod's instance comes from the pod and its sidecar (attachSidecar), never from a
+    // registration naming its id.
+    if (existing?.source === 'kubernetes') {
+      throw new MaxineError(
+        'INSTANCE_CONFLICT',
+        `Instance id "${id}" is pod ${existing.metadata.pod ?? '?'}'s: only its sidecar writes it`,
+      );
+    }
     const now = this.opts.clock.now();
     const ttlSeconds =
       req.ttlSeconds ?? entry.spec?.heartbeat?.ttlSeconds ?? this.opts.defaultTtlSeconds;
