@@ -28,7 +28,7 @@ import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey } from 'jose';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-import { handshakeStatus } from '../helpers/handshake.js';
+import { handshakeStatus, registrySnapshot } from '../helpers/hostile.js';
 
 const RUNS = Number(process.env.MAXINE_FUZZ_RUNS ?? 1500);
 const WS_RUNS = Number(process.env.MAXINE_FUZZ_WS_RUNS ?? 300);
@@ -143,14 +143,7 @@ const KNOWN_REGISTRATION = {
 };
 
 /** Everything the registry holds, including lease times: any change shows. */
-function registryState(): string {
-  const { registry } = op.operator;
-  const services = registry.listServices();
-  return JSON.stringify({
-    services,
-    instances: services.map((s) => registry.instancesOf(s.namespace, s.name)),
-  });
-}
+const registryState = (): string => registrySnapshot(op.operator.registry);
 
 interface Req {
   method: string;

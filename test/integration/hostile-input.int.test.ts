@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { api, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-import { handshakeStatus } from '../helpers/handshake.js';
+import { handshakeStatus, registrySnapshot } from '../helpers/hostile.js';
 
 const RUNS = Number(process.env.MAXINE_FUZZ_RUNS ?? 2000);
 const WS_RUNS = Number(process.env.MAXINE_FUZZ_WS_RUNS ?? 500);
@@ -48,14 +48,7 @@ afterAll(async () => {
 });
 
 /** Everything the registry holds, including lease times: any change shows. */
-function registryState(): string {
-  const { registry } = op.operator;
-  const services = registry.listServices();
-  return JSON.stringify({
-    services,
-    instances: services.map((s) => registry.instancesOf(s.namespace, s.name)),
-  });
-}
+const registryState = (): string => registrySnapshot(op.operator.registry);
 
 function send(
   method: string,

@@ -1,5 +1,15 @@
-/** A raw WebSocket handshake over a real socket, for hostile-input runs. */
+/** Helpers of the hostile-input runs: a raw WebSocket handshake, a registry snapshot. */
 import { connect } from 'node:net';
+import type { Registry } from '../../operator/registry/registry.js';
+
+/** Everything the registry holds, including lease times: any change shows. */
+export function registrySnapshot(registry: Registry): string {
+  const services = registry.listServices();
+  return JSON.stringify({
+    services,
+    instances: services.map((s) => registry.instancesOf(s.namespace, s.name)),
+  });
+}
 
 /**
  * Sends `GET path` with the upgrade headers (and any extra header lines, each without CRLF)
