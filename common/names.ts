@@ -8,6 +8,23 @@ export const dnsLabel = z
   .max(63)
   .regex(DNS_LABEL_RE, 'must be a DNS-1123 label: lower-case letters, digits and "-"');
 
+/** A service named `namespace/name`, both DNS-1123 labels; parsed into its two parts. */
+export const serviceRefString = z
+  .string()
+  .max(127)
+  .refine((v) => {
+    const [namespace, name, extra] = v.split('/');
+    return (
+      extra === undefined &&
+      dnsLabel.safeParse(namespace).success &&
+      dnsLabel.safeParse(name).success
+    );
+  }, 'must be "namespace/name"')
+  .transform((v) => {
+    const [namespace, name] = v.split('/') as [string, string];
+    return { namespace, name };
+  });
+
 /** DNS-1123 subdomain (ServiceAccount names, hosts given by name). */
 export const dnsSubdomain = z
   .string()

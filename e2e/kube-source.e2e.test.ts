@@ -10,7 +10,7 @@ import type { KubeSource } from '../operator/kube/source.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import { eventually } from '../test/helpers/operator.js';
-import { installCrds, startKubeOperator } from './operator-identity.js';
+import { installCrds, startKubeOperator, kubectl as kubectlIn } from './operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -23,11 +23,7 @@ metadata: { name: ${name}, namespace: shop }
 spec: ${spec}
 `;
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
 /** An intention for orders and an ACL for web's ServiceAccount. */
 const policies = (action: string, verbs: string) => `apiVersion: maxine.io/v1alpha1

@@ -21,8 +21,9 @@ interface Kubeconfig {
   clusters: { name: string; cluster: { server: string; 'certificate-authority-data'?: string } }[];
 }
 
-async function kubectl(cp: ControlPlane, args: string[]): Promise<string> {
-  const r = await cp.kubectl(args);
+/** Runs kubectl against `cp` (with `input` on stdin); its stdout, or an error with stderr. */
+export async function kubectl(cp: ControlPlane, args: string[], input?: string): Promise<string> {
+  const r = await cp.kubectl(args, input === undefined ? {} : { input });
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 }

@@ -7,18 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Operator } from '../operator/operator.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
-import { installCrds, startKubeOperator } from './operator-identity.js';
+import { installCrds, startKubeOperator, kubectl as kubectlIn } from './operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator;
 let base: string;
 let admin: { authorization: string };
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
 interface Item {
   id: string;

@@ -16,7 +16,7 @@ import type { Operator } from '../operator/operator.js';
 import { eventually } from '../test/helpers/operator.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
-import { installCrds, startKubeOperator } from './operator-identity.js';
+import { installCrds, startKubeOperator, kubectl as kubectlIn } from './operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -26,11 +26,7 @@ let work: string;
 /** Every token this file sends, to prove none reaches the audit log. */
 const sent = new Set<string>();
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
 /** A ServiceAccount token for our audience; bound to a pod when one is named. */
 async function token(serviceAccount: string, pod?: { name: string; uid: string }) {

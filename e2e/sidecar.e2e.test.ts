@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { ensureBinaries, freePorts, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
-import { installCrds, startKubeOperator } from './operator-identity.js';
+import { installCrds, startKubeOperator, kubectl as kubectlIn } from './operator-identity.js';
 import { eventually } from '../test/helpers/operator.js';
 
 let cp: ControlPlane;
@@ -58,11 +58,7 @@ interface Instance {
   metadata: Record<string, string>;
 }
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cp.kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
+const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
 async function pods(): Promise<Pod[]> {
   const list = JSON.parse(

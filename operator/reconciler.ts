@@ -133,6 +133,12 @@ export class Reconciler {
     return this.applied.get(key)?.resource;
   }
 
+  /** The spec in force of one MaxineService, if declared. */
+  serviceSpec(namespace: string, name: string): ServiceSpec | undefined {
+    const r = this.resourceOf(`MaxineService/${namespace}/${name}`);
+    return r?.kind === 'MaxineService' ? r.spec : undefined;
+  }
+
   /** The MaxineServices in force (their last valid specs). */
   *services(): Generator<{ namespace: string; name: string; spec: ServiceSpec }> {
     for (const { resource } of this.applied.values()) {

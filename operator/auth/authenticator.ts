@@ -15,6 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import { MaxineError } from '../../common/errors.js';
 import type { AclIdentity } from '../../common/policy/acl.js';
 import { describeIdentity } from '../../common/policy/acl.js';
+import { ExpiringCache } from './expiring-cache.js';
 import { bearerToken, decodeClaims } from './tokenreview.js';
 import type { PodIdentity } from './tokenreview.js';
 import type { JwtIdentity } from './jwt.js';
@@ -60,11 +61,12 @@ interface Cached {
 const RESERVED = /^(system|maxine):/;
 
 export class Authenticator {
-  private readonly cache = new Map<string, Cached>();
+  private readonly cache: ExpiringCache<Cached>;
   private readonly now: () => number;
 
   constructor(private readonly opts: AuthenticatorOptions) {
     this.now = opts.now ?? Date.now;
+    this.cache = new ExpiringCache(opts.maxEntries ?? 10_000);
   }
 
   get anonymousAllowed(): boolean {
@@ -86,10 +88,10 @@ export class Authenticator {
       throw new MaxineError('UNAUTHENTICATED', 'The Authorization header must be `Bearer <token>`');
     }
     const key = createHash('sha256').update(token).digest('base64url');
-    const hit = this.cache.get(key);
-    if (hit !== undefined && hit.until > this.now()) return hit.principal;
+    const hit = this.cache.get(key, this.now());
+    if (hit !== undefined) return hit.principal;
     return this.resolve(token).then((resolved) => {
-      this.remember(key, resolved);
+      this.cache.set(key, resolved);
       return resolved.principal;
     });
   }
@@ -123,19 +125,6 @@ export class Authenticator {
     } catch {
       return undefined; // not a static token: the next kind is tried
     }
-  }
-
-  private remember(key: string, entry: Cached): void {
-    if (this.cache.size >= (this.opts.maxEntries ?? 10_000)) {
-      const now = this.now();
-      for (const [k, v] of this.cache) if (v.until <= now) this.cache.delete(k);
-      // Still full: drop the oldest entry (Map keeps insertion order).
-      if (this.cache.size >= (this.opts.maxEntries ?? 10_000)) {
-        const oldest = this.cache.keys().next().value;
-        if (oldest !== undefined) this.cache.delete(oldest);
-      }
-    }
-    this.cache.set(key, entry);
   }
 }
 

@@ -98,10 +98,7 @@ function guardOf(deps: SecurityDeps): InstanceWriteGuard {
   if (kube === undefined) return openGuard;
   return new PodGuard({
     pod: (namespace, name) => kube.pod(namespace, name),
-    service: (namespace, name) => {
-      const r = reconciler.resourceOf(`MaxineService/${namespace}/${name}`);
-      return r?.kind === 'MaxineService' ? r.spec : undefined;
-    },
+    service: (namespace, name) => reconciler.serviceSpec(namespace, name),
     ownerOf: (id) => {
       const instance = deps.registry.getInstance(id);
       return instance && { namespace: instance.service.namespace, pod: instance.metadata.pod };
@@ -184,10 +181,7 @@ export function createSecurity(deps: SecurityDeps): Security {
     bootstrapAdmins: config.bootstrapAdmins,
     sidecarReadAll: config.sidecarReadAll,
     sourcesOf: sourcesResolver(deps),
-    serviceLimit: (s) => {
-      const r = reconciler.resourceOf(`MaxineService/${s.namespace}/${s.name}`);
-      return r?.kind === 'MaxineService' ? r.spec.rateLimit : undefined;
-    },
+    serviceLimit: (s) => reconciler.serviceSpec(s.namespace, s.name)?.rateLimit,
     ...(config.identityRateLimit > 0 && {
       identityLimit: {
         requestsPerSecond: config.identityRateLimit,

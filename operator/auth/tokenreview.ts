@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { AuthenticationV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, V1TokenReviewStatus } from '@kubernetes/client-node';
 import { MaxineError } from '../../common/errors.js';
+import { ExpiringCache } from './expiring-cache.js';
 
 export interface PodIdentity {
   namespace: string;
@@ -39,9 +40,9 @@ const SA_PREFIX = 'system:serviceaccount:';
 
 export class TokenReviewer {
   private readonly api: AuthenticationV1Api;
-  private readonly cache = new Map<string, Cached>();
+  private readonly cache: ExpiringCache<Cached>;
   /** Refusals apart, so a flood of bad tokens cannot push out the identities of real pods. */
-  private readonly refused = new Map<string, Cached>();
+  private readonly refused: ExpiringCache<Cached>;
   private readonly now: () => number;
   /** Concurrent reviews of the same token share one request. */
   private readonly inFlight = new Map<string, Promise<Cached>>();
@@ -49,6 +50,9 @@ export class TokenReviewer {
   constructor(private readonly opts: TokenReviewerOptions) {
     this.api = opts.kubeConfig.makeApiClient(AuthenticationV1Api);
     this.now = opts.now ?? Date.now;
+    const max = opts.maxEntries ?? 10_000;
+    this.cache = new ExpiringCache(max);
+    this.refused = new ExpiringCache(Math.ceil(max / 10));
   }
 
   /** The token's identity, or an UNAUTHENTICATED error saying why (never echoing the token). */
@@ -58,15 +62,16 @@ export class TokenReviewer {
     const malformed = precheck(token, this.opts.audience, this.now());
     if (malformed !== undefined) throw new MaxineError('UNAUTHENTICATED', malformed);
     const key = createHash('sha256').update(token).digest('base64url');
-    let entry = this.cache.get(key) ?? this.refused.get(key);
-    if (entry === undefined || entry.until <= this.now()) {
+    const now = this.now();
+    let entry = this.cache.get(key, now) ?? this.refused.get(key, now);
+    if (entry === undefined) {
       let pending = this.inFlight.get(key);
       if (pending === undefined) {
         pending = this.ask(token).finally(() => this.inFlight.delete(key));
         this.inFlight.set(key, pending);
       }
       entry = await pending;
-      this.remember(key, entry);
+      (entry.identity === undefined ? this.refused : this.cache).set(key, entry);
     }
     if (entry.identity === undefined)
       throw new MaxineError('UNAUTHENTICATED', entry.refusal ?? 'The token was not accepted');
@@ -114,17 +119,6 @@ export class TokenReviewer {
     ];
     const pod = boundPod(status.user?.extra);
     return { namespace, serviceAccount, ...(pod && { pod }) };
-  }
-
-  private remember(key: string, entry: Cached): void {
-    const map = entry.identity === undefined ? this.refused : this.cache;
-    const max = this.opts.maxEntries ?? 10_000;
-    if (map.size >= (entry.identity === undefined ? Math.ceil(max / 10) : max)) {
-      const oldest = map.keys().next().value;
-      if (oldest !== undefined) map.delete(oldest);
-    }
-    map.delete(key);
-    map.set(key, entry);
   }
 }
 

@@ -8,7 +8,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { MaxineError, validationError } from '../../common/errors.js';
-import { dnsLabel } from '../../common/names.js';
+import { dnsLabel, serviceRefString } from '../../common/names.js';
 import { RESOURCE_KINDS } from '../../common/resources.js';
 import { instanceIdSchema } from '../../common/wire.js';
 import type { Reconciler } from '../reconciler.js';
@@ -91,20 +91,9 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
 }
 
 const serviceParams = z.object({ namespace: dnsLabel, name: dnsLabel });
-const serviceRef = z
-  .string()
-  .max(128)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
-    'must be "namespace/name"',
-  )
-  .transform((v) => {
-    const [namespace, name] = v.split('/') as [string, string];
-    return { namespace, name };
-  });
 const intentionCheckQuery = z.strictObject({
-  source: serviceRef,
-  destination: serviceRef,
+  source: serviceRefString,
+  destination: serviceRefString,
   method: z
     .string()
     .regex(/^[A-Z]{1,16}$/, 'must be an upper-case HTTP method')
@@ -227,7 +216,7 @@ export function createApp(deps: AppDeps): express.Express {
     const items = deps.reconciler
       .list(kind as (typeof RESOURCE_KINDS)[number] | undefined)
       .filter((r) => deps.access.mayView(p, r));
-    const admin = deps.access.decide(p, 'admin', { namespace: '*', name: '*' }).allowed;
+    const admin = deps.access.mayAdminister(p, '*');
     res.json({ items, problems: admin ? deps.resourceProblems() : [] });
   });
   app.all('/api/v1/resources', methodNotAllowed('GET'));

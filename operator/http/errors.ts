@@ -46,21 +46,25 @@ export function sendError(
   extraHeaders?: Record<string, string>,
 ): void {
   const body = JSON.stringify(err.toBody());
-  const retryAfter = retryAfterOf(err);
   res.writeHead(err.status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
-    ...(retryAfter !== undefined && { 'retry-after': String(retryAfter) }),
-    ...(err.status === 401 && { 'www-authenticate': 'Bearer realm="maxine"' }),
+    ...errorHeaders(err),
     ...extraHeaders,
   });
   res.end(body);
 }
 
-/** The Retry-After (seconds) a RATE_LIMITED error carries. */
-export function retryAfterOf(err: MaxineError): number | undefined {
+/**
+ * The headers an error answer carries besides its body, on every path (express, the fast
+ * paths, a refused WebSocket handshake): `WWW-Authenticate` with a 401, `Retry-After` with
+ * a 429.
+ */
+export function errorHeaders(err: MaxineError): Record<string, string> {
   const d = err.details as { retryAfterSeconds?: unknown } | undefined;
-  return err.code === 'RATE_LIMITED' && typeof d?.retryAfterSeconds === 'number'
-    ? d.retryAfterSeconds
-    : undefined;
+  return {
+    ...(err.status === 401 && { 'www-authenticate': 'Bearer realm="maxine"' }),
+    ...(err.code === 'RATE_LIMITED' &&
+      typeof d?.retryAfterSeconds === 'number' && { 'retry-after': String(d.retryAfterSeconds) }),
+  };
 }

@@ -16,7 +16,7 @@ import type { EventLog } from '../events/log.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock } from '../registry/clock.js';
-import { retryAfterOf, toMaxineError } from './errors.js';
+import { errorHeaders, toMaxineError } from './errors.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AccessControl } from '../policy/access.js';
 
@@ -60,8 +60,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       const service = event.service;
       if (service === undefined) return true;
       if (event.type === 'acl_changed') {
-        return deps.access.decide(principal, 'admin', { namespace: service.namespace, name: '*' })
-          .allowed;
+        return deps.access.mayAdminister(principal, service.namespace);
       }
       return canRead(service);
     };
@@ -170,10 +169,9 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
 function rejectUpgrade(socket: Duplex, err: MaxineError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(err.toBody());
-  const retryAfter = retryAfterOf(err);
-  const extra =
-    (retryAfter === undefined ? '' : `Retry-After: ${retryAfter}\r\n`) +
-    (err.status === 401 ? 'WWW-Authenticate: Bearer realm="maxine"\r\n' : '');
+  const extra = Object.entries(errorHeaders(err))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
     `HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { discoverAnswer, isDiscover } from './discover.js';
-import { retryAfterOf, toMaxineError } from './errors.js';
+import { errorHeaders, toMaxineError } from './errors.js';
 import {
   heartbeatAnswer,
   isRegister,
@@ -34,7 +34,8 @@ interface Failure {
   status: number;
   body: string;
   code: string;
-  retryAfter?: number;
+  /** WWW-Authenticate, Retry-After: what errorHeaders gives. */
+  headers: Record<string, string>;
 }
 
 /** Returns a handler that answers the hot requests and returns false for anything else. */
@@ -44,12 +45,11 @@ export function createFastPath(
   const failed = (err: unknown): Failure => {
     const e = toMaxineError(err);
     if (e.status >= 500) deps.logger.error({ err }, 'fast-path request failed');
-    const retryAfter = retryAfterOf(e);
     return {
       status: e.status,
       body: JSON.stringify(e.toBody()),
       code: e.code,
-      ...(retryAfter !== undefined && { retryAfter }),
+      headers: errorHeaders(e),
     };
   };
 
@@ -73,13 +73,13 @@ export function createFastPath(
         series(status).observe((performance.now() - started) / 1000);
       },
       (err: unknown) => {
-        const { status, body, code, retryAfter } = failed(err);
+        const { status, body, code, headers } = failed(err);
         deps.logger.info(
           { reqId: requestId(req), url: req.url?.slice(0, 512), status, code },
           'request refused',
         );
         // A body refused half-read leaves the connection unusable: close it after answering.
-        respondJson(res, status, body, { close: status === 413, head, retryAfter });
+        respondJson(res, status, body, { close: status === 413, head, headers });
         series(status).observe((performance.now() - started) / 1000);
       },
     );
@@ -93,8 +93,8 @@ export function createFastPath(
       try {
         answer = discoverAnswer(deps, req);
       } catch (err) {
-        const { status, body, retryAfter } = failed(err);
-        respondJson(res, status, body, { head: req.method === 'HEAD', retryAfter });
+        const { status, body, headers } = failed(err);
+        respondJson(res, status, body, { head: req.method === 'HEAD', headers });
         series(status).observe((performance.now() - started) / 1000);
         return true;
       }

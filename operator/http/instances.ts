@@ -131,13 +131,12 @@ export function respondJson(
   res: ServerResponse,
   status: number,
   body: string | Buffer,
-  opts: { close?: boolean; head?: boolean; retryAfter?: number | undefined } = {},
+  opts: { close?: boolean; head?: boolean; headers?: Record<string, string> } = {},
 ): void {
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   const headers = ['content-type', 'application/json', 'content-length', String(length)];
   if (opts.close === true) headers.push('connection', 'close');
-  if (opts.retryAfter !== undefined) headers.push('retry-after', String(opts.retryAfter));
-  if (status === 401) headers.push('www-authenticate', 'Bearer realm="maxine"');
+  for (const [name, value] of Object.entries(opts.headers ?? {})) headers.push(name, value);
   res.writeHead(status, headers);
   if (opts.head === true) res.end();
   else res.end(body);

@@ -223,9 +223,8 @@ export class KubeSource {
   }
 
   private syncPods(namespace: string, name: string): void {
-    const resource = this.opts.reconciler.resourceOf(`MaxineService/${namespace}/${name}`);
-    if (resource === undefined || resource.kind !== 'MaxineService') return;
-    const spec = resource.spec;
+    const spec = this.opts.reconciler.serviceSpec(namespace, name);
+    if (spec === undefined) return;
     const instances = (this.pods?.list(namespace) ?? [])
       .filter((pod) => selects(spec.selector, pod.metadata?.labels))
       .map((pod) => podInstance(namespace, name, spec, pod as PodLike))

@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { MaxineError } from '../../common/errors.js';
+import { serviceRefString } from '../../common/names.js';
 import { AclEvaluator } from '../../common/policy/acl.js';
 import type { AclDecision, AclObject, AclVerb, ServiceRef } from '../../common/policy/acl.js';
 import { evaluateIntentions } from '../../common/policy/intentions.js';
@@ -239,7 +240,15 @@ export class AccessControl {
       const destination = { namespace: d.namespace ?? r.namespace, name: d.name };
       return this.decide(principal, 'read', destination).allowed;
     }
-    return this.decide(principal, 'admin', { namespace: r.namespace, name: '*' }).allowed;
+    return this.mayAdminister(principal, r.namespace);
+  }
+
+  /**
+   * Whether `principal` administers a whole namespace (`*` for all): it sees that
+   * namespace's ACLs and their changes (and, for `*`, resource problems).
+   */
+  mayAdminister(principal: Principal, namespace: string): boolean {
+    return this.decide(principal, 'admin', { namespace, name: '*' }).allowed;
   }
 
   /**
@@ -283,16 +292,14 @@ export class AccessControl {
     if (known.length > 0) return known;
     const named = caller.req.headers['x-maxine-source'];
     if (typeof named !== 'string') return known;
-    const m = /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$/.exec(
-      named,
-    );
-    if (m === null) {
+    const source = serviceRefString.safeParse(named);
+    if (!source.success) {
       throw new MaxineError(
         'VALIDATION_FAILED',
         'x-maxine-source must be "namespace/name" of the calling service',
       );
     }
-    return [{ namespace: m[1]!, name: m[3]! }];
+    return [source.data];
   }
 
   /** May `source` call `destination` (with this HTTP request, if given)? */

@@ -1,0 +1,23 @@
+import { describe, expect, it } from '@jest/globals';
+import { ExpiringCache } from './expiring-cache.js';
+
+describe('ExpiringCache', () => {
+  it('answers an entry until it expires', () => {
+    const cache = new ExpiringCache<{ until: number; v: string }>(10);
+    cache.set('a', { until: 100, v: 'x' });
+    expect(cache.get('a', 99)?.v).toBe('x');
+    expect(cache.get('a', 100)).toBeUndefined();
+    expect(cache.get('b', 0)).toBeUndefined();
+  });
+
+  it('drops the oldest insertion when full; setting a key again makes it the newest', () => {
+    const cache = new ExpiringCache<{ until: number }>(2);
+    cache.set('a', { until: 1000 });
+    cache.set('b', { until: 1000 });
+    cache.set('a', { until: 1000 });
+    cache.set('c', { until: 1000 });
+    expect(cache.get('b', 0)).toBeUndefined();
+    expect(cache.get('a', 0)).toBeDefined();
+    expect(cache.get('c', 0)).toBeDefined();
+  });
+});
