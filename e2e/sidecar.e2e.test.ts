@@ -196,6 +196,21 @@ beforeAll(async () => {
     ]);
   }
   await operator.whenWebhookReady();
+  // The API server picks up the patched webhook configuration a moment later; until then it
+  // still calls the in-cluster Service (unreachable here) and, failing open, admits pods
+  // without the sidecar. A server-side dry run shows when our webhook answers: no
+  // MaxineService selects the probe yet, so the answer is its warning saying so.
+  await eventually(
+    async () => {
+      const probe = await cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
+        input:
+          'apiVersion: v1\nkind: Pod\nmetadata: { name: probe, namespace: shop }\nspec: { containers: [{ name: app, image: probe }] }\n',
+      });
+      return probe.code === 0 && probe.stderr.includes('no MaxineService selects this pod');
+    },
+    30_000,
+    'webhook configuration in force',
+  );
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
