@@ -208,6 +208,11 @@ export const heartbeatSchema = z.strictObject({
     ),
 });
 
+/** A connection-pool limit of the circuit breaker. */
+const poolLimit = z.int().min(1).max(1_000_000);
+const POOL_NOTE =
+  'A connection-pool limit rendered into the mesh configuration only: the Maxine sidecar does not enforce it itself.';
+
 export const circuitBreakerSchema = z
   .strictObject({
     failureThreshold: z
@@ -242,6 +247,21 @@ export const circuitBreakerSchema = z
       .max(100)
       .default(1)
       .describe('Trial requests let through while the circuit is half-open.'),
+    maxConnections: poolLimit
+      .optional()
+      .describe(
+        `Most TCP connections to the whole service at once (Istio connectionPool.tcp.maxConnections). ${POOL_NOTE}`,
+      ),
+    maxPendingRequests: poolLimit
+      .optional()
+      .describe(
+        `Most requests queued while waiting for a connection (Istio connectionPool.http.http1MaxPendingRequests). ${POOL_NOTE}`,
+      ),
+    maxRequests: poolLimit
+      .optional()
+      .describe(
+        `Most requests in flight to the whole service at once (Istio connectionPool.http.http2MaxRequests). ${POOL_NOTE}`,
+      ),
   })
   .superRefine((cb, ctx) => {
     if (cb.maxOpenSeconds !== undefined && cb.maxOpenSeconds < cb.openSeconds) {
@@ -266,6 +286,42 @@ export const rateLimitSchema = z.strictObject({
     .max(1_000_000)
     .describe('Sustained request rate (token bucket refill rate).'),
   burst: z.int().min(1).max(1_000_000).describe('Largest burst (token bucket size).'),
+});
+
+/** Failure classes a retry may react to (Envoy's `retry_on` names). */
+export const RETRY_CONDITIONS = [
+  '5xx',
+  'gateway-error',
+  'connect-failure',
+  'reset',
+  'retriable-4xx',
+  'refused-stream',
+] as const;
+export type RetryCondition = (typeof RETRY_CONDITIONS)[number];
+export const DEFAULT_RETRY_ON: readonly RetryCondition[] = ['5xx', 'connect-failure', 'reset'];
+
+/** Longest request or try timeout: one hour. */
+const timeoutSeconds = z.number().positive().max(3600);
+
+export const retriesSchema = z.strictObject({
+  attempts: z
+    .int()
+    .min(1)
+    .max(10)
+    .describe('Retries after the first try of a failed request (so at most attempts + 1 tries).'),
+  perTryTimeoutSeconds: timeoutSeconds
+    .optional()
+    .describe('Seconds each try may take, for example 0.5. Default: no per-try limit.'),
+  on: z
+    .array(z.enum(RETRY_CONDITIONS))
+    .min(1)
+    .max(RETRY_CONDITIONS.length)
+    .refine((on) => new Set(on).size === on.length, 'retry conditions must not repeat')
+    .default([...DEFAULT_RETRY_ON])
+    .meta({ 'x-kubernetes-list-type': 'set' })
+    .describe(
+      'Failures that are retried: 5xx, gateway-error (502, 503, 504), connect-failure, reset, retriable-4xx (409), refused-stream. Default: 5xx, connect-failure, reset.',
+    ),
 });
 
 export const serviceRefSchema = z.strictObject({
@@ -336,6 +392,14 @@ export const serviceSpecSchema = z
       .optional()
       .describe('Per-instance circuit breaker with exponential back-off.'),
     rateLimit: rateLimitSchema.optional().describe('Request rate limit (token bucket).'),
+    retries: retriesSchema
+      .optional()
+      .describe('Retries of failed requests, rendered into the service-mesh configuration.'),
+    requestTimeoutSeconds: timeoutSeconds
+      .optional()
+      .describe(
+        'Seconds a whole request may take, retries included, for example 1.5. Default: no limit.',
+      ),
     config: z
       .record(configKey, z.string().max(65536))
       .optional()
@@ -402,6 +466,27 @@ const instanceCountsSchema = z.strictObject({
   critical: z.int().min(0),
 });
 
+const meshStatusSchema = z.strictObject({
+  objects: z
+    .array(z.string().max(512))
+    .max(64)
+    .describe('The objects rendered for this mesh, as "Kind/name".'),
+  differences: z
+    .array(
+      z.strictObject({
+        object: z.string().max(512).optional().describe('"Kind/name" of the object concerned.'),
+        subject: z
+          .string()
+          .max(256)
+          .describe('The field of the service the difference is about, e.g. spec.retries.'),
+        message: z.string().max(2048).describe('What the mesh does instead, and why.'),
+      }),
+    )
+    .max(64)
+    .describe('Where the mesh cannot express exactly what the service says.'),
+});
+export type MeshStatus = z.infer<typeof meshStatusSchema>;
+
 export const resourceStatusSchema = z.strictObject({
   observedGeneration: z
     .int()
@@ -419,6 +504,14 @@ export const resourceStatusSchema = z.strictObject({
     .describe('MaxineService only: instance counts by health.'),
   /** MaxineService only: `ready/total`, for the READY printer column. */
   ready: z.string().max(32).optional().describe('MaxineService only: "ready/total" instances.'),
+  /** MaxineService only: what was rendered for each mesh the service integrates with. */
+  mesh: z
+    .strictObject({
+      istio: meshStatusSchema.optional().describe('Objects and differences for Istio.'),
+      linkerd: meshStatusSchema.optional().describe('Objects and differences for Linkerd.'),
+    })
+    .optional()
+    .describe('MaxineService only: the rendered mesh objects and their differences.'),
 });
 export type ResourceStatus = z.infer<typeof resourceStatusSchema>;
 

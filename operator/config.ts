@@ -76,6 +76,16 @@ export const configSchema = z
     aclDefault: z.enum(['allow', 'deny']).optional(),
     /** What intentions decide when none applies to a source and destination. */
     intentionDefault: z.enum(['allow', 'deny']).default('allow'),
+    /** kubernetes mode: apply Istio/Linkerd objects for MaxineServices with `spec.mesh`. */
+    meshApply: bool.default(true),
+    /** How often the mesh objects are re-applied and pruned, to repair drift and notice new CRDs. */
+    meshResyncMs: int(1000, 3_600_000).default(300_000),
+    /** Cluster DNS suffix of Service names, in hosts of rendered mesh objects. */
+    clusterDomain: z.string().min(1).max(253).default('cluster.local'),
+    /** Istio trust domain: principals are `<trust domain>/ns/<ns>/sa/<sa>`. */
+    meshTrustDomain: z.string().min(1).max(253).default('cluster.local'),
+    /** Linkerd identity trust domain: `<sa>.<ns>.serviceaccount.identity.linkerd.<domain>`. */
+    linkerdIdentityDomain: z.string().min(1).max(253).default('cluster.local'),
     /**
      * Namespaces whose ACLs and intentions may govern services of any namespace; elsewhere they
      * reach only their own namespace's services.
@@ -179,6 +189,11 @@ const OPTIONS = {
   'acl-default': ['aclDefault', 'MAXINE_ACL_DEFAULT'],
   'intention-default': ['intentionDefault', 'MAXINE_INTENTION_DEFAULT'],
   'policy-namespaces': ['policyNamespaces', 'MAXINE_POLICY_NAMESPACES'],
+  'mesh-apply': ['meshApply', 'MAXINE_MESH_APPLY'],
+  'mesh-resync-ms': ['meshResyncMs', 'MAXINE_MESH_RESYNC_MS'],
+  'cluster-domain': ['clusterDomain', 'MAXINE_CLUSTER_DOMAIN'],
+  'mesh-trust-domain': ['meshTrustDomain', 'MAXINE_MESH_TRUST_DOMAIN'],
+  'linkerd-identity-domain': ['linkerdIdentityDomain', 'MAXINE_LINKERD_IDENTITY_DOMAIN'],
   'bootstrap-admins': ['bootstrapAdmins', 'MAXINE_BOOTSTRAP_ADMINS'],
   'sidecar-read-all': ['sidecarReadAll', 'MAXINE_SIDECAR_READ_ALL'],
   'static-tokens-file': ['staticTokensFile', 'MAXINE_STATIC_TOKENS_FILE'],

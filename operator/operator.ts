@@ -31,6 +31,8 @@ import { KubeSource } from './kube/source.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from './telemetry/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
+import { MeshController, type MeshControllerOptions } from './mesh/controller.js';
+import { MeshRenderer } from './mesh/render.js';
 
 export const VERSION = '0.1.0';
 
@@ -91,6 +93,7 @@ export function createOperator(
   let source: ResourceSource;
   let kubeAccess: SecurityDeps['kube'];
   let injector: Injector | undefined;
+  let kubeMesh: Pick<MeshControllerOptions, 'kubeConfig' | 'statusChanged'> | undefined;
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const identity =
@@ -113,13 +116,17 @@ export function createOperator(
         leaseDurationSeconds: config.leaseDurationSeconds,
         renewSeconds: config.leaseRenewSeconds,
         logger,
-        onStartedLeading: () => kube.resyncAll(),
+        onStartedLeading: () => {
+          kube.resyncAll();
+          void meshController?.syncNow();
+        },
       });
     }
     source = kube;
     if (config.webhook ?? true)
       injector = createInjector({ config, kubeConfig, reconciler, logger });
     kubeAccess = { kubeConfig, pod: (namespace, name) => kube.pod(namespace, name) };
+    kubeMesh = { kubeConfig, statusChanged: (key) => kube.requestStatus(key) };
   } else {
     source = new FolderSource({ dir: config.resources, reconciler, logger });
   }
@@ -139,6 +146,19 @@ export function createOperator(
     ...(kubeAccess && { kube: kubeAccess }),
   });
   const { access, guard } = security;
+  const meshRenderer = new MeshRenderer({ reconciler, registry, access, config });
+  const meshController =
+    kubeMesh === undefined || !config.meshApply
+      ? undefined
+      : new MeshController({
+          ...kubeMesh,
+          reconciler,
+          renderer: meshRenderer,
+          events,
+          logger: logger.child({ component: 'mesh' }),
+          isLeader,
+          resyncMs: config.meshResyncMs,
+        });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
@@ -151,6 +171,7 @@ export function createOperator(
     openapi: () => openapi,
     guard,
     access,
+    mesh: meshRenderer,
     ...(security.auditExport && { auditExport: security.auditExport }),
   });
   const fastPath = createFastPath({
@@ -204,6 +225,7 @@ export function createOperator(
       await source.start();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
+      meshController?.start();
       sweeper = setInterval(sweep, config.sweepIntervalMs);
       sweeper.unref();
       const address = await listen(server, config.port, config.host);
@@ -223,6 +245,7 @@ export function createOperator(
     async stop() {
       if (sweeper) clearInterval(sweeper);
       stream.close();
+      await meshController?.stop();
       await elector?.stop();
       await injector?.stop();
       await source.stop();

@@ -4,8 +4,11 @@
  * changed and keeps each object's status. The same reconciler serves both sources.
  */
 import { resourceKey } from '../common/resources.js';
+import type { MeshName } from '../common/mesh/model.js';
 import type {
+  Condition,
   MaxineResource,
+  MeshStatus,
   ResourceKind,
   ResourceStatus,
   ServiceSpec,
@@ -33,6 +36,18 @@ interface Applied {
   status: ResourceStatus;
 }
 
+/** What the mesh controller reports about one mesh of one MaxineService. */
+export interface MeshReport {
+  condition: Omit<Condition, 'lastTransitionTime' | 'observedGeneration' | 'type'>;
+  status?: MeshStatus;
+}
+
+/** Condition type of each mesh's report. */
+export const MESH_CONDITIONS: Record<MeshName, string> = {
+  istio: 'IstioSynced',
+  linkerd: 'LinkerdSynced',
+};
+
 export class Reconciler {
   private readonly applied = new Map<string, Applied>();
 
@@ -41,6 +56,35 @@ export class Reconciler {
     private readonly policy: PolicyStore,
     private readonly clock: Clock,
   ) {}
+
+  /**
+   * Records the mesh controller's report for one mesh of a MaxineService (undefined: the mesh
+   * is not enabled). Returns true when the status changed.
+   */
+  setMeshReport(key: string, mesh: MeshName, report: MeshReport | undefined): boolean {
+    const entry = this.applied.get(key);
+    if (entry === undefined || entry.resource.kind !== 'MaxineService') return false;
+    const before = JSON.stringify(entry.status);
+    const type = MESH_CONDITIONS[mesh];
+    const { mesh: meshStatus = {}, ...rest } = entry.status;
+    const others = { ...meshStatus };
+    delete others[mesh];
+    if (report === undefined) {
+      entry.status = { ...rest, conditions: removeCondition(rest.conditions ?? [], type) };
+    } else {
+      entry.status = {
+        ...rest,
+        conditions: setCondition(
+          rest.conditions ?? [],
+          { type, ...report.condition, observedGeneration: entry.generation },
+          this.clock.now(),
+        ),
+      };
+      if (report.status !== undefined) Object.assign(others, { [mesh]: report.status });
+    }
+    if (Object.keys(others).length > 0) entry.status.mesh = others;
+    return JSON.stringify(entry.status) !== before;
+  }
 
   /** Applies one object if its spec changed. Returns true when something was applied. */
   upsert(resource: MaxineResource, source: string): boolean {
@@ -69,7 +113,11 @@ export class Reconciler {
       specJson,
       generation,
       source,
-      status: { observedGeneration: generation, conditions },
+      status: {
+        observedGeneration: generation,
+        conditions,
+        ...(previous?.status.mesh !== undefined && { mesh: previous.status.mesh }),
+      },
     });
     return true;
   }

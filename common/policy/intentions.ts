@@ -80,7 +80,7 @@ export interface IntentionDecision {
 }
 
 type IntentionSource = IntentionSpec['sources'][number];
-type Permission = NonNullable<IntentionSource['permissions']>[number];
+export type Permission = NonNullable<IntentionSource['permissions']>[number];
 export type HttpPermissionMatch = Permission['http'];
 type HeaderMatch = NonNullable<HttpPermissionMatch['headers']>[number];
 
@@ -177,7 +177,7 @@ export function httpMatches(match: HttpPermissionMatch, http: HttpRequestInfo): 
 }
 
 /** A permission that matches every request (nothing after it is reachable). */
-function isCatchAll(match: HttpPermissionMatch): boolean {
+export function isCatchAll(match: HttpPermissionMatch): boolean {
   return (
     match.pathExact === undefined &&
     match.pathRegex === undefined &&
@@ -189,8 +189,11 @@ function isCatchAll(match: HttpPermissionMatch): boolean {
 
 // ---- evaluation ----
 
-interface Candidate {
+/** A matching (intention, source) pair: who said what about this caller and destination. */
+export interface Candidate {
+  /** `namespace/name` of the MaxineIntention object. */
   intention: string;
+  /** The source pattern with the default namespace filled in. */
   sourcePattern: ServiceRef;
   source: IntentionSource;
 }
@@ -264,8 +267,12 @@ function decide(c: Candidate, ctx: Context): IntentionDecision {
   return decideL7(c, permissions, ctx);
 }
 
-/** The matching (intention, source) pairs of the highest precedence, in a stable order. */
-function topCandidates(
+/**
+ * The matching (intention, source) pairs of the highest precedence, in a stable order: the
+ * pairs that decide `request` (`evaluateIntentions` decides from them). The mesh renderers use
+ * them to translate the decision for a class of callers.
+ */
+export function topCandidates(
   intentions: Iterable<IntentionEntry>,
   request: IntentionRequest,
 ): Candidate[] {

@@ -21,6 +21,14 @@ import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 import type { AccessControl, Caller } from '../policy/access.js';
 import { authorizeInstanceWrite } from './instances.js';
 import { once } from 'node:events';
+import { MESHES } from '../../common/mesh/model.js';
+import {
+  renderToJson,
+  renderToYaml,
+  wantsYaml,
+  YAML_CONTENT_TYPE,
+} from '../../common/mesh/format.js';
+import type { MeshRenderer } from '../mesh/render.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -34,6 +42,8 @@ export interface AppDeps {
   /** Which instances a pod's sidecar may write (open in standalone mode). */
   guard: InstanceWriteGuard;
   access: AccessControl;
+  /** Istio/Linkerd objects of a declared service. */
+  mesh: Pick<MeshRenderer, 'render'>;
   /** The audit log's export, for admins (absent when the audit log is off). */
   auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
 }
@@ -91,6 +101,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
 }
 
 const serviceParams = z.object({ namespace: dnsLabel, name: dnsLabel });
+const meshParams = serviceParams.extend({ mesh: z.enum(MESHES) });
 const intentionCheckQuery = z.strictObject({
   source: serviceRefString,
   destination: serviceRefString,
@@ -207,6 +218,23 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(service);
   });
   app.all('/api/v1/services/:namespace/:name', methodNotAllowed('GET'));
+  app.get('/api/v1/services/:namespace/:name/mesh/:mesh', (req, res) => {
+    const { namespace, name, mesh } = parse(meshParams, req.params, 'path');
+    deps.access.authorize(req.caller, 'read', { namespace, name });
+    const render = deps.mesh.render(mesh, namespace, name);
+    if (render === undefined)
+      throw new MaxineError(
+        'SERVICE_NOT_FOUND',
+        `Service ${namespace}/${name} is not declared by a MaxineService, so there is nothing to render`,
+      );
+    if (wantsYaml(req.headers.accept)) {
+      res.type(YAML_CONTENT_TYPE).send(renderToYaml(render));
+      return;
+    }
+    const enabled = deps.reconciler.serviceSpec(namespace, name)?.mesh?.[mesh] === true;
+    res.json(renderToJson(render, enabled));
+  });
+  app.all('/api/v1/services/:namespace/:name/mesh/:mesh', methodNotAllowed('GET'));
   // GET is answered by the hot path before express; anything reaching here is another method.
   app.all('/api/v1/discover/:namespace/:name', methodNotAllowed('GET, HEAD'));
 

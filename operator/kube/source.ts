@@ -303,6 +303,11 @@ export class KubeSource {
     );
   }
 
+  /** Queues a status write for `Kind/namespace/name` (the mesh controller's reports). */
+  requestStatus(key: string): void {
+    this.statusQueue.add(key);
+  }
+
   /** The status an object should have now, written when it differs from the stored one. */
   private async writeStatusOf(key: string): Promise<void> {
     const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];

@@ -376,6 +376,12 @@ export class AccessControl {
     this.opts.audit({ ...entry, reqId: r.id });
   }
 
+  /** The intentions in force, after namespace confinement (what discovery checks). */
+  intentionsInForce(): readonly IntentionEntry[] {
+    this.refresh();
+    return this.intentions;
+  }
+
   private refresh(): void {
     if (this.version === this.opts.store.version) return;
     this.version = this.opts.store.version;

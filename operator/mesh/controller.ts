@@ -1,0 +1,403 @@
+/**
+ * Applies the rendered Istio and Linkerd objects of every MaxineService that asks for them
+ * (`spec.mesh`), in kubernetes mode, on the leader:
+ * - server-side apply under our field manager, each object owned by its MaxineService (so the
+ *   garbage collector deletes them with it);
+ * - prune: objects carrying our labels that are no longer rendered are deleted;
+ * - the outcome is the MaxineService's `IstioSynced` / `LinkerdSynced` condition, and the
+ *   objects and differences are in `status.mesh`.
+ *
+ * A mesh whose CRDs are not installed is a condition (`CRDsMissing`), not an error loop: it is
+ * looked at again on the periodic resync (`--mesh-resync-ms`) and on the next change. Changes
+ * (services, intentions, external instances) are batched: one sync at a time, and one more
+ * after it if something changed meanwhile.
+ */
+import {
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { API_GROUP_VERSION } from '../../common/resources.js';
+import { MESHES, renderMesh, type MeshName, type MeshObject } from '../../common/mesh/index.js';
+import {
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  MESH_LABEL,
+  SERVICE_LABEL,
+  type MeshService,
+} from '../../common/mesh/model.js';
+import type { EventLog } from '../events/log.js';
+import type { MeshReport, Reconciler } from '../reconciler.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { MeshRenderer } from './render.js';
+
+export const FIELD_MANAGER = 'maxine-operator';
+
+interface Kind {
+  group: string;
+  version: string;
+  kind: string;
+  plural: string;
+}
+
+/** Every kind a renderer may emit, per mesh: the CRDs we need and the kinds we prune. */
+export const MESH_KINDS: Record<MeshName, Kind[]> = {
+  istio: [
+    {
+      group: 'networking.istio.io',
+      version: 'v1',
+      kind: 'DestinationRule',
+      plural: 'destinationrules',
+    },
+    {
+      group: 'networking.istio.io',
+      version: 'v1',
+      kind: 'VirtualService',
+      plural: 'virtualservices',
+    },
+    { group: 'networking.istio.io', version: 'v1', kind: 'ServiceEntry', plural: 'serviceentries' },
+    {
+      group: 'security.istio.io',
+      version: 'v1',
+      kind: 'AuthorizationPolicy',
+      plural: 'authorizationpolicies',
+    },
+  ],
+  linkerd: [
+    { group: 'policy.linkerd.io', version: 'v1beta3', kind: 'Server', plural: 'servers' },
+    { group: 'policy.linkerd.io', version: 'v1beta3', kind: 'HTTPRoute', plural: 'httproutes' },
+    {
+      group: 'policy.linkerd.io',
+      version: 'v1alpha1',
+      kind: 'AuthorizationPolicy',
+      plural: 'authorizationpolicies',
+    },
+    {
+      group: 'policy.linkerd.io',
+      version: 'v1alpha1',
+      kind: 'MeshTLSAuthentication',
+      plural: 'meshtlsauthentications',
+    },
+    {
+      group: 'policy.linkerd.io',
+      version: 'v1alpha1',
+      kind: 'NetworkAuthentication',
+      plural: 'networkauthentications',
+    },
+    { group: 'linkerd.io', version: 'v1alpha2', kind: 'ServiceProfile', plural: 'serviceprofiles' },
+  ],
+};
+
+function kindOf(mesh: MeshName, obj: { apiVersion: string; kind: string }): Kind | undefined {
+  return MESH_KINDS[mesh].find(
+    (k) => `${k.group}/${k.version}` === obj.apiVersion && k.kind === obj.kind,
+  );
+}
+
+const objectKey = (o: {
+  apiVersion: string;
+  kind: string;
+  metadata: { namespace: string; name: string };
+}) => `${o.apiVersion}/${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
+
+export interface MeshControllerOptions {
+  kubeConfig: KubeConfig;
+  reconciler: Reconciler;
+  renderer: MeshRenderer;
+  events: EventLog;
+  logger: Logger;
+  isLeader: () => boolean;
+  /** Asks the resource source to write the status of `MaxineService/ns/name`. */
+  statusChanged: (key: string) => void;
+  resyncMs: number;
+  /** Quiet time after a change before syncing (default 200 ms). */
+  debounceMs?: number;
+}
+
+function errorText(err: unknown): string {
+  const e = err as { code?: number; body?: unknown; message?: string };
+  const body = typeof e.body === 'string' ? safeJson(e.body) : e.body;
+  const message = (body as { message?: string } | undefined)?.message ?? e.message ?? String(err);
+  return e.code === undefined ? message : `${e.code}: ${message}`;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { message: text };
+  }
+}
+
+const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
+
+/** Event types that change what is rendered. */
+const RELEVANT = new Set([
+  'service_updated',
+  'service_deleted',
+  'service_registered',
+  'service_deregistered',
+  'intention_changed',
+]);
+
+export class MeshController {
+  private readonly api: CustomObjectsApi;
+  private timer: NodeJS.Timeout | undefined;
+  private resync: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private unsubscribe: (() => void) | undefined;
+  /** What was applied last, by object key: unchanged objects are not sent again until a resync. */
+  private applied = new Map<string, string>();
+
+  constructor(private readonly opts: MeshControllerOptions) {
+    this.api = opts.kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  start(): void {
+    this.unsubscribe = this.opts.events.subscribe((event) => {
+      if (RELEVANT.has(event.type)) this.schedule();
+    });
+    this.resync = setInterval(() => {
+      this.applied.clear();
+      this.schedule(0);
+    }, this.opts.resyncMs);
+    this.resync.unref();
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    if (this.timer) clearTimeout(this.timer);
+    if (this.resync) clearInterval(this.resync);
+    await this.running;
+  }
+
+  /** Resolves after a full sync that started after this call (tests, leadership changes). */
+  async syncNow(): Promise<void> {
+    await this.running;
+    this.running = this.sync();
+    await this.running;
+  }
+
+  private schedule(delay = this.opts.debounceMs ?? 200): void {
+    if (this.stopped) return;
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.sync().finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.schedule();
+        }
+      });
+    }, delay);
+  }
+
+  private async sync(): Promise<void> {
+    if (!this.opts.isLeader()) return;
+    try {
+      const available = await this.detect();
+      const services = this.opts.renderer.services();
+      const desired = new Map<MeshName, Set<string>>(MESHES.map((m) => [m, new Set<string>()]));
+      for (const service of services) {
+        for (const mesh of MESHES) {
+          const report = await this.syncOne(mesh, service, {
+            services,
+            missing: available[mesh],
+            desired: desired.get(mesh)!,
+          });
+          const key = `MaxineService/${service.namespace}/${service.name}`;
+          if (this.opts.reconciler.setMeshReport(key, mesh, report)) this.opts.statusChanged(key);
+        }
+      }
+      for (const mesh of MESHES)
+        if (available[mesh].length === 0) await this.prune(mesh, desired.get(mesh)!);
+    } catch (err) {
+      this.opts.logger.error(
+        { err: errorText(err) },
+        'mesh sync failed; retrying on the next change or resync',
+      );
+    }
+  }
+
+  /** The missing kinds of each mesh (empty: all CRDs are installed). */
+  private async detect(): Promise<Record<MeshName, string[]>> {
+    const out = { istio: [] as string[], linkerd: [] as string[] };
+    for (const mesh of MESHES) {
+      for (const k of MESH_KINDS[mesh]) {
+        try {
+          await this.api.listClusterCustomObject({
+            group: k.group,
+            version: k.version,
+            plural: k.plural,
+            limit: 1,
+          });
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          out[mesh].push(`${k.kind} (${k.group}/${k.version})`);
+        }
+      }
+    }
+    return out;
+  }
+
+  private async syncOne(
+    mesh: MeshName,
+    service: {
+      namespace: string;
+      name: string;
+      spec: { mesh?: Partial<Record<MeshName, boolean>> };
+    },
+    pass: { services: MeshService[]; missing: string[]; desired: Set<string> },
+  ): Promise<MeshReport | undefined> {
+    const { services, missing, desired } = pass;
+    if (service.spec.mesh?.[mesh] !== true) return undefined;
+    const label = mesh === 'istio' ? 'Istio' : 'Linkerd';
+    if (missing.length > 0) {
+      return {
+        condition: {
+          status: 'False',
+          reason: 'CRDsMissing',
+          message: `${label} CRDs are not installed: ${missing.join(', ')}; install ${label} (or its CRDs) and the objects are applied on the next resync`,
+        },
+      };
+    }
+    const input = this.opts.renderer.input(service.namespace, service.name, services)!;
+    const render = renderMesh(mesh, input);
+    const uid = this.opts.reconciler.resourceOf(
+      `MaxineService/${service.namespace}/${service.name}`,
+    )?.metadata.uid;
+    const failures: string[] = [];
+    for (const obj of render.objects) {
+      desired.add(objectKey(obj));
+      try {
+        await this.apply(mesh, obj, service, uid);
+      } catch (err) {
+        failures.push(`${obj.kind}/${obj.metadata.name}: ${errorText(err)}`);
+      }
+    }
+    const status = {
+      objects: render.objects.map((o) => `${o.kind}/${o.metadata.name}`).slice(0, 64),
+      differences: render.differences.slice(0, 64),
+    };
+    if (failures.length > 0) {
+      this.opts.logger.warn(
+        { service: `${service.namespace}/${service.name}`, mesh, failures },
+        'mesh objects not applied',
+      );
+      return {
+        condition: {
+          status: 'False',
+          reason: 'ApplyFailed',
+          message: failures.join('; ').slice(0, 4096),
+        },
+        status,
+      };
+    }
+    const differences = render.differences.length;
+    return {
+      condition: {
+        status: 'True',
+        reason: 'Applied',
+        message: `${render.objects.length} ${label} objects applied${differences > 0 ? `; ${differences} differences from the intended behaviour, see status.mesh.${mesh}` : ''}`,
+      },
+      status,
+    };
+  }
+
+  private async apply(
+    mesh: MeshName,
+    obj: MeshObject,
+    owner: { namespace: string; name: string },
+    uid: string | undefined,
+  ): Promise<void> {
+    const kind = kindOf(mesh, obj)!;
+    const body = {
+      ...obj,
+      metadata: {
+        ...obj.metadata,
+        ...(uid !== undefined && {
+          ownerReferences: [
+            {
+              apiVersion: API_GROUP_VERSION,
+              kind: 'MaxineService',
+              name: owner.name,
+              uid,
+              controller: true,
+              blockOwnerDeletion: false,
+            },
+          ],
+        }),
+      },
+    };
+    const key = objectKey(obj);
+    const text = JSON.stringify(body);
+    if (this.applied.get(key) === text) return;
+    await this.api.patchNamespacedCustomObject(
+      {
+        group: kind.group,
+        version: kind.version,
+        namespace: obj.metadata.namespace,
+        plural: kind.plural,
+        name: obj.metadata.name,
+        body,
+        fieldManager: FIELD_MANAGER,
+        force: true,
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+    );
+    this.applied.set(key, text);
+    this.opts.logger.debug({ object: key }, 'mesh object applied');
+  }
+
+  /** Deletes our objects of `mesh` that are no longer rendered. */
+  private async prune(mesh: MeshName, desired: Set<string>): Promise<void> {
+    const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${MESH_LABEL}=${mesh}`;
+    for (const k of MESH_KINDS[mesh]) {
+      const list = (await this.api.listClusterCustomObject({
+        group: k.group,
+        version: k.version,
+        plural: k.plural,
+        labelSelector,
+      })) as {
+        items?: {
+          metadata: { namespace: string; name: string; labels?: Record<string, string> };
+        }[];
+      };
+      for (const item of list.items ?? []) {
+        const obj = {
+          apiVersion: `${k.group}/${k.version}`,
+          kind: k.kind,
+          metadata: item.metadata,
+        };
+        const key = objectKey(obj);
+        if (desired.has(key)) continue;
+        try {
+          await this.api.deleteNamespacedCustomObject({
+            group: k.group,
+            version: k.version,
+            namespace: item.metadata.namespace,
+            plural: k.plural,
+            name: item.metadata.name,
+          });
+          this.applied.delete(key);
+          this.opts.logger.info(
+            { object: key, service: item.metadata.labels?.[SERVICE_LABEL] },
+            'mesh object pruned: no longer rendered',
+          );
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+    }
+  }
+}

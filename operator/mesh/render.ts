@@ -1,0 +1,78 @@
+/**
+ * The operator's view of the mesh renderers: builds a renderer input for one MaxineService from
+ * what is in force (services, intentions after confinement, instances registered from outside
+ * the cluster), for the HTTP API, the sidecars and the mesh controller alike.
+ */
+import {
+  renderMesh,
+  type MeshName,
+  type MeshOptions,
+  type MeshRender,
+} from '../../common/mesh/index.js';
+import type { MeshInput, MeshService } from '../../common/mesh/model.js';
+import type { OperatorConfig } from '../config.js';
+import type { AccessControl } from '../policy/access.js';
+import type { Reconciler } from '../reconciler.js';
+import type { Registry } from '../registry/registry.js';
+
+export interface MeshRendererDeps {
+  reconciler: Reconciler;
+  registry: Registry;
+  access: AccessControl;
+  config: Pick<
+    OperatorConfig,
+    'intentionDefault' | 'clusterDomain' | 'meshTrustDomain' | 'linkerdIdentityDomain'
+  >;
+}
+
+export class MeshRenderer {
+  private readonly options: MeshOptions;
+
+  constructor(private readonly deps: MeshRendererDeps) {
+    const { config } = deps;
+    this.options = {
+      clusterDomain: config.clusterDomain,
+      trustDomain: config.meshTrustDomain,
+      linkerdIdentityDomain: config.linkerdIdentityDomain,
+      intentionDefault: config.intentionDefault,
+    };
+  }
+
+  /** The declared services, in a stable order. */
+  services(): MeshService[] {
+    return [...this.deps.reconciler.services()].sort((a, b) =>
+      `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`),
+    );
+  }
+
+  /** The renderer input for one declared service; undefined when it is not declared. */
+  input(namespace: string, name: string, services = this.services()): MeshInput | undefined {
+    const service = services.find((s) => s.namespace === namespace && s.name === name);
+    if (service === undefined) return undefined;
+    const external = this.deps.registry
+      .instancesOf(namespace, name)
+      .filter((i) => i.source === 'registration')
+      .map((i) => ({
+        id: i.id,
+        host: i.host,
+        port: i.port,
+        weight: i.weight,
+        ...(i.ports !== undefined && { ports: i.ports }),
+        ...(i.version !== undefined && { version: i.version }),
+        ...(i.zone !== undefined && { zone: i.zone }),
+      }))
+      .sort((a, b) => a.id.localeCompare(b.id));
+    return {
+      service,
+      services,
+      intentions: this.deps.access.intentionsInForce(),
+      external,
+      options: this.options,
+    };
+  }
+
+  render(mesh: MeshName, namespace: string, name: string): MeshRender | undefined {
+    const input = this.input(namespace, name);
+    return input === undefined ? undefined : renderMesh(mesh, input);
+  }
+}
