@@ -79,7 +79,12 @@ export async function startKubeOperator(
   cp: ControlPlane,
   overrides: Record<string, unknown> = {},
 ): Promise<{ operator: Operator; base: string; admin: { authorization: string } }> {
-  const sink = new Writable({ write: (_c, _e, done) => done() });
+  // MAXINE_E2E_LOGS=debug (or info, ...) shows the operator's log on stderr when debugging.
+  const level = process.env.MAXINE_E2E_LOGS ?? 'warn';
+  const sink =
+    process.env.MAXINE_E2E_LOGS === undefined
+      ? new Writable({ write: (_c, _e, done) => done() })
+      : process.stderr;
   const token = randomBytes(24).toString('base64url');
   const tokensFile = join(cp.dir, `tokens-${token.slice(0, 8)}.yaml`);
   await writeFile(tokensFile, stringify({ tokens: [{ token, user: E2E_ADMIN }] }), {
@@ -97,7 +102,7 @@ export async function startKubeOperator(
       bootstrapAdmins: [`User:${E2E_ADMIN}`],
       ...overrides,
     }),
-    createLogger('warn', sink),
+    createLogger(level, sink),
   );
   const address = await operator.start();
   return {

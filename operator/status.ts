@@ -1,7 +1,7 @@
 /** Status conditions (pure): standard Kubernetes semantics, shared by the folder and cluster sources. */
 import type { Condition } from '../common/resources.js';
 
-/** Sets `cond`, keeping lastTransitionTime when the status did not change. */
+/** Sets `cond` (in its place), keeping lastTransitionTime when the status did not change. */
 export function setCondition(
   conditions: readonly Condition[],
   cond: Omit<Condition, 'lastTransitionTime'>,
@@ -12,7 +12,11 @@ export function setCondition(
     previous !== undefined && previous.status === cond.status
       ? previous.lastTransitionTime
       : new Date(now).toISOString();
-  return [...conditions.filter((c) => c.type !== cond.type), { ...cond, lastTransitionTime }];
+  const next = { ...cond, lastTransitionTime };
+  // In place, so re-setting a condition never reorders the list (which would read as a change).
+  return previous === undefined
+    ? [...conditions, next]
+    : conditions.map((c) => (c.type === cond.type ? next : c));
 }
 
 export function removeCondition(conditions: readonly Condition[], type: string): Condition[] {

@@ -375,7 +375,7 @@ export class KubeSource {
           namespace,
           plural: PLURALS[kind],
           name,
-          body: { status },
+          body: { status: withDeletions(current, status) },
         },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
@@ -385,6 +385,23 @@ export class KubeSource {
       throw err;
     }
   }
+}
+
+/**
+ * `desired` as a JSON merge patch over `current`: a key `current` has and `desired` lacks is
+ * sent as null, which deletes it (a merge patch leaves absent keys alone). Arrays are replaced.
+ */
+function withDeletions(current: unknown, desired: unknown): unknown {
+  if (!isPlainObject(desired)) return desired;
+  const out: Record<string, unknown> = {};
+  const before = isPlainObject(current) ? current : {};
+  for (const key of Object.keys(before)) if (!(key in desired)) out[key] = null;
+  for (const [key, value] of Object.entries(desired)) out[key] = withDeletions(before[key], value);
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /** JSON with sorted keys, so statuses compare equal whatever order the API server keeps. */

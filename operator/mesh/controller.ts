@@ -178,9 +178,22 @@ export class MeshController {
 
   /** Resolves after a full sync that started after this call (tests, leadership changes). */
   async syncNow(): Promise<void> {
-    await this.running;
-    this.running = this.sync();
-    await this.running;
+    while (this.running !== undefined) await this.running;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.run();
+  }
+
+  /** One sync; then another if something changed meanwhile. */
+  private run(): Promise<void> {
+    this.running = this.sync().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        this.schedule();
+      }
+    });
+    return this.running;
   }
 
   private schedule(delay = this.opts.debounceMs ?? 200): void {
@@ -192,13 +205,7 @@ export class MeshController {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.running = this.sync().finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.schedule();
-        }
-      });
+      void this.run();
     }, delay);
   }
 
