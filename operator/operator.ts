@@ -158,6 +158,7 @@ export function createOperator(
           logger: logger.child({ component: 'mesh' }),
           isLeader,
           resyncMs: config.meshResyncMs,
+          prom: metrics.prom,
         });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({

@@ -27,6 +27,7 @@ import {
   SERVICE_LABEL,
   type MeshService,
 } from '../../common/mesh/model.js';
+import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { EventLog } from '../events/log.js';
 import type { MeshReport, Reconciler } from '../reconciler.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -113,6 +114,25 @@ export interface MeshControllerOptions {
   resyncMs: number;
   /** Quiet time after a change before syncing (default 200 ms). */
   debounceMs?: number;
+  prom?: PromRegistry;
+}
+
+function meshMetrics(prom: PromRegistry | undefined) {
+  const registers = prom === undefined ? [] : [prom];
+  return {
+    writes: new Counter({
+      name: 'maxine_mesh_object_writes_total',
+      help: 'Mesh objects written to the API server, by mesh and operation (apply, prune) and outcome.',
+      labelNames: ['mesh', 'operation', 'outcome'],
+      registers,
+    }),
+    syncs: new Counter({
+      name: 'maxine_mesh_syncs_total',
+      help: 'Mesh sync passes, by outcome (ok, error).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+  };
 }
 
 function errorText(err: unknown): string {
@@ -151,9 +171,11 @@ export class MeshController {
   private unsubscribe: (() => void) | undefined;
   /** What was applied last, by object key: unchanged objects are not sent again until a resync. */
   private applied = new Map<string, string>();
+  private readonly metrics: ReturnType<typeof meshMetrics>;
 
   constructor(private readonly opts: MeshControllerOptions) {
     this.api = opts.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.metrics = meshMetrics(opts.prom);
   }
 
   start(): void {
@@ -228,7 +250,9 @@ export class MeshController {
       }
       for (const mesh of MESHES)
         if (available[mesh].length === 0) await this.prune(mesh, desired.get(mesh)!);
+      this.metrics.syncs.inc({ outcome: 'ok' });
     } catch (err) {
+      this.metrics.syncs.inc({ outcome: 'error' });
       this.opts.logger.error(
         { err: errorText(err) },
         'mesh sync failed; retrying on the next change or resync',
@@ -289,6 +313,7 @@ export class MeshController {
       try {
         await this.apply(mesh, obj, service, uid);
       } catch (err) {
+        this.metrics.writes.inc({ mesh, operation: 'apply', outcome: 'error' });
         failures.push(`${obj.kind}/${obj.metadata.name}: ${errorText(err)}`);
       }
     }
@@ -363,6 +388,7 @@ export class MeshController {
       setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
     );
     this.applied.set(key, text);
+    this.metrics.writes.inc({ mesh, operation: 'apply', outcome: 'ok' });
     this.opts.logger.debug({ object: key }, 'mesh object applied');
   }
 
@@ -397,6 +423,7 @@ export class MeshController {
             name: item.metadata.name,
           });
           this.applied.delete(key);
+          this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'ok' });
           this.opts.logger.info(
             { object: key, service: item.metadata.labels?.[SERVICE_LABEL] },
             'mesh object pruned: no longer rendered',
