@@ -1,6 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { maxineServiceSchema, resourceStatusSchema } from './resources.js';
+import { expectAccepted, issuesOf } from '../test/helpers/schema.js';
 
 // ---- helpers ----
 
@@ -11,17 +12,6 @@ const service = (spec: object, status?: object) => ({
   spec,
   ...(status === undefined ? {} : { status }),
 });
-
-function issuesOf(schema: z.ZodType, object: unknown): { path: string; message: string }[] {
-  const result = schema.safeParse(object);
-  if (result.success) return [];
-  return result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-}
-
-function expectAccepted(schema: z.ZodType, object: unknown): void {
-  const result = schema.safeParse(object);
-  expect(result.success ? 'ok' : z.prettifyError(result.error)).toBe('ok');
-}
 
 function expectRejected(schema: z.ZodType, object: unknown, path: string): void {
   expect(issuesOf(schema, object).map((i) => i.path)).toContain(path);

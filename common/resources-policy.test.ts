@@ -1,8 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { buildCrds, type JSONSchemaProps } from '../crds/crd.js';
 import { UNSAFE_REGEX_MESSAGE, isSafeRegex, regexSafetyProblem } from './regex-safety.js';
 import { maxineAclSchema, maxineIntentionSchema } from './resources.js';
+import { expectAccepted, issuesOf } from '../test/helpers/schema.js';
 
 // ---- helpers ----
 
@@ -29,17 +30,6 @@ const withHeader = (header: object) => withHttp({ headers: [header] });
 
 const HTTP = 'spec.sources.0.permissions.0.http';
 const HEADER = `${HTTP}.headers.0`;
-
-function issuesOf(schema: z.ZodType, object: unknown): { path: string; message: string }[] {
-  const result = schema.safeParse(object);
-  if (result.success) return [];
-  return result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-}
-
-function expectAccepted(schema: z.ZodType, object: unknown): void {
-  const result = schema.safeParse(object);
-  expect(result.success ? 'ok' : z.prettifyError(result.error)).toBe('ok');
-}
 
 function expectRejected(schema: z.ZodType, object: unknown, path: string, message: string): void {
   expect(issuesOf(schema, object)).toContainEqual({

@@ -13,26 +13,22 @@ import { annotateDifferences, type MeshInput, type MeshName, type MeshRender } f
 
 export * from './model.js';
 
-export function renderIstio(input: MeshInput): MeshRender {
-  const traffic = istioTraffic(input);
-  const authz = istioAuthz(input, authzPlan(input));
-  return annotateDifferences({
-    mesh: 'istio',
-    objects: [...traffic.objects, ...authz.objects],
-    differences: [...traffic.differences, ...authz.differences],
-  });
-}
+const RENDERERS = {
+  istio: { traffic: istioTraffic, authz: istioAuthz },
+  linkerd: { traffic: linkerdTraffic, authz: linkerdAuthz },
+} as const;
 
-export function renderLinkerd(input: MeshInput): MeshRender {
-  const traffic = linkerdTraffic(input);
-  const authz = linkerdAuthz(input, authzPlan(input));
-  return annotateDifferences({
-    mesh: 'linkerd',
-    objects: [...traffic.objects, ...authz.objects],
-    differences: [...traffic.differences, ...authz.differences],
-  });
-}
-
+/** The objects of `mesh` for `input.service`, differences annotated on the objects they concern. */
 export function renderMesh(mesh: MeshName, input: MeshInput): MeshRender {
-  return mesh === 'istio' ? renderIstio(input) : renderLinkerd(input);
+  const { traffic, authz } = RENDERERS[mesh];
+  const t = traffic(input);
+  const a = authz(input, authzPlan(input));
+  return annotateDifferences({
+    mesh,
+    objects: [...t.objects, ...a.objects],
+    differences: [...t.differences, ...a.differences],
+  });
 }
+
+export const renderIstio = (input: MeshInput): MeshRender => renderMesh('istio', input);
+export const renderLinkerd = (input: MeshInput): MeshRender => renderMesh('linkerd', input);
