@@ -243,6 +243,18 @@ export function authzPlan(input: MeshInput): AuthzPlan {
 }
 
 /**
+ * What happens to a request of a class with HTTP permissions that none of them matches: the
+ * plan's default, unless the list ends with a catch-all (which then decides everything left).
+ */
+export function fallthroughOf(
+  permissions: readonly Permission[],
+  defaultAction: IntentionAction,
+): IntentionAction {
+  const last = permissions[permissions.length - 1];
+  return last !== undefined && isCatchAll(last.http) ? last.action : defaultAction;
+}
+
+/**
  * Whether some request could match both permissions' HTTP conditions. Conservative: true
  * unless methods or paths prove them disjoint (regexes and headers are assumed to overlap).
  */

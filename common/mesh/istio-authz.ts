@@ -16,8 +16,15 @@
  * Istio cannot express is left out, and a deny condition it cannot express is dropped, which
  * widens the deny. Each such case is a difference.
  */
-import type { HttpPermissionMatch, Permission } from '../policy/intentions.js';
-import { describeScope, mayOverlap, type AuthzPlan, type Grant, type Identity } from './authz.js';
+import type { HttpPermissionMatch, IntentionAction, Permission } from '../policy/intentions.js';
+import {
+  describeScope,
+  fallthroughOf,
+  mayOverlap,
+  type AuthzPlan,
+  type Grant,
+  type Identity,
+} from './authz.js';
 import {
   meshObject,
   type MeshDifference,
@@ -111,6 +118,8 @@ interface Build {
   differences: MeshDifference[];
   name: string;
   options: MeshOptions;
+  defaultAction: IntentionAction;
+  allowMode: boolean;
 }
 
 function withFrom(from: Rule['from'], rule: Omit<Rule, 'from'>): Rule {
@@ -121,15 +130,22 @@ function permissionSubject(grant: Grant, index: number): string {
   return `${grant.decidedBy.join(', ') || 'default'} permission ${index}`;
 }
 
-/** The rules of one caller class whose verdict is an ordered permission list. */
-function l7Rules(b: Build, grant: Grant, permissions: Permission[], defaultDeny: boolean) {
+/**
+ * The rules of one caller class whose verdict is an ordered permission list. When what matches
+ * no permission is allowed, the class gets one ALLOW rule (in allow mode) and its deny
+ * permissions; otherwise an ALLOW rule per allow permission, and the deny permissions that come
+ * before one of them.
+ */
+function l7Rules(b: Build, grant: Grant, permissions: Permission[]) {
   const from = fromOf(grant, b.options);
+  const fallthrough = fallthroughOf(permissions, b.defaultAction);
+  if (fallthrough === 'allow' && b.allowMode) b.allow.push(withFrom(from, {}));
   const lastAllow = permissions.map((p) => p.action).lastIndexOf('allow');
   permissions.forEach((p, index) => {
     const { rule, lost } = translate(p.http);
     const subject = permissionSubject(grant, index);
     if (p.action === 'allow') {
-      if (!defaultDeny) return;
+      if (!b.allowMode || fallthrough === 'allow') return;
       if (lost.length > 0) {
         b.differences.push({
           object: `AuthorizationPolicy/${b.name}-allow`,
@@ -141,7 +157,7 @@ function l7Rules(b: Build, grant: Grant, permissions: Permission[], defaultDeny:
       b.allow.push(withFrom(from, rule));
       return;
     }
-    if (defaultDeny && index > lastAllow) return;
+    if (fallthrough === 'deny' && index > lastAllow) return;
     if (lost.length > 0) {
       b.differences.push({
         object: `AuthorizationPolicy/${b.name}-deny`,
@@ -163,19 +179,36 @@ function l7Rules(b: Build, grant: Grant, permissions: Permission[], defaultDeny:
   });
 }
 
-function grantRules(b: Build, grant: Grant, defaultDeny: boolean): void {
+function grantRules(b: Build, grant: Grant): void {
   const { verdict } = grant;
   const from = fromOf(grant, b.options);
   if (verdict.kind === 'allow') {
-    if (defaultDeny) b.allow.push(withFrom(from, {}));
+    if (b.allowMode) b.allow.push(withFrom(from, {}));
     return;
   }
   if (verdict.kind === 'deny') {
-    // The default needs no rule; a denial an intention decided is written down.
-    if (grant.decidedBy.length > 0 || !defaultDeny) b.deny.push(withFrom(from, {}));
+    // In allow mode the default needs no rule; a denial an intention decided is written down.
+    if (grant.decidedBy.length > 0 || !b.allowMode) b.deny.push(withFrom(from, {}));
     return;
   }
-  l7Rules(b, grant, verdict.permissions, defaultDeny);
+  l7Rules(b, grant, verdict.permissions);
+}
+
+/**
+ * Allow mode (an ALLOW policy lists every caller class that may call): needed when the default
+ * is deny, or when some class may do only what its allow permissions say (its list ends with a
+ * catch-all deny). Otherwise DENY rules alone say it, and an ALLOW policy would shut out
+ * everyone it does not name.
+ */
+function needsAllowMode(plan: AuthzPlan): boolean {
+  return (
+    plan.defaultAction === 'deny' ||
+    plan.grants.some(
+      (g) =>
+        g.verdict.kind === 'l7' &&
+        fallthroughOf(g.verdict.permissions, plan.defaultAction) === 'deny',
+    )
+  );
 }
 
 export function istioAuthz(
@@ -196,17 +229,17 @@ export function istioAuthz(
       ],
     };
   }
-  const defaultDeny = plan.defaultAction === 'deny';
   const b: Build = {
     allow: [],
     deny: [],
     differences: [...plan.differences],
     name: service.name,
     options: input.options,
+    defaultAction: plan.defaultAction,
+    allowMode: needsAllowMode(plan),
   };
   // The others rule covers unauthenticated callers too (see fromOf).
-  for (const grant of plan.grants)
-    if (grant.scope.kind !== 'unauthenticated') grantRules(b, grant, defaultDeny);
+  for (const grant of plan.grants) if (grant.scope.kind !== 'unauthenticated') grantRules(b, grant);
   const objects: MeshObject[] = [];
   const head = (suffix: string) => ({
     apiVersion: API_VERSION,
@@ -222,7 +255,7 @@ export function istioAuthz(
         rules: b.deny,
       }),
     );
-  if (defaultDeny) {
+  if (b.allowMode) {
     const spec: Record<string, unknown> = { selector: workload, action: 'ALLOW' };
     if (b.allow.length > 0) spec.rules = b.allow;
     objects.push(meshObject('istio', service, head('allow'), spec));

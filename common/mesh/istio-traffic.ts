@@ -59,7 +59,7 @@ export function istioTraffic(input: MeshInput): IstioTraffic {
     r.differences.push({
       subject: 'spec.rateLimit',
       message:
-        'Istio has no resource for rate limits (it needs an EnvoyFilter with a local rate limit filter); nothing is rendered, the Maxine sidecar still enforces the limit.',
+        'Istio has no resource for rate limits (it needs an EnvoyFilter with a local rate limit filter); nothing is rendered. Maxine applies spec.rateLimit to discovery calls at the registry, not to the calls between services.',
     });
   }
   return { objects, differences: r.differences };

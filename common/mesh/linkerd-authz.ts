@@ -20,6 +20,7 @@
 import type { HttpPermissionMatch, Permission } from '../policy/intentions.js';
 import {
   describeScope,
+  fallthroughOf,
   identityKey,
   mayOverlap,
   type AuthzPlan,
@@ -230,7 +231,8 @@ function l7Grant(b: Build, grant: Grant, permissions: Permission[], authn: Ref):
     }
     authorize(b, route(b, JSON.stringify(matches), matches), authn);
   });
-  if (b.input.options.intentionDefault === 'allow') authorize(b, catchAll(b), authn);
+  if (fallthroughOf(permissions, b.input.options.intentionDefault) === 'allow')
+    authorize(b, catchAll(b), authn);
 }
 
 function serversOf(input: MeshInput, accessPolicy: string): { refs: Ref[]; objects: MeshObject[] } {

@@ -50,7 +50,13 @@ export function linkerdTraffic(input: MeshInput): LinkerdTraffic {
     differences.push({
       subject: 'spec.rateLimit',
       message:
-        'Not rendered: Linkerd limits rates with an HTTPLocalRateLimitPolicy on a Server, which Maxine does not render; the Maxine sidecar still enforces the limit.',
+        'Not rendered: Linkerd limits rates with an HTTPLocalRateLimitPolicy on a Server, which Maxine does not render. Maxine applies spec.rateLimit to discovery calls at the registry, not to the calls between services.',
+    });
+  }
+  if (input.external.length > 0) {
+    differences.push({
+      subject: 'instances registered from outside the cluster',
+      message: `Not rendered: Linkerd meshes workloads outside the cluster as ExternalWorkloads, which Maxine does not render; the ${input.external.length} registered instance(s) stay reachable through Maxine discovery only.`,
     });
   }
   return { objects, differences };
