@@ -22,6 +22,7 @@ export const ERROR_CATALOG = {
   RATE_LIMITED: { status: 429, message: 'Too many requests' },
   INTERNAL: { status: 500, message: 'Internal error' },
   NOT_READY: { status: 503, message: 'Not ready' },
+  MESH_NOT_READY: { status: 503, message: 'The mesh configuration is not known yet' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

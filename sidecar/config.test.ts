@@ -44,8 +44,32 @@ describe('sidecar configuration from the environment the webhook sets', () => {
     });
   });
 
+  it('reads the mesh folder and refresh period (default: no folder, 30 s)', () => {
+    expect(loadSidecarConfig(pod)).toMatchObject({ meshRefreshSeconds: 30 });
+    expect(loadSidecarConfig(pod).meshDir).toBeUndefined();
+    expect(
+      loadSidecarConfig({
+        ...pod,
+        MAXINE_MESH_DIR: '/etc/maxine/mesh',
+        MAXINE_MESH_REFRESH_SECONDS: '0',
+      }),
+    ).toMatchObject({ meshDir: '/etc/maxine/mesh', meshRefreshSeconds: 0 });
+    expect(loadSidecarConfig({ ...pod, MAXINE_MESH_REFRESH_SECONDS: '' }).meshRefreshSeconds).toBe(
+      30,
+    );
+  });
+
   it.each([
     [{}, 'MAXINE_SERVICE'],
+    [{ ...pod, MAXINE_MESH_DIR: 'mesh' }, 'MAXINE_MESH_DIR: must be an absolute path'],
+    [
+      { ...pod, MAXINE_MESH_REFRESH_SECONDS: 'often' },
+      'MAXINE_MESH_REFRESH_SECONDS: must be a whole number of seconds',
+    ],
+    [
+      { ...pod, MAXINE_MESH_REFRESH_SECONDS: '-1' },
+      'MAXINE_MESH_REFRESH_SECONDS: must be 0 (only on changes) or more',
+    ],
     [{ MAXINE_SERVICE: 'Web_1' }, 'MAXINE_SERVICE: must be a DNS-1123 label'],
     [{ ...pod, MAXINE_OPERATOR_URL: 'ftp://x' }, 'MAXINE_OPERATOR_URL'],
     [{ ...pod, MAXINE_LISTEN_PORT: '70000' }, 'MAXINE_LISTEN_PORT'],

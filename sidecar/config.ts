@@ -3,6 +3,7 @@
  * sets (downward API and literals, operator/webhook/patch.ts) — parsed with zod so a bad
  * value stops start-up with a message naming the variable.
  */
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../common/errors.js';
 import type { HealthCheck } from './health/checks.js';
@@ -46,6 +47,24 @@ export const sidecarEnvSchema = z.object({
    * anything else answers 404).
    */
   MAXINE_DISCOVERY_SCOPE: z.enum(['cluster', 'namespace']).default('cluster'),
+  /**
+   * Where to write `<mesh>.yaml` (the service's rendered mesh objects) for each mesh enabled in
+   * its `spec.mesh`; unset: nowhere (`/v1/mesh/{mesh}` answers either way).
+   */
+  MAXINE_MESH_DIR: optionalText.refine(
+    (v) => v === undefined || isAbsolute(v),
+    'must be an absolute path',
+  ),
+  /** Seconds between two fetches of the mesh renders when nothing changed; 0: only on changes. */
+  MAXINE_MESH_REFRESH_SECONDS: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(0, 'must be 0 (only on changes) or more')
+      .max(86_400, 'must be at most 86400 (a day)')
+      .default(30),
+  ),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -68,6 +87,8 @@ export interface SidecarConfig {
   listenHost: string;
   listenPort: number;
   discoveryScope: 'cluster' | 'namespace';
+  meshDir?: string;
+  meshRefreshSeconds: number;
   logLevel: string;
 }
 
@@ -108,6 +129,8 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     listenHost: e.MAXINE_LISTEN_HOST,
     listenPort: e.MAXINE_LISTEN_PORT,
     discoveryScope: e.MAXINE_DISCOVERY_SCOPE,
+    meshDir: e.MAXINE_MESH_DIR,
+    meshRefreshSeconds: e.MAXINE_MESH_REFRESH_SECONDS,
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }

@@ -18,6 +18,8 @@ export interface MirrorOptions {
   token?: () => Promise<string | undefined>;
   /** Called when a service's spec changes (the sidecar's own health check and config). */
   onService?: (ref: ServiceRef) => void;
+  /** Called when an intention naming this destination (`name` may be `*`) changes. */
+  onIntention?: (destination: ServiceRef) => void;
   /** Called after every resync snapshot. */
   onResync?: () => void;
   /** The services to mirror (`ns/name`, `ns/*`); undefined: every service. */
@@ -171,6 +173,8 @@ export class RegistryMirror {
       this.opts.onResync?.();
     } else if (changed !== undefined) {
       this.opts.onService?.(changed);
+    } else if (event.type === 'intention_changed' && event.service !== undefined) {
+      this.opts.onIntention?.(event.service);
     }
   }
 

@@ -10,7 +10,11 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { keySourceOf, NO_QUERY, parsedQuery, segment } from '../common/discover-request.js';
 import type { DiscoverySource } from '../common/discover-request.js';
 import { MaxineError } from '../common/errors.js';
+import { wantsYaml, YAML_CONTENT_TYPE } from '../common/mesh/format.js';
+import { MESHES } from '../common/mesh/model.js';
+import type { MeshName } from '../common/mesh/model.js';
 import type { Logger } from '../operator/telemetry/logger.js';
+import type { MeshAnswer } from './mesh.js';
 
 export interface SidecarServerDeps {
   source: DiscoverySource;
@@ -18,10 +22,13 @@ export interface SidecarServerDeps {
   namespace: string;
   config: () => { service: { namespace: string; name: string }; config: Record<string, string> };
   health: () => { ok: boolean; [k: string]: unknown };
+  /** The last answer of the operator's render of the pod's service for `mesh`, if any yet. */
+  mesh: (mesh: MeshName) => MeshAnswer | undefined;
   logger: Logger;
 }
 
 const DISCOVER = '/v1/discover/';
+const MESH = '/v1/mesh/';
 
 export function createSidecarServer(deps: SidecarServerDeps): Server {
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
@@ -61,10 +68,57 @@ function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerRespons
     send(res, 200, JSON.stringify(deps.config()), req.method === 'HEAD');
     return;
   }
+  const mesh = meshOf(path);
+  if (mesh !== undefined) {
+    if (!read) throw methodNotAllowed(res, 'GET, HEAD');
+    localOnly(req);
+    answerMesh(res, deps.mesh(mesh), req);
+    return;
+  }
   throw new MaxineError(
     'ROUTE_NOT_FOUND',
-    `No such endpoint: ${req.method} ${path?.slice(0, 128)}; see GET /v1/discover/{name}, GET /v1/config, GET /healthz`,
+    `No such endpoint: ${req.method} ${path?.slice(0, 128)}; see GET /v1/discover/{name}, GET /v1/config, GET /v1/mesh/{${MESHES.join('|')}}, GET /healthz`,
   );
+}
+
+/** The mesh of `/v1/mesh/{mesh}`; undefined for any other path (an unknown mesh: no route). */
+function meshOf(path: string | undefined): MeshName | undefined {
+  if (path?.startsWith(MESH) !== true) return undefined;
+  const name = path.slice(MESH.length);
+  return MESHES.find((m) => m === name);
+}
+
+/** The operator's render, as it answered it: JSON, or the YAML stream when Accept asks. */
+function answerMesh(
+  res: ServerResponse,
+  answer: MeshAnswer | undefined,
+  req: IncomingMessage,
+): void {
+  if (answer === undefined) {
+    res.setHeader('retry-after', '1');
+    throw new MaxineError(
+      'MESH_NOT_READY',
+      'The mesh configuration has not been fetched from the operator yet; retry shortly',
+    );
+  }
+  if (answer.kind === 'undeclared') {
+    throw new MaxineError(
+      'SERVICE_NOT_DECLARED',
+      'The service is not declared by a MaxineService, so there is no mesh configuration',
+    );
+  }
+  const yaml = wantsYaml(req.headers.accept);
+  const body = yaml ? answer.yaml : answer.json;
+  res.writeHead(200, [
+    'content-type',
+    yaml ? YAML_CONTENT_TYPE : 'application/json',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'vary',
+    'accept',
+  ]);
+  if (req.method === 'HEAD') res.end();
+  else res.end(body);
 }
 
 /** `/v1/discover/{name}` (the pod's namespace) or `/v1/discover/{namespace}/{name}`. */

@@ -12,12 +12,15 @@ import { RegistrationAgent } from './agent.js';
 import type { SidecarConfig } from './config.js';
 import type { HealthCheck } from './health/checks.js';
 import { HealthMonitor } from './health/monitor.js';
+import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
 import { RegistryMirror } from './mirror.js';
 import { createSidecarServer } from './server.js';
 
 export interface Sidecar {
   readonly mirror: RegistryMirror;
   readonly agent: RegistrationAgent;
+  /** The operator's mesh renders of the pod's service (`/v1/mesh/{mesh}`, `MAXINE_MESH_DIR`). */
+  readonly mesh: MeshConfigCache;
   /** The reported check result, undefined while no check is configured or before the first. */
   health(): { status: HealthStatus; output?: string } | undefined;
   start(): Promise<AddressInfo>;
@@ -101,9 +104,22 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       .filter((r) => !r.startsWith(`${config.namespace}/`));
     return [`${config.namespace}/*`, ...new Set(refs)].sort();
   };
+  const own = { namespace: config.namespace, name: config.service };
+  const mesh = new MeshConfigCache({
+    fetch: operatorMeshFetcher({
+      operatorUrl: config.operatorUrl,
+      namespace: config.namespace,
+      service: config.service,
+      token,
+    }),
+    logger,
+    refreshMs: config.meshRefreshSeconds * 1000,
+    ...(config.meshDir !== undefined && { dir: config.meshDir }),
+  });
   const ownSpecChanged = (): void => {
     applyCheck(config.healthCheck ?? ownSpec()?.healthCheck);
     mirror.rescope();
+    mesh.invalidate();
   };
 
   const mirror = new RegistryMirror({
@@ -115,6 +131,9 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     onService: (ref) => {
       if (ref.namespace === config.namespace && ref.name === config.service) ownSpecChanged();
     },
+    onIntention: (destination) => {
+      if (namesService(destination, own)) mesh.invalidate();
+    },
   });
 
   const server = createSidecarServer({
@@ -125,6 +144,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       service: { namespace: config.namespace, name: config.service },
       config: ownSpec()?.config ?? {},
     }),
+    mesh: (name) => mesh.get(name),
     // Alive as long as the process answers: an unreachable operator must not restart the pod.
     health: () => ({
       ok: true,
@@ -132,16 +152,19 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       registration: agent.status(),
       operator: mirror.status(),
       check: health() ?? null,
+      mesh: mesh.status(),
     }),
   });
 
   return {
     mirror,
     agent,
+    mesh,
     health,
     async start() {
       const address = await listen(server, config.listenPort, config.listenHost);
       mirror.start();
+      mesh.start();
       if (config.healthCheck !== undefined) applyCheck(config.healthCheck);
       agent.start();
       logger.info(
@@ -151,6 +174,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
           operator: config.operatorUrl,
           port: address.port,
           authenticated: config.tokenFile !== undefined,
+          meshDir: config.meshDir,
         },
         'maxine sidecar listening',
       );
@@ -159,6 +183,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     async stop() {
       await agent.stop();
       await monitor?.stop();
+      await mesh.stop();
       mirror.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -4,17 +4,20 @@
  * Linkerd authorization is allow-only: a Server (one per declared port) with
  * `accessPolicy: deny` refuses everything that no AuthorizationPolicy admits. So:
  * - A caller class that may do everything gets an AuthorizationPolicy on every Server,
- *   requiring a MeshTLSAuthentication of its identities (or, for callers without an identity,
- *   a NetworkAuthentication of every address).
+ *   requiring a MeshTLSAuthentication of its identities.
  * - A class with HTTP permissions gets routes: one HTTPRoute per distinct permission match,
  *   attached to the Servers. An allow permission authorizes the class on its route; a deny
  *   permission is a route the class is not authorized on. Linkerd picks the most specific
- *   route, not the first permission, so an allow permission that an earlier deny permission
- *   may overlap is left out. With any route, a catch-all route keeps other traffic routable;
- *   when the default is allow, the class is authorized on it.
+ *   route (by matched path length, then method, then headers), not the first permission, so an
+ *   allow permission that an earlier deny permission may overlap is left out. With any route,
+ *   a catch-all route keeps other traffic routable; when what matches no permission is
+ *   allowed, the class is authorized on it, unless a deny could land there too (no route, or
+ *   a tie with the catch-all on "/").
  * - Denied classes get nothing. Linkerd cannot exclude identities, so "everyone but X" is
  *   rendered as the namespaces and ServiceAccounts Maxine knows, minus X.
- * - Default allow and no intention restricting anyone: `accessPolicy: all-unauthenticated`.
+ * - Callers without a mesh identity are admitted only when nobody is restricted: Linkerd's
+ *   NetworkAuthentication admits every caller of its networks, meshed ones included.
+ * - No intention restricting anyone: `accessPolicy: all-unauthenticated`.
  * Each place where this is stricter than the intentions is a difference.
  */
 import type { HttpPermissionMatch, Permission } from '../policy/intentions.js';
@@ -163,18 +166,6 @@ function identitiesOf(b: Build, grant: Grant): string[] {
 /** The authentication object of a class (created once), or undefined when nobody matches. */
 function authenticationOf(b: Build, grant: Grant): Ref | undefined {
   const { service } = b.input;
-  if (grant.scope.kind === 'unauthenticated') {
-    const name = `${service.name}-unauthenticated`;
-    b.objects.push(
-      meshObject(
-        'linkerd',
-        service,
-        { apiVersion: `${POLICY_GROUP}/v1alpha1`, kind: 'NetworkAuthentication', name },
-        { networks: [{ cidr: '0.0.0.0/0' }, { cidr: '::/0' }] },
-      ),
-    );
-    return { group: POLICY_GROUP, kind: 'NetworkAuthentication', name };
-  }
   const identities = identitiesOf(b, grant);
   if (identities.length === 0) return undefined;
   const name = `${service.name}-authn-${b.authns++}`;
@@ -231,8 +222,37 @@ function l7Grant(b: Build, grant: Grant, permissions: Permission[], authn: Ref):
     }
     authorize(b, route(b, JSON.stringify(matches), matches), authn);
   });
-  if (fallthroughOf(permissions, b.input.options.intentionDefault) === 'allow')
-    authorize(b, catchAll(b), authn);
+  if (fallthroughOf(permissions, b.input.options.intentionDefault) !== 'allow') return;
+  // What matches no permission goes to the catch-all route, unless a deny would go there too:
+  // one without a route, or one that ties with the catch-all on "/" (same match length, no
+  // method or header to rank it higher; the proxy then takes either).
+  const leaky = permissions.findIndex(
+    (p, index) =>
+      p.action === 'deny' &&
+      (!denies[denyIndex(permissions, index)]!.routed || tiesCatchAll(p.http)),
+  );
+  if (leaky !== -1) {
+    b.differences.push({
+      subject,
+      message: `permission ${leaky}: Linkerd would send requests this deny matches down the catch-all route, so requests that match no permission are refused instead of allowed`,
+    });
+    return;
+  }
+  authorize(b, catchAll(b), authn);
+}
+
+/** The position of permission `index` among the deny permissions. */
+function denyIndex(permissions: readonly Permission[], index: number): number {
+  return permissions.slice(0, index).filter((p) => p.action === 'deny').length;
+}
+
+/** Whether a route for `match` may rank equal to the catch-all PathPrefix "/" on the path "/". */
+function tiesCatchAll(match: HttpPermissionMatch): boolean {
+  if ((match.methods ?? []).length > 0 || (match.headers ?? []).length > 0) return false;
+  if (match.pathExact !== undefined) return match.pathExact === '/';
+  if (match.pathPrefix !== undefined) return '/'.startsWith(match.pathPrefix);
+  if (match.pathRegex !== undefined) return new RegExp(`^(?:${match.pathRegex})$`).test('/');
+  return true;
 }
 
 function serversOf(input: MeshInput, accessPolicy: string): { refs: Ref[]; objects: MeshObject[] } {
@@ -282,8 +302,7 @@ export function linkerdAuthz(
 ): { objects: MeshObject[]; differences: MeshDifference[] } {
   const missing = unrenderable(input);
   if (missing !== undefined) return { objects: [], differences: [missing] };
-  const open =
-    plan.defaultAction === 'allow' && plan.grants.every((g) => g.verdict.kind === 'allow');
+  const open = plan.grants.every((g) => g.verdict.kind === 'allow');
   const servers = serversOf(input, open ? 'all-unauthenticated' : 'deny');
   const b: Build = {
     input,
@@ -297,6 +316,16 @@ export function linkerdAuthz(
   if (!open) {
     for (const grant of plan.grants) {
       if (grant.verdict.kind === 'deny') continue;
+      if (grant.scope.kind === 'unauthenticated') {
+        // A NetworkAuthentication admits every caller from its networks, meshed ones included,
+        // so it would undo every stricter class: callers without an identity are left out.
+        b.differences.push({
+          subject: describeScope(grant.scope),
+          message:
+            'not admitted: Linkerd admits callers without a mesh identity only by network (NetworkAuthentication), which would admit every meshed caller too, including those the intentions restrict',
+        });
+        continue;
+      }
       const authn = authenticationOf(b, grant);
       if (authn === undefined) continue;
       if (grant.verdict.kind === 'allow') for (const s of b.servers) authorize(b, s, authn);
