@@ -80,12 +80,6 @@ export const MESH_KINDS: Record<MeshName, Kind[]> = {
       kind: 'MeshTLSAuthentication',
       plural: 'meshtlsauthentications',
     },
-    {
-      group: 'policy.linkerd.io',
-      version: 'v1alpha1',
-      kind: 'NetworkAuthentication',
-      plural: 'networkauthentications',
-    },
     { group: 'linkerd.io', version: 'v1alpha2', kind: 'ServiceProfile', plural: 'serviceprofiles' },
   ],
 };
