@@ -293,6 +293,41 @@ spec:
     expect(routes.length).toBeGreaterThan(0);
   }, 120_000);
 
+  it('neither takes over nor prunes an object it did not create, and says so', async () => {
+    // A preview applied by hand: our labels, no owner.
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: web
+  namespace: shop
+  labels: { app.kubernetes.io/managed-by: maxine, maxine.io/mesh: istio, maxine.io/service: web }
+spec:
+  host: web.shop.svc.cluster.local
+  trafficPolicy: { loadBalancer: { simple: RANDOM } }
+`,
+    );
+    await kubectl(['apply', '-f', '-'], WEB + '  mesh: { istio: true }\n');
+    await eventually(async () => {
+      const web = await getJson(['get', 'maxineservice', 'web', '-n', 'shop']);
+      expect(condition(web, 'IstioSynced')).toMatchObject({
+        status: 'False',
+        reason: 'ApplyFailed',
+      });
+      expect(condition(web, 'IstioSynced').message).toContain(
+        'DestinationRule/web: exists and is not controlled',
+      );
+    }, 30_000);
+    // Several resyncs later it is still the user's object, untouched.
+    await new Promise((r) => setTimeout(r, 2500));
+    const dr = await getJson(['get', 'destinationrules.networking.istio.io', 'web', '-n', 'shop']);
+    expect(dr.spec.trafficPolicy.loadBalancer.simple).toBe('RANDOM');
+    expect(dr.metadata.ownerReferences).toBeUndefined();
+    await kubectl(['apply', '-f', '-'], WEB);
+    await kubectl(['delete', 'destinationrules.networking.istio.io', 'web', '-n', 'shop']);
+  }, 60_000);
+
   it('drops a mesh that is turned off; the garbage collector removes the rest with the MaxineService', async () => {
     await kubectl(
       ['apply', '-f', '-'],

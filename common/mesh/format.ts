@@ -16,14 +16,24 @@ export const YAML_CONTENT_TYPE = 'application/yaml; charset=utf-8';
 export function renderToYaml(render: MeshRender): string {
   const header = [`# ${render.mesh}: ${render.objects.length} objects rendered by Maxine`];
   for (const d of render.differences) {
-    header.push(
-      `# difference${d.object === undefined ? '' : ` (${d.object})`}: ${d.subject}: ${d.message}`,
-    );
+    const object = d.object === undefined ? '' : ` (${oneLine(d.object)})`;
+    header.push(`# difference${object}: ${oneLine(d.subject)}: ${oneLine(d.message)}`);
   }
   const docs = render.objects.map((o) =>
     stringify(o, { lineWidth: 0, aliasDuplicateObjects: false }),
   );
   return `${header.join('\n')}\n${docs.map((d) => `---\n${d}`).join('')}`;
+}
+
+/**
+ * Text for a YAML comment: differences quote user input (a path regex may hold a line break),
+ * which must not end the comment and start a document of its own.
+ */
+function oneLine(text: string): string {
+  return text.replace(
+    /[\u0000-\u001f\u007f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** The JSON body of a render. */

@@ -146,6 +146,32 @@ function safeJson(text: string): unknown {
 
 const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
 
+interface Availability {
+  missing: string[];
+  error?: string;
+}
+
+interface ListedMeta {
+  namespace: string;
+  name: string;
+  labels?: Record<string, string>;
+  ownerReferences?: { apiVersion: string; kind: string; uid: string; controller?: boolean }[];
+}
+
+function controllerOf(meta: Pick<ListedMeta, 'ownerReferences'>) {
+  return meta.ownerReferences?.find((r) => r.controller === true);
+}
+
+function ownedByMaxine(meta: ListedMeta): boolean {
+  const owner = controllerOf(meta);
+  return owner?.apiVersion === API_GROUP_VERSION && owner.kind === 'MaxineService';
+}
+
+/** Status texts fit the CRD's limits (subject 256, message 2048 characters). */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 /** Event types that change what is rendered. */
 const RELEVANT = new Set([
   'service_updated',
@@ -174,7 +200,8 @@ export class MeshController {
 
   start(): void {
     this.unsubscribe = this.opts.events.subscribe((event) => {
-      if (RELEVANT.has(event.type)) this.schedule();
+      // Pods are not rendered (only instances registered from outside the cluster are).
+      if (RELEVANT.has(event.type) && event.instance?.source !== 'kubernetes') this.schedule();
     });
     this.resync = setInterval(() => {
       this.applied.clear();
@@ -194,6 +221,9 @@ export class MeshController {
 
   /** Resolves after a full sync that started after this call (tests, leadership changes). */
   async syncNow(): Promise<void> {
+    if (this.stopped) return;
+    // Another replica may have changed or pruned objects while this one was not leading.
+    this.applied.clear();
     while (this.running !== undefined) await this.running;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -235,7 +265,7 @@ export class MeshController {
         for (const mesh of MESHES) {
           const report = await this.syncOne(mesh, service, {
             services,
-            missing: available[mesh],
+            available: available[mesh],
             desired: desired.get(mesh)!,
           });
           const key = `MaxineService/${service.namespace}/${service.name}`;
@@ -243,7 +273,8 @@ export class MeshController {
         }
       }
       for (const mesh of MESHES)
-        if (available[mesh].length === 0) await this.prune(mesh, desired.get(mesh)!);
+        if (available[mesh].missing.length === 0 && available[mesh].error === undefined)
+          await this.prune(mesh, desired.get(mesh)!);
       this.metrics.syncs.inc({ outcome: 'ok' });
     } catch (err) {
       this.metrics.syncs.inc({ outcome: 'error' });
@@ -254,9 +285,15 @@ export class MeshController {
     }
   }
 
-  /** The missing kinds of each mesh (empty: all CRDs are installed). */
-  private async detect(): Promise<Record<MeshName, string[]>> {
-    const out = { istio: [] as string[], linkerd: [] as string[] };
+  /**
+   * Per mesh: the kinds whose CRDs are missing, or why we could not tell (a 403 when RBAC lacks
+   * a rule). One mesh's trouble does not stop the other.
+   */
+  private async detect(): Promise<Record<MeshName, Availability>> {
+    const out: Record<MeshName, Availability> = {
+      istio: { missing: [] },
+      linkerd: { missing: [] },
+    };
     for (const mesh of MESHES) {
       for (const k of MESH_KINDS[mesh]) {
         try {
@@ -267,8 +304,8 @@ export class MeshController {
             limit: 1,
           });
         } catch (err) {
-          if (!isNotFound(err)) throw err;
-          out[mesh].push(`${k.kind} (${k.group}/${k.version})`);
+          if (isNotFound(err)) out[mesh].missing.push(`${k.kind} (${k.group}/${k.version})`);
+          else out[mesh].error ??= `cannot list ${k.plural}.${k.group}: ${errorText(err)}`;
         }
       }
     }
@@ -282,11 +319,14 @@ export class MeshController {
       name: string;
       spec: { mesh?: Partial<Record<MeshName, boolean>> };
     },
-    pass: { services: MeshService[]; missing: string[]; desired: Set<string> },
+    pass: { services: MeshService[]; available: Availability; desired: Set<string> },
   ): Promise<MeshReport | undefined> {
-    const { services, missing, desired } = pass;
+    const { services, desired } = pass;
+    const { missing, error } = pass.available;
     if (service.spec.mesh?.[mesh] !== true) return undefined;
     const label = mesh === 'istio' ? 'Istio' : 'Linkerd';
+    if (error !== undefined)
+      return { condition: { status: 'False', reason: 'SyncFailed', message: clip(error, 4096) } };
     if (missing.length > 0) {
       return {
         condition: {
@@ -301,11 +341,15 @@ export class MeshController {
     const uid = this.opts.reconciler.resourceOf(
       `MaxineService/${service.namespace}/${service.name}`,
     )?.metadata.uid;
+    // Deleted since this pass began: its delete event brings another pass; applying now would
+    // drop the owner reference.
+    if (uid === undefined) return undefined;
     const failures: string[] = [];
     for (const obj of render.objects) {
       desired.add(objectKey(obj));
+      if (!this.mayWrite()) break;
       try {
-        await this.apply(mesh, obj, service, uid);
+        await this.apply(mesh, obj, uid);
       } catch (err) {
         this.metrics.writes.inc({ mesh, operation: 'apply', outcome: 'error' });
         failures.push(`${obj.kind}/${obj.metadata.name}: ${errorText(err)}`);
@@ -313,7 +357,11 @@ export class MeshController {
     }
     const status = {
       objects: render.objects.map((o) => `${o.kind}/${o.metadata.name}`).slice(0, 64),
-      differences: render.differences.slice(0, 64),
+      differences: render.differences.slice(0, 64).map((d) => ({
+        ...(d.object !== undefined && { object: clip(d.object, 512) }),
+        subject: clip(d.subject, 256),
+        message: clip(d.message, 2048),
+      })),
     };
     if (failures.length > 0) {
       this.opts.logger.warn(
@@ -340,34 +388,29 @@ export class MeshController {
     };
   }
 
-  private async apply(
-    mesh: MeshName,
-    obj: MeshObject,
-    owner: { namespace: string; name: string },
-    uid: string | undefined,
-  ): Promise<void> {
+  private async apply(mesh: MeshName, obj: MeshObject, uid: string): Promise<void> {
     const kind = kindOf(mesh, obj)!;
+    const owner = obj.metadata.labels[SERVICE_LABEL]!;
     const body = {
       ...obj,
       metadata: {
         ...obj.metadata,
-        ...(uid !== undefined && {
-          ownerReferences: [
-            {
-              apiVersion: API_GROUP_VERSION,
-              kind: 'MaxineService',
-              name: owner.name,
-              uid,
-              controller: true,
-              blockOwnerDeletion: false,
-            },
-          ],
-        }),
+        ownerReferences: [
+          {
+            apiVersion: API_GROUP_VERSION,
+            kind: 'MaxineService',
+            name: owner,
+            uid,
+            controller: true,
+            blockOwnerDeletion: false,
+          },
+        ],
       },
     };
     const key = objectKey(obj);
     const text = JSON.stringify(body);
     if (this.applied.get(key) === text) return;
+    await this.refuseForeign(kind, obj, uid);
     await this.api.patchNamespacedCustomObject(
       {
         group: kind.group,
@@ -384,6 +427,36 @@ export class MeshController {
     this.applied.set(key, text);
     this.metrics.writes.inc({ mesh, operation: 'apply', outcome: 'ok' });
     this.opts.logger.debug({ object: key }, 'mesh object applied');
+  }
+
+  /**
+   * Refuses to take over an object someone else made (a ServiceProfile must be named after the
+   * service, so one may well exist): applying would overwrite it, and pruning or the garbage
+   * collector would later delete it.
+   */
+  private async refuseForeign(kind: Kind, obj: MeshObject, uid: string): Promise<void> {
+    let existing: { metadata: ListedMeta };
+    try {
+      existing = (await this.api.getNamespacedCustomObject({
+        group: kind.group,
+        version: kind.version,
+        namespace: obj.metadata.namespace,
+        plural: kind.plural,
+        name: obj.metadata.name,
+      })) as { metadata: ListedMeta };
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    if (controllerOf(existing.metadata)?.uid === uid) return;
+    throw new Error(
+      'exists and is not controlled by this MaxineService; Maxine does not take over objects it did not create (rename or delete it to let Maxine manage it)',
+    );
+  }
+
+  /** Whether this replica may still write: leading and not stopping. */
+  private mayWrite(): boolean {
+    return !this.stopped && this.opts.isLeader();
   }
 
   /** Deletes our objects of `mesh` that are no longer rendered. */
@@ -407,7 +480,10 @@ export class MeshController {
           metadata: item.metadata,
         };
         const key = objectKey(obj);
-        if (desired.has(key)) continue;
+        // Ours: carries our labels AND is controlled by a MaxineService. The labels alone also
+        // sit on previews someone applied by hand, which are theirs to keep.
+        if (desired.has(key) || !ownedByMaxine(item.metadata)) continue;
+        if (!this.mayWrite()) return;
         try {
           await this.api.deleteNamespacedCustomObject({
             group: k.group,
@@ -423,7 +499,9 @@ export class MeshController {
             'mesh object pruned: no longer rendered',
           );
         } catch (err) {
-          if (!isNotFound(err)) throw err;
+          if (isNotFound(err)) continue;
+          this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'error' });
+          this.opts.logger.warn({ object: key, err: errorText(err) }, 'mesh object not pruned');
         }
       }
     }
