@@ -30,10 +30,13 @@ export function renderToYaml(render: MeshRender): string {
  * which must not end the comment and start a document of its own.
  */
 function oneLine(text: string): string {
-  return text.replace(
-    /[\u0000-\u001f\u007f\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  let out = '';
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    const control = code < 0x20 || code === 0x7f || code === 0x2028 || code === 0x2029;
+    out += control ? `\\u${code.toString(16).padStart(4, '0')}` : c;
+  }
+  return out;
 }
 
 /** The JSON body of a render. */
