@@ -48,6 +48,17 @@ export const MESH_CONDITIONS: Record<MeshName, string> = {
   linkerd: 'LinkerdSynced',
 };
 
+const MESH_CONDITION_TYPES: ReadonlySet<string> = new Set(Object.values(MESH_CONDITIONS));
+
+/** The mesh conditions and `status.mesh` a resource read from the API server already has. */
+function meshReportOf(resource: MaxineResource): Pick<ResourceStatus, 'conditions' | 'mesh'> {
+  const status = resource.kind === 'MaxineService' ? resource.status : undefined;
+  return {
+    conditions: (status?.conditions ?? []).filter((c) => MESH_CONDITION_TYPES.has(c.type)),
+    ...(status?.mesh !== undefined && { mesh: status.mesh }),
+  };
+}
+
 export class Reconciler {
   private readonly applied = new Map<string, Applied>();
 
@@ -97,8 +108,11 @@ export class Reconciler {
     }
     this.applyToStores(resource);
     const generation = resource.metadata.generation ?? (previous?.generation ?? 0) + 1;
+    // A restarted operator starts from the mesh report the object already carries, so the mesh
+    // conditions do not vanish and come back (with a new transition time) on every restart.
+    const carried = previous?.status ?? meshReportOf(resource);
     const conditions = setCondition(
-      removeCondition(previous?.status.conditions ?? [], 'Invalid'),
+      removeCondition(carried.conditions ?? [], 'Invalid'),
       {
         type: 'Ready',
         status: 'True',
@@ -116,7 +130,7 @@ export class Reconciler {
       status: {
         observedGeneration: generation,
         conditions,
-        ...(previous?.status.mesh !== undefined && { mesh: previous.status.mesh }),
+        ...(carried.mesh !== undefined && { mesh: carried.mesh }),
       },
     });
     return true;

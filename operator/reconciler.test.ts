@@ -1,0 +1,79 @@
+import { describe, expect, it } from '@jest/globals';
+import { maxineServiceSchema } from '../common/resources.js';
+import { PolicyStore } from './policy/store.js';
+import { Reconciler } from './reconciler.js';
+import { ManualClock } from './registry/clock.js';
+import { Registry } from './registry/registry.js';
+
+function reconciler(): { r: Reconciler; clock: ManualClock } {
+  const clock = new ManualClock(1_700_000_000_000);
+  const registry = new Registry({
+    clock,
+    emit: () => undefined,
+    allowUndeclared: true,
+    defaultTtlSeconds: 30,
+    defaultRemoveAfterSeconds: 60,
+    massExpiryThreshold: 0.5,
+    massExpiryMinInstances: 4,
+  });
+  return { r: new Reconciler(registry, new PolicyStore(() => undefined), clock), clock };
+}
+
+const STORED_ISTIO = {
+  type: 'IstioSynced',
+  status: 'True' as const,
+  reason: 'Applied',
+  message: '2 Istio objects applied',
+  lastTransitionTime: '2026-01-01T00:00:00.000Z',
+  observedGeneration: 3,
+};
+
+/** A MaxineService as read from the API server after an earlier operator reported on it. */
+const stored = maxineServiceSchema.parse({
+  apiVersion: 'maxine.io/v1alpha1',
+  kind: 'MaxineService',
+  metadata: { name: 'orders', namespace: 'shop', generation: 3 },
+  spec: { selector: { app: 'orders' }, mesh: { istio: true } },
+  status: {
+    conditions: [
+      { ...STORED_ISTIO, type: 'Ready', reason: 'Reconciled', message: 'old' },
+      STORED_ISTIO,
+      { ...STORED_ISTIO, type: 'Invalid', reason: 'SpecInvalid' },
+    ],
+    mesh: { istio: { objects: ['DestinationRule/orders'], differences: [] } },
+  },
+});
+
+describe('Reconciler mesh reports', () => {
+  it('keeps the mesh report an object already carries across an operator restart', () => {
+    const { r } = reconciler();
+    r.upsert(stored, 'kubernetes');
+    const status = r.statusOf('MaxineService/shop/orders')!;
+    expect(status.conditions?.find((c) => c.type === 'IstioSynced')).toEqual(STORED_ISTIO);
+    expect(status.conditions?.map((c) => c.type)).toEqual(['IstioSynced', 'Ready']);
+    expect(status.mesh).toEqual({
+      istio: { objects: ['DestinationRule/orders'], differences: [] },
+    });
+  });
+
+  it('replaces, keeps the place of, and removes a mesh condition', () => {
+    const { r, clock } = reconciler();
+    r.upsert(stored, 'kubernetes');
+    const key = 'MaxineService/shop/orders';
+    const same = { status: 'True' as const, reason: 'Applied', message: '2 Istio objects applied' };
+    expect(r.setMeshReport(key, 'istio', { condition: same })).toBe(true); // observedGeneration
+    expect(r.setMeshReport(key, 'istio', { condition: same })).toBe(false);
+    clock.advance(1000);
+    expect(
+      r.setMeshReport(key, 'istio', {
+        condition: { status: 'False', reason: 'CRDsMissing', message: 'gone' },
+      }),
+    ).toBe(true);
+    const changed = r.statusOf(key)!;
+    expect(changed.conditions?.map((c) => c.type)).toEqual(['IstioSynced', 'Ready']);
+    expect(changed.conditions?.[0]?.lastTransitionTime).toBe(new Date(clock.now()).toISOString());
+    expect(r.setMeshReport(key, 'istio', undefined)).toBe(true);
+    expect(r.statusOf(key)!.conditions?.map((c) => c.type)).toEqual(['Ready']);
+    expect(r.statusOf(key)!.mesh).toBeUndefined();
+  });
+});
