@@ -230,8 +230,25 @@ kind: MaxineService
 metadata: { name: orders, namespace: shop }
 spec:
   selector: { app: orders }
----
-apiVersion: apps/v1
+`,
+  );
+  // The webhook injects pods a MaxineService selects, as the operator's informer knows them:
+  // the Deployment waits until a dry run of one of its pods comes back with the sidecar, or
+  // the first pods could be admitted before the operator has seen the MaxineService.
+  await eventually(
+    async () => {
+      const probe = await cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
+        input:
+          'apiVersion: v1\nkind: Pod\nmetadata: { name: probe, namespace: shop, labels: { app: web } }\nspec: { containers: [{ name: app, image: probe }] }\n',
+      });
+      return probe.code === 0 && probe.stdout.includes('maxine-sidecar');
+    },
+    30_000,
+    'the operator knows the web MaxineService',
+  );
+  await kubectl(
+    ['apply', '-f', '-'],
+    `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: web, namespace: shop }
 spec:
