@@ -149,6 +149,18 @@ async function register(token: string | undefined, service: string): Promise<num
   return res.status;
 }
 
+/** A pod in shop created with a server-side dry run: what admission (our webhook) makes of it. */
+function dryRunPod(labels: Record<string, string>) {
+  return cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'probe', namespace: 'shop', labels },
+      spec: { containers: [{ name: 'app', image: 'probe' }] },
+    }),
+  });
+}
+
 beforeAll(async () => {
   await ensureBinaries();
   cp = await startControlPlane({ workloads: true });
@@ -202,10 +214,7 @@ beforeAll(async () => {
   // MaxineService selects the probe yet, so the answer is its warning saying so.
   await eventually(
     async () => {
-      const probe = await cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
-        input:
-          'apiVersion: v1\nkind: Pod\nmetadata: { name: probe, namespace: shop }\nspec: { containers: [{ name: app, image: probe }] }\n',
-      });
+      const probe = await dryRunPod({});
       return probe.code === 0 && probe.stderr.includes('no MaxineService selects this pod');
     },
     30_000,
@@ -237,10 +246,7 @@ spec:
   // the first pods could be admitted before the operator has seen the MaxineService.
   await eventually(
     async () => {
-      const probe = await cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
-        input:
-          'apiVersion: v1\nkind: Pod\nmetadata: { name: probe, namespace: shop, labels: { app: web } }\nspec: { containers: [{ name: app, image: probe }] }\n',
-      });
+      const probe = await dryRunPod({ app: 'web' });
       return probe.code === 0 && probe.stdout.includes('maxine-sidecar');
     },
     30_000,

@@ -136,8 +136,7 @@ function permissionSubject(grant: Grant, index: number): string {
  * permissions; otherwise an ALLOW rule per allow permission, and the deny permissions that come
  * before one of them.
  */
-function l7Rules(b: Build, grant: Grant, permissions: Permission[]) {
-  const from = fromOf(grant, b.options);
+function l7Rules(b: Build, grant: Grant, from: Rule['from'], permissions: Permission[]) {
   const fallthrough = fallthroughOf(permissions, b.defaultAction);
   if (fallthrough === 'allow' && b.allowMode) b.allow.push(withFrom(from, {}));
   const lastAllow = permissions.map((p) => p.action).lastIndexOf('allow');
@@ -191,7 +190,7 @@ function grantRules(b: Build, grant: Grant): void {
     if (grant.decidedBy.length > 0 || !b.allowMode) b.deny.push(withFrom(from, {}));
     return;
   }
-  l7Rules(b, grant, verdict.permissions);
+  l7Rules(b, grant, from, verdict.permissions);
 }
 
 /**

@@ -314,11 +314,7 @@ export class MeshController {
 
   private async syncOne(
     mesh: MeshName,
-    service: {
-      namespace: string;
-      name: string;
-      spec: { mesh?: Partial<Record<MeshName, boolean>> };
-    },
+    service: MeshService,
     pass: { services: MeshService[]; available: Availability; desired: Set<string> },
   ): Promise<MeshReport | undefined> {
     const { services, desired } = pass;
