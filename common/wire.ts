@@ -38,9 +38,11 @@ export const instanceIdSchema = z
     'must be letters, digits, "-", "_", "." or ":"',
   );
 
-export const metadataSchema = z
-  .record(labelKey, z.string().max(1024))
-  .refine((m) => Object.keys(m).length <= 64, 'at most 64 metadata entries');
+/**
+ * Each entry's size is bounded here; how many entries and how many bytes an instance may
+ * carry are registry limits (`--max-metadata-keys`, `--max-metadata-bytes`: 413 answers).
+ */
+export const metadataSchema = z.record(labelKey, z.string().max(1024));
 
 export const registerRequestSchema = z.strictObject({
   /** Optional stable id (the sidecar uses the pod name); generated when absent. */
@@ -49,6 +51,7 @@ export const registerRequestSchema = z.strictObject({
   namespace: dnsLabel.default('default'),
   host,
   port: z.int().min(1).max(65535),
+  /** How many entries: the registry's `--max-ports` (413 TOO_MANY_PORTS). */
   ports: z.record(dnsLabel, z.int().min(1).max(65535)).optional(),
   version: shortText.optional(),
   zone: shortText.optional(),

@@ -5,6 +5,8 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { validationError } from '../common/errors.js';
+import { DEFAULT_LIMITS } from './registry/limits.js';
+import type { RegistryLimits } from './registry/limits.js';
 
 const bool = z.union(
   [
@@ -57,6 +59,19 @@ export const configSchema = z
     massExpiryMinInstances: int(1, 1_000_000).default(10),
     bodyLimitBytes: int(256, 16 * 1024 * 1024).default(64 * 1024),
     eventLogSize: int(16, 10_000_000).default(10_000),
+    /** The event log's bound in bytes (serialized events), besides its count. */
+    eventLogBytes: int(64 * 1024, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+    /** Registry limits (operator/registry/limits.ts): counts answer 429, sizes 413. */
+    maxInstances: int(1, 100_000_000).default(DEFAULT_LIMITS.instances),
+    maxInstancesPerService: int(1, 100_000_000).default(DEFAULT_LIMITS.instancesPerService),
+    maxInstancesPerPrincipal: int(1, 100_000_000).default(DEFAULT_LIMITS.instancesPerPrincipal),
+    maxUndeclaredServices: int(1, 10_000_000).default(DEFAULT_LIMITS.undeclaredServices),
+    maxUndeclaredServicesPerPrincipal: int(1, 10_000_000).default(
+      DEFAULT_LIMITS.undeclaredServicesPerPrincipal,
+    ),
+    maxMetadataBytes: int(2, 16 * 1024 * 1024).default(DEFAULT_LIMITS.metadataBytes),
+    maxMetadataKeys: int(0, 100_000).default(DEFAULT_LIMITS.metadataKeys),
+    maxPorts: int(0, 10_000).default(DEFAULT_LIMITS.ports),
     shutdownTimeoutMs: int(0, 600_000).default(10_000),
     statusResyncMs: int(100, 3_600_000).default(15_000),
     /** kubernetes mode: compete for a Lease; only the leader writes status. */
@@ -161,6 +176,20 @@ export const configSchema = z
   });
 export type OperatorConfig = z.infer<typeof configSchema>;
 
+/** The registry limits a configuration sets. */
+export function registryLimitsOf(c: OperatorConfig): RegistryLimits {
+  return {
+    instances: c.maxInstances,
+    instancesPerService: c.maxInstancesPerService,
+    instancesPerPrincipal: c.maxInstancesPerPrincipal,
+    undeclaredServices: c.maxUndeclaredServices,
+    undeclaredServicesPerPrincipal: c.maxUndeclaredServicesPerPrincipal,
+    metadataBytes: c.maxMetadataBytes,
+    metadataKeys: c.maxMetadataKeys,
+    ports: c.maxPorts,
+  };
+}
+
 /** flag name → [config key, environment variable] */
 const OPTIONS = {
   port: ['port', 'MAXINE_PORT'],
@@ -177,6 +206,18 @@ const OPTIONS = {
   'mass-expiry-min-instances': ['massExpiryMinInstances', 'MAXINE_MASS_EXPIRY_MIN_INSTANCES'],
   'body-limit-bytes': ['bodyLimitBytes', 'MAXINE_BODY_LIMIT_BYTES'],
   'event-log-size': ['eventLogSize', 'MAXINE_EVENT_LOG_SIZE'],
+  'event-log-bytes': ['eventLogBytes', 'MAXINE_EVENT_LOG_BYTES'],
+  'max-instances': ['maxInstances', 'MAXINE_MAX_INSTANCES'],
+  'max-instances-per-service': ['maxInstancesPerService', 'MAXINE_MAX_INSTANCES_PER_SERVICE'],
+  'max-instances-per-principal': ['maxInstancesPerPrincipal', 'MAXINE_MAX_INSTANCES_PER_PRINCIPAL'],
+  'max-undeclared-services': ['maxUndeclaredServices', 'MAXINE_MAX_UNDECLARED_SERVICES'],
+  'max-undeclared-services-per-principal': [
+    'maxUndeclaredServicesPerPrincipal',
+    'MAXINE_MAX_UNDECLARED_SERVICES_PER_PRINCIPAL',
+  ],
+  'max-metadata-bytes': ['maxMetadataBytes', 'MAXINE_MAX_METADATA_BYTES'],
+  'max-metadata-keys': ['maxMetadataKeys', 'MAXINE_MAX_METADATA_KEYS'],
+  'max-ports': ['maxPorts', 'MAXINE_MAX_PORTS'],
   'shutdown-timeout-ms': ['shutdownTimeoutMs', 'MAXINE_SHUTDOWN_TIMEOUT_MS'],
   'status-resync-ms': ['statusResyncMs', 'MAXINE_STATUS_RESYNC_MS'],
   'leader-election': ['leaderElection', 'MAXINE_LEADER_ELECTION'],

@@ -6,6 +6,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { registryLimitsOf } from './config.js';
 import type { OperatorConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { createApp } from './http/app.js';
@@ -74,7 +75,11 @@ export function createOperator(
   logger: Logger,
   clock: Clock = systemClock,
 ): Operator {
-  const events = new EventLog(config.eventLogSize, clock, clock.now() * 1000);
+  const events = new EventLog(
+    { events: config.eventLogSize, bytes: config.eventLogBytes },
+    clock,
+    clock.now() * 1000,
+  );
   const emit = (draft: Parameters<EventLog['append']>[0]): void => void events.append(draft);
   const registry = new Registry({
     clock,
@@ -84,6 +89,7 @@ export function createOperator(
     defaultRemoveAfterSeconds: config.removeAfterSeconds,
     massExpiryThreshold: config.massExpiryThreshold,
     massExpiryMinInstances: config.massExpiryMinInstances,
+    limits: registryLimitsOf(config),
   });
   const policies = new PolicyStore(emit);
   const reconciler = new Reconciler(registry, policies, clock);

@@ -1,6 +1,10 @@
 /**
- * The event log: assigns sequence numbers, keeps the last `capacity` events for `since=SEQ`
- * resumption, and fans out to subscribers. Pure (the clock is injected).
+ * The event log: assigns sequence numbers, keeps the last events for `since=SEQ` resumption,
+ * and fans out to subscribers. Pure (the clock is injected).
+ *
+ * The log is bounded by count and by bytes: each stored event is sized once, by its JSON
+ * (what a stream sends), and the oldest events go when either bound is passed. A client
+ * resuming from an evicted sequence gets a resync snapshot, as with any too-old `since`.
  *
  * Heartbeat events are frequent and worthless to replay, so they are not stored and do not
  * advance the sequence: they carry the sequence of the last stored event, which keeps
@@ -12,25 +16,53 @@ import type { RegistryEventDraft } from '../registry/registry.js';
 
 export type EventListener = (event: MaxineEvent) => void;
 
+export interface EventLogBounds {
+  /** Events held at most. */
+  events: number;
+  /** Serialized bytes held at most (JSON length of the events). */
+  bytes: number;
+}
+
+interface Held {
+  event: MaxineEvent;
+  bytes: number;
+}
+
 export class EventLog {
-  private readonly ring: (MaxineEvent | undefined)[];
+  private readonly ring: (Held | undefined)[];
+  private readonly capacity: number;
+  private readonly maxBytes: number;
   private seq = 0;
-  private stored = 0;
+  /** The oldest sequence still held; seq + 1 when the log holds nothing. */
+  private first: number;
+  private heldBytes = 0;
   private readonly listeners = new Set<EventListener>();
+  /** Events dropped to stay within the bounds, by which bound. */
+  readonly evictions = { events: 0, bytes: 0 };
+  /**
+   * The JSON of the event being fanned out: every subscriber sends the same string, so it is
+   * built once per event (and kept for that event only, not for the ring's lifetime).
+   */
+  private lastJson: { event: MaxineEvent; json: string | undefined } | undefined;
 
   /**
    * `startSeq` is where numbering starts. The operator starts it at its start time in
    * microseconds, so a restarted operator numbers above anything its predecessor handed
    * out, and a client resuming with an old `since` gets a resync rather than a wrong replay.
+   * A number as `bounds` bounds the count only.
    */
   constructor(
-    private readonly capacity: number,
+    bounds: number | EventLogBounds,
     private readonly clock: Clock,
     startSeq = 0,
   ) {
-    this.ring = new Array<MaxineEvent | undefined>(capacity);
+    const b = typeof bounds === 'number' ? { events: bounds, bytes: Infinity } : bounds;
+    this.capacity = b.events;
+    this.maxBytes = b.bytes;
+    this.ring = new Array<Held | undefined>(this.capacity);
     this.seq = startSeq;
     this.base = startSeq;
+    this.first = startSeq + 1;
   }
 
   private readonly base: number;
@@ -41,12 +73,22 @@ export class EventLog {
 
   /** The oldest sequence number still held (lastSeq + 1 when empty). */
   get firstSeq(): number {
-    return this.seq - Math.min(this.stored, this.capacity) + 1;
+    return this.first;
+  }
+
+  /** Events held now. */
+  get size(): number {
+    return this.seq - this.first + 1;
+  }
+
+  /** Serialized bytes of the events held now. */
+  get bytes(): number {
+    return this.heldBytes;
   }
 
   /** Whether `since` is a sequence this log can continue from (not too old, not ahead). */
   canResumeFrom(since: number): boolean {
-    return since <= this.seq && since + 1 >= this.firstSeq && since >= this.base;
+    return since <= this.seq && since + 1 >= this.first && since >= this.base;
   }
 
   append(draft: RegistryEventDraft): MaxineEvent {
@@ -57,12 +99,37 @@ export class EventLog {
       time: new Date(this.clock.now()).toISOString(),
       ...draft,
     };
-    if (!ephemeral) {
-      this.ring[this.seq % this.capacity] = event;
-      this.stored += 1;
-    }
+    // A heartbeat nobody subscribed to is never serialized (heartbeats are the hot write path).
+    this.lastJson = { event, json: ephemeral ? undefined : JSON.stringify(event) };
+    if (!ephemeral) this.store(event, this.lastJson.json?.length ?? 0);
     for (const listener of this.listeners) listener(event);
     return event;
+  }
+
+  /** The event as JSON text; built once for the event being fanned out. */
+  serialized(event: MaxineEvent): string {
+    const last = this.lastJson;
+    if (last?.event !== event) return JSON.stringify(event);
+    last.json ??= JSON.stringify(event);
+    return last.json;
+  }
+
+  private store(event: MaxineEvent, bytes: number): void {
+    // `seq` already counts this event: past the capacity, the oldest shares its slot.
+    if (this.size > this.capacity) this.evictOldest('events');
+    this.ring[event.seq % this.capacity] = { event, bytes };
+    this.heldBytes += bytes;
+    // An event larger than the whole budget evicts everything, itself included.
+    while (this.heldBytes > this.maxBytes && this.size > 0) this.evictOldest('bytes');
+  }
+
+  private evictOldest(reason: keyof EventLog['evictions']): void {
+    const slot = this.first % this.capacity;
+    const held = this.ring[slot];
+    this.ring[slot] = undefined;
+    if (held !== undefined) this.heldBytes -= held.bytes;
+    this.first += 1;
+    this.evictions[reason] += 1;
   }
 
   /** Events after `seq`, or `undefined` when some of them are no longer held. */
@@ -71,8 +138,8 @@ export class EventLog {
     if (seq === this.seq) return [];
     const out: MaxineEvent[] = [];
     for (let s = seq + 1; s <= this.seq; s++) {
-      const event = this.ring[s % this.capacity];
-      if (event !== undefined) out.push(event);
+      const held = this.ring[s % this.capacity];
+      if (held !== undefined) out.push(held.event);
     }
     return out;
   }

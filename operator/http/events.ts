@@ -100,7 +100,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         ws.close(1013, 'slow consumer: reconnect with since=<last seq>');
         return;
       }
-      ws.send(JSON.stringify(event));
+      ws.send(deps.events.serialized(event));
     };
     // Replay and subscribe in the same tick: no event can fall between them.
     const missed = since === undefined ? [] : deps.events.since(since);

@@ -79,7 +79,8 @@ export function createFastPath(
           'request refused',
         );
         // A body refused half-read leaves the connection unusable: close it after answering.
-        respondJson(res, status, body, { close: status === 413, head, headers });
+        // (Other 413s, such as metadata over its limit, come after the whole body was read.)
+        respondJson(res, status, body, { close: code === 'BODY_TOO_LARGE', head, headers });
         series(status).observe((performance.now() - started) / 1000);
       },
     );

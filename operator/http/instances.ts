@@ -7,14 +7,15 @@
  * heap; see bench/RESULTS.md.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { validationError } from '../../common/errors.js';
+import { MaxineError, validationError } from '../../common/errors.js';
 import { z } from 'zod';
 import {
   heartbeatRequestSchema,
   instanceIdSchema,
   registerRequestSchema,
 } from '../../common/wire.js';
-import type { Registry } from '../registry/registry.js';
+import type { RegisterRequest } from '../../common/wire.js';
+import type { RegisterResult, Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { readJsonBody } from './body.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
@@ -64,7 +65,7 @@ export async function registerAnswer(
       const done =
         plan.kind === 'sidecar'
           ? deps.registry.attachSidecar(plan.id, body.data)
-          : deps.registry.register(body.data);
+          : registerWithinLimits(deps, body.data, { by: principal.who, reqId: requestId(req) });
       return { plan, ...done };
     },
   );
@@ -83,6 +84,39 @@ export async function registerAnswer(
     created ? 'instance registered' : 'instance renewed',
   );
   return { status: created ? 201 : 200, body: JSON.stringify({ instance }) };
+}
+
+const LIMIT_CODES: ReadonlySet<string> = new Set([
+  'LIMIT_EXCEEDED',
+  'METADATA_TOO_LARGE',
+  'TOO_MANY_PORTS',
+]);
+
+/**
+ * A registration, counted against its caller's per-principal limit under the name audit
+ * records use; a refusal by a limit is logged with who and which limit.
+ */
+function registerWithinLimits(
+  deps: Pick<WriteDeps, 'registry' | 'logger'>,
+  body: RegisterRequest,
+  who: { by: string; reqId: string | undefined },
+): RegisterResult {
+  try {
+    return deps.registry.register(body, who.by);
+  } catch (err) {
+    if (err instanceof MaxineError && LIMIT_CODES.has(err.code)) {
+      deps.logger.info(
+        {
+          ...who,
+          service: { namespace: body.namespace, name: body.service },
+          code: err.code,
+          limit: err.details,
+        },
+        'registration refused by a registry limit',
+      );
+    }
+    throw err;
+  }
 }
 
 /**

@@ -75,6 +75,8 @@ export class KubeSource {
   private readonly invalid = new Map<string, InvalidObject>();
   private readonly restarts = new Map<ResourceKind | 'Pod', number>();
   private stopped = false;
+  /** Whether pod instances were last seen beyond the registry's total limit. */
+  private overLimit = false;
   private api: CustomObjectsApi | undefined;
   private resync: NodeJS.Timeout | undefined;
 
@@ -229,13 +231,34 @@ export class KubeSource {
       .filter((pod) => selects(spec.selector, pod.metadata?.labels))
       .map((pod) => podInstance(namespace, name, spec, pod as PodLike))
       .filter((i) => i !== undefined);
-    const { added, removed } = this.opts.registry.syncPodInstances(namespace, name, instances);
+    const { added, removed, overLimit } = this.opts.registry.syncPodInstances(
+      namespace,
+      name,
+      instances,
+    );
     if (added + removed > 0) {
       this.opts.logger.info(
         { namespace, service: name, added, removed, pods: instances.length },
         'pod instances synced',
       );
     }
+    this.reportOverLimit(overLimit, { namespace, service: name });
+  }
+
+  /**
+   * Pods are never refused by the registry's limits (a selected Ready pod stays discoverable);
+   * when they alone pass --max-instances, say so once, and again when it is over.
+   */
+  private reportOverLimit(overLimit: number, where: { namespace: string; service: string }): void {
+    if (overLimit > 0 === this.overLimit) return;
+    this.overLimit = overLimit > 0;
+    const limit = this.opts.registry.limits.instances;
+    if (this.overLimit) {
+      this.opts.logger.warn(
+        { ...where, overLimit, limit },
+        'pod instances exceed --max-instances: pods are kept, registrations are refused; raise the limit',
+      );
+    } else this.opts.logger.info({ limit }, 'instances are within --max-instances again');
   }
 
   // Returns a promise for the work queue; the work itself is synchronous.

@@ -14,6 +14,8 @@ export interface InstanceRecord {
   weight: number;
   metadata: Record<string, string>;
   source: 'registration' | 'kubernetes';
+  /** The principal whose registration created it (pods have none). */
+  owner?: string;
   registeredAt: number;
   /** Lease: absent for instances that do not heartbeat (a Kubernetes pod without sidecar). */
   lastHeartbeat?: number;

@@ -28,6 +28,8 @@ import type {
 import type { Clock } from './clock.js';
 import type { InstanceRecord } from './instance.js';
 import { healthOf, leaseExpiry, routeOf, toDiscovered, toInstance } from './instance.js';
+import { countRefusal, DEFAULT_LIMITS, LIMIT_NAMES, sizeRefusal } from './limits.js';
+import type { CountCheck, LimitName, RegistryLimits } from './limits.js';
 
 export interface RegistryEventDraft {
   type: EventType;
@@ -62,6 +64,8 @@ export interface RegistryOptions {
   massExpiryThreshold: number;
   /** ...but only when at least this many instances hold a lease. */
   massExpiryMinInstances: number;
+  /** What the registry holds at most (DEFAULT_LIMITS for any not given). */
+  limits?: Partial<RegistryLimits>;
 }
 
 interface ServiceEntry {
@@ -93,8 +97,21 @@ export class Registry {
   private guardActive = false;
   private readonly loadOf = (id: string): number => this.instances.get(id)?.connections ?? 0;
   readonly counters = { registrations: 0, heartbeats: 0, deregistrations: 0, evictions: 0 };
+  readonly limits: Readonly<RegistryLimits>;
+  /** Registrations refused by each limit, since start. */
+  readonly limitRefusals = Object.fromEntries(LIMIT_NAMES.map((n) => [n, 0])) as Record<
+    LimitName,
+    number
+  >;
+  /** Registered instances per principal (the owner a registration names). */
+  private readonly ownedInstances = new Map<string, number>();
+  /** Undeclared services (created by a registration) → the principal whose registration did. */
+  private readonly undeclared = new Map<string, string | undefined>();
+  private readonly ownedServices = new Map<string, number>();
 
-  constructor(private readonly opts: RegistryOptions) {}
+  constructor(private readonly opts: RegistryOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  }
 
   // ---- services (declared by resources) ----
 
@@ -102,6 +119,7 @@ export class Registry {
   upsertService(namespace: string, name: string, spec: ServiceSpec): void {
     const existing = this.services.get(serviceKey(namespace, name));
     const entry = existing ?? this.createEntry(namespace, name);
+    this.unmarkUndeclared(serviceKey(namespace, name));
     const previous = entry.spec;
     entry.spec = spec;
     entry.declared = true;
@@ -158,37 +176,25 @@ export class Registry {
       this.services.delete(key);
       this.opts.emit({ type: 'service_deleted', service: ref, data: { declared: true } });
     } else {
+      this.markUndeclared(key, undefined);
       this.opts.emit({ type: 'service_updated', service: ref, data: { declared: false } });
     }
   }
 
   // ---- instances (registrations) ----
 
-  register(req: RegisterRequest): RegisterResult {
-    const entry = this.serviceForRegistration(req.namespace, req.service);
-    const id = req.id ?? instanceId(req.namespace, req.service, req.host, req.port);
-    const existing = this.instances.get(id);
-    if (
-      existing !== undefined &&
-      (existing.namespace !== req.namespace || existing.service !== req.service)
-    ) {
-      throw new MaxineError(
-        'INSTANCE_CONFLICT',
-        `Instance id "${id}" belongs to service ${existing.namespace}/${existing.service}`,
-      );
-    }
-    // A pod's instance comes from the pod and its sidecar (attachSidecar), never from a
-    // registration naming its id.
-    if (existing?.source === 'kubernetes') {
-      throw new MaxineError(
-        'INSTANCE_CONFLICT',
-        `Instance id "${id}" is pod ${existing.metadata.pod ?? '?'}'s: only its sidecar writes it`,
-      );
-    }
+  /**
+   * Registers or renews an instance. `owner` is the principal registering (counted against
+   * the per-principal limit). Every check comes before any change: a refusal changes nothing.
+   */
+  register(req: RegisterRequest, owner?: string): RegisterResult {
+    const { id, existing, found } = this.admit(req, owner);
+    const entry = found ?? this.createUndeclared(req.namespace, req.service, owner);
     const now = this.opts.clock.now();
     const ttlSeconds =
       req.ttlSeconds ?? entry.spec?.heartbeat?.ttlSeconds ?? this.opts.defaultTtlSeconds;
-    const record = recordOf(req, id, { now, ttlMs: ttlSeconds * 1000, existing });
+    const record = recordOf(req, id, { now, ttlMs: ttlSeconds * 1000, existing, owner });
+    if (existing === undefined && owner !== undefined) increment(this.ownedInstances, owner);
     entry.instances.set(id, record);
     this.instances.set(id, record);
     entry.answer = undefined;
@@ -212,6 +218,38 @@ export class Registry {
     return { instance, created: existing === undefined };
   }
 
+  /** Every check of a registration, made before anything changes. */
+  private admit(
+    req: RegisterRequest,
+    owner: string | undefined,
+  ): { id: string; existing: InstanceRecord | undefined; found: ServiceEntry | undefined } {
+    const found = this.services.get(serviceKey(req.namespace, req.service));
+    if (found === undefined) this.assertMayCreateService(req.namespace, req.service, owner);
+    else assertRegistrationOpen(found);
+    const id = req.id ?? instanceId(req.namespace, req.service, req.host, req.port);
+    const existing = this.instances.get(id);
+    if (
+      existing !== undefined &&
+      (existing.namespace !== req.namespace || existing.service !== req.service)
+    ) {
+      throw new MaxineError(
+        'INSTANCE_CONFLICT',
+        `Instance id "${id}" belongs to service ${existing.namespace}/${existing.service}`,
+      );
+    }
+    // A pod's instance comes from the pod and its sidecar (attachSidecar), never from a
+    // registration naming its id.
+    if (existing?.source === 'kubernetes') {
+      throw new MaxineError(
+        'INSTANCE_CONFLICT',
+        `Instance id "${id}" is pod ${existing.metadata.pod ?? '?'}'s: only its sidecar writes it`,
+      );
+    }
+    this.refuse(sizeRefusal(this.limits, req));
+    if (existing === undefined) this.assertRoomForInstance(req, found, owner);
+    return { id, existing, found };
+  }
+
   heartbeat(id: string, body: HeartbeatRequest): Instance {
     const record = this.instances.get(id);
     if (record === undefined)
@@ -231,9 +269,14 @@ export class Registry {
     if (body.connections !== undefined) record.connections = body.connections;
     this.counters.heartbeats += 1;
     this.afterHealthChange(record, before);
-    const instance = toInstance(record);
-    this.opts.emit({ type: 'service_heartbeat', service: refOf(record), instance });
-    return instance;
+    // Small on purpose: heartbeats are the most frequent event, and a subscriber that asked
+    // for them learns the instance's state from the other events (metadata is not here).
+    this.opts.emit({
+      type: 'service_heartbeat',
+      service: refOf(record),
+      data: heartbeatOf(record),
+    });
+    return toInstance(record);
   }
 
   deregister(id: string): void {
@@ -301,9 +344,9 @@ export class Registry {
     namespace: string,
     name: string,
     pods: readonly PodInstance[],
-  ): { added: number; removed: number } {
+  ): { added: number; removed: number; overLimit: number } {
     const entry = this.services.get(serviceKey(namespace, name));
-    if (entry === undefined) return { added: 0, removed: 0 };
+    if (entry === undefined) return { added: 0, removed: 0, overLimit: this.instancesOverLimit };
     const wanted = new Map(pods.map((p) => [p.id, p]));
     let removed = 0;
     for (const record of [...entry.instances.values()]) {
@@ -313,8 +356,17 @@ export class Registry {
       }
     }
     let added = 0;
+    // Pods are never refused by a limit: a Ready pod a MaxineService selects is an endpoint the
+    // cluster already holds (the informer caches the whole pod), and dropping it would make it
+    // silently undiscoverable. They count towards the limits, so registrations are refused
+    // instead, and `overLimit` says when pods alone go past the total.
     for (const pod of pods) if (this.upsertPod(entry, pod)) added += 1;
-    return { added, removed };
+    return { added, removed, overLimit: this.instancesOverLimit };
+  }
+
+  /** Instances beyond the total limit (only pods can put them there). */
+  get instancesOverLimit(): number {
+    return Math.max(0, this.instances.size - this.limits.instances);
   }
 
   private upsertPod(entry: ServiceEntry, pod: PodInstance): boolean {
@@ -355,7 +407,8 @@ export class Registry {
       version: pod.version,
       zone: pod.zone,
       weight: pod.weight,
-      metadata: pod.metadata,
+      // An unchanged map keeps its object: events and answers share it instead of copies.
+      metadata: sameRecord(existing.metadata, pod.metadata) ? existing.metadata : pod.metadata,
       ready: pod.ready,
     });
     // Any routing field (address, ports, version, zone, weight, metadata) changed.
@@ -510,25 +563,80 @@ export class Registry {
     return entry;
   }
 
-  private serviceForRegistration(namespace: string, name: string): ServiceEntry {
-    const entry = this.services.get(serviceKey(namespace, name));
-    if (entry === undefined) {
-      if (!this.opts.allowUndeclared) {
-        throw new MaxineError(
-          'SERVICE_NOT_DECLARED',
-          `Service ${namespace}/${name} is not declared by a MaxineService, and undeclared registration is off`,
-        );
-      }
-      const created = this.createEntry(namespace, name);
-      this.opts.emit({
-        type: 'service_updated',
-        service: { namespace, name },
-        data: { declared: false },
-      });
-      return created;
+  /** Throws unless a registration may create service `namespace/name` (undeclared). */
+  private assertMayCreateService(namespace: string, name: string, owner?: string): void {
+    if (!this.opts.allowUndeclared) {
+      throw new MaxineError(
+        'SERVICE_NOT_DECLARED',
+        `Service ${namespace}/${name} is not declared by a MaxineService, and undeclared registration is off`,
+      );
     }
-    assertRegistrationOpen(entry);
-    return entry;
+    this.checkCount({
+      limit: 'undeclaredServices',
+      current: this.undeclared.size,
+      of: 'The registry',
+    });
+    if (owner !== undefined) {
+      this.checkCount({
+        limit: 'undeclaredServicesPerPrincipal',
+        current: this.ownedServices.get(owner) ?? 0,
+        of: owner,
+      });
+    }
+  }
+
+  /** Throws unless one more instance fits: in total, in its service, for its owner. */
+  private assertRoomForInstance(
+    req: RegisterRequest,
+    entry: ServiceEntry | undefined,
+    owner: string | undefined,
+  ): void {
+    this.checkCount({ limit: 'instances', current: this.instances.size, of: 'The registry' });
+    this.checkCount({
+      limit: 'instancesPerService',
+      current: entry?.instances.size ?? 0,
+      of: `Service ${req.namespace}/${req.service}`,
+    });
+    if (owner !== undefined) {
+      this.checkCount({
+        limit: 'instancesPerPrincipal',
+        current: this.ownedInstances.get(owner) ?? 0,
+        of: owner,
+      });
+    }
+  }
+
+  private checkCount(check: CountCheck): void {
+    this.refuse(countRefusal(this.limits, check));
+  }
+
+  private refuse(refusal: MaxineError | undefined): void {
+    if (refusal === undefined) return;
+    this.limitRefusals[(refusal.details as { limit: LimitName }).limit] += 1;
+    throw refusal;
+  }
+
+  private createUndeclared(namespace: string, name: string, owner?: string): ServiceEntry {
+    const created = this.createEntry(namespace, name);
+    this.markUndeclared(serviceKey(namespace, name), owner);
+    this.opts.emit({
+      type: 'service_updated',
+      service: { namespace, name },
+      data: { declared: false },
+    });
+    return created;
+  }
+
+  private markUndeclared(key: string, owner: string | undefined): void {
+    this.undeclared.set(key, owner);
+    if (owner !== undefined) increment(this.ownedServices, owner);
+  }
+
+  private unmarkUndeclared(key: string): void {
+    if (!this.undeclared.has(key)) return;
+    const owner = this.undeclared.get(key);
+    this.undeclared.delete(key);
+    if (owner !== undefined) decrement(this.ownedServices, owner);
   }
 
   private answerOf(entry: ServiceEntry): ServiceAnswer {
@@ -557,6 +665,7 @@ export class Registry {
   private removeRecord(entry: ServiceEntry, record: InstanceRecord, reason: string): void {
     entry.instances.delete(record.id);
     this.instances.delete(record.id);
+    if (record.owner !== undefined) decrement(this.ownedInstances, record.owner);
     entry.answer = undefined;
     this.opts.emit({
       type: 'service_deregistered',
@@ -566,6 +675,7 @@ export class Registry {
     });
     if (!entry.declared && entry.instances.size === 0) {
       this.services.delete(serviceKey(entry.namespace, entry.name));
+      this.unmarkUndeclared(serviceKey(entry.namespace, entry.name));
       this.opts.emit({
         type: 'service_deleted',
         service: refOf(record),
@@ -589,25 +699,46 @@ export class Registry {
   }
 }
 
-/** A registration's record; a renewal keeps the first registration time and the reported load. */
+/**
+ * A registration's record; a renewal keeps the first registration time, the reported load,
+ * the owner, and the metadata and ports objects when they are unchanged (so a renewal every
+ * few seconds does not leave a copy in each event the log holds).
+ */
 function recordOf(
   req: RegisterRequest,
   id: string,
-  at: { now: number; ttlMs: number; existing: InstanceRecord | undefined },
+  at: {
+    now: number;
+    ttlMs: number;
+    existing: InstanceRecord | undefined;
+    owner: string | undefined;
+  },
 ): InstanceRecord {
+  const { existing } = at;
+  const metadata = req.metadata ?? {};
+  const owner = existing === undefined ? at.owner : existing.owner;
   return {
     id,
     namespace: req.namespace,
     service: req.service,
     host: req.host,
     port: req.port,
-    ports: req.ports,
+    ports:
+      existing?.ports !== undefined &&
+      req.ports !== undefined &&
+      sameRecord(existing.ports, req.ports)
+        ? existing.ports
+        : req.ports,
     version: req.version,
     zone: req.zone,
     datacenter: req.datacenter,
     weight: req.weight,
-    metadata: req.metadata ?? {},
+    metadata:
+      existing !== undefined && sameRecord(existing.metadata, metadata)
+        ? existing.metadata
+        : metadata,
     source: 'registration',
+    ...(owner !== undefined && { owner }),
     registeredAt: at.existing?.registeredAt ?? at.now,
     lastHeartbeat: at.now,
     ttlMs: at.ttlMs,
@@ -660,10 +791,33 @@ function summaryOf(entry: ServiceEntry): ServiceSummary {
   };
 }
 
-function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
+function sameRecord<V>(a: Record<string, V>, b: Record<string, V>): boolean {
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
   return ka.every((k) => a[k] === b[k]);
+}
+
+/** What a heartbeat event says: which instance, its health and lease now. */
+function heartbeatOf(r: InstanceRecord): Record<string, unknown> {
+  const expiresAt = leaseExpiry(r);
+  return {
+    id: r.id,
+    status: healthOf(r).status,
+    ...(r.lastHeartbeat !== undefined && {
+      lastHeartbeat: new Date(r.lastHeartbeat).toISOString(),
+    }),
+    ...(expiresAt !== undefined && { expiresAt: new Date(expiresAt).toISOString() }),
+  };
+}
+
+function increment(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const n = (counts.get(key) ?? 0) - 1;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }
 
 /** A stable id, so that re-registering the same endpoint renews it instead of duplicating it. */

@@ -7,6 +7,7 @@ import { LatencyHistogram } from './latency.js';
 import type { LatencySeries } from './latency.js';
 import type { EventLog } from '../events/log.js';
 import type { Registry } from '../registry/registry.js';
+import { LIMIT_NAMES } from '../registry/limits.js';
 
 export interface MetricsSources {
   registry: Registry;
@@ -74,6 +75,60 @@ export function createMetrics(sources: MetricsSources): Metrics {
       },
     });
   }
+  new Counter({
+    name: 'maxine_registry_limit_refusals_total',
+    help: 'Registrations refused by a registry limit (429 count limits, 413 size limits), by limit',
+    labelNames: ['limit'],
+    registers: [prom],
+    collect() {
+      this.reset();
+      for (const limit of LIMIT_NAMES) this.inc({ limit }, registry.limitRefusals[limit]);
+    },
+  });
+  new Gauge({
+    name: 'maxine_registry_limit',
+    help: 'The configured registry limits (compare with maxine_instances and maxine_services)',
+    labelNames: ['limit'],
+    registers: [prom],
+    collect() {
+      for (const limit of LIMIT_NAMES) this.set({ limit }, registry.limits[limit]);
+    },
+  });
+  new Gauge({
+    name: 'maxine_registry_instances_over_limit',
+    help: 'Instances beyond --max-instances: pods are never refused, so only pods put them there',
+    registers: [prom],
+    collect() {
+      this.set(registry.instancesOverLimit);
+    },
+  });
+  new Gauge({
+    name: 'maxine_event_log_events',
+    help: 'Events held in the replay log (for since=SEQ)',
+    registers: [prom],
+    collect() {
+      this.set(events.size);
+    },
+  });
+  new Gauge({
+    name: 'maxine_event_log_bytes',
+    help: 'Serialized size of the events held in the replay log (bounded by --event-log-bytes)',
+    registers: [prom],
+    collect() {
+      this.set(events.bytes);
+    },
+  });
+  new Counter({
+    name: 'maxine_event_log_evictions_total',
+    help: 'Events dropped from the replay log, by the bound that dropped them (events or bytes)',
+    labelNames: ['bound'],
+    registers: [prom],
+    collect() {
+      this.reset();
+      for (const bound of ['events', 'bytes'] as const)
+        this.inc({ bound }, events.evictions[bound]);
+    },
+  });
   new Gauge({
     name: 'maxine_mass_expiry_guard_active',
     help: '1 while the mass-expiry guard holds back evictions',
