@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import type { MaxineEvent } from '../../common/wire.js';
 import { ManualClock } from '../registry/clock.js';
 import { EventFilter, EventLog } from './log.js';
@@ -51,6 +51,93 @@ describe('EventLog', () => {
     log.append({ type: 'acl_changed', service: svc('ns', '*') });
     expect(seen).toHaveLength(1);
     expect(seen[0]?.time).toBe('2026-03-04T05:06:07.000Z');
+  });
+});
+
+describe('EventLog byte bound', () => {
+  /** An event whose JSON is `pad` characters longer than an empty one's. */
+  const padded = (pad: number) => ({
+    type: 'service_registered' as const,
+    service: svc('ns', 'a'),
+    data: { pad: 'x'.repeat(pad) },
+  });
+  it.each<[string, { events: number; bytes: number }, number[], number[], Record<string, number>]>([
+    [
+      'the newest events that fit are kept',
+      { events: 100, bytes: 3500 },
+      [1000, 1000, 1000, 1000, 1000],
+      [3, 4, 5],
+      { events: 0, bytes: 2 },
+    ],
+    [
+      'the count bound still holds',
+      { events: 2, bytes: 1e9 },
+      [10, 10, 10],
+      [2, 3],
+      { events: 1, bytes: 0 },
+    ],
+    [
+      'a large event pushes out several small ones',
+      { events: 100, bytes: 3500 },
+      [100, 100, 100, 100, 3000],
+      [4, 5],
+      { events: 0, bytes: 3 },
+    ],
+    [
+      'an event larger than the whole budget is not held',
+      { events: 100, bytes: 2000 },
+      [100, 5000],
+      [],
+      { events: 0, bytes: 2 },
+    ],
+  ])('%s', (_name, bounds, pads, held, evictions) => {
+    const log = new EventLog(bounds, new ManualClock());
+    const sizes = new Map<number, number>();
+    for (const pad of pads) {
+      const event = log.append(padded(pad));
+      sizes.set(event.seq, JSON.stringify(event).length);
+    }
+    expect(log.since(log.firstSeq - 1)?.map((e) => e.seq) ?? []).toEqual(held);
+    expect(log.size).toBe(held.length);
+    expect(log.bytes).toBe(held.reduce((sum, seq) => sum + (sizes.get(seq) ?? 0), 0));
+    expect(log.bytes).toBeLessThanOrEqual(bounds.bytes);
+    expect(log.evictions).toEqual(evictions);
+    expect(log.firstSeq).toBe(held[0] ?? log.lastSeq + 1);
+    // A client that last saw an evicted event is told to resync; one that saw the newest is not.
+    expect(log.since(log.firstSeq - 2)).toBeUndefined();
+    expect(log.since(log.lastSeq)).toEqual([]);
+  });
+
+  it('fans out one JSON text per event, the one the stream sends and the size counts', () => {
+    const log = new EventLog({ events: 10, bytes: 1e6 }, new ManualClock());
+    const texts: string[] = [];
+    log.subscribe((e) => texts.push(log.serialized(e)));
+    log.subscribe((e) => texts.push(log.serialized(e)));
+    const stringify = jest.spyOn(JSON, 'stringify');
+    let event: MaxineEvent;
+    try {
+      event = log.append(padded(10));
+      expect(stringify).toHaveBeenCalledTimes(1); // not once per subscriber
+    } finally {
+      stringify.mockRestore();
+    }
+    expect(texts).toEqual([JSON.stringify(event), JSON.stringify(event)]);
+    expect(log.bytes).toBe(texts[0]?.length);
+    // An event not being fanned out (a replay, a snapshot) is serialized on demand.
+    const other = { seq: 0, type: 'resync' as const, time: '', data: {} };
+    expect(log.serialized(other)).toBe(JSON.stringify(other));
+  });
+
+  it('does not serialize a heartbeat nobody listens to', () => {
+    const log = new EventLog({ events: 10, bytes: 1e6 }, new ManualClock());
+    const stringify = jest.spyOn(JSON, 'stringify');
+    try {
+      log.append({ type: 'service_heartbeat', service: svc('ns', 'a'), data: { id: 'a-1' } });
+      expect(stringify).not.toHaveBeenCalled();
+    } finally {
+      stringify.mockRestore();
+    }
+    expect(log.bytes).toBe(0);
   });
 });
 
