@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { loadConfig } from './config.js';
+import { loadConfig, registryLimitsOf } from './config.js';
+import type { OperatorConfig } from './config.js';
+import { DEFAULT_LIMITS } from './registry/limits.js';
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
@@ -46,6 +48,37 @@ describe('loadConfig', () => {
   it('refuses an empty flag value instead of reading it as 0', () => {
     expect(() => loadConfig(['--port', ''], {})).toThrow(
       /--port \(MAXINE_PORT\): must be a whole number/,
+    );
+  });
+  it('reads the registry limits and the event log bound from flags and the environment', () => {
+    const defaults = loadConfig([], {}) as OperatorConfig;
+    expect(registryLimitsOf(defaults)).toEqual(DEFAULT_LIMITS);
+    expect(defaults.eventLogBytes).toBe(64 * 1024 * 1024);
+    const set = loadConfig(
+      [
+        ...['--max-instances', '300000', '--max-instances-per-service', '100000'],
+        ...['--max-instances-per-principal', '100000', '--max-undeclared-services', '50'],
+        ...['--max-undeclared-services-per-principal', '5', '--max-metadata-bytes', '2048'],
+        ...['--max-metadata-keys', '8', '--event-log-bytes', '1048576'],
+      ],
+      { MAXINE_MAX_PORTS: '4' },
+    ) as OperatorConfig;
+    expect(registryLimitsOf(set)).toEqual({
+      instances: 300_000,
+      instancesPerService: 100_000,
+      instancesPerPrincipal: 100_000,
+      undeclaredServices: 50,
+      undeclaredServicesPerPrincipal: 5,
+      metadataBytes: 2048,
+      metadataKeys: 8,
+      ports: 4,
+    });
+    expect(set.eventLogBytes).toBe(1_048_576);
+    expect(() => loadConfig(['--max-instances', '0'], {})).toThrow(
+      /--max-instances \(MAXINE_MAX_INSTANCES\)/,
+    );
+    expect(() => loadConfig(['--event-log-bytes', '1000'], {})).toThrow(
+      /--event-log-bytes \(MAXINE_EVENT_LOG_BYTES\)/,
     );
   });
   it('answers --help', () => {
