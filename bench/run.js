@@ -73,6 +73,15 @@ const QUERY = '?strategy=weighted-round-robin&zone=a';
 const DISCOVER_INSTANCES = 10;
 const MEMORY_SERVICES = 100;
 const BULK_CONCURRENCY = 64;
+/**
+ * The registration and memory runs register more instances, all as one (anonymous) caller,
+ * than the operator's default limits allow (10,000 per principal and per service, 200,000 in
+ * total): they raise them, as a deployment that wants that many would.
+ */
+const BULK_LIMITS = [
+  ...['--max-instances', '2000000', '--max-instances-per-principal', '2000000'],
+  ...['--max-instances-per-service', '2000000'],
+];
 const SETTLE_MS = 2000;
 const AIMS = {
   throughputRatio: 0.8,
@@ -436,7 +445,12 @@ function scenarios(config, ctx) {
       key: 'register',
       label: 'maxine POST /api/v1/instances (distinct host:port, fresh operator)',
       run: async () => {
-        const fresh = await startOperator(ctx.resources, 'operator (registrations)');
+        const fresh = await startOperator(
+          ctx.resources,
+          'operator (registrations)',
+          [],
+          BULK_LIMITS,
+        );
         try {
           const spec = {
             ...base,
@@ -460,11 +474,12 @@ function scenarios(config, ctx) {
  * @returns {Promise<Memory>}
  */
 async function measureMemory(config, resources) {
-  const operator = await startOperator(resources, 'operator (memory)', [
-    '--expose-gc',
-    '--import',
-    pathToFileURL(GC_HOOK).href,
-  ]);
+  const operator = await startOperator(
+    resources,
+    'operator (memory)',
+    ['--expose-gc', '--import', pathToFileURL(GC_HOOK).href],
+    BULK_LIMITS,
+  );
   try {
     await sleep(SETTLE_MS);
     const before = rssOf(operator.pid);
@@ -525,7 +540,8 @@ async function measureThroughput(config, tmp, profileDir) {
   let secured;
   try {
     const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-    operator = await startOperator(resources, 'operator', flags);
+    // Up to BENCH_HEARTBEAT_INSTANCES (100,000) heartbeat targets are registered here too.
+    operator = await startOperator(resources, 'operator', flags, BULK_LIMITS);
     await registerDiscoveryInstances(operator);
     secured = await startSecuredOperator(tmp);
     await registerDiscoveryInstances(secured);
@@ -753,8 +769,8 @@ async function main() {
       `- Authenticated discovery: a second operator with \`--anonymous true --acl-default deny --static-tokens-file … --audit-dir …\`, the same service and instances, a MaxineACL granting the bench user discover, and a MaxineIntention allowing \`${NAMESPACE}/client\` and denying \`*\`; every request carries \`Authorization: Bearer <static token>\` and \`x-maxine-source: ${NAMESPACE}/client\`, so each answer passes authentication, the ACL, the intention and the per-service limit lookup.`,
       `- Sidecar: \`node dist/sidecar/main.js\` of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
       `- Heartbeats: \`PUT /api/v1/instances/{id}/heartbeat\` with \`{"status":"passing"}\`, cycling over ${config.heartbeatInstances.toLocaleString('en-US')} pre-registered ids, on the discovery operator.`,
-      `- Registrations: \`POST /api/v1/instances\`, a distinct host:port per request over ${MEMORY_SERVICES} services, on a fresh operator each round.`,
-      `- Memory: a fresh operator, ${memory.instances.toLocaleString('en-US')} instances registered over HTTP (${MEMORY_SERVICES} services, keep-alive, ${BULK_CONCURRENCY} in flight), VmRSS from /proc/<pid>/status after a ${SETTLE_MS / 1000} s settle, then again after a full GC forced through \`bench/gc-hook.js\` (preloaded with \`--expose-gc\`; SIGUSR2 runs \`gc()\`), which separates live data from garbage not yet collected.`,
+      `- Registrations: \`POST /api/v1/instances\`, a distinct host:port per request over ${MEMORY_SERVICES} services, on a fresh operator each round started with \`${BULK_LIMITS.join(' ')}\` (the default registry limits would refuse this many instances from one caller).`,
+      `- Memory: a fresh operator (with the same raised limits), ${memory.instances.toLocaleString('en-US')} instances registered over HTTP (${MEMORY_SERVICES} services, keep-alive, ${BULK_CONCURRENCY} in flight), VmRSS from /proc/<pid>/status after a ${SETTLE_MS / 1000} s settle, then again after a full GC forced through \`bench/gc-hook.js\` (preloaded with \`--expose-gc\`; SIGUSR2 runs \`gc()\`), which separates live data from garbage not yet collected.`,
       '',
       '## Aims',
       '',
