@@ -63,8 +63,13 @@ export function buildOpenApi(version: string): unknown {
             403: errorResponse('Registration blocked'),
             404: errorResponse('Service not declared (undeclared registration is off)'),
             409: errorResponse('The id belongs to another service'),
-            413: errorResponse('Body too large'),
+            413: errorResponse(
+              'Body too large (BODY_TOO_LARGE), or metadata or ports over their limits (METADATA_TOO_LARGE, TOO_MANY_PORTS)',
+            ),
             415: errorResponse('Body is not JSON'),
+            429: errorResponse(
+              'A registry limit is reached (LIMIT_EXCEEDED: instances in total, per service or per caller; undeclared services)',
+            ),
           },
         },
       },
