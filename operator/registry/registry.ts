@@ -408,7 +408,7 @@ export class Registry {
       zone: pod.zone,
       weight: pod.weight,
       // An unchanged map keeps its object: events and answers share it instead of copies.
-      metadata: sameRecord(existing.metadata, pod.metadata) ? existing.metadata : pod.metadata,
+      metadata: reuse(existing.metadata, pod.metadata),
       ready: pod.ready,
     });
     // Any routing field (address, ports, version, zone, weight, metadata) changed.
@@ -715,7 +715,6 @@ function recordOf(
   },
 ): InstanceRecord {
   const { existing } = at;
-  const metadata = req.metadata ?? {};
   const owner = existing === undefined ? at.owner : existing.owner;
   return {
     id,
@@ -723,20 +722,12 @@ function recordOf(
     service: req.service,
     host: req.host,
     port: req.port,
-    ports:
-      existing?.ports !== undefined &&
-      req.ports !== undefined &&
-      sameRecord(existing.ports, req.ports)
-        ? existing.ports
-        : req.ports,
+    ports: req.ports && reuse(existing?.ports, req.ports),
     version: req.version,
     zone: req.zone,
     datacenter: req.datacenter,
     weight: req.weight,
-    metadata:
-      existing !== undefined && sameRecord(existing.metadata, metadata)
-        ? existing.metadata
-        : metadata,
+    metadata: reuse(existing?.metadata, req.metadata ?? {}),
     source: 'registration',
     ...(owner !== undefined && { owner }),
     registeredAt: at.existing?.registeredAt ?? at.now,
@@ -789,6 +780,14 @@ function summaryOf(entry: ServiceEntry): ServiceSummary {
     ...(blocked && { blocked }),
     instances: countsOf(entry),
   };
+}
+
+/** `kept` when it equals `given`: an unchanged map is shared, not copied, by every event. */
+function reuse<V>(
+  kept: Record<string, V> | undefined,
+  given: Record<string, V>,
+): Record<string, V> {
+  return kept !== undefined && sameRecord(kept, given) ? kept : given;
 }
 
 function sameRecord<V>(a: Record<string, V>, b: Record<string, V>): boolean {
