@@ -3,6 +3,8 @@
  * metadata leave one metadata object and a byte-bounded event log; registry limits answer
  * 429/413 with catalog codes, and a refused registration changes nothing.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { api, EventClient, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
@@ -35,6 +37,15 @@ async function inParallel(count: number, width: number, fn: (i: number) => Promi
   await Promise.all(Array.from({ length: width }, worker));
 }
 
+/** The heap in use after a full collection (gc exposed at run time for a fresh context). */
+function liveHeap(): number {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
 /** 63 entries of 52 characters: about 4 KB of JSON, under the 4 KiB default limit. */
 const LARGE_METADATA = Object.fromEntries(
   Array.from({ length: 63 }, (_, i) => [`key-${String(i).padStart(2, '0')}`, 'v'.repeat(52)]),
@@ -57,6 +68,7 @@ describe('bounded memory', () => {
     expect(first.status).toBe(201);
     const id = first.body.instance.id as string;
 
+    const heapBefore = liveHeap();
     await inParallel(10_000, 8, async () => {
       const res = await fetch(`${url}/api/v1/instances`, {
         method: 'POST',
@@ -66,6 +78,10 @@ describe('bounded memory', () => {
       await res.arrayBuffer();
       expect(res.status).toBe(200);
     });
+
+    // What stays is the log's budget and small change, not 10,000 copies of ~4 KB (~60 MB).
+    const retained = liveHeap() - heapBefore;
+    expect(retained).toBeLessThan(eventLogBytes + 24 * 1024 * 1024);
 
     // The log holds at most its byte budget; it evicted the rest.
     const bytes = await metric(url, 'maxine_event_log_bytes');
