@@ -107,7 +107,7 @@ describe('EventFilter', () => {
       'resync always passes',
       ['x/y'],
       ['config_changed'],
-      { seq: 1, type: 'resync', time: '' },
+      { seq: 1, type: 'resync_begin', time: '' },
       true,
     ],
   ] as const)('%s', (_name, services, types, event, expected) => {

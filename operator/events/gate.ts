@@ -1,0 +1,62 @@
+/**
+ * A counting semaphore with a bounded wait queue (pure): at most `limit` holders at once, at
+ * most `queueLimit` waiting in arrival order; past that `acquire` answers `undefined` at once
+ * so the caller refuses instead of piling up work. Snapshot builds pass through one.
+ */
+export type Release = () => void;
+
+export class Gate {
+  private held = 0;
+  private readonly waiting: ((release: Release) => void)[] = [];
+
+  constructor(
+    private readonly limit: number,
+    private readonly queueLimit: number,
+  ) {}
+
+  get inFlight(): number {
+    return this.held;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * A release function once a slot is free; `undefined` when the queue is full. `cancelled`
+   * lets a waiter that gave up (its socket closed) leave the queue.
+   */
+  acquire(cancelled?: AbortSignal): Promise<Release | undefined> {
+    if (this.held < this.limit) {
+      this.held += 1;
+      return Promise.resolve(this.releaser());
+    }
+    if (this.waiting.length >= this.queueLimit) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter = (release: Release): void => resolve(release);
+      this.waiting.push(waiter);
+      cancelled?.addEventListener(
+        'abort',
+        () => {
+          const at = this.waiting.indexOf(waiter);
+          if (at !== -1) {
+            this.waiting.splice(at, 1);
+            resolve(undefined);
+          }
+        },
+        { once: true },
+      );
+    });
+  }
+
+  private releaser(): Release {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const next = this.waiting.shift();
+      if (next !== undefined) next(this.releaser());
+      else this.held -= 1;
+    };
+  }
+}
