@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { Gate } from './gate.js';
+import { Gate, Turnstile } from './gate.js';
 
 describe('Gate', () => {
   it('lets `limit` in, queues up to `queueLimit` in order, refuses the rest', async () => {
@@ -37,5 +37,19 @@ describe('Gate', () => {
     expect(gate.queued).toBe(0);
     held!();
     expect(gate.inFlight).toBe(0);
+  });
+});
+
+describe('Turnstile', () => {
+  it('lets one waiter through per turn of the event loop, in arrival order', async () => {
+    const turns = new Turnstile();
+    const log: string[] = [];
+    const waits = ['a', 'b', 'c'].map((name) => turns.next().then(() => log.push(name)));
+    // Other work scheduled now runs between the turns.
+    setImmediate(() => log.push('x'));
+    setImmediate(() => setImmediate(() => log.push('y')));
+    await Promise.all(waits);
+    expect(log.filter((l) => l !== 'y')).toEqual(['a', 'x', 'b', 'c']);
+    expect(log.indexOf('y')).toBeLessThan(log.indexOf('c'));
   });
 });

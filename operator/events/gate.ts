@@ -60,3 +60,30 @@ export class Gate {
     };
   }
 }
+
+/**
+ * Turns of the event loop shared by every snapshot: each `next()` resolves on a later turn,
+ * one waiter per turn in arrival order, so however many snapshots are being built, one
+ * chunk is serialized per turn and requests (discovery) wait behind at most one chunk.
+ */
+export class Turnstile {
+  private readonly waiting: (() => void)[] = [];
+  private scheduled = false;
+
+  next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.waiting.shift()?.();
+      if (this.waiting.length > 0) this.schedule();
+    });
+  }
+}

@@ -22,7 +22,7 @@ import { eventsQuerySchema, STREAM_CLOSE } from '../../common/wire.js';
 import type { EventsQuery, MaxineEvent } from '../../common/wire.js';
 import { EventFilter } from '../events/log.js';
 import type { EventLog } from '../events/log.js';
-import { Gate } from '../events/gate.js';
+import { Gate, Turnstile } from '../events/gate.js';
 import type { Release } from '../events/gate.js';
 import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
 import { snapshotMessages } from '../events/snapshot.js';
@@ -160,6 +160,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   const { logger } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, clientTracking: true });
   const gate = new Gate(limits.snapshotConcurrency, limits.snapshotQueue);
+  const turns = new Turnstile();
   /** Open (or opening) streams per principal key, and in total. */
   const perPrincipal = new Map<string, number>();
   let total = 0;
@@ -293,8 +294,6 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     });
   }
 
-  const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
   /** Streams one snapshot; its seq once `resync_end` was written, else undefined. */
   async function sendSnapshot(s: Stream): Promise<number | undefined> {
     const release: Release | undefined = await gate.acquire(s.gone.signal);
@@ -315,9 +314,8 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       const seq = deps.events.lastSeq;
       const canRead = deps.access.canRead(s.principal);
       const services = deps.registry
-        .listServices()
-        .filter((x) => s.filter.matchesService(x.namespace, x.name) && canRead(x))
-        .map(({ namespace, name }) => ({ namespace, name }));
+        .serviceRefs()
+        .filter((x) => s.filter.matchesService(x.namespace, x.name) && canRead(x));
       const messages = snapshotMessages({
         seq,
         time: new Date(deps.clock.now()).toISOString(),
@@ -325,13 +323,20 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         detail: (namespace, name) => deps.registry.snapshotOf(namespace, name),
         maxBytes: limits.snapshotChunkBytes,
       });
-      for (const message of messages) {
-        if (s.closed || !(await write(s, message))) {
+      for (;;) {
+        await turns.next(); // one chunk per turn of the event loop, across all snapshots
+        if (s.closed) {
+          metrics.snapshot('aborted');
+          return undefined;
+        }
+        const next = messages.next();
+        if (next.done === true) break;
+        const message = next.value;
+        if (!(await write(s, message))) {
           metrics.snapshot('aborted');
           return undefined;
         }
         metrics.snapshotBytes(Buffer.byteLength(message));
-        await nextTurn();
       }
       metrics.snapshot('completed');
       return seq;

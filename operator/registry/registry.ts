@@ -472,6 +472,16 @@ export class Registry {
     };
   }
 
+  /** Every service's namespace and name, sorted: no counts (O(services), not O(instances)). */
+  serviceRefs(): ServiceRef[] {
+    const out: ServiceRef[] = [];
+    for (const entry of this.services.values())
+      out.push({ namespace: entry.namespace, name: entry.name });
+    return out.sort((a, b) =>
+      (a.namespace + '/' + a.name).localeCompare(b.namespace + '/' + b.name),
+    );
+  }
+
   /**
    * One service's summary, spec and instances, the instances made one at a time as they are
    * iterated (snapshots serialize a few at a time). Undefined when the service is gone.
