@@ -96,13 +96,13 @@ interface Stream {
   unsubscribe?: () => void;
 }
 
-type Outcome = 'accepted' | 'principal_limit' | 'total_limit' | 'refused' | 'expired_credential';
+type Outcome = 'accepted' | 'principal_limit' | 'total_limit' | 'expired_credential';
 
 function streamMetrics(prom: PromRegistry | undefined, gate: Gate, open: () => number) {
   const registers = prom === undefined ? [] : [prom];
   const handshakes = new Counter({
     name: 'maxine_event_stream_handshakes_total',
-    help: 'Event-stream handshakes by outcome (accepted, principal_limit, total_limit, refused, expired_credential)',
+    help: 'Event-stream handshakes past authentication by outcome (accepted, principal_limit, total_limit, expired_credential)',
     labelNames: ['outcome'],
     registers,
   });
