@@ -23,8 +23,10 @@ export const ERROR_CATALOG = {
   UPGRADE_REQUIRED: { status: 426, message: 'This endpoint speaks WebSocket' },
   RATE_LIMITED: { status: 429, message: 'Too many requests' },
   LIMIT_EXCEEDED: { status: 429, message: 'A registry limit is reached' },
+  TOO_MANY_STREAMS: { status: 429, message: 'Too many open event streams for this caller' },
   INTERNAL: { status: 500, message: 'Internal error' },
   NOT_READY: { status: 503, message: 'Not ready' },
+  EVENT_STREAMS_FULL: { status: 503, message: 'The operator serves all the event streams it may' },
   MESH_NOT_READY: { status: 503, message: 'The mesh configuration is not known yet' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -155,10 +155,18 @@ export const EVENT_TYPES = [
   'circuit_state_changed',
   'intention_changed',
   'acl_changed',
-  'resync',
+  'resync_begin',
+  'resync_chunk',
+  'resync_end',
 ] as const;
 export const eventTypeSchema = z.enum(EVENT_TYPES);
 export type EventType = z.infer<typeof eventTypeSchema>;
+/** The messages of a snapshot: never filtered by `types`, never stored in the event log. */
+export const RESYNC_TYPES: ReadonlySet<EventType> = new Set([
+  'resync_begin',
+  'resync_chunk',
+  'resync_end',
+]);
 
 export interface MaxineEvent {
   seq: number;
@@ -168,6 +176,74 @@ export interface MaxineEvent {
   instance?: Instance;
   data?: Record<string, unknown>;
 }
+
+/**
+ * A snapshot (list, then watch) travels as `resync_begin`, any number of `resync_chunk`s and
+ * `resync_end`, each a message of its own with the usual envelope and the same `seq`: the
+ * last stored event when the snapshot began. Chunks are bounded in bytes, so no snapshot is
+ * ever one string or one frame. A client builds its new state aside and swaps it in at
+ * `resync_end`; a connection lost before `resync_end` leaves its old state (and its old
+ * `since`) untouched. Events after `seq` follow `resync_end`; each chunk reflects the registry
+ * when it was built (at or after `seq`), and those events are state-setting (idempotent), so
+ * applying them in order brings the copy to the present.
+ */
+export const snapshotServiceSchema = z.object({
+  namespace: z.string(),
+  name: z.string(),
+  /** Present on a service's first part only (with `instances`, `blocked` and `spec`). */
+  declared: z.boolean().optional(),
+  blocked: z
+    .object({ registration: z.boolean(), discovery: z.boolean(), reason: z.string() })
+    .optional(),
+  instances: z
+    .object({ total: z.int(), passing: z.int(), warning: z.int(), critical: z.int() })
+    .optional(),
+  /** The MaxineService spec (declared services), as the operator holds it. */
+  spec: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * Instances. A service with more than a chunk holds continues in the next chunks: a part
+   * naming a service seen before in this snapshot adds its items.
+   */
+  items: z.array(instanceSchema),
+});
+export type SnapshotService = z.infer<typeof snapshotServiceSchema>;
+
+const resyncEnvelope = { seq: z.int().min(0), time: z.string() };
+export const resyncBeginSchema = z.object({
+  ...resyncEnvelope,
+  type: z.literal('resync_begin'),
+  /** How many services the snapshot is about to send (as listed when it began). */
+  data: z.object({ services: z.int().min(0) }),
+});
+export const resyncChunkSchema = z.object({
+  ...resyncEnvelope,
+  type: z.literal('resync_chunk'),
+  data: z.object({ services: z.array(snapshotServiceSchema) }),
+});
+export const resyncEndSchema = z.object({
+  ...resyncEnvelope,
+  type: z.literal('resync_end'),
+  /** What was sent: services (distinct), chunks and instances. */
+  data: z.object({ services: z.int().min(0), chunks: z.int().min(0), instances: z.int().min(0) }),
+});
+export const resyncMessageSchema = z.discriminatedUnion('type', [
+  resyncBeginSchema,
+  resyncChunkSchema,
+  resyncEndSchema,
+]);
+export type ResyncMessage = z.infer<typeof resyncMessageSchema>;
+
+/**
+ * Close codes of the event stream besides the standard ones (1001 shutdown, 1011 internal
+ * error, 1013 try again later: slow consumer or too many snapshots at once).
+ */
+export const STREAM_CLOSE = {
+  /** The credential expired or was revoked: read a fresh token and reconnect. */
+  CREDENTIAL_EXPIRED: 4401,
+  TRY_AGAIN_LATER: 1013,
+  INTERNAL_ERROR: 1011,
+  GOING_AWAY: 1001,
+} as const;
 
 const csv = <T extends z.ZodType<unknown, string>>(item: T) =>
   z

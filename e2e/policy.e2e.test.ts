@@ -251,9 +251,15 @@ spec:
       ws.once('open', resolve);
       ws.once('error', reject);
     });
-    await eventually(() => Promise.resolve(events.length > 0), 5000, 'snapshot');
-    const snapshot = events[0]!.data as { services: { name: string }[] };
-    expect(snapshot.services.map((s) => s.name)).toEqual(['orders']);
+    await eventually(
+      () => Promise.resolve(events.some((e) => e.type === 'resync_end')),
+      5000,
+      'snapshot',
+    );
+    const snapshot = events
+      .filter((e) => e.type === 'resync_chunk')
+      .flatMap((e) => (e.data as { services: { name: string }[] }).services);
+    expect(snapshot.map((s) => s.name)).toEqual(['orders']);
     // A change to web is not shown; one to orders is.
     await kubectl([
       'patch',

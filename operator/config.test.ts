@@ -85,3 +85,36 @@ describe('loadConfig', () => {
     expect(loadConfig(['--help'], {})).toBe('help');
   });
 });
+
+describe('event-stream limits', () => {
+  it('default to bounded values', () => {
+    expect(loadConfig([], {})).toMatchObject({
+      eventStreamMaxConnections: 10_000,
+      eventStreamMaxPerPrincipal: 256,
+      snapshotConcurrency: 4,
+      snapshotQueue: 64,
+      snapshotChunkBytes: 1024 * 1024,
+      snapshotStallMs: 30_000,
+    });
+  });
+  it('are read from flags and the environment', () => {
+    expect(
+      loadConfig(['--event-stream-max-per-principal', '8', '--snapshot-chunk-bytes', '65536'], {
+        MAXINE_EVENT_STREAM_MAX_CONNECTIONS: '100',
+        MAXINE_SNAPSHOT_CONCURRENCY: '2',
+      }),
+    ).toMatchObject({
+      eventStreamMaxPerPrincipal: 8,
+      snapshotChunkBytes: 65536,
+      eventStreamMaxConnections: 100,
+      snapshotConcurrency: 2,
+    });
+  });
+  it.each([
+    ['--snapshot-chunk-bytes', '100'],
+    ['--snapshot-concurrency', '0'],
+    ['--event-stream-max-connections', '0'],
+  ])('refuse %s %s', (flag, value) => {
+    expect(() => loadConfig([flag, value], {})).toThrow(new RegExp(flag));
+  });
+});

@@ -72,6 +72,16 @@ export const configSchema = z
     maxMetadataBytes: int(2, 16 * 1024 * 1024).default(DEFAULT_LIMITS.metadataBytes),
     maxMetadataKeys: int(0, 100_000).default(DEFAULT_LIMITS.metadataKeys),
     maxPorts: int(0, 10_000).default(DEFAULT_LIMITS.ports),
+    /** Event streams open at once, in total (503 past it) and per principal (429 past it). */
+    eventStreamMaxConnections: int(1, 1_000_000).default(10_000),
+    eventStreamMaxPerPrincipal: int(1, 1_000_000).default(256),
+    /** Resync snapshots built at once, and how many may wait for a slot (1013 past it). */
+    snapshotConcurrency: int(1, 1024).default(4),
+    snapshotQueue: int(0, 100_000).default(64),
+    /** The bound on one snapshot message (a chunk of services and instances), in bytes. */
+    snapshotChunkBytes: int(4096, 64 * 1024 * 1024).default(1024 * 1024),
+    /** A subscriber that does not take a snapshot chunk within this long is dropped. */
+    snapshotStallMs: int(100, 600_000).default(30_000),
     shutdownTimeoutMs: int(0, 600_000).default(10_000),
     statusResyncMs: int(100, 3_600_000).default(15_000),
     /** kubernetes mode: compete for a Lease; only the leader writes status. */
@@ -218,6 +228,18 @@ const OPTIONS = {
   'max-metadata-bytes': ['maxMetadataBytes', 'MAXINE_MAX_METADATA_BYTES'],
   'max-metadata-keys': ['maxMetadataKeys', 'MAXINE_MAX_METADATA_KEYS'],
   'max-ports': ['maxPorts', 'MAXINE_MAX_PORTS'],
+  'event-stream-max-connections': [
+    'eventStreamMaxConnections',
+    'MAXINE_EVENT_STREAM_MAX_CONNECTIONS',
+  ],
+  'event-stream-max-per-principal': [
+    'eventStreamMaxPerPrincipal',
+    'MAXINE_EVENT_STREAM_MAX_PER_PRINCIPAL',
+  ],
+  'snapshot-concurrency': ['snapshotConcurrency', 'MAXINE_SNAPSHOT_CONCURRENCY'],
+  'snapshot-queue': ['snapshotQueue', 'MAXINE_SNAPSHOT_QUEUE'],
+  'snapshot-chunk-bytes': ['snapshotChunkBytes', 'MAXINE_SNAPSHOT_CHUNK_BYTES'],
+  'snapshot-stall-ms': ['snapshotStallMs', 'MAXINE_SNAPSHOT_STALL_MS'],
   'shutdown-timeout-ms': ['shutdownTimeoutMs', 'MAXINE_SHUTDOWN_TIMEOUT_MS'],
   'status-resync-ms': ['statusResyncMs', 'MAXINE_STATUS_RESYNC_MS'],
   'leader-election': ['leaderElection', 'MAXINE_LEADER_ELECTION'],

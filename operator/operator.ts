@@ -189,7 +189,22 @@ export function createOperator(
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
   });
-  const stream = createEventStream({ events, registry, clock, logger, access });
+  const stream = createEventStream({
+    events,
+    registry,
+    clock,
+    logger,
+    access,
+    prom: metrics.prom,
+    limits: {
+      maxConnections: config.eventStreamMaxConnections,
+      maxPerPrincipal: config.eventStreamMaxPerPrincipal,
+      snapshotConcurrency: config.snapshotConcurrency,
+      snapshotQueue: config.snapshotQueue,
+      snapshotChunkBytes: config.snapshotChunkBytes,
+      snapshotStallMs: config.snapshotStallMs,
+    },
+  });
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     if (!fastPath(req, res)) app(req, res);
   });

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { splitDiscoverQuery } from '../common/discovery.js';
 import { codeOf } from '../test/helpers/errors.js';
 import { discoverQuerySchema } from '../common/wire.js';
-import type { Instance, MaxineEvent } from '../common/wire.js';
+import type { Instance, MaxineEvent, SnapshotService } from '../common/wire.js';
 import { MirrorState } from './mirror-state.js';
 
 const svc = { namespace: 'shop', name: 'web' };
@@ -40,19 +40,25 @@ const all = (m: MirrorState) =>
     }
   ).instances.map((i) => i.id);
 
+/** Feeds `m` a whole chunked snapshot: begin, one chunk per entry of `chunks`, end. */
+function snapshot(m: MirrorState, at: number, chunks: SnapshotService[][]): boolean {
+  m.applyResync({ seq: at, type: 'resync_begin', time: '', data: { services: 0 } });
+  for (const services of chunks)
+    m.applyResync({ seq: at, type: 'resync_chunk', time: '', data: { services } });
+  return m.applyResync({
+    seq: at,
+    type: 'resync_end',
+    time: '',
+    data: { services: 0, chunks: chunks.length, instances: 0 },
+  });
+}
+
 describe('MirrorState', () => {
   it('starts from a snapshot and follows deltas', () => {
     const m = new MirrorState();
-    m.apply({
-      seq: 10,
-      type: 'resync',
-      time: '',
-      data: {
-        services: [
-          { ...svc, spec: { selector: {} }, items: [inst('b'), inst('a'), inst('c', 'critical')] },
-        ],
-      },
-    });
+    snapshot(m, 10, [
+      [{ ...svc, spec: { selector: {} }, items: [inst('b'), inst('a'), inst('c', 'critical')] }],
+    ]);
     expect(m.lastSeq).toBe(10);
     expect(all(m)).toEqual(['a', 'b']);
     m.apply(ev('service_registered', { instance: inst('d') }));
@@ -83,7 +89,7 @@ describe('MirrorState', () => {
   it('a resync replaces everything it knew', () => {
     const m = new MirrorState();
     m.apply(ev('service_registered', { instance: inst('old') }));
-    m.apply({ seq: 99, type: 'resync', time: '', data: { services: [] } });
+    snapshot(m, 99, []);
     expect(codeOf(() => all(m))).toBe('SERVICE_NOT_FOUND');
     expect(m.size).toBe(0);
   });
@@ -93,5 +99,83 @@ describe('MirrorState', () => {
     expect(m.apply(ev('service_updated', { data: { declared: false } }))).toEqual(svc);
     expect(m.apply(ev('service_registered', { instance: inst('a') }))).toBeUndefined();
     expect(m.spec('shop', 'web')).toBeUndefined();
+  });
+
+  describe('a chunked snapshot is applied atomically at resync_end', () => {
+    const base = (): MirrorState => {
+      const m = new MirrorState();
+      m.apply(ev('service_registered', { instance: inst('old') }));
+      return m;
+    };
+    const other = { namespace: 'shop', name: 'orders' };
+    const chunks: SnapshotService[][] = [
+      [{ ...svc, declared: true, spec: { config: { a: '1' } }, items: [inst('n1'), inst('n2')] }],
+      // The same service continues in the next chunk: its items are added.
+      [
+        { ...svc, items: [inst('n3', 'critical'), inst('n4')] },
+        { ...other, items: [] },
+      ],
+      [],
+    ];
+
+    it.each([
+      ['after begin', 0],
+      ['after the first chunk', 1],
+      ['after every chunk', 3],
+    ])('%s, discovery still answers from the old copy and lastSeq stays', (_name, upTo) => {
+      const m = base();
+      const before = m.lastSeq;
+      m.applyResync({ seq: 500, type: 'resync_begin', time: '', data: { services: 2 } });
+      for (const services of chunks.slice(0, upTo))
+        expect(
+          m.applyResync({ seq: 500, type: 'resync_chunk', time: '', data: { services } }),
+        ).toBe(false);
+      expect(m.receiving).toBe(true);
+      expect(all(m)).toEqual(['old']);
+      expect(m.lastSeq).toBe(before);
+      expect(m.size).toBe(1);
+    });
+
+    it('at resync_end the new copy replaces the old one whole, continuations merged', () => {
+      const m = base();
+      expect(snapshot(m, 500, chunks)).toBe(true);
+      expect(m.receiving).toBe(false);
+      expect(m.lastSeq).toBe(500);
+      expect(all(m)).toEqual(['n1', 'n2', 'n4']);
+      expect(m.instances('shop', 'web').map((i) => i.id)).toEqual(['n1', 'n2', 'n3', 'n4']);
+      expect(m.spec('shop', 'web')?.config).toEqual({ a: '1' });
+      expect(m.size).toBe(2);
+    });
+
+    it('a snapshot cut off (connection lost) leaves the old copy and its seq', () => {
+      const m = base();
+      const before = m.lastSeq;
+      m.applyResync({ seq: 500, type: 'resync_begin', time: '', data: { services: 2 } });
+      m.applyResync({ seq: 500, type: 'resync_chunk', time: '', data: { services: chunks[0]! } });
+      m.abortResync();
+      expect(all(m)).toEqual(['old']);
+      expect(m.lastSeq).toBe(before);
+      // A chunk or end without its begin is a protocol error, not a silent merge.
+      expect(() =>
+        m.applyResync({ seq: 500, type: 'resync_chunk', time: '', data: { services: [] } }),
+      ).toThrow(/without its resync_begin/);
+      expect(() =>
+        m.applyResync({
+          seq: 500,
+          type: 'resync_end',
+          time: '',
+          data: { services: 0, chunks: 0, instances: 0 },
+        }),
+      ).toThrow(/without its resync_begin/);
+      expect(all(m)).toEqual(['old']);
+    });
+
+    it('a delta in the middle of a snapshot is refused', () => {
+      const m = base();
+      m.applyResync({ seq: 500, type: 'resync_begin', time: '', data: { services: 1 } });
+      expect(() => m.apply(ev('service_registered', { instance: inst('x') }))).toThrow(
+        /middle of a snapshot/,
+      );
+    });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The sidecar's copy of the registry (pure): services with their specs and instances, kept
- * equal to the operator's by applying its event stream — a `resync` snapshot, then deltas —
+ * equal to the operator's by applying its event stream — a chunked snapshot (`resync_begin`,
+ * `resync_chunk`s, `resync_end`, applied atomically at the end), then deltas —
  * and answering discovery exactly as the operator does (common/discovery.ts): same healthy
  * set, same order, same strategies and filters.
  */
@@ -10,7 +11,13 @@ import type { DiscoverySource } from '../common/discover-request.js';
 import { MaxineError } from '../common/errors.js';
 import { serviceKey } from '../common/names.js';
 import type { ServiceSpec } from '../common/resources.js';
-import type { Instance, MaxineEvent, ServiceRef } from '../common/wire.js';
+import type {
+  Instance,
+  MaxineEvent,
+  ResyncMessage,
+  ServiceRef,
+  SnapshotService,
+} from '../common/wire.js';
 
 interface MirroredService {
   readonly namespace: string;
@@ -20,25 +27,66 @@ interface MirroredService {
   answer: ServiceAnswer | undefined;
 }
 
-interface SnapshotService {
-  namespace: string;
-  name: string;
-  spec?: ServiceSpec;
-  items?: Instance[];
+/** A snapshot being received: built aside, swapped in whole at `resync_end`. */
+interface PendingSnapshot {
+  readonly seq: number;
+  readonly services: Map<string, MirroredService>;
 }
 
 export class MirrorState implements DiscoverySource {
   private services = new Map<string, MirroredService>();
-  /** The seq of the last event applied; the stream resumes after it. */
+  private pending: PendingSnapshot | undefined;
+  /**
+   * The seq of the last event applied; the stream resumes after it. A snapshot moves it only
+   * when complete, so a connection lost mid-snapshot asks again from where the copy stands.
+   */
   lastSeq: number | undefined;
+
+  /** Whether a snapshot is being received (begun, not yet ended). */
+  get receiving(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /**
+   * Applies one snapshot message. Discovery keeps answering from the current copy until
+   * `resync_end` swaps the new one in; returns true then.
+   */
+  applyResync(message: ResyncMessage): boolean {
+    switch (message.type) {
+      case 'resync_begin':
+        this.pending = { seq: message.seq, services: new Map() };
+        return false;
+      case 'resync_chunk': {
+        const pending = this.expectPending(message.seq);
+        for (const part of message.data.services) addPart(pending.services, part);
+        return false;
+      }
+      case 'resync_end': {
+        const pending = this.expectPending(message.seq);
+        this.services = pending.services;
+        this.pending = undefined;
+        this.lastSeq = message.seq;
+        return true;
+      }
+    }
+  }
+
+  /** Forgets a snapshot that will not be completed (the connection was lost). */
+  abortResync(): void {
+    this.pending = undefined;
+  }
+
+  private expectPending(seq: number): PendingSnapshot {
+    if (this.pending?.seq !== seq)
+      throw new Error(`snapshot message for seq ${seq} without its resync_begin`);
+    return this.pending;
+  }
 
   /** Applies one event; returns the service it changed (for spec watchers), if any. */
   apply(event: MaxineEvent): ServiceRef | undefined {
+    if (this.pending !== undefined)
+      throw new Error(`event ${event.type} arrived in the middle of a snapshot`);
     this.lastSeq = event.seq;
-    if (event.type === 'resync') {
-      this.replaceAll((event.data?.services as SnapshotService[] | undefined) ?? []);
-      return undefined;
-    }
     const ref = event.service;
     if (ref === undefined) return undefined;
     switch (event.type) {
@@ -83,20 +131,6 @@ export class MirrorState implements DiscoverySource {
     return this.services.size;
   }
 
-  private replaceAll(services: SnapshotService[]): void {
-    const next = new Map<string, MirroredService>();
-    for (const s of services) {
-      next.set(serviceKey(s.namespace, s.name), {
-        namespace: s.namespace,
-        name: s.name,
-        spec: s.spec,
-        instances: new Map((s.items ?? []).map((i) => [i.id, i])),
-        answer: undefined,
-      });
-    }
-    this.services = next;
-  }
-
   private entry(ref: ServiceRef): MirroredService {
     const key = serviceKey(ref.namespace, ref.name);
     let entry = this.services.get(key);
@@ -133,6 +167,23 @@ export class MirrorState implements DiscoverySource {
     );
     return entry.answer;
   }
+}
+
+/** Adds a snapshot part: a service's first part, or the continuation of one seen before. */
+function addPart(services: Map<string, MirroredService>, part: SnapshotService): void {
+  const key = serviceKey(part.namespace, part.name);
+  let entry = services.get(key);
+  if (entry === undefined) {
+    entry = {
+      namespace: part.namespace,
+      name: part.name,
+      spec: part.spec as ServiceSpec | undefined,
+      instances: new Map(),
+      answer: undefined,
+    };
+    services.set(key, entry);
+  }
+  for (const item of part.items) entry.instances.set(item.id, item);
 }
 
 function sameRoute(a: Instance, b: Instance): boolean {

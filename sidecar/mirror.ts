@@ -2,12 +2,17 @@
  * Keeps the sidecar's registry copy fed from the operator's event stream: a snapshot first,
  * then deltas; after a disconnect it resumes with `since=<last seq>` (the operator replays
  * what was missed, or sends a fresh snapshot when its log no longer reaches back), retrying
- * with capped, jittered back-off. While the operator is away the copy keeps answering.
+ * with capped, jittered back-off that resets only once a snapshot arrived whole (or a
+ * connection proved stable), never merely on open. A snapshot arrives in chunks and is
+ * swapped in whole at its end; while the operator is away the copy keeps answering. When
+ * the operator closes the stream with 4401 (the token expired or was revoked), the token
+ * file is read again on the reconnect, as on every connect.
  */
 import WebSocket from 'ws';
+import { RESYNC_TYPES, resyncMessageSchema, STREAM_CLOSE } from '../common/wire.js';
 import type { MaxineEvent, ServiceRef } from '../common/wire.js';
 import type { Logger } from '../operator/telemetry/logger.js';
-import { backoffDelay } from './backoff.js';
+import { ReconnectBackoff } from './backoff.js';
 import { MirrorState } from './mirror-state.js';
 
 export interface MirrorOptions {
@@ -26,6 +31,14 @@ export interface MirrorOptions {
   scope?: () => string[] | undefined;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+  /** A connection open this long resets the back-off even without a snapshot. Default 60 s. */
+  reconnectStableMs?: number;
+  /**
+   * The largest message accepted from the operator. Snapshots come in chunks of
+   * `--snapshot-chunk-bytes` (1 MiB by default), so this bounds one chunk, not the registry.
+   * Default 16 MiB.
+   */
+  maxMessageBytes?: number;
   /**
    * A connection that brings nothing (no event, no ping) for this long is dead — a partition
    * or a vanished node closes nothing — and is dropped and reopened. The operator pings every
@@ -46,7 +59,7 @@ export class RegistryMirror {
   readonly state = new MirrorState();
   private ws: WebSocket | undefined;
   private stopped = false;
-  private attempt = 0;
+  private readonly backoff: ReconnectBackoff;
   private timer: NodeJS.Timeout | undefined;
   private synced = false;
   private connected = false;
@@ -60,6 +73,11 @@ export class RegistryMirror {
 
   constructor(private readonly opts: MirrorOptions) {
     this.firstSync = new Promise((resolve) => (this.resolveFirstSync = resolve));
+    this.backoff = new ReconnectBackoff({
+      baseMs: opts.reconnectBaseMs ?? 250,
+      maxMs: opts.reconnectMaxMs ?? 10_000,
+      ...(opts.reconnectStableMs !== undefined && { stableMs: opts.reconnectStableMs }),
+    });
   }
 
   /** Starts connecting; resolves at once (the copy fills in the background). */
@@ -116,11 +134,12 @@ export class RegistryMirror {
       const ws = new WebSocket(url, {
         headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
         handshakeTimeout: 5_000,
+        maxPayload: this.opts.maxMessageBytes ?? 16 * 1024 * 1024,
       });
       this.ws = ws;
       ws.on('open', () => {
         this.connected = true;
-        this.attempt = 0;
+        this.backoff.opened();
         this.heard(ws);
         this.opts.logger.info({ url: url.origin }, 'event stream connected');
       });
@@ -165,31 +184,71 @@ export class RegistryMirror {
       return;
     }
     this.lastEventAt = Date.now();
-    const changed = this.state.apply(event);
-    if (event.type === 'resync') {
-      this.synced = true;
-      this.resolveFirstSync();
-      this.opts.logger.info({ services: this.state.size, seq: event.seq }, 'registry copy synced');
-      this.opts.onResync?.();
-    } else if (changed !== undefined) {
+    if (RESYNC_TYPES.has(event.type)) return this.onResyncMessage(event);
+    let changed: ServiceRef | undefined;
+    try {
+      changed = this.state.apply(event);
+    } catch (err) {
+      this.protocolError(err);
+      return;
+    }
+    if (changed !== undefined) {
       this.opts.onService?.(changed);
     } else if (event.type === 'intention_changed' && event.service !== undefined) {
       this.opts.onIntention?.(event.service);
     }
   }
 
+  /** A snapshot message: parsed with its schema, applied aside, swapped in at its end. */
+  private onResyncMessage(event: MaxineEvent): void {
+    const parsed = resyncMessageSchema.safeParse(event);
+    if (!parsed.success) return this.protocolError(parsed.error);
+    let complete: boolean;
+    try {
+      complete = this.state.applyResync(parsed.data);
+    } catch (err) {
+      return this.protocolError(err);
+    }
+    if (!complete || parsed.data.type !== 'resync_end') return;
+    this.synced = true;
+    this.backoff.synced();
+    this.resolveFirstSync();
+    const { chunks, instances } = parsed.data.data;
+    this.opts.logger.info(
+      { services: this.state.size, instances, chunks, seq: event.seq },
+      'registry copy synced',
+    );
+    this.opts.onResync?.();
+  }
+
+  /** The stream broke the protocol: start over from a snapshot on a new connection. */
+  private protocolError(err: unknown): void {
+    this.opts.logger.warn(
+      { err: err instanceof Error ? err.message : String(err) },
+      'event stream sent something unexpected; reconnecting',
+    );
+    this.state.abortResync();
+    this.ws?.terminate();
+  }
+
   private onClose(code: number, reason: string): void {
     const wasConnected = this.connected;
     this.connected = false;
+    this.state.abortResync();
     if (this.silence) clearTimeout(this.silence);
     this.ws = undefined;
     if (this.stopped) return;
-    const delay = backoffDelay(this.attempt, {
-      baseMs: this.opts.reconnectBaseMs ?? 250,
-      maxMs: this.opts.reconnectMaxMs ?? 10_000,
-    });
-    this.attempt += 1;
+    const delay = this.backoff.next();
     this.reconnects += 1;
+    if (code === STREAM_CLOSE.CREDENTIAL_EXPIRED) {
+      this.opts.logger.info(
+        { code, reason, retryInMs: delay },
+        'the operator closed the event stream: token expired or revoked; reconnecting with the token read again',
+      );
+      this.timer = setTimeout(() => this.connect(), delay);
+      this.timer.unref();
+      return;
+    }
     const log = wasConnected ? this.opts.logger.warn : this.opts.logger.debug;
     log.call(
       this.opts.logger,

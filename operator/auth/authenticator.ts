@@ -31,6 +31,16 @@ export interface Principal {
   key: string;
   /** The pod a projected token is bound to (sidecars). */
   pod?: PodIdentity;
+  /**
+   * When the credential stops being valid (ms): a JWT's `exp`, a projected token's `exp`;
+   * none for static tokens. Event streams opened with it are closed then.
+   */
+  expiresAt?: number;
+  /**
+   * When what vouched for the credential must be asked again (ms): a TokenReview answer's
+   * cache expiry. Event streams re-authenticate then, and close if it was revoked.
+   */
+  revalidateAt?: number;
 }
 
 export const ANONYMOUS: Principal = {
@@ -107,11 +117,13 @@ export class Authenticator {
     const expires = typeof claims.exp === 'number' ? claims.exp * 1000 : max;
     const until = Math.min(max, expires);
     const jwt = this.opts.jwt;
+    const exp = typeof claims.exp === 'number' ? { expiresAt: claims.exp * 1000 } : {};
     if (jwt !== undefined && claims.iss === jwt.issuer) {
-      return { principal: userPrincipal(await jwt.verify(token)), until };
+      return { principal: { ...userPrincipal(await jwt.verify(token)), ...exp }, until };
     }
     if (this.opts.reviewer !== undefined) {
-      return { principal: serviceAccountPrincipal(await this.opts.reviewer.review(token)), until };
+      const principal = serviceAccountPrincipal(await this.opts.reviewer.review(token));
+      return { principal: { ...principal, ...exp, revalidateAt: until }, until };
     }
     throw new MaxineError(
       'UNAUTHENTICATED',

@@ -124,7 +124,7 @@ describe('EventLog byte bound', () => {
     expect(texts).toEqual([JSON.stringify(event), JSON.stringify(event)]);
     expect(log.bytes).toBe(texts[0]?.length);
     // An event not being fanned out (a replay, a snapshot) is serialized on demand.
-    const other = { seq: 0, type: 'resync' as const, time: '', data: {} };
+    const other = { seq: 0, type: 'resync_end' as const, time: '', data: {} };
     expect(log.serialized(other)).toBe(JSON.stringify(other));
   });
 
@@ -194,7 +194,7 @@ describe('EventFilter', () => {
       'resync always passes',
       ['x/y'],
       ['config_changed'],
-      { seq: 1, type: 'resync', time: '' },
+      { seq: 1, type: 'resync_begin', time: '' },
       true,
     ],
   ] as const)('%s', (_name, services, types, event, expected) => {

@@ -10,6 +10,7 @@
  * advance the sequence: they carry the sequence of the last stored event, which keeps
  * "resume from the last seq you saw" exact for everything else.
  */
+import { RESYNC_TYPES } from '../../common/wire.js';
 import type { MaxineEvent } from '../../common/wire.js';
 import type { Clock } from '../registry/clock.js';
 import type { RegistryEventDraft } from '../registry/registry.js';
@@ -201,7 +202,7 @@ export class EventFilter {
   }
 
   matches(event: MaxineEvent): boolean {
-    if (event.type === 'resync') return true;
+    if (RESYNC_TYPES.has(event.type)) return true;
     if (this.types === undefined ? event.type === 'service_heartbeat' : !this.types.has(event.type))
       return false;
     if (event.service === undefined) return true;

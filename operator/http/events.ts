@@ -1,18 +1,31 @@
 /**
  * The event stream: `GET /api/v1/events` upgraded to a WebSocket. A client names the services
- * and types it wants; with `since=SEQ` it gets what it missed, or a `resync` snapshot when
+ * and types it wants; with `since=SEQ` it gets what it missed, or a resync snapshot when
  * the log no longer holds that far back; with `snapshot=true` it starts from a snapshot.
  * Like a Kubernetes list + watch: snapshot, then deltas.
+ *
+ * What one client can cost is bounded: connections per principal and in total (refused at
+ * the handshake), snapshot builds at once (a gate with a bounded queue), and the memory of a
+ * snapshot (chunks of `snapshotChunkBytes`, the next built only once the socket took the
+ * last, with the event loop free between chunks). A stream lives only as long as its
+ * credential: it is closed with 4401 when the token expires or a re-review refuses it.
+ * No error of a stream escapes: it closes that stream (1011) with a log line.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { Counter, Gauge } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { MaxineError, validationError } from '../../common/errors.js';
-import { eventsQuerySchema } from '../../common/wire.js';
-import type { MaxineEvent } from '../../common/wire.js';
+import { eventsQuerySchema, STREAM_CLOSE } from '../../common/wire.js';
+import type { EventsQuery, MaxineEvent } from '../../common/wire.js';
 import { EventFilter } from '../events/log.js';
 import type { EventLog } from '../events/log.js';
+import { Gate, Turnstile } from '../events/gate.js';
+import type { Release } from '../events/gate.js';
+import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
+import { snapshotMessages } from '../events/snapshot.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Clock } from '../registry/clock.js';
@@ -24,6 +37,34 @@ export const EVENTS_PATH = '/api/v1/events';
 /** A subscriber this far behind is cut off; it resumes with `since` and loses nothing. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const PING_INTERVAL_MS = 30_000;
+/** A snapshot that lost this many races against the event log gives up (1013). */
+const SNAPSHOT_ATTEMPTS = 3;
+/** A re-authentication that could not be made (TokenReview down) is tried again after this. */
+const RECHECK_RETRY_MS = 5_000;
+
+export interface StreamLimits {
+  /** Open streams in total; past it the handshake is refused with 503. */
+  maxConnections: number;
+  /** Open streams per principal; past it the handshake is refused with 429. */
+  maxPerPrincipal: number;
+  /** Snapshots built at once. */
+  snapshotConcurrency: number;
+  /** Snapshots waiting for a slot; past it the stream is closed with 1013 (retry later). */
+  snapshotQueue: number;
+  /** The bound on one snapshot message, in bytes. */
+  snapshotChunkBytes: number;
+  /** A snapshot chunk the client does not take within this long drops the connection. */
+  snapshotStallMs: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  maxConnections: 10_000,
+  maxPerPrincipal: 256,
+  snapshotConcurrency: 4,
+  snapshotQueue: 64,
+  snapshotChunkBytes: 1024 * 1024,
+  snapshotStallMs: 30_000,
+};
 
 export interface EventsDeps {
   events: EventLog;
@@ -31,6 +72,9 @@ export interface EventsDeps {
   clock: Clock;
   logger: Logger;
   access: AccessControl;
+  limits?: Partial<StreamLimits>;
+  /** Where the stream's metrics are registered. */
+  prom?: PromRegistry;
 }
 
 export interface EventStreamServer {
@@ -38,8 +82,89 @@ export interface EventStreamServer {
   close(): void;
 }
 
+/** One open stream. */
+interface Stream {
+  readonly ws: WebSocket;
+  readonly req: IncomingMessage;
+  principal: Principal;
+  readonly filter: EventFilter;
+  readonly query: EventsQuery;
+  closed: boolean;
+  /** Aborted when the socket closes: a queued snapshot leaves the queue. */
+  readonly gone: AbortController;
+  authTimer?: NodeJS.Timeout;
+  unsubscribe?: () => void;
+}
+
+type Outcome = 'accepted' | 'principal_limit' | 'total_limit' | 'expired_credential';
+
+function streamMetrics(prom: PromRegistry | undefined, gate: Gate, open: () => number) {
+  const registers = prom === undefined ? [] : [prom];
+  const handshakes = new Counter({
+    name: 'maxine_event_stream_handshakes_total',
+    help: 'Event-stream handshakes past authentication by outcome (accepted, principal_limit, total_limit, expired_credential)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  new Gauge({
+    name: 'maxine_event_stream_connections',
+    help: 'Open event-stream connections (including those still receiving a snapshot)',
+    registers,
+    collect() {
+      this.set(open());
+    },
+  });
+  new Gauge({
+    name: 'maxine_snapshot_builds_in_flight',
+    help: 'Resync snapshots being built and sent now',
+    registers,
+    collect() {
+      this.set(gate.inFlight);
+    },
+  });
+  new Gauge({
+    name: 'maxine_snapshot_builds_queued',
+    help: 'Resync snapshots waiting for a build slot',
+    registers,
+    collect() {
+      this.set(gate.queued);
+    },
+  });
+  const snapshots = new Counter({
+    name: 'maxine_snapshots_total',
+    help: 'Resync snapshots by outcome (completed, refused: queue full, aborted: client gone or stalled)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const snapshotBytes = new Counter({
+    name: 'maxine_snapshot_bytes_total',
+    help: 'Bytes of resync snapshot messages written to event streams',
+    registers,
+  });
+  const credentialCloses = new Counter({
+    name: 'maxine_event_stream_credential_closes_total',
+    help: 'Event streams closed (4401) because their credential expired or was revoked',
+    labelNames: ['reason'],
+    registers,
+  });
+  return {
+    handshake: (outcome: Outcome) => handshakes.inc({ outcome }),
+    snapshot: (outcome: 'completed' | 'refused' | 'aborted') => snapshots.inc({ outcome }),
+    snapshotBytes: (n: number) => snapshotBytes.inc(n),
+    credentialClosed: (reason: 'expired' | 'revoked') => credentialCloses.inc({ reason }),
+  };
+}
+
 export function createEventStream(deps: EventsDeps): EventStreamServer {
+  const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...deps.limits };
+  const { logger } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, clientTracking: true });
+  const gate = new Gate(limits.snapshotConcurrency, limits.snapshotQueue);
+  const turns = new Turnstile();
+  /** Open (or opening) streams per principal key, and in total. */
+  const perPrincipal = new Map<string, number>();
+  let total = 0;
+  const metrics = streamMetrics(deps.prom, gate, () => total);
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
@@ -52,6 +177,36 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     }
   }, PING_INTERVAL_MS);
   pinger.unref();
+
+  /** Takes a connection slot for `principal`, or throws the refusal; the slot is freed on close. */
+  function reserve(principal: Principal, socket: Duplex): void {
+    if (total >= limits.maxConnections) {
+      metrics.handshake('total_limit');
+      throw new MaxineError(
+        'EVENT_STREAMS_FULL',
+        `The operator serves its maximum of ${limits.maxConnections} event streams; retry later`,
+        { retryAfterSeconds: 5 },
+      );
+    }
+    const mine = perPrincipal.get(principal.key) ?? 0;
+    if (mine >= limits.maxPerPrincipal) {
+      metrics.handshake('principal_limit');
+      throw new MaxineError(
+        'TOO_MANY_STREAMS',
+        `${principal.who} already has ${mine} open event streams (at most ${limits.maxPerPrincipal}); close one or retry later`,
+        { retryAfterSeconds: 5 },
+      );
+    }
+    total += 1;
+    perPrincipal.set(principal.key, mine + 1);
+    // The raw socket closes in every case (refused upgrade, client gone, stream closed).
+    socket.once('close', () => {
+      total -= 1;
+      const left = (perPrincipal.get(principal.key) ?? 1) - 1;
+      if (left <= 0) perPrincipal.delete(principal.key);
+      else perPrincipal.set(principal.key, left);
+    });
+  }
 
   /** Which events a subscriber may see: ACL changes need admin, the rest read. */
   function visibility(principal: Principal): (event: MaxineEvent) => boolean {
@@ -66,52 +221,259 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     };
   }
 
-  function snapshot(filter: EventFilter, principal: Principal): MaxineEvent {
-    const canRead = deps.access.canRead(principal);
-    const services = deps.registry
-      .listServices()
-      .filter((s) => filter.matchesService(s.namespace, s.name) && canRead(s))
-      .map((s) => {
-        const detail = deps.registry.getService(s.namespace, s.name);
-        return { ...s, ...(detail?.spec && { spec: detail.spec }), items: detail?.items ?? [] };
-      });
-    return {
-      seq: deps.events.lastSeq,
-      type: 'resync',
-      time: new Date(deps.clock.now()).toISOString(),
-      data: { services },
-    };
+  function closeStream(s: Stream, code: number, reason: string): void {
+    if (s.ws.readyState === s.ws.OPEN || s.ws.readyState === s.ws.CONNECTING)
+      s.ws.close(code, reason);
   }
 
-  function serve(
-    ws: WebSocket,
-    principal: Principal,
-    filter: EventFilter,
-    query: { since?: number | undefined; snapshot?: boolean | undefined },
-  ): void {
-    const { since } = query;
-    const visible = visibility(principal);
-    const wanted = (event: MaxineEvent): boolean => filter.matches(event) && visible(event);
-    alive.set(ws, true);
-    ws.on('pong', () => alive.set(ws, true));
+  /** The last resort of every async path of a stream: close it, log, never throw. */
+  function fail(s: Stream, err: unknown): void {
+    logger.error(
+      { err, who: s.principal.who, services: s.query.services ?? ['*/*'] },
+      'event stream failed; closing it',
+    );
+    try {
+      closeStream(s, STREAM_CLOSE.INTERNAL_ERROR, 'internal error');
+    } catch {
+      s.ws.terminate();
+    }
+  }
+
+  /** Replays `missed` and subscribes in the same tick: no event can fall between them. */
+  function follow(s: Stream, missed: readonly MaxineEvent[]): void {
+    if (s.closed) return;
+    const visible = visibility(s.principal);
+    const wanted = (event: MaxineEvent): boolean => s.filter.matches(event) && visible(event);
     const send = (event: MaxineEvent): void => {
-      if (ws.readyState !== ws.OPEN) return;
-      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-        ws.close(1013, 'slow consumer: reconnect with since=<last seq>');
+      if (s.ws.readyState !== s.ws.OPEN) return;
+      if (s.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        closeStream(
+          s,
+          STREAM_CLOSE.TRY_AGAIN_LATER,
+          'slow consumer: reconnect with since=<last seq>',
+        );
         return;
       }
-      ws.send(deps.events.serialized(event));
+      s.ws.send(deps.events.serialized(event));
     };
-    // Replay and subscribe in the same tick: no event can fall between them.
-    const missed = since === undefined ? [] : deps.events.since(since);
-    if (missed === undefined || (since === undefined && query.snapshot === true))
-      send(snapshot(filter, principal));
-    else for (const event of missed) if (wanted(event)) send(event);
-    const unsubscribe = deps.events.subscribe((event) => {
-      if (wanted(event)) send(event);
+    for (const event of missed) if (wanted(event)) send(event);
+    s.unsubscribe = deps.events.subscribe((event) => {
+      try {
+        if (wanted(event)) send(event);
+      } catch (err) {
+        fail(s, err); // one subscriber's failure must not reach the event log's other listeners
+      }
     });
-    ws.on('close', unsubscribe);
-    ws.on('error', (err) => deps.logger.debug({ err }, 'event stream socket error'));
+  }
+
+  /**
+   * Writes `message` and resolves once the socket took it (true), or false when the client
+   * left or did not take it within the stall limit (then the connection is dropped).
+   */
+  function write(s: Stream, message: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const onClose = (): void => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        s.ws.off('close', onClose);
+        logger.warn(
+          { who: s.principal.who, stallMs: limits.snapshotStallMs },
+          'event stream did not take a snapshot chunk in time; dropping the connection',
+        );
+        s.ws.terminate();
+        resolve(false);
+      }, limits.snapshotStallMs);
+      s.ws.once('close', onClose);
+      s.ws.send(message, (err) => {
+        clearTimeout(timer);
+        s.ws.off('close', onClose);
+        resolve(err === undefined || err === null);
+      });
+    });
+  }
+
+  /** Streams one snapshot; its seq once `resync_end` was written, else undefined. */
+  async function sendSnapshot(s: Stream): Promise<number | undefined> {
+    const release: Release | undefined = await gate.acquire(s.gone.signal);
+    if (s.closed) {
+      release?.();
+      return undefined;
+    }
+    if (release === undefined) {
+      metrics.snapshot('refused');
+      logger.warn(
+        { who: s.principal.who, inFlight: gate.inFlight, queued: gate.queued },
+        'too many snapshots in progress; event stream closed with 1013 (retry later)',
+      );
+      closeStream(s, STREAM_CLOSE.TRY_AGAIN_LATER, 'too many snapshots in progress: retry later');
+      return undefined;
+    }
+    try {
+      const seq = deps.events.lastSeq;
+      const canRead = deps.access.canRead(s.principal);
+      const services = deps.registry
+        .serviceRefs()
+        .filter((x) => s.filter.matchesService(x.namespace, x.name) && canRead(x));
+      const messages = snapshotMessages({
+        seq,
+        time: new Date(deps.clock.now()).toISOString(),
+        services,
+        detail: (namespace, name) => deps.registry.snapshotOf(namespace, name),
+        maxBytes: limits.snapshotChunkBytes,
+      });
+      for (;;) {
+        await turns.next(); // one chunk per turn of the event loop, across all snapshots
+        if (s.closed) {
+          metrics.snapshot('aborted');
+          return undefined;
+        }
+        const next = messages.next();
+        if (next.done === true) break;
+        const message = next.value;
+        if (!(await write(s, message))) {
+          metrics.snapshot('aborted');
+          return undefined;
+        }
+        metrics.snapshotBytes(Buffer.byteLength(message));
+      }
+      metrics.snapshot('completed');
+      return seq;
+    } finally {
+      release();
+    }
+  }
+
+  async function run(s: Stream): Promise<void> {
+    const { since, snapshot } = s.query;
+    if (since !== undefined) {
+      const missed = deps.events.since(since);
+      if (missed !== undefined) return follow(s, missed);
+    } else if (snapshot !== true) return follow(s, []);
+    for (let attempt = 1; ; attempt++) {
+      const seq = await sendSnapshot(s);
+      if (seq === undefined || s.closed) return;
+      // Events appended while the snapshot was sent follow it, from the log.
+      const missed = deps.events.since(seq);
+      if (missed !== undefined) return follow(s, missed);
+      if (attempt >= SNAPSHOT_ATTEMPTS) {
+        closeStream(
+          s,
+          STREAM_CLOSE.TRY_AGAIN_LATER,
+          'the event log moved on during snapshots: retry',
+        );
+        return;
+      }
+    }
+  }
+
+  function closeForCredential(s: Stream, reason: 'expired' | 'revoked', detail?: string): void {
+    if (s.closed) return;
+    metrics.credentialClosed(reason);
+    logger.info(
+      { who: s.principal.who, reason, detail },
+      'event stream closed: its credential expired or was revoked (4401)',
+    );
+    closeStream(
+      s,
+      STREAM_CLOSE.CREDENTIAL_EXPIRED,
+      'credential expired: reconnect with a fresh token',
+    );
+  }
+
+  /** Arms the next look at the stream's credential, if it has an expiry. */
+  function watchCredential(s: Stream, inMs?: number): void {
+    if (s.closed) return;
+    if (s.authTimer) clearTimeout(s.authTimer);
+    const check = inMs === undefined ? nextAuthCheck(s.principal) : undefined;
+    if (inMs === undefined && check === undefined) return;
+    const wait = inMs ?? Math.max(0, (check?.at ?? 0) - Date.now());
+    const delay = Math.min(wait, MAX_TIMER_MS);
+    s.authTimer = setTimeout(() => {
+      try {
+        if (delay < wait) return watchCredential(s);
+        if (check?.action === 'close') return closeForCredential(s, 'expired');
+        revalidate(s);
+      } catch (err) {
+        fail(s, err);
+      }
+    }, delay);
+    s.authTimer.unref();
+  }
+
+  /** Asks the authenticator again (a TokenReview once its cached answer expired). */
+  function revalidate(s: Stream): void {
+    const renewed = (principal: Principal): void => {
+      s.principal = principal;
+      watchCredential(s);
+    };
+    const refused = (err: unknown): void => {
+      const e = toMaxineError(err);
+      if (e.code === 'UNAUTHENTICATED') return closeForCredential(s, 'revoked', e.message);
+      logger.warn(
+        { who: s.principal.who, code: e.code, retryInMs: RECHECK_RETRY_MS },
+        'cannot re-authenticate an event stream now; keeping it and trying again',
+      );
+      watchCredential(s, RECHECK_RETRY_MS);
+    };
+    try {
+      const next = deps.access.principal(s.req, 'events.reauthenticate');
+      if (next instanceof Promise)
+        next.then(renewed, refused).catch((err: unknown) => fail(s, err));
+      else renewed(next);
+    } catch (err) {
+      refused(err);
+    }
+  }
+
+  function open(
+    ws: WebSocket,
+    req: IncomingMessage,
+    principal: Principal,
+    query: EventsQuery,
+  ): void {
+    const s: Stream = {
+      ws,
+      req,
+      principal,
+      filter: new EventFilter(query.services, query.types),
+      query,
+      closed: false,
+      gone: new AbortController(),
+    };
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
+    ws.on('error', (err) =>
+      logger.debug({ err, who: s.principal.who }, 'event stream socket error'),
+    );
+    ws.on('close', (code) => {
+      s.closed = true;
+      s.gone.abort();
+      s.unsubscribe?.();
+      if (s.authTimer) clearTimeout(s.authTimer);
+      logger.debug({ who: s.principal.who, code }, 'event subscriber disconnected');
+    });
+    logger.info(
+      {
+        who: principal.who,
+        services: query.services ?? ['*/*'],
+        types: query.types ?? 'all',
+        since: query.since,
+        snapshot: query.snapshot,
+      },
+      'event subscriber connected',
+    );
+    watchCredential(s);
+    run(s).catch((err: unknown) => fail(s, err));
+  }
+
+  /** Refuses a handshake not yet upgraded; logs what was not the client's fault. */
+  function refuse(socket: Duplex, err: unknown): void {
+    const e = toMaxineError(err);
+    if (e.status >= 500 && e.code === 'INTERNAL')
+      logger.error({ err }, 'event stream handshake failed');
+    rejectUpgrade(socket, e);
   }
 
   return {
@@ -134,33 +496,34 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         const parsed = eventsQuerySchema.safeParse(raw);
         if (!parsed.success) throw validationError('query', parsed.error);
         const query = parsed.data;
-        const filter = new EventFilter(query.services, query.types);
         const accept = (principal: Principal): void => {
           if (socket.destroyed) return;
+          if (principal.expiresAt !== undefined && principal.expiresAt <= Date.now()) {
+            metrics.handshake('expired_credential');
+            throw new MaxineError('UNAUTHENTICATED', 'The token has expired');
+          }
+          reserve(principal, socket);
+          metrics.handshake('accepted');
           wss.handleUpgrade(req, socket, head, (ws) => {
-            deps.logger.info(
-              {
-                who: principal.who,
-                services: query.services ?? ['*/*'],
-                types: query.types ?? 'all',
-                since: query.since,
-              },
-              'event subscriber connected',
-            );
-            serve(ws, principal, filter, query);
+            try {
+              open(ws, req, principal, query);
+            } catch (err) {
+              logger.error({ err, who: principal.who }, 'event stream failed to start; closing it');
+              ws.terminate();
+            }
           });
         };
         const principal = deps.access.principal(req, 'events.subscribe');
         if (principal instanceof Promise) {
-          principal.then(accept, (err: unknown) => rejectUpgrade(socket, toMaxineError(err)));
+          principal.then(accept).catch((err: unknown) => refuse(socket, err));
         } else accept(principal);
       } catch (err) {
-        rejectUpgrade(socket, toMaxineError(err));
+        refuse(socket, err);
       }
     },
     close() {
       clearInterval(pinger);
-      for (const ws of wss.clients) ws.close(1001, 'server shutting down');
+      for (const ws of wss.clients) ws.close(STREAM_CLOSE.GOING_AWAY, 'server shutting down');
       wss.close();
     },
   };
@@ -169,7 +532,14 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
 function rejectUpgrade(socket: Duplex, err: MaxineError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(err.toBody());
-  const extra = Object.entries(errorHeaders(err))
+  const d = err.details as { retryAfterSeconds?: unknown } | undefined;
+  const headers = {
+    ...(typeof d?.retryAfterSeconds === 'number' && {
+      'retry-after': String(d.retryAfterSeconds),
+    }),
+    ...errorHeaders(err),
+  };
+  const extra = Object.entries(headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
   socket.end(

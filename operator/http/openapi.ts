@@ -154,15 +154,21 @@ export function buildOpenApi(version: string): unknown {
             queryParam('services', 'Comma-separated namespace/name patterns ("*" allowed)'),
             queryParam('types', 'Comma-separated event types', { type: 'string' }),
             queryParam('since', 'Resume after this sequence number'),
-            queryParam('snapshot', 'Start with a resync snapshot', {
-              type: 'string',
-              enum: ['true', 'false'],
-            }),
+            queryParam(
+              'snapshot',
+              'Start with a snapshot (resync_begin, resync_chunk…, resync_end)',
+              {
+                type: 'string',
+                enum: ['true', 'false'],
+              },
+            ),
           ],
           responses: {
             101: { description: 'Switching to WebSocket' },
             400: errorResponse('Invalid query'),
             426: errorResponse('Not a WebSocket request'),
+            429: errorResponse('TOO_MANY_STREAMS: this principal has too many open streams'),
+            503: errorResponse('EVENT_STREAMS_FULL: the operator serves all the streams it may'),
           },
         },
       },

@@ -525,6 +525,36 @@ export class Registry {
     };
   }
 
+  /** Every service's namespace and name, sorted: no counts (O(services), not O(instances)). */
+  serviceRefs(): ServiceRef[] {
+    const out: ServiceRef[] = [];
+    for (const entry of this.services.values())
+      out.push({ namespace: entry.namespace, name: entry.name });
+    return out.sort((a, b) =>
+      (a.namespace + '/' + a.name).localeCompare(b.namespace + '/' + b.name),
+    );
+  }
+
+  /**
+   * One service's summary, spec and instances, the instances made one at a time as they are
+   * iterated (snapshots serialize a few at a time). Undefined when the service is gone.
+   */
+  snapshotOf(
+    namespace: string,
+    name: string,
+  ): { summary: ServiceSummary; spec?: ServiceSpec; items: Iterable<Instance> } | undefined {
+    const entry = this.services.get(serviceKey(namespace, name));
+    if (entry === undefined) return undefined;
+    const records = entry.instances;
+    return {
+      summary: summaryOf(entry),
+      ...(entry.spec && { spec: entry.spec }),
+      items: (function* () {
+        for (const record of records.values()) yield toInstance(record);
+      })(),
+    };
+  }
+
   /** All instances of one service, for snapshots. */
   instancesOf(namespace: string, name: string): Instance[] {
     const entry = this.services.get(serviceKey(namespace, name));

@@ -166,23 +166,25 @@ describe('event stream resumption', () => {
   it('a client too far behind gets a resync snapshot, then deltas', async () => {
     for (let i = 0; i < 20; i++) await register(`10.0.2.${i}`); // the log holds 16 events
     const client = await subscribe('?services=shop/api&since=1');
-    await client.until((e) => e.length >= 1);
-    const resync = client.events[0]!;
-    expect(resync.type).toBe('resync');
-    const services = resync.data?.services as { name: string; items: unknown[] }[];
+    await client.until((e) => e.some((x) => x.type === 'resync_end'));
+    expect(client.types()).toEqual(['resync_begin', 'resync_chunk', 'resync_end']);
+    const [begin, chunk, end] = client.events;
+    expect(new Set([begin!.seq, chunk!.seq, end!.seq]).size).toBe(1);
+    const services = chunk!.data?.services as { name: string; items: unknown[] }[];
     expect(services).toHaveLength(1);
     expect(services[0]?.items).toHaveLength(20);
+    expect(end!.data).toEqual({ services: 1, chunks: 1, instances: 20 });
     await register('10.0.2.99');
     await client.until((e) => e.some((x) => x.instance?.host === '10.0.2.99'));
-    expect(client.events.at(-1)!.seq).toBeGreaterThan(resync.seq);
+    expect(client.events.at(-1)!.seq).toBeGreaterThan(end!.seq);
   });
 
   it('snapshot=true starts with the current state', async () => {
     await register('10.0.3.1');
     const client = await subscribe('?snapshot=true');
-    await client.until((e) => e.length >= 1);
-    expect(client.events[0]).toMatchObject({
-      type: 'resync',
+    await client.until((e) => e.some((x) => x.type === 'resync_end'));
+    expect(client.events[1]).toMatchObject({
+      type: 'resync_chunk',
       data: { services: [{ name: 'api', items: [{ host: '10.0.3.1' }] }] },
     });
   });

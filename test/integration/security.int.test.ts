@@ -389,10 +389,15 @@ describe('event stream', () => {
   it('shows a subscriber only the services it may read', async () => {
     const alice = await subscribe(TOKENS.alice, 'snapshot=true');
     const root = await subscribe(TOKENS.root);
-    await eventually(() => Promise.resolve(alice.events.length > 0), 5000);
-    const snapshot = alice.events[0]!.data as { services: { namespace: string }[] };
-    expect(snapshot.services.map((s) => s.namespace)).not.toContain('bank');
-    expect(snapshot.services.length).toBeGreaterThan(0);
+    await eventually(
+      () => Promise.resolve(alice.events.some((e) => e.type === 'resync_end')),
+      5000,
+    );
+    const snapshot = alice.events
+      .filter((e) => e.type === 'resync_chunk')
+      .flatMap((e) => (e.data as { services: { namespace: string }[] }).services);
+    expect(snapshot.map((s) => s.namespace)).not.toContain('bank');
+    expect(snapshot.length).toBeGreaterThan(0);
     await register(TOKENS.root, 'ledger', 'bank');
     await register(TOKENS.root, 'web', 'shop');
     await eventually(

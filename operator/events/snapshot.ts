@@ -1,0 +1,101 @@
+/**
+ * A resync snapshot as a sequence of bounded messages (pure): `resync_begin`, then
+ * `resync_chunk`s of at most `maxBytes` each, then `resync_end` (wire shapes in
+ * common/wire.ts). It is a generator: each chunk is serialized only when the previous one
+ * has been taken, one instance at a time, so a snapshot never exists as one string (V8
+ * limits a string to ~512 MiB, and a snapshot that size would also be copied per client),
+ * and the caller can wait for the socket to drain and yield to the event loop between chunks.
+ *
+ * A chunk exceeds `maxBytes` only when one service's head and a single instance do not fit
+ * together, which the wire limits (metadata, ports) keep to tens of KiB.
+ */
+import type { ServiceSpec } from '../../common/resources.js';
+import type { Instance, ServiceSummary } from '../../common/wire.js';
+
+export interface SnapshotServiceSource {
+  summary: ServiceSummary;
+  spec?: ServiceSpec;
+  items: Iterable<Instance>;
+}
+
+export interface SnapshotPlan {
+  seq: number;
+  time: string;
+  /** The services to send, in order (already filtered by what the subscriber may read). */
+  services: readonly { namespace: string; name: string }[];
+  /** A service's current content, read when its turn comes; undefined if it is gone. */
+  detail(namespace: string, name: string): SnapshotServiceSource | undefined;
+  /** The bound on one chunk message, in UTF-8 bytes. */
+  maxBytes: number;
+}
+
+/** JSON of `value` with its last key `items: []` opened: ends with `"items":`. */
+function headOf(value: Record<string, unknown>): string {
+  const json = JSON.stringify({ ...value, items: [] });
+  return json.slice(0, -3);
+}
+
+const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, undefined> {
+  const { seq, time, maxBytes } = plan;
+  const envelope = (type: string, data: string): string =>
+    `{"seq":${seq},"type":"${type}","time":${JSON.stringify(time)},"data":${data}}`;
+  yield envelope('resync_begin', JSON.stringify({ services: plan.services.length }));
+
+  const prefix = `{"seq":${seq},"type":"resync_chunk","time":${JSON.stringify(time)},"data":{"services":[`;
+  const suffix = ']}}';
+  const frame = bytes(prefix) + bytes(suffix);
+  let parts: string[] = [];
+  let chunkBytes = frame;
+  let chunks = 0;
+  let services = 0;
+  let instances = 0;
+
+  function* flush(): Generator<string, void, undefined> {
+    if (parts.length === 0) return;
+    const chunk = prefix + parts.join(',') + suffix;
+    parts = [];
+    chunkBytes = frame;
+    chunks += 1;
+    yield chunk;
+  }
+
+  for (const ref of plan.services) {
+    const detail = plan.detail(ref.namespace, ref.name);
+    if (detail === undefined) continue; // deleted since the list was taken
+    services += 1;
+    let head = headOf({ ...detail.summary, ...(detail.spec && { spec: detail.spec }) });
+    let items: string[] = [];
+    // The part as it would be closed now: head + "[" + items + "]}" (+ "," between parts).
+    const partBytes = (): number => bytes(head) + 3 + (parts.length > 0 ? 1 : 0);
+    let itemBytes = 0;
+    const close = (): void => {
+      chunkBytes += partBytes() + itemBytes;
+      parts.push(`${head}[${items.join(',')}]}`);
+      items = [];
+      itemBytes = 0;
+    };
+    if (chunkBytes + partBytes() > maxBytes) yield* flush();
+    for (const instance of detail.items) {
+      const json = JSON.stringify(instance);
+      const add = bytes(json) + (items.length > 0 ? 1 : 0);
+      const fits = chunkBytes + partBytes() + itemBytes + add <= maxBytes;
+      if (!fits && (parts.length > 0 || items.length > 0)) {
+        // Close this service's part here and continue it in the next chunk.
+        close();
+        yield* flush();
+        head = headOf({ namespace: ref.namespace, name: ref.name });
+        items.push(json);
+        itemBytes = bytes(json);
+      } else {
+        items.push(json);
+        itemBytes += add;
+      }
+      instances += 1;
+    }
+    close();
+  }
+  yield* flush();
+  yield envelope('resync_end', JSON.stringify({ services, chunks, instances }));
+}
