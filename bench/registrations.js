@@ -17,6 +17,7 @@ import { httpRequest } from './processes.js';
  * @property {number} [maxErrors] give up after this many failures
  * @property {Record<string, string>} [headers] sent with every request (a bearer token)
  * @property {Map<number, number>} [statuses] counts every answer's status into this map
+ * @property {string} [localAddress] the loopback address to send from (default: the system's)
  */
 
 /**
@@ -26,7 +27,11 @@ import { httpRequest } from './processes.js';
 export async function registerMany(spec) {
   const { port, count, bodyOf, concurrency, deadlineMs, keepIds = false, maxErrors = 100 } = spec;
   const sent = { headers: spec.headers, statuses: spec.statuses };
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: concurrency,
+    ...(spec.localAddress !== undefined && { localAddress: spec.localAddress }),
+  });
   const started = Date.now();
   /** @type {string[]} */
   const ids = [];
