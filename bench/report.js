@@ -202,7 +202,10 @@ export function machine() {
   let commit = 'unknown';
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8' }).trim();
+    // Tracked files only: an untracked node_modules link (a worktree's) does not make it dirty.
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      encoding: 'utf8',
+    }).trim();
     commit = dirty === '' ? head : `${head} (working tree has changes)`;
   } catch {
     // not a git checkout

@@ -708,7 +708,7 @@ async function soak(config, tmp) {
       await sleep(config.wsHoldSeconds * 1000, undefined, { signal: abort.signal }).catch(() => {});
       ws = clientSummary(clients);
       return {
-        what: `${ws.opened} of ${ws.total} streams opened, held ${config.wsHoldSeconds} s; refused ${statusList(ws.refused)}`,
+        what: `${ws.opened} of ${ws.total} streams opened, then held up to ${config.wsHoldSeconds} s; refused ${statusList(ws.refused)}`,
       };
     });
     await runPhase('flood', async () => {
@@ -957,7 +957,7 @@ function resultsText(config, r, run) {
     '',
     '## Unauthenticated flood',
     '',
-    `${config.floodRate} requests/s for ${config.floodSeconds} s over ${config.floodConnections} keep-alive connections from ${config.floodAddress} (the probe and the registrations come from 127.0.0.1), in turn: a discovery without a token, one with a wrong token, a registration without a token.`,
+    `${config.floodRate} requests/s for ${config.floodSeconds} s over ${config.floodConnections} keep-alive connections from ${config.floodAddress} (the probe and the event streams come from 127.0.0.1, the registrations from 127.0.1.x), in turn: a discovery without a token, one with a wrong token, a registration without a token.`,
     '',
     ...floodLines(r),
     '',
