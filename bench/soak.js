@@ -24,7 +24,8 @@
  * operator's VmRSS and VmHWM are read from /proc every 250 ms; its exit is a crash.
  *
  * SOAK_SCALE (1) scales every count and duration not given explicitly (0.05: under a minute).
- * SOAK_PHASES (all) runs only the named phases, e.g. `register,flood`.
+ * SOAK_PHASES (all) runs only the named phases, e.g. `register,flood`. SOAK_NOTE is written
+ * into the results as a note (which tree was measured, what else ran on the machine).
  * SOAK_HEAP_MB (768) is the operator's --max-old-space-size; SOAK_MEMORY_LIMIT_MB (the heap
  * limit) is the budget peak RSS is held to (+20%). Registry limit flags the operator lists in
  * `--help` are raised to fit the run; SOAK_OPERATOR_ARGS adds operator flags (space-separated).
@@ -936,6 +937,7 @@ function resultsText(config, r, run) {
     `- node: ${host.node}; commit: ${host.commit}`,
     `- load average (1, 5, 15 min) at start: ${host.load}; at end: ${run.loadAfter}`,
     `- command: \`${commandLine()}\` (scale ${config.scale})`,
+    ...(process.env.SOAK_NOTE ? [`- note: ${process.env.SOAK_NOTE}`] : []),
     `- operator: \`node --max-old-space-size=${config.heapMb} dist/operator/main.js --host 127.0.0.1 --log-level warn --default-ttl-seconds 3600 ${r.operatorArgs.map((a) => (a.includes('/') ? a.replace(/.*\//, '…/') : a)).join(' ')}\``,
     `- registry limit flags raised for the run: ${r.limits.length === 0 ? 'none (this operator lists none of them in --help)' : `\`${r.limits.join(' ')}\``}`,
     '',
