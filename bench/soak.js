@@ -155,7 +155,7 @@ function loadConfig() {
 /** The command that reproduces this run: the SOAK_* and BENCH_* variables set, then the script. */
 function commandLine() {
   const vars = Object.keys(process.env)
-    .filter((k) => k.startsWith('SOAK_') || k.startsWith('BENCH_'))
+    .filter((k) => (k.startsWith('SOAK_') && k !== 'SOAK_NOTE') || k.startsWith('BENCH_'))
     .sort()
     .map((k) => `${k}=${shellQuote(process.env[k] ?? '')}`);
   const script =
