@@ -978,11 +978,23 @@ function resultsText(config, r, run) {
           `In phase \`${r.exit.phase}\`, with ${r.exit.code === null ? `signal ${r.exit.signal}` : `code ${r.exit.code}`}. Its last output:`,
           '',
           '```',
-          r.exit.output.slice(-3000),
+          exitExcerpt(r.exit.output),
           '```',
         ]),
     '',
   ].join('\n');
+}
+
+/**
+ * The part of a dead operator's output that says why: from V8's fatal error (or its last GCs)
+ * when there is one, else the end; at most 3,000 characters.
+ * @param {string} output
+ */
+function exitExcerpt(output) {
+  const at = ['<--- Last few GCs --->', 'FATAL ERROR']
+    .map((marker) => output.indexOf(marker))
+    .find((i) => i >= 0);
+  return at === undefined ? output.slice(-3000) : output.slice(at, at + 3000);
 }
 
 /**
