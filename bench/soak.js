@@ -370,6 +370,8 @@ function registrationAddress(k) {
  * @property {number} messages
  * @property {number} bytes
  * @property {number | undefined} firstMessageMs after the handshake
+ * @property {number | undefined} snapshotDoneMs after the handshake, when the snapshot's last
+ *   message came (`resync` whole, or `resync_end` of a snapshot sent in chunks)
  */
 
 /**
@@ -409,6 +411,7 @@ async function openClients(operator, config, headers) {
       messages: 0,
       bytes: 0,
       firstMessageMs: undefined,
+      snapshotDoneMs: undefined,
     };
     clients.push({ ws, record });
     let openedAt = 0;
@@ -422,6 +425,9 @@ async function openClients(operator, config, headers) {
         });
         ws.on('message', (data) => {
           record.firstMessageMs ??= performance.now() - openedAt;
+          if (snapshot && record.snapshotDoneMs === undefined && endsSnapshot(data)) {
+            record.snapshotDoneMs = performance.now() - openedAt;
+          }
           record.messages += 1;
           record.bytes += Array.isArray(data)
             ? data.reduce((n, b) => n + b.length, 0)
@@ -447,6 +453,21 @@ async function openClients(operator, config, headers) {
   return clients;
 }
 
+/** The envelope's `type` comes first after `seq`: the head of a message says what it is. */
+const SNAPSHOT_END = /"type":"resync(?:_end)?"/;
+
+/** @param {import('ws').RawData} data @returns {boolean} whether it is a snapshot's last message */
+function endsSnapshot(data) {
+  const head = Buffer.isBuffer(data) ? data.subarray(0, 256).toString('utf8') : '';
+  return SNAPSHOT_END.test(head);
+}
+
+/** @param {number[]} values @returns {string} `min–max ms`, or `—` */
+function spread(values) {
+  if (values.length === 0) return '—';
+  return `${ms(Math.min(...values))}–${ms(Math.max(...values))} ms`;
+}
+
 /** @param {{ ws: WebSocket, record: ClientRecord }[]} clients */
 function clientSummary(clients) {
   const records = clients.map((c) => c.record);
@@ -464,10 +485,8 @@ function clientSummary(clients) {
     }
   }
   const snapshotReaders = records.filter((r) => r.snapshot && r.reads && r.opened);
-  const firsts = snapshotReaders
-    .map((r) => r.firstMessageMs)
-    .filter((ms) => ms !== undefined)
-    .sort((a, b) => a - b);
+  const firsts = snapshotReaders.flatMap((r) => r.firstMessageMs ?? []);
+  const dones = snapshotReaders.flatMap((r) => r.snapshotDoneMs ?? []);
   return {
     total: records.length,
     opened: records.filter((r) => r.opened).length,
@@ -479,9 +498,10 @@ function clientSummary(clients) {
     messages: records.reduce((n, r) => n + r.messages, 0),
     bytes: records.reduce((n, r) => n + r.bytes, 0),
     snapshotReaders: snapshotReaders.length,
-    snapshotsReceived: firsts.length,
-    firstSnapshotMs: firsts[0],
-    lastSnapshotMs: firsts.at(-1),
+    snapshotsStarted: firsts.length,
+    firstMessages: spread(firsts),
+    snapshotsDone: dones.length,
+    snapshotTimes: spread(dones),
     snapshotBytes: snapshotReaders.reduce((n, r) => n + r.bytes, 0),
   };
 }
@@ -904,7 +924,7 @@ function streamLines(r) {
     `- handshakes: ${w.opened} of ${w.total} opened; refused: ${statusList(w.refused)}; other errors: ${w.errors.length === 0 ? 'none' : [...new Set(w.errors)].join('; ')}`,
     `- open streams closed by the server before the end: ${w.closed.size === 0 ? 'none' : [...w.closed].map(([k, n]) => `${k} × ${n}`).join('; ')}`,
     `- reading clients: ${w.readers}, ${int(w.messages)} messages, ${int(w.bytes)} bytes in all; non-reading clients: ${w.nonReaders}`,
-    `- snapshot clients that read: ${w.snapshotReaders}; got a first message: ${w.snapshotsReceived}${w.firstSnapshotMs === undefined ? '' : `, ${ms(w.firstSnapshotMs)}–${ms(w.lastSnapshotMs)} ms after the handshake`}; ${int(w.snapshotBytes)} bytes received by them`,
+    `- snapshot clients that read: ${w.snapshotReaders}; got a first message: ${w.snapshotsStarted} (${w.firstMessages} after the handshake); got the whole snapshot: ${w.snapshotsDone} (${w.snapshotTimes} after the handshake); ${int(w.snapshotBytes)} bytes received by them`,
   ];
   return lines;
 }
