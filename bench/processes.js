@@ -5,8 +5,10 @@
  * Every child is recorded and killed when the bench exits, also on error or on a signal.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -60,12 +62,23 @@ export function freePort() {
 
 /**
  * One HTTP request to 127.0.0.1, body read fully (bounded by `timeoutMs`).
- * @param {{ port: number, method?: string, path: string, body?: string, timeoutMs?: number, agent?: import('node:http').Agent }} opts
+ * @param {{ port: number, method?: string, path: string, body?: string, timeoutMs?: number, agent?: import('node:http').Agent, headers?: Record<string, string> }} opts
  * @returns {Promise<{ status: number, body: string }>}
  */
-export function httpRequest({ port, method = 'GET', path, body, timeoutMs = 5000, agent }) {
+export function httpRequest({
+  port,
+  method = 'GET',
+  path,
+  body,
+  timeoutMs = 5000,
+  agent,
+  headers: extra,
+}) {
   return new Promise((resolve, reject) => {
-    const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+    const headers = {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...extra,
+    };
     const req = request(
       { host: '127.0.0.1', port, method, path, headers, agent, timeout: timeoutMs },
       (res) => {
@@ -90,6 +103,52 @@ export function httpRequest({ port, method = 'GET', path, body, timeoutMs = 5000
  * example the production images' LTS, while the load generator stays on this one), else this.
  */
 export const SERVER_NODE = process.env.BENCH_NODE ?? process.execPath;
+
+/** The built operator (`npm run build`). */
+export const OPERATOR_MAIN = join(import.meta.dirname, '..', 'dist', 'operator', 'main.js');
+
+/**
+ * Starts an operator from dist/ in its own process on a free port of 127.0.0.1, with the
+ * Node flags of BENCH_OPERATOR_NODE_FLAGS first.
+ * @param {string} resources
+ * @param {string} name
+ * @param {string[]} [nodeFlags]
+ * @param {string[]} [operatorArgs]
+ * @returns {Promise<Child>}
+ */
+export async function startOperator(resources, name, nodeFlags = [], operatorArgs = []) {
+  const port = await freePort();
+  const extra = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return startChild({
+    name,
+    port,
+    readyPath: '/readyz',
+    args: [
+      ...extra,
+      ...nodeFlags,
+      OPERATOR_MAIN,
+      ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
+      ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
+      ...operatorArgs,
+    ],
+  });
+}
+
+/**
+ * Resident memory of a process from /proc/<pid>/status: now (VmRSS), its peak so far
+ * (VmHWM, kept by the kernel, so no sample misses it) and the private part (RssAnon).
+ * @param {number} pid
+ * @returns {{ rssMb: number, hwmMb: number, anonMb: number }}
+ */
+export function rssOf(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (/** @type {string} */ field) => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (match?.[1] === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
+    return Number(match[1]);
+  };
+  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024, anonMb: kb('RssAnon') / 1024 };
+}
 
 /**
  * Starts `node <args>` as a child, and resolves once `GET readyPath` answers 200.

@@ -15,6 +15,9 @@ import { httpRequest } from './processes.js';
  * @property {number} deadlineMs give up after this long
  * @property {boolean} [keepIds] return the ids the operator assigned
  * @property {number} [maxErrors] give up after this many failures
+ * @property {Record<string, string>} [headers] sent with every request (a bearer token)
+ * @property {Map<number, number>} [statuses] counts every answer's status into this map
+ * @property {string} [localAddress] the loopback address to send from (default: the system's)
  */
 
 /**
@@ -23,7 +26,12 @@ import { httpRequest } from './processes.js';
  */
 export async function registerMany(spec) {
   const { port, count, bodyOf, concurrency, deadlineMs, keepIds = false, maxErrors = 100 } = spec;
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const sent = { headers: spec.headers, statuses: spec.statuses };
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: concurrency,
+    ...(spec.localAddress !== undefined && { localAddress: spec.localAddress }),
+  });
   const started = Date.now();
   /** @type {string[]} */
   const ids = [];
@@ -37,7 +45,7 @@ export async function registerMany(spec) {
       const i = next;
       next += 1;
       try {
-        const id = await registerOne(port, JSON.stringify(bodyOf(i)), agent);
+        const id = await registerOne(port, JSON.stringify(bodyOf(i)), agent, sent);
         registered += 1;
         if (keepIds) ids.push(id);
       } catch (err) {
@@ -65,9 +73,10 @@ export async function registerMany(spec) {
  * @param {number} port
  * @param {string} body
  * @param {Agent} agent
+ * @param {{ headers?: Record<string, string>, statuses?: Map<number, number> }} [opts]
  * @returns {Promise<string>} the instance id
  */
-async function registerOne(port, body, agent) {
+async function registerOne(port, body, agent, { headers, statuses } = {}) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt += 1) {
     try {
@@ -77,8 +86,10 @@ async function registerOne(port, body, agent) {
         path: '/api/v1/instances',
         body,
         agent,
+        headers,
         timeoutMs: 30_000,
       });
+      statuses?.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       if (res.status === 200 || res.status === 201) {
         return /** @type {{ instance: { id: string } }} */ (JSON.parse(res.body)).instance.id;
       }

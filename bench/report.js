@@ -3,7 +3,7 @@
  * Turns the measurements into the stdout table and bench/RESULTS.md (rewritten every run).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { median } from './load.js';
 
@@ -202,7 +202,10 @@ export function machine() {
   let commit = 'unknown';
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain'], { encoding: 'utf8' }).trim();
+    // Tracked files only: an untracked node_modules link (a worktree's) does not make it dirty.
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      encoding: 'utf8',
+    }).trim();
     commit = dirty === '' ? head : `${head} (working tree has changes)`;
   } catch {
     // not a git checkout
@@ -229,4 +232,46 @@ export function writeAtomically(path, text) {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, text);
   renameSync(tmp, path);
+}
+
+/**
+ * An integer from the environment, or `fallback` when unset or empty.
+ * @param {string} name
+ * @param {number} fallback
+ * @param {number} min
+ * @param {number} max
+ */
+export function intEnv(name, fallback, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, not "${raw}"`);
+  }
+  return value;
+}
+
+/** @param {string} value @returns {string} the value, quoted for a POSIX shell when needed */
+export function shellQuote(value) {
+  return /^[\w.,:=/+-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/** The heading of the soak run's section in RESULTS.md (bench/soak.js, bench/run.js). */
+export const SOAK_HEADING =
+  '## Soak and abuse (latest `npm run bench:soak`, copied from RESULTS-soak.md)';
+
+/**
+ * Another script's results file as a section of RESULTS.md: its title line dropped, its
+ * headings one level deeper; nothing when the file does not exist.
+ * @param {string} file
+ * @param {string} heading
+ * @returns {string[]}
+ */
+export function carriedSection(file, heading) {
+  if (!existsSync(file)) return [];
+  const body = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => !line.startsWith('# '))
+    .map((line) => (line.startsWith('#') ? `#${line}` : line));
+  return [heading, ...body, ''];
 }

@@ -21,29 +21,34 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { measure } from './load.js';
-import { freePort, httpRequest, SERVER_NODE, startChild, stopChild } from './processes.js';
+import {
+  freePort,
+  httpRequest,
+  OPERATOR_MAIN,
+  rssOf,
+  SERVER_NODE,
+  startChild,
+  startOperator,
+  stopChild,
+} from './processes.js';
 import { formatFrames, topFrames } from './profile-top.js';
 import { hostOf, registerMany } from './registrations.js';
 import {
   aimsTable,
+  carriedSection,
+  intEnv,
   machine,
   memoryTable,
   roundsTable,
+  shellQuote,
+  SOAK_HEADING,
   summarise,
   throughputTable,
   writeAtomically,
@@ -55,7 +60,6 @@ import {
 /** @typedef {import('./report.js').Memory} Memory */
 
 const ROOT = join(import.meta.dirname, '..');
-const OPERATOR_MAIN = join(ROOT, 'dist', 'operator', 'main.js');
 const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
 const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
@@ -92,22 +96,6 @@ const AIMS = {
   sidecarIdleRssMb: 40,
 };
 
-/**
- * @param {string} name
- * @param {number} fallback
- * @param {number} min
- * @param {number} max
- */
-function intEnv(name, fallback, min, max) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max}, not "${raw}"`);
-  }
-  return value;
-}
-
 function loadConfig() {
   return {
     durationSec: intEnv('BENCH_DURATION', 10, 1, 600),
@@ -121,11 +109,6 @@ function loadConfig() {
   };
 }
 /** @typedef {ReturnType<typeof loadConfig>} Config */
-
-/** @param {string} value @returns {string} the value, quoted for a POSIX shell when needed */
-function shellQuote(value) {
-  return /^[\w.,:=/+-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
-}
 
 /** @returns {string} the extra Node flags given to operators, with a trailing space, or '' */
 function operatorFlags() {
@@ -142,32 +125,6 @@ function commandLine() {
   const script =
     process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.js';
   return [...vars, script].join(' ');
-}
-
-/**
- * Starts an operator from dist/ in its own process on a free port of 127.0.0.1.
- * @param {string} resources
- * @param {string} name
- * @param {string[]} [nodeFlags]
- * @param {string[]} [operatorArgs]
- * @returns {Promise<Child>}
- */
-async function startOperator(resources, name, nodeFlags = [], operatorArgs = []) {
-  const port = await freePort();
-  const extra = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  return startChild({
-    name,
-    port,
-    readyPath: '/readyz',
-    args: [
-      ...extra,
-      ...nodeFlags,
-      OPERATOR_MAIN,
-      ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
-      ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
-      ...operatorArgs,
-    ],
-  });
 }
 
 /**
@@ -283,17 +240,6 @@ async function fetchAnswer(operator, path) {
   const res = await httpRequest({ port: operator.port, path });
   if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${res.body}`);
   return Buffer.from(res.body);
-}
-
-/** @param {number} pid @returns {{ rssMb: number, hwmMb: number, anonMb: number }} */
-function rssOf(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (/** @type {string} */ field) => {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
-    if (match?.[1] === undefined) throw new Error(`no ${field} in /proc/${pid}/status`);
-    return Number(match[1]);
-  };
-  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024, anonMb: kb('RssAnon') / 1024 };
 }
 
 /**
@@ -651,22 +597,18 @@ async function runOne(scenario, round, rounds) {
 }
 
 /**
- * The Kubernetes figures (cold start with 2,000 MaxineServices, kubectl apply → registry
- * latency) come from `npm run bench:k8s`, which needs the e2e control plane; its latest
- * results are carried into this file so that every figure is in one place.
+ * The figures of the other bench scripts, carried into this file so that every figure is in
+ * one place: the Kubernetes mode (`npm run bench:k8s`, which needs the e2e control plane)
+ * and the soak and abuse run (`npm run bench:soak`).
  * @returns {string[]}
  */
-function kubernetesSection() {
-  const file = join(import.meta.dirname, 'RESULTS-kubernetes.md');
-  if (!existsSync(file)) return [];
-  const body = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => !line.startsWith('# '))
-    .map((line) => (line.startsWith('#') ? `#${line}` : line));
+function carriedSections() {
   return [
-    '## Kubernetes mode (latest `npm run bench:k8s`, copied from RESULTS-kubernetes.md)',
-    ...body,
-    '',
+    ...carriedSection(
+      join(import.meta.dirname, 'RESULTS-kubernetes.md'),
+      '## Kubernetes mode (latest `npm run bench:k8s`, copied from RESULTS-kubernetes.md)',
+    ),
+    ...carriedSection(join(import.meta.dirname, 'RESULTS-soak.md'), SOAK_HEADING),
   ];
 }
 
@@ -794,7 +736,7 @@ async function main() {
             '',
           ]
         : []),
-      ...kubernetesSection(),
+      ...carriedSections(),
       ...(profile === undefined
         ? []
         : ['## CPU profile of the operator (top self time)', '', '```', profile, '```', '']),
