@@ -3,13 +3,13 @@
  * on port 0 and main.ts only adds signals. Data flows one way: folder → reconciler →
  * registry → (REST, discovery, events).
  */
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { OperatorConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { createApp } from './http/app.js';
 import { createFastPath } from './http/fast-path.js';
+import { createEdgeServer } from './http/edge.js';
 import { createEventStream, EVENTS_PATH } from './http/events.js';
 import { buildOpenApi } from './http/openapi.js';
 import { PolicyStore } from './policy/store.js';
@@ -173,23 +173,27 @@ export function createOperator(
     guard,
     access,
     mesh: meshRenderer,
+    metricsAuth: config.metricsAuth ?? config.mode === 'kubernetes',
     ...(security.auditExport && { auditExport: security.auditExport }),
   });
   const fastPath = createFastPath({
     registry,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
+    bodyTimeoutMs: config.bodyTimeoutMs,
     guard,
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
   });
   const stream = createEventStream({ events, registry, clock, logger, access });
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-    if (!fastPath(req, res)) app(req, res);
-  });
-  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  const server = createEdgeServer({
+    config,
+    prom: metrics.prom,
+    audit: (entry) => security.audit(entry),
+    request: (req, res) => {
+      if (!fastPath(req, res)) app(req, res);
+    },
+    websocket: (req, socket, head) => stream.handleUpgrade(req, socket, head),
   });
 
   let sweeper: NodeJS.Timeout | undefined;
