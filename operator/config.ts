@@ -287,6 +287,8 @@ export function loadConfig(
   if (values['disallow-undeclared'] === true) raw.allowUndeclared = 'false';
   // In a cluster, services are declared with MaxineService objects unless told otherwise.
   if (raw.allowUndeclared === undefined && raw.mode === 'kubernetes') raw.allowUndeclared = 'false';
+  // In a cluster, /metrics (which names every namespace's services) needs a principal.
+  if (raw.metricsAuth === undefined) raw.metricsAuth = raw.mode === 'kubernetes' ? 'true' : 'false';
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     // Name the flag and the variable the person can change, not our internal key.
