@@ -47,7 +47,7 @@ describe('RefusalAggregator', () => {
     const { agg, written, folded } = setup();
     agg.add(refusal('10.0.0.1'), 1_000);
     expect(written).toEqual([refusal('10.0.0.1')]);
-    for (let i = 0; i < 99; i++) agg.add(refusal('10.0.0.1'), 2_000 + i);
+    for (let i = 0; i < 99; i++) agg.add({ ...refusal('10.0.0.1'), reqId: `r-${i}` }, 2_000 + i);
     expect(written).toHaveLength(1);
     expect(folded()).toBe(99);
     agg.flush(11_000);
@@ -57,6 +57,7 @@ describe('RefusalAggregator', () => {
       outcome: 'unauthenticated',
       reason: 'no token',
       address: '10.0.0.1',
+      reqId: 'r-98',
       repeated: 99,
       from: new Date(1_000).toISOString(),
       to: new Date(11_000).toISOString(),

@@ -2,7 +2,8 @@
  * Folds repeated refusals of one client into one audit record (pure; time is passed in).
  * The first refusal of an address, outcome and reason is written at once; the others within
  * the next `windowMs` are only counted, and when the window ends one record with
- * `repeated: N` (and the window's bounds) stands for them. Nothing is lost: the refusals of
+ * `repeated: N` (the window's bounds, and the request id of the last one) stands for them.
+ * Nothing is lost: the refusals of
  * a window are 1 + repeated. The open windows live in a bounded map; a key beyond the bound
  * is counted under one `(many)` address per outcome.
  */
@@ -20,6 +21,8 @@ interface Window {
   first: AuditEntry;
   startedMs: number;
   count: number;
+  /** The request id of the last refusal counted (the record names that one). */
+  lastReqId: string | undefined;
 }
 
 export const MANY_ADDRESSES = '(many)';
@@ -44,10 +47,11 @@ export class RefusalAggregator {
     }
     if (window !== undefined) {
       window.count += 1;
+      window.lastReqId = entry.reqId;
       this.opts.folded?.();
       return;
     }
-    this.windows.set(key, { first: entry, startedMs: nowMs, count: 0 });
+    this.windows.set(key, { first: entry, startedMs: nowMs, count: 0, lastReqId: undefined });
     this.write(entry);
   }
 
@@ -60,7 +64,8 @@ export class RefusalAggregator {
       this.windows.delete(key);
       if (w.count === 0) continue;
       const first: AuditEntry = { ...w.first };
-      delete first.reqId; // the record stands for many requests
+      if (w.lastReqId === undefined) delete first.reqId;
+      else first.reqId = w.lastReqId;
       this.write({
         ...first,
         repeated: w.count,
