@@ -128,6 +128,9 @@ export function createEdgeServer(deps: EdgeDeps): Server {
     },
   );
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node takes its own error listener off an upgraded socket: a client's reset would
+    // otherwise be an uncaught exception. The socket is destroyed by the error anyway.
+    socket.on('error', ignore);
     req.url = originForm(req.url ?? '/');
     const refusal = overLimit(req);
     if (refusal !== undefined) {
@@ -143,6 +146,10 @@ export function createEdgeServer(deps: EdgeDeps): Server {
     else socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   });
   return server;
+}
+
+function ignore(): void {
+  // see the upgrade handler
 }
 
 function refuseRaw(socket: Duplex, err: MaxineError): void {

@@ -155,6 +155,24 @@ describe('the request edge (standalone defaults)', () => {
     expect(reg.status).toBe(200);
   });
 
+  it('survives a client that resets an h2c-upgrade request half-way', async () => {
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(
+            `POST /api/v1/instances HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"serv`,
+          );
+          setTimeout(() => {
+            socket.resetAndDestroy();
+            resolve();
+          }, 30);
+        });
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await fetch(`${op.url}/healthz`)).status).toBe(200);
+  });
+
   it('answers a body that does not arrive in time with 408 and closes', async () => {
     const answer = await raw(
       port,
