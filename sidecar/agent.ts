@@ -196,7 +196,7 @@ export class RegistrationAgent {
   }
 }
 
-const TOKEN_HINT =
+export const TOKEN_HINT =
   "the sidecar sends the token in MAXINE_TOKEN_FILE (the projected ServiceAccount token, audience maxine.io by default): check that the file exists and is fresh, that its audience is the operator's --token-audience, and that the operator accepts that kind of token";
 
 /** The operator answered, and not with what was asked (the operator was reached). */

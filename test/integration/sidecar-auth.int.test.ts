@@ -1,6 +1,7 @@
 /**
  * A sidecar whose credentials the operator refuses says so — the status, the error code and
- * what to check about its token — instead of claiming the operator cannot be reached; an
+ * what to check about its token, for registration and for the event stream — instead of
+ * claiming the operator cannot be reached; an
  * operator that is really away is still reported as unreachable.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -78,6 +79,13 @@ describe('a sidecar refused by the operator', () => {
         code: 'UNAUTHENTICATED',
         hint: expect.stringContaining('MAXINE_TOKEN_FILE'),
       });
+      // The event stream's handshake is refused the same way, and says so.
+      const stream = await eventually(
+        () => Promise.resolve(logs.find((l) => /refused the event stream/.test(l.msg))),
+        5_000,
+        'the event-stream refusal log line',
+      );
+      expect(stream).toMatchObject({ level: 'warn', status: 401, hint: expect.any(String) });
       expect(logs.some((l) => /cannot reach/.test(l.msg))).toBe(false);
     } finally {
       await sidecar.stop();
