@@ -13,6 +13,7 @@
  *   `bodyTimeoutMs`; a late request gets the catalog's 408 and is closed (body.ts bounds the
  *   body reads of the fast paths the same way).
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, ServerResponse } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -24,6 +25,7 @@ import type { OperatorConfig } from '../config.js';
 import type { AuditEntry } from '../telemetry/audit.js';
 import { AddressLimiter, clientAddress } from './address-limit.js';
 import { errorHeaders, sendError } from './errors.js';
+import { requestId } from './instances.js';
 
 export interface EdgeDeps {
   config: Pick<
@@ -104,6 +106,7 @@ export function createEdgeServer(deps: EdgeDeps): Server {
       action: `${req.method ?? ''} ${(req.url ?? '').split('?')[0]?.slice(0, 256) ?? ''}`,
       outcome: 'rate_limited',
       reason,
+      reqId: requestId(req) ?? randomUUID(),
       address,
     });
     return new MaxineError('RATE_LIMITED', `Rate limit exceeded: ${reason}`, {

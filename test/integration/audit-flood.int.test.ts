@@ -109,3 +109,51 @@ describe('the audit log under a flood of unauthenticated requests', () => {
     expect(folded).toBe(FLOOD - refusals.filter((r) => r.repeated === undefined).length);
   });
 });
+
+describe('the audit log under a flood the per-address limit refuses', () => {
+  let limitedOp: TestOperator;
+  beforeAll(async () => {
+    limitedOp = await startOperator({
+      config: {
+        anonymous: false,
+        aclDefault: 'deny',
+        bootstrapAdmins: ['User:root'],
+        staticTokensFile: join(work, 'tokens.yaml'),
+        auditDir: join(work, 'audit-limited'),
+        auditAggregateSeconds: 3600,
+        addressRateLimit: 10,
+        addressRateBurst: 10,
+      },
+    });
+  });
+  afterAll(() => limitedOp.stop());
+
+  it('folds the 429s into few rate_limited records that count every one', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const res = await fetch(`${limitedOp.url}/api/v1/services`);
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    }
+    const refused = statuses.filter((s) => s === 429).length;
+    expect(refused).toBeGreaterThan(150);
+    expect(statuses.filter((s) => s !== 429 && s !== 401)).toEqual([]);
+    await new Promise((r) => setTimeout(r, 1_100)); // a token for the export
+    const res = await fetch(`${limitedOp.url}/api/v1/audit`, {
+      headers: { authorization: `Bearer ${ROOT}` },
+    });
+    expect(res.status).toBe(200);
+    const records = (await res.text())
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const limited = records.filter((r) => r.outcome === 'rate_limited');
+    expect(limited.length).toBeGreaterThanOrEqual(1);
+    expect(limited.length).toBeLessThanOrEqual(2);
+    expect(limited.reduce((n, r) => n + Number(r.repeated ?? 1), 0)).toBe(refused);
+    for (const r of limited) {
+      expect(r).toMatchObject({ who: 'unknown', address: '127.0.0.1', reqId: expect.any(String) });
+      expect(r.reason).toMatch(/address 127\.0\.0\.1 exceeded 10 requests\/s/);
+    }
+  });
+});
