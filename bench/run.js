@@ -83,6 +83,8 @@ const BULK_CONCURRENCY = 64;
  * total): they raise them, as a deployment that wants that many would.
  */
 const BULK_LIMITS = [
+  // The load comes from one address (loopback): the per-address limit would refuse it.
+  ...['--address-rate-limit', '0'],
   ...['--max-instances', '2000000', '--max-instances-per-principal', '2000000'],
   ...['--max-instances-per-service', '2000000'],
 ];
@@ -199,6 +201,7 @@ async function startSecuredOperator(tmp) {
     'operator (auth on)',
     [],
     [
+      ...['--address-rate-limit', '0'],
       ...['--anonymous', 'true', '--acl-default', 'deny', '--static-tokens-file', tokens],
       ...['--audit-dir', join(tmp, 'audit')],
     ],
@@ -702,7 +705,7 @@ async function main() {
       '',
       '## Method',
       '',
-      `- Load generator: autocannon 8, programmatic, in the bench process; every server runs in its own child process (\`node ${operatorFlags()}dist/operator/main.js --log-level warn --default-ttl-seconds 3600\`, and \`bench/baseline-server.js\`), all on 127.0.0.1.`,
+      `- Load generator: autocannon 8, programmatic, in the bench process; every server runs in its own child process (\`node ${operatorFlags()}dist/operator/main.js --log-level warn --default-ttl-seconds 3600 --address-rate-limit 0\`, and \`bench/baseline-server.js\`), all on 127.0.0.1.`,
       `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario once, in reversed order on even rounds; figures are the median over rounds. Every compared scenario is measured next to a run of its reference of its own (the reference first on odd rounds, second on even ones), and its ratios are the medians of those adjacent pairs' ratios; the reference rows show the reference's own runs.`,
       `- Latencies: a microsecond histogram fed by autocannon's per-response times (2xx only); autocannon's own p99 (whole milliseconds) is shown alongside.`,
       `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,

@@ -9,7 +9,7 @@ import { MaxineError, validationError } from './errors.js';
 import { DNS_LABEL_RE } from './names.js';
 import { splitDiscoverQuery } from './discovery.js';
 import type { KeySource, ParsedDiscover } from './discovery.js';
-import { discoverQuerySchema } from './wire.js';
+import { DISCOVER_QUERY_KEYS, discoverQuerySchema } from './wire.js';
 import type { DiscoverQuery } from './wire.js';
 
 /** Whatever answers discovery from memory: the operator's registry or the sidecar's copy. */
@@ -88,6 +88,18 @@ function parseQuery(search: string): DiscoverQuery {
       });
     }
     raw[k] = v;
+  }
+  // Checked here, on the raw keys: zod's output object drops a `__proto__` key silently.
+  const unknown = Object.keys(raw).filter(
+    (k) => !DISCOVER_QUERY_KEYS.has(k) && !(k.startsWith('meta.') && k.length > 5),
+  );
+  if (unknown.length > 0) {
+    throw new MaxineError('VALIDATION_FAILED', `Unknown query parameter "${unknown[0]}"`, {
+      issues: unknown.map((k) => ({
+        path: k,
+        message: 'unknown query parameter (metadata filters are meta.KEY=VALUE)',
+      })),
+    });
   }
   const parsed = discoverQuerySchema.safeParse(raw);
   if (!parsed.success) throw validationError('query', parsed.error);

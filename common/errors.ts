@@ -16,6 +16,7 @@ export const ERROR_CATALOG = {
   NO_HEALTHY_INSTANCE: { status: 404, message: 'The service has no healthy instance' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
   INSTANCE_CONFLICT: { status: 409, message: 'The instance id belongs to another service' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   METADATA_TOO_LARGE: { status: 413, message: "The instance's metadata is too large" },
   TOO_MANY_PORTS: { status: 413, message: 'The instance has too many ports' },

@@ -136,12 +136,15 @@ afterAll(async () => {
 });
 
 describe('policy on a real control plane', () => {
-  it('refuses requests without a token; health, readiness and metrics stay open', async () => {
+  it('refuses requests without a token; health and readiness stay open, metrics need read on */*', async () => {
     const res = await call('GET', '/api/v1/services');
     expect(res.status).toBe(401);
     expect(res.body.error.message).toMatch(/projected ServiceAccount token/);
-    for (const path of ['/healthz', '/readyz', '/metrics'])
-      expect((await call('GET', path)).status).toBe(200);
+    for (const path of ['/healthz', '/readyz']) expect((await call('GET', path)).status).toBe(200);
+    // --metrics-auth is on by default in kubernetes mode: metrics name every namespace's services.
+    expect((await call('GET', '/metrics')).status).toBe(401);
+    const metrics = await call('GET', '/metrics', admin.authorization.slice('Bearer '.length));
+    expect(metrics.status).toBe(200);
   });
 
   it('refuses a ServiceAccount without a register right until an ACL grants it', async () => {

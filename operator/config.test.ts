@@ -27,6 +27,20 @@ describe('loadConfig', () => {
     ],
     ['flags over environment', ['--port', '9002'], { MAXINE_PORT: '9001' }, { port: 9002 }],
     ['--disallow-undeclared', ['--disallow-undeclared'], {}, { allowUndeclared: false }],
+    ['/metrics open in standalone mode', [], {}, { metricsAuth: false }],
+    ['/metrics protected in kubernetes mode', ['--mode', 'kubernetes'], {}, { metricsAuth: true }],
+    [
+      '--metrics-auth',
+      ['--mode', 'kubernetes', '--metrics-auth', 'false'],
+      {},
+      { metricsAuth: false },
+    ],
+    [
+      'the per-address limit',
+      ['--address-rate-limit', '50', '--address-rate-burst', '80'],
+      { MAXINE_BODY_TIMEOUT_MS: '2000' },
+      { addressRateLimit: 50, addressRateBurst: 80, bodyTimeoutMs: 2000, headersTimeoutMs: 10_000 },
+    ],
   ])('reads %s', (_name, argv, env, expected) => {
     expect(loadConfig(argv, env)).toMatchObject(expected);
   });

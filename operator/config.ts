@@ -150,6 +150,29 @@ export const configSchema = z
       .regex(/^\d+[kmg]$/, 'must be a size such as 500k, 10m or 1g')
       .default('10m'),
     auditKeep: int(1, 1000).default(10),
+    /**
+     * Unauthenticated and address-rate-limited refusals: the first of each address and reason
+     * is written at once, the rest of this many seconds are summed into one `repeated` record.
+     */
+    auditAggregateSeconds: int(1, 3600).default(60),
+    /** That noise is written to its own rotated files (`auth-failures.N.ndjson`). */
+    auditNoiseMaxSize: z
+      .string()
+      .regex(/^\d+[kmg]$/, 'must be a size such as 500k, 10m or 1g')
+      .default('10m'),
+    auditNoiseKeep: int(1, 1000).default(3),
+    /** Requests per second one client address may make, before authentication; 0: no limit. */
+    addressRateLimit: z.coerce.number().min(0).max(10_000_000).default(1000),
+    /** Burst of the per-address bucket (default: twice the rate). */
+    addressRateBurst: int(1, 100_000_000).optional(),
+    /** Client addresses tracked at once (the least recently seen are forgotten first). */
+    addressRateMaxAddresses: int(16, 10_000_000).default(65_536),
+    /** Whether `/metrics` needs a principal with `read` on `*\/*` (default: kubernetes mode only). */
+    metricsAuth: bool.optional(),
+    /** How long a request's headers may take to arrive (node's headersTimeout). */
+    headersTimeoutMs: int(1000, 600_000).default(10_000),
+    /** How long a request's body may take to arrive once its headers are in. */
+    bodyTimeoutMs: int(100, 600_000).default(10_000),
     /** The sidecar-injection webhook (default: on in kubernetes mode). */
     webhook: bool.optional(),
     webhookHost: z.string().min(1).default('0.0.0.0'),
@@ -272,6 +295,15 @@ const OPTIONS = {
   'audit-dir': ['auditDir', 'MAXINE_AUDIT_DIR'],
   'audit-max-size': ['auditMaxSize', 'MAXINE_AUDIT_MAX_SIZE'],
   'audit-keep': ['auditKeep', 'MAXINE_AUDIT_KEEP'],
+  'audit-aggregate-seconds': ['auditAggregateSeconds', 'MAXINE_AUDIT_AGGREGATE_SECONDS'],
+  'audit-noise-max-size': ['auditNoiseMaxSize', 'MAXINE_AUDIT_NOISE_MAX_SIZE'],
+  'audit-noise-keep': ['auditNoiseKeep', 'MAXINE_AUDIT_NOISE_KEEP'],
+  'address-rate-limit': ['addressRateLimit', 'MAXINE_ADDRESS_RATE_LIMIT'],
+  'address-rate-burst': ['addressRateBurst', 'MAXINE_ADDRESS_RATE_BURST'],
+  'address-rate-max-addresses': ['addressRateMaxAddresses', 'MAXINE_ADDRESS_RATE_MAX_ADDRESSES'],
+  'metrics-auth': ['metricsAuth', 'MAXINE_METRICS_AUTH'],
+  'headers-timeout-ms': ['headersTimeoutMs', 'MAXINE_HEADERS_TIMEOUT_MS'],
+  'body-timeout-ms': ['bodyTimeoutMs', 'MAXINE_BODY_TIMEOUT_MS'],
   webhook: ['webhook', 'MAXINE_WEBHOOK'],
   'webhook-host': ['webhookHost', 'MAXINE_WEBHOOK_HOST'],
   'webhook-port': ['webhookPort', 'MAXINE_WEBHOOK_PORT'],
@@ -318,6 +350,8 @@ export function loadConfig(
   if (values['disallow-undeclared'] === true) raw.allowUndeclared = 'false';
   // In a cluster, services are declared with MaxineService objects unless told otherwise.
   if (raw.allowUndeclared === undefined && raw.mode === 'kubernetes') raw.allowUndeclared = 'false';
+  // In a cluster, /metrics (which names every namespace's services) needs a principal.
+  if (raw.metricsAuth === undefined) raw.metricsAuth = raw.mode === 'kubernetes' ? 'true' : 'false';
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     // Name the flag and the variable the person can change, not our internal key.

@@ -3,7 +3,6 @@
  * on port 0 and main.ts only adds signals. Data flows one way: folder → reconciler →
  * registry → (REST, discovery, events).
  */
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { registryLimitsOf } from './config.js';
@@ -11,6 +10,7 @@ import type { OperatorConfig } from './config.js';
 import { EventLog } from './events/log.js';
 import { createApp } from './http/app.js';
 import { createFastPath } from './http/fast-path.js';
+import { createEdgeServer } from './http/edge.js';
 import { createEventStream, EVENTS_PATH } from './http/events.js';
 import { buildOpenApi } from './http/openapi.js';
 import { PolicyStore } from './policy/store.js';
@@ -179,12 +179,14 @@ export function createOperator(
     guard,
     access,
     mesh: meshRenderer,
+    metricsAuth: config.metricsAuth ?? config.mode === 'kubernetes',
     ...(security.auditExport && { auditExport: security.auditExport }),
   });
   const fastPath = createFastPath({
     registry,
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
+    bodyTimeoutMs: config.bodyTimeoutMs,
     guard,
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
@@ -205,12 +207,14 @@ export function createOperator(
       snapshotStallMs: config.snapshotStallMs,
     },
   });
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-    if (!fastPath(req, res)) app(req, res);
-  });
-  server.on('upgrade', (req, socket, head) => stream.handleUpgrade(req, socket, head));
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  const server = createEdgeServer({
+    config,
+    prom: metrics.prom,
+    audit: (entry) => security.audit(entry),
+    request: (req, res) => {
+      if (!fastPath(req, res)) app(req, res);
+    },
+    websocket: (req, socket, head) => stream.handleUpgrade(req, socket, head),
   });
 
   let sweeper: NodeJS.Timeout | undefined;

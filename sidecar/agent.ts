@@ -99,14 +99,14 @@ export class RegistrationAgent {
       const next = this.instance === undefined ? await this.register() : await this.heartbeat();
       this.schedule(this.dirty ? 0 : next);
     } catch (err) {
-      this.retry(err instanceof Error ? err.message : String(err));
+      this.retry(err);
     }
   }
 
   private async register(): Promise<number> {
     const res = await this.call('POST', '/api/v1/instances', this.opts.registration);
     if ((res.status !== 200 && res.status !== 201) || res.body?.instance === undefined)
-      throw new Error(refusal('registration', res));
+      throw new Refused('registration', res);
     this.instance = res.body.instance;
     this.succeeded();
     this.opts.logger.info(
@@ -134,8 +134,7 @@ export class RegistrationAgent {
       this.instance = undefined;
       return 0;
     }
-    if (res.status !== 200 || res.body?.instance === undefined)
-      throw new Error(refusal('heartbeat', res));
+    if (res.status !== 200 || res.body?.instance === undefined) throw new Refused('heartbeat', res);
     this.instance = res.body.instance;
     this.succeeded();
     return this.period();
@@ -155,8 +154,9 @@ export class RegistrationAgent {
     this.lastError = undefined;
   }
 
-  private retry(message: string): void {
+  private retry(err: unknown): void {
     if (this.stateNow === 'stopped') return;
+    const message = err instanceof Error ? err.message : String(err);
     const delay = backoffDelay(this.failures, {
       baseMs: this.opts.retryBaseMs ?? 500,
       maxMs: this.opts.retryMaxMs ?? 30_000,
@@ -166,10 +166,20 @@ export class RegistrationAgent {
     this.lastError = message;
     // Log the first failure and then every tenth, not each retry.
     if (this.failures === 1 || this.failures % 10 === 0) {
-      this.opts.logger.warn(
-        { failures: this.failures, retryInMs: delay, error: message },
-        'cannot reach the operator; retrying',
-      );
+      const fields = { failures: this.failures, retryInMs: delay, error: message };
+      if (!(err instanceof Refused)) {
+        this.opts.logger.warn(fields, 'cannot reach the operator; retrying');
+      } else if (err.status === 401) {
+        this.opts.logger.warn(
+          { ...fields, status: err.status, code: err.code, hint: TOKEN_HINT },
+          'the operator refused our credentials (401); retrying',
+        );
+      } else {
+        this.opts.logger.warn(
+          { ...fields, status: err.status, code: err.code },
+          `the operator refused the ${err.what} (${err.status}); retrying`,
+        );
+      }
     }
     this.schedule(delay);
   }
@@ -186,9 +196,25 @@ export class RegistrationAgent {
   }
 }
 
-function refusal(what: string, res: Answer): string {
-  const e = res.body?.error;
-  return e === undefined
-    ? `${what}: HTTP ${res.status}`
-    : `${what}: ${res.status} ${e.code}: ${e.message}`;
+export const TOKEN_HINT =
+  "the sidecar sends the token in MAXINE_TOKEN_FILE (the projected ServiceAccount token, audience maxine.io by default): check that the file exists and is fresh, that its audience is the operator's --token-audience, and that the operator accepts that kind of token";
+
+/** The operator answered, and not with what was asked (the operator was reached). */
+class Refused extends Error {
+  readonly status: number;
+  readonly code: string | undefined;
+
+  constructor(
+    readonly what: string,
+    res: Answer,
+  ) {
+    const e = res.body?.error;
+    super(
+      e === undefined
+        ? `${what}: HTTP ${res.status}`
+        : `${what}: ${res.status} ${e.code}: ${e.message}`,
+    );
+    this.status = res.status;
+    this.code = e?.code;
+  }
 }

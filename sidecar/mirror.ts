@@ -13,6 +13,7 @@ import { RESYNC_TYPES, resyncMessageSchema, STREAM_CLOSE } from '../common/wire.
 import type { MaxineEvent, ServiceRef } from '../common/wire.js';
 import type { Logger } from '../operator/telemetry/logger.js';
 import { ReconnectBackoff } from './backoff.js';
+import { TOKEN_HINT } from './agent.js';
 import { MirrorState } from './mirror-state.js';
 
 export interface MirrorOptions {
@@ -148,15 +149,29 @@ export class RegistryMirror {
         this.heard(ws);
         this.onMessage(data);
       });
-      ws.on('error', (err) =>
-        this.opts.logger.debug({ err: err.message }, 'event stream socket error'),
-      );
+      ws.on('error', (err) => this.socketError(err));
       ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
     };
     open().catch((err: unknown) => {
       this.opts.logger.warn({ err }, 'could not open the event stream');
       this.onClose(1006, 'open failed');
     });
+  }
+
+  /**
+   * A refused handshake is the operator answering, not a network problem: say so (the
+   * first time of a streak and every tenth), with what to check when it is the token.
+   */
+  private socketError(err: Error): void {
+    const status = Number(/^Unexpected server response: (\d{3})$/.exec(err.message)?.[1]);
+    if (!(status >= 400) || this.backoff.attempts % 10 !== 0) {
+      this.opts.logger.debug({ err: err.message }, 'event stream socket error');
+      return;
+    }
+    this.opts.logger.warn(
+      { status, failures: this.backoff.attempts + 1, ...(status === 401 && { hint: TOKEN_HINT }) },
+      `the operator refused the event stream (${status}); retrying`,
+    );
   }
 
   /** Something arrived: the connection lives; restart the silence deadline. */

@@ -17,6 +17,7 @@ import type { PolicyStore } from '../policy/store.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import { AuditLog } from '../telemetry/audit.js';
+import type { AuditEntry } from '../telemetry/audit.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Authenticator } from './authenticator.js';
 import type { Principal } from './authenticator.js';
@@ -47,6 +48,8 @@ export interface Security {
   start(): Promise<void>;
   stop(): Promise<void>;
   auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
+  /** Writes a record decided outside access control (the per-address limit) when auditing. */
+  audit(entry: AuditEntry): void;
   /** What start-up should warn about. */
   warnings(): string[];
 }
@@ -171,6 +174,12 @@ export function createSecurity(deps: SecurityDeps): Security {
     },
   });
 
+  const folded = new Counter({
+    name: 'maxine_audit_refusals_folded_total',
+    help: 'Unauthenticated or rate-limited refusals counted into a `repeated` audit record instead of written one by one',
+    registers: [deps.prom],
+  });
+
   let audit: AuditLog | undefined;
   const access = new AccessControl({
     authenticator,
@@ -206,12 +215,17 @@ export function createSecurity(deps: SecurityDeps): Security {
           dir: config.auditDir ?? '',
           size: config.auditMaxSize,
           keep: config.auditKeep,
+          noiseSize: config.auditNoiseMaxSize,
+          noiseKeep: config.auditNoiseKeep,
+          aggregateWindowMs: config.auditAggregateSeconds * 1000,
+          folded: () => folded.inc(),
         });
     },
     async stop() {
       await audit?.close();
       audit = undefined;
     },
+    audit: (entry) => audit?.record(entry),
     ...(auditOn && {
       auditExport: (range: { from?: number; to?: number }) => {
         if (audit === undefined) throw new Error('the audit log is not open');

@@ -44,6 +44,8 @@ export interface AppDeps {
   access: AccessControl;
   /** Istio/Linkerd objects of a declared service. */
   mesh: Pick<MeshRenderer, 'render'>;
+  /** Whether `/metrics` needs a principal with `read` on every service. */
+  metricsAuth: boolean;
   /** The audit log's export, for admins (absent when the audit log is off). */
   auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
 }
@@ -137,6 +139,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.disable('etag');
   app.set('query parser', 'simple');
+  // Paths are case-sensitive: `/API/V1/...` is no route (404), not another method of one (405).
+  app.set('case sensitive routing', true);
 
   app.use(requestContext(deps.logger, metrics));
   app.get('/api/v1/openapi.json', (_req, res) => {
@@ -158,7 +162,13 @@ export function createApp(deps: AppDeps): express.Express {
         new MaxineError('NOT_READY', 'The initial sync of resources has not finished'),
       );
   });
-  app.get('/metrics', async (_req, res) => {
+  // Metrics name every service of every namespace: with `--metrics-auth` (kubernetes mode's
+  // default) only a principal that may read all of them gets them.
+  app.get('/metrics', async (req, res) => {
+    if (deps.metricsAuth) {
+      const principal = await deps.access.principal(req, 'GET /metrics');
+      deps.access.authorize({ req, principal }, 'read', { namespace: '*', name: '*' }, 'metrics');
+    }
     res.type(metrics.prom.contentType).send(await metrics.prom.metrics());
   });
 

@@ -11,8 +11,16 @@ export function hasBody(req: IncomingMessage): boolean {
   );
 }
 
-/** Resolves with the parsed body (`undefined` when there is none), or rejects with a catalog error. */
-export function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+/**
+ * Resolves with the parsed body (`undefined` when there is none), or rejects with a catalog
+ * error: 413 past `limit` bytes, 408 when it has not all arrived within `timeoutMs` (a slow
+ * sender would otherwise hold the request and its buffers for as long as it likes).
+ */
+export function readJsonBody(
+  req: IncomingMessage,
+  limit: number,
+  timeoutMs = 10_000,
+): Promise<unknown> {
   if (!hasBody(req)) return Promise.resolve(undefined);
   const type = req.headers['content-type'] ?? '';
   const charset = CHARSET_RE.exec(type)?.[1]?.toLowerCase();
@@ -27,9 +35,22 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<unkno
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const timer = setTimeout(() => {
+      req.removeAllListeners('data');
+      req.pause();
+      reject(
+        new MaxineError(
+          'REQUEST_TIMEOUT',
+          `The request body did not arrive within ${timeoutMs} ms; the connection is closed`,
+        ),
+      );
+    }, timeoutMs);
+    timer.unref();
+    req.on('close', () => clearTimeout(timer));
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
+        clearTimeout(timer);
         req.removeAllListeners('data');
         reject(new MaxineError('BODY_TOO_LARGE'));
         return;
@@ -37,6 +58,7 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<unkno
       chunks.push(chunk);
     });
     req.on('end', () => {
+      clearTimeout(timer);
       if (size > limit) return;
       const text = Buffer.concat(chunks, size).toString('utf8');
       try {

@@ -58,7 +58,7 @@ export function createFastPath(
   const heartbeat = deps.observer(HEARTBEAT_ROUTE, 'PUT');
   const register = deps.observer(REGISTER_ROUTE, 'POST');
 
-  /** Answers an async request: the answer, or the catalog error (413 also closes the connection). */
+  /** Answers an async request: the answer, or the catalog error (413 and 408 also close the connection). */
   const later = (
     req: IncomingMessage,
     res: ServerResponse,
@@ -80,7 +80,11 @@ export function createFastPath(
         );
         // A body refused half-read leaves the connection unusable: close it after answering.
         // (Other 413s, such as metadata over its limit, come after the whole body was read.)
-        respondJson(res, status, body, { close: code === 'BODY_TOO_LARGE', head, headers });
+        respondJson(res, status, body, {
+          close: code === 'BODY_TOO_LARGE' || status === 408,
+          head,
+          headers,
+        });
         series(status).observe((performance.now() - started) / 1000);
       },
     );

@@ -42,6 +42,8 @@ export function isRegister(req: IncomingMessage): boolean {
 export interface WriteDeps {
   registry: Registry;
   bodyLimitBytes: number;
+  /** How long a body may take to arrive (408 after). */
+  bodyTimeoutMs?: number;
   logger: Logger;
   guard: InstanceWriteGuard;
   access: AccessControl;
@@ -52,7 +54,9 @@ export async function registerAnswer(
   req: IncomingMessage,
 ): Promise<{ status: number; body: string }> {
   const principal = await deps.access.principal(req, 'register');
-  const body = registerRequestSchema.safeParse(await readJsonBody(req, deps.bodyLimitBytes));
+  const body = registerRequestSchema.safeParse(
+    await readJsonBody(req, deps.bodyLimitBytes, deps.bodyTimeoutMs),
+  );
   if (!body.success) throw validationError('registration', body.error);
   const service = { namespace: body.data.namespace, name: body.data.service };
   const caller = { req, principal };
@@ -154,7 +158,7 @@ export async function heartbeatAnswer(
   });
   if (!id.success) throw validationError('path', id.error);
   // No body at all means an empty heartbeat; a JSON `null` is a body, and an invalid one.
-  const raw = await readJsonBody(req, deps.bodyLimitBytes);
+  const raw = await readJsonBody(req, deps.bodyLimitBytes, deps.bodyTimeoutMs);
   const body = heartbeatRequestSchema.safeParse(raw === undefined ? {} : raw);
   if (!body.success) throw validationError('heartbeat', body.error);
   authorizeInstanceWrite(deps, { req, principal }, id.data.id, 'heartbeat');

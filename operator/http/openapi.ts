@@ -230,13 +230,19 @@ export function buildOpenApi(version: string): unknown {
       '/metrics': {
         get: {
           summary: 'Prometheus metrics',
-          security: [],
-          responses: { 200: { description: 'Text exposition format' } },
+          description:
+            'Open unless --metrics-auth is on (the default in kubernetes mode); then it needs a principal with read on */*.',
+          security: [{}, { bearer: [] }],
+          responses: {
+            200: { description: 'Text exposition format' },
+            401: errorResponse('--metrics-auth is on and no principal was resolved'),
+            403: errorResponse('--metrics-auth is on and the principal may not read */*'),
+          },
         },
       },
     },
     // Every /api path needs a bearer token unless the operator serves anonymous callers
-    // (standalone's default); health, readiness and metrics never do.
+    // (standalone's default); health and readiness never do, metrics only with --metrics-auth.
     security: [{ bearer: [] }],
     components: {
       securitySchemes: {

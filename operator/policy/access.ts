@@ -29,6 +29,7 @@ import type { AuditEntry } from '../telemetry/audit.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { PolicyStore } from './store.js';
 import { requestId } from '../http/instances.js';
+import { clientAddress } from '../http/address-limit.js';
 
 /** A request and who made it: what every check and audit record is about. */
 export interface Caller {
@@ -373,7 +374,7 @@ export class AccessControl {
     // One id per request, also for the fast paths (express sets its own before this).
     const r = req as { id?: string };
     r.id ??= requestId(req) ?? randomUUID();
-    this.opts.audit({ ...entry, reqId: r.id });
+    this.opts.audit({ ...entry, reqId: r.id, address: clientAddress(req) });
   }
 
   /** The intentions in force, after namespace confinement (what discovery checks). */

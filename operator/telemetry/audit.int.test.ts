@@ -78,7 +78,9 @@ describe('AuditLog', () => {
       // Rotation happens between writes, once the previous write has drained.
       await new Promise((r) => setTimeout(r, 2));
     }
-    const files = (await readdir(dir)).filter((f) => f.endsWith('.ndjson'));
+    const files = (await readdir(dir)).filter(
+      (f) => f.startsWith('audit.') && f.endsWith('.ndjson'),
+    );
     expect(files.length).toBeGreaterThan(1);
     expect(files.length).toBeLessThanOrEqual(3);
     const records = await collect(audit.export());

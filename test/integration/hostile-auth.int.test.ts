@@ -886,7 +886,9 @@ async function settledAudit(): Promise<string> {
   let text = '';
   const deadline = Date.now() + 2000;
   for (;;) {
-    const files = (await readdir(auditDir)).filter((f) => /^audit.*\.ndjson$/.test(f));
+    const files = (await readdir(auditDir)).filter((f) =>
+      /^(audit|auth-failures)\..*\.ndjson$/.test(f),
+    );
     const next = (await Promise.all(files.map((f) => readFile(join(auditDir, f), 'utf8')))).join(
       '\n',
     );
