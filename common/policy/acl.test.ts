@@ -206,14 +206,15 @@ describe('verbs and implications', () => {
     ).toEqual(expected);
   });
 
-  // denied verb (with an allow of admin beside it) → verbs still allowed
+  // denied verb (with an allow of admin beside it) → verbs still allowed. A deny covers what
+  // the verb implies, as an allow does: deny write takes register, discover and read too.
   it.each<[AclVerb, boolean[]]>([
     ['register', [false, true, true, true, true]],
     ['discover', [true, false, true, true, true]],
     ['read', [true, true, false, true, true]],
-    ['write', [true, true, true, false, true]],
-    ['admin', [true, true, true, true, false]],
-  ])('a deny of %s covers exactly that verb', (denied, expected) => {
+    ['write', [false, false, false, false, true]],
+    ['admin', [false, false, false, false, false]],
+  ])('a deny of %s covers that verb and every verb it implies', (denied, expected) => {
     const evaluator = new AclEvaluator([
       acl(
         'shop/v',
@@ -227,6 +228,48 @@ describe('verbs and implications', () => {
     expect(
       ALL_VERBS.map((v) => evaluator.decide(user('alice'), v, svc('shop/orders'), 'deny').allowed),
     ).toEqual(expected);
+  });
+
+  // allowed verbs, denied verbs → register, discover, read, write, admin
+  it.each<[AclVerb[], AclVerb[], boolean[]]>([
+    [['write'], ['write'], [false, false, false, false, false]],
+    [['write'], ['register'], [false, true, true, true, false]],
+    [['admin'], ['write'], [false, false, false, false, true]],
+    [['read', 'discover', 'register'], ['write'], [false, false, false, false, false]],
+    [['write'], ['read'], [true, true, false, true, false]],
+  ])('allow %j beside deny %j', (allowed, denied, expected) => {
+    const evaluator = new AclEvaluator([
+      acl(
+        'shop/v',
+        [{ kind: 'User', name: 'alice' }],
+        [
+          { services: ['shop/*'], verbs: allowed },
+          { services: ['shop/*'], verbs: denied, effect: 'deny' },
+        ],
+      ),
+    ]);
+    expect(
+      ALL_VERBS.map((v) => evaluator.decide(user('alice'), v, svc('shop/orders'), 'deny').allowed),
+    ).toEqual(expected);
+  });
+
+  it('says which verb of a deny implied the one refused', () => {
+    const evaluator = new AclEvaluator([
+      acl(
+        'shop/v',
+        [{ kind: 'User', name: 'alice' }],
+        [
+          { services: ['shop/*'], verbs: ['write'] },
+          { services: ['shop/orders'], verbs: ['write'], effect: 'deny' },
+        ],
+      ),
+    ]);
+    expect(evaluator.decide(user('alice'), 'register', svc('shop/orders'), 'deny')).toEqual({
+      allowed: false,
+      decidedBy: 'shop/v',
+      rule: 1,
+      reason: 'ACL shop/v rule 1 denies register (implied by write) on shop/orders for User alice',
+    });
   });
 
   it('says which verb implied the one asked for', () => {

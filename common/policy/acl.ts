@@ -11,16 +11,18 @@
  * - When several rules apply, the one reported is the first in a stable order: ACLs by
  *   `namespace/name`, rules by index.
  *
- * Verb implications (allow rules only):
+ * Verb implications, one rule for allow and deny alike: a rule covers the verbs it lists and
+ * every verb they imply.
  * - `admin` implies every verb.
  * - `write` implies `register`, `read` and `discover` (as in Consul, where `service:write`
  *   includes `service:read` and registration is a write).
  * - `register`, `discover` and `read` imply nothing: `read` (catalog, events) does not grant
  *   `discover` (instances), nor the other way round.
  *
- * A deny rule covers exactly the verbs it lists: `deny [write]` leaves reading allowed (a
- * read-only grant), and `deny [admin]` takes away admin-only operations, not everything. To
- * deny all, list all five verbs.
+ * So `deny [write]` takes away register (with renew and deregister), read and discover, and
+ * `deny [admin]` takes away everything. A read-only grant is `allow [read, discover]`, or an
+ * allow of `write` with `deny [register]` beside it. (Covering only the listed verbs let
+ * `deny [write]` next to `allow [write]` still register, read and discover.)
  *
  * Subjects (as Kubernetes authentication names them)
  * - `ServiceAccount` matches the identity's namespace and name. A ServiceAccount identity is
@@ -90,7 +92,7 @@ const BIT: Record<AclVerb, number> = {
   admin: 16,
 };
 const ALL = 31;
-/** What each verb grants in an allow rule. */
+/** What each verb covers in a rule, allow or deny. */
 const IMPLIES: Record<AclVerb, number> = {
   register: BIT.register,
   discover: BIT.discover,
@@ -105,7 +107,7 @@ interface CompiledRule {
   acl: string;
   rule: number;
   effect: AclEffect;
-  /** Verbs covered, implications included for allow rules. */
+  /** Verbs covered, implications included. */
   covers: number;
   verbs: readonly AclVerb[];
 }
@@ -136,9 +138,9 @@ function patternKey(pattern: string, confinedTo: string | undefined): string | u
   return `${confinedTo}/${name}`;
 }
 
-function coverage(effect: AclEffect, verbs: readonly AclVerb[]): number {
+function coverage(verbs: readonly AclVerb[]): number {
   let mask = 0;
-  for (const v of verbs) mask |= effect === 'allow' ? IMPLIES[v] : BIT[v];
+  for (const v of verbs) mask |= IMPLIES[v];
   return mask;
 }
 
@@ -214,7 +216,7 @@ export class AclEvaluator {
           acl: `${acl.namespace}/${acl.name}`,
           rule: i,
           effect: rule.effect,
-          covers: coverage(rule.effect, rule.verbs),
+          covers: coverage(rule.verbs),
           verbs: rule.verbs,
         };
         this.add(subjects, rule.services, confinedTo, compiled);
