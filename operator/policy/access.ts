@@ -96,6 +96,9 @@ function builtinAcls(opts: AccessOptions): AclObject[] {
 
 const CACHE_LIMIT = 50_000;
 
+/** The verbs that let a caller learn which instances a service has. */
+const KNOWING_VERBS: readonly AclVerb[] = ['read', 'discover', 'register'];
+
 export class AccessControl {
   private version = -1;
   private acl!: AclEvaluator;
@@ -219,6 +222,15 @@ export class AccessControl {
         ...(decision.rule !== undefined && { rule: decision.rule }),
       }),
     );
+  }
+
+  /**
+   * Whether `principal` has any right (`read`, `discover` or `register`) on `service`, and so
+   * may learn what exists there. Instance endpoints answer the 404 of an unknown id to callers
+   * without one, so instance ids cannot be probed across tenants.
+   */
+  mayKnow(principal: Principal, service: ServiceRef): boolean {
+    return KNOWING_VERBS.some((verb) => this.decide(principal, verb, service).allowed);
   }
 
   /** A predicate telling which services `principal` may read (catalogue and events). */

@@ -5,6 +5,9 @@
  * their real identity, and an ACL deny takes away every verb it implies.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -63,5 +66,159 @@ describe('discovery cache key', () => {
     expect((await call(op.url, 'GET', '/api/v1/discover/shop/web?meta.a=x%01b%3Dy')).status).toBe(
       404,
     );
+  });
+});
+
+describe('with authentication and ACLs', () => {
+  let op: TestOperator;
+  let work: string;
+  const TOKENS = {
+    root: 'root-token-0123456789abcdef',
+    sam: 'sam-token-0123456789abcdef', // writes shop/*
+    rita: 'rita-token-0123456789abcdef', // reads shop/*
+    eve: 'eve-token-0123456789abcdef', // writes bank/* only
+    dan: 'dan-token-0123456789abcdef', // allow write and deny write on shop/*
+  };
+  const RESOURCES = {
+    'services.yaml': `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: web, namespace: shop }
+spec: {}
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: ledger, namespace: bank }
+spec: {}
+`,
+    'acls.yaml': `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: tenants, namespace: maxine-system }
+spec:
+  subjects: [{ kind: User, name: sam }]
+  rules: [{ services: ['shop/*'], verbs: [write] }]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: readers, namespace: maxine-system }
+spec:
+  subjects: [{ kind: User, name: rita }]
+  rules: [{ services: ['shop/*'], verbs: [read] }]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: bank, namespace: maxine-system }
+spec:
+  subjects: [{ kind: User, name: eve }]
+  rules: [{ services: ['bank/*'], verbs: [write] }]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: revoked, namespace: maxine-system }
+spec:
+  subjects: [{ kind: User, name: dan }]
+  rules:
+    - { services: ['shop/*'], verbs: [write] }
+    - { services: ['shop/*'], verbs: [write], effect: deny }
+`,
+  };
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'maxine-policy-'));
+    await writeFile(
+      join(work, 'tokens.yaml'),
+      [
+        'tokens:',
+        ...Object.entries(TOKENS).map(([user, token]) => `  - { token: ${token}, user: ${user} }`),
+      ].join('\n'),
+    );
+    op = await startOperator({
+      files: RESOURCES,
+      config: {
+        anonymous: false,
+        aclDefault: 'deny',
+        bootstrapAdmins: ['User:root'],
+        staticTokensFile: join(work, 'tokens.yaml'),
+      },
+    });
+  });
+  afterAll(async () => {
+    await op.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const as = (user: keyof typeof TOKENS) => TOKENS[user];
+  const registerAs = (
+    user: keyof typeof TOKENS,
+    body: { service: string; namespace: string; id?: string; port?: number },
+  ) =>
+    call(op.url, 'POST', '/api/v1/instances', {
+      token: as(user),
+      body: { host: '10.0.0.7', port: body.port ?? 8080, ttlSeconds: 3600, ...body },
+    });
+
+  describe('instance endpoints are no cross-namespace oracle', () => {
+    let id: string;
+    beforeAll(async () => {
+      const reg = await registerAs('sam', { service: 'web', namespace: 'shop', id: 'web-a' });
+      expect(reg.status).toBe(201);
+      id = reg.body.instance.id;
+    });
+
+    const probes = (target: string): [string, string, string][] => [
+      ['PUT', `/api/v1/instances/${target}/heartbeat`, 'heartbeat'],
+      ['DELETE', `/api/v1/instances/${target}`, 'deregister'],
+      ['GET', `/api/v1/instances/${target}`, 'read'],
+    ];
+
+    it.each(probes('{id}'))(
+      '%s %s: a caller without a right on the service gets the 404 of an unknown id',
+      async (method, path) => {
+        const mine = await call(op.url, method, path.replace('{id}', id), { token: as('eve') });
+        const none = await call(op.url, method, path.replace('{id}', 'no-such-id'), {
+          token: as('eve'),
+        });
+        expect(none.status).toBe(404);
+        expect(mine.status).toBe(404);
+        expect(mine.body.error.code).toBe(none.body.error.code);
+        expect(mine.body.error.message).toBe(none.body.error.message.replace('no-such-id', id));
+        expect(JSON.stringify(mine.body)).not.toContain('shop');
+        // and nothing changed
+        const still = await call(op.url, 'GET', `/api/v1/instances/${id}`, { token: as('sam') });
+        expect(still.status).toBe(200);
+      },
+    );
+
+    it('a caller who may read the service still hears why it may not write (403)', async () => {
+      const res = await call(op.url, 'PUT', `/api/v1/instances/${id}/heartbeat`, {
+        token: as('rita'),
+      });
+      expect(res.status).toBe(403);
+      expect(res.body.error.message).toMatch(/register on shop\/web/);
+    });
+
+    it('a registration naming another tenant’s instance id does not name its owner', async () => {
+      const res = await registerAs('eve', { service: 'ledger', namespace: 'bank', id });
+      expect(res.status).toBe(409);
+      expect(res.body.error.code).toBe('INSTANCE_CONFLICT');
+      expect(res.body.error.message).not.toContain('shop');
+      // A caller who may know the owner hears it.
+      const root = await registerAs('root', { service: 'ledger', namespace: 'bank', id });
+      expect(root.status).toBe(409);
+      expect(root.body.error.message).toContain('shop/web');
+    });
+  });
+
+  describe('an ACL deny takes away what its verb implies', () => {
+    it.each([
+      ['register', () => registerAs('dan', { service: 'web', namespace: 'shop', port: 9001 })],
+      ['discover', () => call(op.url, 'GET', '/api/v1/discover/shop/web', { token: as('dan') })],
+      ['read', () => call(op.url, 'GET', '/api/v1/services/shop/web', { token: as('dan') })],
+    ])('deny [write] beside allow [write] refuses %s', async (verb, request) => {
+      const res = await request();
+      expect(res.status).toBe(403);
+      expect(res.body.error.message).toContain(`denies ${verb} (implied by write)`);
+    });
   });
 });
