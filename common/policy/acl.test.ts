@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { aclSpecSchema, maxineAclSchema, servicePattern } from '../resources.js';
 import type { AclIdentity, AclObject, AclVerb, ServiceRef } from './acl.js';
-import { AclEvaluator, identityKeys } from './acl.js';
+import { AclEvaluator, describeIdentity, identityKeys, principalName } from './acl.js';
 
 type Subject = { kind: 'ServiceAccount' | 'User' | 'Group'; name: string; namespace?: string };
 type Rule = { services: string[]; verbs: AclVerb[]; effect?: 'allow' | 'deny' };
@@ -18,7 +18,22 @@ const sa = (namespace: string, name: string, groups?: string[]): AclIdentity =>
   groups === undefined
     ? { kind: 'ServiceAccount', namespace, name }
     : { kind: 'ServiceAccount', namespace, name, groups };
-const user = (name: string, groups: string[] = []): AclIdentity => ({ kind: 'User', name, groups });
+const user = (name: string, groups: string[] = []): AclIdentity => ({
+  kind: 'User',
+  name,
+  groups,
+  source: { kind: 'token' },
+});
+const jwtUser = (
+  name: string,
+  issuer = 'https://idp.example',
+  groups: string[] = [],
+): AclIdentity => ({
+  kind: 'User',
+  name,
+  groups,
+  source: { kind: 'jwt', issuer },
+});
 const anonymous: AclIdentity = { kind: 'Anonymous' };
 const svc = (key: string): ServiceRef => {
   const [namespace = '', name = ''] = key.split('/');
@@ -147,6 +162,50 @@ describe('Kubernetes user and group names', () => {
   });
 });
 
+describe('user names are qualified by where the user was authenticated', () => {
+  const ISSUER = 'https://idp.example';
+  // subject name → [static-token user ops-admin, JWT user ops-admin of ISSUER, of another issuer]
+  it.each<[string, boolean[]]>([
+    ['ops-admin', [true, false, false]],
+    ['token:ops-admin', [true, false, false]],
+    ['jwt:ops-admin', [false, true, true]],
+    [`jwt:${ISSUER}:ops-admin`, [false, true, false]],
+    ['jwt:https://other.example:ops-admin', [false, false, true]],
+    ['jwt:other', [false, false, false]],
+  ])('User %s', (name, expected) => {
+    const evaluator = new AclEvaluator([
+      acl('shop/k8s', [{ kind: 'User', name }], [{ services: ['*/*'], verbs: ['admin'] }]),
+    ]);
+    expect(
+      [
+        user('ops-admin'),
+        jwtUser('ops-admin', ISSUER),
+        jwtUser('ops-admin', 'https://other.example'),
+      ].map((id) => evaluator.decide(id, 'read', svc('shop/orders'), 'deny').allowed),
+    ).toEqual(expected);
+  });
+
+  it.each<[AclIdentity, string, string]>([
+    [user('alice'), 'token:alice', 'User token:alice'],
+    [jwtUser('bob', ISSUER), `jwt:${ISSUER}:bob`, `User jwt:${ISSUER}:bob`],
+    [sa('shop', 'web'), 'system:serviceaccount:shop:web', 'ServiceAccount shop/web'],
+    [anonymous, 'system:anonymous', 'anonymous'],
+  ])('%j is %s', (identity, name, described) => {
+    expect(principalName(identity)).toBe(name);
+    expect(describeIdentity(identity)).toBe(described);
+  });
+
+  it('groups are not qualified: a JWT group and a token group of one name match one subject', () => {
+    const evaluator = new AclEvaluator([
+      acl('shop/k8s', [{ kind: 'Group', name: 'ops' }], [{ services: ['*/*'], verbs: ['read'] }]),
+    ]);
+    expect(evaluator.decide(user('a', ['ops']), 'read', svc('shop/x'), 'deny').allowed).toBe(true);
+    expect(
+      evaluator.decide(jwtUser('a', ISSUER, ['ops']), 'read', svc('shop/x'), 'deny').allowed,
+    ).toBe(true);
+  });
+});
+
 describe('service patterns', () => {
   const services = ['shop/orders', 'shop/cart', 'billing/orders', 'billing/cart'];
   it.each<[string, boolean[]]>([
@@ -268,7 +327,8 @@ describe('verbs and implications', () => {
       allowed: false,
       decidedBy: 'shop/v',
       rule: 1,
-      reason: 'ACL shop/v rule 1 denies register (implied by write) on shop/orders for User alice',
+      reason:
+        'ACL shop/v rule 1 denies register (implied by write) on shop/orders for User token:alice',
     });
   });
 
@@ -284,13 +344,13 @@ describe('verbs and implications', () => {
       ),
     ]);
     expect(evaluator.decide(user('alice'), 'read', svc('shop/orders'), 'deny').reason).toBe(
-      'ACL shop/v rule 0 allows read (implied by write) on shop/orders for User alice',
+      'ACL shop/v rule 0 allows read (implied by write) on shop/orders for User token:alice',
     );
     expect(evaluator.decide(user('alice'), 'write', svc('shop/cart'), 'deny').reason).toBe(
-      'ACL shop/v rule 1 allows write (implied by admin) on shop/cart for User alice',
+      'ACL shop/v rule 1 allows write (implied by admin) on shop/cart for User token:alice',
     );
     expect(evaluator.decide(user('alice'), 'read', svc('shop/cart'), 'deny').reason).toBe(
-      'ACL shop/v rule 1 allows read on shop/cart for User alice',
+      'ACL shop/v rule 1 allows read on shop/cart for User token:alice',
     );
   });
 });

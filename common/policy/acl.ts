@@ -29,8 +29,10 @@
  *   also the user `system:serviceaccount:<ns>:<name>` and a member of the groups
  *   `system:serviceaccounts`, `system:serviceaccounts:<ns>` and `system:authenticated`, as a
  *   TokenReview reports it, plus any groups it carries.
- * - `User` matches the identity's user name; `Group` any of its groups. Every user is in
- *   `system:authenticated`.
+ * - `User` matches the identity's user name, qualified by where it was authenticated
+ *   (`userNames`): a static-token user `alice` by `alice` or `token:alice`, a JWT user by
+ *   `jwt:<sub>` or `jwt:<issuer>:<sub>` (never by a bare name). `Group` matches any of its
+ *   groups. Every user is in `system:authenticated`.
  * - An anonymous caller is the user `system:anonymous` in the group `system:unauthenticated`,
  *   so only a subject naming one of those reaches it.
  * - A subject's `namespace` is read for ServiceAccounts only.
@@ -49,9 +51,15 @@ export type AclVerb = AclSpec['rules'][number]['verbs'][number];
 export type AclEffect = 'allow' | 'deny';
 export type DefaultPolicy = 'allow' | 'deny';
 
+/**
+ * Where a user was authenticated. Static-token users and JWT users are different name spaces:
+ * a JWT whose `sub` is `ops-admin` is not the static-token user `ops-admin`.
+ */
+export type UserSource = { kind: 'token' } | { kind: 'jwt'; issuer: string };
+
 export type AclIdentity =
   | { kind: 'ServiceAccount'; namespace: string; name: string; groups?: readonly string[] }
-  | { kind: 'User'; name: string; groups: readonly string[] }
+  | { kind: 'User'; name: string; groups: readonly string[]; source: UserSource }
   | { kind: 'Anonymous' };
 
 export interface ServiceRef {
@@ -151,7 +159,7 @@ export function identityKeys(identity: AclIdentity): string[] {
       return [userKey(ANONYMOUS_USER), groupKey(UNAUTHENTICATED_GROUP)];
     case 'User':
       return [
-        userKey(identity.name),
+        ...userNames(identity).map(userKey),
         ...identity.groups.map(groupKey),
         groupKey(AUTHENTICATED_GROUP),
       ];
@@ -169,12 +177,37 @@ export function identityKeys(identity: AclIdentity): string[] {
   }
 }
 
+/**
+ * The `User` subject names that match a user, the qualified one first: a static-token user
+ * `alice` is `token:alice` and also plain `alice` (ACL subjects and `--bootstrap-admins` name
+ * static-token users by their bare name); a JWT user is `jwt:<issuer>:<sub>` and `jwt:<sub>`,
+ * never a bare name. Authenticators refuse user names starting with `jwt:` or `token:`, so a
+ * static-token user cannot pose as a JWT user.
+ */
+export function userNames(identity: { name: string; source: UserSource }): string[] {
+  const { name, source } = identity;
+  if (source.kind === 'token') return [`token:${name}`, name];
+  return [`jwt:${source.issuer}:${name}`, `jwt:${name}`];
+}
+
+/** The principal's qualified name: one per principal, whatever its groups. */
+export function principalName(identity: AclIdentity): string {
+  switch (identity.kind) {
+    case 'Anonymous':
+      return ANONYMOUS_USER;
+    case 'User':
+      return userNames(identity)[0]!;
+    case 'ServiceAccount':
+      return `system:serviceaccount:${identity.namespace}:${identity.name}`;
+  }
+}
+
 export function describeIdentity(identity: AclIdentity): string {
   switch (identity.kind) {
     case 'Anonymous':
       return 'anonymous';
     case 'User':
-      return `User ${identity.name}`;
+      return `User ${userNames(identity)[0]!}`;
     case 'ServiceAccount':
       return `ServiceAccount ${identity.namespace}/${identity.name}`;
   }

@@ -153,7 +153,7 @@ export class AccessControl {
 
   private limitIdentity(caller: Caller, action: string): Principal {
     const limits = this.opts.identityLimit;
-    if (limits !== undefined) this.take(caller, `i\0${caller.principal.key}`, limits, { action });
+    if (limits !== undefined) this.take(caller, `i\0${caller.principal.id}`, limits, { action });
     return caller.principal;
   }
 
@@ -289,7 +289,7 @@ export class AccessControl {
     }
     const limits = this.opts.serviceLimit(service);
     if (limits !== undefined) {
-      const key = `s\0${caller.principal.key}\0${service.namespace}/${service.name}`;
+      const key = `s\0${caller.principal.id}\0${service.namespace}/${service.name}`;
       this.take(caller, key, limits, { action: 'discover', service });
     }
   }

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import type { CryptoKey } from 'jose';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -220,5 +222,103 @@ spec:
       expect(res.status).toBe(403);
       expect(res.body.error.message).toContain(`denies ${verb} (implied by write)`);
     });
+  });
+});
+
+describe('static-token and JWT users are different principals', () => {
+  const ISSUER = 'https://login.example.test';
+  let op: TestOperator;
+  let work: string;
+  let keys: { privateKey: CryptoKey; publicKey: CryptoKey };
+  const ROOT = 'ops-admin-token-0123456789abcdef';
+  const jwt = (sub: string, groups: string[] = []) =>
+    new SignJWT({ groups })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setSubject(sub)
+      .setIssuer(ISSUER)
+      .setAudience('maxine')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(keys.privateKey);
+
+  beforeAll(async () => {
+    keys = await generateKeyPair('RS256', { extractable: true });
+    work = await mkdtemp(join(tmpdir(), 'maxine-identity-'));
+    await writeFile(join(work, 'jwt.pem'), await exportSPKI(keys.publicKey));
+    await writeFile(
+      join(work, 'tokens.yaml'),
+      `tokens:\n  - { token: ${ROOT}, user: ops-admin }\n`,
+    );
+    op = await startOperator({
+      files: {
+        'services.yaml': `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: web, namespace: shop }
+spec: {}
+`,
+        'acls.yaml': `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: jwt-readers, namespace: maxine-system }
+spec:
+  subjects: [{ kind: User, name: 'jwt:jen' }]
+  rules: [{ services: ['shop/*'], verbs: [read] }]
+`,
+      },
+      config: {
+        anonymous: false,
+        aclDefault: 'deny',
+        bootstrapAdmins: ['User:ops-admin', 'User:jwt:oncall'],
+        staticTokensFile: join(work, 'tokens.yaml'),
+        jwtIssuer: ISSUER,
+        jwtAudience: 'maxine',
+        jwtPublicKeyFile: join(work, 'jwt.pem'),
+        identityRateLimit: 1,
+        identityRateBurst: 4,
+      },
+    });
+  });
+  afterAll(async () => {
+    await op.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('a JWT whose sub is a static-token bootstrap admin gets no admin right', async () => {
+    const posing = await jwt('ops-admin');
+    const res = await call(op.url, 'GET', '/api/v1/services/shop/web', { token: posing });
+    expect(res.status).toBe(403);
+    expect(res.body.error.message).toContain(`for User jwt:${ISSUER}:ops-admin`);
+    const admin = await call(op.url, 'GET', '/api/v1/services/shop/web', { token: ROOT });
+    expect(admin.status).toBe(200);
+  });
+
+  it('a JWT user is named by a jwt: subject, in ACLs and --bootstrap-admins', async () => {
+    const jen = await call(op.url, 'GET', '/api/v1/services/shop/web', { token: await jwt('jen') });
+    expect(jen.status).toBe(200);
+    const oncall = await call(op.url, 'GET', '/api/v1/services/shop/web', {
+      token: await jwt('oncall'),
+    });
+    expect(oncall.status).toBe(200);
+  });
+
+  it('a JWT cannot name itself like another source', async () => {
+    for (const sub of ['token:ops-admin', 'jwt:oncall']) {
+      const res = await call(op.url, 'GET', '/api/v1/services/shop/web', { token: await jwt(sub) });
+      expect(res.status).toBe(401);
+    }
+  });
+
+  it('tokens of one user with different groups share one rate-limit budget', async () => {
+    const tokens = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((g) => jwt('greedy', [g])));
+    const statuses: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      for (const token of tokens) {
+        statuses.push((await call(op.url, 'GET', '/api/v1/services', { token })).status);
+      }
+    }
+    // burst 4 at 1/s: ten requests in well under a second get at most 5 answers
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(5);
+    expect(statuses).toContain(429);
   });
 });
