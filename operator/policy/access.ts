@@ -270,7 +270,7 @@ export class AccessControl {
    */
   discover(caller: Caller, service: ServiceRef): void {
     this.authorize(caller, 'discover', service);
-    for (const source of this.sourcesFor(caller)) {
+    for (const source of this.sourcesFor(caller, service)) {
       const decision = this.intention(source, service);
       if (!decision.allowed) {
         this.deny(caller, {
@@ -295,15 +295,37 @@ export class AccessControl {
   }
 
   /**
-   * The caller's own services: known ones (a sidecar's pod, a ServiceAccount's declared
-   * services) or, failing those, the `x-maxine-source` it names. Trusting a named source
-   * grants nothing: a caller that names none is not checked against intentions at all.
+   * The services the caller discovers as. Where its identity is known (a sidecar's pod, a
+   * ServiceAccount a MaxineService names in `serviceAccount`), those services: a
+   * `x-maxine-source` naming one of them narrows to it, naming any other is refused
+   * (SOURCE_MISMATCH). Otherwise the `x-maxine-source` it names; with none, under
+   * `--intention-default deny` the discovery is refused (SOURCE_REQUIRED), under `allow` it
+   * is not checked against intentions.
    */
-  private sourcesFor(caller: Caller): readonly ServiceRef[] {
+  private sourcesFor(caller: Caller, service: ServiceRef): readonly ServiceRef[] {
     const known = this.opts.sourcesOf(caller.principal);
-    if (known.length > 0) return known;
-    const named = caller.req.headers['x-maxine-source'];
-    if (typeof named !== 'string') return known;
+    const named = this.namedSource(caller.req);
+    if (known.length > 0) {
+      if (named === undefined) return known;
+      const own = known.find((k) => k.namespace === named.namespace && k.name === named.name);
+      if (own !== undefined) return [own];
+      const mine = known.map((k) => `${k.namespace}/${k.name}`).join(', ');
+      return this.refuseSource(caller, service, {
+        code: 'SOURCE_MISMATCH',
+        reason: `${caller.principal.who} is ${mine}; it cannot discover as ${named.namespace}/${named.name} (x-maxine-source)`,
+      });
+    }
+    if (named !== undefined) return [named];
+    if (this.opts.intentionDefault === 'allow') return [];
+    return this.refuseSource(caller, service, {
+      code: 'SOURCE_REQUIRED',
+      reason: `A source identity is required: the intention default is deny and ${caller.principal.who} is no known service's workload; send x-maxine-source: <namespace>/<name> or use the service's ServiceAccount`,
+    });
+  }
+
+  private namedSource(req: IncomingMessage): ServiceRef | undefined {
+    const named = req.headers['x-maxine-source'];
+    if (named === undefined) return undefined;
     const source = serviceRefString.safeParse(named);
     if (!source.success) {
       throw new MaxineError(
@@ -311,7 +333,16 @@ export class AccessControl {
         'x-maxine-source must be "namespace/name" of the calling service',
       );
     }
-    return [source.data];
+    return source.data;
+  }
+
+  private refuseSource(
+    caller: Caller,
+    service: ServiceRef,
+    { code, reason }: { code: 'SOURCE_MISMATCH' | 'SOURCE_REQUIRED'; reason: string },
+  ): never {
+    this.deny(caller, { action: 'discover', service, reason, denial: 'intention' });
+    throw this.mark(new MaxineError(code, reason));
   }
 
   /** May `source` call `destination` (with this HTTP request, if given)? */

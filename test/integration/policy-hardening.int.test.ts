@@ -322,3 +322,54 @@ spec:
     expect(statuses).toContain(429);
   });
 });
+
+describe('intentions with --intention-default deny', () => {
+  let op: TestOperator;
+  beforeAll(async () => {
+    op = await startOperator({
+      files: {
+        'intentions.yaml': `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineIntention
+metadata: { name: orders, namespace: shop }
+spec:
+  destination: { name: orders }
+  sources: [{ name: web, action: allow }]
+`,
+      },
+      config: { anonymous: true, intentionDefault: 'deny' },
+    });
+    const reg = await call(op.url, 'POST', '/api/v1/instances', {
+      body: { service: 'orders', namespace: 'shop', host: '10.0.0.2', port: 80 },
+    });
+    expect(reg.status).toBe(201);
+  });
+  afterAll(async () => {
+    await op.stop();
+  });
+
+  it.each(['GET', 'HEAD'])(
+    '%s discovery without any source identity is refused, saying one is required',
+    async (method) => {
+      const res = await fetch(`${op.url}/api/v1/discover/shop/orders`, { method });
+      expect(res.status).toBe(403);
+      if (method === 'GET') {
+        const body = (await res.json()) as any;
+        expect(body.error.code).toBe('SOURCE_REQUIRED');
+        expect(body.error.message).toMatch(/A source identity is required/);
+      }
+    },
+  );
+
+  it('a caller of unknown identity may still name its source', async () => {
+    const allowed = await call(op.url, 'GET', '/api/v1/discover/shop/orders', {
+      headers: { 'x-maxine-source': 'shop/web' },
+    });
+    expect(allowed.status).toBe(200);
+    const denied = await call(op.url, 'GET', '/api/v1/discover/shop/orders', {
+      headers: { 'x-maxine-source': 'shop/cart' },
+    });
+    expect(denied.status).toBe(403);
+    expect(denied.body.error.code).toBe('FORBIDDEN');
+  });
+});
