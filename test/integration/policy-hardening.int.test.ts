@@ -10,6 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey } from 'jose';
+import { Writable } from 'node:stream';
+import { loadSidecarConfig } from '../../sidecar/config.js';
+import { createSidecar } from '../../sidecar/sidecar.js';
+import { createLogger } from '../../operator/telemetry/logger.js';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -68,6 +72,33 @@ describe('discovery cache key', () => {
     expect((await call(op.url, 'GET', '/api/v1/discover/shop/web?meta.a=x%01b%3Dy')).status).toBe(
       404,
     );
+  });
+
+  it('nor on the sidecar, which shares the cache code', async () => {
+    const sink = new Writable({ write: (_c, _e, done) => done() });
+    const sidecar = createSidecar(
+      loadSidecarConfig({
+        MAXINE_SERVICE: 'api',
+        MAXINE_POD_NAMESPACE: 'shop',
+        MAXINE_POD_NAME: 'api-0',
+        MAXINE_POD_IP: '127.0.0.1',
+        MAXINE_APP_PORT: '1',
+        MAXINE_OPERATOR_URL: op.url,
+        MAXINE_LISTEN_PORT: '0',
+      }),
+      createLogger('warn', sink, 'sidecar'),
+    );
+    const local = `http://127.0.0.1:${(await sidecar.start()).port}`;
+    try {
+      await sidecar.mirror.synchronised();
+      const forged = await call(local, 'GET', '/v1/discover/shop/web?meta.a=x%01b%3Dy');
+      expect(forged.status).toBe(404);
+      const honest = await call(local, 'GET', '/v1/discover/shop/web?meta.a=x&meta.b=y');
+      expect(honest.status).toBe(200);
+      expect(honest.body.instance.metadata).toEqual({ a: 'x', b: 'y' });
+    } finally {
+      await sidecar.stop();
+    }
   });
 });
 
