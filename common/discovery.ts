@@ -217,9 +217,14 @@ function filterKey(f: DiscoveryFilter): string {
   ) {
     return '';
   }
-  const meta =
-    f.metadata === undefined ? '' : f.metadata.map(([k, v]) => `${k}=${v}`).join('\u0001');
-  return `${f.version ?? ''}\u0000${f.zone ?? ''}\u0000${f.datacenter ?? ''}\u0000${meta}`;
+  // JSON, so that no value can forge a separator: joining `k=v` pairs with a control character
+  // let `?meta.a=x%01b%3Dy` share the cache entry of `?meta.a=x&meta.b=y` (cache poisoning).
+  return JSON.stringify([
+    f.version ?? null,
+    f.zone ?? null,
+    f.datacenter ?? null,
+    f.metadata ?? null,
+  ]);
 }
 
 function matches(view: DiscoveredInstance, f: DiscoveryFilter): boolean {

@@ -9,6 +9,11 @@ export const ERROR_CATALOG = {
   UNAUTHENTICATED: { status: 401, message: 'Authentication is required' },
   FORBIDDEN: { status: 403, message: 'Not allowed' },
   SERVICE_BLOCKED: { status: 403, message: 'The service is blocked' },
+  SOURCE_MISMATCH: {
+    status: 403,
+    message: "x-maxine-source names a service that is not the caller's own",
+  },
+  SOURCE_REQUIRED: { status: 403, message: 'A source identity is required' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No such endpoint' },
   SERVICE_NOT_FOUND: { status: 404, message: 'No such service' },
   SERVICE_NOT_DECLARED: { status: 404, message: 'The service is not declared' },

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { dnsLabel, dnsSubdomain, labelKey, labelMap } from './names.js';
-import { UNSAFE_REGEX_MESSAGE, regexSafetyProblem } from './regex-safety.js';
+import { INVALID_REGEX_MESSAGE, regexSyntaxProblem } from './regex-safety.js';
 
 export const API_GROUP = 'maxine.io';
 export const API_VERSION = 'v1alpha1';
@@ -544,46 +544,34 @@ const wildcardOrLabel = z
   .max(63)
   .regex(/^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$/, 'must be "*" or a DNS-1123 label');
 
-function compiles(pattern: string): boolean {
-  try {
-    new RegExp(pattern);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * A user-supplied regular expression (a header value or request path pattern). It must compile
- * as JavaScript, and it must pass `regexSafetyProblem` (common/regex-safety.ts): it is
- * evaluated in Node's backtracking engine, where a nested quantifier such as `(a+)+` takes
- * exponential time (ReDoS), and rendered into Istio/Envoy, whose RE2 has no lookaround and no
- * backreferences.
+ * A user-supplied regular expression (a header value or request path pattern). It must be valid
+ * RE2 syntax (common/regex-safety.ts): Maxine evaluates it with an RE2 engine, in time linear
+ * in the input whatever the pattern (no ReDoS), and renders it into Istio/Envoy, whose engine
+ * is RE2 too. RE2 has no lookaround and no backreferences, so patterns using them are refused.
  *
- * This rule is zod-only, on purpose. CEL cannot express "no nested quantifier", and even a
- * `!self.matches(...)` rule for lookaround and backreferences alone does not fit the API
- * server's CEL cost budget: it is charged per character (maxLength 1024) for every pattern the
- * lists could hold (256 sources x 64 permissions, x 32 headers). kube-apiserver 1.34 refuses
- * such a CRD: "estimated rule cost exceeds budget" by 7.4x on pathRegex and over 100x on the
- * header regex. That is acceptable because the operator validates every object with these zod
- * schemas after reading it from the API server: an object with an unsafe pattern is reported
- * Invalid in its status and never applied, so its patterns are neither compiled nor rendered
- * into a mesh.
+ * This rule is zod-only, on purpose: CEL cannot parse RE2, and even a `!self.matches(...)` rule
+ * for lookaround and backreferences alone does not fit the API server's CEL cost budget: it is
+ * charged per character (maxLength 1024) for every pattern the lists could hold (256 sources x
+ * 64 permissions, x 32 headers). kube-apiserver 1.34 refuses such a CRD: "estimated rule cost
+ * exceeds budget" by 7.4x on pathRegex and over 100x on the header regex. That is acceptable
+ * because the operator validates every object with these zod schemas after reading it from the
+ * API server: an object with an invalid pattern is reported Invalid in its status and never
+ * applied, so its patterns are neither evaluated nor rendered into a mesh.
  */
 export const safeRegex = z
   .string()
   .max(1024)
-  .refine(compiles, 'must be a valid regular expression')
   .superRefine((pattern, ctx) => {
-    const problem = regexSafetyProblem(pattern);
+    const problem = regexSyntaxProblem(pattern);
     if (problem !== undefined) {
-      ctx.addIssue({ code: 'custom', message: `${UNSAFE_REGEX_MESSAGE}: ${problem}` });
+      ctx.addIssue({ code: 'custom', message: `${INVALID_REGEX_MESSAGE}: ${problem}` });
     }
   });
 
-/** How the operator treats unsafe patterns, for the `.describe()` text of regex fields. */
+/** How the operator treats invalid patterns, for the `.describe()` text of regex fields. */
 const SAFE_REGEX_NOTE =
-  'RE2 syntax without lookaround, backreferences or nested quantifiers such as (a+)+; the operator refuses other patterns and reports the object Invalid.';
+  'RE2 syntax (no lookaround or backreferences), matched in linear time; the operator refuses other patterns and reports the object Invalid.';
 
 const HEADER_CONDITIONS = ['present', 'exact', 'prefix', 'suffix', 'contains', 'regex'] as const;
 

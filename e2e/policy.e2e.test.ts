@@ -209,11 +209,12 @@ spec:
       decidedBy: { intention: 'shop/payments', source: 'shop/web' },
       source: 'shop/web',
     });
-    // Naming another source does not help a caller whose source is known.
+    // Naming another source does not help a caller whose source is known: it is refused.
     const res = await fetch(`${base}/api/v1/discover/shop/payments`, {
       headers: { authorization: `Bearer ${sidecar}`, 'x-maxine-source': 'shop/orders' },
     });
     expect(res.status).toBe(403);
+    expect(((await res.json()) as any).error.code).toBe('SOURCE_MISMATCH');
     const check = await call(
       'GET',
       '/api/v1/intentions/check?source=shop/orders&destination=shop/payments',
@@ -226,6 +227,15 @@ spec:
       5000,
       'intention removed',
     );
+    // With no intention in the way, a sidecar naming another service as its source is still
+    // refused (the header is not taken from a caller whose identity is known).
+    const posing = await fetch(`${base}/api/v1/discover/shop/payments`, {
+      headers: { authorization: `Bearer ${sidecar}`, 'x-maxine-source': 'shop/orders' },
+    });
+    expect(posing.status).toBe(403);
+    const body = (await posing.json()) as any;
+    expect(body.error.code).toBe('SOURCE_MISMATCH');
+    expect(body.error.message).toMatch(/shop\/web.*cannot discover as shop\/orders/);
   });
 
   it('shows an event subscriber only the services it may read', async () => {

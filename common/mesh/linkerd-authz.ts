@@ -21,6 +21,7 @@
  * Each place where this is stricter than the intentions is a difference.
  */
 import type { HttpPermissionMatch, Permission } from '../policy/intentions.js';
+import { fullRegexMatch } from '../regex-safety.js';
 import {
   describeScope,
   fallthroughOf,
@@ -251,7 +252,7 @@ function tiesCatchAll(match: HttpPermissionMatch): boolean {
   if ((match.methods ?? []).length > 0 || (match.headers ?? []).length > 0) return false;
   if (match.pathExact !== undefined) return match.pathExact === '/';
   if (match.pathPrefix !== undefined) return '/'.startsWith(match.pathPrefix);
-  if (match.pathRegex !== undefined) return new RegExp(`^(?:${match.pathRegex})$`).test('/');
+  if (match.pathRegex !== undefined) return fullRegexMatch(match.pathRegex, '/');
   return true;
 }
 

@@ -11,6 +11,7 @@
  *   has none) and admits it when an AuthorizationPolicy on the Server or on that route names
  *   authentications the client satisfies. Equally specific routes are all considered.
  */
+import { fullRegexMatch } from '../regex-safety.js';
 import type { MeshObject } from './model.js';
 
 export interface SimRequest {
@@ -43,16 +44,6 @@ function header(req: SimRequest, name: string): string | undefined {
     if (value !== undefined && key.toLowerCase() === lower) return value;
   }
   return undefined;
-}
-
-const regexCache = new Map<string, RegExp>();
-function fullMatch(pattern: string, value: string): boolean {
-  let re = regexCache.get(pattern);
-  if (re === undefined) {
-    re = new RegExp(`^(?:${pattern})$`);
-    regexCache.set(pattern, re);
-  }
-  return re.test(value);
 }
 
 // ---------------------------------------------------------------- Istio
@@ -218,7 +209,7 @@ function pathRank(path: RouteMatch['path'], reqPath: string): number | undefined
     case 'Exact':
       return reqPath === p.value ? reqPath.length : undefined;
     case 'RegularExpression':
-      return fullMatch(p.value, reqPath) ? reqPath.length : undefined;
+      return fullRegexMatch(p.value, reqPath) ? reqPath.length : undefined;
     case 'PathPrefix': {
       if (p.value === '/') return reqPath.startsWith('/') ? 1 : undefined;
       const prefix = p.value.endsWith('/') ? p.value.slice(0, -1) : p.value;
@@ -235,7 +226,7 @@ function headerMatches(h: HeaderMatch, req: SimRequest): boolean {
   if (value === undefined) return false;
   const type = h.type ?? 'Exact';
   if (type === 'Exact') return value === h.value;
-  if (type === 'RegularExpression') return fullMatch(h.value, value);
+  if (type === 'RegularExpression') return fullRegexMatch(h.value, value);
   return unsupported(`header match type ${type}`);
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { aclSpecSchema, maxineAclSchema, servicePattern } from '../resources.js';
 import type { AclIdentity, AclObject, AclVerb, ServiceRef } from './acl.js';
-import { AclEvaluator, identityKeys } from './acl.js';
+import { AclEvaluator, describeIdentity, identityKeys, principalName } from './acl.js';
 
 type Subject = { kind: 'ServiceAccount' | 'User' | 'Group'; name: string; namespace?: string };
 type Rule = { services: string[]; verbs: AclVerb[]; effect?: 'allow' | 'deny' };
@@ -18,7 +18,22 @@ const sa = (namespace: string, name: string, groups?: string[]): AclIdentity =>
   groups === undefined
     ? { kind: 'ServiceAccount', namespace, name }
     : { kind: 'ServiceAccount', namespace, name, groups };
-const user = (name: string, groups: string[] = []): AclIdentity => ({ kind: 'User', name, groups });
+const user = (name: string, groups: string[] = []): AclIdentity => ({
+  kind: 'User',
+  name,
+  groups,
+  source: { kind: 'token' },
+});
+const jwtUser = (
+  name: string,
+  issuer = 'https://idp.example',
+  groups: string[] = [],
+): AclIdentity => ({
+  kind: 'User',
+  name,
+  groups,
+  source: { kind: 'jwt', issuer },
+});
 const anonymous: AclIdentity = { kind: 'Anonymous' };
 const svc = (key: string): ServiceRef => {
   const [namespace = '', name = ''] = key.split('/');
@@ -147,6 +162,50 @@ describe('Kubernetes user and group names', () => {
   });
 });
 
+describe('user names are qualified by where the user was authenticated', () => {
+  const ISSUER = 'https://idp.example';
+  // subject name → [static-token user ops-admin, JWT user ops-admin of ISSUER, of another issuer]
+  it.each<[string, boolean[]]>([
+    ['ops-admin', [true, false, false]],
+    ['token:ops-admin', [true, false, false]],
+    ['jwt:ops-admin', [false, true, true]],
+    [`jwt:${ISSUER}:ops-admin`, [false, true, false]],
+    ['jwt:https://other.example:ops-admin', [false, false, true]],
+    ['jwt:other', [false, false, false]],
+  ])('User %s', (name, expected) => {
+    const evaluator = new AclEvaluator([
+      acl('shop/k8s', [{ kind: 'User', name }], [{ services: ['*/*'], verbs: ['admin'] }]),
+    ]);
+    expect(
+      [
+        user('ops-admin'),
+        jwtUser('ops-admin', ISSUER),
+        jwtUser('ops-admin', 'https://other.example'),
+      ].map((id) => evaluator.decide(id, 'read', svc('shop/orders'), 'deny').allowed),
+    ).toEqual(expected);
+  });
+
+  it.each<[AclIdentity, string, string]>([
+    [user('alice'), 'token:alice', 'User token:alice'],
+    [jwtUser('bob', ISSUER), `jwt:${ISSUER}:bob`, `User jwt:${ISSUER}:bob`],
+    [sa('shop', 'web'), 'system:serviceaccount:shop:web', 'ServiceAccount shop/web'],
+    [anonymous, 'system:anonymous', 'anonymous'],
+  ])('%j is %s', (identity, name, described) => {
+    expect(principalName(identity)).toBe(name);
+    expect(describeIdentity(identity)).toBe(described);
+  });
+
+  it('groups are not qualified: a JWT group and a token group of one name match one subject', () => {
+    const evaluator = new AclEvaluator([
+      acl('shop/k8s', [{ kind: 'Group', name: 'ops' }], [{ services: ['*/*'], verbs: ['read'] }]),
+    ]);
+    expect(evaluator.decide(user('a', ['ops']), 'read', svc('shop/x'), 'deny').allowed).toBe(true);
+    expect(
+      evaluator.decide(jwtUser('a', ISSUER, ['ops']), 'read', svc('shop/x'), 'deny').allowed,
+    ).toBe(true);
+  });
+});
+
 describe('service patterns', () => {
   const services = ['shop/orders', 'shop/cart', 'billing/orders', 'billing/cart'];
   it.each<[string, boolean[]]>([
@@ -206,14 +265,15 @@ describe('verbs and implications', () => {
     ).toEqual(expected);
   });
 
-  // denied verb (with an allow of admin beside it) → verbs still allowed
+  // denied verb (with an allow of admin beside it) → verbs still allowed. A deny covers what
+  // the verb implies, as an allow does: deny write takes register, discover and read too.
   it.each<[AclVerb, boolean[]]>([
     ['register', [false, true, true, true, true]],
     ['discover', [true, false, true, true, true]],
     ['read', [true, true, false, true, true]],
-    ['write', [true, true, true, false, true]],
-    ['admin', [true, true, true, true, false]],
-  ])('a deny of %s covers exactly that verb', (denied, expected) => {
+    ['write', [false, false, false, false, true]],
+    ['admin', [false, false, false, false, false]],
+  ])('a deny of %s covers that verb and every verb it implies', (denied, expected) => {
     const evaluator = new AclEvaluator([
       acl(
         'shop/v',
@@ -229,6 +289,49 @@ describe('verbs and implications', () => {
     ).toEqual(expected);
   });
 
+  // allowed verbs, denied verbs → register, discover, read, write, admin
+  it.each<[AclVerb[], AclVerb[], boolean[]]>([
+    [['write'], ['write'], [false, false, false, false, false]],
+    [['write'], ['register'], [false, true, true, true, false]],
+    [['admin'], ['write'], [false, false, false, false, true]],
+    [['read', 'discover', 'register'], ['write'], [false, false, false, false, false]],
+    [['write'], ['read'], [true, true, false, true, false]],
+  ])('allow %j beside deny %j', (allowed, denied, expected) => {
+    const evaluator = new AclEvaluator([
+      acl(
+        'shop/v',
+        [{ kind: 'User', name: 'alice' }],
+        [
+          { services: ['shop/*'], verbs: allowed },
+          { services: ['shop/*'], verbs: denied, effect: 'deny' },
+        ],
+      ),
+    ]);
+    expect(
+      ALL_VERBS.map((v) => evaluator.decide(user('alice'), v, svc('shop/orders'), 'deny').allowed),
+    ).toEqual(expected);
+  });
+
+  it('says which verb of a deny implied the one refused', () => {
+    const evaluator = new AclEvaluator([
+      acl(
+        'shop/v',
+        [{ kind: 'User', name: 'alice' }],
+        [
+          { services: ['shop/*'], verbs: ['write'] },
+          { services: ['shop/orders'], verbs: ['write'], effect: 'deny' },
+        ],
+      ),
+    ]);
+    expect(evaluator.decide(user('alice'), 'register', svc('shop/orders'), 'deny')).toEqual({
+      allowed: false,
+      decidedBy: 'shop/v',
+      rule: 1,
+      reason:
+        'ACL shop/v rule 1 denies register (implied by write) on shop/orders for User token:alice',
+    });
+  });
+
   it('says which verb implied the one asked for', () => {
     const evaluator = new AclEvaluator([
       acl(
@@ -241,13 +344,13 @@ describe('verbs and implications', () => {
       ),
     ]);
     expect(evaluator.decide(user('alice'), 'read', svc('shop/orders'), 'deny').reason).toBe(
-      'ACL shop/v rule 0 allows read (implied by write) on shop/orders for User alice',
+      'ACL shop/v rule 0 allows read (implied by write) on shop/orders for User token:alice',
     );
     expect(evaluator.decide(user('alice'), 'write', svc('shop/cart'), 'deny').reason).toBe(
-      'ACL shop/v rule 1 allows write (implied by admin) on shop/cart for User alice',
+      'ACL shop/v rule 1 allows write (implied by admin) on shop/cart for User token:alice',
     );
     expect(evaluator.decide(user('alice'), 'read', svc('shop/cart'), 'deny').reason).toBe(
-      'ACL shop/v rule 1 allows read on shop/cart for User alice',
+      'ACL shop/v rule 1 allows read on shop/cart for User token:alice',
     );
   });
 });

@@ -11,24 +11,28 @@
  * - When several rules apply, the one reported is the first in a stable order: ACLs by
  *   `namespace/name`, rules by index.
  *
- * Verb implications (allow rules only):
+ * Verb implications, one rule for allow and deny alike: a rule covers the verbs it lists and
+ * every verb they imply.
  * - `admin` implies every verb.
  * - `write` implies `register`, `read` and `discover` (as in Consul, where `service:write`
  *   includes `service:read` and registration is a write).
  * - `register`, `discover` and `read` imply nothing: `read` (catalog, events) does not grant
  *   `discover` (instances), nor the other way round.
  *
- * A deny rule covers exactly the verbs it lists: `deny [write]` leaves reading allowed (a
- * read-only grant), and `deny [admin]` takes away admin-only operations, not everything. To
- * deny all, list all five verbs.
+ * So `deny [write]` takes away register (with renew and deregister), read and discover, and
+ * `deny [admin]` takes away everything. A read-only grant is `allow [read, discover]`, or an
+ * allow of `write` with `deny [register]` beside it. (Covering only the listed verbs let
+ * `deny [write]` next to `allow [write]` still register, read and discover.)
  *
  * Subjects (as Kubernetes authentication names them)
  * - `ServiceAccount` matches the identity's namespace and name. A ServiceAccount identity is
  *   also the user `system:serviceaccount:<ns>:<name>` and a member of the groups
  *   `system:serviceaccounts`, `system:serviceaccounts:<ns>` and `system:authenticated`, as a
  *   TokenReview reports it, plus any groups it carries.
- * - `User` matches the identity's user name; `Group` any of its groups. Every user is in
- *   `system:authenticated`.
+ * - `User` matches the identity's user name, qualified by where it was authenticated
+ *   (`userNames`): a static-token user `alice` by `alice` or `token:alice`, a JWT user by
+ *   `jwt:<sub>` or `jwt:<issuer>:<sub>` (never by a bare name). `Group` matches any of its
+ *   groups. Every user is in `system:authenticated`.
  * - An anonymous caller is the user `system:anonymous` in the group `system:unauthenticated`,
  *   so only a subject naming one of those reaches it.
  * - A subject's `namespace` is read for ServiceAccounts only.
@@ -47,9 +51,15 @@ export type AclVerb = AclSpec['rules'][number]['verbs'][number];
 export type AclEffect = 'allow' | 'deny';
 export type DefaultPolicy = 'allow' | 'deny';
 
+/**
+ * Where a user was authenticated. Static-token users and JWT users are different name spaces:
+ * a JWT whose `sub` is `ops-admin` is not the static-token user `ops-admin`.
+ */
+export type UserSource = { kind: 'token' } | { kind: 'jwt'; issuer: string };
+
 export type AclIdentity =
   | { kind: 'ServiceAccount'; namespace: string; name: string; groups?: readonly string[] }
-  | { kind: 'User'; name: string; groups: readonly string[] }
+  | { kind: 'User'; name: string; groups: readonly string[]; source: UserSource }
   | { kind: 'Anonymous' };
 
 export interface ServiceRef {
@@ -90,7 +100,7 @@ const BIT: Record<AclVerb, number> = {
   admin: 16,
 };
 const ALL = 31;
-/** What each verb grants in an allow rule. */
+/** What each verb covers in a rule, allow or deny. */
 const IMPLIES: Record<AclVerb, number> = {
   register: BIT.register,
   discover: BIT.discover,
@@ -105,7 +115,7 @@ interface CompiledRule {
   acl: string;
   rule: number;
   effect: AclEffect;
-  /** Verbs covered, implications included for allow rules. */
+  /** Verbs covered, implications included. */
   covers: number;
   verbs: readonly AclVerb[];
 }
@@ -136,9 +146,9 @@ function patternKey(pattern: string, confinedTo: string | undefined): string | u
   return `${confinedTo}/${name}`;
 }
 
-function coverage(effect: AclEffect, verbs: readonly AclVerb[]): number {
+function coverage(verbs: readonly AclVerb[]): number {
   let mask = 0;
-  for (const v of verbs) mask |= effect === 'allow' ? IMPLIES[v] : BIT[v];
+  for (const v of verbs) mask |= IMPLIES[v];
   return mask;
 }
 
@@ -149,7 +159,7 @@ export function identityKeys(identity: AclIdentity): string[] {
       return [userKey(ANONYMOUS_USER), groupKey(UNAUTHENTICATED_GROUP)];
     case 'User':
       return [
-        userKey(identity.name),
+        ...userNames(identity).map(userKey),
         ...identity.groups.map(groupKey),
         groupKey(AUTHENTICATED_GROUP),
       ];
@@ -167,12 +177,37 @@ export function identityKeys(identity: AclIdentity): string[] {
   }
 }
 
+/**
+ * The `User` subject names that match a user, the qualified one first: a static-token user
+ * `alice` is `token:alice` and also plain `alice` (ACL subjects and `--bootstrap-admins` name
+ * static-token users by their bare name); a JWT user is `jwt:<issuer>:<sub>` and `jwt:<sub>`,
+ * never a bare name. Authenticators refuse user names starting with `jwt:` or `token:`, so a
+ * static-token user cannot pose as a JWT user.
+ */
+export function userNames(identity: { name: string; source: UserSource }): string[] {
+  const { name, source } = identity;
+  if (source.kind === 'token') return [`token:${name}`, name];
+  return [`jwt:${source.issuer}:${name}`, `jwt:${name}`];
+}
+
+/** The principal's qualified name: one per principal, whatever its groups. */
+export function principalName(identity: AclIdentity): string {
+  switch (identity.kind) {
+    case 'Anonymous':
+      return ANONYMOUS_USER;
+    case 'User':
+      return userNames(identity)[0]!;
+    case 'ServiceAccount':
+      return `system:serviceaccount:${identity.namespace}:${identity.name}`;
+  }
+}
+
 export function describeIdentity(identity: AclIdentity): string {
   switch (identity.kind) {
     case 'Anonymous':
       return 'anonymous';
     case 'User':
-      return `User ${identity.name}`;
+      return `User ${userNames(identity)[0]!}`;
     case 'ServiceAccount':
       return `ServiceAccount ${identity.namespace}/${identity.name}`;
   }
@@ -214,7 +249,7 @@ export class AclEvaluator {
           acl: `${acl.namespace}/${acl.name}`,
           rule: i,
           effect: rule.effect,
-          covers: coverage(rule.effect, rule.verbs),
+          covers: coverage(rule.verbs),
           verbs: rule.verbs,
         };
         this.add(subjects, rule.services, confinedTo, compiled);

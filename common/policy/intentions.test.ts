@@ -1,4 +1,5 @@
 import { describe, it, expect, jest } from '@jest/globals';
+import { RE2JS } from 're2js';
 import { intentionSpecSchema } from '../resources.js';
 import type { IntentionSpec } from '../resources.js';
 import { evaluateIntentions, httpMatches, intentionPrecedence } from './intentions.js';
@@ -370,8 +371,9 @@ describe('evaluateIntentions: L7 permissions', () => {
 });
 
 describe('regex compilation', () => {
-  it('compiles each pattern once, not per call', () => {
-    const spy = jest.spyOn(globalThis, 'RegExp');
+  it('compiles each pattern once with RE2, never with the backtracking RegExp', () => {
+    const re2 = jest.spyOn(RE2JS, 'compile');
+    const native = jest.spyOn(globalThis, 'RegExp');
     try {
       const match: HttpPermissionMatch = {
         pathRegex: '/cached/[a-z]+',
@@ -380,11 +382,32 @@ describe('regex compilation', () => {
       for (let i = 0; i < 5; i++) {
         expect(httpMatches(match, http('GET', '/cached/abc', { 'x-cached': 'c1' }))).toBe(true);
       }
-      expect(spy).toHaveBeenCalledTimes(2);
+      expect(re2).toHaveBeenCalledTimes(2);
+      expect(native).not.toHaveBeenCalled();
     } finally {
-      spy.mockRestore();
+      re2.mockRestore();
+      native.mockRestore();
     }
   });
+
+  it.each([
+    ['pathRegex', { pathRegex: '/(a|a)*b' }, (v: string) => http('GET', v)],
+    [
+      'header regex',
+      { headers: [{ name: 'x-a', regex: '/(a|a)*b' }] },
+      (v: string) => http('GET', '/', { 'x-a': v }),
+    ],
+  ] as [string, HttpPermissionMatch, (v: string) => ReturnType<typeof http>][])(
+    'a %s with overlapping alternatives answers in linear time on 2,048 characters',
+    (_name, match, request) => {
+      // Node's backtracking RegExp takes seconds on a 28-character path here.
+      const long = '/' + 'a'.repeat(2047);
+      const started = performance.now();
+      expect(httpMatches(match, request(long))).toBe(false);
+      expect(httpMatches(match, request(long + 'b'))).toBe(true);
+      expect(performance.now() - started).toBeLessThan(200);
+    },
+  );
 });
 
 describe('header matchers', () => {

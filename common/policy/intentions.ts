@@ -33,6 +33,7 @@
  *   `invert` negates the whole condition, so an inverted value matcher also matches when the
  *   header is absent.
  */
+import { fullRegexMatch } from '../regex-safety.js';
 import type { IntentionSpec } from '../resources.js';
 
 export type IntentionAction = 'allow' | 'deny';
@@ -113,20 +114,6 @@ function patternMatches(pattern: ServiceRef, ref: ServiceRef | undefined): boole
 
 // ---- L7 matching ----
 
-const REGEX_CACHE_LIMIT = 1024;
-const regexCache = new Map<string, RegExp>();
-
-/** Whole-value match; each pattern is compiled once (the cache is dropped if it overflows). */
-function fullMatch(pattern: string, value: string): boolean {
-  let re = regexCache.get(pattern);
-  if (re === undefined) {
-    if (regexCache.size >= REGEX_CACHE_LIMIT) regexCache.clear();
-    re = new RegExp(`^(?:${pattern})$`);
-    regexCache.set(pattern, re);
-  }
-  return re.test(value);
-}
-
 function headerValue(
   headers: Readonly<Record<string, string | undefined>>,
   name: string,
@@ -147,7 +134,7 @@ function headerConditionHolds(h: HeaderMatch, value: string | undefined): boolea
   if (h.prefix !== undefined) return value.startsWith(h.prefix);
   if (h.suffix !== undefined) return value.endsWith(h.suffix);
   if (h.contains !== undefined) return value.includes(h.contains);
-  if (h.regex !== undefined) return fullMatch(h.regex, value);
+  if (h.regex !== undefined) return fullRegexMatch(h.regex, value);
   return true;
 }
 
@@ -164,7 +151,7 @@ function pathOnly(path: string): string {
 function pathMatches(match: HttpPermissionMatch, path: string): boolean {
   if (match.pathExact !== undefined) return path === match.pathExact;
   if (match.pathPrefix !== undefined) return path.startsWith(match.pathPrefix);
-  if (match.pathRegex !== undefined) return fullMatch(match.pathRegex, path);
+  if (match.pathRegex !== undefined) return fullRegexMatch(match.pathRegex, path);
   return true;
 }
 

@@ -13,8 +13,8 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { MaxineError } from '../../common/errors.js';
-import type { AclIdentity } from '../../common/policy/acl.js';
-import { describeIdentity } from '../../common/policy/acl.js';
+import type { AclIdentity, UserSource } from '../../common/policy/acl.js';
+import { ANONYMOUS_USER, describeIdentity, principalName } from '../../common/policy/acl.js';
 import { ExpiringCache } from './expiring-cache.js';
 import { bearerToken, decodeClaims } from './tokenreview.js';
 import type { PodIdentity } from './tokenreview.js';
@@ -27,8 +27,15 @@ export interface Principal {
   identity: AclIdentity;
   /** For logs and audit records: `ServiceAccount shop/web`, `User alice`, `anonymous`. */
   who: string;
-  /** Cache and rate-limit key: one per identity and group set, never the token. */
+  /** Decision-cache key: one per identity and group set, never the token. */
   key: string;
+  /**
+   * Who the caller is, qualified by source and without its group set: `token:alice`,
+   * `jwt:<issuer>:<sub>`, `system:serviceaccount:<ns>:<name>` (with `#<pod uid>` for a
+   * pod-bound token: each sidecar is its own caller), `system:anonymous`. Rate limits are
+   * keyed by it, so tokens of one user with different group sets share one budget.
+   */
+  id: string;
   /** The pod a projected token is bound to (sidecars). */
   pod?: PodIdentity;
   /**
@@ -47,6 +54,7 @@ export const ANONYMOUS: Principal = {
   identity: { kind: 'Anonymous' },
   who: 'anonymous',
   key: 'anonymous',
+  id: ANONYMOUS_USER,
 };
 
 export interface AuthenticatorOptions {
@@ -69,6 +77,8 @@ interface Cached {
 
 /** Groups with these prefixes are Kubernetes' and ours: a JWT or token file cannot claim them. */
 const RESERVED = /^(system|maxine):/;
+/** User names with these prefixes would pose as a ServiceAccount or another source's user. */
+const RESERVED_USER = /^(system|maxine|jwt|token):/;
 
 export class Authenticator {
   private readonly cache: ExpiringCache<Cached>;
@@ -109,7 +119,8 @@ export class Authenticator {
   private async resolve(token: string): Promise<Cached> {
     const max = this.now() + (this.opts.cacheMs ?? 60_000);
     const user = this.staticUser(token);
-    if (user !== undefined) return { principal: userPrincipal(user), until: max };
+    if (user !== undefined)
+      return { principal: userPrincipal(user, { kind: 'token' }), until: max };
     const claims = decodeClaims(token);
     if (claims === undefined) {
       throw new MaxineError('UNAUTHENTICATED', 'The token is neither known nor a JWT');
@@ -119,7 +130,8 @@ export class Authenticator {
     const jwt = this.opts.jwt;
     const exp = typeof claims.exp === 'number' ? { expiresAt: claims.exp * 1000 } : {};
     if (jwt !== undefined && claims.iss === jwt.issuer) {
-      return { principal: { ...userPrincipal(await jwt.verify(token)), ...exp }, until };
+      const source = { kind: 'jwt', issuer: jwt.issuer } as const;
+      return { principal: { ...userPrincipal(await jwt.verify(token), source), ...exp }, until };
     }
     if (this.opts.reviewer !== undefined) {
       const principal = serviceAccountPrincipal(await this.opts.reviewer.review(token));
@@ -140,19 +152,25 @@ export class Authenticator {
   }
 }
 
-export function userPrincipal(user: JwtIdentity): Principal {
-  // A user named like a ServiceAccount would match that ServiceAccount's ACL subjects.
-  if (RESERVED.test(user.name)) {
+/**
+ * A user's principal, qualified by where it was authenticated (see `userNames` in
+ * common/policy/acl.ts): static-token and JWT users never share a name.
+ */
+export function userPrincipal(user: JwtIdentity, source: UserSource): Principal {
+  // A user named like a ServiceAccount would match that ServiceAccount's ACL subjects; one
+  // named `jwt:…` or `token:…` would match the subjects of another source's user.
+  if (RESERVED_USER.test(user.name)) {
     throw new MaxineError(
       'UNAUTHENTICATED',
-      'User names starting with system: or maxine: are reserved',
+      'User names starting with system:, maxine:, jwt: or token: are reserved',
     );
   }
   const groups = user.groups.filter((g) => !RESERVED.test(g));
-  const identity: AclIdentity = { kind: 'User', name: user.name, groups };
+  const identity: AclIdentity = { kind: 'User', name: user.name, groups, source };
+  const id = principalName(identity);
   // Decisions are cached by key: two tokens of one user may carry different groups.
-  const key = `User\0${user.name}\0${[...new Set(groups)].sort().join('\0')}`;
-  return { identity, who: describeIdentity(identity), key };
+  const key = `User\0${id}\0${[...new Set(groups)].sort().join('\0')}`;
+  return { identity, who: describeIdentity(identity), key, id };
 }
 
 export function serviceAccountPrincipal(sa: PodIdentity): Principal {
@@ -167,6 +185,7 @@ export function serviceAccountPrincipal(sa: PodIdentity): Principal {
     identity,
     who: `${describeIdentity(identity)}${pod}`,
     key: `ServiceAccount\0${sa.namespace}/${sa.serviceAccount}\0${sa.pod?.uid ?? ''}`,
+    id: `${principalName(identity)}${sa.pod === undefined ? '' : `#${sa.pod.uid}`}`,
     ...(sa.pod !== undefined && { pod: sa }),
   };
 }

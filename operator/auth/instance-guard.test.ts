@@ -29,7 +29,7 @@ const principals: Record<string, Principal> = {
     serviceAccount: 'web',
     pod: { name: 'ghost', uid: 'u5' },
   }),
-  alice: userPrincipal({ kind: 'User', name: 'alice', groups: [] }),
+  alice: userPrincipal({ kind: 'User', name: 'alice', groups: [] }, { kind: 'token' }),
   anonymous: ANONYMOUS,
 };
 const guard = new PodGuard({

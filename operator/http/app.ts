@@ -12,6 +12,7 @@ import { dnsLabel, serviceRefString } from '../../common/names.js';
 import { RESOURCE_KINDS } from '../../common/resources.js';
 import { instanceIdSchema } from '../../common/wire.js';
 import type { Reconciler } from '../reconciler.js';
+import { instanceNotFound } from '../registry/registry.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -19,7 +20,7 @@ import { sendError, toMaxineError } from './errors.js';
 import { requestId } from './instances.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 import type { AccessControl, Caller } from '../policy/access.js';
-import { authorizeInstanceWrite } from './instances.js';
+import { authorizeInstanceWrite, hideUnknowable } from './instances.js';
 import { once } from 'node:events';
 import { MESHES } from '../../common/mesh/model.js';
 import {
@@ -198,8 +199,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/api/v1/instances/:id', (req, res) => {
     const { id } = parse(idParams, req.params, 'path');
     const instance = registry.getInstance(id);
-    if (instance === undefined)
-      throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    if (instance === undefined) throw instanceNotFound(id);
+    hideUnknowable(deps.access, req.caller, instance, 'read');
     deps.access.authorize(req.caller, 'read', instance.service);
     res.json({ instance });
   });

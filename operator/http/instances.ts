@@ -15,6 +15,8 @@ import {
   registerRequestSchema,
 } from '../../common/wire.js';
 import type { RegisterRequest } from '../../common/wire.js';
+import type { ServiceRef } from '../../common/policy/acl.js';
+import { instanceNotFound } from '../registry/registry.js';
 import type { RegisterResult, Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { readJsonBody } from './body.js';
@@ -66,6 +68,7 @@ export async function registerAnswer(
     () => {
       const plan = deps.guard.register(principal, body.data);
       deps.access.authorizeRegistration(caller, service, plan.kind === 'sidecar');
+      if (plan.kind !== 'sidecar') refuseForeignId(deps, caller, body.data);
       const done =
         plan.kind === 'sidecar'
           ? deps.registry.attachSidecar(plan.id, body.data)
@@ -126,7 +129,9 @@ function registerWithinLimits(
 /**
  * Whether `principal` may renew or remove instance `id`: a pod's instance only by its own
  * sidecar, any instance only where the ACLs grant `register` on its service (a sidecar's own
- * pod needs no grant; an ACL deny still stops it). Unknown ids pass, to answer 404.
+ * pod needs no grant; an ACL deny still stops it). Unknown ids pass, to answer 404. So does
+ * (as the same 404) an instance of a service the caller has no right on: the existence and
+ * owner of another tenant's instance are not revealed (the refusal is audited).
  */
 export function authorizeInstanceWrite(
   deps: Pick<WriteDeps, 'registry' | 'guard' | 'access'>,
@@ -136,10 +141,64 @@ export function authorizeInstanceWrite(
 ): void {
   const instance = deps.registry.getInstance(id);
   if (instance === undefined) return;
-  const ownPod = deps.access.audited(caller, { action, object: `instance ${id}` }, () =>
-    deps.guard.instance(caller.principal, id),
-  );
+  let ownPod = false;
+  let refusal: MaxineError | undefined;
+  try {
+    ownPod = deps.guard.instance(caller.principal, id);
+  } catch (err) {
+    if (!(err instanceof MaxineError)) throw err;
+    refusal = err;
+  }
+  if (!ownPod) hideUnknowable(deps.access, caller, instance, action);
+  const refused = refusal;
+  if (refused !== undefined) {
+    deps.access.audited(caller, { action, object: `instance ${id}` }, () => {
+      throw refused;
+    });
+  }
   deps.access.authorizeRegistration(caller, instance.service, ownPod);
+}
+
+/**
+ * Throws the 404 of an unknown id when the caller has no right on the instance's service,
+ * after auditing the real reason.
+ */
+export function hideUnknowable(
+  access: AccessControl,
+  caller: Caller,
+  { id, service }: { id: string; service: ServiceRef },
+  action: string,
+): void {
+  if (access.mayKnow(caller.principal, service)) return;
+  access.deny(caller, {
+    action,
+    object: `instance ${id}`,
+    reason: `${caller.principal.who} has no right on service ${service.namespace}/${service.name}; answered as not found`,
+    denial: 'acl',
+  });
+  throw instanceNotFound(id);
+}
+
+/**
+ * A registration naming the id of another service's instance is a conflict. Its owner is
+ * named only to a caller that may know that service; anyone else learns only that the id is
+ * taken (explicit ids are the caller's choice, computed ids embed the service).
+ */
+function refuseForeignId(
+  deps: Pick<WriteDeps, 'registry' | 'access'>,
+  caller: Caller,
+  body: RegisterRequest,
+): void {
+  if (body.id === undefined) return;
+  const existing = deps.registry.getInstance(body.id);
+  if (existing === undefined) return;
+  const { service } = existing;
+  if (service.namespace === body.namespace && service.name === body.service) return;
+  if (deps.access.mayKnow(caller.principal, service)) return; // the registry names the owner
+  throw new MaxineError(
+    'INSTANCE_CONFLICT',
+    `Instance id "${body.id}" is taken by another service; choose another id`,
+  );
 }
 
 export function matchHeartbeat(req: IncomingMessage): string | undefined {

@@ -97,6 +97,9 @@ function builtinAcls(opts: AccessOptions): AclObject[] {
 
 const CACHE_LIMIT = 50_000;
 
+/** The verbs that let a caller learn which instances a service has. */
+const KNOWING_VERBS: readonly AclVerb[] = ['read', 'discover', 'register'];
+
 export class AccessControl {
   private version = -1;
   private acl!: AclEvaluator;
@@ -151,7 +154,7 @@ export class AccessControl {
 
   private limitIdentity(caller: Caller, action: string): Principal {
     const limits = this.opts.identityLimit;
-    if (limits !== undefined) this.take(caller, `i\0${caller.principal.key}`, limits, { action });
+    if (limits !== undefined) this.take(caller, `i\0${caller.principal.id}`, limits, { action });
     return caller.principal;
   }
 
@@ -222,6 +225,15 @@ export class AccessControl {
     );
   }
 
+  /**
+   * Whether `principal` has any right (`read`, `discover` or `register`) on `service`, and so
+   * may learn what exists there. Instance endpoints answer the 404 of an unknown id to callers
+   * without one, so instance ids cannot be probed across tenants.
+   */
+  mayKnow(principal: Principal, service: ServiceRef): boolean {
+    return KNOWING_VERBS.some((verb) => this.decide(principal, verb, service).allowed);
+  }
+
   /** A predicate telling which services `principal` may read (catalogue and events). */
   canRead(principal: Principal): (service: ServiceRef) => boolean {
     return (service) => this.decide(principal, 'read', service).allowed;
@@ -259,7 +271,7 @@ export class AccessControl {
    */
   discover(caller: Caller, service: ServiceRef): void {
     this.authorize(caller, 'discover', service);
-    for (const source of this.sourcesFor(caller)) {
+    for (const source of this.sourcesFor(caller, service)) {
       const decision = this.intention(source, service);
       if (!decision.allowed) {
         this.deny(caller, {
@@ -278,21 +290,43 @@ export class AccessControl {
     }
     const limits = this.opts.serviceLimit(service);
     if (limits !== undefined) {
-      const key = `s\0${caller.principal.key}\0${service.namespace}/${service.name}`;
+      const key = `s\0${caller.principal.id}\0${service.namespace}/${service.name}`;
       this.take(caller, key, limits, { action: 'discover', service });
     }
   }
 
   /**
-   * The caller's own services: known ones (a sidecar's pod, a ServiceAccount's declared
-   * services) or, failing those, the `x-maxine-source` it names. Trusting a named source
-   * grants nothing: a caller that names none is not checked against intentions at all.
+   * The services the caller discovers as. Where its identity is known (a sidecar's pod, a
+   * ServiceAccount a MaxineService names in `serviceAccount`), those services: a
+   * `x-maxine-source` naming one of them narrows to it, naming any other is refused
+   * (SOURCE_MISMATCH). Otherwise the `x-maxine-source` it names; with none, under
+   * `--intention-default deny` the discovery is refused (SOURCE_REQUIRED), under `allow` it
+   * is not checked against intentions.
    */
-  private sourcesFor(caller: Caller): readonly ServiceRef[] {
+  private sourcesFor(caller: Caller, service: ServiceRef): readonly ServiceRef[] {
     const known = this.opts.sourcesOf(caller.principal);
-    if (known.length > 0) return known;
-    const named = caller.req.headers['x-maxine-source'];
-    if (typeof named !== 'string') return known;
+    const named = this.namedSource(caller.req);
+    if (known.length > 0) {
+      if (named === undefined) return known;
+      const own = known.find((k) => k.namespace === named.namespace && k.name === named.name);
+      if (own !== undefined) return [own];
+      const mine = known.map((k) => `${k.namespace}/${k.name}`).join(', ');
+      return this.refuseSource(caller, service, {
+        code: 'SOURCE_MISMATCH',
+        reason: `${caller.principal.who} is ${mine}; it cannot discover as ${named.namespace}/${named.name} (x-maxine-source)`,
+      });
+    }
+    if (named !== undefined) return [named];
+    if (this.opts.intentionDefault === 'allow') return [];
+    return this.refuseSource(caller, service, {
+      code: 'SOURCE_REQUIRED',
+      reason: `A source identity is required: the intention default is deny and ${caller.principal.who} is no known service's workload; send x-maxine-source: <namespace>/<name> or use the service's ServiceAccount`,
+    });
+  }
+
+  private namedSource(req: IncomingMessage): ServiceRef | undefined {
+    const named = req.headers['x-maxine-source'];
+    if (named === undefined) return undefined;
     const source = serviceRefString.safeParse(named);
     if (!source.success) {
       throw new MaxineError(
@@ -300,7 +334,16 @@ export class AccessControl {
         'x-maxine-source must be "namespace/name" of the calling service',
       );
     }
-    return [source.data];
+    return source.data;
+  }
+
+  private refuseSource(
+    caller: Caller,
+    service: ServiceRef,
+    { code, reason }: { code: 'SOURCE_MISMATCH' | 'SOURCE_REQUIRED'; reason: string },
+  ): never {
+    this.deny(caller, { action: 'discover', service, reason, denial: 'intention' });
+    throw this.mark(new MaxineError(code, reason));
   }
 
   /** May `source` call `destination` (with this HTTP request, if given)? */

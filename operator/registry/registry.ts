@@ -91,6 +91,14 @@ export interface RegisterResult {
   created: boolean;
 }
 
+/**
+ * The one answer for an unknown instance id. The HTTP layer gives the same answer for an
+ * instance of a service the caller has no right on, so ids cannot be probed across tenants.
+ */
+export function instanceNotFound(id: string): MaxineError {
+  return new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+}
+
 export class Registry {
   private readonly services = new Map<string, ServiceEntry>();
   private readonly instances = new Map<string, InstanceRecord>();
@@ -252,8 +260,7 @@ export class Registry {
 
   heartbeat(id: string, body: HeartbeatRequest): Instance {
     const record = this.instances.get(id);
-    if (record === undefined)
-      throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    if (record === undefined) throw instanceNotFound(id);
     // A pod's instance without a lease has no sidecar attached here (this operator restarted,
     // or the sidecar deregistered): 404, so the sidecar registers again and the lease is back.
     if (record.source === 'kubernetes' && record.ttlMs === undefined) {
@@ -281,8 +288,7 @@ export class Registry {
 
   deregister(id: string): void {
     const record = this.instances.get(id);
-    if (record === undefined)
-      throw new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
+    if (record === undefined) throw instanceNotFound(id);
     if (record.source === 'kubernetes') {
       // A pod's instance lives as long as the pod; its sidecar leaving (pod shutting down)
       // takes it out of discovery at once, before the pod's readiness says so.

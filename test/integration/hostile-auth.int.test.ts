@@ -755,14 +755,15 @@ describe('hostile authentication', () => {
 
   /** [status for a shop-team reader (alice, carol), status for bob (no group)] */
   const RIGHTS: { method: string; path: string; body?: string; want: [number, number] }[] = [
-    { method: 'PUT', path: `/api/v1/instances/${KNOWN}/heartbeat`, want: [403, 403] },
+    { method: 'PUT', path: `/api/v1/instances/${KNOWN}/heartbeat`, want: [403, 404] },
     {
       method: 'PUT',
       path: `/api/v1/instances/${KNOWN}/heartbeat`,
       body: '{"status":"passing","connections":1}',
-      want: [403, 403],
+      // bob has no right on shop/web: the same 404 as an unknown id (no cross-tenant oracle)
+      want: [403, 404],
     },
-    { method: 'DELETE', path: `/api/v1/instances/${KNOWN}`, want: [403, 403] },
+    { method: 'DELETE', path: `/api/v1/instances/${KNOWN}`, want: [403, 404] },
     {
       method: 'POST',
       path: '/api/v1/instances',
@@ -778,7 +779,7 @@ describe('hostile authentication', () => {
     // Unknown ids pass the write check so that a sidecar learns to register again.
     { method: 'PUT', path: '/api/v1/instances/no-such/heartbeat', want: [404, 404] },
     { method: 'DELETE', path: '/api/v1/instances/no-such', want: [404, 404] },
-    { method: 'GET', path: `/api/v1/instances/${KNOWN}`, want: [200, 403] },
+    { method: 'GET', path: `/api/v1/instances/${KNOWN}`, want: [200, 404] },
     { method: 'GET', path: '/api/v1/services/shop/web', want: [200, 403] },
     { method: 'GET', path: '/api/v1/discover/shop/web', want: [200, 403] },
     { method: 'HEAD', path: '/api/v1/discover/shop/web', want: [200, 403] },

@@ -252,7 +252,7 @@ describe('ACLs', () => {
     expect(res.status).toBe(403);
     expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: { decidedBy: 'default' } });
     expect(res.body.error.message).toMatch(
-      /no ACL rule covers register on shop\/web for User alice/,
+      /no ACL rule covers register on shop\/web for User token:alice/,
     );
   });
 
@@ -479,12 +479,12 @@ describe('audit log', () => {
       );
     expect(has({ outcome: 'unauthenticated', reason: /aud/ })).toBe(true);
     expect(has({ outcome: 'unauthenticated', reason: /signature/ })).toBe(true);
-    expect(has({ outcome: 'denied', who: 'User alice', action: 'register' })).toBe(true);
+    expect(has({ outcome: 'denied', who: 'User token:alice', action: 'register' })).toBe(true);
     expect(has({ outcome: 'denied', action: 'discover', reason: /intention|shop\/\*/ })).toBe(true);
     expect(has({ outcome: 'denied', action: 'register', reason: /TICKET-42/ })).toBe(true);
     expect(has({ outcome: 'denied', reason: /exceeded/ })).toBe(true);
-    expect(has({ outcome: 'allowed', who: 'User carol', action: 'register' })).toBe(true);
-    expect(has({ outcome: 'allowed', who: 'User root', action: 'deregister' })).toBe(true);
+    expect(has({ outcome: 'allowed', who: 'User token:carol', action: 'register' })).toBe(true);
+    expect(has({ outcome: 'allowed', who: 'User token:root', action: 'deregister' })).toBe(true);
     expect(lines.every((r) => typeof r.reqId === 'string' && typeof r.time === 'string')).toBe(
       true,
     );
