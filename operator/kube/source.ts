@@ -30,6 +30,7 @@ import type { PodLike } from './pods.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { EventRecorder } from './events.js';
 import { WorkQueue } from './queue.js';
+import { describeKubeError, isKubeNotFound, kubeErrorFields } from './errors.js';
 
 export const PLURALS: Record<ResourceKind, string> = {
   MaxineService: 'maxineservices',
@@ -89,13 +90,16 @@ export class KubeSource {
       reconcile: (key) => this.writeStatusOf(key),
       workers: 4,
       onError: (key, err, attempt, retryInMs) => {
-        opts.logger.warn({ key, err, attempt, retryInMs }, 'status write failed; retrying');
+        opts.logger.warn(
+          { key, error: kubeErrorFields(err), attempt, retryInMs },
+          'status write failed; retrying',
+        );
         if (attempt === STATUS_FAILURE_EVENT_AFTER) {
           this.event(
             key,
             'Warning',
             'StatusWriteFailed',
-            `Could not write the status: ${String(err)}`,
+            `Could not write the status: ${describeKubeError(err)}`,
           );
         }
       },
@@ -209,7 +213,10 @@ export class KubeSource {
       this.opts.restartMaxMs ?? 30_000,
       (this.opts.restartBaseMs ?? 500) * 2 ** (attempt - 1),
     );
-    this.opts.logger.warn({ kind, err, attempt, retryInMs: delay }, 'informer failed; restarting');
+    this.opts.logger.warn(
+      { kind, error: kubeErrorFields(err), attempt, retryInMs: delay },
+      'informer failed; restarting',
+    );
     setTimeout(() => {
       if (this.stopped) return;
       informer.start().catch((e: unknown) => this.restartLater(kind, informer, e));
@@ -381,7 +388,7 @@ export class KubeSource {
       );
     } catch (err) {
       // Deleted meanwhile: its delete event follows; nothing to write.
-      if ((err as { code?: number }).code === 404) return;
+      if (isKubeNotFound(err)) return;
       throw err;
     }
   }
