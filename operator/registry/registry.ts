@@ -48,6 +48,11 @@ export interface PodInstance {
   metadata: Record<string, string>;
   /** Running, Ready and not terminating. */
   ready: boolean;
+  /**
+   * The service has a healthCheck, which only the sidecar runs, and the pod has no sidecar
+   * (it was not injected): its health can never be known.
+   */
+  noSidecar?: boolean;
 }
 
 export interface RegistryOptions {
@@ -357,6 +362,7 @@ export class Registry {
       weight: pod.weight,
       metadata: pod.metadata,
       ready: pod.ready,
+      noSidecar: pod.noSidecar,
     });
     // Any routing field (address, ports, version, zone, weight, metadata) changed.
     if (routeOf(existing) !== route) {
