@@ -24,13 +24,13 @@ const ROOT = process.cwd();
 const SECTION = '## Try it on Kubernetes, without Docker';
 const OPERATOR = 'npm run build && node dist/operator/main.js ';
 
-/** The commands of the README's Kubernetes section, comments stripped, in order. */
-function readmeCommands(): string[] {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf(SECTION);
-  if (start === -1) throw new Error(`README.md has no "${SECTION}"`);
-  const end = readme.indexOf('\n## ', start + SECTION.length);
-  const section = readme.slice(start, end === -1 ? undefined : end);
+/** The commands of the shell blocks of `file`'s `heading` section, comments stripped, in order. */
+function sectionCommands(file: string, heading: string): string[] {
+  const text = readFileSync(join(ROOT, file), 'utf8');
+  const start = text.indexOf(`${heading}\n`);
+  if (start === -1) throw new Error(`${file} has no "${heading}"`);
+  const end = text.indexOf('\n## ', start + heading.length);
+  const section = text.slice(start, end === -1 ? undefined : end);
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) =>
     m[1]!
       .split('\n')
@@ -214,8 +214,10 @@ afterAll(async () => {
 
 describe("the README's Kubernetes section", () => {
   it('ends with every example object Ready, the operator leading, and no dump in its log', async () => {
-    const commands = readmeCommands();
+    const commands = sectionCommands('README.md', SECTION);
     expect(commands).toContain('kubectl apply -f examples/');
+    // docs/operations.md gives the same commands.
+    expect(sectionCommands('docs/operations.md', '## Kubernetes mode')).toEqual(commands);
     for (const command of commands) await run(command);
 
     const topLevel = yamlFiles(join(ROOT, 'examples')).filter(

@@ -124,9 +124,14 @@ describe('leaderElectionProblem', () => {
   });
   it.each<[string, unknown, string[]]>([
     [
-      'a missing namespace',
+      'a missing namespace of its own',
       apiError(404, 'NotFound', 'namespaces "ops" not found'),
-      ['lease namespace ops does not exist', 'kubectl apply -k manifests/', '--lease-namespace'],
+      ['lease namespace ops does not exist', 'kubectl create namespace ops', '--lease-namespace'],
+    ],
+    [
+      'a missing maxine-system, which manifests/ and examples/ create',
+      apiError(404, 'NotFound', 'namespaces "maxine-system" not found'),
+      ['kubectl apply -k manifests/', 'kubectl apply -f examples/', '--lease-namespace'],
     ],
     [
       'a missing RBAC rule',

@@ -26,6 +26,9 @@ export interface LeaderElectionOptions {
   repeatLogMs?: number;
 }
 
+/** The namespace manifests/ (and examples/) create for the operator. */
+const DEFAULT_NAMESPACE = 'maxine-system';
+
 /** What a failed election request means for a person: a one-line message and the error's fields. */
 export function leaderElectionProblem(
   err: unknown,
@@ -36,13 +39,16 @@ export function leaderElectionProblem(
   const where = `${lease.namespace}/${lease.name}`;
   const missing = /^namespaces "([^"]+)" not found/.exec(fields.message)?.[1];
   if (fields.status === 404 && missing !== undefined) {
+    const create =
+      missing === DEFAULT_NAMESPACE
+        ? '`kubectl apply -k manifests/` (or `kubectl apply -f examples/`)'
+        : `\`kubectl create namespace ${missing}\``;
     return {
       key,
       error: fields,
       message:
         `cannot lead: the lease namespace ${missing} does not exist, so no status is written; ` +
-        `create it with \`kubectl apply -k manifests/\` (or \`kubectl apply -f examples/\`), ` +
-        `or name an existing one with --lease-namespace`,
+        `create it with ${create}, or name an existing one with --lease-namespace`,
     };
   }
   if (fields.status === 403) {
