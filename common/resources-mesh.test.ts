@@ -20,7 +20,10 @@ function expectRejected(schema: z.ZodType, object: unknown, path: string): void 
 describe('spec.retries', () => {
   test('accepts attempts alone and defaults the conditions', () => {
     const parsed = maxineServiceSchema.parse(service({ retries: { attempts: 3 } }));
-    expect(parsed.spec.retries).toEqual({ attempts: 3, on: ['5xx', 'connect-failure', 'reset'] });
+    expect(parsed.spec.retries).toEqual({
+      attempts: 3,
+      retryOn: ['5xx', 'connect-failure', 'reset'],
+    });
   });
 
   test('accepts a per-try timeout and explicit conditions', () => {
@@ -30,7 +33,7 @@ describe('spec.retries', () => {
         retries: {
           attempts: 10,
           perTryTimeoutSeconds: 0.25,
-          on: ['gateway-error', 'retriable-4xx'],
+          retryOn: ['gateway-error', 'retriable-4xx'],
         },
       }),
     );
@@ -43,9 +46,9 @@ describe('spec.retries', () => {
     [{}, 'spec.retries.attempts'],
     [{ attempts: 2, perTryTimeoutSeconds: 0 }, 'spec.retries.perTryTimeoutSeconds'],
     [{ attempts: 2, perTryTimeoutSeconds: 3601 }, 'spec.retries.perTryTimeoutSeconds'],
-    [{ attempts: 2, on: [] }, 'spec.retries.on'],
-    [{ attempts: 2, on: ['5xx', '5xx'] }, 'spec.retries.on'],
-    [{ attempts: 2, on: ['timeout'] }, 'spec.retries.on.0'],
+    [{ attempts: 2, retryOn: [] }, 'spec.retries.retryOn'],
+    [{ attempts: 2, retryOn: ['5xx', '5xx'] }, 'spec.retries.retryOn'],
+    [{ attempts: 2, retryOn: ['timeout'] }, 'spec.retries.retryOn.0'],
     [{ attempts: 2, budget: 1 }, 'spec.retries'],
   ])('rejects %j', (retries, path) => {
     expectRejected(maxineServiceSchema, service({ retries }), path);

@@ -312,7 +312,7 @@ export const retriesSchema = z.strictObject({
   perTryTimeoutSeconds: timeoutSeconds
     .optional()
     .describe('Seconds each try may take, for example 0.5. Default: no per-try limit.'),
-  on: z
+  retryOn: z
     .array(z.enum(RETRY_CONDITIONS))
     .min(1)
     .max(RETRY_CONDITIONS.length)

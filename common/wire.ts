@@ -89,7 +89,7 @@ export const instanceSchema = z.object({
   health: z.object({
     status: healthStatusSchema,
     output: z.string().optional(),
-    /** Why the status is what it is: `check`, `lease-expired`, `not-ready`. */
+    /** Why the status is what it is: `check`, `lease-expired`, `not-ready`, `no-sidecar`. */
     reason: z.string().optional(),
   }),
   source: z.enum(['registration', 'kubernetes']),

@@ -43,9 +43,10 @@ const yamlFiles = (dir: string) =>
     .sort()
     .map((f) => fs.readFileSync(path.join(dir, f), 'utf8'));
 const crds = yamlFiles(CRDS_DIR).map((text) => parse(text) as Crd);
-const examples = yamlFiles(EXAMPLES_DIR).flatMap((text) =>
-  parseAllDocuments(text).map((d) => d.toJS() as Manifest),
-);
+// The Maxine objects of examples/ (its Namespaces aside).
+const examples = yamlFiles(EXAMPLES_DIR)
+  .flatMap((text) => parseAllDocuments(text).map((d) => d.toJS() as Manifest))
+  .filter((m) => m.apiVersion === API_VERSION);
 const crdFor = (kind: string) => crds.find((c) => c.spec.names.kind === kind)!;
 
 let cp: ControlPlane;

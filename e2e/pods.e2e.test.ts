@@ -1,7 +1,9 @@
 /**
  * Pods as instances on a real control plane with workloads (controller-manager, scheduler and
  * KWOK give a Deployment Running, Ready pods with IPs): registry instances follow the pods
- * of a Deployment scaled 0 → 3 → 1, and a deleted pod's instance is gone at once.
+ * of a Deployment scaled 0 → 3 → 1, and a deleted pod's instance is gone at once. A pod of a
+ * service with a healthCheck but without sidecar (not injected) says so: health reason
+ * no-sidecar, the SidecarsMissing condition and a NoSidecar Event.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Operator } from '../operator/operator.js';
@@ -126,5 +128,84 @@ describe('pods as instances', () => {
         (await fetch(`${base}/api/v1/services/shop/web`, { headers: admin })).status === 404,
       3000,
     );
+  });
+
+  it('a pod without sidecar in a service with a healthCheck is critical with reason no-sidecar, in status and an Event', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: checked, namespace: shop }
+spec:
+  selector: { app: checked }
+  ports: [{ name: http, port: 8080 }]
+  healthCheck: { http: { path: /healthz } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: checked, namespace: shop }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: checked } }
+  template:
+    metadata: { labels: { app: checked } }
+    spec:
+      containers: [{ name: app, image: fake.example/checked:1, ports: [{ containerPort: 8080 }] }]
+`,
+    );
+    const item = await eventually(async () => {
+      const res = await fetch(`${base}/api/v1/services/shop/checked`, { headers: admin });
+      if (res.status !== 200) return false;
+      const items = ((await res.json()) as { items: (Item & { health: { reason: string } })[] })
+        .items;
+      return items.length === 1 && items[0]!.health.reason === 'no-sidecar' && items[0]!;
+    }, 30_000);
+    expect(item.health.status).toBe('critical');
+    const pod = item.metadata.pod!;
+
+    const condition = await eventually(async () => {
+      const msvc = JSON.parse(
+        await kubectl(['get', 'msvc', 'checked', '-n', 'shop', '-o', 'json']),
+      ) as {
+        status?: {
+          conditions?: { type: string; status: string; reason: string; message: string }[];
+        };
+      };
+      return msvc.status?.conditions?.find((c) => c.type === 'SidecarsMissing') ?? false;
+    }, 30_000);
+    expect(condition).toMatchObject({ status: 'True', reason: 'NoSidecar' });
+    expect(condition.message).toContain(`pod ${pod} did not ask for injection`);
+
+    const events = await eventually(async () => {
+      const out = await kubectl([
+        'get',
+        'events',
+        '-n',
+        'shop',
+        '--field-selector',
+        'involvedObject.kind=MaxineService,involvedObject.name=checked,reason=NoSidecar',
+        '-o',
+        'json',
+      ]);
+      const list = (JSON.parse(out) as { items: { type: string; message: string }[] }).items;
+      return list.length > 0 && list;
+    }, 30_000);
+    expect(events[0]).toMatchObject({ type: 'Warning' });
+    expect(events[0]!.message).toContain(pod);
+
+    // Gone with the pods: the condition leaves the status.
+    await kubectl(['scale', 'deployment/checked', '-n', 'shop', '--replicas=0']);
+    await eventually(async () => {
+      const types = await kubectl([
+        'get',
+        'msvc',
+        'checked',
+        '-n',
+        'shop',
+        '-o',
+        'jsonpath={.status.conditions[*].type}',
+      ]);
+      return !types.includes('SidecarsMissing');
+    }, 30_000);
   });
 });

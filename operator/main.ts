@@ -3,6 +3,7 @@ import { MaxineError } from '../common/errors.js';
 import { loadConfig, USAGE } from './config.js';
 import { createOperator } from './operator.js';
 import { createLogger } from './telemetry/logger.js';
+import { kubeErrorFields } from './kube/errors.js';
 
 async function main(): Promise<void> {
   let config;
@@ -40,7 +41,10 @@ async function main(): Promise<void> {
   try {
     await operator.start();
   } catch (err) {
-    logger.fatal({ err }, 'operator failed to start');
+    // An API server's answer is logged as its Status; anything else keeps its stack.
+    const error = kubeErrorFields(err);
+    const kube = error.status !== undefined || error.reason !== undefined;
+    logger.fatal(kube ? { error } : { err }, 'operator failed to start');
     process.exit(1);
   }
 }

@@ -22,3 +22,23 @@ export function setCondition(
 export function removeCondition(conditions: readonly Condition[], type: string): Condition[] {
   return conditions.filter((c) => c.type !== type);
 }
+
+/** MaxineService: selected pods lack the sidecar its healthCheck needs (Kubernetes mode). */
+export const SIDECARS_MISSING = 'SidecarsMissing';
+
+export function sidecarsMissingCondition(
+  pods: number,
+  advice: string,
+  generation: number,
+): Omit<Condition, 'lastTransitionTime'> {
+  return {
+    type: SIDECARS_MISSING,
+    status: 'True',
+    reason: 'NoSidecar',
+    message:
+      `${pods} selected ${pods === 1 ? 'pod has' : 'pods have'} no maxine-sidecar container, ` +
+      `so spec.healthCheck cannot run and ${pods === 1 ? 'it stays' : 'they stay'} critical ` +
+      `(health reason no-sidecar): ${advice}`,
+    observedGeneration: generation,
+  };
+}

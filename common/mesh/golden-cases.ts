@@ -148,7 +148,7 @@ export const GOLDEN_CASES: GoldenCase[] = [
         { name: 'v1', weight: 90 },
         { name: 'v2', weight: 10, labels: { track: 'canary' } },
       ],
-      retries: { attempts: 3, perTryTimeoutSeconds: 2, on: ['5xx', 'reset'] },
+      retries: { attempts: 3, perTryTimeoutSeconds: 2, retryOn: ['5xx', 'reset'] },
       requestTimeoutSeconds: 7.5,
     }),
   ),

@@ -210,7 +210,7 @@ describe('istioTraffic: VirtualService', () => {
   it('renders retries and timeouts as Istio durations', () => {
     const spec = {
       requestTimeoutSeconds: 1.5,
-      retries: { attempts: 3, perTryTimeoutSeconds: 0.25, on: ['5xx', 'gateway-error'] },
+      retries: { attempts: 3, perTryTimeoutSeconds: 0.25, retryOn: ['5xx', 'gateway-error'] },
     };
     expect(get(render(spec).objects, 'VirtualService').spec.http).toEqual([
       {

@@ -242,7 +242,10 @@ function virtualService(r: Render): MeshObject | undefined {
     http.timeout = istioDuration(spec.requestTimeoutSeconds);
   }
   if (spec.retries !== undefined) {
-    const retries: Json = { attempts: spec.retries.attempts, retryOn: spec.retries.on.join(',') };
+    const retries: Json = {
+      attempts: spec.retries.attempts,
+      retryOn: spec.retries.retryOn.join(','),
+    };
     if (spec.retries.perTryTimeoutSeconds !== undefined) {
       retries.perTryTimeout = istioDuration(spec.retries.perTryTimeoutSeconds);
     }

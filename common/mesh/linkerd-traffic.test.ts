@@ -68,7 +68,11 @@ describe('linkerdTraffic', () => {
       ports: [{ port: 80 }],
       versions: VERSIONS,
       requestTimeoutSeconds: 1.5,
-      retries: { attempts: 3, perTryTimeoutSeconds: 0.5, on: ['5xx', 'gateway-error', 'reset'] },
+      retries: {
+        attempts: 3,
+        perTryTimeoutSeconds: 0.5,
+        retryOn: ['5xx', 'gateway-error', 'reset'],
+      },
     };
     const { objects, differences } = render(spec);
     const route = only(objects, 'HTTPRoute');
@@ -82,7 +86,7 @@ describe('linkerdTraffic', () => {
     });
     expect(differences).toContainEqual(
       expect.objectContaining({
-        subject: 'spec.retries.on',
+        subject: 'spec.retries.retryOn',
         message: expect.stringContaining('reset are not retried'),
       }),
     );
@@ -90,8 +94,10 @@ describe('linkerdTraffic', () => {
 
   it('maps gateway-error and retriable-4xx to status lists, and drops retries it cannot express', () => {
     const annotations = (on: string[]) =>
-      only(render({ versions: VERSIONS, retries: { attempts: 1, on } }).objects, 'HTTPRoute')
-        .metadata.annotations;
+      only(
+        render({ versions: VERSIONS, retries: { attempts: 1, retryOn: on } }).objects,
+        'HTTPRoute',
+      ).metadata.annotations;
     expect(annotations(['gateway-error', 'retriable-4xx'])).toEqual({
       'retry.linkerd.io/http': '502-504,409',
       'retry.linkerd.io/limit': '1',
@@ -102,7 +108,7 @@ describe('linkerdTraffic', () => {
   it('renders a ServiceProfile for retries and timeouts without versions', () => {
     const { objects, differences } = render({
       requestTimeoutSeconds: 2,
-      retries: { attempts: 4, perTryTimeoutSeconds: 1, on: ['5xx', 'reset'] },
+      retries: { attempts: 4, perTryTimeoutSeconds: 1, retryOn: ['5xx', 'reset'] },
     });
     const profile = only(objects, 'ServiceProfile');
     expect(profile.apiVersion).toBe('linkerd.io/v1alpha2');
@@ -113,7 +119,7 @@ describe('linkerdTraffic', () => {
     });
     expect(differences.map((d) => d.subject)).toEqual([
       'spec.retries.attempts',
-      'spec.retries.on',
+      'spec.retries.retryOn',
       'spec.retries.perTryTimeoutSeconds',
     ]);
     expect(differences.every((d) => d.object === 'ServiceProfile/web.shop.svc.cluster.local')).toBe(
@@ -123,7 +129,7 @@ describe('linkerdTraffic', () => {
 
   it('does not mark the route retryable without 5xx', () => {
     const profile = only(
-      render({ retries: { attempts: 1, on: ['connect-failure'] } }).objects,
+      render({ retries: { attempts: 1, retryOn: ['connect-failure'] } }).objects,
       'ServiceProfile',
     );
     expect(profile.spec.routes).toEqual([{ name: 'all', condition: { pathRegex: '.*' } }]);

@@ -125,15 +125,15 @@ function retryAnnotations(
   object: string,
   differences: MeshDifference[],
 ): Record<string, string> | undefined {
-  const on = retries.on.includes('5xx')
-    ? retries.on.filter((c) => c !== 'gateway-error')
-    : retries.on;
+  const on = retries.retryOn.includes('5xx')
+    ? retries.retryOn.filter((c) => c !== 'gateway-error')
+    : retries.retryOn;
   const statuses = on.flatMap((c) => RETRY_STATUS[c] ?? []);
   const lost = on.filter((c) => RETRY_STATUS[c] === undefined);
   if (lost.length > 0) {
     differences.push({
       object,
-      subject: 'spec.retries.on',
+      subject: 'spec.retries.retryOn',
       message: `Linkerd retries by response status only: ${lost.join(', ')} ${statuses.length > 0 ? 'are not retried' : 'cannot be expressed, so no retries are rendered'}.`,
     });
   }
@@ -164,7 +164,7 @@ function serviceProfile(input: MeshInput, differences: MeshDifference[]): MeshOb
   }
   const body: Json = { routes: [route] };
   if (spec.retries !== undefined) {
-    if (spec.retries.on.includes('5xx')) route.isRetryable = true;
+    if (spec.retries.retryOn.includes('5xx')) route.isRetryable = true;
     body.retryBudget = RETRY_BUDGET;
     differences.push(...profileRetryDifferences(spec.retries, object));
   }
@@ -184,17 +184,17 @@ function profileRetryDifferences(retries: Retries, object: string): MeshDifferen
       message: `Linkerd retries within a budget (at most 20% extra requests, at least 10 retries per second), not ${retries.attempts} times per request.`,
     },
   ];
-  const other = retries.on.filter((c) => c !== '5xx');
-  if (!retries.on.includes('5xx')) {
+  const other = retries.retryOn.filter((c) => c !== '5xx');
+  if (!retries.retryOn.includes('5xx')) {
     out.push({
       object,
-      subject: 'spec.retries.on',
-      message: `A ServiceProfile retries responses classed as failures (5xx) only; without 5xx in the conditions (${retries.on.join(', ')}) the route is not marked retryable.`,
+      subject: 'spec.retries.retryOn',
+      message: `A ServiceProfile retries responses classed as failures (5xx) only; without 5xx in the conditions (${retries.retryOn.join(', ')}) the route is not marked retryable.`,
     });
   } else if (other.length > 0) {
     out.push({
       object,
-      subject: 'spec.retries.on',
+      subject: 'spec.retries.retryOn',
       message: `A ServiceProfile retries 5xx responses only: ${other.join(', ')} are not retried.`,
     });
   }

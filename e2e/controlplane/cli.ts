@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startControlPlane, stopProcesses, type ProcessInfo } from './cluster.js';
+import { stopProcesses, type ProcessInfo } from './cluster.js';
+import { startLocalCluster } from './up.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DIR = path.join(ROOT, '.maxine', 'cluster');
@@ -61,19 +62,8 @@ async function up(): Promise<void> {
   if (old) await stopProcesses(old.processes, old.dir);
   await fsp.rm(DIR, { recursive: true, force: true });
 
-  const cp = await startControlPlane({ workloads: true, dir: DIR, detached: true });
+  const cp = await startLocalCluster({ dir: DIR, detached: true });
   try {
-    const crds = path.join(ROOT, 'crds');
-    const applied = await cp.kubectl(['apply', '-f', crds]);
-    if (applied.code !== 0) throw new Error(`kubectl apply -f crds/: ${applied.stderr}`);
-    const established = await cp.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      '-f',
-      crds,
-    ]);
-    if (established.code !== 0) throw new Error(`kubectl wait crds: ${established.stderr}`);
     const state: State = {
       dir: cp.dir,
       server: cp.server,

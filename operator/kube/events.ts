@@ -12,6 +12,7 @@
 import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { CoreV1Event, KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger.js';
+import { kubeErrorFields } from './errors.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -61,7 +62,7 @@ export class EventRecorder {
     this.chain = this.chain.then(() =>
       this.write(object, type, reason, message).catch((err: unknown) =>
         this.opts.logger.warn(
-          { err, reason, object: refOf(object) },
+          { error: kubeErrorFields(err), reason, object: refOf(object) },
           'could not record a Kubernetes Event',
         ),
       ),

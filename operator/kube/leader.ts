@@ -8,6 +8,9 @@
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger.js';
+import { kubeErrorFields } from './errors.js';
+import type { KubeErrorFields } from './errors.js';
+import { RepeatLimiter } from './repeat.js';
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -19,6 +22,43 @@ export interface LeaderElectionOptions {
   logger: Logger;
   onStartedLeading?: () => void;
   onStoppedLeading?: () => void;
+  /** A failure that repeats on every try is logged once, then once per this interval. Default 60 s. */
+  repeatLogMs?: number;
+}
+
+/** The namespace manifests/ (and examples/) create for the operator. */
+const DEFAULT_NAMESPACE = 'maxine-system';
+
+/** What a failed election request means for a person: a one-line message and the error's fields. */
+export function leaderElectionProblem(
+  err: unknown,
+  lease: { namespace: string; name: string },
+): { key: string; message: string; error: KubeErrorFields } {
+  const fields = kubeErrorFields(err);
+  const key = `${fields.status ?? ''}|${fields.reason ?? ''}|${fields.message}`;
+  const where = `${lease.namespace}/${lease.name}`;
+  const missing = /^namespaces "([^"]+)" not found/.exec(fields.message)?.[1];
+  if (fields.status === 404 && missing !== undefined) {
+    const create =
+      missing === DEFAULT_NAMESPACE
+        ? '`kubectl apply -k manifests/` (or `kubectl apply -f examples/`)'
+        : `\`kubectl create namespace ${missing}\``;
+    return {
+      key,
+      error: fields,
+      message:
+        `cannot lead: the lease namespace ${missing} does not exist, so no status is written; ` +
+        `create it with ${create}, or name an existing one with --lease-namespace`,
+    };
+  }
+  if (fields.status === 403) {
+    return {
+      key,
+      error: fields,
+      message: `cannot lead: not allowed to read and write the Lease ${where} (the Role in manifests/rbac.yaml grants it), so no status is written`,
+    };
+  }
+  return { key, error: fields, message: `leader election request for the Lease ${where} failed` };
 }
 
 export class LeaderElector {
@@ -27,9 +67,11 @@ export class LeaderElector {
   private leading = false;
   private lastRenew = 0;
   private stopped = false;
+  private readonly problems: RepeatLimiter;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.problems = new RepeatLimiter(opts.repeatLogMs ?? 60_000);
   }
 
   get isLeader(): boolean {
@@ -58,7 +100,10 @@ export class LeaderElector {
         });
       }
     } catch (err) {
-      this.opts.logger.debug({ err }, 'releasing the leader lease failed');
+      this.opts.logger.debug(
+        { lease: `${this.opts.namespace}/${this.opts.name}`, error: kubeErrorFields(err) },
+        'releasing the leader lease failed',
+      );
     }
   }
 
@@ -67,12 +112,10 @@ export class LeaderElector {
     try {
       const won = await this.tryAcquireOrRenew();
       if (won) this.lastRenew = Date.now();
+      this.problems.reset();
       this.setLeading(won);
     } catch (err) {
-      this.opts.logger.warn(
-        { err: (err as Error).message, lease: this.opts.name },
-        'leader election request failed',
-      );
+      this.report(err);
       // A leader that cannot renew for a whole lease duration must assume it lost.
       if (this.leading && Date.now() - this.lastRenew > this.opts.leaseDurationSeconds * 1000)
         this.setLeading(false);
@@ -81,6 +124,23 @@ export class LeaderElector {
       this.timer = setTimeout(() => void this.tick(), this.opts.renewSeconds * 1000);
       this.timer.unref();
     }
+  }
+
+  /** One line per problem, repeated once a minute while it lasts: never a dump every renewal. */
+  private report(err: unknown): void {
+    const { namespace, name, renewSeconds } = this.opts;
+    const problem = leaderElectionProblem(err, { namespace, name });
+    const { log, repeats } = this.problems.check(problem.key);
+    if (!log) return;
+    this.opts.logger.warn(
+      {
+        lease: `${namespace}/${name}`,
+        error: problem.error,
+        retryInSeconds: renewSeconds,
+        ...(repeats > 0 && { repeatsSinceLastLog: repeats }),
+      },
+      problem.message,
+    );
   }
 
   private async read(): Promise<V1Lease | undefined> {

@@ -1,7 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import { serviceSpecSchema } from '../../common/resources.js';
 import type { PodLike } from './pods.js';
-import { isPodReady, podInstance, podInstanceId, selects, versionOf } from './pods.js';
+import {
+  hasSidecar,
+  isPodReady,
+  lacksSidecar,
+  noSidecarAdvice,
+  podInstance,
+  podInstanceId,
+  selects,
+  versionOf,
+} from './pods.js';
 
 const ready = {
   phase: 'Running',
@@ -106,5 +115,63 @@ describe('podInstanceId', () => {
   it('is unique across namespaces and bounded in length', () => {
     expect(podInstanceId('a', 'p', 's')).not.toBe(podInstanceId('b', 'p', 's'));
     expect(podInstanceId('a', 'p'.repeat(253), 's').length).toBeLessThanOrEqual(253);
+  });
+});
+
+describe('pods without sidecar', () => {
+  const checked = spec({ selector: { app: 'web' }, healthCheck: { http: { path: '/healthz' } } });
+  const unchecked = spec({ selector: { app: 'web' } });
+  const app = { name: 'web', ports: [{ containerPort: 9000 }] };
+  const native = pod({ spec: { initContainers: [{ name: 'maxine-sidecar' }], containers: [app] } });
+  const plain = pod({ spec: { containers: [app, { name: 'maxine-sidecar' }] } });
+  const bare = pod({ spec: { containers: [app] } });
+  const otherInit = pod({ spec: { initContainers: [{ name: 'migrate' }], containers: [app] } });
+
+  it.each([
+    ['a native sidecar (init container)', native, true],
+    ['a sidecar as a plain container', plain, true],
+    ['no sidecar', bare, false],
+    ['another init container only', otherInit, false],
+    ['no spec', pod({ spec: undefined }), false],
+  ])('hasSidecar: %s', (_what, p, expected) => {
+    expect(hasSidecar(p)).toBe(expected);
+  });
+
+  it.each([
+    ['a healthCheck and no sidecar', checked, bare, true],
+    ['a healthCheck and its sidecar', checked, native, false],
+    ['no healthCheck: a pod is an instance as an Endpoint is', unchecked, bare, false],
+  ])('lacksSidecar and the instance: %s', (_what, s, p, expected) => {
+    expect(lacksSidecar(s, p)).toBe(expected);
+    expect(podInstance('shop', 'web', s, p)?.noSidecar === true).toBe(expected);
+  });
+
+  const named = (name: string, annotations?: Record<string, string>) =>
+    pod({ metadata: { name, labels: { app: 'web' }, ...(annotations && { annotations }) } });
+
+  it.each([
+    [
+      'pods that did not ask',
+      [named('web-1'), named('web-2')],
+      ['pods web-1, web-2 did not ask for injection', 'maxine.io/inject: "true"', 'recreate them'],
+    ],
+    [
+      'a pod that asked but was admitted without it',
+      [named('web-1', { 'maxine.io/inject': 'true' })],
+      ['pod web-1 asked for injection', "operator's webhook", 'failurePolicy Ignore'],
+    ],
+    [
+      'both kinds',
+      [named('a', { 'maxine.io/inject': 'true' }), named('b', { 'maxine.io/inject': 'false' })],
+      ['pod a asked for injection', 'pod b did not ask for injection'],
+    ],
+    [
+      'many pods, a few named',
+      ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7'].map((n) => named(n)),
+      ['pods p1, p2, p3, p4, p5 and 2 more'],
+    ],
+  ])('noSidecarAdvice: %s', (_what, pods, says) => {
+    const advice = noSidecarAdvice(pods);
+    for (const text of says) expect(advice).toContain(text);
   });
 });

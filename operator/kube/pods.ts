@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ServiceSpec } from '../../common/resources.js';
 import type { PodInstance } from '../registry/registry.js';
+import { ANNOTATION_INJECT, SIDECAR_NAME } from '../webhook/patch.js';
 
 /** The few pod fields the mapping reads (structurally compatible with client-node's V1Pod). */
 export interface PodLike {
@@ -14,11 +15,13 @@ export interface PodLike {
     namespace?: string;
     uid?: string;
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
     deletionTimestamp?: unknown;
   };
   spec?: {
     nodeName?: string;
-    containers?: { ports?: { containerPort: number; name?: string }[] }[];
+    initContainers?: { name: string }[];
+    containers?: { name?: string; ports?: { containerPort: number; name?: string }[] }[];
   };
   status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] };
 }
@@ -38,6 +41,46 @@ export function isPodReady(pod: PodLike): boolean {
     pod.status?.phase === 'Running' &&
     (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
   );
+}
+
+/** The pod carries the sidecar the webhook injects (a native sidecar, or a plain container). */
+export function hasSidecar(pod: PodLike): boolean {
+  const named = (c: { name?: string }): boolean => c.name === SIDECAR_NAME;
+  return (pod.spec?.initContainers ?? []).some(named) || (pod.spec?.containers ?? []).some(named);
+}
+
+/**
+ * A pod whose service has a healthCheck but which has no sidecar to run it: its health can never
+ * be known, so it is critical with the reason `no-sidecar` until it is recreated with one.
+ */
+export function lacksSidecar(spec: ServiceSpec, pod: PodLike): boolean {
+  return spec.healthCheck !== undefined && !hasSidecar(pod);
+}
+
+/** What to do about pods without sidecar, by whether they asked for injection. */
+export function noSidecarAdvice(pods: readonly PodLike[]): string {
+  const asked = pods.filter((p) => p.metadata?.annotations?.[ANNOTATION_INJECT] === 'true');
+  const advice: string[] = [];
+  if (asked.length > 0)
+    advice.push(
+      `${names(asked)} asked for injection (${ANNOTATION_INJECT}: "true") but were admitted without it: ` +
+        `make sure the operator's webhook runs and the API server reaches it (failurePolicy Ignore admits pods while it does not), then recreate them`,
+    );
+  const rest = pods.filter((p) => !asked.includes(p));
+  if (rest.length > 0)
+    advice.push(
+      `${names(rest)} did not ask for injection: annotate the pod template with ${ANNOTATION_INJECT}: "true" ` +
+        `(or label the namespace maxine.io/injection=enabled), then recreate them`,
+    );
+  return advice.join('; ');
+}
+
+const SHOWN_PODS = 5;
+
+function names(pods: readonly PodLike[]): string {
+  const shown = pods.slice(0, SHOWN_PODS).map((p) => p.metadata?.name ?? '?');
+  const more = pods.length - shown.length;
+  return `${pods.length === 1 ? 'pod' : 'pods'} ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
 
 /** The instance id of a pod in a service: stable, unique across namespaces and services. */
@@ -97,5 +140,6 @@ export function podInstance(
     weight: 1,
     metadata: node === undefined ? { pod: name } : { pod: name, node },
     ready: isPodReady(pod),
+    ...(lacksSidecar(spec, pod) && { noSidecar: true }),
   };
 }

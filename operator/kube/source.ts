@@ -22,14 +22,15 @@ import type {
 import { formatPath } from '../../common/errors.js';
 import { API_GROUP, API_VERSION, maxineResourceSchema } from '../../common/resources.js';
 import type { ResourceKind, ResourceStatus } from '../../common/resources.js';
-import { setCondition } from '../status.js';
+import { setCondition, sidecarsMissingCondition } from '../status.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
-import { podInstance, selects } from './pods.js';
+import { lacksSidecar, noSidecarAdvice, podInstance, selects } from './pods.js';
 import type { PodLike } from './pods.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { EventRecorder } from './events.js';
 import { WorkQueue } from './queue.js';
+import { describeKubeError, isKubeNotFound, kubeErrorFields } from './errors.js';
 
 export const PLURALS: Record<ResourceKind, string> = {
   MaxineService: 'maxineservices',
@@ -74,6 +75,8 @@ export class KubeSource {
   private readonly synced = new Set<ResourceKind>();
   private readonly invalid = new Map<string, InvalidObject>();
   private readonly restarts = new Map<ResourceKind | 'Pod', number>();
+  /** MaxineService key → its selected pods without the sidecar its healthCheck needs. */
+  private readonly sidecarless = new Map<string, { pods: string[]; advice: string }>();
   private stopped = false;
   /** Whether pod instances were last seen beyond the registry's total limit. */
   private overLimit = false;
@@ -91,13 +94,16 @@ export class KubeSource {
       reconcile: (key) => this.writeStatusOf(key),
       workers: 4,
       onError: (key, err, attempt, retryInMs) => {
-        opts.logger.warn({ key, err, attempt, retryInMs }, 'status write failed; retrying');
+        opts.logger.warn(
+          { key, error: kubeErrorFields(err), attempt, retryInMs },
+          'status write failed; retrying',
+        );
         if (attempt === STATUS_FAILURE_EVENT_AFTER) {
           this.event(
             key,
             'Warning',
             'StatusWriteFailed',
-            `Could not write the status: ${String(err)}`,
+            `Could not write the status: ${describeKubeError(err)}`,
           );
         }
       },
@@ -211,7 +217,10 @@ export class KubeSource {
       this.opts.restartMaxMs ?? 30_000,
       (this.opts.restartBaseMs ?? 500) * 2 ** (attempt - 1),
     );
-    this.opts.logger.warn({ kind, err, attempt, retryInMs: delay }, 'informer failed; restarting');
+    this.opts.logger.warn(
+      { kind, error: kubeErrorFields(err), attempt, retryInMs: delay },
+      'informer failed; restarting',
+    );
     setTimeout(() => {
       if (this.stopped) return;
       informer.start().catch((e: unknown) => this.restartLater(kind, informer, e));
@@ -227,10 +236,16 @@ export class KubeSource {
   private syncPods(namespace: string, name: string): void {
     const spec = this.opts.reconciler.serviceSpec(namespace, name);
     if (spec === undefined) return;
-    const instances = (this.pods?.list(namespace) ?? [])
-      .filter((pod) => selects(spec.selector, pod.metadata?.labels))
-      .map((pod) => podInstance(namespace, name, spec, pod as PodLike))
+    const selected = (this.pods?.list(namespace) ?? []).filter((pod) =>
+      selects(spec.selector, pod.metadata?.labels),
+    ) as PodLike[];
+    const instances = selected
+      .map((pod) => podInstance(namespace, name, spec, pod))
       .filter((i) => i !== undefined);
+    this.noteSidecarless(
+      `MaxineService/${namespace}/${name}`,
+      selected.filter((pod) => lacksSidecar(spec, pod)),
+    );
     const { added, removed, overLimit } = this.opts.registry.syncPodInstances(
       namespace,
       name,
@@ -261,6 +276,32 @@ export class KubeSource {
     } else this.opts.logger.info({ limit }, 'instances are within --max-instances again');
   }
 
+  /**
+   * Pods without the sidecar their service's healthCheck needs: said in the status (condition
+   * SidecarsMissing) and, when new ones appear, in a Warning Event NoSidecar.
+   */
+  private noteSidecarless(key: string, pods: PodLike[]): void {
+    const names = pods.map((p) => p.metadata?.name ?? '').sort();
+    const known = this.sidecarless.get(key)?.pods ?? [];
+    if (names.join('/') === known.join('/')) return;
+    if (pods.length === 0) this.sidecarless.delete(key);
+    else this.sidecarless.set(key, { pods: names, advice: noSidecarAdvice(pods) });
+    this.statusQueue.add(key);
+    const fresh = pods.filter((p) => !known.includes(p.metadata?.name ?? ''));
+    if (fresh.length > 0) {
+      this.opts.logger.warn(
+        { service: key, pods: fresh.map((p) => p.metadata?.name) },
+        'pods without sidecar: their health check cannot run (health reason no-sidecar)',
+      );
+      this.event(
+        key,
+        'Warning',
+        'NoSidecar',
+        `No maxine-sidecar container, so spec.healthCheck cannot run and the instance stays critical: ${noSidecarAdvice(fresh)}`,
+      );
+    }
+  }
+
   // Returns a promise for the work queue; the work itself is synchronous.
   // eslint-disable-next-line @typescript-eslint/require-await
   private async reconcile(key: string): Promise<void> {
@@ -272,6 +313,7 @@ export class KubeSource {
     const object = this.informers.get(kind)?.get(name, namespace);
     if (object === undefined) {
       this.invalid.delete(key);
+      this.sidecarless.delete(key);
       if (this.opts.reconciler.delete(key))
         this.opts.logger.info({ kind, namespace, name }, 'resource deleted');
       return;
@@ -341,7 +383,28 @@ export class KubeSource {
       invalid === undefined
         ? this.opts.reconciler.statusOf(key)
         : this.invalidStatus(key, invalid.generation, invalid.message);
-    if (status !== undefined) await this.writeStatus(key, object, status);
+    if (status !== undefined)
+      await this.writeStatus(key, object, this.withPodProblems(key, object, status));
+  }
+
+  /** Adds SidecarsMissing while selected pods lack a sidecar, keeping its transition time. */
+  private withPodProblems(
+    key: string,
+    object: KubernetesObject,
+    status: ResourceStatus,
+  ): ResourceStatus {
+    const missing = this.sidecarless.get(key);
+    if (missing === undefined) return status;
+    const condition = sidecarsMissingCondition(
+      missing.pods.length,
+      missing.advice,
+      object.metadata?.generation ?? 0,
+    );
+    const stored = (object as { status?: ResourceStatus }).status?.conditions ?? [];
+    const carried = setCondition(stored, condition, Date.now()).find(
+      (c) => c.type === condition.type,
+    );
+    return { ...status, conditions: [...(status.conditions ?? []), ...(carried ? [carried] : [])] };
   }
 
   /** Invalid: Ready stays True only while an earlier valid version is in force. */
@@ -404,7 +467,7 @@ export class KubeSource {
       );
     } catch (err) {
       // Deleted meanwhile: its delete event follows; nothing to write.
-      if ((err as { code?: number }).code === 404) return;
+      if (isKubeNotFound(err)) return;
       throw err;
     }
   }

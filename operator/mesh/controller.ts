@@ -31,6 +31,7 @@ import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { EventLog } from '../events/log.js';
 import type { MeshReport, Reconciler } from '../reconciler.js';
 import type { Logger } from '../telemetry/logger.js';
+import { describeKubeError, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
 import type { MeshRenderer } from './render.js';
 
 export const FIELD_MANAGER = 'maxine-operator';
@@ -129,22 +130,7 @@ function meshMetrics(prom: PromRegistry | undefined) {
   };
 }
 
-function errorText(err: unknown): string {
-  const e = err as { code?: number; body?: unknown; message?: string };
-  const body = typeof e.body === 'string' ? safeJson(e.body) : e.body;
-  const message = (body as { message?: string } | undefined)?.message ?? e.message ?? String(err);
-  return e.code === undefined ? message : `${e.code}: ${message}`;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return { message: text };
-  }
-}
-
-const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
+const isNotFound = isKubeNotFound;
 
 interface Availability {
   missing: string[];
@@ -279,7 +265,7 @@ export class MeshController {
     } catch (err) {
       this.metrics.syncs.inc({ outcome: 'error' });
       this.opts.logger.error(
-        { err: errorText(err) },
+        { error: kubeErrorFields(err) },
         'mesh sync failed; retrying on the next change or resync',
       );
     }
@@ -305,7 +291,7 @@ export class MeshController {
           });
         } catch (err) {
           if (isNotFound(err)) out[mesh].missing.push(`${k.kind} (${k.group}/${k.version})`);
-          else out[mesh].error ??= `cannot list ${k.plural}.${k.group}: ${errorText(err)}`;
+          else out[mesh].error ??= `cannot list ${k.plural}.${k.group}: ${describeKubeError(err)}`;
         }
       }
     }
@@ -348,7 +334,7 @@ export class MeshController {
         await this.apply(mesh, obj, uid);
       } catch (err) {
         this.metrics.writes.inc({ mesh, operation: 'apply', outcome: 'error' });
-        failures.push(`${obj.kind}/${obj.metadata.name}: ${errorText(err)}`);
+        failures.push(`${obj.kind}/${obj.metadata.name}: ${describeKubeError(err)}`);
       }
     }
     const status = {
@@ -497,7 +483,10 @@ export class MeshController {
         } catch (err) {
           if (isNotFound(err)) continue;
           this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'error' });
-          this.opts.logger.warn({ object: key, err: errorText(err) }, 'mesh object not pruned');
+          this.opts.logger.warn(
+            { object: key, error: kubeErrorFields(err) },
+            'mesh object not pruned',
+          );
         }
       }
     }

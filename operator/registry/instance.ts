@@ -23,11 +23,16 @@ export interface InstanceRecord {
   leaseLapsed: boolean;
   /** Pod readiness (always true for registrations). */
   ready: boolean;
+  /** A pod without the sidecar its service's healthCheck needs (Kubernetes pods only). */
+  noSidecar?: boolean;
   check: { status: HealthStatus; output?: string };
   connections: number;
 }
 
 export function healthOf(r: InstanceRecord): { status: HealthStatus; reason: string } {
+  // First: it is the lasting cause (the pod must be recreated), and what a person acts on.
+  if (r.noSidecar === true && r.lastHeartbeat === undefined)
+    return { status: 'critical', reason: 'no-sidecar' };
   if (!r.ready) return { status: 'critical', reason: 'not-ready' };
   if (r.leaseLapsed) return { status: 'critical', reason: 'lease-expired' };
   return { status: r.check.status, reason: 'check' };

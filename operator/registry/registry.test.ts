@@ -457,6 +457,37 @@ describe('a sidecar on a pod instance', () => {
     expect(registry.getInstance('p1')).toBeUndefined();
   });
 
+  it.each([
+    ['a Ready pod without sidecar', { ready: true, noSidecar: true }, 'critical', 'no-sidecar'],
+    [
+      'a pod neither Ready nor injected',
+      { ready: false, noSidecar: true },
+      'critical',
+      'no-sidecar',
+    ],
+    ['a Ready pod with its sidecar', { ready: true, noSidecar: false }, 'passing', 'check'],
+  ])('%s: %s (%s)', (_what, state, status, reason) => {
+    const { registry, discover } = withPod();
+    registry.syncPodInstances('ns', 'api', [
+      { ...pod('p1', state.ready), noSidecar: state.noSidecar },
+    ]);
+    expect(registry.getInstance('p1')?.health).toMatchObject({ status, reason });
+    if (status === 'critical') expect(() => discover()).toThrow(MaxineError);
+    else expect(discover().instance?.id).toBe('p1');
+  });
+
+  it('a pod whose sidecar appears (recreated with injection) is no longer no-sidecar', () => {
+    const { registry, types } = withPod();
+    registry.syncPodInstances('ns', 'api', [{ ...pod('p1'), noSidecar: true }]);
+    expect(types()).toContain('service_unhealthy');
+    registry.syncPodInstances('ns', 'api', [{ ...pod('p1'), noSidecar: false }]);
+    expect(registry.getInstance('p1')?.health).toMatchObject({
+      status: 'passing',
+      reason: 'check',
+    });
+    expect(types()).toContain('service_healthy');
+  });
+
   it('a pod that is not Ready stays out of discovery whatever its sidecar says', () => {
     const { registry, discover } = withPod();
     registry.syncPodInstances('ns', 'api', [pod('p1', false)]);

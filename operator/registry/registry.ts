@@ -50,6 +50,11 @@ export interface PodInstance {
   metadata: Record<string, string>;
   /** Running, Ready and not terminating. */
   ready: boolean;
+  /**
+   * The service has a healthCheck, which only the sidecar runs, and the pod has no sidecar
+   * (it was not injected): its health can never be known.
+   */
+  noSidecar?: boolean;
 }
 
 export interface RegistryOptions {
@@ -416,6 +421,7 @@ export class Registry {
       // An unchanged map keeps its object: events and answers share it instead of copies.
       metadata: reuse(existing.metadata, pod.metadata),
       ready: pod.ready,
+      noSidecar: pod.noSidecar,
     });
     // Any routing field (address, ports, version, zone, weight, metadata) changed.
     if (routeOf(existing) !== route) {

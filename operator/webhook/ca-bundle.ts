@@ -15,6 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger.js';
+import { kubeErrorFields } from '../kube/errors.js';
 import {
   CA_VALIDITY_MS,
   generateCa,
@@ -273,7 +274,10 @@ export class WebhookCertManager {
     this.timer = setTimeout(() => {
       this.check()
         .catch((err: unknown) =>
-          this.opts.logger.error({ err }, 'webhook certificate check failed'),
+          this.opts.logger.error(
+            { error: kubeErrorFields(err) },
+            'webhook certificate check failed',
+          ),
         )
         .finally(() => this.schedule());
     }, this.opts.checkIntervalMs ?? 600_000);
@@ -301,7 +305,7 @@ export class WebhookCertManager {
         );
         const missing = statusCodeOf(err) === 404;
         this.opts.logger.warn(
-          { name, attempt, retryInMs: delay, ...(missing ? {} : { err }) },
+          { name, attempt, retryInMs: delay, ...(missing ? {} : { error: kubeErrorFields(err) }) },
           missing
             ? `MutatingWebhookConfiguration ${name} not found yet; retrying`
             : `could not write the CA bundle of MutatingWebhookConfiguration ${name}; retrying`,

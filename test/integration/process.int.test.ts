@@ -83,6 +83,28 @@ describe('operator process', () => {
     }
   });
 
+  it('reads examples/ as `npm start` does: no problem, and nothing said about its Namespaces', async () => {
+    const { child, lines, port } = await startProcess(['--port', '0']);
+    let body: { items: { kind: string }[]; problems: unknown[] } = { items: [], problems: [] };
+    for (let i = 0; i < 100 && body.items.length === 0; i++) {
+      body = (await (
+        await fetch(`http://127.0.0.1:${port}/api/v1/resources`)
+      ).json()) as typeof body;
+      if (body.items.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    // examples/ holds Namespaces for kubectl too: standalone mode skips them silently.
+    expect(body.items.length).toBeGreaterThanOrEqual(7);
+    expect(body.items.every((i) => i.kind.startsWith('Maxine'))).toBe(true);
+    expect(body.problems).toEqual([]);
+    // Nothing about the folder (the README's two warnings, anonymous access and audit log, aside).
+    const loud = lines.filter((l) => l.level === 'warn' || l.level === 'error');
+    const aboutFiles = loud.filter(
+      (l) => 'file' in l || /resource|namespace|invalid/i.test(String(l.msg)),
+    );
+    expect(aboutFiles).toEqual([]);
+    child.kill('SIGTERM');
+  });
+
   it('refuses a bad flag with a message naming it and exit code 2', async () => {
     const child = spawn(process.execPath, [
       '--import',
