@@ -93,7 +93,7 @@ describe('event-stream limits', () => {
       eventStreamMaxPerPrincipal: 256,
       snapshotConcurrency: 4,
       snapshotQueue: 64,
-      snapshotChunkBytes: 256 * 1024,
+      snapshotChunkBytes: 64 * 1024,
       snapshotStallMs: 30_000,
     });
   });

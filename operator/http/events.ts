@@ -66,7 +66,7 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   maxPerPrincipal: 256,
   snapshotConcurrency: 4,
   snapshotQueue: 64,
-  snapshotChunkBytes: 256 * 1024,
+  snapshotChunkBytes: 64 * 1024,
   snapshotStallMs: 30_000,
 };
 
