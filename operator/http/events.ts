@@ -372,7 +372,12 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
    */
   async function buildTurn<T>(s: Stream, build: () => T): Promise<T | undefined> {
     const release: Release | undefined = await gate.acquire(s.gone.signal);
-    if (release === undefined) return undefined; // the stream closed while waiting
+    if (release === undefined) {
+      // The stream closed while waiting; a full queue cannot happen (see the gate above),
+      // but would not leave a stream open with neither snapshot nor events.
+      if (!s.closed) closeStream(s, STREAM_CLOSE.TRY_AGAIN_LATER, 'too many snapshots: retry');
+      return undefined;
+    }
     try {
       await turns.next();
       if (s.closed) return undefined;
