@@ -107,7 +107,7 @@ describe('event-stream limits', () => {
       eventStreamMaxPerPrincipal: 256,
       snapshotConcurrency: 4,
       snapshotQueue: 64,
-      snapshotChunkBytes: 1024 * 1024,
+      snapshotChunkBytes: 64 * 1024,
       snapshotStallMs: 30_000,
     });
   });

@@ -79,7 +79,7 @@ export const configSchema = z
     snapshotConcurrency: int(1, 1024).default(4),
     snapshotQueue: int(0, 100_000).default(64),
     /** The bound on one snapshot message (a chunk of services and instances), in bytes. */
-    snapshotChunkBytes: int(4096, 64 * 1024 * 1024).default(1024 * 1024),
+    snapshotChunkBytes: int(4096, 64 * 1024 * 1024).default(64 * 1024),
     /** A subscriber that does not take a snapshot chunk within this long is dropped. */
     snapshotStallMs: int(100, 600_000).default(30_000),
     shutdownTimeoutMs: int(0, 600_000).default(10_000),

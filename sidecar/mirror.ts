@@ -36,7 +36,7 @@ export interface MirrorOptions {
   reconnectStableMs?: number;
   /**
    * The largest message accepted from the operator. Snapshots come in chunks of
-   * `--snapshot-chunk-bytes` (1 MiB by default), so this bounds one chunk, not the registry.
+   * `--snapshot-chunk-bytes` (64 KiB by default), so this bounds one chunk, not the registry.
    * Default 16 MiB.
    */
   maxMessageBytes?: number;

@@ -5,9 +5,10 @@
  * Like a Kubernetes list + watch: snapshot, then deltas.
  *
  * What one client can cost is bounded: connections per principal and in total (refused at
- * the handshake), snapshot builds at once (a gate with a bounded queue), and the memory of a
- * snapshot (chunks of `snapshotChunkBytes`, the next built only once the socket took the
- * last, with the event loop free between chunks). A stream lives only as long as its
+ * the handshake), snapshot chunks built at once (a gate held only while a chunk is built),
+ * snapshots in progress (concurrency + queue; past it 1013), and the memory of a snapshot
+ * (chunks of `snapshotChunkBytes`, the next built only once the socket took the last, with
+ * the event loop free between chunks). A stream lives only as long as its
  * credential: it is closed with 4401 when the token expires or a re-review refuses it.
  * No error of a stream escapes: it closes that stream (1011) with a log line.
  */
@@ -47,9 +48,12 @@ export interface StreamLimits {
   maxConnections: number;
   /** Open streams per principal; past it the handshake is refused with 429. */
   maxPerPrincipal: number;
-  /** Snapshots built at once. */
+  /** Snapshot chunks built at once (a stream waiting for its socket to drain holds none). */
   snapshotConcurrency: number;
-  /** Snapshots waiting for a slot; past it the stream is closed with 1013 (retry later). */
+  /**
+   * Snapshots in progress beyond the concurrency (waiting for a build slot or for their
+   * client to read); past it the stream is closed with 1013 (retry later).
+   */
   snapshotQueue: number;
   /** The bound on one snapshot message, in bytes. */
   snapshotChunkBytes: number;
@@ -62,7 +66,7 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   maxPerPrincipal: 256,
   snapshotConcurrency: 4,
   snapshotQueue: 64,
-  snapshotChunkBytes: 1024 * 1024,
+  snapshotChunkBytes: 64 * 1024,
   snapshotStallMs: 30_000,
 };
 
@@ -98,7 +102,12 @@ interface Stream {
 
 type Outcome = 'accepted' | 'principal_limit' | 'total_limit' | 'expired_credential';
 
-function streamMetrics(prom: PromRegistry | undefined, gate: Gate, open: () => number) {
+function streamMetrics(
+  prom: PromRegistry | undefined,
+  gate: Gate,
+  open: () => number,
+  inProgress: () => number,
+) {
   const registers = prom === undefined ? [] : [prom];
   const handshakes = new Counter({
     name: 'maxine_event_stream_handshakes_total',
@@ -116,7 +125,7 @@ function streamMetrics(prom: PromRegistry | undefined, gate: Gate, open: () => n
   });
   new Gauge({
     name: 'maxine_snapshot_builds_in_flight',
-    help: 'Resync snapshots being built and sent now',
+    help: 'Resync snapshot chunks being built now (at most the snapshot concurrency)',
     registers,
     collect() {
       this.set(gate.inFlight);
@@ -124,10 +133,10 @@ function streamMetrics(prom: PromRegistry | undefined, gate: Gate, open: () => n
   });
   new Gauge({
     name: 'maxine_snapshot_builds_queued',
-    help: 'Resync snapshots waiting for a build slot',
+    help: 'Resync snapshots in progress not building a chunk now: waiting for a build slot or for their client to take the last chunk',
     registers,
     collect() {
-      this.set(gate.queued);
+      this.set(Math.max(0, inProgress() - gate.inFlight));
     },
   });
   const snapshots = new Counter({
@@ -159,12 +168,21 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...deps.limits };
   const { logger } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, clientTracking: true });
+  // Each snapshot in progress waits for at most one slot at a time, so with at most
+  // concurrency + queue snapshots in progress the gate's queue never overflows.
   const gate = new Gate(limits.snapshotConcurrency, limits.snapshotQueue);
+  const maxSnapshots = limits.snapshotConcurrency + limits.snapshotQueue;
+  let snapshotsInProgress = 0;
   const turns = new Turnstile();
   /** Open (or opening) streams per principal key, and in total. */
   const perPrincipal = new Map<string, number>();
   let total = 0;
-  const metrics = streamMetrics(deps.prom, gate, () => total);
+  const metrics = streamMetrics(
+    deps.prom,
+    gate,
+    () => total,
+    () => snapshotsInProgress,
+  );
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
@@ -294,22 +312,26 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     });
   }
 
-  /** Streams one snapshot; its seq once `resync_end` was written, else undefined. */
+  /**
+   * Streams one snapshot; its seq once `resync_end` was written, else undefined.
+   *
+   * A build slot is held only while one chunk is built, never while the socket drains: a
+   * client that does not read keeps one chunk in memory (until the stall limit drops it),
+   * not a slot, so it cannot delay the snapshots of clients that do read. Snapshots in
+   * progress are bounded by `snapshotConcurrency + snapshotQueue` (past it: 1013), which
+   * bounds their memory by that many chunks.
+   */
   async function sendSnapshot(s: Stream): Promise<number | undefined> {
-    const release: Release | undefined = await gate.acquire(s.gone.signal);
-    if (s.closed) {
-      release?.();
-      return undefined;
-    }
-    if (release === undefined) {
+    if (snapshotsInProgress >= maxSnapshots) {
       metrics.snapshot('refused');
       logger.warn(
-        { who: s.principal.who, inFlight: gate.inFlight, queued: gate.queued },
+        { who: s.principal.who, inProgress: snapshotsInProgress, max: maxSnapshots },
         'too many snapshots in progress; event stream closed with 1013 (retry later)',
       );
       closeStream(s, STREAM_CLOSE.TRY_AGAIN_LATER, 'too many snapshots in progress: retry later');
       return undefined;
     }
+    snapshotsInProgress += 1;
     try {
       const seq = deps.events.lastSeq;
       const canRead = deps.access.canRead(s.principal);
@@ -324,12 +346,11 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         maxBytes: limits.snapshotChunkBytes,
       });
       for (;;) {
-        await turns.next(); // one chunk per turn of the event loop, across all snapshots
-        if (s.closed) {
+        const next = await buildTurn(s, () => messages.next());
+        if (next === undefined) {
           metrics.snapshot('aborted');
           return undefined;
         }
-        const next = messages.next();
         if (next.done === true) break;
         const message = next.value;
         if (!(await write(s, message))) {
@@ -340,6 +361,27 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       }
       metrics.snapshot('completed');
       return seq;
+    } finally {
+      snapshotsInProgress -= 1;
+    }
+  }
+
+  /**
+   * Runs `build` holding a build slot, on a turn of the event loop of its own (one chunk
+   * per turn across all snapshots); undefined when the stream closed meanwhile.
+   */
+  async function buildTurn<T>(s: Stream, build: () => T): Promise<T | undefined> {
+    const release: Release | undefined = await gate.acquire(s.gone.signal);
+    if (release === undefined) {
+      // The stream closed while waiting; a full queue cannot happen (see the gate above),
+      // but would not leave a stream open with neither snapshot nor events.
+      if (!s.closed) closeStream(s, STREAM_CLOSE.TRY_AGAIN_LATER, 'too many snapshots: retry');
+      return undefined;
+    }
+    try {
+      await turns.next();
+      if (s.closed) return undefined;
+      return build();
     } finally {
       release();
     }
