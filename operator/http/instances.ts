@@ -16,7 +16,7 @@ import {
 } from '../../common/wire.js';
 import type { RegisterRequest } from '../../common/wire.js';
 import type { ServiceRef } from '../../common/policy/acl.js';
-import { instanceNotFound } from '../registry/registry.js';
+import { instanceId, instanceNotFound } from '../registry/registry.js';
 import type { RegisterResult, Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { readJsonBody } from './body.js';
@@ -179,10 +179,14 @@ export function hideUnknowable(
   throw instanceNotFound(id);
 }
 
+/** The shape of the ids `instanceId` computes. */
+const COMPUTED_ID_RE = /-[0-9a-f]{16}$/;
+
 /**
  * A registration naming the id of another service's instance is a conflict. Its owner is
  * named only to a caller that may know that service; anyone else learns only that the id is
- * taken (explicit ids are the caller's choice, computed ids embed the service).
+ * taken (explicit ids are the caller's choice). An id of the computed form is accepted only
+ * as this endpoint's own, so another tenant's computed ids can be neither probed nor squatted.
  */
 function refuseForeignId(
   deps: Pick<WriteDeps, 'registry' | 'access'>,
@@ -191,9 +195,23 @@ function refuseForeignId(
 ): void {
   if (body.id === undefined) return;
   const existing = deps.registry.getInstance(body.id);
+  const own =
+    existing !== undefined &&
+    existing.service.namespace === body.namespace &&
+    existing.service.name === body.service;
+  if (own) return;
+  // A computed id names an endpoint of some service; taking one as an explicit id would
+  // probe (409 or 201) and squat another tenant's endpoint. Refused whether it is taken or not.
+  if (COMPUTED_ID_RE.test(body.id)) {
+    if (body.id !== instanceId(body.namespace, body.service, body.host, body.port)) {
+      throw new MaxineError(
+        'VALIDATION_FAILED',
+        `Instance id "${body.id}" has the form of a computed id ({service}-{16 hex}) but is not this endpoint's; leave id out or choose another`,
+      );
+    }
+  }
   if (existing === undefined) return;
   const { service } = existing;
-  if (service.namespace === body.namespace && service.name === body.service) return;
   if (deps.access.mayKnow(caller.principal, service)) return; // the registry names the owner
   throw new MaxineError(
     'INSTANCE_CONFLICT',

@@ -14,6 +14,7 @@ import { Writable } from 'node:stream';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
+import { instanceId } from '../../operator/registry/registry.js';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -241,6 +242,34 @@ spec:
       expect(root.status).toBe(409);
       expect(root.body.error.message).toContain('shop/web');
     });
+  });
+
+  it('another tenant’s computed id can be neither probed nor squatted', async () => {
+    // sam's endpoint, registered without an id: its id is computable by anyone.
+    const victim = await registerAs('sam', { service: 'web', namespace: 'shop', port: 8443 });
+    expect(victim.status).toBe(201);
+    const taken = victim.body.instance.id as string;
+    const free = instanceId('shop', 'web', '10.0.0.7', 8444); // not registered (yet)
+    const probe = (id: string) => registerAs('eve', { service: 'ledger', namespace: 'bank', id });
+    const [onTaken, onFree] = [await probe(taken), await probe(free)];
+    expect(onTaken.status).toBe(400);
+    expect(onFree.status).toBe(400);
+    expect(onTaken.body.error.code).toBe('VALIDATION_FAILED');
+    expect(onTaken.body.error.message.replace(taken, '?')).toBe(
+      onFree.body.error.message.replace(free, '?'),
+    );
+    // The owner registers that endpoint under its computed id, as always.
+    const later = await registerAs('sam', { service: 'web', namespace: 'shop', port: 8444 });
+    expect(later.status).toBe(201);
+    expect(later.body.instance.id).toBe(free);
+    // And may name its own computed id explicitly.
+    const again = await registerAs('sam', {
+      service: 'web',
+      namespace: 'shop',
+      port: 8444,
+      id: free,
+    });
+    expect(again.status).toBe(200);
   });
 
   describe('an ACL deny takes away what its verb implies', () => {
