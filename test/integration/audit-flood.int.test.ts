@@ -72,6 +72,9 @@ describe('the audit log under a flood of unauthenticated requests', () => {
       }
     };
     await Promise.all(Array.from({ length: 16 }, worker));
+    // One folding window per reason of the one address, as a gauge.
+    const open = await (await fetch(`${op.url}/metrics`)).text();
+    expect(open).toMatch(/^maxine_audit_refusal_windows 2$/m);
 
     const res = await fetch(`${op.url}/api/v1/audit`, {
       headers: { authorization: `Bearer ${ROOT}` },
