@@ -43,11 +43,11 @@ import { hostOf, registerMany } from './registrations.js';
 import {
   aimsTable,
   carriedSection,
+  commandLine as runCommand,
   intEnv,
   machine,
   memoryTable,
   roundsTable,
-  shellQuote,
   SOAK_HEADING,
   summarise,
   throughputTable,
@@ -119,15 +119,8 @@ function operatorFlags() {
 }
 
 /** The command that reproduces this run: the BENCH_* variables set, then the script. */
-function commandLine() {
-  const vars = Object.keys(process.env)
-    .filter((k) => k.startsWith('BENCH_'))
-    .sort()
-    .map((k) => `${k}=${shellQuote(process.env[k] ?? '')}`);
-  const script =
-    process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.js';
-  return [...vars, script].join(' ');
-}
+const commandLine = () =>
+  runCommand({ vars: (k) => k.startsWith('BENCH_'), script: 'bench', file: 'bench/run.js' });
 
 /**
  * The instances discovery answers with: versions, zones a/b and weights 1–3.
