@@ -5,42 +5,18 @@
  * their real identity, and an ACL deny takes away every verb it implies.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
-import type { CryptoKey } from 'jose';
 import { Writable } from 'node:stream';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
 import { instanceId } from '../../operator/registry/registry.js';
+import { call, ISSUER, jwtIssuer, writeTokens } from '../helpers/auth.js';
+import type { JwtIssuer } from '../helpers/auth.js';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-
-interface Reply {
-  status: number;
-  body: any;
-}
-
-async function call(
-  base: string,
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(opts.token !== undefined && { authorization: `Bearer ${opts.token}` }),
-      ...(opts.body !== undefined && { 'content-type': 'application/json' }),
-      ...opts.headers,
-    },
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
-}
 
 describe('discovery cache key', () => {
   let op: TestOperator;
@@ -160,20 +136,14 @@ spec:
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'maxine-policy-'));
-    await writeFile(
-      join(work, 'tokens.yaml'),
-      [
-        'tokens:',
-        ...Object.entries(TOKENS).map(([user, token]) => `  - { token: ${token}, user: ${user} }`),
-      ].join('\n'),
-    );
+    const staticTokensFile = await writeTokens(work, TOKENS);
     op = await startOperator({
       files: RESOURCES,
       config: {
         anonymous: false,
         aclDefault: 'deny',
         bootstrapAdmins: ['User:root'],
-        staticTokensFile: join(work, 'tokens.yaml'),
+        staticTokensFile,
       },
     });
   });
@@ -286,29 +256,16 @@ spec:
 });
 
 describe('static-token and JWT users are different principals', () => {
-  const ISSUER = 'https://login.example.test';
   let op: TestOperator;
   let work: string;
-  let keys: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let issuer: JwtIssuer;
   const ROOT = 'ops-admin-token-0123456789abcdef';
-  const jwt = (sub: string, groups: string[] = []) =>
-    new SignJWT({ groups })
-      .setProtectedHeader({ alg: 'RS256' })
-      .setSubject(sub)
-      .setIssuer(ISSUER)
-      .setAudience('maxine')
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(keys.privateKey);
+  const jwt = (sub: string, groups: string[] = []) => issuer.sign({ sub, groups });
 
   beforeAll(async () => {
-    keys = await generateKeyPair('RS256', { extractable: true });
     work = await mkdtemp(join(tmpdir(), 'maxine-identity-'));
-    await writeFile(join(work, 'jwt.pem'), await exportSPKI(keys.publicKey));
-    await writeFile(
-      join(work, 'tokens.yaml'),
-      `tokens:\n  - { token: ${ROOT}, user: ops-admin }\n`,
-    );
+    issuer = await jwtIssuer(work);
+    const staticTokensFile = await writeTokens(work, { 'ops-admin': ROOT });
     op = await startOperator({
       files: {
         'services.yaml': `
@@ -330,10 +287,8 @@ spec:
         anonymous: false,
         aclDefault: 'deny',
         bootstrapAdmins: ['User:ops-admin', 'User:jwt:oncall'],
-        staticTokensFile: join(work, 'tokens.yaml'),
-        jwtIssuer: ISSUER,
-        jwtAudience: 'maxine',
-        jwtPublicKeyFile: join(work, 'jwt.pem'),
+        staticTokensFile,
+        ...issuer.config,
         identityRateLimit: 1,
         identityRateBurst: 4,
       },
