@@ -6,12 +6,13 @@
  * authentication, and `/metrics` asks for a principal when `--metrics-auth` is on.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
+import { writeTokens } from '../helpers/auth.js';
 
 interface RawAnswer {
   status: number;
@@ -253,16 +254,16 @@ describe('--metrics-auth', () => {
   let work: string;
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'maxine-edge-'));
-    await writeFile(
-      join(work, 'tokens.yaml'),
-      'tokens:\n  - { token: root-token-0123456789, user: root }\n  - { token: carol-token-0123456789, user: carol }\n',
-    );
+    const staticTokensFile = await writeTokens(work, {
+      root: 'root-token-0123456789',
+      carol: 'carol-token-0123456789',
+    });
     op = await startOperator({
       config: {
         anonymous: false,
         aclDefault: 'deny',
         bootstrapAdmins: ['User:root'],
-        staticTokensFile: join(work, 'tokens.yaml'),
+        staticTokensFile,
         metricsAuth: true,
       },
     });

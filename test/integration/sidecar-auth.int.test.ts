@@ -15,20 +15,16 @@ import type { Sidecar } from '../../sidecar/sidecar.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
 import { eventually, startOperator } from '../helpers/operator.js';
 import type { LogLine, TestOperator } from '../helpers/operator.js';
+import { writeTokens } from '../helpers/auth.js';
 
 let op: TestOperator;
 let work: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'maxine-sidecar-auth-'));
-  await writeFile(
-    join(work, 'tokens.yaml'),
-    'tokens:\n  - { token: good-token-0123456789, user: ops }\n',
-  );
+  const staticTokensFile = await writeTokens(work, { ops: 'good-token-0123456789' });
   await writeFile(join(work, 'stale-token'), 'stale-token-0123456789\n');
-  op = await startOperator({
-    config: { anonymous: false, staticTokensFile: join(work, 'tokens.yaml') },
-  });
+  op = await startOperator({ config: { anonymous: false, staticTokensFile } });
 });
 afterAll(async () => {
   await op.stop();
