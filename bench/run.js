@@ -33,6 +33,7 @@ import {
   httpRequest,
   OPERATOR_MAIN,
   rssOf,
+  runMain,
   SERVER_NODE,
   startChild,
   startOperator,
@@ -825,12 +826,4 @@ function body(text) {
   return `${Buffer.byteLength(text)} bytes: \`${text}\``;
 }
 
-main().then(
-  () => process.exit(),
-  (err) => {
-    process.stderr.write(
-      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runMain('bench', main);

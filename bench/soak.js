@@ -59,6 +59,7 @@ import {
   httpRequest,
   OPERATOR_MAIN,
   rssOf,
+  runMain,
   SERVER_NODE,
   startChild,
   startOperator,
@@ -1060,12 +1061,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(),
-  (err) => {
-    process.stderr.write(
-      `soak failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runMain('soak', main);
