@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey } from 'jose';
+import type { OperatorConfig } from '../../operator/config.js';
 
 export const ISSUER = 'https://login.example.test';
 export const AUDIENCE = 'maxine';
@@ -23,6 +24,19 @@ export async function writeTokens(dir: string, users: Record<string, TokenUser>)
   });
   await writeFile(file, ['tokens:', ...lines].join('\n') + '\n');
   return file;
+}
+
+/**
+ * An operator configured as a Kubernetes operator would be: no anonymous access, ACL default
+ * deny, the static tokens of `staticTokensFile` and `root` as bootstrap admin.
+ */
+export function lockedDown(staticTokensFile: string) {
+  return {
+    anonymous: false,
+    aclDefault: 'deny',
+    bootstrapAdmins: ['User:root'],
+    staticTokensFile,
+  } as const satisfies Partial<OperatorConfig>;
 }
 
 export interface JwtIssuer {

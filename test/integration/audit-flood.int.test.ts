@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-import { auditRecords, writeTokens } from '../helpers/auth.js';
+import { auditRecords, writeTokens, lockedDown } from '../helpers/auth.js';
 
 const ROOT = 'root-token-0123456789abcdef';
 const CAROL = 'carol-token-0123456789abcdef';
@@ -27,10 +27,7 @@ beforeAll(async () => {
   staticTokensFile = await writeTokens(work, { root: ROOT, carol: CAROL });
   op = await startOperator({
     config: {
-      anonymous: false,
-      aclDefault: 'deny',
-      bootstrapAdmins: ['User:root'],
-      staticTokensFile,
+      ...lockedDown(staticTokensFile),
       auditDir,
       // Small files and few of them: 2,000 records one by one would rotate everything out.
       auditMaxSize: '2k',
@@ -110,10 +107,7 @@ describe('the audit log under a flood the per-address limit refuses', () => {
   beforeAll(async () => {
     limitedOp = await startOperator({
       config: {
-        anonymous: false,
-        aclDefault: 'deny',
-        bootstrapAdmins: ['User:root'],
-        staticTokensFile,
+        ...lockedDown(staticTokensFile),
         auditDir: join(work, 'audit-limited'),
         auditAggregateSeconds: 3600,
         addressRateLimit: 10,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-import { writeTokens } from '../helpers/auth.js';
+import { writeTokens, lockedDown } from '../helpers/auth.js';
 
 interface RawAnswer {
   status: number;
@@ -260,10 +260,7 @@ describe('--metrics-auth', () => {
     });
     op = await startOperator({
       config: {
-        anonymous: false,
-        aclDefault: 'deny',
-        bootstrapAdmins: ['User:root'],
-        staticTokensFile,
+        ...lockedDown(staticTokensFile),
         metricsAuth: true,
       },
     });

@@ -13,7 +13,7 @@ import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
 import { instanceId } from '../../operator/registry/registry.js';
-import { call, ISSUER, jwtIssuer, writeTokens } from '../helpers/auth.js';
+import { call, ISSUER, jwtIssuer, writeTokens, lockedDown } from '../helpers/auth.js';
 import type { JwtIssuer } from '../helpers/auth.js';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
@@ -140,10 +140,7 @@ spec:
     op = await startOperator({
       files: RESOURCES,
       config: {
-        anonymous: false,
-        aclDefault: 'deny',
-        bootstrapAdmins: ['User:root'],
-        staticTokensFile,
+        ...lockedDown(staticTokensFile),
       },
     });
   });

@@ -13,7 +13,7 @@ import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import type { CryptoKey } from 'jose';
 import WebSocket from 'ws';
 import type { MaxineEvent } from '../../common/wire.js';
-import { call as request, writeTokens } from '../helpers/auth.js';
+import { call as request, writeTokens, lockedDown } from '../helpers/auth.js';
 import { eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -141,10 +141,7 @@ beforeAll(async () => {
   op = await startOperator({
     files: RESOURCES,
     config: {
-      anonymous: false,
-      aclDefault: 'deny',
-      bootstrapAdmins: ['User:root'],
-      staticTokensFile,
+      ...lockedDown(staticTokensFile),
       jwtIssuer: ISSUER,
       jwtAudience: AUDIENCE,
       jwtPublicKeyFile: join(work, 'jwt.pem'),
