@@ -7,12 +7,11 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { registerRequestSchema } from '../../common/wire.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
 import { RegistryMirror } from '../../sidecar/mirror.js';
 import { jwtIssuer } from '../helpers/auth.js';
-import { eventually, startOperator } from '../helpers/operator.js';
+import { eventually, logSink, startOperator } from '../helpers/operator.js';
 import type { LogLine, TestOperator } from '../helpers/operator.js';
 
 let op: TestOperator | undefined;
@@ -29,15 +28,8 @@ afterEach(async () => {
 });
 
 function sidecarLogger(): { logger: ReturnType<typeof createLogger>; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n'))
-        if (line.trim() !== '') lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return { logger: createLogger('debug', sink, 'sidecar'), lines };
+  const { sink, logs } = logSink();
+  return { logger: createLogger('debug', sink, 'sidecar'), lines: logs };
 }
 
 describe('the sidecar mirror and the chunked event stream', () => {
