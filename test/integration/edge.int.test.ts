@@ -239,12 +239,19 @@ describe('the per-address limit', () => {
     expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
     expect(statuses.slice(5)).toEqual([429, 429, 429]);
     expect(Number(last?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    // The WebSocket handshake and the fast paths are behind the same bucket.
-    const ws = await fetch(`${op.url}/api/v1/discover/shop/web`);
-    expect(ws.status).toBe(429);
+    // The fast paths and the WebSocket handshake are behind the same bucket.
+    const fast = await fetch(`${op.url}/api/v1/discover/shop/web`);
+    expect(fast.status).toBe(429);
+    const handshake = await raw(
+      Number(new URL(op.url).port),
+      `GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    expect(handshake.status).toBe(429);
+    expect(Number(handshake.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(handshake.body)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
     await new Promise((r) => setTimeout(r, 1_100));
     const metrics = await (await fetch(`${op.url}/metrics`)).text();
-    expect(metrics).toMatch(/^maxine_address_rate_limited_total 4$/m);
+    expect(metrics).toMatch(/^maxine_address_rate_limited_total 5$/m);
     expect(metrics).toMatch(/^maxine_address_rate_limit_addresses 1$/m);
   });
 });
