@@ -181,12 +181,16 @@ export function hideUnknowable(
 
 /** The shape of the ids `instanceId` computes. */
 const COMPUTED_ID_RE = /-[0-9a-f]{16}$/;
+/** The shape of a pod's instance id (`podInstanceId`); group 1 is the namespace. */
+const POD_ID_RE =
+  /^([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.[a-z0-9][-a-z0-9.]*\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
 
 /**
  * A registration naming the id of another service's instance is a conflict. Its owner is
  * named only to a caller that may know that service; anyone else learns only that the id is
  * taken (explicit ids are the caller's choice). An id of the computed form is accepted only
- * as this endpoint's own, so another tenant's computed ids can be neither probed nor squatted.
+ * as this endpoint's own, and one of a pod's form only in the caller's namespace, so another
+ * tenant's computable ids can be neither probed nor squatted.
  */
 function refuseForeignId(
   deps: Pick<WriteDeps, 'registry' | 'access'>,
@@ -209,6 +213,15 @@ function refuseForeignId(
         `Instance id "${body.id}" has the form of a computed id ({service}-{16 hex}) but is not this endpoint's; leave id out or choose another`,
       );
     }
+  }
+  // Likewise a pod's instance id, `<namespace>.<pod>.<service>`: taken beforehand by a
+  // registration of another namespace, it would keep the pod out of its service.
+  const podForm = POD_ID_RE.exec(body.id);
+  if (podForm !== null && podForm[1] !== body.namespace) {
+    throw new MaxineError(
+      'VALIDATION_FAILED',
+      `Instance id "${body.id}" has the form of a pod's instance id (<namespace>.<pod>.<service>) in another namespace; choose another id`,
+    );
   }
   if (existing === undefined) return;
   const { service } = existing;

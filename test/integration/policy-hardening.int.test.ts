@@ -239,6 +239,16 @@ spec:
     expect(again.status).toBe(200);
   });
 
+  it.each([
+    ['shop.web-7d9f-x2.web', 400], // a pod's instance id in another namespace
+    ['bank.ledger-0.ledger', 201], // the form, in its own namespace
+    ['ledger.primary', 201], // one dot: not the form
+  ])('a pod-form id %s from bank answers %i', async (id, status) => {
+    const res = await registerAs('eve', { service: 'ledger', namespace: 'bank', id });
+    expect(res.status).toBe(status);
+    if (status === 400) expect(res.body.error.message).toMatch(/pod's instance id/);
+  });
+
   describe('an ACL deny takes away what its verb implies', () => {
     it.each([
       ['register', () => registerAs('dan', { service: 'web', namespace: 'shop', port: 9001 })],
