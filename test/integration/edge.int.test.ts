@@ -156,6 +156,14 @@ describe('the request edge (standalone defaults)', () => {
     expect(reg.status).toBe(200);
   });
 
+  it('refuses an h2c-upgrade body over the body limit by its length, gathering nothing', async () => {
+    const upgrade = 'Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n';
+    const head = `POST /api/v1/instances HTTP/1.1\r\n${upgrade}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n`;
+    const res = await raw(port, head);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+  });
+
   it('survives a client that resets an h2c-upgrade request half-way', async () => {
     for (let i = 0; i < 5; i++) {
       await new Promise<void>((resolve) => {
