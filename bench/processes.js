@@ -213,3 +213,21 @@ export async function stopChild(child, graceMs = 5000) {
     await exited;
   }
 }
+
+/**
+ * Runs a bench script's `main`, then exits: 0 when it resolves, 1 (after its stack on stderr)
+ * when it throws, so that no child outlives it.
+ * @param {string} name what failed, in the message (`bench`, `soak`)
+ * @param {() => Promise<void>} main
+ */
+export function runMain(name, main) {
+  main().then(
+    () => process.exit(),
+    (err) => {
+      process.stderr.write(
+        `${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(1);
+    },
+  );
+}

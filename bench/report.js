@@ -256,6 +256,21 @@ export function shellQuote(value) {
   return /^[\w.,:=/+-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
 }
 
+/**
+ * The command that reproduces a run: the environment variables it reads that are set, then
+ * `npm run <script>` (when run so) or `node <file>`.
+ * @param {{ vars: (name: string) => boolean, script: string, file: string }} run
+ * @returns {string}
+ */
+export function commandLine({ vars, script, file }) {
+  const set = Object.keys(process.env)
+    .filter(vars)
+    .sort()
+    .map((k) => `${k}=${shellQuote(process.env[k] ?? '')}`);
+  const command = process.env.npm_lifecycle_event === script ? `npm run ${script}` : `node ${file}`;
+  return [...set, command].join(' ');
+}
+
 /** The heading of the soak run's section in RESULTS.md (bench/soak.js, bench/run.js). */
 export const SOAK_HEADING =
   '## Soak and abuse (latest `npm run bench:soak`, copied from RESULTS-soak.md)';

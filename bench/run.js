@@ -33,6 +33,7 @@ import {
   httpRequest,
   OPERATOR_MAIN,
   rssOf,
+  runMain,
   SERVER_NODE,
   startChild,
   startOperator,
@@ -43,11 +44,11 @@ import { hostOf, registerMany } from './registrations.js';
 import {
   aimsTable,
   carriedSection,
+  commandLine as runCommand,
   intEnv,
   machine,
   memoryTable,
   roundsTable,
-  shellQuote,
   SOAK_HEADING,
   summarise,
   throughputTable,
@@ -119,15 +120,8 @@ function operatorFlags() {
 }
 
 /** The command that reproduces this run: the BENCH_* variables set, then the script. */
-function commandLine() {
-  const vars = Object.keys(process.env)
-    .filter((k) => k.startsWith('BENCH_'))
-    .sort()
-    .map((k) => `${k}=${shellQuote(process.env[k] ?? '')}`);
-  const script =
-    process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.js';
-  return [...vars, script].join(' ');
-}
+const commandLine = () =>
+  runCommand({ vars: (k) => k.startsWith('BENCH_'), script: 'bench', file: 'bench/run.js' });
 
 /**
  * The instances discovery answers with: versions, zones a/b and weights 1–3.
@@ -832,12 +826,4 @@ function body(text) {
   return `${Buffer.byteLength(text)} bytes: \`${text}\``;
 }
 
-main().then(
-  () => process.exit(),
-  (err) => {
-    process.stderr.write(
-      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runMain('bench', main);

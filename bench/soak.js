@@ -59,6 +59,7 @@ import {
   httpRequest,
   OPERATOR_MAIN,
   rssOf,
+  runMain,
   SERVER_NODE,
   startChild,
   startOperator,
@@ -68,9 +69,9 @@ import { hostOf, registerMany } from './registrations.js';
 import {
   aimsTable,
   carriedSection,
+  commandLine as runCommand,
   intEnv,
   machine,
-  shellQuote,
   SOAK_HEADING,
   writeAtomically,
 } from './report.js';
@@ -153,15 +154,12 @@ function loadConfig() {
 /** @typedef {ReturnType<typeof loadConfig>} Config */
 
 /** The command that reproduces this run: the SOAK_* and BENCH_* variables set, then the script. */
-function commandLine() {
-  const vars = Object.keys(process.env)
-    .filter((k) => (k.startsWith('SOAK_') && k !== 'SOAK_NOTE') || k.startsWith('BENCH_'))
-    .sort()
-    .map((k) => `${k}=${shellQuote(process.env[k] ?? '')}`);
-  const script =
-    process.env.npm_lifecycle_event === 'bench:soak' ? 'npm run bench:soak' : 'node bench/soak.js';
-  return [...vars, script].join(' ');
-}
+const commandLine = () =>
+  runCommand({
+    vars: (k) => (k.startsWith('SOAK_') && k !== 'SOAK_NOTE') || k.startsWith('BENCH_'),
+    script: 'bench:soak',
+    file: 'bench/soak.js',
+  });
 
 /**
  * Registry limits the operator may have (flag → value that fits this run). Only those its
@@ -1063,12 +1061,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(),
-  (err) => {
-    process.stderr.write(
-      `soak failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runMain('soak', main);

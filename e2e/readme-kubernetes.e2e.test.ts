@@ -13,12 +13,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ensureBinaries } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import { startLocalCluster } from './controlplane/up.js';
+import { yamlFiles } from '../test/helpers/files.js';
 
 const ROOT = process.cwd();
 const SECTION = '## Try it on Kubernetes, without Docker';
@@ -46,19 +47,6 @@ interface MaxineObject {
     observedGeneration?: number;
     conditions?: { type: string; status: string; observedGeneration?: number; message?: string }[];
   };
-}
-
-/** Every *.yaml / *.yml under `dir`, recursively, in path order. */
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) =>
-      e.isDirectory()
-        ? yamlFiles(join(dir, e.name))
-        : /\.ya?ml$/.test(e.name)
-          ? [join(dir, e.name)]
-          : [],
-    )
-    .sort();
 }
 
 /** `Kind/namespace/name` of the Maxine objects in `files`. */

@@ -3,19 +3,10 @@ import { maxineServiceSchema } from '../common/resources.js';
 import { PolicyStore } from './policy/store.js';
 import { Reconciler } from './reconciler.js';
 import { ManualClock } from './registry/clock.js';
-import { Registry } from './registry/registry.js';
+import { testRegistry } from '../test/helpers/registry.js';
 
 function reconciler(): { r: Reconciler; clock: ManualClock } {
-  const clock = new ManualClock(1_700_000_000_000);
-  const registry = new Registry({
-    clock,
-    emit: () => undefined,
-    allowUndeclared: true,
-    defaultTtlSeconds: 30,
-    defaultRemoveAfterSeconds: 60,
-    massExpiryThreshold: 0.5,
-    massExpiryMinInstances: 4,
-  });
+  const { clock, registry } = testRegistry({ clock: new ManualClock(1_700_000_000_000) });
   return { r: new Reconciler(registry, new PolicyStore(() => undefined), clock), clock };
 }
 

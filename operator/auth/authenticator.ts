@@ -165,6 +165,14 @@ export function userPrincipal(user: JwtIdentity, source: UserSource): Principal 
       'User names starting with system:, maxine:, jwt: or token: are reserved',
     );
   }
+  // `jwt:<issuer>:<sub>` would read the same as the short name `jwt:<sub>` of a user whose
+  // sub were `<issuer>:<sub>`: such a name would pose as another user of the issuer.
+  if (source.kind === 'jwt' && user.name.startsWith(`${source.issuer}:`)) {
+    throw new MaxineError(
+      'UNAUTHENTICATED',
+      "User names starting with the issuer and ':' are reserved (they would name another user)",
+    );
+  }
   const groups = user.groups.filter((g) => !RESERVED.test(g));
   const identity: AclIdentity = { kind: 'User', name: user.name, groups, source };
   const id = principalName(identity);

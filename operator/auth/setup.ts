@@ -181,6 +181,14 @@ export function createSecurity(deps: SecurityDeps): Security {
   });
 
   let audit: AuditLog | undefined;
+  new Gauge({
+    name: 'maxine_audit_refusal_windows',
+    help: 'Open folding windows of unauthenticated or rate-limited refusals (per address, outcome and reason; past the bound, one per outcome)',
+    registers: [deps.prom],
+    collect() {
+      this.set(audit?.foldingWindows ?? 0);
+    },
+  });
   const access = new AccessControl({
     authenticator,
     store: deps.store,

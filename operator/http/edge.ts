@@ -35,6 +35,7 @@ export interface EdgeDeps {
     | 'addressRateMaxAddresses'
     | 'headersTimeoutMs'
     | 'bodyTimeoutMs'
+    | 'bodyLimitBytes'
   >;
   prom: PromRegistry;
   /** Writes an audit record (when the audit log is on). */
@@ -196,8 +197,9 @@ function answerAsHttp1(
     return;
   }
   const length = Number(req.headers['content-length'] ?? 0);
-  // Past the largest body limit the handler refuses by the header alone: nothing to gather.
-  if (!(length > 0) || length > MAX_BODY_BYTES) {
+  // Past the body limit the handler refuses by the header alone: nothing to gather (a larger
+  // bound here would let a client park that much memory per connection, for the body timeout).
+  if (!(length > 0) || length > deps.config.bodyLimitBytes) {
     deps.request(req, res);
     return;
   }
@@ -222,6 +224,3 @@ function answerAsHttp1(
   if (size >= length) done();
   else socket.on('data', more);
 }
-
-/** The largest body limit the operator can be configured with (config.ts). */
-const MAX_BODY_BYTES = 16 * 1024 * 1024;

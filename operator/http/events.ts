@@ -174,7 +174,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   const maxSnapshots = limits.snapshotConcurrency + limits.snapshotQueue;
   let snapshotsInProgress = 0;
   const turns = new Turnstile();
-  /** Open (or opening) streams per principal key, and in total. */
+  /** Open (or opening) streams per principal (its id: not multiplied by group sets), and in total. */
   const perPrincipal = new Map<string, number>();
   let total = 0;
   const metrics = streamMetrics(
@@ -206,7 +206,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         { retryAfterSeconds: 5 },
       );
     }
-    const mine = perPrincipal.get(principal.key) ?? 0;
+    const mine = perPrincipal.get(principal.id) ?? 0;
     if (mine >= limits.maxPerPrincipal) {
       metrics.handshake('principal_limit');
       throw new MaxineError(
@@ -216,13 +216,13 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       );
     }
     total += 1;
-    perPrincipal.set(principal.key, mine + 1);
+    perPrincipal.set(principal.id, mine + 1);
     // The raw socket closes in every case (refused upgrade, client gone, stream closed).
     socket.once('close', () => {
       total -= 1;
-      const left = (perPrincipal.get(principal.key) ?? 1) - 1;
-      if (left <= 0) perPrincipal.delete(principal.key);
-      else perPrincipal.set(principal.key, left);
+      const left = (perPrincipal.get(principal.id) ?? 1) - 1;
+      if (left <= 0) perPrincipal.delete(principal.id);
+      else perPrincipal.set(principal.id, left);
     });
   }
 

@@ -16,7 +16,7 @@ import {
 } from '../../common/wire.js';
 import type { RegisterRequest } from '../../common/wire.js';
 import type { ServiceRef } from '../../common/policy/acl.js';
-import { instanceNotFound } from '../registry/registry.js';
+import { instanceId, instanceNotFound } from '../registry/registry.js';
 import type { RegisterResult, Registry } from '../registry/registry.js';
 import type { Logger } from '../telemetry/logger.js';
 import { readJsonBody } from './body.js';
@@ -179,10 +179,18 @@ export function hideUnknowable(
   throw instanceNotFound(id);
 }
 
+/** The shape of the ids `instanceId` computes. */
+const COMPUTED_ID_RE = /-[0-9a-f]{16}$/;
+/** The shape of a pod's instance id (`podInstanceId`); group 1 is the namespace. */
+const POD_ID_RE =
+  /^([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.[a-z0-9][-a-z0-9.]*\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
+
 /**
  * A registration naming the id of another service's instance is a conflict. Its owner is
  * named only to a caller that may know that service; anyone else learns only that the id is
- * taken (explicit ids are the caller's choice, computed ids embed the service).
+ * taken (explicit ids are the caller's choice). An id of the computed form is accepted only
+ * as this endpoint's own, and one of a pod's form only in the caller's namespace, so another
+ * tenant's computable ids can be neither probed nor squatted.
  */
 function refuseForeignId(
   deps: Pick<WriteDeps, 'registry' | 'access'>,
@@ -191,9 +199,32 @@ function refuseForeignId(
 ): void {
   if (body.id === undefined) return;
   const existing = deps.registry.getInstance(body.id);
+  const own =
+    existing !== undefined &&
+    existing.service.namespace === body.namespace &&
+    existing.service.name === body.service;
+  if (own) return;
+  // A computed id names an endpoint of some service; taking one as an explicit id would
+  // probe (409 or 201) and squat another tenant's endpoint. Refused whether it is taken or not.
+  if (COMPUTED_ID_RE.test(body.id)) {
+    if (body.id !== instanceId(body.namespace, body.service, body.host, body.port)) {
+      throw new MaxineError(
+        'VALIDATION_FAILED',
+        `Instance id "${body.id}" has the form of a computed id ({service}-{16 hex}) but is not this endpoint's; leave id out or choose another`,
+      );
+    }
+  }
+  // Likewise a pod's instance id, `<namespace>.<pod>.<service>`: taken beforehand by a
+  // registration of another namespace, it would keep the pod out of its service.
+  const podForm = POD_ID_RE.exec(body.id);
+  if (podForm !== null && podForm[1] !== body.namespace) {
+    throw new MaxineError(
+      'VALIDATION_FAILED',
+      `Instance id "${body.id}" has the form of a pod's instance id (<namespace>.<pod>.<service>) in another namespace; choose another id`,
+    );
+  }
   if (existing === undefined) return;
   const { service } = existing;
-  if (service.namespace === body.namespace && service.name === body.service) return;
   if (deps.access.mayKnow(caller.principal, service)) return; // the registry names the owner
   throw new MaxineError(
     'INSTANCE_CONFLICT',

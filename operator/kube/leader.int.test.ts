@@ -7,10 +7,10 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../telemetry/logger.js';
 import { LeaderElector, leaderElectionProblem } from './leader.js';
+import { logSink } from '../../test/helpers/operator.js';
 
 let server: Server | undefined;
 let elector: LeaderElector | undefined;
@@ -73,14 +73,7 @@ const until = async (check: () => boolean, ms: number): Promise<void> => {
 describe('leader election without its namespace', () => {
   it('says once what is missing and how to fix it, then leads when the namespace appears', async () => {
     const { kubeConfig, createNamespace } = await fakeApiServer();
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write: (chunk: Buffer, _e, done) => {
-        for (const line of chunk.toString().split('\n').filter(Boolean))
-          lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { sink, logs: lines } = logSink();
     let attempts = 0;
     elector = new LeaderElector({
       kubeConfig,

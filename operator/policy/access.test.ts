@@ -4,7 +4,8 @@ import { Writable } from 'node:stream';
 import { MaxineError } from '../../common/errors.js';
 import type { ServiceRef } from '../../common/policy/acl.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import { userPrincipal } from '../auth/authenticator.js';
+import { serviceAccountPrincipal, userPrincipal } from '../auth/authenticator.js';
+import type { Principal } from '../auth/authenticator.js';
 import { createLogger } from '../telemetry/logger.js';
 import { AccessControl } from './access.js';
 import { PolicyStore } from './store.js';
@@ -41,10 +42,10 @@ function accessWith(known: readonly ServiceRef[], intentionDefault: 'allow' | 'd
   });
 }
 
-function outcome(access: AccessControl, source?: string): string {
+function outcome(access: AccessControl, source?: string, caller: Principal = principal): string {
   const req = { headers: source === undefined ? {} : { 'x-maxine-source': source } };
   try {
-    access.discover({ req: req as IncomingMessage, principal }, ORDERS);
+    access.discover({ req: req as IncomingMessage, principal: caller }, ORDERS);
     return 'allowed';
   } catch (err) {
     if (!(err instanceof MaxineError)) throw err;
@@ -68,6 +69,23 @@ describe('the source of a discovery', () => {
     ['unknown, a malformed header', [], 'web', 'deny', 'VALIDATION_FAILED'],
   ])('%s', (_what, known, header, intentionDefault, expected) => {
     expect(outcome(accessWith(known, intentionDefault), header)).toBe(expected);
+  });
+
+  // A ServiceAccount no service names: its namespace bounds what it may name.
+  it.each<[string, string, string | undefined, 'allow' | 'deny', string]>([
+    [
+      'of another namespace, naming an allowed source',
+      'evil',
+      'shop/web',
+      'deny',
+      'SOURCE_MISMATCH',
+    ],
+    ['of another namespace, default allow', 'evil', 'shop/web', 'allow', 'SOURCE_MISMATCH'],
+    ['of the namespace, naming an allowed source', 'shop', 'shop/web', 'deny', 'allowed'],
+    ['of another namespace, no source, default deny', 'evil', undefined, 'deny', 'SOURCE_REQUIRED'],
+  ])('a ServiceAccount %s', (_what, namespace, header, intentionDefault, expected) => {
+    const sa = serviceAccountPrincipal({ namespace, serviceAccount: 'app' });
+    expect(outcome(accessWith([], intentionDefault), header, sa)).toBe(expected);
   });
 
   it('says a source identity is required, and how to give one', () => {

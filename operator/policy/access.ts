@@ -299,7 +299,8 @@ export class AccessControl {
    * The services the caller discovers as. Where its identity is known (a sidecar's pod, a
    * ServiceAccount a MaxineService names in `serviceAccount`), those services: a
    * `x-maxine-source` naming one of them narrows to it, naming any other is refused
-   * (SOURCE_MISMATCH). Otherwise the `x-maxine-source` it names; with none, under
+   * (SOURCE_MISMATCH). Otherwise the `x-maxine-source` it names (a ServiceAccount only a
+   * service of its own namespace: SOURCE_MISMATCH otherwise); with none, under
    * `--intention-default deny` the discovery is refused (SOURCE_REQUIRED), under `allow` it
    * is not checked against intentions.
    */
@@ -316,7 +317,17 @@ export class AccessControl {
         reason: `${caller.principal.who} is ${mine}; it cannot discover as ${named.namespace}/${named.name} (x-maxine-source)`,
       });
     }
-    if (named !== undefined) return [named];
+    if (named !== undefined) {
+      // A ServiceAccount's workloads run in its namespace: none can be a service elsewhere.
+      const own = caller.principal.identity;
+      if (own.kind === 'ServiceAccount' && named.namespace !== own.namespace) {
+        return this.refuseSource(caller, service, {
+          code: 'SOURCE_MISMATCH',
+          reason: `${caller.principal.who} runs in namespace ${own.namespace}; it cannot discover as ${named.namespace}/${named.name} (x-maxine-source)`,
+        });
+      }
+      return [named];
+    }
     if (this.opts.intentionDefault === 'allow') return [];
     return this.refuseSource(caller, service, {
       code: 'SOURCE_REQUIRED',

@@ -3,11 +3,10 @@ import { MaxineError } from '../../common/errors.js';
 import { serviceSpecSchema } from '../../common/resources.js';
 import { registerRequestSchema } from '../../common/wire.js';
 import type { RegisterInput } from '../../common/wire.js';
-import { ManualClock } from './clock.js';
+import { testRegistry } from '../../test/helpers/registry.js';
 import { DEFAULT_LIMITS, LIMIT_FLAGS } from './limits.js';
 import type { LimitName, RegistryLimits } from './limits.js';
-import { Registry } from './registry.js';
-import type { RegistryEventDraft } from './registry.js';
+import type { Registry } from './registry.js';
 
 /** Every limit roomy, so each case tightens only the one it is about. */
 const ROOMY: RegistryLimits = {
@@ -22,17 +21,7 @@ const ROOMY: RegistryLimits = {
 };
 
 function setup(limits: Partial<RegistryLimits>) {
-  const events: RegistryEventDraft[] = [];
-  const registry = new Registry({
-    clock: new ManualClock(),
-    emit: (e) => events.push(e),
-    allowUndeclared: true,
-    defaultTtlSeconds: 30,
-    defaultRemoveAfterSeconds: 60,
-    massExpiryThreshold: 0.5,
-    massExpiryMinInstances: 4,
-    limits: { ...ROOMY, ...limits },
-  });
+  const { events, registry } = testRegistry({ limits: { ...ROOMY, ...limits } });
   const register = (input: Reg) =>
     registry.register(
       registerRequestSchema.parse({ namespace: 'ns', port: 80, ...input.body }),
@@ -243,15 +232,7 @@ describe('registry limits', () => {
   });
 
   it('defaults to the documented limits when none are given', () => {
-    const registry = new Registry({
-      clock: new ManualClock(),
-      emit: () => undefined,
-      allowUndeclared: true,
-      defaultTtlSeconds: 30,
-      defaultRemoveAfterSeconds: 60,
-      massExpiryThreshold: 0.5,
-      massExpiryMinInstances: 4,
-    });
+    const { registry } = testRegistry();
     expect(registry.limits).toEqual(DEFAULT_LIMITS);
     expect(DEFAULT_LIMITS).toEqual({
       instances: 200_000,

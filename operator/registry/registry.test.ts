@@ -5,23 +5,11 @@ import type { ServiceSpec } from '../../common/resources.js';
 import { registerRequestSchema } from '../../common/wire.js';
 import type { DiscoverQuery, RegisterInput } from '../../common/wire.js';
 import { codeOf } from '../../test/helpers/errors.js';
-import { ManualClock } from './clock.js';
-import { Registry } from './registry.js';
-import type { RegistryEventDraft, RegistryOptions } from './registry.js';
+import { testRegistry } from '../../test/helpers/registry.js';
+import type { RegistryOptions } from './registry.js';
 
 function setup(overrides: Partial<RegistryOptions> = {}) {
-  const clock = new ManualClock();
-  const events: RegistryEventDraft[] = [];
-  const registry = new Registry({
-    clock,
-    emit: (e) => events.push(e),
-    allowUndeclared: true,
-    defaultTtlSeconds: 30,
-    defaultRemoveAfterSeconds: 60,
-    massExpiryThreshold: 0.5,
-    massExpiryMinInstances: 4,
-    ...overrides,
-  });
+  const { clock, events, registry } = testRegistry(overrides);
   const register = (input: Partial<RegisterInput> & { host: string }) =>
     registry.register(
       registerRequestSchema.parse({ service: 'api', namespace: 'ns', port: 80, ...input }),

@@ -1,11 +1,12 @@
 // examples/ is both the default folder of standalone mode and what a newcomer applies with
 // kubectl. Both readers must see the same, clean objects.
 import { describe, expect, it } from '@jest/globals';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { parseResourceFile } from './parse.js';
+import { yamlFiles } from '../../test/helpers/files.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLES = join(ROOT, 'examples');
@@ -14,19 +15,6 @@ interface K8sObject {
   apiVersion?: string;
   kind?: string;
   metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
-}
-
-/** Every *.yaml / *.yml under `dir`, recursively, as the folder source and `kubectl -R` read. */
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) =>
-      e.isDirectory()
-        ? yamlFiles(join(dir, e.name))
-        : /\.ya?ml$/.test(e.name)
-          ? [join(dir, e.name)]
-          : [],
-    )
-    .sort();
 }
 
 const files = yamlFiles(EXAMPLES);

@@ -71,6 +71,31 @@ describe('RefusalAggregator', () => {
     expect(written.map((r) => r.reason)).toEqual(['no token', 'bad token']);
   });
 
+  it('folds reasons that differ only in quoted, client-chosen values (a JWT issuer)', () => {
+    const { agg, written } = setup();
+    const issuer = (i: number) => `Tokens of issuer "https://x/${i}" are not trusted here`;
+    for (let i = 0; i < 500; i++) agg.add(refusal('10.0.0.9', issuer(i)), i);
+    expect(agg.size).toBe(1);
+    agg.flush(20_000);
+    expect(written).toHaveLength(2);
+    expect(written[0]?.reason).toBe(issuer(0));
+    expect(written[1]).toMatchObject({ reason: issuer(0), repeated: 499 });
+  });
+
+  it('folds the addresses of one IPv6 /64 together, as the per-address limit keys them', () => {
+    const { agg, written } = setup();
+    for (let i = 1; i <= 300; i++) agg.add(refusal(`2001:db8:1:2::${i.toString(16)}`), i);
+    agg.add(refusal('2001:db8:1:3::1'), 400);
+    expect(agg.size).toBe(2);
+    agg.flush(20_000);
+    expect(written.map((r) => r.address)).toEqual([
+      '2001:db8:1:2::1',
+      '2001:db8:1:3::1',
+      '2001:db8:1:2::1',
+    ]);
+    expect(written[2]).toMatchObject({ repeated: 299 });
+  });
+
   it('counts addresses beyond its bound under one (many) key per outcome', () => {
     const { agg, written } = setup(2);
     for (let i = 0; i < 50; i++) agg.add(refusal(`10.0.0.${i}`, `issuer ${i}`), i);

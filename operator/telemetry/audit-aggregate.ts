@@ -1,12 +1,14 @@
 /**
  * Folds repeated refusals of one client into one audit record (pure; time is passed in).
- * The first refusal of an address, outcome and reason is written at once; the others within
+ * The first refusal of an address (an IPv6 /64), outcome and reason (its quoted values
+ * aside, see `reasonClass`) is written at once; the others within
  * the next `windowMs` are only counted, and when the window ends one record with
  * `repeated: N` (the window's bounds, and the request id of the last one) stands for them.
  * Nothing is lost: the refusals of
  * a window are 1 + repeated. The open windows live in a bounded map; a key beyond the bound
  * is counted under one `(many)` address per outcome.
  */
+import { addressKey } from '../http/address-limit.js';
 import type { AuditEntry } from './audit.js';
 
 export interface RepeatedEntry extends AuditEntry {
@@ -89,5 +91,14 @@ export class RefusalAggregator {
 }
 
 function keyOf(entry: AuditEntry, address: string): string {
-  return `${address}\0${entry.outcome}\0${entry.reason ?? ''}`;
+  // By the per-address limit's key: an IPv6 client holds its whole /64.
+  return `${addressKey(address)}\0${entry.outcome}\0${reasonClass(entry.reason ?? '')}`;
+}
+
+/**
+ * A reason with what the client chose taken out: quoted values (a token's issuer, a claim)
+ * are one class, so one address cannot open a window (and an immediate record) per value.
+ */
+export function reasonClass(reason: string): string {
+  return reason.replace(/"[^"]*"/g, '"…"').slice(0, 256);
 }

@@ -118,6 +118,11 @@ export class AuditLog {
     this.ticker.unref();
   }
 
+  /** Folding windows open now (bounded by the aggregator's key limit, plus one per outcome). */
+  get foldingWindows(): number {
+    return this.aggregator.size;
+  }
+
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
     await mkdir(opts.dir, { recursive: true });
     const main = await openSink(opts.dir, FILE, opts.size ?? '10m', opts.keep ?? 10);

@@ -28,12 +28,8 @@ export interface TestOperator {
   stop(): Promise<void>;
 }
 
-export async function startOperator(
-  options: { files?: Record<string, string>; config?: Partial<OperatorConfig>; clock?: Clock } = {},
-): Promise<TestOperator> {
-  const dir = await mkdtemp(join(tmpdir(), 'maxine-test-'));
-  for (const [file, text] of Object.entries(options.files ?? {}))
-    await writeFile(join(dir, file), text);
+/** A stream pino can write to, and the log lines written to it, parsed. */
+export function logSink(): { sink: Writable; logs: LogLine[] } {
   const logs: LogLine[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -42,6 +38,16 @@ export async function startOperator(
       done();
     },
   });
+  return { sink, logs };
+}
+
+export async function startOperator(
+  options: { files?: Record<string, string>; config?: Partial<OperatorConfig>; clock?: Clock } = {},
+): Promise<TestOperator> {
+  const dir = await mkdtemp(join(tmpdir(), 'maxine-test-'));
+  for (const [file, text] of Object.entries(options.files ?? {}))
+    await writeFile(join(dir, file), text);
+  const { sink, logs } = logSink();
   const config = configSchema.parse({
     port: 0,
     resources: dir,

@@ -5,11 +5,12 @@
  * is still in the export afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
+import { auditRecords, writeTokens, lockedDown } from '../helpers/auth.js';
 
 const ROOT = 'root-token-0123456789abcdef';
 const CAROL = 'carol-token-0123456789abcdef';
@@ -18,20 +19,15 @@ const FLOOD = 2_000;
 let op: TestOperator;
 let work: string;
 let auditDir: string;
+let staticTokensFile: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'maxine-audit-flood-'));
   auditDir = join(work, 'audit');
-  await writeFile(
-    join(work, 'tokens.yaml'),
-    `tokens:\n  - { token: ${ROOT}, user: root }\n  - { token: ${CAROL}, user: carol }\n`,
-  );
+  staticTokensFile = await writeTokens(work, { root: ROOT, carol: CAROL });
   op = await startOperator({
     config: {
-      anonymous: false,
-      aclDefault: 'deny',
-      bootstrapAdmins: ['User:root'],
-      staticTokensFile: join(work, 'tokens.yaml'),
+      ...lockedDown(staticTokensFile),
       auditDir,
       // Small files and few of them: 2,000 records one by one would rotate everything out.
       auditMaxSize: '2k',
@@ -72,15 +68,11 @@ describe('the audit log under a flood of unauthenticated requests', () => {
       }
     };
     await Promise.all(Array.from({ length: 16 }, worker));
+    // One folding window per reason of the one address, as a gauge.
+    const open = await (await fetch(`${op.url}/metrics`)).text();
+    expect(open).toMatch(/^maxine_audit_refusal_windows 2$/m);
 
-    const res = await fetch(`${op.url}/api/v1/audit`, {
-      headers: { authorization: `Bearer ${ROOT}` },
-    });
-    expect(res.status).toBe(200);
-    const records = (await res.text())
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = await auditRecords(op.url, ROOT);
 
     const denial = records.find((r) => r.outcome === 'denied' && String(r.who).includes('carol'));
     expect(denial).toMatchObject({ action: 'read', object: 'service shop/web' });
@@ -115,10 +107,7 @@ describe('the audit log under a flood the per-address limit refuses', () => {
   beforeAll(async () => {
     limitedOp = await startOperator({
       config: {
-        anonymous: false,
-        aclDefault: 'deny',
-        bootstrapAdmins: ['User:root'],
-        staticTokensFile: join(work, 'tokens.yaml'),
+        ...lockedDown(staticTokensFile),
         auditDir: join(work, 'audit-limited'),
         auditAggregateSeconds: 3600,
         addressRateLimit: 10,
@@ -139,14 +128,7 @@ describe('the audit log under a flood the per-address limit refuses', () => {
     expect(refused).toBeGreaterThan(150);
     expect(statuses.filter((s) => s !== 429 && s !== 401)).toEqual([]);
     await new Promise((r) => setTimeout(r, 1_100)); // a token for the export
-    const res = await fetch(`${limitedOp.url}/api/v1/audit`, {
-      headers: { authorization: `Bearer ${ROOT}` },
-    });
-    expect(res.status).toBe(200);
-    const records = (await res.text())
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = await auditRecords(limitedOp.url, ROOT);
     const limited = records.filter((r) => r.outcome === 'rate_limited');
     expect(limited.length).toBeGreaterThanOrEqual(1);
     expect(limited.length).toBeLessThanOrEqual(2);

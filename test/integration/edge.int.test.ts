@@ -6,12 +6,13 @@
  * authentication, and `/metrics` asks for a principal when `--metrics-auth` is on.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
+import { writeTokens, lockedDown } from '../helpers/auth.js';
 
 interface RawAnswer {
   status: number;
@@ -155,6 +156,14 @@ describe('the request edge (standalone defaults)', () => {
     expect(reg.status).toBe(200);
   });
 
+  it('refuses an h2c-upgrade body over the body limit by its length, gathering nothing', async () => {
+    const upgrade = 'Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n';
+    const head = `POST /api/v1/instances HTTP/1.1\r\n${upgrade}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n`;
+    const res = await raw(port, head);
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+  });
+
   it('survives a client that resets an h2c-upgrade request half-way', async () => {
     for (let i = 0; i < 5; i++) {
       await new Promise<void>((resolve) => {
@@ -238,12 +247,19 @@ describe('the per-address limit', () => {
     expect(statuses.slice(0, 5)).toEqual([401, 401, 401, 401, 401]);
     expect(statuses.slice(5)).toEqual([429, 429, 429]);
     expect(Number(last?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    // The WebSocket handshake and the fast paths are behind the same bucket.
-    const ws = await fetch(`${op.url}/api/v1/discover/shop/web`);
-    expect(ws.status).toBe(429);
+    // The fast paths and the WebSocket handshake are behind the same bucket.
+    const fast = await fetch(`${op.url}/api/v1/discover/shop/web`);
+    expect(fast.status).toBe(429);
+    const handshake = await raw(
+      Number(new URL(op.url).port),
+      `GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    expect(handshake.status).toBe(429);
+    expect(Number(handshake.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(handshake.body)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
     await new Promise((r) => setTimeout(r, 1_100));
     const metrics = await (await fetch(`${op.url}/metrics`)).text();
-    expect(metrics).toMatch(/^maxine_address_rate_limited_total 4$/m);
+    expect(metrics).toMatch(/^maxine_address_rate_limited_total 5$/m);
     expect(metrics).toMatch(/^maxine_address_rate_limit_addresses 1$/m);
   });
 });
@@ -253,16 +269,13 @@ describe('--metrics-auth', () => {
   let work: string;
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'maxine-edge-'));
-    await writeFile(
-      join(work, 'tokens.yaml'),
-      'tokens:\n  - { token: root-token-0123456789, user: root }\n  - { token: carol-token-0123456789, user: carol }\n',
-    );
+    const staticTokensFile = await writeTokens(work, {
+      root: 'root-token-0123456789',
+      carol: 'carol-token-0123456789',
+    });
     op = await startOperator({
       config: {
-        anonymous: false,
-        aclDefault: 'deny',
-        bootstrapAdmins: ['User:root'],
-        staticTokensFile: join(work, 'tokens.yaml'),
+        ...lockedDown(staticTokensFile),
         metricsAuth: true,
       },
     });

@@ -6,38 +6,30 @@
  * inside a stream closes that stream (1011), not the process.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { registerRequestSchema, resyncMessageSchema } from '../../common/wire.js';
 import type { MaxineEvent } from '../../common/wire.js';
+import { jwtIssuer, writeTokens } from '../helpers/auth.js';
 import { eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
 const TOKENS = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdef' };
-const ISSUER = 'https://login.example.test';
-const AUDIENCE = 'maxine';
 
 let work: string;
+let staticTokensFile: string;
 let op: TestOperator | undefined;
 const cleanups: (() => void)[] = [];
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'maxine-streams-'));
-  await writeFile(
-    join(work, 'tokens.yaml'),
-    [
-      'tokens:',
-      `  - { token: ${TOKENS.alice}, user: alice }`,
-      `  - { token: ${TOKENS.bob}, user: bob }`,
-    ].join('\n'),
-  );
+  staticTokensFile = await writeTokens(work, TOKENS);
 });
 afterEach(async () => {
   for (const c of cleanups.splice(0)) c();
@@ -297,7 +289,7 @@ describe('connection caps', () => {
     op = await startOperator({
       config: {
         anonymous: false,
-        staticTokensFile: join(work, 'tokens.yaml'),
+        staticTokensFile,
         eventStreamMaxPerPrincipal: 2,
         eventStreamMaxConnections: 3,
       },
@@ -330,6 +322,20 @@ describe('connection caps', () => {
     expect(await metric(op, 'maxine_event_stream_handshakes_total{outcome="total_limit"}')).toBe(1);
   });
 
+  it('counts the per-principal cap per user, not per group set (tokens with other groups share it)', async () => {
+    const issuer = await jwtIssuer(work);
+    op = await startOperator({
+      config: { anonymous: false, ...issuer.config, eventStreamMaxPerPrincipal: 2 },
+    });
+    const url = `${op.wsUrl}/api/v1/events`;
+    const tokenWith = (groups: string[]) => issuer.sign({ sub: 'erin', groups });
+    await openStream(url, await tokenWith(['a']));
+    await openStream(url, await tokenWith(['b']));
+    const third = await handshake(url, await tokenWith(['c']));
+    expect(third.status).toBe(429);
+    expect('body' in third && third.body.error.code).toBe('TOO_MANY_STREAMS');
+  });
+
   it('a snapshot past the gate and its queue is refused with 1013 (retry later)', async () => {
     op = await startOperator({
       config: { snapshotChunkBytes: 16 * 1024, snapshotConcurrency: 1, snapshotQueue: 1 },
@@ -350,25 +356,10 @@ describe('connection caps', () => {
 
 describe('streams live only as long as their credential', () => {
   it('a stream opened with a JWT is closed with 4401 shortly after the token expires', async () => {
-    const keys = await generateKeyPair('RS256', { extractable: true });
-    await writeFile(join(work, 'jwt.pem'), await exportSPKI(keys.publicKey));
-    op = await startOperator({
-      config: {
-        anonymous: false,
-        jwtIssuer: ISSUER,
-        jwtAudience: AUDIENCE,
-        jwtPublicKeyFile: join(work, 'jwt.pem'),
-      },
-    });
+    const issuer = await jwtIssuer(work);
+    op = await startOperator({ config: { anonymous: false, ...issuer.config } });
     const exp = Math.floor(Date.now() / 1000) + 2;
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'RS256' })
-      .setSubject('dave')
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(exp)
-      .sign(keys.privateKey);
+    const token = await issuer.sign({ sub: 'dave', expires: exp });
     const { ws } = await openStream(`${op.wsUrl}/api/v1/events`, token);
     const { code, reason, at } = await closed(ws);
     expect(code).toBe(4401);
@@ -387,7 +378,7 @@ describe('streams live only as long as their credential', () => {
 describe('an error inside a stream', () => {
   it('closes that stream with 1011 and a log line, and the operator keeps serving', async () => {
     op = await startOperator({
-      config: { anonymous: false, staticTokensFile: join(work, 'tokens.yaml') },
+      config: { anonymous: false, staticTokensFile },
     });
     // The principal of a token not yet cached is resolved asynchronously: the path that used
     // to let a throw (e.g. "Invalid string length" from a huge snapshot) escape a promise.

@@ -7,17 +7,12 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
-import type { CryptoKey } from 'jose';
 import { registerRequestSchema } from '../../common/wire.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
 import { RegistryMirror } from '../../sidecar/mirror.js';
-import { eventually, startOperator } from '../helpers/operator.js';
+import { jwtIssuer } from '../helpers/auth.js';
+import { eventually, logSink, startOperator } from '../helpers/operator.js';
 import type { LogLine, TestOperator } from '../helpers/operator.js';
-
-const ISSUER = 'https://login.example.test';
-const AUDIENCE = 'maxine';
 
 let op: TestOperator | undefined;
 let mirror: RegistryMirror | undefined;
@@ -33,15 +28,8 @@ afterEach(async () => {
 });
 
 function sidecarLogger(): { logger: ReturnType<typeof createLogger>; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n'))
-        if (line.trim() !== '') lines.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return { logger: createLogger('debug', sink, 'sidecar'), lines };
+  const { sink, logs } = logSink();
+  return { logger: createLogger('debug', sink, 'sidecar'), lines: logs };
 }
 
 describe('the sidecar mirror and the chunked event stream', () => {
@@ -75,27 +63,10 @@ describe('the sidecar mirror and the chunked event stream', () => {
 
   it('on 4401 reads its token again and reconnects', async () => {
     work = await mkdtemp(join(tmpdir(), 'maxine-mirror-'));
-    const keys: { privateKey: CryptoKey; publicKey: CryptoKey } = await generateKeyPair('RS256', {
-      extractable: true,
-    });
-    await writeFile(join(work, 'jwt.pem'), await exportSPKI(keys.publicKey));
-    op = await startOperator({
-      config: {
-        anonymous: false,
-        jwtIssuer: ISSUER,
-        jwtAudience: AUDIENCE,
-        jwtPublicKeyFile: join(work, 'jwt.pem'),
-      },
-    });
+    const issuer = await jwtIssuer(work);
+    op = await startOperator({ config: { anonymous: false, ...issuer.config } });
     const mint = (expSeconds: number) =>
-      new SignJWT({})
-        .setProtectedHeader({ alg: 'RS256' })
-        .setSubject('sidecar-test')
-        .setIssuer(ISSUER)
-        .setAudience(AUDIENCE)
-        .setIssuedAt()
-        .setExpirationTime(Math.floor(Date.now() / 1000) + expSeconds)
-        .sign(keys.privateKey);
+      issuer.sign({ sub: 'sidecar-test', expires: Math.floor(Date.now() / 1000) + expSeconds });
     const tokenFile = join(work, 'token');
     await writeFile(tokenFile, await mint(2));
     let reads = 0;

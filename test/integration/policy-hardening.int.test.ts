@@ -5,41 +5,18 @@
  * their real identity, and an ACL deny takes away every verb it implies.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
-import type { CryptoKey } from 'jose';
 import { Writable } from 'node:stream';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
+import { instanceId } from '../../operator/registry/registry.js';
+import { call, ISSUER, jwtIssuer, writeTokens, lockedDown } from '../helpers/auth.js';
+import type { JwtIssuer } from '../helpers/auth.js';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-
-interface Reply {
-  status: number;
-  body: any;
-}
-
-async function call(
-  base: string,
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(opts.token !== undefined && { authorization: `Bearer ${opts.token}` }),
-      ...(opts.body !== undefined && { 'content-type': 'application/json' }),
-      ...opts.headers,
-    },
-    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
-}
 
 describe('discovery cache key', () => {
   let op: TestOperator;
@@ -159,20 +136,11 @@ spec:
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'maxine-policy-'));
-    await writeFile(
-      join(work, 'tokens.yaml'),
-      [
-        'tokens:',
-        ...Object.entries(TOKENS).map(([user, token]) => `  - { token: ${token}, user: ${user} }`),
-      ].join('\n'),
-    );
+    const staticTokensFile = await writeTokens(work, TOKENS);
     op = await startOperator({
       files: RESOURCES,
       config: {
-        anonymous: false,
-        aclDefault: 'deny',
-        bootstrapAdmins: ['User:root'],
-        staticTokensFile: join(work, 'tokens.yaml'),
+        ...lockedDown(staticTokensFile),
       },
     });
   });
@@ -243,6 +211,44 @@ spec:
     });
   });
 
+  it('another tenant’s computed id can be neither probed nor squatted', async () => {
+    // sam's endpoint, registered without an id: its id is computable by anyone.
+    const victim = await registerAs('sam', { service: 'web', namespace: 'shop', port: 8443 });
+    expect(victim.status).toBe(201);
+    const taken = victim.body.instance.id as string;
+    const free = instanceId('shop', 'web', '10.0.0.7', 8444); // not registered (yet)
+    const probe = (id: string) => registerAs('eve', { service: 'ledger', namespace: 'bank', id });
+    const [onTaken, onFree] = [await probe(taken), await probe(free)];
+    expect(onTaken.status).toBe(400);
+    expect(onFree.status).toBe(400);
+    expect(onTaken.body.error.code).toBe('VALIDATION_FAILED');
+    expect(onTaken.body.error.message.replace(taken, '?')).toBe(
+      onFree.body.error.message.replace(free, '?'),
+    );
+    // The owner registers that endpoint under its computed id, as always.
+    const later = await registerAs('sam', { service: 'web', namespace: 'shop', port: 8444 });
+    expect(later.status).toBe(201);
+    expect(later.body.instance.id).toBe(free);
+    // And may name its own computed id explicitly.
+    const again = await registerAs('sam', {
+      service: 'web',
+      namespace: 'shop',
+      port: 8444,
+      id: free,
+    });
+    expect(again.status).toBe(200);
+  });
+
+  it.each([
+    ['shop.web-7d9f-x2.web', 400], // a pod's instance id in another namespace
+    ['bank.ledger-0.ledger', 201], // the form, in its own namespace
+    ['ledger.primary', 201], // one dot: not the form
+  ])('a pod-form id %s from bank answers %i', async (id, status) => {
+    const res = await registerAs('eve', { service: 'ledger', namespace: 'bank', id });
+    expect(res.status).toBe(status);
+    if (status === 400) expect(res.body.error.message).toMatch(/pod's instance id/);
+  });
+
   describe('an ACL deny takes away what its verb implies', () => {
     it.each([
       ['register', () => registerAs('dan', { service: 'web', namespace: 'shop', port: 9001 })],
@@ -257,29 +263,16 @@ spec:
 });
 
 describe('static-token and JWT users are different principals', () => {
-  const ISSUER = 'https://login.example.test';
   let op: TestOperator;
   let work: string;
-  let keys: { privateKey: CryptoKey; publicKey: CryptoKey };
+  let issuer: JwtIssuer;
   const ROOT = 'ops-admin-token-0123456789abcdef';
-  const jwt = (sub: string, groups: string[] = []) =>
-    new SignJWT({ groups })
-      .setProtectedHeader({ alg: 'RS256' })
-      .setSubject(sub)
-      .setIssuer(ISSUER)
-      .setAudience('maxine')
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(keys.privateKey);
+  const jwt = (sub: string, groups: string[] = []) => issuer.sign({ sub, groups });
 
   beforeAll(async () => {
-    keys = await generateKeyPair('RS256', { extractable: true });
     work = await mkdtemp(join(tmpdir(), 'maxine-identity-'));
-    await writeFile(join(work, 'jwt.pem'), await exportSPKI(keys.publicKey));
-    await writeFile(
-      join(work, 'tokens.yaml'),
-      `tokens:\n  - { token: ${ROOT}, user: ops-admin }\n`,
-    );
+    issuer = await jwtIssuer(work);
+    const staticTokensFile = await writeTokens(work, { 'ops-admin': ROOT });
     op = await startOperator({
       files: {
         'services.yaml': `
@@ -301,10 +294,8 @@ spec:
         anonymous: false,
         aclDefault: 'deny',
         bootstrapAdmins: ['User:ops-admin', 'User:jwt:oncall'],
-        staticTokensFile: join(work, 'tokens.yaml'),
-        jwtIssuer: ISSUER,
-        jwtAudience: 'maxine',
-        jwtPublicKeyFile: join(work, 'jwt.pem'),
+        staticTokensFile,
+        ...issuer.config,
         identityRateLimit: 1,
         identityRateBurst: 4,
       },

@@ -13,6 +13,7 @@ import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import type { CryptoKey } from 'jose';
 import WebSocket from 'ws';
 import type { MaxineEvent } from '../../common/wire.js';
+import { call as request, writeTokens, lockedDown } from '../helpers/auth.js';
 import { eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -114,30 +115,12 @@ const jwt = async (
   return token;
 };
 
-async function call(
+const call = (
   method: string,
   path: string,
   token?: string,
   extra: { body?: unknown; headers?: Record<string, string> } = {},
-): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await fetch(op.url + path, {
-    method,
-    headers: {
-      ...(token !== undefined && { authorization: `Bearer ${token}` }),
-      ...(extra.body !== undefined && { 'content-type': 'application/json' }),
-      ...extra.headers,
-    },
-    body: extra.body === undefined ? undefined : JSON.stringify(extra.body),
-  });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    // NDJSON or plain text stays a string
-  }
-  return { status: res.status, body, headers: res.headers };
-}
+) => request(op.url, method, path, { token, ...extra });
 
 const register = (token: string | undefined, service: string, namespace = 'shop') =>
   call('POST', '/api/v1/instances', token, {
@@ -149,23 +132,16 @@ beforeAll(async () => {
   other = await generateKeyPair('RS256', { extractable: true });
   work = await mkdtemp(join(tmpdir(), 'maxine-security-'));
   await writeFile(join(work, 'jwt.pem'), await exportSPKI(keys.publicKey));
-  await writeFile(
-    join(work, 'tokens.yaml'),
-    [
-      'tokens:',
-      `  - { token: ${TOKENS.root}, user: root }`,
-      `  - { token: ${TOKENS.alice}, user: alice, groups: [shop-team] }`,
-      `  - { token: ${TOKENS.carol}, user: carol }`,
-      `  - { token: ${TOKENS.flood}, user: flood, groups: [shop-team] }`,
-    ].join('\n'),
-  );
+  const staticTokensFile = await writeTokens(work, {
+    root: TOKENS.root,
+    alice: { token: TOKENS.alice, groups: ['shop-team'] },
+    carol: TOKENS.carol,
+    flood: { token: TOKENS.flood, groups: ['shop-team'] },
+  });
   op = await startOperator({
     files: RESOURCES,
     config: {
-      anonymous: false,
-      aclDefault: 'deny',
-      bootstrapAdmins: ['User:root'],
-      staticTokensFile: join(work, 'tokens.yaml'),
+      ...lockedDown(staticTokensFile),
       jwtIssuer: ISSUER,
       jwtAudience: AUDIENCE,
       jwtPublicKeyFile: join(work, 'jwt.pem'),

@@ -8,27 +8,22 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
-import { eventually, startOperator } from '../helpers/operator.js';
+import { eventually, logSink, startOperator } from '../helpers/operator.js';
 import type { LogLine, TestOperator } from '../helpers/operator.js';
+import { writeTokens } from '../helpers/auth.js';
 
 let op: TestOperator;
 let work: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'maxine-sidecar-auth-'));
-  await writeFile(
-    join(work, 'tokens.yaml'),
-    'tokens:\n  - { token: good-token-0123456789, user: ops }\n',
-  );
+  const staticTokensFile = await writeTokens(work, { ops: 'good-token-0123456789' });
   await writeFile(join(work, 'stale-token'), 'stale-token-0123456789\n');
-  op = await startOperator({
-    config: { anonymous: false, staticTokensFile: join(work, 'tokens.yaml') },
-  });
+  op = await startOperator({ config: { anonymous: false, staticTokensFile } });
 });
 afterAll(async () => {
   await op.stop();
@@ -39,14 +34,7 @@ function startSidecar(
   operatorUrl: string,
   env: NodeJS.ProcessEnv,
 ): { sidecar: Sidecar; logs: LogLine[] } {
-  const logs: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, done) {
-      for (const line of chunk.toString().split('\n'))
-        if (line.trim() !== '') logs.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
+  const { sink, logs } = logSink();
   const config = loadSidecarConfig({
     MAXINE_SERVICE: 'web',
     MAXINE_POD_NAMESPACE: 'shop',
