@@ -19,8 +19,9 @@ import { httpRequest } from './processes.js';
  * @property {Record<string, string>} [headers] sent with every request (a bearer token)
  * @property {Map<number, number>} [statuses] counts every answer's status into this map
  * @property {string} [localAddress] the loopback address to send from (default: the system's)
- * @property {{ count: number }} [throttled] counts every 429 RATE_LIMITED answer (each is
- *   resent after its Retry-After); those answers are not counted into `statuses`
+ * @property {Map<string, number>} [throttled] counts every 429 RATE_LIMITED answer by its
+ *   scope (`identity`, `address`, ...; each is resent after its Retry-After); those answers
+ *   are not counted into `statuses`
  */
 
 /**
@@ -84,7 +85,7 @@ export async function registerMany(spec) {
  * @param {number} port
  * @param {string} body
  * @param {Agent} agent
- * @param {{ headers?: Record<string, string>, statuses?: Map<number, number>, throttled?: { count: number }, deadline?: number }} [opts]
+ * @param {{ headers?: Record<string, string>, statuses?: Map<number, number>, throttled?: Map<string, number>, deadline?: number }} [opts]
  * @returns {Promise<string>} the instance id
  */
 async function registerOne(port, body, agent, { headers, statuses, throttled, deadline } = {}) {
@@ -100,9 +101,10 @@ async function registerOne(port, body, agent, { headers, statuses, throttled, de
         headers,
         timeoutMs: 30_000,
       });
-      const waitMs = rateLimitedWaitMs(res);
-      if (waitMs !== undefined) {
-        if (throttled !== undefined) throttled.count += 1;
+      const limited = rateLimited(res);
+      if (limited !== undefined) {
+        const { waitMs, scope } = limited;
+        throttled?.set(scope, (throttled.get(scope) ?? 0) + 1);
         lastError = new Error(
           `status 429 RATE_LIMITED until the deadline: ${res.body.slice(0, 300)}`,
         );
@@ -126,20 +128,25 @@ async function registerOne(port, body, agent, { headers, statuses, throttled, de
 
 /**
  * @param {{ status: number, body: string, headers: import('node:http').IncomingHttpHeaders }} res
- * @returns {number | undefined} how long to wait before resending, when the answer is a 429
- *   RATE_LIMITED (a registry limit, 429 LIMIT_EXCEEDED, is a real refusal: undefined)
+ * @returns {{ waitMs: number, scope: string } | undefined} how long to wait before resending
+ *   and which limit refused, when the answer is a 429 RATE_LIMITED (a registry limit, 429
+ *   LIMIT_EXCEEDED, is a real refusal: undefined)
  */
-export function rateLimitedWaitMs(res) {
+export function rateLimited(res) {
   if (res.status !== 429) return undefined;
-  let code;
+  /** @type {{ code?: string, details?: { scope?: unknown } } | undefined} */
+  let error;
   try {
-    code = /** @type {{ error?: { code?: string } }} */ (JSON.parse(res.body)).error?.code;
+    error = /** @type {{ error?: typeof error }} */ (JSON.parse(res.body)).error;
   } catch {
     return undefined;
   }
-  if (code !== 'RATE_LIMITED') return undefined;
+  if (error?.code !== 'RATE_LIMITED') return undefined;
   const seconds = Number(res.headers['retry-after']);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 250;
+  return {
+    waitMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 250,
+    scope: typeof error.details?.scope === 'string' ? error.details.scope : 'unknown',
+  };
 }
 
 /** @param {number} i @returns {string} a distinct IPv4 address in 10.0.0.0/8 per i */

@@ -348,7 +348,8 @@ function statusList(statuses) {
 async function registrations(operator, headers, spec) {
   /** @type {Map<number, number>} */
   const statuses = new Map();
-  const throttled = { count: 0 };
+  /** @type {Map<string, number>} */
+  const throttled = new Map();
   const started = Date.now();
   /** @type {string[]} */
   const errors = [];
@@ -379,12 +380,23 @@ async function registrations(operator, headers, spec) {
       : `${errors.length} of ${slices} senders gave up; first: ${errors[0]}`;
   return {
     statuses,
-    throttled: throttled.count,
+    throttled,
     fiveXx: countOf(statuses, (s) => s >= 500),
     ok,
     seconds,
     error,
   };
+}
+
+/**
+ * @param {Map<string, number>} throttled 429 RATE_LIMITED answers by scope
+ * @returns {string} `3 times (429 RATE_LIMITED, scope identity 3; each resent after Retry-After)`
+ */
+function throttledText(throttled) {
+  const total = [...throttled.values()].reduce((a, b) => a + b, 0);
+  if (total === 0) return '0 times (429 RATE_LIMITED)';
+  const scopes = [...throttled].map(([scope, n]) => `scope ${scope} ${int(n)}`).join(', ');
+  return `${int(total)} times (429 RATE_LIMITED, ${scopes}; each resent after Retry-After)`;
 }
 
 /** @param {number} k @returns {string} the k-th registering client's address, 127.0.1.1 on */
@@ -750,7 +762,7 @@ async function soak(config, tmp) {
       });
       const rate = registered.ok / Math.max(registered.seconds, 0.001);
       return {
-        what: `${int(registered.ok)} of ${int(config.instances)} registered (${int(rate)}/s); answers ${statusList(registered.statuses)}; throttled ${int(registered.throttled)} times (429 RATE_LIMITED, resent after Retry-After)`,
+        what: `${int(registered.ok)} of ${int(config.instances)} registered (${int(rate)}/s); answers ${statusList(registered.statuses)}; throttled ${throttledText(registered.throttled)}`,
         error: registered.error,
       };
     });
@@ -769,7 +781,7 @@ async function soak(config, tmp) {
         bodyOf: () => body,
       });
       return {
-        what: `${int(renewed.ok)} of ${int(config.renewals)} renewals (${int(renewed.ok / Math.max(renewed.seconds, 0.001))}/s); answers ${statusList(renewed.statuses)}; throttled ${int(renewed.throttled)} times (429 RATE_LIMITED, resent after Retry-After)`,
+        what: `${int(renewed.ok)} of ${int(config.renewals)} renewals (${int(renewed.ok / Math.max(renewed.seconds, 0.001))}/s); answers ${statusList(renewed.statuses)}; throttled ${throttledText(renewed.throttled)}`,
         error: renewed.error,
       };
     });
@@ -1039,7 +1051,7 @@ function resultsText(config, r, run) {
     `- register: by user \`${TENANT_USER}\`, ${int(config.instances)} instances, ${int(config.metadataBytes)} bytes of metadata each (keys + values), over ${config.services} services, keep-alive, ${config.concurrency} in flight.`,
     `- renew: by user \`${TENANT_USER}\`, ${int(config.renewals)} re-registrations of one instance (same host:port, so each renews it and restates every field) with ${int(config.largeMetadataBytes)} bytes of metadata, ${config.renewConcurrency} in flight. The heartbeat endpoint carries no metadata, so a renewal that restates it is a registration.`,
     `- registrations and renewals are sent from ${config.registerAddresses} loopback addresses (${registrationAddress(0)} on), as many hosts would, so that a limit per client address does not refuse them; the probe and the event streams come from 127.0.0.1, the flood from ${config.floodAddress}.`,
-    `- a registration or renewal refused with 429 RATE_LIMITED (the per-identity limit) is sent again after its Retry-After (plus up to 100 ms of jitter), until it is registered; the phase table counts those refusals as \`throttled\`, apart from the answers. The rate shown is the one achieved, waits included.`,
+    `- a registration or renewal refused with 429 RATE_LIMITED (the per-identity limit, or the per-address one; the scope is counted) is sent again after its Retry-After (plus up to 100 ms of jitter), until it is registered; the phase table counts those refusals as \`throttled\`, apart from the answers. The rate shown is the one achieved, waits included.`,
     `- every count and duration above comes from SOAK_* variables (see bench/soak.js); SOAK_SCALE scales the defaults.`,
     ...(r.exit === undefined
       ? []
