@@ -63,7 +63,7 @@ export function freePort() {
 /**
  * One HTTP request to 127.0.0.1, body read fully (bounded by `timeoutMs`).
  * @param {{ port: number, method?: string, path: string, body?: string, timeoutMs?: number, agent?: import('node:http').Agent, headers?: Record<string, string> }} opts
- * @returns {Promise<{ status: number, body: string }>}
+ * @returns {Promise<{ status: number, body: string, headers: import('node:http').IncomingHttpHeaders }>}
  */
 export function httpRequest({
   port,
@@ -86,7 +86,9 @@ export function httpRequest({
         const chunks = [];
         res.setEncoding('utf8');
         res.on('data', (chunk) => chunks.push(/** @type {string} */ (chunk)));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: chunks.join('') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: chunks.join(''), headers: res.headers }),
+        );
         res.on('error', reject);
       },
     );

@@ -3,14 +3,14 @@
  * Soak and abuse run: `npm run bench:soak` (builds, then runs this file).
  *
  * One operator (dist/operator/main.js) in a child process on 127.0.0.1, with a heap limit, a
- * static token file (a random token per run) and anonymous access off, is put through, in
- * turn:
+ * static token file and anonymous access off, is put through, in turn, by an abuser that is
+ * one authenticated tenant (user `soak-tenant`, its own random token per run):
  *   1. `register`: SOAK_INSTANCES (100,000) instances with SOAK_METADATA_BYTES (1 KB) of
  *      metadata each, over SOAK_SERVICES (100) services, keep-alive, SOAK_CONCURRENCY in flight;
  *   2. `renew`: SOAK_RENEWALS (10,000) renewals of one instance with SOAK_LARGE_METADATA_BYTES
  *      (16 KiB) of metadata — re-registrations of the same host:port, which restate every field
  *      (a heartbeat carries no metadata);
- *   3. `websocket`: SOAK_WS_CLIENTS (200) event-stream clients with the token, of which
+ *   3. `websocket`: SOAK_WS_CLIENTS (200) event-stream clients with the tenant's token, of which
  *      SOAK_WS_NONREADING (50) pause their socket once open and never read, and
  *      SOAK_WS_SNAPSHOT (20) ask `snapshot=true` (half of them among the non-readers); all stay
  *      connected to the end;
@@ -18,8 +18,8 @@
  *      SOAK_FLOOD_SECONDS (30), from another loopback address (SOAK_FLOOD_ADDRESS, 127.0.0.2),
  *      so that a limit per client address does not also throttle the probe;
  *   then `after`: SOAK_AFTER_SECONDS (5) of quiet.
- * Beside every phase, a probe (bench/probe.js, a worker thread) asks for a discovery with the
- * token at SOAK_PROBE_RATE (200) per second and records its latency. Before the abuse the same
+ * Beside every phase, a probe (bench/probe.js, a worker thread) asks for a discovery with
+ * another principal's token (user `soak`, random per run) at SOAK_PROBE_RATE (200) per second and records its latency. Before the abuse the same
  * probe measures bench/baseline-server.js (the same answer bytes) and the idle operator. The
  * operator's VmRSS and VmHWM are read from /proc every 250 ms; its exit is a crash.
  *
@@ -29,6 +29,10 @@
  * SOAK_HEAP_MB (768) is the operator's --max-old-space-size; SOAK_MEMORY_LIMIT_MB (the heap
  * limit) is the budget peak RSS is held to (+20%). Registry limit flags the operator lists in
  * `--help` are raised to fit the run; SOAK_OPERATOR_ARGS adds operator flags (space-separated).
+ * SOAK_IDENTITY_RATE (1500; 0: off) and SOAK_IDENTITY_BURST (twice the rate) are passed as
+ * --identity-rate-limit/--identity-rate-burst: the product's answer to one tenant flooding
+ * with valid requests. The registrar and the renewer honour its 429 RATE_LIMITED (they resend
+ * after Retry-After), so every instance is still registered; the refusals are counted apart.
  *
  * Results: stdout, bench/RESULTS-soak.md, and the soak section of bench/RESULTS.md (which
  * bench/run.js carries over from RESULTS-soak.md when it rewrites the file).
@@ -91,6 +95,11 @@ const SAMPLE_MS = 250;
 /** ws's default maxPayload, the sidecar's: a snapshot message above it is refused (1009). */
 const WS_MAX_PAYLOAD = 100 * 1024 * 1024;
 const AIMS = { rssOverLimit: 1.2, p99Ms: 50 };
+/** The probe's principal and the abuser's: two static tokens, made for each run. */
+const PROBE_USER = 'soak';
+const TENANT_USER = 'soak-tenant';
+/** How long the probe runs before the first phase when there is no idle phase. */
+const WARMUP_MS = 2000;
 
 const PHASES = ['idle', 'register', 'renew', 'websocket', 'flood', 'after'];
 
@@ -149,6 +158,13 @@ function loadConfig() {
     memoryLimitMb: intEnv('SOAK_MEMORY_LIMIT_MB', heapMb, 64, 65_536),
     operatorArgs: (process.env.SOAK_OPERATOR_ARGS ?? '').split(/\s+/).filter(Boolean),
     budgetSec: intEnv('SOAK_BUDGET_SECONDS', 1800, 60, 86_400),
+    identityRate: intEnv('SOAK_IDENTITY_RATE', 1500, 0, 1_000_000),
+    identityBurst: intEnv(
+      'SOAK_IDENTITY_BURST',
+      2 * intEnv('SOAK_IDENTITY_RATE', 1500, 0, 1_000_000),
+      0,
+      10_000_000,
+    ),
   };
 }
 /** @typedef {ReturnType<typeof loadConfig>} Config */
@@ -168,7 +184,9 @@ const commandLine = () =>
  * @returns {[string, string][]}
  */
 function limitCandidates(config) {
-  const total = String(config.instances + DISCOVER_INSTANCES + 1000);
+  // Every instance of the run (the bulk, the probe's, the renewed one) fits in total and for
+  // one principal, with room to spare, whatever the scale.
+  const total = String(config.instances + DISCOVER_INSTANCES + 1 + 1000);
   const perService = String(Math.ceil(config.instances / config.services) + 1000);
   const metadata = String(Math.max(config.metadataBytes, config.largeMetadataBytes) + 1024);
   const services = String(config.services + 100);
@@ -177,6 +195,13 @@ function limitCandidates(config) {
     ['max-instances-per-service', perService],
     ['max-instances-per-principal', total],
     ['max-metadata-bytes', metadata],
+    // The configured per-identity rate limit (SOAK_IDENTITY_RATE; 0: off, the default).
+    ...(config.identityRate > 0
+      ? /** @type {[string, string][]} */ ([
+          ['identity-rate-limit', String(config.identityRate)],
+          ['identity-rate-burst', String(Math.max(1, config.identityBurst))],
+        ])
+      : []),
     // Raised only for runs with more services than the operator's defaults (1,000) allow.
     ...(config.services > 900
       ? /** @type {[string, string][]} */ ([
@@ -321,6 +346,8 @@ function statusList(statuses) {
 async function registrations(operator, headers, spec) {
   /** @type {Map<number, number>} */
   const statuses = new Map();
+  /** @type {Map<string, number>} */
+  const throttled = new Map();
   const started = Date.now();
   /** @type {string[]} */
   const errors = [];
@@ -335,6 +362,7 @@ async function registrations(operator, headers, spec) {
         deadlineMs: 900_000,
         headers,
         statuses,
+        throttled,
         localAddress: registrationAddress(k),
       });
     } catch (err) {
@@ -348,7 +376,25 @@ async function registrations(operator, headers, spec) {
     errors.length === 0
       ? undefined
       : `${errors.length} of ${slices} senders gave up; first: ${errors[0]}`;
-  return { statuses, fiveXx: countOf(statuses, (s) => s >= 500), ok, seconds, error };
+  return {
+    statuses,
+    throttled,
+    fiveXx: countOf(statuses, (s) => s >= 500),
+    ok,
+    seconds,
+    error,
+  };
+}
+
+/**
+ * @param {Map<string, number>} throttled 429 RATE_LIMITED answers by scope
+ * @returns {string} `3 times (429 RATE_LIMITED, scope identity 3; each resent after Retry-After)`
+ */
+function throttledText(throttled) {
+  const total = [...throttled.values()].reduce((a, b) => a + b, 0);
+  if (total === 0) return '0 times (429 RATE_LIMITED)';
+  const scopes = [...throttled].map(([scope, n]) => `scope ${scope} ${int(n)}`).join(', ');
+  return `${int(total)} times (429 RATE_LIMITED, ${scopes}; each resent after Retry-After)`;
 }
 
 /** @param {number} k @returns {string} the k-th registering client's address, 127.0.1.1 on */
@@ -603,12 +649,21 @@ const mb = (/** @type {number | undefined} */ n) =>
  * @param {string} tmp
  */
 async function soak(config, tmp) {
+  // Two principals, each with a random token made for this run: the probe's (user `soak`)
+  // and the abuser's (user `soak-tenant`), which registers, renews and holds the event
+  // streams. The per-identity rate limit and the per-principal caps apply to each apart.
   const token = `soak-${randomBytes(24).toString('hex')}`;
+  const tenantToken = `soak-tenant-${randomBytes(24).toString('hex')}`;
   const auth = { authorization: `Bearer ${token}` };
+  const tenant = { authorization: `Bearer ${tenantToken}` };
   const resources = join(tmp, 'resources');
   mkdirSync(resources);
   const tokens = join(tmp, 'tokens.yaml');
-  writeFileSync(tokens, `tokens:\n  - { token: ${token}, user: soak }\n`, { mode: 0o600 });
+  writeFileSync(
+    tokens,
+    `tokens:\n  - { token: ${token}, user: ${PROBE_USER} }\n  - { token: ${tenantToken}, user: ${TENANT_USER} }\n`,
+    { mode: 0o600 },
+  );
   const auditDir = join(tmp, 'audit');
   const limits = limitArgs(config);
   const operatorArgs = [
@@ -647,6 +702,12 @@ async function soak(config, tmp) {
     const baseline = await measureBaseline(answer.body, config);
 
     const probe = startProbe(operator.port, config, auth);
+    if (!config.phases.includes('idle')) {
+      // The probe's first requests open its connections (and warm the operator's discovery
+      // path): without an idle phase that cold start would be charged to the first phase.
+      // The probe keeps it in its `start` figures, which the aims leave out.
+      await sleep(WARMUP_MS, undefined, { signal: abort.signal }).catch(() => {});
+    }
     /** @type {{ name: string, what: string, seconds: number, error?: string }[]} */
     const done = [];
     /** @param {string} name @param {() => Promise<{ what: string, error?: string }>} body */
@@ -685,7 +746,7 @@ async function soak(config, tmp) {
       return { what: `no load for ${config.idleSeconds} s` };
     });
     await runPhase('register', async () => {
-      registered = await registrations(operator, auth, {
+      registered = await registrations(operator, tenant, {
         count: config.instances,
         concurrency: config.concurrency,
         addresses: config.registerAddresses,
@@ -699,7 +760,7 @@ async function soak(config, tmp) {
       });
       const rate = registered.ok / Math.max(registered.seconds, 0.001);
       return {
-        what: `${int(registered.ok)} of ${int(config.instances)} registered (${int(rate)}/s); answers ${statusList(registered.statuses)}`,
+        what: `${int(registered.ok)} of ${int(config.instances)} registered (${int(rate)}/s); answers ${statusList(registered.statuses)}; throttled ${throttledText(registered.throttled)}`,
         error: registered.error,
       };
     });
@@ -711,19 +772,19 @@ async function soak(config, tmp) {
         port: 8080,
         metadata: metadataOf(config.largeMetadataBytes, 0),
       };
-      renewed = await registrations(operator, auth, {
+      renewed = await registrations(operator, tenant, {
         count: config.renewals,
         concurrency: config.renewConcurrency,
         addresses: config.registerAddresses,
         bodyOf: () => body,
       });
       return {
-        what: `${int(renewed.ok)} of ${int(config.renewals)} renewals; answers ${statusList(renewed.statuses)}`,
+        what: `${int(renewed.ok)} of ${int(config.renewals)} renewals (${int(renewed.ok / Math.max(renewed.seconds, 0.001))}/s); answers ${statusList(renewed.statuses)}; throttled ${throttledText(renewed.throttled)}`,
         error: renewed.error,
       };
     });
     await runPhase('websocket', async () => {
-      clients = await openClients(operator, config, auth);
+      clients = await openClients(operator, config, tenant);
       await sleep(config.wsHoldSeconds * 1000, undefined, { signal: abort.signal }).catch(() => {});
       ws = clientSummary(clients);
       return {
@@ -957,7 +1018,9 @@ function resultsText(config, r, run) {
     `- command: \`${commandLine()}\` (scale ${config.scale})`,
     ...(process.env.SOAK_NOTE ? [`- note: ${process.env.SOAK_NOTE}`] : []),
     `- operator: \`node --max-old-space-size=${config.heapMb} dist/operator/main.js --host 127.0.0.1 --log-level warn --default-ttl-seconds 3600 ${r.operatorArgs.map((a) => (a.includes('/') ? a.replace(/.*\//, '…/') : a)).join(' ')}\``,
-    `- registry limit flags raised for the run: ${r.limits.length === 0 ? 'none (this operator lists none of them in --help)' : `\`${r.limits.join(' ')}\``}`,
+    `- limit flags configured for the run: ${r.limits.length === 0 ? 'none (this operator lists none of them in --help)' : `\`${r.limits.join(' ')}\``}`,
+    `- per-identity rate limit: ${identityLine(config, r.limits)}`,
+    `- principals: the probe is user \`${PROBE_USER}\`; the abuser (registrations, renewals, event streams) is user \`${TENANT_USER}\`, another principal with its own static token (both random, made for this run); the flood has no token or a wrong one`,
     '',
     '## Aims',
     '',
@@ -965,13 +1028,13 @@ function resultsText(config, r, run) {
     '',
     '## Phases',
     '',
-    `A discovery probe (\`GET ${DISCOVER_PATH}\` with the token, ${DISCOVER_INSTANCES} instances) runs beside every phase at ${config.probeRate} requests/s, open loop over ${config.probeConnections} keep-alive connections, in a worker thread of the bench process; latency runs from each request's scheduled start (2xx only), so a stalled server is charged for every request it held up. RSS is the operator's VmRSS, sampled every ${SAMPLE_MS} ms; the peak over the whole run is the kernel's VmHWM: ${mb(r.memory.hwmMb)}.`,
+    `A discovery probe (\`GET ${DISCOVER_PATH}\` with the probe's token, user \`${PROBE_USER}\`, ${DISCOVER_INSTANCES} instances) runs beside every phase at ${config.probeRate} requests/s, open loop over ${config.probeConnections} keep-alive connections, in a worker thread of the bench process; latency runs from each request's scheduled start (2xx only), so a stalled server is charged for every request it held up. RSS is the operator's VmRSS, sampled every ${SAMPLE_MS} ms; the peak over the whole run is the kernel's VmHWM: ${mb(r.memory.hwmMb)}.`,
     '',
     phaseTable(r),
     '',
     '## Event streams',
     '',
-    `${config.wsClients} clients of \`/api/v1/events\` with the token; ${config.wsNonReading} pause their socket once open and never read; ${config.wsSnapshot} ask \`snapshot=true\` (${Math.min(config.wsNonReading, Math.ceil(config.wsSnapshot / 2))} of them among the non-readers); readers accept messages up to ${WS_MAX_PAYLOAD / 2 ** 20} MiB (ws's default, the sidecar's). Every stream stays open through the flood and the quiet phase. At the end:`,
+    `${config.wsClients} clients of \`/api/v1/events\` with the abuser's token (user \`${TENANT_USER}\`); ${config.wsNonReading} pause their socket once open and never read; ${config.wsSnapshot} ask \`snapshot=true\` (${Math.min(config.wsNonReading, Math.ceil(config.wsSnapshot / 2))} of them among the non-readers); readers accept messages up to ${WS_MAX_PAYLOAD / 2 ** 20} MiB (ws's default, the sidecar's). Every stream stays open through the flood and the quiet phase. At the end:`,
     '',
     ...streamLines(r),
     '',
@@ -983,9 +1046,10 @@ function resultsText(config, r, run) {
     '',
     '## Workload',
     '',
-    `- register: ${int(config.instances)} instances, ${int(config.metadataBytes)} bytes of metadata each (keys + values), over ${config.services} services, keep-alive, ${config.concurrency} in flight.`,
-    `- renew: ${int(config.renewals)} re-registrations of one instance (same host:port, so each renews it and restates every field) with ${int(config.largeMetadataBytes)} bytes of metadata, ${config.renewConcurrency} in flight. The heartbeat endpoint carries no metadata, so a renewal that restates it is a registration.`,
+    `- register: by user \`${TENANT_USER}\`, ${int(config.instances)} instances, ${int(config.metadataBytes)} bytes of metadata each (keys + values), over ${config.services} services, keep-alive, ${config.concurrency} in flight.`,
+    `- renew: by user \`${TENANT_USER}\`, ${int(config.renewals)} re-registrations of one instance (same host:port, so each renews it and restates every field) with ${int(config.largeMetadataBytes)} bytes of metadata, ${config.renewConcurrency} in flight. The heartbeat endpoint carries no metadata, so a renewal that restates it is a registration.`,
     `- registrations and renewals are sent from ${config.registerAddresses} loopback addresses (${registrationAddress(0)} on), as many hosts would, so that a limit per client address does not refuse them; the probe and the event streams come from 127.0.0.1, the flood from ${config.floodAddress}.`,
+    `- a registration or renewal refused with 429 RATE_LIMITED (the per-identity limit, or the per-address one; the scope is counted) is sent again after its Retry-After (plus up to 100 ms of jitter), until it is registered; the phase table counts those refusals as \`throttled\`, apart from the answers. The rate shown is the one achieved, waits included.`,
     `- every count and duration above comes from SOAK_* variables (see bench/soak.js); SOAK_SCALE scales the defaults.`,
     ...(r.exit === undefined
       ? []
@@ -1001,6 +1065,20 @@ function resultsText(config, r, run) {
         ]),
     '',
   ].join('\n');
+}
+
+/**
+ * @param {Config} config
+ * @param {string[]} limits the limit flags passed to the operator
+ * @returns {string} the per-identity rate limit the run configured, in words
+ */
+function identityLine(config, limits) {
+  if (config.identityRate === 0) return 'off (SOAK_IDENTITY_RATE=0)';
+  const at = limits.indexOf('--identity-rate-limit');
+  if (at === -1)
+    return `not configured: this operator does not list --identity-rate-limit in --help`;
+  const burst = limits[limits.indexOf('--identity-rate-burst') + 1] ?? '—';
+  return `${limits[at + 1]} requests/s, burst ${burst}, per principal (SOAK_IDENTITY_RATE, SOAK_IDENTITY_BURST); the probe's ${config.probeRate}/s on its own principal is ${config.probeRate < Number(limits[at + 1]) ? 'under it' : 'not under it: the probe is throttled too'}`;
 }
 
 /**
