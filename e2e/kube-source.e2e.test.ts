@@ -245,6 +245,59 @@ describe('kubernetes source', () => {
     expect(events[0]).toMatchObject({ type: 'Warning', reason: 'InvalidSpec' });
   });
 
+  it('a status write refused for good (403) is reported once and not retried until the object changes', async () => {
+    // The operator loses the right to write MaxineIntention statuses (rule 1 of its ClusterRole).
+    await kubectl([
+      'patch',
+      'clusterrole',
+      'maxine-operator',
+      '--type=json',
+      '-p',
+      '[{"op":"replace","path":"/rules/1/resources","value":["maxineservices/status","maxineacls/status"]}]',
+    ]);
+    const intention = `apiVersion: maxine.io/v1alpha1
+kind: MaxineIntention
+metadata: { name: refused, namespace: shop }
+spec: { destination: { name: refused }, sources: [{ name: web, action: allow }] }
+`;
+    try {
+      await kubectl(['apply', '-f', '-'], intention);
+      await eventually(
+        async () => (await eventsOf('refused')).some((e) => e.reason === 'StatusWriteFailed'),
+        10_000,
+      );
+      expect(
+        (await eventsOf('refused')).find((e) => e.reason === 'StatusWriteFailed'),
+      ).toMatchObject({
+        type: 'Warning',
+        count: 1,
+        message: expect.stringMatching(
+          /^The API server refused the status write \(not retried until the object changes\): 403 Forbidden: /,
+        ),
+        involvedObject: expect.objectContaining({ kind: 'MaxineIntention', name: 'refused' }),
+      });
+      // No back-off retry is left pending: the source goes idle (a retried 403 never would).
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        (operator.source as KubeSource).idle().then(() => 'idle'),
+        new Promise((resolve) => (timer = setTimeout(() => resolve('still retrying'), 5000))),
+      ]);
+      clearTimeout(timer);
+      expect(settled).toBe('idle');
+    } finally {
+      await kubectl(['apply', '-k', `${process.cwd()}/manifests`]);
+    }
+    // The right is back; the next change to the object writes its status.
+    await kubectl(['annotate', 'mint', 'refused', '-n', 'shop', 'touched=yes']);
+    await eventually(
+      async () =>
+        (await statusOf('mint', 'refused')).status?.conditions?.some(
+          (c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True',
+        ) === true,
+      10_000,
+    );
+  });
+
   it('keeps instance counts in the status, shown by kubectl get', async () => {
     await kubectl(['apply', '-f', '-'], service('counted', '{}'));
     await withinOneSecond(async () => (await get('/api/v1/services/shop/counted')).status === 200);
