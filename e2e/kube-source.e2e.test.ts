@@ -298,6 +298,55 @@ spec: { destination: { name: refused }, sources: [{ name: web, action: allow }] 
     );
   });
 
+  it('a status the schema refuses (422) is said in a StatusWriteFailed condition and an Event', async () => {
+    // A stricter CRD (status.ready at most 1 character) refuses "0/0", not a conditions-only write.
+    const ready =
+      '/spec/versions/0/schema/openAPIV3Schema/properties/status/properties/ready/maxLength';
+    await kubectl([
+      'patch',
+      'crd',
+      'maxineservices.maxine.io',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'replace', path: ready, value: 1 }]),
+    ]);
+    try {
+      await kubectl(['apply', '-f', '-'], service('strict', '{}'));
+      await eventually(
+        async () =>
+          (await statusOf('msvc', 'strict')).status?.conditions?.some(
+            (c: { type: string }) => c.type === 'StatusWriteFailed',
+          ) === true,
+        10_000,
+      );
+      expect((await statusOf('msvc', 'strict')).status.conditions).toEqual([
+        expect.objectContaining({
+          type: 'StatusWriteFailed',
+          status: 'True',
+          reason: 'WriteRefused',
+          message: expect.stringMatching(
+            /^The API server refused the status write, so this status is out of date; tried again when the object changes or is resynced: 422 Invalid: .*status\.ready/,
+          ),
+        }),
+      ]);
+      const events = (await eventsOf('strict')).filter((e) => e.reason === 'StatusWriteFailed');
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({
+        type: 'Warning',
+        message: expect.stringContaining('422 Invalid'),
+      });
+    } finally {
+      await kubectl(['apply', '-f', `${process.cwd()}/crds`]);
+    }
+    // The schema is back: the next resync writes the whole status and drops the condition.
+    await eventually(async () => {
+      const conditions = ((await statusOf('msvc', 'strict')).status?.conditions ?? []) as {
+        type: string;
+      }[];
+      return conditions.map((c) => c.type).join() === 'Ready';
+    }, 10_000);
+  });
+
   it('keeps instance counts in the status, shown by kubectl get', async () => {
     await kubectl(['apply', '-f', '-'], service('counted', '{}'));
     await withinOneSecond(async () => (await get('/api/v1/services/shop/counted')).status === 200);
