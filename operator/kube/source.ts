@@ -322,6 +322,7 @@ export class KubeSource {
     if (object === undefined) {
       this.invalid.delete(key);
       this.sidecarless.delete(key);
+      this.refusedStatus.delete(key);
       if (this.opts.reconciler.delete(key))
         this.opts.logger.info({ kind, namespace, name }, 'resource deleted');
       return;
