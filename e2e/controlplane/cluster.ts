@@ -1,6 +1,6 @@
 // A real Kubernetes control plane on 127.0.0.1 for the end-to-end tests: etcd and
 // kube-apiserver, plus (with `workloads`) kube-controller-manager, kube-scheduler and kwok
-// with one fake Node. This is the TypeScript port of smoke.sh's start/stop logic; see
+// with one fake Node. It generates the certificates and starts and stops the processes; see
 // README.md next to this file for why every flag and certificate is what it is.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
