@@ -345,7 +345,7 @@ async function openssl(args: string[]): Promise<void> {
 
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
 
-/** CA, apiserver serving cert, admin client cert, SA signing key and a static token (as smoke.sh). */
+/** CA, apiserver serving cert, admin client cert, SA signing key and a static token. */
 async function makePki(pki: string): Promise<{ token: string }> {
   const f = (name: string) => path.join(pki, name);
   await openssl([
