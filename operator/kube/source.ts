@@ -261,18 +261,21 @@ export class KubeSource {
     );
     if (added + removed > 0) {
       this.opts.logger.info(
-        { namespace, service: name, added, removed, pods: instances.length },
+        { kind: 'MaxineService', namespace, name, added, removed, pods: instances.length },
         'pod instances synced',
       );
     }
-    this.reportOverLimit(overLimit, { namespace, service: name });
+    this.reportOverLimit(overLimit, { kind: 'MaxineService', namespace, name });
   }
 
   /**
    * Pods are never refused by the registry's limits (a selected Ready pod stays discoverable);
    * when they alone pass --max-instances, say so once, and again when it is over.
    */
-  private reportOverLimit(overLimit: number, where: { namespace: string; service: string }): void {
+  private reportOverLimit(
+    overLimit: number,
+    where: { kind: 'MaxineService'; namespace: string; name: string },
+  ): void {
     if (overLimit > 0 === this.overLimit) return;
     this.overLimit = overLimit > 0;
     const limit = this.opts.registry.limits.instances;
@@ -298,7 +301,7 @@ export class KubeSource {
     const fresh = pods.filter((p) => !known.includes(p.metadata?.name ?? ''));
     if (fresh.length > 0) {
       this.opts.logger.warn(
-        { service: key, pods: fresh.map((p) => p.metadata?.name) },
+        { ...fieldsOfKey(key), pods: fresh.map((p) => p.metadata?.name) },
         'pods without sidecar: their health check cannot run (health reason no-sidecar)',
       );
       this.event(
@@ -588,4 +591,10 @@ function keyOf(kind: ResourceKind, obj: KubernetesObject): string {
 
 function podSyncKey(svc: KubernetesObject): string {
   return `PodSync/${svc.metadata?.namespace ?? 'default'}/${svc.metadata?.name ?? ''}`;
+}
+
+/** The log fields of `Kind/namespace/name`: `{ kind, namespace, name }` (docs/operations.md). */
+function fieldsOfKey(key: string): { kind: string; namespace: string; name: string } {
+  const [kind = '', namespace = '', name = ''] = key.split('/');
+  return { kind, namespace, name };
 }
