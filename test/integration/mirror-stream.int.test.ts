@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerRequestSchema } from '../../common/wire.js';
+import type { RegistryEventDraft } from '../../common/wire.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
 import { RegistryMirror } from '../../sidecar/mirror.js';
 import { jwtIssuer } from '../helpers/auth.js';
@@ -100,5 +101,47 @@ describe('the sidecar mirror and the chunked event stream', () => {
     expect(mirror.status().reconnects).toBe(1);
     const closes = op.logs.filter((l) => l.msg.startsWith('event stream closed: its credential'));
     expect(closes).toHaveLength(1);
+  });
+
+  it('skips an event that fails the envelope schema, logs its issues and counts it', async () => {
+    op = await startOperator();
+    const reg = (id: string, host: string) =>
+      op!.operator.registry.register(
+        registerRequestSchema.parse({ id, service: 'api', namespace: 'shop', host, port: 80 }),
+      );
+    reg('good-1', '10.3.0.1');
+    const { logger, lines } = sidecarLogger();
+    mirror = new RegistryMirror({ operatorUrl: op.url, logger });
+    mirror.start();
+    await mirror.synchronised();
+    // A producer bug the type check would have caught: an instance with no address.
+    const broken = { ...op.operator.registry.getInstance('good-1')!, id: 'broken' };
+    delete (broken as Partial<typeof broken>).host;
+    op.operator.events.append({
+      type: 'service_registered',
+      service: { namespace: 'shop', name: 'api' },
+      instance: broken,
+      data: { renewed: false },
+    } as unknown as RegistryEventDraft);
+    reg('good-2', '10.3.0.2');
+    await eventually(
+      () => Promise.resolve(mirror!.state.instances('shop', 'api').length === 2),
+      3000,
+      'the valid event after the invalid one',
+    );
+    expect(
+      mirror.state
+        .instances('shop', 'api')
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual(['good-1', 'good-2']);
+    expect(mirror.status()).toMatchObject({ connected: true, reconnects: 0, invalidEvents: 1 });
+    const warned = lines.find((l) => l.msg === 'event stream sent an invalid event; skipped it');
+    expect(warned).toMatchObject({ type: 'service_registered', invalidEvents: 1 });
+    expect(warned?.issues).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: 'instance.host' })]),
+    );
+    // The copy resumes after the last event applied, not after the skipped one.
+    expect(mirror.state.lastSeq).toBe(op.operator.events.lastSeq);
   });
 });
