@@ -5,8 +5,10 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocketServer } from 'ws';
 import { registerRequestSchema } from '../../common/wire.js';
 import type { RegistryEventDraft } from '../../common/wire.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
@@ -143,5 +145,54 @@ describe('the sidecar mirror and the chunked event stream', () => {
     );
     // The copy resumes after the last event applied, not after the skipped one.
     expect(mirror.state.lastSeq).toBe(op.operator.events.lastSeq);
+  });
+
+  it('abandons a snapshot whose chunk fails the schema, counts it, and asks for a new one', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const urls: string[] = [];
+    const item = (id: string, port: unknown) => ({
+      id,
+      service: { namespace: 'shop', name: 'api' },
+      host: '10.4.0.1',
+      port,
+      weight: 1,
+      metadata: {},
+      health: { status: 'passing' },
+      source: 'registration',
+      registeredAt: '2026-01-01T00:00:00.000Z',
+    });
+    server.on('connection', (ws, req) => {
+      urls.push(req.url ?? '');
+      const send = (type: string, data: unknown) =>
+        ws.send(JSON.stringify({ seq: 7, type, time: '2026-01-01T00:00:00.000Z', data }));
+      send('resync_begin', { services: 1 });
+      // The first connection's chunk has an instance whose port is a string.
+      const port = urls.length === 1 ? '80' : 80;
+      send('resync_chunk', {
+        services: [{ namespace: 'shop', name: 'api', items: [item('a', port)] }],
+      });
+      send('resync_end', { services: 1, chunks: 1, instances: 1 });
+    });
+    try {
+      const { logger, lines } = sidecarLogger();
+      const { port } = server.address() as AddressInfo;
+      mirror = new RegistryMirror({
+        operatorUrl: `http://127.0.0.1:${port}`,
+        logger,
+        reconnectBaseMs: 10,
+      });
+      mirror.start();
+      await mirror.synchronised();
+      expect(urls).toHaveLength(2);
+      expect(urls.every((u) => u.includes('snapshot=true'))).toBe(true);
+      expect(mirror.state.instances('shop', 'api').map((i) => i.port)).toEqual([80]);
+      expect(mirror.status()).toMatchObject({ synced: true, invalidEvents: 1, reconnects: 1 });
+      const warned = lines.find((l) => l.msg.startsWith('event stream sent an invalid snapshot'));
+      expect(warned).toMatchObject({ type: 'resync_chunk', seq: 7 });
+    } finally {
+      mirror?.stop();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
