@@ -345,12 +345,10 @@ export const resyncMessageSchema = z.discriminatedUnion('type', [
 ]);
 export type ResyncMessage = z.infer<typeof resyncMessageSchema>;
 
+type RegistryEventCase = (typeof registryEventSchemas)[keyof typeof registryEventSchemas];
 export const registryEventSchema = z.discriminatedUnion(
   'type',
-  Object.values(registryEventSchemas) as unknown as [
-    (typeof registryEventSchemas)[keyof typeof registryEventSchemas],
-    ...(typeof registryEventSchemas)[keyof typeof registryEventSchemas][],
-  ],
+  Object.values(registryEventSchemas) as [RegistryEventCase, ...RegistryEventCase[]],
 );
 /** An event of the registry's log: every type but the snapshot messages. */
 export type RegistryEvent = z.infer<typeof registryEventSchema>;
