@@ -7,6 +7,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { maxineResourceSchema } from '../../common/resources.js';
 import { EVENT_TYPES, maxineEventSchema, registerRequestSchema } from '../../common/wire.js';
+import type { RegistryEventDraft } from '../../common/wire.js';
 import { PolicyStore } from '../policy/store.js';
 import { Reconciler } from '../reconciler.js';
 import { ManualClock } from '../registry/clock.js';
@@ -216,5 +217,25 @@ describe('the event envelope schema', () => {
     ],
   ])('refuses %s', (_name, message) => {
     expect(maxineEventSchema.safeParse({ seq: 1, time: '', ...message }).success).toBe(false);
+  });
+
+  it('makes a producer that states a case wrongly fail the type check', () => {
+    const service = { namespace: 'shop', name: 'orders' };
+    const drafts: RegistryEventDraft[] = [];
+    // @ts-expect-error config values are strings
+    drafts.push({ type: 'config_changed', service, data: { config: { A: 1 } } });
+    // @ts-expect-error a registration carries its instance
+    drafts.push({ type: 'service_registered', service, data: { renewed: true } });
+    // @ts-expect-error a declared service_updated carries its spec
+    drafts.push({
+      type: 'service_updated',
+      service,
+      data: { declared: true, generation: 1, blocked: null },
+    });
+    // @ts-expect-error a change is applied or deleted
+    drafts.push({ type: 'acl_changed', service, data: { acl: service, change: 'edited' } });
+    // What the type check refuses, the schema refuses too.
+    for (const draft of drafts)
+      expect(maxineEventSchema.safeParse({ seq: 1, time: '', ...draft }).success).toBe(false);
   });
 });
