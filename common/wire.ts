@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { dnsLabel, labelKey } from './names.js';
-import { STRATEGIES } from './resources.js';
+import { serviceSpecSchema, STRATEGIES } from './resources.js';
 
 export const HEALTH_STATUSES = ['passing', 'warning', 'critical'] as const;
 export const healthStatusSchema = z.enum(HEALTH_STATUSES);
@@ -168,15 +168,6 @@ export const RESYNC_TYPES: ReadonlySet<EventType> = new Set([
   'resync_end',
 ]);
 
-export interface MaxineEvent {
-  seq: number;
-  type: EventType;
-  time: string;
-  service?: ServiceRef;
-  instance?: Instance;
-  data?: Record<string, unknown>;
-}
-
 /**
  * A snapshot (list, then watch) travels as `resync_begin`, any number of `resync_chunk`s and
  * `resync_end`, each a message of its own with the usual envelope and the same `seq`: the
@@ -187,19 +178,23 @@ export interface MaxineEvent {
  * when it was built (at or after `seq`), and those events are state-setting (idempotent), so
  * applying them in order brings the copy to the present.
  */
+export const blockedWireSchema = z.object({
+  registration: z.boolean(),
+  discovery: z.boolean(),
+  reason: z.string(),
+});
+
 export const snapshotServiceSchema = z.object({
   namespace: z.string(),
   name: z.string(),
   /** Present on a service's first part only (with `instances`, `blocked` and `spec`). */
   declared: z.boolean().optional(),
-  blocked: z
-    .object({ registration: z.boolean(), discovery: z.boolean(), reason: z.string() })
-    .optional(),
+  blocked: blockedWireSchema.optional(),
   instances: z
     .object({ total: z.int(), passing: z.int(), warning: z.int(), critical: z.int() })
     .optional(),
   /** The MaxineService spec (declared services), as the operator holds it. */
-  spec: z.record(z.string(), z.unknown()).optional(),
+  spec: serviceSpecSchema.optional(),
   /**
    * Instances. A service with more than a chunk holds continues in the next chunks: a part
    * naming a service seen before in this snapshot adds its items.
@@ -208,20 +203,137 @@ export const snapshotServiceSchema = z.object({
 });
 export type SnapshotService = z.infer<typeof snapshotServiceSchema>;
 
-const resyncEnvelope = { seq: z.int().min(0), time: z.string() };
+/**
+ * The event envelope (docs/api.md): `{seq, type, time, service?, instance?, data?}`, one case
+ * per `type`, saying what `data` holds and whether `service` and `instance` are present. The
+ * registry, the policy store and the event log produce these cases (type-checked against
+ * them), the event stream sends them as they were produced, and the sidecar parses every
+ * message it receives with `maxineEventSchema`.
+ */
+/**
+ * A key a case never carries: typed `?: undefined`, so code reading the envelope in general
+ * (`event.service`, `event.instance`, `event.data`) type-checks, and a message carrying it fails.
+ */
+const absent = z.undefined().optional();
+const envelope = { seq: z.int().min(0), time: z.string() };
+const aboutService = { ...envelope, service: serviceRefWireSchema, instance: absent };
+const aboutInstance = { ...aboutService, instance: instanceSchema };
+const snapshotEnvelope = { ...envelope, service: absent, instance: absent };
+/** How a policy resource (an intention, an ACL) changed. */
+const policyChange = z.enum(['applied', 'deleted']);
+const healthChange = z.object({ status: healthStatusSchema, previous: healthStatusSchema });
+
+export const registryEventSchemas = {
+  /** An instance was added, renewed, or (a pod's) changed a routing field. */
+  service_registered: z.object({
+    ...aboutInstance,
+    type: z.literal('service_registered'),
+    data: z.object({
+      renewed: z.boolean().optional(),
+      /** Pod-sourced instances; `sidecar` when the pod's sidecar attached. */
+      source: z.literal('kubernetes').optional(),
+      sidecar: z.boolean().optional(),
+    }),
+  }),
+  service_deregistered: z.object({
+    ...aboutInstance,
+    type: z.literal('service_deregistered'),
+    /** `deregistered`, `expired`, `pod_deleted` or `service_deleted`. */
+    data: z.object({ reason: z.string() }),
+  }),
+  /** Only when asked for (`types=service_heartbeat`): not stored, carries the last stored seq. */
+  service_heartbeat: z.object({
+    ...aboutService,
+    type: z.literal('service_heartbeat'),
+    data: z.object({
+      id: z.string(),
+      status: healthStatusSchema,
+      lastHeartbeat: z.string().optional(),
+      expiresAt: z.string().optional(),
+    }),
+  }),
+  service_unhealthy: z.object({
+    ...aboutInstance,
+    type: z.literal('service_unhealthy'),
+    data: healthChange,
+  }),
+  service_healthy: z.object({
+    ...aboutInstance,
+    type: z.literal('service_healthy'),
+    data: healthChange,
+  }),
+  /** Declared (with the spec, so a local copy answers alike) or now undeclared. */
+  service_updated: z.object({
+    ...aboutService,
+    type: z.literal('service_updated'),
+    data: z.discriminatedUnion('declared', [
+      z.object({
+        declared: z.literal(true),
+        generation: z.int().min(0),
+        blocked: blockedWireSchema.nullable(),
+        spec: serviceSpecSchema,
+      }),
+      z.object({ declared: z.literal(false) }),
+    ]),
+  }),
+  service_deleted: z.object({
+    ...aboutService,
+    type: z.literal('service_deleted'),
+    /** Whether a declaration went (true) or the last instance of an undeclared service. */
+    data: z.object({ declared: z.boolean() }),
+  }),
+  service_blocked: z.object({
+    ...aboutService,
+    type: z.literal('service_blocked'),
+    data: blockedWireSchema,
+  }),
+  service_unblocked: z.object({
+    ...aboutService,
+    type: z.literal('service_unblocked'),
+    data: z.object({ previous: blockedWireSchema }),
+  }),
+  config_changed: z.object({
+    ...aboutService,
+    type: z.literal('config_changed'),
+    data: z.object({ config: z.record(z.string(), z.string()) }),
+  }),
+  config_deleted: z.object({ ...aboutService, type: z.literal('config_deleted'), data: absent }),
+  /** Reserved: no producer yet (the circuit breaker lives in the sidecar's proxy, to come). */
+  circuit_state_changed: z.object({
+    ...aboutService,
+    type: z.literal('circuit_state_changed'),
+    instance: instanceSchema.optional(),
+    data: z.record(z.string(), z.unknown()).optional(),
+  }),
+  /** `service` is the intention's destination (`name` may be `*`). */
+  intention_changed: z.object({
+    ...aboutService,
+    type: z.literal('intention_changed'),
+    data: z.object({ intention: serviceRefWireSchema, change: policyChange }),
+  }),
+  /** `service` is `{namespace, name: "*"}`: an ACL concerns its whole namespace. */
+  acl_changed: z.object({
+    ...aboutService,
+    type: z.literal('acl_changed'),
+    data: z.object({ acl: serviceRefWireSchema, change: policyChange }),
+  }),
+} as const satisfies Record<Exclude<EventType, ResyncType>, z.ZodType>;
+
+type ResyncType = 'resync_begin' | 'resync_chunk' | 'resync_end';
+
 export const resyncBeginSchema = z.object({
-  ...resyncEnvelope,
+  ...snapshotEnvelope,
   type: z.literal('resync_begin'),
   /** How many services the snapshot is about to send (as listed when it began). */
   data: z.object({ services: z.int().min(0) }),
 });
 export const resyncChunkSchema = z.object({
-  ...resyncEnvelope,
+  ...snapshotEnvelope,
   type: z.literal('resync_chunk'),
   data: z.object({ services: z.array(snapshotServiceSchema) }),
 });
 export const resyncEndSchema = z.object({
-  ...resyncEnvelope,
+  ...snapshotEnvelope,
   type: z.literal('resync_end'),
   /** What was sent: services (distinct), chunks and instances. */
   data: z.object({ services: z.int().min(0), chunks: z.int().min(0), instances: z.int().min(0) }),
@@ -232,6 +344,29 @@ export const resyncMessageSchema = z.discriminatedUnion('type', [
   resyncEndSchema,
 ]);
 export type ResyncMessage = z.infer<typeof resyncMessageSchema>;
+
+type RegistryEventCase = (typeof registryEventSchemas)[keyof typeof registryEventSchemas];
+export const registryEventSchema = z.discriminatedUnion(
+  'type',
+  Object.values(registryEventSchemas) as [RegistryEventCase, ...RegistryEventCase[]],
+);
+/** An event of the registry's log: every type but the snapshot messages. */
+export type RegistryEvent = z.infer<typeof registryEventSchema>;
+
+/** Every message of the event stream: a registry event or a snapshot message. */
+export const maxineEventSchema = z.discriminatedUnion('type', [
+  registryEventSchema,
+  resyncMessageSchema,
+]);
+export type MaxineEvent = z.infer<typeof maxineEventSchema>;
+
+export function isResync(event: MaxineEvent): event is ResyncMessage {
+  return RESYNC_TYPES.has(event.type);
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** An event as its producer states it; the log adds `seq` and `time`. */
+export type RegistryEventDraft = DistributiveOmit<RegistryEvent, 'seq' | 'time'>;
 
 /**
  * Close codes of the event stream besides the standard ones (1001 shutdown, 1011 internal

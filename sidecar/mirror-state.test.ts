@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { splitDiscoverQuery } from '../common/discovery.js';
 import { codeOf } from '../test/helpers/errors.js';
 import { discoverQuerySchema } from '../common/wire.js';
-import type { Instance, MaxineEvent, SnapshotService } from '../common/wire.js';
+import type { Instance, RegistryEvent, SnapshotService } from '../common/wire.js';
 import { MirrorState } from './mirror-state.js';
 
 const svc = { namespace: 'shop', name: 'web' };
@@ -22,13 +22,15 @@ const inst = (
   registeredAt: '2026-01-01T00:00:00.000Z',
 });
 let seq = 0;
-const ev = (type: MaxineEvent['type'], extra: Partial<MaxineEvent> = {}): MaxineEvent => ({
-  seq: ++seq,
-  type,
-  time: '2026-01-01T00:00:00.000Z',
-  service: svc,
-  ...extra,
-});
+/** An event of `type` with the fields given (each test states only what the state reads). */
+const ev = (type: RegistryEvent['type'], extra: Record<string, unknown> = {}): RegistryEvent =>
+  ({
+    seq: ++seq,
+    type,
+    time: '2026-01-01T00:00:00.000Z',
+    service: svc,
+    ...extra,
+  }) as RegistryEvent;
 const all = (m: MirrorState) =>
   (
     JSON.parse(

@@ -13,7 +13,7 @@ import { serviceKey } from '../common/names.js';
 import type { ServiceSpec } from '../common/resources.js';
 import type {
   Instance,
-  MaxineEvent,
+  RegistryEvent,
   ResyncMessage,
   ServiceRef,
   SnapshotService,
@@ -82,17 +82,19 @@ export class MirrorState implements DiscoverySource {
     return this.pending;
   }
 
-  /** Applies one event; returns the service it changed (for spec watchers), if any. */
-  apply(event: MaxineEvent): ServiceRef | undefined {
+  /**
+   * Applies one event (parsed with its schema: mirror.ts skips what does not parse); returns
+   * the service it changed (for spec watchers), if any.
+   */
+  apply(event: RegistryEvent): ServiceRef | undefined {
     if (this.pending !== undefined)
       throw new Error(`event ${event.type} arrived in the middle of a snapshot`);
     this.lastSeq = event.seq;
     const ref = event.service;
-    if (ref === undefined) return undefined;
     switch (event.type) {
       case 'service_updated': {
         const entry = this.entry(ref);
-        entry.spec = event.data?.declared === true ? (event.data.spec as ServiceSpec) : undefined;
+        entry.spec = event.data.declared ? event.data.spec : undefined;
         entry.answer = undefined;
         return ref;
       }
@@ -102,10 +104,10 @@ export class MirrorState implements DiscoverySource {
       case 'service_registered':
       case 'service_healthy':
       case 'service_unhealthy':
-        if (event.instance !== undefined) this.upsert(ref, event.instance);
+        this.upsert(ref, event.instance);
         return undefined;
       case 'service_deregistered':
-        if (event.instance !== undefined) this.remove(ref, event.instance.id);
+        this.remove(ref, event.instance.id);
         return undefined;
       default:
         return undefined;
@@ -177,7 +179,7 @@ function addPart(services: Map<string, MirroredService>, part: SnapshotService):
     entry = {
       namespace: part.namespace,
       name: part.name,
-      spec: part.spec as ServiceSpec | undefined,
+      spec: part.spec,
       instances: new Map(),
       answer: undefined,
     };

@@ -9,8 +9,9 @@
  * file is read again on the reconnect, as on every connect.
  */
 import WebSocket from 'ws';
-import { RESYNC_TYPES, resyncMessageSchema, STREAM_CLOSE } from '../common/wire.js';
-import type { MaxineEvent, ServiceRef } from '../common/wire.js';
+import type { z } from 'zod';
+import { isResync, maxineEventSchema, RESYNC_TYPES, STREAM_CLOSE } from '../common/wire.js';
+import type { ResyncMessage, ServiceRef } from '../common/wire.js';
 import type { Logger } from '../operator/telemetry/logger.js';
 import { ReconnectBackoff } from './backoff.js';
 import { TOKEN_HINT } from './agent.js';
@@ -54,6 +55,8 @@ export interface MirrorStatus {
   lastSeq: number | undefined;
   lastEventAt: string | undefined;
   reconnects: number;
+  /** Messages that failed the event schema since start: logged, counted, never applied. */
+  invalidEvents: number;
 }
 
 export class RegistryMirror {
@@ -66,6 +69,7 @@ export class RegistryMirror {
   private connected = false;
   private lastEventAt: number | undefined;
   private reconnects = 0;
+  private invalidEvents = 0;
   private silence: NodeJS.Timeout | undefined;
   /** The scope the open connection was asked for. */
   private scoped: string[] | undefined;
@@ -100,6 +104,7 @@ export class RegistryMirror {
       lastEventAt:
         this.lastEventAt === undefined ? undefined : new Date(this.lastEventAt).toISOString(),
       reconnects: this.reconnects,
+      invalidEvents: this.invalidEvents,
     };
   }
 
@@ -185,21 +190,27 @@ export class RegistryMirror {
   }
 
   private onMessage(data: WebSocket.RawData): void {
-    let event: MaxineEvent;
+    let message: unknown;
     try {
       const text = Array.isArray(data)
         ? Buffer.concat(data).toString('utf8')
         : Buffer.isBuffer(data)
           ? data.toString('utf8')
           : Buffer.from(data).toString('utf8');
-      event = JSON.parse(text) as MaxineEvent;
+      message = JSON.parse(text);
     } catch {
       this.opts.logger.warn('event stream sent something that is not JSON; reconnecting');
       this.ws?.terminate();
       return;
     }
     this.lastEventAt = Date.now();
-    if (RESYNC_TYPES.has(event.type)) return this.onResyncMessage(event);
+    // The whole message is validated, snapshot chunks included: measured at 1.8 µs per
+    // instance on top of JSON.parse's 2.2 µs, 0.3 ms per 64 KiB chunk, 180 ms over a
+    // 100k-instance snapshot (bench/envelope-parse.ts), cheap enough not to thin it down.
+    const parsed = maxineEventSchema.safeParse(message);
+    if (!parsed.success) return this.invalid(message, parsed.error);
+    const event = parsed.data;
+    if (isResync(event)) return this.onResyncMessage(event);
     let changed: ServiceRef | undefined;
     try {
       changed = this.state.apply(event);
@@ -209,28 +220,57 @@ export class RegistryMirror {
     }
     if (changed !== undefined) {
       this.opts.onService?.(changed);
-    } else if (event.type === 'intention_changed' && event.service !== undefined) {
+    } else if (event.type === 'intention_changed') {
       this.opts.onIntention?.(event.service);
     }
   }
 
-  /** A snapshot message: parsed with its schema, applied aside, swapped in at its end. */
-  private onResyncMessage(event: MaxineEvent): void {
-    const parsed = resyncMessageSchema.safeParse(event);
-    if (!parsed.success) return this.protocolError(parsed.error);
+  /**
+   * A message that fails the event schema is counted and logged with its issues (the first
+   * and every 100th after), and not applied. An event is skipped and the stream goes on; a
+   * snapshot message abandons the snapshot (a copy missing a chunk must not be swapped in),
+   * so the stream starts over from a snapshot on a new connection, as on any protocol error.
+   */
+  private invalid(message: unknown, error: z.ZodError): void {
+    this.invalidEvents += 1;
+    const head = typeof message === 'object' && message !== null ? message : {};
+    const { type, seq } = head as { type?: unknown; seq?: unknown };
+    const resync = typeof type === 'string' && RESYNC_TYPES.has(type as ResyncMessage['type']);
+    if (this.invalidEvents % 100 === 1) {
+      this.opts.logger.warn(
+        {
+          type: typeof type === 'string' ? type.slice(0, 64) : typeof type,
+          seq: typeof seq === 'number' ? seq : undefined,
+          issues: error.issues.slice(0, 10).map((i) => ({
+            path: i.path.join('.'),
+            code: i.code,
+            message: i.message,
+          })),
+          invalidEvents: this.invalidEvents,
+        },
+        resync
+          ? 'event stream sent an invalid snapshot message; abandoning the snapshot'
+          : 'event stream sent an invalid event; skipped it',
+      );
+    }
+    if (resync) this.protocolError(new Error(`invalid ${String(type)} message`));
+  }
+
+  /** A snapshot message (parsed with its schema): applied aside, swapped in at its end. */
+  private onResyncMessage(message: ResyncMessage): void {
     let complete: boolean;
     try {
-      complete = this.state.applyResync(parsed.data);
+      complete = this.state.applyResync(message);
     } catch (err) {
       return this.protocolError(err);
     }
-    if (!complete || parsed.data.type !== 'resync_end') return;
+    if (!complete || message.type !== 'resync_end') return;
     this.synced = true;
     this.backoff.synced();
     this.resolveFirstSync();
-    const { chunks, instances } = parsed.data.data;
+    const { chunks, instances } = message.data;
     this.opts.logger.info(
-      { services: this.state.size, instances, chunks, seq: event.seq },
+      { services: this.state.size, instances, chunks, seq: message.seq },
       'registry copy synced',
     );
     this.opts.onResync?.();

@@ -11,9 +11,8 @@
  * "resume from the last seq you saw" exact for everything else.
  */
 import { RESYNC_TYPES } from '../../common/wire.js';
-import type { MaxineEvent } from '../../common/wire.js';
+import type { MaxineEvent, RegistryEvent, RegistryEventDraft } from '../../common/wire.js';
 import type { Clock } from '../registry/clock.js';
-import type { RegistryEventDraft } from '../registry/registry.js';
 
 export type EventListener = (event: MaxineEvent) => void;
 
@@ -92,10 +91,10 @@ export class EventLog {
     return since <= this.seq && since + 1 >= this.first && since >= this.base;
   }
 
-  append(draft: RegistryEventDraft): MaxineEvent {
+  append(draft: RegistryEventDraft): RegistryEvent {
     const ephemeral = draft.type === 'service_heartbeat';
     if (!ephemeral) this.seq += 1;
-    const event: MaxineEvent = {
+    const event: RegistryEvent = {
       seq: this.seq,
       time: new Date(this.clock.now()).toISOString(),
       ...draft,

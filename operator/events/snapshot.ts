@@ -10,7 +10,7 @@
  * together, which the wire limits (metadata, ports) keep to tens of KiB.
  */
 import type { ServiceSpec } from '../../common/resources.js';
-import type { Instance, ServiceSummary } from '../../common/wire.js';
+import type { Instance, ResyncMessage, ServiceSummary } from '../../common/wire.js';
 
 export interface SnapshotServiceSource {
   summary: ServiceSummary;
@@ -39,7 +39,8 @@ const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
 
 export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, undefined> {
   const { seq, time, maxBytes } = plan;
-  const envelope = (type: string, data: string): string =>
+  // The shapes are resyncMessageSchema's (common/wire.ts); envelope.test.ts parses these.
+  const envelope = (type: ResyncMessage['type'], data: string): string =>
     `{"seq":${seq},"type":"${type}","time":${JSON.stringify(time)},"data":${data}}`;
   yield envelope('resync_begin', JSON.stringify({ services: plan.services.length }));
 

@@ -3,7 +3,7 @@
  * change is announced here; policy/access.ts evaluates them.
  */
 import type { AclSpec, IntentionSpec } from '../../common/resources.js';
-import type { RegistryEventDraft } from '../registry/registry.js';
+import type { RegistryEventDraft } from '../../common/wire.js';
 
 export interface StoredIntention {
   namespace: string;
@@ -62,7 +62,7 @@ export class PolicyStore {
     namespace: string,
     name: string,
     spec: IntentionSpec,
-    change: string,
+    change: 'applied' | 'deleted',
   ): void {
     this.emit({
       type: 'intention_changed',

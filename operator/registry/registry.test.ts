@@ -206,7 +206,9 @@ describe('services', () => {
     registry.upsertService('ns', 'api', spec({ config: { A: '2' } }));
     registry.upsertService('ns', 'api', spec({}));
     const config = events.filter((e) => e.type.startsWith('config_'));
-    expect(config.map((e) => [e.type, e.data?.config])).toEqual([
+    expect(
+      config.map((e) => [e.type, e.type === 'config_changed' ? e.data.config : undefined]),
+    ).toEqual([
       ['config_changed', { A: '1' }],
       ['config_changed', { A: '2' }],
       ['config_deleted', undefined],
@@ -553,6 +555,9 @@ describe('a sidecar on a pod instance', () => {
   it('a service_updated event carries the spec', () => {
     const { registry, events } = setup();
     registry.upsertService('ns', 'web', spec({ loadBalancing: { strategy: 'random' } }));
-    expect(events.at(-1)?.data?.spec).toMatchObject({ loadBalancing: { strategy: 'random' } });
+    const last = events.at(-1);
+    expect(last?.type === 'service_updated' && last.data.declared && last.data.spec).toMatchObject({
+      loadBalancing: { strategy: 'random' },
+    });
   });
 });

@@ -16,12 +16,12 @@ import { serviceKey } from '../../common/names.js';
 import type { ServiceSpec } from '../../common/resources.js';
 import type {
   DiscoverQuery,
-  EventType,
   HealthStatus,
   HeartbeatRequest,
   Instance,
   InstanceCounts,
   RegisterRequest,
+  RegistryEventDraft,
   ServiceRef,
   ServiceSummary,
 } from '../../common/wire.js';
@@ -31,12 +31,8 @@ import { healthOf, leaseExpiry, routeOf, toDiscovered, toInstance } from './inst
 import { countRefusal, DEFAULT_LIMITS, LIMIT_NAMES, sizeRefusal } from './limits.js';
 import type { CountCheck, LimitName, RegistryLimits } from './limits.js';
 
-export interface RegistryEventDraft {
-  type: EventType;
-  service: ServiceRef;
-  instance?: Instance;
-  data?: Record<string, unknown>;
-}
+/** What the registry emits: one of the event cases of common/wire.ts, before `seq` and `time`. */
+export type { RegistryEventDraft };
 
 /** A pod as an instance: what the Kubernetes source derives from a selected pod. */
 export interface PodInstance {
@@ -691,7 +687,7 @@ export class Registry {
     return entry.answer;
   }
 
-  private afterHealthChange(record: InstanceRecord, before: string): void {
+  private afterHealthChange(record: InstanceRecord, before: HealthStatus): void {
     const after = healthOf(record).status;
     if (after === before) return;
     const entry = this.services.get(serviceKey(record.namespace, record.service));
@@ -839,7 +835,9 @@ function sameRecord<V>(a: Record<string, V>, b: Record<string, V>): boolean {
 }
 
 /** What a heartbeat event says: which instance, its health and lease now. */
-function heartbeatOf(r: InstanceRecord): Record<string, unknown> {
+function heartbeatOf(
+  r: InstanceRecord,
+): Extract<RegistryEventDraft, { type: 'service_heartbeat' }>['data'] {
   const expiresAt = leaseExpiry(r);
   return {
     id: r.id,

@@ -170,7 +170,10 @@ describe('event stream resumption', () => {
     expect(client.types()).toEqual(['resync_begin', 'resync_chunk', 'resync_end']);
     const [begin, chunk, end] = client.events;
     expect(new Set([begin!.seq, chunk!.seq, end!.seq]).size).toBe(1);
-    const services = chunk!.data?.services as { name: string; items: unknown[] }[];
+    const services = (chunk!.data as { services?: unknown }).services as {
+      name: string;
+      items: unknown[];
+    }[];
     expect(services).toHaveLength(1);
     expect(services[0]?.items).toHaveLength(20);
     expect(end!.data).toEqual({ services: 1, chunks: 1, instances: 20 });

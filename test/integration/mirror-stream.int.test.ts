@@ -5,9 +5,12 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocketServer } from 'ws';
 import { registerRequestSchema } from '../../common/wire.js';
+import type { RegistryEventDraft } from '../../common/wire.js';
 import { createLogger } from '../../operator/telemetry/logger.js';
 import { RegistryMirror } from '../../sidecar/mirror.js';
 import { jwtIssuer } from '../helpers/auth.js';
@@ -100,5 +103,96 @@ describe('the sidecar mirror and the chunked event stream', () => {
     expect(mirror.status().reconnects).toBe(1);
     const closes = op.logs.filter((l) => l.msg.startsWith('event stream closed: its credential'));
     expect(closes).toHaveLength(1);
+  });
+
+  it('skips an event that fails the envelope schema, logs its issues and counts it', async () => {
+    op = await startOperator();
+    const reg = (id: string, host: string) =>
+      op!.operator.registry.register(
+        registerRequestSchema.parse({ id, service: 'api', namespace: 'shop', host, port: 80 }),
+      );
+    reg('good-1', '10.3.0.1');
+    const { logger, lines } = sidecarLogger();
+    mirror = new RegistryMirror({ operatorUrl: op.url, logger });
+    mirror.start();
+    await mirror.synchronised();
+    // A producer bug the type check would have caught: an instance with no address.
+    const broken = { ...op.operator.registry.getInstance('good-1')!, id: 'broken' };
+    delete (broken as Partial<typeof broken>).host;
+    op.operator.events.append({
+      type: 'service_registered',
+      service: { namespace: 'shop', name: 'api' },
+      instance: broken,
+      data: { renewed: false },
+    } as unknown as RegistryEventDraft);
+    reg('good-2', '10.3.0.2');
+    await eventually(
+      () => Promise.resolve(mirror!.state.instances('shop', 'api').length === 2),
+      3000,
+      'the valid event after the invalid one',
+    );
+    expect(
+      mirror.state
+        .instances('shop', 'api')
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual(['good-1', 'good-2']);
+    expect(mirror.status()).toMatchObject({ connected: true, reconnects: 0, invalidEvents: 1 });
+    const warned = lines.find((l) => l.msg === 'event stream sent an invalid event; skipped it');
+    expect(warned).toMatchObject({ type: 'service_registered', invalidEvents: 1 });
+    expect(warned?.issues).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: 'instance.host' })]),
+    );
+    // The copy resumes after the last event applied, not after the skipped one.
+    expect(mirror.state.lastSeq).toBe(op.operator.events.lastSeq);
+  });
+
+  it('abandons a snapshot whose chunk fails the schema, counts it, and asks for a new one', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const urls: string[] = [];
+    const item = (id: string, port: unknown) => ({
+      id,
+      service: { namespace: 'shop', name: 'api' },
+      host: '10.4.0.1',
+      port,
+      weight: 1,
+      metadata: {},
+      health: { status: 'passing' },
+      source: 'registration',
+      registeredAt: '2026-01-01T00:00:00.000Z',
+    });
+    server.on('connection', (ws, req) => {
+      urls.push(req.url ?? '');
+      const send = (type: string, data: unknown) =>
+        ws.send(JSON.stringify({ seq: 7, type, time: '2026-01-01T00:00:00.000Z', data }));
+      send('resync_begin', { services: 1 });
+      // The first connection's chunk has an instance whose port is a string.
+      const port = urls.length === 1 ? '80' : 80;
+      send('resync_chunk', {
+        services: [{ namespace: 'shop', name: 'api', items: [item('a', port)] }],
+      });
+      send('resync_end', { services: 1, chunks: 1, instances: 1 });
+    });
+    try {
+      const { logger, lines } = sidecarLogger();
+      const { port } = server.address() as AddressInfo;
+      mirror = new RegistryMirror({
+        operatorUrl: `http://127.0.0.1:${port}`,
+        logger,
+        reconnectBaseMs: 10,
+      });
+      mirror.start();
+      await mirror.synchronised();
+      expect(urls).toHaveLength(2);
+      expect(urls.every((u) => u.includes('snapshot=true'))).toBe(true);
+      expect(mirror.state.instances('shop', 'api').map((i) => i.port)).toEqual([80]);
+      expect(mirror.status()).toMatchObject({ synced: true, invalidEvents: 1, reconnects: 1 });
+      const warned = lines.find((l) => l.msg.startsWith('event stream sent an invalid snapshot'));
+      expect(warned).toMatchObject({ type: 'resync_chunk', seq: 7 });
+    } finally {
+      mirror?.stop();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
