@@ -6,6 +6,42 @@ import { z } from 'zod';
 import { dnsLabel, labelKey } from './names.js';
 import { serviceSpecSchema, STRATEGIES } from './resources.js';
 
+/**
+ * `schema`, except that keys it does not know are dropped instead of refused, at any depth.
+ * A spec on the wire comes from the operator, which may be newer than this sidecar (pods keep
+ * their sidecar through an operator upgrade): a field added to MaxineService must not make
+ * an older sidecar refuse every event and snapshot naming that service. Everything else the
+ * schema checks (types, bounds, enums) is still checked.
+ */
+export function ignoringUnknownKeys<T extends z.ZodType>(schema: T) {
+  return z.unknown().transform((value, ctx): z.output<T> => {
+    let candidate = value;
+    // Each pass removes the unknown keys zod reported; nested ones surface once their parent
+    // parses, so a few passes suffice (bounded: a hostile message cannot loop).
+    for (let pass = 0; pass < 8; pass += 1) {
+      const result = schema.safeParse(candidate);
+      if (result.success) return result.data;
+      const issues = result.error.issues;
+      if (!issues.every((issue) => issue.code === 'unrecognized_keys')) {
+        for (const issue of issues) ctx.addIssue({ ...issue });
+        return z.NEVER;
+      }
+      candidate = structuredClone(candidate);
+      for (const issue of issues) {
+        let at: unknown = candidate;
+        for (const key of issue.path) at = (at as Record<PropertyKey, unknown> | undefined)?.[key];
+        if (at !== null && typeof at === 'object')
+          for (const key of issue.keys) delete (at as Record<string, unknown>)[key];
+      }
+    }
+    ctx.addIssue({ code: 'custom', message: 'too many nested unknown keys' });
+    return z.NEVER;
+  });
+}
+
+/** A MaxineService spec as events and snapshots carry it: unknown (newer) fields dropped. */
+export const wireServiceSpecSchema = ignoringUnknownKeys(serviceSpecSchema);
+
 export const HEALTH_STATUSES = ['passing', 'warning', 'critical'] as const;
 export const healthStatusSchema = z.enum(HEALTH_STATUSES);
 export type HealthStatus = z.infer<typeof healthStatusSchema>;
@@ -194,7 +230,7 @@ export const snapshotServiceSchema = z.object({
     .object({ total: z.int(), passing: z.int(), warning: z.int(), critical: z.int() })
     .optional(),
   /** The MaxineService spec (declared services), as the operator holds it. */
-  spec: serviceSpecSchema.optional(),
+  spec: wireServiceSpecSchema.optional(),
   /**
    * Instances. A service with more than a chunk holds continues in the next chunks: a part
    * naming a service seen before in this snapshot adds its items.
@@ -271,7 +307,7 @@ export const registryEventSchemas = {
         declared: z.literal(true),
         generation: z.int().min(0),
         blocked: blockedWireSchema.nullable(),
-        spec: serviceSpecSchema,
+        spec: wireServiceSpecSchema,
       }),
       z.object({ declared: z.literal(false) }),
     ]),

@@ -1,0 +1,71 @@
+import { describe, expect, it } from '@jest/globals';
+import { maxineEventSchema, wireServiceSpecSchema } from './wire.js';
+
+// A spec from a newer operator: fields this version does not know, at several depths.
+const newer = {
+  ports: [{ name: 'http', port: 8080, appProtocol: 'h2' }],
+  loadBalancing: { strategy: 'round-robin', slowStartSeconds: 30 },
+  outlierDetection: { consecutiveErrors: 5 },
+};
+
+describe('wireServiceSpecSchema', () => {
+  it.each([
+    ['a top-level field', { outlierDetection: {} }, {}],
+    [
+      'a field in a nested object',
+      { loadBalancing: { strategy: 'random', x: 1 } },
+      { loadBalancing: { strategy: 'random' } },
+    ],
+    [
+      'a field in an array item',
+      { ports: [{ name: 'http', port: 80, y: 2 }] },
+      { ports: [{ name: 'http', port: 80, protocol: 'http' }] },
+    ],
+    [
+      'fields at every depth at once',
+      newer,
+      {
+        ports: [{ name: 'http', port: 8080, protocol: 'http' }],
+        loadBalancing: { strategy: 'round-robin' },
+      },
+    ],
+  ])('drops %s a newer operator may send', (_what, input, expected) => {
+    expect(wireServiceSpecSchema.parse(input)).toEqual(expected);
+  });
+
+  it.each([
+    ['a wrong type', { ports: [{ name: 'http', port: 'x' }] }, ['ports', 0, 'port']],
+    [
+      'a wrong type beside an unknown key',
+      { ports: [{ name: 'http', port: 'x', z: 1 }] },
+      ['ports', 0, 'port'],
+    ],
+    [
+      'an unknown enum value',
+      { loadBalancing: { strategy: 'fastest' } },
+      ['loadBalancing', 'strategy'],
+    ],
+  ])('still refuses %s, at its path', (_what, input, path) => {
+    const result = wireServiceSpecSchema.safeParse(input);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((i) => i.path)).toContainEqual(path);
+  });
+
+  it('keeps the unknown keys out of a service_updated event and refuses a bad one with its full path', () => {
+    const event = (spec: unknown) => ({
+      seq: 1,
+      type: 'service_updated',
+      time: '2026-12-06T00:00:00.000Z',
+      service: { namespace: 'shop', name: 'web' },
+      data: { declared: true, generation: 2, blocked: null, spec },
+    });
+    const ok = maxineEventSchema.parse(event(newer));
+    expect(ok.type === 'service_updated' && ok.data.declared && ok.data.spec.loadBalancing).toEqual(
+      {
+        strategy: 'round-robin',
+      },
+    );
+    const bad = maxineEventSchema.safeParse(event({ ports: [{ name: 'http', port: -1 }] }));
+    expect(bad.error?.issues.map((i) => i.path)).toEqual([['data', 'spec', 'ports', 0, 'port']]);
+  });
+});
