@@ -11,7 +11,7 @@
 import WebSocket from 'ws';
 import { RESYNC_TYPES, resyncMessageSchema, STREAM_CLOSE } from '../common/wire.js';
 import type { MaxineEvent, ServiceRef } from '../common/wire.js';
-import type { Logger } from '../operator/telemetry/logger.js';
+import type { Logger } from '../common/logger.js';
 import { ReconnectBackoff } from './backoff.js';
 import { TOKEN_HINT } from './agent.js';
 import { MirrorState } from './mirror-state.js';

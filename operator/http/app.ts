@@ -14,7 +14,7 @@ import { instanceIdSchema } from '../../common/wire.js';
 import type { Reconciler } from '../reconciler.js';
 import { instanceNotFound } from '../registry/registry.js';
 import type { Registry } from '../registry/registry.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { sendError, toMaxineError } from './errors.js';
 import { requestId } from './instances.js';

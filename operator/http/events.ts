@@ -28,7 +28,7 @@ import type { Release } from '../events/gate.js';
 import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
 import { snapshotMessages } from '../events/snapshot.js';
 import type { Registry } from '../registry/registry.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { Clock } from '../registry/clock.js';
 import { errorHeaders, toMaxineError } from './errors.js';
 import type { Principal } from '../auth/authenticator.js';

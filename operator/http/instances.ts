@@ -18,7 +18,7 @@ import type { RegisterRequest } from '../../common/wire.js';
 import type { ServiceRef } from '../../common/policy/acl.js';
 import { instanceId, instanceNotFound } from '../registry/registry.js';
 import type { RegisterResult, Registry } from '../registry/registry.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { readJsonBody } from './body.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 import type { AccessControl, Caller } from '../policy/access.js';

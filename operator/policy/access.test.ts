@@ -6,7 +6,7 @@ import type { ServiceRef } from '../../common/policy/acl.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { serviceAccountPrincipal, userPrincipal } from '../auth/authenticator.js';
 import type { Principal } from '../auth/authenticator.js';
-import { createLogger } from '../telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { AccessControl } from './access.js';
 import { PolicyStore } from './store.js';
 

@@ -26,7 +26,7 @@ import type { BucketLimits } from '../../common/policy/rate-limit.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { SIDECAR_GROUP } from '../auth/authenticator.js';
 import type { AuditEntry } from '../telemetry/audit.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { PolicyStore } from './store.js';
 import { requestId } from '../http/instances.js';
 import { clientAddress } from '../http/address-limit.js';

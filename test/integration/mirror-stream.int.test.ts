@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registerRequestSchema } from '../../common/wire.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { RegistryMirror } from '../../sidecar/mirror.js';
 import { jwtIssuer } from '../helpers/auth.js';
 import { eventually, logSink, startOperator } from '../helpers/operator.js';
