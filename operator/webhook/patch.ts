@@ -20,31 +20,26 @@ import { formatPath } from '../../common/errors.js';
 import { dnsLabel, dnsSubdomain } from '../../common/names.js';
 import { healthCheckSchema } from '../../common/resources.js';
 import { selects } from '../kube/pods.js';
-
-// ---- The contract with the sidecar and with people writing pods ----
-
-export const ANNOTATION_INJECT = 'maxine.io/inject';
-export const ANNOTATION_SERVICE = 'maxine.io/service';
-export const ANNOTATION_HEALTH_CHECK = 'maxine.io/health-check';
-export const ANNOTATION_HEALTH_SCRIPTS = 'maxine.io/health-scripts-configmap';
-export const ANNOTATION_STATUS = 'maxine.io/status';
-/** `namespace`: the sidecar mirrors only its namespace and its service's dependencies. */
-export const ANNOTATION_DISCOVERY_SCOPE = 'maxine.io/discovery-scope';
-export const STATUS_INJECTED = 'injected';
-/** Namespace label that opts every pod of the namespace in (routed by the webhook configuration). */
-export const NAMESPACE_INJECTION_LABEL = 'maxine.io/injection';
-
-export const SIDECAR_NAME = 'maxine-sidecar';
-export const SIDECAR_PORT = 7711;
-export const SIDECAR_PORT_NAME = 'maxine';
-export const SIDECAR_UID = 65532;
-export const TOKEN_VOLUME = 'maxine-token';
-export const TOKEN_DIR = '/var/run/secrets/maxine.io';
-export const TOKEN_FILE = `${TOKEN_DIR}/token`;
-export const PODINFO_VOLUME = 'maxine-podinfo';
-export const PODINFO_DIR = '/etc/maxine/podinfo';
-export const HEALTH_SCRIPTS_VOLUME = 'maxine-health-scripts';
-export const HEALTH_SCRIPTS_DIR = '/etc/maxine/health';
+import {
+  ANNOTATION_INJECT,
+  ANNOTATION_SERVICE,
+  ANNOTATION_HEALTH_CHECK,
+  ANNOTATION_HEALTH_SCRIPTS,
+  ANNOTATION_STATUS,
+  ANNOTATION_DISCOVERY_SCOPE,
+  STATUS_INJECTED,
+  SIDECAR_NAME,
+  SIDECAR_PORT,
+  SIDECAR_PORT_NAME,
+  SIDECAR_UID,
+  TOKEN_VOLUME,
+  TOKEN_DIR,
+  TOKEN_FILE,
+  PODINFO_VOLUME,
+  PODINFO_DIR,
+  HEALTH_SCRIPTS_VOLUME,
+  HEALTH_SCRIPTS_DIR,
+} from '../../common/injection.js';
 
 const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
 const OPERATOR_LABEL = ['app.kubernetes.io/name', 'maxine-operator'] as const;
