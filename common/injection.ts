@@ -26,3 +26,27 @@ export const PODINFO_VOLUME = 'maxine-podinfo';
 export const PODINFO_DIR = '/etc/maxine/podinfo';
 export const HEALTH_SCRIPTS_VOLUME = 'maxine-health-scripts';
 export const HEALTH_SCRIPTS_DIR = '/etc/maxine/health';
+
+/**
+ * The environment variables the webhook sets on the sidecar container (`sidecarEnv` in
+ * operator/webhook/patch.ts) and the sidecar parses (`sidecarEnvSchema` in sidecar/config.ts,
+ * which is checked to have each of them, so a renamed variable fails the type check).
+ */
+export const SIDECAR_ENV = [
+  'MAXINE_POD_NAME',
+  'MAXINE_POD_NAMESPACE',
+  'MAXINE_POD_UID',
+  'MAXINE_POD_IP',
+  'MAXINE_NODE_NAME',
+  'MAXINE_SERVICE_ACCOUNT',
+  'MAXINE_SERVICE',
+  'MAXINE_OPERATOR_URL',
+  'MAXINE_TOKEN_FILE',
+  'MAXINE_PODINFO_DIR',
+  'MAXINE_LISTEN_HOST',
+  'MAXINE_APP_PORT',
+  'MAXINE_DISCOVERY_SCOPE',
+  'MAXINE_HEALTH_CHECK',
+  'MAXINE_HEALTH_SCRIPTS_DIR',
+] as const;
+export type SidecarEnvName = (typeof SIDECAR_ENV)[number];
