@@ -4,7 +4,7 @@
  * registry), and the latency from `kubectl apply` of a change to the registry answer.
  * Writes bench/RESULTS-kubernetes.md. Run: npm run bench:k8s (BENCH_K8S_SERVICES, BENCH_K8S_CHANGES).
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { ensureBinaries, startControlPlane } from '../e2e/controlplane/cluster.js';
 import type { ControlPlane } from '../e2e/controlplane/cluster.js';
 import { operatorKubeconfig } from '../e2e/operator-identity.js';
+import { spawnListening } from '../test/helpers/spawn.js';
 
 const SERVICES = Number(process.env.BENCH_K8S_SERVICES ?? 2000);
 const CHANGES = Number(process.env.BENCH_K8S_CHANGES ?? 50);
@@ -40,7 +41,7 @@ async function waitFor(check: () => Promise<boolean>, ms: number): Promise<void>
 async function main(): Promise<void> {
   await ensureBinaries();
   const cp = await startControlPlane();
-  const children: ReturnType<typeof spawn>[] = [];
+  const children: ChildProcess[] = [];
   process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
   try {
     await kubectl(cp, ['apply', '-f', join(ROOT, 'crds')]);
@@ -58,8 +59,7 @@ async function main(): Promise<void> {
 
     // Cold start: spawn → ready with every service in the registry.
     const spawned = performance.now();
-    const child = spawn(
-      process.execPath,
+    const { proc: child, port } = await spawnListening(
       [
         'dist/operator/main.js',
         '--mode',
@@ -75,18 +75,9 @@ async function main(): Promise<void> {
         '--webhook',
         'false',
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      { timeoutMs: 300_000 },
     );
     children.push(child);
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout?.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /"port":(\d+)[^\n]*listening/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.on('exit', (code) => reject(new Error(`operator exited ${code}`)));
-    });
     const base = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, 120_000);
     const readyMs = performance.now() - spawned;

@@ -245,6 +245,108 @@ describe('kubernetes source', () => {
     expect(events[0]).toMatchObject({ type: 'Warning', reason: 'InvalidSpec' });
   });
 
+  it('a status write refused for good (403) is reported once and not retried until the object changes', async () => {
+    // The operator loses the right to write MaxineIntention statuses (rule 1 of its ClusterRole).
+    await kubectl([
+      'patch',
+      'clusterrole',
+      'maxine-operator',
+      '--type=json',
+      '-p',
+      '[{"op":"replace","path":"/rules/1/resources","value":["maxineservices/status","maxineacls/status"]}]',
+    ]);
+    const intention = `apiVersion: maxine.io/v1alpha1
+kind: MaxineIntention
+metadata: { name: refused, namespace: shop }
+spec: { destination: { name: refused }, sources: [{ name: web, action: allow }] }
+`;
+    try {
+      await kubectl(['apply', '-f', '-'], intention);
+      await eventually(
+        async () => (await eventsOf('refused')).some((e) => e.reason === 'StatusWriteFailed'),
+        10_000,
+      );
+      expect(
+        (await eventsOf('refused')).find((e) => e.reason === 'StatusWriteFailed'),
+      ).toMatchObject({
+        type: 'Warning',
+        count: 1,
+        message: expect.stringMatching(
+          /^The API server refused the status write \(not retried until the object changes\): 403 Forbidden: /,
+        ),
+        involvedObject: expect.objectContaining({ kind: 'MaxineIntention', name: 'refused' }),
+      });
+      // No back-off retry is left pending: the source goes idle (a retried 403 never would).
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        (operator.source as KubeSource).idle().then(() => 'idle'),
+        new Promise((resolve) => (timer = setTimeout(() => resolve('still retrying'), 5000))),
+      ]);
+      clearTimeout(timer);
+      expect(settled).toBe('idle');
+    } finally {
+      await kubectl(['apply', '-k', `${process.cwd()}/manifests`]);
+    }
+    // The right is back; the next change to the object writes its status.
+    await kubectl(['annotate', 'mint', 'refused', '-n', 'shop', 'touched=yes']);
+    await eventually(
+      async () =>
+        (await statusOf('mint', 'refused')).status?.conditions?.some(
+          (c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True',
+        ) === true,
+      10_000,
+    );
+  });
+
+  it('a status the schema refuses (422) is said in a StatusWriteFailed condition and an Event', async () => {
+    // A stricter CRD (status.ready at most 1 character) refuses "0/0", not a conditions-only write.
+    const ready =
+      '/spec/versions/0/schema/openAPIV3Schema/properties/status/properties/ready/maxLength';
+    await kubectl([
+      'patch',
+      'crd',
+      'maxineservices.maxine.io',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'replace', path: ready, value: 1 }]),
+    ]);
+    try {
+      await kubectl(['apply', '-f', '-'], service('strict', '{}'));
+      await eventually(
+        async () =>
+          (await statusOf('msvc', 'strict')).status?.conditions?.some(
+            (c: { type: string }) => c.type === 'StatusWriteFailed',
+          ) === true,
+        10_000,
+      );
+      expect((await statusOf('msvc', 'strict')).status.conditions).toEqual([
+        expect.objectContaining({
+          type: 'StatusWriteFailed',
+          status: 'True',
+          reason: 'WriteRefused',
+          message: expect.stringMatching(
+            /^The API server refused the status write, so this status is out of date; tried again when the object changes or is resynced: 422 Invalid: .*status\.ready/,
+          ),
+        }),
+      ]);
+      const events = (await eventsOf('strict')).filter((e) => e.reason === 'StatusWriteFailed');
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({
+        type: 'Warning',
+        message: expect.stringContaining('422 Invalid'),
+      });
+    } finally {
+      await kubectl(['apply', '-f', `${process.cwd()}/crds`]);
+    }
+    // The schema is back: the next resync writes the whole status and drops the condition.
+    await eventually(async () => {
+      const conditions = ((await statusOf('msvc', 'strict')).status?.conditions ?? []) as {
+        type: string;
+      }[];
+      return conditions.map((c) => c.type).join() === 'Ready';
+    }, 10_000);
+  });
+
   it('keeps instance counts in the status, shown by kubectl get', async () => {
     await kubectl(['apply', '-f', '-'], service('counted', '{}'));
     await withinOneSecond(async () => (await get('/api/v1/services/shop/counted')).status === 200);

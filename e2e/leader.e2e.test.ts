@@ -3,7 +3,6 @@
  * both serve reads; killed with SIGKILL, the leader is replaced within the lease duration.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -14,6 +13,7 @@ import { createLogger } from '../common/logger.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import { eventually } from '../test/helpers/operator.js';
+import { spawnListening } from '../test/helpers/spawn.js';
 import { operatorKubeconfig } from './operator-identity.js';
 
 const LEASE_SECONDS = 3;
@@ -39,8 +39,7 @@ const leaseFlags = [
 
 /** The first replica as a real process, so it can be killed without a chance to let go. */
 async function startChild(): Promise<number> {
-  const proc = spawn(
-    process.execPath,
+  const started = await spawnListening(
     [
       '--import',
       'tsx',
@@ -55,18 +54,10 @@ async function startChild(): Promise<number> {
       'false',
       ...leaseFlags,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { timeoutMs: 120_000 },
   );
-  child = proc;
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const match = /"port":(\d+)[^\n]*listening/.exec(buffered);
-      if (match) resolve(Number(match[1]));
-    });
-    proc.on('exit', (code) => reject(new Error(`operator exited with ${code}`)));
-  });
+  child = started.proc;
+  return started.port;
 }
 
 beforeAll(async () => {

@@ -11,7 +11,6 @@
  * 7710 (other tests may hold it); `npm run cluster:up` is the function it calls.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -20,6 +19,7 @@ import { ensureBinaries } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import { startLocalCluster } from './controlplane/up.js';
 import { yamlFiles } from '../test/helpers/files.js';
+import { spawnListening } from '../test/helpers/spawn.js';
 
 const ROOT = process.cwd();
 const SECTION = '## Try it on Kubernetes, without Docker';
@@ -63,8 +63,9 @@ function maxineObjectsIn(files: string[]): string[] {
 
 let cp: ControlPlane | undefined;
 let operator: ChildProcess | undefined;
-const logLines: Record<string, unknown>[] = [];
-let rawLog = '';
+/** The operator's log lines, parsed (`{ unparsed }` for a line that is not JSON), and raw. */
+let logLines: Record<string, unknown>[] = [];
+let rawLog: () => string = () => '';
 
 async function kubectl(args: string[]): Promise<string> {
   const r = await cp!.kubectl(args);
@@ -95,39 +96,14 @@ async function eventually<T>(
 }
 
 /** Starts the operator as the README does (from source); resolves when it listens. */
-function startOperator(args: string[], kubeconfig: string): Promise<void> {
-  const proc = spawn(
-    process.execPath,
+async function startOperator(args: string[], kubeconfig: string): Promise<void> {
+  const started = await spawnListening(
     ['--import', 'tsx', 'operator/main.ts', ...args, '--port', '0'],
-    {
-      cwd: ROOT,
-      env: { ...process.env, KUBECONFIG: kubeconfig },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    { cwd: ROOT, env: { ...process.env, KUBECONFIG: kubeconfig }, timeoutMs: 120_000 },
   );
-  operator = proc;
-  return new Promise((resolve, reject) => {
-    let partial = '';
-    const take = (chunk: Buffer) => {
-      rawLog += chunk.toString();
-      partial += chunk.toString();
-      const lines = partial.split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines.filter(Boolean)) {
-        try {
-          const parsed = JSON.parse(line) as Record<string, unknown>;
-          logLines.push(parsed);
-          if (typeof parsed.msg === 'string' && parsed.msg.startsWith('maxine operator listening'))
-            resolve();
-        } catch {
-          logLines.push({ unparsed: line });
-        }
-      }
-    };
-    proc.stdout.on('data', take);
-    proc.stderr.on('data', take);
-    proc.on('exit', (code) => reject(new Error(`operator exited with ${code}:\n${rawLog}`)));
-  });
+  operator = started.proc;
+  logLines = started.lines;
+  rawLog = started.output;
 }
 
 /** Runs one README command; an unknown one fails the test. */
@@ -222,7 +198,7 @@ describe("the README's Kubernetes section", () => {
       level: 'warn',
       error: { status: 404, reason: 'NotFound' },
     });
-    expect(rawLog).not.toMatch(/HTTP-Code|"headers"|audit-id/i);
+    expect(rawLog()).not.toMatch(/HTTP-Code|"headers"|audit-id/i);
     expect(logLines.filter((l) => 'unparsed' in l)).toEqual([]);
   }, 240_000);
 

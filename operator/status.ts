@@ -42,3 +42,31 @@ export function sidecarsMissingCondition(
     observedGeneration: generation,
   };
 }
+
+/**
+ * The API server refused a status write for good (400, 403, 422: retrying would fail the same
+ * way). Said on the object as a condition beside the stored ones, since the rest of the status
+ * is now out of date; the next successful write replaces the list and drops it.
+ */
+export const STATUS_WRITE_FAILED = 'StatusWriteFailed';
+
+/** The CRD's bound on `status.conditions`. */
+const MAX_CONDITIONS = 16;
+
+export function statusWriteFailedConditions(
+  stored: readonly Condition[],
+  problem: string,
+  generation: number,
+  now: number,
+): Condition[] {
+  const cond = {
+    type: STATUS_WRITE_FAILED,
+    status: 'True' as const,
+    reason: 'WriteRefused',
+    message:
+      `The API server refused the status write, so this status is out of date; ` +
+      `tried again when the object changes or is resynced: ${problem}`,
+    observedGeneration: generation,
+  };
+  return setCondition(stored, cond, now).slice(-MAX_CONDITIONS);
+}

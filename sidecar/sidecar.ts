@@ -169,7 +169,9 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       agent.start();
       logger.info(
         {
-          service: `${config.namespace}/${config.service}`,
+          kind: 'MaxineService',
+          namespace: config.namespace,
+          name: config.service,
           pod: config.pod?.name,
           operator: config.operatorUrl,
           port: address.port,

@@ -1,6 +1,6 @@
 // A real Kubernetes control plane on 127.0.0.1 for the end-to-end tests: etcd and
 // kube-apiserver, plus (with `workloads`) kube-controller-manager, kube-scheduler and kwok
-// with one fake Node. This is the TypeScript port of smoke.sh's start/stop logic; see
+// with one fake Node. It generates the certificates and starts and stops the processes; see
 // README.md next to this file for why every flag and certificate is what it is.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -345,7 +345,7 @@ async function openssl(args: string[]): Promise<void> {
 
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
 
-/** CA, apiserver serving cert, admin client cert, SA signing key and a static token (as smoke.sh). */
+/** CA, apiserver serving cert, admin client cert, SA signing key and a static token. */
 async function makePki(pki: string): Promise<{ token: string }> {
   const f = (name: string) => path.join(pki, name);
   await openssl([

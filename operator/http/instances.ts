@@ -74,7 +74,9 @@ export async function registerAnswer(
     {
       reqId: requestId(req),
       instance: instance.id,
-      service: instance.service,
+      kind: 'MaxineService',
+      namespace: instance.service.namespace,
+      name: instance.service.name,
       host: instance.host,
       port: instance.port,
       created,
@@ -108,7 +110,9 @@ function registerWithinLimits(
       deps.logger.info(
         {
           ...who,
-          service: { namespace: body.namespace, name: body.service },
+          kind: 'MaxineService',
+          namespace: body.namespace,
+          name: body.service,
           code: err.code,
           limit: err.details,
         },

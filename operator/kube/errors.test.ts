@@ -1,7 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { ApiException } from '@kubernetes/client-node';
-import { describeKubeError, kubeErrorFields, MAX_MESSAGE_CHARS } from './errors.js';
-import type { KubeErrorFields } from './errors.js';
+import {
+  classifyKubeError,
+  describeKubeError,
+  isKubeConflict,
+  isKubeNotFound,
+  isKubePermanent,
+  kubeErrorFields,
+  MAX_MESSAGE_CHARS,
+} from './errors.js';
+import type { KubeErrorClass, KubeErrorFields } from './errors.js';
 
 const headers = { 'audit-id': 'c0ffee', 'content-type': 'application/json', date: 'today' };
 const statusBody = (code: number, reason: string, message: string): string =>
@@ -127,5 +135,79 @@ describe('describeKubeError', () => {
     [new Error('boom'), 'boom'],
   ])('%#', (err, expected) => {
     expect(describeKubeError(err)).toBe(expected);
+  });
+});
+
+const apiError = (code: number, reason: string): ApiException<string> =>
+  new ApiException(code, 'Unknown API Status Code!', statusBody(code, reason, 'said no'), headers);
+
+describe('classifyKubeError', () => {
+  it.each<[string, unknown, KubeErrorClass]>([
+    ['404 NotFound (ApiException)', apiError(404, 'NotFound'), 'not-found'],
+    ['404 from a watch (statusCode)', watchError(404, 'Not Found'), 'not-found'],
+    ['409 Conflict (ApiException)', apiError(409, 'Conflict'), 'conflict'],
+    [
+      '409 as a parsed Status body',
+      { code: 409, body: { reason: 'Conflict', message: 'the object has been modified' } },
+      'conflict',
+    ],
+    ['400 BadRequest', apiError(400, 'BadRequest'), 'permanent'],
+    [
+      '401 Unauthorized without a body',
+      new ApiException(401, 'Unauthorized', undefined, headers),
+      'permanent',
+    ],
+    ['403 Forbidden', apiError(403, 'Forbidden'), 'permanent'],
+    ['405 MethodNotAllowed', apiError(405, 'MethodNotAllowed'), 'permanent'],
+    ['413 RequestEntityTooLarge', apiError(413, 'RequestEntityTooLarge'), 'permanent'],
+    ['415 from a watch (statusCode)', watchError(415, 'Unsupported Media Type'), 'permanent'],
+    ['422 Invalid', apiError(422, 'Invalid'), 'permanent'],
+    ['408 Timeout', apiError(408, 'Timeout'), 'transient'],
+    ['410 Gone from a watch (relist)', watchError(410, 'Gone'), 'transient'],
+    ['429 TooManyRequests', apiError(429, 'TooManyRequests'), 'transient'],
+    ['500 InternalError', apiError(500, 'InternalError'), 'transient'],
+    [
+      '502 with a text body',
+      new ApiException(502, 'Bad Gateway', 'upstream connect error', headers),
+      'transient',
+    ],
+    ['503 ServiceUnavailable', apiError(503, 'ServiceUnavailable'), 'transient'],
+    ['504 from a watch (statusCode)', watchError(504, 'Gateway Timeout'), 'transient'],
+    ['ECONNREFUSED (node-fetch FetchError)', fetchError(), 'transient'],
+    [
+      'ETIMEDOUT',
+      Object.assign(new Error('connect ETIMEDOUT 10.0.0.1:443'), { code: 'ETIMEDOUT' }),
+      'transient',
+    ],
+    [
+      'ECONNRESET in the cause (fetch)',
+      Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } }),
+      'transient',
+    ],
+    [
+      'AbortError (node-fetch)',
+      Object.assign(new Error('The user aborted a request.'), {
+        name: 'AbortError',
+        type: 'aborted',
+      }),
+      'transient',
+    ],
+    [
+      'AbortError (DOMException, numeric code 20)',
+      new DOMException('aborted', 'AbortError'),
+      'transient',
+    ],
+    [
+      'TimeoutError (AbortSignal.timeout)',
+      new DOMException('timed out', 'TimeoutError'),
+      'transient',
+    ],
+    ['a plain Error (a bug: retried as before)', new Error('boom'), 'transient'],
+    ['a thrown string', 'went wrong', 'transient'],
+  ])('%s', (_what, err, expected) => {
+    expect(classifyKubeError(err)).toBe(expected);
+    expect(isKubeNotFound(err)).toBe(expected === 'not-found');
+    expect(isKubeConflict(err)).toBe(expected === 'conflict');
+    expect(isKubePermanent(err)).toBe(expected === 'permanent');
   });
 });

@@ -73,8 +73,44 @@ export function describeKubeError(err: unknown): string {
   return head === '' ? message : `${head}: ${message}`;
 }
 
+/**
+ * What a failed Kubernetes call means for the caller, as Kopf separates temporary and permanent
+ * errors: `not-found` (the object or its namespace is gone: an idempotent clean-up or a create),
+ * `conflict` (409: someone wrote meanwhile; read again and retry at once), `transient` (429,
+ * 5xx, 408, 410, network errors, timeouts, aborts: the same call may succeed later, so back off and
+ * retry) and `permanent` (400, 403, 422 and the other 4xx: the same call fails the same way
+ * until a person changes something, so report it and stop retrying). An error without an
+ * HTTP status (a network error, or a bug, a thrown string) counts as transient: retrying
+ * with back-off is what the work queue always did with it.
+ */
+export type KubeErrorClass = 'not-found' | 'conflict' | 'transient' | 'permanent';
+
+export function classifyKubeError(err: unknown): KubeErrorClass {
+  const { status } = kubeErrorFields(err);
+  // No answer at all (ECONNREFUSED, ETIMEDOUT, an AbortError, a socket reset): try again later.
+  return status === undefined ? 'transient' : classOfStatus(status);
+}
+
+function classOfStatus(status: number): KubeErrorClass {
+  if (status === 404) return 'not-found';
+  if (status === 409) return 'conflict';
+  // 410 Expired: a watch's resourceVersion is too old; a fresh list answers it.
+  if (status === 408 || status === 410 || status === 429 || status >= 500) return 'transient';
+  if (status >= 400) return 'permanent';
+  // 1xx-3xx as an error: the client could not use the answer; asking again may work.
+  return 'transient';
+}
+
 export function isKubeNotFound(err: unknown): boolean {
-  return kubeErrorFields(err).status === 404;
+  return classifyKubeError(err) === 'not-found';
+}
+
+export function isKubeConflict(err: unknown): boolean {
+  return classifyKubeError(err) === 'conflict';
+}
+
+export function isKubePermanent(err: unknown): boolean {
+  return classifyKubeError(err) === 'permanent';
 }
 
 function httpStatusOf(v: unknown): number | undefined {

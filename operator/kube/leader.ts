@@ -8,7 +8,7 @@
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.js';
-import { kubeErrorFields } from './errors.js';
+import { isKubeConflict, isKubeNotFound, kubeErrorFields } from './errors.js';
 import type { KubeErrorFields } from './errors.js';
 import { RepeatLimiter } from './repeat.js';
 
@@ -38,7 +38,7 @@ export function leaderElectionProblem(
   const key = `${fields.status ?? ''}|${fields.reason ?? ''}|${fields.message}`;
   const where = `${lease.namespace}/${lease.name}`;
   const missing = /^namespaces "([^"]+)" not found/.exec(fields.message)?.[1];
-  if (fields.status === 404 && missing !== undefined) {
+  if (isKubeNotFound(err) && missing !== undefined) {
     const create =
       missing === DEFAULT_NAMESPACE
         ? '`kubectl apply -k manifests/` (or `kubectl apply -f examples/`)'
@@ -150,7 +150,7 @@ export class LeaderElector {
         namespace: this.opts.namespace,
       });
     } catch (err) {
-      if ((err as { code?: number }).code === 404) return undefined;
+      if (isKubeNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -193,7 +193,7 @@ export class LeaderElector {
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });
       return true;
     } catch (err) {
-      if ((err as { code?: number }).code === 409) return false;
+      if (isKubeConflict(err)) return false;
       throw err;
     }
   }

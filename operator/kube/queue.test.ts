@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { ApiException } from '@kubernetes/client-node';
 import type { Scheduler } from './queue.js';
 import { WorkQueue } from './queue.js';
 
@@ -174,5 +175,111 @@ describe('WorkQueue', () => {
     q.add('after');
     await tick();
     expect(seen).toEqual(['slow']);
+  });
+
+  const apiError = (code: number): ApiException<string> =>
+    new ApiException(code, 'Unknown API Status Code!', '{"kind":"Status"}', {});
+  const networkError = (code: string): Error =>
+    Object.assign(new Error(`connect ${code} 10.96.0.1:443`), { code });
+
+  it.each<[string, 'retried' | 'reported', Error]>([
+    ['400 BadRequest', 'reported', apiError(400)],
+    ['403 Forbidden', 'reported', apiError(403)],
+    ['422 Invalid', 'reported', apiError(422)],
+    ['404 NotFound (the reconcile decides; the queue retries)', 'retried', apiError(404)],
+    ['409 Conflict', 'retried', apiError(409)],
+    ['429 TooManyRequests', 'retried', apiError(429)],
+    ['500 InternalError', 'retried', apiError(500)],
+    ['503 ServiceUnavailable', 'retried', apiError(503)],
+    ['ECONNREFUSED', 'retried', networkError('ECONNREFUSED')],
+    ['ETIMEDOUT', 'retried', networkError('ETIMEDOUT')],
+    ['AbortError', 'retried', new DOMException('aborted', 'AbortError')],
+    ['a plain Error', 'retried', new Error('boom')],
+  ])('a failure with %s is %s', async (_what, outcome, failure) => {
+    const scheduler = new ManualScheduler();
+    const retried: [string, number, number][] = [];
+    const reported: [string, unknown, number][] = [];
+    let runs = 0;
+    const q = new WorkQueue({
+      scheduler,
+      baseDelayMs: 100,
+      reconcile: () => {
+        runs++;
+        return Promise.reject(failure);
+      },
+      onError: (key, _err, attempt, retryInMs) => retried.push([key, attempt, retryInMs]),
+      onPermanentError: (key, err, attempt) => reported.push([key, err, attempt]),
+    });
+    q.add('MaxineService/shop/web');
+    await tick();
+    await tick();
+    if (outcome === 'reported') {
+      // Reported once, no back-off pending: the queue is idle and does not run it again.
+      expect(reported).toEqual([['MaxineService/shop/web', failure, 1]]);
+      expect(retried).toEqual([]);
+      expect(scheduler.pending).toHaveLength(0);
+      await q.idle();
+      expect(runs).toBe(1);
+    } else {
+      expect(retried).toEqual([['MaxineService/shop/web', 1, 100]]);
+      expect(reported).toEqual([]);
+      expect(scheduler.pending.map((p) => p.ms)).toEqual([100]);
+      scheduler.fireAll();
+      await tick();
+      await tick();
+      expect(runs).toBe(2);
+      expect(retried.at(-1)).toEqual(['MaxineService/shop/web', 2, 200]);
+    }
+    await q.shutdown();
+  });
+
+  it('runs a permanently failed key again when it is added again, counting its failures', async () => {
+    const scheduler = new ManualScheduler();
+    let failure: Error | undefined = new ApiException(403, 'Forbidden', undefined, {});
+    const attempts: number[] = [];
+    let succeeded = 0;
+    const q = new WorkQueue({
+      scheduler,
+      reconcile: () => {
+        if (failure === undefined) {
+          succeeded++;
+          return Promise.resolve();
+        }
+        return Promise.reject(failure);
+      },
+      onPermanentError: (_key, _err, attempt) => attempts.push(attempt),
+    });
+    q.add('a');
+    await q.idle();
+    q.add('a'); // the object changed, or a resync: one more try, still no back-off loop
+    await q.idle();
+    expect(attempts).toEqual([1, 2]);
+    expect(scheduler.pending).toHaveLength(0);
+    failure = undefined; // RBAC fixed
+    q.add('a');
+    await q.idle();
+    expect(succeeded).toBe(1);
+    failure = new ApiException(422, 'Invalid', undefined, {});
+    q.add('a');
+    await q.idle();
+    expect(attempts).toEqual([1, 2, 1]); // the count starts again after the success
+  });
+
+  it('takes the permanence rule from its options', async () => {
+    const scheduler = new ManualScheduler();
+    const reported: string[] = [];
+    const q = new WorkQueue({
+      scheduler,
+      reconcile: (k) => Promise.reject(new Error(k)),
+      isPermanent: (err) => (err as Error).message === 'hopeless',
+      onPermanentError: (key) => reported.push(key),
+    });
+    q.add('hopeless');
+    q.add('flaky');
+    await tick();
+    await tick();
+    expect(reported).toEqual(['hopeless']);
+    expect(scheduler.pending).toHaveLength(1);
+    await q.shutdown();
   });
 });

@@ -1,9 +1,13 @@
 /**
  * A per-key ordered work queue, as client-go's workqueue: at most one reconcile in flight per
  * key, a burst of changes to one key collapses into one pending run, and a failed reconcile
- * comes back after an exponential back-off that resets on success. Time is injected so the
- * semantics are tested without waiting. See docs/decisions/0004-work-queue.md.
+ * comes back after an exponential back-off that resets on success. A permanent failure (a
+ * Kubernetes 400, 403, 422: the same call fails the same way until a person changes something)
+ * is reported and not retried; the key runs again when it is next added (its object changed,
+ * a resync). Time is injected so the semantics are tested without waiting. See
+ * docs/decisions/0004-work-queue.md.
  */
+import { isKubePermanent } from './errors.js';
 
 export interface Scheduler {
   /** Runs `fn` after `ms`; returns a cancel function. */
@@ -25,7 +29,12 @@ export interface QueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   scheduler?: Scheduler;
+  /** A failure that is retried after `retryInMs`. */
   onError?: (key: string, err: unknown, attempt: number, retryInMs: number) => void;
+  /** Whether retrying cannot help. Default: a permanent Kubernetes error (classifyKubeError). */
+  isPermanent?: (err: unknown) => boolean;
+  /** A failure that is not retried; `attempt` counts the key's failures since its last success. */
+  onPermanentError?: (key: string, err: unknown, attempt: number) => void;
 }
 
 export class WorkQueue {
@@ -102,7 +111,8 @@ export class WorkQueue {
       await this.opts.reconcile(key);
       this.failures.delete(key);
     } catch (err) {
-      this.retryLater(key, err);
+      if ((this.opts.isPermanent ?? isKubePermanent)(err)) this.giveUp(key, err);
+      else this.retryLater(key, err);
     } finally {
       this.active.delete(key);
       if (this.dirty.delete(key)) this.add(key);
@@ -110,9 +120,13 @@ export class WorkQueue {
     }
   }
 
+  /** Retrying would fail the same way and back off forever: report it and wait for a change. */
+  private giveUp(key: string, err: unknown): void {
+    this.opts.onPermanentError?.(key, err, this.countFailure(key));
+  }
+
   private retryLater(key: string, err: unknown): void {
-    const attempt = (this.failures.get(key) ?? 0) + 1;
-    this.failures.set(key, attempt);
+    const attempt = this.countFailure(key);
     const base = this.opts.baseDelayMs ?? 100;
     const delay = Math.min(this.opts.maxDelayMs ?? 60_000, base * 2 ** (attempt - 1));
     this.opts.onError?.(key, err, attempt, delay);
@@ -127,6 +141,12 @@ export class WorkQueue {
         this.add(key);
       }),
     );
+  }
+
+  private countFailure(key: string): number {
+    const attempt = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, attempt);
+    return attempt;
   }
 
   private cancelRetry(key: string): void {

@@ -22,7 +22,7 @@ import type {
 import { formatPath } from '../../common/errors.js';
 import { API_GROUP, API_VERSION, maxineResourceSchema } from '../../common/resources.js';
 import type { ResourceKind, ResourceStatus } from '../../common/resources.js';
-import { setCondition, sidecarsMissingCondition } from '../status.js';
+import { setCondition, sidecarsMissingCondition, statusWriteFailedConditions } from '../status.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import { lacksSidecar, noSidecarAdvice, podInstance, selects } from './pods.js';
@@ -81,6 +81,8 @@ export class KubeSource {
   /** Whether pod instances were last seen beyond the registry's total limit. */
   private overLimit = false;
   private api: CustomObjectsApi | undefined;
+  /** Key → the refusal last reported for its status write, so a resync does not repeat it. */
+  private readonly refusedStatus = new Map<string, string>();
   private resync: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: KubeSourceOptions) {
@@ -89,6 +91,11 @@ export class KubeSource {
       workers: 4,
       onError: (key, err, attempt, retryInMs) =>
         opts.logger.warn({ key, err, attempt, retryInMs }, 'reconcile failed; retrying'),
+      onPermanentError: (key, err, attempt) =>
+        opts.logger.error(
+          { key, error: kubeErrorFields(err), attempt },
+          'reconcile failed permanently; not retried until the object changes',
+        ),
     });
     this.statusQueue = new WorkQueue({
       reconcile: (key) => this.writeStatusOf(key),
@@ -107,6 +114,7 @@ export class KubeSource {
           );
         }
       },
+      onPermanentError: (key, err, attempt) => this.statusRefused(key, err, attempt),
     });
   }
 
@@ -253,18 +261,21 @@ export class KubeSource {
     );
     if (added + removed > 0) {
       this.opts.logger.info(
-        { namespace, service: name, added, removed, pods: instances.length },
+        { kind: 'MaxineService', namespace, name, added, removed, pods: instances.length },
         'pod instances synced',
       );
     }
-    this.reportOverLimit(overLimit, { namespace, service: name });
+    this.reportOverLimit(overLimit, { kind: 'MaxineService', namespace, name });
   }
 
   /**
    * Pods are never refused by the registry's limits (a selected Ready pod stays discoverable);
    * when they alone pass --max-instances, say so once, and again when it is over.
    */
-  private reportOverLimit(overLimit: number, where: { namespace: string; service: string }): void {
+  private reportOverLimit(
+    overLimit: number,
+    where: { kind: 'MaxineService'; namespace: string; name: string },
+  ): void {
     if (overLimit > 0 === this.overLimit) return;
     this.overLimit = overLimit > 0;
     const limit = this.opts.registry.limits.instances;
@@ -290,7 +301,7 @@ export class KubeSource {
     const fresh = pods.filter((p) => !known.includes(p.metadata?.name ?? ''));
     if (fresh.length > 0) {
       this.opts.logger.warn(
-        { service: key, pods: fresh.map((p) => p.metadata?.name) },
+        { ...fieldsOfKey(key), pods: fresh.map((p) => p.metadata?.name) },
         'pods without sidecar: their health check cannot run (health reason no-sidecar)',
       );
       this.event(
@@ -314,6 +325,7 @@ export class KubeSource {
     if (object === undefined) {
       this.invalid.delete(key);
       this.sidecarless.delete(key);
+      this.refusedStatus.delete(key);
       if (this.opts.reconciler.delete(key))
         this.opts.logger.info({ kind, namespace, name }, 'resource deleted');
       return;
@@ -373,11 +385,75 @@ export class KubeSource {
     this.statusQueue.add(key);
   }
 
+  /**
+   * The API server refused a status write for good (400, 403, 422): the queue does not retry
+   * it. Said once per distinct refusal in a log line, a Warning Event and a StatusWriteFailed
+   * condition (best effort: a 403 refuses that write too); tried again when the object
+   * changes or is resynced.
+   */
+  private statusRefused(key: string, err: unknown, attempt: number): void {
+    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+    const error = kubeErrorFields(err);
+    const problem = describeKubeError(err);
+    if (this.refusedStatus.get(key) === problem) {
+      this.opts.logger.debug(
+        { kind, namespace, name, error, attempt },
+        'status write refused again',
+      );
+      return;
+    }
+    this.refusedStatus.set(key, problem);
+    this.opts.logger.error(
+      { kind, namespace, name, error, attempt },
+      'status write refused; not retried until the object changes or is resynced',
+    );
+    this.event(
+      key,
+      'Warning',
+      'StatusWriteFailed',
+      `The API server refused the status write (not retried until the object changes): ${problem}`,
+    );
+    void this.writeRefusalCondition(key, problem).catch((e: unknown) =>
+      this.opts.logger.warn(
+        { kind, namespace, name, error: kubeErrorFields(e) },
+        'could not write the StatusWriteFailed condition either',
+      ),
+    );
+  }
+
+  private async writeRefusalCondition(key: string, problem: string): Promise<void> {
+    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+    const object = this.informers.get(kind)?.get(name, namespace);
+    if (object === undefined || this.api === undefined) return;
+    if (this.opts.isLeader !== undefined && !this.opts.isLeader()) return;
+    const stored = (object as { status?: ResourceStatus }).status?.conditions ?? [];
+    const conditions = statusWriteFailedConditions(
+      stored,
+      problem,
+      object.metadata?.generation ?? 0,
+      Date.now(),
+    );
+    await this.api.patchNamespacedCustomObjectStatus(
+      {
+        group: API_GROUP,
+        version: API_VERSION,
+        namespace,
+        plural: PLURALS[kind],
+        name,
+        body: { status: { conditions } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
   /** The status an object should have now, written when it differs from the stored one. */
   private async writeStatusOf(key: string): Promise<void> {
     const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
     const object = this.informers.get(kind)?.get(name, namespace);
-    if (object === undefined) return;
+    if (object === undefined) {
+      this.refusedStatus.delete(key);
+      return;
+    }
     const invalid = this.invalid.get(key);
     const status =
       invalid === undefined
@@ -385,6 +461,7 @@ export class KubeSource {
         : this.invalidStatus(key, invalid.generation, invalid.message);
     if (status !== undefined)
       await this.writeStatus(key, object, this.withPodProblems(key, object, status));
+    this.refusedStatus.delete(key);
   }
 
   /** Adds SidecarsMissing while selected pods lack a sidecar, keeping its transition time. */
@@ -514,4 +591,10 @@ function keyOf(kind: ResourceKind, obj: KubernetesObject): string {
 
 function podSyncKey(svc: KubernetesObject): string {
   return `PodSync/${svc.metadata?.namespace ?? 'default'}/${svc.metadata?.name ?? ''}`;
+}
+
+/** The log fields of `Kind/namespace/name`: `{ kind, namespace, name }` (docs/operations.md). */
+function fieldsOfKey(key: string): { kind: string; namespace: string; name: string } {
+  const [kind = '', namespace = '', name = ''] = key.split('/');
+  return { kind, namespace, name };
 }

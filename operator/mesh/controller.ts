@@ -347,7 +347,7 @@ export class MeshController {
     };
     if (failures.length > 0) {
       this.opts.logger.warn(
-        { service: `${service.namespace}/${service.name}`, mesh, failures },
+        { kind: 'MaxineService', namespace: service.namespace, name: service.name, mesh, failures },
         'mesh objects not applied',
       );
       return {
@@ -477,7 +477,12 @@ export class MeshController {
           this.applied.delete(key);
           this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'ok' });
           this.opts.logger.info(
-            { object: key, service: item.metadata.labels?.[SERVICE_LABEL] },
+            {
+              object: key,
+              kind: 'MaxineService',
+              namespace: item.metadata.namespace,
+              name: item.metadata.labels?.[SERVICE_LABEL],
+            },
             'mesh object pruned: no longer rendered',
           );
         } catch (err) {

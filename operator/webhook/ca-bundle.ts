@@ -15,7 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.js';
-import { kubeErrorFields } from '../kube/errors.js';
+import { isKubeConflict, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
 import {
   CA_VALIDITY_MS,
   generateCa,
@@ -148,11 +148,6 @@ export interface WebhookCertManagerOptions {
   /** Immediate re-reads after a 409 conflict before backing off. Default 5. */
   conflictRetries?: number;
   now?: () => Date;
-}
-
-function statusCodeOf(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
 }
 
 const tlsOf = (cert: ServingCertificate): WebhookTls => ({
@@ -303,7 +298,7 @@ export class WebhookCertManager {
           this.opts.retryMaxMs ?? 60_000,
           (this.opts.retryBaseMs ?? 1000) * 2 ** (attempt - 1),
         );
-        const missing = statusCodeOf(err) === 404;
+        const missing = isKubeNotFound(err);
         this.opts.logger.warn(
           { name, attempt, retryInMs: delay, ...(missing ? {} : { error: kubeErrorFields(err) }) },
           missing
@@ -355,7 +350,7 @@ export class WebhookCertManager {
         try {
           await this.api.replace(name, { ...config, webhooks: updated });
         } catch (err) {
-          if (statusCodeOf(err) === 409) continue;
+          if (isKubeConflict(err)) continue;
           throw err;
         }
         this.opts.logger.info(

@@ -227,5 +227,15 @@ describe('bounded memory', () => {
         code: 'LIMIT_EXCEEDED',
       }),
     );
+    // The refused registration names its service as every log line names a resource.
+    expect(op.logs).toContainEqual(
+      expect.objectContaining({
+        msg: 'registration refused by a registry limit',
+        kind: 'MaxineService',
+        namespace: 'ns',
+        name: 'db',
+        code: 'LIMIT_EXCEEDED',
+      }),
+    );
   });
 });

@@ -3,51 +3,31 @@
  * stopped with SIGTERM: it must finish in-flight work, log, and exit 0.
  */
 import { spawn } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { spawnListening } from '../helpers/spawn.js';
 
 interface Started {
-  child: ChildProcessWithoutNullStreams;
+  child: ChildProcess;
   lines: Record<string, unknown>[];
   port: number;
 }
 
-const children: ChildProcessWithoutNullStreams[] = [];
+const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
 });
 
 async function startProcess(args: string[], env: Record<string, string> = {}): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'operator/main.ts', ...args], {
-    env: { ...process.env, ...env },
-  });
-  children.push(child);
-  const lines: Record<string, unknown>[] = [];
-  let buffered = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no listening line; got ${JSON.stringify(lines)}`)),
-      30_000,
-    );
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop() ?? '';
-      for (const part of parts) {
-        const line = JSON.parse(part) as Record<string, unknown>;
-        lines.push(line);
-        if (typeof line.port === 'number' && String(line.msg).includes('listening')) {
-          clearTimeout(timer);
-          resolve(line.port);
-        }
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`exited early with ${code}`)));
-  });
-  return { child, lines, port };
+  const { proc, lines, port } = await spawnListening(
+    ['--import', 'tsx', 'operator/main.ts', ...args],
+    { env: { ...process.env, ...env } },
+  );
+  children.push(proc);
+  return { child: proc, lines, port };
 }
 
 describe('operator process', () => {
