@@ -1,6 +1,36 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layering (docs/decisions/0012-layering.md): the sidecar and the operator are two
+ * programs that share only common/; common/ imports neither; the registry and policy cores
+ * know no transport (HTTP, Kubernetes, the webhook). Tests are held to the same rules.
+ */
+const layer = (...groups) => ({
+  'no-restricted-imports': [
+    'error',
+    {
+      patterns: groups.map(([what, message]) => ({ group: [what].flat(), message })),
+    },
+  ],
+});
+const OPERATOR = [
+  [
+    '**/operator/**',
+    'the sidecar and common/ must not import the operator; move the shared piece to common/',
+  ],
+];
+const SIDECAR = [
+  [
+    '**/sidecar/**',
+    'the operator and common/ must not import the sidecar; move the shared piece to common/',
+  ],
+];
+const TRANSPORT = [
+  ['**/http/**', '**/kube/**', '**/webhook/**'],
+  'operator/registry and operator/policy know no transport: take plain data (see policy/access.ts Caller)',
+];
+
 export default tseslint.config(
   {
     ignores: [
@@ -50,5 +80,22 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-return': 'off',
       'max-params': 'off',
     },
+  },
+  {
+    files: ['sidecar/**/*.ts'],
+    rules: layer(...OPERATOR),
+  },
+  {
+    files: ['operator/**/*.ts'],
+    ignores: ['operator/registry/**', 'operator/policy/**'],
+    rules: layer(...SIDECAR),
+  },
+  {
+    files: ['operator/registry/**/*.ts', 'operator/policy/**/*.ts'],
+    rules: layer(...SIDECAR, TRANSPORT),
+  },
+  {
+    files: ['common/**/*.ts'],
+    rules: layer(...OPERATOR, ...SIDECAR),
   },
 );

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { configSchema } from '../operator/config.js';
 import { createOperator } from '../operator/operator.js';
 import type { Operator } from '../operator/operator.js';
-import { createLogger } from '../operator/telemetry/logger.js';
+import { createLogger } from '../common/logger.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 
 export const OPERATOR_NAMESPACE = 'maxine-system';

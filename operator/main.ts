@@ -2,7 +2,7 @@
 import { MaxineError } from '../common/errors.js';
 import { loadConfig, USAGE } from './config.js';
 import { createOperator } from './operator.js';
-import { createLogger } from './telemetry/logger.js';
+import { createLogger } from '../common/logger.js';
 import { kubeErrorFields } from './kube/errors.js';
 
 async function main(): Promise<void> {

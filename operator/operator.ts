@@ -30,7 +30,7 @@ import { createInjector } from './webhook/injector.js';
 import type { Injector } from './webhook/injector.js';
 import { KubeSource } from './kube/source.js';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from './telemetry/logger.js';
+import type { Logger } from '../common/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { MeshController, type MeshControllerOptions } from './mesh/controller.js';
 import { MeshRenderer } from './mesh/render.js';

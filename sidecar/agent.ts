@@ -6,7 +6,7 @@
  * means retries and log lines, never a crashed pod.
  */
 import type { HealthStatus, Instance, RegisterInput } from '../common/wire.js';
-import type { Logger } from '../operator/telemetry/logger.js';
+import type { Logger } from '../common/logger.js';
 import { backoffDelay } from './backoff.js';
 import { requestJson } from './http-json.js';
 

@@ -6,6 +6,7 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../common/errors.js';
+import type { SidecarEnvName } from '../common/injection.js';
 import type { HealthCheck } from './health/checks.js';
 import { parseHealthCheckOverride } from './health/annotations.js';
 
@@ -69,6 +70,10 @@ export const sidecarEnvSchema = z.object({
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
 });
+
+// Every variable the webhook sets (common/injection.ts) is one this schema reads: renaming
+// one here without the contract fails the type check.
+sidecarEnvSchema.shape satisfies Record<SidecarEnvName, z.ZodType>;
 
 export interface SidecarConfig {
   service: string;

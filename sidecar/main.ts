@@ -1,7 +1,7 @@
 /** Composition root of the sidecar: configuration from the environment, logger, signals. */
 import { loadSidecarConfig, SidecarConfigError } from './config.js';
 import { createSidecar } from './sidecar.js';
-import { createLogger } from '../operator/telemetry/logger.js';
+import { createLogger } from '../common/logger.js';
 
 async function main(): Promise<void> {
   let config;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { MeshName } from '../common/mesh/model.js';
-import { createLogger } from '../operator/telemetry/logger.js';
+import { createLogger } from '../common/logger.js';
 import { fileAction, MeshConfigCache, namesService, parseMeshAnswer } from './mesh.js';
 import type { MeshAnswer } from './mesh.js';
 

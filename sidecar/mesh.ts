@@ -15,7 +15,7 @@ import { renderToJson, renderToYaml } from '../common/mesh/format.js';
 import { MESHES } from '../common/mesh/model.js';
 import type { MeshName, MeshRender } from '../common/mesh/model.js';
 import type { ServiceRef } from '../common/wire.js';
-import type { Logger } from '../operator/telemetry/logger.js';
+import type { Logger } from '../common/logger.js';
 import { backoffDelay } from './backoff.js';
 import { requestJson } from './http-json.js';
 

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import type { z } from 'zod';
 import { isResync, maxineEventSchema, RESYNC_TYPES, STREAM_CLOSE } from '../common/wire.js';
 import type { ResyncMessage, ServiceRef } from '../common/wire.js';
-import type { Logger } from '../operator/telemetry/logger.js';
+import type { Logger } from '../common/logger.js';
 import { ReconnectBackoff } from './backoff.js';
 import { TOKEN_HINT } from './agent.js';
 import { MirrorState } from './mirror-state.js';

@@ -13,7 +13,7 @@ import { MaxineError } from '../common/errors.js';
 import { wantsYaml, YAML_CONTENT_TYPE } from '../common/mesh/format.js';
 import { MESHES } from '../common/mesh/model.js';
 import type { MeshName } from '../common/mesh/model.js';
-import type { Logger } from '../operator/telemetry/logger.js';
+import type { Logger } from '../common/logger.js';
 import type { MeshAnswer } from './mesh.js';
 
 export interface SidecarServerDeps {

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { listen } from '../common/listen.js';
 import type { HealthStatus, RegisterInput } from '../common/wire.js';
-import type { Logger } from '../operator/telemetry/logger.js';
+import type { Logger } from '../common/logger.js';
 import { RegistrationAgent } from './agent.js';
 import type { SidecarConfig } from './config.js';
 import type { HealthCheck } from './health/checks.js';

@@ -18,7 +18,7 @@ import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import { AuditLog } from '../telemetry/audit.js';
 import type { AuditEntry } from '../telemetry/audit.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { Authenticator } from './authenticator.js';
 import type { Principal } from './authenticator.js';
 import { openGuard, PodGuard } from './instance-guard.js';

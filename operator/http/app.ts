@@ -14,10 +14,10 @@ import { instanceIdSchema } from '../../common/wire.js';
 import type { Reconciler } from '../reconciler.js';
 import { instanceNotFound } from '../registry/registry.js';
 import type { Registry } from '../registry/registry.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { sendError, toMaxineError } from './errors.js';
-import { requestId } from './instances.js';
+import { callerOf, originOf, requestId } from './caller.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 import type { AccessControl, Caller } from '../policy/access.js';
 import { authorizeInstanceWrite, hideUnknowable } from './instances.js';
@@ -167,8 +167,13 @@ export function createApp(deps: AppDeps): express.Express {
   // default) only a principal that may read all of them gets them.
   app.get('/metrics', async (req, res) => {
     if (deps.metricsAuth) {
-      const principal = await deps.access.principal(req, 'GET /metrics');
-      deps.access.authorize({ req, principal }, 'read', { namespace: '*', name: '*' }, 'metrics');
+      const principal = await deps.access.principal(req, 'GET /metrics', originOf(req));
+      deps.access.authorize(
+        callerOf(req, principal),
+        'read',
+        { namespace: '*', name: '*' },
+        'metrics',
+      );
     }
     res.type(metrics.prom.contentType).send(await metrics.prom.metrics());
   });
@@ -178,14 +183,15 @@ export function createApp(deps: AppDeps): express.Express {
     const p = deps.access.principal(
       req,
       `${req.method} ${req.originalUrl.split('?')[0]?.slice(0, 256) ?? ''}`,
+      originOf(req),
     );
     if (p instanceof Promise) {
       p.then((principal) => {
-        req.caller = { req, principal };
+        req.caller = callerOf(req, principal);
         next();
       }, next);
     } else {
-      req.caller = { req, principal: p };
+      req.caller = callerOf(req, p);
       next();
     }
   });

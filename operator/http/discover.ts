@@ -10,6 +10,7 @@ import { keySourceOf, NO_QUERY, parsedQuery, segment } from '../../common/discov
 import type { Registry } from '../registry/registry.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AccessControl } from '../policy/access.js';
+import { callerOf, originOf } from './caller.js';
 
 export const DISCOVER_PREFIX = '/api/v1/discover/';
 
@@ -29,7 +30,7 @@ export interface DiscoverDeps {
  * caller's identity is already known (no token, or a cached one), else a promise.
  */
 export function discoverAnswer(deps: DiscoverDeps, req: IncomingMessage): Buffer | Promise<Buffer> {
-  const principal = deps.access.principal(req, 'discover');
+  const principal = deps.access.principal(req, 'discover', originOf(req));
   if (principal instanceof Promise) return principal.then((p) => answer(deps, req, p));
   return answer(deps, req, principal);
 }
@@ -48,7 +49,7 @@ function answer(deps: DiscoverDeps, req: IncomingMessage, principal: Principal):
   const namespace = segment(path.slice(0, slash), 'namespace');
   const name = segment(path.slice(slash + 1), 'name');
   const service = { namespace, name };
-  const caller = { req, principal };
+  const caller = callerOf(req, principal);
   deps.access.discover(caller, service);
   // Without percent-encoding the path already is the registry key `namespace/name`.
   const key = path.includes('%') ? `${namespace}/${name}` : path;

@@ -25,7 +25,7 @@ import type { OperatorConfig } from '../config.js';
 import type { AuditEntry } from '../telemetry/audit.js';
 import { AddressLimiter, clientAddress } from './address-limit.js';
 import { errorHeaders, sendError } from './errors.js';
-import { requestId } from './instances.js';
+import { requestId } from './caller.js';
 
 export interface EdgeDeps {
   config: Pick<

@@ -17,7 +17,7 @@ import { AccessControl } from '../policy/access.js';
 import { PolicyStore } from '../policy/store.js';
 import { systemClock } from '../registry/clock.js';
 import { Registry } from '../registry/registry.js';
-import { createLogger } from '../telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { createEventStream } from './events.js';
 import type { EventStreamServer } from './events.js';
 

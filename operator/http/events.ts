@@ -28,11 +28,12 @@ import type { Release } from '../events/gate.js';
 import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
 import { snapshotMessages } from '../events/snapshot.js';
 import type { Registry } from '../registry/registry.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { Clock } from '../registry/clock.js';
 import { errorHeaders, toMaxineError } from './errors.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AccessControl } from '../policy/access.js';
+import { originOf } from './caller.js';
 
 export const EVENTS_PATH = '/api/v1/events';
 /** A subscriber this far behind is cut off; it resumes with `since` and loses nothing. */
@@ -460,7 +461,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       watchCredential(s, RECHECK_RETRY_MS);
     };
     try {
-      const next = deps.access.principal(s.req, 'events.reauthenticate');
+      const next = deps.access.principal(s.req, 'events.reauthenticate', originOf(s.req));
       if (next instanceof Promise)
         next.then(renewed, refused).catch((err: unknown) => fail(s, err));
       else renewed(next);
@@ -555,7 +556,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
             }
           });
         };
-        const principal = deps.access.principal(req, 'events.subscribe');
+        const principal = deps.access.principal(req, 'events.subscribe', originOf(req));
         if (principal instanceof Promise) {
           principal.then(accept).catch((err: unknown) => refuse(socket, err));
         } else accept(principal);

@@ -13,9 +13,9 @@ import {
   isRegister,
   matchHeartbeat,
   registerAnswer,
-  requestId,
   respondJson,
 } from './instances.js';
+import { requestId } from './caller.js';
 import type { WriteDeps } from './instances.js';
 
 export interface FastPathDeps extends WriteDeps {

@@ -18,22 +18,15 @@ import type { RegisterRequest } from '../../common/wire.js';
 import type { ServiceRef } from '../../common/policy/acl.js';
 import { instanceId, instanceNotFound } from '../registry/registry.js';
 import type { RegisterResult, Registry } from '../registry/registry.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { readJsonBody } from './body.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 import type { AccessControl, Caller } from '../policy/access.js';
+import { callerOf, originOf, requestId } from './caller.js';
 
 const HEARTBEAT_RE = /^\/api\/v1\/instances\/([^/?#]+)\/heartbeat\/?(?:\?.*)?$/;
 
 const idParamSchema = z.object({ id: instanceIdSchema });
-
-const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The caller's `x-request-id` when well-formed, for the log line of a write. */
-export function requestId(req: IncomingMessage): string | undefined {
-  const given = req.headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : undefined;
-}
 
 const INSTANCES_RE = /^\/api\/v1\/instances\/?(?:\?.*)?$/;
 
@@ -55,13 +48,13 @@ export async function registerAnswer(
   deps: WriteDeps,
   req: IncomingMessage,
 ): Promise<{ status: number; body: string }> {
-  const principal = await deps.access.principal(req, 'register');
+  const principal = await deps.access.principal(req, 'register', originOf(req));
   const body = registerRequestSchema.safeParse(
     await readJsonBody(req, deps.bodyLimitBytes, deps.bodyTimeoutMs),
   );
   if (!body.success) throw validationError('registration', body.error);
   const service = { namespace: body.data.namespace, name: body.data.service };
-  const caller = { req, principal };
+  const caller = callerOf(req, principal);
   const { plan, instance, created } = deps.access.audited(
     caller,
     { action: 'register', service },
@@ -246,7 +239,7 @@ export async function heartbeatAnswer(
   req: IncomingMessage,
   rawId: string,
 ): Promise<string> {
-  const principal = await deps.access.principal(req, 'heartbeat');
+  const principal = await deps.access.principal(req, 'heartbeat', originOf(req));
   const id = idParamSchema.safeParse({
     id: rawId.includes('%') ? decodeURIComponent(rawId) : rawId,
   });
@@ -255,7 +248,7 @@ export async function heartbeatAnswer(
   const raw = await readJsonBody(req, deps.bodyLimitBytes, deps.bodyTimeoutMs);
   const body = heartbeatRequestSchema.safeParse(raw === undefined ? {} : raw);
   if (!body.success) throw validationError('heartbeat', body.error);
-  authorizeInstanceWrite(deps, { req, principal }, id.data.id, 'heartbeat');
+  authorizeInstanceWrite(deps, callerOf(req, principal), id.data.id, 'heartbeat');
   return JSON.stringify({ instance: deps.registry.heartbeat(id.data.id, body.data) });
 }
 

@@ -11,7 +11,7 @@
  */
 import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { CoreV1Event, KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { kubeErrorFields } from './errors.js';
 
 export type EventType = 'Normal' | 'Warning';

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createLogger } from '../telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { LeaderElector, leaderElectionProblem } from './leader.js';
 import { logSink } from '../../test/helpers/operator.js';
 

@@ -7,7 +7,7 @@
  */
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { isKubeConflict, isKubeNotFound, kubeErrorFields } from './errors.js';
 import type { KubeErrorFields } from './errors.js';
 import { RepeatLimiter } from './repeat.js';

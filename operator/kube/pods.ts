@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { ServiceSpec } from '../../common/resources.js';
 import type { PodInstance } from '../registry/registry.js';
-import { ANNOTATION_INJECT, SIDECAR_NAME } from '../webhook/patch.js';
+import { ANNOTATION_INJECT, SIDECAR_NAME } from '../../common/injection.js';
 
 /** The few pod fields the mapping reads (structurally compatible with client-node's V1Pod). */
 export interface PodLike {

@@ -27,7 +27,7 @@ import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import { lacksSidecar, noSidecarAdvice, podInstance, selects } from './pods.js';
 import type { PodLike } from './pods.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { EventRecorder } from './events.js';
 import { WorkQueue } from './queue.js';
 import { describeKubeError, isKubeNotFound, kubeErrorFields } from './errors.js';

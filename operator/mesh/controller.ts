@@ -30,7 +30,7 @@ import {
 import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { EventLog } from '../events/log.js';
 import type { MeshReport, Reconciler } from '../reconciler.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { describeKubeError, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
 import type { MeshRenderer } from './render.js';
 

@@ -1,13 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
-import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { MaxineError } from '../../common/errors.js';
 import type { ServiceRef } from '../../common/policy/acl.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { serviceAccountPrincipal, userPrincipal } from '../auth/authenticator.js';
 import type { Principal } from '../auth/authenticator.js';
-import { createLogger } from '../telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { AccessControl } from './access.js';
+import type { AccessOptions, Caller } from './access.js';
+import type { AuditEntry } from '../telemetry/audit.js';
 import { PolicyStore } from './store.js';
 
 const ORDERS: ServiceRef = { namespace: 'shop', name: 'orders' };
@@ -16,7 +17,11 @@ const CART: ServiceRef = { namespace: 'shop', name: 'cart' };
 const principal = userPrincipal({ kind: 'User', name: 'ci', groups: [] }, { kind: 'token' });
 
 /** AccessControl with ACLs open, intentions: web → orders allowed, cart → orders denied. */
-function accessWith(known: readonly ServiceRef[], intentionDefault: 'allow' | 'deny') {
+function accessWith(
+  known: readonly ServiceRef[],
+  intentionDefault: 'allow' | 'deny',
+  more: Partial<AccessOptions> = {},
+) {
   const store = new PolicyStore(() => undefined);
   store.setIntention('shop', 'orders', {
     destination: { name: 'orders' },
@@ -39,13 +44,23 @@ function accessWith(known: readonly ServiceRef[], intentionDefault: 'allow' | 'd
     sourcesOf: () => known,
     serviceLimit: () => undefined,
     logger: createLogger('silent', new Writable({ write: (_c, _e, done) => done() })),
+    ...more,
   });
 }
 
+/** A caller as the policy layer sees it: plain data, no HTTP request. */
+function callerOf(who: Principal, source?: string): Caller {
+  return {
+    principal: who,
+    requestId: 'req-1',
+    address: '10.0.0.7',
+    ...(source !== undefined && { source }),
+  };
+}
+
 function outcome(access: AccessControl, source?: string, caller: Principal = principal): string {
-  const req = { headers: source === undefined ? {} : { 'x-maxine-source': source } };
   try {
-    access.discover({ req: req as IncomingMessage, principal: caller }, ORDERS);
+    access.discover(callerOf(caller, source), ORDERS);
     return 'allowed';
   } catch (err) {
     if (!(err instanceof MaxineError)) throw err;
@@ -89,11 +104,118 @@ describe('the source of a discovery', () => {
   });
 
   it('says a source identity is required, and how to give one', () => {
-    expect(() =>
-      accessWith([], 'deny').discover(
-        { req: { headers: {} } as IncomingMessage, principal },
-        ORDERS,
-      ),
-    ).toThrow(/A source identity is required.*x-maxine-source/);
+    expect(() => accessWith([], 'deny').discover(callerOf(principal), ORDERS)).toThrow(
+      /A source identity is required.*x-maxine-source/,
+    );
   });
+});
+
+/** The code of what `work` throws, or `allowed`. */
+function codeOf(work: () => unknown): string {
+  try {
+    work();
+    return 'allowed';
+  } catch (err) {
+    if (!(err instanceof MaxineError)) throw err;
+    return err.code;
+  }
+}
+
+describe('AccessControl without a transport', () => {
+  it('audits a refusal with the caller’s request id and address', () => {
+    const audit: AuditEntry[] = [];
+    const access = accessWith([], 'allow', { aclDefault: 'deny', audit: (e) => audit.push(e) });
+    expect(codeOf(() => access.authorize(callerOf(principal), 'read', ORDERS))).toBe('FORBIDDEN');
+    expect(audit).toEqual([
+      expect.objectContaining({
+        who: principal.who,
+        action: 'read',
+        object: 'service shop/orders',
+        outcome: 'denied',
+        reqId: 'req-1',
+        address: '10.0.0.7',
+      }),
+    ]);
+  });
+
+  it('audits an allowed change with the caller’s origin', () => {
+    const audit: AuditEntry[] = [];
+    const access = accessWith([], 'allow', { audit: (e) => audit.push(e) });
+    access.allowed(callerOf(principal), 'register', 'instance shop.orders-0');
+    expect(audit).toEqual([
+      {
+        who: principal.who,
+        action: 'register',
+        object: 'instance shop.orders-0',
+        outcome: 'allowed',
+        reqId: 'req-1',
+        address: '10.0.0.7',
+      },
+    ]);
+  });
+
+  it('audits a failed authentication with the origin it was given', () => {
+    const audit: AuditEntry[] = [];
+    const access = accessWith([], 'allow', {
+      authenticator: {
+        principal: () => {
+          throw new MaxineError('UNAUTHENTICATED', 'token expired');
+        },
+        anonymousAllowed: false,
+      } as unknown as Authenticator,
+      audit: (e) => audit.push(e),
+    });
+    const origin = { requestId: 'req-9', address: '192.0.2.1' };
+    expect(codeOf(() => access.principal({} as never, 'discover', origin))).toBe('UNAUTHENTICATED');
+    expect(audit).toEqual([
+      {
+        who: 'unknown',
+        action: 'discover',
+        outcome: 'unauthenticated',
+        reason: 'token expired',
+        reqId: 'req-9',
+        address: '192.0.2.1',
+      },
+    ]);
+  });
+
+  it('limits an identity per principal and audits the refusal with its origin', () => {
+    const audit: AuditEntry[] = [];
+    const access = accessWith([], 'allow', {
+      identityLimit: { requestsPerSecond: 1, burst: 1 },
+      now: () => 1_000,
+      audit: (e) => audit.push(e),
+    });
+    const origin = { requestId: 'req-2', address: '10.0.0.8' };
+    expect(access.principal({} as never, 'discover', origin)).toBe(principal);
+    expect(codeOf(() => access.principal({} as never, 'discover', origin))).toBe('RATE_LIMITED');
+    expect(audit).toEqual([
+      expect.objectContaining({ outcome: 'denied', reqId: 'req-2', address: '10.0.0.8' }),
+    ]);
+  });
+
+  // own pod?, ACL default, an explicit ACL deny of register on shop/orders? → outcome
+  it.each<[boolean, 'allow' | 'deny', boolean, string]>([
+    [true, 'deny', false, 'allowed'],
+    [true, 'deny', true, 'FORBIDDEN'],
+    [true, 'allow', true, 'FORBIDDEN'],
+    [false, 'deny', false, 'FORBIDDEN'],
+    [false, 'allow', false, 'allowed'],
+    [false, 'allow', true, 'FORBIDDEN'],
+  ])(
+    'a registration (own pod %s, ACL default %s, explicit deny %s) is %s',
+    (ownPod, aclDefault, explicitDeny, expected) => {
+      const store = new PolicyStore(() => undefined);
+      if (explicitDeny) {
+        store.setAcl('shop', 'no-orders', {
+          subjects: [{ kind: 'User', name: 'ci' }],
+          rules: [{ services: ['shop/orders'], verbs: ['register'], effect: 'deny' }],
+        });
+      }
+      const access = accessWith([], 'allow', { aclDefault, store });
+      expect(codeOf(() => access.authorizeRegistration(callerOf(principal), ORDERS, ownPod))).toBe(
+        expected,
+      );
+    },
+  );
 });

@@ -9,8 +9,6 @@
  * version, and the next request compiles the new index. Decisions are cached per identity,
  * verb and service until then, so the discovery hot path pays a map lookup.
  */
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { MaxineError } from '../../common/errors.js';
 import { serviceRefString } from '../../common/names.js';
 import { AclEvaluator } from '../../common/policy/acl.js';
@@ -26,15 +24,47 @@ import type { BucketLimits } from '../../common/policy/rate-limit.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { SIDECAR_GROUP } from '../auth/authenticator.js';
 import type { AuditEntry } from '../telemetry/audit.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { PolicyStore } from './store.js';
-import { requestId } from '../http/instances.js';
-import { clientAddress } from '../http/address-limit.js';
+
+/**
+ * Where a request came from, before its principal is known: transport-free, so this layer
+ * can be used (and tested) without HTTP. The HTTP layer builds it (`http/caller.ts`).
+ */
+export interface Origin {
+  /** The request's id, as the audit log names it. */
+  readonly requestId: string;
+  /** The client's address. */
+  readonly address: string;
+  /** The `x-maxine-source` the caller sent, as sent (`namespace/name`), if any. */
+  readonly source?: string | readonly string[] | undefined;
+}
 
 /** A request and who made it: what every check and audit record is about. */
-export interface Caller {
-  req: IncomingMessage;
-  principal: Principal;
+export interface Caller extends Origin {
+  readonly principal: Principal;
+}
+
+/** What the authenticator reads the credentials from (opaque to this layer). */
+export type Credentials = Parameters<Authenticator['principal']>[0];
+
+/**
+ * The caller an origin becomes once its principal is known. Its fields are read when used
+ * (the HTTP origin's are getters), so it wraps the origin rather than copying it.
+ */
+function withPrincipal(origin: Origin, principal: Principal): Caller {
+  return {
+    principal,
+    get requestId() {
+      return origin.requestId;
+    },
+    get address() {
+      return origin.address;
+    },
+    get source() {
+      return origin.source;
+    },
+  };
 }
 
 export type Denial = 'unauthenticated' | 'acl' | 'intention' | 'blocked' | 'rate_limit' | 'pod';
@@ -131,12 +161,17 @@ export class AccessControl {
    * The caller's principal (sync when known), after its per-identity rate limit. A failure is
    * audited and rethrown as the catalog error.
    */
-  principal(req: IncomingMessage, action: string): Principal | Promise<Principal> {
+  principal(req: Credentials, action: string, origin: Origin): Principal | Promise<Principal> {
     const fail = (err: unknown): never => {
       const e = err instanceof MaxineError ? err : undefined;
       if (e?.code === 'UNAUTHENTICATED') {
         this.opts.metrics?.denied('unauthenticated');
-        this.record(req, { who: 'unknown', action, outcome: 'unauthenticated', reason: e.message });
+        this.record(origin, {
+          who: 'unknown',
+          action,
+          outcome: 'unauthenticated',
+          reason: e.message,
+        });
       }
       throw err;
     };
@@ -147,9 +182,12 @@ export class AccessControl {
       return fail(err);
     }
     if (p instanceof Promise) {
-      return p.then((principal) => this.limitIdentity({ req, principal }, action), fail);
+      return p.then(
+        (principal) => this.limitIdentity(withPrincipal(origin, principal), action),
+        fail,
+      );
     }
-    return this.limitIdentity({ req, principal: p }, action);
+    return this.limitIdentity(withPrincipal(origin, p), action);
   }
 
   private limitIdentity(caller: Caller, action: string): Principal {
@@ -306,7 +344,7 @@ export class AccessControl {
    */
   private sourcesFor(caller: Caller, service: ServiceRef): readonly ServiceRef[] {
     const known = this.opts.sourcesOf(caller.principal);
-    const named = this.namedSource(caller.req);
+    const named = this.namedSource(caller.source);
     if (known.length > 0) {
       if (named === undefined) return known;
       const own = known.find((k) => k.namespace === named.namespace && k.name === named.name);
@@ -335,8 +373,7 @@ export class AccessControl {
     });
   }
 
-  private namedSource(req: IncomingMessage): ServiceRef | undefined {
-    const named = req.headers['x-maxine-source'];
+  private namedSource(named: Origin['source']): ServiceRef | undefined {
     if (named === undefined) return undefined;
     const source = serviceRefString.safeParse(named);
     if (!source.success) {
@@ -379,12 +416,12 @@ export class AccessControl {
 
   /** Records a refusal that was decided elsewhere (blocked service, another pod's instance). */
   deny(
-    { req, principal }: Caller,
+    caller: Caller,
     what: { action: string; service?: ServiceRef; object?: string; reason: string; denial: Denial },
   ): void {
     this.opts.metrics?.denied(what.denial);
-    this.record(req, {
-      who: principal.who,
+    this.record(caller, {
+      who: caller.principal.who,
       action: what.action,
       object:
         what.object ?? (what.service && `service ${what.service.namespace}/${what.service.name}`),
@@ -419,16 +456,13 @@ export class AccessControl {
   }
 
   /** Records an allowed change (registration, deregistration). */
-  allowed({ req, principal }: Caller, action: string, object: string): void {
-    this.record(req, { who: principal.who, action, object, outcome: 'allowed' });
+  allowed(caller: Caller, action: string, object: string): void {
+    this.record(caller, { who: caller.principal.who, action, object, outcome: 'allowed' });
   }
 
-  private record(req: IncomingMessage, entry: Omit<AuditEntry, 'reqId'>): void {
+  private record(origin: Origin, entry: Omit<AuditEntry, 'reqId'>): void {
     if (this.opts.audit === undefined) return;
-    // One id per request, also for the fast paths (express sets its own before this).
-    const r = req as { id?: string };
-    r.id ??= requestId(req) ?? randomUUID();
-    this.opts.audit({ ...entry, reqId: r.id, address: clientAddress(req) });
+    this.opts.audit({ ...entry, reqId: origin.requestId, address: origin.address });
   }
 
   /** The intentions in force, after namespace confinement (what discovery checks). */

@@ -9,7 +9,7 @@ import { join, relative, resolve } from 'node:path';
 import { watch } from 'chokidar';
 import type { FSWatcher } from 'chokidar';
 import type { Reconciler } from '../reconciler.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { FolderState } from './folder-state.js';
 import type { FileProblem } from './folder-state.js';
 import { parseResourceFile } from './parse.js';

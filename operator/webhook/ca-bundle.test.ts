@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import { createLogger } from '../telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { MAX_BUNDLE_CAS, mergeCaBundle, WebhookCertManager } from './ca-bundle.js';
 import type { WebhookConfigurationApi } from './ca-bundle.js';
 import { generateCa } from './certs.js';

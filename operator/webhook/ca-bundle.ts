@@ -14,7 +14,7 @@
 import { X509Certificate } from 'node:crypto';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { isKubeConflict, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
 import {
   CA_VALIDITY_MS,

@@ -10,7 +10,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { listen } from '../../common/listen.js';
 import type { OperatorConfig } from '../config.js';
 import type { Reconciler } from '../reconciler.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { WebhookCertManager } from './ca-bundle.js';
 import { injectionConfigSchema } from './patch.js';
 import type { SelectingService } from './patch.js';

@@ -20,31 +20,27 @@ import { formatPath } from '../../common/errors.js';
 import { dnsLabel, dnsSubdomain } from '../../common/names.js';
 import { healthCheckSchema } from '../../common/resources.js';
 import { selects } from '../kube/pods.js';
-
-// ---- The contract with the sidecar and with people writing pods ----
-
-export const ANNOTATION_INJECT = 'maxine.io/inject';
-export const ANNOTATION_SERVICE = 'maxine.io/service';
-export const ANNOTATION_HEALTH_CHECK = 'maxine.io/health-check';
-export const ANNOTATION_HEALTH_SCRIPTS = 'maxine.io/health-scripts-configmap';
-export const ANNOTATION_STATUS = 'maxine.io/status';
-/** `namespace`: the sidecar mirrors only its namespace and its service's dependencies. */
-export const ANNOTATION_DISCOVERY_SCOPE = 'maxine.io/discovery-scope';
-export const STATUS_INJECTED = 'injected';
-/** Namespace label that opts every pod of the namespace in (routed by the webhook configuration). */
-export const NAMESPACE_INJECTION_LABEL = 'maxine.io/injection';
-
-export const SIDECAR_NAME = 'maxine-sidecar';
-export const SIDECAR_PORT = 7711;
-export const SIDECAR_PORT_NAME = 'maxine';
-export const SIDECAR_UID = 65532;
-export const TOKEN_VOLUME = 'maxine-token';
-export const TOKEN_DIR = '/var/run/secrets/maxine.io';
-export const TOKEN_FILE = `${TOKEN_DIR}/token`;
-export const PODINFO_VOLUME = 'maxine-podinfo';
-export const PODINFO_DIR = '/etc/maxine/podinfo';
-export const HEALTH_SCRIPTS_VOLUME = 'maxine-health-scripts';
-export const HEALTH_SCRIPTS_DIR = '/etc/maxine/health';
+import {
+  ANNOTATION_INJECT,
+  ANNOTATION_SERVICE,
+  ANNOTATION_HEALTH_CHECK,
+  ANNOTATION_HEALTH_SCRIPTS,
+  ANNOTATION_STATUS,
+  ANNOTATION_DISCOVERY_SCOPE,
+  STATUS_INJECTED,
+  SIDECAR_NAME,
+  SIDECAR_PORT,
+  SIDECAR_PORT_NAME,
+  SIDECAR_UID,
+  TOKEN_VOLUME,
+  TOKEN_DIR,
+  TOKEN_FILE,
+  PODINFO_VOLUME,
+  PODINFO_DIR,
+  HEALTH_SCRIPTS_VOLUME,
+  HEALTH_SCRIPTS_DIR,
+} from '../../common/injection.js';
+import type { SidecarEnvName } from '../../common/injection.js';
 
 const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
 const OPERATOR_LABEL = ['app.kubernetes.io/name', 'maxine-operator'] as const;
@@ -311,10 +307,12 @@ export interface SidecarInput {
   config: InjectionConfig;
 }
 
-const fieldEnv = (name: string, fieldPath: string): V1EnvVar => ({
+// Typed by the contract: a variable the sidecar does not read fails the type check.
+const fieldEnv = (name: SidecarEnvName, fieldPath: string): V1EnvVar => ({
   name,
   valueFrom: { fieldRef: { fieldPath } },
 });
+const valueEnv = (name: SidecarEnvName, value: string): V1EnvVar => ({ name, value });
 
 export function sidecarEnv(input: SidecarInput): V1EnvVar[] {
   return [
@@ -324,22 +322,20 @@ export function sidecarEnv(input: SidecarInput): V1EnvVar[] {
     fieldEnv('MAXINE_POD_IP', 'status.podIP'),
     fieldEnv('MAXINE_NODE_NAME', 'spec.nodeName'),
     fieldEnv('MAXINE_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
-    { name: 'MAXINE_SERVICE', value: input.service },
-    { name: 'MAXINE_OPERATOR_URL', value: input.config.operatorUrl },
-    { name: 'MAXINE_TOKEN_FILE', value: TOKEN_FILE },
-    { name: 'MAXINE_PODINFO_DIR', value: PODINFO_DIR },
+    valueEnv('MAXINE_SERVICE', input.service),
+    valueEnv('MAXINE_OPERATOR_URL', input.config.operatorUrl),
+    valueEnv('MAXINE_TOKEN_FILE', TOKEN_FILE),
+    valueEnv('MAXINE_PODINFO_DIR', PODINFO_DIR),
     // kubelet probes /healthz on the pod IP; discovery still answers loopback callers only.
-    { name: 'MAXINE_LISTEN_HOST', value: '0.0.0.0' },
-    ...(input.appPort === undefined
-      ? []
-      : [{ name: 'MAXINE_APP_PORT', value: String(input.appPort) }]),
-    ...(input.scope === undefined ? [] : [{ name: 'MAXINE_DISCOVERY_SCOPE', value: input.scope }]),
+    valueEnv('MAXINE_LISTEN_HOST', '0.0.0.0'),
+    ...(input.appPort === undefined ? [] : [valueEnv('MAXINE_APP_PORT', String(input.appPort))]),
+    ...(input.scope === undefined ? [] : [valueEnv('MAXINE_DISCOVERY_SCOPE', input.scope)]),
     ...(input.healthCheck === undefined
       ? []
-      : [{ name: 'MAXINE_HEALTH_CHECK', value: input.healthCheck }]),
+      : [valueEnv('MAXINE_HEALTH_CHECK', input.healthCheck)]),
     ...(input.scripts === undefined
       ? []
-      : [{ name: 'MAXINE_HEALTH_SCRIPTS_DIR', value: HEALTH_SCRIPTS_DIR }]),
+      : [valueEnv('MAXINE_HEALTH_SCRIPTS_DIR', HEALTH_SCRIPTS_DIR)]),
   ];
 }
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { createLogger } from '../telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { generateCa, generateServingCert } from './certs.js';
 import type { CertificateAuthority, ServingCertificate } from './certs.js';
 import { applyJsonPatch } from './json-patch.js';

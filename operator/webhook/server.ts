@@ -19,7 +19,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { z } from 'zod';
 import { issuesOf, MaxineError } from '../../common/errors.js';
 import { readJsonBody } from '../http/body.js';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { applyJsonPatch } from './json-patch.js';
 import { buildInjection } from './patch.js';
 import type { InjectablePod, InjectionConfig, InjectionResult, SelectingService } from './patch.js';

@@ -5,9 +5,10 @@
  */
 import { healthCheckSchema } from '../../common/resources.js';
 import { formatPath } from '../../common/errors.js';
+import { ANNOTATION_HEALTH_CHECK } from '../../common/injection.js';
 import type { HealthCheck } from './checks.js';
 
-export const HEALTH_CHECK_ANNOTATION = 'maxine.io/health-check';
+export const HEALTH_CHECK_ANNOTATION = ANNOTATION_HEALTH_CHECK;
 
 export type HealthCheckOverride =
   { ok: true; spec: HealthCheck | undefined } | { ok: false; message: string };

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { healthCheckSchema } from '../../common/resources.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { HealthMonitor } from './monitor.js';
 import type { Observation } from './state.js';
 

@@ -3,7 +3,7 @@
  * reports with its heartbeat. Runs never overlap: each one is scheduled when the previous one
  * has finished, `intervalSeconds` after the previous one started (at once if it took longer).
  */
-import type { Logger } from '../../operator/telemetry/logger.js';
+import type { Logger } from '../../common/logger.js';
 import { runCheck } from './checks.js';
 import type { CheckOptions, CheckResult, CheckTarget, HealthCheck } from './checks.js';
 import { HealthState } from './state.js';

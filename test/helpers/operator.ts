@@ -9,7 +9,7 @@ import type { OperatorConfig } from '../../operator/config.js';
 import { createOperator } from '../../operator/operator.js';
 import type { Operator } from '../../operator/operator.js';
 import type { Clock } from '../../operator/registry/clock.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import type { MaxineEvent } from '../../common/wire.js';
 
 export interface LogLine {

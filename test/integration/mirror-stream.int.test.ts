@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { registerRequestSchema } from '../../common/wire.js';
 import type { RegistryEventDraft } from '../../common/wire.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { RegistryMirror } from '../../sidecar/mirror.js';
 import { jwtIssuer } from '../helpers/auth.js';
 import { eventually, logSink, startOperator } from '../helpers/operator.js';

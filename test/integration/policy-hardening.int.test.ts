@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { instanceId } from '../../operator/registry/registry.js';
 import { call, ISSUER, jwtIssuer, writeTokens, lockedDown } from '../helpers/auth.js';
 import type { JwtIssuer } from '../helpers/auth.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { eventually, logSink, startOperator } from '../helpers/operator.js';
 import type { LogLine, TestOperator } from '../helpers/operator.js';
 import { writeTokens } from '../helpers/auth.js';

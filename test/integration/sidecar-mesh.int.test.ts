@@ -14,7 +14,7 @@ import { parseAllDocuments } from 'yaml';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 

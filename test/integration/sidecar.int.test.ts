@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import { loadSidecarConfig } from '../../sidecar/config.js';
 import { createSidecar } from '../../sidecar/sidecar.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
-import { createLogger } from '../../operator/telemetry/logger.js';
+import { createLogger } from '../../common/logger.js';
 import { api, eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 

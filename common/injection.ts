@@ -1,0 +1,52 @@
+/**
+ * The injection contract: the names the operator's webhook writes into a pod (annotations,
+ * the sidecar container, its volumes and paths) and that the operator's pod watch and the
+ * sidecar read back. Shared by both programs, so it lives here and imports nothing.
+ */
+
+export const ANNOTATION_INJECT = 'maxine.io/inject';
+export const ANNOTATION_SERVICE = 'maxine.io/service';
+export const ANNOTATION_HEALTH_CHECK = 'maxine.io/health-check';
+export const ANNOTATION_HEALTH_SCRIPTS = 'maxine.io/health-scripts-configmap';
+export const ANNOTATION_STATUS = 'maxine.io/status';
+/** `namespace`: the sidecar mirrors only its namespace and its service's dependencies. */
+export const ANNOTATION_DISCOVERY_SCOPE = 'maxine.io/discovery-scope';
+export const STATUS_INJECTED = 'injected';
+/** Namespace label that opts every pod of the namespace in (routed by the webhook configuration). */
+export const NAMESPACE_INJECTION_LABEL = 'maxine.io/injection';
+
+export const SIDECAR_NAME = 'maxine-sidecar';
+export const SIDECAR_PORT = 7711;
+export const SIDECAR_PORT_NAME = 'maxine';
+export const SIDECAR_UID = 65532;
+export const TOKEN_VOLUME = 'maxine-token';
+export const TOKEN_DIR = '/var/run/secrets/maxine.io';
+export const TOKEN_FILE = `${TOKEN_DIR}/token`;
+export const PODINFO_VOLUME = 'maxine-podinfo';
+export const PODINFO_DIR = '/etc/maxine/podinfo';
+export const HEALTH_SCRIPTS_VOLUME = 'maxine-health-scripts';
+export const HEALTH_SCRIPTS_DIR = '/etc/maxine/health';
+
+/**
+ * The environment variables the webhook sets on the sidecar container (`sidecarEnv` in
+ * operator/webhook/patch.ts) and the sidecar parses (`sidecarEnvSchema` in sidecar/config.ts,
+ * which is checked to have each of them, so a renamed variable fails the type check).
+ */
+export const SIDECAR_ENV = [
+  'MAXINE_POD_NAME',
+  'MAXINE_POD_NAMESPACE',
+  'MAXINE_POD_UID',
+  'MAXINE_POD_IP',
+  'MAXINE_NODE_NAME',
+  'MAXINE_SERVICE_ACCOUNT',
+  'MAXINE_SERVICE',
+  'MAXINE_OPERATOR_URL',
+  'MAXINE_TOKEN_FILE',
+  'MAXINE_PODINFO_DIR',
+  'MAXINE_LISTEN_HOST',
+  'MAXINE_APP_PORT',
+  'MAXINE_DISCOVERY_SCOPE',
+  'MAXINE_HEALTH_CHECK',
+  'MAXINE_HEALTH_SCRIPTS_DIR',
+] as const;
+export type SidecarEnvName = (typeof SIDECAR_ENV)[number];
