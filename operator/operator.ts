@@ -111,6 +111,7 @@ export function createOperator(
       logger,
       statusResyncMs: config.statusResyncMs,
       isLeader,
+      clock,
       events: new EventRecorder({ kubeConfig, logger, instance: identity, isLeader }),
     });
     if (config.leaderElection) {

@@ -30,6 +30,9 @@ import type { PodLike } from './pods.js';
 import type { Logger } from '../../common/logger.js';
 import type { EventRecorder } from './events.js';
 import { WorkQueue } from './queue.js';
+import { invalidStatus, statusDiffers, withDeletions } from './status-patch.js';
+import { systemClock } from '../registry/clock.js';
+import type { Clock } from '../registry/clock.js';
 import { describeKubeError, isKubeNotFound, kubeErrorFields } from './errors.js';
 
 export const PLURALS: Record<ResourceKind, string> = {
@@ -53,6 +56,8 @@ export interface KubeSourceOptions {
   isLeader?: () => boolean;
   /** Kubernetes Events for failures a person must act on. */
   events?: EventRecorder;
+  /** Stamps condition transition times (the operator's clock; the system clock by default). */
+  clock?: Clock;
 }
 
 /** Status-write attempts after which the failure is also told as a Kubernetes Event. */
@@ -84,8 +89,10 @@ export class KubeSource {
   /** Key → the refusal last reported for its status write, so a resync does not repeat it. */
   private readonly refusedStatus = new Map<string, string>();
   private resync: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: KubeSourceOptions) {
+    this.clock = opts.clock ?? systemClock;
     this.queue = new WorkQueue({
       reconcile: (key) => this.reconcile(key),
       workers: 4,
@@ -431,7 +438,7 @@ export class KubeSource {
       stored,
       problem,
       object.metadata?.generation ?? 0,
-      Date.now(),
+      this.clock.now(),
     );
     await this.api.patchNamespacedCustomObjectStatus(
       {
@@ -458,7 +465,12 @@ export class KubeSource {
     const status =
       invalid === undefined
         ? this.opts.reconciler.statusOf(key)
-        : this.invalidStatus(key, invalid.generation, invalid.message);
+        : invalidStatus(
+            this.opts.reconciler.statusOf(key),
+            invalid.generation,
+            invalid.message,
+            this.clock.now(),
+          );
     if (status !== undefined)
       await this.writeStatus(key, object, this.withPodProblems(key, object, status));
     this.refusedStatus.delete(key);
@@ -478,42 +490,10 @@ export class KubeSource {
       object.metadata?.generation ?? 0,
     );
     const stored = (object as { status?: ResourceStatus }).status?.conditions ?? [];
-    const carried = setCondition(stored, condition, Date.now()).find(
+    const carried = setCondition(stored, condition, this.clock.now()).find(
       (c) => c.type === condition.type,
     );
     return { ...status, conditions: [...(status.conditions ?? []), ...(carried ? [carried] : [])] };
-  }
-
-  /** Invalid: Ready stays True only while an earlier valid version is in force. */
-  private invalidStatus(key: string, generation: number, message: string): ResourceStatus {
-    const inForce = this.opts.reconciler.statusOf(key);
-    const now = Date.now();
-    let conditions = inForce?.conditions ?? [];
-    if (inForce === undefined) {
-      conditions = setCondition(
-        conditions,
-        {
-          type: 'Ready',
-          status: 'False',
-          reason: 'Invalid',
-          message: 'Not applied: the spec is invalid',
-          observedGeneration: generation,
-        },
-        now,
-      );
-    }
-    conditions = setCondition(
-      conditions,
-      {
-        type: 'Invalid',
-        status: 'True',
-        reason: 'SpecInvalid',
-        message,
-        observedGeneration: generation,
-      },
-      now,
-    );
-    return { ...inForce, observedGeneration: generation, conditions };
   }
 
   /** Writes the status subresource when it differs from what the object has (no write loops). */
@@ -524,11 +504,7 @@ export class KubeSource {
   ): Promise<void> {
     if (this.opts.isLeader !== undefined && !this.opts.isLeader()) return;
     const current = (object as { status?: unknown }).status;
-    if (
-      this.api === undefined ||
-      stableJson(withoutTimes(current)) === stableJson(withoutTimes(status))
-    )
-      return;
+    if (this.api === undefined || !statusDiffers(current, status)) return;
     const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
     try {
       await this.api.patchNamespacedCustomObjectStatus(
@@ -548,41 +524,6 @@ export class KubeSource {
       throw err;
     }
   }
-}
-
-/**
- * `desired` as a JSON merge patch over `current`: a key `current` has and `desired` lacks is
- * sent as null, which deletes it (a merge patch leaves absent keys alone). Arrays are replaced.
- */
-function withDeletions(current: unknown, desired: unknown): unknown {
-  if (!isPlainObject(desired)) return desired;
-  const out: Record<string, unknown> = {};
-  const before = isPlainObject(current) ? current : {};
-  for (const key of Object.keys(before)) if (!(key in desired)) out[key] = null;
-  for (const [key, value] of Object.entries(desired)) out[key] = withDeletions(before[key], value);
-  return out;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** JSON with sorted keys, so statuses compare equal whatever order the API server keeps. */
-function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
-        )
-      : v,
-  );
-}
-
-/** Transition times are derived: a status that differs only in them needs no write. */
-function withoutTimes(status: unknown): unknown {
-  if (status === null || typeof status !== 'object') return status;
-  const s = status as { conditions?: { lastTransitionTime?: string }[] };
-  return { ...s, conditions: s.conditions?.map(({ lastTransitionTime: _t, ...rest }) => rest) };
 }
 
 function keyOf(kind: ResourceKind, obj: KubernetesObject): string {
