@@ -18,7 +18,6 @@ import {
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { API_GROUP_VERSION } from '../../common/resources.js';
 import { MESHES, renderMesh, type MeshName, type MeshObject } from '../../common/mesh/index.js';
 import {
   MANAGED_BY,
@@ -33,6 +32,8 @@ import type { MeshReport, Reconciler } from '../reconciler.js';
 import type { Logger } from '../../common/logger.js';
 import { describeKubeError, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
 import type { MeshRenderer } from './render.js';
+import { applyReport, crdsMissingReport, syncFailedReport } from './report.js';
+import { controllerOf, objectKey, ownedByMaxine, ownedObject, type ListedMeta } from './owned.js';
 
 export const FIELD_MANAGER = 'maxine-operator';
 
@@ -91,12 +92,6 @@ function kindOf(mesh: MeshName, obj: { apiVersion: string; kind: string }): Kind
   );
 }
 
-const objectKey = (o: {
-  apiVersion: string;
-  kind: string;
-  metadata: { namespace: string; name: string };
-}) => `${o.apiVersion}/${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
-
 export interface MeshControllerOptions {
   kubeConfig: KubeConfig;
   reconciler: Reconciler;
@@ -135,27 +130,6 @@ const isNotFound = isKubeNotFound;
 interface Availability {
   missing: string[];
   error?: string;
-}
-
-interface ListedMeta {
-  namespace: string;
-  name: string;
-  labels?: Record<string, string>;
-  ownerReferences?: { apiVersion: string; kind: string; uid: string; controller?: boolean }[];
-}
-
-function controllerOf(meta: Pick<ListedMeta, 'ownerReferences'>) {
-  return meta.ownerReferences?.find((r) => r.controller === true);
-}
-
-function ownedByMaxine(meta: ListedMeta): boolean {
-  const owner = controllerOf(meta);
-  return owner?.apiVersion === API_GROUP_VERSION && owner.kind === 'MaxineService';
-}
-
-/** Status texts fit the CRD's limits (subject 256, message 2048 characters). */
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 /** Event types that change what is rendered. */
@@ -306,18 +280,8 @@ export class MeshController {
     const { services, desired } = pass;
     const { missing, error } = pass.available;
     if (service.spec.mesh?.[mesh] !== true) return undefined;
-    const label = mesh === 'istio' ? 'Istio' : 'Linkerd';
-    if (error !== undefined)
-      return { condition: { status: 'False', reason: 'SyncFailed', message: clip(error, 4096) } };
-    if (missing.length > 0) {
-      return {
-        condition: {
-          status: 'False',
-          reason: 'CRDsMissing',
-          message: `${label} CRDs are not installed: ${missing.join(', ')}; install ${label} (or its CRDs) and the objects are applied on the next resync`,
-        },
-      };
-    }
+    if (error !== undefined) return syncFailedReport(error);
+    if (missing.length > 0) return crdsMissingReport(mesh, missing);
     const input = this.opts.renderer.input(service.namespace, service.name, services)!;
     const render = renderMesh(mesh, input);
     const uid = this.opts.reconciler.resourceOf(
@@ -337,58 +301,18 @@ export class MeshController {
         failures.push(`${obj.kind}/${obj.metadata.name}: ${describeKubeError(err)}`);
       }
     }
-    const status = {
-      objects: render.objects.map((o) => `${o.kind}/${o.metadata.name}`).slice(0, 64),
-      differences: render.differences.slice(0, 64).map((d) => ({
-        ...(d.object !== undefined && { object: clip(d.object, 512) }),
-        subject: clip(d.subject, 256),
-        message: clip(d.message, 2048),
-      })),
-    };
     if (failures.length > 0) {
       this.opts.logger.warn(
         { kind: 'MaxineService', namespace: service.namespace, name: service.name, mesh, failures },
         'mesh objects not applied',
       );
-      return {
-        condition: {
-          status: 'False',
-          reason: 'ApplyFailed',
-          message: failures.join('; ').slice(0, 4096),
-        },
-        status,
-      };
     }
-    const differences = render.differences.length;
-    return {
-      condition: {
-        status: 'True',
-        reason: 'Applied',
-        message: `${render.objects.length} ${label} objects applied${differences > 0 ? `; ${differences} differences from the intended behaviour, see status.mesh.${mesh}` : ''}`,
-      },
-      status,
-    };
+    return applyReport(mesh, render, failures);
   }
 
   private async apply(mesh: MeshName, obj: MeshObject, uid: string): Promise<void> {
     const kind = kindOf(mesh, obj)!;
-    const owner = obj.metadata.labels[SERVICE_LABEL]!;
-    const body = {
-      ...obj,
-      metadata: {
-        ...obj.metadata,
-        ownerReferences: [
-          {
-            apiVersion: API_GROUP_VERSION,
-            kind: 'MaxineService',
-            name: owner,
-            uid,
-            controller: true,
-            blockOwnerDeletion: false,
-          },
-        ],
-      },
-    };
+    const body = ownedObject(obj, uid);
     const key = objectKey(obj);
     const text = JSON.stringify(body);
     if (this.applied.get(key) === text) return;
