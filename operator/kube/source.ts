@@ -440,17 +440,7 @@ export class KubeSource {
       object.metadata?.generation ?? 0,
       this.clock.now(),
     );
-    await this.api.patchNamespacedCustomObjectStatus(
-      {
-        group: API_GROUP,
-        version: API_VERSION,
-        namespace,
-        plural: PLURALS[kind],
-        name,
-        body: { status: { conditions } },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await mergeStatus(this.api, key, { conditions });
   }
 
   /** The status an object should have now, written when it differs from the stored one. */
@@ -505,25 +495,30 @@ export class KubeSource {
     if (this.opts.isLeader !== undefined && !this.opts.isLeader()) return;
     const current = (object as { status?: unknown }).status;
     if (this.api === undefined || !statusDiffers(current, status)) return;
-    const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
     try {
-      await this.api.patchNamespacedCustomObjectStatus(
-        {
-          group: API_GROUP,
-          version: API_VERSION,
-          namespace,
-          plural: PLURALS[kind],
-          name,
-          body: { status: withDeletions(current, status) },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      await mergeStatus(this.api, key, withDeletions(current, status));
     } catch (err) {
       // Deleted meanwhile: its delete event follows; nothing to write.
       if (isKubeNotFound(err)) return;
       throw err;
     }
   }
+}
+
+/** A JSON merge patch of the status subresource of the object `Kind/namespace/name`. */
+async function mergeStatus(api: CustomObjectsApi, key: string, status: unknown): Promise<void> {
+  const [kind, namespace, name] = key.split('/') as [ResourceKind, string, string];
+  await api.patchNamespacedCustomObjectStatus(
+    {
+      group: API_GROUP,
+      version: API_VERSION,
+      namespace,
+      plural: PLURALS[kind],
+      name,
+      body: { status },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
 }
 
 function keyOf(kind: ResourceKind, obj: KubernetesObject): string {
