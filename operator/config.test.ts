@@ -28,6 +28,8 @@ describe('loadConfig', () => {
     ['flags over environment', ['--port', '9002'], { MAXINE_PORT: '9001' }, { port: 9002 }],
     ['--disallow-undeclared', ['--disallow-undeclared'], {}, { allowUndeclared: false }],
     ['/metrics open in standalone mode', [], {}, { metricsAuth: false }],
+    ['the pod name from the downward API', [], { MAXINE_POD_NAME: 'op-0' }, { podName: 'op-0' }],
+    ['the pod name as a flag', ['--pod-name', 'op-1'], {}, { podName: 'op-1' }],
     ['/metrics protected in kubernetes mode', ['--mode', 'kubernetes'], {}, { metricsAuth: true }],
     [
       '--metrics-auth',

@@ -88,6 +88,11 @@ export const configSchema = z
     leaderElection: bool.default(true),
     leaseNamespace: z.string().min(1).default('maxine-system'),
     leaseName: z.string().min(1).default('maxine-operator'),
+    /**
+     * This replica's name as the Lease holder and the Events' reporting instance (the pod name,
+     * from the downward API); default: host name, pid and a random suffix.
+     */
+    podName: z.string().min(1).max(253).optional(),
     leaseDurationSeconds: int(2, 600).default(15),
     leaseRenewSeconds: int(1, 300).default(5),
     /** Audience the sidecars' projected tokens are minted for. */
@@ -268,6 +273,7 @@ const OPTIONS = {
   'leader-election': ['leaderElection', 'MAXINE_LEADER_ELECTION'],
   'lease-namespace': ['leaseNamespace', 'MAXINE_LEASE_NAMESPACE'],
   'lease-name': ['leaseName', 'MAXINE_LEASE_NAME'],
+  'pod-name': ['podName', 'MAXINE_POD_NAME'],
   'lease-duration-seconds': ['leaseDurationSeconds', 'MAXINE_LEASE_DURATION_SECONDS'],
   'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
   'token-audience': ['tokenAudience', 'MAXINE_TOKEN_AUDIENCE'],

@@ -19,6 +19,7 @@ import { systemClock } from './registry/clock.js';
 import type { Clock } from './registry/clock.js';
 import { Registry } from './registry/registry.js';
 import { FolderSource } from './sources/folder.js';
+import { LeaseSweeper } from './registry/sweeper.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { LeaderElector } from './kube/leader.js';
@@ -103,7 +104,7 @@ export function createOperator(
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const identity =
-      process.env.POD_NAME ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+      config.podName ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const kube = new KubeSource({
       kubeConfig,
       reconciler,
@@ -218,25 +219,12 @@ export function createOperator(
     websocket: (req, socket, head) => stream.handleUpgrade(req, socket, head),
   });
 
-  let sweeper: NodeJS.Timeout | undefined;
-  let guardWasActive = false;
-  const sweep = (): void => {
-    const result = registry.sweep();
-    if (result.guardActive !== guardWasActive) {
-      guardWasActive = result.guardActive;
-      if (result.guardActive) {
-        logger.warn(
-          { lapsed: result.lapsed, leased: result.leased, threshold: config.massExpiryThreshold },
-          'mass-expiry guard engaged: too many leases lapsed at once, evictions are paused',
-        );
-      } else
-        logger.info(
-          { lapsed: result.lapsed, leased: result.leased },
-          'mass-expiry guard released: evictions resume',
-        );
-    }
-    if (result.removed > 0) logger.info({ removed: result.removed }, 'expired instances removed');
-  };
+  const sweeper = new LeaseSweeper({
+    registry,
+    logger,
+    intervalMs: config.sweepIntervalMs,
+    massExpiryThreshold: config.massExpiryThreshold,
+  });
 
   let webhookAddress: AddressInfo | undefined;
   return {
@@ -253,8 +241,7 @@ export function createOperator(
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
       meshController?.start();
-      sweeper = setInterval(sweep, config.sweepIntervalMs);
-      sweeper.unref();
+      sweeper.start();
       const address = await listen(server, config.port, config.host);
       logger.info(
         {
@@ -270,7 +257,7 @@ export function createOperator(
       return address;
     },
     async stop() {
-      if (sweeper) clearInterval(sweeper);
+      sweeper.stop();
       stream.close();
       await meshController?.stop();
       await elector?.stop();
