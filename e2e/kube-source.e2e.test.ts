@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Operator } from '../operator/operator.js';
-import type { KubeSource } from '../operator/kube/source.js';
+import type { KubeSource } from '../operator/sources/kube.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import { eventually } from '../test/helpers/operator.js';

@@ -11,7 +11,7 @@ import { EventLog } from './events/log.js';
 import { createApp } from './http/app.js';
 import { createFastPath } from './http/fast-path.js';
 import { createEdgeServer } from './http/edge.js';
-import { createEventStream, EVENTS_PATH } from './http/events.js';
+import { createEventStream, EVENTS_PATH } from './http/event-stream.js';
 import { buildOpenApi } from './http/openapi.js';
 import { PolicyStore } from './policy/store.js';
 import { Reconciler } from './reconciler.js';
@@ -19,6 +19,7 @@ import { systemClock } from './registry/clock.js';
 import type { Clock } from './registry/clock.js';
 import { Registry } from './registry/registry.js';
 import { FolderSource } from './sources/folder.js';
+import type { ResourceSource } from './sources/source.js';
 import { LeaseSweeper } from './registry/sweeper.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -26,15 +27,15 @@ import { LeaderElector } from './kube/leader.js';
 import { listen } from '../common/listen.js';
 import { createSecurity } from './auth/setup.js';
 import type { SecurityDeps } from './auth/setup.js';
-import { EventRecorder } from './kube/events.js';
+import { EventRecorder } from './kube/event-recorder.js';
 import { createInjector } from './webhook/injector.js';
 import type { Injector } from './webhook/injector.js';
-import { KubeSource } from './kube/source.js';
+import { KubeSource } from './sources/kube.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { MeshController, type MeshControllerOptions } from './mesh/controller.js';
-import { MeshRenderer } from './mesh/render.js';
+import { MeshInputs } from './mesh/inputs.js';
 
 export const VERSION = '0.1.0';
 
@@ -53,14 +54,6 @@ export interface Operator {
   /** Syncs the source, starts the lease sweeper and listens. Resolves with the bound address. */
   start(): Promise<AddressInfo>;
   /** Stops accepting, closes streams and watchers, waits for in-flight requests (bounded). */
-  stop(): Promise<void>;
-}
-
-/** A source of resources: both hand the same validated objects to the reconciler. */
-export interface ResourceSource {
-  readonly ready: boolean;
-  problems(): unknown[];
-  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -154,14 +147,14 @@ export function createOperator(
     ...(kubeAccess && { kube: kubeAccess }),
   });
   const { access, guard } = security;
-  const meshRenderer = new MeshRenderer({ reconciler, registry, access, config });
+  const meshInputs = new MeshInputs({ reconciler, registry, access, config });
   const meshController =
     kubeMesh === undefined || !config.meshApply
       ? undefined
       : new MeshController({
           ...kubeMesh,
           reconciler,
-          renderer: meshRenderer,
+          renderer: meshInputs,
           events,
           logger: logger.child({ component: 'mesh' }),
           isLeader,
@@ -180,7 +173,7 @@ export function createOperator(
     openapi: () => openapi,
     guard,
     access,
-    mesh: meshRenderer,
+    mesh: meshInputs,
     metricsAuth: config.metricsAuth ?? config.mode === 'kubernetes',
     ...(security.auditExport && { auditExport: security.auditExport }),
   });

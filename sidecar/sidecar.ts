@@ -6,14 +6,15 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { listen } from '../common/listen.js';
-import type { HealthStatus, RegisterInput } from '../common/wire.js';
+import type { RegisterInput } from '../common/wire.js';
 import type { Logger } from '../common/logger.js';
 import { RegistrationAgent } from './agent.js';
 import type { SidecarConfig } from './config.js';
-import type { HealthCheck } from './health/checks.js';
-import { HealthMonitor } from './health/monitor.js';
+import { CheckRunner, checkEnv } from './health/runner.js';
+import type { ReportedHealth } from './health/runner.js';
 import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
 import { RegistryMirror } from './mirror.js';
+import { discoveryScope } from './scope.js';
 import { createSidecarServer } from './server.js';
 
 export interface Sidecar {
@@ -22,26 +23,31 @@ export interface Sidecar {
   /** The operator's mesh renders of the pod's service (`/v1/mesh/{mesh}`, `MAXINE_MESH_DIR`). */
   readonly mesh: MeshConfigCache;
   /** The reported check result, undefined while no check is configured or before the first. */
-  health(): { status: HealthStatus; output?: string } | undefined;
+  health(): ReportedHealth | undefined;
   start(): Promise<AddressInfo>;
   stop(): Promise<void>;
 }
 
-/** Heartbeat outputs are capped by the wire schema. */
-const MAX_OUTPUT = 4000;
-
 export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
   const token = tokenReader(config.tokenFile, logger);
-  let monitor: HealthMonitor | undefined;
-  let checkSpec = '';
-
-  const health = (): { status: HealthStatus; output?: string } | undefined => {
-    // No check configured: nothing to fail (and a status left by a removed check is cleared).
-    if (monitor === undefined) return checkSpec === 'null' ? { status: 'passing' } : undefined;
-    const current = monitor.current();
-    if (current === undefined) return undefined;
-    return { status: current.status, output: current.output.slice(0, MAX_OUTPUT) };
-  };
+  const checks = new CheckRunner({
+    appPort: config.appPort,
+    logger,
+    // Scripts see who they check, not the sidecar's own settings (token path, operator URL).
+    // Relative commands (`./check.sh`) resolve in the mounted scripts ConfigMap.
+    exec: {
+      env: checkEnv({
+        service: config.service,
+        namespace: config.namespace,
+        host: config.host,
+        appPort: config.appPort,
+        ...(config.pod && { podName: config.pod.name }),
+      }),
+      ...(config.healthScriptsDir !== undefined && { cwd: config.healthScriptsDir }),
+    },
+    onChange: () => agent.heartbeatNow(),
+  });
+  const health = (): ReportedHealth | undefined => checks.current();
 
   const registration: RegisterInput = {
     service: config.service,
@@ -61,49 +67,9 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     health,
   });
 
-  /** Runs the check the pod's override or its service's spec asks for (none: no monitor). */
-  const applyCheck = (spec: HealthCheck | undefined): void => {
-    const key = JSON.stringify(spec ?? null);
-    if (key === checkSpec) return;
-    checkSpec = key;
-    if (spec === undefined) {
-      const old = monitor;
-      monitor = undefined;
-      old?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping the check failed'));
-      agent.heartbeatNow();
-      return;
-    }
-    if (monitor !== undefined) {
-      monitor.update(spec);
-      return;
-    }
-    monitor = new HealthMonitor({
-      spec,
-      target: { host: '127.0.0.1', defaultPort: config.appPort },
-      logger,
-      // Scripts see who they check, not the sidecar's own settings (token path, operator URL).
-      // Relative commands (`./check.sh`) resolve in the mounted scripts ConfigMap.
-      exec: {
-        env: checkEnv(config),
-        ...(config.healthScriptsDir !== undefined && { cwd: config.healthScriptsDir }),
-      },
-      onChange: (s) => {
-        logger.info({ status: s.status, output: s.output.slice(0, 512) }, 'health check status');
-        agent.heartbeatNow();
-      },
-    });
-    monitor.start();
-  };
   const ownSpec = () => mirror.state.spec(config.namespace, config.service);
-  /** Namespace scope: the pod's namespace and whatever its service declares it calls. */
-  const scope = (): string[] | undefined => {
-    if (config.discoveryScope === 'cluster') return undefined;
-    const deps = ownSpec()?.dependencies ?? [];
-    const refs = deps
-      .map((d) => `${d.namespace ?? config.namespace}/${d.name}`)
-      .filter((r) => !r.startsWith(`${config.namespace}/`));
-    return [`${config.namespace}/*`, ...new Set(refs)].sort();
-  };
+  const scope = (): string[] | undefined =>
+    discoveryScope(config.discoveryScope, config.namespace, ownSpec());
   const own = { namespace: config.namespace, name: config.service };
   const mesh = new MeshConfigCache({
     fetch: operatorMeshFetcher({
@@ -117,7 +83,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     ...(config.meshDir !== undefined && { dir: config.meshDir }),
   });
   const ownSpecChanged = (): void => {
-    applyCheck(config.healthCheck ?? ownSpec()?.healthCheck);
+    checks.apply(config.healthCheck ?? ownSpec()?.healthCheck);
     mirror.rescope();
     mesh.invalidate();
   };
@@ -165,7 +131,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       const address = await listen(server, config.listenPort, config.listenHost);
       mirror.start();
       mesh.start();
-      if (config.healthCheck !== undefined) applyCheck(config.healthCheck);
+      if (config.healthCheck !== undefined) checks.apply(config.healthCheck);
       agent.start();
       logger.info(
         {
@@ -184,7 +150,7 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     },
     async stop() {
       await agent.stop();
-      await monitor?.stop();
+      await checks.stop();
       await mesh.stop();
       mirror.stop();
       await new Promise<void>((resolve) => {
@@ -212,18 +178,5 @@ function tokenReader(
       warned = true;
       return undefined;
     }
-  };
-}
-
-/** The environment of exec checks: a plain PATH and the pod's identity. */
-function checkEnv(config: SidecarConfig): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/tmp',
-    MAXINE_SERVICE: config.service,
-    MAXINE_POD_NAMESPACE: config.namespace,
-    MAXINE_POD_IP: config.host,
-    MAXINE_APP_PORT: String(config.appPort),
-    ...(config.pod && { MAXINE_POD_NAME: config.pod.name }),
   };
 }

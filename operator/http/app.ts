@@ -29,7 +29,7 @@ import {
   wantsYaml,
   YAML_CONTENT_TYPE,
 } from '../../common/mesh/format.js';
-import type { MeshRenderer } from '../mesh/render.js';
+import type { MeshInputs } from '../mesh/inputs.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -44,7 +44,7 @@ export interface AppDeps {
   guard: InstanceWriteGuard;
   access: AccessControl;
   /** Istio/Linkerd objects of a declared service. */
-  mesh: Pick<MeshRenderer, 'render'>;
+  mesh: Pick<MeshInputs, 'render'>;
   /** Whether `/metrics` needs a principal with `read` on every service. */
   metricsAuth: boolean;
   /** The audit log's export, for admins (absent when the audit log is off). */

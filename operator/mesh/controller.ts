@@ -31,7 +31,7 @@ import type { EventLog } from '../events/log.js';
 import type { MeshReport, Reconciler } from '../reconciler.js';
 import type { Logger } from '../../common/logger.js';
 import { describeKubeError, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
-import type { MeshRenderer } from './render.js';
+import type { MeshInputs } from './inputs.js';
 import { applyReport, crdsMissingReport, syncFailedReport } from './report.js';
 import { controllerOf, objectKey, ownedByMaxine, ownedObject, type ListedMeta } from './owned.js';
 
@@ -95,7 +95,7 @@ function kindOf(mesh: MeshName, obj: { apiVersion: string; kind: string }): Kind
 export interface MeshControllerOptions {
   kubeConfig: KubeConfig;
   reconciler: Reconciler;
-  renderer: MeshRenderer;
+  renderer: MeshInputs;
   events: EventLog;
   logger: Logger;
   isLeader: () => boolean;

@@ -4,6 +4,7 @@
  * logged with file, field and problem, listed by `GET /api/v1/resources`, and changes nothing
  * that was valid before.
  */
+import type { ResourceSource } from './source.js';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { watch } from 'chokidar';
@@ -23,7 +24,7 @@ export interface FolderSourceOptions {
   debounceMs?: number;
 }
 
-export class FolderSource {
+export class FolderSource implements ResourceSource {
   private readonly state = new FolderState();
   private readonly pending = new Set<string>();
   private watcher: FSWatcher | undefined;

@@ -5,6 +5,7 @@
  * reconciler (docs/decisions/0002). Informers restart themselves with back-off after any
  * error (client-node's list-watch relists on 410 Gone and stops on other errors).
  */
+import type { ResourceSource } from './source.js';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -25,15 +26,15 @@ import type { ResourceKind, ResourceStatus } from '../../common/resources.js';
 import { setCondition, sidecarsMissingCondition, statusWriteFailedConditions } from '../status.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
-import { lacksSidecar, noSidecarAdvice, podInstance, selects } from './pods.js';
-import type { PodLike } from './pods.js';
+import { lacksSidecar, noSidecarAdvice, podInstance, selects } from '../kube/pods.js';
+import type { PodLike } from '../kube/pods.js';
 import type { Logger } from '../../common/logger.js';
-import type { EventRecorder } from './events.js';
-import { WorkQueue } from './queue.js';
-import { invalidStatus, statusDiffers, withDeletions } from './status-patch.js';
+import type { EventRecorder } from '../kube/event-recorder.js';
+import { WorkQueue } from '../kube/queue.js';
+import { invalidStatus, statusDiffers, withDeletions } from '../kube/status-patch.js';
 import { systemClock } from '../registry/clock.js';
 import type { Clock } from '../registry/clock.js';
-import { describeKubeError, isKubeNotFound, kubeErrorFields } from './errors.js';
+import { describeKubeError, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
 
 export const PLURALS: Record<ResourceKind, string> = {
   MaxineService: 'maxineservices',
@@ -70,7 +71,7 @@ export interface InvalidObject {
   generation: number;
 }
 
-export class KubeSource {
+export class KubeSource implements ResourceSource {
   private readonly informers = new Map<ResourceKind, Watched>();
   private pods: Watched | undefined;
   private podsSynced = false;

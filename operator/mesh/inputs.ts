@@ -1,5 +1,5 @@
 /**
- * The operator's view of the mesh renderers: builds a renderer input for one MaxineService from
+ * The inputs of the mesh renderers (common/mesh): builds a renderer input for one MaxineService from
  * what is in force (services, intentions after confinement, instances registered from outside
  * the cluster), for the HTTP API, the sidecars and the mesh controller alike.
  */
@@ -15,7 +15,7 @@ import type { AccessControl } from '../policy/access.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 
-export interface MeshRendererDeps {
+export interface MeshInputsDeps {
   reconciler: Reconciler;
   registry: Registry;
   access: AccessControl;
@@ -25,10 +25,10 @@ export interface MeshRendererDeps {
   >;
 }
 
-export class MeshRenderer {
+export class MeshInputs {
   private readonly options: MeshOptions;
 
-  constructor(private readonly deps: MeshRendererDeps) {
+  constructor(private readonly deps: MeshInputsDeps) {
     const { config } = deps;
     this.options = {
       clusterDomain: config.clusterDomain,

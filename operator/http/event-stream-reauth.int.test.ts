@@ -18,8 +18,8 @@ import { PolicyStore } from '../policy/store.js';
 import { systemClock } from '../registry/clock.js';
 import { Registry } from '../registry/registry.js';
 import { createLogger } from '../../common/logger.js';
-import { createEventStream } from './events.js';
-import type { EventStreamServer } from './events.js';
+import { createEventStream } from './event-stream.js';
+import type { EventStreamServer } from './event-stream.js';
 
 let server: Server | undefined;
 let stream: EventStreamServer | undefined;
