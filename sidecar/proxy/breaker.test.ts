@@ -378,6 +378,26 @@ describe('Breakers: spec and bounds', () => {
     expect(
       h.lines.some((l) => l.level === 'warn' && l.instance === 'a' && l.maxInstances === 2),
     ).toBe(true);
+    expect(instanceMoves(h)).toContain('a open→closed @2');
+  });
+
+  it('with every tracked destination open it forgets the least recently used one, closing it', () => {
+    const h = harness({ maxDestinations: 1 });
+    const s = spec({ failureThreshold: 1 });
+    h.breakers.record(orders, 'a', outcome(503), s, 0);
+    h.breakers.record({ namespace: 'shop', name: 'cart' }, 'a', outcome(503), s, 1);
+    expect(h.breakers.state(orders, 'a')).toBe('closed');
+    expect(h.breakers.state({ namespace: 'shop', name: 'cart' }, 'a')).toBe('open');
+    expect(
+      h.transitions.map((t) => `${t.destination.name} ${t.instanceId ?? '-'} ${t.from}→${t.to}`),
+    ).toEqual([
+      'orders a closed→open',
+      'orders - closed→open',
+      'orders a open→closed',
+      'orders - open→closed',
+      'cart a closed→open',
+      'cart - closed→open',
+    ]);
   });
 
   it('keeps at most maxDestinations, forgetting idle ones first', async () => {

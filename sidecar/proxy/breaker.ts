@@ -26,7 +26,9 @@
  *
  * Bounded: at most `maxDestinations` destinations and `maxInstances` instances per
  * destination; past that the least recently used closed entry is forgotten (it holds only a
- * failure count), else the least recently used one at all, logged.
+ * failure count), else the least recently used one at all: logged, and announced as closed so
+ * listeners do not keep an open circuit nobody tracks. Instances that left the service are
+ * forgotten by `retain`.
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
@@ -220,7 +222,7 @@ export class Breakers implements CircuitBreakers {
     // A closed circuit without failures needs no entry.
     if (circuit === undefined && !isBreakerFailure(outcome)) return;
     const dest = this.destination(destination, now);
-    if (circuit === undefined) circuit = this.addCircuit(dest, instanceId);
+    if (circuit === undefined) circuit = this.addCircuit(dest, instanceId, now);
     else touch(dest.circuits, instanceId, circuit);
     if (circuit.state === 'closed')
       this.recordClosed(dest, instanceId, circuit, { outcome, spec, now });
@@ -419,34 +421,41 @@ export class Breakers implements CircuitBreakers {
     );
     const [key, dest] = closed ?? this.destinations.entries().next().value ?? [];
     if (key === undefined || dest === undefined) return;
-    this.destinations.delete(key);
     const reason: EvictReason = closed === undefined ? 'lru-open' : 'lru-closed';
     this.evictions?.inc({ reason });
-    if (reason === 'lru-open')
+    if (reason === 'lru-open') {
       this.log.warn(
-        { destination: key, at: now, maxDestinations: this.maxDestinations },
-        `forgot the circuits of ${key}: more than ${this.maxDestinations} destinations tracked and none idle`,
+        { destination: key, maxDestinations: this.maxDestinations },
+        `forgetting the circuits of ${key}: more than ${this.maxDestinations} destinations tracked and none all closed`,
       );
+      this.closeAll(dest, now, `more than ${this.maxDestinations} destinations are tracked`);
+    }
+    this.destinations.delete(key);
   }
 
-  private addCircuit(dest: Destination, id: string): Circuit {
-    if (dest.circuits.size >= this.maxInstances) {
-      const closed = [...dest.circuits].find(([, c]) => c.state === 'closed');
-      const [victim] = closed ?? dest.circuits.entries().next().value ?? [];
-      if (victim !== undefined) {
-        dest.circuits.delete(victim);
-        const reason: EvictReason = closed === undefined ? 'lru-open' : 'lru-closed';
-        this.evictions?.inc({ reason });
-        if (reason === 'lru-open')
-          this.log.warn(
-            { destination: keyOf(dest.ref), instance: victim, maxInstances: this.maxInstances },
-            `forgot the circuit of ${keyOf(dest.ref)} instance ${victim}: more than ${this.maxInstances} instances tracked and none closed`,
-          );
-      }
-    }
+  private addCircuit(dest: Destination, id: string, now: number): Circuit {
+    if (dest.circuits.size >= this.maxInstances) this.evictCircuit(dest, now);
     const circuit = newCircuit();
     dest.circuits.set(id, circuit);
     return circuit;
+  }
+
+  private evictCircuit(dest: Destination, now: number): void {
+    const closed = [...dest.circuits].find(([, c]) => c.state === 'closed');
+    const [victim, circuit] = closed ?? dest.circuits.entries().next().value ?? [];
+    if (victim === undefined || circuit === undefined) return;
+    const reason: EvictReason = closed === undefined ? 'lru-open' : 'lru-closed';
+    this.evictions?.inc({ reason });
+    if (reason === 'lru-open') {
+      const service = keyOf(dest.ref);
+      this.log.warn(
+        { destination: service, instance: victim, maxInstances: this.maxInstances },
+        `forgetting the circuit of ${service} instance ${victim}: more than ${this.maxInstances} instances tracked and none closed`,
+      );
+      const why = `more than ${this.maxInstances} instances of the service are tracked`;
+      this.move(dest, victim, circuit, { to: 'closed', now, why });
+    }
+    dest.circuits.delete(victim);
   }
 
   /** The spec has no circuitBreaker (any more): close what is open and forget it. */
@@ -454,10 +463,14 @@ export class Breakers implements CircuitBreakers {
     const key = keyOf(ref);
     const dest = this.destinations.get(key);
     if (dest === undefined) return;
-    for (const [id, circuit] of dest.circuits)
-      if (circuit.state !== 'closed')
-        this.move(dest, id, circuit, { to: 'closed', now, why: 'the spec has no circuitBreaker' });
+    this.closeAll(dest, now, 'the spec has no circuitBreaker');
     this.destinations.delete(key);
+  }
+
+  /** Closes every circuit of a destination about to be forgotten, announcing each. */
+  private closeAll(dest: Destination, now: number, why: string): void {
+    for (const [id, circuit] of dest.circuits)
+      if (circuit.state !== 'closed') this.move(dest, id, circuit, { to: 'closed', now, why });
   }
 
   private counts(): Record<string, number> {
