@@ -33,14 +33,12 @@
 import { Counter, Gauge } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
+import { effectiveMaxOpenSeconds } from '../../common/resources.js';
 import type { ServiceSpec } from '../../common/resources.js';
 import type { ServiceRef } from '../../common/wire.js';
 import type { AttemptOutcome, BreakerState, BreakerTransition, CircuitBreakers } from './hooks.js';
 
 export type BreakerSpec = NonNullable<ServiceSpec['circuitBreaker']>;
-
-/** `maxOpenSeconds` when the spec leaves it out: 300, or `openSeconds` if longer. */
-export const DEFAULT_MAX_OPEN_SECONDS = 300;
 
 export interface CircuitBreakerOptions {
   readonly log: Logger;
@@ -91,7 +89,7 @@ export function isBreakerFailure(outcome: AttemptOutcome): boolean {
 
 /** Open time of the `opens`-th opening in a row, in ms. */
 export function openTimeMs(spec: BreakerSpec, opens: number): number {
-  const max = spec.maxOpenSeconds ?? Math.max(DEFAULT_MAX_OPEN_SECONDS, spec.openSeconds);
+  const max = effectiveMaxOpenSeconds(spec);
   const seconds = spec.openSeconds * spec.backoffMultiplier ** Math.max(0, opens - 1);
   return Math.round(Math.min(seconds, max) * 1000);
 }
