@@ -236,7 +236,9 @@ describe('Breakers: one instance', () => {
     const line = h.lines.find((l) => l.to === 'open' && l.instance === 'a');
     expect(line).toMatchObject({
       level: 'warn',
-      destination: 'shop/orders',
+      kind: 'MaxineService',
+      namespace: 'shop',
+      name: 'orders',
       instance: 'a',
       from: 'closed',
       openMs: 10_000,

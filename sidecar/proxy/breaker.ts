@@ -82,6 +82,11 @@ function keyOf(ref: ServiceRef): string {
   return `${ref.namespace}/${ref.name}`;
 }
 
+/** Log fields naming the destination (docs/operations.md, "Log fields"). */
+function named(ref: ServiceRef): { kind: 'MaxineService'; namespace: string; name: string } {
+  return { kind: 'MaxineService', namespace: ref.namespace, name: ref.name };
+}
+
 /** Whether an outcome counts against the circuit: 5xx or no response at all. */
 export function isBreakerFailure(outcome: AttemptOutcome): boolean {
   return outcome.kind !== 'response' || outcome.status >= 500;
@@ -376,7 +381,7 @@ export class Breakers implements CircuitBreakers {
     const service = keyOf(t.destination);
     const subject = t.instanceId === undefined ? service : `${service} instance ${t.instanceId}`;
     const fields = {
-      destination: service,
+      ...named(t.destination),
       instance: t.instanceId,
       scope: level, // not `level`: pino's own field
       from: t.from,
@@ -390,7 +395,7 @@ export class Breakers implements CircuitBreakers {
     try {
       this.onTransition(transition);
     } catch (err) {
-      this.log.error({ err, destination: service }, 'the circuit transition listener failed');
+      this.log.error({ err, ...named(t.destination) }, 'the circuit transition listener failed');
     }
   }
 
@@ -423,7 +428,7 @@ export class Breakers implements CircuitBreakers {
     this.evictions?.inc({ reason });
     if (reason === 'lru-open') {
       this.log.warn(
-        { destination: key, maxDestinations: this.maxDestinations },
+        { ...named(dest.ref), maxDestinations: this.maxDestinations },
         `forgetting the circuits of ${key}: more than ${this.maxDestinations} destinations tracked and none all closed`,
       );
       this.closeAll(dest, now, `more than ${this.maxDestinations} destinations are tracked`);
@@ -447,7 +452,7 @@ export class Breakers implements CircuitBreakers {
     if (reason === 'lru-open') {
       const service = keyOf(dest.ref);
       this.log.warn(
-        { destination: service, instance: victim, maxInstances: this.maxInstances },
+        { ...named(dest.ref), instance: victim, maxInstances: this.maxInstances },
         `forgetting the circuit of ${service} instance ${victim}: more than ${this.maxInstances} instances tracked and none closed`,
       );
       const why = `more than ${this.maxInstances} instances of the service are tracked`;
