@@ -302,6 +302,14 @@ describe('Breakers: the service level', () => {
     expect(h.breakers.state(orders)).toBe('open');
   });
 
+  it('before any retain, an instance that only succeeded keeps the service closed', () => {
+    const h = harness();
+    play(h, spec(), [{ record: 'b', outcome: 200, at: 0 }, ...fail(0, 3, 'a')]);
+    expect(h.breakers.state(orders, 'a')).toBe('open');
+    expect(h.breakers.state(orders)).toBe('closed');
+    expect(serviceMoves(h)).toEqual([]);
+  });
+
   it('retain forgets instances that left and re-judges the service', async () => {
     const h = harness();
     h.breakers.retain(orders, ['a', 'b'], 0);

@@ -17,7 +17,7 @@
  * `open` when every known instance of the service is open, `half-open` when none is closed and
  * some are half-open, `closed` otherwise. The known instances are those of the last `retain`
  * (the service's membership; an instance never tried counts as closed), or, before any
- * `retain`, the instances tried so far. When it is open every `admit` is false, and the
+ * `retain`, the instances tried so far (successes included). When it is open every `admit` is false, and the
  * engine answers 503.
  *
  * Without `spec.circuitBreaker` nothing is broken: `admit` is always true, like the mesh
@@ -46,9 +46,9 @@ export interface CircuitBreakerOptions {
   readonly registry?: PromRegistry;
   /** Told of every transition, instance or service level (e.g. to emit `circuit_state_changed`). */
   readonly onTransition?: (t: BreakerTransition) => void;
-  /** Destinations tracked at most (default 1000). */
+  /** Destinations tracked at most (default 256). */
   readonly maxDestinations?: number;
-  /** Instances tracked per destination at most (default 1000). */
+  /** Instances tracked per destination at most (default 256). */
   readonly maxInstances?: number;
 }
 
@@ -136,8 +136,9 @@ export class Breakers implements CircuitBreakers {
   constructor(options: CircuitBreakerOptions) {
     this.log = options.log;
     this.onTransition = options.onTransition ?? (() => undefined);
-    this.maxDestinations = options.maxDestinations ?? 1000;
-    this.maxInstances = options.maxInstances ?? 1000;
+    // 256 × 256 circuits of ~200 bytes: at most ~13 MB, whatever the app calls.
+    this.maxDestinations = options.maxDestinations ?? 256;
+    this.maxInstances = options.maxInstances ?? 256;
     const registry = options.registry;
     if (registry === undefined) return;
     this.transitions = new Counter({
@@ -221,9 +222,11 @@ export class Breakers implements CircuitBreakers {
       this.dropDestination(destination, now);
       return;
     }
-    let circuit = this.destinations.get(keyOf(destination))?.circuits.get(instanceId);
-    // A closed circuit without failures needs no entry.
-    if (circuit === undefined && !isBreakerFailure(outcome)) return;
+    const known = this.destinations.get(keyOf(destination));
+    let circuit = known?.circuits.get(instanceId);
+    // With the membership known (`retain`), a closed circuit without failures needs no entry;
+    // without it, the entry is how the service-level breaker knows the instance exists.
+    if (circuit === undefined && known?.members !== undefined && !isBreakerFailure(outcome)) return;
     const dest = this.destination(destination, now);
     if (circuit === undefined) circuit = this.addCircuit(dest, instanceId, now);
     else touch(dest.circuits, instanceId, circuit);
