@@ -99,7 +99,7 @@ export function openTimeMs(spec: BreakerSpec, opens: number): number {
   return Math.round(Math.min(seconds, max) * 1000);
 }
 
-function describe(outcome: AttemptOutcome): string {
+function outcomeText(outcome: AttemptOutcome): string {
   return outcome.kind === 'response'
     ? `HTTP ${outcome.status}`
     : `${outcome.kind}: ${outcome.message}`;
@@ -290,7 +290,7 @@ export class Breakers implements CircuitBreakers {
     if (circuit.failures < r.spec.failureThreshold) return;
     this.open(dest, id, circuit, {
       ...r,
-      why: `${circuit.failures} consecutive failures (last: ${describe(r.outcome)})`,
+      why: `${circuit.failures} consecutive failures (last: ${outcomeText(r.outcome)})`,
     });
   }
 
@@ -298,7 +298,7 @@ export class Breakers implements CircuitBreakers {
     if (isBreakerFailure(r.outcome)) {
       this.open(dest, id, circuit, {
         ...r,
-        why: `a half-open probe failed (${describe(r.outcome)})`,
+        why: `a half-open probe failed (${outcomeText(r.outcome)})`,
       });
       return;
     }
