@@ -44,7 +44,10 @@ export interface CircuitBreakerOptions {
   readonly log: Logger;
   /** Where the metrics go; none registered when absent. */
   readonly registry?: PromRegistry;
-  /** Told of every transition, instance or service level (e.g. to emit `circuit_state_changed`). */
+  /**
+   * Told of every transition, instance or service level (e.g. to emit `circuit_state_changed`).
+   * Called synchronously on the call path: it must only queue work; a throw is logged.
+   */
   readonly onTransition?: (t: BreakerTransition) => void;
   /** Destinations tracked at most (default 256). */
   readonly maxDestinations?: number;
