@@ -49,6 +49,11 @@ export const ATTR = {
   tries: 'maxine.tries',
 } as const;
 
+/**
+ * Attribute values are cut at this length: a path can be as long as Node's header limit (16 KiB)
+ * and the export queue holds up to `maxQueueSize` spans, so this bounds its memory.
+ */
+export const MAX_ATTRIBUTE_LENGTH = 1024;
 /** How long stopping waits for the last export before giving up on it. */
 const SHUTDOWN_TIMEOUT_MS = 5000;
 /** A failing collector is logged at most this often. */
@@ -92,6 +97,7 @@ export function createOtelTracer(options: OtelTracerOptions): ProxyTracer {
       ...options.resource,
       [ATTR_SERVICE_NAME]: settings.serviceName,
     }),
+    spanLimits: { attributeValueLengthLimit: MAX_ATTRIBUTE_LENGTH },
     spanProcessors: [new BatchSpanProcessor(exporter, processorConfig)],
   });
   return new OtelCallTracer(provider, logger);

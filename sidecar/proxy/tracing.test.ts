@@ -8,7 +8,7 @@ import { createLogger } from '../../common/logger.js';
 import { SidecarConfigError } from '../config.js';
 import type { OutboundRequest } from './hooks.js';
 import { parseTraceParent } from './trace-context.js';
-import { ATTR, createOtelTracer } from './tracing-otel.js';
+import { ATTR, MAX_ATTRIBUTE_LENGTH, createOtelTracer } from './tracing-otel.js';
 import type { ProxyTracer } from './tracing.js';
 import { PropagatingTracer, createProxyTracer, loadTracingSettings } from './tracing.js';
 
@@ -300,6 +300,16 @@ describe('exported spans', () => {
     await tracer.shutdown();
     expect(await registry.metrics()).toContain(
       'maxine_sidecar_spans_dropped_total{reason="export_failed"} 2',
+    );
+  });
+
+  it('cuts long attribute values (a 16 KiB path) to MAX_ATTRIBUTE_LENGTH', async () => {
+    const { tracer, exporter } = otel();
+    const call = tracer.startCall({ ...request(), path: `/${'p'.repeat(16 * 1024)}?q=1` });
+    call.end(200);
+    await tracer.shutdown();
+    expect(exporter.spans[0]?.attributes['url.path']).toBe(
+      `/${'p'.repeat(MAX_ATTRIBUTE_LENGTH - 1)}`,
     );
   });
 
