@@ -83,6 +83,7 @@ service:
       receivers: [otlp]
       exporters: [jaeger_storage_exporter]
   telemetry:
+    # No self-metrics listener on :8888 (it would clash between parallel runs).
     metrics:
       level: none
     logs:
