@@ -488,6 +488,11 @@ export const CALL_LATENCY_BUCKETS_MS = [
 export const MAX_REPORT_EDGES = 256;
 /** Circuit transitions one report may carry. */
 export const MAX_REPORT_CIRCUITS = 64;
+/**
+ * The body limit of `POST /api/v1/reports`: a report within the bounds above (names of 63
+ * characters, counts of 10 digits) is at most ~130 KiB of JSON, so this never refuses one.
+ */
+export const MAX_REPORT_BYTES = 256 * 1024;
 
 const reportedServiceSchema = z.strictObject({ namespace: dnsLabel, name: dnsLabel });
 const count = z.int().min(0).max(1_000_000_000);

@@ -196,7 +196,6 @@ export function createOperator(
       observed,
       emit,
       windowSeconds: config.graphWindowSeconds,
-      bodyLimitBytes: config.bodyLimitBytes,
       bodyTimeoutMs: config.bodyTimeoutMs,
       prom: metrics.prom,
       logger,

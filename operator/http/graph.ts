@@ -10,7 +10,7 @@ import type { Registry as PromRegistry } from 'prom-client';
 import { z } from 'zod';
 import { validationError } from '../../common/errors.js';
 import { dnsLabel } from '../../common/names.js';
-import { callReportSchema } from '../../common/wire.js';
+import { callReportSchema, MAX_REPORT_BYTES } from '../../common/wire.js';
 import type { RegistryEventDraft } from '../../common/wire.js';
 import type { Logger } from '../../common/logger.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
@@ -31,7 +31,6 @@ export interface GraphDeps {
   /** Appends to the registry's event log (circuit transitions). */
   emit(draft: RegistryEventDraft): void;
   windowSeconds: number;
-  bodyLimitBytes: number;
   bodyTimeoutMs?: number;
   prom: PromRegistry;
   logger: Logger;
@@ -105,7 +104,7 @@ export function mountGraphRoutes(
   app.post(REPORTS_PATH, async (req, res) => {
     let body;
     try {
-      const raw = await readJsonBody(req, deps.bodyLimitBytes, deps.bodyTimeoutMs);
+      const raw = await readJsonBody(req, MAX_REPORT_BYTES, deps.bodyTimeoutMs);
       const parsed = callReportSchema.safeParse(raw ?? {});
       if (!parsed.success) throw validationError('report', parsed.error);
       body = parsed.data;

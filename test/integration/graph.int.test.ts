@@ -184,6 +184,26 @@ describe('POST /api/v1/reports', () => {
     expect(forged).toEqual([]);
   });
 
+  it('takes a report at its bounds: 256 edges with the longest names and largest counts', async () => {
+    const big = 999_999_986; // 14 buckets: 13 of 71_428_570 and one of 71_428_576 add up
+    const buckets = [...new Array<number>(13).fill(71_428_570), 71_428_576];
+    expect(buckets.reduce((a, b) => a + b, 0)).toBe(big);
+    const long = (i: number) => `x${String(i).padStart(3, '0')}${'a'.repeat(59)}`;
+    const body = report({
+      edges: Array.from({ length: 256 }, (_, i) => ({
+        destination: { namespace: long(i), name: long(i) },
+        calls: big,
+        errors: big,
+        latencyMs: buckets,
+      })),
+    });
+    expect(JSON.stringify(body).length).toBeGreaterThan(64 * 1024);
+    const res = await call(op.url, 'POST', '/api/v1/reports', { token: TOKENS.web, body });
+    expect(res.status).toBe(202);
+    // Destinations the registry does not know are ignored, not planted in the graph.
+    expect(res.body).toMatchObject({ accepted: { edges: 0 }, ignored: 256 });
+  });
+
   it('answers 401 without a token', async () => {
     const res = await call(op.url, 'POST', '/api/v1/reports', { body: report() });
     expect(res.status).toBe(401);
@@ -237,11 +257,11 @@ describe('POST /api/v1/reports', () => {
     expect(issues.map((i) => i.path)).toContain(path);
   });
 
-  it('refuses a body over the limit (413) and text that is not JSON (400)', async () => {
+  it('refuses a body over 256 KiB (413) and text that is not JSON (400)', async () => {
     const huge = await fetch(`${op.url}/api/v1/reports`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKENS.web}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ pad: 'x'.repeat(70 * 1024) }),
+      body: JSON.stringify({ pad: 'x'.repeat(300 * 1024) }),
     });
     expect(huge.status).toBe(413);
     const bad = await fetch(`${op.url}/api/v1/reports`, {
