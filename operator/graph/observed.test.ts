@@ -63,6 +63,15 @@ describe('ObservedEdges: the sliding window', () => {
     expect(o.read(60_000)[0]?.latency[0]).toBe(5);
   });
 
+  it('sweep forgets edges whose window is empty', () => {
+    const o = new ObservedEdges({ maxEdges: 10, maxEdgesPerSource: 1, windowMs: 100_000 });
+    o.record(src('web'), edge('orders', 1), 0);
+    o.record(src('cart'), edge('orders', 1), 60_000);
+    expect(o.sweep(110_000)).toBe(1);
+    // The swept caller has room for a new destination again.
+    expect(o.record(src('web'), edge('cart', 1), 110_000)).toBe(true);
+  });
+
   it('ignores a new edge with no calls', () => {
     const o = new ObservedEdges({ maxEdges: 10, maxEdgesPerSource: 10, windowMs: 100_000 });
     o.record(src('web'), edge('orders', 0), 0);

@@ -153,6 +153,16 @@ export class ObservedEdges {
     return out;
   }
 
+  /** Forgets the edges with nothing left in the window ending at `now`; how many are held. */
+  sweep(now: number): number {
+    const index = Math.floor(now / this.slotMs);
+    for (const [key, held] of this.edges) {
+      this.prune(held, index);
+      if (held.slots.length === 0) this.remove(key, held);
+    }
+    return this.edges.size;
+  }
+
   /** Drops the slots that have left the window ending in slot `index`. */
   private prune(held: HeldEdge, index: number): void {
     const first = held.slots.findIndex((s) => s.index > index - SLOTS);

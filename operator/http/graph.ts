@@ -70,7 +70,7 @@ function graphMetrics(deps: GraphDeps) {
     help: 'Observed caller → destination edges held (at most --graph-max-edges)',
     registers: [deps.prom],
     collect() {
-      this.set(deps.observed.size);
+      this.set(deps.observed.sweep(deps.now()));
     },
   });
   new Counter({

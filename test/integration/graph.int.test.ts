@@ -329,6 +329,10 @@ describe('POST /api/v1/reports', () => {
       );
       const metrics = await call(op.url, 'GET', '/metrics', { token: TOKENS.root });
       expect(metrics.body).toMatch(/maxine_circuit_transitions_total\{to="open"\} 1/);
+      expect(metrics.body).toMatch(/maxine_graph_observed_edges 2\n/);
+      expect(metrics.body).toMatch(/maxine_graph_reports_total\{outcome="refused"\} 2\n/);
+      expect(metrics.body).toMatch(/maxine_graph_reports_total\{outcome="invalid"\} [1-9]/);
+      expect(metrics.body).toMatch(/maxine_graph_ignored_total 256\n/);
     } finally {
       ws.close();
     }
