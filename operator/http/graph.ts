@@ -21,6 +21,8 @@ import type { AccessControl } from '../policy/access.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import { readJsonBody } from './body.js';
+import { RateLimiter } from '../../common/policy/rate-limit.js';
+import type { BucketLimits } from '../../common/policy/rate-limit.js';
 
 export interface GraphDeps {
   registry: Registry;
@@ -45,6 +47,14 @@ const graphQuery = z.strictObject({
   format: z.enum(['json', 'dot']).optional(),
 });
 
+/**
+ * Circuit transitions one caller service may turn into events: an outage of a destination
+ * with many instances opens them all at once (the burst), breakers then flap at most once per
+ * open time. Past it transitions are dropped (counted), so a misbehaving reporter cannot flood
+ * the event log and push every subscriber into a resync.
+ */
+export const CIRCUIT_EVENT_LIMIT: BucketLimits = { requestsPerSecond: 10, burst: 200 };
+
 export const DOT_CONTENT_TYPE = 'text/vnd.graphviz; charset=utf-8';
 
 function graphMetrics(deps: GraphDeps) {
@@ -57,6 +67,11 @@ function graphMetrics(deps: GraphDeps) {
   const ignored = new Counter({
     name: 'maxine_graph_ignored_total',
     help: 'Reported edges and circuit transitions naming a destination the registry does not know',
+    registers: [deps.prom],
+  });
+  const throttled = new Counter({
+    name: 'maxine_circuit_throttled_total',
+    help: 'Reported circuit transitions not turned into events: their caller passed 10/s (burst 200)',
     registers: [deps.prom],
   });
   const transitions = new Counter({
@@ -91,7 +106,7 @@ function graphMetrics(deps: GraphDeps) {
       this.inc(deps.observed.refused);
     },
   });
-  return { reports, ignored, transitions };
+  return { reports, ignored, transitions, throttled };
 }
 
 export function mountGraphRoutes(
@@ -100,6 +115,7 @@ export function mountGraphRoutes(
   methodNotAllowed: (allowed: string) => (req: Request, res: Response) => void,
 ): void {
   const metrics = graphMetrics(deps);
+  const circuitLimiter = new RateLimiter(10_000);
 
   app.post(REPORTS_PATH, async (req, res) => {
     let body;
@@ -136,9 +152,27 @@ export function mountGraphRoutes(
       pod,
     });
     const now = deps.now();
+    const sourceKey = `${source.namespace}/${source.name}`;
+    const events = plan.events.filter(
+      () => circuitLimiter.take(sourceKey, CIRCUIT_EVENT_LIMIT, now).allowed,
+    );
+    const throttled = plan.events.length - events.length;
+    if (throttled > 0) {
+      metrics.throttled.inc(throttled);
+      deps.logger.warn(
+        {
+          reqId: req.id,
+          kind: 'MaxineService',
+          namespace: source.namespace,
+          name: source.name,
+          throttled,
+        },
+        'circuit transitions reported too fast; dropped without events',
+      );
+    }
     let recorded = 0;
     for (const edge of plan.edges) if (deps.observed.record(source, edge, now)) recorded += 1;
-    for (const event of plan.events) {
+    for (const event of events) {
       deps.emit(event);
       metrics.transitions.inc({ to: event.data.to });
       deps.logger.info(
@@ -160,11 +194,13 @@ export function mountGraphRoutes(
     if (plan.ignored > 0) metrics.ignored.inc(plan.ignored);
     metrics.reports.inc({ outcome: 'accepted' });
     res.status(202).json({
-      accepted: { edges: recorded, circuits: plan.events.length },
+      accepted: { edges: recorded, circuits: events.length },
       /** Naming a destination the registry does not know. */
       ignored: plan.ignored,
       /** New edges past the caller's bound of destinations. */
       refused: plan.edges.length - recorded,
+      /** Circuit transitions past the caller's rate (no event). */
+      throttled,
     });
   });
   app.all(REPORTS_PATH, methodNotAllowed('POST'));

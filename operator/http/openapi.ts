@@ -227,7 +227,7 @@ export function buildOpenApi(version: string): unknown {
             'Only the sidecar of a pod the source service selects, or a principal with register on the source service, may report for it. Edges and transitions to services the registry does not know are ignored (counted); each transition becomes a circuit_state_changed event.',
           requestBody: { required: true, ...jsonBody(ref('CallReport')) },
           responses: {
-            202: { description: '{accepted: {edges, circuits}, ignored, refused}' },
+            202: { description: '{accepted: {edges, circuits}, ignored, refused, throttled}' },
             400: errorResponse('Invalid report (VALIDATION_FAILED with the issues)'),
             403: errorResponse('The caller is not the source service (FORBIDDEN)'),
             413: errorResponse('Body too large'),
