@@ -301,8 +301,13 @@ export class CallReporter implements CallObserver {
       );
       return;
     }
-    this.pending = merge(batch, this.pending, this.opts.maxCircuits ?? MAX_REPORT_CIRCUITS, () => {
-      this.stats.dropped.overflowCircuits += 1;
+    this.pending = merge(batch, this.pending, {
+      maxDestinations: this.opts.maxDestinations ?? MAX_REPORT_EDGES,
+      maxCircuits: this.opts.maxCircuits ?? MAX_REPORT_CIRCUITS,
+      overflow: (calls, circuits) => {
+        this.stats.dropped.overflowCalls += calls;
+        this.stats.dropped.overflowCircuits += circuits;
+      },
     });
   }
 }
@@ -310,24 +315,37 @@ export class CallReporter implements CallObserver {
 const countCalls = (p: Pending): number =>
   [...p.edges.values()].reduce((sum, e) => sum + e.calls, 0);
 
-/** `older` then `newer`: counts added, transitions in order (the oldest past the bound go). */
-function merge(older: Pending, newer: Pending, maxCircuits: number, overflow: () => void): Pending {
+/**
+ * `older` then `newer`: counts added, transitions in order. The bounds hold for the sum too
+ * (calls made while a failed report was in flight may name other destinations): destinations
+ * first seen in `newer` past the bound go, and the oldest transitions past theirs.
+ */
+function merge(
+  older: Pending,
+  newer: Pending,
+  bounds: {
+    maxDestinations: number;
+    maxCircuits: number;
+    overflow: (calls: number, circuits: number) => void;
+  },
+): Pending {
   const edges = new Map(older.edges);
   for (const [key, e] of newer.edges) {
     const held = edges.get(key);
-    if (held === undefined) edges.set(key, e);
-    else {
+    if (held !== undefined) {
       held.calls += e.calls;
       held.errors += e.errors;
       e.latencyMs.forEach((n, i) => {
         held.latencyMs[i] = (held.latencyMs[i] ?? 0) + n;
       });
-    }
+    } else if (edges.size < bounds.maxDestinations) edges.set(key, e);
+    else bounds.overflow(e.calls, 0);
   }
   const circuits = [...older.circuits, ...newer.circuits];
-  while (circuits.length > maxCircuits) {
-    circuits.shift();
-    overflow();
+  const excess = Math.max(0, circuits.length - bounds.maxCircuits);
+  if (excess > 0) {
+    circuits.splice(0, excess);
+    bounds.overflow(0, excess);
   }
   return { edges, circuits, since: older.since ?? newer.since };
 }

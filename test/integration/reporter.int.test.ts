@@ -194,6 +194,50 @@ describe('CallReporter → operator', () => {
     await r.stop();
   });
 
+  it('keeps its bounds when calls made during a failed report name other destinations', async () => {
+    let release!: () => void;
+    let asked!: () => void;
+    const tokenAsked = new Promise<void>((resolve) => (asked = resolve));
+    const gate = new Promise<string>((resolve) => (release = () => resolve(TOKENS.web)));
+    const { r } = reporter({
+      operatorUrl: 'http://127.0.0.1:1',
+      maxDestinations: 2,
+      maxCircuits: 2,
+      token: () => {
+        asked();
+        return gate;
+      },
+    });
+    r.start();
+    const hit = (name: string) =>
+      r.callEnded({
+        destination: { namespace: 'shop', name },
+        status: 200,
+        durationMs: 1,
+        tries: 1,
+      });
+    const flip = (at: number) =>
+      r.circuitChanged({ destination: orders, from: 'closed', to: 'open', at });
+    hit('d1');
+    hit('d2');
+    flip(1);
+    const sent = r.flush();
+    await tokenAsked; // the batch is on its way: what follows lands in a new one
+    hit('d1');
+    hit('d3');
+    hit('d4');
+    flip(2);
+    flip(3);
+    release();
+    await sent;
+    expect(r.status()).toMatchObject({
+      failures: 1,
+      pending: { destinations: 2, circuits: 2 },
+      dropped: { overflowCalls: 2, overflowCircuits: 1 },
+    });
+    await r.stop();
+  });
+
   it('drops (and counts) a report the operator refuses as invalid (400)', async () => {
     const { r, logs } = reporter({ pod: 'not a pod name!' });
     r.start();
