@@ -156,8 +156,10 @@ export class CallReporter implements CallObserver {
       ...(t.instanceId !== undefined && { instanceId: t.instanceId }),
       from: t.from,
       to: t.to,
-      ...(t.openMs !== undefined && { openMs: Math.max(0, Math.round(t.openMs)) }),
-      at: Math.round(t.at),
+      ...(t.openMs !== undefined && {
+        openMs: Math.min(86_400_000, Math.max(0, Math.round(t.openMs))),
+      }),
+      at: Math.max(0, Math.round(t.at)),
     });
     this.pending.since ??= this.now();
     if (this.failing === 0) this.schedule(this.opts.transitionDelayMs ?? 200);

@@ -238,6 +238,15 @@ describe('CallReporter → operator', () => {
     await r.stop();
   });
 
+  it('clamps what a breaker reports into what the operator accepts', async () => {
+    const { r } = reporter();
+    r.start();
+    r.circuitChanged({ destination: orders, from: 'closed', to: 'open', openMs: 1e12, at: -5.5 });
+    await r.flush();
+    expect(r.status()).toMatchObject({ reports: 1, dropped: { refusedCircuits: 0 } });
+    await r.stop();
+  });
+
   it('drops (and counts) a report the operator refuses as invalid (400)', async () => {
     const { r, logs } = reporter({ pod: 'not a pod name!' });
     r.start();
