@@ -259,6 +259,22 @@ const snapshotEnvelope = { ...envelope, service: absent, instance: absent };
 const policyChange = z.enum(['applied', 'deleted']);
 const healthChange = z.object({ status: healthStatusSchema, previous: healthStatusSchema });
 
+export const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
+export const breakerStateSchema = z.enum(BREAKER_STATES);
+
+/** `data` of `circuit_state_changed`. */
+export const circuitChangeDataSchema = z.object({
+  from: breakerStateSchema,
+  to: breakerStateSchema,
+  /** How long the circuit stays open (when `to` is `open`). */
+  openMs: z.int().min(0).optional(),
+  /** The instance's circuit; absent for the service-level breaker. */
+  instanceId: z.string().optional(),
+  /** Whose sidecar saw it: the calling service, and its pod when known. */
+  reporter: z.object({ service: serviceRefWireSchema, pod: z.string().optional() }),
+});
+export type CircuitChangeData = z.infer<typeof circuitChangeDataSchema>;
+
 export const registryEventSchemas = {
   /** An instance was added, renewed, or (a pod's) changed a routing field. */
   service_registered: z.object({
@@ -334,12 +350,16 @@ export const registryEventSchemas = {
     data: z.object({ config: z.record(z.string(), z.string()) }),
   }),
   config_deleted: z.object({ ...aboutService, type: z.literal('config_deleted'), data: absent }),
-  /** Reserved: no producer yet (the circuit breaker lives in the sidecar's proxy, to come). */
+  /**
+   * A caller's sidecar saw a circuit to `service` change state (POST /api/v1/reports): per
+   * instance (`instance` when the registry still knows it, `data.instanceId` always) or for the
+   * whole service (neither).
+   */
   circuit_state_changed: z.object({
     ...aboutService,
     type: z.literal('circuit_state_changed'),
     instance: instanceSchema.optional(),
-    data: z.record(z.string(), z.unknown()).optional(),
+    data: circuitChangeDataSchema,
   }),
   /** `service` is the intention's destination (`name` may be `*`). */
   intention_changed: z.object({
@@ -456,3 +476,68 @@ export interface ServiceSummary {
   blocked?: { registration: boolean; discovery: boolean; reason: string };
   instances: InstanceCounts;
 }
+
+/**
+ * Upper bounds (milliseconds) of the latency buckets of call reports; one more bucket counts
+ * everything slower. Shared by the sidecar that fills them and the operator that reads them.
+ */
+export const CALL_LATENCY_BUCKETS_MS = [
+  1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000,
+] as const;
+/** Destinations one report may carry (a sidecar aggregating more drops the rest, counted). */
+export const MAX_REPORT_EDGES = 256;
+/** Circuit transitions one report may carry. */
+export const MAX_REPORT_CIRCUITS = 64;
+/**
+ * The body limit of `POST /api/v1/reports`: a report within the bounds above (names of 63
+ * characters, counts of 10 digits) is at most ~130 KiB of JSON, so this never refuses one.
+ */
+export const MAX_REPORT_BYTES = 256 * 1024;
+
+const reportedServiceSchema = z.strictObject({ namespace: dnsLabel, name: dnsLabel });
+const count = z.int().min(0).max(1_000_000_000);
+
+/** What one caller's sidecar observed of its calls to one destination since its last report. */
+export const reportedEdgeSchema = z
+  .strictObject({
+    destination: reportedServiceSchema,
+    calls: count,
+    /** Calls answered with a 5xx or not answered (connect failure, reset, timeout). */
+    errors: count,
+    /** Calls per latency bucket (`CALL_LATENCY_BUCKETS_MS`, then the overflow bucket). */
+    latencyMs: z.array(count).length(CALL_LATENCY_BUCKETS_MS.length + 1),
+  })
+  .refine((e) => e.errors <= e.calls, { message: 'errors cannot exceed calls', path: ['errors'] })
+  .refine((e) => e.latencyMs.reduce((a, b) => a + b, 0) === e.calls, {
+    message: 'the latency buckets must add up to calls',
+    path: ['latencyMs'],
+  });
+export type ReportedEdge = z.infer<typeof reportedEdgeSchema>;
+
+/** A circuit-breaker transition the sidecar's proxy made. */
+export const reportedCircuitSchema = z
+  .strictObject({
+    destination: reportedServiceSchema,
+    instanceId: instanceIdSchema.optional(),
+    from: breakerStateSchema,
+    to: breakerStateSchema,
+    openMs: z.int().min(0).max(86_400_000).optional(),
+    /** When the transition happened (milliseconds since the epoch, the sidecar's clock). */
+    at: z.int().min(0).max(8_640_000_000_000_000),
+  })
+  .refine((c) => c.from !== c.to, { message: 'from and to must differ', path: ['to'] });
+export type ReportedCircuit = z.infer<typeof reportedCircuitSchema>;
+
+/**
+ * `POST /api/v1/reports`: a sidecar's observations since its previous report. `source` is the
+ * calling service, which the caller must be (its pod's sidecar, or `register` on it).
+ */
+export const callReportSchema = z.strictObject({
+  source: reportedServiceSchema,
+  /** The reporting pod (informational; in Kubernetes mode the token's pod is used). */
+  pod: instanceIdSchema.optional(),
+  edges: z.array(reportedEdgeSchema).max(MAX_REPORT_EDGES),
+  circuits: z.array(reportedCircuitSchema).max(MAX_REPORT_CIRCUITS).default([]),
+});
+export type CallReport = z.infer<typeof callReportSchema>;
+export type CallReportInput = z.input<typeof callReportSchema>;

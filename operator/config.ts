@@ -59,6 +59,10 @@ export const configSchema = z
     massExpiryMinInstances: int(1, 1_000_000).default(10),
     bodyLimitBytes: int(256, 16 * 1024 * 1024).default(64 * 1024),
     eventLogSize: int(16, 10_000_000).default(10_000),
+    /** The dependency graph: observed caller → destination edges held at most (LRU eviction). */
+    graphMaxEdges: int(1, 1_000_000).default(10_000),
+    /** The dependency graph: how far back observed calls count (rates, error rates, latency). */
+    graphWindowSeconds: int(30, 86_400).default(300),
     /** The event log's bound in bytes (serialized events), besides its count. */
     eventLogBytes: int(64 * 1024, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
     /** Registry limits (operator/registry/limits.ts): counts answer 429, sizes 413. */
@@ -244,6 +248,8 @@ const OPTIONS = {
   'mass-expiry-min-instances': ['massExpiryMinInstances', 'MAXINE_MASS_EXPIRY_MIN_INSTANCES'],
   'body-limit-bytes': ['bodyLimitBytes', 'MAXINE_BODY_LIMIT_BYTES'],
   'event-log-size': ['eventLogSize', 'MAXINE_EVENT_LOG_SIZE'],
+  'graph-max-edges': ['graphMaxEdges', 'MAXINE_GRAPH_MAX_EDGES'],
+  'graph-window-seconds': ['graphWindowSeconds', 'MAXINE_GRAPH_WINDOW_SECONDS'],
   'event-log-bytes': ['eventLogBytes', 'MAXINE_EVENT_LOG_BYTES'],
   'max-instances': ['maxInstances', 'MAXINE_MAX_INSTANCES'],
   'max-instances-per-service': ['maxInstancesPerService', 'MAXINE_MAX_INSTANCES_PER_SERVICE'],

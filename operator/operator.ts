@@ -36,6 +36,8 @@ import type { Logger } from '../common/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { MeshController, type MeshControllerOptions } from './mesh/controller.js';
 import { MeshInputs } from './mesh/inputs.js';
+import { ObservedEdges } from './graph/observed.js';
+import { MAX_REPORT_EDGES } from '../common/wire.js';
 
 export const VERSION = '0.1.0';
 
@@ -161,6 +163,11 @@ export function createOperator(
           resyncMs: config.meshResyncMs,
           prom: metrics.prom,
         });
+  const observed = new ObservedEdges({
+    maxEdges: config.graphMaxEdges,
+    maxEdgesPerSource: MAX_REPORT_EDGES,
+    windowMs: config.graphWindowSeconds * 1000,
+  });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
@@ -175,6 +182,19 @@ export function createOperator(
     access,
     mesh: meshInputs,
     metricsAuth: config.metricsAuth ?? config.mode === 'kubernetes',
+    graph: {
+      registry,
+      reconciler,
+      access,
+      guard,
+      observed,
+      emit,
+      windowSeconds: config.graphWindowSeconds,
+      bodyTimeoutMs: config.bodyTimeoutMs,
+      prom: metrics.prom,
+      logger,
+      now: () => clock.now(),
+    },
     ...(security.auditExport && { auditExport: security.auditExport }),
   });
   const fastPath = createFastPath({

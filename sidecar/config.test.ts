@@ -59,8 +59,22 @@ describe('sidecar configuration from the environment the webhook sets', () => {
     );
   });
 
+  it('reads the call-report interval (default 10 s, 0 turns reporting off)', () => {
+    expect(loadSidecarConfig(pod).reportIntervalSeconds).toBe(10);
+    expect(loadSidecarConfig({ ...pod, MAXINE_REPORT_INTERVAL_SECONDS: '0' })).toMatchObject({
+      reportIntervalSeconds: 0,
+    });
+    expect(loadSidecarConfig({ ...pod, MAXINE_REPORT_INTERVAL_SECONDS: '30' })).toMatchObject({
+      reportIntervalSeconds: 30,
+    });
+  });
+
   it.each([
     [{}, 'MAXINE_SERVICE'],
+    [
+      { ...pod, MAXINE_REPORT_INTERVAL_SECONDS: 'soon' },
+      'MAXINE_REPORT_INTERVAL_SECONDS: must be a whole number of seconds',
+    ],
     [{ ...pod, MAXINE_MESH_DIR: 'mesh' }, 'MAXINE_MESH_DIR: must be an absolute path'],
     [
       { ...pod, MAXINE_MESH_REFRESH_SECONDS: 'often' },

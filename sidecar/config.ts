@@ -66,6 +66,19 @@ export const sidecarEnvSchema = z.object({
       .max(86_400, 'must be at most 86400 (a day)')
       .default(30),
   ),
+  /**
+   * Seconds between two call reports to the operator (the dependency graph's observed edges,
+   * `sidecar/proxy/reporter.ts`); 0 turns reporting off.
+   */
+  MAXINE_REPORT_INTERVAL_SECONDS: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(0, 'must be 0 (off) or more')
+      .max(3600, 'must be at most 3600')
+      .default(10),
+  ),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -94,6 +107,8 @@ export interface SidecarConfig {
   discoveryScope: 'cluster' | 'namespace';
   meshDir?: string;
   meshRefreshSeconds: number;
+  /** Seconds between call reports (0: off). */
+  reportIntervalSeconds: number;
   logLevel: string;
 }
 
@@ -136,6 +151,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     discoveryScope: e.MAXINE_DISCOVERY_SCOPE,
     meshDir: e.MAXINE_MESH_DIR,
     meshRefreshSeconds: e.MAXINE_MESH_REFRESH_SECONDS,
+    reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }

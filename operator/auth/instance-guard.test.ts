@@ -106,3 +106,21 @@ describe('PodGuard.instance', () => {
     );
   });
 });
+
+describe('PodGuard.reporter', () => {
+  it.each([
+    ["its own pod's service", 'web-1', 'web', 'shop', 'own pod'],
+    ['a service that does not select its pod', 'web-1', 'orders', 'shop', 'FORBIDDEN'],
+    ['a service of another namespace', 'web-1', 'web', 'bank', 'FORBIDDEN'],
+    ['an undeclared service', 'web-1', 'nope', 'shop', 'FORBIDDEN'],
+    ['the token of an earlier pod with the same name', 'web-old', 'web', 'shop', 'FORBIDDEN'],
+    ['a pod the informer has not seen yet', 'ghost', 'web', 'shop', 'NOT_READY'],
+    ['a JWT user: left to ACLs', 'alice', 'web', 'shop', 'acl'],
+    ['a token not bound to a pod: left to ACLs', 'unbound', 'web', 'shop', 'acl'],
+    ['anonymous: left to ACLs', 'anonymous', 'web', 'shop', 'acl'],
+  ])('%s', (_what, who, name, namespace, expected) => {
+    expect(
+      outcome(() => (guard.reporter(principals[who]!, { namespace, name }) ? 'own pod' : 'acl')),
+    ).toBe(expected);
+  });
+});

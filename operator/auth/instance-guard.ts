@@ -26,12 +26,19 @@ export interface InstanceWriteGuard {
    * instance is the caller's own pod's.
    */
   instance(principal: Principal, id: string): boolean;
+  /**
+   * Whether `principal` is a sidecar of `service`'s own pods, reporting its calls
+   * (POST /api/v1/reports). Throws FORBIDDEN when it is a pod's sidecar but not of a pod
+   * `service` selects; false when it is no pod's (ACLs decide: `register` on the service).
+   */
+  reporter(principal: Principal, service: { namespace: string; name: string }): boolean;
 }
 
 /** Standalone: no pods, every instance is decided by ACLs alone. */
 export const openGuard: InstanceWriteGuard = {
   register: () => ({ kind: 'registration' }),
   instance: () => false,
+  reporter: () => false,
 };
 
 /** What the guard reads from the informer caches and the registry. */
@@ -96,6 +103,26 @@ export class PodGuard implements InstanceWriteGuard {
       throw new MaxineError(
         'FORBIDDEN',
         `Instance "${id}" belongs to pod ${owner.namespace}/${owner.pod}, not to ${whose}: only that pod's sidecar may write it`,
+      );
+    }
+    return true;
+  }
+
+  reporter(principal: Principal, service: { namespace: string; name: string }): boolean {
+    const identity = principal.pod;
+    if (identity === undefined) return false;
+    const pod = this.podOf(identity);
+    const podName = `${identity.namespace}/${identity.pod?.name ?? '?'}`;
+    if (pod === undefined)
+      throw new MaxineError('NOT_READY', `Pod ${podName} is not known yet; retry`);
+    const spec =
+      identity.namespace === service.namespace
+        ? this.directory.service(service.namespace, service.name)
+        : undefined;
+    if (spec === undefined || !selects(spec.selector, pod.metadata?.labels)) {
+      throw new MaxineError(
+        'FORBIDDEN',
+        `Pod ${podName} is not selected by MaxineService ${service.namespace}/${service.name}: a sidecar may report only its own service's calls`,
       );
     }
     return true;

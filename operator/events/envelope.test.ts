@@ -6,12 +6,18 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { maxineResourceSchema } from '../../common/resources.js';
-import { EVENT_TYPES, maxineEventSchema, registerRequestSchema } from '../../common/wire.js';
+import {
+  callReportSchema,
+  EVENT_TYPES,
+  maxineEventSchema,
+  registerRequestSchema,
+} from '../../common/wire.js';
 import type { RegistryEventDraft } from '../../common/wire.js';
 import { PolicyStore } from '../policy/store.js';
 import { Reconciler } from '../reconciler.js';
 import { ManualClock } from '../registry/clock.js';
 import { Registry } from '../registry/registry.js';
+import { planReport } from '../graph/reports.js';
 import { EventLog } from './log.js';
 import { snapshotMessages } from './snapshot.js';
 
@@ -89,6 +95,25 @@ function scenario(): { texts: string[]; registry: Registry; log: EventLog; clock
   registry.heartbeat(a, { status: 'warning', connections: 3 });
   reg('10.0.0.1'); // healthy again by re-registration
 
+  // A caller's sidecar reports circuit transitions (POST /api/v1/reports): per instance, for
+  // an instance gone, and for the whole service.
+  const orders = { namespace: 'shop', name: 'orders' };
+  const report = callReportSchema.parse({
+    source: { namespace: 'shop', name: 'web' },
+    edges: [],
+    circuits: [
+      { destination: orders, instanceId: a, from: 'closed', to: 'open', openMs: 5000, at: 1 },
+      { destination: orders, instanceId: 'gone-1', from: 'open', to: 'half-open', at: 2 },
+      { destination: orders, from: 'half-open', to: 'closed', at: 3 },
+    ],
+  });
+  const plan = planReport(report, {
+    knows: (s) => registry.counts(s.namespace, s.name) !== undefined,
+    instance: (id) => registry.getInstance(id),
+    pod: 'web-1',
+  });
+  for (const event of plan.events) emit(event);
+
   // Pods and their sidecars.
   const pod = {
     id: 'orders-pod-1',
@@ -128,10 +153,8 @@ describe('the event envelope schema', () => {
       expect(JSON.parse(JSON.stringify(parsed.data))).toEqual(sent);
       seen.add((sent as { type: string }).type);
     }
-    // Every type has a producer here but the snapshot's (below) and the circuit breaker's (none yet).
-    const produced = EVENT_TYPES.filter(
-      (t) => !t.startsWith('resync_') && t !== 'circuit_state_changed',
-    );
+    // Every type has a producer here but the snapshot's (below).
+    const produced = EVENT_TYPES.filter((t) => !t.startsWith('resync_'));
     expect([...seen].sort()).toEqual([...produced].sort());
   });
 

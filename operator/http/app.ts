@@ -30,6 +30,8 @@ import {
   YAML_CONTENT_TYPE,
 } from '../../common/mesh/format.js';
 import type { MeshInputs } from '../mesh/inputs.js';
+import { mountGraphRoutes } from './graph.js';
+import type { GraphDeps } from './graph.js';
 
 export interface AppDeps {
   registry: Registry;
@@ -47,6 +49,8 @@ export interface AppDeps {
   mesh: Pick<MeshInputs, 'render'>;
   /** Whether `/metrics` needs a principal with `read` on every service. */
   metricsAuth: boolean;
+  /** Call reports from sidecars and the dependency graph (`operator/http/graph.ts`). */
+  graph: GraphDeps;
   /** The audit log's export, for admins (absent when the audit log is off). */
   auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
 }
@@ -300,6 +304,8 @@ export function createApp(deps: AppDeps): express.Express {
     res.end();
   });
   app.all('/api/v1/audit', methodNotAllowed('GET'));
+
+  mountGraphRoutes(app, deps.graph, methodNotAllowed);
 
   app.all('/api/v1/events', (req, res, next) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') methodNotAllowed('GET')(req, res);

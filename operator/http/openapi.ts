@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { ERROR_CATALOG } from '../../common/errors.js';
 import { serviceSpecSchema } from '../../common/resources.js';
 import {
+  callReportSchema,
+  circuitChangeDataSchema,
   eventTypeSchema,
   heartbeatRequestSchema,
   instanceSchema,
@@ -217,6 +219,43 @@ export function buildOpenApi(version: string): unknown {
           },
         },
       },
+      '/api/v1/reports': {
+        post: {
+          summary:
+            "A sidecar's observed outbound calls and circuit transitions since its last report",
+          description:
+            'Only the sidecar of a pod the source service selects, or a principal with register on the source service, may report for it. Edges and transitions to services the registry does not know are ignored (counted); each transition becomes a circuit_state_changed event.',
+          requestBody: { required: true, ...jsonBody(ref('CallReport')) },
+          responses: {
+            202: { description: '{accepted: {edges, circuits}, ignored, refused, throttled}' },
+            400: errorResponse('Invalid report (VALIDATION_FAILED with the issues)'),
+            403: errorResponse('The caller is not the source service (FORBIDDEN)'),
+            413: errorResponse('Body too large'),
+            415: errorResponse('Body is not JSON'),
+          },
+        },
+      },
+      '/api/v1/graph': {
+        get: {
+          summary: 'The dependency graph: declared, observed and allowed edges, cycles',
+          description:
+            'Only services the caller may read, and edges between them. Rates, error rates and latency percentiles over the last --graph-window-seconds.',
+          parameters: [
+            queryParam('namespace', 'Only nodes of this namespace and edges touching it'),
+            queryParam('format', 'json (default) or dot (Graphviz)', {
+              type: 'string',
+              enum: ['json', 'dot'],
+            }),
+          ],
+          responses: {
+            200: {
+              description: '{windowSeconds, nodes, edges, cycles, undeclared, denied}, or DOT text',
+              content: { 'application/json': {}, 'text/vnd.graphviz': {} },
+            },
+            400: errorResponse('Invalid query'),
+          },
+        },
+      },
       '/healthz': {
         get: { summary: 'Liveness', security: [], responses: { 200: { description: 'Alive' } } },
       },
@@ -259,6 +298,8 @@ export function buildOpenApi(version: string): unknown {
         Instance: toSchema(instanceSchema, 'output'),
         ServiceSpec: toSchema(serviceSpecSchema, 'output'),
         EventType: toSchema(eventTypeSchema, 'output'),
+        CallReport: toSchema(callReportSchema, 'input'),
+        CircuitStateChangedData: toSchema(circuitChangeDataSchema, 'output'),
         HealthStatus: { type: 'string', enum: [...HEALTH_STATUSES] },
         Error: {
           type: 'object',

@@ -1,0 +1,235 @@
+/**
+ * The dependency graph's two endpoints: `POST /api/v1/reports`, where each caller's sidecar
+ * posts what it observed of its outbound calls (edges, circuit transitions), and
+ * `GET /api/v1/graph`, the merged graph as JSON or Graphviz DOT. The merging is pure
+ * (operator/graph/); this file authenticates, parses, records, counts and logs.
+ */
+import type { Express, Request, Response } from 'express';
+import { Counter, Gauge } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
+import { z } from 'zod';
+import { validationError } from '../../common/errors.js';
+import { dnsLabel } from '../../common/names.js';
+import { callReportSchema, MAX_REPORT_BYTES } from '../../common/wire.js';
+import type { RegistryEventDraft } from '../../common/wire.js';
+import type { Logger } from '../../common/logger.js';
+import type { InstanceWriteGuard } from '../auth/instance-guard.js';
+import { buildGraph, renderDot } from '../graph/graph.js';
+import type { ObservedEdges } from '../graph/observed.js';
+import { planReport } from '../graph/reports.js';
+import type { AccessControl } from '../policy/access.js';
+import type { Reconciler } from '../reconciler.js';
+import type { Registry } from '../registry/registry.js';
+import { readJsonBody } from './body.js';
+import { RateLimiter } from '../../common/policy/rate-limit.js';
+import type { BucketLimits } from '../../common/policy/rate-limit.js';
+
+export interface GraphDeps {
+  registry: Registry;
+  reconciler: Pick<Reconciler, 'services'>;
+  access: AccessControl;
+  guard: InstanceWriteGuard;
+  observed: ObservedEdges;
+  /** Appends to the registry's event log (circuit transitions). */
+  emit(draft: RegistryEventDraft): void;
+  windowSeconds: number;
+  bodyTimeoutMs?: number;
+  prom: PromRegistry;
+  logger: Logger;
+  now(): number;
+}
+
+export const REPORTS_PATH = '/api/v1/reports';
+export const GRAPH_PATH = '/api/v1/graph';
+
+const graphQuery = z.strictObject({
+  namespace: dnsLabel.optional(),
+  format: z.enum(['json', 'dot']).optional(),
+});
+
+/**
+ * Circuit transitions one caller service may turn into events: an outage of a destination
+ * with many instances opens them all at once (the burst), breakers then flap at most once per
+ * open time. Past it transitions are dropped (counted), so a misbehaving reporter cannot flood
+ * the event log and push every subscriber into a resync.
+ */
+export const CIRCUIT_EVENT_LIMIT: BucketLimits = { requestsPerSecond: 10, burst: 200 };
+
+export const DOT_CONTENT_TYPE = 'text/vnd.graphviz; charset=utf-8';
+
+function graphMetrics(deps: GraphDeps) {
+  const reports = new Counter({
+    name: 'maxine_graph_reports_total',
+    help: 'Call reports from sidecars (POST /api/v1/reports), by outcome',
+    labelNames: ['outcome'],
+    registers: [deps.prom],
+  });
+  const ignored = new Counter({
+    name: 'maxine_graph_ignored_total',
+    help: 'Reported edges and circuit transitions naming a destination the registry does not know',
+    registers: [deps.prom],
+  });
+  const throttled = new Counter({
+    name: 'maxine_circuit_throttled_total',
+    help: 'Reported circuit transitions not turned into events: their caller passed 10/s (burst 200)',
+    registers: [deps.prom],
+  });
+  const transitions = new Counter({
+    name: 'maxine_circuit_transitions_total',
+    help: 'Circuit-breaker transitions reported by sidecars, by the state entered',
+    labelNames: ['to'],
+    registers: [deps.prom],
+  });
+  new Gauge({
+    name: 'maxine_graph_observed_edges',
+    help: 'Observed caller → destination edges held (at most --graph-max-edges)',
+    registers: [deps.prom],
+    collect() {
+      this.set(deps.observed.sweep(deps.now()));
+    },
+  });
+  new Counter({
+    name: 'maxine_graph_edge_evictions_total',
+    help: 'Observed edges dropped to stay within --graph-max-edges (least recently reported first)',
+    registers: [deps.prom],
+    collect() {
+      this.reset();
+      this.inc(deps.observed.evictions);
+    },
+  });
+  new Counter({
+    name: 'maxine_graph_edges_refused_total',
+    help: 'New observed edges refused because their caller already had 256 destinations in the window',
+    registers: [deps.prom],
+    collect() {
+      this.reset();
+      this.inc(deps.observed.refused);
+    },
+  });
+  return { reports, ignored, transitions, throttled };
+}
+
+export function mountGraphRoutes(
+  app: Express,
+  deps: GraphDeps,
+  methodNotAllowed: (allowed: string) => (req: Request, res: Response) => void,
+): void {
+  const metrics = graphMetrics(deps);
+  const circuitLimiter = new RateLimiter(10_000);
+
+  app.post(REPORTS_PATH, async (req, res) => {
+    let body;
+    try {
+      const raw = await readJsonBody(req, MAX_REPORT_BYTES, deps.bodyTimeoutMs);
+      const parsed = callReportSchema.safeParse(raw ?? {});
+      if (!parsed.success) throw validationError('report', parsed.error);
+      body = parsed.data;
+    } catch (err) {
+      metrics.reports.inc({ outcome: 'invalid' });
+      throw err;
+    }
+    const source = body.source;
+    const caller = req.caller;
+    deps.access.audited(caller, { action: 'report', service: source }, () => {
+      let ownPod: boolean;
+      try {
+        ownPod = deps.guard.reporter(caller.principal, source);
+      } catch (err) {
+        metrics.reports.inc({ outcome: 'refused' });
+        throw err;
+      }
+      try {
+        deps.access.authorizeRegistration(caller, source, ownPod);
+      } catch (err) {
+        metrics.reports.inc({ outcome: 'refused' });
+        throw err;
+      }
+    });
+    const pod = caller.principal.pod?.pod?.name ?? body.pod;
+    const plan = planReport(body, {
+      knows: (s) => deps.registry.counts(s.namespace, s.name) !== undefined,
+      instance: (id) => deps.registry.getInstance(id),
+      pod,
+    });
+    const now = deps.now();
+    const sourceKey = `${source.namespace}/${source.name}`;
+    const events = plan.events.filter(
+      () => circuitLimiter.take(sourceKey, CIRCUIT_EVENT_LIMIT, now).allowed,
+    );
+    const throttled = plan.events.length - events.length;
+    if (throttled > 0) {
+      metrics.throttled.inc(throttled);
+      deps.logger.warn(
+        {
+          reqId: req.id,
+          kind: 'MaxineService',
+          namespace: source.namespace,
+          name: source.name,
+          throttled,
+        },
+        'circuit transitions reported too fast; dropped without events',
+      );
+    }
+    let recorded = 0;
+    for (const edge of plan.edges) if (deps.observed.record(source, edge, now)) recorded += 1;
+    for (const event of events) {
+      deps.emit(event);
+      metrics.transitions.inc({ to: event.data.to });
+      deps.logger.info(
+        {
+          reqId: req.id,
+          kind: 'MaxineService',
+          namespace: event.service.namespace,
+          name: event.service.name,
+          instance: event.data.instanceId,
+          from: event.data.from,
+          to: event.data.to,
+          openMs: event.data.openMs,
+          reporter: `${source.namespace}/${source.name}`,
+          pod,
+        },
+        'circuit state changed',
+      );
+    }
+    if (plan.ignored > 0) metrics.ignored.inc(plan.ignored);
+    metrics.reports.inc({ outcome: 'accepted' });
+    res.status(202).json({
+      accepted: { edges: recorded, circuits: events.length },
+      /** Naming a destination the registry does not know. */
+      ignored: plan.ignored,
+      /** New edges past the caller's bound of destinations. */
+      refused: plan.edges.length - recorded,
+      /** Circuit transitions past the caller's rate (no event). */
+      throttled,
+    });
+  });
+  app.all(REPORTS_PATH, methodNotAllowed('POST'));
+
+  app.get(GRAPH_PATH, (req, res) => {
+    const q = graphQuery.safeParse(req.query);
+    if (!q.success) throw validationError('query', q.error);
+    const principal = req.caller.principal;
+    const graph = buildGraph({
+      services: deps.registry.listServices(),
+      declared: [...deps.reconciler.services()].map((s) => ({
+        namespace: s.namespace,
+        name: s.name,
+        dependencies: s.spec.dependencies,
+      })),
+      observed: deps.observed.read(deps.now()),
+      allowed: (source, destination) => {
+        const d = deps.access.intention(source, destination);
+        return {
+          allowed: d.allowed,
+          decidedBy: d.decidedBy === 'default' ? 'default' : d.decidedBy.intention,
+        };
+      },
+      visible: deps.access.canRead(principal),
+      namespace: q.data.namespace,
+      windowSeconds: deps.windowSeconds,
+    });
+    if (q.data.format === 'dot') res.type(DOT_CONTENT_TYPE).send(renderDot(graph));
+    else res.json(graph);
+  });
+  app.all(GRAPH_PATH, methodNotAllowed('GET'));
+}
