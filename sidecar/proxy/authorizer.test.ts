@@ -9,11 +9,11 @@ const CALLER = { namespace: 'shop', name: 'web' };
 
 type Source = IntentionSpec['sources'][number];
 
-/** An intention `shop/<name>` on `destination` (`ns/name`, either part may be `*`). */
+/** An intention `shop/<name>` on `destination` (`ns/name`, the name may be `*`). */
 function intention(name: string, destination: string, sources: Source[]): IntentionEntry {
   const [namespace, dest] = destination.split('/') as [string, string];
   return {
-    namespace: namespace === '*' ? 'maxine-system' : 'shop',
+    namespace: 'shop',
     name,
     spec: { destination: { namespace, name: dest }, sources },
   };
@@ -148,12 +148,12 @@ const cases: Case[] = [
     by: 'shop/all-shop',
   },
   {
-    name: 'a cluster-wide */* intention from a policy namespace applies',
-    intentions: [intention('everything', '*/*', [deny('*', '*')])],
+    name: 'a namespace-wide destination with an any-caller source applies',
+    intentions: [intention('everything', 'pay/*', [deny('*', '*')])],
     default: 'allow',
     request: call('pay/api'),
     allowed: false,
-    by: 'maxine-system/everything',
+    by: 'shop/everything',
   },
   {
     name: 'an exact source beats a wildcard source',
