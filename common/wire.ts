@@ -411,13 +411,8 @@ export const resyncChunkSchema = z.object({
 export const resyncEndSchema = z.object({
   ...snapshotEnvelope,
   type: z.literal('resync_end'),
-  /** What was sent: services (distinct), chunks, instances (and intentions, when sent). */
-  data: z.object({
-    services: z.int().min(0),
-    chunks: z.int().min(0),
-    instances: z.int().min(0),
-    intentions: z.int().min(0).optional(),
-  }),
+  /** What was sent: services (distinct), chunks (intention chunks included) and instances. */
+  data: z.object({ services: z.int().min(0), chunks: z.int().min(0), instances: z.int().min(0) }),
 });
 export const resyncMessageSchema = z.discriminatedUnion('type', [
   resyncBeginSchema,

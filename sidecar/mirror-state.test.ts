@@ -213,7 +213,7 @@ describe('MirrorState intentions', () => {
         seq: at,
         type: 'resync_end',
         time: '',
-        data: { services: 0, chunks: 1, instances: 0, intentions: names.length },
+        data: { services: 0, chunks: 1, instances: 0 },
       });
   }
 

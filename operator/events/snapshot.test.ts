@@ -203,7 +203,6 @@ describe('snapshotMessages', () => {
         services: 2,
         chunks: chunks.length,
         instances: 7,
-        intentions: count,
       });
       if (count === 200) expect(chunks.length).toBeGreaterThan(3);
     },

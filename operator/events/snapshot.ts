@@ -118,11 +118,6 @@ export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, u
   if (policy !== undefined) {
     const intentions = yield* intentionChunks(policy.intentions, prefix, maxBytes);
     chunks += intentions.chunks;
-    yield envelope(
-      'resync_end',
-      JSON.stringify({ services, chunks, instances, intentions: policy.intentions.length }),
-    );
-    return;
   }
   yield envelope('resync_end', JSON.stringify({ services, chunks, instances }));
 }
