@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { IntentionEntry } from '../../common/policy/intentions.js';
 import type { IntentionSpec } from '../../common/resources.js';
 import type { IntentionDefault, IntentionSource } from '../mirror-state.js';
-import { IntentionAuthorizer, normalisePath } from './authorizer.js';
+import { IntentionAuthorizer, normalisePath, scopeCovers } from './authorizer.js';
 import type { OutboundRequest } from './hooks.js';
 
 const CALLER = { namespace: 'shop', name: 'web' };
@@ -425,5 +425,20 @@ describe('normalisePath', () => {
     ['', '/'],
   ])('%s → %s', (raw, expected) => {
     expect(normalisePath(raw)).toBe(expected);
+  });
+});
+
+describe('scopeCovers', () => {
+  const scope = ['pay/api', 'shop/*'];
+  it.each([
+    [undefined, 'pay/secret', true],
+    [scope, 'shop/orders', true],
+    [scope, 'pay/api', true],
+    [scope, 'pay/secret', false],
+    [scope, 'hr/api', false],
+    [['*/*'], 'hr/api', true],
+  ])('%j covers %s: %s', (patterns, destination, expected) => {
+    const [namespace, name] = destination.split('/') as [string, string];
+    expect(scopeCovers(patterns, { namespace, name })).toBe(expected);
   });
 });

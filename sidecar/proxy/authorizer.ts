@@ -246,3 +246,22 @@ export class IntentionAuthorizer implements CallAuthorizer {
     };
   }
 }
+
+/**
+ * Whether `destination` is within a mirror scope as `sidecar.ts` builds it (`ns/*` and
+ * `ns/name` patterns; undefined: every service), for `inScope`.
+ */
+export function scopeCovers(
+  scope: readonly string[] | undefined,
+  destination: ServiceRef,
+): boolean {
+  if (scope === undefined) return true;
+  return scope.some((pattern) => {
+    const slash = pattern.indexOf('/');
+    const ns = pattern.slice(0, slash);
+    const name = pattern.slice(slash + 1);
+    return (
+      (ns === '*' || ns === destination.namespace) && (name === '*' || name === destination.name)
+    );
+  });
+}
