@@ -166,6 +166,10 @@ export class MirrorState implements DiscoverySource, IntentionSource {
     this.policyVersion += 1;
   }
 
+  get intentionCount(): number {
+    return this.intentionMap.size;
+  }
+
   intentions(): Iterable<IntentionEntry> {
     return this.intentionMap.values();
   }
