@@ -328,6 +328,14 @@ const cases: Case[] = [
     allowed: false,
   },
   {
+    name: 'path normalisation: a path parameter cannot hide a denied path',
+    intentions: l7([{ action: 'deny', http: { pathExact: '/admin' } }]),
+    default: 'allow',
+    by: 'shop/orders-l7',
+    request: call('shop/orders', 'GET', '/admin;x=1'),
+    allowed: false,
+  },
+  {
     name: 'path normalisation: an allowed prefix cannot be left by a dot segment',
     intentions: l7([{ action: 'allow', http: { pathPrefix: '/public/' } }]),
     default: 'deny',
@@ -422,6 +430,8 @@ describe('normalisePath', () => {
     ['/%2e%2e/admin', '/admin'],
     ['/a\\..\\admin', '/admin'],
     ['/bad%zz', '/bad%zz'],
+    ['/admin;jsessionid=1/x', '/admin/x'],
+    ['/a/..;/admin', '/admin'],
     ['', '/'],
   ])('%s → %s', (raw, expected) => {
     expect(normalisePath(raw)).toBe(expected);

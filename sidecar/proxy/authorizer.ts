@@ -58,13 +58,13 @@ interface Compiled {
 
 const fmt = (ref: ServiceRef): string => `${ref.namespace}/${ref.name}`;
 
-/** Where a path may differ from what an upstream acts on: dot segments, `//`, `%`, `\`. */
-const UNNORMALISED = /(^|\/)\.\.?(\/|$)|\/\/|%|\\/;
+/** Where a path may differ from what an upstream acts on: dot segments, `//`, `%`, `\`, `;`. */
+const UNNORMALISED = /(^|\/)\.\.?(\/|$)|\/\/|%|\\|;/;
 
 /**
  * The path as an upstream that normalises would see it (query dropped): percent-decoding
- * (invalid escapes kept), `\` as `/`, repeated slashes merged, dot segments removed
- * (RFC 3986 §5.2.4).
+ * (invalid escapes kept), `\` as `/`, repeated slashes merged, path parameters (`;…` in a
+ * segment, which Java servers drop) removed, dot segments removed (RFC 3986 §5.2.4).
  */
 export function normalisePath(raw: string): string {
   const end = raw.search(/[?#]/);
@@ -72,7 +72,10 @@ export function normalisePath(raw: string): string {
   path = path.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) =>
     String.fromCharCode(parseInt(hex, 16)),
   );
-  path = path.replace(/\\/g, '/').replace(/\/{2,}/g, '/');
+  path = path
+    .replace(/\\/g, '/')
+    .replace(/;[^/]*/g, '')
+    .replace(/\/{2,}/g, '/');
   const out: string[] = [];
   const segments = path.split('/');
   for (const [i, segment] of segments.entries()) {
