@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { dnsLabel, labelKey } from './names.js';
-import { serviceSpecSchema, STRATEGIES } from './resources.js';
+import { intentionSpecSchema, serviceSpecSchema, STRATEGIES } from './resources.js';
 
 /**
  * `schema`, except that keys it does not know are dropped instead of refused, at any depth.
@@ -41,6 +41,23 @@ export function ignoringUnknownKeys<T extends z.ZodType>(schema: T) {
 
 /** A MaxineService spec as events and snapshots carry it: unknown (newer) fields dropped. */
 export const wireServiceSpecSchema = ignoringUnknownKeys(serviceSpecSchema);
+
+/** A MaxineIntention spec as events and snapshots carry it: unknown (newer) fields dropped. */
+export const wireIntentionSpecSchema = ignoringUnknownKeys(intentionSpecSchema);
+
+/** The cluster-wide intention default (operator `--intention-default`). */
+export const intentionDefaultSchema = z.enum(['allow', 'deny']);
+
+/**
+ * An intention in force as a snapshot carries it: the MaxineIntention's namespace and name and
+ * its spec (the evaluator's `IntentionEntry`, common/policy/intentions.ts).
+ */
+export const snapshotIntentionSchema = z.object({
+  namespace: z.string(),
+  name: z.string(),
+  spec: wireIntentionSpecSchema,
+});
+export type SnapshotIntention = z.infer<typeof snapshotIntentionSchema>;
 
 export const HEALTH_STATUSES = ['passing', 'warning', 'critical'] as const;
 export const healthStatusSchema = z.enum(HEALTH_STATUSES);
@@ -361,11 +378,22 @@ export const registryEventSchemas = {
     instance: instanceSchema.optional(),
     data: circuitChangeDataSchema,
   }),
-  /** `service` is the intention's destination (`name` may be `*`). */
+  /**
+   * `service` is the intention's destination (`name` may be `*`). An `applied` intention the
+   * operator holds in force carries its `spec` (`inForce: true`); one that namespace
+   * confinement leaves without effect says `inForce: false` and carries no spec. An intention
+   * whose destination moved is announced `deleted` on its old destination first. Both fields
+   * are optional: operators before them sent the reference only.
+   */
   intention_changed: z.object({
     ...aboutService,
     type: z.literal('intention_changed'),
-    data: z.object({ intention: serviceRefWireSchema, change: policyChange }),
+    data: z.object({
+      intention: serviceRefWireSchema,
+      change: policyChange,
+      inForce: z.boolean().optional(),
+      spec: wireIntentionSpecSchema.optional(),
+    }),
   }),
   /** `service` is `{namespace, name: "*"}`: an ACL concerns its whole namespace. */
   acl_changed: z.object({
@@ -380,18 +408,30 @@ type ResyncType = 'resync_begin' | 'resync_chunk' | 'resync_end';
 export const resyncBeginSchema = z.object({
   ...snapshotEnvelope,
   type: z.literal('resync_begin'),
-  /** How many services the snapshot is about to send (as listed when it began). */
-  data: z.object({ services: z.int().min(0) }),
+  data: z.object({
+    /** How many services the snapshot is about to send (as listed when it began). */
+    services: z.int().min(0),
+    /**
+     * The cluster-wide intention default. Its presence says the snapshot carries the
+     * intentions in force that the subscriber may see (`resync_chunk.data.intentions`);
+     * operators before it sent none.
+     */
+    intentionDefault: intentionDefaultSchema.optional(),
+  }),
 });
 export const resyncChunkSchema = z.object({
   ...snapshotEnvelope,
   type: z.literal('resync_chunk'),
-  data: z.object({ services: z.array(snapshotServiceSchema) }),
+  data: z.object({
+    services: z.array(snapshotServiceSchema),
+    /** Intentions in force (after the services, in chunks of their own). */
+    intentions: z.array(snapshotIntentionSchema).optional(),
+  }),
 });
 export const resyncEndSchema = z.object({
   ...snapshotEnvelope,
   type: z.literal('resync_end'),
-  /** What was sent: services (distinct), chunks and instances. */
+  /** What was sent: services (distinct), chunks (intention chunks included) and instances. */
   data: z.object({ services: z.int().min(0), chunks: z.int().min(0), instances: z.int().min(0) }),
 });
 export const resyncMessageSchema = z.discriminatedUnion('type', [

@@ -87,7 +87,7 @@ export function createOperator(
     massExpiryMinInstances: config.massExpiryMinInstances,
     limits: registryLimitsOf(config),
   });
-  const policies = new PolicyStore(emit);
+  const policies = new PolicyStore(emit, { policyNamespaces: config.policyNamespaces });
   const reconciler = new Reconciler(registry, policies, clock);
   let elector: LeaderElector | undefined;
   /** Whether this replica leads (always true in standalone mode or without leader election). */

@@ -181,3 +181,91 @@ describe('MirrorState', () => {
     });
   });
 });
+
+describe('MirrorState intentions', () => {
+  const spec = (action: 'allow' | 'deny') => ({
+    destination: { name: 'web' },
+    sources: [{ name: 'caller', action }],
+  });
+  const held = (m: MirrorState) => [...m.intentions()].map((i) => `${i.namespace}/${i.name}`);
+  const changed = (data: Record<string, unknown>) =>
+    ev('intention_changed', { data: { intention: { namespace: 'shop', name: 'i' }, ...data } });
+
+  /** A snapshot carrying intentions and a default, built aside until its end. */
+  function policySnapshot(m: MirrorState, at: number, names: string[], end = true): void {
+    m.applyResync({
+      seq: at,
+      type: 'resync_begin',
+      time: '',
+      data: { services: 0, intentionDefault: 'deny' },
+    });
+    m.applyResync({
+      seq: at,
+      type: 'resync_chunk',
+      time: '',
+      data: {
+        services: [],
+        intentions: names.map((name) => ({ namespace: 'shop', name, spec: spec('allow') })),
+      },
+    });
+    if (end)
+      m.applyResync({
+        seq: at,
+        type: 'resync_end',
+        time: '',
+        data: { services: 0, chunks: 1, instances: 0 },
+      });
+  }
+
+  it("swaps a snapshot's intentions and default in at resync_end only", () => {
+    const m = new MirrorState();
+    expect(m.intentionDefault).toBeUndefined();
+    policySnapshot(m, 5, ['a', 'b']);
+    expect(held(m)).toEqual(['shop/a', 'shop/b']);
+    expect(m.intentionDefault).toBe('deny');
+    const version = m.policyVersion;
+    policySnapshot(m, 9, ['c'], false);
+    // Mid-snapshot the old copy stands; an abandoned snapshot leaves it untouched.
+    expect(held(m)).toEqual(['shop/a', 'shop/b']);
+    m.abortResync();
+    expect(held(m)).toEqual(['shop/a', 'shop/b']);
+    expect(m.policyVersion).toBe(version);
+    policySnapshot(m, 12, ['c']);
+    expect(held(m)).toEqual(['shop/c']);
+    expect(m.policyVersion).toBeGreaterThan(version);
+  });
+
+  it('a snapshot from an operator that sends no intentions leaves the default unknown', () => {
+    const m = new MirrorState();
+    policySnapshot(m, 5, ['a']);
+    snapshot(m, 6, [[]]);
+    expect(m.intentionDefault).toBeUndefined();
+    expect(held(m)).toEqual([]);
+  });
+
+  it.each([
+    [
+      'applied in force: kept',
+      { change: 'applied', inForce: true, spec: spec('deny') },
+      ['shop/i'],
+      true,
+    ],
+    ['applied, confined out: dropped', { change: 'applied', inForce: false }, [], true],
+    ['applied without spec (older operator): dropped', { change: 'applied' }, [], true],
+    ['deleted: dropped', { change: 'deleted' }, [], true],
+  ])('intention_changed %s', (_name, data, expected, moves) => {
+    const m = new MirrorState();
+    m.apply(changed({ change: 'applied', inForce: true, spec: spec('allow') }));
+    const version = m.policyVersion;
+    m.apply(changed(data));
+    expect(held(m)).toEqual(expected);
+    expect(m.policyVersion > version).toBe(moves);
+    if (expected.length > 0) expect(m.intention('shop', 'i')?.spec).toEqual(spec('deny'));
+  });
+
+  it('deleting an intention it never held changes nothing', () => {
+    const m = new MirrorState();
+    m.apply(changed({ change: 'deleted' }));
+    expect(m.policyVersion).toBe(0);
+  });
+});

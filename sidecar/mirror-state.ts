@@ -4,6 +4,11 @@
  * `resync_chunk`s, `resync_end`, applied atomically at the end), then deltas —
  * and answering discovery exactly as the operator does (common/discovery.ts): same healthy
  * set, same order, same strategies and filters.
+ *
+ * It also holds the intentions in force that the operator lets this sidecar see (those whose
+ * destination it watches and may read) and the cluster's intention default, swapped in with
+ * the rest at `resync_end` and kept by `intention_changed` events; `policyVersion` moves on
+ * every change, so the call authorizer (proxy/authorizer.ts) rebuilds only then.
  */
 import { answerQuery, discoverable, discoveredOf, ServiceAnswer } from '../common/discovery.js';
 import type { KeySource, ParsedDiscover } from '../common/discovery.js';
@@ -11,6 +16,7 @@ import type { DiscoverySource } from '../common/discover-request.js';
 import { MaxineError } from '../common/errors.js';
 import { serviceKey } from '../common/names.js';
 import type { ServiceSpec } from '../common/resources.js';
+import type { IntentionEntry } from '../common/policy/intentions.js';
 import type {
   Instance,
   RegistryEvent,
@@ -18,6 +24,19 @@ import type {
   ServiceRef,
   SnapshotService,
 } from '../common/wire.js';
+
+export type IntentionDefault = 'allow' | 'deny';
+
+/** What the call authorizer reads: the intentions in force and the default. */
+export interface IntentionSource {
+  /** Moves on every change of `intentions()` or `intentionDefault`. */
+  readonly policyVersion: number;
+  /** Undefined until a snapshot from an operator that sends intentions was applied. */
+  readonly intentionDefault: IntentionDefault | undefined;
+  intentions(): Iterable<IntentionEntry>;
+  /** Whether the copy holds this service (so what is computed for it may be kept). */
+  has(namespace: string, name: string): boolean;
+}
 
 interface MirroredService {
   readonly namespace: string;
@@ -31,11 +50,17 @@ interface MirroredService {
 interface PendingSnapshot {
   readonly seq: number;
   readonly services: Map<string, MirroredService>;
+  readonly intentions: Map<string, IntentionEntry>;
+  readonly intentionDefault: IntentionDefault | undefined;
 }
 
-export class MirrorState implements DiscoverySource {
+export class MirrorState implements DiscoverySource, IntentionSource {
   private services = new Map<string, MirroredService>();
+  /** Intentions in force by `namespace/name` of the MaxineIntention. */
+  private intentionMap = new Map<string, IntentionEntry>();
   private pending: PendingSnapshot | undefined;
+  intentionDefault: IntentionDefault | undefined;
+  policyVersion = 0;
   /**
    * The seq of the last event applied; the stream resumes after it. A snapshot moves it only
    * when complete, so a connection lost mid-snapshot asks again from where the copy stands.
@@ -54,16 +79,26 @@ export class MirrorState implements DiscoverySource {
   applyResync(message: ResyncMessage): boolean {
     switch (message.type) {
       case 'resync_begin':
-        this.pending = { seq: message.seq, services: new Map() };
+        this.pending = {
+          seq: message.seq,
+          services: new Map(),
+          intentions: new Map(),
+          intentionDefault: message.data.intentionDefault,
+        };
         return false;
       case 'resync_chunk': {
         const pending = this.expectPending(message.seq);
         for (const part of message.data.services) addPart(pending.services, part);
+        for (const i of message.data.intentions ?? [])
+          pending.intentions.set(`${i.namespace}/${i.name}`, i);
         return false;
       }
       case 'resync_end': {
         const pending = this.expectPending(message.seq);
         this.services = pending.services;
+        this.intentionMap = pending.intentions;
+        this.intentionDefault = pending.intentionDefault;
+        this.policyVersion += 1;
         this.pending = undefined;
         this.lastSeq = message.seq;
         return true;
@@ -109,9 +144,43 @@ export class MirrorState implements DiscoverySource {
       case 'service_deregistered':
         this.remove(ref, event.instance.id);
         return undefined;
+      case 'intention_changed':
+        this.applyIntention(event.data);
+        return undefined;
       default:
         return undefined;
     }
+  }
+
+  /**
+   * An intention applied in force (with its spec) is kept; one deleted, moved away, confined
+   * out (`inForce: false`) or announced without a spec is dropped.
+   */
+  private applyIntention(
+    data: Extract<RegistryEvent, { type: 'intention_changed' }>['data'],
+  ): void {
+    const key = `${data.intention.namespace}/${data.intention.name}`;
+    if (data.change === 'applied' && data.inForce !== false && data.spec !== undefined)
+      this.intentionMap.set(key, { ...data.intention, spec: data.spec });
+    else if (!this.intentionMap.delete(key)) return;
+    this.policyVersion += 1;
+  }
+
+  get intentionCount(): number {
+    return this.intentionMap.size;
+  }
+
+  intentions(): Iterable<IntentionEntry> {
+    return this.intentionMap.values();
+  }
+
+  /** The intention named `namespace/name`, if held. */
+  intention(namespace: string, name: string): IntentionEntry | undefined {
+    return this.intentionMap.get(`${namespace}/${name}`);
+  }
+
+  has(namespace: string, name: string): boolean {
+    return this.services.has(serviceKey(namespace, name));
   }
 
   discoverParsed(key: string, query: ParsedDiscover, keyFrom?: KeySource): Buffer {

@@ -6,7 +6,8 @@
  * connection proved stable), never merely on open. A snapshot arrives in chunks and is
  * swapped in whole at its end; while the operator is away the copy keeps answering. When
  * the operator closes the stream with 4401 (the token expired or was revoked), the token
- * file is read again on the reconnect, as on every connect.
+ * file is read again on the reconnect, as on every connect. The copy includes the intentions
+ * in force that the operator lets this sidecar see, for the call authorizer.
  */
 import WebSocket from 'ws';
 import type { z } from 'zod';
@@ -270,7 +271,14 @@ export class RegistryMirror {
     this.resolveFirstSync();
     const { chunks, instances } = message.data;
     this.opts.logger.info(
-      { services: this.state.size, instances, chunks, seq: message.seq },
+      {
+        services: this.state.size,
+        instances,
+        intentions: this.state.intentionCount,
+        intentionDefault: this.state.intentionDefault ?? 'not sent by the operator',
+        chunks,
+        seq: message.seq,
+      },
       'registry copy synced',
     );
     this.opts.onResync?.();

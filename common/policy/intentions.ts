@@ -291,8 +291,20 @@ export function evaluateIntentions(
   request: IntentionRequest,
   defaultAction: IntentionAction,
 ): IntentionDecision {
+  return decideCandidates(topCandidates(intentions, request), request, defaultAction);
+}
+
+/**
+ * The decision from the top candidates of `request` (`topCandidates`): `evaluateIntentions`
+ * in two steps, for a caller that decides many requests of the same source and destination
+ * (the sidecar's call authorizer) and finds the candidates once.
+ */
+export function decideCandidates(
+  candidates: readonly Candidate[],
+  request: IntentionRequest,
+  defaultAction: IntentionAction,
+): IntentionDecision {
   const ctx: Context = { request, defaultAction };
-  const candidates = topCandidates(intentions, request);
   if (candidates.length === 0) {
     const source =
       request.source === undefined ? 'unknown source' : `source ${fmt(request.source)}`;

@@ -200,13 +200,17 @@ export class EventFilter {
     );
   }
 
+  /** Whether a service, or a pattern (`ns/*`, an intention's wildcard destination), concerns this subscriber. */
+  matchesRef(namespace: string, name: string): boolean {
+    if (name === '*' || namespace === '*') return this.touchesNamespace(namespace);
+    return this.matchesService(namespace, name);
+  }
+
   matches(event: MaxineEvent): boolean {
     if (RESYNC_TYPES.has(event.type)) return true;
     if (this.types === undefined ? event.type === 'service_heartbeat' : !this.types.has(event.type))
       return false;
     if (event.service === undefined) return true;
-    const { namespace, name } = event.service;
-    if (name === '*' || namespace === '*') return this.touchesNamespace(namespace);
-    return this.matchesService(namespace, name);
+    return this.matchesRef(event.service.namespace, event.service.name);
   }
 }

@@ -148,4 +148,63 @@ describe('snapshotMessages', () => {
       if (c.type === 'resync_chunk')
         expect(c.data.services.flatMap((s) => s.items)).toHaveLength(1);
   });
+
+  it.each([
+    ['no intentions', 0, 4096],
+    ['a few in one chunk', 5, 4096],
+    ['many over several chunks', 200, 2048],
+  ])(
+    'policy, %s: the default in resync_begin, intentions in bounded chunks after the services',
+    (_name, count, maxBytes) => {
+      const r = registry([3, 4]);
+      const intentions = Array.from({ length: count }, (_, i) => ({
+        namespace: 'shop',
+        name: `i-${i}`,
+        spec: {
+          destination: { name: `svc-${i % 2}` },
+          sources: [
+            { name: `caller-${i}`, action: i % 3 === 0 ? ('deny' as const) : ('allow' as const) },
+          ],
+        },
+      }));
+      const raw = [
+        ...snapshotMessages({
+          seq: 7,
+          time: 't',
+          services: r.refs,
+          detail: r.detail,
+          maxBytes,
+          policy: { intentionDefault: 'deny', intentions },
+        }),
+      ];
+      for (const m of raw) expect(Buffer.byteLength(m)).toBeLessThanOrEqual(maxBytes);
+      const messages = decode(raw);
+      expect(messages[0]?.data).toEqual({ services: 2, intentionDefault: 'deny' });
+      const chunks = messages.filter((m) => m.type === 'resync_chunk');
+      const got = chunks.flatMap((c) =>
+        c.type === 'resync_chunk' ? (c.data.intentions ?? []) : [],
+      );
+      expect(got).toEqual(intentions);
+      // Intention chunks come after every service part and carry no services.
+      const firstPolicy = chunks.findIndex((c) => c.type === 'resync_chunk' && c.data.intentions);
+      if (count > 0) {
+        expect(
+          chunks
+            .slice(firstPolicy)
+            .every((c) => c.type === 'resync_chunk' && c.data.services.length === 0),
+        ).toBe(true);
+        expect(
+          chunks
+            .slice(0, firstPolicy)
+            .every((c) => c.type === 'resync_chunk' && c.data.intentions === undefined),
+        ).toBe(true);
+      }
+      expect(messages.at(-1)?.data).toEqual({
+        services: 2,
+        chunks: chunks.length,
+        instances: 7,
+      });
+      if (count === 200) expect(chunks.length).toBeGreaterThan(3);
+    },
+  );
 });

@@ -7,9 +7,14 @@
  * and the caller can wait for the socket to drain and yield to the event loop between chunks.
  *
  * A chunk exceeds `maxBytes` only when one service's head and a single instance do not fit
- * together, which the wire limits (metadata, ports) keep to tens of KiB.
+ * together, which the wire limits (metadata, ports) keep to tens of KiB, or when a single
+ * intention does not fit alone (its spec is bounded: 256 sources).
+ *
+ * With `policy` given, `resync_begin` carries the cluster's intention default and the
+ * intentions follow the services in chunks of their own (`{"services":[],"intentions":[…]}`),
+ * so a sidecar swaps its intentions in with the rest of its copy at `resync_end`.
  */
-import type { ServiceSpec } from '../../common/resources.js';
+import type { IntentionSpec, ServiceSpec } from '../../common/resources.js';
 import type { Instance, ResyncMessage, ServiceSummary } from '../../common/wire.js';
 
 export interface SnapshotServiceSource {
@@ -27,6 +32,11 @@ export interface SnapshotPlan {
   detail(namespace: string, name: string): SnapshotServiceSource | undefined;
   /** The bound on one chunk message, in UTF-8 bytes. */
   maxBytes: number;
+  /** The intentions in force the subscriber may see, and the cluster default. */
+  policy?: {
+    intentionDefault: 'allow' | 'deny';
+    intentions: readonly { namespace: string; name: string; spec: IntentionSpec }[];
+  };
 }
 
 /** JSON of `value` with its last key `items: []` opened: ends with `"items":`. */
@@ -42,7 +52,14 @@ export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, u
   // The shapes are resyncMessageSchema's (common/wire.ts); envelope.test.ts parses these.
   const envelope = (type: ResyncMessage['type'], data: string): string =>
     `{"seq":${seq},"type":"${type}","time":${JSON.stringify(time)},"data":${data}}`;
-  yield envelope('resync_begin', JSON.stringify({ services: plan.services.length }));
+  const policy = plan.policy;
+  yield envelope(
+    'resync_begin',
+    JSON.stringify({
+      services: plan.services.length,
+      ...(policy && { intentionDefault: policy.intentionDefault }),
+    }),
+  );
 
   const prefix = `{"seq":${seq},"type":"resync_chunk","time":${JSON.stringify(time)},"data":{"services":[`;
   const suffix = ']}}';
@@ -98,5 +115,40 @@ export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, u
     close();
   }
   yield* flush();
+  if (policy !== undefined) {
+    const intentions = yield* intentionChunks(policy.intentions, prefix, maxBytes);
+    chunks += intentions.chunks;
+  }
   yield envelope('resync_end', JSON.stringify({ services, chunks, instances }));
+}
+
+/** The intentions as chunks of at most `maxBytes` (one alone when it is larger). */
+function* intentionChunks(
+  intentions: NonNullable<SnapshotPlan['policy']>['intentions'],
+  prefix: string,
+  maxBytes: number,
+): Generator<string, { chunks: number }, undefined> {
+  const head = `${prefix}],"intentions":[`;
+  const suffix = ']}}';
+  const frame = bytes(head) + bytes(suffix);
+  let parts: string[] = [];
+  let size = frame;
+  let chunks = 0;
+  for (const i of intentions) {
+    const json = JSON.stringify({ namespace: i.namespace, name: i.name, spec: i.spec });
+    const add = bytes(json) + (parts.length > 0 ? 1 : 0);
+    if (parts.length > 0 && size + add > maxBytes) {
+      yield head + parts.join(',') + suffix;
+      chunks += 1;
+      parts = [];
+      size = frame;
+    }
+    size += bytes(json) + (parts.length > 0 ? 1 : 0);
+    parts.push(json);
+  }
+  if (parts.length > 0) {
+    yield head + parts.join(',') + suffix;
+    chunks += 1;
+  }
+  return { chunks };
 }

@@ -227,7 +227,12 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     });
   }
 
-  /** Which events a subscriber may see: ACL changes need admin, the rest read. */
+  const serviceRefs = () => deps.registry.serviceRefs();
+
+  /**
+   * Which events a subscriber may see: ACL changes need admin, intention changes `read` on a
+   * service the intention governs (AccessControl.mayViewIntention), the rest read.
+   */
   function visibility(principal: Principal): (event: MaxineEvent) => boolean {
     const canRead = deps.access.canRead(principal);
     return (event) => {
@@ -236,8 +241,24 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       if (event.type === 'acl_changed') {
         return deps.access.mayAdminister(principal, service.namespace);
       }
+      if (event.type === 'intention_changed')
+        return deps.access.mayViewIntention(principal, service, serviceRefs);
       return canRead(service);
     };
+  }
+
+  /** The intentions in force a stream's snapshot carries: what it watches and may see. */
+  function intentionsFor(s: Stream) {
+    return deps.access.intentionsInForce().filter((i) => {
+      const destination = {
+        namespace: i.spec.destination.namespace ?? i.namespace,
+        name: i.spec.destination.name,
+      };
+      return (
+        s.filter.matchesRef(destination.namespace, destination.name) &&
+        deps.access.mayViewIntention(s.principal, destination, serviceRefs)
+      );
+    });
   }
 
   function closeStream(s: Stream, code: number, reason: string): void {
@@ -345,6 +366,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         services,
         detail: (namespace, name) => deps.registry.snapshotOf(namespace, name),
         maxBytes: limits.snapshotChunkBytes,
+        policy: { intentionDefault: deps.access.intentionDefault, intentions: intentionsFor(s) },
       });
       for (;;) {
         const next = await buildTurn(s, () => messages.next());

@@ -219,3 +219,31 @@ describe('AccessControl without a transport', () => {
     },
   );
 });
+
+describe('which intentions a principal may see (mayViewIntention)', () => {
+  const store = new PolicyStore(() => undefined);
+  store.setAcl('maxine-system', 'readers', {
+    subjects: [{ kind: 'User', name: 'ci' }],
+    rules: [
+      { services: ['shop/orders', 'pay/*'], verbs: ['read'], effect: 'allow' },
+      { services: ['pay/secret'], verbs: ['read'], effect: 'deny' },
+    ],
+  });
+  const access = accessWith([], 'allow', { store, aclDefault: 'deny' });
+  const registry = [
+    { namespace: 'shop', name: 'orders' },
+    { namespace: 'shop', name: 'web' },
+    { namespace: 'hr', name: 'payroll' },
+  ];
+  it.each([
+    ['an exact destination it may read', 'shop', 'orders', true],
+    ['an exact destination it may not read', 'shop', 'web', false],
+    ['an exact destination denied to it', 'pay', 'secret', false],
+    ['a wildcard destination it may read as a pattern', 'pay', '*', true],
+    ['a wildcard destination covering a service it may read', 'shop', '*', true],
+    ['a wildcard destination covering none it may read', 'hr', '*', false],
+    ['a wildcard destination over an empty namespace', 'empty', '*', false],
+  ])('%s', (_name, namespace, name, expected) => {
+    expect(access.mayViewIntention(principal, { namespace, name }, () => registry)).toBe(expected);
+  });
+});

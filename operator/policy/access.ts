@@ -25,6 +25,7 @@ import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { SIDECAR_GROUP } from '../auth/authenticator.js';
 import type { AuditEntry } from '../telemetry/audit.js';
 import type { Logger } from '../../common/logger.js';
+import { intentionInForce } from './store.js';
 import type { PolicyStore } from './store.js';
 
 /**
@@ -150,6 +151,11 @@ export class AccessControl {
   /** Whether ACLs allow what no rule mentions. */
   get aclDefaultAllows(): boolean {
     return this.opts.aclDefault === 'allow';
+  }
+
+  /** The cluster-wide intention default (sent to sidecars with their snapshot). */
+  get intentionDefault(): 'allow' | 'deny' {
+    return this.opts.intentionDefault;
   }
 
   /** Whether callers without a token are served. */
@@ -292,6 +298,29 @@ export class AccessControl {
       return this.decide(principal, 'read', destination).allowed;
     }
     return this.mayAdminister(principal, r.namespace);
+  }
+
+  /**
+   * Whether `principal` may learn an intention whose destination is `destination` (its name
+   * may be `*`) on the event stream: it may `read` a service the intention governs. An exact
+   * destination needs `read` on it; a wildcard one, `read` on the pattern itself (an ACL on
+   * `ns/*`, the sidecars' built-in grant, an allowing default) or else on one of `services`
+   * it covers, looked through only then. So a sidecar learns every intention that can decide
+   * a call it can make (it calls only services it may read: its copy holds no others), and no
+   * intention about services it cannot see.
+   */
+  mayViewIntention(
+    principal: Principal,
+    destination: ServiceRef,
+    services: () => Iterable<ServiceRef>,
+  ): boolean {
+    if (this.decide(principal, 'read', destination).allowed) return true;
+    if (destination.name !== '*') return false;
+    for (const s of services()) {
+      if (s.namespace === destination.namespace && this.decide(principal, 'read', s).allowed)
+        return true;
+    }
+    return false;
   }
 
   /**
@@ -477,10 +506,8 @@ export class AccessControl {
     const acls = [...builtinAcls(this.opts), ...this.opts.store.acls.values()];
     this.acl = new AclEvaluator(acls, { globalNamespaces: [...this.global] });
     // An intention outside the policy namespaces governs only its own namespace's services.
-    this.intentions = [...this.opts.store.intentions.values()].filter(
-      (i) =>
-        this.global.has(i.namespace) ||
-        (i.spec.destination.namespace ?? i.namespace) === i.namespace,
+    this.intentions = [...this.opts.store.intentions.values()].filter((i) =>
+      intentionInForce(i, this.global),
     );
     this.decisions.clear();
     this.intentionDecisions.clear();
