@@ -12,15 +12,22 @@
  * own 127.0.0.1 port (in a pod each has its own network namespace and port 7711).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBinaries, freePorts, startControlPlane } from './controlplane/cluster.js';
+import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
-import { installCrds, startKubeOperator, kubectl as kubectlIn } from './operator-identity.js';
+import { installCrds, kubectl as kubectlIn } from './operator-identity.js';
+import {
+  envOf,
+  podsOf,
+  podToken as podTokenIn,
+  startInjectingOperator,
+  startSidecar as startSidecarIn,
+  untilInjects,
+} from './injection.js';
+import type { Pod, SidecarProcess } from './injection.js';
 import { eventually } from '../test/helpers/operator.js';
 
 let cp: ControlPlane;
@@ -28,28 +35,8 @@ let operator: Operator;
 let base: string;
 let admin: { authorization: string };
 let work: string;
-const sidecars = new Map<string, { proc: ChildProcess; url: string; log: string[] }>();
+const sidecars = new Map<string, SidecarProcess>();
 
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string } };
-}
-interface Pod {
-  metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
-  spec: {
-    nodeName?: string;
-    serviceAccountName?: string;
-    initContainers?: {
-      name: string;
-      restartPolicy?: string;
-      env?: EnvVar[];
-      volumeMounts?: { name: string; mountPath: string }[];
-    }[];
-    volumes?: { name: string; projected?: unknown }[];
-  };
-  status: { podIP?: string; phase?: string };
-}
 interface Instance {
   id: string;
   host: string;
@@ -60,14 +47,7 @@ interface Instance {
 
 const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
-async function pods(): Promise<Pod[]> {
-  const list = JSON.parse(
-    await kubectl(['get', 'pods', '-n', 'shop', '-l', 'app=web', '-o', 'json']),
-  );
-  return (list.items as Pod[]).filter(
-    (p) => (p.metadata as { deletionTimestamp?: string }).deletionTimestamp === undefined,
-  );
-}
+const pods = (): Promise<Pod[]> => podsOf(cp, 'shop', 'web');
 
 async function instances(): Promise<Instance[]> {
   const res = await fetch(`${base}/api/v1/services/shop/web`, { headers: admin });
@@ -76,65 +56,10 @@ async function instances(): Promise<Instance[]> {
 
 const instanceOf = async (pod: string) => (await instances()).find((i) => i.metadata.pod === pod);
 
-/** A token as kubelet mints the projected one: bound to the pod, for our audience. */
-async function podToken(pod: Pod, audience = 'maxine.io'): Promise<string> {
-  return (
-    await kubectl([
-      'create',
-      'token',
-      pod.spec.serviceAccountName ?? 'default',
-      '-n',
-      'shop',
-      `--audience=${audience}`,
-      '--bound-object-kind=Pod',
-      `--bound-object-name=${pod.metadata.name}`,
-      `--bound-object-uid=${pod.metadata.uid}`,
-      '--duration=1h',
-    ])
-  ).trim();
-}
-
-/** The sidecar's environment as the webhook wrote it, with the downward API resolved. */
-function envOf(pod: Pod): Record<string, string> {
-  const sidecar = pod.spec.initContainers?.find((c) => c.name === 'maxine-sidecar');
-  const fields: Record<string, string | undefined> = {
-    'metadata.name': pod.metadata.name,
-    'metadata.namespace': pod.metadata.namespace,
-    'metadata.uid': pod.metadata.uid,
-    'status.podIP': pod.status.podIP,
-    'spec.nodeName': pod.spec.nodeName,
-    'spec.serviceAccountName': pod.spec.serviceAccountName,
-  };
-  const env: Record<string, string> = {};
-  for (const v of sidecar?.env ?? []) {
-    const value = v.valueFrom?.fieldRef ? fields[v.valueFrom.fieldRef.fieldPath] : v.value;
-    if (value === undefined)
-      throw new Error(`cannot resolve ${v.name} of pod ${pod.metadata.name}`);
-    env[v.name] = value;
-  }
-  return env;
-}
+const podToken = (pod: Pod, audience?: string) => podTokenIn(cp, pod, audience);
 
 async function startSidecar(pod: Pod): Promise<void> {
-  const env = envOf(pod);
-  const tokenFile = join(work, `${pod.metadata.name}.token`);
-  await writeFile(tokenFile, await podToken(pod), { mode: 0o600 });
-  const [port] = await freePorts(1);
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'sidecar/main.ts'], {
-    env: {
-      PATH: process.env.PATH,
-      ...env,
-      MAXINE_TOKEN_FILE: tokenFile,
-      MAXINE_LISTEN_HOST: '127.0.0.1',
-      MAXINE_LISTEN_PORT: String(port),
-      MAXINE_LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  proc.stdout?.on('data', (c: Buffer) => log.push(c.toString()));
-  proc.stderr?.on('data', (c: Buffer) => log.push(c.toString()));
-  sidecars.set(pod.metadata.name, { proc, url: `http://127.0.0.1:${port}`, log });
+  sidecars.set(pod.metadata.name, await startSidecarIn(cp, pod, work));
 }
 
 async function register(token: string | undefined, service: string): Promise<number> {
@@ -147,18 +72,6 @@ async function register(token: string | undefined, service: string): Promise<num
     body: JSON.stringify({ service, namespace: 'shop', host: '10.9.9.9', port: 8080 }),
   });
   return res.status;
-}
-
-/** A pod in shop created with a server-side dry run: what admission (our webhook) makes of it. */
-function dryRunPod(labels: Record<string, string>) {
-  return cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'probe', namespace: 'shop', labels },
-      spec: { containers: [{ name: 'app', image: 'probe' }] },
-    }),
-  });
 }
 
 beforeAll(async () => {
@@ -175,51 +88,7 @@ beforeAll(async () => {
   await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
   await kubectl(['label', 'namespace', 'shop', 'maxine.io/injection=enabled']);
-  const [apiPort, webhookPort] = (await freePorts(2)) as [number, number];
-  ({ operator, base, admin } = await startKubeOperator(cp, {
-    port: apiPort,
-    webhook: true,
-    webhookHost: '127.0.0.1',
-    webhookPort,
-    webhookIps: '127.0.0.1',
-    webhookDnsNames: 'localhost',
-    sidecarImage: 'maxine-sidecar:e2e',
-    sidecarOperatorUrl: `http://127.0.0.1:${apiPort}`,
-  }));
-  // The manifests point the webhook at the in-cluster Service; this operator runs on the host.
-  for (const [i, path] of [
-    [0, '/inject/namespace'],
-    [1, '/inject'],
-  ] as const) {
-    await kubectl([
-      'patch',
-      'mutatingwebhookconfiguration',
-      'maxine-sidecar-injector',
-      '--type=json',
-      `-p=${JSON.stringify([
-        { op: 'remove', path: `/webhooks/${i}/clientConfig/service` },
-        {
-          op: 'add',
-          path: `/webhooks/${i}/clientConfig/url`,
-          value: `https://127.0.0.1:${webhookPort}${path}`,
-        },
-        { op: 'replace', path: `/webhooks/${i}/failurePolicy`, value: 'Fail' },
-      ])}`,
-    ]);
-  }
-  await operator.whenWebhookReady();
-  // The API server picks up the patched webhook configuration a moment later; until then it
-  // still calls the in-cluster Service (unreachable here) and, failing open, admits pods
-  // without the sidecar. A server-side dry run shows when our webhook answers: no
-  // MaxineService selects the probe yet, so the answer is its warning saying so.
-  await eventually(
-    async () => {
-      const probe = await dryRunPod({});
-      return probe.code === 0 && probe.stderr.includes('no MaxineService selects this pod');
-    },
-    30_000,
-    'webhook configuration in force',
-  );
+  ({ operator, base, admin } = await startInjectingOperator(cp, 'shop'));
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
@@ -241,17 +110,7 @@ spec:
   selector: { app: orders }
 `,
   );
-  // The webhook injects pods a MaxineService selects, as the operator's informer knows them:
-  // the Deployment waits until a dry run of one of its pods comes back with the sidecar, or
-  // the first pods could be admitted before the operator has seen the MaxineService.
-  await eventually(
-    async () => {
-      const probe = await dryRunPod({ app: 'web' });
-      return probe.code === 0 && probe.stdout.includes('maxine-sidecar');
-    },
-    30_000,
-    'the operator knows the web MaxineService',
-  );
+  await untilInjects(cp, 'shop', { app: 'web' });
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: apps/v1

@@ -65,6 +65,11 @@ export interface StartOptions {
   detached?: boolean;
   /** Bin dir with the six binaries. Default: ensureBinaries(). */
   binDir?: string;
+  /**
+   * The range kwok takes pod IPs from (`--cidr`). Default 10.244.0.1/16. A range in 127.0.0.0/8
+   * gives pods addresses this host can listen on, so a test can serve each pod's app itself.
+   */
+  podCidr?: string;
 }
 
 const BINARIES = [
@@ -471,6 +476,7 @@ interface Ctx {
   spawn: SpawnOptions;
   procs: Proc[];
   kubectl: ControlPlane['kubectl'];
+  podCidr: string;
 }
 
 async function startEtcd(ctx: Ctx, clientPort: number, peerPort: number): Promise<string> {
@@ -569,7 +575,7 @@ async function startWorkloads(ctx: Ctx): Promise<void> {
   const kwok = startProc(
     'kwok',
     path.join(ctx.bin, 'kwok'),
-    [kc, '--manage-all-nodes=true', '--cidr=10.244.0.1/16', '--node-ip=127.0.0.1'],
+    [kc, '--manage-all-nodes=true', `--cidr=${ctx.podCidr}`, '--node-ip=127.0.0.1'],
     { ...ctx.spawn, env: { ...process.env, HOME: home } },
   );
   ctx.procs.push(kwok);
@@ -629,7 +635,16 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   const kubectlBin = path.join(bin, 'kubectl');
   const kubectl: ControlPlane['kubectl'] = (args, o = {}) =>
     run(kubectlBin, [`--kubeconfig=${o.kubeconfig ?? kubeconfig}`, ...args], o.input);
-  const ctx: Ctx = { bin, dir, pki, kubeconfig, spawn: { dir, detached }, procs: [], kubectl };
+  const ctx: Ctx = {
+    bin,
+    dir,
+    pki,
+    kubeconfig,
+    spawn: { dir, detached },
+    procs: [],
+    kubectl,
+    podCidr: opts.podCidr ?? '10.244.0.1/16',
+  };
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

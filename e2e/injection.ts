@@ -1,0 +1,220 @@
+/**
+ * Shared by the e2e tests that need injected pods and their sidecars: an operator whose webhook
+ * the API server calls over TLS, pods as the webhook made them, and sidecar processes started
+ * with exactly the environment the webhook gave a pod (downward API resolved from the pod, the
+ * projected token minted the way kubelet mints it: bound to the pod, audience maxine.io).
+ *
+ * What differs from a real pod, because there is no kubelet here: the token is written to a
+ * file of the test's work directory, and each sidecar listens on its own 127.0.0.1 ports (in a
+ * pod each has its own network namespace and ports 7711/7712).
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { freePorts } from './controlplane/cluster.js';
+import type { ControlPlane } from './controlplane/cluster.js';
+import type { Operator } from '../operator/operator.js';
+import { startKubeOperator, kubectl } from './operator-identity.js';
+import { eventually } from '../test/helpers/operator.js';
+
+export interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string } };
+}
+
+export interface Pod {
+  metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
+  spec: {
+    nodeName?: string;
+    serviceAccountName?: string;
+    initContainers?: {
+      name: string;
+      restartPolicy?: string;
+      env?: EnvVar[];
+      volumeMounts?: { name: string; mountPath: string }[];
+    }[];
+    volumes?: { name: string; projected?: unknown }[];
+  };
+  status: { podIP?: string; phase?: string };
+}
+
+/** The pods of `namespace` labelled `app=<app>`, those being deleted left out. */
+export async function podsOf(cp: ControlPlane, namespace: string, app: string): Promise<Pod[]> {
+  const list = JSON.parse(
+    await kubectl(cp, ['get', 'pods', '-n', namespace, '-l', `app=${app}`, '-o', 'json']),
+  ) as { items: Pod[] };
+  return list.items.filter(
+    (p) => (p.metadata as { deletionTimestamp?: string }).deletionTimestamp === undefined,
+  );
+}
+
+/** A token as kubelet mints the projected one: bound to the pod, for our audience. */
+export async function podToken(
+  cp: ControlPlane,
+  pod: Pod,
+  audience = 'maxine.io',
+): Promise<string> {
+  return (
+    await kubectl(cp, [
+      'create',
+      'token',
+      pod.spec.serviceAccountName ?? 'default',
+      '-n',
+      pod.metadata.namespace,
+      `--audience=${audience}`,
+      '--bound-object-kind=Pod',
+      `--bound-object-name=${pod.metadata.name}`,
+      `--bound-object-uid=${pod.metadata.uid}`,
+      '--duration=1h',
+    ])
+  ).trim();
+}
+
+/** The sidecar's environment as the webhook wrote it, with the downward API resolved. */
+export function envOf(pod: Pod): Record<string, string> {
+  const sidecar = pod.spec.initContainers?.find((c) => c.name === 'maxine-sidecar');
+  const fields: Record<string, string | undefined> = {
+    'metadata.name': pod.metadata.name,
+    'metadata.namespace': pod.metadata.namespace,
+    'metadata.uid': pod.metadata.uid,
+    'status.podIP': pod.status.podIP,
+    'spec.nodeName': pod.spec.nodeName,
+    'spec.serviceAccountName': pod.spec.serviceAccountName,
+  };
+  const env: Record<string, string> = {};
+  for (const v of sidecar?.env ?? []) {
+    const value = v.valueFrom?.fieldRef ? fields[v.valueFrom.fieldRef.fieldPath] : v.value;
+    if (value === undefined)
+      throw new Error(`cannot resolve ${v.name} of pod ${pod.metadata.name}`);
+    env[v.name] = value;
+  }
+  return env;
+}
+
+export interface SidecarProcess {
+  proc: ChildProcess;
+  /** The localhost API (discovery, `/v1/proxy/`). */
+  url: string;
+  log: string[];
+}
+
+/** Starts the pod's sidecar as a process, with the webhook's environment and `extraEnv`. */
+export async function startSidecar(
+  cp: ControlPlane,
+  pod: Pod,
+  work: string,
+  extraEnv: Record<string, string> = {},
+): Promise<SidecarProcess> {
+  const tokenFile = join(work, `${pod.metadata.name}.token`);
+  await writeFile(tokenFile, await podToken(cp, pod), { mode: 0o600 });
+  const [port] = await freePorts(1);
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'sidecar/main.ts'], {
+    env: {
+      PATH: process.env.PATH,
+      ...envOf(pod),
+      MAXINE_TOKEN_FILE: tokenFile,
+      MAXINE_LISTEN_HOST: '127.0.0.1',
+      MAXINE_LISTEN_PORT: String(port),
+      MAXINE_LOG_LEVEL: 'info',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: string[] = [];
+  proc.stdout?.on('data', (c: Buffer) => log.push(c.toString()));
+  proc.stderr?.on('data', (c: Buffer) => log.push(c.toString()));
+  return { proc, url: `http://127.0.0.1:${port}`, log };
+}
+
+/** A pod created with a server-side dry run: what admission (our webhook) makes of it. */
+export function dryRunPod(cp: ControlPlane, namespace: string, labels: Record<string, string>) {
+  return cp.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'probe', namespace, labels },
+      spec: { containers: [{ name: 'app', image: 'probe' }] },
+    }),
+  });
+}
+
+/**
+ * An in-process operator with its injection webhook, which the API server calls over TLS at
+ * 127.0.0.1 (the manifests point it at the in-cluster Service; this operator runs on the host).
+ * Resolves once the API server calls it: a dry run in `namespace` (labelled for injection by
+ * the caller) comes back with our webhook's warning.
+ */
+export async function startInjectingOperator(
+  cp: ControlPlane,
+  namespace: string,
+  overrides: Record<string, unknown> = {},
+): Promise<{ operator: Operator; base: string; admin: { authorization: string } }> {
+  const [apiPort, webhookPort] = (await freePorts(2)) as [number, number];
+  const started = await startKubeOperator(cp, {
+    port: apiPort,
+    webhook: true,
+    webhookHost: '127.0.0.1',
+    webhookPort,
+    webhookIps: '127.0.0.1',
+    webhookDnsNames: 'localhost',
+    sidecarImage: 'maxine-sidecar:e2e',
+    sidecarOperatorUrl: `http://127.0.0.1:${apiPort}`,
+    ...overrides,
+  });
+  for (const [i, path] of [
+    [0, '/inject/namespace'],
+    [1, '/inject'],
+  ] as const) {
+    await kubectl(cp, [
+      'patch',
+      'mutatingwebhookconfiguration',
+      'maxine-sidecar-injector',
+      '--type=json',
+      `-p=${JSON.stringify([
+        { op: 'remove', path: `/webhooks/${i}/clientConfig/service` },
+        {
+          op: 'add',
+          path: `/webhooks/${i}/clientConfig/url`,
+          value: `https://127.0.0.1:${webhookPort}${path}`,
+        },
+        { op: 'replace', path: `/webhooks/${i}/failurePolicy`, value: 'Fail' },
+      ])}`,
+    ]);
+  }
+  await started.operator.whenWebhookReady();
+  // The API server picks up the patched webhook configuration a moment later; until then it
+  // still calls the in-cluster Service (unreachable here) and, failing open, admits pods
+  // without the sidecar. A server-side dry run shows when our webhook answers: no
+  // MaxineService selects the probe yet, so the answer is its warning saying so.
+  await eventually(
+    async () => {
+      const probe = await dryRunPod(cp, namespace, {});
+      return probe.code === 0 && probe.stderr.includes('no MaxineService selects this pod');
+    },
+    30_000,
+    'webhook configuration in force',
+  );
+  return started;
+}
+
+/**
+ * Waits until the operator's informer knows a MaxineService selecting `labels`: a dry run of
+ * such a pod comes back with the sidecar. Apply a workload only after this, or its first pods
+ * could be admitted before the operator has seen the MaxineService.
+ */
+export async function untilInjects(
+  cp: ControlPlane,
+  namespace: string,
+  labels: Record<string, string>,
+): Promise<void> {
+  await eventually(
+    async () => {
+      const probe = await dryRunPod(cp, namespace, labels);
+      return probe.code === 0 && probe.stdout.includes('maxine-sidecar');
+    },
+    30_000,
+    `the operator injects pods labelled ${JSON.stringify(labels)}`,
+  );
+}
