@@ -15,6 +15,9 @@ import { MESHES } from '../common/mesh/model.js';
 import type { MeshName } from '../common/mesh/model.js';
 import type { Logger } from '../common/logger.js';
 import type { MeshAnswer } from './mesh.js';
+import { answerClientError } from './proxy/client-error.js';
+import type { ProxyEngine } from './proxy/engine.js';
+import { parseProxyPath, PROXY_PREFIX } from './proxy/target.js';
 
 export interface SidecarServerDeps {
   source: DiscoverySource;
@@ -25,6 +28,8 @@ export interface SidecarServerDeps {
   /** The last answer of the operator's render of the pod's service for `mesh`, if any yet. */
   mesh: (mesh: MeshName) => MeshAnswer | undefined;
   logger: Logger;
+  /** The outbound proxy behind `ANY /v1/proxy/{service}[.{namespace}]/{path}`; absent: 404. */
+  proxy?: ProxyEngine;
 }
 
 const DISCOVER = '/v1/discover/';
@@ -33,14 +38,13 @@ const MESH = '/v1/mesh/';
 export function createSidecarServer(deps: SidecarServerDeps): Server {
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     try {
-      route(deps, req, res);
+      if (!proxied(deps, req, res)) route(deps, req, res);
     } catch (err) {
       fail(deps, res, err, req.method === 'HEAD');
     }
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-  });
+  // 431 for headers over maxHeaderSize, 400 with the reason for the rest (proxy/client-error.ts).
+  server.on('clientError', answerClientError);
   return server;
 }
 
@@ -79,6 +83,15 @@ function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerRespons
     'ROUTE_NOT_FOUND',
     `No such endpoint: ${req.method} ${path?.slice(0, 128)}; see GET /v1/discover/{name}, GET /v1/config, GET /v1/mesh/{${MESHES.join('|')}}, GET /healthz`,
   );
+}
+
+/** Hands `/v1/proxy/...` to the outbound proxy; false for any other path. */
+function proxied(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): boolean {
+  const url = req.url ?? '/';
+  if (deps.proxy === undefined || !url.startsWith(PROXY_PREFIX)) return false;
+  localOnly(req);
+  deps.proxy.handle(req, res, parseProxyPath(url, deps.namespace), 'path');
+  return true;
 }
 
 /** The mesh of `/v1/mesh/{mesh}`; undefined for any other path (an unknown mesh: no route). */

@@ -14,7 +14,10 @@ import type { HealthCheck } from './health/checks.js';
 import { HealthMonitor } from './health/monitor.js';
 import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
 import { RegistryMirror } from './mirror.js';
-import { createSidecarServer } from './server.js';
+import { createSidecarServer, isLoopback } from './server.js';
+import { DEFAULT_PROXY_HOOKS } from './proxy/defaults.js';
+import { ProxyEngine } from './proxy/engine.js';
+import { createForwardProxyServer } from './proxy/forward-listener.js';
 
 export interface Sidecar {
   readonly mirror: RegistryMirror;
@@ -23,6 +26,10 @@ export interface Sidecar {
   readonly mesh: MeshConfigCache;
   /** The reported check result, undefined while no check is configured or before the first. */
   health(): { status: HealthStatus; output?: string } | undefined;
+  /** The outbound proxy (path form on the main server, and the forward listener). */
+  readonly proxy: ProxyEngine;
+  /** Where the forward-proxy listener listens once started; undefined when off or not bound. */
+  proxyAddress(): AddressInfo | undefined;
   start(): Promise<AddressInfo>;
   stop(): Promise<void>;
 }
@@ -136,7 +143,26 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     },
   });
 
+  // Allow-all hooks until the real authorizer, limiter, breakers, retries, observer and tracer
+  // are composed here (sidecar/proxy/defaults.ts).
+  const proxy = new ProxyEngine({
+    routes: mirror.state,
+    hooks: DEFAULT_PROXY_HOOKS,
+    logger,
+    ...(config.zone !== undefined && { localZone: config.zone }),
+  });
+  const forward = config.proxyListen && {
+    at: config.proxyListen,
+    server: createForwardProxyServer({
+      engine: proxy,
+      namespace: config.namespace,
+      logger,
+      allowPeer: isLoopback,
+    }),
+    address: undefined as AddressInfo | undefined,
+  };
   const server = createSidecarServer({
+    proxy,
     source: mirror.state,
     namespace: config.namespace,
     logger,
@@ -161,8 +187,22 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     agent,
     mesh,
     health,
+    proxy,
+    proxyAddress: () => forward?.address,
     async start() {
       const address = await listen(server, config.listenPort, config.listenHost);
+      if (forward) {
+        // The proxy port taken must not stop registration and health: said loudly, not fatal.
+        forward.address = await listen(forward.server, forward.at.port, forward.at.host).catch(
+          (err: unknown) => {
+            logger.error(
+              { err, listen: `${forward.at.host}:${forward.at.port}` },
+              'forward-proxy listener not started; set MAXINE_PROXY_LISTEN to a free HOST:PORT or off',
+            );
+            return undefined;
+          },
+        );
+      }
       mirror.start();
       mesh.start();
       if (config.healthCheck !== undefined) applyCheck(config.healthCheck);
@@ -187,10 +227,16 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       await monitor?.stop();
       await mesh.stop();
       mirror.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      proxy.close();
+      await Promise.all(
+        [server, ...(forward?.address ? [forward.server] : [])].map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeAllConnections();
+            }),
+        ),
+      );
     },
   };
 }
