@@ -6,6 +6,7 @@
  * well-formed HTTP/1.1 answer with the catalog's JSON body, and the connection closed: after a
  * parse error the rest of the bytes cannot be trusted.
  */
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { MaxineError } from '../../common/errors.js';
 
@@ -44,8 +45,18 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
     socket.destroy();
     return;
   }
-  const error = clientErrorAnswer(err);
-  socket.end(rawAnswer(error));
+  const answer = rawAnswer(clientErrorAnswer(err));
+  // A pipelined request that does not parse, behind one still being answered: its answer must
+  // not cut into the one in progress, so it follows it (node's own handler writes at once).
+  const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (pending && !pending.writableFinished) {
+    pending.once('close', () => {
+      if (pending.writableFinished && socket.writable) socket.end(answer);
+      else socket.destroy();
+    });
+    return;
+  }
+  socket.end(answer);
 }
 
 /** A complete HTTP/1.1 answer carrying a catalog error, for sockets without a response. */
