@@ -129,6 +129,16 @@ describe('forward-proxy listener (HTTP_PROXY=http://127.0.0.1:7712)', () => {
     expect(raw).toContain('"CONNECT_NOT_SUPPORTED"');
   });
 
+  it('a pipelined request that does not parse is answered after the one in flight, not inside it', async () => {
+    const raw = await rawExchange(
+      rig.forwardPort,
+      'GET http://orders.shop/first HTTP/1.1\r\nHost: orders.shop\r\n\r\n\u0001BAD\r\n\r\n',
+    );
+    expect(raw).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(raw).toContain('"url":"/first"');
+    expect(raw.indexOf('HTTP/1.1 400')).toBeGreaterThan(raw.indexOf('"url":"/first"'));
+  });
+
   it('https:// in absolute form is refused with 400 (tunnels are not proxied)', async () => {
     const answer = await call(rig.forwardPort, 'https://orders.shop/x', {
       headers: { host: 'orders.shop' },
