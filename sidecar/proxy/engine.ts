@@ -20,7 +20,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import type { ClientRequest } from 'node:http';
-import { pipeline } from 'node:stream';
 import { keyFromRequest } from '../../common/discover-request.js';
 import { MaxineError } from '../../common/errors.js';
 import type { ErrorCode } from '../../common/errors.js';
@@ -438,9 +437,8 @@ class Call {
       });
       if (body !== undefined) upstream.end(body);
       else {
-        pipeline(req, upstream, (err) => {
-          if (err !== undefined && err !== null) upstream.destroy();
-        });
+        req.pipe(upstream);
+        req.on('error', () => upstream.destroy());
       }
     });
   }
@@ -451,17 +449,25 @@ class Call {
     const status = response.statusCode ?? 502;
     res.writeHead(status, endToEndRaw(response.rawHeaders, response.headers.connection));
     this.abortTry = () => response.destroy();
-    pipeline(response, res, (err) => {
+    // pipe() and three listeners rather than stream.pipeline: pipeline allocates an
+    // AbortSignal per stream and a DOMException when it ends, 1.5% of the sidecar's CPU under
+    // load (profiled with bench/proxy.js).
+    const cut = (): void => {
       this.abortTry = undefined;
-      if (err !== undefined && err !== null) {
-        // Client gone (ERR_STREAM_PREMATURE_CLOSE) or upstream reset mid-answer: cut both.
-        response.destroy();
-        res.destroy();
-        this.end(this.callTimedOut ? 504 : this.clientGone ? CLIENT_CLOSED : status);
-        return;
-      }
+      response.destroy();
+      res.destroy();
+      this.end(this.callTimedOut ? 504 : this.clientGone ? CLIENT_CLOSED : status);
+    };
+    response.on('error', cut);
+    // Upstream reset mid-answer, or destroyed because the app left or the deadline passed.
+    response.on('close', () => {
+      if (!response.complete) cut();
+    });
+    res.on('finish', () => {
+      this.abortTry = undefined;
       this.end(status);
     });
+    response.pipe(res);
   }
 
   private onClientGone(): void {
