@@ -177,18 +177,24 @@ export class ProxyEngine {
     req: IncomingMessage,
     tried: ReadonlySet<string>,
   ): DiscoveredInstance | 'open' | undefined {
-    const instances = route.instances.filter((i) => i.weight > 0);
-    if (instances.length === 0) return undefined;
     const first = this.balancerOf(route).pick(this.pickContext(route, req));
-    const start = first === undefined ? 0 : Math.max(0, instances.indexOf(first));
-    const order = instances.map((_, k) => instances[(start + k) % instances.length]!);
     const ref: ServiceRef = { namespace: route.namespace, name: route.name };
     const spec = route.spec?.circuitBreaker;
     const now = this.now();
     const admitted = (i: DiscoveredInstance): boolean =>
       this.hooks.breakers.admit(ref, i.id, spec, now);
+    // The common case allocates nothing more: the strategy's pick, fresh and admitted.
+    if (first !== undefined && !tried.has(first.id) && admitted(first)) return first;
+    // Then the others from the pick on (so retries spread like the strategy), untried first.
+    const all = route.instances;
+    const at = first === undefined ? -1 : all.indexOf(first);
+    const order = [...all.slice(at + 1), ...all.slice(0, at + 1)].filter(
+      (i) => i.weight > 0 && i !== first,
+    );
+    if (order.length === 0 && first === undefined) return undefined;
     return (
       order.find((i) => !tried.has(i.id) && admitted(i)) ??
+      (first !== undefined && tried.has(first.id) && admitted(first) ? first : undefined) ??
       order.find((i) => tried.has(i.id) && admitted(i)) ??
       'open'
     );
