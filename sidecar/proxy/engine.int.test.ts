@@ -240,6 +240,12 @@ describe('path form: /v1/proxy/{service}[.{namespace}]/{path}', () => {
     expect(answer.status).toBe(status);
     expect(json(answer).error.code).toBe(code);
     expect(up.seen).toHaveLength(0);
+    // A name the copy does not hold is counted as `unknown`: callers cannot grow the labels.
+    if (code === 'SERVICE_NOT_FOUND') {
+      expect(await rig.engine.metrics.registry.metrics()).toContain(
+        'maxine_sidecar_proxy_calls_total{destination="unknown",class="4xx"} 1',
+      );
+    }
   });
 
   it('keeps one keep-alive connection per instance across calls', async () => {
@@ -251,6 +257,15 @@ describe('path form: /v1/proxy/{service}[.{namespace}]/{path}', () => {
       expect((await call(rig.port, '/v1/proxy/orders/')).status).toBe(200);
     expect(up.connections).toBe(1);
     expect(rig.engine.pools.stats()).toMatchObject({ agents: 1, idle: 1, active: 0 });
+    const metrics = await rig.engine.metrics.registry.metrics();
+    expect(metrics).toContain(
+      'maxine_sidecar_proxy_calls_total{destination="shop/orders",class="2xx"} 5',
+    );
+    expect(metrics).toContain(
+      'maxine_sidecar_proxy_tries_total{destination="shop/orders",outcome="response"} 5',
+    );
+    expect(metrics).toContain('maxine_sidecar_proxy_pool_sockets{state="idle"} 1');
+    expect(metrics).toContain('maxine_sidecar_proxy_pools 1');
   });
 
   it('closes the pool of an instance that left the local copy', async () => {

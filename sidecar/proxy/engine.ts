@@ -28,10 +28,10 @@ import type { Balancer, PickContext } from '../../common/lb/index.js';
 import type { Logger } from '../../common/logger.js';
 import type { DiscoveredInstance, ServiceRef } from '../../common/wire.js';
 import type { ProxyRoute } from '../mirror-state.js';
-import { endToEndHeaders, endToEndRaw, withHeaders } from './headers.js';
+import { endToEndHeaders, endToEndRaw, upstreamRequestHeaders } from './headers.js';
 import type { AttemptOutcome, OutboundRequest, ProxyHooks, TracedCall } from './hooks.js';
-import { createProxyMetrics, statusClass, UNKNOWN_DESTINATION } from './metrics.js';
-import type { ProxyMetrics } from './metrics.js';
+import { createProxyMetrics, destinationMetrics, UNKNOWN_DESTINATION } from './metrics.js';
+import type { DestinationMetrics, ProxyMetrics } from './metrics.js';
 import { UpstreamPools } from './pools.js';
 import type { PoolOptions } from './pools.js';
 import type { ProxyTarget } from './target.js';
@@ -73,6 +73,7 @@ export class ProxyEngine {
   private readonly localZone: string | undefined;
   private readonly localDatacenter: string | undefined;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly destinationMetrics = new Map<string, DestinationMetrics>();
 
   constructor(options: ProxyEngineOptions) {
     this.routes = options.routes;
@@ -222,10 +223,15 @@ export class ProxyEngine {
     };
   }
 
+  metricsOf(destination: string): DestinationMetrics {
+    return destinationMetrics(this.metrics, this.destinationMetrics, destination);
+  }
+
   /** Metrics of an ended call. */
   settle(label: string, started: number, status: number): void {
-    this.metrics.calls.inc({ destination: label, class: statusClass(status) });
-    this.metrics.duration.observe({ destination: label }, (this.now() - started) / 1000);
+    const m = this.metricsOf(label);
+    m.call(status);
+    m.duration.observe((this.now() - started) / 1000);
   }
 
   /** Closes the pools of instances the local copy no longer holds. */
@@ -299,7 +305,7 @@ class Call {
       this.fail(refusal);
       return;
     }
-    this.engine.metrics.inFlight.inc({ destination: this.input.label });
+    this.engine.metricsOf(this.input.label).inFlight.inc();
     this.counted = true;
     res.on('close', () => {
       if (!res.writableFinished) this.onClientGone();
@@ -337,7 +343,7 @@ class Call {
         route.spec?.circuitBreaker,
         engine.now(),
       );
-      engine.metrics.tries.inc({ destination: this.input.label, outcome: result.outcome.kind });
+      engine.metricsOf(this.input.label).tried(result.outcome.kind);
       if (this.ended || this.clientGone) {
         result.response?.destroy();
         this.end(CLIENT_CLOSED);
@@ -381,9 +387,10 @@ class Call {
       attempt: this.tries,
       breaker,
     });
-    // `Expect: 100-continue` was answered by this server already; the upstream gets the body.
-    const raw = dropExpect(endToEndRaw(req.rawHeaders, req.headers.connection));
-    const headers = withHeaders(raw, { host: target.authority, ...span?.headers });
+    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
+      host: target.authority,
+      ...span?.headers,
+    });
     engine.pools.begin(instance.id);
     let released = false;
     const release = (): void => {
@@ -514,7 +521,7 @@ class Call {
     clearTimeout(this.deadline);
     const engine = this.engine;
     const { label, started } = this.input;
-    if (this.counted) engine.metrics.inFlight.dec({ destination: label });
+    if (this.counted) engine.metricsOf(label).inFlight.dec();
     engine.settle(label, started, status);
     this.traced?.end(status);
     engine.hooks.observer.callEnded({
@@ -559,15 +566,6 @@ function readReplayable(req: IncomingMessage): Promise<Buffer | undefined> {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function dropExpect(raw: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() !== 'expect')
-      out.push(raw[i] as string, raw[i + 1] as string);
-  }
-  return out;
-}
 
 /**
  * Request smuggling guard: a message with both Transfer-Encoding and Content-Length, or a

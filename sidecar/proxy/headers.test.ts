@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { endToEndHeaders, endToEndRaw, withHeaders } from './headers.js';
+import { endToEndHeaders, endToEndRaw, upstreamRequestHeaders } from './headers.js';
 
 describe('hop-by-hop headers are removed (RFC 9110 §7.6.1)', () => {
   it.each([
@@ -46,9 +46,28 @@ describe('hop-by-hop headers are removed (RFC 9110 §7.6.1)', () => {
     ).toEqual({ 'x-b': '2' });
   });
 
-  it('withHeaders replaces (case-insensitively) and adds', () => {
+  it('upstreamRequestHeaders: end-to-end, no Expect, Host and traceparent replaced, in one pass', () => {
     expect(
-      withHeaders(['HOST', 'a', 'Traceparent', 'old', 'X', '1'], { host: 'b', traceparent: 'new' }),
-    ).toEqual(['X', '1', 'host', 'b', 'traceparent', 'new']);
+      upstreamRequestHeaders(
+        [
+          'Host',
+          '127.0.0.1:7711',
+          'Connection',
+          'x-a',
+          'X-A',
+          '1',
+          'Expect',
+          '100-continue',
+          'traceparent',
+          'old',
+          'X-B',
+          '2',
+          'Content-Length',
+          '3',
+        ],
+        'x-a',
+        { host: 'orders.shop', traceparent: 'new' },
+      ),
+    ).toEqual(['X-B', '2', 'Content-Length', '3', 'host', 'orders.shop', 'traceparent', 'new']);
   });
 });

@@ -62,19 +62,26 @@ export function endToEndHeaders(headers: IncomingHttpHeaders): IncomingHttpHeade
 }
 
 /**
- * Replaces or adds headers in a raw list (case-insensitive names): the proxy's `Host` and the
- * try's `traceparent` win over the caller's.
+ * The headers of a request sent upstream, in one pass: the end-to-end ones, without `Expect`
+ * (this server answered `100-continue` already) and without the names `set` replaces, then
+ * `set` (the proxy's `Host`, the try's `traceparent`).
  */
-export function withHeaders(
+export function upstreamRequestHeaders(
   raw: readonly string[],
+  connection: string | string[] | undefined,
   set: Readonly<Record<string, string>>,
 ): string[] {
-  const names = new Set(Object.keys(set).map((n) => n.toLowerCase()));
+  const listed = connectionListed(connection);
+  const names = Object.keys(set);
+  const replaced = new Set(names.map((n) => n.toLowerCase()));
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (!names.has((raw[i] as string).toLowerCase()))
-      out.push(raw[i] as string, raw[i + 1] as string);
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === 'expect' || replaced.has(lower)) continue;
+    if (listed?.has(lower) === true) continue;
+    out.push(name, raw[i + 1] as string);
   }
-  for (const [name, value] of Object.entries(set)) out.push(name, value);
+  for (const name of names) out.push(name, set[name] as string);
   return out;
 }

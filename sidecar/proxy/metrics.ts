@@ -85,3 +85,51 @@ export function createProxyMetrics(registry = new Registry()): ProxyMetrics {
 export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
 }
+
+/** The metric children of one destination, resolved once (label hashing is per call otherwise). */
+export interface DestinationMetrics {
+  readonly inFlight: { inc(): void; dec(): void };
+  readonly duration: { observe(seconds: number): void };
+  call(status: number): void;
+  tried(outcome: string): void;
+}
+
+/**
+ * Children of `destination`, cached; the cache is bounded by the services of the local copy
+ * (anything else is `unknown`) and cleared past `max` to stay bounded whatever happens.
+ */
+export function destinationMetrics(
+  metrics: ProxyMetrics,
+  cache: Map<string, DestinationMetrics>,
+  destination: string,
+  max = 4096,
+): DestinationMetrics {
+  let entry = cache.get(destination);
+  if (entry !== undefined) return entry;
+  if (cache.size >= max) cache.clear();
+  const classes = new Map<number, { inc(): void }>();
+  const outcomes = new Map<string, { inc(): void }>();
+  entry = {
+    inFlight: metrics.inFlight.labels({ destination }),
+    duration: metrics.duration.labels({ destination }),
+    call: (status) => {
+      const key = Math.floor(status / 100);
+      let child = classes.get(key);
+      if (child === undefined) {
+        child = metrics.calls.labels({ destination, class: statusClass(status) });
+        classes.set(key, child);
+      }
+      child.inc();
+    },
+    tried: (outcome) => {
+      let child = outcomes.get(outcome);
+      if (child === undefined) {
+        child = metrics.tries.labels({ destination, outcome });
+        outcomes.set(outcome, child);
+      }
+      child.inc();
+    },
+  };
+  cache.set(destination, entry);
+  return entry;
+}
