@@ -205,7 +205,8 @@ async function main() {
       name: 'reference',
       port: referencePort,
       readyPath: '/',
-      args: [REFERENCE_MAIN, String(referencePort), String(upstreamPort)],
+      // The sidecar's Node flags, so that only the code differs.
+      args: [...SIDECAR_NODE_FLAGS, REFERENCE_MAIN, String(referencePort), String(upstreamPort)],
     });
     children.push(reference);
     const idle = rssOf(sidecar.pid);
@@ -331,7 +332,7 @@ function report(r) {
     '',
     '## Method',
     '',
-    `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, default allow-all hooks) that learned it from a standalone operator's event stream; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
+    `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, default allow-all hooks) that learned it from a standalone operator's event stream; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`, same Node flags) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
     `- ${r.config.connections} connections, pipelining 1, ${r.config.durationSec} s measured after ${r.config.warmupSec} s of warm-up, ${r.config.rounds} rounds. Each proxied scenario is measured next to a direct run of its own (direct first on odd rounds, second on even ones); ratios and the added p50 are medians over those adjacent pairs.`,
     '- Latencies: microsecond histogram of autocannon per-response times. Server CPU: the proxy process (the upstream for the direct run), µs per response.',
     '',

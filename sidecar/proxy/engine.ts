@@ -448,7 +448,7 @@ class Call {
         release();
         settle({ outcome: { kind: 'reset', message: 'the connection closed before an answer' } });
       });
-      if (body !== undefined) upstream.end(body);
+      if (body !== undefined) upstream.end(body.length > 0 ? body : undefined);
       else {
         req.pipe(upstream);
         req.on('error', () => upstream.destroy());
