@@ -98,4 +98,40 @@ describe('a real sidecar proxies', () => {
     });
     expect(c.status).toBe(502);
   });
+
+  it('a taken forward-proxy port is logged and the sidecar runs on without it', async () => {
+    const taken = apps[0]!.port;
+    const lines: string[] = [];
+    const sink = new Writable({
+      write: (chunk: Buffer, _e, done) => {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const other = createSidecar(
+      loadSidecarConfig({
+        MAXINE_SERVICE: 'web',
+        MAXINE_POD_NAMESPACE: 'shop',
+        MAXINE_POD_IP: '127.0.0.1',
+        MAXINE_APP_PORT: '1',
+        MAXINE_OPERATOR_URL: op.url,
+        MAXINE_LISTEN_PORT: '0',
+        MAXINE_PROXY_LISTEN: `127.0.0.1:${taken}`,
+      }),
+      createLogger('warn', sink, 'sidecar'),
+    );
+    try {
+      const address = await other.start();
+      expect(other.proxyAddress()).toBeUndefined();
+      expect(lines.join('')).toContain('forward-proxy listener not started');
+      await other.mirror.synchronised();
+      const answer = await eventually(async () => {
+        const a = await call(address.port, '/v1/proxy/orders/x');
+        return a.status === 200 ? a : undefined;
+      }, 5000);
+      expect(json(answer).url).toBe('/x');
+    } finally {
+      await other.stop();
+    }
+  });
 });
