@@ -74,6 +74,7 @@ export class ProxyEngine {
   private readonly localDatacenter: string | undefined;
   private readonly sweeper: NodeJS.Timeout;
   private readonly destinationMetrics = new Map<string, DestinationMetrics>();
+  private readonly ctx: PickContext;
 
   constructor(options: ProxyEngineOptions) {
     this.routes = options.routes;
@@ -86,6 +87,12 @@ export class ProxyEngine {
     this.pools = new UpstreamPools(options.pools, () => this.metrics.evictions.inc());
     this.metrics.poolStats = () => this.pools.stats();
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
+    this.ctx = {
+      key: undefined,
+      localZone: this.localZone,
+      localDatacenter: this.localDatacenter,
+      load: this.pools.load,
+    };
   }
 
   /**
@@ -214,13 +221,10 @@ export class ProxyEngine {
   }
 
   private pickContext(route: ProxyRoute, req: IncomingMessage): PickContext {
+    // One context reused for every pick (picks are synchronous), as common/discovery.ts does.
     const source = route.spec?.loadBalancing?.hashKey;
-    return {
-      key: source === undefined ? undefined : keyFromRequest(req, source),
-      localZone: this.localZone,
-      localDatacenter: this.localDatacenter,
-      load: this.pools.load,
-    };
+    this.ctx.key = source === undefined ? undefined : keyFromRequest(req, source);
+    return this.ctx;
   }
 
   metricsOf(destination: string): DestinationMetrics {

@@ -54,9 +54,9 @@ export function endToEndRaw(
 export function endToEndHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const listed = connectionListed(headers.connection);
   const out: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
     if (HOP_BY_HOP.has(name) || listed?.has(name) === true) continue;
-    out[name] = value;
+    out[name] = headers[name];
   }
   return out;
 }
