@@ -271,6 +271,10 @@ export function commandLine({ vars, script, file }) {
   return [...set, command].join(' ');
 }
 
+/** The heading of the proxy run's section in RESULTS.md (bench/proxy.js, bench/run.js). */
+export const PROXY_HEADING =
+  '## Sidecar outbound proxy (latest `npm run bench:proxy`, copied from RESULTS-proxy.md)';
+
 /** The heading of the soak run's section in RESULTS.md (bench/soak.js, bench/run.js). */
 export const SOAK_HEADING =
   '## Soak and abuse (latest `npm run bench:soak`, copied from RESULTS-soak.md)';

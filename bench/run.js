@@ -49,6 +49,7 @@ import {
   machine,
   memoryTable,
   roundsTable,
+  PROXY_HEADING,
   SOAK_HEADING,
   summarise,
   throughputTable,
@@ -606,6 +607,7 @@ function carriedSections() {
       '## Kubernetes mode (latest `npm run bench:k8s`, copied from RESULTS-kubernetes.md)',
     ),
     ...carriedSection(join(import.meta.dirname, 'RESULTS-soak.md'), SOAK_HEADING),
+    ...carriedSection(join(import.meta.dirname, 'RESULTS-proxy.md'), PROXY_HEADING),
   ];
 }
 

@@ -34,6 +34,23 @@ export const ERROR_CATALOG = {
   NOT_READY: { status: 503, message: 'Not ready' },
   EVENT_STREAMS_FULL: { status: 503, message: 'The operator serves all the event streams it may' },
   MESH_NOT_READY: { status: 503, message: 'The mesh configuration is not known yet' },
+  // The sidecar's outbound proxy (sidecar/proxy/, docs/sidecar.md "Calling other services").
+  PROXY_BAD_DESTINATION: { status: 400, message: 'The proxy destination is malformed' },
+  AMBIGUOUS_MESSAGE_LENGTH: {
+    status: 400,
+    message: 'The request framing is ambiguous (Transfer-Encoding with Content-Length)',
+  },
+  MALFORMED_REQUEST: { status: 400, message: 'The request is not valid HTTP/1.1' },
+  INTENTION_DENIED: { status: 403, message: 'An intention forbids this call' },
+  CONNECT_NOT_SUPPORTED: { status: 405, message: 'The forward proxy does not tunnel (CONNECT)' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large' },
+  UNKNOWN_PROXY_HOST: { status: 502, message: 'The host is not a Maxine service' },
+  UPSTREAM_CONNECT_FAILED: { status: 502, message: 'The upstream instance refused the connection' },
+  UPSTREAM_RESET: { status: 502, message: 'The upstream instance reset the connection' },
+  NO_UPSTREAM_INSTANCE: { status: 503, message: 'The service has no healthy instance to call' },
+  CIRCUIT_OPEN: { status: 503, message: "Every instance's circuit is open" },
+  UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream instance did not answer in time' },
+  CALL_TIMEOUT: { status: 504, message: 'The call took longer than requestTimeoutSeconds' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

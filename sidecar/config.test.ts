@@ -70,11 +70,22 @@ describe('sidecar configuration from the environment the webhook sets', () => {
   });
 
   it.each([
+    [{}, { host: '127.0.0.1', port: 7712 }],
+    [{ MAXINE_PROXY_LISTEN: '0.0.0.0:8001' }, { host: '0.0.0.0', port: 8001 }],
+    [{ MAXINE_PROXY_LISTEN: '[::1]:0' }, { host: '::1', port: 0 }],
+    [{ MAXINE_PROXY_LISTEN: 'off' }, undefined],
+  ])('forward-proxy listener from MAXINE_PROXY_LISTEN %j', (env, expected) => {
+    expect(loadSidecarConfig({ ...pod, ...env }).proxyListen).toEqual(expected);
+  });
+
+  it.each([
     [{}, 'MAXINE_SERVICE'],
     [
       { ...pod, MAXINE_REPORT_INTERVAL_SECONDS: 'soon' },
       'MAXINE_REPORT_INTERVAL_SECONDS: must be a whole number of seconds',
     ],
+    [{ ...pod, MAXINE_PROXY_LISTEN: '7712' }, 'MAXINE_PROXY_LISTEN: must be HOST:PORT'],
+    [{ ...pod, MAXINE_PROXY_LISTEN: 'localhost:99999' }, 'MAXINE_PROXY_LISTEN: must be HOST:PORT'],
     [{ ...pod, MAXINE_MESH_DIR: 'mesh' }, 'MAXINE_MESH_DIR: must be an absolute path'],
     [
       { ...pod, MAXINE_MESH_REFRESH_SECONDS: 'often' },

@@ -79,6 +79,25 @@ export const sidecarEnvSchema = z.object({
       .max(3600, 'must be at most 3600')
       .default(10),
   ),
+  /**
+   * The forward-proxy listener (`HTTP_PROXY` for the app): `host:port`, or `off`. Loopback by
+   * default: only the pod's own containers may call through it.
+   */
+  MAXINE_PROXY_LISTEN: z
+    .string()
+    .trim()
+    .default('127.0.0.1:7712')
+    .transform((v, ctx) => {
+      if (v === 'off' || v === '') return undefined;
+      const colon = v.lastIndexOf(':');
+      const host = v.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+      const portNumber = Number(v.slice(colon + 1));
+      if (colon < 1 || !Number.isInteger(portNumber) || portNumber < 0 || portNumber > 65535) {
+        ctx.addIssue({ code: 'custom', message: 'must be HOST:PORT (e.g. 127.0.0.1:7712) or off' });
+        return z.NEVER;
+      }
+      return { host, port: portNumber };
+    }),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -109,6 +128,8 @@ export interface SidecarConfig {
   meshRefreshSeconds: number;
   /** Seconds between call reports (0: off). */
   reportIntervalSeconds: number;
+  /** The forward-proxy listener; undefined: off. */
+  proxyListen?: { host: string; port: number };
   logLevel: string;
 }
 
@@ -152,6 +173,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     meshDir: e.MAXINE_MESH_DIR,
     meshRefreshSeconds: e.MAXINE_MESH_REFRESH_SECONDS,
     reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
+    ...(e.MAXINE_PROXY_LISTEN !== undefined && { proxyListen: e.MAXINE_PROXY_LISTEN }),
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }

@@ -1,19 +1,22 @@
 /** Composition root of the sidecar: configuration from the environment, logger, signals. */
 import { loadSidecarConfig, SidecarConfigError } from './config.js';
+import { loadTracingSettings } from './proxy/tracing.js';
 import { createSidecar } from './sidecar.js';
 import { createLogger } from '../common/logger.js';
 
 async function main(): Promise<void> {
   let config;
+  let tracing;
   try {
     config = loadSidecarConfig(process.env);
+    tracing = loadTracingSettings(process.env, config.service);
   } catch (err) {
     if (!(err instanceof SidecarConfigError)) throw err;
     process.stderr.write(`maxine-sidecar: bad configuration: ${err.message}\n`);
     process.exit(2);
   }
   const logger = createLogger(config.logLevel, undefined, 'sidecar');
-  const sidecar = createSidecar(config, logger);
+  const sidecar = createSidecar(config, logger, { tracing });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

@@ -88,6 +88,30 @@ describe('MirrorState', () => {
     expect(codeOf(() => all(m))).toBe('SERVICE_NOT_FOUND');
   });
 
+  it('route: the healthy set discovery hands out, a new object only when it changes', () => {
+    const m = new MirrorState();
+    expect(m.route('shop', 'web')).toBeUndefined();
+    snapshot(m, 5, [
+      [{ ...svc, spec: { selector: {} }, items: [inst('b'), inst('a'), inst('c', 'critical')] }],
+    ]);
+    const first = m.route('shop', 'web');
+    expect(first?.instances.map((i) => i.id)).toEqual(['a', 'b']);
+    expect(first?.spec).toEqual({ selector: {} });
+    // A heartbeat-only renewal keeps the route (and the balancers the proxy caches on it).
+    m.apply(ev('service_registered', { instance: inst('a') }));
+    expect(m.route('shop', 'web')).toBe(first);
+    m.apply(ev('service_unhealthy', { instance: inst('a', 'critical') }));
+    const second = m.route('shop', 'web');
+    expect(second).not.toBe(first);
+    expect(second?.instances.map((i) => i.id)).toEqual(['b']);
+    m.apply(ev('service_updated', { data: { declared: true, spec: { config: { k: 'v' } } } }));
+    expect(m.route('shop', 'web')?.spec).toEqual({ config: { k: 'v' } });
+    m.apply(ev('service_deregistered', { instance: inst('b') }));
+    expect(m.route('shop', 'web')?.instances).toEqual([]);
+    m.apply(ev('service_deleted'));
+    expect(m.route('shop', 'web')).toBeUndefined();
+  });
+
   it('a resync replaces everything it knew', () => {
     const m = new MirrorState();
     m.apply(ev('service_registered', { instance: inst('old') }));

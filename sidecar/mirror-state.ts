@@ -18,6 +18,7 @@ import { serviceKey } from '../common/names.js';
 import type { ServiceSpec } from '../common/resources.js';
 import type { IntentionEntry } from '../common/policy/intentions.js';
 import type {
+  DiscoveredInstance,
   Instance,
   RegistryEvent,
   ResyncMessage,
@@ -44,6 +45,20 @@ interface MirroredService {
   spec: ServiceSpec | undefined;
   readonly instances: Map<string, Instance>;
   answer: ServiceAnswer | undefined;
+  /** What the outbound proxy calls; rebuilt with `answer`. */
+  route?: ProxyRoute | undefined;
+}
+
+/**
+ * A service as the outbound proxy sees it: its spec and the instances discovery would hand out
+ * (the same healthy set, in the same order). A new object after every membership or spec change,
+ * so the proxy may cache its balancers on it.
+ */
+export interface ProxyRoute {
+  readonly namespace: string;
+  readonly name: string;
+  readonly spec: ServiceSpec | undefined;
+  readonly instances: readonly DiscoveredInstance[];
 }
 
 /** A snapshot being received: built aside, swapped in whole at `resync_end`. */
@@ -131,6 +146,7 @@ export class MirrorState implements DiscoverySource, IntentionSource {
         const entry = this.entry(ref);
         entry.spec = event.data.declared ? event.data.spec : undefined;
         entry.answer = undefined;
+        entry.route = undefined;
         return ref;
       }
       case 'service_deleted':
@@ -198,6 +214,19 @@ export class MirrorState implements DiscoverySource, IntentionSource {
     return [...(this.services.get(serviceKey(namespace, name))?.instances.values() ?? [])];
   }
 
+  /** The service's proxy route; undefined when the copy does not hold the service. */
+  route(namespace: string, name: string): ProxyRoute | undefined {
+    const entry = this.services.get(serviceKey(namespace, name));
+    if (entry === undefined) return undefined;
+    entry.route ??= {
+      namespace: entry.namespace,
+      name: entry.name,
+      spec: entry.spec,
+      instances: discoverable(entry.instances.values(), (i) => i.health.status).map(discoveredOf),
+    };
+    return entry.route;
+  }
+
   get size(): number {
     return this.services.size;
   }
@@ -223,12 +252,18 @@ export class MirrorState implements DiscoverySource, IntentionSource {
     const before = entry.instances.get(instance.id);
     entry.instances.set(instance.id, instance);
     // Heartbeat-only renewals change no routing field: keep the answer (and its balancers).
-    if (before === undefined || !sameRoute(before, instance)) entry.answer = undefined;
+    if (before === undefined || !sameRoute(before, instance)) {
+      entry.answer = undefined;
+      entry.route = undefined;
+    }
   }
 
   private remove(ref: ServiceRef, id: string): void {
     const entry = this.services.get(serviceKey(ref.namespace, ref.name));
-    if (entry?.instances.delete(id) === true) entry.answer = undefined;
+    if (entry?.instances.delete(id) === true) {
+      entry.answer = undefined;
+      entry.route = undefined;
+    }
   }
 
   private answerOf(entry: MirroredService): ServiceAnswer {

@@ -13,8 +13,12 @@ import { MaxineError } from '../common/errors.js';
 import { wantsYaml, YAML_CONTENT_TYPE } from '../common/mesh/format.js';
 import { MESHES } from '../common/mesh/model.js';
 import type { MeshName } from '../common/mesh/model.js';
+import type { Registry as PromRegistry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import type { MeshAnswer } from './mesh.js';
+import { answerClientError } from './proxy/client-error.js';
+import type { ProxyEngine } from './proxy/engine.js';
+import { parseProxyPath, PROXY_PREFIX } from './proxy/target.js';
 
 export interface SidecarServerDeps {
   source: DiscoverySource;
@@ -25,6 +29,10 @@ export interface SidecarServerDeps {
   /** The last answer of the operator's render of the pod's service for `mesh`, if any yet. */
   mesh: (mesh: MeshName) => MeshAnswer | undefined;
   logger: Logger;
+  /** Served at `GET /metrics` in the Prometheus text format (open like /healthz); absent: 404. */
+  metrics?: Pick<PromRegistry, 'metrics' | 'contentType'>;
+  /** The outbound proxy behind `ANY /v1/proxy/{service}[.{namespace}]/{path}`; absent: 404. */
+  proxy?: ProxyEngine;
 }
 
 const DISCOVER = '/v1/discover/';
@@ -33,14 +41,13 @@ const MESH = '/v1/mesh/';
 export function createSidecarServer(deps: SidecarServerDeps): Server {
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     try {
-      route(deps, req, res);
+      if (!proxied(deps, req, res)) route(deps, req, res);
     } catch (err) {
       fail(deps, res, err, req.method === 'HEAD');
     }
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-  });
+  // 431 for headers over maxHeaderSize, 400 with the reason for the rest (proxy/client-error.ts).
+  server.on('clientError', answerClientError);
   return server;
 }
 
@@ -62,6 +69,10 @@ function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerRespons
     send(res, health.ok ? 200 : 503, JSON.stringify(body), req.method === 'HEAD');
     return;
   }
+  if (path === '/metrics') {
+    answerMetrics(deps, req, res);
+    return;
+  }
   if (path === '/v1/config') {
     if (!read) throw methodNotAllowed(res, 'GET, HEAD');
     localOnly(req);
@@ -77,8 +88,37 @@ function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerRespons
   }
   throw new MaxineError(
     'ROUTE_NOT_FOUND',
-    `No such endpoint: ${req.method} ${path?.slice(0, 128)}; see GET /v1/discover/{name}, GET /v1/config, GET /v1/mesh/{${MESHES.join('|')}}, GET /healthz`,
+    `No such endpoint: ${req.method} ${path?.slice(0, 128)}; see GET /v1/discover/{name}, ANY /v1/proxy/{service}/{path}, GET /v1/config, GET /v1/mesh/{${MESHES.join('|')}}, GET /healthz, GET /metrics`,
   );
+}
+
+/** `GET /metrics`: the Prometheus text, open like /healthz (Prometheus scrapes the pod IP). */
+function answerMetrics(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): void {
+  const registry = deps.metrics;
+  if (registry === undefined) throw new MaxineError('ROUTE_NOT_FOUND', 'No metrics here');
+  const head = req.method === 'HEAD';
+  if (!head && req.method !== 'GET') throw methodNotAllowed(res, 'GET, HEAD');
+  registry.metrics().then(
+    (text) => {
+      res.writeHead(200, [
+        'content-type',
+        registry.contentType,
+        'content-length',
+        String(Buffer.byteLength(text)),
+      ]);
+      res.end(head ? undefined : text);
+    },
+    (err: unknown) => fail(deps, res, err, head),
+  );
+}
+
+/** Hands `/v1/proxy/...` to the outbound proxy; false for any other path. */
+function proxied(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): boolean {
+  const url = req.url ?? '/';
+  if (deps.proxy === undefined || !url.startsWith(PROXY_PREFIX)) return false;
+  localOnly(req);
+  deps.proxy.handle(req, res, parseProxyPath(url, deps.namespace), 'path');
+  return true;
 }
 
 /** The mesh of `/v1/mesh/{mesh}`; undefined for any other path (an unknown mesh: no route). */

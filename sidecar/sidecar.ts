@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { listen } from '../common/listen.js';
-import type { RegisterInput } from '../common/wire.js';
+import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import type { RegisterInput, ServiceRef } from '../common/wire.js';
 import type { Logger } from '../common/logger.js';
 import { RegistrationAgent } from './agent.js';
 import type { SidecarConfig } from './config.js';
@@ -15,7 +16,18 @@ import type { ReportedHealth } from './health/runner.js';
 import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
 import { RegistryMirror } from './mirror.js';
 import { discoveryScope } from './scope.js';
-import { createSidecarServer } from './server.js';
+import { createSidecarServer, isLoopback } from './server.js';
+import { IntentionAuthorizer, scopeCovers } from './proxy/authorizer.js';
+import { Breakers } from './proxy/breaker.js';
+import { ProxyEngine } from './proxy/engine.js';
+import { createForwardProxyServer } from './proxy/forward-listener.js';
+import type { CallTracer, OutboundRequest, ProxyHooks } from './proxy/hooks.js';
+import { createProxyMetrics } from './proxy/metrics.js';
+import { DestinationRateLimiter } from './proxy/rate-limit.js';
+import { CallReporter } from './proxy/reporter.js';
+import { SlidingRetryBudget, SpecRetryPolicy } from './proxy/retry.js';
+import { createProxyTracer, PropagatingTracer } from './proxy/tracing.js';
+import type { ProxyTracer, TracingSettings } from './proxy/tracing.js';
 
 export interface Sidecar {
   readonly mirror: RegistryMirror;
@@ -24,11 +36,27 @@ export interface Sidecar {
   readonly mesh: MeshConfigCache;
   /** The reported check result, undefined while no check is configured or before the first. */
   health(): ReportedHealth | undefined;
+  /** The outbound proxy (path form on the main server, and the forward listener). */
+  readonly proxy: ProxyEngine;
+  /** Where the forward-proxy listener listens once started; undefined when off or not bound. */
+  proxyAddress(): AddressInfo | undefined;
+  /** The sidecar's metrics (`GET /metrics`): the proxy, breakers, retries, limits, spans. */
+  readonly prom: PromRegistry;
   start(): Promise<AddressInfo>;
   stop(): Promise<void>;
 }
 
-export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
+/** What the composition root reads besides the sidecar's own configuration. */
+export interface SidecarExtras {
+  /** OpenTelemetry settings (`OTEL_*`); absent: propagate trace context only. */
+  tracing?: TracingSettings;
+}
+
+export function createSidecar(
+  config: SidecarConfig,
+  logger: Logger,
+  extras: SidecarExtras = {},
+): Sidecar {
   const token = tokenReader(config.tokenFile, logger);
   const checks = new CheckRunner({
     appPort: config.appPort,
@@ -92,17 +120,81 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     operatorUrl: config.operatorUrl,
     logger,
     token,
-    onResync: ownSpecChanged,
+    onResync: () => {
+      ownSpecChanged();
+      for (const ref of breakers.tracked()) refreshMembers(ref);
+    },
     scope,
     onService: (ref) => {
       if (ref.namespace === config.namespace && ref.name === config.service) ownSpecChanged();
+      refreshMembers(ref);
     },
     onIntention: (destination) => {
       if (namesService(destination, own)) mesh.invalidate();
     },
   });
 
+  // The outbound proxy and what it asks on each call (sidecar/proxy/hooks.ts).
+  const prom = new PromRegistry();
+  collectDefaultMetrics({ register: prom, prefix: 'maxine_sidecar_' });
+  const reporter = new CallReporter({
+    operatorUrl: config.operatorUrl,
+    source: own,
+    pod: config.pod?.name,
+    logger,
+    token,
+    intervalMs: config.reportIntervalSeconds * 1000,
+  });
+  const breakers = new Breakers({
+    log: logger,
+    registry: prom,
+    onTransition: (t) => reporter.circuitChanged(t),
+  });
+  /** Keeps the breakers' view of a called service's members equal to the local copy's. */
+  const refreshMembers = (ref: ServiceRef): void => {
+    if (!breakers.isTracked(ref)) return;
+    const route = mirror.state.route(ref.namespace, ref.name);
+    if (route === undefined) breakers.forget(ref, Date.now());
+    else
+      breakers.retain(
+        ref,
+        route.instances.map((i) => i.id),
+        Date.now(),
+      );
+  };
+  const tracer = new SwappableTracer(new PropagatingTracer());
+  const hooks: ProxyHooks = {
+    authorizer: new IntentionAuthorizer({
+      caller: own,
+      policy: mirror.state,
+      inScope: (d) => scopeCovers(scope(), d),
+    }),
+    rateLimiter: new DestinationRateLimiter({ registry: prom }),
+    breakers,
+    retryPolicy: new SpecRetryPolicy(),
+    retryBudget: new SlidingRetryBudget({ registry: prom }),
+    observer: reporter,
+    tracer,
+  };
+  const proxy = new ProxyEngine({
+    routes: mirror.state,
+    hooks,
+    logger,
+    metrics: createProxyMetrics(prom),
+    ...(config.zone !== undefined && { localZone: config.zone }),
+  });
+  const forward = config.proxyListen && {
+    at: config.proxyListen,
+    server: createForwardProxyServer({
+      engine: proxy,
+      namespace: config.namespace,
+      logger,
+      allowPeer: isLoopback,
+    }),
+    address: undefined as AddressInfo | undefined,
+  };
   const server = createSidecarServer({
+    proxy,
     source: mirror.state,
     namespace: config.namespace,
     logger,
@@ -119,7 +211,9 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       operator: mirror.status(),
       check: health() ?? null,
       mesh: mesh.status(),
+      reports: reporter.status(),
     }),
+    metrics: prom,
   });
 
   return {
@@ -127,10 +221,37 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
     agent,
     mesh,
     health,
+    proxy,
+    prom,
+    proxyAddress: () => forward?.address,
     async start() {
+      if (extras.tracing !== undefined) {
+        tracer.current = await createProxyTracer({
+          settings: extras.tracing,
+          logger,
+          registers: [prom],
+          resource: {
+            'k8s.namespace.name': config.namespace,
+            ...(config.pod && { 'k8s.pod.name': config.pod.name }),
+          },
+        });
+      }
       const address = await listen(server, config.listenPort, config.listenHost);
+      if (forward) {
+        // The proxy port taken must not stop registration and health: said loudly, not fatal.
+        forward.address = await listen(forward.server, forward.at.port, forward.at.host).catch(
+          (err: unknown) => {
+            logger.error(
+              { err, listen: `${forward.at.host}:${forward.at.port}` },
+              'forward-proxy listener not started; set MAXINE_PROXY_LISTEN to a free HOST:PORT or off',
+            );
+            return undefined;
+          },
+        );
+      }
       mirror.start();
       mesh.start();
+      reporter.start();
       if (config.healthCheck !== undefined) checks.apply(config.healthCheck);
       agent.start();
       logger.info(
@@ -153,12 +274,28 @@ export function createSidecar(config: SidecarConfig, logger: Logger): Sidecar {
       await checks.stop();
       await mesh.stop();
       mirror.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      proxy.close();
+      await reporter.stop();
+      await tracer.current.shutdown();
+      await Promise.all(
+        [server, ...(forward?.address ? [forward.server] : [])].map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeAllConnections();
+            }),
+        ),
+      );
     },
   };
+}
+
+/** The tracer the engine holds from the start; the exporting one replaces it once loaded. */
+class SwappableTracer implements CallTracer {
+  constructor(public current: ProxyTracer) {}
+  startCall(request: OutboundRequest) {
+    return this.current.startCall(request);
+  }
 }
 
 /** Reads the projected token on each use: kubelet rotates the file in place. */

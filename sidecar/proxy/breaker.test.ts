@@ -450,3 +450,19 @@ describe('Breakers: spec and bounds', () => {
     });
   });
 });
+
+describe('Breakers tracking', () => {
+  it('tracks a destination once called or retained, and lists it until forgotten', () => {
+    const breakers = new Breakers({ log: createLogger('silent') });
+    const orders = { namespace: 'shop', name: 'orders' };
+    const cart = { namespace: 'shop', name: 'cart' };
+    const spec = { failureThreshold: 1, openSeconds: 1, backoffMultiplier: 2, halfOpenProbes: 1 };
+    expect(breakers.isTracked(orders)).toBe(false);
+    expect(breakers.admit(orders, 'a', spec, 0)).toBe(true);
+    breakers.retain(cart, ['x'], 0);
+    expect(breakers.isTracked(orders)).toBe(true);
+    expect(breakers.tracked()).toEqual(expect.arrayContaining([orders, cart]));
+    breakers.forget(cart, 1);
+    expect(breakers.isTracked(cart)).toBe(false);
+  });
+});

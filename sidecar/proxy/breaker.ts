@@ -268,6 +268,16 @@ export class Breakers implements CircuitBreakers {
     if (members.size === 0) this.destinations.delete(key);
   }
 
+  /** The destinations with circuits, for refreshing their membership after a snapshot. */
+  tracked(): ServiceRef[] {
+    return [...this.destinations.values()].map((d) => d.ref);
+  }
+
+  /** Whether circuits of `destination` are kept (it was called, or `retain`ed). */
+  isTracked(destination: ServiceRef): boolean {
+    return this.destinations.has(keyOf(destination));
+  }
+
   /** Forgets a destination (the service is gone), closing its circuits. */
   forget(destination: ServiceRef, now: number): void {
     this.retain(destination, [], now);

@@ -1,0 +1,412 @@
+// @ts-check
+/**
+ * The sidecar's outbound proxy under load (`npm run bench:proxy`, after a build): the same
+ * upstream (bench/baseline-server.js, a 187-byte JSON answer) called
+ *
+ * - directly,
+ * - through the sidecar's path form `GET /v1/proxy/upstream/`,
+ * - through the sidecar's forward-proxy listener (`GET http://upstream.bench/`, as an app with
+ *   HTTP_PROXY sends it),
+ * - through a minimal node:http forwarding proxy (bench/proxy-reference.js),
+ *
+ * in the same run, 50 connections, each scenario next to a direct run so that only adjacent
+ * ratios are compared on a noisy box. The sidecar runs with its default (allow-all) hooks, as
+ * `sidecar/sidecar.ts` composes it today. Sidecar RSS is read from /proc after the load.
+ * Writes bench/RESULTS-proxy.md and its section of bench/RESULTS.md.
+ *
+ * Environment (all optional): BENCH_DURATION seconds per measured run (10), BENCH_WARMUP (3),
+ * BENCH_ROUNDS (2), BENCH_CONNECTIONS (50), BENCH_SIDECAR_NODE_FLAGS (the image's: a small young
+ * generation), BENCH_CPU_PROF=1 to profile the sidecar (`--cpu-prof`, top frames printed).
+ */
+import { Buffer } from 'node:buffer';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { measure, median } from './load.js';
+import {
+  freePort,
+  httpRequest,
+  rssOf,
+  runMain,
+  SERVER_NODE,
+  startChild,
+  startOperator,
+  stopChild,
+} from './processes.js';
+import {
+  carriedSection,
+  commandLine,
+  intEnv,
+  machine,
+  PROXY_HEADING,
+  writeAtomically,
+} from './report.js';
+
+/** @typedef {import('./processes.js').Child} Child */
+/** @typedef {import('./load.js').LoadResult} LoadResult */
+
+const ROOT = join(import.meta.dirname, '..');
+const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
+const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
+const REFERENCE_MAIN = join(import.meta.dirname, 'proxy-reference.js');
+const RESULTS = join(import.meta.dirname, 'RESULTS.md');
+const RESULTS_PROXY = join(import.meta.dirname, 'RESULTS-proxy.md');
+const NAMESPACE = 'bench';
+/** The flags Dockerfile.sidecar sets (BENCH_SIDECAR_NODE_FLAGS to try others). */
+const SIDECAR_NODE_FLAGS = (
+  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=1 --max-old-space-size=96'
+)
+  .split(' ')
+  .filter(Boolean);
+const BODY = Buffer.from(
+  '{"instance":{"id":"api-01e62ac62d9b5abd","service":{"namespace":"bench","name":"api"},"host":"10.0.0.6","port":8080,"version":"v1","zone":"b","weight":3,"metadata":{},"health":"passing"}}',
+);
+const AIMS = { addedP50Ms: 0.3, throughputRatio: 0.7 };
+
+function loadConfig() {
+  return {
+    durationSec: intEnv('BENCH_DURATION', 10, 1, 600),
+    warmupSec: intEnv('BENCH_WARMUP', 3, 0, 120),
+    rounds: intEnv('BENCH_ROUNDS', 2, 1, 20),
+    connections: intEnv('BENCH_CONNECTIONS', 50, 1, 1000),
+  };
+}
+
+/**
+ * @param {string} dir
+ */
+function writeServices(dir) {
+  writeFileSync(
+    join(dir, 'bench.yaml'),
+    ['upstream', 'client']
+      .map(
+        (name) =>
+          `apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: ${name}, namespace: ${NAMESPACE} }\nspec:\n  loadBalancing: { strategy: round-robin }\n`,
+      )
+      .join('---\n'),
+  );
+}
+
+/**
+ * @param {Child} operator
+ * @param {number} proxyPort
+ * @returns {Promise<Child>}
+ */
+async function startSidecar(operator, proxyPort) {
+  const port = await freePort();
+  return startChild({
+    name: 'sidecar',
+    port,
+    readyPath: '/v1/proxy/upstream/',
+    args: [...SIDECAR_NODE_FLAGS, SIDECAR_MAIN],
+    env: {
+      ...process.env,
+      MAXINE_SERVICE: 'client',
+      MAXINE_POD_NAMESPACE: NAMESPACE,
+      MAXINE_POD_NAME: 'client-0',
+      MAXINE_OPERATOR_URL: `http://127.0.0.1:${operator.port}`,
+      MAXINE_LISTEN_PORT: String(port),
+      MAXINE_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,
+      MAXINE_LOG_LEVEL: 'warn',
+    },
+  });
+}
+
+/**
+ * @typedef {object} Scenario
+ * @property {string} key
+ * @property {string} label
+ * @property {number} port
+ * @property {string} path
+ * @property {number} pid the process whose CPU is read (the proxy, or the upstream when direct)
+ */
+
+/**
+ * @param {ReturnType<typeof loadConfig>} config
+ * @param {Scenario} s
+ */
+function run(config, s) {
+  return measure({
+    port: s.port,
+    path: s.path,
+    connections: config.connections,
+    pipelining: 1,
+    durationSec: config.durationSec,
+    warmupSec: config.warmupSec,
+    pid: s.pid,
+  });
+}
+
+/**
+ * One measured run, printed; a proxied run with errors stops the bench (its figures would lie).
+ * @param {ReturnType<typeof loadConfig>} config
+ * @param {Scenario} s
+ * @param {boolean} isDirect
+ * @param {number} round
+ */
+async function runChecked(config, s, isDirect, round) {
+  const result = await run(config, s);
+  if (result.non2xx + result.errors > 0 && !isDirect) {
+    throw new Error(`${s.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  }
+  process.stdout.write(
+    `round ${round} ${s.label}: ${Math.round(result.rps)} req/s, p50 ${fixed(result.p50Ms, 3)} ms, p99 ${fixed(result.p99Ms, 3)} ms\n`,
+  );
+  return result;
+}
+
+/**
+ * @param {number} value
+ * @param {number} [digits]
+ */
+const fixed = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
+
+async function main() {
+  const config = loadConfig();
+  if (!existsSync(SIDECAR_MAIN)) throw new Error(`${SIDECAR_MAIN} is missing: run npm run build`);
+  const host = machine();
+  const started = new Date();
+  const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-proxy-'));
+  /** @type {Child[]} */
+  const children = [];
+  try {
+    const resources = join(tmp, 'resources');
+    mkdirSync(resources);
+    writeServices(resources);
+    const operator = await startOperator(resources, 'operator');
+    children.push(operator);
+    const upstreamPort = await freePort();
+    const upstream = await startChild({
+      name: 'upstream',
+      port: upstreamPort,
+      readyPath: '/',
+      args: [BASELINE_MAIN, String(upstreamPort), BODY.toString('base64')],
+    });
+    children.push(upstream);
+    const registered = await httpRequest({
+      port: operator.port,
+      method: 'POST',
+      path: '/api/v1/instances',
+      body: JSON.stringify({
+        service: 'upstream',
+        namespace: NAMESPACE,
+        host: '127.0.0.1',
+        port: upstreamPort,
+        ttlSeconds: 3600,
+      }),
+    });
+    if (registered.status !== 201)
+      throw new Error(`register: ${registered.status} ${registered.body}`);
+    const forwardPort = await freePort();
+    const sidecar = await startSidecar(operator, forwardPort);
+    children.push(sidecar);
+    const referencePort = await freePort();
+    const reference = await startChild({
+      name: 'reference',
+      port: referencePort,
+      readyPath: '/',
+      // The sidecar's Node flags, so that only the code differs.
+      args: [...SIDECAR_NODE_FLAGS, REFERENCE_MAIN, String(referencePort), String(upstreamPort)],
+    });
+    children.push(reference);
+    const idle = rssOf(sidecar.pid);
+
+    /** @type {Scenario} */
+    const direct = {
+      key: 'direct',
+      label: 'direct call to the upstream',
+      port: upstreamPort,
+      path: '/',
+      pid: upstream.pid,
+    };
+    /** @type {Scenario[]} */
+    const proxied = [
+      {
+        key: 'path',
+        label: 'sidecar path form GET /v1/proxy/upstream/',
+        port: sidecar.port,
+        path: '/v1/proxy/upstream/',
+        pid: sidecar.pid,
+      },
+      {
+        key: 'forward',
+        label: `sidecar forward listener GET http://upstream.${NAMESPACE}/`,
+        port: forwardPort,
+        path: `http://upstream.${NAMESPACE}/`,
+        pid: sidecar.pid,
+      },
+      {
+        key: 'reference',
+        label: 'minimal node:http forwarding proxy (reference)',
+        port: referencePort,
+        path: '/',
+        pid: reference.pid,
+      },
+    ];
+    /** @type {Map<string, { results: LoadResult[], directs: LoadResult[] }>} */
+    const runs = new Map(proxied.map((s) => [s.key, { results: [], directs: [] }]));
+    for (let round = 1; round <= config.rounds; round++) {
+      const order = round % 2 === 1 ? proxied : [...proxied].reverse();
+      for (const s of order) {
+        const entry = /** @type {{ results: LoadResult[], directs: LoadResult[] }} */ (
+          runs.get(s.key)
+        );
+        const pair = round % 2 === 1 ? [direct, s] : [s, direct];
+        for (const one of pair) {
+          const result = await runChecked(config, one, one === direct, round);
+          (one === direct ? entry.directs : entry.results).push(result);
+        }
+      }
+    }
+    const loaded = rssOf(sidecar.pid);
+    const rows = proxied.map((s) => {
+      const { results, directs } = /** @type {{ results: LoadResult[], directs: LoadResult[] }} */ (
+        runs.get(s.key)
+      );
+      const ratio = (/** @type {(r: LoadResult) => number} */ f) =>
+        median(results.map((r, i) => f(r) / f(/** @type {LoadResult} */ (directs[i]))));
+      const added = median(
+        results.map((r, i) => r.p50Ms - /** @type {LoadResult} */ (directs[i]).p50Ms),
+      );
+      return {
+        s,
+        rps: median(results.map((r) => r.rps)),
+        p50: median(results.map((r) => r.p50Ms)),
+        p99: median(results.map((r) => r.p99Ms)),
+        cpu: median(results.map((r) => r.cpuUsPerRequest)),
+        rpsRatio: ratio((r) => r.rps),
+        p50Ratio: ratio((r) => r.p50Ms),
+        p99Ratio: ratio((r) => r.p99Ms),
+        addedP50: added,
+      };
+    });
+    const directAll = [...runs.values()].flatMap((r) => r.directs);
+    const text = report({
+      config,
+      host,
+      started,
+      rows,
+      direct: {
+        rps: median(directAll.map((r) => r.rps)),
+        p50: median(directAll.map((r) => r.p50Ms)),
+        p99: median(directAll.map((r) => r.p99Ms)),
+      },
+      memory: { idle, loaded },
+    });
+    writeAtomically(RESULTS_PROXY, text);
+    spliceIntoResults();
+    process.stdout.write(`\n${text}`);
+  } finally {
+    for (const child of children.reverse()) await stopChild(child);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * @param {{
+ *   config: ReturnType<typeof loadConfig>, host: ReturnType<typeof machine>, started: Date,
+ *   rows: { s: Scenario, rps: number, p50: number, p99: number, cpu: number, rpsRatio: number, p50Ratio: number, p99Ratio: number, addedP50: number }[],
+ *   direct: { rps: number, p50: number, p99: number },
+ *   memory: { idle: ReturnType<typeof rssOf>, loaded: ReturnType<typeof rssOf> },
+ * }} r
+ */
+function report(r) {
+  const path = r.rows.find((row) => row.s.key === 'path');
+  const forward = r.rows.find((row) => row.s.key === 'forward');
+  const aim = (
+    /** @type {string} */ what,
+    /** @type {string} */ target,
+    /** @type {string} */ measured,
+    /** @type {boolean} */ met,
+  ) => `| ${what} | ${target} | ${measured} | ${met ? '✓' : '✗'} |`;
+  return [
+    '# Maxine sidecar proxy benchmark',
+    '',
+    '_Generated by `bench/proxy.js`; rewritten on every run. On a shared or noisy machine only the ratios measured in the same run mean anything._',
+    '',
+    `- date: ${r.started.toISOString()}`,
+    `- machine: ${r.host.cpus} CPUs, ${r.host.model}, ${r.host.memGb} GB RAM, Linux ${r.host.kernel}`,
+    `- node: ${r.host.node} (load generator); servers: ${SERVER_NODE === process.execPath ? r.host.node : SERVER_NODE}; commit: ${r.host.commit}`,
+    `- load average at start: ${r.host.load}`,
+    `- command: \`${commandLine({ vars: (k) => k.startsWith('BENCH_'), script: 'bench:proxy', file: 'bench/proxy.js' })}\``,
+    '',
+    '## Method',
+    '',
+    `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, default allow-all hooks) that learned it from a standalone operator's event stream; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`, same Node flags) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
+    `- ${r.config.connections} connections, pipelining 1, ${r.config.durationSec} s measured after ${r.config.warmupSec} s of warm-up, ${r.config.rounds} rounds. Each proxied scenario is measured next to a direct run of its own (direct first on odd rounds, second on even ones); ratios and the added p50 are medians over those adjacent pairs.`,
+    '- Latencies: microsecond histogram of autocannon per-response times. Server CPU: the proxy process (the upstream for the direct run), µs per response.',
+    '',
+    '## Aims',
+    '',
+    '| aim | target | measured | met |',
+    '|---|---|---|:---:|',
+    path
+      ? aim(
+          'added p50, path form',
+          `≤ ${AIMS.addedP50Ms} ms`,
+          `${fixed(path.addedP50, 3)} ms`,
+          path.addedP50 <= AIMS.addedP50Ms,
+        )
+      : '',
+    path
+      ? aim(
+          'throughput vs direct, path form',
+          `≥ ${AIMS.throughputRatio}×`,
+          `${fixed(path.rpsRatio)}×`,
+          path.rpsRatio >= AIMS.throughputRatio,
+        )
+      : '',
+    forward
+      ? aim(
+          'added p50, forward listener',
+          `≤ ${AIMS.addedP50Ms} ms`,
+          `${fixed(forward.addedP50, 3)} ms`,
+          forward.addedP50 <= AIMS.addedP50Ms,
+        )
+      : '',
+    forward
+      ? aim(
+          'throughput vs direct, forward listener',
+          `≥ ${AIMS.throughputRatio}×`,
+          `${fixed(forward.rpsRatio)}×`,
+          forward.rpsRatio >= AIMS.throughputRatio,
+        )
+      : '',
+    aim(
+      'sidecar RSS after the load (peak VmHWM)',
+      'reported',
+      `${fixed(r.memory.loaded.rssMb, 1)} MB (peak ${fixed(r.memory.loaded.hwmMb, 1)} MB; idle before: ${fixed(r.memory.idle.rssMb, 1)} MB)`,
+      true,
+    ),
+    '',
+    '## Throughput and latency',
+    '',
+    '| scenario | req/s | p50 ms | p99 ms | added p50 ms | req/s vs direct | p50 vs direct | p99 vs direct | proxy CPU µs/req |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| direct call to the upstream | ${Math.round(r.direct.rps)} | ${fixed(r.direct.p50, 3)} | ${fixed(r.direct.p99, 3)} | — | — | — | — | — |`,
+    ...r.rows.map(
+      (row) =>
+        `| ${row.s.label} | ${Math.round(row.rps)} | ${fixed(row.p50, 3)} | ${fixed(row.p99, 3)} | ${fixed(row.addedP50, 3)} | ${fixed(row.rpsRatio)}× | ${fixed(row.p50Ratio)}× | ${fixed(row.p99Ratio)}× | ${fixed(row.cpu, 0)} |`,
+    ),
+    '',
+  ]
+    .filter((line, i, all) => line !== '' || all[i - 1] !== '')
+    .join('\n');
+}
+
+/** Puts the proxy section into RESULTS.md now, as bench/run.js carries it over. */
+function spliceIntoResults() {
+  if (!existsSync(RESULTS)) return;
+  const text = readFileSync(RESULTS, 'utf8');
+  const section = carriedSection(RESULTS_PROXY, PROXY_HEADING).join('\n');
+  const start = text.indexOf(`${PROXY_HEADING}\n`);
+  if (start === -1) {
+    writeAtomically(RESULTS, `${text.trimEnd()}\n\n${section}`);
+    return;
+  }
+  const next = text.indexOf('\n## ', start + PROXY_HEADING.length);
+  const rest = next === -1 ? '' : text.slice(next + 1);
+  writeAtomically(RESULTS, `${text.slice(0, start)}${section}${rest === '' ? '' : `\n${rest}`}`);
+}
+
+runMain('bench:proxy', main);
