@@ -452,13 +452,17 @@ describe('Breakers: spec and bounds', () => {
 });
 
 describe('Breakers tracking', () => {
-  it('tracks a destination once called or retained, and lists it until forgotten', () => {
+  it('tracks a destination once a try was recorded or it was retained, and lists it until forgotten', () => {
     const breakers = new Breakers({ log: createLogger('silent') });
     const orders = { namespace: 'shop', name: 'orders' };
     const cart = { namespace: 'shop', name: 'cart' };
     const spec = { failureThreshold: 1, openSeconds: 1, backoffMultiplier: 2, halfOpenProbes: 1 };
     expect(breakers.isTracked(orders)).toBe(false);
     expect(breakers.admit(orders, 'a', spec, 0)).toBe(true);
+    expect(breakers.isTracked(orders)).toBe(false);
+    // Membership unknown: the first recorded try starts tracking (that is how the service-level
+    // breaker learns the instance exists), so the sidecar then keeps its members up to date.
+    breakers.record(orders, 'a', { kind: 'response', status: 200 }, spec, 0);
     breakers.retain(cart, ['x'], 0);
     expect(breakers.isTracked(orders)).toBe(true);
     expect(breakers.tracked()).toEqual(expect.arrayContaining([orders, cart]));
