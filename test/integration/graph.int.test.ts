@@ -45,6 +45,11 @@ apiVersion: maxine.io/v1alpha1
 kind: MaxineService
 metadata: { name: ledger, namespace: bank }
 spec: {}
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: payroll, namespace: hr }
+spec: {}
 `,
   'acls.yaml': `
 apiVersion: maxine.io/v1alpha1
@@ -57,6 +62,15 @@ spec:
       verbs: [register]
     - services: ['shop/*']
       verbs: [read, discover]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: web-calls-ledger, namespace: bank }
+spec:
+  subjects: [{ kind: User, name: web }]
+  rules:
+    - services: ['bank/ledger']
+      verbs: [discover]
 ---
 apiVersion: maxine.io/v1alpha1
 kind: MaxineACL
@@ -428,5 +442,52 @@ describe('GET /api/v1/graph', () => {
     const res = await call(op.url, 'DELETE', '/api/v1/graph', { token: TOKENS.root });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET');
+  });
+});
+
+describe('a report naming destinations its caller may not know', () => {
+  it('ignores them alike whether they exist or not, and emits no circuit event about them', async () => {
+    const ws = new WebSocket(`${op.wsUrl}/api/v1/events?types=circuit_state_changed`, {
+      headers: { authorization: `Bearer ${TOKENS.root}` },
+    });
+    const events: MaxineEvent[] = [];
+    ws.on('message', (data: Buffer) => events.push(JSON.parse(data.toString()) as MaxineEvent));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    try {
+      // hr/payroll exists, hr/ghost does not; web has no right in hr.
+      const answers = [];
+      for (const name of ['payroll', 'ghost']) {
+        const destination = { namespace: 'hr', name };
+        const res = await call(op.url, 'POST', '/api/v1/reports', {
+          token: TOKENS.web,
+          body: report({
+            edges: [{ destination, calls: 1, errors: 0, latencyMs: latency(1) }],
+            circuits: [{ destination, from: 'closed', to: 'open', openMs: 1000, at: 1 }],
+          }),
+        });
+        answers.push({ status: res.status, body: res.body as unknown });
+      }
+      const ignored = {
+        accepted: { edges: 0, circuits: 0 },
+        ignored: 2,
+        refused: 0,
+        throttled: 0,
+      };
+      expect(answers).toEqual([
+        { status: 202, body: ignored },
+        { status: 202, body: ignored },
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(events.filter((e) => e.service?.namespace === 'hr')).toEqual([]);
+      const graph = await call(op.url, 'GET', '/api/v1/graph?namespace=hr', {
+        token: TOKENS.root,
+      });
+      expect(graph.body.edges).toEqual([]);
+    } finally {
+      ws.close();
+    }
   });
 });
