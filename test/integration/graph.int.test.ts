@@ -20,6 +20,7 @@ const TOKENS = {
   root: 'root-token-0123456789abcdef',
   web: 'web-sidecar-token-0123456789',
   viewer: 'viewer-token-0123456789abcd',
+  banker: 'banker-token-0123456789abcd',
 };
 
 const RESOURCES = {
@@ -74,6 +75,15 @@ spec:
 ---
 apiVersion: maxine.io/v1alpha1
 kind: MaxineACL
+metadata: { name: banker, namespace: bank }
+spec:
+  subjects: [{ kind: User, name: banker }]
+  rules:
+    - services: ['bank/*']
+      verbs: [read]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
 metadata: { name: viewer, namespace: shop }
 spec:
   subjects: [{ kind: User, name: viewer }]
@@ -101,6 +111,7 @@ beforeAll(async () => {
     root: TOKENS.root,
     web: TOKENS.web,
     viewer: TOKENS.viewer,
+    banker: TOKENS.banker,
   });
   op = await startOperator({ files: RESOURCES, config: lockedDown(staticTokensFile) });
 });
@@ -488,6 +499,57 @@ describe('a report naming destinations its caller may not know', () => {
       expect(graph.body.edges).toEqual([]);
     } finally {
       ws.close();
+    }
+  });
+});
+
+describe('circuit_state_changed on the stream', () => {
+  it('reaches a reader of the destination only if it may read the reporting service too', async () => {
+    const subscribe = async (token: string) => {
+      const ws = new WebSocket(`${op.wsUrl}/api/v1/events?types=circuit_state_changed`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const events: MaxineEvent[] = [];
+      ws.on('message', (data: Buffer) => events.push(JSON.parse(data.toString()) as MaxineEvent));
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      return { ws, events };
+    };
+    const root = await subscribe(TOKENS.root);
+    const banker = await subscribe(TOKENS.banker);
+    try {
+      // web → bank/ledger: the banker reads bank/* but not shop/web, whose calls the graph
+      // hides from it; the event must not tell it either.
+      const res = await call(op.url, 'POST', '/api/v1/reports', {
+        token: TOKENS.web,
+        body: report({
+          edges: [],
+          circuits: [
+            {
+              destination: { namespace: 'bank', name: 'ledger' },
+              from: 'closed',
+              to: 'open',
+              openMs: 1000,
+              at: 2,
+            },
+          ],
+        }),
+      });
+      expect(res.status).toBe(202);
+      await eventually(
+        () => Promise.resolve(root.events.find((e) => e.service?.name === 'ledger') ?? undefined),
+        3000,
+        'the root subscriber sees the transition',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(banker.events.filter((e) => e.type === 'circuit_state_changed')).toEqual([]);
+      const graph = await call(op.url, 'GET', '/api/v1/graph', { token: TOKENS.banker });
+      expect((graph.body.nodes as { id: string }[]).map((n) => n.id)).toEqual(['bank/ledger']);
+    } finally {
+      root.ws.close();
+      banker.ws.close();
     }
   });
 });
