@@ -227,7 +227,8 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     });
   }
 
-  const serviceRefs = () => deps.registry.serviceRefs();
+  // Unsorted and lazy: visibility scans it per wildcard intention and subscriber.
+  const serviceRefs = () => deps.registry.eachServiceRef();
 
   /**
    * Which events a subscriber may see: ACL changes need admin, intention changes `read` on a
