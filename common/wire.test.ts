@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { maxineEventSchema, wireServiceSpecSchema } from './wire.js';
+import { maxineEventSchema, wireIntentionSpecSchema, wireServiceSpecSchema } from './wire.js';
 
 // A spec from a newer operator: fields this version does not know, at several depths.
 const newer = {
@@ -67,5 +67,115 @@ describe('wireServiceSpecSchema', () => {
     );
     const bad = maxineEventSchema.safeParse(event({ ports: [{ name: 'http', port: -1 }] }));
     expect(bad.error?.issues.map((i) => i.path)).toEqual([['data', 'spec', 'ports', 0, 'port']]);
+  });
+});
+
+describe('wireIntentionSpecSchema: what a newer operator adds cannot widen an allow', () => {
+  // A condition this version does not know narrows what it is in; dropped, an `allow` would
+  // cover more requests than the operator meant, so what held it denies instead.
+  const permissions = [
+    { action: 'allow', http: { pathPrefix: '/static', hostExact: 'cdn' } },
+    { action: 'allow', http: { pathPrefix: '/health' } },
+    { action: 'deny', http: { pathPrefix: '/admin', futureFlag: true } },
+  ];
+  it.each([
+    [
+      'in a permission: that permission denies',
+      { destination: { name: 'orders' }, sources: [{ name: 'web', permissions }] },
+      {
+        destination: { name: 'orders' },
+        sources: [
+          {
+            name: 'web',
+            permissions: [
+              { action: 'deny', http: { pathPrefix: '/static' } },
+              { action: 'allow', http: { pathPrefix: '/health' } },
+              { action: 'deny', http: { pathPrefix: '/admin' } },
+            ],
+          },
+        ],
+      },
+    ],
+    [
+      'in a header condition: its permission denies',
+      {
+        destination: { name: 'orders' },
+        sources: [
+          {
+            name: 'web',
+            permissions: [
+              {
+                action: 'allow',
+                http: { headers: [{ name: 'x-a', exact: 'b', ignoreCase: true }] },
+              },
+            ],
+          },
+        ],
+      },
+      {
+        destination: { name: 'orders' },
+        sources: [
+          {
+            name: 'web',
+            permissions: [{ action: 'deny', http: { headers: [{ name: 'x-a', exact: 'b' }] } }],
+          },
+        ],
+      },
+    ],
+    [
+      'in a source: all it allows is denied',
+      {
+        destination: { name: 'orders' },
+        sources: [
+          { name: 'web', action: 'allow', serviceAccount: 'web' },
+          { name: 'api', action: 'allow' },
+        ],
+      },
+      {
+        destination: { name: 'orders' },
+        sources: [
+          { name: 'web', action: 'deny' },
+          { name: 'api', action: 'allow' },
+        ],
+      },
+    ],
+    [
+      'at the top: every source denies',
+      {
+        destination: { name: 'orders' },
+        sources: [
+          { name: 'web', action: 'allow' },
+          { name: 'api', permissions },
+        ],
+        when: { hours: '9-17' },
+      },
+      {
+        destination: { name: 'orders' },
+        sources: [
+          { name: 'web', action: 'deny' },
+          {
+            name: 'api',
+            permissions: [
+              { action: 'deny', http: { pathPrefix: '/static' } },
+              { action: 'deny', http: { pathPrefix: '/health' } },
+              { action: 'deny', http: { pathPrefix: '/admin' } },
+            ],
+          },
+        ],
+      },
+    ],
+  ])('an unknown field %s', (_name, input, expected) => {
+    const parsed = wireIntentionSpecSchema.safeParse(input);
+    expect(parsed.success).toBe(true);
+    expect(parsed.data).toEqual(expected);
+  });
+
+  it('leaves a spec it fully knows as it is', () => {
+    const spec = { destination: { name: 'orders' }, sources: [{ name: 'web', permissions }] };
+    const known = {
+      ...spec,
+      sources: [{ name: 'web', permissions: [permissions[1]] }],
+    };
+    expect(wireIntentionSpecSchema.parse(known)).toEqual(known);
   });
 });

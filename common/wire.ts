@@ -13,14 +13,22 @@ import { intentionSpecSchema, serviceSpecSchema, STRATEGIES } from './resources.
  * an older sidecar refuse every event and snapshot naming that service. Everything else the
  * schema checks (types, bounds, enums) is still checked.
  */
-export function ignoringUnknownKeys<T extends z.ZodType>(schema: T) {
+export function ignoringUnknownKeys<T extends z.ZodType>(
+  schema: T,
+  /** Told what was dropped: the path of each object that lost keys. */
+  afterDrop?: (data: z.output<T>, paths: readonly (readonly PropertyKey[])[]) => z.output<T>,
+) {
   return z.unknown().transform((value, ctx): z.output<T> => {
     let candidate = value;
+    const dropped: (readonly PropertyKey[])[] = [];
     // Each pass removes the unknown keys zod reported; nested ones surface once their parent
     // parses, so a few passes suffice (bounded: a hostile message cannot loop).
     for (let pass = 0; pass < 8; pass += 1) {
       const result = schema.safeParse(candidate);
-      if (result.success) return result.data;
+      if (result.success)
+        return afterDrop === undefined || dropped.length === 0
+          ? result.data
+          : afterDrop(result.data, dropped);
       const issues = result.error.issues;
       if (!issues.every((issue) => issue.code === 'unrecognized_keys')) {
         for (const issue of issues) ctx.addIssue({ ...issue });
@@ -32,6 +40,7 @@ export function ignoringUnknownKeys<T extends z.ZodType>(schema: T) {
         for (const key of issue.path) at = (at as Record<PropertyKey, unknown> | undefined)?.[key];
         if (at !== null && typeof at === 'object')
           for (const key of issue.keys) delete (at as Record<string, unknown>)[key];
+        dropped.push(issue.path);
       }
     }
     ctx.addIssue({ code: 'custom', message: 'too many nested unknown keys' });
@@ -42,8 +51,48 @@ export function ignoringUnknownKeys<T extends z.ZodType>(schema: T) {
 /** A MaxineService spec as events and snapshots carry it: unknown (newer) fields dropped. */
 export const wireServiceSpecSchema = ignoringUnknownKeys(serviceSpecSchema);
 
-/** A MaxineIntention spec as events and snapshots carry it: unknown (newer) fields dropped. */
-export const wireIntentionSpecSchema = ignoringUnknownKeys(intentionSpecSchema);
+type WireIntentionSpec = z.output<typeof intentionSpecSchema>;
+type WireIntentionSource = WireIntentionSpec['sources'][number];
+
+/** A source that allows nothing: its `action`, or each of its permissions, becomes `deny`. */
+function denyingSource(source: WireIntentionSource, permission?: number): void {
+  if (source.action !== undefined) {
+    source.action = 'deny';
+    return;
+  }
+  for (const [index, p] of (source.permissions ?? []).entries())
+    if (permission === undefined || permission === index) p.action = 'deny';
+}
+
+/**
+ * Fails closed on what a newer operator added: an unknown field narrows what holds it (a
+ * match condition, a source constraint), so with it dropped an `allow` would cover more than
+ * the operator meant. The permission (or source, or whole spec) that held it denies instead;
+ * a `deny` only grows, which is safe.
+ */
+function denyWhereNotUnderstood(
+  spec: WireIntentionSpec,
+  paths: readonly (readonly PropertyKey[])[],
+): WireIntentionSpec {
+  for (const path of paths) {
+    const [top, source, below, permission] = path;
+    const held = top === 'sources' && typeof source === 'number' ? spec.sources[source] : undefined;
+    if (held === undefined) for (const s of spec.sources) denyingSource(s);
+    else if (below === 'permissions' && typeof permission === 'number')
+      denyingSource(held, permission);
+    else denyingSource(held);
+  }
+  return spec;
+}
+
+/**
+ * A MaxineIntention spec as events and snapshots carry it: unknown (newer) fields dropped, and
+ * whatever allowed through them made to deny (`denyWhereNotUnderstood`).
+ */
+export const wireIntentionSpecSchema = ignoringUnknownKeys(
+  intentionSpecSchema,
+  denyWhereNotUnderstood,
+);
 
 /** The cluster-wide intention default (operator `--intention-default`). */
 export const intentionDefaultSchema = z.enum(['allow', 'deny']);

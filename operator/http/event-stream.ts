@@ -227,11 +227,14 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     });
   }
 
-  const serviceRefs = () => deps.registry.serviceRefs();
+  // Unsorted and lazy: visibility scans it per wildcard intention and subscriber.
+  const serviceRefs = () => deps.registry.eachServiceRef();
 
   /**
    * Which events a subscriber may see: ACL changes need admin, intention changes `read` on a
-   * service the intention governs (AccessControl.mayViewIntention), the rest read.
+   * service the intention governs (AccessControl.mayViewIntention), circuit changes `read` on
+   * the destination and on the reporting (calling) service, as the graph shows an edge only
+   * between two services the caller may read; the rest read.
    */
   function visibility(principal: Principal): (event: MaxineEvent) => boolean {
     const canRead = deps.access.canRead(principal);
@@ -243,6 +246,8 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       }
       if (event.type === 'intention_changed')
         return deps.access.mayViewIntention(principal, service, serviceRefs);
+      if (event.type === 'circuit_state_changed' && !canRead(event.data.reporter.service))
+        return false;
       return canRead(service);
     };
   }

@@ -146,8 +146,13 @@ export function mountGraphRoutes(
       }
     });
     const pod = caller.principal.pod?.pod?.name ?? body.pod;
+    // A destination the caller may not know is ignored whether it exists or not: the answer
+    // must not tell which services exist elsewhere, and a report must not put events about
+    // services it cannot see into their subscribers' streams.
     const plan = planReport(body, {
-      knows: (s) => deps.registry.counts(s.namespace, s.name) !== undefined,
+      knows: (s) =>
+        deps.access.mayKnow(caller.principal, s) &&
+        deps.registry.counts(s.namespace, s.name) !== undefined,
       instance: (id) => deps.registry.getInstance(id),
       pod,
     });

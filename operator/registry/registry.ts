@@ -534,6 +534,12 @@ export class Registry {
   }
 
   /** Every service's namespace and name, sorted: no counts (O(services), not O(instances)). */
+  /** Every service, unsorted and lazily: for a scan that may stop at the first it wants. */
+  *eachServiceRef(): Generator<ServiceRef, void, undefined> {
+    for (const entry of this.services.values())
+      yield { namespace: entry.namespace, name: entry.name };
+  }
+
   serviceRefs(): ServiceRef[] {
     const out: ServiceRef[] = [];
     for (const entry of this.services.values())

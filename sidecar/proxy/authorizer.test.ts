@@ -336,6 +336,16 @@ const cases: Case[] = [
     allowed: false,
   },
   {
+    // An origin-form request-target has no fragment (RFC 9112 §3.2): a server that does not
+    // split at `#` (Go's ParseRequestURI, then path.Clean) acts on `/admin`.
+    name: 'path normalisation: a `#` cannot hide the dot segments after it',
+    intentions: l7([{ action: 'deny', http: { pathPrefix: '/admin' } }]),
+    default: 'allow',
+    by: 'shop/orders-l7',
+    request: call('shop/orders', 'GET', '/x#/../admin'),
+    allowed: false,
+  },
+  {
     name: 'path normalisation: an allowed prefix cannot be left by a dot segment',
     intentions: l7([{ action: 'allow', http: { pathPrefix: '/public/' } }]),
     default: 'deny',
@@ -432,6 +442,8 @@ describe('normalisePath', () => {
     ['/bad%zz', '/bad%zz'],
     ['/admin;jsessionid=1/x', '/admin/x'],
     ['/a/..;/admin', '/admin'],
+    ['/x#/../admin', '/admin'],
+    ['/a?b#/../c', '/a'],
     ['', '/'],
   ])('%s → %s', (raw, expected) => {
     expect(normalisePath(raw)).toBe(expected);

@@ -58,16 +58,20 @@ interface Compiled {
 
 const fmt = (ref: ServiceRef): string => `${ref.namespace}/${ref.name}`;
 
-/** Where a path may differ from what an upstream acts on: dot segments, `//`, `%`, `\`, `;`. */
-const UNNORMALISED = /(^|\/)\.\.?(\/|$)|\/\/|%|\\|;/;
+/**
+ * Where a path may differ from what an upstream acts on: dot segments, `//`, `%`, `\`, `;`,
+ * `#` (the evaluator ends the path there, a server that does not may normalise past it).
+ */
+const UNNORMALISED = /(^|\/)\.\.?(\/|$)|\/\/|%|\\|;|#/;
 
 /**
- * The path as an upstream that normalises would see it (query dropped): percent-decoding
+ * The path as an upstream that normalises would see it (query dropped; a `#` is part of the
+ * path, as a request-target has no fragment and Go's server reads it so): percent-decoding
  * (invalid escapes kept), `\` as `/`, repeated slashes merged, path parameters (`;…` in a
  * segment, which Java servers drop) removed, dot segments removed (RFC 3986 §5.2.4).
  */
 export function normalisePath(raw: string): string {
-  const end = raw.search(/[?#]/);
+  const end = raw.indexOf('?');
   let path = end === -1 ? raw : raw.slice(0, end);
   path = path.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) =>
     String.fromCharCode(parseInt(hex, 16)),

@@ -20,6 +20,7 @@ const TOKENS = {
   root: 'root-token-0123456789abcdef',
   web: 'web-sidecar-token-0123456789',
   viewer: 'viewer-token-0123456789abcd',
+  banker: 'banker-token-0123456789abcd',
 };
 
 const RESOURCES = {
@@ -45,6 +46,11 @@ apiVersion: maxine.io/v1alpha1
 kind: MaxineService
 metadata: { name: ledger, namespace: bank }
 spec: {}
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: payroll, namespace: hr }
+spec: {}
 `,
   'acls.yaml': `
 apiVersion: maxine.io/v1alpha1
@@ -57,6 +63,24 @@ spec:
       verbs: [register]
     - services: ['shop/*']
       verbs: [read, discover]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: web-calls-ledger, namespace: bank }
+spec:
+  subjects: [{ kind: User, name: web }]
+  rules:
+    - services: ['bank/ledger']
+      verbs: [discover]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: banker, namespace: bank }
+spec:
+  subjects: [{ kind: User, name: banker }]
+  rules:
+    - services: ['bank/*']
+      verbs: [read]
 ---
 apiVersion: maxine.io/v1alpha1
 kind: MaxineACL
@@ -87,6 +111,7 @@ beforeAll(async () => {
     root: TOKENS.root,
     web: TOKENS.web,
     viewer: TOKENS.viewer,
+    banker: TOKENS.banker,
   });
   op = await startOperator({ files: RESOURCES, config: lockedDown(staticTokensFile) });
 });
@@ -428,5 +453,103 @@ describe('GET /api/v1/graph', () => {
     const res = await call(op.url, 'DELETE', '/api/v1/graph', { token: TOKENS.root });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET');
+  });
+});
+
+describe('a report naming destinations its caller may not know', () => {
+  it('ignores them alike whether they exist or not, and emits no circuit event about them', async () => {
+    const ws = new WebSocket(`${op.wsUrl}/api/v1/events?types=circuit_state_changed`, {
+      headers: { authorization: `Bearer ${TOKENS.root}` },
+    });
+    const events: MaxineEvent[] = [];
+    ws.on('message', (data: Buffer) => events.push(JSON.parse(data.toString()) as MaxineEvent));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    try {
+      // hr/payroll exists, hr/ghost does not; web has no right in hr.
+      const answers = [];
+      for (const name of ['payroll', 'ghost']) {
+        const destination = { namespace: 'hr', name };
+        const res = await call(op.url, 'POST', '/api/v1/reports', {
+          token: TOKENS.web,
+          body: report({
+            edges: [{ destination, calls: 1, errors: 0, latencyMs: latency(1) }],
+            circuits: [{ destination, from: 'closed', to: 'open', openMs: 1000, at: 1 }],
+          }),
+        });
+        answers.push({ status: res.status, body: res.body as unknown });
+      }
+      const ignored = {
+        accepted: { edges: 0, circuits: 0 },
+        ignored: 2,
+        refused: 0,
+        throttled: 0,
+      };
+      expect(answers).toEqual([
+        { status: 202, body: ignored },
+        { status: 202, body: ignored },
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(events.filter((e) => e.service?.namespace === 'hr')).toEqual([]);
+      const graph = await call(op.url, 'GET', '/api/v1/graph?namespace=hr', {
+        token: TOKENS.root,
+      });
+      expect(graph.body.edges).toEqual([]);
+    } finally {
+      ws.close();
+    }
+  });
+});
+
+describe('circuit_state_changed on the stream', () => {
+  it('reaches a reader of the destination only if it may read the reporting service too', async () => {
+    const subscribe = async (token: string) => {
+      const ws = new WebSocket(`${op.wsUrl}/api/v1/events?types=circuit_state_changed`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const events: MaxineEvent[] = [];
+      ws.on('message', (data: Buffer) => events.push(JSON.parse(data.toString()) as MaxineEvent));
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      return { ws, events };
+    };
+    const root = await subscribe(TOKENS.root);
+    const banker = await subscribe(TOKENS.banker);
+    try {
+      // web → bank/ledger: the banker reads bank/* but not shop/web, whose calls the graph
+      // hides from it; the event must not tell it either.
+      const res = await call(op.url, 'POST', '/api/v1/reports', {
+        token: TOKENS.web,
+        body: report({
+          edges: [],
+          circuits: [
+            {
+              destination: { namespace: 'bank', name: 'ledger' },
+              from: 'closed',
+              to: 'open',
+              openMs: 1000,
+              at: 2,
+            },
+          ],
+        }),
+      });
+      expect(res.status).toBe(202);
+      await eventually(
+        () => Promise.resolve(root.events.find((e) => e.service?.name === 'ledger') ?? undefined),
+        3000,
+        'the root subscriber sees the transition',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(banker.events.filter((e) => e.type === 'circuit_state_changed')).toEqual([]);
+      const graph = await call(op.url, 'GET', '/api/v1/graph', { token: TOKENS.banker });
+      expect((graph.body.nodes as { id: string }[]).map((n) => n.id)).toEqual(['bank/ledger']);
+    } finally {
+      root.ws.close();
+      banker.ws.close();
+    }
   });
 });

@@ -46,6 +46,9 @@ spec:
   rules:
     - services: ['shop/web']
       verbs: [register]
+    # The services it calls: a report may name only destinations its caller may know.
+    - services: ['shop/*']
+      verbs: [discover]
 `,
 };
 
