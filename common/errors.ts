@@ -34,6 +34,10 @@ export const ERROR_CATALOG = {
   NOT_READY: { status: 503, message: 'Not ready' },
   EVENT_STREAMS_FULL: { status: 503, message: 'The operator serves all the event streams it may' },
   MESH_NOT_READY: { status: 503, message: 'The mesh configuration is not known yet' },
+  STORE_UNAVAILABLE: {
+    status: 503,
+    message: 'The registry store cannot be written; the change is not durable',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

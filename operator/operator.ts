@@ -36,6 +36,9 @@ import type { Logger } from '../common/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
 import { MeshController, type MeshControllerOptions } from './mesh/controller.js';
 import { MeshInputs } from './mesh/inputs.js';
+import { FileStore } from './store/file.js';
+import { MemoryStore } from './store/store.js';
+import type { RegistryStore, StoredState } from './store/store.js';
 
 export const VERSION = '0.1.0';
 
@@ -137,6 +140,18 @@ export function createOperator(
     resourceProblems: () => source.problems().length,
     isLeader,
   });
+  const store: RegistryStore =
+    config.store === 'file'
+      ? new FileStore({
+          dir: config.storeDir,
+          fsync: config.storeFsync,
+          fsyncIntervalMs: config.storeFsyncIntervalMs,
+          renewIntervalMs: config.storeRenewIntervalMs,
+          compactBytes: config.storeCompactBytes,
+          logger: logger.child({ component: 'store' }),
+          prom: metrics.prom,
+        })
+      : new MemoryStore();
   const security = createSecurity({
     config,
     reconciler,
@@ -169,7 +184,8 @@ export function createOperator(
     isLeader,
     metrics,
     logger,
-    isReady: () => source.ready,
+    isReady: () => source.ready && store.available(),
+    ...(store.committed && { committed: store.committed }),
     openapi: () => openapi,
     guard,
     access,
@@ -185,6 +201,7 @@ export function createOperator(
     guard,
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
+    ...(store.committed && { committed: store.committed }),
   });
   const stream = createEventStream({
     events,
@@ -229,8 +246,15 @@ export function createOperator(
     webhook: () => webhookAddress,
     whenWebhookReady: () => injector?.whenBundlePatched() ?? Promise.resolve(),
     async start() {
+      // What the store kept, before any event is numbered: the sequence continues above it.
+      const kept = await store.load();
+      events.continueAfter(kept.seq);
       await security.start();
       await source.start();
+      // After the folder (declared services are known), before the first sweep and listen.
+      restoreFromStore(registry, store, kept, logger);
+      store.attach(registry, events);
+      sweeper.sweepOnce();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
       meshController?.start();
@@ -265,7 +289,30 @@ export function createOperator(
         }, config.shutdownTimeoutMs).unref();
       });
       await Promise.race([closed, timeout]);
+      await store.close();
       await security.stop();
     },
   };
+}
+
+/** Re-creates what the store kept; says how much, and which registrations were refused. */
+function restoreFromStore(
+  registry: Registry,
+  store: RegistryStore,
+  kept: StoredState,
+  logger: Logger,
+): void {
+  if (store.kind === 'memory') return;
+  const { restored, refused } = registry.restore(kept.instances);
+  logger.info(
+    { store: store.kind, restored, refused: refused.length, seq: kept.seq },
+    'registrations restored from the store',
+  );
+  // Bounded: the first few by name, the rest as a count.
+  for (const r of refused.slice(0, 20)) {
+    logger.warn(
+      { instance: r.id, code: r.code, reason: r.message },
+      'stored registration not restored: the configuration now refuses it',
+    );
+  }
 }
