@@ -263,8 +263,10 @@ export class FileStore implements RegistryStore {
       this.scheduled = false;
       this.flushing ??= this.flushAll().finally(() => {
         this.flushing = undefined;
-        // Changes that arrived during the last write of the loop.
-        if (this.dirty.size > 0 || this.waiters.length > 0) this.schedule();
+        // Changes that arrived during the last write of the loop; after a failure, the retry
+        // timer (failed()) schedules instead, so a failing disk is not hammered.
+        const pending = this.dirty.size > 0 || this.waiters.length > 0;
+        if (pending && this.failure === undefined) this.schedule();
       });
     });
   }
@@ -272,6 +274,8 @@ export class FileStore implements RegistryStore {
   /** Writes batches until nothing is dirty; a failed write keeps its ids dirty for the retry. */
   private async flushAll(): Promise<void> {
     while (this.dirty.size > 0 || this.waiters.length > 0) {
+      // Reopening after a failure: what is dirty stays dirty, the reopen schedules the flush.
+      if (this.handle === undefined) return;
       const ids = [...this.dirty];
       this.dirty.clear();
       const waiters = this.waiters;
@@ -304,7 +308,8 @@ export class FileStore implements RegistryStore {
 
   private async writeBatch(ids: readonly string[]): Promise<void> {
     const handle = this.handle;
-    if (handle === undefined || this.source === undefined || ids.length === 0) return;
+    if (handle === undefined) throw new Error('the store log is not open');
+    if (this.source === undefined || ids.length === 0) return;
     const seq = this.events?.lastSeq ?? 0;
     let text = '';
     for (const id of ids) {
@@ -389,11 +394,40 @@ export class FileStore implements RegistryStore {
     if (this.retryTimer === undefined && !this.closed) {
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
-        this.failure = undefined;
-        this.schedule();
+        void this.reopen().then(
+          () => {
+            this.failure = undefined;
+            this.schedule();
+          },
+          (reopenErr: unknown) => {
+            this.failure = undefined; // so that failed() logs and schedules the next try
+            this.failed('reopen', reopenErr as Error);
+          },
+        );
       }, this.opts.retryMs ?? 1000);
       this.retryTimer.unref();
     }
+  }
+
+  /**
+   * After a failed write: a fresh handle on the log, cut back to its last whole record (a
+   * write that failed half-way must not leave a torn record in the middle of the log).
+   */
+  private async reopen(): Promise<void> {
+    if (this.closed) return;
+    const old = this.handle;
+    this.handle = undefined;
+    await old?.close().catch(() => undefined);
+    const handle = await open(this.files.log, 'a');
+    try {
+      await handle.truncate(this.logBytes);
+      await handle.datasync();
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    this.handle = handle;
+    this.unsynced = false;
   }
 
   private recovered(): void {
