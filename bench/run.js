@@ -50,6 +50,7 @@ import {
   memoryTable,
   roundsTable,
   SOAK_HEADING,
+  STORE_HEADING,
   summarise,
   throughputTable,
   writeAtomically,
@@ -606,6 +607,7 @@ function carriedSections() {
       '## Kubernetes mode (latest `npm run bench:k8s`, copied from RESULTS-kubernetes.md)',
     ),
     ...carriedSection(join(import.meta.dirname, 'RESULTS-soak.md'), SOAK_HEADING),
+    ...carriedSection(join(import.meta.dirname, 'RESULTS-store.md'), STORE_HEADING),
   ];
 }
 
