@@ -46,6 +46,8 @@ export interface Operator {
   readonly server: Server;
   readonly registry: Registry;
   readonly events: EventLog;
+  /** Where registrations outlive the process (standalone `--store`). */
+  readonly store: RegistryStore;
   /** Whether this replica leads (always true in standalone mode or without leader election). */
   isLeader(): boolean;
   /** Where resources come from: the folder (standalone) or the API server (kubernetes). */
@@ -241,6 +243,7 @@ export function createOperator(
     server,
     registry,
     events,
+    store,
     source,
     isLeader,
     webhook: () => webhookAddress,
@@ -252,8 +255,10 @@ export function createOperator(
       await security.start();
       await source.start();
       // After the folder (declared services are known), before the first sweep and listen.
-      restoreFromStore(registry, store, kept, logger);
+      const refused = restoreFromStore(registry, store, kept, logger);
       store.attach(registry, events);
+      // What the registry refused is dropped from the store too: it holds what the registry holds.
+      store.forget(refused);
       sweeper.sweepOnce();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
@@ -295,14 +300,17 @@ export function createOperator(
   };
 }
 
-/** Re-creates what the store kept; says how much, and which registrations were refused. */
+/**
+ * Re-creates what the store kept; says how much, and which registrations were refused (their
+ * ids are returned).
+ */
 function restoreFromStore(
   registry: Registry,
   store: RegistryStore,
   kept: StoredState,
   logger: Logger,
-): void {
-  if (store.kind === 'memory') return;
+): string[] {
+  if (store.kind === 'memory') return [];
   const { restored, refused } = registry.restore(kept.instances);
   logger.info(
     { store: store.kind, restored, refused: refused.length, seq: kept.seq },
@@ -315,4 +323,5 @@ function restoreFromStore(
       'stored registration not restored: the configuration now refuses it',
     );
   }
+  return refused.map((r) => r.id);
 }

@@ -74,6 +74,12 @@ function register(registry: Registry, n: number) {
   }).instance;
 }
 
+/** Waits (up to 10 s) for `cond`: on a loaded machine an fsync may take a while. */
+async function until(cond: () => Promise<boolean> | boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await cond()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
 async function metric(prom: PromRegistry, name: string): Promise<number> {
   const m = (await prom.getMetricsAsJSON()).find((x) => x.name === name);
   return (m?.values ?? []).reduce((sum, v) => sum + v.value, 0);
@@ -106,6 +112,22 @@ describe('FileStore', () => {
     expect(b.kept.seq).toBe(a.events.lastSeq);
   });
 
+  it('compacts at start a log already past its bound, with no change needed', async () => {
+    const dir = await tempDir();
+    const a = await wired(dir);
+    for (let n = 0; n < 40; n++) register(a.registry, n);
+    await a.store.committed?.();
+    await a.store.close();
+    const b = await wired(dir, { compactBytes: 4096 });
+    await until(async () => (await metric(b.prom, 'maxine_store_compactions_total')) > 0);
+    expect(await metric(b.prom, 'maxine_store_errors_total')).toBe(0);
+    expect(await metric(b.prom, 'maxine_store_compactions_total')).toBe(1);
+    expect((await readdir(dir)).sort()).toEqual(['log.1.jsonl', 'snapshot.jsonl']);
+    await b.store.close();
+    const c = await wired(dir);
+    expect(c.kept.instances).toHaveLength(40);
+  });
+
   it('writes heartbeats coalesced: one record per instance per renewal interval', async () => {
     const dir = await tempDir();
     const a = await wired(dir, { renewIntervalMs: 300 });
@@ -119,7 +141,9 @@ describe('FileStore', () => {
     }
     // Nothing yet: renewals wait for the interval.
     expect((await readFile(log, 'utf8')).split('\n').length).toBe(afterRegistrations);
-    await new Promise((r) => setTimeout(r, 700));
+    const grown = async () => (await readFile(log, 'utf8')).split('\n').length > afterRegistrations;
+    await until(grown);
+    await new Promise((r) => setTimeout(r, 400)); // one more interval: nothing more is written
     const text = await readFile(log, 'utf8');
     expect(text.split('\n').length).toBe(afterRegistrations + 3);
     await a.store.close();
@@ -140,7 +164,7 @@ describe('FileStore', () => {
     expect(a.store.available()).toBe(false);
     expect(await metric(a.prom, 'maxine_store_errors_total')).toBe(1);
     await expect(a.store.committed?.()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
-    await new Promise((r) => setTimeout(r, 500));
+    await until(() => a.store.available());
     expect(a.store.available()).toBe(true);
     register(a.registry, 3);
     await a.store.committed?.();
@@ -151,6 +175,60 @@ describe('FileStore', () => {
       '10.0.0.2',
       '10.0.0.3',
     ]);
+  });
+
+  it('drops from the store what the configuration now refuses, and reports not ready while it cannot write', async () => {
+    const dir = await tempDir();
+    const resources = await tempDir();
+    const args = ['--port', '0', '--resources', resources, '--store', 'file', '--store-dir', dir];
+    const first = createOperator(loadConfig(args, {}) as OperatorConfig, silent);
+    const { port } = await first.start();
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/instances`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: 'shop', service: 'web', host: 'h', port: 1 }),
+    });
+    expect(res.status).toBe(201);
+    await first.stop();
+
+    const strict = loadConfig([...args, '--disallow-undeclared'], {}) as OperatorConfig;
+    const second = createOperator(strict, silent);
+    const { port: port2 } = await second.start();
+    expect(second.registry.stats().instances.total).toBe(0);
+    const base = `http://127.0.0.1:${port2}`;
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    await second.stop();
+    const third = await wired(dir);
+    expect(third.kept.instances).toEqual([]);
+  });
+
+  it('answers a registration only once it is written: 503 STORE_UNAVAILABLE and not ready when the write fails', async () => {
+    const dir = await tempDir();
+    const resources = await tempDir();
+    const config = loadConfig(
+      ['--port', '0', '--resources', resources, '--store', 'file', '--store-dir', dir],
+      {},
+    ) as OperatorConfig;
+    const op = createOperator(config, silent);
+    const { port } = await op.start();
+    cleanups.push(() => op.stop());
+    const base = `http://127.0.0.1:${port}`;
+    const registerOne = (host: string) =>
+      fetch(`${base}/api/v1/instances`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ namespace: 'shop', service: 'web', host, port: 1 }),
+      });
+    expect((await registerOne('a')).status).toBe(201);
+    await (op.store as unknown as { handle: { close(): Promise<void> } }).handle.close();
+    const refused = await registerOne('b');
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ error: { code: 'STORE_UNAVAILABLE' } });
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    // A second later the log is reopened and the pending change written: ready again.
+    await until(async () => (await fetch(`${base}/readyz`)).status === 200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await registerOne('b')).status).toBe(200); // renewed: it was kept in memory
   });
 
   it('continues the event sequence above the stored one, even when the new clock is behind', async () => {

@@ -231,6 +231,11 @@ export class FileStore implements RegistryStore {
     if (this.logBytes > this.opts.compactBytes) this.schedule();
   }
 
+  forget(ids: readonly string[]): void {
+    for (const id of ids) this.dirty.add(id);
+    if (ids.length > 0) this.schedule();
+  }
+
   private observe(event: MaxineEvent): void {
     if (event.type === 'service_heartbeat') {
       this.renewals.add(event.data.id);
@@ -273,6 +278,7 @@ export class FileStore implements RegistryStore {
 
   /** Writes batches until nothing is dirty; a failed write keeps its ids dirty for the retry. */
   private async flushAll(): Promise<void> {
+    if (!(await this.compactIfDue())) return;
     while (this.dirty.size > 0 || this.waiters.length > 0) {
       // Reopening after a failure: what is dirty stays dirty, the reopen schedules the flush.
       if (this.handle === undefined) return;
@@ -290,19 +296,24 @@ export class FileStore implements RegistryStore {
         for (const w of waiters) w.reject(unavailable(err as Error));
         return;
       }
-      if (this.logBytes > this.opts.compactBytes) {
-        try {
-          await this.compact();
-        } catch (err) {
-          // The log is still whole: compaction is tried again after the next write.
-          this.metrics.errors.inc({ op: 'compact' });
-          this.opts.logger.error(
-            { err, dir: this.opts.dir },
-            'store compaction failed; the log keeps growing',
-          );
-          return;
-        }
-      }
+      if (!(await this.compactIfDue())) return;
+    }
+  }
+
+  /** Compacts when the log is past its bound; false when that failed (the log stays whole). */
+  private async compactIfDue(): Promise<boolean> {
+    if (this.logBytes <= this.opts.compactBytes) return true;
+    try {
+      await this.compact();
+      return true;
+    } catch (err) {
+      // The log is still whole: compaction is tried again after the next write.
+      this.metrics.errors.inc({ op: 'compact' });
+      this.opts.logger.error(
+        { err, dir: this.opts.dir },
+        'store compaction failed; the log keeps growing',
+      );
+      return false;
     }
   }
 

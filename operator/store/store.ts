@@ -21,6 +21,8 @@ export interface RegistryStore {
   load(): Promise<StoredState>;
   /** From now on, keeps the registry's changes. */
   attach(registry: Pick<Registry, 'persisted' | 'persistedAll'>, events: EventLog): void;
+  /** Drops what is kept of these instances (stored registrations the registry refused). */
+  forget(ids: readonly string[]): void;
   /**
    * Resolves once every change made so far is as durable as the fsync policy promises;
    * rejects (STORE_UNAVAILABLE) when it cannot be written. Undefined: nothing to wait for.
@@ -40,6 +42,7 @@ export class MemoryStore implements RegistryStore {
     return Promise.resolve({ instances: [], seq: 0 });
   }
   attach(): void {}
+  forget(): void {}
   available(): boolean {
     return true;
   }
