@@ -152,6 +152,40 @@ describe('FileStore', () => {
       expect(b.registry.persisted(id)?.lastHeartbeat).toBe(a.registry.persisted(id)?.lastHeartbeat);
   });
 
+  it('with fsync interval, answers after the write and fsyncs on the interval', async () => {
+    const dir = await tempDir();
+    const a = await wired(dir, { fsync: 'interval', fsyncIntervalMs: 300 });
+    register(a.registry, 1);
+    await a.store.committed?.();
+    expect(await a.prom.getSingleMetricAsString('maxine_store_fsync_seconds')).toContain(
+      'maxine_store_fsync_seconds_count 0',
+    );
+    expect((await readFile(join(dir, 'log.0.jsonl'), 'utf8')).split('\n')).toHaveLength(2);
+    const fsyncs = async (): Promise<number> => {
+      const text = await a.prom.getSingleMetricAsString('maxine_store_fsync_seconds');
+      return Number(/^maxine_store_fsync_seconds_count (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    await until(async () => (await fsyncs()) > 0);
+    expect(await fsyncs()).toBe(1);
+    await new Promise((r) => setTimeout(r, 700)); // nothing new written: no more fsyncs
+    expect(await fsyncs()).toBe(1);
+  });
+
+  it('writes the pending renewals when it closes', async () => {
+    const dir = await tempDir();
+    const a = await wired(dir, { renewIntervalMs: 600_000 });
+    const { id } = register(a.registry, 1);
+    await a.store.committed?.();
+    a.clock.advance(7000);
+    a.registry.heartbeat(id, { status: 'warning', output: 'slow' });
+    await a.store.close();
+    const b = await wired(dir);
+    expect(b.registry.persisted(id)).toMatchObject({
+      lastHeartbeat: a.registry.persisted(id)?.lastHeartbeat,
+      check: { status: 'warning', output: 'slow' },
+    });
+  });
+
   it('answers STORE_UNAVAILABLE while the log cannot be written, then recovers without a torn record', async () => {
     const dir = await tempDir();
     const a = await wired(dir, { retryMs: 200 });
