@@ -2,7 +2,7 @@
  * The file store on real files, in process: compaction, coalesced renewals, write failures,
  * and the event sequence continuing across operators whose clocks disagree.
  */
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
@@ -110,6 +110,23 @@ describe('FileStore', () => {
       expected.sort((x, y) => x.id.localeCompare(y.id)),
     );
     expect(b.kept.seq).toBe(a.events.lastSeq);
+  });
+
+  it('keeps writing when compaction fails, and does not retry it on every write', async () => {
+    const dir = await tempDir();
+    const a = await wired(dir, { compactBytes: 4096 });
+    // The snapshot's temporary file cannot be created: a directory holds its name.
+    await mkdir(join(dir, 'snapshot.jsonl.tmp'));
+    for (let n = 0; n < 60; n++) {
+      register(a.registry, n);
+      await a.store.committed?.();
+    }
+    expect(await metric(a.prom, 'maxine_store_compactions_total')).toBe(0);
+    expect(await metric(a.prom, 'maxine_store_errors_total')).toBe(1);
+    expect(a.store.available()).toBe(true);
+    await a.store.close();
+    await rm(join(dir, 'snapshot.jsonl.tmp'), { recursive: true });
+    expect((await wired(dir)).kept.instances).toHaveLength(60);
   });
 
   it('compacts at start a log already past its bound, with no change needed', async () => {

@@ -51,6 +51,8 @@ export interface FileStoreOptions {
 }
 
 const SNAPSHOT = 'snapshot.jsonl';
+/** How long after a failed compaction the next is tried. */
+const COMPACT_RETRY_MS = 30_000;
 const LOG_RE = /^log\.(\d+)\.jsonl$/;
 const logName = (generation: number): string => `log.${generation}.jsonl`;
 
@@ -86,6 +88,7 @@ export class FileStore implements RegistryStore {
   private unsynced = false;
   private failure: Error | undefined;
   private closed = false;
+  private compactRetryAt = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly metrics: {
@@ -278,7 +281,7 @@ export class FileStore implements RegistryStore {
 
   /** Writes batches until nothing is dirty; a failed write keeps its ids dirty for the retry. */
   private async flushAll(): Promise<void> {
-    if (!(await this.compactIfDue())) return;
+    await this.compactIfDue();
     while (this.dirty.size > 0 || this.waiters.length > 0) {
       // Reopening after a failure: what is dirty stays dirty, the reopen schedules the flush.
       if (this.handle === undefined) return;
@@ -296,24 +299,25 @@ export class FileStore implements RegistryStore {
         for (const w of waiters) w.reject(unavailable(err as Error));
         return;
       }
-      if (!(await this.compactIfDue())) return;
+      await this.compactIfDue();
     }
   }
 
-  /** Compacts when the log is past its bound; false when that failed (the log stays whole). */
-  private async compactIfDue(): Promise<boolean> {
-    if (this.logBytes <= this.opts.compactBytes) return true;
+  /**
+   * Compacts when the log is past its bound. A failure leaves the log whole and writes going
+   * on; compaction is tried again a while later (not on every write: a full disk would spin).
+   */
+  private async compactIfDue(): Promise<void> {
+    if (this.logBytes <= this.opts.compactBytes || Date.now() < this.compactRetryAt) return;
     try {
       await this.compact();
-      return true;
     } catch (err) {
-      // The log is still whole: compaction is tried again after the next write.
+      this.compactRetryAt = Date.now() + COMPACT_RETRY_MS;
       this.metrics.errors.inc({ op: 'compact' });
       this.opts.logger.error(
-        { err, dir: this.opts.dir },
-        'store compaction failed; the log keeps growing',
+        { err, dir: this.opts.dir, logBytes: this.logBytes, retryInMs: COMPACT_RETRY_MS },
+        'store compaction failed; the log keeps growing until it succeeds',
       );
-      return false;
     }
   }
 
