@@ -1,14 +1,10 @@
 /**
  * The `file` store: a snapshot (`snapshot.jsonl`) plus an append-only log
- * (`log.<generation>.jsonl`) of the records in codec.ts, in one folder.
+ * (`log.<generation>.jsonl`) of the records in codec.ts, in one folder. What is written when
+ * (group commit, coalesced renewals, failures) is the WriteQueue's (write-queue.ts); this
+ * module is the files.
  *
- * Writes: a change event marks its instance dirty; one flush per turn of the event loop writes
- * the current state of every dirty instance (group commit), so the write queue is a set of ids,
- * bounded by the registry's own instance limit. Heartbeats only mark the renewal dirty, and
- * renewals are written every `renewIntervalMs` (a restart may lose renewal times at most that
- * old, which only shortens a lease).
- *
- * fsync policy: `always` fdatasyncs each flush before the changes it holds are answered (a
+ * fsync policy: `always` fdatasyncs each batch before the changes it holds are answered (a
  * registration's 201 survives kill -9 and power loss); `interval` answers once the bytes are
  * written to the kernel (they survive kill -9 of the process, not a power loss) and fdatasyncs
  * every `fsyncIntervalMs`.
@@ -23,9 +19,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
-import { MaxineError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import type { MaxineEvent } from '../../common/wire.js';
 import type { EventLog } from '../events/log.js';
 import type { PersistedInstance, Registry } from '../registry/registry.js';
 import {
@@ -37,6 +31,8 @@ import {
   StoreCorruptError,
 } from './codec.js';
 import type { RegistryStore, StoredState } from './store.js';
+import { WriteQueue } from './write-queue.js';
+import type { BatchWriter } from './write-queue.js';
 
 export interface FileStoreOptions {
   dir: string;
@@ -56,22 +52,9 @@ const COMPACT_RETRY_MS = 30_000;
 const LOG_RE = /^log\.(\d+)\.jsonl$/;
 const logName = (generation: number): string => `log.${generation}.jsonl`;
 
-/** Events that change what is kept of an instance (heartbeats only renew). */
-const CHANGES: ReadonlySet<string> = new Set([
-  'service_registered',
-  'service_deregistered',
-  'service_healthy',
-  'service_unhealthy',
-]);
-
 type Source = Pick<Registry, 'persisted' | 'persistedAll'>;
 
-interface Waiter {
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
-export class FileStore implements RegistryStore {
+export class FileStore implements RegistryStore, BatchWriter {
   readonly kind = 'file';
   private handle: FileHandle | undefined;
   private generation = 0;
@@ -80,17 +63,10 @@ export class FileStore implements RegistryStore {
   private source: Source | undefined;
   private events: EventLog | undefined;
   private unsubscribe: (() => void) | undefined;
-  private readonly dirty = new Set<string>();
-  private readonly renewals = new Set<string>();
-  private waiters: Waiter[] = [];
-  private flushing: Promise<void> | undefined;
-  private scheduled = false;
   private unsynced = false;
-  private failure: Error | undefined;
-  private closed = false;
   private compactRetryAt = 0;
-  private readonly timers: NodeJS.Timeout[] = [];
-  private retryTimer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private readonly queue: WriteQueue;
   private readonly metrics: {
     fsync: Histogram;
     compactions: Counter;
@@ -108,8 +84,9 @@ export class FileStore implements RegistryStore {
       labelNames: ['kind'],
       registers,
       collect() {
-        this.set({ kind: 'change' }, store.dirty.size);
-        this.set({ kind: 'renewal' }, store.renewals.size);
+        const { changes, renewals } = store.queue.queued;
+        this.set({ kind: 'change' }, changes);
+        this.set({ kind: 'renewal' }, renewals);
       },
     });
     new Gauge({
@@ -154,6 +131,13 @@ export class FileStore implements RegistryStore {
         registers,
       }),
     };
+    this.queue = new WriteQueue(this, {
+      renewIntervalMs: opts.renewIntervalMs,
+      retryMs: opts.retryMs ?? 1000,
+      logger: opts.logger,
+      errors: this.metrics.errors,
+      where: { dir: opts.dir },
+    });
   }
 
   get files(): { snapshot: string; log: string } {
@@ -216,115 +200,32 @@ export class FileStore implements RegistryStore {
   attach(source: Source, events: EventLog): void {
     this.source = source;
     this.events = events;
-    this.unsubscribe = events.subscribe((event) => this.observe(event));
-    const renew = setInterval(() => {
-      if (this.renewals.size === 0) return;
-      for (const id of this.renewals) this.dirty.add(id);
-      this.renewals.clear();
-      this.schedule();
-    }, this.opts.renewIntervalMs);
-    renew.unref();
-    this.timers.push(renew);
+    this.unsubscribe = events.subscribe((event) => this.queue.observe(event));
     if (this.opts.fsync === 'interval') {
-      const sync = setInterval(() => void this.syncInterval(), this.opts.fsyncIntervalMs);
-      sync.unref();
-      this.timers.push(sync);
+      this.syncTimer = setInterval(() => void this.syncInterval(), this.opts.fsyncIntervalMs);
+      this.syncTimer.unref();
     }
-    // A log already past the bound when the process started is compacted at once.
-    if (this.logBytes > this.opts.compactBytes) this.schedule();
+    // Starting runs one pass: a log already past its bound is compacted at once.
+    this.queue.start();
   }
 
   forget(ids: readonly string[]): void {
-    for (const id of ids) this.dirty.add(id);
-    if (ids.length > 0) this.schedule();
+    if (ids.length > 0) this.queue.mark(ids);
   }
 
-  private observe(event: MaxineEvent): void {
-    if (event.type === 'service_heartbeat') {
-      this.renewals.add(event.data.id);
-      return;
-    }
-    if (!CHANGES.has(event.type) || !('instance' in event) || event.instance === undefined) return;
-    if (event.instance.source !== 'registration') return;
-    this.renewals.delete(event.instance.id);
-    this.dirty.add(event.instance.id);
-    this.schedule();
+  get committed(): () => Promise<void> {
+    return this.queue.committed;
   }
-
-  readonly committed = (): Promise<void> => {
-    if (this.failure !== undefined) return Promise.reject(unavailable(this.failure));
-    if (this.dirty.size === 0 && this.flushing === undefined) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      this.schedule();
-    });
-  };
 
   available(): boolean {
-    return this.failure === undefined && !this.closed;
+    return this.queue.available();
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.closed || this.handle === undefined) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flushing ??= this.flushAll().finally(() => {
-        this.flushing = undefined;
-        // Changes that arrived during the last write of the loop; after a failure, the retry
-        // timer (failed()) schedules instead, so a failing disk is not hammered.
-        const pending = this.dirty.size > 0 || this.waiters.length > 0;
-        if (pending && this.failure === undefined) this.schedule();
-      });
-    });
-  }
-
-  /** Writes batches until nothing is dirty; a failed write keeps its ids dirty for the retry. */
-  private async flushAll(): Promise<void> {
-    await this.compactIfDue();
-    while (this.dirty.size > 0 || this.waiters.length > 0) {
-      // Reopening after a failure: what is dirty stays dirty, the reopen schedules the flush.
-      if (this.handle === undefined) return;
-      const ids = [...this.dirty];
-      this.dirty.clear();
-      const waiters = this.waiters;
-      this.waiters = [];
-      try {
-        await this.writeBatch(ids);
-        this.recovered();
-        for (const w of waiters) w.resolve();
-      } catch (err) {
-        for (const id of ids) this.dirty.add(id);
-        this.failed('write', err as Error);
-        for (const w of waiters) w.reject(unavailable(err as Error));
-        return;
-      }
-      await this.compactIfDue();
-    }
-  }
-
-  /**
-   * Compacts when the log is past its bound. A failure leaves the log whole and writes going
-   * on; compaction is tried again a while later (not on every write: a full disk would spin).
-   */
-  private async compactIfDue(): Promise<void> {
-    if (this.logBytes <= this.opts.compactBytes || Date.now() < this.compactRetryAt) return;
-    try {
-      await this.compact();
-    } catch (err) {
-      this.compactRetryAt = Date.now() + COMPACT_RETRY_MS;
-      this.metrics.errors.inc({ op: 'compact' });
-      this.opts.logger.error(
-        { err, dir: this.opts.dir, logBytes: this.logBytes, retryInMs: COMPACT_RETRY_MS },
-        'store compaction failed; the log keeps growing until it succeeds',
-      );
-    }
-  }
-
-  private async writeBatch(ids: readonly string[]): Promise<void> {
+  /** One batch: the current state of each instance (a delete when it is gone), appended. */
+  async write(ids: readonly string[]): Promise<void> {
     const handle = this.handle;
     if (handle === undefined) throw new Error('the store log is not open');
-    if (this.source === undefined || ids.length === 0) return;
+    if (this.source === undefined) return;
     const seq = this.events?.lastSeq ?? 0;
     let text = '';
     for (const id of ids) {
@@ -349,13 +250,31 @@ export class FileStore implements RegistryStore {
 
   private async syncInterval(): Promise<void> {
     const handle = this.handle;
-    if (!this.unsynced || handle === undefined) return;
+    if (!this.unsynced || handle === undefined || this.queue.busy) return;
     this.unsynced = false;
     try {
       await this.sync(handle);
     } catch (err) {
       this.unsynced = true;
-      this.failed('fsync', err as Error);
+      this.queue.failed('fsync', err as Error);
+    }
+  }
+
+  /**
+   * Compacts when the log is past its bound. A failure leaves the log whole and writes going
+   * on; compaction is tried again a while later (not on every write: a full disk would spin).
+   */
+  async afterBatch(): Promise<void> {
+    if (this.logBytes <= this.opts.compactBytes || Date.now() < this.compactRetryAt) return;
+    try {
+      await this.compact();
+    } catch (err) {
+      this.compactRetryAt = Date.now() + COMPACT_RETRY_MS;
+      this.metrics.errors.inc({ op: 'compact' });
+      this.opts.logger.error(
+        { err, dir: this.opts.dir, logBytes: this.logBytes, retryInMs: COMPACT_RETRY_MS },
+        'store compaction failed; the log keeps growing until it succeeds',
+      );
     }
   }
 
@@ -397,39 +316,11 @@ export class FileStore implements RegistryStore {
     );
   }
 
-  private failed(op: string, err: Error): void {
-    this.metrics.errors.inc({ op });
-    if (this.failure === undefined) {
-      this.opts.logger.error(
-        { err, dir: this.opts.dir, op },
-        'store write failed: registrations are refused with STORE_UNAVAILABLE and readiness is false until it recovers',
-      );
-    }
-    this.failure = err;
-    if (this.retryTimer === undefined && !this.closed) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        void this.reopen().then(
-          () => {
-            this.failure = undefined;
-            this.schedule();
-          },
-          (reopenErr: unknown) => {
-            this.failure = undefined; // so that failed() logs and schedules the next try
-            this.failed('reopen', reopenErr as Error);
-          },
-        );
-      }, this.opts.retryMs ?? 1000);
-      this.retryTimer.unref();
-    }
-  }
-
   /**
    * After a failed write: a fresh handle on the log, cut back to its last whole record (a
    * write that failed half-way must not leave a torn record in the middle of the log).
    */
-  private async reopen(): Promise<void> {
-    if (this.closed) return;
+  async recover(): Promise<void> {
     const old = this.handle;
     this.handle = undefined;
     await old?.close().catch(() => undefined);
@@ -445,33 +336,10 @@ export class FileStore implements RegistryStore {
     this.unsynced = false;
   }
 
-  private recovered(): void {
-    if (this.failure === undefined) return;
-    this.failure = undefined;
-    this.opts.logger.info({ dir: this.opts.dir }, 'store writes recovered');
-  }
-
   async close(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
     this.unsubscribe?.();
-    // From here no flush is scheduled: the last one is awaited and what remains written here.
-    this.closed = true;
-    for (const id of this.renewals) this.dirty.add(id);
-    this.renewals.clear();
-    await this.flushing;
-    if (this.dirty.size > 0 && this.handle !== undefined) {
-      try {
-        await this.writeBatch([...this.dirty]);
-        this.dirty.clear();
-      } catch (err) {
-        this.metrics.errors.inc({ op: 'write' });
-        this.opts.logger.error(
-          { err, dir: this.opts.dir, pending: this.dirty.size },
-          'store write failed at shutdown: the last changes are not kept',
-        );
-      }
-    }
+    await this.queue.close();
     const handle = this.handle;
     this.handle = undefined;
     if (handle !== undefined) {
@@ -479,13 +347,6 @@ export class FileStore implements RegistryStore {
       await handle.close();
     }
   }
-}
-
-function unavailable(err: Error): MaxineError {
-  return new MaxineError(
-    'STORE_UNAVAILABLE',
-    `The registry store cannot be written (${err.message}); the change is not durable, retry`,
-  );
 }
 
 async function readIfExists(path: string): Promise<Buffer | undefined> {
