@@ -198,7 +198,14 @@ export const configSchema = z
      * (operator/store/, docs/operations.md "Persistence"). Kubernetes mode refuses it: the API
      * server is the store of record there.
      */
-    store: z.enum(['memory', 'file']).optional(),
+    store: z.enum(['memory', 'file', 'redis']).optional(),
+    /** The `redis` store's server, and the prefix of its keys. */
+    storeRedisUrl: z
+      .url({ protocol: /^redis$/, error: 'must be redis://host:port' })
+      .default('redis://127.0.0.1:6379'),
+    storeRedisPrefix: z.string().min(1).max(128).default('maxine'),
+    /** A Redis command without a reply within this long fails (the store is then unavailable). */
+    storeRedisTimeoutMs: int(100, 60_000).default(2000),
     /** The `file` store's folder (snapshot + append-only log). */
     storeDir: z.string().min(1).default('.maxine/store'),
     /** `always`: fsync before a registration is answered; `interval`: written at once, fsynced every storeFsyncIntervalMs. */
@@ -347,6 +354,9 @@ const OPTIONS = {
   'store-fsync-interval-ms': ['storeFsyncIntervalMs', 'MAXINE_STORE_FSYNC_INTERVAL_MS'],
   'store-renew-interval-ms': ['storeRenewIntervalMs', 'MAXINE_STORE_RENEW_INTERVAL_MS'],
   'store-compact-bytes': ['storeCompactBytes', 'MAXINE_STORE_COMPACT_BYTES'],
+  'store-redis-url': ['storeRedisUrl', 'MAXINE_STORE_REDIS_URL'],
+  'store-redis-prefix': ['storeRedisPrefix', 'MAXINE_STORE_REDIS_PREFIX'],
+  'store-redis-timeout-ms': ['storeRedisTimeoutMs', 'MAXINE_STORE_REDIS_TIMEOUT_MS'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

@@ -5,6 +5,7 @@ import { createOperator } from './operator.js';
 import { createLogger } from '../common/logger.js';
 import { kubeErrorFields } from './kube/errors.js';
 import { StoreCorruptError } from './store/codec.js';
+import { StoreUnreachableError } from './store/store.js';
 
 async function main(): Promise<void> {
   let config;
@@ -47,6 +48,13 @@ async function main(): Promise<void> {
       logger.fatal(
         { file: err.file, offset: err.offset, reason: err.why, advice: err.advice },
         `operator failed to start: the store cannot be trusted: ${err.message}. ${err.advice}`,
+      );
+      process.exit(1);
+    }
+    if (err instanceof StoreUnreachableError) {
+      logger.fatal(
+        { store: err.store, reason: err.why },
+        `operator failed to start: ${err.message}; nothing was restored, so it does not serve`,
       );
       process.exit(1);
     }

@@ -37,6 +37,8 @@ import { createMetrics } from './telemetry/metrics.js';
 import { MeshController, type MeshControllerOptions } from './mesh/controller.js';
 import { MeshInputs } from './mesh/inputs.js';
 import { FileStore } from './store/file.js';
+import { RedisStore } from './store/redis.js';
+import type { Registry as PromRegistry } from 'prom-client';
 import { MemoryStore } from './store/store.js';
 import type { RegistryStore, StoredState } from './store/store.js';
 
@@ -142,18 +144,7 @@ export function createOperator(
     resourceProblems: () => source.problems().length,
     isLeader,
   });
-  const store: RegistryStore =
-    config.store === 'file'
-      ? new FileStore({
-          dir: config.storeDir,
-          fsync: config.storeFsync,
-          fsyncIntervalMs: config.storeFsyncIntervalMs,
-          renewIntervalMs: config.storeRenewIntervalMs,
-          compactBytes: config.storeCompactBytes,
-          logger: logger.child({ component: 'store' }),
-          prom: metrics.prom,
-        })
-      : new MemoryStore();
+  const store = createStore(config, logger, metrics.prom);
   const security = createSecurity({
     config,
     reconciler,
@@ -324,4 +315,31 @@ function restoreFromStore(
     );
   }
   return refused.map((r) => r.id);
+}
+
+/** The store `--store` names (standalone mode; kubernetes mode has none: config refuses it). */
+function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry): RegistryStore {
+  const storeLogger = logger.child({ component: 'store' });
+  if (config.store === 'redis') {
+    return new RedisStore({
+      url: config.storeRedisUrl,
+      prefix: config.storeRedisPrefix,
+      renewIntervalMs: config.storeRenewIntervalMs,
+      timeoutMs: config.storeRedisTimeoutMs,
+      logger: storeLogger,
+      prom,
+    });
+  }
+  if (config.store === 'file') {
+    return new FileStore({
+      dir: config.storeDir,
+      fsync: config.storeFsync,
+      fsyncIntervalMs: config.storeFsyncIntervalMs,
+      renewIntervalMs: config.storeRenewIntervalMs,
+      compactBytes: config.storeCompactBytes,
+      logger: storeLogger,
+      prom,
+    });
+  }
+  return new MemoryStore();
 }

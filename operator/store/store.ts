@@ -16,7 +16,7 @@ export interface StoredState {
 }
 
 export interface RegistryStore {
-  readonly kind: 'memory' | 'file';
+  readonly kind: 'memory' | 'file' | 'redis';
   /** Reads what was kept. Throws StoreCorruptError (codec.ts) when it cannot be trusted. */
   load(): Promise<StoredState>;
   /** From now on, keeps the registry's changes. */
@@ -48,5 +48,16 @@ export class MemoryStore implements RegistryStore {
   }
   close(): Promise<void> {
     return Promise.resolve();
+  }
+}
+
+/** The store could not be reached when the operator started: where, and why. */
+export class StoreUnreachableError extends Error {
+  constructor(
+    readonly store: string,
+    readonly why: string,
+  ) {
+    super(`the store at ${store} cannot be reached: ${why}`);
+    this.name = 'StoreUnreachableError';
   }
 }

@@ -179,7 +179,7 @@ export class WriteQueue {
       this.writer.recover().then(
         () => {
           this.ready = true;
-          this.failure = undefined;
+          this.recovered();
           this.schedule();
         },
         (recoverErr: unknown) => {
