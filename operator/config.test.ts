@@ -150,6 +150,12 @@ describe('loadConfig: the standalone store', () => {
       { MAXINE_STORE: 'file', MAXINE_STORE_DIR: 'd', MAXINE_STORE_FSYNC: 'interval' },
       { store: 'file', storeDir: 'd', storeFsync: 'interval' },
     ],
+    [
+      'redis',
+      ['--store', 'redis', '--store-redis-url', 'redis://10.0.0.5:6380'],
+      { MAXINE_STORE_REDIS_PREFIX: 'team-a' },
+      { store: 'redis', storeRedisUrl: 'redis://10.0.0.5:6380', storeRedisPrefix: 'team-a' },
+    ],
   ])('reads %s', (_name, argv, env, expected) => {
     expect(loadConfig(argv, env)).toMatchObject(expected);
   });
@@ -161,6 +167,11 @@ describe('loadConfig: the standalone store', () => {
     ],
     ['an unknown store', ['--store', 'disk'], /--store \(MAXINE_STORE\)/],
     ['an unknown fsync policy', ['--store-fsync', 'never'], /--store-fsync \(MAXINE_STORE_FSYNC\)/],
+    [
+      'a Redis URL of another scheme',
+      ['--store-redis-url', 'http://localhost:6379'],
+      /--store-redis-url \(MAXINE_STORE_REDIS_URL\): must be redis:\/\/host:port/,
+    ],
   ])('refuses %s', (_name, argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(message);
   });
