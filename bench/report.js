@@ -279,6 +279,10 @@ export const PROXY_HEADING =
 export const SOAK_HEADING =
   '## Soak and abuse (latest `npm run bench:soak`, copied from RESULTS-soak.md)';
 
+/** The heading of the standalone store run's section in RESULTS.md (bench/store.js, bench/run.js). */
+export const STORE_HEADING =
+  '## Standalone store (latest `npm run bench:store`, copied from RESULTS-store.md)';
+
 /**
  * Another script's results file as a section of RESULTS.md: its title line dropped, its
  * headings one level deeper; nothing when the file does not exist.

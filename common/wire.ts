@@ -348,6 +348,8 @@ export const registryEventSchemas = {
     type: z.literal('service_registered'),
     data: z.object({
       renewed: z.boolean().optional(),
+      /** Re-created on start from a standalone store (operator/store/). */
+      restored: z.boolean().optional(),
       /** Pod-sourced instances; `sidecar` when the pod's sidecar attached. */
       source: z.literal('kubernetes').optional(),
       sidecar: z.boolean().optional(),

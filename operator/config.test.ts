@@ -134,3 +134,45 @@ describe('event-stream limits', () => {
     expect(() => loadConfig([flag, value], {})).toThrow(new RegExp(flag));
   });
 });
+
+describe('loadConfig: the standalone store', () => {
+  it.each([
+    ['memory by default', [], {}, { storeDir: '.maxine/store', storeFsync: 'always' }],
+    [
+      'file from flags',
+      ['--store', 'file', '--store-dir', '/var/lib/maxine'],
+      {},
+      { store: 'file', storeDir: '/var/lib/maxine' },
+    ],
+    [
+      'file from the environment',
+      [],
+      { MAXINE_STORE: 'file', MAXINE_STORE_DIR: 'd', MAXINE_STORE_FSYNC: 'interval' },
+      { store: 'file', storeDir: 'd', storeFsync: 'interval' },
+    ],
+    [
+      'redis',
+      ['--store', 'redis', '--store-redis-url', 'redis://10.0.0.5:6380'],
+      { MAXINE_STORE_REDIS_PREFIX: 'team-a' },
+      { store: 'redis', storeRedisUrl: 'redis://10.0.0.5:6380', storeRedisPrefix: 'team-a' },
+    ],
+  ])('reads %s', (_name, argv, env, expected) => {
+    expect(loadConfig(argv, env)).toMatchObject(expected);
+  });
+  it.each([
+    [
+      'a store in kubernetes mode',
+      ['--mode', 'kubernetes', '--store', 'file'],
+      /--store \(MAXINE_STORE\): is for standalone mode only: in kubernetes mode the API server is the store of record/,
+    ],
+    ['an unknown store', ['--store', 'disk'], /--store \(MAXINE_STORE\)/],
+    ['an unknown fsync policy', ['--store-fsync', 'never'], /--store-fsync \(MAXINE_STORE_FSYNC\)/],
+    [
+      'a Redis URL of another scheme',
+      ['--store-redis-url', 'http://localhost:6379'],
+      /--store-redis-url \(MAXINE_STORE_REDIS_URL\): must be redis:\/\/host:port/,
+    ],
+  ])('refuses %s', (_name, argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+});

@@ -197,6 +197,28 @@ export const configSchema = z
     sidecarImage: z.string().min(1).default('ghcr.io/maxine-registry/sidecar:0.1.0'),
     /** Where injected sidecars reach the operator. */
     sidecarOperatorUrl: z.url().default('http://maxine-operator.maxine-system.svc:7710'),
+    /**
+     * Standalone mode: where registrations and the event sequence outlive the process
+     * (operator/store/, docs/operations.md "Persistence"). Kubernetes mode refuses it: the API
+     * server is the store of record there.
+     */
+    store: z.enum(['memory', 'file', 'redis']).optional(),
+    /** The `redis` store's server, and the prefix of its keys. */
+    storeRedisUrl: z
+      .url({ protocol: /^redis$/, error: 'must be redis://host:port' })
+      .default('redis://127.0.0.1:6379'),
+    storeRedisPrefix: z.string().min(1).max(128).default('maxine'),
+    /** A Redis command without a reply within this long fails (the store is then unavailable). */
+    storeRedisTimeoutMs: int(100, 60_000).default(2000),
+    /** The `file` store's folder (snapshot + append-only log). */
+    storeDir: z.string().min(1).default('.maxine/store'),
+    /** `always`: fsync before a registration is answered; `interval`: written at once, fsynced every storeFsyncIntervalMs. */
+    storeFsync: z.enum(['always', 'interval']).default('always'),
+    storeFsyncIntervalMs: int(10, 60_000).default(1000),
+    /** Heartbeat renewal times are written at most this often per instance (coalesced). */
+    storeRenewIntervalMs: int(100, 600_000).default(5000),
+    /** The log is compacted into a new snapshot once it passes this size. */
+    storeCompactBytes: int(4096, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
   })
   .superRefine((c, ctx) => {
     const jwt = [c.jwtIssuer, c.jwtAudience, c.jwtJwksUrl ?? c.jwtPublicKeyFile];
@@ -213,6 +235,14 @@ export const configSchema = z
         code: 'custom',
         path: ['jwtJwksUrl'],
         message: 'give a JWKS URL or a public key file, not both',
+      });
+    }
+    if (c.mode === 'kubernetes' && c.store !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['store'],
+        message:
+          'is for standalone mode only: in kubernetes mode the API server is the store of record',
       });
     }
   });
@@ -324,6 +354,15 @@ const OPTIONS = {
   'webhook-ips': ['webhookIps', 'MAXINE_WEBHOOK_IPS'],
   'sidecar-image': ['sidecarImage', 'MAXINE_SIDECAR_IMAGE'],
   'sidecar-operator-url': ['sidecarOperatorUrl', 'MAXINE_SIDECAR_OPERATOR_URL'],
+  store: ['store', 'MAXINE_STORE'],
+  'store-dir': ['storeDir', 'MAXINE_STORE_DIR'],
+  'store-fsync': ['storeFsync', 'MAXINE_STORE_FSYNC'],
+  'store-fsync-interval-ms': ['storeFsyncIntervalMs', 'MAXINE_STORE_FSYNC_INTERVAL_MS'],
+  'store-renew-interval-ms': ['storeRenewIntervalMs', 'MAXINE_STORE_RENEW_INTERVAL_MS'],
+  'store-compact-bytes': ['storeCompactBytes', 'MAXINE_STORE_COMPACT_BYTES'],
+  'store-redis-url': ['storeRedisUrl', 'MAXINE_STORE_REDIS_URL'],
+  'store-redis-prefix': ['storeRedisPrefix', 'MAXINE_STORE_REDIS_PREFIX'],
+  'store-redis-timeout-ms': ['storeRedisTimeoutMs', 'MAXINE_STORE_REDIS_TIMEOUT_MS'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

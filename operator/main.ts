@@ -4,6 +4,8 @@ import { loadConfig, USAGE } from './config.js';
 import { createOperator } from './operator.js';
 import { createLogger } from '../common/logger.js';
 import { kubeErrorFields } from './kube/errors.js';
+import { StoreCorruptError } from './store/codec.js';
+import { StoreUnreachableError } from './store/store.js';
 
 async function main(): Promise<void> {
   let config;
@@ -41,6 +43,21 @@ async function main(): Promise<void> {
   try {
     await operator.start();
   } catch (err) {
+    if (err instanceof StoreCorruptError) {
+      // A person's problem, not a bug: where, what, and what to do; no stack trace.
+      logger.fatal(
+        { file: err.file, offset: err.offset, reason: err.why, advice: err.advice },
+        `operator failed to start: the store cannot be trusted: ${err.message}. ${err.advice}`,
+      );
+      process.exit(1);
+    }
+    if (err instanceof StoreUnreachableError) {
+      logger.fatal(
+        { store: err.store, reason: err.why },
+        `operator failed to start: ${err.message}; nothing was restored, so it does not serve`,
+      );
+      process.exit(1);
+    }
     // An API server's answer is logged as its Status; anything else keeps its stack.
     const error = kubeErrorFields(err);
     const kube = error.status !== undefined || error.reason !== undefined;

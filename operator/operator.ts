@@ -38,6 +38,11 @@ import { MeshController, type MeshControllerOptions } from './mesh/controller.js
 import { MeshInputs } from './mesh/inputs.js';
 import { ObservedEdges } from './graph/observed.js';
 import { MAX_REPORT_EDGES } from '../common/wire.js';
+import { FileStore } from './store/file.js';
+import { RedisStore } from './store/redis.js';
+import type { Registry as PromRegistry } from 'prom-client';
+import { MemoryStore } from './store/store.js';
+import type { RegistryStore, StoredState } from './store/store.js';
 
 export const VERSION = '0.1.0';
 
@@ -45,6 +50,8 @@ export interface Operator {
   readonly server: Server;
   readonly registry: Registry;
   readonly events: EventLog;
+  /** Where registrations outlive the process (standalone `--store`). */
+  readonly store: RegistryStore;
   /** Whether this replica leads (always true in standalone mode or without leader election). */
   isLeader(): boolean;
   /** Where resources come from: the folder (standalone) or the API server (kubernetes). */
@@ -139,6 +146,7 @@ export function createOperator(
     resourceProblems: () => source.problems().length,
     isLeader,
   });
+  const store = createStore(config, logger, metrics.prom);
   const security = createSecurity({
     config,
     reconciler,
@@ -176,7 +184,8 @@ export function createOperator(
     isLeader,
     metrics,
     logger,
-    isReady: () => source.ready,
+    isReady: () => source.ready && store.available(),
+    ...(store.committed && { committed: store.committed }),
     openapi: () => openapi,
     guard,
     access,
@@ -205,6 +214,7 @@ export function createOperator(
     guard,
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
+    ...(store.committed && { committed: store.committed }),
   });
   const stream = createEventStream({
     events,
@@ -244,13 +254,23 @@ export function createOperator(
     server,
     registry,
     events,
+    store,
     source,
     isLeader,
     webhook: () => webhookAddress,
     whenWebhookReady: () => injector?.whenBundlePatched() ?? Promise.resolve(),
     async start() {
+      // What the store kept, before any event is numbered: the sequence continues above it.
+      const kept = await store.load();
+      events.continueAfter(kept.seq);
       await security.start();
       await source.start();
+      // After the folder (declared services are known), before the first sweep and listen.
+      const refused = restoreFromStore(registry, store, kept, logger);
+      store.attach(registry, events);
+      // What the registry refused is dropped from the store too: it holds what the registry holds.
+      store.forget(refused);
+      sweeper.sweepOnce();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
       meshController?.start();
@@ -285,7 +305,61 @@ export function createOperator(
         }, config.shutdownTimeoutMs).unref();
       });
       await Promise.race([closed, timeout]);
+      await store.close();
       await security.stop();
     },
   };
+}
+
+/**
+ * Re-creates what the store kept; says how much, and which registrations were refused (their
+ * ids are returned).
+ */
+function restoreFromStore(
+  registry: Registry,
+  store: RegistryStore,
+  kept: StoredState,
+  logger: Logger,
+): string[] {
+  if (store.kind === 'memory') return [];
+  const { restored, refused } = registry.restore(kept.instances);
+  logger.info(
+    { store: store.kind, restored, refused: refused.length, seq: kept.seq },
+    'registrations restored from the store',
+  );
+  // Bounded: the first few by name, the rest as a count.
+  for (const r of refused.slice(0, 20)) {
+    logger.warn(
+      { instance: r.id, code: r.code, reason: r.message },
+      'stored registration not restored: the configuration now refuses it',
+    );
+  }
+  return refused.map((r) => r.id);
+}
+
+/** The store `--store` names (standalone mode; kubernetes mode has none: config refuses it). */
+function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry): RegistryStore {
+  const storeLogger = logger.child({ component: 'store' });
+  if (config.store === 'redis') {
+    return new RedisStore({
+      url: config.storeRedisUrl,
+      prefix: config.storeRedisPrefix,
+      renewIntervalMs: config.storeRenewIntervalMs,
+      timeoutMs: config.storeRedisTimeoutMs,
+      logger: storeLogger,
+      prom,
+    });
+  }
+  if (config.store === 'file') {
+    return new FileStore({
+      dir: config.storeDir,
+      fsync: config.storeFsync,
+      fsyncIntervalMs: config.storeFsyncIntervalMs,
+      renewIntervalMs: config.storeRenewIntervalMs,
+      compactBytes: config.storeCompactBytes,
+      logger: storeLogger,
+      prom,
+    });
+  }
+  return new MemoryStore();
 }

@@ -207,3 +207,28 @@ describe('EventFilter', () => {
     expect(new EventFilter(services, types).matches(event)).toBe(expected);
   });
 });
+
+describe('EventLog.continueAfter', () => {
+  const draft: RegistryEventDraft = {
+    type: 'service_deleted',
+    service: { namespace: 'a', name: 'b' },
+    data: { declared: true },
+  };
+  it.each([
+    ['a stored sequence above the start', 100, 500, 501],
+    ['a stored sequence below the start (the start wins)', 1000, 500, 1001],
+    ['nothing stored', 100, 0, 101],
+  ])('numbers above %s', (_name, start, stored, first) => {
+    const log = new EventLog(16, new ManualClock(), start);
+    log.continueAfter(stored);
+    expect(log.append(draft).seq).toBe(first);
+    // What the previous process handed out is not replayable here: a resync.
+    expect(log.canResumeFrom(first - 2)).toBe(false);
+    expect(log.since(first - 1)).toHaveLength(1);
+  });
+  it('refuses once events were numbered', () => {
+    const log = new EventLog(16, new ManualClock(), 0);
+    log.append(draft);
+    expect(() => log.continueAfter(10)).toThrow('continueAfter: events were already appended');
+  });
+});

@@ -65,7 +65,19 @@ export class EventLog {
     this.first = startSeq + 1;
   }
 
-  private readonly base: number;
+  private base: number;
+
+  /**
+   * Numbers the next events above `seq`, the sequence a store kept from the previous process
+   * (operator/store/). Only before the first event: numbers already handed out stay.
+   */
+  continueAfter(seq: number): void {
+    if (this.seq !== this.base) throw new Error('continueAfter: events were already appended');
+    if (seq <= this.seq) return;
+    this.seq = seq;
+    this.base = seq;
+    this.first = seq + 1;
+  }
 
   get lastSeq(): number {
     return this.seq;

@@ -53,6 +53,8 @@ export interface AppDeps {
   graph: GraphDeps;
   /** The audit log's export, for admins (absent when the audit log is off). */
   auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
+  /** Resolves once the changes so far are durable in the standalone store (operator/store/). */
+  committed?: () => Promise<void>;
 }
 
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -214,12 +216,13 @@ export function createApp(deps: AppDeps): express.Express {
     deps.access.authorize(req.caller, 'read', instance.service);
     res.json({ instance });
   });
-  app.delete('/api/v1/instances/:id', (req, res) => {
+  app.delete('/api/v1/instances/:id', async (req, res) => {
     const { id } = parse(idParams, req.params, 'path');
     authorizeInstanceWrite(deps, req.caller, id, 'deregister');
     registry.deregister(id);
     deps.access.allowed(req.caller, 'deregister', `instance ${id}`);
     req.log.info({ instance: id, by: req.caller.principal.who }, 'instance deregistered');
+    if (deps.committed !== undefined) await deps.committed();
     res.status(204).end();
   });
   app.all('/api/v1/instances/:id', methodNotAllowed('GET, DELETE'));

@@ -42,6 +42,11 @@ export interface WriteDeps {
   logger: Logger;
   guard: InstanceWriteGuard;
   access: AccessControl;
+  /**
+   * Resolves once the changes so far are durable in the standalone store (operator/store/);
+   * a registration is answered only then. Undefined: the registry lives in memory only.
+   */
+  committed?: () => Promise<void>;
 }
 
 export async function registerAnswer(
@@ -85,6 +90,7 @@ export async function registerAnswer(
     },
     created ? 'instance registered' : 'instance renewed',
   );
+  if (deps.committed !== undefined) await deps.committed();
   return { status: created ? 201 : 200, body: JSON.stringify({ instance }) };
 }
 

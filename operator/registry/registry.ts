@@ -53,6 +53,26 @@ export interface PodInstance {
   noSidecar?: boolean;
 }
 
+/** A registration as a standalone store keeps it (operator/store/) and gives it back on start. */
+export interface PersistedInstance {
+  id: string;
+  namespace: string;
+  service: string;
+  host: string;
+  port: number;
+  ports?: Record<string, number>;
+  version?: string;
+  zone?: string;
+  datacenter?: string;
+  weight: number;
+  metadata: Record<string, string>;
+  owner?: string;
+  registeredAt: number;
+  lastHeartbeat: number;
+  ttlMs: number;
+  check: { status: HealthStatus; output?: string };
+}
+
 export interface RegistryOptions {
   clock: Clock;
   emit: (event: RegistryEventDraft) => void;
@@ -438,6 +458,80 @@ export class Registry {
     return record && toInstance(record);
   }
 
+  // ---- persistence (standalone stores, operator/store/) ----
+
+  /** What a store keeps of registration `id`; undefined when it is gone or a pod's. */
+  persisted(id: string): PersistedInstance | undefined {
+    const record = this.instances.get(id);
+    return record === undefined ? undefined : persistedOf(record);
+  }
+
+  /** Every registration as a store keeps it (for a snapshot). */
+  *persistedAll(): Iterable<PersistedInstance> {
+    for (const record of this.instances.values()) {
+      const p = persistedOf(record);
+      if (p !== undefined) yield p;
+    }
+  }
+
+  /**
+   * Re-creates registrations a store kept, with their ids, leases and reported health. The
+   * renewal times are kept, not refreshed: a lease that lapsed while the operator was down
+   * lapses at the next sweep, and goes the normal way (critical, removal after the grace,
+   * the mass-expiry guard). A registration the configuration now refuses (undeclared service
+   * not allowed, a limit) is left out and named in `refused`.
+   */
+  restore(items: Iterable<PersistedInstance>): {
+    restored: number;
+    refused: { id: string; code: string; message: string }[];
+  } {
+    let restored = 0;
+    const refused: { id: string; code: string; message: string }[] = [];
+    for (const p of items) {
+      const req: RegisterRequest = {
+        service: p.service,
+        namespace: p.namespace,
+        host: p.host,
+        port: p.port,
+        weight: p.weight,
+        metadata: p.metadata,
+        ...(p.ports && { ports: p.ports }),
+      };
+      const found = this.services.get(serviceKey(p.namespace, p.service));
+      try {
+        if (this.instances.has(p.id))
+          throw new MaxineError('INSTANCE_CONFLICT', `Instance id "${p.id}" is already held`);
+        if (found === undefined) this.assertMayCreateService(p.namespace, p.service, p.owner);
+        this.refuse(sizeRefusal(this.limits, req));
+        this.assertRoomForInstance(req, found, p.owner);
+      } catch (err) {
+        if (!(err instanceof MaxineError)) throw err;
+        refused.push({ id: p.id, code: err.code, message: err.message });
+        continue;
+      }
+      const entry = found ?? this.createUndeclared(p.namespace, p.service, p.owner);
+      const record: InstanceRecord = {
+        ...p,
+        source: 'registration',
+        leaseLapsed: false,
+        ready: true,
+        connections: 0,
+      };
+      if (p.owner !== undefined) increment(this.ownedInstances, p.owner);
+      entry.instances.set(p.id, record);
+      this.instances.set(p.id, record);
+      entry.answer = undefined;
+      restored += 1;
+      this.opts.emit({
+        type: 'service_registered',
+        service: refOf(record),
+        instance: toInstance(record),
+        data: { restored: true },
+      });
+    }
+    return { restored, refused };
+  }
+
   // ---- leases ----
 
   /**
@@ -782,6 +876,30 @@ function recordOf(
     // A registration starts healthy; its checks report otherwise with the next heartbeat.
     check: { status: 'passing' },
     connections: at.existing?.connections ?? 0,
+  };
+}
+
+/** A registration as a store keeps it: no pods, no derived state (lapse, load). */
+function persistedOf(r: InstanceRecord): PersistedInstance | undefined {
+  if (r.source !== 'registration' || r.lastHeartbeat === undefined || r.ttlMs === undefined)
+    return undefined;
+  return {
+    id: r.id,
+    namespace: r.namespace,
+    service: r.service,
+    host: r.host,
+    port: r.port,
+    ...(r.ports && { ports: r.ports }),
+    ...(r.version !== undefined && { version: r.version }),
+    ...(r.zone !== undefined && { zone: r.zone }),
+    ...(r.datacenter !== undefined && { datacenter: r.datacenter }),
+    weight: r.weight,
+    metadata: r.metadata,
+    ...(r.owner !== undefined && { owner: r.owner }),
+    registeredAt: r.registeredAt,
+    lastHeartbeat: r.lastHeartbeat,
+    ttlMs: r.ttlMs,
+    check: r.check,
   };
 }
 

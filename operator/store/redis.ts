@@ -1,0 +1,173 @@
+/**
+ * The `redis` store: registrations in one hash (`<prefix>:instances`, instance id → the
+ * record of codec.ts as JSON) and the event sequence in `<prefix>:seq`, raised only (a Lua
+ * max), written through the same WriteQueue as the file store. A change is answered once
+ * Redis acknowledged it; what survives a Redis crash is Redis's own persistence
+ * (`appendonly yes`, `appendfsync`), see docs/operations.md.
+ *
+ * Not yet: several operators sharing one Redis and agreeing (changes published to the others)
+ * and keys expiring with their leases.
+ */
+import { Counter, Gauge } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
+import type { Logger } from '../../common/logger.js';
+import type { EventLog } from '../events/log.js';
+import type { PersistedInstance, Registry } from '../registry/registry.js';
+import { persistedInstanceSchema } from './codec.js';
+import { RedisConnection } from './resp.js';
+import type { RegistryStore, StoredState } from './store.js';
+import { StoreUnreachableError } from './store.js';
+import { WriteQueue } from './write-queue.js';
+import type { BatchWriter } from './write-queue.js';
+
+export interface RedisStoreOptions {
+  /** `redis://host:port` */
+  url: string;
+  prefix: string;
+  renewIntervalMs: number;
+  /** A command without a reply within this long fails (and the connection is dropped). */
+  timeoutMs: number;
+  logger: Logger;
+  prom: PromRegistry;
+  retryMs?: number;
+}
+
+const RAISE_SEQ = `local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0`;
+
+type Source = Pick<Registry, 'persisted' | 'persistedAll'>;
+
+export class RedisStore implements RegistryStore, BatchWriter {
+  readonly kind = 'redis';
+  private readonly redis: RedisConnection;
+  private readonly queue: WriteQueue;
+  private readonly keys: { instances: string; seq: string };
+  private source: Source | undefined;
+  private events: EventLog | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private readonly where: { redis: string };
+
+  constructor(private readonly opts: RedisStoreOptions) {
+    const url = new URL(opts.url);
+    this.where = { redis: `${url.hostname}:${url.port || '6379'}` };
+    this.redis = new RedisConnection(url.hostname, Number(url.port || 6379), opts.timeoutMs);
+    this.keys = { instances: `${opts.prefix}:instances`, seq: `${opts.prefix}:seq` };
+    const registers = [opts.prom];
+    const errors = new Counter({
+      name: 'maxine_store_errors_total',
+      help: 'Store operations that failed, by operation',
+      labelNames: ['op'],
+      registers,
+    });
+    this.queue = new WriteQueue(this, {
+      renewIntervalMs: opts.renewIntervalMs,
+      retryMs: opts.retryMs ?? 1000,
+      logger: opts.logger,
+      errors,
+      where: this.where,
+    });
+    const queue = this.queue;
+    new Gauge({
+      name: 'maxine_store_queued_writes',
+      help: 'Instances whose change (or renewal) waits to be written to the store',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.set({ kind: 'change' }, queue.queued.changes);
+        this.set({ kind: 'renewal' }, queue.queued.renewals);
+      },
+    });
+    new Gauge({
+      name: 'maxine_store_available',
+      help: 'Whether the store can be written (1) or its last write failed (0)',
+      registers,
+      collect() {
+        this.set(queue.available() ? 1 : 0);
+      },
+    });
+  }
+
+  async load(): Promise<StoredState> {
+    let raw: unknown;
+    let seq: unknown;
+    try {
+      raw = await this.redis.command(['HGETALL', this.keys.instances]);
+      seq = await this.redis.command(['GET', this.keys.seq]);
+    } catch (err) {
+      throw new StoreUnreachableError(`redis://${this.where.redis}`, (err as Error).message);
+    }
+    const flat = Array.isArray(raw) ? raw : [];
+    const instances: PersistedInstance[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const id = String(flat[i]);
+      const parsed = persistedInstanceSchema.safeParse(parseJson(String(flat[i + 1])));
+      if (parsed.success) instances.push(parsed.data);
+      else
+        this.opts.logger.warn(
+          { ...this.where, key: this.keys.instances, instance: id },
+          'stored registration is not a valid record: left out',
+        );
+    }
+    return { instances, seq: typeof seq === 'string' ? Number(seq) || 0 : 0 };
+  }
+
+  attach(source: Source, events: EventLog): void {
+    this.source = source;
+    this.events = events;
+    this.unsubscribe = events.subscribe((event) => this.queue.observe(event));
+    this.queue.start();
+  }
+
+  forget(ids: readonly string[]): void {
+    if (ids.length > 0) this.queue.mark(ids);
+  }
+
+  get committed(): () => Promise<void> {
+    return this.queue.committed;
+  }
+
+  available(): boolean {
+    return this.queue.available();
+  }
+
+  /** One batch: an HSET of the instances there, an HDEL of those gone, the sequence raised. */
+  async write(ids: readonly string[]): Promise<void> {
+    if (this.source === undefined) return;
+    const set: string[] = [];
+    const gone: string[] = [];
+    for (const id of ids) {
+      const instance = this.source.persisted(id);
+      if (instance === undefined) gone.push(id);
+      else set.push(id, JSON.stringify(instance));
+    }
+    const sent: Promise<unknown>[] = [];
+    if (set.length > 0) sent.push(this.redis.command(['HSET', this.keys.instances, ...set]));
+    if (gone.length > 0) sent.push(this.redis.command(['HDEL', this.keys.instances, ...gone]));
+    const seq = String(this.events?.lastSeq ?? 0);
+    sent.push(this.redis.command(['EVAL', RAISE_SEQ, '1', this.keys.seq, seq]));
+    await Promise.all(sent);
+  }
+
+  async recover(): Promise<void> {
+    await this.redis.command(['PING']);
+  }
+
+  afterBatch(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe?.();
+    await this.queue.close();
+    this.redis.close();
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
