@@ -21,7 +21,13 @@ const services = `apiVersion: maxine.io/v1alpha1
 kind: MaxineService
 metadata: { name: web, namespace: shop }
 spec:
-  dependencies: [{ name: orders }, { name: ledger }, { name: catalog }]
+  dependencies: [{ name: orders }, { name: ledger }, { name: catalog }, { name: stock }]
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: stock, namespace: shop }
+spec:
+  circuitBreaker: { failureThreshold: 1, openSeconds: 1, halfOpenProbes: 1 }
 ---
 apiVersion: maxine.io/v1alpha1
 kind: MaxineService
@@ -49,6 +55,8 @@ let port: number;
 const apps = new Map<string, Upstream>();
 /** The status the `bad` orders instance answers with. */
 let badStatus = 200;
+/** The status the only stock instance answers with. */
+let stockStatus = 200;
 
 async function register(service: string, app: Upstream): Promise<void> {
   const r = await api(op.url, 'POST', '/api/v1/instances', {
@@ -74,6 +82,13 @@ beforeAll(async () => {
       res.end(JSON.stringify({ name: 'bad' }));
     }),
   );
+  apps.set(
+    'stock',
+    await startUpstream((req, res) => {
+      res.statusCode = stockStatus;
+      res.end(JSON.stringify({ name: 'stock' }));
+    }),
+  );
   for (const name of ['ledger', 'catalog']) {
     apps.set(name, await startUpstream((req, res) => res.end(JSON.stringify({ name }))));
   }
@@ -81,6 +96,7 @@ beforeAll(async () => {
   await register('orders', apps.get('bad')!);
   await register('ledger', apps.get('ledger')!);
   await register('catalog', apps.get('catalog')!);
+  await register('stock', apps.get('stock')!);
   const config = loadSidecarConfig({
     MAXINE_SERVICE: 'web',
     MAXINE_POD_NAMESPACE: 'shop',
@@ -179,6 +195,36 @@ spec:
     });
     await events.close();
     badStatus = 200;
+  });
+
+  it("stock's breaker runs its full cycle: open on failure (503 CIRCUIT_OPEN), half-open after openSeconds, closed on a good probe", async () => {
+    const events = await EventClient.connect(
+      `${op.wsUrl}/api/v1/events?types=circuit_state_changed&services=shop/stock`,
+    );
+    stockStatus = 500;
+    expect((await call(port, '/v1/proxy/stock/x')).status).toBe(500);
+    // failureThreshold 1: the only instance is open, so the proxy answers without calling it.
+    const seen = apps.get('stock')!.seen.length;
+    const refused = await call(port, '/v1/proxy/stock/x');
+    expect(refused.status).toBe(503);
+    expect((json(refused) as { error: { code: string } }).error.code).toBe('CIRCUIT_OPEN');
+    expect(apps.get('stock')!.seen.length).toBe(seen);
+    // The upstream recovers; after openSeconds (1 s) one probe goes through and closes it.
+    stockStatus = 200;
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await call(port, '/v1/proxy/stock/x')).status).toBe(200);
+    expect((await call(port, '/v1/proxy/stock/x')).status).toBe(200);
+    const transitions = (es: { type: string; data?: unknown; instance?: unknown }[]) =>
+      es
+        .filter((e) => e.type === 'circuit_state_changed' && e.instance !== undefined)
+        .map((e) => `${(e.data as { from: string }).from}→${(e.data as { to: string }).to}`);
+    await events.until((es) => transitions(es).includes('half-open→closed'), 5000);
+    expect(transitions(events.events)).toEqual([
+      'closed→open',
+      'open→half-open',
+      'half-open→closed',
+    ]);
+    await events.close();
   });
 
   it('what the proxy did shows in its /metrics and in the operator’s dependency graph', async () => {
