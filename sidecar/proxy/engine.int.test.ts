@@ -606,9 +606,43 @@ describe('large bodies stream both ways', () => {
 
   it('50 MB up and 50 MB down, checked by hash, memory not growing by the body size', async () => {
     const expected = await hashOf(generated());
+    // Live memory only, measured when half of a body has gone through: a full GC first, so
+    // garbage not yet collected (every chunk read from a socket is) does not count; a proxy that
+    // buffered the body would hold at least half of it then. Two measurements, not a sampler:
+    // full GCs on a timer starve the stream when this runs in a long-lived jest worker with a
+    // large heap beside other suites.
+    const gc = exposedGc();
+    gc();
+    const base = process.memoryUsage();
+    let peak = 0;
+    let samples = 0;
+    const measure = (): void => {
+      gc();
+      // Two collections a turn apart: array buffers are released by a sweeper after the first.
+      setImmediate(() => {
+        gc();
+        const m = process.memoryUsage();
+        peak = Math.max(peak, m.heapUsed + m.arrayBuffers - base.heapUsed - base.arrayBuffers);
+        samples += 1;
+      });
+    };
+    /** Calls `measure` once, when the bytes counted pass half the body. */
+    const halfway = (): ((n: number) => void) => {
+      let seen = 0;
+      return (n) => {
+        if (seen < SIZE / 2 && seen + n >= SIZE / 2) measure();
+        seen += n;
+      };
+    };
+    let measured = 0;
     const up = await upstream((req, res) => {
       if (req.method === 'POST') {
-        void hashOf(req).then((h) => res.end(h));
+        const count = halfway();
+        req.on('data', (c: Buffer) => count(c.length));
+        void hashOf(req).then((h) => {
+          measured += 1;
+          res.end(h);
+        });
         return;
       }
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
@@ -617,57 +651,41 @@ describe('large bodies stream both ways', () => {
     const routes = new Routes();
     routes.set('shop', 'orders', [instance('a', up.port)]);
     const rig = await proxy(routes);
-    // Live memory only: a full GC before each sample, so garbage not yet collected (every chunk
-    // read from a socket is) does not count; buffering a body would keep >= 50 MB alive.
-    const gc = exposedGc();
-    gc();
-    const base = process.memoryUsage();
-    let peak = 0;
-    // Two collections a turn apart: array buffers are released by a sweeper after the first.
-    // Every 400 ms: a full GC of a jest worker is not free, and a buffered body would stay
-    // alive for the whole upload (seconds), so a sparse sampler still sees it.
-    const sampler = setInterval(() => {
-      gc();
-      setImmediate(() => {
-        gc();
-        const m = process.memoryUsage();
-        peak = Math.max(peak, m.heapUsed + m.arrayBuffers - base.heapUsed - base.arrayBuffers);
-      });
-    }, 400);
-    try {
-      const uploaded = await new Promise<string>((resolve, reject) => {
-        const req = request(
-          {
-            port: rig.port,
-            host: '127.0.0.1',
-            path: '/v1/proxy/orders/upload',
-            method: 'POST',
-            agent: false,
-          },
-          (res) => {
-            let body = '';
-            res.on('data', (c: Buffer) => (body += c.toString()));
-            res.on('end', () => resolve(body));
-          },
-        );
-        req.on('error', reject);
-        generated().pipe(req);
-      });
-      expect(uploaded).toBe(expected);
-      const downloaded = await new Promise<string>((resolve, reject) => {
-        request(
-          { port: rig.port, host: '127.0.0.1', path: '/v1/proxy/orders/download', agent: false },
-          (res) => {
-            hashOf(res).then(resolve, reject);
-          },
-        )
-          .on('error', reject)
-          .end();
-      });
-      expect(downloaded).toBe(expected);
-    } finally {
-      clearInterval(sampler);
-    }
+    const uploaded = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          port: rig.port,
+          host: '127.0.0.1',
+          path: '/v1/proxy/orders/upload',
+          method: 'POST',
+          agent: false,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(body));
+        },
+      );
+      req.on('error', reject);
+      generated().pipe(req);
+    });
+    expect(uploaded).toBe(expected);
+    const downloaded = await new Promise<string>((resolve, reject) => {
+      request(
+        { port: rig.port, host: '127.0.0.1', path: '/v1/proxy/orders/download', agent: false },
+        (res) => {
+          const count = halfway();
+          res.on('data', (c: Buffer) => count(c.length));
+          hashOf(res).then(resolve, reject);
+        },
+      )
+        .on('error', reject)
+        .end();
+    });
+    expect(downloaded).toBe(expected);
+    await new Promise((r) => setImmediate(r));
+    expect(measured).toBe(1);
+    expect(samples).toBe(2); // once halfway up, once halfway down
     // Proxy, upstream and client share this process: what is alive is in-flight chunks only.
     expect(peak).toBeLessThan(SIZE / 2);
   });
