@@ -79,6 +79,16 @@ describe('sidecar configuration from the environment the webhook sets', () => {
   });
 
   it.each([
+    ['unset', undefined, false],
+    ['empty', '', false],
+    ['false', 'false', false],
+    ['true', 'true', true],
+  ])('retries of non-idempotent methods: %s → %s', (_name, value, expected) => {
+    const env = value === undefined ? pod : { ...pod, MAXINE_PROXY_RETRY_NON_IDEMPOTENT: value };
+    expect(loadSidecarConfig(env).proxyRetryNonIdempotent).toBe(expected);
+  });
+
+  it.each([
     [{}, 'MAXINE_SERVICE'],
     [
       { ...pod, MAXINE_REPORT_INTERVAL_SECONDS: 'soon' },
@@ -94,6 +104,10 @@ describe('sidecar configuration from the environment the webhook sets', () => {
     [
       { ...pod, MAXINE_MESH_REFRESH_SECONDS: '-1' },
       'MAXINE_MESH_REFRESH_SECONDS: must be 0 (only on changes) or more',
+    ],
+    [
+      { ...pod, MAXINE_PROXY_RETRY_NON_IDEMPOTENT: 'yes' },
+      'MAXINE_PROXY_RETRY_NON_IDEMPOTENT: must be true or false',
     ],
     [{ MAXINE_SERVICE: 'Web_1' }, 'MAXINE_SERVICE: must be a DNS-1123 label'],
     [{ ...pod, MAXINE_OPERATOR_URL: 'ftp://x' }, 'MAXINE_OPERATOR_URL'],

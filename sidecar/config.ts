@@ -98,6 +98,14 @@ export const sidecarEnvSchema = z.object({
       }
       return { host, port: portNumber };
     }),
+  /**
+   * Also retry calls whose method is not idempotent (POST, PATCH, …) when the destination's
+   * `spec.retries` allows it. Off by default: a retried POST may do its work twice.
+   */
+  MAXINE_PROXY_RETRY_NON_IDEMPOTENT: z
+    .enum(['true', 'false', ''], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -130,6 +138,8 @@ export interface SidecarConfig {
   reportIntervalSeconds: number;
   /** The forward-proxy listener; undefined: off. */
   proxyListen?: { host: string; port: number };
+  /** Whether the proxy retries non-idempotent methods (`MAXINE_PROXY_RETRY_NON_IDEMPOTENT`). */
+  proxyRetryNonIdempotent: boolean;
   logLevel: string;
 }
 
@@ -174,6 +184,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     meshRefreshSeconds: e.MAXINE_MESH_REFRESH_SECONDS,
     reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
     ...(e.MAXINE_PROXY_LISTEN !== undefined && { proxyListen: e.MAXINE_PROXY_LISTEN }),
+    proxyRetryNonIdempotent: e.MAXINE_PROXY_RETRY_NON_IDEMPOTENT,
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }
