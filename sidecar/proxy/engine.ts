@@ -23,8 +23,8 @@ import type { ClientRequest } from 'node:http';
 import { keyFromRequest } from '../../common/discover-request.js';
 import { MaxineError } from '../../common/errors.js';
 import type { ErrorCode } from '../../common/errors.js';
-import { createBalancer } from '../../common/lb/index.js';
 import type { Balancer, PickContext } from '../../common/lb/index.js';
+import { createVersionedBalancer } from '../../common/lb/versions.js';
 import type { Logger } from '../../common/logger.js';
 import type { DiscoveredInstance, ServiceRef } from '../../common/wire.js';
 import type { ProxyRoute } from '../mirror-state.js';
@@ -212,9 +212,13 @@ export class ProxyEngine {
     let balancer = this.balancers.get(route);
     if (balancer === undefined) {
       const lb = route.spec?.loadBalancing;
-      balancer = createBalancer(lb?.strategy ?? 'round-robin', route.instances, {
-        virtualNodes: lb?.virtualNodes,
-      });
+      // Canary weights (`spec.versions`) split calls exactly as they split discovery answers.
+      balancer = createVersionedBalancer(
+        lb?.strategy ?? 'round-robin',
+        route.instances,
+        { virtualNodes: lb?.virtualNodes },
+        { versions: route.spec?.versions, versionOf: (i) => i.version },
+      );
       this.balancers.set(route, balancer);
     }
     return balancer;
