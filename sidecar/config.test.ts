@@ -89,6 +89,15 @@ describe('sidecar configuration from the environment the webhook sets', () => {
   });
 
   it.each([
+    ['unset', undefined, 1000],
+    ['empty', '', 1000],
+    ['250', '250', 250],
+  ])('the proxy connect timeout: %s → %s ms', (_name, value, expected) => {
+    const env = value === undefined ? pod : { ...pod, MAXINE_PROXY_CONNECT_TIMEOUT_MS: value };
+    expect(loadSidecarConfig(env).proxyConnectTimeoutMs).toBe(expected);
+  });
+
+  it.each([
     [{}, 'MAXINE_SERVICE'],
     [
       { ...pod, MAXINE_REPORT_INTERVAL_SECONDS: 'soon' },
@@ -108,6 +117,14 @@ describe('sidecar configuration from the environment the webhook sets', () => {
     [
       { ...pod, MAXINE_PROXY_RETRY_NON_IDEMPOTENT: 'yes' },
       'MAXINE_PROXY_RETRY_NON_IDEMPOTENT: must be true or false',
+    ],
+    [
+      { ...pod, MAXINE_PROXY_CONNECT_TIMEOUT_MS: '0' },
+      'MAXINE_PROXY_CONNECT_TIMEOUT_MS: must be at least 1',
+    ],
+    [
+      { ...pod, MAXINE_PROXY_CONNECT_TIMEOUT_MS: '1.5' },
+      'MAXINE_PROXY_CONNECT_TIMEOUT_MS: must be a whole number of milliseconds',
     ],
     [{ MAXINE_SERVICE: 'Web_1' }, 'MAXINE_SERVICE: must be a DNS-1123 label'],
     [{ ...pod, MAXINE_OPERATOR_URL: 'ftp://x' }, 'MAXINE_OPERATOR_URL'],

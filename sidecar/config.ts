@@ -106,6 +106,19 @@ export const sidecarEnvSchema = z.object({
     .enum(['true', 'false', ''], { error: 'must be true or false' })
     .default('false')
     .transform((v) => v === 'true'),
+  /**
+   * How long the proxy waits for a connection to an instance before the try is a
+   * `connect-failure` (retried elsewhere as `retryOn` says, counted by the breaker).
+   */
+  MAXINE_PROXY_CONNECT_TIMEOUT_MS: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number of milliseconds' })
+      .int('must be a whole number of milliseconds')
+      .min(1, 'must be at least 1')
+      .max(60_000, 'must be at most 60000 (a minute)')
+      .default(1000),
+  ),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -140,6 +153,8 @@ export interface SidecarConfig {
   proxyListen?: { host: string; port: number };
   /** Whether the proxy retries non-idempotent methods (`MAXINE_PROXY_RETRY_NON_IDEMPOTENT`). */
   proxyRetryNonIdempotent: boolean;
+  /** Milliseconds a try may take to connect (`MAXINE_PROXY_CONNECT_TIMEOUT_MS`). */
+  proxyConnectTimeoutMs: number;
   logLevel: string;
 }
 
@@ -185,6 +200,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
     ...(e.MAXINE_PROXY_LISTEN !== undefined && { proxyListen: e.MAXINE_PROXY_LISTEN }),
     proxyRetryNonIdempotent: e.MAXINE_PROXY_RETRY_NON_IDEMPOTENT,
+    proxyConnectTimeoutMs: e.MAXINE_PROXY_CONNECT_TIMEOUT_MS,
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }

@@ -181,6 +181,7 @@ export function createSidecar(
     hooks,
     logger,
     metrics: createProxyMetrics(prom),
+    connectTimeoutMs: config.proxyConnectTimeoutMs,
     ...(config.zone !== undefined && { localZone: config.zone }),
   });
   const forward = config.proxyListen && {

@@ -10,7 +10,9 @@ import { createSidecar } from '../../sidecar/sidecar.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
 import { api, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-import { call, startUpstream } from '../helpers/proxy.js';
+import { startBlackhole } from '../helpers/blackhole.js';
+import type { Blackhole } from '../helpers/blackhole.js';
+import { call, json, startUpstream } from '../helpers/proxy.js';
 import type { Upstream } from '../helpers/proxy.js';
 
 const services = `apiVersion: maxine.io/v1alpha1
@@ -24,11 +26,18 @@ metadata: { name: orders, namespace: shop }
 spec:
   loadBalancing: { strategy: round-robin }
   retries: { attempts: 1, retryOn: [5xx] }
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: ledger, namespace: shop }
+spec:
+  requestTimeoutSeconds: 20
 `;
 
 let op: TestOperator;
 const apps: Upstream[] = [];
 const sidecars: Sidecar[] = [];
+let hole: Blackhole;
 
 async function register(service: string, port: number, host = '127.0.0.1'): Promise<void> {
   const r = await api(op.url, 'POST', '/api/v1/instances', {
@@ -71,12 +80,15 @@ beforeAll(async () => {
   apps.push(good, bad);
   await register('orders', good.port);
   await register('orders', bad.port);
+  hole = await startBlackhole();
+  await register('ledger', hole.port);
 });
 
 afterAll(async () => {
   for (const s of sidecars) await s.stop();
   await op?.stop();
   for (const app of apps) await app.close();
+  hole?.close();
 });
 
 describe('MAXINE_PROXY_RETRY_NON_IDEMPOTENT', () => {
@@ -104,5 +116,16 @@ describe('MAXINE_PROXY_RETRY_NON_IDEMPOTENT', () => {
   it('unset: a POST is not tried again, its 503 goes back to the app', async () => {
     const port = await startSidecar({});
     expect(await posts(port)).toContain(503);
+  });
+});
+
+describe('MAXINE_PROXY_CONNECT_TIMEOUT_MS', () => {
+  it('an instance that never answers the SYN fails the try after it, not after the call timeout', async () => {
+    const port = await startSidecar({ MAXINE_PROXY_CONNECT_TIMEOUT_MS: '300' });
+    const started = Date.now();
+    const answer = await call(port, '/v1/proxy/ledger/x');
+    expect(answer.status).toBe(502);
+    expect(json(answer).error.message).toContain('no connection within 300 ms');
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });
