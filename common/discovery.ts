@@ -5,7 +5,8 @@
  * discovery request costs a map lookup, a pick and a socket write. Shared by the operator's
  * registry and the sidecar's local copy, so both answer alike.
  */
-import { createBalancer, murmur3, needsKey, SmoothWeighted } from './lb/index.js';
+import { createBalancer, needsKey } from './lb/index.js';
+import { VersionSplit } from './lb/versions.js';
 import type { Balancer, BalancerOptions, Endpoint, PickContext } from './lb/index.js';
 import { MaxineError } from './errors.js';
 import type { ServiceSpec, Strategy } from './resources.js';
@@ -50,10 +51,8 @@ class Subset {
   readonly candidates: readonly Candidate[];
   private allBody: Buffer | undefined;
   private readonly balancers = new Map<Strategy, Balancer<Candidate>>();
-  private readonly versionGroups: Map<string, Subset> | undefined;
-  private readonly versionSplit: SmoothWeighted<string> | undefined;
-  /** Versions with their cumulative weights, for a key-sticky split. */
-  private readonly versionRanges: { name: string; upTo: number }[] = [];
+  /** `spec.versions` over the candidates (common/lb/versions.ts); undefined: no split. */
+  private readonly versionSplit: VersionSplit<Subset> | undefined;
   /** Reused for every pick: discovery is synchronous, so one context per subset suffices. */
   private readonly ctx: PickContext;
 
@@ -65,33 +64,14 @@ class Subset {
   ) {
     this.candidates = candidates;
     this.ctx = { key: undefined, localZone: undefined, localDatacenter: undefined, load };
-    if (versions !== undefined && versions.length > 0) {
-      const groups = new Map<string, Subset>();
-      const weighted: { item: string; weight: number }[] = [];
-      for (const v of versions) {
-        const members = candidates.filter((c) => c.view.version === v.name);
-        // A version whose instances are all drained (weight 0) cannot take traffic.
-        if (v.weight <= 0 || !members.some((c) => c.weight > 0)) continue;
-        groups.set(v.name, new Subset(members, load, options));
-        weighted.push({ item: v.name, weight: v.weight });
-        this.versionRanges.push({
-          name: v.name,
-          upTo: (this.versionRanges.at(-1)?.upTo ?? 0) + v.weight,
-        });
-      }
-      // No declared version has a healthy instance: route to whatever is healthy rather
-      // than answer "none" (documented in docs/api.md, "Version weights").
-      if (weighted.length > 0) {
-        this.versionGroups = groups;
-        this.versionSplit = new SmoothWeighted(weighted);
-      }
-    }
-  }
-
-  private versionForKey(key: string): string | undefined {
-    const total = this.versionRanges.at(-1)?.upTo ?? 0;
-    const point = murmur3(key, 0x9e3779b9) % total;
-    return this.versionRanges.find((r) => point < r.upTo)?.name;
+    // No declared version has a healthy instance: no split, route to whatever is healthy
+    // rather than answer "none" (documented in docs/api.md, "Version weights").
+    this.versionSplit = VersionSplit.of(
+      candidates,
+      versions,
+      (c) => c.view.version,
+      (members) => new Subset(members, load, options),
+    );
   }
 
   all(): Buffer {
@@ -102,11 +82,9 @@ class Subset {
   }
 
   pick(strategy: Strategy, key: string | undefined, req: PickRequest): Candidate | undefined {
-    if (this.versionSplit !== undefined && this.versionGroups !== undefined) {
+    if (this.versionSplit !== undefined) {
       // With a key the version is chosen by the key too, so a session sticks across the split.
-      const version = key !== undefined ? this.versionForKey(key) : this.versionSplit.next();
-      const group = version === undefined ? undefined : this.versionGroups.get(version);
-      return group?.pick(strategy, key, req);
+      return this.versionSplit.next(key)?.pick(strategy, key, req);
     }
     let balancer = this.balancers.get(strategy);
     if (balancer === undefined) {

@@ -79,6 +79,25 @@ describe('sidecar configuration from the environment the webhook sets', () => {
   });
 
   it.each([
+    ['unset', undefined, false],
+    ['empty', '', false],
+    ['false', 'false', false],
+    ['true', 'true', true],
+  ])('retries of non-idempotent methods: %s → %s', (_name, value, expected) => {
+    const env = value === undefined ? pod : { ...pod, MAXINE_PROXY_RETRY_NON_IDEMPOTENT: value };
+    expect(loadSidecarConfig(env).proxyRetryNonIdempotent).toBe(expected);
+  });
+
+  it.each([
+    ['unset', undefined, 1000],
+    ['empty', '', 1000],
+    ['250', '250', 250],
+  ])('the proxy connect timeout: %s → %s ms', (_name, value, expected) => {
+    const env = value === undefined ? pod : { ...pod, MAXINE_PROXY_CONNECT_TIMEOUT_MS: value };
+    expect(loadSidecarConfig(env).proxyConnectTimeoutMs).toBe(expected);
+  });
+
+  it.each([
     [{}, 'MAXINE_SERVICE'],
     [
       { ...pod, MAXINE_REPORT_INTERVAL_SECONDS: 'soon' },
@@ -94,6 +113,18 @@ describe('sidecar configuration from the environment the webhook sets', () => {
     [
       { ...pod, MAXINE_MESH_REFRESH_SECONDS: '-1' },
       'MAXINE_MESH_REFRESH_SECONDS: must be 0 (only on changes) or more',
+    ],
+    [
+      { ...pod, MAXINE_PROXY_RETRY_NON_IDEMPOTENT: 'yes' },
+      'MAXINE_PROXY_RETRY_NON_IDEMPOTENT: must be true or false',
+    ],
+    [
+      { ...pod, MAXINE_PROXY_CONNECT_TIMEOUT_MS: '0' },
+      'MAXINE_PROXY_CONNECT_TIMEOUT_MS: must be at least 1',
+    ],
+    [
+      { ...pod, MAXINE_PROXY_CONNECT_TIMEOUT_MS: '1.5' },
+      'MAXINE_PROXY_CONNECT_TIMEOUT_MS: must be a whole number of milliseconds',
     ],
     [{ MAXINE_SERVICE: 'Web_1' }, 'MAXINE_SERVICE: must be a DNS-1123 label'],
     [{ ...pod, MAXINE_OPERATOR_URL: 'ftp://x' }, 'MAXINE_OPERATOR_URL'],

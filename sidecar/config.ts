@@ -98,6 +98,27 @@ export const sidecarEnvSchema = z.object({
       }
       return { host, port: portNumber };
     }),
+  /**
+   * Also retry calls whose method is not idempotent (POST, PATCH, …) when the destination's
+   * `spec.retries` allows it. Off by default: a retried POST may do its work twice.
+   */
+  MAXINE_PROXY_RETRY_NON_IDEMPOTENT: z
+    .enum(['true', 'false', ''], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
+  /**
+   * How long the proxy waits for a connection to an instance before the try is a
+   * `connect-failure` (retried elsewhere as `retryOn` says, counted by the breaker).
+   */
+  MAXINE_PROXY_CONNECT_TIMEOUT_MS: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number of milliseconds' })
+      .int('must be a whole number of milliseconds')
+      .min(1, 'must be at least 1')
+      .max(60_000, 'must be at most 60000 (a minute)')
+      .default(1000),
+  ),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -130,6 +151,10 @@ export interface SidecarConfig {
   reportIntervalSeconds: number;
   /** The forward-proxy listener; undefined: off. */
   proxyListen?: { host: string; port: number };
+  /** Whether the proxy retries non-idempotent methods (`MAXINE_PROXY_RETRY_NON_IDEMPOTENT`). */
+  proxyRetryNonIdempotent: boolean;
+  /** Milliseconds a try may take to connect (`MAXINE_PROXY_CONNECT_TIMEOUT_MS`). */
+  proxyConnectTimeoutMs: number;
   logLevel: string;
 }
 
@@ -174,6 +199,8 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     meshRefreshSeconds: e.MAXINE_MESH_REFRESH_SECONDS,
     reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
     ...(e.MAXINE_PROXY_LISTEN !== undefined && { proxyListen: e.MAXINE_PROXY_LISTEN }),
+    proxyRetryNonIdempotent: e.MAXINE_PROXY_RETRY_NON_IDEMPOTENT,
+    proxyConnectTimeoutMs: e.MAXINE_PROXY_CONNECT_TIMEOUT_MS,
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }

@@ -171,7 +171,7 @@ export function createSidecar(
     }),
     rateLimiter: new DestinationRateLimiter({ registry: prom }),
     breakers,
-    retryPolicy: new SpecRetryPolicy(),
+    retryPolicy: new SpecRetryPolicy({ retryNonIdempotent: config.proxyRetryNonIdempotent }),
     retryBudget: new SlidingRetryBudget({ registry: prom }),
     observer: reporter,
     tracer,
@@ -181,6 +181,7 @@ export function createSidecar(
     hooks,
     logger,
     metrics: createProxyMetrics(prom),
+    connectTimeoutMs: config.proxyConnectTimeoutMs,
     ...(config.zone !== undefined && { localZone: config.zone }),
   });
   const forward = config.proxyListen && {

@@ -115,28 +115,6 @@ describe('planReport', () => {
       { instance, data: { from: 'closed', to: 'open', openMs: 5000, instanceId: instance.id } },
     ],
     [
-      'an instance the registry no longer knows: its id only',
-      {
-        destination: { namespace: 'shop', name: 'orders' },
-        instanceId: 'gone-1',
-        from: 'open',
-        to: 'half-open',
-        at: 10,
-      },
-      { data: { from: 'open', to: 'half-open', instanceId: 'gone-1' } },
-    ],
-    [
-      "another service's instance is not attached",
-      {
-        destination: { namespace: 'shop', name: 'cart' },
-        instanceId: instance.id,
-        from: 'half-open',
-        to: 'closed',
-        at: 10,
-      },
-      { service: { namespace: 'shop', name: 'cart' }, data: { instanceId: instance.id } },
-    ],
-    [
       'the service-level breaker',
       {
         destination: { namespace: 'shop', name: 'orders' },
@@ -166,6 +144,32 @@ describe('planReport', () => {
     expect(parsed.error?.issues ?? []).toEqual([]);
     expect(JSON.parse(JSON.stringify(parsed.data))).toEqual(sent);
   });
+
+  it.each([
+    ['an instance the registry does not know', 'gone-1', 'orders'],
+    ["another service's instance", instance.id, 'cart'],
+  ] as const)(
+    'refuses a transition naming %s, counted apart from unknown destinations',
+    (_name, instanceId, destination) => {
+      const plan = planReport(
+        report({
+          circuits: [
+            {
+              destination: { namespace: 'shop', name: destination },
+              instanceId,
+              from: 'closed',
+              to: 'open',
+              at: 10,
+            },
+          ],
+        }),
+        ctx,
+      );
+      expect(plan.events).toEqual([]);
+      expect(plan.foreignInstances).toBe(1);
+      expect(plan.ignored).toBe(0);
+    },
+  );
 
   it('orders transitions by time and ignores those to unknown destinations', () => {
     const plan = planReport(

@@ -21,6 +21,8 @@ export interface ReportPlan {
   events: Extract<RegistryEventDraft, { type: 'circuit_state_changed' }>[];
   /** Edges and transitions whose destination the registry does not know. */
   ignored: number;
+  /** Transitions naming an `instanceId` that is not an instance of their destination. */
+  foreignInstances: number;
 }
 
 export function planReport(report: CallReport, ctx: ReportContext): ReportPlan {
@@ -28,6 +30,7 @@ export function planReport(report: CallReport, ctx: ReportContext): ReportPlan {
   const ignoredEdges = report.edges.filter((e) => !ctx.knows(e.destination)).length;
   const events: ReportPlan['events'] = [];
   let ignored = ignoredEdges;
+  let foreignInstances = 0;
   const reporter = {
     service: { namespace: report.source.namespace, name: report.source.name },
     ...(ctx.pod !== undefined && { pod: ctx.pod }),
@@ -45,6 +48,12 @@ export function planReport(report: CallReport, ctx: ReportContext): ReportPlan {
       known.service.name === service.name
         ? known
         : undefined;
+    // An event about an instance the destination does not have would tell subscribers of a
+    // circuit that is not there (or put one into another service's stream).
+    if (c.instanceId !== undefined && instance === undefined) {
+      foreignInstances += 1;
+      continue;
+    }
     events.push({
       type: 'circuit_state_changed',
       service,
@@ -58,5 +67,5 @@ export function planReport(report: CallReport, ctx: ReportContext): ReportPlan {
       },
     });
   }
-  return { edges, events, ignored };
+  return { edges, events, ignored, foreignInstances };
 }

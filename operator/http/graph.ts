@@ -21,8 +21,10 @@ import type { AccessControl } from '../policy/access.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import { readJsonBody } from './body.js';
-import { RateLimiter } from '../../common/policy/rate-limit.js';
-import type { BucketLimits } from '../../common/policy/rate-limit.js';
+import { CircuitEventGate, MAX_HELD_CIRCUITS } from '../graph/circuit-gate.js';
+import type { CircuitEvent, GateOutcome } from '../graph/circuit-gate.js';
+import type { ReportPlan } from '../graph/reports.js';
+import type { ServiceRef } from '../../common/policy/acl.js';
 
 export interface GraphDeps {
   registry: Registry;
@@ -48,12 +50,14 @@ const graphQuery = z.strictObject({
 });
 
 /**
- * Circuit transitions one caller service may turn into events: an outage of a destination
- * with many instances opens them all at once (the burst), breakers then flap at most once per
- * open time. Past it transitions are dropped (counted), so a misbehaving reporter cannot flood
- * the event log and push every subscriber into a resync.
+ * Circuit transitions one caller service may turn into events at once: an outage of a
+ * destination with many instances opens them all at once (the burst), breakers then flap at
+ * most once per open time. Past it transitions are held and coalesced per circuit, and the
+ * latest state of each is emitted as the rate allows (operator/graph/circuit-gate.ts), so a
+ * misbehaving reporter cannot flood the event log, and no circuit's last state is lost.
  */
-export const CIRCUIT_EVENT_LIMIT: BucketLimits = { requestsPerSecond: 10, burst: 200 };
+/** How often held circuit transitions are looked at again (10/s: one token a tick). */
+export const CIRCUIT_RELEASE_MS = 100;
 
 export const DOT_CONTENT_TYPE = 'text/vnd.graphviz; charset=utf-8';
 
@@ -71,7 +75,13 @@ function graphMetrics(deps: GraphDeps) {
   });
   const throttled = new Counter({
     name: 'maxine_circuit_throttled_total',
-    help: 'Reported circuit transitions not turned into events: their caller passed 10/s (burst 200)',
+    help: 'Reported circuit transitions held back (their caller passed 10/s, burst 200): coalesced per circuit, the latest state emitted later',
+    registers: [deps.prom],
+  });
+  const refusedCircuits = new Counter({
+    name: 'maxine_circuit_refused_total',
+    help: 'Reported circuit transitions without an event: past the held bound (10000), or naming an instance their destination does not have',
+    labelNames: ['reason'],
     registers: [deps.prom],
   });
   const transitions = new Counter({
@@ -106,7 +116,7 @@ function graphMetrics(deps: GraphDeps) {
       this.inc(deps.observed.refused);
     },
   });
-  return { reports, ignored, transitions, throttled };
+  return { reports, ignored, transitions, throttled, refusedCircuits };
 }
 
 export function mountGraphRoutes(
@@ -115,7 +125,85 @@ export function mountGraphRoutes(
   methodNotAllowed: (allowed: string) => (req: Request, res: Response) => void,
 ): void {
   const metrics = graphMetrics(deps);
-  const circuitLimiter = new RateLimiter(10_000);
+  const gate = new CircuitEventGate();
+  new Gauge({
+    name: 'maxine_circuit_held',
+    help: `Circuits whose latest reported transition waits for its caller's rate (at most ${MAX_HELD_CIRCUITS})`,
+    registers: [deps.prom],
+    collect() {
+      this.set(gate.size);
+    },
+  });
+  new Counter({
+    name: 'maxine_circuit_coalesced_total',
+    help: 'Held circuit transitions replaced by a later one of the same circuit (an intermediate state not emitted)',
+    registers: [deps.prom],
+    collect() {
+      this.reset();
+      this.inc(gate.coalesced);
+    },
+  });
+
+  const emitCircuit = (event: CircuitEvent, reqId: unknown): void => {
+    deps.emit(event);
+    metrics.transitions.inc({ to: event.data.to });
+    const reporter = event.data.reporter;
+    deps.logger.info(
+      {
+        ...(reqId !== undefined && { reqId }),
+        kind: 'MaxineService',
+        namespace: event.service.namespace,
+        name: event.service.name,
+        instance: event.data.instanceId,
+        from: event.data.from,
+        to: event.data.to,
+        openMs: event.data.openMs,
+        reporter: `${reporter.service.namespace}/${reporter.service.name}`,
+        pod: reporter.pod,
+      },
+      'circuit state changed',
+    );
+  };
+  // One timer while anything is held; unref'd: held transitions never keep the process up.
+  let releaseTimer: NodeJS.Timeout | undefined;
+  const scheduleRelease = (): void => {
+    if (releaseTimer !== undefined || gate.size === 0) return;
+    releaseTimer = setTimeout(() => {
+      releaseTimer = undefined;
+      try {
+        for (const event of gate.release(deps.now())) emitCircuit(event, undefined);
+      } catch (err) {
+        deps.logger.error({ err }, 'releasing held circuit transitions failed');
+      }
+      scheduleRelease();
+    }, CIRCUIT_RELEASE_MS);
+    releaseTimer.unref();
+  };
+
+  /** Passes a report's transitions through the gate; counts and logs what was held or refused. */
+  const gateCircuits = (reqId: unknown, source: ServiceRef, plan: ReportPlan): GateOutcome => {
+    const gated = gate.offer(`${source.namespace}/${source.name}`, plan.events, deps.now());
+    const about = { reqId, kind: 'MaxineService', namespace: source.namespace, name: source.name };
+    if (gated.held > 0 || gated.refused > 0) {
+      metrics.throttled.inc(gated.held);
+      if (gated.refused > 0) metrics.refusedCircuits.inc({ reason: 'held-bound' }, gated.refused);
+      deps.logger.warn(
+        { ...about, throttled: gated.held, refused: gated.refused, held: gate.size },
+        gated.refused > 0
+          ? `circuit transitions reported too fast; held circuits at their bound of ${MAX_HELD_CIRCUITS}, new ones dropped without events`
+          : 'circuit transitions reported too fast; the latest state of each circuit is emitted later',
+      );
+      scheduleRelease();
+    }
+    if (plan.foreignInstances > 0) {
+      metrics.refusedCircuits.inc({ reason: 'unknown-instance' }, plan.foreignInstances);
+      deps.logger.warn(
+        { ...about, refused: plan.foreignInstances },
+        'circuit transitions name instances their destination does not have; ignored',
+      );
+    }
+    return gated;
+  };
 
   app.post(REPORTS_PATH, async (req, res) => {
     let body;
@@ -157,54 +245,20 @@ export function mountGraphRoutes(
       pod,
     });
     const now = deps.now();
-    const sourceKey = `${source.namespace}/${source.name}`;
-    const events = plan.events.filter(
-      () => circuitLimiter.take(sourceKey, CIRCUIT_EVENT_LIMIT, now).allowed,
-    );
-    const throttled = plan.events.length - events.length;
-    if (throttled > 0) {
-      metrics.throttled.inc(throttled);
-      deps.logger.warn(
-        {
-          reqId: req.id,
-          kind: 'MaxineService',
-          namespace: source.namespace,
-          name: source.name,
-          throttled,
-        },
-        'circuit transitions reported too fast; dropped without events',
-      );
-    }
+    const gated = gateCircuits(req.id, source, plan);
+    const throttled = gated.held;
     let recorded = 0;
     for (const edge of plan.edges) if (deps.observed.record(source, edge, now)) recorded += 1;
-    for (const event of events) {
-      deps.emit(event);
-      metrics.transitions.inc({ to: event.data.to });
-      deps.logger.info(
-        {
-          reqId: req.id,
-          kind: 'MaxineService',
-          namespace: event.service.namespace,
-          name: event.service.name,
-          instance: event.data.instanceId,
-          from: event.data.from,
-          to: event.data.to,
-          openMs: event.data.openMs,
-          reporter: `${source.namespace}/${source.name}`,
-          pod,
-        },
-        'circuit state changed',
-      );
-    }
+    for (const event of gated.emit) emitCircuit(event, req.id);
     if (plan.ignored > 0) metrics.ignored.inc(plan.ignored);
     metrics.reports.inc({ outcome: 'accepted' });
     res.status(202).json({
-      accepted: { edges: recorded, circuits: events.length },
-      /** Naming a destination the registry does not know. */
-      ignored: plan.ignored,
-      /** New edges past the caller's bound of destinations. */
-      refused: plan.edges.length - recorded,
-      /** Circuit transitions past the caller's rate (no event). */
+      accepted: { edges: recorded, circuits: gated.emit.length },
+      /** Naming a destination the registry does not know, or an instance it does not have. */
+      ignored: plan.ignored + plan.foreignInstances,
+      /** New edges past the caller's bound of destinations, new circuits past the held bound. */
+      refused: plan.edges.length - recorded + gated.refused,
+      /** Circuit transitions past the caller's rate: held, the latest state emitted later. */
       throttled,
     });
   });

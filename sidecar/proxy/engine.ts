@@ -23,11 +23,12 @@ import type { ClientRequest } from 'node:http';
 import { keyFromRequest } from '../../common/discover-request.js';
 import { MaxineError } from '../../common/errors.js';
 import type { ErrorCode } from '../../common/errors.js';
-import { createBalancer } from '../../common/lb/index.js';
 import type { Balancer, PickContext } from '../../common/lb/index.js';
+import { createVersionedBalancer } from '../../common/lb/versions.js';
 import type { Logger } from '../../common/logger.js';
 import type { DiscoveredInstance, ServiceRef } from '../../common/wire.js';
 import type { ProxyRoute } from '../mirror-state.js';
+import { armConnectTimeout, DEFAULT_CONNECT_TIMEOUT_MS } from './connect-timeout.js';
 import { endToEndHeaders, endToEndRaw, upstreamRequestHeaders } from './headers.js';
 import type { AttemptOutcome, OutboundRequest, ProxyHooks, TracedCall } from './hooks.js';
 import { createProxyMetrics, destinationMetrics, UNKNOWN_DESTINATION } from './metrics.js';
@@ -56,6 +57,8 @@ export interface ProxyEngineOptions {
   /** The pod's zone and datacenter, for locality-aware balancing. */
   localZone?: string;
   localDatacenter?: string;
+  /** How long a try may take to connect before it is a `connect-failure` (default 1000). */
+  connectTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -68,6 +71,7 @@ export class ProxyEngine {
   readonly hooks: ProxyHooks;
   readonly logger: Logger;
   readonly now: () => number;
+  readonly connectTimeoutMs: number;
   private readonly routes: RouteSource;
   private readonly balancers = new WeakMap<ProxyRoute, Balancer<DiscoveredInstance>>();
   private readonly localZone: string | undefined;
@@ -81,6 +85,7 @@ export class ProxyEngine {
     this.hooks = options.hooks;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.localZone = options.localZone;
     this.localDatacenter = options.localDatacenter;
     this.metrics = options.metrics ?? createProxyMetrics();
@@ -212,9 +217,13 @@ export class ProxyEngine {
     let balancer = this.balancers.get(route);
     if (balancer === undefined) {
       const lb = route.spec?.loadBalancing;
-      balancer = createBalancer(lb?.strategy ?? 'round-robin', route.instances, {
-        virtualNodes: lb?.virtualNodes,
-      });
+      // Canary weights (`spec.versions`) split calls exactly as they split discovery answers.
+      balancer = createVersionedBalancer(
+        lb?.strategy ?? 'round-robin',
+        route.instances,
+        { virtualNodes: lb?.virtualNodes },
+        { versions: route.spec?.versions, versionOf: (i) => i.version },
+      );
       this.balancers.set(route, balancer);
     }
     return balancer;
@@ -421,6 +430,12 @@ class Call {
         headers,
         agent: engine.pools.agentFor(instance, refString(this.destination)),
         setHost: false,
+      });
+      armConnectTimeout(upstream, engine.connectTimeoutMs, () => {
+        const message = `no connection within ${engine.connectTimeoutMs} ms`;
+        settle({ outcome: { kind: 'connect-failure', message } });
+        upstream.destroy();
+        release();
       });
       const perTrySeconds = route.spec?.retries?.perTryTimeoutSeconds;
       if (perTrySeconds !== undefined) {

@@ -145,6 +145,23 @@ const report = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
+async function registerOrders(ids: string[]): Promise<void> {
+  for (const id of ids) {
+    const res = await call(op.url, 'POST', '/api/v1/instances', {
+      token: TOKENS.root,
+      body: {
+        id,
+        service: 'orders',
+        namespace: 'shop',
+        host: '10.0.0.1',
+        port: 80,
+        ttlSeconds: 3600,
+      },
+    });
+    expect([200, 201]).toContain(res.status);
+  }
+}
+
 describe('POST /api/v1/reports', () => {
   it("accepts a report from the source service's own identity; the graph shows the edges", async () => {
     const res = await call(op.url, 'POST', '/api/v1/reports', {
@@ -314,6 +331,7 @@ describe('POST /api/v1/reports', () => {
       ws.once('error', reject);
     });
     try {
+      await registerOrders(['orders-1']);
       const res = await call(op.url, 'POST', '/api/v1/reports', {
         token: TOKENS.web,
         body: report({
@@ -370,36 +388,81 @@ describe('POST /api/v1/reports', () => {
 });
 
 describe('circuit transitions past the rate of a caller', () => {
-  it('are dropped without events, counted and said so (a burst of 200, then 10/s)', async () => {
-    const states = ['closed', 'open'] as const;
-    const circuits = Array.from({ length: 64 }, (_, i) => ({
-      destination: { namespace: 'shop', name: 'orders' },
-      instanceId: `orders-${i}`,
-      from: states[i % 2],
-      to: states[(i + 1) % 2],
-      at: i,
-    }));
-    let accepted = 0;
-    let throttled = 0;
-    for (let i = 0; i < 4; i++) {
-      const res = await call(op.url, 'POST', '/api/v1/reports', {
-        token: TOKENS.web,
-        body: report({ edges: [], circuits }),
-      });
-      expect(res.status).toBe(202);
-      accepted += res.body.accepted.circuits as number;
-      throttled += res.body.throttled as number;
+  it('are held and coalesced, and the last state of every circuit still reaches subscribers', async () => {
+    const ws = new WebSocket(`${op.wsUrl}/api/v1/events?types=circuit_state_changed`, {
+      headers: { authorization: `Bearer ${TOKENS.root}` },
+    });
+    const events: MaxineEvent[] = [];
+    ws.on('message', (data: Buffer) => events.push(JSON.parse(data.toString()) as MaxineEvent));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    try {
+      // 40 instances flap through 5 or 6 transitions each (220, past the burst of 200): the
+      // even ones end open, the odd ones closed.
+      const ids = Array.from({ length: 40 }, (_, i) => `orders-${i}`);
+      await registerOrders(ids);
+      const seq = ['closed', 'open', 'half-open', 'open', 'half-open', 'closed', 'open'] as const;
+      const last = (i: number) => (i % 2 === 0 ? 6 : 5);
+      let accepted = 0;
+      let throttled = 0;
+      let ignored = 0;
+      for (let k = 0; k < 6; k++) {
+        const circuits = ids
+          .map((instanceId, i) => ({ instanceId, i }))
+          .filter(({ i }) => k < last(i))
+          .map(({ instanceId }) => ({
+            destination: { namespace: 'shop', name: 'orders' },
+            instanceId,
+            from: seq[k],
+            to: seq[k + 1],
+            at: k,
+          }));
+        // One transition names an instance orders does not have: no event, counted.
+        if (k === 0) {
+          circuits.push({ ...circuits[0]!, instanceId: 'not-an-orders-instance' });
+        }
+        const res = await call(op.url, 'POST', '/api/v1/reports', {
+          token: TOKENS.web,
+          body: report({ edges: [], pod: 'web-2', circuits }),
+        });
+        expect(res.status).toBe(202);
+        accepted += res.body.accepted.circuits as number;
+        throttled += res.body.throttled as number;
+        ignored += res.body.ignored as number;
+      }
+      expect(ignored).toBe(1);
+      expect(accepted + throttled).toBe(220);
+      expect(throttled).toBeGreaterThan(5);
+      expect(op.logs).toContainEqual(
+        expect.objectContaining({
+          msg: 'circuit transitions reported too fast; the latest state of each circuit is emitted later',
+          name: 'web',
+        }),
+      );
+      const lastSeen = () => {
+        const state = new Map<string, string>();
+        for (const e of events) {
+          if (e.type !== 'circuit_state_changed' || e.data.reporter.pod !== 'web-2') continue;
+          state.set(e.data.instanceId ?? '', e.data.to);
+        }
+        return ids.map((id) => `${id}:${state.get(id) ?? 'closed'}`);
+      };
+      const expected = ids.map((id, i) => `${id}:${seq[last(i)]}`);
+      await eventually(
+        () => Promise.resolve(lastSeen().join() === expected.join() ? true : undefined),
+        15_000,
+        'every circuit in its last reported state',
+      ).catch(() => undefined);
+      expect(lastSeen()).toEqual(expected);
+      expect(JSON.stringify(events)).not.toContain('not-an-orders-instance');
+      const metrics = await call(op.url, 'GET', '/metrics', { token: TOKENS.root });
+      expect(metrics.body).toMatch(/maxine_circuit_refused_total\{reason="unknown-instance"\} 1\n/);
+      expect(metrics.body).toMatch(/maxine_circuit_held 0\n/);
+    } finally {
+      ws.close();
     }
-    // One transition was taken by the event-stream test before; a few tokens refill meanwhile.
-    expect(accepted + throttled).toBe(256);
-    expect(throttled).toBeGreaterThan(40);
-    expect(accepted).toBeLessThan(216);
-    expect(op.logs).toContainEqual(
-      expect.objectContaining({
-        msg: 'circuit transitions reported too fast; dropped without events',
-        name: 'web',
-      }),
-    );
   });
 });
 

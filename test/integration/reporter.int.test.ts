@@ -122,6 +122,12 @@ describe('CallReporter → operator', () => {
       ws.once('error', reject);
     });
     try {
+      // A transition is taken only for an instance its destination has.
+      const registered = await call(op.url, 'POST', '/api/v1/instances', {
+        token: TOKENS.root,
+        body: { id: 'orders-2', service: 'orders', namespace: 'shop', host: '10.0.0.2', port: 80 },
+      });
+      expect(registered.status).toBe(201);
       const { r } = reporter({ intervalMs: 60_000, transitionDelayMs: 50 });
       r.start();
       r.circuitChanged({
