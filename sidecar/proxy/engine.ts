@@ -268,6 +268,8 @@ interface TryResult {
   readonly response?: IncomingMessage;
   /** The whole call's deadline passed during the try. */
   readonly callTimedOut?: boolean;
+  /** The app hung up before the answer: says nothing about the instance. */
+  readonly abandoned?: boolean;
 }
 
 /** One call in progress: its tries, timers and the single end of it. */
@@ -340,13 +342,17 @@ class Call {
       this.tries++;
       this.tried.add(instance.id);
       const result = await this.tryOnce(instance, body);
-      engine.hooks.breakers.record(
-        this.destination,
-        instance.id,
-        result.outcome,
-        route.spec?.circuitBreaker,
-        engine.now(),
-      );
+      // A try cut short because the app left is no failure of the instance (an unreported
+      // half-open probe is presumed lost by the breaker after its probe deadline).
+      if (result.abandoned !== true) {
+        engine.hooks.breakers.record(
+          this.destination,
+          instance.id,
+          result.outcome,
+          route.spec?.circuitBreaker,
+          engine.now(),
+        );
+      }
       engine.metricsOf(this.input.label).tried(result.outcome.kind);
       if (this.ended || this.clientGone) {
         result.response?.destroy();
@@ -434,6 +440,7 @@ class Call {
         settle({
           outcome: { kind: 'timeout', message: 'the call ended before the answer' },
           callTimedOut: this.callTimedOut,
+          abandoned: this.clientGone && !this.callTimedOut,
         });
         upstream.destroy();
         release();
