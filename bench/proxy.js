@@ -233,7 +233,10 @@ async function main() {
         throw new Error(`register ${service}: ${registered.status} ${registered.body}`);
     }
     const forwardPort = await freePort();
-    const profileDir = config.cpuProf ? join(tmp, 'profile') : undefined;
+    // Kept after the run, for `node bench/profile-top.js <file> 40 total`.
+    const profileDir = config.cpuProf
+      ? mkdtempSync(join(tmpdir(), 'maxine-proxy-profile-'))
+      : undefined;
     const sidecar = await startSidecar(operator, forwardPort, profileDir);
     children.push(sidecar);
     const referencePort = await freePort();
@@ -310,7 +313,7 @@ async function main() {
       await stopChild(sidecar);
       for (const file of readdirSync(profileDir)) {
         process.stdout.write(
-          `\nsidecar profile, top frames by self time:\n${formatFrames(topFrames(join(profileDir, file), 30))}\n`,
+          `\nsidecar profile ${join(profileDir, file)}, top frames by self time:\n${formatFrames(topFrames(join(profileDir, file), 30))}\n`,
         );
       }
     }

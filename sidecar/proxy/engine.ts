@@ -102,8 +102,9 @@ export class ProxyEngine {
   handle(req: IncomingMessage, res: ServerResponse, target: ProxyTarget, form: ProxyForm): void {
     const started = this.now();
     const route = this.routes.route(target.destination.namespace, target.destination.name);
-    const label = route === undefined ? UNKNOWN_DESTINATION : refString(target.destination);
-    const refusal = this.refusal(req, target, route, form);
+    const ref = refString(target.destination);
+    const label = route === undefined ? UNKNOWN_DESTINATION : ref;
+    const refusal = framingError(req) ?? this.refusal(target, route, form, ref);
     if (refusal !== undefined || route === undefined) {
       const error = refusal ?? new MaxineError('INTERNAL');
       this.settle(label, started, error.status);
@@ -125,14 +126,11 @@ export class ProxyEngine {
 
   /** The answer refusing the call before any try, if it is refused. */
   private refusal(
-    req: IncomingMessage,
     target: ProxyTarget,
     route: ProxyRoute | undefined,
     form: ProxyForm,
+    ref: string,
   ): MaxineError | undefined {
-    const framing = framingError(req);
-    if (framing !== undefined) return framing;
-    const ref = refString(target.destination);
     if (route === undefined) {
       return form === 'forward'
         ? new MaxineError(
@@ -286,12 +284,15 @@ class Call {
   private traced: TracedCall | undefined;
   /** Counted in the in-flight gauge (past the policy checks). */
   private counted = false;
+  /** The destination's metrics, looked up once per call. */
+  private readonly metrics: DestinationMetrics;
 
   constructor(
     private readonly engine: ProxyEngine,
     private readonly input: CallInput,
   ) {
     this.destination = input.target.destination;
+    this.metrics = engine.metricsOf(input.label);
   }
 
   async run(): Promise<void> {
@@ -311,7 +312,7 @@ class Call {
       this.fail(refusal);
       return;
     }
-    this.engine.metricsOf(this.input.label).inFlight.inc();
+    this.metrics.inFlight.inc();
     this.counted = true;
     res.on('close', () => {
       if (!res.writableFinished) this.onClientGone();
@@ -321,7 +322,9 @@ class Call {
       this.deadline = setTimeout(() => this.onDeadline(timeout), timeout * 1000);
     }
     this.engine.hooks.retryBudget.onCall(this.destination, this.engine.now());
-    const body = await readReplayable(req);
+    // A request without a body (most) goes on without a turn of the event loop.
+    const now = bodyWithoutReading(req);
+    const body = now === PENDING ? await readReplayable(req) : now;
     if (this.ended) return;
     if (this.callTimedOut) {
       this.fail(callTimeout(this.destination, timeout ?? 0));
@@ -353,7 +356,7 @@ class Call {
           engine.now(),
         );
       }
-      engine.metricsOf(this.input.label).tried(result.outcome.kind);
+      this.metrics.tried(result.outcome.kind);
       if (this.ended || this.clientGone) {
         result.response?.destroy();
         this.end(CLIENT_CLOSED);
@@ -531,9 +534,10 @@ class Call {
     this.ended = true;
     clearTimeout(this.deadline);
     const engine = this.engine;
-    const { label, started } = this.input;
-    if (this.counted) engine.metricsOf(label).inFlight.dec();
-    engine.settle(label, started, status);
+    const started = this.input.started;
+    if (this.counted) this.metrics.inFlight.dec();
+    this.metrics.call(status);
+    this.metrics.duration.observe((engine.now() - started) / 1000);
     this.traced?.end(status);
     engine.hooks.observer.callEnded({
       destination: this.destination,
@@ -560,13 +564,8 @@ class Call {
  * while sending yields what arrived (the call is ended by the client-gone path).
  */
 function readReplayable(req: IncomingMessage): Promise<Buffer | undefined> {
-  const length = req.headers['content-length'];
-  if (length === undefined) {
-    return Promise.resolve(req.headers['transfer-encoding'] === undefined ? EMPTY : undefined);
-  }
-  const size = Number(length);
-  if (size === 0) return Promise.resolve(EMPTY);
-  if (!(size <= MAX_REPLAY_BYTES)) return Promise.resolve(undefined);
+  const now = bodyWithoutReading(req);
+  if (now !== PENDING) return Promise.resolve(now);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -577,6 +576,22 @@ function readReplayable(req: IncomingMessage): Promise<Buffer | undefined> {
 }
 
 const EMPTY = Buffer.alloc(0);
+const PENDING = Symbol('pending');
+
+/**
+ * What `readReplayable` resolves to when that is known from the headers alone (no body: empty;
+ * chunked or over the bound: undefined), else PENDING: a small body to read.
+ */
+function bodyWithoutReading(req: IncomingMessage): Buffer | undefined | typeof PENDING {
+  const length = req.headers['content-length'];
+  if (length === undefined) {
+    return req.headers['transfer-encoding'] === undefined ? EMPTY : undefined;
+  }
+  const size = Number(length);
+  if (size === 0) return EMPTY;
+  if (!(size <= MAX_REPLAY_BYTES)) return undefined;
+  return PENDING;
+}
 
 /**
  * Request smuggling guard: a message with both Transfer-Encoding and Content-Length, or a
