@@ -184,13 +184,16 @@ export class ProxyEngine {
     tried: ReadonlySet<string>,
   ): DiscoveredInstance | 'open' | undefined {
     const first = this.balancerOf(route).pick(this.pickContext(route, req));
-    const ref: ServiceRef = { namespace: route.namespace, name: route.name };
+    // The route is the service's reference (namespace and name).
+    const ref: ServiceRef = route;
     const spec = route.spec?.circuitBreaker;
     const now = this.now();
-    const admitted = (i: DiscoveredInstance): boolean =>
-      this.hooks.breakers.admit(ref, i.id, spec, now);
-    // The common case allocates nothing more: the strategy's pick, fresh and admitted.
-    if (first !== undefined && !tried.has(first.id) && admitted(first)) return first;
+    const breakers = this.hooks.breakers;
+    // The common case allocates nothing: the strategy's pick, fresh and admitted.
+    if (first !== undefined && !tried.has(first.id) && breakers.admit(ref, first.id, spec, now)) {
+      return first;
+    }
+    const admitted = (i: DiscoveredInstance): boolean => breakers.admit(ref, i.id, spec, now);
     // Then the others from the pick on (so retries spread like the strategy), untried first.
     const all = route.instances;
     const at = first === undefined ? -1 : all.indexOf(first);
