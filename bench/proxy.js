@@ -5,18 +5,23 @@
  *
  * - directly,
  * - through the sidecar's path form `GET /v1/proxy/upstream/`,
+ * - the same to `guarded`, a service (same upstream process) with what a real deployment sets:
+ *   an L7 intention allowing the caller, a rateLimit (never reached), a circuitBreaker, retries
+ *   with a per-try timeout and a requestTimeoutSeconds, so every per-call hook has work to do,
  * - through the sidecar's forward-proxy listener (`GET http://upstream.bench/`, as an app with
  *   HTTP_PROXY sends it),
  * - through a minimal node:http forwarding proxy (bench/proxy-reference.js),
  *
  * in the same run, 50 connections, each scenario next to a direct run so that only adjacent
- * ratios are compared on a noisy box. The sidecar runs with its default (allow-all) hooks, as
- * `sidecar/sidecar.ts` composes it today. Sidecar RSS is read from /proc after the load.
+ * ratios are compared on a noisy box. The sidecar is the real entry point (dist/sidecar/main.js)
+ * with the hooks `sidecar/sidecar.ts` composes (intentions, rate limits, breakers, retry
+ * budget, reporter, propagating tracer). Sidecar RSS is read from /proc after the load.
  * Writes bench/RESULTS-proxy.md and its section of bench/RESULTS.md.
  *
  * Environment (all optional): BENCH_DURATION seconds per measured run (10), BENCH_WARMUP (3),
  * BENCH_ROUNDS (2), BENCH_CONNECTIONS (50), BENCH_SIDECAR_NODE_FLAGS (the image's: a small young
- * generation), BENCH_CPU_PROF=1 to profile the sidecar (`--cpu-prof`, top frames printed).
+ * generation), BENCH_ONLY (scenario keys, e.g. `path,guarded,reference`), BENCH_CPU_PROF=1 to
+ * profile the sidecar (`--cpu-prof`, top frames printed, the file kept under the temp dir).
  */
 import { Buffer } from 'node:buffer';
 import {
@@ -390,7 +395,7 @@ function report(r) {
     '',
     '## Method',
     '',
-    `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, default allow-all hooks) that learned it from a standalone operator's event stream; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`, same Node flags) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
+    `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, the hooks sidecar/sidecar.ts composes) that learned it from a standalone operator's event stream; the same upstream is also the only instance of \`${NAMESPACE}/${GUARDED}\`, which has an L7 intention allowing \`client\` (GET under /), a rateLimit of 10⁶/s, a circuitBreaker, retries (2, per-try timeout 2 s) and requestTimeoutSeconds 5; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`, same Node flags) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
     `- ${r.config.connections} connections, pipelining 1, ${r.config.durationSec} s measured after ${r.config.warmupSec} s of warm-up, ${r.config.rounds} rounds. Each proxied scenario is measured next to a direct run of its own (direct first on odd rounds, second on even ones); ratios and the added p50 are medians over those adjacent pairs.`,
     '- Latencies: microsecond histogram of autocannon per-response times. Server CPU: the proxy process (the upstream for the direct run), µs per response.',
     '',
