@@ -5,24 +5,38 @@
  *
  * - directly,
  * - through the sidecar's path form `GET /v1/proxy/upstream/`,
+ * - the same to `guarded`, a service (same upstream process) with what a real deployment sets:
+ *   an L7 intention allowing the caller, a rateLimit (never reached), a circuitBreaker, retries
+ *   with a per-try timeout and a requestTimeoutSeconds, so every per-call hook has work to do,
  * - through the sidecar's forward-proxy listener (`GET http://upstream.bench/`, as an app with
  *   HTTP_PROXY sends it),
  * - through a minimal node:http forwarding proxy (bench/proxy-reference.js),
  *
  * in the same run, 50 connections, each scenario next to a direct run so that only adjacent
- * ratios are compared on a noisy box. The sidecar runs with its default (allow-all) hooks, as
- * `sidecar/sidecar.ts` composes it today. Sidecar RSS is read from /proc after the load.
+ * ratios are compared on a noisy box. The sidecar is the real entry point (dist/sidecar/main.js)
+ * with the hooks `sidecar/sidecar.ts` composes (intentions, rate limits, breakers, retry
+ * budget, reporter, propagating tracer). Sidecar RSS is read from /proc after the load.
  * Writes bench/RESULTS-proxy.md and its section of bench/RESULTS.md.
  *
  * Environment (all optional): BENCH_DURATION seconds per measured run (10), BENCH_WARMUP (3),
  * BENCH_ROUNDS (2), BENCH_CONNECTIONS (50), BENCH_SIDECAR_NODE_FLAGS (the image's: a small young
- * generation), BENCH_CPU_PROF=1 to profile the sidecar (`--cpu-prof`, top frames printed).
+ * generation), BENCH_ONLY (scenario keys, e.g. `path,guarded,reference`), BENCH_CPU_PROF=1 to
+ * profile the sidecar (`--cpu-prof`, top frames printed, the file kept under the temp dir).
  */
 import { Buffer } from 'node:buffer';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measure, median } from './load.js';
+import { formatFrames, topFrames } from './profile-top.js';
 import {
   freePort,
   httpRequest,
@@ -52,9 +66,11 @@ const REFERENCE_MAIN = join(import.meta.dirname, 'proxy-reference.js');
 const RESULTS = join(import.meta.dirname, 'RESULTS.md');
 const RESULTS_PROXY = join(import.meta.dirname, 'RESULTS-proxy.md');
 const NAMESPACE = 'bench';
+/** The service with an intention, a rate limit, a circuit breaker, retries and a deadline. */
+const GUARDED = 'guarded';
 /** The flags Dockerfile.sidecar sets (BENCH_SIDECAR_NODE_FLAGS to try others). */
 const SIDECAR_NODE_FLAGS = (
-  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=1 --max-old-space-size=96'
+  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=8 --max-old-space-size=96'
 )
   .split(' ')
   .filter(Boolean);
@@ -69,6 +85,9 @@ function loadConfig() {
     warmupSec: intEnv('BENCH_WARMUP', 3, 0, 120),
     rounds: intEnv('BENCH_ROUNDS', 2, 1, 20),
     connections: intEnv('BENCH_CONNECTIONS', 50, 1, 1000),
+    /** Scenario keys to run (BENCH_ONLY=path,guarded), all when unset. */
+    only: process.env.BENCH_ONLY?.split(',').filter(Boolean),
+    cpuProf: process.env.BENCH_CPU_PROF === '1',
   };
 }
 
@@ -76,29 +95,44 @@ function loadConfig() {
  * @param {string} dir
  */
 function writeServices(dir) {
+  const service = (/** @type {string} */ name, /** @type {string} */ extra = '') =>
+    `apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: ${name}, namespace: ${NAMESPACE} }\nspec:\n  loadBalancing: { strategy: round-robin }\n${extra}`;
   writeFileSync(
     join(dir, 'bench.yaml'),
-    ['upstream', 'client']
-      .map(
-        (name) =>
-          `apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: ${name}, namespace: ${NAMESPACE} }\nspec:\n  loadBalancing: { strategy: round-robin }\n`,
-      )
-      .join('---\n'),
+    [
+      service('upstream'),
+      service('client'),
+      // What a real deployment sets on a called service: every per-call hook has work to do.
+      service(
+        GUARDED,
+        [
+          '  circuitBreaker: { failureThreshold: 5, openSeconds: 30 }',
+          '  retries: { attempts: 2, retryOn: [5xx, connect-failure], perTryTimeoutSeconds: 2 }',
+          '  rateLimit: { requestsPerSecond: 1000000, burst: 1000000 }',
+          '  requestTimeoutSeconds: 5',
+          '',
+        ].join('\n'),
+      ),
+      // An L7 intention the authorizer evaluates on each call (allow GET under /).
+      `apiVersion: maxine.io/v1alpha1\nkind: MaxineIntention\nmetadata: { name: ${GUARDED}-callers, namespace: ${NAMESPACE} }\nspec:\n  destination: { name: ${GUARDED} }\n  sources:\n    - name: client\n      permissions:\n        - { action: allow, http: { methods: [GET], pathPrefix: / } }\n`,
+    ].join('---\n'),
   );
 }
 
 /**
  * @param {Child} operator
  * @param {number} proxyPort
+ * @param {string | undefined} profileDir where `--cpu-prof` writes, when profiling
  * @returns {Promise<Child>}
  */
-async function startSidecar(operator, proxyPort) {
+async function startSidecar(operator, proxyPort, profileDir) {
   const port = await freePort();
+  const prof = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   return startChild({
     name: 'sidecar',
     port,
-    readyPath: '/v1/proxy/upstream/',
-    args: [...SIDECAR_NODE_FLAGS, SIDECAR_MAIN],
+    readyPath: `/v1/proxy/${GUARDED}/`,
+    args: [...SIDECAR_NODE_FLAGS, ...prof, SIDECAR_MAIN],
     env: {
       ...process.env,
       MAXINE_SERVICE: 'client',
@@ -147,7 +181,10 @@ function run(config, s) {
 async function runChecked(config, s, isDirect, round) {
   const result = await run(config, s);
   if (result.non2xx + result.errors > 0 && !isDirect) {
-    throw new Error(`${s.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+    const sample = await httpRequest({ port: s.port, method: 'GET', path: s.path });
+    throw new Error(
+      `${s.label}: ${result.non2xx} non-2xx, ${result.errors} errors; one now: ${sample.status} ${sample.body.slice(0, 300)}`,
+    );
   }
   process.stdout.write(
     `round ${round} ${s.label}: ${Math.round(result.rps)} req/s, p50 ${fixed(result.p50Ms, 3)} ms, p99 ${fixed(result.p99Ms, 3)} ms\n`,
@@ -183,22 +220,29 @@ async function main() {
       args: [BASELINE_MAIN, String(upstreamPort), BODY.toString('base64')],
     });
     children.push(upstream);
-    const registered = await httpRequest({
-      port: operator.port,
-      method: 'POST',
-      path: '/api/v1/instances',
-      body: JSON.stringify({
-        service: 'upstream',
-        namespace: NAMESPACE,
-        host: '127.0.0.1',
-        port: upstreamPort,
-        ttlSeconds: 3600,
-      }),
-    });
-    if (registered.status !== 201)
-      throw new Error(`register: ${registered.status} ${registered.body}`);
+    // The same upstream process is the one instance of both called services.
+    for (const service of ['upstream', GUARDED]) {
+      const registered = await httpRequest({
+        port: operator.port,
+        method: 'POST',
+        path: '/api/v1/instances',
+        body: JSON.stringify({
+          service,
+          namespace: NAMESPACE,
+          host: '127.0.0.1',
+          port: upstreamPort,
+          ttlSeconds: 3600,
+        }),
+      });
+      if (registered.status !== 201)
+        throw new Error(`register ${service}: ${registered.status} ${registered.body}`);
+    }
     const forwardPort = await freePort();
-    const sidecar = await startSidecar(operator, forwardPort);
+    // Kept after the run, for `node bench/profile-top.js <file> 40 total`.
+    const profileDir = config.cpuProf
+      ? mkdtempSync(join(tmpdir(), 'maxine-proxy-profile-'))
+      : undefined;
+    const sidecar = await startSidecar(operator, forwardPort, profileDir);
     children.push(sidecar);
     const referencePort = await freePort();
     const reference = await startChild({
@@ -229,6 +273,13 @@ async function main() {
         pid: sidecar.pid,
       },
       {
+        key: 'guarded',
+        label: `sidecar path form, ${GUARDED} (intention, rateLimit, circuitBreaker, retries, timeout)`,
+        port: sidecar.port,
+        path: `/v1/proxy/${GUARDED}/`,
+        pid: sidecar.pid,
+      },
+      {
         key: 'forward',
         label: `sidecar forward listener GET http://upstream.${NAMESPACE}/`,
         port: forwardPort,
@@ -243,6 +294,10 @@ async function main() {
         pid: reference.pid,
       },
     ];
+    if (config.only !== undefined) {
+      const only = config.only;
+      proxied.splice(0, proxied.length, ...proxied.filter((s) => only.includes(s.key)));
+    }
     /** @type {Map<string, { results: LoadResult[], directs: LoadResult[] }>} */
     const runs = new Map(proxied.map((s) => [s.key, { results: [], directs: [] }]));
     for (let round = 1; round <= config.rounds; round++) {
@@ -259,6 +314,14 @@ async function main() {
       }
     }
     const loaded = rssOf(sidecar.pid);
+    if (profileDir !== undefined) {
+      await stopChild(sidecar);
+      for (const file of readdirSync(profileDir)) {
+        process.stdout.write(
+          `\nsidecar profile ${join(profileDir, file)}, top frames by self time:\n${formatFrames(topFrames(join(profileDir, file), 30))}\n`,
+        );
+      }
+    }
     const rows = proxied.map((s) => {
       const { results, directs } = /** @type {{ results: LoadResult[], directs: LoadResult[] }} */ (
         runs.get(s.key)
@@ -332,7 +395,7 @@ function report(r) {
     '',
     '## Method',
     '',
-    `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, default allow-all hooks) that learned it from a standalone operator's event stream; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`, same Node flags) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
+    `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, the hooks sidecar/sidecar.ts composes) that learned it from a standalone operator's event stream; the same upstream is also the only instance of \`${NAMESPACE}/${GUARDED}\`, which has an L7 intention allowing \`client\` (GET under /), a rateLimit of 10⁶/s, a circuitBreaker, retries (2, per-try timeout 2 s) and requestTimeoutSeconds 5; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`, same Node flags) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
     `- ${r.config.connections} connections, pipelining 1, ${r.config.durationSec} s measured after ${r.config.warmupSec} s of warm-up, ${r.config.rounds} rounds. Each proxied scenario is measured next to a direct run of its own (direct first on odd rounds, second on even ones); ratios and the added p50 are medians over those adjacent pairs.`,
     '- Latencies: microsecond histogram of autocannon per-response times. Server CPU: the proxy process (the upstream for the direct run), µs per response.',
     '',

@@ -405,6 +405,25 @@ describe('IntentionAuthorizer', () => {
     expect(policy.calls).toBe(3);
   });
 
+  it('L7: the calls an intention allows share one decision object (none built per call)', () => {
+    const policy = new FakePolicy(
+      l7([{ action: 'allow', http: { methods: ['GET'], pathPrefix: '/' } }]),
+      'deny',
+    );
+    const authorizer = new IntentionAuthorizer({ caller: CALLER, policy });
+    const first = authorizer.authorize(call('shop/orders', 'GET', '/a'));
+    const second = authorizer.authorize(call('shop/orders', 'GET', '/b'));
+    expect(first).toEqual({ allowed: true, intention: { namespace: 'shop', name: 'orders-l7' } });
+    expect(second).toBe(first);
+    const refused = authorizer.authorize(call('shop/orders', 'POST', '/a'));
+    expect(refused.allowed).toBe(false);
+    // A new policy: decisions are made afresh.
+    policy.set(l7([{ action: 'allow', http: { methods: ['GET'], pathPrefix: '/' } }]));
+    const after = authorizer.authorize(call('shop/orders', 'GET', '/a'));
+    expect(after).toEqual(first);
+    expect(after).not.toBe(first);
+  });
+
   it('before the operator sent intentions (default unknown) every call is refused', () => {
     const policy = new FakePolicy([], undefined);
     const authorizer = new IntentionAuthorizer({ caller: CALLER, policy });

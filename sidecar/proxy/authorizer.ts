@@ -57,6 +57,8 @@ interface Compiled {
 }
 
 const fmt = (ref: ServiceRef): string => `${ref.namespace}/${ref.name}`;
+const ALLOWED: AuthorizeDecision = Object.freeze({ allowed: true });
+const NO_HEADERS: HttpRequestInfo['headers'] = Object.freeze({});
 
 /**
  * Where a path may differ from what an upstream acts on: dot segments, `//`, `%`, `\`, `;`,
@@ -125,6 +127,8 @@ export class IntentionAuthorizer implements CallAuthorizer {
   private cache = new Map<string, Map<string, Compiled>>();
   private cached = 0;
   private readonly maxCached: number;
+  /** The allowed decision of each intention (`namespace/name`), shared by its calls. */
+  private readonly allowedBy = new Map<string, AuthorizeDecision>();
 
   constructor(private readonly opts: IntentionAuthorizerOptions) {
     this.caller = { namespace: opts.caller.namespace, name: opts.caller.name };
@@ -144,6 +148,7 @@ export class IntentionAuthorizer implements CallAuthorizer {
       this.version = policy.policyVersion;
       this.cache = new Map();
       this.cached = 0;
+      this.allowedBy.clear();
     }
     const { namespace, name } = destination;
     const hit = this.cache.get(namespace)?.get(name);
@@ -205,10 +210,10 @@ export class IntentionAuthorizer implements CallAuthorizer {
 
   private perRequest(compiled: Compiled, request: OutboundRequest): AuthorizeDecision {
     const intentionDefault = this.opts.policy.intentionDefault ?? 'deny';
-    const headers = compiled.readsHeaders ? flatHeaders(request.headers) : {};
+    const headers = compiled.readsHeaders ? flatHeaders(request.headers) : NO_HEADERS;
     const http: HttpRequestInfo = { method: request.method, path: request.path, headers };
-    const base = { source: this.caller, destination: request.destination };
-    const raw = decideCandidates(compiled.candidates, { ...base, http }, intentionDefault);
+    const base = { source: this.caller, destination: request.destination, http };
+    const raw = decideCandidates(compiled.candidates, base, intentionDefault);
     if (!raw.allowed || !UNNORMALISED.test(request.path))
       return this.decision(base.destination, raw);
     const normalised = normalisePath(request.path);
@@ -222,9 +227,19 @@ export class IntentionAuthorizer implements CallAuthorizer {
   }
 
   private decision(destination: ServiceRef, d: IntentionDecision): AuthorizeDecision {
+    if (d.allowed) {
+      if (d.decidedBy === 'default') return ALLOWED;
+      // An allowed call's answer depends only on the intention: one object per intention.
+      const key = d.decidedBy.intention;
+      let allowed = this.allowedBy.get(key);
+      if (allowed === undefined) {
+        if (this.allowedBy.size >= this.maxCached) this.allowedBy.clear();
+        allowed = { allowed: true, intention: refOf(key) };
+        this.allowedBy.set(key, allowed);
+      }
+      return allowed;
+    }
     const intention = d.decidedBy === 'default' ? undefined : refOf(d.decidedBy.intention);
-    if (d.allowed)
-      return intention === undefined ? { allowed: true } : { allowed: true, intention };
     return {
       allowed: false,
       reason: `${this.callerName} may not call ${fmt(destination)}: ${d.reason}`,

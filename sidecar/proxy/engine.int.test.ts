@@ -573,6 +573,52 @@ describe('the app hanging up', () => {
   });
 });
 
+describe('the app hanging up before the answer', () => {
+  it('is not an upstream failure: nothing recorded for the breakers, 499 reported', async () => {
+    // An app closing its connections (a load generator stopping, a client timeout) must not
+    // open the circuit of a healthy instance that was merely slower than the app's patience.
+    let arrived = 0;
+    const slow = await upstream((req, res) => {
+      arrived++;
+      setTimeout(() => res.end('late'), 200);
+      req.resume();
+    });
+    const routes = new Routes();
+    routes.set('shop', 'orders', [instance('a', slow.port)]);
+    const rec = recorder();
+    const rig = await proxy(routes, rec.hooks);
+    const hangUps = 3;
+    for (let i = 0; i < hangUps; i++) {
+      await new Promise<void>((resolve) => {
+        const req = request({
+          port: rig.port,
+          host: '127.0.0.1',
+          path: '/v1/proxy/orders/',
+          agent: false,
+        });
+        req.on('error', () => resolve());
+        req.end();
+        const waiting = setInterval(() => {
+          if (arrived > i) {
+            clearInterval(waiting);
+            req.destroy();
+          }
+        }, 2);
+      });
+    }
+    for (let i = 0; i < 100 && rec.calls.length < hangUps; i++) await delay(10);
+    expect(rec.calls).toHaveLength(hangUps);
+    expect(rec.calls.every((c) => c.status === CLIENT_CLOSED && c.tries === 1)).toBe(true);
+    expect(rec.records).toEqual([]);
+    // A call that waits gets its answer, and that one is recorded.
+    const answered = await call(rig.port, '/v1/proxy/orders/');
+    expect(answered.status).toBe(200);
+    expect(rec.records).toMatchObject([
+      { instanceId: 'a', outcome: { kind: 'response', status: 200 } },
+    ]);
+  });
+});
+
 /** `gc()` without --expose-gc on the command line (jest's workers do not pass it). */
 function exposedGc(): () => void {
   setFlagsFromString('--expose-gc');

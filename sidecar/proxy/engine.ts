@@ -107,8 +107,9 @@ export class ProxyEngine {
   handle(req: IncomingMessage, res: ServerResponse, target: ProxyTarget, form: ProxyForm): void {
     const started = this.now();
     const route = this.routes.route(target.destination.namespace, target.destination.name);
-    const label = route === undefined ? UNKNOWN_DESTINATION : refString(target.destination);
-    const refusal = this.refusal(req, target, route, form);
+    const ref = refString(target.destination);
+    const label = route === undefined ? UNKNOWN_DESTINATION : ref;
+    const refusal = framingError(req) ?? this.refusal(target, route, form, ref);
     if (refusal !== undefined || route === undefined) {
       const error = refusal ?? new MaxineError('INTERNAL');
       this.settle(label, started, error.status);
@@ -130,14 +131,11 @@ export class ProxyEngine {
 
   /** The answer refusing the call before any try, if it is refused. */
   private refusal(
-    req: IncomingMessage,
     target: ProxyTarget,
     route: ProxyRoute | undefined,
     form: ProxyForm,
+    ref: string,
   ): MaxineError | undefined {
-    const framing = framingError(req);
-    if (framing !== undefined) return framing;
-    const ref = refString(target.destination);
     if (route === undefined) {
       return form === 'forward'
         ? new MaxineError(
@@ -191,13 +189,16 @@ export class ProxyEngine {
     tried: ReadonlySet<string>,
   ): DiscoveredInstance | 'open' | undefined {
     const first = this.balancerOf(route).pick(this.pickContext(route, req));
-    const ref: ServiceRef = { namespace: route.namespace, name: route.name };
+    // The route is the service's reference (namespace and name).
+    const ref: ServiceRef = route;
     const spec = route.spec?.circuitBreaker;
     const now = this.now();
-    const admitted = (i: DiscoveredInstance): boolean =>
-      this.hooks.breakers.admit(ref, i.id, spec, now);
-    // The common case allocates nothing more: the strategy's pick, fresh and admitted.
-    if (first !== undefined && !tried.has(first.id) && admitted(first)) return first;
+    const breakers = this.hooks.breakers;
+    // The common case allocates nothing: the strategy's pick, fresh and admitted.
+    if (first !== undefined && !tried.has(first.id) && breakers.admit(ref, first.id, spec, now)) {
+      return first;
+    }
+    const admitted = (i: DiscoveredInstance): boolean => breakers.admit(ref, i.id, spec, now);
     // Then the others from the pick on (so retries spread like the strategy), untried first.
     const all = route.instances;
     const at = first === undefined ? -1 : all.indexOf(first);
@@ -277,6 +278,8 @@ interface TryResult {
   readonly response?: IncomingMessage;
   /** The whole call's deadline passed during the try. */
   readonly callTimedOut?: boolean;
+  /** The app hung up before the answer: says nothing about the instance. */
+  readonly abandoned?: boolean;
 }
 
 /** One call in progress: its tries, timers and the single end of it. */
@@ -293,12 +296,15 @@ class Call {
   private traced: TracedCall | undefined;
   /** Counted in the in-flight gauge (past the policy checks). */
   private counted = false;
+  /** The destination's metrics, looked up once per call. */
+  private readonly metrics: DestinationMetrics;
 
   constructor(
     private readonly engine: ProxyEngine,
     private readonly input: CallInput,
   ) {
     this.destination = input.target.destination;
+    this.metrics = engine.metricsOf(input.label);
   }
 
   async run(): Promise<void> {
@@ -318,7 +324,7 @@ class Call {
       this.fail(refusal);
       return;
     }
-    this.engine.metricsOf(this.input.label).inFlight.inc();
+    this.metrics.inFlight.inc();
     this.counted = true;
     res.on('close', () => {
       if (!res.writableFinished) this.onClientGone();
@@ -328,7 +334,9 @@ class Call {
       this.deadline = setTimeout(() => this.onDeadline(timeout), timeout * 1000);
     }
     this.engine.hooks.retryBudget.onCall(this.destination, this.engine.now());
-    const body = await readReplayable(req);
+    // A request without a body (most) goes on without a turn of the event loop.
+    const now = bodyWithoutReading(req);
+    const body = now === PENDING ? await readReplayable(req) : now;
     if (this.ended) return;
     if (this.callTimedOut) {
       this.fail(callTimeout(this.destination, timeout ?? 0));
@@ -349,14 +357,18 @@ class Call {
       this.tries++;
       this.tried.add(instance.id);
       const result = await this.tryOnce(instance, body);
-      engine.hooks.breakers.record(
-        this.destination,
-        instance.id,
-        result.outcome,
-        route.spec?.circuitBreaker,
-        engine.now(),
-      );
-      engine.metricsOf(this.input.label).tried(result.outcome.kind);
+      // A try cut short because the app left is no failure of the instance (an unreported
+      // half-open probe is presumed lost by the breaker after its probe deadline).
+      if (result.abandoned !== true) {
+        engine.hooks.breakers.record(
+          this.destination,
+          instance.id,
+          result.outcome,
+          route.spec?.circuitBreaker,
+          engine.now(),
+        );
+      }
+      this.metrics.tried(result.outcome.kind);
       if (this.ended || this.clientGone) {
         result.response?.destroy();
         this.end(CLIENT_CLOSED);
@@ -449,6 +461,7 @@ class Call {
         settle({
           outcome: { kind: 'timeout', message: 'the call ended before the answer' },
           callTimedOut: this.callTimedOut,
+          abandoned: this.clientGone && !this.callTimedOut,
         });
         upstream.destroy();
         release();
@@ -539,9 +552,10 @@ class Call {
     this.ended = true;
     clearTimeout(this.deadline);
     const engine = this.engine;
-    const { label, started } = this.input;
-    if (this.counted) engine.metricsOf(label).inFlight.dec();
-    engine.settle(label, started, status);
+    const started = this.input.started;
+    if (this.counted) this.metrics.inFlight.dec();
+    this.metrics.call(status);
+    this.metrics.duration.observe((engine.now() - started) / 1000);
     this.traced?.end(status);
     engine.hooks.observer.callEnded({
       destination: this.destination,
@@ -568,13 +582,8 @@ class Call {
  * while sending yields what arrived (the call is ended by the client-gone path).
  */
 function readReplayable(req: IncomingMessage): Promise<Buffer | undefined> {
-  const length = req.headers['content-length'];
-  if (length === undefined) {
-    return Promise.resolve(req.headers['transfer-encoding'] === undefined ? EMPTY : undefined);
-  }
-  const size = Number(length);
-  if (size === 0) return Promise.resolve(EMPTY);
-  if (!(size <= MAX_REPLAY_BYTES)) return Promise.resolve(undefined);
+  const now = bodyWithoutReading(req);
+  if (now !== PENDING) return Promise.resolve(now);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -585,6 +594,22 @@ function readReplayable(req: IncomingMessage): Promise<Buffer | undefined> {
 }
 
 const EMPTY = Buffer.alloc(0);
+const PENDING = Symbol('pending');
+
+/**
+ * What `readReplayable` resolves to when that is known from the headers alone (no body: empty;
+ * chunked or over the bound: undefined), else PENDING: a small body to read.
+ */
+function bodyWithoutReading(req: IncomingMessage): Buffer | undefined | typeof PENDING {
+  const length = req.headers['content-length'];
+  if (length === undefined) {
+    return req.headers['transfer-encoding'] === undefined ? EMPTY : undefined;
+  }
+  const size = Number(length);
+  if (size === 0) return EMPTY;
+  if (!(size <= MAX_REPLAY_BYTES)) return undefined;
+  return PENDING;
+}
 
 /**
  * Request smuggling guard: a message with both Transfer-Encoding and Content-Length, or a

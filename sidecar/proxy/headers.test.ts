@@ -4,6 +4,10 @@ import { endToEndHeaders, endToEndRaw, upstreamRequestHeaders } from './headers.
 describe('hop-by-hop headers are removed (RFC 9110 §7.6.1)', () => {
   it.each([
     [['Connection', 'close', 'X-A', '1'], 'close', ['X-A', '1']],
+    // One name, no comma: a hop-by-hop one needs no set, any other is still removed.
+    [['Connection', ' Keep-Alive ', 'X-A', '1'], ' Keep-Alive ', ['X-A', '1']],
+    [['Connection', 'X-Single', 'x-single', 's', 'X-A', '1'], 'X-Single', ['X-A', '1']],
+    [['Connection', '', 'X-A', '1'], '', ['X-A', '1']],
     [
       ['Keep-Alive', 'timeout=5', 'Proxy-Connection', 'keep-alive', 'X-A', '1'],
       undefined,

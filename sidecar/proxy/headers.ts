@@ -21,6 +21,11 @@ const HOP_BY_HOP = new Set([
 /** The names a `Connection` header value lists (lower-case), besides the fixed ones. */
 function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // The usual `keep-alive` or `close` names only a header removed anyway: no set to build.
+  if (typeof value === 'string' && !value.includes(',')) {
+    const name = value.trim().toLowerCase();
+    if (name === '' || HOP_BY_HOP.has(name)) return undefined;
+  }
   const listed = new Set<string>();
   for (const line of Array.isArray(value) ? value : [value]) {
     for (const token of line.split(',')) {
@@ -73,12 +78,13 @@ export function upstreamRequestHeaders(
 ): string[] {
   const listed = connectionListed(connection);
   const names = Object.keys(set);
-  const replaced = new Set(names.map((n) => n.toLowerCase()));
+  // One to three names (host, traceparent, tracestate): a list beats a set per call.
+  const replaced = names.map((n) => n.toLowerCase());
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === 'expect' || replaced.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || lower === 'expect' || replaced.includes(lower)) continue;
     if (listed?.has(lower) === true) continue;
     out.push(name, raw[i + 1] as string);
   }
