@@ -66,7 +66,11 @@ async function app(self: string, next?: string): Promise<number> {
     get(sidecarPorts.get(self)!, `/v1/proxy/${next}/work`, {
       ...(received !== undefined && { traceparent: received }),
     }).then(
-      (r) => reply({ downstream: JSON.parse(r.body) as unknown }),
+      (r) => {
+        // The downstream's status goes back up, so the caller sees a chain that is not whole.
+        res.statusCode = r.status;
+        reply({ downstream: JSON.parse(r.body) as unknown });
+      },
       (err: unknown) => {
         res.statusCode = 500;
         reply({ error: String(err) });
