@@ -126,7 +126,11 @@ export class ProxyEngine {
       return;
     }
     const call = new Call(this, { req, res, target, route, label, started });
-    call.run().catch((err: unknown) => call.crashed(err));
+    try {
+      call.run();
+    } catch (err) {
+      call.crashed(err);
+    }
   }
 
   /** The answer refusing the call before any try, if it is refused. */
@@ -282,11 +286,18 @@ interface TryResult {
   readonly abandoned?: boolean;
 }
 
-/** One call in progress: its tries, timers and the single end of it. */
+/**
+ * One call in progress: its tries, timers and the single end of it. Driven by callbacks, not an
+ * async chain: a call without a body to read, whose first try answers, allocates no promise.
+ */
 class Call {
   private readonly destination: ServiceRef;
   private readonly tried = new Set<string>();
   private tries = 0;
+  /** The body sent on every try (undefined: piped to the one try). */
+  private body: Buffer | undefined;
+  /** The route's `requestTimeoutSeconds`, when set. */
+  private timeout: number | undefined;
   private ended = false;
   private clientGone = false;
   private callTimedOut = false;
@@ -307,7 +318,8 @@ class Call {
     this.metrics = engine.metricsOf(input.label);
   }
 
-  async run(): Promise<void> {
+  /** Starts the call; may throw (the caller turns that into `crashed`). */
+  run(): void {
     const { req, res, route } = this.input;
     const outbound: OutboundRequest = {
       destination: this.destination,
@@ -334,57 +346,79 @@ class Call {
       this.deadline = setTimeout(() => this.onDeadline(timeout), timeout * 1000);
     }
     this.engine.hooks.retryBudget.onCall(this.destination, this.engine.now());
+    this.timeout = timeout;
     // A request without a body (most) goes on without a turn of the event loop.
     const now = bodyWithoutReading(req);
-    const body = now === PENDING ? await readReplayable(req) : now;
-    if (this.ended) return;
-    if (this.callTimedOut) {
-      this.fail(callTimeout(this.destination, timeout ?? 0));
+    if (now === PENDING) {
+      readReplayable(req)
+        .then((body) => this.afterBody(body))
+        .catch((err: unknown) => this.crashed(err));
       return;
     }
-    await this.tryUntilDone(body, timeout);
+    this.afterBody(now);
   }
 
-  private async tryUntilDone(body: Buffer | undefined, timeout: number | undefined): Promise<void> {
-    const { req, route } = this.input;
-    const engine = this.engine;
-    for (;;) {
-      const instance = engine.pick(route, req, this.tried);
-      if (instance === undefined || instance === 'open') {
-        this.fail(noInstance(this.destination, instance));
-        return;
-      }
-      this.tries++;
-      this.tried.add(instance.id);
-      const result = await this.tryOnce(instance, body);
-      // A try cut short because the app left is no failure of the instance (an unreported
-      // half-open probe is presumed lost by the breaker after its probe deadline).
-      if (result.abandoned !== true) {
-        engine.hooks.breakers.record(
-          this.destination,
-          instance.id,
-          result.outcome,
-          route.spec?.circuitBreaker,
-          engine.now(),
-        );
-      }
-      this.metrics.tried(result.outcome.kind);
-      if (this.ended || this.clientGone) {
-        result.response?.destroy();
-        this.end(CLIENT_CLOSED);
-        return;
-      }
-      if (this.mayRetry(result, body)) {
-        result.response?.resume();
-        continue;
-      }
-      if (result.response !== undefined) {
-        this.stream(result.response);
-        return;
-      }
-      this.fail(tryError(this.destination, result, timeout));
+  private afterBody(body: Buffer | undefined): void {
+    if (this.ended) return;
+    if (this.callTimedOut) {
+      this.fail(callTimeout(this.destination, this.timeout ?? 0));
       return;
     }
+    this.body = body;
+    this.nextTry();
+  }
+
+  /** Picks an instance and sends the next try; `onTrySettled` continues when it settles. */
+  private nextTry(): void {
+    const instance = this.engine.pick(this.input.route, this.input.req, this.tried);
+    if (instance === undefined || instance === 'open') {
+      this.fail(noInstance(this.destination, instance));
+      return;
+    }
+    this.tries++;
+    this.tried.add(instance.id);
+    this.tryOnce(instance, this.body);
+  }
+
+  /** A try settled (called once per try, from an event of its request or a timer). */
+  private onTrySettled(instance: DiscoveredInstance, result: TryResult): void {
+    try {
+      this.afterTry(instance, result);
+    } catch (err) {
+      this.crashed(err);
+    }
+  }
+
+  private afterTry(instance: DiscoveredInstance, result: TryResult): void {
+    const engine = this.engine;
+    const route = this.input.route;
+    // A try cut short because the app left is no failure of the instance (an unreported
+    // half-open probe is presumed lost by the breaker after its probe deadline).
+    if (result.abandoned !== true) {
+      engine.hooks.breakers.record(
+        this.destination,
+        instance.id,
+        result.outcome,
+        route.spec?.circuitBreaker,
+        engine.now(),
+      );
+    }
+    this.metrics.tried(result.outcome.kind);
+    if (this.ended || this.clientGone) {
+      result.response?.destroy();
+      this.end(CLIENT_CLOSED);
+      return;
+    }
+    if (this.mayRetry(result, this.body)) {
+      result.response?.resume();
+      this.nextTry();
+      return;
+    }
+    if (result.response !== undefined) {
+      this.stream(result.response);
+      return;
+    }
+    this.fail(tryError(this.destination, result, this.timeout));
   }
 
   private mayRetry(result: TryResult, body: Buffer | undefined): boolean {
@@ -400,8 +434,11 @@ class Call {
     );
   }
 
-  /** Sends one try; resolves at its response headers or its failure (never rejects). */
-  private tryOnce(instance: DiscoveredInstance, body: Buffer | undefined): Promise<TryResult> {
+  /**
+   * Sends one try; `onTrySettled` is called once, at its response headers or its failure, after the
+   * try's own clean-up (its connection destroyed and released when it failed).
+   */
+  private tryOnce(instance: DiscoveredInstance, body: Buffer | undefined): void {
     const engine = this.engine;
     const { req, target, route } = this.input;
     const breaker = engine.hooks.breakers.state(this.destination, instance.id);
@@ -423,7 +460,7 @@ class Call {
       released = true;
       engine.pools.end(instance.id);
     };
-    return new Promise<TryResult>((resolve) => {
+    {
       let settled = false;
       let perTry: NodeJS.Timeout | undefined;
       const settle = (result: TryResult): void => {
@@ -432,7 +469,7 @@ class Call {
         clearTimeout(perTry);
         this.abortTry = undefined;
         span?.end(result.outcome);
-        resolve(result);
+        this.onTrySettled(instance, result);
       };
       const upstream: ClientRequest = httpRequest({
         host: instance.host,
@@ -444,27 +481,30 @@ class Call {
         setHost: false,
       });
       armConnectTimeout(upstream, engine.connectTimeoutMs, () => {
+        if (settled) return;
         const message = `no connection within ${engine.connectTimeoutMs} ms`;
-        settle({ outcome: { kind: 'connect-failure', message } });
         upstream.destroy();
         release();
+        settle({ outcome: { kind: 'connect-failure', message } });
       });
       const perTrySeconds = route.spec?.retries?.perTryTimeoutSeconds;
       if (perTrySeconds !== undefined) {
         perTry = setTimeout(() => {
-          settle({ outcome: { kind: 'timeout', message: `no answer within ${perTrySeconds} s` } });
+          if (settled) return;
           upstream.destroy();
           release();
+          settle({ outcome: { kind: 'timeout', message: `no answer within ${perTrySeconds} s` } });
         }, perTrySeconds * 1000);
       }
       this.abortTry = () => {
+        if (settled) return;
+        upstream.destroy();
+        release();
         settle({
           outcome: { kind: 'timeout', message: 'the call ended before the answer' },
           callTimedOut: this.callTimedOut,
           abandoned: this.clientGone && !this.callTimedOut,
         });
-        upstream.destroy();
-        release();
       };
       upstream.on('response', (response) => {
         response.on('close', release);
@@ -485,7 +525,7 @@ class Call {
         req.pipe(upstream);
         req.on('error', () => upstream.destroy());
       }
-    });
+    }
   }
 
   /** Streams the upstream answer to the app. */
