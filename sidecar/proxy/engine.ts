@@ -20,6 +20,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import type { ClientRequest } from 'node:http';
+import type { Socket } from 'node:net';
 import { keyFromRequest } from '../../common/discover-request.js';
 import { MaxineError } from '../../common/errors.js';
 import type { ErrorCode } from '../../common/errors.js';
@@ -28,9 +29,15 @@ import { createVersionedBalancer } from '../../common/lb/versions.js';
 import type { Logger } from '../../common/logger.js';
 import type { DiscoveredInstance, ServiceRef } from '../../common/wire.js';
 import type { ProxyRoute } from '../mirror-state.js';
-import { armConnectTimeout, DEFAULT_CONNECT_TIMEOUT_MS } from './connect-timeout.js';
+import { armSocketConnectTimeout, DEFAULT_CONNECT_TIMEOUT_MS } from './connect-timeout.js';
 import { endToEndHeaders, endToEndRaw, upstreamRequestHeaders } from './headers.js';
-import type { AttemptOutcome, OutboundRequest, ProxyHooks, TracedCall } from './hooks.js';
+import type {
+  AttemptOutcome,
+  OutboundRequest,
+  ProxyHooks,
+  TracedCall,
+  TracedTry,
+} from './hooks.js';
 import { createProxyMetrics, destinationMetrics, UNKNOWN_DESTINATION } from './metrics.js';
 import type { DestinationMetrics, ProxyMetrics } from './metrics.js';
 import { UpstreamPools } from './pools.js';
@@ -126,7 +133,11 @@ export class ProxyEngine {
       return;
     }
     const call = new Call(this, { req, res, target, route, label, started });
-    call.run().catch((err: unknown) => call.crashed(err));
+    try {
+      call.run();
+    } catch (err) {
+      call.crashed(err);
+    }
   }
 
   /** The answer refusing the call before any try, if it is refused. */
@@ -282,17 +293,28 @@ interface TryResult {
   readonly abandoned?: boolean;
 }
 
-/** One call in progress: its tries, timers and the single end of it. */
+/**
+ * One call in progress: its tries, timers and the single end of it. Driven by callbacks, not an
+ * async chain: a call without a body to read, whose first try answers, allocates no promise.
+ */
 class Call {
   private readonly destination: ServiceRef;
   private readonly tried = new Set<string>();
   private tries = 0;
+  /** The body sent on every try (undefined: piped to the one try). */
+  private body: Buffer | undefined;
+  /** The route's `requestTimeoutSeconds`, when set. */
+  private timeout: number | undefined;
   private ended = false;
-  private clientGone = false;
-  private callTimedOut = false;
+  clientGone = false;
+  callTimedOut = false;
   private deadline: NodeJS.Timeout | undefined;
-  /** Aborts the try in progress (client gone, call deadline). */
-  private abortTry: (() => void) | undefined;
+  /** The try in progress, aborted when the client goes or the call deadline passes. */
+  active: Try | undefined;
+  /** The upstream answer being streamed back, destroyed on the same occasions. */
+  private streaming: IncomingMessage | undefined;
+  /** Its status. */
+  private status = 0;
   private traced: TracedCall | undefined;
   /** Counted in the in-flight gauge (past the policy checks). */
   private counted = false;
@@ -300,14 +322,15 @@ class Call {
   private readonly metrics: DestinationMetrics;
 
   constructor(
-    private readonly engine: ProxyEngine,
-    private readonly input: CallInput,
+    readonly engine: ProxyEngine,
+    readonly input: CallInput,
   ) {
     this.destination = input.target.destination;
     this.metrics = engine.metricsOf(input.label);
   }
 
-  async run(): Promise<void> {
+  /** Starts the call; may throw (the caller turns that into `crashed`). */
+  run(): void {
     const { req, res, route } = this.input;
     const outbound: OutboundRequest = {
       destination: this.destination,
@@ -326,65 +349,87 @@ class Call {
     }
     this.metrics.inFlight.inc();
     this.counted = true;
-    res.on('close', () => {
-      if (!res.writableFinished) this.onClientGone();
-    });
+    // Module-level listeners finding the call on the response: no closure per call.
+    (res as Tagged<ServerResponse>)[CALL] = this;
+    res.on('close', onAppResponseClose);
     const timeout = route.spec?.requestTimeoutSeconds;
     if (timeout !== undefined) {
-      this.deadline = setTimeout(() => this.onDeadline(timeout), timeout * 1000);
+      this.deadline = setTimeout(onCallDeadline, timeout * 1000, this, timeout);
     }
     this.engine.hooks.retryBudget.onCall(this.destination, this.engine.now());
+    this.timeout = timeout;
     // A request without a body (most) goes on without a turn of the event loop.
     const now = bodyWithoutReading(req);
-    const body = now === PENDING ? await readReplayable(req) : now;
-    if (this.ended) return;
-    if (this.callTimedOut) {
-      this.fail(callTimeout(this.destination, timeout ?? 0));
+    if (now === PENDING) {
+      readReplayable(req)
+        .then((body) => this.afterBody(body))
+        .catch((err: unknown) => this.crashed(err));
       return;
     }
-    await this.tryUntilDone(body, timeout);
+    this.afterBody(now);
   }
 
-  private async tryUntilDone(body: Buffer | undefined, timeout: number | undefined): Promise<void> {
-    const { req, route } = this.input;
-    const engine = this.engine;
-    for (;;) {
-      const instance = engine.pick(route, req, this.tried);
-      if (instance === undefined || instance === 'open') {
-        this.fail(noInstance(this.destination, instance));
-        return;
-      }
-      this.tries++;
-      this.tried.add(instance.id);
-      const result = await this.tryOnce(instance, body);
-      // A try cut short because the app left is no failure of the instance (an unreported
-      // half-open probe is presumed lost by the breaker after its probe deadline).
-      if (result.abandoned !== true) {
-        engine.hooks.breakers.record(
-          this.destination,
-          instance.id,
-          result.outcome,
-          route.spec?.circuitBreaker,
-          engine.now(),
-        );
-      }
-      this.metrics.tried(result.outcome.kind);
-      if (this.ended || this.clientGone) {
-        result.response?.destroy();
-        this.end(CLIENT_CLOSED);
-        return;
-      }
-      if (this.mayRetry(result, body)) {
-        result.response?.resume();
-        continue;
-      }
-      if (result.response !== undefined) {
-        this.stream(result.response);
-        return;
-      }
-      this.fail(tryError(this.destination, result, timeout));
+  private afterBody(body: Buffer | undefined): void {
+    if (this.ended) return;
+    if (this.callTimedOut) {
+      this.fail(callTimeout(this.destination, this.timeout ?? 0));
       return;
     }
+    this.body = body;
+    this.nextTry();
+  }
+
+  /** Picks an instance and sends the next try; `onTrySettled` continues when it settles. */
+  private nextTry(): void {
+    const instance = this.engine.pick(this.input.route, this.input.req, this.tried);
+    if (instance === undefined || instance === 'open') {
+      this.fail(noInstance(this.destination, instance));
+      return;
+    }
+    this.tries++;
+    this.tried.add(instance.id);
+    this.tryOnce(instance, this.body);
+  }
+
+  /** A try settled (called once per try, from an event of its request or a timer). */
+  onTrySettled(instance: DiscoveredInstance, result: TryResult): void {
+    try {
+      this.afterTry(instance, result);
+    } catch (err) {
+      this.crashed(err);
+    }
+  }
+
+  private afterTry(instance: DiscoveredInstance, result: TryResult): void {
+    const engine = this.engine;
+    const route = this.input.route;
+    // A try cut short because the app left is no failure of the instance (an unreported
+    // half-open probe is presumed lost by the breaker after its probe deadline).
+    if (result.abandoned !== true) {
+      engine.hooks.breakers.record(
+        this.destination,
+        instance.id,
+        result.outcome,
+        route.spec?.circuitBreaker,
+        engine.now(),
+      );
+    }
+    this.metrics.tried(result.outcome.kind);
+    if (this.ended || this.clientGone) {
+      result.response?.destroy();
+      this.end(CLIENT_CLOSED);
+      return;
+    }
+    if (this.mayRetry(result, this.body)) {
+      result.response?.resume();
+      this.nextTry();
+      return;
+    }
+    if (result.response !== undefined) {
+      this.stream(result.response);
+      return;
+    }
+    this.fail(tryError(this.destination, result, this.timeout));
   }
 
   private mayRetry(result: TryResult, body: Buffer | undefined): boolean {
@@ -400,8 +445,12 @@ class Call {
     );
   }
 
-  /** Sends one try; resolves at its response headers or its failure (never rejects). */
-  private tryOnce(instance: DiscoveredInstance, body: Buffer | undefined): Promise<TryResult> {
+  /**
+   * Sends one try; `onTrySettled` is called once, at its response headers or its failure, after
+   * the try's own clean-up (its connection destroyed and released when it failed). The try's
+   * listeners are module functions that find it on the request (no closure per try).
+   */
+  private tryOnce(instance: DiscoveredInstance, body: Buffer | undefined): void {
     const engine = this.engine;
     const { req, target, route } = this.input;
     const breaker = engine.hooks.breakers.state(this.destination, instance.id);
@@ -417,75 +466,31 @@ class Call {
       ...span?.headers,
     });
     engine.pools.begin(instance.id);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      engine.pools.end(instance.id);
-    };
-    return new Promise<TryResult>((resolve) => {
-      let settled = false;
-      let perTry: NodeJS.Timeout | undefined;
-      const settle = (result: TryResult): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(perTry);
-        this.abortTry = undefined;
-        span?.end(result.outcome);
-        resolve(result);
-      };
-      const upstream: ClientRequest = httpRequest({
-        host: instance.host,
-        port: instance.port,
-        method: req.method,
-        path: target.path,
-        headers,
-        agent: engine.pools.agentFor(instance, refString(this.destination)),
-        setHost: false,
-      });
-      armConnectTimeout(upstream, engine.connectTimeoutMs, () => {
-        const message = `no connection within ${engine.connectTimeoutMs} ms`;
-        settle({ outcome: { kind: 'connect-failure', message } });
-        upstream.destroy();
-        release();
-      });
-      const perTrySeconds = route.spec?.retries?.perTryTimeoutSeconds;
-      if (perTrySeconds !== undefined) {
-        perTry = setTimeout(() => {
-          settle({ outcome: { kind: 'timeout', message: `no answer within ${perTrySeconds} s` } });
-          upstream.destroy();
-          release();
-        }, perTrySeconds * 1000);
-      }
-      this.abortTry = () => {
-        settle({
-          outcome: { kind: 'timeout', message: 'the call ended before the answer' },
-          callTimedOut: this.callTimedOut,
-          abandoned: this.clientGone && !this.callTimedOut,
-        });
-        upstream.destroy();
-        release();
-      };
-      upstream.on('response', (response) => {
-        response.on('close', release);
-        response.on('error', () => release());
-        settle({ outcome: { kind: 'response', status: response.statusCode ?? 502 }, response });
-      });
-      upstream.on('error', (err: NodeJS.ErrnoException) => {
-        release();
-        settle({ outcome: failureOf(err) });
-      });
-      upstream.on('close', () => {
-        if (settled) return;
-        release();
-        settle({ outcome: { kind: 'reset', message: 'the connection closed before an answer' } });
-      });
-      if (body !== undefined) upstream.end(body.length > 0 ? body : undefined);
-      else {
-        req.pipe(upstream);
-        req.on('error', () => upstream.destroy());
-      }
+    const upstream: ClientRequest = httpRequest({
+      host: instance.host,
+      port: instance.port,
+      method: req.method,
+      path: target.path,
+      headers,
+      agent: engine.pools.agentFor(instance, refString(this.destination)),
+      setHost: false,
     });
+    const attempt = new Try(this, instance, upstream, span);
+    (upstream as Tagged<ClientRequest>)[TRY] = attempt;
+    upstream.on('socket', onUpstreamSocket);
+    const perTrySeconds = route.spec?.retries?.perTryTimeoutSeconds;
+    if (perTrySeconds !== undefined) {
+      attempt.perTry = setTimeout(onPerTryTimeout, perTrySeconds * 1000, attempt, perTrySeconds);
+    }
+    this.active = attempt;
+    upstream.on('response', onUpstreamResponse);
+    upstream.on('error', onUpstreamError);
+    upstream.on('close', onUpstreamClose);
+    if (body !== undefined) upstream.end(body.length > 0 ? body : undefined);
+    else {
+      req.pipe(upstream);
+      req.on('error', () => upstream.destroy());
+    }
   }
 
   /** Streams the upstream answer to the app. */
@@ -493,36 +498,55 @@ class Call {
     const { res } = this.input;
     const status = response.statusCode ?? 502;
     res.writeHead(status, endToEndRaw(response.rawHeaders, response.headers.connection));
-    this.abortTry = () => response.destroy();
-    // pipe() and three listeners rather than stream.pipeline: pipeline allocates an
+    this.streaming = response;
+    this.status = status;
+    // pipe() and module-level listeners rather than stream.pipeline: pipeline allocates an
     // AbortSignal per stream and a DOMException when it ends, 1.5% of the sidecar's CPU under
-    // load (profiled with bench/proxy.js).
-    const cut = (): void => {
-      this.abortTry = undefined;
-      response.destroy();
-      res.destroy();
-      this.end(this.callTimedOut ? 504 : this.clientGone ? CLIENT_CLOSED : status);
-    };
-    response.on('error', cut);
-    // Upstream reset mid-answer, or destroyed because the app left or the deadline passed.
-    response.on('close', () => {
-      if (!response.complete) cut();
-    });
-    res.on('finish', () => {
-      this.abortTry = undefined;
-      this.end(status);
-    });
+    // load (profiled with bench/proxy.js). The response's own error and close listeners (set by
+    // its try) cut the answer when it breaks: upstream reset mid-answer, or destroyed because the
+    // app left or the deadline passed.
+    res.on('finish', onAppResponseFinish);
     response.pipe(res);
   }
 
-  private onClientGone(): void {
-    this.clientGone = true;
-    this.abortTry?.();
-    // Before any try (reading the body, or between tries) there is nothing else to abort.
-    if (this.abortTry === undefined && this.tries === 0) this.end(CLIENT_CLOSED);
+  /** The streamed answer broke (see `stream`). */
+  cut(response: IncomingMessage): void {
+    this.streaming = undefined;
+    response.destroy();
+    this.input.res.destroy();
+    this.end(this.callTimedOut ? 504 : this.clientGone ? CLIENT_CLOSED : this.status);
   }
 
-  private onDeadline(seconds: number): void {
+  isStreaming(response: IncomingMessage): boolean {
+    return this.streaming === response;
+  }
+
+  /** The streamed answer was written whole. */
+  finished(): void {
+    this.streaming = undefined;
+    this.end(this.status);
+  }
+
+  /** Aborts the try in progress or the answer being streamed; false when there is neither. */
+  private abortActive(): boolean {
+    if (this.active !== undefined) {
+      this.active.abort();
+      return true;
+    }
+    if (this.streaming !== undefined) {
+      this.streaming.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  onClientGone(): void {
+    this.clientGone = true;
+    // Before any try (reading the body, or between tries) there is nothing else to abort.
+    if (!this.abortActive() && this.tries === 0) this.end(CLIENT_CLOSED);
+  }
+
+  onDeadline(seconds: number): void {
     this.callTimedOut = true;
     const res = this.input.res;
     if (res.headersSent) {
@@ -531,13 +555,14 @@ class Call {
         { destination: refString(this.destination), timeoutSeconds: seconds },
         'proxied call exceeded requestTimeoutSeconds while streaming its answer; connection cut',
       );
-      this.abortTry?.();
+      this.abortActive();
       res.destroy();
       return;
     }
-    if (this.abortTry !== undefined) this.abortTry();
     // Still reading the request body: answer now; the try loop never starts.
-    else if (this.tries === 0) this.fail(callTimeout(this.destination, seconds));
+    if (!this.abortActive() && this.tries === 0) {
+      this.fail(callTimeout(this.destination, seconds));
+    }
   }
 
   private fail(error: MaxineError): void {
@@ -574,6 +599,122 @@ class Call {
     if (this.input.res.headersSent) this.input.res.destroy();
     this.fail(new MaxineError('INTERNAL', 'The sidecar failed to forward the call'));
   }
+}
+
+/** One try of a call: its upstream request, per-try timer and its single settlement. */
+class Try {
+  settled = false;
+  private released = false;
+  perTry: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly call: Call,
+    readonly instance: DiscoveredInstance,
+    readonly upstream: ClientRequest,
+    private readonly span: TracedTry | undefined,
+  ) {}
+
+  /** The instance's in-flight count taken back (once). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.call.engine.pools.end(this.instance.id);
+  }
+
+  settle(result: TryResult): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.perTry);
+    if (this.call.active === this) this.call.active = undefined;
+    this.span?.end(result.outcome);
+    this.call.onTrySettled(this.instance, result);
+  }
+
+  /** Ends the try with `outcome` unless it settled already: connection destroyed, released. */
+  fail(outcome: AttemptOutcome, extra?: Partial<TryResult>): void {
+    if (this.settled) return;
+    this.upstream.destroy();
+    this.release();
+    this.settle({ outcome, ...extra });
+  }
+
+  /** The call ended (client gone or call deadline) before the answer. */
+  abort(): void {
+    const call = this.call;
+    this.fail(
+      { kind: 'timeout', message: 'the call ended before the answer' },
+      { callTimedOut: call.callTimedOut, abandoned: call.clientGone && !call.callTimedOut },
+    );
+  }
+}
+
+const TRY = Symbol('maxine.proxy.try');
+const CALL = Symbol('maxine.proxy.call');
+/** A node object carrying the try or the call its (module-level) listeners belong to. */
+type Tagged<T> = T & { [TRY]?: Try; [CALL]?: Call };
+
+function tryOf(emitter: Tagged<ClientRequest | IncomingMessage>): Try {
+  return emitter[TRY]!;
+}
+
+function onUpstreamSocket(this: ClientRequest, socket: Socket): void {
+  // A pooled keep-alive socket is connected already: nothing to time.
+  if (!socket.connecting) return;
+  const attempt = tryOf(this);
+  const ms = attempt.call.engine.connectTimeoutMs;
+  armSocketConnectTimeout(socket, ms, () =>
+    attempt.fail({ kind: 'connect-failure', message: `no connection within ${ms} ms` }),
+  );
+}
+
+function onPerTryTimeout(attempt: Try, seconds: number): void {
+  attempt.fail({ kind: 'timeout', message: `no answer within ${seconds} s` });
+}
+
+function onUpstreamResponse(this: ClientRequest, response: IncomingMessage): void {
+  const attempt = tryOf(this);
+  (response as Tagged<IncomingMessage>)[TRY] = attempt;
+  response.on('close', onUpstreamAnswerClose);
+  response.on('error', onUpstreamAnswerError);
+  attempt.settle({ outcome: { kind: 'response', status: response.statusCode ?? 502 }, response });
+}
+
+function onUpstreamError(this: ClientRequest, err: NodeJS.ErrnoException): void {
+  const attempt = tryOf(this);
+  attempt.release();
+  attempt.settle({ outcome: failureOf(err) });
+}
+
+function onUpstreamClose(this: ClientRequest): void {
+  const attempt = tryOf(this);
+  if (attempt.settled) return;
+  attempt.release();
+  attempt.settle({ outcome: { kind: 'reset', message: 'the connection closed before an answer' } });
+}
+
+function onUpstreamAnswerClose(this: IncomingMessage): void {
+  const attempt = tryOf(this);
+  attempt.release();
+  // Upstream reset mid-answer, or destroyed because the app left or the deadline passed.
+  if (!this.complete && attempt.call.isStreaming(this)) attempt.call.cut(this);
+}
+
+function onUpstreamAnswerError(this: IncomingMessage): void {
+  const attempt = tryOf(this);
+  attempt.release();
+  if (attempt.call.isStreaming(this)) attempt.call.cut(this);
+}
+
+function onAppResponseClose(this: ServerResponse): void {
+  if (!this.writableFinished) (this as Tagged<ServerResponse>)[CALL]!.onClientGone();
+}
+
+function onAppResponseFinish(this: ServerResponse): void {
+  (this as Tagged<ServerResponse>)[CALL]!.finished();
+}
+
+function onCallDeadline(call: Call, seconds: number): void {
+  call.onDeadline(seconds);
 }
 
 /**
