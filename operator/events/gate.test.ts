@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { getEventListeners } from 'node:events';
 import { Gate, Turnstile } from './gate.js';
 
 describe('Gate', () => {
@@ -37,6 +38,35 @@ describe('Gate', () => {
     expect(gate.queued).toBe(0);
     held!();
     expect(gate.inFlight).toBe(0);
+  });
+});
+
+describe('Gate and its waiters’ signals', () => {
+  it('a granted waiter leaves no abort listener behind on its signal', async () => {
+    const gate = new Gate(1, 100);
+    let holder = (await gate.acquire())!;
+    const stream = new AbortController();
+    // One stream, one queued acquisition per snapshot chunk, each granted in turn.
+    for (let i = 0; i < 20; i++) {
+      const waiting = gate.acquire(stream.signal);
+      expect(getEventListeners(stream.signal, 'abort')).toHaveLength(1);
+      holder();
+      holder = (await waiting)!;
+      expect(holder).toBeInstanceOf(Function);
+      expect(getEventListeners(stream.signal, 'abort')).toHaveLength(0);
+    }
+    holder();
+    expect(gate.inFlight).toBe(0);
+  });
+
+  it('a signal already aborted gets undefined at once and queues nothing', async () => {
+    const gate = new Gate(1, 10);
+    const held = await gate.acquire();
+    const gone = new AbortController();
+    gone.abort();
+    await expect(gate.acquire(gone.signal)).resolves.toBeUndefined();
+    expect(gate.queued).toBe(0);
+    held!();
   });
 });
 

@@ -32,20 +32,23 @@ export class Gate {
       return Promise.resolve(this.releaser());
     }
     if (this.waiting.length >= this.queueLimit) return Promise.resolve(undefined);
+    if (cancelled?.aborted === true) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const waiter = (release: Release): void => resolve(release);
+      const onAbort = (): void => {
+        const at = this.waiting.indexOf(waiter);
+        if (at !== -1) {
+          this.waiting.splice(at, 1);
+          resolve(undefined);
+        }
+      };
+      // A granted waiter stops listening: one stream acquires once per snapshot chunk, and
+      // listeners left behind would pile up on its signal for as long as it stays open.
+      const waiter = (release: Release): void => {
+        cancelled?.removeEventListener('abort', onAbort);
+        resolve(release);
+      };
       this.waiting.push(waiter);
-      cancelled?.addEventListener(
-        'abort',
-        () => {
-          const at = this.waiting.indexOf(waiter);
-          if (at !== -1) {
-            this.waiting.splice(at, 1);
-            resolve(undefined);
-          }
-        },
-        { once: true },
-      );
+      cancelled?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
