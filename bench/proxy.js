@@ -85,6 +85,8 @@ function loadConfig() {
     warmupSec: intEnv('BENCH_WARMUP', 3, 0, 120),
     rounds: intEnv('BENCH_ROUNDS', 2, 1, 20),
     connections: intEnv('BENCH_CONNECTIONS', 50, 1, 1000),
+    /** Connections of the latency phase: a proxy's own added latency, without queueing. */
+    latencyConnections: intEnv('BENCH_LATENCY_CONNECTIONS', 1, 1, 1000),
     /** Scenario keys to run (BENCH_ONLY=path,guarded), all when unset. */
     only: process.env.BENCH_ONLY?.split(',').filter(Boolean),
     cpuProf: process.env.BENCH_CPU_PROF === '1',
@@ -158,12 +160,13 @@ async function startSidecar(operator, proxyPort, profileDir) {
 /**
  * @param {ReturnType<typeof loadConfig>} config
  * @param {Scenario} s
+ * @param {number} connections
  */
-function run(config, s) {
+function run(config, s, connections) {
   return measure({
     port: s.port,
     path: s.path,
-    connections: config.connections,
+    connections,
     pipelining: 1,
     durationSec: config.durationSec,
     warmupSec: config.warmupSec,
@@ -175,11 +178,10 @@ function run(config, s) {
  * One measured run, printed; a proxied run with errors stops the bench (its figures would lie).
  * @param {ReturnType<typeof loadConfig>} config
  * @param {Scenario} s
- * @param {boolean} isDirect
- * @param {number} round
+ * @param {{ isDirect: boolean, round: number, connections: number }} at
  */
-async function runChecked(config, s, isDirect, round) {
-  const result = await run(config, s);
+async function runChecked(config, s, { isDirect, round, connections }) {
+  const result = await run(config, s, connections);
   if (result.non2xx + result.errors > 0 && !isDirect) {
     const sample = await httpRequest({ port: s.port, method: 'GET', path: s.path });
     throw new Error(
@@ -187,7 +189,7 @@ async function runChecked(config, s, isDirect, round) {
     );
   }
   process.stdout.write(
-    `round ${round} ${s.label}: ${Math.round(result.rps)} req/s, p50 ${fixed(result.p50Ms, 3)} ms, p99 ${fixed(result.p99Ms, 3)} ms\n`,
+    `round ${round}, ${connections} conn, ${s.label}: ${Math.round(result.rps)} req/s, p50 ${fixed(result.p50Ms, 3)} ms, p99 ${fixed(result.p99Ms, 3)} ms\n`,
   );
   return result;
 }
@@ -298,22 +300,9 @@ async function main() {
       const only = config.only;
       proxied.splice(0, proxied.length, ...proxied.filter((s) => only.includes(s.key)));
     }
-    /** @type {Map<string, { results: LoadResult[], directs: LoadResult[] }>} */
-    const runs = new Map(proxied.map((s) => [s.key, { results: [], directs: [] }]));
-    for (let round = 1; round <= config.rounds; round++) {
-      const order = round % 2 === 1 ? proxied : [...proxied].reverse();
-      for (const s of order) {
-        const entry = /** @type {{ results: LoadResult[], directs: LoadResult[] }} */ (
-          runs.get(s.key)
-        );
-        const pair = round % 2 === 1 ? [direct, s] : [s, direct];
-        for (const one of pair) {
-          const result = await runChecked(config, one, one === direct, round);
-          (one === direct ? entry.directs : entry.results).push(result);
-        }
-      }
-    }
+    const loadedPhase = await phase(config, direct, proxied, config.connections);
     const loaded = rssOf(sidecar.pid);
+    const latencyPhase = await phase(config, direct, proxied, config.latencyConnections);
     if (profileDir !== undefined) {
       await stopChild(sidecar);
       for (const file of readdirSync(profileDir)) {
@@ -322,38 +311,16 @@ async function main() {
         );
       }
     }
-    const rows = proxied.map((s) => {
-      const { results, directs } = /** @type {{ results: LoadResult[], directs: LoadResult[] }} */ (
-        runs.get(s.key)
-      );
-      const ratio = (/** @type {(r: LoadResult) => number} */ f) =>
-        median(results.map((r, i) => f(r) / f(/** @type {LoadResult} */ (directs[i]))));
-      const added = median(
-        results.map((r, i) => r.p50Ms - /** @type {LoadResult} */ (directs[i]).p50Ms),
-      );
-      return {
-        s,
-        rps: median(results.map((r) => r.rps)),
-        p50: median(results.map((r) => r.p50Ms)),
-        p99: median(results.map((r) => r.p99Ms)),
-        cpu: median(results.map((r) => r.cpuUsPerRequest)),
-        rpsRatio: ratio((r) => r.rps),
-        p50Ratio: ratio((r) => r.p50Ms),
-        p99Ratio: ratio((r) => r.p99Ms),
-        addedP50: added,
-      };
-    });
-    const directAll = [...runs.values()].flatMap((r) => r.directs);
+    const rows = loadedPhase.rows;
+    const latencyRows = latencyPhase.rows;
     const text = report({
       config,
       host,
       started,
       rows,
-      direct: {
-        rps: median(directAll.map((r) => r.rps)),
-        p50: median(directAll.map((r) => r.p50Ms)),
-        p99: median(directAll.map((r) => r.p99Ms)),
-      },
+      direct: loadedPhase.direct,
+      latencyRows,
+      latencyDirect: latencyPhase.direct,
       memory: { idle, loaded },
     });
     writeAtomically(RESULTS_PROXY, text);
@@ -366,16 +333,89 @@ async function main() {
 }
 
 /**
+ * Every proxied scenario next to a direct run of its own, at `connections`, over the rounds.
+ * @param {ReturnType<typeof loadConfig>} config
+ * @param {Scenario} direct
+ * @param {Scenario[]} proxied
+ * @param {number} connections
+ */
+async function phase(config, direct, proxied, connections) {
+  /** @type {Map<string, { results: LoadResult[], directs: LoadResult[] }>} */
+  const runs = new Map(proxied.map((s) => [s.key, { results: [], directs: [] }]));
+  for (let round = 1; round <= config.rounds; round++) {
+    const order = round % 2 === 1 ? proxied : [...proxied].reverse();
+    for (const s of order) {
+      const entry = /** @type {{ results: LoadResult[], directs: LoadResult[] }} */ (
+        runs.get(s.key)
+      );
+      const pair = round % 2 === 1 ? [direct, s] : [s, direct];
+      for (const one of pair) {
+        const result = await runChecked(config, one, {
+          isDirect: one === direct,
+          round,
+          connections,
+        });
+        (one === direct ? entry.directs : entry.results).push(result);
+      }
+    }
+  }
+  const rows = proxied.map((s) => {
+    const { results, directs } = /** @type {{ results: LoadResult[], directs: LoadResult[] }} */ (
+      runs.get(s.key)
+    );
+    const ratio = (/** @type {(r: LoadResult) => number} */ f) =>
+      median(results.map((r, i) => f(r) / f(/** @type {LoadResult} */ (directs[i]))));
+    const added = median(
+      results.map((r, i) => r.p50Ms - /** @type {LoadResult} */ (directs[i]).p50Ms),
+    );
+    return {
+      s,
+      rps: median(results.map((r) => r.rps)),
+      p50: median(results.map((r) => r.p50Ms)),
+      p99: median(results.map((r) => r.p99Ms)),
+      cpu: median(results.map((r) => r.cpuUsPerRequest)),
+      rpsRatio: ratio((r) => r.rps),
+      p50Ratio: ratio((r) => r.p50Ms),
+      p99Ratio: ratio((r) => r.p99Ms),
+      addedP50: added,
+    };
+  });
+  const directAll = [...runs.values()].flatMap((r) => r.directs);
+  return {
+    rows,
+    direct: {
+      rps: median(directAll.map((r) => r.rps)),
+      p50: median(directAll.map((r) => r.p50Ms)),
+      p99: median(directAll.map((r) => r.p99Ms)),
+    },
+  };
+}
+
+/**
  * @param {{
  *   config: ReturnType<typeof loadConfig>, host: ReturnType<typeof machine>, started: Date,
  *   rows: { s: Scenario, rps: number, p50: number, p99: number, cpu: number, rpsRatio: number, p50Ratio: number, p99Ratio: number, addedP50: number }[],
  *   direct: { rps: number, p50: number, p99: number },
+ *   latencyRows: { s: Scenario, rps: number, p50: number, p99: number, cpu: number, rpsRatio: number, p50Ratio: number, p99Ratio: number, addedP50: number }[],
+ *   latencyDirect: { rps: number, p50: number, p99: number },
  *   memory: { idle: ReturnType<typeof rssOf>, loaded: ReturnType<typeof rssOf> },
  * }} r
  */
 function report(r) {
   const path = r.rows.find((row) => row.s.key === 'path');
   const forward = r.rows.find((row) => row.s.key === 'forward');
+  const pathLatency = r.latencyRows.find((row) => row.s.key === 'path');
+  const forwardLatency = r.latencyRows.find((row) => row.s.key === 'forward');
+  /** @param {typeof r.rows} rows @param {typeof r.direct} direct */
+  const table = (rows, direct) => [
+    '| scenario | req/s | p50 ms | p99 ms | added p50 ms | req/s vs direct | p50 vs direct | p99 vs direct | proxy CPU µs/req |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| direct call to the upstream | ${Math.round(direct.rps)} | ${fixed(direct.p50, 3)} | ${fixed(direct.p99, 3)} | — | — | — | — | — |`,
+    ...rows.map(
+      (row) =>
+        `| ${row.s.label} | ${Math.round(row.rps)} | ${fixed(row.p50, 3)} | ${fixed(row.p99, 3)} | ${fixed(row.addedP50, 3)} | ${fixed(row.rpsRatio)}× | ${fixed(row.p50Ratio)}× | ${fixed(row.p99Ratio)}× | ${fixed(row.cpu, 0)} |`,
+    ),
+  ];
   const aim = (
     /** @type {string} */ what,
     /** @type {string} */ target,
@@ -396,16 +436,24 @@ function report(r) {
     '## Method',
     '',
     `- One upstream (\`bench/baseline-server.js\`, ${BODY.length}-byte JSON answer) registered as the only instance of \`${NAMESPACE}/upstream\`; a sidecar of \`${NAMESPACE}/client\` (\`node ${SIDECAR_NODE_FLAGS.join(' ')} dist/sidecar/main.js\`, the hooks sidecar/sidecar.ts composes) that learned it from a standalone operator's event stream; the same upstream is also the only instance of \`${NAMESPACE}/${GUARDED}\`, which has an L7 intention allowing \`client\` (GET under /), a rateLimit of 10⁶/s, a circuitBreaker, retries (2, per-try timeout 2 s) and requestTimeoutSeconds 5; a minimal node:http forwarding proxy (\`bench/proxy-reference.js\`, same Node flags) as the reference. Every server is its own process; autocannon runs in the bench process; all on 127.0.0.1.`,
-    `- ${r.config.connections} connections, pipelining 1, ${r.config.durationSec} s measured after ${r.config.warmupSec} s of warm-up, ${r.config.rounds} rounds. Each proxied scenario is measured next to a direct run of its own (direct first on odd rounds, second on even ones); ratios and the added p50 are medians over those adjacent pairs.`,
+    `- Two phases: under load, ${r.config.connections} connections; then latency, ${r.config.latencyConnections} connection(s), where nothing queues and the added p50 is the proxy's own cost per call (under load the added p50 is mostly queueing behind the proxy's CPU). Pipelining 1, ${r.config.durationSec} s measured after ${r.config.warmupSec} s of warm-up, ${r.config.rounds} rounds per phase. Each proxied scenario is measured next to a direct run of its own (direct first on odd rounds, second on even ones); ratios and the added p50 are medians over those adjacent pairs.`,
     '- Latencies: microsecond histogram of autocannon per-response times. Server CPU: the proxy process (the upstream for the direct run), µs per response.',
     '',
     '## Aims',
     '',
     '| aim | target | measured | met |',
     '|---|---|---|:---:|',
+    pathLatency
+      ? aim(
+          `added p50, path form, ${r.config.latencyConnections} connection(s)`,
+          `≤ ${AIMS.addedP50Ms} ms`,
+          `${fixed(pathLatency.addedP50, 3)} ms`,
+          pathLatency.addedP50 <= AIMS.addedP50Ms,
+        )
+      : '',
     path
       ? aim(
-          'added p50, path form',
+          `added p50, path form, ${r.config.connections} connections`,
           `≤ ${AIMS.addedP50Ms} ms`,
           `${fixed(path.addedP50, 3)} ms`,
           path.addedP50 <= AIMS.addedP50Ms,
@@ -419,12 +467,12 @@ function report(r) {
           path.rpsRatio >= AIMS.throughputRatio,
         )
       : '',
-    forward
+    forwardLatency
       ? aim(
-          'added p50, forward listener',
+          `added p50, forward listener, ${r.config.latencyConnections} connection(s)`,
           `≤ ${AIMS.addedP50Ms} ms`,
-          `${fixed(forward.addedP50, 3)} ms`,
-          forward.addedP50 <= AIMS.addedP50Ms,
+          `${fixed(forwardLatency.addedP50, 3)} ms`,
+          forwardLatency.addedP50 <= AIMS.addedP50Ms,
         )
       : '',
     forward
@@ -442,15 +490,13 @@ function report(r) {
       true,
     ),
     '',
-    '## Throughput and latency',
+    `## Under load (${r.config.connections} connections)`,
     '',
-    '| scenario | req/s | p50 ms | p99 ms | added p50 ms | req/s vs direct | p50 vs direct | p99 vs direct | proxy CPU µs/req |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| direct call to the upstream | ${Math.round(r.direct.rps)} | ${fixed(r.direct.p50, 3)} | ${fixed(r.direct.p99, 3)} | — | — | — | — | — |`,
-    ...r.rows.map(
-      (row) =>
-        `| ${row.s.label} | ${Math.round(row.rps)} | ${fixed(row.p50, 3)} | ${fixed(row.p99, 3)} | ${fixed(row.addedP50, 3)} | ${fixed(row.rpsRatio)}× | ${fixed(row.p50Ratio)}× | ${fixed(row.p99Ratio)}× | ${fixed(row.cpu, 0)} |`,
-    ),
+    ...table(r.rows, r.direct),
+    '',
+    `## Latency (${r.config.latencyConnections} connection(s))`,
+    '',
+    ...table(r.latencyRows, r.latencyDirect),
     '',
   ]
     .filter((line, i, all) => line !== '' || all[i - 1] !== '')

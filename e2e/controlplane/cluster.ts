@@ -70,6 +70,8 @@ export interface StartOptions {
    * gives pods addresses this host can listen on, so a test can serve each pod's app itself.
    */
   podCidr?: string;
+  /** More kube-apiserver flags (a benchmark's audit log, for example). */
+  apiserverArgs?: readonly string[];
 }
 
 const BINARIES = [
@@ -477,6 +479,7 @@ interface Ctx {
   procs: Proc[];
   kubectl: ControlPlane['kubectl'];
   podCidr: string;
+  apiserverArgs: readonly string[];
 }
 
 async function startEtcd(ctx: Ctx, clientPort: number, peerPort: number): Promise<string> {
@@ -530,6 +533,7 @@ async function startApiserver(ctx: Ctx, etcdUrl: string, port: number): Promise<
       '--endpoint-reconciler-type=none',
       `--cert-dir=${path.join(ctx.dir, 'apiserver-certs')}`,
       '--profiling=false',
+      ...ctx.apiserverArgs,
     ],
     ctx.spawn,
   );
@@ -644,6 +648,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     procs: [],
     kubectl,
     podCidr: opts.podCidr ?? '10.244.0.1/16',
+    apiserverArgs: opts.apiserverArgs ?? [],
   };
 
   let stopping: Promise<void> | undefined;
