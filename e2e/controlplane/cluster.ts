@@ -579,7 +579,16 @@ async function startWorkloads(ctx: Ctx): Promise<void> {
   const kwok = startProc(
     'kwok',
     path.join(ctx.bin, 'kwok'),
-    [kc, '--manage-all-nodes=true', `--cidr=${ctx.podCidr}`, '--node-ip=127.0.0.1'],
+    [
+      kc,
+      '--manage-all-nodes=true',
+      `--cidr=${ctx.podCidr}`,
+      '--node-ip=127.0.0.1',
+      // A node Lease renewed as kubelet does: without it the node's only heartbeat is its status,
+      // which kwok posts less often than the node-lifecycle controller's grace period, so after
+      // a minute every pod was marked NotReady ("NodeNotReady").
+      '--node-lease-duration-seconds=40',
+    ],
     { ...ctx.spawn, env: { ...process.env, HOME: home } },
   );
   ctx.procs.push(kwok);
