@@ -419,11 +419,19 @@ async function fanOut(run: Run): Promise<void> {
 
 /** The pods of whole services (not the sidecars') replaced, as a rollout does. */
 async function rollout(run: Run, op: Operated): Promise<{ window: Window; pods: number }> {
+  // A sidecar's pod (k = 0 of the first SIDECARS services) stays: its agent keeps heartbeating.
+  const firstReplaced = (service: number) => (service < SIDECARS ? 1 : 0);
   const rolled: number[] = [];
-  for (let i = SERVICES - 1; i >= SIDECARS && rolled.length * run.perService < ROLLOUT; i--)
+  let count = 0;
+  for (let i = SERVICES - 1; i >= 0 && count < ROLLOUT; i--) {
     rolled.push(i);
+    count += run.perService - firstReplaced(i);
+  }
   const replaced = rolled.flatMap((service) =>
-    Array.from({ length: run.perService }, (_, k) => ({ service, k })),
+    Array.from({ length: run.perService - firstReplaced(service) }, (_, j) => ({
+      service,
+      k: j + firstReplaced(service),
+    })),
   );
   const from = Date.now();
   const started = performance.now();

@@ -102,6 +102,11 @@ export const configSchema = z
     /** Audience the sidecars' projected tokens are minted for. */
     tokenAudience: z.string().min(1).max(253).default('maxine.io'),
     /**
+     * How long a sidecar's TokenReview answer is kept while the pod informer still holds its
+     * pod with the same uid (a deleted or replaced pod's token is reviewed again at once).
+     */
+    tokenReviewPodCacheSeconds: int(1, 3600).default(900),
+    /**
      * Whether requests without a token are served (as `system:anonymous`, subject to ACLs).
      * Default: yes in standalone mode, no in kubernetes mode.
      */
@@ -313,6 +318,10 @@ const OPTIONS = {
   'lease-duration-seconds': ['leaseDurationSeconds', 'MAXINE_LEASE_DURATION_SECONDS'],
   'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
   'token-audience': ['tokenAudience', 'MAXINE_TOKEN_AUDIENCE'],
+  'token-review-pod-cache-seconds': [
+    'tokenReviewPodCacheSeconds',
+    'MAXINE_TOKEN_REVIEW_POD_CACHE_SECONDS',
+  ],
   anonymous: ['anonymous', 'MAXINE_ANONYMOUS'],
   'acl-default': ['aclDefault', 'MAXINE_ACL_DEFAULT'],
   'intention-default': ['intentionDefault', 'MAXINE_INTENTION_DEFAULT'],

@@ -14,6 +14,10 @@ export class ExpiringCache<V extends { until: number }> {
     return entry !== undefined && entry.until > now ? entry : undefined;
   }
 
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
   set(key: string, entry: V): void {
     this.entries.delete(key);
     if (this.entries.size >= this.maxEntries) {

@@ -87,7 +87,12 @@ function authenticatorOf(config: OperatorConfig, kube: SecurityDeps['kube']): Au
     ...(staticTokens && { staticTokens }),
     ...(jwt && { jwt: { issuer: config.jwtIssuer ?? '', verify: (t) => jwt.verify(t) } }),
     ...(kube && {
-      reviewer: new TokenReviewer({ kubeConfig: kube.kubeConfig, audience: config.tokenAudience }),
+      reviewer: new TokenReviewer({
+        kubeConfig: kube.kubeConfig,
+        audience: config.tokenAudience,
+        podUid: (namespace, name) => kube.pod(namespace, name)?.metadata?.uid,
+        podCacheMs: config.tokenReviewPodCacheSeconds * 1000,
+      }),
     }),
     hint:
       hints.length > 0

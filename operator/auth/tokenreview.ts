@@ -5,8 +5,12 @@
  * ServiceAccount and the pod (name and uid) the token is bound to.
  *
  * Answers are cached by the token's SHA-256 (never by the token itself) for `cacheMs`, and
- * never past the token's own expiry, so a pod heartbeating every few seconds costs one review
- * a minute; refusals are cached briefly so a bad client cannot turn into a review storm.
+ * never past the token's own expiry; refusals are cached briefly so a bad client cannot turn
+ * into a review storm. A token bound to a pod is cached longer (`podCacheMs`) when the
+ * operator's pod informer can vouch for the pod: each use checks that the pod is still there
+ * with the same uid, and a deleted or replaced pod's token is reviewed again (and refused by
+ * the API server). So 10,000 heartbeating sidecars cost a review per pod per token rotation
+ * rather than 10,000 reviews a minute (bench/RESULTS-kubernetes.md measured the latter).
  */
 import { createHash } from 'node:crypto';
 import { AuthenticationV1Api } from '@kubernetes/client-node';
@@ -25,6 +29,13 @@ export interface TokenReviewerOptions {
   kubeConfig: KubeConfig;
   audience: string;
   cacheMs?: number;
+  /** How long a pod-bound identity is kept while `podUid` vouches for its pod. Default 15 min. */
+  podCacheMs?: number;
+  /**
+   * The uid of pod `namespace/name` in the operator's informer cache, or undefined when the
+   * cache does not hold it. Without it, pod-bound identities are kept `cacheMs` like others.
+   */
+  podUid?: (namespace: string, name: string) => string | undefined;
   negativeCacheMs?: number;
   maxEntries?: number;
   now?: () => number;
@@ -32,6 +43,8 @@ export interface TokenReviewerOptions {
 
 interface Cached {
   until: number;
+  /** When the API server answered. */
+  reviewedAt?: number;
   identity?: PodIdentity;
   refusal?: string;
 }
@@ -64,6 +77,11 @@ export class TokenReviewer {
     const key = createHash('sha256').update(token).digest('base64url');
     const now = this.now();
     let entry = this.cache.get(key, now) ?? this.refused.get(key, now);
+    if (entry?.identity !== undefined && !this.podVouchedFor(entry, now)) {
+      // Its pod is gone or replaced, or no longer known here: ask again (the API server decides).
+      this.cache.delete(key);
+      entry = undefined;
+    }
     if (entry === undefined) {
       let pending = this.inFlight.get(key);
       if (pending === undefined) {
@@ -100,8 +118,24 @@ export class TokenReviewer {
     if (typeof verdict === 'string')
       return { until: now + (this.opts.negativeCacheMs ?? 5_000), refusal: verdict };
     const expiry = tokenExpiry(token);
-    const until = Math.min(now + (this.opts.cacheMs ?? 60_000), expiry ?? Infinity);
-    return { until, identity: verdict };
+    const keep =
+      verdict.pod !== undefined && this.opts.podUid !== undefined
+        ? (this.opts.podCacheMs ?? 15 * 60_000)
+        : (this.opts.cacheMs ?? 60_000);
+    return { until: Math.min(now + keep, expiry ?? Infinity), reviewedAt: now, identity: verdict };
+  }
+
+  /**
+   * Whether a cached identity still holds: always for one not bound to a pod (its `until` is
+   * short); for a pod's, while the informer holds that pod with that uid, and otherwise (a pod
+   * the informer does not hold, or no longer) only `cacheMs` from the review, as before.
+   */
+  private podVouchedFor(entry: Cached, now: number): boolean {
+    const identity = entry.identity;
+    if (identity?.pod === undefined || this.opts.podUid === undefined) return true;
+    const uid = this.opts.podUid(identity.namespace, identity.pod.name);
+    if (uid !== undefined) return uid === identity.pod.uid;
+    return now < (entry.reviewedAt ?? 0) + (this.opts.cacheMs ?? 60_000);
   }
 
   /** The identity a review vouches for, or why it does not. */
