@@ -585,14 +585,15 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
         const value = Array.isArray(values) ? values[j] : null;
         if (typeof value !== 'string') return expired.push(id);
         const parsed = persistedInstanceSchema.safeParse(parseJson(value));
-        if (parsed.success) records.push(parsed.data);
+        const mine = this.source?.persisted(id)?.lastHeartbeat ?? Infinity;
+        if (parsed.success && parsed.data.lastHeartbeat > mine) records.push(parsed.data);
         return undefined;
       });
       // Keys that expired with their lease (lease + grace + a renewal interval) leave their id.
       if (expired.length > 0) await this.cmd.command(['SREM', this.keys.ids, ...expired]);
-      this.silently(() => {
-        for (const p of records) this.source?.applyStored(p);
-      });
+      // Not silently: the expiry leader's view of a lease is the one every operator follows,
+      // so a health change a renewal makes here is published like the sweep's.
+      for (const p of records) this.source?.applyStored(p);
     }
   }
 
