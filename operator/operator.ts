@@ -260,7 +260,8 @@ export function createOperator(
     async start() {
       // What the store kept, before any event is numbered: the sequence continues above it.
       const kept = await store.load();
-      events.continueAfter(kept.seq);
+      // (0 from the shared store: its events came numbered, read into the log by load.)
+      if (kept.seq > 0) events.continueAfter(kept.seq);
       await security.start();
       await source.start();
       // After the folder (declared services are known), before the first sweep and listen.
