@@ -245,6 +245,27 @@ describe('SharedRedisStore (two operators, one real redis-server)', () => {
     });
   });
 
+  it('a sequence gone back in Redis (failover to a replica that missed writes) is raised, and what was missed reloaded', async () => {
+    const a = await operator('s8', 'A');
+    const b = await operator('s8', 'B');
+    a.registry.register(web('10.0.0.1'));
+    await a.store.committed();
+    await until(() => b.events.lastSeq === a.events.lastSeq && a.events.lastSeq > 0);
+    const before = a.events.lastSeq;
+    // What a replica without the last writes would hold: an older sequence, no stream.
+    await raw.command(['SET', 's8:seq', '5']);
+    await raw.command(['DEL', 's8:events']);
+    const lost = b.registry.register(web('10.0.0.2')).instance;
+    await b.store.committed();
+    await until(() => a.registry.getInstance(lost.id) !== undefined);
+    expect(a.lines.find((l) => l.reason === 'sequence-back')).toBeDefined();
+    expect(Number(await raw.command(['GET', 's8:seq']))).toBeGreaterThanOrEqual(before);
+    // Numbered above what every reader read again: seen as events everywhere.
+    const next = b.registry.register(web('10.0.0.3')).instance;
+    await b.store.committed();
+    await until(() => a.events.since(before)?.some((e) => e.instance?.id === next.id) === true);
+  });
+
   it('starts without Redis: not available, writes refused, then loads and writes once it answers', async () => {
     const later = await startRedis();
     const port = later.port;

@@ -107,6 +107,13 @@ redis.call('SET', KEYS[3], string.format('%.0f', bytes))
 return string.format('%.0f', first)
 `;
 
+/** KEYS: the sequence. ARGV: a floor. Raises the sequence to the floor, never lowers it. */
+const RAISE = `
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
+`;
+
 /** KEYS: the lock. ARGV: holder, ttl ms. 1 when the holder has (or now took) the lock. */
 const LOCK = `
 local holder = redis.call('GET', KEYS[1])
@@ -621,7 +628,10 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
           );
           failedAt = undefined;
         }
-        if (!Array.isArray(reply) || reply.length === 0) continue;
+        if (!Array.isArray(reply) || reply.length === 0) {
+          await this.checkSequence();
+          continue;
+        }
         const stream = reply[0];
         if (!Array.isArray(stream)) continue;
         await this.take(stream[1] ?? []);
@@ -638,6 +648,23 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
         await new Promise((r) => setTimeout(r, this.opts.retryMs ?? 1000).unref());
       }
     }
+  }
+
+  /**
+   * On a quiet stream: whether Redis's sequence went back below what this operator read (a
+   * failover to a replica that missed writes, a restore from an older backup). Then entries
+   * are numbered where no reader looks: the sequence is raised above what was read, so new
+   * events number above it again, and every registration is read again.
+   */
+  private async checkSequence(): Promise<void> {
+    const top = await this.sub.command(['GET', this.keys.seq]);
+    if (typeof top !== 'string' || Number(top) >= this.readSeq) return;
+    this.opts.logger.warn(
+      { ...this.where, seq: Number(top), read: this.readSeq },
+      "the shared store's sequence went back (failover or restore): raising it and reloading",
+    );
+    await this.sub.command(['EVAL', RAISE, '1', this.keys.seq, String(this.readSeq)]);
+    await this.reload('sequence-back');
   }
 
   /** Entries read from the stream: other operators' changes applied, every event logged. */
