@@ -180,6 +180,11 @@ describe('loadConfig: the standalone store', () => {
     ['an unknown store', ['--store', 'disk'], /--store \(MAXINE_STORE\)/],
     ['an unknown fsync policy', ['--store-fsync', 'never'], /--store-fsync \(MAXINE_STORE_FSYNC\)/],
     [
+      'a shared Redis without the redis store',
+      ['--store', 'file', '--store-redis-shared', 'true'],
+      /--store-redis-shared \(MAXINE_STORE_REDIS_SHARED\): is for --store redis only/,
+    ],
+    [
       'an expiry lock shorter than a second',
       ['--store-redis-lock-ms', '10'],
       /--store-redis-lock-ms \(MAXINE_STORE_REDIS_LOCK_MS\)/,

@@ -244,6 +244,13 @@ export const configSchema = z
         message: 'give a JWKS URL or a public key file, not both',
       });
     }
+    if (c.storeRedisShared && c.store !== 'redis') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storeRedisShared'],
+        message: 'is for --store redis only',
+      });
+    }
     if (c.mode === 'kubernetes' && c.store !== undefined) {
       ctx.addIssue({
         code: 'custom',

@@ -40,7 +40,12 @@ afterEach(async () => {
 });
 
 /** One operator: what operator.ts composes, without HTTP. */
-async function operator(prefix: string, identity: string, url = server.url): Promise<Op> {
+async function operator(
+  prefix: string,
+  identity: string,
+  url = server.url,
+  massExpiryMinInstances = 100,
+): Promise<Op> {
   const lines: Record<string, unknown>[] = [];
   const logger = pino(
     { level: 'info' },
@@ -72,7 +77,7 @@ async function operator(prefix: string, identity: string, url = server.url): Pro
     defaultTtlSeconds: 30,
     defaultRemoveAfterSeconds: 60,
     massExpiryThreshold: 0.9,
-    massExpiryMinInstances: 100,
+    massExpiryMinInstances,
   });
   const kept = await store.load();
   registry.restore(kept.instances);
@@ -181,6 +186,22 @@ describe('SharedRedisStore (two operators, one real redis-server)', () => {
       'service_deregistered',
       'service_deleted',
     ]);
+  });
+
+  it('a record written after its lease and grace (held by the mass-expiry guard) is not deleted by a past expiry', async () => {
+    const a = await operator('s9', 'A', server.url, 1);
+    const { instance } = a.registry.register(web('10.0.0.4'));
+    await a.store.committed();
+    a.clock.advance(200_000); // past 30 s lease + 60 s grace
+    const swept = a.registry.sweep(); // the guard holds the removal; the lapse is written
+    expect(swept).toMatchObject({ lapsed: 1, removed: 0, guardActive: true });
+    await a.store.committed();
+    expect(await raw.command(['GET', `s9:i:${instance.id}`])).toContain('"lastHeartbeat"');
+    const pttl = Number(await raw.command(['PTTL', `s9:i:${instance.id}`]));
+    // One renewal interval from the operator's now (200 s ahead of Redis's clock here), not
+    // the lease's end + grace (90 s after registering, already past in the operator's view).
+    expect(pttl).toBeGreaterThan(150_000);
+    expect(pttl).toBeLessThanOrEqual(200_050);
   });
 
   it('the expiry lock passes to the other operator when its holder is gone', async () => {

@@ -466,6 +466,9 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
     this.dropped = 0;
     const keys = [this.keys.seq, this.keys.events, this.keys.bytes, this.keys.ids];
     const records: string[] = [];
+    // A record written after its lease's end and grace (held by the mass-expiry guard) would
+    // be deleted at once by a past PXAT: it lives one renewal interval from now instead.
+    const floor = this.opts.now() + this.opts.renewIntervalMs;
     for (const id of ids) {
       const p = this.source.persisted(id);
       keys.push(this.keyOf(id));
@@ -474,7 +477,7 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
         records.push(
           id,
           JSON.stringify(p),
-          String(expireAt(p, this.opts.graceMs, this.opts.renewIntervalMs)),
+          String(Math.max(floor, expireAt(p, this.opts.graceMs, this.opts.renewIntervalMs))),
         );
     }
     const events = batch.map((d) => JSON.stringify({ time: d.time, ...d.draft }));
