@@ -156,6 +156,18 @@ describe('loadConfig: the standalone store', () => {
       { MAXINE_STORE_REDIS_PREFIX: 'team-a' },
       { store: 'redis', storeRedisUrl: 'redis://10.0.0.5:6380', storeRedisPrefix: 'team-a' },
     ],
+    [
+      'redis, not shared by default',
+      ['--store', 'redis'],
+      {},
+      { storeRedisShared: false, storeRedisLockMs: 10_000 },
+    ],
+    [
+      'redis shared by several operators',
+      ['--store', 'redis', '--store-redis-shared', 'true', '--store-redis-lock-ms', '3000'],
+      {},
+      { store: 'redis', storeRedisShared: true, storeRedisLockMs: 3000 },
+    ],
   ])('reads %s', (_name, argv, env, expected) => {
     expect(loadConfig(argv, env)).toMatchObject(expected);
   });
@@ -167,6 +179,16 @@ describe('loadConfig: the standalone store', () => {
     ],
     ['an unknown store', ['--store', 'disk'], /--store \(MAXINE_STORE\)/],
     ['an unknown fsync policy', ['--store-fsync', 'never'], /--store-fsync \(MAXINE_STORE_FSYNC\)/],
+    [
+      'a shared Redis without the redis store',
+      ['--store', 'file', '--store-redis-shared', 'true'],
+      /--store-redis-shared \(MAXINE_STORE_REDIS_SHARED\): is for --store redis only/,
+    ],
+    [
+      'an expiry lock shorter than a second',
+      ['--store-redis-lock-ms', '10'],
+      /--store-redis-lock-ms \(MAXINE_STORE_REDIS_LOCK_MS\)/,
+    ],
     [
       'a Redis URL of another scheme',
       ['--store-redis-url', 'http://localhost:6379'],

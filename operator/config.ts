@@ -215,6 +215,13 @@ export const configSchema = z
     storeRedisPrefix: z.string().min(1).max(128).default('maxine'),
     /** A Redis command without a reply within this long fails (the store is then unavailable). */
     storeRedisTimeoutMs: int(100, 60_000).default(2000),
+    /**
+     * Several operators share one Redis (same prefix): changes published on a Redis stream,
+     * keys expiring with their leases, one expiry leader (operator/store/redis-shared.ts).
+     */
+    storeRedisShared: bool.default(false),
+    /** The expiry lock's time to live: how long a dead leader holds lease expiry up. */
+    storeRedisLockMs: int(1000, 600_000).default(10_000),
     /** The `file` store's folder (snapshot + append-only log). */
     storeDir: z.string().min(1).default('.maxine/store'),
     /** `always`: fsync before a registration is answered; `interval`: written at once, fsynced every storeFsyncIntervalMs. */
@@ -240,6 +247,13 @@ export const configSchema = z
         code: 'custom',
         path: ['jwtJwksUrl'],
         message: 'give a JWKS URL or a public key file, not both',
+      });
+    }
+    if (c.storeRedisShared && c.store !== 'redis') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storeRedisShared'],
+        message: 'is for --store redis only',
       });
     }
     if (c.mode === 'kubernetes' && c.store !== undefined) {
@@ -372,6 +386,8 @@ const OPTIONS = {
   'store-redis-url': ['storeRedisUrl', 'MAXINE_STORE_REDIS_URL'],
   'store-redis-prefix': ['storeRedisPrefix', 'MAXINE_STORE_REDIS_PREFIX'],
   'store-redis-timeout-ms': ['storeRedisTimeoutMs', 'MAXINE_STORE_REDIS_TIMEOUT_MS'],
+  'store-redis-shared': ['storeRedisShared', 'MAXINE_STORE_REDIS_SHARED'],
+  'store-redis-lock-ms': ['storeRedisLockMs', 'MAXINE_STORE_REDIS_LOCK_MS'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

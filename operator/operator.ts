@@ -40,6 +40,7 @@ import { ObservedEdges } from './graph/observed.js';
 import { MAX_REPORT_EDGES } from '../common/wire.js';
 import { FileStore } from './store/file.js';
 import { RedisStore } from './store/redis.js';
+import { SharedRedisStore } from './store/redis-shared.js';
 import type { Registry as PromRegistry } from 'prom-client';
 import { MemoryStore } from './store/store.js';
 import type { RegistryStore, StoredState } from './store/store.js';
@@ -78,12 +79,7 @@ export function createOperator(
   logger: Logger,
   clock: Clock = systemClock,
 ): Operator {
-  const events = new EventLog(
-    { events: config.eventLogSize, bytes: config.eventLogBytes },
-    clock,
-    clock.now() * 1000,
-  );
-  const emit = (draft: Parameters<EventLog['append']>[0]): void => void events.append(draft);
+  const { events, emit, publishTo } = eventsOf(config, clock);
   const registry = new Registry({
     clock,
     emit,
@@ -146,7 +142,9 @@ export function createOperator(
     resourceProblems: () => source.problems().length,
     isLeader,
   });
-  const store = createStore(config, logger, metrics.prom);
+  const { store, sharedStore } = createStores(config, logger, metrics.prom, { events, clock });
+  // Shared Redis: the registry's events are numbered there and come back through the stream.
+  if (sharedStore !== undefined) publishTo((draft) => sharedStore.publish(draft));
   const security = createSecurity({
     config,
     reconciler,
@@ -262,7 +260,8 @@ export function createOperator(
     async start() {
       // What the store kept, before any event is numbered: the sequence continues above it.
       const kept = await store.load();
-      events.continueAfter(kept.seq);
+      // (0 from the shared store: its events came numbered, read into the log by load.)
+      if (kept.seq > 0) events.continueAfter(kept.seq);
       await security.start();
       await source.start();
       // After the folder (declared services are known), before the first sweep and listen.
@@ -270,11 +269,13 @@ export function createOperator(
       store.attach(registry, events);
       // What the registry refused is dropped from the store too: it holds what the registry holds.
       store.forget(refused);
-      sweeper.sweepOnce();
+      // Shared Redis: only the holder of the expiry lock sweeps (after reading renewals).
+      if (sharedStore === undefined) sweeper.sweepOnce();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
       meshController?.start();
-      sweeper.start();
+      if (sharedStore === undefined) sweeper.start();
+      else sharedStore.runExpiry(() => sweeper.sweepOnce(), config.sweepIntervalMs);
       const address = await listen(server, config.port, config.host);
       logger.info(
         {
@@ -335,6 +336,62 @@ function restoreFromStore(
     );
   }
   return refused.map((r) => r.id);
+}
+
+type Draft = Parameters<EventLog['append']>[0];
+
+/**
+ * The event log, and the registry's emit: into the log, or (once publishTo is called) to the
+ * store shared with other operators, which numbers the events in Redis.
+ */
+function eventsOf(
+  config: OperatorConfig,
+  clock: Clock,
+): { events: EventLog; emit: (draft: Draft) => void; publishTo: (p: (d: Draft) => void) => void } {
+  const shared = config.store === 'redis' && config.storeRedisShared;
+  const events = new EventLog(
+    { events: config.eventLogSize, bytes: config.eventLogBytes },
+    clock,
+    // Operators sharing a Redis number their events there (operator/store/redis-shared.ts).
+    shared ? 0 : clock.now() * 1000,
+  );
+  let publish: ((draft: Draft) => void) | undefined;
+  return {
+    events,
+    emit: (draft) => {
+      if (publish === undefined) void events.append(draft);
+      else publish(draft);
+    },
+    publishTo: (p) => {
+      publish = p;
+    },
+  };
+}
+
+/** The store, and the same store when it is shared with other operators (`--store-redis-shared`). */
+function createStores(
+  config: OperatorConfig,
+  logger: Logger,
+  prom: PromRegistry,
+  { events, clock }: { events: EventLog; clock: Clock },
+): { store: RegistryStore; sharedStore: SharedRedisStore | undefined } {
+  if (config.store !== 'redis' || !config.storeRedisShared)
+    return { store: createStore(config, logger, prom), sharedStore: undefined };
+  const sharedStore = new SharedRedisStore({
+    url: config.storeRedisUrl,
+    prefix: config.storeRedisPrefix,
+    renewIntervalMs: config.storeRenewIntervalMs,
+    timeoutMs: config.storeRedisTimeoutMs,
+    lockMs: config.storeRedisLockMs,
+    graceMs: config.removeAfterSeconds * 1000,
+    maxEvents: config.eventLogSize,
+    maxBytes: config.eventLogBytes,
+    events,
+    now: () => clock.now(),
+    logger: logger.child({ component: 'store' }),
+    prom,
+  });
+  return { store: sharedStore, sharedStore };
 }
 
 /** The store `--store` names (standalone mode; kubernetes mode has none: config refuses it). */

@@ -23,6 +23,32 @@ describe('EventLog', () => {
     expect(log.since(1)).toBeUndefined();
   });
 
+  it('accepts events numbered elsewhere: in order, duplicates ignored, a gap starts it afresh', () => {
+    const log = new EventLog(10, new ManualClock(), 0);
+    const seen: number[] = [];
+    log.subscribe((e) => seen.push(e.seq));
+    const numbered = (seq: number) =>
+      ({ seq, time: 't', ...draft('service_registered', svc('ns', `s${seq}`)) }) as never;
+    // The first event of a shared log: nothing before it is held.
+    log.accept(numbered(500));
+    log.accept(numbered(501));
+    log.accept(numbered(501)); // read twice: ignored
+    log.accept(numbered(499)); // older: ignored
+    expect(seen).toEqual([500, 501]);
+    expect(log.since(499)?.map((e) => e.seq)).toEqual([500, 501]);
+    expect(log.since(498)).toBeUndefined();
+    // Entries this log never saw (trimmed in the store): a since inside the gap resyncs.
+    log.accept(numbered(600));
+    expect(log.since(501)).toBeUndefined();
+    expect(log.since(599)?.map((e) => e.seq)).toEqual([600]);
+    expect(log.size).toBe(1);
+    expect(log.bytes).toBe(JSON.stringify(numbered(600)).length);
+    // Heartbeats stay local: they carry the last number and are not held.
+    const beat = log.append(draft('service_heartbeat', svc('ns', 'a'), { id: 'x' }));
+    expect(beat.seq).toBe(600);
+    expect(log.since(599)?.map((e) => e.seq)).toEqual([600]);
+  });
+
   it('refuses to resume from a sequence it never issued: older than its start, or ahead of it', () => {
     // A restarted operator starts numbering above its predecessor (start time in µs).
     const log = new EventLog(10, new ManualClock(), 1_000_000);

@@ -118,6 +118,26 @@ export class EventLog {
     return event;
   }
 
+  /**
+   * Appends an event numbered elsewhere (several operators sharing one store number their
+   * events there, operator/store/redis-shared.ts). One not above lastSeq was seen already and
+   * is ignored. A gap (events this log never held) starts the log afresh at this one, so a
+   * `since` inside the gap gets a resync, never a replay with holes.
+   */
+  accept(event: RegistryEvent): void {
+    if (event.seq <= this.seq) return;
+    if (event.seq !== this.seq + 1) {
+      this.ring.fill(undefined);
+      this.heldBytes = 0;
+      this.base = event.seq - 1;
+      this.first = event.seq;
+    }
+    this.seq = event.seq;
+    this.lastJson = { event, json: JSON.stringify(event) };
+    this.store(event, this.lastJson.json?.length ?? 0);
+    for (const listener of this.listeners) listener(event);
+  }
+
   /** The event as JSON text; built once for the event being fanned out. */
   serialized(event: MaxineEvent): string {
     const last = this.lastJson;

@@ -532,6 +532,40 @@ export class Registry {
     return { restored, refused };
   }
 
+  /**
+   * Takes a registration as another operator sharing the store wrote it
+   * (operator/store/redis-shared.ts): creates it, or updates it in place keeping the later
+   * renewal (a heartbeat this operator took and has not written yet stays). The lease's lapse
+   * follows the record's times. False when refused (the configuration, a limit, a conflict).
+   */
+  applyStored(p: PersistedInstance): boolean {
+    const record = this.instances.get(p.id);
+    if (record === undefined) return this.restore([p]).restored === 1;
+    if (record.source !== 'registration' || record.service !== p.service) return false;
+    if (record.namespace !== p.namespace) return false;
+    const before = healthOf(record).status;
+    const mine = record.lastHeartbeat ?? 0;
+    const newer = p.lastHeartbeat >= mine;
+    delete record.ports;
+    delete record.version;
+    delete record.zone;
+    delete record.datacenter;
+    const { check, lastHeartbeat, ...rest } = p;
+    // The owner stays (it counts against the per-principal limit where it registered).
+    Object.assign(record, { ...rest, owner: record.owner });
+    if (record.owner === undefined) delete record.owner;
+    if (newer) {
+      record.lastHeartbeat = lastHeartbeat;
+      record.check = check;
+    }
+    const expiry = leaseExpiry(record);
+    record.leaseLapsed = expiry !== undefined && this.opts.clock.now() > expiry;
+    const entry = this.services.get(serviceKey(record.namespace, record.service));
+    if (entry !== undefined) entry.answer = undefined;
+    this.afterHealthChange(record, before);
+    return true;
+  }
+
   // ---- leases ----
 
   /**

@@ -139,3 +139,48 @@ describe('Registry.restore', () => {
     expect(registry.getService('shop', 'web')?.declared).toBe(true);
   });
 });
+
+describe('Registry.applyStored (a record another operator sharing the store wrote)', () => {
+  it.each<[string, Partial<PersistedInstance>, { lastHeartbeat: number; status: string }]>([
+    [
+      'a newer renewal and report are taken',
+      { lastHeartbeat: T0 + 5000, check: { status: 'warning' } },
+      { lastHeartbeat: T0 + 5000, status: 'warning' },
+    ],
+    [
+      'an older renewal keeps the one taken here',
+      { lastHeartbeat: T0 - 5000, check: { status: 'critical' } },
+      { lastHeartbeat: T0, status: 'passing' },
+    ],
+  ])('%s', (_, change, want) => {
+    const { registry } = testRegistry();
+    const { instance } = registry.register({
+      namespace: 'shop',
+      service: 'web',
+      host: 'h',
+      port: 1,
+      weight: 1,
+    });
+    const p = { ...registry.persisted(instance.id)!, ...change, metadata: { v: '2' } };
+    expect(registry.applyStored(p)).toBe(true);
+    const after = registry.persisted(instance.id)!;
+    expect(after.lastHeartbeat).toBe(want.lastHeartbeat);
+    expect(after.check.status).toBe(want.status);
+    expect(after.metadata).toEqual({ v: '2' });
+  });
+
+  it('creates one it did not hold, lapsed when its lease is over, and refuses another service', () => {
+    const { registry, clock } = testRegistry();
+    expect(registry.applyStored(kept('new', { lastHeartbeat: T0 - 40_000 }))).toBe(true);
+    // Created as a restore is: the first sweep decides about its lease.
+    expect(registry.getInstance('new')?.health.status).toBe('passing');
+    expect(registry.applyStored(kept('new', { lastHeartbeat: T0 - 35_000 }))).toBe(true);
+    expect(registry.getInstance('new')?.health).toEqual({
+      status: 'critical',
+      reason: 'lease-expired',
+    });
+    clock.advance(1);
+    expect(registry.applyStored(kept('new', { service: 'api' }))).toBe(false);
+    expect(registry.persisted('new')?.service).toBe('web');
+  });
+});

@@ -10,6 +10,7 @@ class FakeWriter implements BatchWriter {
   batches: string[][] = [];
   recoveries = 0;
   failing: Error | undefined;
+  hasPending?: () => boolean;
   write(ids: readonly string[]): Promise<void> {
     if (this.failing !== undefined) return Promise.reject(this.failing);
     this.batches.push([...ids]);
@@ -123,6 +124,30 @@ describe('WriteQueue', () => {
     await queue.committed();
     expect(writer.recoveries).toBe(1);
     expect(writer.batches).toEqual([['x']]);
+    await queue.close();
+  });
+
+  it("writes for the writer's own pending work (events to publish) with no id queued, and says which ids wait", async () => {
+    const { writer, queue } = queueWith();
+    let pending = true;
+    writer.hasPending = () => pending;
+    const write = writer.write.bind(writer);
+    writer.write = (ids) => {
+      pending = false;
+      return write(ids);
+    };
+    queue.schedule();
+    const deadline = Date.now() + 5000;
+    while (writer.batches.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(writer.batches).toEqual([[]]);
+    writer.failing = new Error('EIO');
+    queue.mark(['x']);
+    expect(queue.isQueued('x')).toBe(true);
+    expect(queue.isQueued('y')).toBe(false);
+    await expect(queue.committed()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(queue.isQueued('x')).toBe(true); // kept for the retry
+    writer.failing = undefined;
     await queue.close();
   });
 });

@@ -20,6 +20,8 @@ export interface BatchWriter {
   recover(): Promise<void>;
   /** Housekeeping between batches (compaction); must not throw. */
   afterBatch(): Promise<void>;
+  /** Whether the writer holds something to write beyond the queued ids (events to publish). */
+  hasPending?(): boolean;
 }
 
 export interface WriteQueueOptions {
@@ -49,6 +51,8 @@ interface Waiter {
 export class WriteQueue {
   private readonly dirty = new Set<string>();
   private readonly renewals = new Set<string>();
+  /** The ids of the batch being written. */
+  private writing: ReadonlySet<string> = new Set();
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private scheduled = false;
@@ -116,6 +120,11 @@ export class WriteQueue {
     return this.failure === undefined && !this.closed;
   }
 
+  /** Whether this instance's change waits to be written (or is being written now). */
+  isQueued(id: string): boolean {
+    return this.dirty.has(id) || this.writing.has(id);
+  }
+
   /** Whether a batch is being written now. */
   get busy(): boolean {
     return this.flushing !== undefined;
@@ -131,7 +140,7 @@ export class WriteQueue {
         this.flushing = undefined;
         // Changes that arrived during the last batch; after a failure the retry timer
         // schedules instead, so a failing disk is not hammered.
-        const pending = this.dirty.size > 0 || this.waiters.length > 0;
+        const pending = this.dirty.size > 0 || this.waiters.length > 0 || this.writerPending();
         if (pending && this.failure === undefined) this.schedule();
       });
     });
@@ -140,16 +149,19 @@ export class WriteQueue {
   /** Writes batches until nothing is queued; a failed batch stays queued for the retry. */
   private async flushAll(): Promise<void> {
     await this.writer.afterBatch();
-    while ((this.dirty.size > 0 || this.waiters.length > 0) && this.ready) {
+    while ((this.dirty.size > 0 || this.waiters.length > 0 || this.writerPending()) && this.ready) {
       const ids = [...this.dirty];
       this.dirty.clear();
+      this.writing = new Set(ids);
       const waiters = this.waiters;
       this.waiters = [];
       try {
-        if (ids.length > 0) await this.writer.write(ids);
+        if (ids.length > 0 || this.writerPending()) await this.writer.write(ids);
+        this.writing = new Set();
         this.recovered();
         for (const w of waiters) w.resolve();
       } catch (err) {
+        this.writing = new Set();
         for (const id of ids) this.dirty.add(id);
         this.failed('write', err as Error);
         for (const w of waiters) w.reject(unavailable(err as Error));
@@ -157,6 +169,10 @@ export class WriteQueue {
       }
       await this.writer.afterBatch();
     }
+  }
+
+  private writerPending(): boolean {
+    return this.writer.hasPending?.() ?? false;
   }
 
   /**
@@ -205,7 +221,7 @@ export class WriteQueue {
     for (const id of this.renewals) this.dirty.add(id);
     this.renewals.clear();
     await this.flushing;
-    if (this.dirty.size === 0 || !this.ready) return;
+    if ((this.dirty.size === 0 && !this.writerPending()) || !this.ready) return;
     try {
       await this.writer.write([...this.dirty]);
       this.dirty.clear();
