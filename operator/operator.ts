@@ -31,6 +31,7 @@ import { EventRecorder } from './kube/event-recorder.js';
 import { createInjector } from './webhook/injector.js';
 import type { Injector } from './webhook/injector.js';
 import { KubeSource } from './sources/kube.js';
+import { KubeRegistrations } from './kube/registrations.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
@@ -103,6 +104,8 @@ export function createOperator(
   let kubeAccess: SecurityDeps['kube'];
   let injector: Injector | undefined;
   let kubeMesh: Pick<MeshControllerOptions, 'kubeConfig' | 'statusChanged'> | undefined;
+  /** Kubernetes mode: registrations from outside the cluster kept in the API server. */
+  let registrations: KubeRegistrations | undefined;
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const identity =
@@ -127,11 +130,21 @@ export function createOperator(
         renewSeconds: config.leaseRenewSeconds,
         logger,
         onStartedLeading: () => {
+          registrations?.tookOver();
           kube.resyncAll();
           void meshController?.syncNow();
         },
+        onStoppedLeading: () => registrations?.steppedDown(),
       });
     }
+    registrations = new KubeRegistrations({
+      kubeConfig,
+      registry,
+      events,
+      logger,
+      isLeader,
+      serviceUid: (namespace, name) => kube.serviceUid(namespace, name),
+    });
     source = kube;
     if (config.webhook ?? true)
       injector = createInjector({ config, kubeConfig, reconciler, logger });
@@ -147,6 +160,12 @@ export function createOperator(
     isLeader,
   });
   const store = createStore(config, logger, metrics.prom);
+  registrations?.registerMetrics(metrics.prom);
+  /** Where a write is kept before it is acknowledged: the standalone store, the API server. */
+  const keeping = {
+    ...(store.committed && { committed: store.committed }),
+    ...(registrations && { kept: registrations }),
+  };
   const security = createSecurity({
     config,
     reconciler,
@@ -184,8 +203,8 @@ export function createOperator(
     isLeader,
     metrics,
     logger,
-    isReady: () => source.ready && store.available(),
-    ...(store.committed && { committed: store.committed }),
+    isReady: () => source.ready && store.available() && registrations?.synced !== false,
+    ...keeping,
     openapi: () => openapi,
     guard,
     access,
@@ -214,7 +233,7 @@ export function createOperator(
     guard,
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
-    ...(store.committed && { committed: store.committed }),
+    ...keeping,
   });
   const stream = createEventStream({
     events,
@@ -265,6 +284,8 @@ export function createOperator(
       events.continueAfter(kept.seq);
       await security.start();
       await source.start();
+      // After the MaxineServices (registrations name them), before leading and listening.
+      await registrations?.start();
       // After the folder (declared services are known), before the first sweep and listen.
       const refused = restoreFromStore(registry, store, kept, logger);
       store.attach(registry, events);
@@ -295,6 +316,7 @@ export function createOperator(
       await meshController?.stop();
       await elector?.stop();
       await injector?.stop();
+      await registrations?.stop();
       await source.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

@@ -187,6 +187,18 @@ describe('EchoFilter', () => {
     expect(f.size).toBe(left);
   });
 
+  it('a cancelled write (it failed) is not awaited any more', () => {
+    const f = new EchoFilter();
+    f.wrote('a', 'c1');
+    f.wrote('a', 'c2');
+    f.cancel('a', 'c2');
+    expect(f.isEcho('a', 'c2')).toBe(false);
+    expect(f.isEcho('a', 'c1')).toBe(true);
+    f.wrote('b', 'deleted');
+    f.cancel('b', 'deleted');
+    expect(f.size).toBe(0);
+  });
+
   it('awaits at most 8 writes per object', () => {
     const f = new EchoFilter();
     for (let i = 0; i < 20; i++) f.wrote('a', `c${i}`);

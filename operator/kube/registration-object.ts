@@ -218,6 +218,15 @@ export class EchoFilter {
     return true;
   }
 
+  /** A write that failed: its echo will not come. */
+  cancel(id: string, content: string): void {
+    const list = this.awaited.get(id);
+    const at = list?.lastIndexOf(content) ?? -1;
+    if (list === undefined || at < 0) return;
+    list.splice(at, 1);
+    if (list.length === 0) this.awaited.delete(id);
+  }
+
   /** How many objects have writes whose echo has not come back. */
   get size(): number {
     return this.awaited.size;

@@ -673,11 +673,11 @@ export class Registry {
   }
 
   /** Removes registration `id` (its object is gone from the API server). False: not held. */
-  unmirror(id: string): boolean {
+  unmirror(id: string, reason = 'removed_from_api_server'): boolean {
     const record = this.instances.get(id);
     if (record?.source !== 'registration') return false;
     const entry = this.services.get(serviceKey(record.namespace, record.service));
-    if (entry !== undefined) this.removeRecord(entry, record, 'removed_from_api_server');
+    if (entry !== undefined) this.removeRecord(entry, record, reason);
     return true;
   }
 
