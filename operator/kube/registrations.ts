@@ -412,7 +412,7 @@ export class KubeRegistrations {
       this.refused.delete(where);
       if (this.opts.registry.unmirror(kept.id))
         this.log.info(
-          { instance: kept.id, object: where },
+          { instance: kept.id, ...fieldsOf(where) },
           'registration removed: its object was deleted',
         );
       return;
@@ -422,7 +422,7 @@ export class KubeRegistrations {
       const done = this.opts.registry.mirror(kept, this.opts.isLeader());
       if (this.refused.delete(where) || done === 'added')
         this.log.info(
-          { instance: kept.id, object: where, service: kept.service },
+          { instance: kept.id, ...fieldsOf(where), maxineService: kept.service },
           'registration mirrored',
         );
     } catch (err) {
@@ -439,8 +439,7 @@ export class KubeRegistrations {
   private refuse(where: string, message: string, what: string): void {
     if (this.refused.get(where) === message) return;
     this.refused.set(where, message);
-    const [namespace, name] = where.split('/');
-    this.log.warn({ kind: 'MaxineRegistration', namespace, name, problem: message }, what);
+    this.log.warn({ ...fieldsOf(where), problem: message }, what);
   }
 
   private restartLater(err: unknown): void {
@@ -465,6 +464,12 @@ export class KubeRegistrations {
       this.startInformer(informer).catch((e: unknown) => this.restartLater(e));
     }, delay).unref();
   }
+}
+
+/** The log fields of object `namespace/name`: `{ kind, namespace, name }` (docs/operations.md). */
+function fieldsOf(where: string): { kind: string; namespace: string; name: string } {
+  const [namespace = '', name = ''] = where.split('/');
+  return { kind: 'MaxineRegistration', namespace, name };
 }
 
 /** The status part of a known content (DEFAULT_STATUS when it cannot be read). */
