@@ -54,7 +54,7 @@ export interface WriteDeps {
 /**
  * Where the leader keeps registrations from outside the cluster (operator/kube/registrations.ts):
  * a registration is answered once its object is written, a deregistration once it is deleted;
- * either rejects with 503 REGISTRATION_NOT_STORED, and then nothing changed.
+ * either rejects with 503 REGISTRATION_NOT_SAVED, and then nothing changed.
  */
 export interface KeptWrites {
   registered(id: string, created: boolean): Promise<void>;

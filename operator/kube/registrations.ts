@@ -57,6 +57,8 @@ export interface KubeRegistrationsOptions {
   serviceUid: (namespace: string, name: string) => string | undefined;
   restartBaseMs?: number;
   restartMaxMs?: number;
+  /** How long start waits for a first successful list (default 15 s). */
+  initialListTimeoutMs?: number;
 }
 
 /** What this replica knows the API server holds of each registration: its content. */
@@ -162,6 +164,17 @@ export class KubeRegistrations {
       if (instance?.source === 'registration' && this.opts.isLeader()) this.queue.add(instance.id);
     });
     await this.startInformer(informer);
+    // A failed first list (the API server still starting, the CRD missing) is retried with
+    // back-off; start waits a bounded time for it, so a replica that starts is ready.
+    const deadline = Date.now() + (this.opts.initialListTimeoutMs ?? 15_000);
+    while (!this.listed && !this.stopped && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    if (!this.listed) {
+      this.log.error(
+        { kind: 'MaxineRegistration' },
+        'registrations from outside the cluster are not listed yet (is crds/maxineregistrations.yaml applied?); not ready until they are',
+      );
+    }
   }
 
   /** Starts (or restarts) the informer; it reports a failed list as an error event, not a throw. */
@@ -212,7 +225,7 @@ export class KubeRegistrations {
   /**
    * Before a registration is answered: the leader writes its object. When that fails, a new
    * registration is taken back (nothing half-registered) and the caller gets 503
-   * REGISTRATION_NOT_STORED; a renewal stays and its write is retried in the background.
+   * REGISTRATION_NOT_SAVED; a renewal stays and its write is retried in the background.
    */
   async registered(id: string, created: boolean): Promise<void> {
     if (!this.opts.isLeader()) return;
@@ -245,7 +258,7 @@ export class KubeRegistrations {
       'registration not stored',
     );
     return new MaxineError(
-      'REGISTRATION_NOT_STORED',
+      'REGISTRATION_NOT_SAVED',
       `The API server did not store instance "${id}" (${outcome}): ${problem}`,
     );
   }
