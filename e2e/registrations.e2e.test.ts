@@ -75,6 +75,25 @@ async function objectOf(name: string): Promise<any> {
   return JSON.parse(r.stdout);
 }
 
+/** Sets the verbs of the operator's ClusterRole rule on maxineregistrations. */
+async function withVerbs(verbs: string[]): Promise<void> {
+  const role = JSON.parse(
+    await kubectl(['get', 'clusterrole', 'maxine-operator', '-o', 'json']),
+  ) as {
+    rules: { resources?: string[] }[];
+  };
+  const at = role.rules.findIndex((r) => r.resources?.includes('maxineregistrations') === true);
+  expect(at).toBeGreaterThanOrEqual(0);
+  await kubectl([
+    'patch',
+    'clusterrole',
+    'maxine-operator',
+    '--type=json',
+    '-p',
+    JSON.stringify([{ op: 'replace', path: `/rules/${at}/verbs`, value: verbs }]),
+  ]);
+}
+
 beforeAll(async () => {
   await ensureBinaries();
   cp = await startControlPlane();
@@ -134,6 +153,9 @@ describe('registrations from outside the cluster, kept in the API server', () =>
         owner: 'User token:e2e-admin',
       },
     });
+
+    const createdVersion = (stored as { metadata: { resourceVersion: string } }).metadata
+      .resourceVersion;
 
     // The follower discovers it, with the same id and fields.
     const seen = await eventually(
@@ -218,6 +240,8 @@ describe('registrations from outside the cluster, kept in the API server', () =>
       }
       expect((await objectOf(instance.id))?.status?.leaseLapsed ?? false).toBe(false);
       expect(beats.filter((s) => s === 200).length).toBeGreaterThan(4);
+      // Heartbeats and the takeover wrote nothing: the object is as it was created.
+      expect((await objectOf(instance.id)).metadata.resourceVersion).toBe(createdVersion);
 
       // Deregistered through the leader: the object is gone when it answers 204.
       stopHeartbeats = true;
@@ -235,6 +259,92 @@ describe('registrations from outside the cluster, kept in the API server', () =>
       await heartbeating;
     }
   }, 120_000);
+
+  it('a write the API server refuses is answered 503 REGISTRATION_NOT_SAVED, and nothing changes', async () => {
+    const leader = await eventually(
+      async () => {
+        for (const r of replicas) if (r.stopped !== true && (await leads(r))) return r;
+        return undefined;
+      },
+      10_000,
+      'a leader',
+    );
+    const follower = replicas.find((r) => r.stopped !== true && r !== leader)!;
+    try {
+      // The operator loses the right to create MaxineRegistrations.
+      await withVerbs(['get', 'list', 'watch', 'patch', 'delete']);
+      let port = 9000;
+      const refused = await eventually(
+        async () => {
+          port += 1;
+          const res = await call(leader, 'POST', '/api/v1/instances', {
+            service: 'vm',
+            namespace: 'shop',
+            host: '192.0.2.50',
+            port,
+          });
+          if (res.status === 201) {
+            // The new rules had not reached the API server's authorizer yet.
+            const { instance } = (await res.json()) as { instance: InstanceJson };
+            await call(leader, 'DELETE', `/api/v1/instances/${instance.id}`);
+            return undefined;
+          }
+          return { status: res.status, body: (await res.json()) as { error: { code: string } } };
+        },
+        10_000,
+        'the registration is refused',
+      );
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe('REGISTRATION_NOT_SAVED');
+      for (const r of [leader, follower])
+        expect((await instancesOn(r)).filter((i) => i.host === '192.0.2.50')).toEqual([]);
+      const objects = JSON.parse(await kubectl(['get', 'mreg', '-n', 'shop', '-o', 'json'])) as {
+        items: { spec: { host: string } }[];
+      };
+      expect(objects.items.filter((o) => o.spec.host === '192.0.2.50')).toEqual([]);
+
+      // The operator may create again, but not delete: a deregistration is refused and the
+      // instance stays, in the registry and in the API server.
+      await withVerbs(['get', 'list', 'watch', 'create', 'patch']);
+      const res = await eventually(
+        async () => {
+          const r = await call(leader, 'POST', '/api/v1/instances', {
+            service: 'vm',
+            namespace: 'shop',
+            host: '192.0.2.51',
+            port: 80,
+          });
+          return r.status === 201 ? r : undefined;
+        },
+        10_000,
+        'the registration is accepted again',
+      );
+      const { instance } = (await res.json()) as { instance: InstanceJson };
+      const removal = await eventually(
+        async () => {
+          const r = await call(leader, 'DELETE', `/api/v1/instances/${instance.id}`);
+          return r.status === 503 ? r : undefined;
+        },
+        10_000,
+        'the deregistration is refused',
+      );
+      expect(((await removal.json()) as { error: { code: string } }).error.code).toBe(
+        'REGISTRATION_NOT_SAVED',
+      );
+      expect((await call(leader, 'GET', `/api/v1/instances/${instance.id}`)).status).toBe(200);
+      expect(await objectOf(instance.id)).toBeDefined();
+      await withVerbs(['get', 'list', 'watch', 'create', 'patch', 'delete']);
+      await eventually(
+        async () =>
+          (await call(leader, 'DELETE', `/api/v1/instances/${instance.id}`)).status === 204,
+        10_000,
+        'the deregistration is accepted again',
+      );
+      expect(await objectOf(instance.id)).toBeUndefined();
+    } finally {
+      await withVerbs(['get', 'list', 'watch', 'create', 'patch', 'delete']);
+    }
+  }, 60_000);
 
   it('a hand-edited object with bad fields is refused and reported, and changes nothing', async () => {
     const replica = replicas.find((r) => r.stopped !== true)!;
