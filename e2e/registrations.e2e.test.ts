@@ -177,6 +177,18 @@ describe('registrations from outside the cluster, kept in the API server', () =>
     expect(discovered.status).toBe(200);
     expect(((await discovered.json()) as { instance: InstanceJson }).instance.id).toBe(instance.id);
 
+    // A registration that reaches a follower (no forwarding) stays in its memory for now.
+    const localRes = await call(second, 'POST', '/api/v1/instances', {
+      service: 'vm',
+      namespace: 'shop',
+      host: '192.0.2.20',
+      port: 8080,
+      ttlSeconds: 60,
+    });
+    expect(localRes.status).toBe(201);
+    const local = ((await localRes.json()) as { instance: InstanceJson }).instance;
+    expect(await objectOf(local.id)).toBeUndefined();
+
     // A client heartbeating through whichever replica leads; the leader stops.
     let stopHeartbeats = false;
     const beats: number[] = [];
@@ -194,6 +206,12 @@ describe('registrations from outside the cluster, kept in the API server', () =>
       first.stopped = true;
       await first.operator.stop();
       await eventually(() => leads(second), (LEASE_SECONDS + 3) * 1000, 'second replica leads');
+      // Leading, the follower writes what it registered on its own.
+      await eventually(
+        async () => (await objectOf(local.id))?.spec?.host === '192.0.2.20',
+        5000,
+        'the new leader writes the registration it took as a follower',
+      );
       const third = await startReplica();
       expect(await leads(third)).toBe(false);
       // A new replica knows it from the API server alone.
@@ -249,6 +267,8 @@ describe('registrations from outside the cluster, kept in the API server', () =>
       const removal = await call(second, 'DELETE', `/api/v1/instances/${instance.id}`);
       expect([removal.status, await removal.text()]).toEqual([204, '']);
       expect(await objectOf(instance.id)).toBeUndefined();
+      expect((await call(second, 'DELETE', `/api/v1/instances/${local.id}`)).status).toBe(204);
+      expect(await objectOf(local.id)).toBeUndefined();
       await eventually(
         async () => (await instancesOn(third)).length === 0,
         5000,

@@ -210,7 +210,14 @@ export class KubeRegistrations {
       this.opts.registry.restartLease(read.kept.id);
       leases += 1;
     }
-    this.log.info({ leases }, 'leading: external registration leases restarted from now');
+    // Registrations this replica took while it followed (no forwarding) are written now.
+    let unsaved = 0;
+    for (const p of this.opts.registry.persistedAll()) {
+      if (this.known.has(p.id)) continue;
+      this.queue.add(p.id);
+      unsaved += 1;
+    }
+    this.log.info({ leases, unsaved }, 'leading: external registration leases restarted from now');
   }
 
   /** This replica no longer leads: the new leader holds the leases; health comes from objects. */
