@@ -261,9 +261,35 @@ describe('registrations from outside the cluster, kept in the API server', () =>
       // Heartbeats and the takeover wrote nothing: the object is as it was created.
       expect((await objectOf(instance.id)).metadata.resourceVersion).toBe(createdVersion);
 
-      // Deregistered through the leader: the object is gone when it answers 204.
       stopHeartbeats = true;
       await heartbeating;
+      // A health transition is written to the object, and every replica answers with it.
+      const beat = (status: string) =>
+        call(second, 'PUT', `/api/v1/instances/${instance.id}/heartbeat`, {
+          status,
+          output: `now ${status}`,
+        });
+      for (const status of ['critical', 'passing']) {
+        expect((await beat(status)).status).toBe(200);
+        await eventually(
+          async () => (await objectOf(instance.id))?.status?.health === status,
+          5000,
+          `the object says ${status}`,
+        );
+        await eventually(
+          async () =>
+            (await instancesOn(third)).find((i) => i.id === instance.id)?.health.status === status,
+          5000,
+          `a follower answers ${status}`,
+        );
+      }
+      expect((await objectOf(instance.id)).status).toEqual({
+        health: 'passing',
+        output: 'now passing',
+        leaseLapsed: false,
+      });
+
+      // Deregistered through the leader: the object is gone when it answers 204.
       const removal = await call(second, 'DELETE', `/api/v1/instances/${instance.id}`);
       expect([removal.status, await removal.text()]).toEqual([204, '']);
       expect(await objectOf(instance.id)).toBeUndefined();
