@@ -51,6 +51,10 @@ export const ERROR_CATALOG = {
   CIRCUIT_OPEN: { status: 503, message: "Every instance's circuit is open" },
   UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream instance did not answer in time' },
   CALL_TIMEOUT: { status: 504, message: 'The call took longer than requestTimeoutSeconds' },
+  REGISTRATION_NOT_SAVED: {
+    status: 503,
+    message: 'The API server did not store the registration change; retry',
+  },
   STORE_UNAVAILABLE: {
     status: 503,
     message: 'The registry store cannot be written; the change is not durable',

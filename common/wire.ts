@@ -350,6 +350,8 @@ export const registryEventSchemas = {
       renewed: z.boolean().optional(),
       /** Re-created on start from a standalone store (operator/store/). */
       restored: z.boolean().optional(),
+      /** Read from the API server (a MaxineRegistration another replica wrote; Kubernetes mode). */
+      mirrored: z.boolean().optional(),
       /** Pod-sourced instances; `sidecar` when the pod's sidecar attached. */
       source: z.literal('kubernetes').optional(),
       sidecar: z.boolean().optional(),

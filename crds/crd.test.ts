@@ -44,6 +44,7 @@ describe('committed CRD YAML', () => {
     expect(files.map((f) => f.file).sort()).toEqual([
       'maxineacls.yaml',
       'maxineintentions.yaml',
+      'maxineregistrations.yaml',
       'maxineservices.yaml',
     ]);
   });

@@ -64,10 +64,11 @@ const CRD_DIR = fileURLToPath(new URL('.', import.meta.url));
 const files = readdirSync(CRD_DIR).filter((f) => f.endsWith('.yaml'));
 
 describe('the committed CRDs', () => {
-  it('are the three resources', () => {
+  it('are the four resources', () => {
     expect(files.sort()).toEqual([
       'maxineacls.yaml',
       'maxineintentions.yaml',
+      'maxineregistrations.yaml',
       'maxineservices.yaml',
     ]);
   });

@@ -94,7 +94,7 @@ afterAll(async () => {
 describe('the generated CRDs on a real kube-apiserver', () => {
   it('pass a server-side dry run', async () => {
     const out = ok(await kubectl(['apply', '--dry-run=server', '-f', CRDS_DIR]), 'dry run');
-    expect(crds).toHaveLength(3);
+    expect(crds).toHaveLength(4);
     for (const c of crds) {
       expect(out).toContain(
         `customresourcedefinition.apiextensions.k8s.io/${c.metadata.name} created (server dry run)`,
@@ -127,7 +127,8 @@ describe('the generated CRDs on a real kube-apiserver', () => {
   it('create the examples, listed by short name with their printer columns', async () => {
     await installCrds();
     ok(await kubectl(['apply', '-f', EXAMPLES_DIR]), 'kubectl apply -f examples/');
-    for (const c of crds) {
+    // MaxineRegistrations are written by the operator, never declared: examples/ has none.
+    for (const c of crds.filter((c) => c.spec.names.kind !== 'MaxineRegistration')) {
       const short = c.spec.names.shortNames?.[0];
       expect(short).toBeDefined();
       const out = ok(await kubectl(['get', short!, '-A', '-o', 'wide']), `kubectl get ${short} -A`);

@@ -31,6 +31,7 @@ import { EventRecorder } from './kube/event-recorder.js';
 import { createInjector } from './webhook/injector.js';
 import type { Injector } from './webhook/injector.js';
 import { KubeSource } from './sources/kube.js';
+import { KubeRegistrations } from './kube/registrations.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
@@ -99,6 +100,8 @@ export function createOperator(
   let kubeAccess: SecurityDeps['kube'];
   let injector: Injector | undefined;
   let kubeMesh: Pick<MeshControllerOptions, 'kubeConfig' | 'statusChanged'> | undefined;
+  /** Kubernetes mode: registrations from outside the cluster kept in the API server. */
+  let registrations: KubeRegistrations | undefined;
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const identity =
@@ -123,11 +126,21 @@ export function createOperator(
         renewSeconds: config.leaseRenewSeconds,
         logger,
         onStartedLeading: () => {
+          registrations?.tookOver();
           kube.resyncAll();
           void meshController?.syncNow();
         },
+        onStoppedLeading: () => registrations?.steppedDown(),
       });
     }
+    registrations = new KubeRegistrations({
+      kubeConfig,
+      registry,
+      events,
+      logger,
+      isLeader,
+      serviceUid: (namespace, name) => kube.serviceUid(namespace, name),
+    });
     source = kube;
     if (config.webhook ?? true)
       injector = createInjector({ config, kubeConfig, reconciler, logger });
@@ -145,6 +158,8 @@ export function createOperator(
   const { store, sharedStore } = createStores(config, logger, metrics.prom, { events, clock });
   // Shared Redis: the registry's events are numbered there and come back through the stream.
   if (sharedStore !== undefined) publishTo((draft) => sharedStore.publish(draft));
+  registrations?.registerMetrics(metrics.prom);
+  const keeping = keepingOf(store, registrations);
   const security = createSecurity({
     config,
     reconciler,
@@ -182,8 +197,8 @@ export function createOperator(
     isLeader,
     metrics,
     logger,
-    isReady: () => source.ready && store.available(),
-    ...(store.committed && { committed: store.committed }),
+    isReady: () => source.ready && store.available() && registrations?.synced !== false,
+    ...keeping,
     openapi: () => openapi,
     guard,
     access,
@@ -212,7 +227,7 @@ export function createOperator(
     guard,
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
-    ...(store.committed && { committed: store.committed }),
+    ...keeping,
   });
   const stream = createEventStream({
     events,
@@ -264,6 +279,8 @@ export function createOperator(
       if (kept.seq > 0) events.continueAfter(kept.seq);
       await security.start();
       await source.start();
+      // After the MaxineServices (registrations name them), before leading and listening.
+      await registrations?.start();
       // After the folder (declared services are known), before the first sweep and listen.
       const refused = restoreFromStore(registry, store, kept, logger);
       store.attach(registry, events);
@@ -296,6 +313,7 @@ export function createOperator(
       await meshController?.stop();
       await elector?.stop();
       await injector?.stop();
+      await registrations?.stop();
       await source.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -309,6 +327,17 @@ export function createOperator(
       await store.close();
       await security.stop();
     },
+  };
+}
+
+/** Where a write is kept before it is acknowledged: the standalone store, the API server. */
+function keepingOf(
+  store: RegistryStore,
+  registrations: KubeRegistrations | undefined,
+): { committed?: () => Promise<void>; kept?: KubeRegistrations } {
+  return {
+    ...(store.committed && { committed: store.committed }),
+    ...(registrations && { kept: registrations }),
   };
 }
 

@@ -21,6 +21,7 @@ import { callerOf, originOf, requestId } from './caller.js';
 import type { InstanceWriteGuard } from '../auth/instance-guard.js';
 import type { AccessControl, Caller } from '../policy/access.js';
 import { authorizeInstanceWrite, hideUnknowable } from './instances.js';
+import type { KeptWrites } from './instances.js';
 import { once } from 'node:events';
 import { MESHES } from '../../common/mesh/model.js';
 import {
@@ -55,6 +56,8 @@ export interface AppDeps {
   auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
   /** Resolves once the changes so far are durable in the standalone store (operator/store/). */
   committed?: () => Promise<void>;
+  /** Kubernetes mode: registrations from outside the cluster kept in the API server. */
+  kept?: KeptWrites;
 }
 
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -219,6 +222,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.delete('/api/v1/instances/:id', async (req, res) => {
     const { id } = parse(idParams, req.params, 'path');
     authorizeInstanceWrite(deps, req.caller, id, 'deregister');
+    if (deps.kept !== undefined) await deps.kept.deregistering(id);
     registry.deregister(id);
     deps.access.allowed(req.caller, 'deregister', `instance ${id}`);
     req.log.info({ instance: id, by: req.caller.principal.who }, 'instance deregistered');

@@ -47,6 +47,18 @@ export interface WriteDeps {
    * a registration is answered only then. Undefined: the registry lives in memory only.
    */
   committed?: () => Promise<void>;
+  /** Kubernetes mode: registrations from outside the cluster kept in the API server. */
+  kept?: KeptWrites;
+}
+
+/**
+ * Where the leader keeps registrations from outside the cluster (operator/kube/registrations.ts):
+ * a registration is answered once its object is written, a deregistration once it is deleted;
+ * either rejects with 503 REGISTRATION_NOT_SAVED, and then nothing changed.
+ */
+export interface KeptWrites {
+  registered(id: string, created: boolean): Promise<void>;
+  deregistering(id: string): Promise<void>;
 }
 
 export async function registerAnswer(
@@ -74,6 +86,9 @@ export async function registerAnswer(
       return { plan, ...done };
     },
   );
+  // Kubernetes mode: in the API server before it is acknowledged (or taken back: 503).
+  if (plan.kind !== 'sidecar' && deps.kept !== undefined)
+    await deps.kept.registered(instance.id, created);
   if (created) deps.access.allowed(caller, 'register', `instance ${instance.id}`);
   deps.logger.info(
     {

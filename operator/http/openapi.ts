@@ -72,6 +72,9 @@ export function buildOpenApi(version: string): unknown {
             429: errorResponse(
               'A registry limit is reached (LIMIT_EXCEEDED: instances in total, per service or per caller; undeclared services)',
             ),
+            503: errorResponse(
+              'Kubernetes mode: the API server did not store it (REGISTRATION_NOT_SAVED); nothing registered, retry',
+            ),
           },
         },
       },
@@ -90,6 +93,9 @@ export function buildOpenApi(version: string): unknown {
           responses: {
             204: { description: 'Deregistered' },
             404: errorResponse('Unknown instance'),
+            503: errorResponse(
+              'Kubernetes mode: the API server did not delete it (REGISTRATION_NOT_SAVED); still registered, retry',
+            ),
           },
         },
       },

@@ -73,6 +73,29 @@ export interface PersistedInstance {
   check: { status: HealthStatus; output?: string };
 }
 
+/**
+ * A registration as the API server keeps it in Kubernetes mode (a MaxineRegistration): no
+ * renewal time (the leader keeps leases in memory), the lease state as of the last transition.
+ */
+export interface KeptRegistration {
+  id: string;
+  namespace: string;
+  service: string;
+  host: string;
+  port: number;
+  ports?: Record<string, number>;
+  version?: string;
+  zone?: string;
+  datacenter?: string;
+  weight: number;
+  metadata: Record<string, string>;
+  owner?: string;
+  registeredAt: number;
+  ttlMs: number;
+  check: { status: HealthStatus; output?: string };
+  leaseLapsed: boolean;
+}
+
 export interface RegistryOptions {
   clock: Clock;
   emit: (event: RegistryEventDraft) => void;
@@ -566,6 +589,149 @@ export class Registry {
     return true;
   }
 
+  // ---- registrations kept in the API server (Kubernetes mode, operator/kube/registrations.ts) ----
+
+  /** Registration `id` as the API server keeps it; undefined when gone, a pod's, or leaseless. */
+  kept(id: string): KeptRegistration | undefined {
+    const r = this.instances.get(id);
+    if (r?.source !== 'registration' || r.ttlMs === undefined) return undefined;
+    return {
+      id: r.id,
+      namespace: r.namespace,
+      service: r.service,
+      host: r.host,
+      port: r.port,
+      ...(r.ports && { ports: r.ports }),
+      ...(r.version !== undefined && { version: r.version }),
+      ...(r.zone !== undefined && { zone: r.zone }),
+      ...(r.datacenter !== undefined && { datacenter: r.datacenter }),
+      weight: r.weight,
+      metadata: r.metadata,
+      ...(r.owner !== undefined && { owner: r.owner }),
+      registeredAt: r.registeredAt,
+      ttlMs: r.ttlMs,
+      check: r.check,
+      leaseLapsed: r.leaseLapsed,
+    };
+  }
+
+  /**
+   * Makes registration `k.id` what the API server keeps. A new one is admitted as a
+   * registration is (declared service or --allow-undeclared, sizes, counts: a refusal throws
+   * and changes nothing). `leased`: a new one's lease starts now (the leader holds leases);
+   * otherwise it has none here (a follower: its health comes from the object). An existing
+   * one gets the kept routing fields and, unless `leased`, the kept health; its lease, owner
+   * and registration time stay.
+   */
+  mirror(k: KeptRegistration, leased: boolean): 'added' | 'updated' | 'unchanged' {
+    const existing = this.instances.get(k.id);
+    const req = requestOf(k);
+    if (existing !== undefined) {
+      if (
+        existing.source !== 'registration' ||
+        existing.namespace !== k.namespace ||
+        existing.service !== k.service
+      )
+        throw new MaxineError(
+          'INSTANCE_CONFLICT',
+          `Instance id "${k.id}" belongs to another instance`,
+        );
+      this.refuse(sizeRefusal(this.limits, req));
+      return this.updateMirrored(existing, k, leased);
+    }
+    const found = this.services.get(serviceKey(k.namespace, k.service));
+    if (found === undefined) this.assertMayCreateService(k.namespace, k.service, k.owner);
+    else assertRegistrationOpen(found);
+    this.refuse(sizeRefusal(this.limits, req));
+    this.assertRoomForInstance(req, found, k.owner);
+    const entry = found ?? this.createUndeclared(k.namespace, k.service, k.owner);
+    const record: InstanceRecord = {
+      ...k,
+      metadata: k.metadata,
+      source: 'registration',
+      ...(leased && { lastHeartbeat: this.opts.clock.now() }),
+      ready: true,
+      connections: 0,
+    };
+    if (k.owner !== undefined) increment(this.ownedInstances, k.owner);
+    entry.instances.set(k.id, record);
+    this.instances.set(k.id, record);
+    entry.answer = undefined;
+    this.opts.emit({
+      type: 'service_registered',
+      service: refOf(record),
+      instance: toInstance(record),
+      data: { mirrored: true },
+    });
+    return 'added';
+  }
+
+  private updateMirrored(
+    record: InstanceRecord,
+    k: KeptRegistration,
+    leased: boolean,
+  ): 'updated' | 'unchanged' {
+    const before = healthOf(record).status;
+    const route = routeOf(record);
+    const check = JSON.stringify(record.check);
+    Object.assign(record, {
+      host: k.host,
+      port: k.port,
+      ports: k.ports && reuse(record.ports, k.ports),
+      version: k.version,
+      zone: k.zone,
+      datacenter: k.datacenter,
+      weight: k.weight,
+      metadata: reuse(record.metadata, k.metadata),
+      ttlMs: k.ttlMs,
+    });
+    if (!leased) {
+      record.check = k.check;
+      record.leaseLapsed = k.leaseLapsed;
+    }
+    const moved = routeOf(record) !== route;
+    if (moved) {
+      const entry = this.services.get(serviceKey(record.namespace, record.service));
+      if (entry !== undefined) entry.answer = undefined;
+      this.opts.emit({
+        type: 'service_registered',
+        service: refOf(record),
+        instance: toInstance(record),
+        data: { mirrored: true, renewed: true },
+      });
+    }
+    this.afterHealthChange(record, before);
+    return moved || healthOf(record).status !== before || JSON.stringify(record.check) !== check
+      ? 'updated'
+      : 'unchanged';
+  }
+
+  /** Removes registration `id` (its object is gone from the API server). False: not held. */
+  unmirror(id: string, reason = 'removed_from_api_server'): boolean {
+    const record = this.instances.get(id);
+    if (record?.source !== 'registration') return false;
+    const entry = this.services.get(serviceKey(record.namespace, record.service));
+    if (entry !== undefined) this.removeRecord(entry, record, reason);
+    return true;
+  }
+
+  /**
+   * A new leader takes registration `id`'s lease: it runs from now, a full TTL of grace, so
+   * clients heartbeating through the new leader keep their instance. A lapsed lease stays
+   * lapsed (critical) until a heartbeat comes; without one it is removed after TTL and grace.
+   */
+  restartLease(id: string): void {
+    const record = this.instances.get(id);
+    if (record?.source !== 'registration' || record.ttlMs === undefined) return;
+    record.lastHeartbeat = this.opts.clock.now();
+  }
+
+  /** This replica stops holding registration `id`'s lease (it no longer leads). */
+  releaseLease(id: string): void {
+    const record = this.instances.get(id);
+    if (record?.source === 'registration') record.lastHeartbeat = undefined;
+  }
+
   // ---- leases ----
 
   /**
@@ -934,6 +1100,19 @@ function persistedOf(r: InstanceRecord): PersistedInstance | undefined {
     lastHeartbeat: r.lastHeartbeat,
     ttlMs: r.ttlMs,
     check: r.check,
+  };
+}
+
+/** The registration request a kept registration amounts to (for the size limits). */
+function requestOf(k: KeptRegistration): RegisterRequest {
+  return {
+    service: k.service,
+    namespace: k.namespace,
+    host: k.host,
+    port: k.port,
+    weight: k.weight,
+    metadata: k.metadata,
+    ...(k.ports && { ports: k.ports }),
   };
 }
 

@@ -136,6 +136,11 @@ export class KubeSource implements ResourceSource {
     return this.pods?.get(name, namespace);
   }
 
+  /** The uid of MaxineService `namespace/name` from the informer cache (an owner for objects). */
+  serviceUid(namespace: string, name: string): string | undefined {
+    return this.informers.get('MaxineService')?.get(name, namespace)?.metadata?.uid;
+  }
+
   /** Objects the API server stored but whose semantics the schema rejects. */
   problems(): InvalidObject[] {
     return [...this.invalid.values()];

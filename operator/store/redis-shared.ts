@@ -733,7 +733,13 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
     if (this.source?.applyStored(p) === true) this.metrics.applied.inc();
     else
       this.opts.logger.warn(
-        { ...this.where, instance: p.id, service: `${p.namespace}/${p.service}` },
+        {
+          ...this.where,
+          instance: p.id,
+          kind: 'MaxineService',
+          namespace: p.namespace,
+          name: p.service,
+        },
         'registration of another operator refused here (configuration or limits): not applied',
       );
   }
