@@ -32,6 +32,11 @@ export interface MirrorOptions {
   onResync?: () => void;
   /** The services to mirror (`ns/name`, `ns/*`); undefined: every service. */
   scope?: () => string[] | undefined;
+  /**
+   * The pod's service, sent as `caller=`: the operator then also sends the intentions naming it
+   * as a source, whatever their destination, so the scope can take in what they allow.
+   */
+  caller?: ServiceRef;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
   /** A connection open this long resets the back-off even without a snapshot. Default 60 s. */
@@ -58,6 +63,11 @@ export interface MirrorStatus {
   reconnects: number;
   /** Messages that failed the event schema since start: logged, counted, never applied. */
   invalidEvents: number;
+  /**
+   * What the operator sent since start (snapshots included): messages and their payload
+   * bytes — what the discovery scope keeps small (bench/sidecar-scope.ts measures it).
+   */
+  received: { messages: number; bytes: number };
 }
 
 export class RegistryMirror {
@@ -71,6 +81,7 @@ export class RegistryMirror {
   private lastEventAt: number | undefined;
   private reconnects = 0;
   private invalidEvents = 0;
+  private readonly received = { messages: 0, bytes: 0 };
   private silence: NodeJS.Timeout | undefined;
   /** The scope the open connection was asked for. */
   private scoped: string[] | undefined;
@@ -106,6 +117,7 @@ export class RegistryMirror {
         this.lastEventAt === undefined ? undefined : new Date(this.lastEventAt).toISOString(),
       reconnects: this.reconnects,
       invalidEvents: this.invalidEvents,
+      received: { ...this.received },
     };
   }
 
@@ -135,6 +147,8 @@ export class RegistryMirror {
     else url.searchParams.set('since', String(this.state.lastSeq));
     this.scoped = this.opts.scope?.();
     if (this.scoped !== undefined) url.searchParams.set('services', this.scoped.join(','));
+    const caller = this.opts.caller;
+    if (caller !== undefined) url.searchParams.set('caller', `${caller.namespace}/${caller.name}`);
     const open = async (): Promise<void> => {
       const token = await this.opts.token?.();
       if (this.stopped) return;
@@ -152,6 +166,10 @@ export class RegistryMirror {
       });
       ws.on('ping', () => this.heard(ws));
       ws.on('message', (data: WebSocket.RawData) => {
+        this.received.messages += 1;
+        this.received.bytes += Array.isArray(data)
+          ? data.reduce((n, b) => n + b.length, 0)
+          : data.byteLength;
         this.heard(ws);
         this.onMessage(data);
       });
