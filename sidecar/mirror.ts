@@ -85,6 +85,12 @@ export class RegistryMirror {
   private silence: NodeJS.Timeout | undefined;
   /** The scope the open connection was asked for. */
   private scoped: string[] | undefined;
+  /**
+   * The scope changed: connect for a snapshot (not `since=`) until one arrived whole. A flag,
+   * not a cleared `lastSeq`: events the old connection had already received are still applied
+   * after it was terminated, and would set `lastSeq` again.
+   */
+  private snapshotWanted = false;
   private readonly firstSync: Promise<void>;
   private resolveFirstSync: () => void = () => undefined;
 
@@ -127,7 +133,7 @@ export class RegistryMirror {
    */
   rescope(): void {
     if (JSON.stringify(this.opts.scope?.()) === JSON.stringify(this.scoped)) return;
-    this.state.lastSeq = undefined;
+    this.snapshotWanted = true;
     this.opts.logger.info({ scope: this.opts.scope?.() }, 'mirror scope changed; resyncing');
     if (this.ws !== undefined) this.ws.terminate();
   }
@@ -143,7 +149,8 @@ export class RegistryMirror {
     const url = new URL('/api/v1/events', this.opts.operatorUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     // Resume after the last event applied; the first connection asks for a snapshot.
-    if (this.state.lastSeq === undefined) url.searchParams.set('snapshot', 'true');
+    if (this.state.lastSeq === undefined || this.snapshotWanted)
+      url.searchParams.set('snapshot', 'true');
     else url.searchParams.set('since', String(this.state.lastSeq));
     this.scoped = this.opts.scope?.();
     if (this.scoped !== undefined) url.searchParams.set('services', this.scoped.join(','));
@@ -285,6 +292,7 @@ export class RegistryMirror {
     }
     if (!complete || message.type !== 'resync_end') return;
     this.synced = true;
+    this.snapshotWanted = false;
     this.backoff.synced();
     this.resolveFirstSync();
     const { chunks, instances } = message.data;
