@@ -51,6 +51,7 @@ import {
   roundsTable,
   PROXY_HEADING,
   SOAK_HEADING,
+  SCOPE_HEADING,
   STORE_HEADING,
   summarise,
   throughputTable,
@@ -610,6 +611,7 @@ function carriedSections() {
     ...carriedSection(join(import.meta.dirname, 'RESULTS-soak.md'), SOAK_HEADING),
     ...carriedSection(join(import.meta.dirname, 'RESULTS-proxy.md'), PROXY_HEADING),
     ...carriedSection(join(import.meta.dirname, 'RESULTS-store.md'), STORE_HEADING),
+    ...carriedSection(join(import.meta.dirname, 'RESULTS-scope.md'), SCOPE_HEADING),
   ];
 }
 
