@@ -231,6 +231,8 @@ export function createSidecar(
       service: `${config.namespace}/${config.service}`,
       registration: agent.status(),
       operator: mirror.status(),
+      // What the copy holds (`cluster`: every service, no list).
+      scope: { kind: config.discoveryScope, services: scope() ?? null },
       check: health() ?? null,
       mesh: mesh.status(),
       reports: reporter.status(),

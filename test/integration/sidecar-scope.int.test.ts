@@ -116,6 +116,11 @@ describe('the pod discovery scope (the default)', () => {
     );
     expect(held()).toEqual(['shop/orders', 'pay/ledger', 'shop/web']);
     expect(sidecar.mirror.state.size).toBe(3);
+    // /healthz says what it holds.
+    expect((await get('/healthz')).body.scope).toEqual({
+      kind: 'pod',
+      services: ['pay/ledger', 'shop/orders', 'shop/web'],
+    });
     // The operator was asked for exactly that, and for the intentions naming shop/web.
     const connected = op.logs.filter((l) => l.msg === 'event subscriber connected').at(-1);
     expect(connected?.services).toEqual(['pay/ledger', 'shop/orders', 'shop/web']);
