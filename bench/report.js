@@ -283,6 +283,10 @@ export const SOAK_HEADING =
 export const STORE_HEADING =
   '## Standalone store (latest `npm run bench:store`, copied from RESULTS-store.md)';
 
+/** The heading of the discovery-scope run's section in RESULTS.md (bench/sidecar-scope.ts, bench/run.js). */
+export const SCOPE_HEADING =
+  '## Sidecar discovery scope (latest `npm run bench:scope`, copied from RESULTS-scope.md)';
+
 /**
  * Another script's results file as a section of RESULTS.md: its title line dropped, its
  * headings one level deeper; nothing when the file does not exist.

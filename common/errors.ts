@@ -17,6 +17,10 @@ export const ERROR_CATALOG = {
   ROUTE_NOT_FOUND: { status: 404, message: 'No such endpoint' },
   SERVICE_NOT_FOUND: { status: 404, message: 'No such service' },
   SERVICE_NOT_DECLARED: { status: 404, message: 'The service is not declared' },
+  OUTSIDE_DISCOVERY_SCOPE: {
+    status: 404,
+    message: "The service is outside the pod's discovery scope (maxine.io/discovery-scope)",
+  },
   INSTANCE_NOT_FOUND: { status: 404, message: 'No such instance' },
   NO_HEALTHY_INSTANCE: { status: 404, message: 'The service has no healthy instance' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },

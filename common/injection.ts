@@ -9,8 +9,14 @@ export const ANNOTATION_SERVICE = 'maxine.io/service';
 export const ANNOTATION_HEALTH_CHECK = 'maxine.io/health-check';
 export const ANNOTATION_HEALTH_SCRIPTS = 'maxine.io/health-scripts-configmap';
 export const ANNOTATION_STATUS = 'maxine.io/status';
-/** `namespace`: the sidecar mirrors only its namespace and its service's dependencies. */
+/**
+ * What the sidecar's local copy holds (sidecar/scope.ts): `pod` (the default) its own service,
+ * its dependencies and what intentions allow it to call; `namespace` its namespace and its
+ * dependencies; `cluster` everything its token may read.
+ */
 export const ANNOTATION_DISCOVERY_SCOPE = 'maxine.io/discovery-scope';
+export const DISCOVERY_SCOPES = ['pod', 'namespace', 'cluster'] as const;
+export type DiscoveryScopeKind = (typeof DISCOVERY_SCOPES)[number];
 export const STATUS_INJECTED = 'injected';
 /** Namespace label that opts every pod of the namespace in (routed by the webhook configuration). */
 export const NAMESPACE_INJECTION_LABEL = 'maxine.io/injection';

@@ -546,6 +546,22 @@ export const eventsQuerySchema = z.strictObject({
       ),
   ).optional(),
   types: csv(eventTypeSchema).optional(),
+  /**
+   * A service (`namespace/name`, no wildcard) whose outbound intentions the subscriber also
+   * wants: intentions with a source matching it come too, whatever their destination (a
+   * sidecar learns from them which services its pod may call: its discovery scope).
+   */
+  caller: z
+    .string()
+    .regex(
+      /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+      'must be "namespace/name" (no wildcard)',
+    )
+    .transform((v) => {
+      const [namespace, name] = v.split('/') as [string, string];
+      return { namespace, name };
+    })
+    .optional(),
   since: z
     .string()
     .regex(/^\d{1,16}$/, 'must be a sequence number')

@@ -6,7 +6,8 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../common/errors.js';
-import type { SidecarEnvName } from '../common/injection.js';
+import { DISCOVERY_SCOPES } from '../common/injection.js';
+import type { DiscoveryScopeKind, SidecarEnvName } from '../common/injection.js';
 import type { HealthCheck } from './health/checks.js';
 import { parseHealthCheckOverride } from './health/annotations.js';
 
@@ -43,11 +44,12 @@ export const sidecarEnvSchema = z.object({
   MAXINE_LISTEN_HOST: z.string().min(1).default('127.0.0.1'),
   MAXINE_LISTEN_PORT: port.default(7711),
   /**
-   * `cluster`: the local copy holds every service. `namespace`: only the pod's namespace and
-   * the service's `dependencies` (less memory and traffic in large clusters; discovery of
-   * anything else answers 404).
+   * What the local copy holds (sidecar/scope.ts). `pod` (the default): the pod's own service,
+   * its `dependencies` and the services intentions allow it to call. `namespace`: the pod's
+   * namespace and the service's `dependencies`. `cluster`: every service. Discovery of, or a
+   * call to, anything outside answers 404 `OUTSIDE_DISCOVERY_SCOPE`, saying how to widen it.
    */
-  MAXINE_DISCOVERY_SCOPE: z.enum(['cluster', 'namespace']).default('cluster'),
+  MAXINE_DISCOVERY_SCOPE: z.enum(DISCOVERY_SCOPES).default('pod'),
   /**
    * Where to write `<mesh>.yaml` (the service's rendered mesh objects) for each mesh enabled in
    * its `spec.mesh`; unset: nowhere (`/v1/mesh/{mesh}` answers either way).
@@ -144,7 +146,7 @@ export interface SidecarConfig {
   ttlSeconds?: number;
   listenHost: string;
   listenPort: number;
-  discoveryScope: 'cluster' | 'namespace';
+  discoveryScope: DiscoveryScopeKind;
   meshDir?: string;
   meshRefreshSeconds: number;
   /** Seconds between call reports (0: off). */

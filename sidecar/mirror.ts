@@ -32,6 +32,11 @@ export interface MirrorOptions {
   onResync?: () => void;
   /** The services to mirror (`ns/name`, `ns/*`); undefined: every service. */
   scope?: () => string[] | undefined;
+  /**
+   * The pod's service, sent as `caller=`: the operator then also sends the intentions naming it
+   * as a source, whatever their destination, so the scope can take in what they allow.
+   */
+  caller?: ServiceRef;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
   /** A connection open this long resets the back-off even without a snapshot. Default 60 s. */
@@ -58,6 +63,11 @@ export interface MirrorStatus {
   reconnects: number;
   /** Messages that failed the event schema since start: logged, counted, never applied. */
   invalidEvents: number;
+  /**
+   * What the operator sent since start (snapshots included): messages and their payload
+   * bytes — what the discovery scope keeps small (bench/sidecar-scope.ts measures it).
+   */
+  received: { messages: number; bytes: number };
 }
 
 export class RegistryMirror {
@@ -71,9 +81,16 @@ export class RegistryMirror {
   private lastEventAt: number | undefined;
   private reconnects = 0;
   private invalidEvents = 0;
+  private readonly received = { messages: 0, bytes: 0 };
   private silence: NodeJS.Timeout | undefined;
   /** The scope the open connection was asked for. */
   private scoped: string[] | undefined;
+  /**
+   * The scope changed: connect for a snapshot (not `since=`) until one arrived whole. A flag,
+   * not a cleared `lastSeq`: events the old connection had already received are still applied
+   * after it was terminated, and would set `lastSeq` again.
+   */
+  private snapshotWanted = false;
   private readonly firstSync: Promise<void>;
   private resolveFirstSync: () => void = () => undefined;
 
@@ -106,6 +123,7 @@ export class RegistryMirror {
         this.lastEventAt === undefined ? undefined : new Date(this.lastEventAt).toISOString(),
       reconnects: this.reconnects,
       invalidEvents: this.invalidEvents,
+      received: { ...this.received },
     };
   }
 
@@ -115,7 +133,7 @@ export class RegistryMirror {
    */
   rescope(): void {
     if (JSON.stringify(this.opts.scope?.()) === JSON.stringify(this.scoped)) return;
-    this.state.lastSeq = undefined;
+    this.snapshotWanted = true;
     this.opts.logger.info({ scope: this.opts.scope?.() }, 'mirror scope changed; resyncing');
     if (this.ws !== undefined) this.ws.terminate();
   }
@@ -131,10 +149,13 @@ export class RegistryMirror {
     const url = new URL('/api/v1/events', this.opts.operatorUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     // Resume after the last event applied; the first connection asks for a snapshot.
-    if (this.state.lastSeq === undefined) url.searchParams.set('snapshot', 'true');
+    if (this.state.lastSeq === undefined || this.snapshotWanted)
+      url.searchParams.set('snapshot', 'true');
     else url.searchParams.set('since', String(this.state.lastSeq));
     this.scoped = this.opts.scope?.();
     if (this.scoped !== undefined) url.searchParams.set('services', this.scoped.join(','));
+    const caller = this.opts.caller;
+    if (caller !== undefined) url.searchParams.set('caller', `${caller.namespace}/${caller.name}`);
     const open = async (): Promise<void> => {
       const token = await this.opts.token?.();
       if (this.stopped) return;
@@ -152,6 +173,10 @@ export class RegistryMirror {
       });
       ws.on('ping', () => this.heard(ws));
       ws.on('message', (data: WebSocket.RawData) => {
+        this.received.messages += 1;
+        this.received.bytes += Array.isArray(data)
+          ? data.reduce((n, b) => n + b.length, 0)
+          : data.byteLength;
         this.heard(ws);
         this.onMessage(data);
       });
@@ -267,6 +292,7 @@ export class RegistryMirror {
     }
     if (!complete || message.type !== 'resync_end') return;
     this.synced = true;
+    this.snapshotWanted = false;
     this.backoff.synced();
     this.resolveFirstSync();
     const { chunks, instances } = message.data;

@@ -33,6 +33,14 @@ export interface SidecarServerDeps {
   metrics?: Pick<PromRegistry, 'metrics' | 'contentType'>;
   /** The outbound proxy behind `ANY /v1/proxy/{service}[.{namespace}]/{path}`; absent: 404. */
   proxy?: ProxyEngine;
+  /**
+   * The refusal of a service the copy does not hold because it is outside the pod's discovery
+   * scope (sidecar/scope.ts), asked only when the copy has no such service.
+   */
+  outsideScope?: (
+    service: { namespace: string; name: string },
+    fallback: MaxineError,
+  ) => MaxineError | undefined;
 }
 
 const DISCOVER = '/v1/discover/';
@@ -175,7 +183,14 @@ function discover(deps: SidecarServerDeps, url: string, req: IncomingMessage): B
   const name = segment(parts.at(-1) ?? '', 'name');
   const namespace = parts.length === 2 ? segment(parts[0] ?? '', 'namespace') : deps.namespace;
   const query = q === -1 || q === url.length - 1 ? NO_QUERY : parsedQuery(url.slice(q + 1));
-  return deps.source.discoverParsed(`${namespace}/${name}`, query, keySourceOf(req));
+  try {
+    return deps.source.discoverParsed(`${namespace}/${name}`, query, keySourceOf(req));
+  } catch (err) {
+    // Not in the copy: say so when it is because the pod's scope leaves it out.
+    if (err instanceof MaxineError && err.code === 'SERVICE_NOT_FOUND')
+      throw deps.outsideScope?.({ namespace, name }, err) ?? err;
+    throw err;
+  }
 }
 
 /** The sidecar speaks for its pod: other pods must not use it to look around. */

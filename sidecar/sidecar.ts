@@ -15,7 +15,8 @@ import { CheckRunner, checkEnv } from './health/runner.js';
 import type { ReportedHealth } from './health/runner.js';
 import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
 import { RegistryMirror } from './mirror.js';
-import { discoveryScope } from './scope.js';
+import { discoveryScope, outsideScope } from './scope.js';
+import type { MaxineError } from '../common/errors.js';
 import { createSidecarServer, isLoopback } from './server.js';
 import { IntentionAuthorizer, scopeCovers } from './proxy/authorizer.js';
 import { Breakers } from './proxy/breaker.js';
@@ -96,9 +97,24 @@ export function createSidecar(
   });
 
   const ownSpec = () => mirror.state.spec(config.namespace, config.service);
-  const scope = (): string[] | undefined =>
-    discoveryScope(config.discoveryScope, config.namespace, ownSpec());
   const own = { namespace: config.namespace, name: config.service };
+  // Recomputed only when what it reads moved: the own spec (a new object on every change)
+  // or the mirrored intentions (`policyVersion`).
+  let scopeMemo: { spec: unknown; policy: number; value: string[] | undefined } | undefined;
+  const scope = (): string[] | undefined => {
+    const spec = ownSpec();
+    const policy = mirror.state.policyVersion;
+    const memo = scopeMemo;
+    if (memo !== undefined && memo.spec === spec && memo.policy === policy) return memo.value;
+    const value = discoveryScope(config.discoveryScope, config.namespace, spec, {
+      service: config.service,
+      intentions: mirror.state.intentions(),
+    });
+    scopeMemo = { spec, policy, value };
+    return value;
+  };
+  const outside = (destination: ServiceRef, fallback: MaxineError) =>
+    outsideScope(config.discoveryScope, scope(), destination, fallback);
   const mesh = new MeshConfigCache({
     fetch: operatorMeshFetcher({
       operatorUrl: config.operatorUrl,
@@ -131,7 +147,10 @@ export function createSidecar(
     },
     onIntention: (destination) => {
       if (namesService(destination, own)) mesh.invalidate();
+      // The destinations intentions allow this pod to call are part of its scope.
+      if (config.discoveryScope === 'pod') mirror.rescope();
     },
+    ...(config.discoveryScope === 'pod' && { caller: own }),
   });
 
   // The outbound proxy and what it asks on each call (sidecar/proxy/hooks.ts).
@@ -183,6 +202,7 @@ export function createSidecar(
     metrics: createProxyMetrics(prom),
     connectTimeoutMs: config.proxyConnectTimeoutMs,
     ...(config.zone !== undefined && { localZone: config.zone }),
+    outsideScope: outside,
   });
   const forward = config.proxyListen && {
     at: config.proxyListen,
@@ -198,6 +218,7 @@ export function createSidecar(
     proxy,
     source: mirror.state,
     namespace: config.namespace,
+    outsideScope: outside,
     logger,
     config: () => ({
       service: { namespace: config.namespace, name: config.service },
@@ -210,6 +231,8 @@ export function createSidecar(
       service: `${config.namespace}/${config.service}`,
       registration: agent.status(),
       operator: mirror.status(),
+      // What the copy holds (`cluster`: every service, no list).
+      scope: { kind: config.discoveryScope, services: scope() ?? null },
       check: health() ?? null,
       mesh: mesh.status(),
       reports: reporter.status(),

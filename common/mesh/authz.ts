@@ -25,13 +25,11 @@ import {
   type Permission,
   type ServiceRef,
 } from '../policy/intentions.js';
-import type { MeshDifference, MeshInput, MeshService } from './model.js';
+import { identityKey, identityOf, lookupOf, type Identity, type IdentityGroup } from './lookup.js';
+import type { MeshDifference, MeshInput } from './model.js';
 
 /** A ServiceAccount. */
-export interface Identity {
-  namespace: string;
-  serviceAccount: string;
-}
+export type { Identity };
 
 export type Scope =
   | { kind: 'identities'; identities: Identity[] }
@@ -59,7 +57,6 @@ export interface AuthzPlan {
   differences: MeshDifference[];
 }
 
-const identityKey = (i: Identity) => `${i.namespace}/${i.serviceAccount}`;
 const refString = (r: ServiceRef) => `${r.namespace}/${r.name}`;
 
 function verdictEquals(a: Verdict, b: Verdict): boolean {
@@ -137,37 +134,12 @@ function decide(ctx: Context, source: ServiceRef | undefined): Decided {
   return decided;
 }
 
-function identityOf(service: MeshService): { identity: Identity; implicit: boolean } {
-  const sa = service.spec.serviceAccount;
-  return {
-    identity: { namespace: service.namespace, serviceAccount: sa ?? 'default' },
-    implicit: sa === undefined,
-  };
-}
-
-/** The MaxineServices grouped by the ServiceAccount they run as, in a stable order. */
-function byIdentity(services: readonly MeshService[]) {
-  const groups = new Map<string, { identity: Identity; members: MeshService[] }>();
-  for (const s of services) {
-    const { identity } = identityOf(s);
-    const key = identityKey(identity);
-    const entry = groups.get(key) ?? { identity, members: [] };
-    entry.members.push(s);
-    groups.set(key, entry);
-  }
-  return [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, g]) => g);
-}
-
 /**
  * The grant of one ServiceAccount, or undefined when it gets what every unlisted caller gets.
  * Members that disagree get the stricter verdict; so does an identity Maxine only assumes (no
  * `spec.serviceAccount`: the pods run as `default`, which unknown pods of the namespace share).
  */
-function identityGrant(
-  ctx: Context,
-  group: { identity: Identity; members: MeshService[] },
-  others: Verdict,
-): Grant | undefined {
+function identityGrant(ctx: Context, group: IdentityGroup, others: Verdict): Grant | undefined {
   const { identity, members } = group;
   const decisions = members.map((m) => decide(ctx, { namespace: m.namespace, name: m.name }));
   if (decisions.every((d) => d.decidedBy.length === 0)) return undefined;
@@ -212,9 +184,14 @@ function mergeByVerdict(grants: readonly Grant[]): Grant[] {
 
 /** The authorization plan of `input.service`: one grant per class of caller. */
 export function authzPlan(input: MeshInput): AuthzPlan {
-  const { service, services, intentions, options } = input;
+  const { service, options } = input;
+  const lookup = lookupOf(input);
+  const destination = { namespace: service.namespace, name: service.name };
+  // Only the intentions that may govern this destination, and only the callers they name:
+  // every other caller gets what an unlisted one gets (`others`), so it needs no grant.
+  const intentions = lookup.intentionsFor(destination);
   const ctx: Context = {
-    destination: { namespace: service.namespace, name: service.name },
+    destination,
     intentions,
     defaultAction: options.intentionDefault,
     differences: [],
@@ -223,7 +200,7 @@ export function authzPlan(input: MeshInput): AuthzPlan {
   // A caller that is no MaxineService is an unknown source: only "*" / "*" sources match it.
   const others = decide(ctx, undefined);
   const grants: Grant[] = [];
-  for (const group of byIdentity(services)) {
+  for (const group of lookup.groupsNamedBy(intentions)) {
     const grant = identityGrant(ctx, group, others.verdict);
     if (grant !== undefined) grants.push(grant);
   }

@@ -22,6 +22,7 @@
  */
 import type { HttpPermissionMatch, Permission } from '../policy/intentions.js';
 import { fullRegexMatch } from '../regex-safety.js';
+import { lookupOf } from './lookup.js';
 import {
   describeScope,
   fallthroughOf,
@@ -149,13 +150,13 @@ function identitiesOf(b: Build, grant: Grant): string[] {
   const excluded = new Set(scope.except.map(identityKey));
   const affected = new Set(scope.except.map((i) => i.namespace));
   const out = new Set<string>();
-  for (const s of b.input.services) {
-    const identity = { namespace: s.namespace, serviceAccount: s.spec.serviceAccount ?? 'default' };
-    if (!affected.has(s.namespace)) {
-      out.add(`*.${s.namespace}.serviceaccount.identity.linkerd.${options.linkerdIdentityDomain}`);
-    } else if (!excluded.has(identityKey(identity))) {
-      out.add(linkerdIdentity(identity, options));
+  for (const [namespace, identities] of lookupOf(b.input).namespaces) {
+    if (!affected.has(namespace)) {
+      out.add(`*.${namespace}.serviceaccount.identity.linkerd.${options.linkerdIdentityDomain}`);
+      continue;
     }
+    for (const identity of identities)
+      if (!excluded.has(identityKey(identity))) out.add(linkerdIdentity(identity, options));
   }
   b.differences.push({
     subject: describeScope(scope),

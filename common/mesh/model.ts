@@ -5,6 +5,7 @@
  * difference is always resolved on the safe side: the rendered form is never more permissive
  * than the intention, and never routes where Maxine would not.
  */
+import type { MeshLookup } from './lookup.js';
 import type { IntentionEntry } from '../policy/intentions.js';
 import type { ServiceSpec } from '../resources.js';
 
@@ -56,6 +57,11 @@ export interface MeshInput {
   /** Instances of `service` that are not pods. */
   external: readonly ExternalEndpoint[];
   options: MeshOptions;
+  /**
+   * The services and intentions indexed once for a pass over many services (the mesh
+   * controller's sync); absent, each render indexes them itself.
+   */
+  lookup?: MeshLookup;
 }
 
 /** A rendered object, ready for server-side apply (metadata without owner references). */

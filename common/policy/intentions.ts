@@ -112,6 +112,21 @@ function patternMatches(pattern: ServiceRef, ref: ServiceRef | undefined): boole
   return partMatches(pattern.namespace, ref.namespace) && partMatches(pattern.name, ref.name);
 }
 
+/**
+ * The sources of `entry` whose pattern matches `caller` (wildcards included): what the entry
+ * says about calls from that service, to whichever destination it names. The event stream
+ * sends a sidecar the intentions naming its service this way (`caller=`), and the sidecar's
+ * discovery scope takes in the destinations they allow.
+ */
+export function sourcesNaming(
+  entry: IntentionEntry,
+  caller: ServiceRef,
+): IntentionSpec['sources'][number][] {
+  return entry.spec.sources.filter((source) =>
+    patternMatches({ namespace: source.namespace ?? entry.namespace, name: source.name }, caller),
+  );
+}
+
 // ---- L7 matching ----
 
 function headerValue(

@@ -232,6 +232,73 @@ describe('EventFilter', () => {
   ] as const)('%s', (_name, services, types, event, expected) => {
     expect(new EventFilter(services, types).matches(event)).toBe(expected);
   });
+
+  const intentionEvent = (
+    destination: { namespace: string; name: string },
+    sources: { name: string; namespace?: string; action: 'allow' | 'deny' }[] | undefined,
+  ): MaxineEvent => ({
+    seq: 1,
+    time: '',
+    type: 'intention_changed',
+    service: destination,
+    data: {
+      intention: { namespace: destination.namespace, name: 'i' },
+      change: sources === undefined ? 'deleted' : 'applied',
+      ...(sources !== undefined && {
+        inForce: true,
+        spec: { destination: { name: destination.name }, sources },
+      }),
+    },
+  });
+  const web = { namespace: 'shop', name: 'web' };
+  it.each([
+    [
+      'an intention elsewhere naming the caller',
+      web,
+      intentionEvent({ namespace: 'pay', name: 'ledger' }, [
+        { name: 'web', namespace: 'shop', action: 'allow' },
+      ]),
+      true,
+    ],
+    [
+      'naming it through a wildcard source',
+      web,
+      intentionEvent({ namespace: 'pay', name: 'ledger' }, [
+        { name: '*', namespace: 'shop', action: 'deny' },
+      ]),
+      true,
+    ],
+    [
+      'a source without namespace is the intention’s namespace, not the caller’s',
+      web,
+      intentionEvent({ namespace: 'pay', name: 'ledger' }, [{ name: 'web', action: 'allow' }]),
+      false,
+    ],
+    [
+      'naming another service',
+      web,
+      intentionEvent({ namespace: 'pay', name: 'ledger' }, [
+        { name: 'admin', namespace: 'shop', action: 'allow' },
+      ]),
+      false,
+    ],
+    [
+      'without caller= an intention elsewhere is not sent',
+      undefined,
+      intentionEvent({ namespace: 'pay', name: 'ledger' }, [
+        { name: 'web', namespace: 'shop', action: 'allow' },
+      ]),
+      false,
+    ],
+    [
+      'a deletion elsewhere (no spec) is not sent',
+      web,
+      intentionEvent({ namespace: 'pay', name: 'ledger' }, undefined),
+      false,
+    ],
+  ] as const)('caller=: %s', (_name, caller, event, expected) => {
+    expect(new EventFilter(['shop/web'], undefined, caller).matches(event)).toBe(expected);
+  });
 });
 
 describe('EventLog.continueAfter', () => {

@@ -10,6 +10,8 @@
  * advance the sequence: they carry the sequence of the last stored event, which keeps
  * "resume from the last seq you saw" exact for everything else.
  */
+import { sourcesNaming } from '../../common/policy/intentions.js';
+import type { IntentionEntry, ServiceRef } from '../../common/policy/intentions.js';
 import { RESYNC_TYPES } from '../../common/wire.js';
 import type { MaxineEvent, RegistryEvent, RegistryEventDraft } from '../../common/wire.js';
 import type { Clock } from '../registry/clock.js';
@@ -195,7 +197,15 @@ export class EventFilter {
   private readonly anyService: boolean;
   private readonly types: ReadonlySet<string> | undefined;
 
-  constructor(services?: readonly string[], types?: readonly string[]) {
+  /**
+   * `caller`: intentions with a source matching this service are wanted whatever their
+   * destination (the event stream's `caller=`).
+   */
+  constructor(
+    services?: readonly string[],
+    types?: readonly string[],
+    private readonly caller?: ServiceRef,
+  ) {
     this.anyService = services === undefined || services.length === 0 || services.includes('*/*');
     for (const pattern of services ?? []) {
       const [ns, name] = pattern.split('/') as [string, string];
@@ -238,11 +248,22 @@ export class EventFilter {
     return this.matchesService(namespace, name);
   }
 
+  /** Whether an intention is wanted for naming the subscriber's `caller` among its sources. */
+  namesCaller(entry: IntentionEntry): boolean {
+    return this.caller !== undefined && sourcesNaming(entry, this.caller).length > 0;
+  }
+
   matches(event: MaxineEvent): boolean {
     if (RESYNC_TYPES.has(event.type)) return true;
     if (this.types === undefined ? event.type === 'service_heartbeat' : !this.types.has(event.type))
       return false;
     if (event.service === undefined) return true;
-    return this.matchesRef(event.service.namespace, event.service.name);
+    if (this.matchesRef(event.service.namespace, event.service.name)) return true;
+    // An intention elsewhere that names the caller: the caller's scope may take its destination in.
+    return (
+      event.type === 'intention_changed' &&
+      event.data.spec !== undefined &&
+      this.namesCaller({ ...event.data.intention, spec: event.data.spec })
+    );
   }
 }

@@ -260,7 +260,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         name: i.spec.destination.name,
       };
       return (
-        s.filter.matchesRef(destination.namespace, destination.name) &&
+        (s.filter.matchesRef(destination.namespace, destination.name) || s.filter.namesCaller(i)) &&
         deps.access.mayViewIntention(s.principal, destination, serviceRefs)
       );
     });
@@ -507,7 +507,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       ws,
       req,
       principal,
-      filter: new EventFilter(query.services, query.types),
+      filter: new EventFilter(query.services, query.types, query.caller),
       query,
       closed: false,
       gone: new AbortController(),

@@ -11,6 +11,15 @@
  * looked at again on the periodic resync (`--mesh-resync-ms`) and on the next change. Changes
  * (services, intentions, external instances) are batched: one sync at a time, and one more
  * after it if something changed meanwhile.
+ *
+ * What it asks the API server, so that a change costs writes and not lists: a full sync (at
+ * start, on the periodic resync, on `syncNow` — a new leader — and after a failed sync)
+ * checks which mesh kinds exist (one `limit=1` list per kind) and lists our objects of each
+ * kind in pages (`limit`/`continue`) to prune; a sync on a change lists nothing: it knows the
+ * kinds found present and the objects it listed or applied since, and only looks again for
+ * kinds it found missing (so installing a mesh's CRDs is picked up on the next change).
+ * Rendering is O(n) in services: the services and intentions are indexed once per sync
+ * (common/mesh/lookup.ts).
  */
 import {
   CustomObjectsApi,
@@ -26,6 +35,7 @@ import {
   SERVICE_LABEL,
   type MeshService,
 } from '../../common/mesh/model.js';
+import type { MeshLookup } from '../../common/mesh/lookup.js';
 import { Counter, type Registry as PromRegistry } from 'prom-client';
 import type { EventLog } from '../events/log.js';
 import type { MeshReport, Reconciler } from '../reconciler.js';
@@ -92,11 +102,27 @@ function kindOf(mesh: MeshName, obj: { apiVersion: string; kind: string }): Kind
   );
 }
 
+/** The calls the controller makes on mesh objects (CustomObjectsApi's; a fake in unit tests). */
+export type MeshObjectsApi = Pick<
+  CustomObjectsApi,
+  | 'listClusterCustomObject'
+  | 'getNamespacedCustomObject'
+  | 'patchNamespacedCustomObject'
+  | 'deleteNamespacedCustomObject'
+>;
+
+/** Objects per page when listing our mesh objects to prune. */
+export const MESH_LIST_PAGE = 500;
+
 export interface MeshControllerOptions {
   kubeConfig: KubeConfig;
-  reconciler: Reconciler;
-  renderer: MeshInputs;
-  events: EventLog;
+  /** The API to use instead of one made from `kubeConfig` (tests count its calls). */
+  api?: MeshObjectsApi;
+  /** Objects per page when listing to prune (default `MESH_LIST_PAGE`). */
+  listPageSize?: number;
+  reconciler: Pick<Reconciler, 'setMeshReport' | 'resourceOf'>;
+  renderer: Pick<MeshInputs, 'pass' | 'input'>;
+  events: Pick<EventLog, 'subscribe'>;
   logger: Logger;
   isLeader: () => boolean;
   /** Asks the resource source to write the status of `MaxineService/ns/name`. */
@@ -132,6 +158,16 @@ interface Availability {
   error?: string;
 }
 
+/** One of our objects as the last list or apply left it: what an incremental prune deletes. */
+interface KnownObject {
+  kind: Kind;
+  namespace: string;
+  name: string;
+  service: string | undefined;
+}
+
+const kindId = (k: Kind): string => `${k.plural}.${k.group}/${k.version}`;
+
 /** Event types that change what is rendered. */
 const RELEVANT = new Set([
   'service_updated',
@@ -142,7 +178,7 @@ const RELEVANT = new Set([
 ]);
 
 export class MeshController {
-  private readonly api: CustomObjectsApi;
+  private readonly api: MeshObjectsApi;
   private timer: NodeJS.Timeout | undefined;
   private resync: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -152,9 +188,17 @@ export class MeshController {
   /** What was applied last, by object key: unchanged objects are not sent again until a resync. */
   private applied = new Map<string, string>();
   private readonly metrics: ReturnType<typeof meshMetrics>;
+  /** The next sync lists (detection and prune) instead of trusting what it knows. */
+  private full = true;
+  /** Kinds found present (`kindId`), per mesh; a missing kind is looked for on every sync. */
+  private present = new Map<MeshName, Set<string>>(MESHES.map((m) => [m, new Set<string>()]));
+  /** Our objects per mesh, by object key, from the last full list and the applies since. */
+  private known = new Map<MeshName, Map<string, KnownObject>>(
+    MESHES.map((m) => [m, new Map<string, KnownObject>()]),
+  );
 
   constructor(private readonly opts: MeshControllerOptions) {
-    this.api = opts.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.api = opts.api ?? opts.kubeConfig.makeApiClient(CustomObjectsApi);
     this.metrics = meshMetrics(opts.prom);
   }
 
@@ -165,6 +209,7 @@ export class MeshController {
     });
     this.resync = setInterval(() => {
       this.applied.clear();
+      this.full = true;
       this.schedule(0);
     }, this.opts.resyncMs);
     this.resync.unref();
@@ -184,6 +229,7 @@ export class MeshController {
     if (this.stopped) return;
     // Another replica may have changed or pruned objects while this one was not leading.
     this.applied.clear();
+    this.full = true;
     while (this.running !== undefined) await this.running;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -217,14 +263,16 @@ export class MeshController {
 
   private async sync(): Promise<void> {
     if (!this.opts.isLeader()) return;
+    const full = this.full;
+    this.full = false;
     try {
-      const available = await this.detect();
-      const services = this.opts.renderer.services();
+      const available = await this.detect(full);
+      const lookup = this.opts.renderer.pass();
       const desired = new Map<MeshName, Set<string>>(MESHES.map((m) => [m, new Set<string>()]));
-      for (const service of services) {
+      for (const service of lookup.services) {
         for (const mesh of MESHES) {
           const report = await this.syncOne(mesh, service, {
-            services,
+            lookup,
             available: available[mesh],
             desired: desired.get(mesh)!,
           });
@@ -234,9 +282,11 @@ export class MeshController {
       }
       for (const mesh of MESHES)
         if (available[mesh].missing.length === 0 && available[mesh].error === undefined)
-          await this.prune(mesh, desired.get(mesh)!);
+          await this.prune(mesh, desired.get(mesh)!, full);
       this.metrics.syncs.inc({ outcome: 'ok' });
     } catch (err) {
+      // What it knows may be wrong now: the next sync lists again.
+      this.full = true;
       this.metrics.syncs.inc({ outcome: 'error' });
       this.opts.logger.error(
         { error: kubeErrorFields(err) },
@@ -247,15 +297,20 @@ export class MeshController {
 
   /**
    * Per mesh: the kinds whose CRDs are missing, or why we could not tell (a 403 when RBAC lacks
-   * a rule). One mesh's trouble does not stop the other.
+   * a rule). One mesh's trouble does not stop the other. A full sync looks at every kind;
+   * otherwise a kind found present is trusted until the next full sync (an apply that finds
+   * it gone makes the next sync a full one).
    */
-  private async detect(): Promise<Record<MeshName, Availability>> {
+  private async detect(full: boolean): Promise<Record<MeshName, Availability>> {
     const out: Record<MeshName, Availability> = {
       istio: { missing: [] },
       linkerd: { missing: [] },
     };
     for (const mesh of MESHES) {
+      const present = this.present.get(mesh)!;
+      if (full) present.clear();
       for (const k of MESH_KINDS[mesh]) {
+        if (present.has(kindId(k))) continue;
         try {
           await this.api.listClusterCustomObject({
             group: k.group,
@@ -263,6 +318,7 @@ export class MeshController {
             plural: k.plural,
             limit: 1,
           });
+          present.add(kindId(k));
         } catch (err) {
           if (isNotFound(err)) out[mesh].missing.push(`${k.kind} (${k.group}/${k.version})`);
           else out[mesh].error ??= `cannot list ${k.plural}.${k.group}: ${describeKubeError(err)}`;
@@ -275,14 +331,14 @@ export class MeshController {
   private async syncOne(
     mesh: MeshName,
     service: MeshService,
-    pass: { services: MeshService[]; available: Availability; desired: Set<string> },
+    pass: { lookup: MeshLookup; available: Availability; desired: Set<string> },
   ): Promise<MeshReport | undefined> {
-    const { services, desired } = pass;
+    const { lookup, desired } = pass;
     const { missing, error } = pass.available;
     if (service.spec.mesh?.[mesh] !== true) return undefined;
     if (error !== undefined) return syncFailedReport(error);
     if (missing.length > 0) return crdsMissingReport(mesh, missing);
-    const input = this.opts.renderer.input(service.namespace, service.name, services)!;
+    const input = this.opts.renderer.input(service.namespace, service.name, lookup)!;
     const render = renderMesh(mesh, input);
     const uid = this.opts.reconciler.resourceOf(
       `MaxineService/${service.namespace}/${service.name}`,
@@ -297,6 +353,8 @@ export class MeshController {
       try {
         await this.apply(mesh, obj, uid);
       } catch (err) {
+        // The kind's CRD went away: look again on the next sync.
+        if (isNotFound(err)) this.full = true;
         this.metrics.writes.inc({ mesh, operation: 'apply', outcome: 'error' });
         failures.push(`${obj.kind}/${obj.metadata.name}: ${describeKubeError(err)}`);
       }
@@ -331,6 +389,12 @@ export class MeshController {
       setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
     );
     this.applied.set(key, text);
+    this.known.get(mesh)!.set(key, {
+      kind,
+      namespace: obj.metadata.namespace,
+      name: obj.metadata.name,
+      service: obj.metadata.labels[SERVICE_LABEL],
+    });
     this.metrics.writes.inc({ mesh, operation: 'apply', outcome: 'ok' });
     this.opts.logger.debug({ object: key }, 'mesh object applied');
   }
@@ -365,59 +429,99 @@ export class MeshController {
     return !this.stopped && this.opts.isLeader();
   }
 
-  /** Deletes our objects of `mesh` that are no longer rendered. */
-  private async prune(mesh: MeshName, desired: Set<string>): Promise<void> {
-    const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${MESH_LABEL}=${mesh}`;
-    for (const k of MESH_KINDS[mesh]) {
-      const list = (await this.api.listClusterCustomObject({
-        group: k.group,
-        version: k.version,
-        plural: k.plural,
-        labelSelector,
-      })) as {
-        items?: {
-          metadata: { namespace: string; name: string; labels?: Record<string, string> };
-        }[];
-      };
-      for (const item of list.items ?? []) {
-        const obj = {
-          apiVersion: `${k.group}/${k.version}`,
-          kind: k.kind,
-          metadata: item.metadata,
-        };
-        const key = objectKey(obj);
-        // Ours: carries our labels AND is controlled by a MaxineService. The labels alone also
-        // sit on previews someone applied by hand, which are theirs to keep.
-        if (desired.has(key) || !ownedByMaxine(item.metadata)) continue;
-        if (!this.mayWrite()) return;
-        try {
-          await this.api.deleteNamespacedCustomObject({
-            group: k.group,
-            version: k.version,
-            namespace: item.metadata.namespace,
-            plural: k.plural,
-            name: item.metadata.name,
+  /**
+   * Deletes our objects of `mesh` that are no longer rendered: those a full sync lists (in
+   * pages), or, on a change, those it knows of (listed or applied since).
+   */
+  private async prune(mesh: MeshName, desired: Set<string>, full: boolean): Promise<void> {
+    const known = this.known.get(mesh)!;
+    if (full) {
+      known.clear();
+      for (const k of MESH_KINDS[mesh]) {
+        for (const item of await this.listOwned(mesh, k)) {
+          const key = objectKey({
+            apiVersion: `${k.group}/${k.version}`,
+            kind: k.kind,
+            metadata: item,
           });
-          this.applied.delete(key);
-          this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'ok' });
-          this.opts.logger.info(
-            {
-              object: key,
-              kind: 'MaxineService',
-              namespace: item.metadata.namespace,
-              name: item.metadata.labels?.[SERVICE_LABEL],
-            },
-            'mesh object pruned: no longer rendered',
-          );
-        } catch (err) {
-          if (isNotFound(err)) continue;
-          this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'error' });
-          this.opts.logger.warn(
-            { object: key, error: kubeErrorFields(err) },
-            'mesh object not pruned',
-          );
+          known.set(key, {
+            kind: k,
+            namespace: item.namespace,
+            name: item.name,
+            service: item.labels?.[SERVICE_LABEL],
+          });
         }
       }
+    }
+    for (const [key, obj] of [...known]) {
+      if (desired.has(key)) continue;
+      if (!this.mayWrite()) return;
+      await this.deleteObject(mesh, key, obj);
+    }
+  }
+
+  /**
+   * Our objects of one kind (our labels AND controlled by a MaxineService: the labels alone
+   * also sit on previews someone applied by hand, which are theirs to keep), listed in pages.
+   * A continue token that expired (410) starts the list again, once.
+   */
+  private async listOwned(mesh: MeshName, k: Kind): Promise<ListedMeta[]> {
+    const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${MESH_LABEL}=${mesh}`;
+    const limit = this.opts.listPageSize ?? MESH_LIST_PAGE;
+    const out: ListedMeta[] = [];
+    let next: string | undefined;
+    let restarted = false;
+    for (;;) {
+      let page: { items?: { metadata: ListedMeta }[]; metadata?: { continue?: string } };
+      try {
+        page = (await this.api.listClusterCustomObject({
+          group: k.group,
+          version: k.version,
+          plural: k.plural,
+          labelSelector,
+          limit,
+          ...(next !== undefined && { _continue: next }),
+        })) as typeof page;
+      } catch (err) {
+        if (next === undefined || restarted || kubeErrorFields(err).status !== 410) throw err;
+        restarted = true;
+        out.length = 0;
+        next = undefined;
+        continue;
+      }
+      for (const item of page.items ?? [])
+        if (ownedByMaxine(item.metadata)) out.push(item.metadata);
+      next = page.metadata?.continue || undefined;
+      if (next === undefined) break;
+    }
+    return out;
+  }
+
+  private async deleteObject(mesh: MeshName, key: string, obj: KnownObject): Promise<void> {
+    const { kind: k, namespace, name } = obj;
+    try {
+      await this.api.deleteNamespacedCustomObject({
+        group: k.group,
+        version: k.version,
+        namespace,
+        plural: k.plural,
+        name,
+      });
+      this.known.get(mesh)!.delete(key);
+      this.applied.delete(key);
+      this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'ok' });
+      this.opts.logger.info(
+        { object: key, kind: 'MaxineService', namespace, name: obj.service },
+        'mesh object pruned: no longer rendered',
+      );
+    } catch (err) {
+      if (isNotFound(err)) {
+        this.known.get(mesh)!.delete(key);
+        this.applied.delete(key);
+        return;
+      }
+      this.metrics.writes.inc({ mesh, operation: 'prune', outcome: 'error' });
+      this.opts.logger.warn({ object: key, error: kubeErrorFields(err) }, 'mesh object not pruned');
     }
   }
 }

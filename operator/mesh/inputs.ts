@@ -9,6 +9,7 @@ import {
   type MeshOptions,
   type MeshRender,
 } from '../../common/mesh/index.js';
+import { MeshLookup } from '../../common/mesh/lookup.js';
 import type { MeshInput, MeshService } from '../../common/mesh/model.js';
 import type { OperatorConfig } from '../config.js';
 import type { AccessControl } from '../policy/access.js';
@@ -45,9 +46,18 @@ export class MeshInputs {
     );
   }
 
+  /**
+   * The services and intentions in force, indexed once: a pass that renders every service
+   * passes it to each `input` (O(n) for the pass, where finding each service and scanning the
+   * intentions per service made it O(n²)).
+   */
+  pass(): MeshLookup {
+    return new MeshLookup(this.services(), this.deps.access.intentionsInForce());
+  }
+
   /** The renderer input for one declared service; undefined when it is not declared. */
-  input(namespace: string, name: string, services = this.services()): MeshInput | undefined {
-    const service = services.find((s) => s.namespace === namespace && s.name === name);
+  input(namespace: string, name: string, lookup = this.pass()): MeshInput | undefined {
+    const service = lookup.service(namespace, name);
     if (service === undefined) return undefined;
     const external = this.deps.registry
       .instancesOf(namespace, name)
@@ -64,10 +74,11 @@ export class MeshInputs {
       .sort((a, b) => a.id.localeCompare(b.id));
     return {
       service,
-      services,
-      intentions: this.deps.access.intentionsInForce(),
+      services: lookup.services,
+      intentions: lookup.intentions,
       external,
       options: this.options,
+      lookup,
     };
   }
 

@@ -461,6 +461,22 @@ describe('buildInjection: the patched pod', () => {
     expect(refused.warnings?.join(' ')).toContain('maxine.io/discovery-scope: "galaxy"');
   });
 
+  it.each(['pod', 'namespace', 'cluster'])('passes the discovery scope %s on', (scope) => {
+    const pod_ = pod({
+      annotations: { 'maxine.io/inject': 'true', 'maxine.io/discovery-scope': scope },
+    });
+    expect(envOf(injected(input({ pod: pod_ })).pod).MAXINE_DISCOVERY_SCOPE).toBe(scope);
+  });
+
+  it('refuses an unknown scope naming the ones it takes', () => {
+    const pod_ = pod({
+      annotations: { 'maxine.io/inject': 'true', 'maxine.io/discovery-scope': 'all' },
+    });
+    const refused = buildInjection(input({ pod: pod_ }));
+    expect(refused.inject).toBe(false);
+    expect(refused.warnings?.join(' ')).toContain('is not one of "pod", "namespace", "cluster"');
+  });
+
   it("tells the sidecar the app's first declared port, for its checks and registration", () => {
     const withPorts = pod({ annotations: { 'maxine.io/inject': 'true' } });
     withPorts.spec = {

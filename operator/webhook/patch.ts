@@ -27,6 +27,8 @@ import {
   ANNOTATION_HEALTH_SCRIPTS,
   ANNOTATION_STATUS,
   ANNOTATION_DISCOVERY_SCOPE,
+  DISCOVERY_SCOPES,
+  type DiscoveryScopeKind,
   STATUS_INJECTED,
   SIDECAR_NAME,
   SIDECAR_PORT,
@@ -182,8 +184,10 @@ function sidecarInputOf({
   if (scripts !== undefined && !dnsSubdomain.safeParse(scripts).success)
     return { problem: `${ANNOTATION_HEALTH_SCRIPTS}: "${scripts}" is not a valid ConfigMap name` };
   const scope = annotations[ANNOTATION_DISCOVERY_SCOPE];
-  if (scope !== undefined && scope !== 'cluster' && scope !== 'namespace')
-    return { problem: `${ANNOTATION_DISCOVERY_SCOPE}: "${scope}" is not "cluster" or "namespace"` };
+  if (scope !== undefined && !isDiscoveryScope(scope))
+    return {
+      problem: `${ANNOTATION_DISCOVERY_SCOPE}: "${scope}" is not one of ${DISCOVERY_SCOPES.map((v) => `"${v}"`).join(', ')}`,
+    };
   return {
     service: service.name,
     healthCheck: healthCheck?.json,
@@ -303,7 +307,7 @@ export interface SidecarInput {
   /** The app's first declared container port, registered outside Kubernetes and probed by checks. */
   appPort?: number;
   /** What the sidecar's local copy holds (the sidecar's default when absent: cluster). */
-  scope?: 'cluster' | 'namespace';
+  scope?: DiscoveryScopeKind;
   config: InjectionConfig;
 }
 
@@ -465,4 +469,8 @@ function statusAnnotation(pod: InjectablePod): JsonPatchOperation[] {
       value: STATUS_INJECTED,
     },
   ];
+}
+
+function isDiscoveryScope(value: string): value is DiscoveryScopeKind {
+  return (DISCOVERY_SCOPES as readonly string[]).includes(value);
 }

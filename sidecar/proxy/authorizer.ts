@@ -180,7 +180,7 @@ export class IntentionAuthorizer implements CallAuthorizer {
     if (this.opts.inScope !== undefined && !this.opts.inScope(dest)) {
       return this.refusal(
         dest,
-        `${fmt(dest)} is outside this sidecar's discovery scope (its namespace and its service's dependencies), so the intentions deciding it are not mirrored here`,
+        `${fmt(dest)} is outside this sidecar's discovery scope (maxine.io/discovery-scope), so the intentions deciding it are not mirrored here; list it in the MaxineService's dependencies, allow the call with a MaxineIntention, or widen the pod's scope`,
       );
     }
     const request = { source: this.caller, destination: dest };

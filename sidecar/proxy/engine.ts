@@ -66,6 +66,11 @@ export interface ProxyEngineOptions {
   localDatacenter?: string;
   /** How long a try may take to connect before it is a `connect-failure` (default 1000). */
   connectTimeoutMs?: number;
+  /**
+   * The refusal of a destination the local copy does not hold because it is outside the pod's
+   * discovery scope (sidecar/scope.ts); undefined: within it (then it is simply unknown).
+   */
+  outsideScope?: (destination: ServiceRef, fallback: MaxineError) => MaxineError | undefined;
   now?: () => number;
 }
 
@@ -80,6 +85,7 @@ export class ProxyEngine {
   readonly now: () => number;
   readonly connectTimeoutMs: number;
   private readonly routes: RouteSource;
+  private readonly outsideScope: ProxyEngineOptions['outsideScope'];
   private readonly balancers = new WeakMap<ProxyRoute, Balancer<DiscoveredInstance>>();
   private readonly localZone: string | undefined;
   private readonly localDatacenter: string | undefined;
@@ -89,6 +95,7 @@ export class ProxyEngine {
 
   constructor(options: ProxyEngineOptions) {
     this.routes = options.routes;
+    this.outsideScope = options.outsideScope;
     this.hooks = options.hooks;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
@@ -148,13 +155,15 @@ export class ProxyEngine {
     ref: string,
   ): MaxineError | undefined {
     if (route === undefined) {
-      return form === 'forward'
-        ? new MaxineError(
-            'UNKNOWN_PROXY_HOST',
-            `Host "${target.authority}" is not a Maxine service known to this sidecar (${ref}); the sidecar forwards only to services`,
-            { host: target.authority },
-          )
-        : new MaxineError('SERVICE_NOT_FOUND', `Service ${ref} is not registered`);
+      const unknown =
+        form === 'forward'
+          ? new MaxineError(
+              'UNKNOWN_PROXY_HOST',
+              `Host "${target.authority}" is not a Maxine service known to this sidecar (${ref}); the sidecar forwards only to services`,
+              { host: target.authority },
+            )
+          : new MaxineError('SERVICE_NOT_FOUND', `Service ${ref} is not registered`);
+      return this.outsideScope?.(target.destination, unknown) ?? unknown;
     }
     const blocked = route.spec?.blocked;
     if (blocked?.discovery === true) {

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
@@ -193,6 +193,57 @@ describe('the sidecar mirror and the chunked event stream', () => {
     } finally {
       mirror?.stop();
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('the sidecar mirror when its scope changes', () => {
+  it('asks for a snapshot of the new scope, even when events of the old stream were still applied', async () => {
+    // A stream that sends a snapshot and, in the same socket write, an event after it: the
+    // event reaches the mirror after the rescope terminated that stream.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    const urls: URL[] = [];
+    const time = new Date().toISOString();
+    wss.on('connection', (ws, req) => {
+      urls.push(new URL(req.url ?? '/', 'http://x'));
+      const socket = (ws as unknown as { _socket: Socket })._socket;
+      socket.cork();
+      for (const message of [
+        { seq: 10, type: 'resync_begin', time, data: { services: 0, intentionDefault: 'allow' } },
+        { seq: 10, type: 'resync_end', time, data: { services: 0, chunks: 0, instances: 0 } },
+        {
+          seq: 11,
+          type: 'acl_changed',
+          time,
+          service: { namespace: 'shop', name: '*' },
+          data: { acl: { namespace: 'shop', name: 'a' }, change: 'applied' },
+        },
+      ])
+        ws.send(JSON.stringify(message));
+      socket.uncork();
+    });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    const { logger } = sidecarLogger();
+    let scope = ['shop/web'];
+    mirror = new RegistryMirror({
+      operatorUrl: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+      logger,
+      scope: () => scope,
+      reconnectBaseMs: 10,
+      onResync: () => {
+        scope = ['pay/ledger', 'shop/web'];
+        mirror?.rescope();
+      },
+    });
+    try {
+      mirror.start();
+      await eventually(() => Promise.resolve(urls.length >= 2), 5000, 'the second connection');
+      expect(urls[1]!.searchParams.get('services')).toBe('pay/ledger,shop/web');
+      expect(urls[1]!.searchParams.get('snapshot')).toBe('true');
+      expect(urls[1]!.searchParams.get('since')).toBeNull();
+    } finally {
+      mirror.stop();
+      await new Promise((resolve) => wss.close(resolve));
     }
   });
 });

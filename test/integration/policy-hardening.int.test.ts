@@ -55,6 +55,8 @@ describe('discovery cache key', () => {
     const sink = new Writable({ write: (_c, _e, done) => done() });
     const sidecar = createSidecar(
       loadSidecarConfig({
+        // Written for a copy of the whole registry (the default scope is `pod` since issue 15).
+        MAXINE_DISCOVERY_SCOPE: 'cluster',
         MAXINE_SERVICE: 'api',
         MAXINE_POD_NAMESPACE: 'shop',
         MAXINE_POD_NAME: 'api-0',

@@ -98,6 +98,8 @@ beforeAll(async () => {
   await register('catalog', apps.get('catalog')!);
   await register('stock', apps.get('stock')!);
   const config = loadSidecarConfig({
+    // Written for a copy of the whole registry (the default scope is `pod` since issue 15).
+    MAXINE_DISCOVERY_SCOPE: 'cluster',
     MAXINE_SERVICE: 'web',
     MAXINE_POD_NAMESPACE: 'shop',
     MAXINE_POD_IP: '127.0.0.1',

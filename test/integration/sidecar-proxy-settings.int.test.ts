@@ -52,6 +52,8 @@ async function register(service: string, port: number, host = '127.0.0.1'): Prom
 
 async function startSidecar(env: Record<string, string>): Promise<number> {
   const config = loadSidecarConfig({
+    // Written for a copy of the whole registry (the default scope is `pod` since issue 15).
+    MAXINE_DISCOVERY_SCOPE: 'cluster',
     MAXINE_SERVICE: 'web',
     MAXINE_POD_NAMESPACE: 'shop',
     MAXINE_POD_IP: '127.0.0.1',

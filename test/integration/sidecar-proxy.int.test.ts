@@ -49,6 +49,8 @@ beforeAll(async () => {
     expect(r.status).toBe(201);
   }
   const config = loadSidecarConfig({
+    // Written for a copy of the whole registry (the default scope is `pod` since issue 15).
+    MAXINE_DISCOVERY_SCOPE: 'cluster',
     MAXINE_SERVICE: 'web',
     MAXINE_POD_NAMESPACE: 'shop',
     MAXINE_POD_IP: '127.0.0.1',
@@ -110,6 +112,8 @@ describe('a real sidecar proxies', () => {
     });
     const other = createSidecar(
       loadSidecarConfig({
+        // Written for a copy of the whole registry (the default scope is `pod` since issue 15).
+        MAXINE_DISCOVERY_SCOPE: 'cluster',
         MAXINE_SERVICE: 'web',
         MAXINE_POD_NAMESPACE: 'shop',
         MAXINE_POD_IP: '127.0.0.1',

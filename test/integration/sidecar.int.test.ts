@@ -57,6 +57,8 @@ spec: {}
 
 function startSidecar(operatorUrl: string, port: number, env: NodeJS.ProcessEnv = {}): Sidecar {
   const config = loadSidecarConfig({
+    // Written for a copy of the whole registry (the default scope is `pod` since issue 15).
+    MAXINE_DISCOVERY_SCOPE: 'cluster',
     MAXINE_SERVICE: 'web',
     MAXINE_POD_NAMESPACE: 'shop',
     MAXINE_POD_NAME: 'web-0',

@@ -90,6 +90,8 @@ beforeAll(async () => {
   for (const name of ['a', 'b']) {
     const sidecar = createSidecar(
       loadSidecarConfig({
+        // Written for a copy of the whole registry (the default scope is `pod` since issue 15).
+        MAXINE_DISCOVERY_SCOPE: 'cluster',
         MAXINE_SERVICE: name,
         MAXINE_POD_NAMESPACE: 'shop',
         MAXINE_POD_IP: '127.0.0.1',
