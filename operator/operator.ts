@@ -28,6 +28,7 @@ import { listen } from '../common/listen.js';
 import { createSecurity } from './auth/setup.js';
 import type { SecurityDeps } from './auth/setup.js';
 import { EventRecorder } from './kube/event-recorder.js';
+import { HealthConditionWriter } from './kube/health-condition.js';
 import { createInjector } from './webhook/injector.js';
 import type { Injector } from './webhook/injector.js';
 import { KubeSource } from './sources/kube.js';
@@ -83,7 +84,11 @@ export function createOperator(
     clock,
     clock.now() * 1000,
   );
-  const emit = (draft: Parameters<EventLog['append']>[0]): void => void events.append(draft);
+  let healthConditions: HealthConditionWriter | undefined;
+  const emit = (draft: Parameters<EventLog['append']>[0]): void => {
+    events.append(draft);
+    healthConditions?.noticeEvent(draft);
+  };
   const registry = new Registry({
     clock,
     emit,
@@ -127,10 +132,16 @@ export function createOperator(
         renewSeconds: config.leaseRenewSeconds,
         logger,
         onStartedLeading: () => {
+          // Gated pods: start from the health their conditions say, then write transitions.
+          registry.followPodConditions(false);
+          healthConditions?.resyncAll();
           kube.resyncAll();
           void meshController?.syncNow();
         },
+        onStoppedLeading: () => registry.followPodConditions(true),
       });
+      // A follower until elected: gated pods' health is what their conditions say.
+      registry.followPodConditions(true);
     }
     source = kube;
     if (config.webhook ?? true)
@@ -147,6 +158,19 @@ export function createOperator(
     isLeader,
   });
   const store = createStore(config, logger, metrics.prom);
+  if (kubeMesh !== undefined) {
+    healthConditions = new HealthConditionWriter({
+      kubeConfig: kubeMesh.kubeConfig,
+      registry,
+      logger: logger.child({ component: 'health-condition' }),
+      isLeader,
+      writesPerSecond: config.healthConditionWritesPerSecond,
+      maxPending: config.healthConditionMaxPending,
+      resyncMs: config.statusResyncMs,
+      prom: metrics.prom,
+      clock,
+    });
+  }
   const security = createSecurity({
     config,
     reconciler,
@@ -273,6 +297,7 @@ export function createOperator(
       sweeper.sweepOnce();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
+      healthConditions?.start();
       meshController?.start();
       sweeper.start();
       const address = await listen(server, config.port, config.host);
@@ -291,6 +316,7 @@ export function createOperator(
     },
     async stop() {
       sweeper.stop();
+      healthConditions?.stop();
       stream.close();
       await meshController?.stop();
       await elector?.stop();

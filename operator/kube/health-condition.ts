@@ -20,7 +20,7 @@ import type { Clock } from '../registry/clock.js';
 import { systemClock } from '../registry/clock.js';
 import { CONDITION_REASONS } from '../registry/instance.js';
 import type { PodHealthCondition } from '../registry/instance.js';
-import type { PodHealthGate, Registry } from '../registry/registry.js';
+import type { PodHealthGate, Registry, RegistryEventDraft } from '../registry/registry.js';
 import { isKubeNotFound, kubeErrorFields } from './errors.js';
 import { RepeatLimiter } from './repeat.js';
 
@@ -292,6 +292,17 @@ export class HealthConditionWriter {
     if (this.stopped || !this.opts.isLeader()) return;
     const gate = this.opts.registry.podHealthGate(id);
     if (gate !== undefined) this.consider(gate);
+  }
+
+  /** A registry event: an instance's health, or its sidecar's registration, may have changed. */
+  noticeEvent(event: RegistryEventDraft): void {
+    if (
+      (event.type === 'service_healthy' ||
+        event.type === 'service_unhealthy' ||
+        event.type === 'service_registered') &&
+      event.instance.source === 'kubernetes'
+    )
+      this.notice(event.instance.id);
   }
 
   /** Compares every gated pod (on becoming leader, and every resyncMs). */
