@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** kwok's pod stages (kwok/stages.yaml): its built-in ones, with Ready honouring readiness gates. */
+const KWOK_STAGES = path.join(HERE, 'kwok', 'stages.yaml');
 const BUILD_SH = path.join(HERE, 'build.sh');
 
 /** Seconds from the start of the PKI generation to each milestone. */
@@ -575,7 +577,14 @@ async function startWorkloads(ctx: Ctx): Promise<void> {
   const kwok = startProc(
     'kwok',
     path.join(ctx.bin, 'kwok'),
-    [kc, '--manage-all-nodes=true', `--cidr=${ctx.podCidr}`, '--node-ip=127.0.0.1'],
+    [
+      kc,
+      '--manage-all-nodes=true',
+      `--cidr=${ctx.podCidr}`,
+      '--node-ip=127.0.0.1',
+      // Pod stages that compute Ready from the containers and the readiness gates, as kubelet.
+      `--config=${KWOK_STAGES}`,
+    ],
     { ...ctx.spawn, env: { ...process.env, HOME: home } },
   );
   ctx.procs.push(kwok);

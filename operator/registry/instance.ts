@@ -92,10 +92,9 @@ export function healthOf(r: InstanceRecord): { status: HealthStatus; reason: str
   if (r.noSidecar === true && r.lastHeartbeat === undefined)
     return { status: 'critical', reason: 'no-sidecar' };
   if (!r.ready) return { status: 'critical', reason: 'not-ready' };
-  // A gated pod: a follower answers with what the leader wrote; so does the leader for a pod
-  // whose sidecar has not registered here, and Kubernetes keeps such a pod out of its Services.
-  if (r.gated === true && !ownsHealth(r)) {
-    if (r.condition === undefined) return { status: 'critical', reason: 'awaiting-sidecar' };
+  // A gated pod with a condition: a follower answers with what the leader wrote; so does the
+  // leader for a pod whose sidecar has not reported here. Without one, as any pod.
+  if (r.gated === true && r.condition !== undefined && !ownsHealth(r)) {
     const { status, reason } = healthOfCondition(r.condition);
     return { status, reason };
   }
@@ -124,8 +123,7 @@ export function ownHealthOf(
 
 /** The check output shown: the condition's message where the condition is what counts. */
 function outputOf(r: InstanceRecord): string | undefined {
-  if (r.gated === true && !ownsHealth(r))
-    return r.condition?.message === '' ? undefined : r.condition?.message;
+  if (r.gated === true && r.condition !== undefined && !ownsHealth(r)) return r.condition.message;
   return r.check.output;
 }
 

@@ -77,15 +77,15 @@ describe('healthOfCondition: the health a maxine.io/healthy condition says', () 
 });
 
 describe('a gated pod on the leader', () => {
-  it('is not discovered until its sidecar reports, and the leader has no say before that', () => {
+  it('has no say until its sidecar reports (the pod stays not Ready till then)', () => {
     const { registry, sync, pod, health, discovered } = setup({ healthCheck: true });
     sync(pod('p1'));
-    expect(health('p1')).toMatchObject({ status: 'critical', reason: 'awaiting-sidecar' });
+    // Without a condition, discovery treats it as any pod (its containers are ready).
+    expect(health('p1')).toMatchObject({ status: 'passing' });
     expect(registry.podHealthGate('p1')?.own).toBeUndefined();
     // Registered, but the service's check has not reported: still no say.
     registry.attachSidecar('p1', {});
     expect(registry.podHealthGate('p1')?.own).toBeUndefined();
-    expect(discovered()).toEqual([]);
     registry.heartbeat('p1', { status: 'passing' });
     expect(registry.podHealthGate('p1')).toMatchObject({
       pod: 'p1',
@@ -146,10 +146,11 @@ describe('a gated pod on a follower', () => {
     registry.followPodConditions(true);
     sync(pod('p1', failed), pod('p22', passing), pod('p333'));
     expect(health('p1')).toEqual({ status: 'critical', reason: 'check', output: 'db down' });
-    expect(health('p333')).toMatchObject({ status: 'critical', reason: 'awaiting-sidecar' });
-    expect(discovered()).toEqual(['p22']);
+    // No condition yet (the leader has not heard from its sidecar): as any pod.
+    expect(health('p333')).toMatchObject({ status: 'passing' });
+    expect(discovered()).toEqual(['p22', 'p333']);
     registry.attachSidecar('p1', { status: 'passing' });
-    expect(discovered()).toEqual(['p22']);
+    expect(discovered()).toEqual(['p22', 'p333']);
     // The leader writes True: the follower's answer follows the informer.
     sync(pod('p1', passing), pod('p22', passing), pod('p333', failed));
     expect(discovered()).toEqual(['p1', 'p22']);
