@@ -152,7 +152,12 @@ describe('PendingWrites', () => {
 // ---- the writer over a real registry, with the API call recorded ----
 
 function setup(opts: { writesPerSecond?: number; maxPending?: number; patchMs?: number } = {}) {
-  const { registry } = testRegistry({ allowUndeclared: false });
+  // As operator.ts wires it: every registry event goes by the writer.
+  const wiring: { writer?: HealthConditionWriter } = {};
+  const { registry } = testRegistry({
+    allowUndeclared: false,
+    emit: (e) => wiring.writer?.noticeEvent(e),
+  });
   registry.upsertService(
     'ns',
     'api',
@@ -199,6 +204,7 @@ function setup(opts: { writesPerSecond?: number; maxPending?: number; patchMs?: 
     prom,
     patch,
   });
+  wiring.writer = writer;
   const addPods = (n: number) => {
     for (let i = 0; i < n; i++) names.push(`p${names.length}`);
     echo();
@@ -256,6 +262,23 @@ describe('HealthConditionWriter', () => {
         expect.objectContaining({ labels: { result: 'ok', status: 'False' }, value: N }),
       ]),
     );
+  });
+
+  it('is told by the registry events alone: the first check result rides on a heartbeat', async () => {
+    const s = setup();
+    s.addPods(1);
+    s.registry.attachSidecar('p0', {});
+    s.registry.heartbeat('p0', { status: 'passing' }); // no health change shows: passing before
+    await eventually(() => Promise.resolve(s.writes.length === 1), 5000, 'the True write');
+    s.registry.heartbeat('p0', { status: 'critical', output: 'down' });
+    await eventually(() => Promise.resolve(s.writes.length === 2), 5000, 'the False write');
+    for (let i = 0; i < 20; i++)
+      s.registry.heartbeat('p0', { status: 'critical', output: `down ${i}` });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.writes).toEqual([
+      { pod: 'p0', status: 'True', reason: 'Passing' },
+      { pod: 'p0', status: 'False', reason: 'CheckFailed' },
+    ]);
   });
 
   it('coalesces a flapping pod: latest state wins while a write is pending', async () => {

@@ -296,6 +296,13 @@ export class HealthConditionWriter {
 
   /** A registry event: an instance's health, or its sidecar's registration, may have changed. */
   noticeEvent(event: RegistryEventDraft): void {
+    // A heartbeat can carry a sidecar's first check result without changing the health the
+    // registry shows (passing before, passing now): the leader's say starts with it. The
+    // comparison is a map lookup; a write only follows a transition.
+    if (event.type === 'service_heartbeat') {
+      this.notice(event.data.id);
+      return;
+    }
     if (
       (event.type === 'service_healthy' ||
         event.type === 'service_unhealthy' ||
