@@ -10,6 +10,7 @@
  * sidecar talks to, answers discovery without it, from the condition its pod informer reads.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,7 +92,8 @@ async function writesOf(op: Operator): Promise<number> {
 
 beforeAll(async () => {
   await ensureBinaries();
-  cp = await startControlPlane({ workloads: true, podCidr: '127.78.0.1/16' });
+  // The default pod range (10.244.0.0/16): EndpointSlices refuse loopback addresses.
+  cp = await startControlPlane({ workloads: true });
   work = await mkdtemp(join(tmpdir(), 'maxine-gate-e2e-'));
   // The health script: a pod fails while a file named after it holds an exit code.
   const script = join(work, 'check.sh');
@@ -106,7 +108,7 @@ beforeAll(async () => {
   leader = await startInjectingOperator(cp, 'shop');
   await eventually(async () => Promise.resolve(leader.operator.isLeader()), 30_000, 'a leader');
   // The second replica: same Lease, so it follows; no webhook, no sidecar talks to it.
-  follower = await startKubeOperator(cp, {});
+  follower = await startKubeOperator(cp, { kubeconfig: join(cp.dir, 'operator.kubeconfig') });
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
@@ -188,8 +190,16 @@ describe('the maxine.io/healthy readiness gate', () => {
       async () => JSON.stringify(await readyEndpoints()) === JSON.stringify(names),
       60_000,
       'both pods ready endpoints',
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}\n${sidecars.map((s) => s.log.join('')).join('\n---\n')}`);
+    ).catch(async (e: Error) => {
+      const seen = await Promise.all(names.map((n) => conditionsOf(n)));
+      const slices = await kubectl(['get', 'endpointslices', '-n', 'shop', '-o', 'yaml']);
+      const kwok = readFileSync(join(cp.dir, 'logs', 'kwok.log'), 'utf8')
+        .split('\n')
+        .slice(-40);
+      throw new Error(
+        `${e.message}\n${JSON.stringify(seen, null, 1)}\n${slices}\n${kwok.join('\n')}\n` +
+          sidecars.map((s) => s.log.join('')).join('\n---\n'),
+      );
     });
     for (const name of names) {
       const conditions = await conditionsOf(name);
@@ -218,7 +228,7 @@ describe('the maxine.io/healthy readiness gate', () => {
     );
     const condition = (await conditionsOf(failing))['maxine.io/healthy'];
     expect(condition).toMatchObject({ status: 'False', reason: 'CheckFailed' });
-    expect(condition?.message).toBe(`checked ${failing}`);
+    expect(condition?.message).toContain(`checked ${failing}`);
     await eventually(
       async () => JSON.stringify(await readyEndpoints()) === JSON.stringify([healthy]),
       30_000,
