@@ -151,7 +151,14 @@ describe('PendingWrites', () => {
 
 // ---- the writer over a real registry, with the API call recorded ----
 
-function setup(opts: { writesPerSecond?: number; maxPending?: number; patchMs?: number } = {}) {
+function setup(
+  opts: {
+    writesPerSecond?: number;
+    maxPending?: number;
+    patchMs?: number;
+    concurrency?: number;
+  } = {},
+) {
   // As operator.ts wires it: every registry event goes by the writer.
   const wiring: { writer?: HealthConditionWriter } = {};
   const { registry } = testRegistry({
@@ -203,13 +210,14 @@ function setup(opts: { writesPerSecond?: number; maxPending?: number; patchMs?: 
     resyncMs: 60_000,
     prom,
     patch,
+    ...(opts.concurrency !== undefined && { concurrency: opts.concurrency }),
   });
   wiring.writer = writer;
   const addPods = (n: number) => {
     for (let i = 0; i < n; i++) names.push(`p${names.length}`);
     echo();
   };
-  const report = (pod: string, status: 'passing' | 'critical') => {
+  const report = (pod: string, status: 'passing' | 'warning' | 'critical') => {
     registry.heartbeat(pod, { status, ...(status === 'critical' && { output: 'down' }) });
     writer.notice(pod);
   };
@@ -286,13 +294,28 @@ describe('HealthConditionWriter', () => {
     s.addPods(1);
     s.registry.attachSidecar('p0', { status: 'passing' });
     s.writer.notice('p0'); // True: in flight for 100 ms
-    for (let i = 0; i < 10; i++) s.report('p0', i % 2 === 0 ? 'critical' : 'passing');
+    // Critical and warning are both transitions from True/Passing: each replaces the pending one.
+    for (let i = 0; i < 10; i++) s.report('p0', i % 2 === 0 ? 'critical' : 'warning');
     s.report('p0', 'critical');
     await eventually(() => Promise.resolve(s.writes.length === 2), 5000, 'two writes');
     await new Promise((r) => setTimeout(r, 250));
     expect(s.writes.map((w) => w.status)).toEqual(['True', 'False']);
     const coalesced = await s.metric('maxine_health_condition_coalesced_total');
     expect(coalesced[0]?.value).toBeGreaterThan(0);
+  });
+
+  it('drops a pending write when the pod flips back before it is sent', async () => {
+    const s = setup({ patchMs: 100, concurrency: 1 });
+    s.addPods(2);
+    s.registry.attachSidecar('p0', { status: 'passing' });
+    s.registry.attachSidecar('p1', { status: 'passing' });
+    await eventually(() => Promise.resolve(s.writes.length === 2), 5000, 'both True');
+    s.report('p0', 'critical'); // in flight for 100 ms; p1 must wait (one write at a time)
+    s.report('p1', 'critical'); // pending...
+    s.report('p1', 'passing'); // ...and back to what the pod carries: nothing to write
+    await eventually(() => Promise.resolve(s.writes.length === 3), 5000, "p0's write");
+    await new Promise((r) => setTimeout(r, 250));
+    expect(s.writes.slice(2)).toEqual([{ pod: 'p0', status: 'False', reason: 'CheckFailed' }]);
   });
 
   it('keeps to its rate limit', async () => {

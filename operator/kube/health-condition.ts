@@ -322,18 +322,15 @@ export class HealthConditionWriter {
   private consider(gate: PodHealthGate): void {
     const key = `${gate.namespace}/${gate.pod}`;
     const desired = desiredCondition(gate.own);
-    const current =
-      this.pending.get(key)?.desired ??
-      this.inFlight.get(key) ??
-      this.written.get(key) ??
-      gate.observed;
-    if (!isTransition(desired, current)) {
-      // Back where the pod already is: a pending write would only flip it twice.
-      if (this.pending.get(key) !== undefined && !isTransition(desired, gate.observed))
-        this.pending.delete(key);
+    // What the pod carries, or will once the write on its way lands.
+    const base = this.inFlight.get(key) ?? this.written.get(key) ?? gate.observed;
+    if (!isTransition(desired, base)) {
+      // Back where the pod is (or no say): a pending write would only flip it twice.
+      this.pending.delete(key);
       this.metrics.pending.set(this.pending.size);
       return;
     }
+    if (!isTransition(desired, this.pending.get(key)?.desired)) return; // already pending
     const offer = this.pending.offer(key, { id: gate.id, desired });
     if (offer === 'coalesced') this.metrics.coalesced.inc();
     if (offer === 'dropped') {
