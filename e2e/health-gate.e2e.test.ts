@@ -78,11 +78,8 @@ async function discovered(op: { base: string; admin: { authorization: string } }
   return body.instances.map((i) => i.metadata.pod).sort();
 }
 
-async function writesOf(op: Operator): Promise<number> {
-  const res = await fetch(
-    `http://127.0.0.1:${(op.server.address() as { port: number }).port}/metrics`,
-    { headers: leader.admin },
-  );
+async function writesOf(op: { base: string; admin: { authorization: string } }): Promise<number> {
+  const res = await fetch(`${op.base}/metrics`, { headers: op.admin });
   const text = await res.text();
   return text
     .split('\n')
@@ -215,7 +212,7 @@ describe('the maxine.io/healthy readiness gate', () => {
 
   it('a failing check turns the condition False: the pod leaves the ready endpoints, and the follower does not discover it', async () => {
     const [failing, healthy] = web.map((p) => p.metadata.name).sort() as [string, string];
-    const writesBefore = await writesOf(leader.operator);
+    const writesBefore = await writesOf(leader);
     const t0 = performance.now();
     await writeFile(join(work, `${failing}.code`), '2');
     await eventually(
@@ -245,7 +242,7 @@ describe('the maxine.io/healthy readiness gate', () => {
     expect(await discovered(leader)).toEqual([healthy]);
     // One transition, one write (heartbeats in between write nothing).
     await new Promise((r) => setTimeout(r, 3000));
-    const writes = (await writesOf(leader.operator)) - writesBefore;
+    const writes = (await writesOf(leader)) - writesBefore;
     process.stderr.write(
       `[e2e] failing check → out of the EndpointSlice in ${tookMs} ms; ${writes} pods/status write(s)\n`,
     );
@@ -263,5 +260,40 @@ describe('the maxine.io/healthy readiness gate', () => {
       30_000,
       'the follower discovers both again',
     );
+  });
+
+  it('a replica that becomes leader starts from the conditions: no write, the same answers', async () => {
+    const [failing, healthy] = web.map((p) => p.metadata.name).sort() as [string, string];
+    await writeFile(join(work, `${failing}.code`), '2');
+    await eventually(
+      async () => (await conditionsOf(failing))['maxine.io/healthy']?.status === 'False',
+      30_000,
+      'the condition False again',
+    );
+    // The sidecars reach the other replica too (as they would through the route to whichever
+    // replica leads); the old ones keep the old leader's leases until it stops.
+    for (const pod of web)
+      sidecars.push(await startSidecar(cp, pod, work, { MAXINE_OPERATOR_URL: follower.base }));
+    await leader.operator.stop();
+    await eventually(
+      () => Promise.resolve(follower.operator.isLeader()),
+      40_000,
+      'the follower leads',
+    );
+    // Two TTLs under the new leader: its adopted state agrees with the pods, so nothing flips.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(await writesOf(follower)).toBe(0);
+    expect((await conditionsOf(failing))['maxine.io/healthy']?.status).toBe('False');
+    expect((await conditionsOf(healthy))['maxine.io/healthy']?.status).toBe('True');
+    expect(await discovered(follower)).toEqual([healthy]);
+    expect(await readyEndpoints()).toEqual([healthy]);
+    // And its own sidecars' heartbeats take over: the failing pod recovers under it.
+    await rm(join(work, `${failing}.code`));
+    await eventually(
+      async () => (await readyEndpoints()).length === 2,
+      30_000,
+      'both ready endpoints under the new leader',
+    );
+    expect(await writesOf(follower)).toBe(1);
   });
 });
