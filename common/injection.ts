@@ -21,6 +21,13 @@ export const STATUS_INJECTED = 'injected';
 /** Namespace label that opts every pod of the namespace in (routed by the webhook configuration). */
 export const NAMESPACE_INJECTION_LABEL = 'maxine.io/injection';
 
+/**
+ * The pod condition in which the operator's leader writes the health Maxine decides (the
+ * sidecar's checks, its lease); the webhook adds it to an injected pod as a readiness gate, so
+ * the pod is Ready (and in its Services' endpoints) only while Maxine finds it healthy.
+ */
+export const HEALTH_CONDITION = 'maxine.io/healthy';
+
 export const SIDECAR_NAME = 'maxine-sidecar';
 export const SIDECAR_PORT = 7711;
 export const SIDECAR_PORT_NAME = 'maxine';

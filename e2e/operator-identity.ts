@@ -94,7 +94,11 @@ export async function startKubeOperator(
     configSchema.parse({
       port: 0,
       mode: 'kubernetes',
-      kubeconfig: await operatorKubeconfig(cp),
+      // A second replica passes the first one's kubeconfig: manifests/ are applied once.
+      kubeconfig:
+        typeof overrides.kubeconfig === 'string'
+          ? overrides.kubeconfig
+          : await operatorKubeconfig(cp),
       logLevel: 'warn',
       // The injection webhook is tested on its own (sidecar.e2e); elsewhere it stays off.
       webhook: false,

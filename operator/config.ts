@@ -88,6 +88,12 @@ export const configSchema = z
     snapshotStallMs: int(100, 600_000).default(30_000),
     shutdownTimeoutMs: int(0, 600_000).default(10_000),
     statusResyncMs: int(100, 3_600_000).default(15_000),
+    /**
+     * kubernetes mode: the leader's budget for maxine.io/healthy pod condition writes (a token
+     * bucket over all pods), and how many pods may wait for one (past it, until the resync).
+     */
+    healthConditionWritesPerSecond: z.coerce.number().min(0.1).max(10_000).default(20),
+    healthConditionMaxPending: int(1, 10_000_000).default(10_000),
     /** kubernetes mode: compete for a Lease; only the leader writes status. */
     leaderElection: bool.default(true),
     leaseNamespace: z.string().min(1).default('maxine-system'),
@@ -325,6 +331,14 @@ const OPTIONS = {
   'snapshot-stall-ms': ['snapshotStallMs', 'MAXINE_SNAPSHOT_STALL_MS'],
   'shutdown-timeout-ms': ['shutdownTimeoutMs', 'MAXINE_SHUTDOWN_TIMEOUT_MS'],
   'status-resync-ms': ['statusResyncMs', 'MAXINE_STATUS_RESYNC_MS'],
+  'health-condition-writes-per-second': [
+    'healthConditionWritesPerSecond',
+    'MAXINE_HEALTH_CONDITION_WRITES_PER_SECOND',
+  ],
+  'health-condition-max-pending': [
+    'healthConditionMaxPending',
+    'MAXINE_HEALTH_CONDITION_MAX_PENDING',
+  ],
   'leader-election': ['leaderElection', 'MAXINE_LEADER_ELECTION'],
   'lease-namespace': ['leaseNamespace', 'MAXINE_LEASE_NAMESPACE'],
   'lease-name': ['leaseName', 'MAXINE_LEASE_NAME'],

@@ -28,6 +28,7 @@ import { listen } from '../common/listen.js';
 import { createSecurity } from './auth/setup.js';
 import type { SecurityDeps } from './auth/setup.js';
 import { EventRecorder } from './kube/event-recorder.js';
+import { HealthConditionWriter } from './kube/health-condition.js';
 import { createInjector } from './webhook/injector.js';
 import type { Injector } from './webhook/injector.js';
 import { KubeSource } from './sources/kube.js';
@@ -80,7 +81,12 @@ export function createOperator(
   logger: Logger,
   clock: Clock = systemClock,
 ): Operator {
-  const { events, emit, publishTo } = eventsOf(config, clock);
+  const { events, emit: toLog, publishTo } = eventsOf(config, clock);
+  let healthConditions: HealthConditionWriter | undefined;
+  const emit = (draft: Draft): void => {
+    toLog(draft);
+    healthConditions?.noticeEvent(draft);
+  };
   const registry = new Registry({
     clock,
     emit,
@@ -126,12 +132,20 @@ export function createOperator(
         renewSeconds: config.leaseRenewSeconds,
         logger,
         onStartedLeading: () => {
+          // Gated pods: start from the health their conditions say, then write transitions.
+          registry.followPodConditions(false);
+          healthConditions?.resyncAll();
           registrations?.tookOver();
           kube.resyncAll();
           void meshController?.syncNow();
         },
-        onStoppedLeading: () => registrations?.steppedDown(),
+        onStoppedLeading: () => {
+          registry.followPodConditions(true);
+          registrations?.steppedDown();
+        },
       });
+      // A follower until elected: gated pods' health is what their conditions say.
+      registry.followPodConditions(true);
     }
     registrations = new KubeRegistrations({
       kubeConfig,
@@ -160,6 +174,19 @@ export function createOperator(
   if (sharedStore !== undefined) publishTo((draft) => sharedStore.publish(draft));
   registrations?.registerMetrics(metrics.prom);
   const keeping = keepingOf(store, registrations);
+  if (kubeMesh !== undefined) {
+    healthConditions = new HealthConditionWriter({
+      kubeConfig: kubeMesh.kubeConfig,
+      registry,
+      logger: logger.child({ component: 'health-condition' }),
+      isLeader,
+      writesPerSecond: config.healthConditionWritesPerSecond,
+      maxPending: config.healthConditionMaxPending,
+      resyncMs: config.statusResyncMs,
+      prom: metrics.prom,
+      clock,
+    });
+  }
   const security = createSecurity({
     config,
     reconciler,
@@ -290,6 +317,7 @@ export function createOperator(
       if (sharedStore === undefined) sweeper.sweepOnce();
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
+      healthConditions?.start();
       meshController?.start();
       if (sharedStore === undefined) sweeper.start();
       else sharedStore.runExpiry(() => sweeper.sweepOnce(), config.sweepIntervalMs);
@@ -309,6 +337,7 @@ export function createOperator(
     },
     async stop() {
       sweeper.stop();
+      healthConditions?.stop();
       stream.close();
       await meshController?.stop();
       await elector?.stop();

@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** kwok's pod stages (kwok/stages.yaml): its built-in ones, with Ready honouring readiness gates. */
+const KWOK_STAGES = path.join(HERE, 'kwok', 'stages.yaml');
 const BUILD_SH = path.join(HERE, 'build.sh');
 
 /** Seconds from the start of the PKI generation to each milestone. */
@@ -588,6 +590,8 @@ async function startWorkloads(ctx: Ctx): Promise<void> {
       // which kwok posts less often than the node-lifecycle controller's grace period, so after
       // a minute every pod was marked NotReady ("NodeNotReady").
       '--node-lease-duration-seconds=40',
+      // Pod stages that compute Ready from the containers and the readiness gates, as kubelet.
+      `--config=${KWOK_STAGES}`,
     ],
     { ...ctx.spawn, env: { ...process.env, HOME: home } },
   );

@@ -2,7 +2,9 @@ import { describe, expect, it } from '@jest/globals';
 import { serviceSpecSchema } from '../../common/resources.js';
 import type { PodLike } from './pods.js';
 import {
+  hasHealthGate,
   hasSidecar,
+  healthConditionOf,
   isPodReady,
   lacksSidecar,
   noSidecarAdvice,
@@ -53,6 +55,81 @@ describe('isPodReady', () => {
     ],
   ])('%s', (_name, p, expected) => {
     expect(isPodReady(p)).toBe(expected);
+  });
+});
+
+describe('the maxine.io/healthy gate', () => {
+  const gates = { readinessGates: [{ conditionType: 'maxine.io/healthy' }] };
+  const gated = (
+    conditions: { type: string; status: string; reason?: string; message?: string }[],
+  ) => pod({ spec: { ...pod().spec, ...gates }, status: { ...ready, conditions } });
+
+  it.each([
+    // Ready waits for the gate, i.e. for Maxine itself: containers ready is the pod's readiness.
+    [
+      'gated, containers ready, gate not yet True',
+      gated([
+        { type: 'Ready', status: 'False' },
+        { type: 'ContainersReady', status: 'True' },
+      ]),
+      true,
+    ],
+    ['gated and Ready', gated([{ type: 'Ready', status: 'True' }]), true],
+    [
+      'gated, containers not ready',
+      gated([
+        { type: 'Ready', status: 'False' },
+        { type: 'ContainersReady', status: 'False' },
+      ]),
+      false,
+    ],
+    // Without the gate, ContainersReady alone is not enough (another gate may hold Ready).
+    [
+      'not gated, only containers ready',
+      pod({
+        status: {
+          ...ready,
+          conditions: [
+            { type: 'Ready', status: 'False' },
+            { type: 'ContainersReady', status: 'True' },
+          ],
+        },
+      }),
+      false,
+    ],
+  ])('isPodReady: %s', (_name, p, expected) => {
+    expect(isPodReady(p)).toBe(expected);
+  });
+
+  it.each([
+    ['no condition', [], undefined],
+    [
+      'True',
+      [{ type: 'maxine.io/healthy', status: 'True', reason: 'Passing', message: '' }],
+      { status: 'True', reason: 'Passing' },
+    ],
+    [
+      'False with a message',
+      [{ type: 'maxine.io/healthy', status: 'False', reason: 'CheckFailed', message: 'boom' }],
+      { status: 'False', reason: 'CheckFailed', message: 'boom' },
+    ],
+    ['Unknown', [{ type: 'maxine.io/healthy', status: 'Unknown' }], undefined],
+  ])('healthConditionOf: %s', (_name, conditions, expected) => {
+    expect(healthConditionOf(gated(conditions))).toEqual(expected);
+  });
+
+  it('podInstance carries the gate and the condition', () => {
+    const p = gated([
+      { type: 'ContainersReady', status: 'True' },
+      { type: 'maxine.io/healthy', status: 'False', reason: 'CheckFailed', message: 'boom' },
+    ]);
+    expect(hasHealthGate(p)).toBe(true);
+    expect(podInstance('shop', 'web', spec({}), p)).toMatchObject({
+      ready: true,
+      gated: true,
+      condition: { status: 'False', reason: 'CheckFailed', message: 'boom' },
+    });
+    expect(podInstance('shop', 'web', spec({}), pod())).not.toHaveProperty('gated');
   });
 });
 

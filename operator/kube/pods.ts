@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import type { ServiceSpec } from '../../common/resources.js';
 import type { PodInstance } from '../registry/registry.js';
-import { ANNOTATION_INJECT, SIDECAR_NAME } from '../../common/injection.js';
+import type { PodHealthCondition } from '../registry/instance.js';
+import { ANNOTATION_INJECT, HEALTH_CONDITION, SIDECAR_NAME } from '../../common/injection.js';
 
 /** The few pod fields the mapping reads (structurally compatible with client-node's V1Pod). */
 export interface PodLike {
@@ -22,8 +23,13 @@ export interface PodLike {
     nodeName?: string;
     initContainers?: { name: string }[];
     containers?: { name?: string; ports?: { containerPort: number; name?: string }[] }[];
+    readinessGates?: { conditionType: string }[];
   };
-  status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
 }
 
 /** A selector selects a pod when every label matches; an empty or absent selector selects none. */
@@ -35,12 +41,36 @@ export function selects(
   return entries.length > 0 && entries.every(([k, v]) => labels?.[k] === v);
 }
 
+/**
+ * Running, not terminating, and Ready; for a pod with the health gate, its containers ready
+ * (ContainersReady) is enough: its Ready also waits for the health condition, which is
+ * Maxine's own verdict, so counting it here would let a failed check hold itself in place.
+ */
 export function isPodReady(pod: PodLike): boolean {
+  const conditions = pod.status?.conditions ?? [];
+  const is = (type: string): boolean =>
+    conditions.some((c) => c.type === type && c.status === 'True');
   return (
     pod.metadata?.deletionTimestamp === undefined &&
     pod.status?.phase === 'Running' &&
-    (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+    (is('Ready') || (hasHealthGate(pod) && is('ContainersReady')))
   );
+}
+
+/** The pod carries the `maxine.io/healthy` readiness gate (the webhook adds it). */
+export function hasHealthGate(pod: PodLike): boolean {
+  return (pod.spec?.readinessGates ?? []).some((g) => g.conditionType === HEALTH_CONDITION);
+}
+
+/** The pod's `maxine.io/healthy` condition, when it has one with a known status. */
+export function healthConditionOf(pod: PodLike): PodHealthCondition | undefined {
+  const c = (pod.status?.conditions ?? []).find((x) => x.type === HEALTH_CONDITION);
+  if (c === undefined || (c.status !== 'True' && c.status !== 'False')) return undefined;
+  return {
+    status: c.status,
+    ...(c.reason !== undefined && c.reason !== '' && { reason: c.reason }),
+    ...(c.message !== undefined && c.message !== '' && { message: c.message }),
+  };
 }
 
 /** The pod carries the sidecar the webhook injects (a native sidecar, or a plain container). */
@@ -141,5 +171,12 @@ export function podInstance(
     metadata: node === undefined ? { pod: name } : { pod: name, node },
     ready: isPodReady(pod),
     ...(lacksSidecar(spec, pod) && { noSidecar: true }),
+    ...gateOf(pod),
   };
+}
+
+function gateOf(pod: PodLike): Pick<PodInstance, 'gated' | 'condition'> {
+  if (!hasHealthGate(pod)) return {};
+  const condition = healthConditionOf(pod);
+  return { gated: true, ...(condition && { condition }) };
 }

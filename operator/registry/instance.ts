@@ -1,5 +1,48 @@
 import type { DiscoveredInstance, HealthStatus, Instance } from '../../common/wire.js';
 
+/**
+ * The pod's `maxine.io/healthy` condition as the pod informer sees it: the health the leader
+ * decided and wrote (operator/kube/health-condition.ts). Reasons are the leader's.
+ */
+export interface PodHealthCondition {
+  status: 'True' | 'False';
+  reason?: string;
+  message?: string;
+}
+
+/** The condition reasons, by the health that makes them (see healthOfCondition for the way back). */
+export const CONDITION_REASONS = {
+  passing: 'Passing',
+  warning: 'Warning',
+  check: 'CheckFailed',
+  'lease-expired': 'LeaseLapsed',
+  'no-sidecar': 'NoSidecar',
+  deregistered: 'SidecarDeregistered',
+} as const;
+
+/** The health a pod's condition says (what a follower, or a new leader, starts from). */
+export function healthOfCondition(c: PodHealthCondition): {
+  status: HealthStatus;
+  reason: string;
+  output?: string;
+} {
+  const output = c.message !== undefined && c.message !== '' ? { output: c.message } : {};
+  if (c.status === 'True')
+    return {
+      status: c.reason === CONDITION_REASONS.warning ? 'warning' : 'passing',
+      reason: 'check',
+      ...output,
+    };
+  const reason =
+    (Object.entries(CONDITION_REASONS).find(([, v]) => v === c.reason)?.[0] as
+      keyof typeof CONDITION_REASONS | undefined) ?? 'check';
+  return {
+    status: 'critical',
+    reason: reason === 'passing' || reason === 'warning' ? 'check' : reason,
+    ...output,
+  };
+}
+
 /** The registry's own record of an instance. Mutable; only the registry changes it. */
 export interface InstanceRecord {
   readonly id: string;
@@ -27,6 +70,21 @@ export interface InstanceRecord {
   noSidecar?: boolean;
   check: { status: HealthStatus; output?: string };
   connections: number;
+  /** The pod carries the `maxine.io/healthy` readiness gate (Kubernetes pods only). */
+  gated?: boolean;
+  /** Its `maxine.io/healthy` condition as the informer last saw it. */
+  condition?: PodHealthCondition;
+  /** A sidecar registered here (with this replica) since the record was made or adopted. */
+  attached?: boolean;
+  /** This replica follows the condition (a follower) instead of its own heartbeat state. */
+  followsCondition?: boolean;
+  /** Its sidecar registered, but the service's health check has not reported yet. */
+  awaitsCheck?: boolean;
+}
+
+/** Whether this replica's own sidecar state decides a gated pod's health (else its condition). */
+function ownsHealth(r: InstanceRecord): boolean {
+  return r.attached === true && r.awaitsCheck !== true && r.followsCondition !== true;
 }
 
 export function healthOf(r: InstanceRecord): { status: HealthStatus; reason: string } {
@@ -34,8 +92,39 @@ export function healthOf(r: InstanceRecord): { status: HealthStatus; reason: str
   if (r.noSidecar === true && r.lastHeartbeat === undefined)
     return { status: 'critical', reason: 'no-sidecar' };
   if (!r.ready) return { status: 'critical', reason: 'not-ready' };
+  // A gated pod with a condition: a follower answers with what the leader wrote; so does the
+  // leader for a pod whose sidecar has not reported here. Without one, as any pod.
+  if (r.gated === true && r.condition !== undefined && !ownsHealth(r)) {
+    const { status, reason } = healthOfCondition(r.condition);
+    return { status, reason };
+  }
   if (r.leaseLapsed) return { status: 'critical', reason: 'lease-expired' };
   return { status: r.check.status, reason: 'check' };
+}
+
+/**
+ * The health this replica's own sidecar state says, for the pod condition the leader writes:
+ * pod readiness left out (the gate is one of its inputs). Undefined while it has no say: a
+ * gated pod whose sidecar has not registered here yet.
+ */
+export function ownHealthOf(
+  r: InstanceRecord,
+): { status: HealthStatus; reason: keyof typeof CONDITION_REASONS; output?: string } | undefined {
+  if (r.noSidecar === true && r.lastHeartbeat === undefined)
+    return { status: 'critical', reason: 'no-sidecar' };
+  if (r.attached !== true) return undefined;
+  if (r.ttlMs === undefined) return { status: 'critical', reason: 'deregistered' };
+  if (r.awaitsCheck === true) return undefined;
+  if (r.leaseLapsed) return { status: 'critical', reason: 'lease-expired' };
+  const output = r.check.output !== undefined ? { output: r.check.output } : {};
+  if (r.check.status === 'critical') return { status: 'critical', reason: 'check', ...output };
+  return { status: r.check.status, reason: r.check.status, ...output };
+}
+
+/** The check output shown: the condition's message where the condition is what counts. */
+function outputOf(r: InstanceRecord): string | undefined {
+  if (r.gated === true && r.condition !== undefined && !ownsHealth(r)) return r.condition.message;
+  return r.check.output;
 }
 
 export function leaseExpiry(r: InstanceRecord): number | undefined {
@@ -61,7 +150,7 @@ export function toInstance(r: InstanceRecord): Instance {
     health: {
       status: health.status,
       reason: health.reason,
-      ...(r.check.output !== undefined && { output: r.check.output }),
+      ...(outputOf(r) !== undefined && { output: outputOf(r) }),
     },
     source: r.source,
     registeredAt: new Date(r.registeredAt).toISOString(),

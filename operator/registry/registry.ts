@@ -26,8 +26,16 @@ import type {
   ServiceSummary,
 } from '../../common/wire.js';
 import type { Clock } from './clock.js';
-import type { InstanceRecord } from './instance.js';
-import { healthOf, leaseExpiry, routeOf, toDiscovered, toInstance } from './instance.js';
+import type { InstanceRecord, PodHealthCondition } from './instance.js';
+import {
+  healthOf,
+  healthOfCondition,
+  leaseExpiry,
+  ownHealthOf,
+  routeOf,
+  toDiscovered,
+  toInstance,
+} from './instance.js';
 import { countRefusal, DEFAULT_LIMITS, LIMIT_NAMES, sizeRefusal } from './limits.js';
 import type { CountCheck, LimitName, RegistryLimits } from './limits.js';
 
@@ -51,6 +59,21 @@ export interface PodInstance {
    * (it was not injected): its health can never be known.
    */
   noSidecar?: boolean;
+  /** The pod carries the `maxine.io/healthy` readiness gate (the webhook adds it). */
+  gated?: boolean;
+  /** Its `maxine.io/healthy` condition, when it has one. */
+  condition?: PodHealthCondition;
+}
+
+/** A gated pod's health as the leader knows it, and the condition its pod carries now. */
+export interface PodHealthGate {
+  id: string;
+  namespace: string;
+  service: string;
+  pod: string;
+  /** Undefined while the leader has no say yet (the sidecar has not reported). */
+  own: ReturnType<typeof ownHealthOf>;
+  observed: PodHealthCondition | undefined;
 }
 
 /** A registration as a standalone store keeps it (operator/store/) and gives it back on start. */
@@ -147,6 +170,8 @@ export class Registry {
   private readonly services = new Map<string, ServiceEntry>();
   private readonly instances = new Map<string, InstanceRecord>();
   private guardActive = false;
+  /** Gated pods' health comes from their condition (a follower replica), not from heartbeats. */
+  private followConditions = false;
   private readonly loadOf = (id: string): number => this.instances.get(id)?.connections ?? 0;
   readonly counters = { registrations: 0, heartbeats: 0, deregistrations: 0, evictions: 0 };
   readonly limits: Readonly<RegistryLimits>;
@@ -316,7 +341,10 @@ export class Registry {
     const before = healthOf(record).status;
     record.lastHeartbeat = this.opts.clock.now();
     record.leaseLapsed = false;
-    if (body.status !== undefined) record.check = checkOf(body.status, body.output);
+    if (body.status !== undefined) {
+      record.check = checkOf(body.status, body.output);
+      record.awaitsCheck = false;
+    }
     if (body.connections !== undefined) record.connections = body.connections;
     this.counters.heartbeats += 1;
     this.afterHealthChange(record, before);
@@ -371,6 +399,9 @@ export class Registry {
     record.ttlMs = ttlSeconds * 1000;
     record.leaseLapsed = false;
     record.check = checkOf(opts.status ?? 'passing', opts.output);
+    record.attached = true;
+    // A service with a health check: the sidecar's first result decides, not the registration.
+    record.awaitsCheck = entry?.spec?.healthCheck !== undefined && opts.status === undefined;
     this.counters.registrations += 1;
     const instance = toInstance(record);
     this.opts.emit({
@@ -436,6 +467,7 @@ export class Registry {
         leaseLapsed: false,
         check: { status: 'passing' },
         connections: 0,
+        ...(pod.gated === true && { followsCondition: this.followConditions }),
       };
       entry.instances.set(pod.id, record);
       this.instances.set(pod.id, record);
@@ -461,6 +493,9 @@ export class Registry {
       metadata: reuse(existing.metadata, pod.metadata),
       ready: pod.ready,
       noSidecar: pod.noSidecar,
+      gated: pod.gated,
+      condition: pod.condition,
+      followsCondition: pod.gated === true ? this.followConditions : undefined,
     });
     // Any routing field (address, ports, version, zone, weight, metadata) changed.
     if (routeOf(existing) !== route) {
@@ -474,6 +509,63 @@ export class Registry {
     }
     this.afterHealthChange(existing, before);
     return false;
+  }
+
+  // ---- the pod health condition (maxine.io/healthy; Kubernetes mode) ----
+
+  /**
+   * Who decides a gated pod's health on this replica. A follower (`true`) answers with the
+   * condition the leader wrote, so every replica answers alike. A replica that becomes leader
+   * (`false`) adopts each pod's condition as its own state, a check result and a fresh lease,
+   * so it starts from the health the old leader knew; its sidecars' heartbeats take over from
+   * there (a sidecar that is gone lapses one TTL later).
+   */
+  followPodConditions(follow: boolean): void {
+    if (this.followConditions === follow) return;
+    this.followConditions = follow;
+    const now = this.opts.clock.now();
+    for (const record of this.instances.values()) {
+      if (record.source !== 'kubernetes' || record.gated !== true) continue;
+      const before = healthOf(record).status;
+      record.followsCondition = follow;
+      if (!follow && record.condition !== undefined) this.adoptCondition(record, now);
+      this.afterHealthChange(record, before);
+    }
+  }
+
+  get followsPodConditions(): boolean {
+    return this.followConditions;
+  }
+
+  private adoptCondition(record: InstanceRecord, now: number): void {
+    const health = healthOfCondition(record.condition as PodHealthCondition);
+    // The informer's own finding (no sidecar) stands; a leaving sidecar has left.
+    if (health.reason === 'no-sidecar' || health.reason === 'deregistered') return;
+    const entry = this.services.get(serviceKey(record.namespace, record.service));
+    const ttlSeconds = entry?.spec?.heartbeat?.ttlSeconds ?? this.opts.defaultTtlSeconds;
+    record.attached = true;
+    record.awaitsCheck = false;
+    record.lastHeartbeat = now;
+    record.ttlMs = ttlSeconds * 1000;
+    record.leaseLapsed = health.reason === 'lease-expired';
+    record.check = checkOf(
+      health.reason === 'lease-expired' ? 'passing' : health.status,
+      health.output,
+    );
+  }
+
+  /** One gated pod's health gate (undefined for an unknown id or a pod without the gate). */
+  podHealthGate(id: string): PodHealthGate | undefined {
+    const record = this.instances.get(id);
+    return record === undefined ? undefined : gateOf(record);
+  }
+
+  /** Every gated pod's health gate. */
+  *podHealthGates(): Generator<PodHealthGate, void, undefined> {
+    for (const record of this.instances.values()) {
+      const gate = gateOf(record);
+      if (gate !== undefined) yield gate;
+    }
   }
 
   getInstance(id: string): Instance | undefined {
@@ -1076,6 +1168,19 @@ function recordOf(
     // A registration starts healthy; its checks report otherwise with the next heartbeat.
     check: { status: 'passing' },
     connections: at.existing?.connections ?? 0,
+  };
+}
+
+function gateOf(r: InstanceRecord): PodHealthGate | undefined {
+  const pod = r.metadata.pod;
+  if (r.source !== 'kubernetes' || r.gated !== true || pod === undefined) return undefined;
+  return {
+    id: r.id,
+    namespace: r.namespace,
+    service: r.service,
+    pod,
+    own: ownHealthOf(r),
+    observed: r.condition,
   };
 }
 

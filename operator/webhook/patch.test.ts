@@ -411,6 +411,30 @@ describe('buildInjection: the patched pod', () => {
     expect(given.spec?.initContainers).toEqual([{ name: 'migrate' }]);
   });
 
+  it('adds the maxine.io/healthy readiness gate, keeping the gates the pod has', () => {
+    const cases: { gates?: { conditionType: string }[]; want: string[] }[] = [
+      { want: ['maxine.io/healthy'] },
+      { gates: [], want: ['maxine.io/healthy'] },
+      {
+        gates: [{ conditionType: 'example.com/lb' }],
+        want: ['example.com/lb', 'maxine.io/healthy'],
+      },
+      // Idempotent: a pod that already carries the gate gets no second one.
+      {
+        gates: [{ conditionType: 'maxine.io/healthy' }, { conditionType: 'example.com/lb' }],
+        want: ['maxine.io/healthy', 'example.com/lb'],
+      },
+    ];
+    for (const { gates, want } of cases) {
+      const given: InjectablePod = {
+        metadata: { labels: { app: 'shop' }, annotations: { 'maxine.io/inject': 'true' } },
+        spec: { containers: [{ name: 'app' }], ...(gates && { readinessGates: gates }) },
+      };
+      const { pod: patched } = injected(input({ pod: given }));
+      expect(patched.spec.readinessGates.map((g: any) => g.conditionType)).toEqual(want);
+    }
+  });
+
   it('appends to empty arrays as well', () => {
     const given: InjectablePod = {
       metadata: { labels: { app: 'shop' }, annotations: { 'maxine.io/inject': 'true' } },

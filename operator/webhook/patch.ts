@@ -41,6 +41,7 @@ import {
   PODINFO_DIR,
   HEALTH_SCRIPTS_VOLUME,
   HEALTH_SCRIPTS_DIR,
+  HEALTH_CONDITION,
 } from '../../common/injection.js';
 import type { SidecarEnvName } from '../../common/injection.js';
 
@@ -95,6 +96,7 @@ export interface InjectablePod {
     initContainers?: { name: string }[];
     containers?: { name: string; ports?: { containerPort: number }[] }[];
     volumes?: { name: string }[];
+    readinessGates?: { conditionType: string }[];
   };
 }
 
@@ -144,6 +146,7 @@ export function buildInjection(input: InjectionInput): InjectionResult {
     patch: [
       ...appendAll('/spec/initContainers', pod.spec.initContainers, [sidecarContainer(sidecar)]),
       ...appendAll('/spec/volumes', pod.spec.volumes, volumes),
+      ...healthGate(pod.spec.readinessGates),
       ...statusAnnotation(pod),
     ],
     ...(warnings.length > 0 && { warnings }),
@@ -447,6 +450,15 @@ function appendAll(
 ): JsonPatchOperation[] {
   if (existing === undefined) return [{ op: 'add', path, value: [...items] }];
   return items.map((value) => ({ op: 'add', path: `${path}/-`, value }));
+}
+
+/**
+ * The readiness gate of the health condition: the pod is Ready only once the operator finds it
+ * healthy. Kept when the pod already has it; other gates are left as they are.
+ */
+function healthGate(gates: readonly { conditionType: string }[] | undefined): JsonPatchOperation[] {
+  if (gates?.some((g) => g.conditionType === HEALTH_CONDITION) === true) return [];
+  return appendAll('/spec/readinessGates', gates, [{ conditionType: HEALTH_CONDITION }]);
 }
 
 function statusAnnotation(pod: InjectablePod): JsonPatchOperation[] {
