@@ -28,6 +28,7 @@ import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
 import { lacksSidecar, noSidecarAdvice, podInstance, selects } from '../kube/pods.js';
 import type { PodLike } from '../kube/pods.js';
+import { PodSelectorIndex, slimPod } from '../kube/pod-index.js';
 import type { Logger } from '../../common/logger.js';
 import type { EventRecorder } from '../kube/event-recorder.js';
 import { WorkQueue } from '../kube/queue.js';
@@ -74,6 +75,8 @@ export interface InvalidObject {
 export class KubeSource implements ResourceSource {
   private readonly informers = new Map<ResourceKind, Watched>();
   private pods: Watched | undefined;
+  /** Which pods each selector picks, kept by the pod informer's callbacks. */
+  private readonly podIndex = new PodSelectorIndex();
   private podsSynced = false;
   private readonly queue: WorkQueue;
   /** Status writes run apart, so readiness and registry updates never wait on them. */
@@ -174,11 +177,22 @@ export class KubeSource implements ResourceSource {
       '/api/v1/pods',
       () => core.listPodForAllNamespaces() as Promise<KubernetesListObject<KubernetesObject>>,
     );
-    const podChanged = (pod: KubernetesObject): void =>
-      this.syncServicesIn(pod.metadata?.namespace ?? 'default');
+    // The informer keeps the object it hands to these callbacks: slimmed here, slim in the cache.
+    const podChanged = (pod: KubernetesObject): void => {
+      slimPod(pod);
+      const namespace = pod.metadata?.namespace ?? 'default';
+      const labels = pod.metadata?.labels;
+      const before = this.podIndex.upsert(namespace, pod.metadata?.name ?? '', labels);
+      this.syncServicesSelecting(namespace, before, labels);
+    };
+    const podDeleted = (pod: KubernetesObject): void => {
+      const namespace = pod.metadata?.namespace ?? 'default';
+      const before = this.podIndex.remove(namespace, pod.metadata?.name ?? '');
+      this.syncServicesSelecting(namespace, before ?? pod.metadata?.labels, undefined);
+    };
     pods.on('add', podChanged);
     pods.on('update', podChanged);
-    pods.on('delete', podChanged);
+    pods.on('delete', podDeleted);
     pods.on('error', (err: unknown) => this.restartLater('Pod', pods, err));
     pods.on('connect', () => this.restarts.delete('Pod'));
     this.pods = pods;
@@ -248,18 +262,31 @@ export class KubeSource implements ResourceSource {
     }, delay).unref();
   }
 
-  /** A pod changed: re-derive the instances of every service in its namespace. */
-  private syncServicesIn(namespace: string): void {
-    for (const svc of this.informers.get('MaxineService')?.list(namespace) ?? [])
-      this.queue.add(podSyncKey(svc));
+  /**
+   * A pod changed: re-derive the instances of the services of its namespace that selected it
+   * (its labels before) or select it now. O(services of the namespace), not O(services × pods).
+   */
+  private syncServicesSelecting(
+    namespace: string,
+    before: Readonly<Record<string, string>> | undefined,
+    now: Readonly<Record<string, string>> | undefined,
+  ): void {
+    for (const svc of this.informers.get('MaxineService')?.list(namespace) ?? []) {
+      const selector = this.opts.reconciler.serviceSpec(
+        namespace,
+        svc.metadata?.name ?? '',
+      )?.selector;
+      if (selects(selector, before) || selects(selector, now)) this.queue.add(podSyncKey(svc));
+    }
   }
 
   private syncPods(namespace: string, name: string): void {
     const spec = this.opts.reconciler.serviceSpec(namespace, name);
     if (spec === undefined) return;
-    const selected = (this.pods?.list(namespace) ?? []).filter((pod) =>
-      selects(spec.selector, pod.metadata?.labels),
-    ) as PodLike[];
+    const selected = this.podIndex
+      .selected(namespace, spec.selector)
+      .map((pod) => this.pods?.get(pod, namespace))
+      .filter((pod) => pod !== undefined) as PodLike[];
     const instances = selected
       .map((pod) => podInstance(namespace, name, spec, pod))
       .filter((i) => i !== undefined);
