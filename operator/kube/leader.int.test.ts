@@ -9,13 +9,16 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../common/logger.js';
-import { LeaderElector, leaderElectionProblem } from './leader.js';
+import { LEADER_URL_ANNOTATION, LeaderElector, leaderElectionProblem } from './leader.js';
 import { logSink } from '../../test/helpers/operator.js';
 
 let server: Server | undefined;
 let elector: LeaderElector | undefined;
+let other: LeaderElector | undefined;
 
 afterEach(async () => {
+  await other?.stop();
+  other = undefined;
   await elector?.stop();
   await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
 });
@@ -106,6 +109,85 @@ describe('leader election without its namespace', () => {
     createNamespace();
     await until(() => elector!.isLeader, 5000);
     expect(lines.some((l) => l.msg === 'became leader')).toBe(true);
+  });
+});
+
+describe('the leader advertises where writes go', () => {
+  it('writes its --advertise-url on the Lease; a follower reads it; releasing the Lease drops it', async () => {
+    const { kubeConfig, createNamespace } = await fakeApiServer();
+    createNamespace();
+    const { sink, logs: lines } = logSink();
+    const options = {
+      kubeConfig,
+      namespace: 'maxine-system',
+      name: 'maxine-operator',
+      leaseDurationSeconds: 15,
+      renewSeconds: 0.02,
+      logger: createLogger('info', sink),
+    };
+    elector = new LeaderElector({
+      ...options,
+      identity: 'replica-a',
+      advertiseUrl: 'http://10.0.0.1:7710',
+    });
+    elector.start();
+    await until(() => elector!.isLeader, 5000);
+    expect(elector.leader).toEqual({ leading: true });
+
+    other = new LeaderElector({
+      ...options,
+      identity: 'replica-b',
+      advertiseUrl: 'http://10.0.0.2:7710',
+    });
+    other.start();
+    await until(() => other!.leader.url !== undefined, 5000);
+    expect(other.leader).toEqual({
+      leading: false,
+      identity: 'replica-a',
+      url: 'http://10.0.0.1:7710',
+    });
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        msg: 'another replica leads: writes here are forwarded to it',
+        leader: 'replica-a',
+        leaderUrl: 'http://10.0.0.1:7710',
+      }),
+    );
+
+    // The leader lets go: the annotation goes with it, and the other one takes over and
+    // advertises its own address.
+    await elector.stop();
+    await until(() => other!.isLeader, 5000);
+    const lease = (await (
+      await fetch(
+        `${kubeConfig.getCurrentCluster()!.server}/apis/coordination.k8s.io/v1/namespaces/maxine-system/leases/maxine-operator`,
+      )
+    ).json()) as {
+      metadata: { annotations?: Record<string, string> };
+      spec: { holderIdentity: string };
+    };
+    expect(lease.spec.holderIdentity).toBe('replica-b');
+    expect(lease.metadata.annotations?.[LEADER_URL_ANNOTATION]).toBe('http://10.0.0.2:7710');
+  });
+
+  it('a replica without --advertise-url leads without the annotation; a follower then knows no address', async () => {
+    const { kubeConfig, createNamespace } = await fakeApiServer();
+    createNamespace();
+    const options = {
+      kubeConfig,
+      namespace: 'maxine-system',
+      name: 'maxine-operator',
+      leaseDurationSeconds: 15,
+      renewSeconds: 0.02,
+      logger: createLogger('warn', logSink().sink),
+    };
+    elector = new LeaderElector({ ...options, identity: 'replica-a' });
+    elector.start();
+    await until(() => elector!.isLeader, 5000);
+    other = new LeaderElector({ ...options, identity: 'replica-b' });
+    other.start();
+    await until(() => other!.leader.identity !== undefined, 5000);
+    expect(other.leader).toEqual({ leading: false, identity: 'replica-a' });
   });
 });
 
