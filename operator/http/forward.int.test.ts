@@ -12,6 +12,7 @@ import { Registry as PromRegistry } from 'prom-client';
 import { createLogger } from '../../common/logger.js';
 import { listen } from '../../common/listen.js';
 import type { LeaderView } from '../kube/leader.js';
+import { startBlackhole } from '../../test/helpers/blackhole.js';
 import { logSink, startOperator } from '../../test/helpers/operator.js';
 import type { TestOperator } from '../../test/helpers/operator.js';
 import { createForwarder, FORWARDED_BY_HEADER, FORWARDED_TO_HEADER } from './forward.js';
@@ -179,6 +180,24 @@ describe('a follower forwards registry writes to a real operator that leads', ()
   });
 });
 
+describe('an operator without leader election forwards nothing', () => {
+  it('standalone: a write carrying the hop header is served, not refused', async () => {
+    const op = await startOperator();
+    try {
+      const res = await fetch(`${op.url}/api/v1/instances`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [FORWARDED_BY_HEADER]: 'replica-x' },
+        body: JSON.stringify({ service: 'web', namespace: 'shop', host: '10.0.0.9', port: 80 }),
+      });
+      expect(res.status).toBe(201);
+      expect(res.headers.get(FORWARDED_TO_HEADER)).toBeNull();
+      expect(op.operator.isLeader()).toBe(true);
+    } finally {
+      await op.stop();
+    }
+  });
+});
+
 describe('what a follower sends the leader', () => {
   it('method, path, query, body, the caller credentials and the hop header; nothing else', async () => {
     const leader = await recordingLeader();
@@ -312,6 +331,26 @@ describe('a follower refuses what it cannot forward', () => {
     const body = (await res.json()) as { error: { details: { reason: string } } };
     expect(body.error.details.reason).toBe('unreachable');
     expect(await metric(follower.prom, 'unreachable')).toBe(1);
+  });
+
+  it('a leader whose address answers no SYN: 503 NO_LEADER (unreachable) after the connect timeout, before the whole timeout', async () => {
+    const hole = await startBlackhole();
+    try {
+      const follower = await startFollower(
+        () => ({ leading: false, identity: 'replica-a', url: `http://127.0.0.1:${hole.port}` }),
+        { timeoutMs: 10_000 },
+      );
+      const started = Date.now();
+      const res = await write(follower.url);
+      const took = Date.now() - started;
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error: { details: { reason: string } } };
+      expect(body.error.details.reason).toBe('unreachable');
+      expect(took).toBeGreaterThanOrEqual(1900);
+      expect(took).toBeLessThan(5000);
+    } finally {
+      hole.close();
+    }
   });
 
   it('a leader that does not answer in time: 503 NO_LEADER (timeout)', async () => {

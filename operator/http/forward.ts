@@ -44,6 +44,9 @@ export const FORWARDED_TO_HEADER = 'x-maxine-forwarded-to';
 
 export type WriteKind = 'write' | 'report';
 
+/** How long a connection to the leader may take to open (within `timeoutMs`). */
+const CONNECT_TIMEOUT_MS = 2000;
+
 const WRITES: readonly { method: string; path: RegExp; kind: WriteKind }[] = [
   { method: 'POST', path: /^\/api\/v1\/instances\/?$/, kind: 'write' },
   { method: 'PUT', path: /^\/api\/v1\/instances\/[^/]+\/heartbeat\/?$/, kind: 'write' },
@@ -220,6 +223,18 @@ export function createForwarder(deps: ForwardDeps): Forwarder {
     };
     const timer = setTimeout(() => fail(new ForwardFailure('timeout')), deps.timeoutMs);
     timer.unref();
+    // A dead leader's pod IP answers nothing at all: give up on the connect well before the
+    // whole timeout, so the caller hears 503 while its own request timeout still runs.
+    upstream.once('socket', (socket) => {
+      if (!socket.connecting) return;
+      const connectTimer = setTimeout(
+        () => fail(new ForwardFailure('unreachable')),
+        Math.min(CONNECT_TIMEOUT_MS, deps.timeoutMs),
+      );
+      connectTimer.unref();
+      socket.once('connect', () => clearTimeout(connectTimer));
+      socket.once('close', () => clearTimeout(connectTimer));
+    });
     res.once('close', () => {
       clearTimeout(timer);
       // The caller went away before the answer was relayed: drop the exchange.
