@@ -333,6 +333,35 @@ describe('a follower refuses what it cannot forward', () => {
     expect(await metric(follower.prom, 'unreachable')).toBe(1);
   });
 
+  it('an unreachable leader while a large body still streams: the caller still gets the 503', async () => {
+    const closed = createServer();
+    const { port } = await listen(closed, 0, '127.0.0.1');
+    await new Promise((resolve) => closed.close(resolve));
+    const follower = await startFollower(
+      () => ({ leading: false, identity: 'replica-a', url: `http://127.0.0.1:${port}` }),
+      { bodyLimitBytes: 4 * 1024 * 1024 },
+    );
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = rawRequest(`${follower.url}/api/v1/instances`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.write('x'.repeat(64 * 1024));
+      // More after the refusal: the follower must not have reset the connection under it.
+      setTimeout(() => req.end('y'.repeat(1024 * 1024)), 100);
+    });
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body)).toMatchObject({
+      error: { code: 'NO_LEADER', details: { reason: 'unreachable' } },
+    });
+  });
+
   it('a leader whose address answers no SYN: 503 NO_LEADER (unreachable) after the connect timeout, before the whole timeout', async () => {
     const hole = await startBlackhole();
     try {

@@ -248,9 +248,14 @@ export function createForwarder(deps: ForwardDeps): Forwarder {
         else done(null, chunk);
       },
     });
-    pipeline(req, bounded, upstream, (err) => {
+    // The caller's request stays out of the pipeline: a failed exchange must not destroy the
+    // socket the refusal is written to (the rest of the body is then dumped, or the connection
+    // closed after a 413).
+    req.pipe(bounded);
+    pipeline(bounded, upstream, (err) => {
       if (err === undefined || err === null) return;
       if (err instanceof ForwardFailure) failed ??= err;
+      req.unpipe(bounded);
       upstream.destroy();
     });
     upstream.on('error', (err) => {
