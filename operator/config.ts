@@ -103,7 +103,13 @@ export const configSchema = z
      * kubernetes mode: the URL other replicas reach this one at, advertised on the Lease while
      * it leads, so followers forward writes to it (manifests: http://$(MAXINE_POD_IP):7710).
      */
-    advertiseUrl: z.url({ protocol: /^https?$/ }).optional(),
+    advertiseUrl: z
+      .url({ protocol: /^https?$/ })
+      .refine((url) => !url.includes('$('), {
+        message:
+          'holds an unresolved $(VAR) reference: in the pod spec, declare that variable before this one',
+      })
+      .optional(),
     /** How long a follower waits for the leader's answer to a forwarded write. */
     forwardTimeoutMs: int(100, 600_000).default(10_000),
     /** Audience the sidecars' projected tokens are minted for. */
