@@ -7,8 +7,6 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { request } from 'node:http';
-import { connect, createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
 import WebSocket from 'ws';
 import { createLogger } from '../../common/logger.js';
 import { registerRequestSchema, STREAM_EPOCH_HEADER } from '../../common/wire.js';
@@ -16,44 +14,12 @@ import { ManualClock } from '../../operator/registry/clock.js';
 import { RegistryMirror } from '../../sidecar/mirror.js';
 import { eventually, logSink, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
-
-/** A TCP front that sends new connections to one port, and drops the open ones on a switch. */
-async function switchingFront(): Promise<{
-  url: string;
-  to(port: number): void;
-  close(): Promise<void>;
-}> {
-  let target = 0;
-  const open = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(target, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      open.add(s);
-      s.on('close', () => open.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    to(next) {
-      target = next;
-      for (const s of open) s.destroy();
-    },
-    close: () => {
-      for (const s of open) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { startTcpFront } from '../helpers/tcp-front.js';
+import type { TcpFront } from '../helpers/tcp-front.js';
 
 const ops: TestOperator[] = [];
 let mirror: RegistryMirror | undefined;
-let front: Awaited<ReturnType<typeof switchingFront>> | undefined;
+let front: TcpFront | undefined;
 
 afterEach(async () => {
   mirror?.stop();
@@ -95,8 +61,7 @@ describe('since= across replicas (stream epoch)', () => {
     register(b, 'only-on-b', 6);
     expect(b.operator.events.lastSeq).toBeGreaterThan(a.operator.events.lastSeq);
 
-    front = await switchingFront();
-    front.to(portOf(a));
+    front = await startTcpFront(portOf(a));
     const { sink, logs } = logSink();
     let resyncs = 0;
     mirror = new RegistryMirror({
