@@ -7,7 +7,10 @@
  * - each pod of a MaxineService has a heartbeating agent (the sidecar's RegistrationAgent, with
  *   the pod's bound ServiceAccount token) that talks to B, so every register and heartbeat is
  *   forwarded to A;
- * - a client discovers continuously from B, the replica that survives.
+ * - a client discovers continuously from B, the replica that survives;
+ * - a sidecar's registry copy (the sidecar's RegistryMirror) follows the event stream through a
+ *   front that, like the Service, sends each new connection to a replica that accepts it: A
+ *   first, B once A is gone.
  *
  * Then A is killed with SIGKILL: B takes over within the lease duration, no declared service or
  * pod instance is lost, every discovery answer during the failover names live pods only, and the
@@ -20,6 +23,10 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../common/logger.js';
 import type { Operator } from '../operator/operator.js';
 import { RegistrationAgent } from '../sidecar/agent.js';
+import { RegistryMirror } from '../sidecar/mirror.js';
+import { logSink } from '../test/helpers/operator.js';
+import { startTcpFront } from '../test/helpers/tcp-front.js';
+import type { TcpFront } from '../test/helpers/tcp-front.js';
 import { eventually } from '../test/helpers/operator.js';
 import { spawnListening } from '../test/helpers/spawn.js';
 import { ensureBinaries, freePorts, startControlPlane } from './controlplane/cluster.js';
@@ -45,6 +52,8 @@ let follower: Operator | undefined;
 let followerUrl = '';
 let admin: { authorization: string } = { authorization: '' };
 const agents: RegistrationAgent[] = [];
+let mirror: RegistryMirror | undefined;
+let front: TcpFront | undefined;
 
 const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
@@ -167,6 +176,8 @@ spec:
 }, 30 * 60_000);
 
 afterAll(async () => {
+  mirror?.stop();
+  await front?.close();
   await Promise.all(agents.map((a) => a.stop()));
   child?.kill('SIGKILL');
   await follower?.stop();
@@ -221,6 +232,21 @@ describe('failover of the leader (two replicas)', () => {
     await eventually(async () => (await instances()).length === 3, 10_000, 'B sees the three pods');
     expect((await instances()).every((i) => i.lastHeartbeat === undefined)).toBe(true);
     // extreg: register an external instance through B here, and expect it after failover.
+
+    // A sidecar's copy of the registry, its stream on A (the front's first choice) for now.
+    front = await startTcpFront(leaderPort, followerPort);
+    const mirrorLog = logSink();
+    const mirrorToken = await podToken(cp, pods[0]!);
+    mirror = new RegistryMirror({
+      operatorUrl: front.url,
+      logger: createLogger('info', mirrorLog.sink, 'sidecar'),
+      token: () => Promise.resolve(mirrorToken),
+      reconnectBaseMs: 100,
+      reconnectMaxMs: 1000,
+    });
+    mirror.start();
+    await mirror.synchronised();
+    expect(mirror.state.instances('shop', 'web')).toHaveLength(3);
 
     // A client discovers from B all along.
     const answers: { at: number; status: number; hosts: string[] }[] = [];
@@ -296,6 +322,28 @@ describe('failover of the leader (two replicas)', () => {
       for (const host of a.hosts) expect(podIps.has(host)).toBe(true);
     }
     // gate: assert here that the pods' maxine.io/healthy condition B started from is kept.
+
+    // The copy moved to B: a snapshot of B's log (another epoch), never A's numbers replayed
+    // against B's log; then B's events: a service declared after the failover arrives.
+    const synced = () => mirrorLog.logs.filter((l) => l.msg === 'registry copy synced');
+    await eventually(
+      () => Promise.resolve(synced().length >= 2 && mirror!.status().connected),
+      30_000,
+      'the copy resynced from B',
+    );
+    const [fromA, fromB] = synced();
+    expect(fromB!.epoch).toBe(follower.events.epoch);
+    expect(fromA!.epoch).not.toBe(fromB!.epoch);
+    expect(mirror.state.instances('shop', 'web')).toHaveLength(3);
+    await kubectl(
+      ['apply', '-f', '-'],
+      'apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: late, namespace: shop }\nspec: {}\n',
+    );
+    await eventually(
+      () => Promise.resolve(mirror!.state.spec('shop', 'late') !== undefined),
+      10_000,
+      'the copy hears B',
+    );
 
     // B now takes writes itself: none forwarded after it leads.
     const settled = await forwardedWrites();
