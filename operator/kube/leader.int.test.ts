@@ -34,8 +34,14 @@ const notFound = (what: string, name: string) => ({
 });
 
 /** A fake API server holding at most one Lease, in a namespace that exists once `create()`d. */
-async function fakeApiServer(): Promise<{ kubeConfig: KubeConfig; createNamespace: () => void }> {
+async function fakeApiServer(): Promise<{
+  kubeConfig: KubeConfig;
+  createNamespace: () => void;
+  /** From now on every request fails with 503 (the API server is away), or again not. */
+  fail: (failing: boolean) => void;
+}> {
   let namespaceExists = false;
+  let failing = false;
   let lease: unknown;
   server = createServer((req, res) => {
     let body = '';
@@ -45,6 +51,13 @@ async function fakeApiServer(): Promise<{ kubeConfig: KubeConfig; createNamespac
         res.writeHead(code, { 'content-type': 'application/json', 'audit-id': 'c0ffee' });
         res.end(JSON.stringify(json));
       };
+      if (failing)
+        return send(503, {
+          kind: 'Status',
+          status: 'Failure',
+          reason: 'ServiceUnavailable',
+          code: 503,
+        });
       if (req.method === 'GET')
         return lease === undefined
           ? send(404, notFound('leases.coordination.k8s.io', 'maxine-operator'))
@@ -65,7 +78,11 @@ async function fakeApiServer(): Promise<{ kubeConfig: KubeConfig; createNamespac
     contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
     currentContext: 'c',
   });
-  return { kubeConfig, createNamespace: () => (namespaceExists = true) };
+  return {
+    kubeConfig,
+    createNamespace: () => (namespaceExists = true),
+    fail: (f) => (failing = f),
+  };
 }
 
 const until = async (check: () => boolean, ms: number): Promise<void> => {
@@ -168,6 +185,36 @@ describe('the leader advertises where writes go', () => {
     };
     expect(lease.spec.holderIdentity).toBe('replica-b');
     expect(lease.metadata.annotations?.[LEADER_URL_ANNOTATION]).toBe('http://10.0.0.2:7710');
+  });
+
+  it('a follower that cannot read the Lease keeps naming the leader for one lease duration, then no more', async () => {
+    const { kubeConfig, createNamespace, fail } = await fakeApiServer();
+    createNamespace();
+    const options = {
+      kubeConfig,
+      namespace: 'maxine-system',
+      name: 'maxine-operator',
+      leaseDurationSeconds: 2,
+      renewSeconds: 0.05,
+      logger: createLogger('error', logSink().sink),
+    };
+    elector = new LeaderElector({
+      ...options,
+      identity: 'replica-a',
+      advertiseUrl: 'http://a:7710',
+    });
+    elector.start();
+    await until(() => elector!.isLeader, 5000);
+    other = new LeaderElector({ ...options, identity: 'replica-b' });
+    other.start();
+    await until(() => other!.leader.url !== undefined, 5000);
+    const lost = Date.now();
+    fail(true);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(other.leader.url).toBe('http://a:7710');
+    await until(() => other!.leader.url === undefined, 5000);
+    expect(Date.now() - lost).toBeGreaterThanOrEqual(1900);
+    expect(other.leader).toEqual({ leading: false });
   });
 
   it('a replica without --advertise-url leads without the annotation; a follower then knows no address', async () => {

@@ -88,7 +88,7 @@ export class LeaderElector {
   private stopped = false;
   private readonly problems: RepeatLimiter;
   /** The other replica holding the Lease, as last read; undefined when none (or this one) does. */
-  private other: { identity: string; url: string | undefined } | undefined;
+  private other: { identity: string; url: string | undefined; seenAt: number } | undefined;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
@@ -103,7 +103,10 @@ export class LeaderElector {
   get leader(): LeaderView {
     if (this.leading) return { leading: true };
     const other = this.other;
-    if (other === undefined) return { leading: false };
+    // Seen longer ago than a lease lasts (the API server could not be read since): it may
+    // have lost the Lease meanwhile, so this replica no longer claims to know.
+    if (other === undefined || Date.now() - other.seenAt > this.opts.leaseDurationSeconds * 1000)
+      return { leading: false };
     return {
       leading: false,
       identity: other.identity,
@@ -150,8 +153,9 @@ export class LeaderElector {
       this.problems.reset();
       this.setLeading(won);
     } catch (err) {
+      // Who leads is kept as last read: an API server hiccup on this replica's side says
+      // nothing about the leader, which `leader` stops naming once a lease has passed.
       this.report(err);
-      this.seeOther(undefined);
       // A leader that cannot renew for a whole lease duration must assume it lost.
       if (this.leading && Date.now() - this.lastRenew > this.opts.leaseDurationSeconds * 1000)
         this.setLeading(false);
@@ -221,6 +225,7 @@ export class LeaderElector {
       this.seeOther({
         identity: spec.holderIdentity,
         url: lease.metadata?.annotations?.[LEADER_URL_ANNOTATION],
+        seenAt: Date.now(),
       });
       return false;
     }
@@ -255,7 +260,9 @@ export class LeaderElector {
   }
 
   /** Records who else leads; says so when that changes. */
-  private seeOther(other: { identity: string; url: string | undefined } | undefined): void {
+  private seeOther(
+    other: { identity: string; url: string | undefined; seenAt: number } | undefined,
+  ): void {
     const before = this.other;
     this.other = other;
     if (other === undefined || (before?.identity === other.identity && before.url === other.url))
