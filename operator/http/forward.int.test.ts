@@ -87,6 +87,11 @@ async function recordingLeader(
   return { url: `http://127.0.0.1:${port}`, seen };
 }
 
+async function until(check: () => boolean, ms = 2000): Promise<void> {
+  for (const started = Date.now(); !check(); await new Promise((r) => setTimeout(r, 10)))
+    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`);
+}
+
 async function metric(prom: PromRegistry, result: string): Promise<number> {
   const m = await prom.getSingleMetric('maxine_forwarded_writes_total')?.get();
   return m?.values.find((v) => v.labels.result === result)?.value ?? 0;
@@ -267,6 +272,29 @@ describe('what a follower sends the leader', () => {
       '{"service":"web-2"}',
     ]);
     expect(ports.size).toBe(1);
+  });
+});
+
+describe('a caller that leaves', () => {
+  it('before the leader answered: the exchange is dropped, and not counted as a refusal', async () => {
+    const leader = await recordingLeader('silent');
+    const follower = await startFollower(() => ({
+      leading: false,
+      identity: 'replica-a',
+      url: leader.url,
+    }));
+    const aborted = new AbortController();
+    const call = fetch(`${follower.url}/api/v1/instances/web-1/heartbeat`, {
+      method: 'PUT',
+      body: '{}',
+      signal: aborted.signal,
+    }).catch((e: Error) => e.name);
+    await until(() => leader.seen.length === 1);
+    aborted.abort();
+    expect(await call).toBe('AbortError');
+    await new Promise((r) => setTimeout(r, 100));
+    for (const result of ['unreachable', 'timeout', 'forwarded'])
+      expect(await metric(follower.prom, result)).toBe(0);
   });
 });
 

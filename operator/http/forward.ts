@@ -205,14 +205,20 @@ export function createForwarder(deps: ForwardDeps): Forwarder {
     leader: LeaderView & { url: string },
     limit: number,
   ): void => {
-    const target = new URL(req.url ?? '/', leader.url);
-    const https = target.protocol === 'https:';
+    // The leader's origin and the request's own path and query, verbatim (never resolved
+    // against the leader's URL: a path cannot name another host).
+    const origin = new URL(leader.url);
+    const https = origin.protocol === 'https:';
     const headers = forwardedRequestHeaders(req.headers, {
       identity: deps.identity,
       clientAddress: clientAddress(req),
     });
     let failed: ForwardFailure | undefined;
-    const upstream: ClientRequest = (https ? httpsRequest : httpRequest)(target, {
+    const upstream: ClientRequest = (https ? httpsRequest : httpRequest)({
+      protocol: origin.protocol,
+      hostname: origin.hostname.replace(/^\[|\]$/g, ''),
+      port: origin.port === '' ? (https ? 443 : 80) : Number(origin.port),
+      path: req.url ?? '/',
       method: req.method,
       headers,
       agent: https ? agents.https : agents.http,
@@ -260,6 +266,8 @@ export function createForwarder(deps: ForwardDeps): Forwarder {
     });
     upstream.on('error', (err) => {
       clearTimeout(timer);
+      // The caller left first (its close destroyed the exchange): nobody to answer.
+      if (res.destroyed) return;
       if (res.headersSent) {
         res.destroy();
         return;
