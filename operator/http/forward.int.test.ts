@@ -240,6 +240,24 @@ describe('what a follower sends the leader', () => {
     expect(got!.headers.cookie).toBeUndefined();
   });
 
+  it('reaches a leader that advertises an IPv6 address', async () => {
+    const seen: string[] = [];
+    const v6 = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(204).end();
+    });
+    servers.push(v6);
+    const { port } = await listen(v6, 0, '::1');
+    const follower = await startFollower(() => ({
+      leading: false,
+      identity: 'replica-a',
+      url: `http://[::1]:${port}`,
+    }));
+    const res = await fetch(`${follower.url}/api/v1/instances/web-1`, { method: 'DELETE' });
+    expect(res.status).toBe(204);
+    expect(seen).toEqual(['DELETE /api/v1/instances/web-1']);
+  });
+
   it('streams a chunked body and keeps the connection to the leader alive', async () => {
     const leader = await recordingLeader();
     const follower = await startFollower(() => ({
@@ -361,10 +379,12 @@ describe('a follower refuses what it cannot forward', () => {
     expect(await metric(follower.prom, 'unreachable')).toBe(1);
   });
 
-  it('an unreachable leader while a large body still streams: the caller still gets the 503', async () => {
-    const closed = createServer();
-    const { port } = await listen(closed, 0, '127.0.0.1');
-    await new Promise((resolve) => closed.close(resolve));
+  it('a leader that drops the connection while a large body still streams: the caller still gets the 503', async () => {
+    // Accepts and resets every connection: deterministic, unlike a closed port someone may reuse.
+    const dropping = createServer();
+    dropping.on('connection', (socket) => socket.destroy());
+    servers.push(dropping);
+    const { port } = await listen(dropping, 0, '127.0.0.1');
     const follower = await startFollower(
       () => ({ leading: false, identity: 'replica-a', url: `http://127.0.0.1:${port}` }),
       { bodyLimitBytes: 4 * 1024 * 1024 },
@@ -374,12 +394,15 @@ describe('a follower refuses what it cannot forward', () => {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
       });
+      let answered = false;
       req.on('response', (res) => {
+        answered = true;
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       });
-      req.on('error', reject);
+      // Writing the rest after the answer may fail once the follower is done: not the point.
+      req.on('error', (err) => (answered ? undefined : reject(err)));
       req.write('x'.repeat(64 * 1024));
       // More after the refusal: the follower must not have reset the connection under it.
       setTimeout(() => req.end('y'.repeat(1024 * 1024)), 100);
