@@ -13,7 +13,8 @@
  *   first, B once A is gone.
  *
  * Then A is killed with SIGKILL: B takes over within the lease duration, no declared service or
- * pod instance is lost, every discovery answer during the failover names live pods only, and the
+ * pod instance is lost, every discovery answer during the failover names live pods only (a pod
+ * deleted while nobody leads is never named once B saw it go), and the
  * heartbeats resume at B (now leader, taking them itself). The failover time is printed and
  * recorded in docs/operations.md#high-availability.
  */
@@ -249,18 +250,19 @@ describe('failover of the leader (two replicas)', () => {
     expect(mirror.state.instances('shop', 'web')).toHaveLength(3);
 
     // A client discovers from B all along.
-    const answers: { at: number; status: number; hosts: string[] }[] = [];
+    const answers: { at: number; status: number; hosts: string[]; ids: string[] }[] = [];
     let discovering = true;
     const discovery = (async () => {
       while (discovering) {
         const res = await fetch(`${followerUrl}/api/v1/discover/shop/web?all=true`, {
           headers: admin,
         });
-        const body = (await res.json()) as { instances?: { host: string }[] };
+        const body = (await res.json()) as { instances?: { id: string; host: string }[] };
         answers.push({
           at: Date.now(),
           status: res.status,
           hosts: (body.instances ?? []).map((i) => i.host),
+          ids: (body.instances ?? []).map((i) => i.id),
         });
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -269,26 +271,48 @@ describe('failover of the leader (two replicas)', () => {
     await new Promise((r) => setTimeout(r, 1000));
     child!.kill('SIGKILL');
     const killedAt = Date.now();
-    await eventually(
+    // While nobody leads, one pod goes away (its sidecar stops with it): from the moment B has
+    // seen it go, discovery must never name it again.
+    const gone = pods[0]!;
+    // By instance id: KWOK may give the replacement pod the same IP.
+    const goneId = (await instances()).find((i) => i.metadata.pod === gone.metadata.name)!.id;
+    await agents[0]!.stop();
+    await kubectl(['delete', 'pod', gone.metadata.name, '-n', 'shop', '--wait=false']);
+    const leads = eventually(
       async () => (await health(followerUrl))?.leader === true,
       (LEASE_SECONDS + 3) * 1000,
       'B leads',
+    ).then(() => Date.now());
+    await eventually(
+      async () => !(await instances()).some((i) => i.metadata.pod === gone.metadata.name),
+      10_000,
+      'B drops the deleted pod',
     );
-    const takeoverMs = Date.now() - killedAt;
+    const goneAt = Date.now();
+    const takeoverMs = (await leads) - killedAt;
 
-    // Heartbeats resume at B: each pod's instance is renewed after B took over.
+    // Heartbeats resume at B: the instance of each pod whose agent runs is renewed after B
+    // took over; the replacement pod (no agent here) is there too.
+    const live = agents.slice(1);
     const resumed = await eventually(
       async () => {
         const items = await instances();
         const renewed = items.filter(
           (i) => i.lastHeartbeat !== undefined && Date.parse(i.lastHeartbeat) > killedAt,
         );
-        return renewed.length === 3 && agents.every((a) => a.state === 'registered') && items;
+        return (
+          items.length === 3 &&
+          renewed.length === live.length &&
+          live.every((a) => a.state === 'registered') &&
+          items
+        );
       },
       30_000,
-      'heartbeats renewed at B',
+      'heartbeats renewed at B, the replacement pod listed',
     );
     const resumedMs = Date.now() - killedAt;
+    const podsNow = await podsOf(cp, 'shop', 'web');
+    for (const pod of podsNow) podIps.add(pod.status.podIP!);
     await new Promise((r) => setTimeout(r, 500));
     discovering = false;
     await discovery;
@@ -302,7 +326,7 @@ describe('failover of the leader (two replicas)', () => {
     expect(takeoverMs).toBeLessThanOrEqual((LEASE_SECONDS + RENEW_SECONDS + 1) * 1000);
     // Nothing lost: the pods' instances (each pod once, passing) and the declared services.
     expect(resumed.map((i) => i.metadata.pod).sort()).toEqual(
-      pods.map((p) => p.metadata.name).sort(),
+      podsNow.map((p) => p.metadata.name).sort(),
     );
     expect(resumed.every((i) => i.health.status === 'passing' && i.source === 'kubernetes')).toBe(
       true,
@@ -320,7 +344,9 @@ describe('failover of the leader (two replicas)', () => {
       expect(a.status).toBe(200);
       expect(a.hosts.length).toBeGreaterThan(0);
       for (const host of a.hosts) expect(podIps.has(host)).toBe(true);
+      if (a.at > goneAt) expect(a.ids).not.toContain(goneId);
     }
+    expect(answers.filter((a) => a.at > goneAt).length).toBeGreaterThan(5);
     // gate: assert here that the pods' maxine.io/healthy condition B started from is kept.
 
     // The copy moved to B: a snapshot of B's log (another epoch), never A's numbers replayed
