@@ -49,8 +49,9 @@ const instance = {
 
 describe('the agent while no leader takes writes', () => {
   it.each<[string, Record<string, unknown>, number]>([
-    // Retry-After 1 s: eight refusals take at most 8 s (the old back-off: 0.25+0.5+…+16 s).
-    ['retries when the replica says a leader is due', { retryAfterSeconds: 1 }, 9_000],
+    // Retry-After 1 s: eight refusals take 4–8 s (the back-off alone: at least 0.25 + 0.5 + 1
+    // + 2 + 4 + 8 + 15 + 15 s). Bounds loose for a loaded machine.
+    ['retries when the replica says a leader is due', { retryAfterSeconds: 1 }, 14_000],
   ])(
     '%s',
     async (_what, details, withinMs) => {
@@ -101,7 +102,7 @@ describe('the agent while no leader takes writes', () => {
       // The first heartbeat comes a third of the TTL after registering; the eight refused ones
       // and the accepted one follow within the replica's Retry-After each.
       expect(heartbeats[8]! - heartbeats[0]!).toBeLessThanOrEqual(withinMs - 1_000);
-      for (let i = 1; i < 9; i++) expect(heartbeats[i]! - heartbeats[i - 1]!).toBeLessThan(1_200);
+      for (let i = 1; i < 9; i++) expect(heartbeats[i]! - heartbeats[i - 1]!).toBeLessThan(2_000);
       await new Promise((r) => setTimeout(r, 50));
       expect(agent.state).toBe('registered');
       expect(logs).toContainEqual(
