@@ -317,6 +317,13 @@ export type SnapshotService = z.infer<typeof snapshotServiceSchema>;
  * (`event.service`, `event.instance`, `event.data`) type-checks, and a message carrying it fails.
  */
 const absent = z.undefined().optional();
+/** The name of an operator's event-log numbering (operator/events/log.ts). */
+export const streamEpochSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be an epoch as the operator sent it');
+/** The handshake response header naming the stream's epoch. */
+export const STREAM_EPOCH_HEADER = 'maxine-stream-epoch';
+
 const envelope = { seq: z.int().min(0), time: z.string() };
 const aboutService = { ...envelope, service: serviceRefWireSchema, instance: absent };
 const aboutInstance = { ...aboutService, instance: instanceSchema };
@@ -470,6 +477,8 @@ export const resyncBeginSchema = z.object({
      * operators before it sent none.
      */
     intentionDefault: intentionDefaultSchema.optional(),
+    /** The epoch of the log the snapshot's `seq` belongs to (send it back with `since=`). */
+    epoch: streamEpochSchema.optional(),
   }),
 });
 export const resyncChunkSchema = z.object({
@@ -567,6 +576,11 @@ export const eventsQuerySchema = z.strictObject({
     .regex(/^\d{1,16}$/, 'must be a sequence number')
     .transform(Number)
     .optional(),
+  /**
+   * The epoch of the log `since` was read from (the handshake's `maxine-stream-epoch` header,
+   * `resync_begin.data.epoch`): another epoch gets a snapshot instead of a replay.
+   */
+  epoch: streamEpochSchema.optional(),
   snapshot: boolString.optional(),
 });
 export type EventsQuery = z.infer<typeof eventsQuerySchema>;

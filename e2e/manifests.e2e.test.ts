@@ -9,6 +9,8 @@ import {
   operatorKubeconfig,
 } from './operator-identity.js';
 
+type KubeObject = { kind: string; spec: any };
+
 let cp: ControlPlane;
 const as = `system:serviceaccount:${OPERATOR_NAMESPACE}:${OPERATOR_SERVICE_ACCOUNT}`;
 
@@ -35,10 +37,43 @@ describe('manifests', () => {
       'clusterrole.rbac.authorization.k8s.io/maxine-operator',
       'clusterrolebinding.rbac.authorization.k8s.io/maxine-operator',
       'deployment.apps/maxine-operator',
+      'poddisruptionbudget.policy/maxine-operator',
       'service/maxine-operator',
     ]) {
       expect(r.stdout).toContain(object);
     }
+  });
+
+  it('run two replicas spread by host, kept by a PodDisruptionBudget, each advertising its pod IP', async () => {
+    const dir = join(process.cwd(), 'manifests');
+    const r = await cp.kubectl(['apply', '--dry-run=server', '-k', dir, '-o', 'json']);
+    expect(r.code).toBe(0);
+    const { items } = JSON.parse(r.stdout) as { items: KubeObject[] };
+    const deployment = items.find((o) => o.kind === 'Deployment')!;
+    expect(deployment.spec.replicas).toBe(2);
+    const pod = deployment.spec.template.spec;
+    expect(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution).toEqual([
+      {
+        weight: 100,
+        podAffinityTerm: {
+          topologyKey: 'kubernetes.io/hostname',
+          labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'maxine-operator' } },
+        },
+      },
+    ]);
+    const env = pod.containers[0].env as { name: string; value?: string; valueFrom?: unknown }[];
+    const names = env.map((e) => e.name);
+    expect(env.find((e) => e.name === 'MAXINE_POD_IP')?.valueFrom).toEqual({
+      fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' },
+    });
+    // $(MAXINE_POD_IP) expands only when that variable comes first.
+    expect(env.find((e) => e.name === 'MAXINE_ADVERTISE_URL')?.value).toBe(
+      'http://$(MAXINE_POD_IP):7710',
+    );
+    expect(names.indexOf('MAXINE_POD_IP')).toBeLessThan(names.indexOf('MAXINE_ADVERTISE_URL'));
+    const pdb = items.find((o) => o.kind === 'PodDisruptionBudget')!;
+    expect(pdb.spec.minAvailable).toBe(1);
+    expect(pdb.spec.selector).toEqual(deployment.spec.selector);
   });
 
   it('give the operator exactly what it uses (kubectl auth can-i as its ServiceAccount)', async () => {

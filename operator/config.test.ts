@@ -30,6 +30,13 @@ describe('loadConfig', () => {
     ['/metrics open in standalone mode', [], {}, { metricsAuth: false }],
     ['the pod name from the downward API', [], { MAXINE_POD_NAME: 'op-0' }, { podName: 'op-0' }],
     ['the pod name as a flag', ['--pod-name', 'op-1'], {}, { podName: 'op-1' }],
+    [
+      'the advertised address from the environment (manifests/)',
+      [],
+      { MAXINE_ADVERTISE_URL: 'http://10.1.2.3:7710', MAXINE_FORWARD_TIMEOUT_MS: '3000' },
+      { advertiseUrl: 'http://10.1.2.3:7710', forwardTimeoutMs: 3000 },
+    ],
+    ['the forwarding timeout by default', [], {}, { forwardTimeoutMs: 10_000 }],
     ['/metrics protected in kubernetes mode', ['--mode', 'kubernetes'], {}, { metricsAuth: true }],
     [
       '--metrics-auth',
@@ -54,6 +61,16 @@ describe('loadConfig', () => {
       /--allow-undeclared \(MAXINE_ALLOW_UNDECLARED\): must be true or false/,
     ],
     ['an unknown flag', ['--colour', 'blue'], /colour/],
+    [
+      'an advertised address that is not an http(s) URL',
+      ['--advertise-url', 'tcp://10.0.0.1:7710'],
+      /--advertise-url \(MAXINE_ADVERTISE_URL\)/,
+    ],
+    [
+      'an unresolved downward-API variable in the advertised address',
+      ['--advertise-url', 'http://$(MAXINE_POD_IP):7710'],
+      /--advertise-url \(MAXINE_ADVERTISE_URL\): holds an unresolved \$\(VAR\) reference/,
+    ],
   ])('refuses %s', (_name, argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(message);
   });

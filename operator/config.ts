@@ -105,6 +105,19 @@ export const configSchema = z
     podName: z.string().min(1).max(253).optional(),
     leaseDurationSeconds: int(2, 600).default(15),
     leaseRenewSeconds: int(1, 300).default(5),
+    /**
+     * kubernetes mode: the URL other replicas reach this one at, advertised on the Lease while
+     * it leads, so followers forward writes to it (manifests: http://$(MAXINE_POD_IP):7710).
+     */
+    advertiseUrl: z
+      .url({ protocol: /^https?$/ })
+      .refine((url) => !url.includes('$('), {
+        message:
+          'holds an unresolved $(VAR) reference: in the pod spec, declare that variable before this one',
+      })
+      .optional(),
+    /** How long a follower waits for the leader's answer to a forwarded write. */
+    forwardTimeoutMs: int(100, 600_000).default(10_000),
     /** Audience the sidecars' projected tokens are minted for. */
     tokenAudience: z.string().min(1).max(253).default('maxine.io'),
     /**
@@ -345,6 +358,8 @@ const OPTIONS = {
   'pod-name': ['podName', 'MAXINE_POD_NAME'],
   'lease-duration-seconds': ['leaseDurationSeconds', 'MAXINE_LEASE_DURATION_SECONDS'],
   'lease-renew-seconds': ['leaseRenewSeconds', 'MAXINE_LEASE_RENEW_SECONDS'],
+  'advertise-url': ['advertiseUrl', 'MAXINE_ADVERTISE_URL'],
+  'forward-timeout-ms': ['forwardTimeoutMs', 'MAXINE_FORWARD_TIMEOUT_MS'],
   'token-audience': ['tokenAudience', 'MAXINE_TOKEN_AUDIENCE'],
   'token-review-pod-cache-seconds': [
     'tokenReviewPodCacheSeconds',

@@ -11,6 +11,8 @@ import { EventLog } from './events/log.js';
 import { createApp } from './http/app.js';
 import { createFastPath } from './http/fast-path.js';
 import { createEdgeServer } from './http/edge.js';
+import { createForwarder } from './http/forward.js';
+import type { Forwarder } from './http/forward.js';
 import { createEventStream, EVENTS_PATH } from './http/event-stream.js';
 import { buildOpenApi } from './http/openapi.js';
 import { PolicyStore } from './policy/store.js';
@@ -108,10 +110,10 @@ export function createOperator(
   let kubeMesh: Pick<MeshControllerOptions, 'kubeConfig' | 'statusChanged'> | undefined;
   /** Kubernetes mode: registrations from outside the cluster kept in the API server. */
   let registrations: KubeRegistrations | undefined;
+  const identity =
+    config.podName ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   if (config.mode === 'kubernetes') {
     const kubeConfig = kubeConfigOf(config.kubeconfig);
-    const identity =
-      config.podName ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const kube = new KubeSource({
       kubeConfig,
       reconciler,
@@ -131,6 +133,7 @@ export function createOperator(
         leaseDurationSeconds: config.leaseDurationSeconds,
         renewSeconds: config.leaseRenewSeconds,
         logger,
+        advertiseUrl: config.advertiseUrl,
         onStartedLeading: () => {
           // Gated pods: start from the health their conditions say, then write transitions.
           registry.followPodConditions(false);
@@ -272,11 +275,13 @@ export function createOperator(
       snapshotStallMs: config.snapshotStallMs,
     },
   });
+  const forwarder = forwarderOf(elector, { config, identity, logger, prom: metrics.prom });
   const server = createEdgeServer({
     config,
     prom: metrics.prom,
     audit: (entry) => security.audit(entry),
     request: (req, res) => {
+      if (forwarder?.handle(req, res) === true) return;
       if (!fastPath(req, res)) app(req, res);
     },
     websocket: (req, socket, head) => stream.handleUpgrade(req, socket, head),
@@ -353,6 +358,7 @@ export function createOperator(
         }, config.shutdownTimeoutMs).unref();
       });
       await Promise.race([closed, timeout]);
+      forwarder?.close();
       await store.close();
       await security.stop();
     },
@@ -368,6 +374,24 @@ function keepingOf(
     ...(store.committed && { committed: store.committed }),
     ...(registrations && { kept: registrations }),
   };
+}
+
+/** Followers forward registry writes to the leader; without leader election nothing is forwarded. */
+function forwarderOf(
+  elector: LeaderElector | undefined,
+  deps: { config: OperatorConfig; identity: string; logger: Logger; prom: PromRegistry },
+): Forwarder | undefined {
+  if (elector === undefined) return undefined;
+  const { config } = deps;
+  return createForwarder({
+    leader: () => elector.leader,
+    identity: deps.identity,
+    timeoutMs: config.forwardTimeoutMs,
+    bodyLimitBytes: config.bodyLimitBytes,
+    retryAfterSeconds: config.leaseRenewSeconds,
+    logger: deps.logger,
+    prom: deps.prom,
+  });
 }
 
 /**

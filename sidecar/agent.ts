@@ -1,7 +1,8 @@
 /**
  * Registers the pod's instance with the operator and keeps its lease: heartbeats at a third
  * of the TTL carrying the latest check result, registers again when the operator answers 404
- * (it restarted, or evicted us), retries with jittered back-off while the operator is away,
+ * (it restarted, or evicted us), retries with jittered back-off while the operator is away
+ * (or, while a replica says no leader can take writes, when it says one is due),
  * and deregisters on shutdown. It never throws into the process: an unreachable operator
  * means retries and log lines, never a crashed pod.
  */
@@ -27,7 +28,9 @@ export type AgentState = 'starting' | 'registered' | 'retrying' | 'stopped';
 
 interface Answer {
   status: number;
-  body: { instance?: Instance; error?: { code: string; message: string } } | undefined;
+  body:
+    | { instance?: Instance; error?: { code: string; message: string; details?: unknown } }
+    | undefined;
 }
 
 export class RegistrationAgent {
@@ -157,10 +160,15 @@ export class RegistrationAgent {
   private retry(err: unknown): void {
     if (this.stateNow === 'stopped') return;
     const message = err instanceof Error ? err.message : String(err);
-    const delay = backoffDelay(this.failures, {
-      baseMs: this.opts.retryBaseMs ?? 500,
-      maxMs: this.opts.retryMaxMs ?? 30_000,
-    });
+    const maxMs = this.opts.retryMaxMs ?? 30_000;
+    // A replica that forwards writes says when a leader is expected (NO_LEADER, Retry-After):
+    // retrying then, rather than after a back-off grown through a failover, renews the lease
+    // soon after the new leader takes over.
+    const leaderDue = err instanceof Refused ? err.retryAfterMs : undefined;
+    const delay =
+      leaderDue !== undefined
+        ? Math.round(Math.min(maxMs, leaderDue) * (0.5 + Math.random() * 0.5))
+        : backoffDelay(this.failures, { baseMs: this.opts.retryBaseMs ?? 500, maxMs });
     this.failures += 1;
     this.stateNow = 'retrying';
     this.lastError = message;
@@ -203,6 +211,8 @@ export const TOKEN_HINT =
 class Refused extends Error {
   readonly status: number;
   readonly code: string | undefined;
+  /** When to try again, as a `503 NO_LEADER` says (`details.retryAfterSeconds`). */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     readonly what: string,
@@ -216,5 +226,8 @@ class Refused extends Error {
     );
     this.status = res.status;
     this.code = e?.code;
+    const after = (e?.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    this.retryAfterMs =
+      e?.code === 'NO_LEADER' && typeof after === 'number' && after >= 0 ? after * 1000 : undefined;
   }
 }

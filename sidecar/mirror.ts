@@ -8,10 +8,21 @@
  * the operator closes the stream with 4401 (the token expired or was revoked), the token
  * file is read again on the reconnect, as on every connect. The copy includes the intentions
  * in force that the operator lets this sidecar see, for the call authorizer.
+ *
+ * Operator replicas number their event logs each on their own, so the copy remembers the epoch
+ * of the log its last seq came from and sends it with `since=`: a replica with another epoch
+ * answers with a snapshot rather than replaying its own events of higher numbers.
  */
 import WebSocket from 'ws';
 import type { z } from 'zod';
-import { isResync, maxineEventSchema, RESYNC_TYPES, STREAM_CLOSE } from '../common/wire.js';
+import {
+  isResync,
+  maxineEventSchema,
+  RESYNC_TYPES,
+  STREAM_CLOSE,
+  STREAM_EPOCH_HEADER,
+  streamEpochSchema,
+} from '../common/wire.js';
 import type { ResyncMessage, ServiceRef } from '../common/wire.js';
 import type { Logger } from '../common/logger.js';
 import { ReconnectBackoff } from './backoff.js';
@@ -92,6 +103,12 @@ export class RegistryMirror {
    */
   private snapshotWanted = false;
   private readonly firstSync: Promise<void>;
+  /** The epoch of the log `state.lastSeq` is from (undefined: an operator that sends none). */
+  private epoch: string | undefined;
+  /** The epoch the open connection's operator named at the handshake. */
+  private connectionEpoch: string | undefined;
+  /** The epoch of the snapshot being received (its `resync_begin`). */
+  private resyncEpoch: string | undefined;
   private resolveFirstSync: () => void = () => undefined;
 
   constructor(private readonly opts: MirrorOptions) {
@@ -151,7 +168,10 @@ export class RegistryMirror {
     // Resume after the last event applied; the first connection asks for a snapshot.
     if (this.state.lastSeq === undefined || this.snapshotWanted)
       url.searchParams.set('snapshot', 'true');
-    else url.searchParams.set('since', String(this.state.lastSeq));
+    else {
+      url.searchParams.set('since', String(this.state.lastSeq));
+      if (this.epoch !== undefined) url.searchParams.set('epoch', this.epoch);
+    }
     this.scoped = this.opts.scope?.();
     if (this.scoped !== undefined) url.searchParams.set('services', this.scoped.join(','));
     const caller = this.opts.caller;
@@ -165,6 +185,11 @@ export class RegistryMirror {
         maxPayload: this.opts.maxMessageBytes ?? 16 * 1024 * 1024,
       });
       this.ws = ws;
+      this.connectionEpoch = undefined;
+      ws.on('upgrade', (res) => {
+        const named = streamEpochSchema.safeParse(res.headers[STREAM_EPOCH_HEADER]);
+        this.connectionEpoch = named.success ? named.data : undefined;
+      });
       ws.on('open', () => {
         this.connected = true;
         this.backoff.opened();
@@ -244,6 +269,8 @@ export class RegistryMirror {
       this.protocolError(err);
       return;
     }
+    // The seq now kept is a number of this connection's log.
+    this.epoch = this.connectionEpoch;
     if (changed !== undefined) {
       this.opts.onService?.(changed);
     } else if (event.type === 'intention_changed') {
@@ -284,6 +311,8 @@ export class RegistryMirror {
 
   /** A snapshot message (parsed with its schema): applied aside, swapped in at its end. */
   private onResyncMessage(message: ResyncMessage): void {
+    if (message.type === 'resync_begin')
+      this.resyncEpoch = message.data.epoch ?? this.connectionEpoch;
     let complete: boolean;
     try {
       complete = this.state.applyResync(message);
@@ -291,6 +320,7 @@ export class RegistryMirror {
       return this.protocolError(err);
     }
     if (!complete || message.type !== 'resync_end') return;
+    this.epoch = this.resyncEpoch;
     this.synced = true;
     this.snapshotWanted = false;
     this.backoff.synced();
@@ -304,6 +334,7 @@ export class RegistryMirror {
         intentionDefault: this.state.intentionDefault ?? 'not sent by the operator',
         chunks,
         seq: message.seq,
+        epoch: this.epoch,
       },
       'registry copy synced',
     );

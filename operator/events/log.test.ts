@@ -325,3 +325,55 @@ describe('EventLog.continueAfter', () => {
     expect(() => log.continueAfter(10)).toThrow('continueAfter: events were already appended');
   });
 });
+
+describe('EventLog epoch', () => {
+  // Two replicas started a moment apart: B's numbers overlap the range of A's.
+  const replica = (start: number, epoch: string): EventLog => {
+    const log = new EventLog(100, new ManualClock(), start, epoch);
+    for (let i = 0; i < 5; i++) log.append(draft('service_registered', svc('ns', `${epoch}${i}`)));
+    return log;
+  };
+  const b = replica(1_000_000, 'bbbb');
+
+  it.each<[string, number, string | undefined, number[] | undefined]>([
+    [
+      'its own since and epoch: the events after it',
+      1_000_002,
+      'bbbb',
+      [1_000_003, 1_000_004, 1_000_005],
+    ],
+    [
+      'its own since without an epoch (a client before epochs): as before',
+      1_000_002,
+      undefined,
+      [1_000_003, 1_000_004, 1_000_005],
+    ],
+    [
+      "another replica's since, inside this range: a snapshot, never a replay",
+      1_000_002,
+      'aaaa',
+      undefined,
+    ],
+    ["another replica's since equal to this last seq: a snapshot", 1_000_005, 'aaaa', undefined],
+    [
+      "another replica's since below this start: a snapshot (as before)",
+      999_000,
+      'aaaa',
+      undefined,
+    ],
+  ])('%s', (_what, since, epoch, seqs) => {
+    expect(b.since(since, epoch)?.map((e) => e.seq)).toEqual(seqs);
+    expect(b.canResumeFrom(since, epoch)).toBe(seqs !== undefined);
+  });
+
+  it('draws a fresh URL-safe epoch per log unless given; continueAfter may carry one over', () => {
+    const one = new EventLog(10, new ManualClock());
+    const two = new EventLog(10, new ManualClock());
+    expect(one.epoch).toMatch(/^[A-Za-z0-9_-]{12}$/);
+    expect(one.epoch).not.toBe(two.epoch);
+    two.continueAfter(40, 'kept-epoch');
+    expect(two.epoch).toBe('kept-epoch');
+    expect(two.canResumeFrom(40, 'kept-epoch')).toBe(true);
+    expect(two.canResumeFrom(40, one.epoch)).toBe(false);
+  });
+});

@@ -9,7 +9,14 @@
  * Heartbeat events are frequent and worthless to replay, so they are not stored and do not
  * advance the sequence: they carry the sequence of the last stored event, which keeps
  * "resume from the last seq you saw" exact for everything else.
+ *
+ * Sequences are numbers of one log: each operator replica keeps its own, so the log has an
+ * `epoch`, a name drawn when it is created. A stream sends it to its client (handshake header,
+ * `resync_begin`), the client sends it back with `since=`, and a `since` of another epoch
+ * (another replica, or a process before a restart) gets a snapshot, never a replay of this
+ * log's events that happen to carry higher numbers.
  */
+import { randomBytes } from 'node:crypto';
 import { sourcesNaming } from '../../common/policy/intentions.js';
 import type { IntentionEntry, ServiceRef } from '../../common/policy/intentions.js';
 import { RESYNC_TYPES } from '../../common/wire.js';
@@ -57,7 +64,9 @@ export class EventLog {
     bounds: number | EventLogBounds,
     private readonly clock: Clock,
     startSeq = 0,
+    epoch = newEpoch(),
   ) {
+    this.epochNow = epoch;
     const b = typeof bounds === 'number' ? { events: bounds, bytes: Infinity } : bounds;
     this.capacity = b.events;
     this.maxBytes = b.bytes;
@@ -68,13 +77,21 @@ export class EventLog {
   }
 
   private base: number;
+  private epochNow: string;
+
+  /** The name of this log's numbering: a `since` is only valid with it. */
+  get epoch(): string {
+    return this.epochNow;
+  }
 
   /**
    * Numbers the next events above `seq`, the sequence a store kept from the previous process
-   * (operator/store/). Only before the first event: numbers already handed out stay.
+   * (operator/store/). Only before the first event: numbers already handed out stay. With
+   * `epoch`, a store that also kept the events themselves continues that log's epoch.
    */
-  continueAfter(seq: number): void {
+  continueAfter(seq: number, epoch?: string): void {
     if (this.seq !== this.base) throw new Error('continueAfter: events were already appended');
+    if (epoch !== undefined) this.epochNow = epoch;
     if (seq <= this.seq) return;
     this.seq = seq;
     this.base = seq;
@@ -100,8 +117,12 @@ export class EventLog {
     return this.heldBytes;
   }
 
-  /** Whether `since` is a sequence this log can continue from (not too old, not ahead). */
-  canResumeFrom(since: number): boolean {
+  /**
+   * Whether `since` is a sequence this log can continue from (not too old, not ahead, and of
+   * this log when the client names the epoch it has it from).
+   */
+  canResumeFrom(since: number, epoch?: string): boolean {
+    if (epoch !== undefined && epoch !== this.epochNow) return false;
     return since <= this.seq && since + 1 >= this.first && since >= this.base;
   }
 
@@ -166,9 +187,12 @@ export class EventLog {
     this.evictions[reason] += 1;
   }
 
-  /** Events after `seq`, or `undefined` when some of them are no longer held. */
-  since(seq: number): MaxineEvent[] | undefined {
-    if (!this.canResumeFrom(seq)) return undefined;
+  /**
+   * Events after `seq`, or `undefined` when some of them are no longer held or `seq` is of
+   * another log (`epoch`).
+   */
+  since(seq: number, epoch?: string): MaxineEvent[] | undefined {
+    if (!this.canResumeFrom(seq, epoch)) return undefined;
     if (seq === this.seq) return [];
     const out: MaxineEvent[] = [];
     for (let s = seq + 1; s <= this.seq; s++) {
@@ -186,6 +210,11 @@ export class EventLog {
   get subscribers(): number {
     return this.listeners.size;
   }
+}
+
+/** A fresh epoch: 72 random bits, URL-safe (what `epoch=` accepts). */
+export function newEpoch(): string {
+  return randomBytes(9).toString('base64url');
 }
 
 /** Which events a subscriber asked for. */

@@ -25,6 +25,8 @@ export interface SnapshotServiceSource {
 
 export interface SnapshotPlan {
   seq: number;
+  /** The epoch of the log `seq` belongs to. */
+  epoch?: string;
   time: string;
   /** The services to send, in order (already filtered by what the subscriber may read). */
   services: readonly { namespace: string; name: string }[];
@@ -58,6 +60,7 @@ export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, u
     JSON.stringify({
       services: plan.services.length,
       ...(policy && { intentionDefault: policy.intentionDefault }),
+      ...(plan.epoch !== undefined && { epoch: plan.epoch }),
     }),
   );
 

@@ -64,7 +64,7 @@ export function errorHeaders(err: MaxineError): Record<string, string> {
   const d = err.details as { retryAfterSeconds?: unknown } | undefined;
   return {
     ...(err.status === 401 && { 'www-authenticate': 'Bearer realm="maxine"' }),
-    ...(err.code === 'RATE_LIMITED' &&
+    ...((err.code === 'RATE_LIMITED' || err.code === 'NO_LEADER') &&
       typeof d?.retryAfterSeconds === 'number' && { 'retry-after': String(d.retryAfterSeconds) }),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The event stream: `GET /api/v1/events` upgraded to a WebSocket. A client names the services
  * and types it wants; with `since=SEQ` it gets what it missed, or a resync snapshot when
- * the log no longer holds that far back; with `snapshot=true` it starts from a snapshot.
+ * the log no longer holds that far back or `since` is of another log (`epoch=`, the
+ * `maxine-stream-epoch` of the handshake); with `snapshot=true` it starts from a snapshot.
  * Like a Kubernetes list + watch: snapshot, then deltas.
  *
  * What one client can cost is bounded: connections per principal and in total (refused at
@@ -19,7 +20,7 @@ import type { Registry as PromRegistry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { MaxineError, validationError } from '../../common/errors.js';
-import { eventsQuerySchema, STREAM_CLOSE } from '../../common/wire.js';
+import { eventsQuerySchema, STREAM_CLOSE, STREAM_EPOCH_HEADER } from '../../common/wire.js';
 import type { EventsQuery, MaxineEvent } from '../../common/wire.js';
 import { EventFilter } from '../events/log.js';
 import type { EventLog } from '../events/log.js';
@@ -169,6 +170,11 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...deps.limits };
   const { logger } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, clientTracking: true });
+  // Every stream names its log's epoch at the handshake: a client resuming with `since` sends
+  // it back (`epoch=`), whichever replica it then reaches.
+  wss.on('headers', (headers: string[]) => {
+    headers.push(`${STREAM_EPOCH_HEADER}: ${deps.events.epoch}`);
+  });
   // Each snapshot in progress waits for at most one slot at a time, so with at most
   // concurrency + queue snapshots in progress the gate's queue never overflows.
   const gate = new Gate(limits.snapshotConcurrency, limits.snapshotQueue);
@@ -367,6 +373,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         .filter((x) => s.filter.matchesService(x.namespace, x.name) && canRead(x));
       const messages = snapshotMessages({
         seq,
+        epoch: deps.events.epoch,
         time: new Date(deps.clock.now()).toISOString(),
         services,
         detail: (namespace, name) => deps.registry.snapshotOf(namespace, name),
@@ -416,10 +423,16 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   }
 
   async function run(s: Stream): Promise<void> {
-    const { since, snapshot } = s.query;
+    const { since, snapshot, epoch } = s.query;
     if (since !== undefined) {
-      const missed = deps.events.since(since);
+      const missed = deps.events.since(since, epoch);
       if (missed !== undefined) return follow(s, missed);
+      if (epoch !== undefined && epoch !== deps.events.epoch) {
+        logger.info(
+          { who: s.principal.who, since, epoch, ours: deps.events.epoch },
+          'since= is from another event log (another replica or process): sending a snapshot',
+        );
+      }
     } else if (snapshot !== true) return follow(s, []);
     for (let attempt = 1; ; attempt++) {
       const seq = await sendSnapshot(s);

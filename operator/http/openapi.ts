@@ -163,6 +163,11 @@ export function buildOpenApi(version: string): unknown {
             queryParam('types', 'Comma-separated event types', { type: 'string' }),
             queryParam('since', 'Resume after this sequence number'),
             queryParam(
+              'epoch',
+              'The epoch of the log since was read from (maxine-stream-epoch); another one gets a snapshot',
+              { type: 'string' },
+            ),
+            queryParam(
               'snapshot',
               'Start with a snapshot (resync_begin, resync_chunk…, resync_end)',
               {

@@ -9,13 +9,16 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../common/logger.js';
-import { LeaderElector, leaderElectionProblem } from './leader.js';
+import { LEADER_URL_ANNOTATION, LeaderElector, leaderElectionProblem } from './leader.js';
 import { logSink } from '../../test/helpers/operator.js';
 
 let server: Server | undefined;
 let elector: LeaderElector | undefined;
+let other: LeaderElector | undefined;
 
 afterEach(async () => {
+  await other?.stop();
+  other = undefined;
   await elector?.stop();
   await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
 });
@@ -31,8 +34,14 @@ const notFound = (what: string, name: string) => ({
 });
 
 /** A fake API server holding at most one Lease, in a namespace that exists once `create()`d. */
-async function fakeApiServer(): Promise<{ kubeConfig: KubeConfig; createNamespace: () => void }> {
+async function fakeApiServer(): Promise<{
+  kubeConfig: KubeConfig;
+  createNamespace: () => void;
+  /** From now on every request fails with 503 (the API server is away), or again not. */
+  fail: (failing: boolean) => void;
+}> {
   let namespaceExists = false;
+  let failing = false;
   let lease: unknown;
   server = createServer((req, res) => {
     let body = '';
@@ -42,6 +51,13 @@ async function fakeApiServer(): Promise<{ kubeConfig: KubeConfig; createNamespac
         res.writeHead(code, { 'content-type': 'application/json', 'audit-id': 'c0ffee' });
         res.end(JSON.stringify(json));
       };
+      if (failing)
+        return send(503, {
+          kind: 'Status',
+          status: 'Failure',
+          reason: 'ServiceUnavailable',
+          code: 503,
+        });
       if (req.method === 'GET')
         return lease === undefined
           ? send(404, notFound('leases.coordination.k8s.io', 'maxine-operator'))
@@ -62,7 +78,11 @@ async function fakeApiServer(): Promise<{ kubeConfig: KubeConfig; createNamespac
     contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
     currentContext: 'c',
   });
-  return { kubeConfig, createNamespace: () => (namespaceExists = true) };
+  return {
+    kubeConfig,
+    createNamespace: () => (namespaceExists = true),
+    fail: (f) => (failing = f),
+  };
 }
 
 const until = async (check: () => boolean, ms: number): Promise<void> => {
@@ -106,6 +126,115 @@ describe('leader election without its namespace', () => {
     createNamespace();
     await until(() => elector!.isLeader, 5000);
     expect(lines.some((l) => l.msg === 'became leader')).toBe(true);
+  });
+});
+
+describe('the leader advertises where writes go', () => {
+  it('writes its --advertise-url on the Lease; a follower reads it; releasing the Lease drops it', async () => {
+    const { kubeConfig, createNamespace } = await fakeApiServer();
+    createNamespace();
+    const { sink, logs: lines } = logSink();
+    const options = {
+      kubeConfig,
+      namespace: 'maxine-system',
+      name: 'maxine-operator',
+      leaseDurationSeconds: 15,
+      renewSeconds: 0.02,
+      logger: createLogger('info', sink),
+    };
+    elector = new LeaderElector({
+      ...options,
+      identity: 'replica-a',
+      advertiseUrl: 'http://10.0.0.1:7710',
+    });
+    elector.start();
+    await until(() => elector!.isLeader, 5000);
+    expect(elector.leader).toEqual({ leading: true });
+
+    other = new LeaderElector({
+      ...options,
+      identity: 'replica-b',
+      advertiseUrl: 'http://10.0.0.2:7710',
+    });
+    other.start();
+    await until(() => other!.leader.url !== undefined, 5000);
+    expect(other.leader).toEqual({
+      leading: false,
+      identity: 'replica-a',
+      url: 'http://10.0.0.1:7710',
+    });
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        msg: 'another replica leads: writes here are forwarded to it',
+        leader: 'replica-a',
+        leaderUrl: 'http://10.0.0.1:7710',
+      }),
+    );
+
+    // The leader lets go: the annotation goes with it, and the other one takes over and
+    // advertises its own address.
+    await elector.stop();
+    await until(() => other!.isLeader, 5000);
+    const lease = (await (
+      await fetch(
+        `${kubeConfig.getCurrentCluster()!.server}/apis/coordination.k8s.io/v1/namespaces/maxine-system/leases/maxine-operator`,
+      )
+    ).json()) as {
+      metadata: { annotations?: Record<string, string> };
+      spec: { holderIdentity: string };
+    };
+    expect(lease.spec.holderIdentity).toBe('replica-b');
+    expect(lease.metadata.annotations?.[LEADER_URL_ANNOTATION]).toBe('http://10.0.0.2:7710');
+  });
+
+  it('a follower that cannot read the Lease keeps naming the leader for one lease duration, then no more', async () => {
+    const { kubeConfig, createNamespace, fail } = await fakeApiServer();
+    createNamespace();
+    const options = {
+      kubeConfig,
+      namespace: 'maxine-system',
+      name: 'maxine-operator',
+      leaseDurationSeconds: 2,
+      renewSeconds: 0.05,
+      logger: createLogger('error', logSink().sink),
+    };
+    elector = new LeaderElector({
+      ...options,
+      identity: 'replica-a',
+      advertiseUrl: 'http://a:7710',
+    });
+    elector.start();
+    await until(() => elector!.isLeader, 5000);
+    other = new LeaderElector({ ...options, identity: 'replica-b' });
+    other.start();
+    await until(() => other!.leader.url !== undefined, 5000);
+    const lost = Date.now();
+    fail(true);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(other.leader.url).toBe('http://a:7710');
+    await until(() => other!.leader.url === undefined, 5000);
+    expect(Date.now() - lost).toBeGreaterThanOrEqual(1900);
+    expect(other.leader).toEqual({ leading: false });
+  });
+
+  it('a replica without --advertise-url leads without the annotation; a follower then knows no address', async () => {
+    const { kubeConfig, createNamespace } = await fakeApiServer();
+    createNamespace();
+    const options = {
+      kubeConfig,
+      namespace: 'maxine-system',
+      name: 'maxine-operator',
+      leaseDurationSeconds: 15,
+      renewSeconds: 0.02,
+      logger: createLogger('warn', logSink().sink),
+    };
+    elector = new LeaderElector({ ...options, identity: 'replica-a' });
+    elector.start();
+    await until(() => elector!.isLeader, 5000);
+    other = new LeaderElector({ ...options, identity: 'replica-b' });
+    other.start();
+    await until(() => other!.leader.identity !== undefined, 5000);
+    expect(other.leader).toEqual({ leading: false, identity: 'replica-a' });
   });
 });
 

@@ -4,6 +4,10 @@
  * while it leads, and steps down when a renewal fails for longer than the duration. Writes
  * use the Lease's resourceVersion, so two replicas can never both win a race. Every replica
  * serves reads; only the leader writes status.
+ *
+ * The leader also advertises where it can be reached (`advertiseUrl`, an annotation of the
+ * Lease), and every follower reads it on each renewal tick: that is where followers forward
+ * registry writes (operator/http/forward.ts, docs/decisions/0018-writes-reach-the-leader.md).
  */
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
@@ -24,6 +28,21 @@ export interface LeaderElectionOptions {
   onStoppedLeading?: () => void;
   /** A failure that repeats on every try is logged once, then once per this interval. Default 60 s. */
   repeatLogMs?: number;
+  /** The URL other replicas reach this one at, written on the Lease while this one leads. */
+  advertiseUrl?: string | undefined;
+}
+
+/** The Lease annotation carrying the leader's address. */
+export const LEADER_URL_ANNOTATION = 'maxine.io/leader-url';
+
+/** Who leads now, as this replica last read the Lease. */
+export interface LeaderView {
+  /** This replica leads. */
+  leading: boolean;
+  /** The holder of an unexpired Lease, when another replica holds it. */
+  identity?: string;
+  /** The address that holder advertises (none: it advertises none, or none leads). */
+  url?: string;
 }
 
 /** The namespace manifests/ (and examples/) create for the operator. */
@@ -68,6 +87,8 @@ export class LeaderElector {
   private lastRenew = 0;
   private stopped = false;
   private readonly problems: RepeatLimiter;
+  /** The other replica holding the Lease, as last read; undefined when none (or this one) does. */
+  private other: { identity: string; url: string | undefined; seenAt: number } | undefined;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
@@ -76,6 +97,21 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** Who leads, as of the last renewal tick (every `renewSeconds`). */
+  get leader(): LeaderView {
+    if (this.leading) return { leading: true };
+    const other = this.other;
+    // Seen longer ago than a lease lasts (the API server could not be read since): it may
+    // have lost the Lease meanwhile, so this replica no longer claims to know.
+    if (other === undefined || Date.now() - other.seenAt > this.opts.leaseDurationSeconds * 1000)
+      return { leading: false };
+    return {
+      leading: false,
+      identity: other.identity,
+      ...(other.url !== undefined && { url: other.url }),
+    };
   }
 
   start(): void {
@@ -93,6 +129,8 @@ export class LeaderElector {
       if (lease?.spec?.holderIdentity === this.opts.identity) {
         lease.spec.holderIdentity = undefined;
         lease.spec.leaseDurationSeconds = 1;
+        // Followers stop forwarding here at their next tick.
+        delete lease.metadata?.annotations?.[LEADER_URL_ANNOTATION];
         await this.api.replaceNamespacedLease({
           name: this.opts.name,
           namespace: this.opts.namespace,
@@ -115,6 +153,8 @@ export class LeaderElector {
       this.problems.reset();
       this.setLeading(won);
     } catch (err) {
+      // Who leads is kept as last read: an API server hiccup on this replica's side says
+      // nothing about the leader, which `leader` stops naming once a lease has passed.
       this.report(err);
       // A leader that cannot renew for a whole lease duration must assume it lost.
       if (this.leading && Date.now() - this.lastRenew > this.opts.leaseDurationSeconds * 1000)
@@ -160,10 +200,11 @@ export class LeaderElector {
     const { name, namespace, identity, leaseDurationSeconds } = this.opts;
     const lease = await this.read();
     if (lease === undefined) {
+      this.seeOther(undefined);
       await this.api.createNamespacedLease({
         namespace,
         body: {
-          metadata: { name, namespace },
+          metadata: { name, namespace, annotations: this.annotations(undefined) },
           spec: {
             holderIdentity: identity,
             leaseDurationSeconds,
@@ -180,7 +221,19 @@ export class LeaderElector {
     const expired =
       renewed + (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000 < Date.now();
     const ours = spec.holderIdentity === identity;
-    if (!ours && spec.holderIdentity !== undefined && !expired) return false;
+    if (!ours && spec.holderIdentity !== undefined && !expired) {
+      this.seeOther({
+        identity: spec.holderIdentity,
+        url: lease.metadata?.annotations?.[LEADER_URL_ANNOTATION],
+        seenAt: Date.now(),
+      });
+      return false;
+    }
+    this.seeOther(undefined);
+    lease.metadata = {
+      ...lease.metadata,
+      annotations: this.annotations(lease.metadata?.annotations),
+    };
     lease.spec = {
       ...spec,
       holderIdentity: identity,
@@ -196,6 +249,34 @@ export class LeaderElector {
       if (isKubeConflict(err)) return false;
       throw err;
     }
+  }
+
+  /** The Lease's annotations with this replica's address (or without any, if it has none). */
+  private annotations(current: Record<string, string> | undefined): Record<string, string> {
+    const rest = { ...current };
+    delete rest[LEADER_URL_ANNOTATION];
+    const url = this.opts.advertiseUrl;
+    return url === undefined ? rest : { ...rest, [LEADER_URL_ANNOTATION]: url };
+  }
+
+  /** Records who else leads; says so when that changes. */
+  private seeOther(
+    other: { identity: string; url: string | undefined; seenAt: number } | undefined,
+  ): void {
+    const before = this.other;
+    this.other = other;
+    if (other === undefined || (before?.identity === other.identity && before.url === other.url))
+      return;
+    this.opts.logger.info(
+      {
+        lease: `${this.opts.namespace}/${this.opts.name}`,
+        leader: other.identity,
+        leaderUrl: other.url ?? null,
+      },
+      other.url === undefined
+        ? 'another replica leads and advertises no address: writes here are refused with 503 NO_LEADER'
+        : 'another replica leads: writes here are forwarded to it',
+    );
   }
 
   private setLeading(leading: boolean): void {
