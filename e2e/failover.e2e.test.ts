@@ -12,15 +12,24 @@
  *   front that, like the Service, sends each new connection to a replica that accepts it: A
  *   first, B once A is gone.
  *
- * Then A is killed with SIGKILL: B takes over within the lease duration, no declared service or
- * pod instance is lost, every discovery answer during the failover names live pods only (a pod
+ * - the pods carry the `maxine.io/healthy` readiness gate (as injected pods do): A writes the
+ *   condition, one pod's check fails (False), and B follows the conditions;
+ * - a registration from outside the cluster (a VM's, through B, forwarded to A) is kept by A as
+ *   a MaxineRegistration object, and its client keeps heartbeating through B.
+ *
+ * Then A is killed with SIGKILL: B takes over within the lease duration, no declared service,
+ * pod instance, external registration or health state is lost, every discovery answer during the failover names live pods only (a pod
  * deleted while nobody leads is never named once B saw it go), and the
  * heartbeats resume at B (now leader, taking them itself). The failover time is printed and
  * recorded in docs/operations.md#high-availability.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { stringify } from 'yaml';
 import { createLogger } from '../common/logger.js';
 import type { Operator } from '../operator/operator.js';
 import { RegistrationAgent } from '../sidecar/agent.js';
@@ -35,6 +44,7 @@ import type { ControlPlane } from './controlplane/cluster.js';
 import { podsOf, podToken } from './injection.js';
 import type { Pod } from './injection.js';
 import {
+  E2E_ADMIN,
   installCrds,
   kubectl as kubectlIn,
   operatorKubeconfig,
@@ -51,7 +61,10 @@ let child: ChildProcess | undefined;
 let childLog: () => string = () => '';
 let follower: Operator | undefined;
 let followerUrl = '';
-let admin: { authorization: string } = { authorization: '' };
+/** One static admin token known to both replicas (the leader authenticates forwarded writes). */
+const adminToken = randomBytes(24).toString('base64url');
+const admin = { authorization: `Bearer ${adminToken}` };
+let tokensFile = '';
 const agents: RegistrationAgent[] = [];
 let mirror: RegistryMirror | undefined;
 let front: TcpFront | undefined;
@@ -113,6 +126,10 @@ async function startLeader(kubeconfig: string, port: number): Promise<string> {
       String(LEASE_SECONDS),
       '--lease-renew-seconds',
       String(RENEW_SECONDS),
+      '--static-tokens-file',
+      tokensFile,
+      '--bootstrap-admins',
+      `User:${E2E_ADMIN}`,
     ],
     { timeoutMs: 120_000 },
   );
@@ -122,7 +139,7 @@ async function startLeader(kubeconfig: string, port: number): Promise<string> {
 }
 
 /** What the pod's sidecar does about registration: the agent, with the pod's bound token. */
-async function startAgent(pod: Pod): Promise<RegistrationAgent> {
+async function startAgent(pod: Pod, status: 'passing' | 'critical'): Promise<RegistrationAgent> {
   const token = await podToken(cp, pod);
   const agent = new RegistrationAgent({
     operatorUrl: followerUrl,
@@ -135,6 +152,7 @@ async function startAgent(pod: Pod): Promise<RegistrationAgent> {
       metadata: { pod: pod.metadata.name },
     },
     token: () => Promise.resolve(token),
+    health: () => ({ status, output: status === 'critical' ? 'check failed: 503' : 'ok' }),
     logger: createLogger('warn', new Writable({ write: (_c, _e, done) => done() }), 'agent'),
     requestTimeoutMs: 2000,
   });
@@ -142,11 +160,60 @@ async function startAgent(pod: Pod): Promise<RegistrationAgent> {
   return agent;
 }
 
+/** A client outside the cluster (a VM) registering itself through B with the admin token. */
+function startExternalAgent(): RegistrationAgent {
+  const agent = new RegistrationAgent({
+    operatorUrl: followerUrl,
+    registration: {
+      service: 'orders',
+      namespace: 'shop',
+      host: '192.0.2.10',
+      port: 9090,
+      ttlSeconds: TTL_SECONDS,
+      metadata: { vm: 'orders-vm-1' },
+    },
+    token: () => Promise.resolve(adminToken),
+    logger: createLogger('warn', new Writable({ write: (_c, _e, done) => done() }), 'agent'),
+    requestTimeoutMs: 2000,
+  });
+  agent.start();
+  return agent;
+}
+
+async function items(service: string): Promise<Item[]> {
+  const res = await fetch(`${followerUrl}/api/v1/services/shop/${service}`, { headers: admin });
+  return res.status === 200 ? ((await res.json()) as { items: Item[] }).items : [];
+}
+
+interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  lastTransitionTime?: string;
+}
+
+/** Each pod's `maxine.io/healthy` condition, by pod name. */
+async function healthConditions(): Promise<Map<string, Condition | undefined>> {
+  const out = new Map<string, Condition | undefined>();
+  for (const pod of await podsOf(cp, 'shop', 'web')) {
+    const conditions = (pod.status as { conditions?: Condition[] }).conditions ?? [];
+    out.set(
+      pod.metadata.name,
+      conditions.find((c) => c.type === 'maxine.io/healthy'),
+    );
+  }
+  return out;
+}
+
 beforeAll(async () => {
   await ensureBinaries();
   cp = await startControlPlane({ workloads: true });
   await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
+  tokensFile = join(cp.dir, 'failover-tokens.yaml');
+  await writeFile(tokensFile, stringify({ tokens: [{ token: adminToken, user: E2E_ADMIN }] }), {
+    mode: 0o600,
+  });
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
@@ -171,6 +238,7 @@ spec:
   template:
     metadata: { labels: { app: web } }
     spec:
+      readinessGates: [{ conditionType: maxine.io/healthy }]
       containers: [{ name: web, image: fake.example/web:1, ports: [{ containerPort: 8080 }] }]
 `,
   );
@@ -191,7 +259,8 @@ describe('failover of the leader (two replicas)', () => {
     const leaderUrl = await startLeader(await operatorKubeconfig(cp), leaderPort);
     await eventually(async () => (await health(leaderUrl))?.leader === true, 15_000, 'A leads');
 
-    ({ operator: follower, admin } = await startKubeOperator(cp, {
+    ({ operator: follower } = await startKubeOperator(cp, {
+      staticTokensFile: tokensFile,
       port: followerPort,
       host: '127.0.0.1',
       podName: 'replica-b',
@@ -217,7 +286,10 @@ describe('failover of the leader (two replicas)', () => {
       'three Running pods with IPs',
     );
     const podIps = new Set(pods.map((p) => p.status.podIP!));
-    for (const pod of pods) agents.push(await startAgent(pod));
+    // The third pod's check fails: A writes its condition False, B follows it.
+    for (const [n, pod] of pods.entries())
+      agents.push(await startAgent(pod, n === 2 ? 'critical' : 'passing'));
+    const failing = pods[2]!.metadata.name;
     await eventually(
       () => Promise.resolve(agents.every((a) => a.state === 'registered')),
       30_000,
@@ -232,7 +304,33 @@ describe('failover of the leader (two replicas)', () => {
     expect(before.forwarded).toBeGreaterThanOrEqual(3);
     await eventually(async () => (await instances()).length === 3, 10_000, 'B sees the three pods');
     expect((await instances()).every((i) => i.lastHeartbeat === undefined)).toBe(true);
-    // extreg: register an external instance through B here, and expect it after failover.
+    // A VM registers through B (forwarded): A keeps it as a MaxineRegistration, B mirrors it.
+    const vm = startExternalAgent();
+    agents.push(vm);
+    await eventually(
+      async () => vm.state === 'registered' && (await items('orders')).length === 1,
+      20_000,
+      'the external registration is kept and mirrored at B',
+    );
+    const vmId = vm.instanceId!;
+    const stored = JSON.parse(await kubectl(['get', 'mreg', '-n', 'shop', '-o', 'json'])) as {
+      items: { spec: { host: string } }[];
+    };
+    expect(stored.items.map((o) => o.spec.host)).toEqual(['192.0.2.10']);
+    // The health A decided is on the pods: True for the two passing, False for the failing one,
+    // and B answers with it (the failing pod is critical there too).
+    const conditionsBefore = await eventually(
+      async () => {
+        const c = await healthConditions();
+        const ok = [...c.entries()].every(([name, cond]) =>
+          name === failing ? cond?.status === 'False' : cond?.status === 'True',
+        );
+        const atB = (await instances()).find((i) => i.metadata.pod === failing);
+        return ok && atB?.health.status === 'critical' && c;
+      },
+      20_000,
+      'A wrote the conditions (one False) and B follows them',
+    );
 
     // A sidecar's copy of the registry, its stream on A (the front's first choice) for now.
     front = await startTcpFront(leaderPort, followerPort);
@@ -293,7 +391,7 @@ describe('failover of the leader (two replicas)', () => {
 
     // Heartbeats resume at B: the instance of each pod whose agent runs is renewed after B
     // took over; the replacement pod (no agent here) is there too.
-    const live = agents.slice(1);
+    const live = agents.slice(1, 3);
     const resumed = await eventually(
       async () => {
         const items = await instances();
@@ -324,13 +422,17 @@ describe('failover of the leader (two replicas)', () => {
     );
 
     expect(takeoverMs).toBeLessThanOrEqual((LEASE_SECONDS + RENEW_SECONDS + 1) * 1000);
-    // Nothing lost: the pods' instances (each pod once, passing) and the declared services.
+    // Nothing lost: the pods' instances (each pod once, with the health A had decided) and the
+    // declared services.
     expect(resumed.map((i) => i.metadata.pod).sort()).toEqual(
       podsNow.map((p) => p.metadata.name).sort(),
     );
-    expect(resumed.every((i) => i.health.status === 'passing' && i.source === 'kubernetes')).toBe(
-      true,
-    );
+    expect(resumed.every((i) => i.source === 'kubernetes')).toBe(true);
+    for (const i of resumed)
+      expect([i.metadata.pod, i.health.status]).toEqual([
+        i.metadata.pod,
+        i.metadata.pod === failing ? 'critical' : 'passing',
+      ]);
     const services = (await (
       await fetch(`${followerUrl}/api/v1/services?namespace=shop`, { headers: admin })
     ).json()) as { services: { name: string; declared: boolean }[] };
@@ -347,7 +449,28 @@ describe('failover of the leader (two replicas)', () => {
       if (a.at > goneAt) expect(a.ids).not.toContain(goneId);
     }
     expect(answers.filter((a) => a.at > goneAt).length).toBeGreaterThan(5);
-    // gate: assert here that the pods' maxine.io/healthy condition B started from is kept.
+    // The health conditions B started from are kept: B adopted them without writing (same
+    // transition times), and the failing pod never came back in an answer.
+    const conditionsAfter = await healthConditions();
+    for (const name of [pods[1]!.metadata.name, failing])
+      expect(conditionsAfter.get(name)).toEqual(conditionsBefore.get(name));
+    const failingIp = pods[2]!.status.podIP!;
+    for (const a of answers) expect(a.hosts).not.toContain(failingIp);
+    // The external registration survived the failover, and its client's heartbeats reach B.
+    const external = await eventually(
+      async () => {
+        const [one] = await items('orders');
+        return (
+          one?.id === vmId &&
+          one.lastHeartbeat !== undefined &&
+          Date.parse(one.lastHeartbeat) > killedAt &&
+          one
+        );
+      },
+      20_000,
+      'the external registration renewed at B',
+    );
+    expect(external.health.status).toBe('passing');
 
     // The copy moved to B: a snapshot of B's log (another epoch), never A's numbers replayed
     // against B's log; then B's events: a service declared after the failover arrives.
