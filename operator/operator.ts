@@ -44,6 +44,8 @@ import { SharedRedisStore } from './store/redis-shared.js';
 import type { Registry as PromRegistry } from 'prom-client';
 import { MemoryStore } from './store/store.js';
 import type { RegistryStore, StoredState } from './store/store.js';
+import { createMqttBridge } from './mqtt/setup.js';
+import type { MqttBridge } from './mqtt/bridge.js';
 
 export const VERSION = '0.1.0';
 
@@ -174,6 +176,7 @@ export function createOperator(
     maxEdgesPerSource: MAX_REPORT_EDGES,
     windowMs: config.graphWindowSeconds * 1000,
   });
+  const mqtt = createMqttBridge({ config, events, registry, access, logger, prom: metrics.prom });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
@@ -203,6 +206,7 @@ export function createOperator(
       now: () => clock.now(),
     },
     ...(security.auditExport && { auditExport: security.auditExport }),
+    readinessDetails: () => mqttReadiness(mqtt),
   });
   const fastPath = createFastPath({
     registry,
@@ -274,6 +278,7 @@ export function createOperator(
       if (injector !== undefined) webhookAddress = await injector.start();
       elector?.start();
       meshController?.start();
+      mqtt?.start();
       if (sharedStore === undefined) sweeper.start();
       else sharedStore.runExpiry(() => sweeper.sweepOnce(), config.sweepIntervalMs);
       const address = await listen(server, config.port, config.host);
@@ -293,6 +298,7 @@ export function createOperator(
     async stop() {
       sweeper.stop();
       stream.close();
+      await mqtt?.stop();
       await meshController?.stop();
       await elector?.stop();
       await injector?.stop();
@@ -310,6 +316,11 @@ export function createOperator(
       await security.stop();
     },
   };
+}
+
+/** What `/readyz` says of the MQTT bridge (it never decides readiness). */
+function mqttReadiness(mqtt: MqttBridge | undefined): Record<string, unknown> {
+  return mqtt === undefined ? {} : { mqtt: mqtt.status() };
 }
 
 /**

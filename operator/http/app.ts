@@ -55,6 +55,11 @@ export interface AppDeps {
   auditExport?: (range: { from?: number; to?: number }) => AsyncIterable<string>;
   /** Resolves once the changes so far are durable in the standalone store (operator/store/). */
   committed?: () => Promise<void>;
+  /**
+   * Optional parts reported by `/readyz` without deciding it (the MQTT bridge): a broker
+   * that is away must not take the registry out of its Service.
+   */
+  readinessDetails?: () => Record<string, unknown>;
 }
 
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -162,7 +167,7 @@ export function createApp(deps: AppDeps): express.Express {
     });
   });
   app.get('/readyz', (_req, res) => {
-    if (deps.isReady()) res.json({ status: 'ready' });
+    if (deps.isReady()) res.json({ status: 'ready', ...deps.readinessDetails?.() });
     else
       sendError(
         res,
