@@ -336,10 +336,11 @@ export function describeError(err: Error & { code?: number | string }): string {
   switch (err.code) {
     case 134:
     case 4:
-      return 'the broker refused the user name or password (MQTT reason 0x86, bad user name or password)';
+      return 'the broker refused the user name or password (MQTT reason 0x86): check the user name and password';
     case 135:
     case 5:
-      return 'the broker says this client is not authorized (MQTT reason 0x87)';
+      // mosquitto answers a wrong password with this one too
+      return 'the broker refused the connection as not authorized (MQTT reason 0x87): check the user name and password, and the client id the broker allows';
     default:
       return err.message;
   }
