@@ -118,8 +118,9 @@ export class MqttInbound {
       this.opts.logger.info(
         {
           verb: topic.verb,
+          kind: 'MaxineService',
           namespace: topic.namespace,
-          service: topic.service,
+          name: topic.service,
           brokerUser: topic.user,
           code: e.code,
         },
@@ -188,8 +189,9 @@ export class MqttInbound {
     this.opts.logger.info(
       {
         instance: instance.id,
+        kind: 'MaxineService',
         namespace: service.namespace,
-        service: service.name,
+        name: service.name,
         by: caller.principal.who,
       },
       'instance registered over MQTT',
