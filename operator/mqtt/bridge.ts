@@ -65,6 +65,12 @@ export class MqttBridge {
   private client: MqttClient | undefined;
   private readonly queue: PublishQueue;
   private inflight = 0;
+  /**
+   * Messages the client gave back unacknowledged when its connection closed (mqtt.js fails
+   * the callbacks of a clean session's in-flight messages): sent again first, in order, on
+   * the next connection. At most `inflight` of them.
+   */
+  private retry: Publication[] = [];
   private connected = false;
   private lastError: string | undefined;
   private attempt = 0;
@@ -94,12 +100,12 @@ export class MqttBridge {
     // Read at scrape time: the queue and the connection are the source of truth.
     const queue = this.queue;
     const isConnected = (): boolean => this.connected;
-    new Gauge({
+    const queued = new Gauge({
       name: 'maxine_mqtt_queued',
       help: 'Messages waiting in the MQTT publish queue',
       registers,
-      collect() {
-        this.set(queue.size);
+      collect: () => {
+        queued.set(queue.size + this.retry.length);
       },
     });
     new Gauge({
@@ -217,13 +223,15 @@ export class MqttBridge {
     const client = this.client;
     if (client === undefined || !this.connected) return;
     while (this.inflight < this.opts.inflight) {
-      const p = this.queue.shift();
+      const p = this.retry.shift() ?? this.queue.shift();
       if (p === undefined) return;
       this.inflight += 1;
       const kind = p.retain ? 'state' : 'event';
       client.publish(p.topic, p.payload, { qos: 1, retain: p.retain }, (err) => {
-        this.inflight -= 1;
+        this.inflight = Math.max(0, this.inflight - 1);
         if (err === undefined || err === null) this.metrics.published.inc({ kind });
+        // Not acknowledged (the connection closed): sent again after the reconnect.
+        else this.retry.push(p);
         this.drain();
       });
     }
@@ -271,7 +279,6 @@ export class MqttBridge {
     this.connected = true;
     this.attempt = 0;
     this.lastError = undefined;
-    this.inflight = 0;
     this.opts.logger.info(
       { url: redactedUrl(this.opts.url), clientId: this.opts.clientId, queued: this.queue.size },
       'MQTT bridge connected',
@@ -312,8 +319,12 @@ export class MqttBridge {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       if (this.stopped) return;
-      // Messages handed to the old client and unacknowledged are resent by it on reconnect.
-      client.reconnect();
+      // Keep the client's stores: mqtt.js resends the unacknowledged QoS-1 messages they hold
+      // on connect (a plain reconnect() would start with empty stores and lose them).
+      client.reconnect({
+        incomingStore: client.incomingStore,
+        outgoingStore: client.outgoingStore,
+      });
     }, delay);
     this.reconnectTimer.unref();
   }

@@ -3,7 +3,8 @@
  * generated configuration: a password file (mosquitto_passwd, at test time), an ACL file, a
  * plain listener and a TLS listener whose certificates are generated at test time (openssl;
  * no key is ever committed). Persistence is on, in the test's folder, so a broker stopped with
- * SIGTERM and started again keeps its retained messages and persistent sessions.
+ * SIGTERM (or SIGKILL, a second after a change: it saves every second) and started again
+ * keeps its retained messages and persistent sessions.
  */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -120,6 +121,8 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
     `password_file ${join(dir, 'passwd')}`,
     `acl_file ${join(dir, 'acl')}`,
     'persistence true',
+    // Saved every second too, so a broker killed with SIGKILL comes back with its sessions.
+    'autosave_interval 1',
     `persistence_location ${join(dir, 'data')}/`,
     'log_dest stdout',
     'log_type all',

@@ -340,6 +340,49 @@ describe('broker restart', () => {
   }, 60_000);
 });
 
+describe('broker killed with messages in flight', () => {
+  it('sends again what the broker never acknowledged, once it is back', async () => {
+    const op = await startOperator({ config: bridgeConfig() });
+    try {
+      await until(() => readyMqtt(op));
+      const sub = await client('tester', {
+        clientId: 'tester-inflight',
+        clean: false,
+        properties: { sessionExpiryInterval: 300 },
+        reconnectPeriod: 100,
+      });
+      const box = inbox(sub);
+      await sub.subscribeAsync('maxine/default/inflight/service_registered', { qos: 1 });
+      // The broker saves its sessions every second: this one survives the kill below.
+      await new Promise((r) => setTimeout(r, 1500));
+      // A frozen broker takes the messages off the socket never: they stay in flight.
+      broker.proc()?.kill('SIGSTOP');
+      for (let i = 1; i <= 3; i++) {
+        const r = await api(op.url, 'POST', '/api/v1/instances', {
+          service: 'inflight',
+          host: `10.3.0.${i}`,
+          port: 80,
+        });
+        expect(r.status).toBe(201);
+      }
+      await until(async () => (await metric(op, 'maxine_mqtt_queued')) === 0);
+      expect(await metric(op, 'maxine_mqtt_published_total')).toBeGreaterThan(0);
+      await broker.stop('SIGKILL');
+      await until(async () => (await metric(op, 'maxine_mqtt_connected')) === 0);
+      await broker.start();
+      await until(() => box.messages.length >= 3, 15_000);
+      expect(box.messages.map((p) => json(p).instance.host)).toEqual([
+        '10.3.0.1',
+        '10.3.0.2',
+        '10.3.0.3',
+      ]);
+      expect(await metric(op, 'maxine_mqtt_dropped_total')).toBe(0);
+    } finally {
+      await op.stop();
+    }
+  }, 60_000);
+});
+
 describe('last will', () => {
   it('announces the bridge offline (retained) when the operator dies with kill -9', async () => {
     const sub = await client('tester');
