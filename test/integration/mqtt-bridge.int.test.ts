@@ -129,6 +129,14 @@ async function metric(op: TestOperator, name: string): Promise<number> {
   return line === undefined ? NaN : Number(line.split(' ').pop());
 }
 
+async function metricOf(op: TestOperator, name: string, label: string): Promise<number> {
+  const text = await (await fetch(`${op.url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(label))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
 async function metricSum(op: TestOperator, name: string): Promise<number> {
   const text = await (await fetch(`${op.url}/metrics`)).text();
   return text
@@ -281,15 +289,28 @@ describe('connection failures are clear and harmless', () => {
     },
   );
 
-  it('connects over TLS with the right CA', async () => {
+  it('connects over TLS with the right CA and a password file, and says offline on a clean stop', async () => {
+    const passwordFile = join(broker.dir, 'operator-password');
+    await writeFile(passwordFile, `${USERS['maxine-operator']}\n`);
+    const sub = await client('tester');
+    const box = inbox(sub);
+    await sub.subscribeAsync('maxine/bridge/op-tls/status', { qos: 1 });
     const op = await startOperator({
-      config: bridgeConfig({ mqttUrl: broker.tlsUrl, mqttCaFile: broker.caFile }),
+      config: bridgeConfig({
+        mqttUrl: broker.tlsUrl,
+        mqttCaFile: broker.caFile,
+        mqttPassword: undefined,
+        mqttPasswordFile: passwordFile,
+        podName: 'op-tls',
+      }),
     });
     try {
       await until(() => readyMqtt(op));
+      await box.waitFor((p) => p.payload.toString() === 'online');
     } finally {
       await op.stop();
     }
+    await box.waitFor((p) => p.payload.toString() === 'offline');
   });
 });
 
@@ -557,6 +578,36 @@ describe('inbound writes', () => {
     },
   );
 
+  it('ignores and counts a message on a topic that is not one of ours', async () => {
+    const before = await metricOf(op, 'maxine_mqtt_inbound_total', 'result="UNKNOWN_TOPIC"');
+    await dev1.publishAsync(
+      'maxine/Shop/cart/register/dev1',
+      JSON.stringify({ host: '10.2.0.5', port: 1 }),
+      { qos: 1 },
+    );
+    await until(
+      async () =>
+        (await metricOf(op, 'maxine_mqtt_inbound_total', 'result="UNKNOWN_TOPIC"')) === before + 1,
+    );
+    expect(op.operator.registry.stats().instances.total).toBe(0);
+  });
+
+  it("answers only under the caller's own reply topics, never where a client asks", async () => {
+    const watcher = await client('tester');
+    const watched = inbox(watcher);
+    await watcher.subscribeAsync('maxine/shop/cart/forged', { qos: 1 });
+    await dev1.publishAsync('maxine/shop/cart/register/dev1', '{"not json', {
+      qos: 1,
+      properties: { responseTopic: 'maxine/shop/cart/forged' },
+    });
+    await until(
+      async () =>
+        (await metricOf(op, 'maxine_mqtt_inbound_total', 'result="REPLY_TOPIC_REFUSED"')) === 1,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(watched.messages).toHaveLength(0);
+  });
+
   it('refuses a broker user without ACL rights, and one missing from the users file', async () => {
     const dev2 = await client('dev2');
     expect(
@@ -598,6 +649,57 @@ describe('inbound writes', () => {
     expect(op.operator.registry.stats().instances.total).toBe(0);
     // Only the heartbeat reached the operator.
     expect(await metricSum(op, 'maxine_mqtt_inbound_total')).toBe(before + 1);
+  });
+});
+
+describe('inbound bounds', () => {
+  it('refuses past the inbound rate, with RATE_LIMITED on the reply topic', async () => {
+    const usersFile = join(broker.dir, 'mqtt-users-rate.json');
+    await writeFile(
+      usersFile,
+      JSON.stringify({ users: { dev1: { user: 'device-1', groups: ['shop-devices'] } } }),
+    );
+    const op = await startOperator({
+      files: { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML },
+      config: bridgeConfig({
+        mqttInbound: true,
+        mqttUsersFile: usersFile,
+        anonymous: false,
+        aclDefault: 'deny',
+        mqttInboundRate: 1,
+        podName: 'op-rate',
+      }),
+    });
+    try {
+      await until(() => readyMqtt(op));
+      const dev = await client('dev1');
+      const box = inbox(dev);
+      await dev.subscribeAsync('maxine/replies/dev1/#', { qos: 1 });
+      for (let i = 1; i <= 5; i++) {
+        await dev.publishAsync(
+          'maxine/shop/cart/register/dev1',
+          JSON.stringify({ host: `10.4.0.${i}`, port: 1 }),
+          {
+            qos: 1,
+            properties: {
+              responseTopic: 'maxine/replies/dev1/rate',
+              correlationData: Buffer.from(String(i)),
+            },
+          },
+        );
+      }
+      await until(() => box.messages.length >= 5);
+      const codes = box.messages.map((p) => json(p).error?.code ?? 'ok');
+      expect(codes.filter((c) => c === 'RATE_LIMITED').length).toBeGreaterThanOrEqual(3);
+      expect(op.operator.registry.instancesOf('shop', 'cart')).toHaveLength(
+        codes.filter((c) => c === 'ok').length,
+      );
+      expect(await metricOf(op, 'maxine_mqtt_inbound_total', 'result="RATE_LIMITED"')).toBe(
+        codes.filter((c) => c === 'RATE_LIMITED').length,
+      );
+    } finally {
+      await op.stop();
+    }
   });
 });
 
