@@ -31,6 +31,7 @@ import { userPrincipal } from '../auth/authenticator.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AccessControl, Caller } from '../policy/access.js';
 import type { Registry } from '../registry/registry.js';
+import { refuseForeignId } from '../http/instances.js';
 import { inboundFilters, parseInboundTopic } from './topics.js';
 import type { InboundTopic } from './topics.js';
 
@@ -183,7 +184,8 @@ export class MqttInbound {
       );
     const { instance } = this.opts.access.audited(caller, { action: 'register', service }, () => {
       this.opts.access.authorizeRegistration(caller, service, false);
-      if (parsed.data.id !== undefined) this.sameService(parsed.data.id, service, true);
+      // The REST rule for explicit ids: no squatting another service's (or endpoint's) id.
+      refuseForeignId(this.opts, caller, parsed.data);
       return this.opts.registry.register(parsed.data, caller.principal.who);
     });
     this.opts.logger.info(
@@ -209,8 +211,9 @@ export class MqttInbound {
     const { id, ...rest } = parsed.data;
     const hb = heartbeatRequestSchema.safeParse(rest);
     if (!hb.success) throw validationError('heartbeat', hb.error);
-    this.sameService(id, service, false);
+    // Authorized first: who may not write the service learns nothing of its instances.
     this.opts.access.authorizeRegistration(caller, service, false);
+    this.sameService(id, service);
     return { instance: this.opts.registry.heartbeat(id, hb.data) };
   }
 
@@ -221,35 +224,26 @@ export class MqttInbound {
   ): { instance: unknown } {
     const parsed = deregisterMessageSchema.safeParse(body);
     if (!parsed.success) throw validationError('deregistration', parsed.error);
-    this.sameService(parsed.data.id, service, false);
     this.opts.access.audited(caller, { action: 'deregister', service }, () => {
       this.opts.access.authorizeRegistration(caller, service, false);
+      this.sameService(parsed.data.id, service);
       this.opts.registry.deregister(parsed.data.id);
     });
     return { instance: { id: parsed.data.id } };
   }
 
-  /** An instance id of the topic's service (absent allowed for a registration's new id). */
-  private sameService(
-    id: string,
-    service: { namespace: string; name: string },
-    mayBeNew: boolean,
-  ): void {
+  /** An instance of the topic's service; another service's is answered as unknown. */
+  private sameService(id: string, service: { namespace: string; name: string }): void {
     const instance = this.opts.registry.getInstance(id);
-    if (instance === undefined) {
-      if (mayBeNew) return;
+    if (
+      instance === undefined ||
+      instance.service.namespace !== service.namespace ||
+      instance.service.name !== service.name
+    )
       throw new MaxineError(
         'INSTANCE_NOT_FOUND',
         `No instance ${id} in ${service.namespace}/${service.name}`,
       );
-    }
-    if (
-      instance.service.namespace !== service.namespace ||
-      instance.service.name !== service.name
-    ) {
-      // Another service's instance is answered as unknown: its existence is not the caller's to learn.
-      throw new MaxineError(mayBeNew ? 'INSTANCE_CONFLICT' : 'INSTANCE_NOT_FOUND');
-    }
   }
 
   private take(): boolean {

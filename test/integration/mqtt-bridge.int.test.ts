@@ -551,6 +551,12 @@ describe('inbound writes', () => {
       'BODY_TOO_LARGE',
     ],
     [
+      "another endpoint's computed id",
+      'maxine/shop/cart/register/dev1',
+      JSON.stringify({ id: 'cart-0123456789abcdef', host: '10.2.0.1', port: 1 }),
+      'VALIDATION_FAILED',
+    ],
+    [
       'a heartbeat of an unknown instance',
       'maxine/shop/cart/heartbeat/dev1',
       JSON.stringify({ id: 'nope' }),
