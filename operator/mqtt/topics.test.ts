@@ -123,11 +123,11 @@ describe('parseInboundTopic', () => {
     ['other/shop/cart/register/dev1', undefined],
     ['maxine/shop/cart/register/', undefined],
   ])('%s', (topic, want) => expect(parseInboundTopic('maxine', topic)).toEqual(want));
-  it('subscribes one filter per verb', () => {
+  it('subscribes one shared filter per verb', () => {
     expect(inboundFilters('maxine')).toEqual([
-      'maxine/+/+/register/+',
-      'maxine/+/+/heartbeat/+',
-      'maxine/+/+/deregister/+',
+      '$share/maxine-inbound/maxine/+/+/register/+',
+      '$share/maxine-inbound/maxine/+/+/heartbeat/+',
+      '$share/maxine-inbound/maxine/+/+/deregister/+',
     ]);
   });
 });

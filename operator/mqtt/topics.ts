@@ -83,9 +83,13 @@ export interface InboundTopic {
   user: string;
 }
 
-/** The subscriptions of inbound mode: one per verb, the user as the last level. */
+/**
+ * The subscriptions of inbound mode: one per verb, the user as the last level. Shared
+ * (MQTT 5 `$share`): with several operator replicas each message reaches one of them, so a
+ * registration is handled and answered once.
+ */
 export function inboundFilters(prefix: string): string[] {
-  return INBOUND_VERBS.map((verb) => `${prefix}/+/+/${verb}/+`);
+  return INBOUND_VERBS.map((verb) => `$share/maxine-inbound/${prefix}/+/+/${verb}/+`);
 }
 
 /** Parses an inbound topic; undefined for anything that is not exactly one of ours. */

@@ -659,6 +659,48 @@ describe('inbound writes', () => {
 });
 
 describe('inbound bounds', () => {
+  it('with two operators, each message is handled and answered by one of them (shared subscription)', async () => {
+    const usersFile = join(broker.dir, 'mqtt-users-share.json');
+    await writeFile(
+      usersFile,
+      JSON.stringify({ users: { dev1: { user: 'device-1', groups: ['shop-devices'] } } }),
+    );
+    const config = (podName: string) =>
+      bridgeConfig({
+        mqttInbound: true,
+        mqttUsersFile: usersFile,
+        anonymous: false,
+        aclDefault: 'deny',
+        podName,
+      });
+    const files = { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML };
+    const a = await startOperator({ files, config: config('op-a') });
+    const b = await startOperator({ files, config: config('op-b') });
+    try {
+      await until(async () => (await readyMqtt(a)) && (await readyMqtt(b)));
+      const dev = await client('dev1');
+      const box = inbox(dev);
+      await dev.subscribeAsync('maxine/replies/dev1/#', { qos: 1 });
+      for (let i = 1; i <= 6; i++) {
+        await dev.publishAsync(
+          'maxine/shop/cart/register/dev1',
+          JSON.stringify({ host: `10.5.0.${i}`, port: 1 }),
+          { qos: 1, properties: { responseTopic: 'maxine/replies/dev1/share' } },
+        );
+      }
+      await until(() => box.messages.length >= 6);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(box.messages).toHaveLength(6);
+      const handled =
+        (await metricSum(a, 'maxine_mqtt_inbound_total')) +
+        (await metricSum(b, 'maxine_mqtt_inbound_total'));
+      expect(handled).toBe(6);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   it('refuses past the inbound rate, with RATE_LIMITED on the reply topic', async () => {
     const usersFile = join(broker.dir, 'mqtt-users-rate.json');
     await writeFile(
