@@ -52,7 +52,12 @@ export interface MqttBridgeOptions {
   logger: Logger;
   prom: PromRegistry;
   /** Inbound messages (operator/mqtt/inbound.ts), with the topics to subscribe. */
-  inbound?: { filters: string[]; handle: (packet: IPublishPacket, client: MqttClient) => void };
+  inbound?: {
+    filters: string[];
+    handle: (packet: IPublishPacket, client: MqttClient) => void;
+    /** Packets larger than this are not delivered by the broker at all (MQTT 5 maximum packet size). */
+    maxPacketBytes: number;
+  };
 }
 
 export interface MqttBridgeStatus {
@@ -152,7 +157,13 @@ export class MqttBridge {
         setTimeout(resolve, 1000).unref();
       });
     }
-    await client.endAsync(true).catch(() => undefined);
+    // A normal DISCONNECT (no will: the status says offline already), forced if it hangs.
+    const ended = client.endAsync(false).catch(() => undefined);
+    const timeout = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), 2000).unref(),
+    );
+    if ((await Promise.race([ended, timeout])) === 'timeout')
+      await client.endAsync(true).catch(() => undefined);
   }
 
   private statusTopic(): string {
@@ -253,6 +264,9 @@ export class MqttBridge {
       ...(o.keyFile !== undefined && { key: readFileSync(o.keyFile) }),
       rejectUnauthorized: true,
       will: { topic: this.statusTopic(), payload: Buffer.from('offline'), qos: 1, retain: true },
+      ...(o.inbound !== undefined && {
+        properties: { maximumPacketSize: o.inbound.maxPacketBytes },
+      }),
     };
   }
 

@@ -64,6 +64,9 @@ export function createMqttBridge(deps: MqttSetupDeps): MqttBridge | undefined {
       inbound: {
         filters: inbound.filters,
         handle: (packet, client) => inbound.handle(packet, client),
+        // Larger than the bound, so an oversized message is answered with BODY_TOO_LARGE;
+        // far larger ones never reach this process.
+        maxPacketBytes: Math.max(4 * c.mqttInboundMaxBytes, 65_536) + 1024,
       },
     }),
   });

@@ -584,6 +584,20 @@ describe('inbound writes', () => {
     },
   );
 
+  it('never receives a message far past the size bound (the broker holds it back)', async () => {
+    const before = await metricSum(op, 'maxine_mqtt_inbound_total');
+    const huge = JSON.stringify({
+      host: '10.2.0.6',
+      port: 1,
+      metadata: { a: 'x'.repeat(200_000) },
+    });
+    await dev1.publishAsync('maxine/shop/cart/register/dev1', huge, { qos: 1 });
+    // A message after it is answered: the huge one would have been handled first.
+    await ask(dev1, 'maxine/shop/cart/heartbeat/dev1', JSON.stringify({ id: 'nope' }));
+    expect(await metricSum(op, 'maxine_mqtt_inbound_total')).toBe(before + 1);
+    expect(op.operator.registry.stats().instances.total).toBe(0);
+  });
+
   it('ignores and counts a message on a topic that is not one of ours', async () => {
     const before = await metricOf(op, 'maxine_mqtt_inbound_total', 'result="UNKNOWN_TOPIC"');
     await dev1.publishAsync(
