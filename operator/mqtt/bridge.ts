@@ -195,10 +195,14 @@ export class MqttBridge {
     const time = new Date().toISOString();
     for (const key of this.dirty) {
       const [namespace, name] = key.split('/') as [string, string];
-      const exists = this.opts.registry.counts(namespace, name) !== undefined;
+      const found = this.opts.registry.getService(namespace, name);
+      const blocked = found?.spec?.blocked;
       const message = stateMessage(
         { namespace, name },
-        exists ? this.opts.registry.instancesOf(namespace, name) : undefined,
+        found && {
+          instances: found.items,
+          discoveryBlocked: blocked?.discovery === true ? blocked.reason : undefined,
+        },
         seq,
         time,
       );

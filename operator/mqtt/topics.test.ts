@@ -69,24 +69,31 @@ const inst = (id: string, status: 'passing' | 'warning' | 'critical'): Instance 
 describe('stateMessage', () => {
   it.each([
     ['gone service clears', undefined, undefined],
-    ['no instances', [], []],
+    ['no instances', { instances: [] }, []],
     [
       'critical left out, id order',
-      [inst('b', 'passing'), inst('c', 'critical'), inst('a', 'warning')],
+      { instances: [inst('b', 'passing'), inst('c', 'critical'), inst('a', 'warning')] },
       ['a', 'b'],
     ],
-  ])('%s', (_name, instances, ids) => {
-    const m = stateMessage(svc, instances, 9, 'now');
+    [
+      'blocked discovery shows none',
+      { instances: [inst('a', 'passing')], discoveryBlocked: 'retired' },
+      [],
+    ],
+  ])('%s', (_name, current, ids) => {
+    const m = stateMessage(svc, current, 9, 'now');
     if (ids === undefined) expect(m).toBeUndefined();
     else {
       expect(m?.instances.map((i) => i.id)).toEqual(ids);
       expect(m).toMatchObject({ service: svc, seq: 9, time: 'now' });
+      const blocked = current !== undefined && 'discoveryBlocked' in current;
+      expect(m?.blocked).toEqual(blocked ? { reason: 'retired' } : undefined);
     }
   });
   it('carries the discovery view, not leases or check output', () => {
     const m = stateMessage(
       svc,
-      [{ ...inst('a', 'passing'), lease: { ttlSeconds: 3, expiresAt: 'x' } }],
+      { instances: [{ ...inst('a', 'passing'), lease: { ttlSeconds: 3, expiresAt: 'x' } }] },
       1,
       't',
     );

@@ -55,20 +55,32 @@ export interface StateMessage {
   seq: number;
   time: string;
   instances: DiscoveredInstance[];
+  /** Discovery of the service is blocked (`spec.blocked.discovery`): no instances are shown. */
+  blocked?: { reason: string };
+}
+
+/** What the registry holds of a service, as the state message needs it. */
+export interface ServiceState {
+  instances: readonly Instance[];
+  /** Set when the service's discovery is blocked, with the spec's reason. */
+  discoveryBlocked?: string | undefined;
 }
 
 /**
  * The retained state: the instances discovery would hand out (non-critical, in id order),
- * or undefined when the service is gone, which clears the retained message.
+ * none while discovery is blocked (as REST answers 403 then), or undefined when the service
+ * is gone, which clears the retained message.
  */
 export function stateMessage(
   service: { namespace: string; name: string },
-  instances: readonly Instance[] | undefined,
+  current: ServiceState | undefined,
   seq: number,
   time: string,
 ): StateMessage | undefined {
-  if (instances === undefined) return undefined;
-  const healthy = discoverable(instances, (i) => i.health.status).map(discoveredOf);
+  if (current === undefined) return undefined;
+  if (current.discoveryBlocked !== undefined)
+    return { service, seq, time, instances: [], blocked: { reason: current.discoveryBlocked } };
+  const healthy = discoverable(current.instances, (i) => i.health.status).map(discoveredOf);
   return { service, seq, time, instances: healthy };
 }
 
