@@ -243,7 +243,7 @@ export const configSchema = z
     mqttCaFile: z.string().min(1).optional(),
     mqttCertFile: z.string().min(1).optional(),
     mqttKeyFile: z.string().min(1).optional(),
-    /** Default: maxine-{pod or host name}. */
+    /** Default: maxine-{pod or host name}-{pid}. */
     mqttClientId: z.string().min(1).max(128).optional(),
     mqttTopicPrefix: z
       .string()

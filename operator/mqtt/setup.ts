@@ -48,7 +48,8 @@ export function createMqttBridge(deps: MqttSetupDeps): MqttBridge | undefined {
     caFile: c.mqttCaFile,
     certFile: c.mqttCertFile,
     keyFile: c.mqttKeyFile,
-    clientId: c.mqttClientId ?? `maxine-${operatorId}`.slice(0, 128),
+    // With the pid: two operators on one host must not take each other's session over.
+    clientId: c.mqttClientId ?? `maxine-${operatorId}-${process.pid}`.slice(0, 128),
     operatorId,
     prefix: c.mqttTopicPrefix,
     queue: { messages: c.mqttQueueMessages, bytes: c.mqttQueueBytes },
