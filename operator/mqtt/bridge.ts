@@ -101,6 +101,11 @@ export class MqttBridge {
         help: 'Messages the MQTT bridge dropped because its publish queue was full',
         registers,
       }),
+      refused: new Counter({
+        name: 'maxine_mqtt_refused_total',
+        help: 'Messages the MQTT broker refused (a PUBACK reason code, such as not authorized by its ACL)',
+        registers,
+      }),
     };
     // Read at scrape time: the queue and the connection are the source of truth.
     const queue = this.queue;
@@ -220,18 +225,41 @@ export class MqttBridge {
     const dropped = this.queue.push(p);
     if (dropped > 0) {
       this.metrics.dropped.inc(dropped);
-      this.opts.logger.warn(
-        {
-          dropped,
-          droppedTotal: this.queue.dropped,
-          queued: this.queue.size,
-          queuedBytes: this.queue.bytes,
-          connected: this.connected,
-        },
-        'MQTT publish queue full: oldest messages dropped',
+      this.noteDrop(() =>
+        this.opts.logger.warn(
+          {
+            droppedTotal: this.queue.dropped,
+            queued: this.queue.size,
+            queuedBytes: this.queue.bytes,
+            connected: this.connected,
+          },
+          'MQTT publish queue full: oldest messages dropped',
+        ),
       );
     }
     this.drain();
+  }
+
+  private refused(p: Publication, err: Error): void {
+    this.metrics.refused.inc();
+    this.noteDrop(() =>
+      this.opts.logger.warn(
+        { topic: p.topic, error: err.message, refusedSinceLastLine: this.sinceLastLine },
+        'MQTT broker refused a message (check its ACL for the bridge user)',
+      ),
+    );
+  }
+
+  /** Drop and refusal lines: the first at once, then at most one every 10 s (with the count). */
+  private lastLine = 0;
+  private sinceLastLine = 0;
+  private noteDrop(log: () => void): void {
+    this.sinceLastLine += 1;
+    const now = Date.now();
+    if (now - this.lastLine < 10_000) return;
+    log();
+    this.lastLine = now;
+    this.sinceLastLine = 0;
   }
 
   private drain(): void {
@@ -245,6 +273,8 @@ export class MqttBridge {
       client.publish(p.topic, p.payload, { qos: 1, retain: p.retain }, (err) => {
         this.inflight = Math.max(0, this.inflight - 1);
         if (err === undefined || err === null) this.metrics.published.inc({ kind });
+        // Refused by the broker (its ACL, a quota): sending it again would be refused again.
+        else if (typeof (err as { code?: unknown }).code === 'number') this.refused(p, err);
         // Not acknowledged (the connection closed): sent again after the reconnect.
         else this.retry.push(p);
         this.drain();

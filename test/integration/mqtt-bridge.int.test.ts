@@ -289,6 +289,36 @@ describe('connection failures are clear and harmless', () => {
     },
   );
 
+  it('counts what the broker refuses (its ACL) and does not send it again', async () => {
+    const op = await startOperator({
+      config: bridgeConfig({ mqttTopicPrefix: 'not-ours', podName: 'op-refused' }),
+    });
+    try {
+      await until(() => readyMqtt(op));
+      const seqBefore = op.operator.events.lastSeq;
+      const reg = await api(op.url, 'POST', '/api/v1/instances', {
+        service: 'refused',
+        host: '10.6.0.1',
+        port: 1,
+      });
+      expect(reg.status).toBe(201);
+      // The events and the service's state: each refused, none retried in a loop.
+      const expected = op.operator.events.lastSeq - seqBefore + 1;
+      await until(async () => (await metric(op, 'maxine_mqtt_refused_total')) >= expected);
+      await new Promise((r) => setTimeout(r, 300));
+      const settled = await metric(op, 'maxine_mqtt_refused_total');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await metric(op, 'maxine_mqtt_refused_total')).toBe(settled);
+      expect(settled).toBeLessThanOrEqual(expected + 1);
+      expect(await metric(op, 'maxine_mqtt_queued')).toBe(0);
+      expect(op.logs.some((l) => String(l.msg).startsWith('MQTT broker refused a message'))).toBe(
+        true,
+      );
+    } finally {
+      await op.stop();
+    }
+  });
+
   it('connects over TLS with the right CA and a password file, and says offline on a clean stop', async () => {
     const passwordFile = join(broker.dir, 'operator-password');
     await writeFile(passwordFile, `${USERS['maxine-operator']}\n`);
@@ -316,7 +346,9 @@ describe('connection failures are clear and harmless', () => {
 
 describe('broker restart', () => {
   it('reconnects, drains the bounded queue and counts what it dropped past the bound', async () => {
-    const op = await startOperator({ config: bridgeConfig({ mqttQueueMessages: 5 }) });
+    const op = await startOperator({
+      config: bridgeConfig({ mqttQueueMessages: 5, podName: 'op-restart' }),
+    });
     try {
       await until(() => readyMqtt(op));
       // A persistent session: what is published while it reconnects waits for it at the broker.
@@ -363,20 +395,21 @@ describe('broker restart', () => {
 
 describe('broker killed with messages in flight', () => {
   it('sends again what the broker never acknowledged, once it is back', async () => {
-    const op = await startOperator({ config: bridgeConfig() });
+    // The bridge waits 2 s before reconnecting: the test's subscriber is back (and subscribed
+    // again) first, so what it receives is what the bridge sent after the restart.
+    const op = await startOperator({
+      config: bridgeConfig({
+        mqttReconnectMinMs: 2000,
+        mqttReconnectMaxMs: 2000,
+        podName: 'op-inflight',
+      }),
+    });
     try {
       await until(() => readyMqtt(op));
-      const sub = await client('tester', {
-        clientId: 'tester-inflight',
-        clean: false,
-        properties: { sessionExpiryInterval: 300 },
-        reconnectPeriod: 100,
-      });
+      const sub = await client('tester', { reconnectPeriod: 100 });
       const box = inbox(sub);
       await sub.subscribeAsync('maxine/default/inflight/service_registered', { qos: 1 });
-      // The broker saves its sessions every second: this one survives the kill below.
-      await new Promise((r) => setTimeout(r, 1500));
-      // A frozen broker takes the messages off the socket never: they stay in flight.
+      // A frozen broker never takes the messages off the socket: they stay in flight.
       broker.proc()?.kill('SIGSTOP');
       for (let i = 1; i <= 3; i++) {
         const r = await api(op.url, 'POST', '/api/v1/instances', {
@@ -387,11 +420,12 @@ describe('broker killed with messages in flight', () => {
         expect(r.status).toBe(201);
       }
       await until(async () => (await metric(op, 'maxine_mqtt_queued')) === 0);
-      expect(await metric(op, 'maxine_mqtt_published_total')).toBeGreaterThan(0);
       await broker.stop('SIGKILL');
       await until(async () => (await metric(op, 'maxine_mqtt_connected')) === 0);
       await broker.start();
+      await until(() => sub.connected);
       await until(() => box.messages.length >= 3, 15_000);
+      await new Promise((r) => setTimeout(r, 300));
       expect(box.messages.map((p) => json(p).instance.host)).toEqual([
         '10.3.0.1',
         '10.3.0.2',
@@ -399,6 +433,13 @@ describe('broker killed with messages in flight', () => {
       ]);
       expect(await metric(op, 'maxine_mqtt_dropped_total')).toBe(0);
     } finally {
+      // Whatever happened, the broker runs for the tests after this one.
+      const proc = broker.proc();
+      if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGCONT');
+      } else {
+        await broker.start();
+      }
       await op.stop();
     }
   }, 60_000);
