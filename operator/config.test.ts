@@ -215,3 +215,40 @@ describe('loadConfig: the standalone store', () => {
     expect(() => loadConfig(argv, {})).toThrow(message);
   });
 });
+
+describe('MQTT bridge flags', () => {
+  it('is off by default', () => {
+    const c = loadConfig([], {}) as OperatorConfig;
+    expect(c.mqttUrl).toBeUndefined();
+    expect(c).toMatchObject({
+      mqttTopicPrefix: 'maxine',
+      mqttInbound: false,
+      mqttQueueMessages: 10_000,
+    });
+  });
+
+  it('reads the password from the environment only, never from a flag', () => {
+    const c = loadConfig(['--mqtt-url', 'mqtts://b:8883'], { MAXINE_MQTT_PASSWORD: 's3cret' });
+    expect(c).toMatchObject({ mqttUrl: 'mqtts://b:8883', mqttPassword: 's3cret' });
+    expect(() => loadConfig(['--mqtt-password', 'x'], {})).toThrow();
+  });
+
+  it.each([
+    [['--mqtt-url', 'http://b:1883'], {}, /--mqtt-url .*mqtt:\/\/host:port/],
+    [['--mqtt-topic-prefix', 'a/#'], {}, /--mqtt-topic-prefix .*wildcards/],
+    [['--mqtt-password-file', '/p'], { MAXINE_MQTT_PASSWORD: 'x' }, /not both/],
+    [['--mqtt-cert-file', '/c'], {}, /needs its key/],
+    [['--mqtt-inbound', 'true', '--mqtt-url', 'mqtt://b:1883'], {}, /--mqtt-users-file/],
+    [['--mqtt-queue-messages', '0'], {}, /--mqtt-queue-messages/],
+  ])('refuses %j', (argv, env, message) => {
+    let error: unknown;
+    try {
+      loadConfig(argv, env);
+    } catch (err) {
+      error = err;
+    }
+    expect(JSON.stringify((error as { details?: unknown }).details ?? String(error))).toMatch(
+      message,
+    );
+  });
+});

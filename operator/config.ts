@@ -250,6 +250,38 @@ export const configSchema = z
     storeRenewIntervalMs: int(100, 600_000).default(5000),
     /** The log is compacted into a new snapshot once it passes this size. */
     storeCompactBytes: int(4096, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+    /** The MQTT bridge (operator/mqtt/, docs/events.md "MQTT"): off unless a broker is named. */
+    mqttUrl: z
+      .url({ protocol: /^mqtts?$/, error: 'must be mqtt://host:port or mqtts://host:port' })
+      .optional(),
+    mqttUsername: z.string().min(1).max(256).optional(),
+    /** From MAXINE_MQTT_PASSWORD only (never a flag: flags show in `ps`), or --mqtt-password-file. */
+    mqttPassword: z.string().min(1).max(4096).optional(),
+    mqttPasswordFile: z.string().min(1).optional(),
+    /** mqtts://: the CA that signed the broker's certificate, and an optional client certificate. */
+    mqttCaFile: z.string().min(1).optional(),
+    mqttCertFile: z.string().min(1).optional(),
+    mqttKeyFile: z.string().min(1).optional(),
+    /** Default: maxine-{pod or host name}-{pid}. */
+    mqttClientId: z.string().min(1).max(128).optional(),
+    mqttTopicPrefix: z
+      .string()
+      .regex(/^[^+#]+$/, 'must not hold MQTT wildcards (+, #)')
+      .max(128)
+      .default('maxine'),
+    mqttQueueMessages: int(1, 10_000_000).default(10_000),
+    mqttQueueBytes: int(1024, 4 * 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+    mqttInflight: int(1, 65_535).default(100),
+    mqttReconnectMinMs: int(10, 600_000).default(500),
+    mqttReconnectMaxMs: int(10, 3_600_000).default(30_000),
+    mqttStateCoalesceMs: int(0, 60_000).default(100),
+    /** Inbound registrations over MQTT (operator/mqtt/inbound.ts); needs --mqtt-users-file. */
+    mqttInbound: bool.default(false),
+    /** JSON: broker user name → the Maxine principal its messages act as. */
+    mqttUsersFile: z.string().min(1).optional(),
+    /** Inbound messages accepted per second (all users together), and their largest size. */
+    mqttInboundRate: int(1, 100_000).default(100),
+    mqttInboundMaxBytes: int(64, 1024 * 1024).default(16 * 1024),
   })
   .superRefine((c, ctx) => {
     const jwt = [c.jwtIssuer, c.jwtAudience, c.jwtJwksUrl ?? c.jwtPublicKeyFile];
@@ -275,6 +307,7 @@ export const configSchema = z
         message: 'is for --store redis only',
       });
     }
+    mqttIssues(c, ctx);
     if (c.mode === 'kubernetes' && c.store !== undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -285,6 +318,43 @@ export const configSchema = z
     }
   });
 export type OperatorConfig = z.infer<typeof configSchema>;
+
+/** The MQTT bridge's flags that only make sense together. */
+function mqttIssues(
+  c: Pick<
+    OperatorConfig,
+    | 'mqttPassword'
+    | 'mqttPasswordFile'
+    | 'mqttCertFile'
+    | 'mqttKeyFile'
+    | 'mqttInbound'
+    | 'mqttUrl'
+    | 'mqttUsersFile'
+  >,
+  ctx: z.RefinementCtx,
+): void {
+  if (c.mqttPassword !== undefined && c.mqttPasswordFile !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mqttPasswordFile'],
+      message: 'give MAXINE_MQTT_PASSWORD or a password file, not both',
+    });
+  }
+  if ((c.mqttCertFile === undefined) !== (c.mqttKeyFile === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mqttCertFile'],
+      message: 'a client certificate needs its key, and a key its certificate',
+    });
+  }
+  if (c.mqttInbound && (c.mqttUrl === undefined || c.mqttUsersFile === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['mqttInbound'],
+      message: 'needs --mqtt-url and --mqtt-users-file (who each broker user acts as)',
+    });
+  }
+}
 
 /** The registry limits a configuration sets. */
 export function registryLimitsOf(c: OperatorConfig): RegistryLimits {
@@ -417,6 +487,24 @@ const OPTIONS = {
   'store-redis-timeout-ms': ['storeRedisTimeoutMs', 'MAXINE_STORE_REDIS_TIMEOUT_MS'],
   'store-redis-shared': ['storeRedisShared', 'MAXINE_STORE_REDIS_SHARED'],
   'store-redis-lock-ms': ['storeRedisLockMs', 'MAXINE_STORE_REDIS_LOCK_MS'],
+  'mqtt-url': ['mqttUrl', 'MAXINE_MQTT_URL'],
+  'mqtt-username': ['mqttUsername', 'MAXINE_MQTT_USERNAME'],
+  'mqtt-password-file': ['mqttPasswordFile', 'MAXINE_MQTT_PASSWORD_FILE'],
+  'mqtt-ca-file': ['mqttCaFile', 'MAXINE_MQTT_CA_FILE'],
+  'mqtt-cert-file': ['mqttCertFile', 'MAXINE_MQTT_CERT_FILE'],
+  'mqtt-key-file': ['mqttKeyFile', 'MAXINE_MQTT_KEY_FILE'],
+  'mqtt-client-id': ['mqttClientId', 'MAXINE_MQTT_CLIENT_ID'],
+  'mqtt-topic-prefix': ['mqttTopicPrefix', 'MAXINE_MQTT_TOPIC_PREFIX'],
+  'mqtt-queue-messages': ['mqttQueueMessages', 'MAXINE_MQTT_QUEUE_MESSAGES'],
+  'mqtt-queue-bytes': ['mqttQueueBytes', 'MAXINE_MQTT_QUEUE_BYTES'],
+  'mqtt-inflight': ['mqttInflight', 'MAXINE_MQTT_INFLIGHT'],
+  'mqtt-reconnect-min-ms': ['mqttReconnectMinMs', 'MAXINE_MQTT_RECONNECT_MIN_MS'],
+  'mqtt-reconnect-max-ms': ['mqttReconnectMaxMs', 'MAXINE_MQTT_RECONNECT_MAX_MS'],
+  'mqtt-state-coalesce-ms': ['mqttStateCoalesceMs', 'MAXINE_MQTT_STATE_COALESCE_MS'],
+  'mqtt-inbound': ['mqttInbound', 'MAXINE_MQTT_INBOUND'],
+  'mqtt-users-file': ['mqttUsersFile', 'MAXINE_MQTT_USERS_FILE'],
+  'mqtt-inbound-rate': ['mqttInboundRate', 'MAXINE_MQTT_INBOUND_RATE'],
+  'mqtt-inbound-max-bytes': ['mqttInboundMaxBytes', 'MAXINE_MQTT_INBOUND_MAX_BYTES'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]
@@ -453,6 +541,9 @@ export function loadConfig(
     if (value !== undefined) raw[key] = value;
   }
   if (values['disallow-undeclared'] === true) raw.allowUndeclared = 'false';
+  // The broker password: from the environment only (a flag would show in `ps`), never logged.
+  const mqttPassword = env.MAXINE_MQTT_PASSWORD;
+  if (mqttPassword !== undefined && mqttPassword !== '') raw.mqttPassword = mqttPassword;
   // In a cluster, services are declared with MaxineService objects unless told otherwise.
   if (raw.allowUndeclared === undefined && raw.mode === 'kubernetes') raw.allowUndeclared = 'false';
   // In a cluster, /metrics (which names every namespace's services) needs a principal.

@@ -48,6 +48,8 @@ import { SharedRedisStore } from './store/redis-shared.js';
 import type { Registry as PromRegistry } from 'prom-client';
 import { MemoryStore } from './store/store.js';
 import type { RegistryStore, StoredState } from './store/store.js';
+import { createMqttBridge } from './mqtt/setup.js';
+import type { MqttBridge } from './mqtt/bridge.js';
 
 export const VERSION = '0.1.0';
 
@@ -219,6 +221,7 @@ export function createOperator(
     maxEdgesPerSource: MAX_REPORT_EDGES,
     windowMs: config.graphWindowSeconds * 1000,
   });
+  const mqtt = createMqttBridge({ config, events, registry, access, logger, prom: metrics.prom });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
@@ -248,6 +251,7 @@ export function createOperator(
       now: () => clock.now(),
     },
     ...(security.auditExport && { auditExport: security.auditExport }),
+    readinessDetails: () => mqttReadiness(mqtt),
   });
   const fastPath = createFastPath({
     registry,
@@ -324,6 +328,7 @@ export function createOperator(
       elector?.start();
       healthConditions?.start();
       meshController?.start();
+      mqtt?.start();
       if (sharedStore === undefined) sweeper.start();
       else sharedStore.runExpiry(() => sweeper.sweepOnce(), config.sweepIntervalMs);
       const address = await listen(server, config.port, config.host);
@@ -344,6 +349,7 @@ export function createOperator(
       sweeper.stop();
       healthConditions?.stop();
       stream.close();
+      await mqtt?.stop();
       await meshController?.stop();
       await elector?.stop();
       await injector?.stop();
@@ -392,6 +398,11 @@ function forwarderOf(
     logger: deps.logger,
     prom: deps.prom,
   });
+}
+
+/** What `/readyz` says of the MQTT bridge (it never decides readiness). */
+function mqttReadiness(mqtt: MqttBridge | undefined): Record<string, unknown> {
+  return mqtt === undefined ? {} : { mqtt: mqtt.status() };
 }
 
 /**

@@ -58,6 +58,11 @@ export interface AppDeps {
   committed?: () => Promise<void>;
   /** Kubernetes mode: registrations from outside the cluster kept in the API server. */
   kept?: KeptWrites;
+  /**
+   * Optional parts reported by `/readyz` without deciding it (the MQTT bridge): a broker
+   * that is away must not take the registry out of its Service.
+   */
+  readinessDetails?: () => Record<string, unknown>;
 }
 
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -165,7 +170,7 @@ export function createApp(deps: AppDeps): express.Express {
     });
   });
   app.get('/readyz', (_req, res) => {
-    if (deps.isReady()) res.json({ status: 'ready' });
+    if (deps.isReady()) res.json({ status: 'ready', ...deps.readinessDetails?.() });
     else
       sendError(
         res,

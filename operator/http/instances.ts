@@ -210,7 +210,7 @@ const POD_ID_RE =
  * as this endpoint's own, and one of a pod's form only in the caller's namespace, so another
  * tenant's computable ids can be neither probed nor squatted.
  */
-function refuseForeignId(
+export function refuseForeignId(
   deps: Pick<WriteDeps, 'registry' | 'access'>,
   caller: Caller,
   body: RegisterRequest,
