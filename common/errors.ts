@@ -38,6 +38,10 @@ export const ERROR_CATALOG = {
   NOT_READY: { status: 503, message: 'Not ready' },
   EVENT_STREAMS_FULL: { status: 503, message: 'The operator serves all the event streams it may' },
   MESH_NOT_READY: { status: 503, message: 'The mesh configuration is not known yet' },
+  CONFIG_WAITERS_FULL: {
+    status: 503,
+    message: 'The sidecar holds all the config long-polls it may',
+  },
   // The sidecar's outbound proxy (sidecar/proxy/, docs/sidecar.md "Calling other services").
   PROXY_BAD_DESTINATION: { status: 400, message: 'The proxy destination is malformed' },
   AMBIGUOUS_MESSAGE_LENGTH: {
