@@ -61,7 +61,7 @@ describe('config versions', () => {
           serviceSpecSchema.parse(step.config === undefined ? {} : { config: step.config }),
         );
     }
-    const got = events.flatMap((e) => {
+    const got = events.flatMap((e): unknown[][] => {
       if (e.type === 'config_changed') {
         const { version, changes, hash, config } = e.data;
         expect(hash).toBe(configHash(config));
