@@ -10,8 +10,8 @@ import { DISCOVERY_SCOPES } from '../common/injection.js';
 import type { DiscoveryScopeKind, SidecarEnvName } from '../common/injection.js';
 import type { HealthCheck } from './health/checks.js';
 import { parseHealthCheckOverride } from './health/annotations.js';
-import { parseReloadAction } from './app-config/reload.js';
-import type { ReloadAction } from './app-config/reload.js';
+import { parseReloadAction } from '../common/config-reload.js';
+import type { ReloadAction } from '../common/config-reload.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalText = z

@@ -11,7 +11,7 @@ import type { ConfigMap } from '../../common/config-version.js';
 import type { Logger } from '../../common/logger.js';
 import { ConfigFiles } from './files.js';
 import { Reloader } from './reload.js';
-import type { ReloadAction } from './reload.js';
+import type { ReloadAction } from '../../common/config-reload.js';
 import { AppConfigState } from './state.js';
 import type { ConfigSnapshot } from './state.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { parseReloadAction, processNamed } from './reload.js';
+import { parseReloadAction } from '../../common/config-reload.js';
+import { processNamed } from './reload.js';
 
 describe('parseReloadAction', () => {
   it.each([
