@@ -246,6 +246,7 @@ export function createSidecar(
       scope: { kind: config.discoveryScope, services: scope() ?? null },
       check: health() ?? null,
       mesh: mesh.status(),
+      config: { version: appConfig.state.current.version, hash: appConfig.state.current.hash },
       reports: reporter.status(),
     }),
     metrics: prom,

@@ -129,6 +129,10 @@ describe('GET /v1/config', () => {
     expect(again.headers.get('etag')).toBe(etag);
     // Both sidecars agree on the hash.
     expect((await fetch(`${signalSide.url}/v1/config`)).headers.get('etag')).toBe(etag);
+    // /healthz says which config the sidecar holds.
+    expect(await (await fetch(`${httpSide.url}/healthz`)).json()).toMatchObject({
+      config: { version: 1, hash: configHash({ greeting: 'hello', mode: 'a' }) },
+    });
   });
 
   it.each([
