@@ -42,6 +42,10 @@ export const ERROR_CATALOG = {
     status: 503,
     message: 'No leader can take this write now (none known, or it cannot be reached)',
   },
+  CONFIG_WAITERS_FULL: {
+    status: 503,
+    message: 'The sidecar holds all the config long-polls it may',
+  },
   // The sidecar's outbound proxy (sidecar/proxy/, docs/sidecar.md "Calling other services").
   PROXY_BAD_DESTINATION: { status: 400, message: 'The proxy destination is malformed' },
   AMBIGUOUS_MESSAGE_LENGTH: {

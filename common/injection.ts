@@ -16,6 +16,13 @@ export const ANNOTATION_STATUS = 'maxine.io/status';
  */
 export const ANNOTATION_DISCOVERY_SCOPE = 'maxine.io/discovery-scope';
 export const DISCOVERY_SCOPES = ['pod', 'namespace', 'cluster'] as const;
+/**
+ * Where the application containers see the service's config as files (an absolute path): an
+ * emptyDir the sidecar writes (`MAXINE_CONFIG_DIR`) mounted read-only into each of them.
+ */
+export const ANNOTATION_CONFIG_MOUNT = 'maxine.io/config-mount';
+/** What the sidecar runs after a config change (common/config-reload.ts). */
+export const ANNOTATION_CONFIG_RELOAD = 'maxine.io/config-reload';
 export type DiscoveryScopeKind = (typeof DISCOVERY_SCOPES)[number];
 export const STATUS_INJECTED = 'injected';
 /** Namespace label that opts every pod of the namespace in (routed by the webhook configuration). */
@@ -39,6 +46,8 @@ export const PODINFO_VOLUME = 'maxine-podinfo';
 export const PODINFO_DIR = '/etc/maxine/podinfo';
 export const HEALTH_SCRIPTS_VOLUME = 'maxine-health-scripts';
 export const HEALTH_SCRIPTS_DIR = '/etc/maxine/health';
+export const CONFIG_VOLUME = 'maxine-config';
+export const CONFIG_DIR = '/etc/maxine/config';
 
 /**
  * The environment variables the webhook sets on the sidecar container (`sidecarEnv` in
@@ -61,5 +70,7 @@ export const SIDECAR_ENV = [
   'MAXINE_DISCOVERY_SCOPE',
   'MAXINE_HEALTH_CHECK',
   'MAXINE_HEALTH_SCRIPTS_DIR',
+  'MAXINE_CONFIG_DIR',
+  'MAXINE_CONFIG_RELOAD',
 ] as const;
 export type SidecarEnvName = (typeof SIDECAR_ENV)[number];

@@ -286,6 +286,14 @@ export const blockedWireSchema = z.object({
   reason: z.string(),
 });
 
+/** A service's config version: 0 before any config, +1 on each change of its content. */
+const configVersionSchema = z.int().min(0);
+const configChangesSchema = z.object({
+  added: z.array(z.string()),
+  changed: z.array(z.string()),
+  removed: z.array(z.string()),
+});
+
 export const snapshotServiceSchema = z.object({
   namespace: z.string(),
   name: z.string(),
@@ -297,6 +305,8 @@ export const snapshotServiceSchema = z.object({
     .optional(),
   /** The MaxineService spec (declared services), as the operator holds it. */
   spec: wireServiceSpecSchema.optional(),
+  /** The version of `spec.config` (as in `config_changed`), with the spec. */
+  configVersion: configVersionSchema.optional(),
   /**
    * Instances. A service with more than a chunk holds continues in the next chunks: a part
    * naming a service seen before in this snapshot adds its items.
@@ -401,6 +411,8 @@ export const registryEventSchemas = {
         generation: z.int().min(0),
         blocked: blockedWireSchema.nullable(),
         spec: wireServiceSpecSchema,
+        /** The version of `spec.config` (as in `config_changed`); absent from older operators. */
+        configVersion: configVersionSchema.optional(),
       }),
       z.object({ declared: z.literal(false) }),
     ]),
@@ -421,12 +433,27 @@ export const registryEventSchemas = {
     type: z.literal('service_unblocked'),
     data: z.object({ previous: blockedWireSchema }),
   }),
+  /**
+   * The effective config (common/config-version.ts): the whole map, its version (monotonic per
+   * service while the operator runs), its content hash and the keys changed since the version
+   * before. version, hash and changes are optional only so events of older operators parse.
+   */
   config_changed: z.object({
     ...aboutService,
     type: z.literal('config_changed'),
-    data: z.object({ config: z.record(z.string(), z.string()) }),
+    data: z.object({
+      config: z.record(z.string(), z.string()),
+      version: configVersionSchema.optional(),
+      hash: z.string().optional(),
+      changes: configChangesSchema.optional(),
+    }),
   }),
-  config_deleted: z.object({ ...aboutService, type: z.literal('config_deleted'), data: absent }),
+  /** The config went (with its declaration, or the spec lost it): the version and removed keys. */
+  config_deleted: z.object({
+    ...aboutService,
+    type: z.literal('config_deleted'),
+    data: z.object({ version: configVersionSchema, changes: configChangesSchema }).optional(),
+  }),
   /**
    * A caller's sidecar saw a circuit to `service` change state (POST /api/v1/reports): per
    * instance (`instance` when the registry still knows it, `data.instanceId` always) or for the

@@ -10,6 +10,8 @@ import { DISCOVERY_SCOPES } from '../common/injection.js';
 import type { DiscoveryScopeKind, SidecarEnvName } from '../common/injection.js';
 import type { HealthCheck } from './health/checks.js';
 import { parseHealthCheckOverride } from './health/annotations.js';
+import { parseReloadAction } from '../common/config-reload.js';
+import type { ReloadAction } from '../common/config-reload.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalText = z
@@ -57,6 +59,32 @@ export const sidecarEnvSchema = z.object({
   MAXINE_MESH_DIR: optionalText.refine(
     (v) => v === undefined || isAbsolute(v),
     'must be an absolute path',
+  ),
+  /**
+   * Where to write the service's config as files (one per key, kubelet's `..data` layout,
+   * sidecar/app-config/files.ts); unset: nowhere (`GET /v1/config` answers either way).
+   */
+  MAXINE_CONFIG_DIR: optionalText.refine(
+    (v) => v === undefined || isAbsolute(v),
+    'must be an absolute path',
+  ),
+  /** What to run after a config change: `signal:HUP:<process name>` or `http:POST:/reload`. */
+  MAXINE_CONFIG_RELOAD: optionalText.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const action = parseReloadAction(v);
+    if (typeof action !== 'string') return action;
+    ctx.addIssue({ code: 'custom', message: action });
+    return z.NEVER;
+  }),
+  /** How many `GET /v1/config?wait=` may wait at once (`maxine_sidecar_config_waiters`). */
+  MAXINE_CONFIG_MAX_WAITERS: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number' })
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(100_000, 'must be at most 100000')
+      .default(256),
   ),
   /** Seconds between two fetches of the mesh renders when nothing changed; 0: only on changes. */
   MAXINE_MESH_REFRESH_SECONDS: z.preprocess(
@@ -149,6 +177,12 @@ export interface SidecarConfig {
   discoveryScope: DiscoveryScopeKind;
   meshDir?: string;
   meshRefreshSeconds: number;
+  /** Where the config files go (`MAXINE_CONFIG_DIR`); undefined: no files. */
+  configDir?: string;
+  /** Run after a config change (`MAXINE_CONFIG_RELOAD`); undefined: none. */
+  configReload?: ReloadAction;
+  /** The bound on concurrent config long-polls (`MAXINE_CONFIG_MAX_WAITERS`). */
+  configMaxWaiters: number;
   /** Seconds between call reports (0: off). */
   reportIntervalSeconds: number;
   /** The forward-proxy listener; undefined: off. */
@@ -199,6 +233,9 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     discoveryScope: e.MAXINE_DISCOVERY_SCOPE,
     meshDir: e.MAXINE_MESH_DIR,
     meshRefreshSeconds: e.MAXINE_MESH_REFRESH_SECONDS,
+    ...(e.MAXINE_CONFIG_DIR !== undefined && { configDir: e.MAXINE_CONFIG_DIR }),
+    ...(e.MAXINE_CONFIG_RELOAD !== undefined && { configReload: e.MAXINE_CONFIG_RELOAD }),
+    configMaxWaiters: e.MAXINE_CONFIG_MAX_WAITERS,
     reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
     ...(e.MAXINE_PROXY_LISTEN !== undefined && { proxyListen: e.MAXINE_PROXY_LISTEN }),
     proxyRetryNonIdempotent: e.MAXINE_PROXY_RETRY_NON_IDEMPOTENT,

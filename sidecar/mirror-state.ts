@@ -43,6 +43,8 @@ interface MirroredService {
   readonly namespace: string;
   readonly name: string;
   spec: ServiceSpec | undefined;
+  /** The operator's version of `spec.config` (absent from older operators). */
+  configVersion?: number | undefined;
   readonly instances: Map<string, Instance>;
   answer: ServiceAnswer | undefined;
   /** What the outbound proxy calls; rebuilt with `answer`. */
@@ -145,6 +147,7 @@ export class MirrorState implements DiscoverySource, IntentionSource {
       case 'service_updated': {
         const entry = this.entry(ref);
         entry.spec = event.data.declared ? event.data.spec : undefined;
+        entry.configVersion = event.data.declared ? event.data.configVersion : undefined;
         entry.answer = undefined;
         entry.route = undefined;
         return ref;
@@ -208,6 +211,11 @@ export class MirrorState implements DiscoverySource, IntentionSource {
 
   spec(namespace: string, name: string): ServiceSpec | undefined {
     return this.services.get(serviceKey(namespace, name))?.spec;
+  }
+
+  /** The operator's version of the service's `spec.config`, when it sent one. */
+  configVersion(namespace: string, name: string): number | undefined {
+    return this.services.get(serviceKey(namespace, name))?.configVersion;
   }
 
   instances(namespace: string, name: string): Instance[] {
@@ -284,6 +292,7 @@ function addPart(services: Map<string, MirroredService>, part: SnapshotService):
       namespace: part.namespace,
       name: part.name,
       spec: part.spec,
+      configVersion: part.configVersion,
       instances: new Map(),
       answer: undefined,
     };

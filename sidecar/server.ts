@@ -16,6 +16,8 @@ import type { MeshName } from '../common/mesh/model.js';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import type { MeshAnswer } from './mesh.js';
+import { answerConfig } from './app-config/http.js';
+import type { AppConfigState } from './app-config/state.js';
 import { answerClientError } from './proxy/client-error.js';
 import type { ProxyEngine } from './proxy/engine.js';
 import { parseProxyPath, PROXY_PREFIX } from './proxy/target.js';
@@ -24,7 +26,10 @@ export interface SidecarServerDeps {
   source: DiscoverySource;
   /** The pod's namespace: `/v1/discover/{name}` looks there. */
   namespace: string;
-  config: () => { service: { namespace: string; name: string }; config: Record<string, string> };
+  /** The pod's service's config (`GET /v1/config`, with its ETag, version and long-poll). */
+  config: AppConfigState;
+  /** The longest `?wait=` honoured (a longer one is cut to it). Default 60 s. */
+  configMaxWaitMs?: number;
   health: () => { ok: boolean; [k: string]: unknown };
   /** The last answer of the operator's render of the pod's service for `mesh`, if any yet. */
   mesh: (mesh: MeshName) => MeshAnswer | undefined;
@@ -82,9 +87,7 @@ function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerRespons
     return;
   }
   if (path === '/v1/config') {
-    if (!read) throw methodNotAllowed(res, 'GET, HEAD');
-    localOnly(req);
-    send(res, 200, JSON.stringify(deps.config()), req.method === 'HEAD');
+    configRoute(deps, req, res);
     return;
   }
   const mesh = meshOf(path);
@@ -97,6 +100,15 @@ function route(deps: SidecarServerDeps, req: IncomingMessage, res: ServerRespons
   throw new MaxineError(
     'ROUTE_NOT_FOUND',
     `No such endpoint: ${req.method} ${path?.slice(0, 128)}; see GET /v1/discover/{name}, ANY /v1/proxy/{service}/{path}, GET /v1/config, GET /v1/mesh/{${MESHES.join('|')}}, GET /healthz, GET /metrics`,
+  );
+}
+
+/** `GET /v1/config` (sidecar/app-config/http.ts); a long-poll's failure is answered too. */
+function configRoute(deps: SidecarServerDeps, req: IncomingMessage, res: ServerResponse): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(res, 'GET, HEAD');
+  localOnly(req);
+  answerConfig(deps.config, req, res, deps.configMaxWaitMs ?? 60_000)?.catch((err: unknown) =>
+    fail(deps, res, err, req.method === 'HEAD'),
   );
 }
 

@@ -15,6 +15,7 @@ import { CheckRunner, checkEnv } from './health/runner.js';
 import type { ReportedHealth } from './health/runner.js';
 import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
 import { RegistryMirror } from './mirror.js';
+import { ConfigDelivery } from './app-config/delivery.js';
 import { discoveryScope, outsideScope } from './scope.js';
 import type { MaxineError } from '../common/errors.js';
 import { createSidecarServer, isLoopback } from './server.js';
@@ -128,6 +129,10 @@ export function createSidecar(
   });
   const ownSpecChanged = (): void => {
     checks.apply(config.healthCheck ?? ownSpec()?.healthCheck);
+    appConfig.refresh(
+      ownSpec()?.config,
+      mirror.state.configVersion(config.namespace, config.service),
+    );
     mirror.rescope();
     mesh.invalidate();
   };
@@ -156,6 +161,15 @@ export function createSidecar(
   // The outbound proxy and what it asks on each call (sidecar/proxy/hooks.ts).
   const prom = new PromRegistry();
   collectDefaultMetrics({ register: prom, prefix: 'maxine_sidecar_' });
+  const appConfig = new ConfigDelivery({
+    service: own,
+    logger,
+    prom,
+    maxWaiters: config.configMaxWaiters,
+    appPort: config.appPort,
+    ...(config.configDir !== undefined && { dir: config.configDir }),
+    ...(config.configReload !== undefined && { reload: config.configReload }),
+  });
   const reporter = new CallReporter({
     operatorUrl: config.operatorUrl,
     source: own,
@@ -220,10 +234,7 @@ export function createSidecar(
     namespace: config.namespace,
     outsideScope: outside,
     logger,
-    config: () => ({
-      service: { namespace: config.namespace, name: config.service },
-      config: ownSpec()?.config ?? {},
-    }),
+    config: appConfig.state,
     mesh: (name) => mesh.get(name),
     // Alive as long as the process answers: an unreachable operator must not restart the pod.
     health: () => ({
@@ -235,6 +246,7 @@ export function createSidecar(
       scope: { kind: config.discoveryScope, services: scope() ?? null },
       check: health() ?? null,
       mesh: mesh.status(),
+      config: { version: appConfig.state.current.version, hash: appConfig.state.current.hash },
       reports: reporter.status(),
     }),
     metrics: prom,
@@ -298,6 +310,7 @@ export function createSidecar(
       await checks.stop();
       await mesh.stop();
       mirror.stop();
+      await appConfig.stop();
       proxy.close();
       await reporter.stop();
       await tracer.current.shutdown();

@@ -25,6 +25,8 @@ describe('the injection contract', () => {
     scripts: 'orders-health',
     appPort: 8080,
     scope: 'namespace',
+    configMount: '/etc/app/config',
+    configReload: 'signal:HUP:nginx',
     config: injectionConfigSchema.parse({ operatorUrl: 'http://maxine.maxine-system:7710' }),
   });
 

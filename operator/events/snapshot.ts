@@ -20,6 +20,8 @@ import type { Instance, ResyncMessage, ServiceSummary } from '../../common/wire.
 export interface SnapshotServiceSource {
   summary: ServiceSummary;
   spec?: ServiceSpec;
+  /** The version of `spec.config` (sent with the spec). */
+  configVersion?: number;
   items: Iterable<Instance>;
 }
 
@@ -86,7 +88,14 @@ export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, u
     const detail = plan.detail(ref.namespace, ref.name);
     if (detail === undefined) continue; // deleted since the list was taken
     services += 1;
-    let head = headOf({ ...detail.summary, ...(detail.spec && { spec: detail.spec }) });
+    let head = headOf({
+      ...detail.summary,
+      ...(detail.spec && { spec: detail.spec }),
+      ...(detail.spec &&
+        detail.configVersion !== undefined && {
+          configVersion: detail.configVersion,
+        }),
+    });
     let items: string[] = [];
     // The part as it would be closed now: head + "[" + items + "]}" (+ "," between parts).
     const partBytes = (): number => bytes(head) + 3 + (parts.length > 0 ? 1 : 0);

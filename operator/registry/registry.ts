@@ -3,6 +3,8 @@
  * cached discovery answer of each service. Pure: no timers, no sockets, no logging. Time
  * comes from an injected clock, and every change leaves as an event through `emit`.
  */
+import { configChanges, configHash, noChanges } from '../../common/config-version.js';
+import type { ConfigChanges } from '../../common/config-version.js';
 import { createHash } from 'node:crypto';
 import {
   answerQuery,
@@ -135,12 +137,20 @@ export interface RegistryOptions {
   limits?: Partial<RegistryLimits>;
 }
 
+/** A change of a service's config: the map after it (undefined: gone) and the keys changed. */
+interface ConfigChange {
+  after: Record<string, string> | undefined;
+  changes: ConfigChanges;
+}
+
 interface ServiceEntry {
   readonly namespace: string;
   readonly name: string;
   spec: ServiceSpec | undefined;
   declared: boolean;
   generation: number;
+  /** The version of `spec.config`: +1 on each change of its content (common/config-version.ts). */
+  configVersion: number;
   readonly instances: Map<string, InstanceRecord>;
   /** Rebuilt lazily after any membership change; undefined means stale. */
   answer: ServiceAnswer | undefined;
@@ -203,6 +213,7 @@ export class Registry {
     entry.generation += 1;
     entry.answer = undefined;
     const ref = { namespace, name };
+    const configChange = this.nextConfigVersion(entry, previous?.config, spec.config);
     this.opts.emit({
       type: 'service_updated',
       service: ref,
@@ -212,9 +223,10 @@ export class Registry {
         generation: entry.generation,
         blocked: spec.blocked ?? null,
         spec,
+        configVersion: entry.configVersion,
       },
     });
-    this.emitConfigChange(ref, previous?.config, spec.config);
+    this.emitConfigChange(ref, entry.configVersion, configChange);
     this.emitBlockedChange(ref, previous?.blocked, spec.blocked);
   }
 
@@ -238,11 +250,11 @@ export class Registry {
     const entry = this.services.get(key);
     if (entry === undefined || !entry.declared) return;
     const ref = { namespace, name };
-    const previousConfig = entry.spec?.config;
+    const configChange = this.nextConfigVersion(entry, entry.spec?.config, undefined);
     entry.spec = undefined;
     entry.declared = false;
     entry.answer = undefined;
-    if (previousConfig !== undefined) this.opts.emit({ type: 'config_deleted', service: ref });
+    this.emitConfigChange(ref, entry.configVersion, configChange);
     // Pod-sourced instances exist only through the declaration: they go with it.
     for (const record of [...entry.instances.values()]) {
       if (record.source === 'kubernetes') this.removeRecord(entry, record, 'service_deleted');
@@ -942,13 +954,20 @@ export class Registry {
   snapshotOf(
     namespace: string,
     name: string,
-  ): { summary: ServiceSummary; spec?: ServiceSpec; items: Iterable<Instance> } | undefined {
+  ):
+    | {
+        summary: ServiceSummary;
+        spec?: ServiceSpec;
+        configVersion?: number;
+        items: Iterable<Instance>;
+      }
+    | undefined {
     const entry = this.services.get(serviceKey(namespace, name));
     if (entry === undefined) return undefined;
     const records = entry.instances;
     return {
       summary: summaryOf(entry),
-      ...(entry.spec && { spec: entry.spec }),
+      ...(entry.spec && { spec: entry.spec, configVersion: entry.configVersion }),
       items: (function* () {
         for (const record of records.values()) yield toInstance(record);
       })(),
@@ -986,6 +1005,7 @@ export class Registry {
       spec: undefined,
       declared: false,
       generation: 0,
+      configVersion: 0,
       instances: new Map(),
       answer: undefined,
     };
@@ -1114,18 +1134,39 @@ export class Registry {
     }
   }
 
-  private emitConfigChange(
-    service: ServiceRef,
+  /**
+   * Moves the service's config version when its config appears, goes or changes content;
+   * returns what changed (undefined: nothing, the version stays).
+   */
+  private nextConfigVersion(
+    entry: ServiceEntry,
     before: Record<string, string> | undefined,
     after: Record<string, string> | undefined,
+  ): ConfigChange | undefined {
+    if (before === undefined && after === undefined) return undefined;
+    const changes = configChanges(before, after);
+    if (before !== undefined && after !== undefined && noChanges(changes)) return undefined;
+    entry.configVersion += 1;
+    return { after, changes };
+  }
+
+  /** `config_changed` (the map, version, hash, changed keys) or `config_deleted`. */
+  private emitConfigChange(
+    service: ServiceRef,
+    version: number,
+    change: ConfigChange | undefined,
   ): void {
+    if (change === undefined) return;
+    const { after, changes } = change;
     if (after === undefined) {
-      if (before !== undefined) this.opts.emit({ type: 'config_deleted', service });
+      this.opts.emit({ type: 'config_deleted', service, data: { version, changes } });
       return;
     }
-    if (before === undefined || !sameRecord(before, after)) {
-      this.opts.emit({ type: 'config_changed', service, data: { config: after } });
-    }
+    this.opts.emit({
+      type: 'config_changed',
+      service,
+      data: { config: after, version, hash: configHash(after), changes },
+    });
   }
 }
 

@@ -536,6 +536,86 @@ describe('buildInjection: the patched pod', () => {
     expect(envOf(patched).MAXINE_HEALTH_SCRIPTS_DIR).toBe('/etc/maxine/health');
   });
 
+  it('shares the config volume: the sidecar writes it, each app container reads it', () => {
+    const withMounts = pod({
+      annotations: {
+        'maxine.io/inject': 'true',
+        'maxine.io/config-mount': '/etc/app/config',
+        'maxine.io/config-reload': 'http:POST:/-/reload',
+      },
+    });
+    withMounts.spec = {
+      containers: [
+        { name: 'app', volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+        { name: 'helper' },
+      ],
+    };
+    const { pod: patched } = injected(input({ pod: withMounts }));
+    expect(patched.spec.volumes).toContainEqual({ name: 'maxine-config', emptyDir: {} });
+    expect(sidecarOf(patched).volumeMounts).toContainEqual({
+      name: 'maxine-config',
+      mountPath: '/etc/maxine/config',
+    });
+    const readOnly = { name: 'maxine-config', mountPath: '/etc/app/config', readOnly: true };
+    expect(patched.spec.containers).toEqual([
+      { name: 'app', volumeMounts: [{ name: 'data', mountPath: '/data' }, readOnly] },
+      { name: 'helper', volumeMounts: [readOnly] },
+    ]);
+    expect(envOf(patched)).toMatchObject({
+      MAXINE_CONFIG_DIR: '/etc/maxine/config',
+      MAXINE_CONFIG_RELOAD: 'http:POST:/-/reload',
+    });
+    // An HTTP reload needs no shared process namespace.
+    expect(patched.spec.shareProcessNamespace).toBeUndefined();
+  });
+
+  it.each([
+    [{ 'maxine.io/config-reload': 'signal:HUP:nginx' }, undefined, true],
+    [{ 'maxine.io/config-reload': 'signal:HUP:nginx' }, true, true],
+    [{ 'maxine.io/config-mount': '/etc/app' }, undefined, undefined],
+  ])('annotations %j with shareProcessNamespace %s → %s', (annotations, share, expected) => {
+    const p = pod({ annotations: { 'maxine.io/inject': 'true', ...annotations } });
+    p.spec = {
+      containers: [{ name: 'app' }],
+      ...(share !== undefined && { shareProcessNamespace: share }),
+    };
+    const { pod: patched } = injected(input({ pod: p }));
+    expect(patched.spec.shareProcessNamespace).toBe(expected);
+  });
+
+  it.each([
+    [
+      { 'maxine.io/config-mount': 'etc/app' },
+      'maxine.io/config-mount: "etc/app" is not an absolute path',
+    ],
+    [
+      { 'maxine.io/config-mount': '/etc/../x' },
+      'maxine.io/config-mount: "/etc/../x" is not an absolute path',
+    ],
+    [
+      { 'maxine.io/config-mount': '/data' },
+      'maxine.io/config-mount: container app already mounts /data',
+    ],
+    [
+      { 'maxine.io/config-reload': 'exec:reboot' },
+      'maxine.io/config-reload: the reload action is signal:<SIG>:<process name> or http:<METHOD>:<path>',
+    ],
+    [
+      { 'maxine.io/config-reload': 'signal:HUP:app', share: 'false' },
+      'maxine.io/config-reload: a signal reaches the app only with shareProcessNamespace, which the pod sets false',
+    ],
+  ])('refuses %j', (given, message) => {
+    const { share, ...annotations } = given as Record<string, string>;
+    const p = pod({ annotations: { 'maxine.io/inject': 'true', ...annotations } });
+    p.spec = {
+      containers: [{ name: 'app', volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+      ...(share === 'false' && { shareProcessNamespace: false }),
+    };
+    const result = buildInjection(input({ pod: p }));
+    expect(result.inject).toBe(false);
+    expect(result.inject === false && result.reason).toContain(message);
+  });
+
   it('takes image, operator URL, audience and resources from the config', () => {
     const custom = injectionConfigSchema.parse({
       image: 'registry.example/sidecar:2',

@@ -18,6 +18,7 @@ import type {
 import { z } from 'zod';
 import { formatPath } from '../../common/errors.js';
 import { dnsLabel, dnsSubdomain } from '../../common/names.js';
+import { parseReloadAction } from '../../common/config-reload.js';
 import { healthCheckSchema } from '../../common/resources.js';
 import { selects } from '../kube/pods.js';
 import {
@@ -27,6 +28,10 @@ import {
   ANNOTATION_HEALTH_SCRIPTS,
   ANNOTATION_STATUS,
   ANNOTATION_DISCOVERY_SCOPE,
+  ANNOTATION_CONFIG_MOUNT,
+  ANNOTATION_CONFIG_RELOAD,
+  CONFIG_DIR,
+  CONFIG_VOLUME,
   DISCOVERY_SCOPES,
   type DiscoveryScopeKind,
   STATUS_INJECTED,
@@ -94,9 +99,14 @@ export interface InjectablePod {
   };
   spec?: {
     initContainers?: { name: string }[];
-    containers?: { name: string; ports?: { containerPort: number }[] }[];
+    containers?: {
+      name: string;
+      ports?: { containerPort: number }[];
+      volumeMounts?: { name: string; mountPath: string }[];
+    }[];
     volumes?: { name: string }[];
     readinessGates?: { conditionType: string }[];
+    shareProcessNamespace?: boolean;
   };
 }
 
@@ -147,6 +157,7 @@ export function buildInjection(input: InjectionInput): InjectionResult {
       ...appendAll('/spec/initContainers', pod.spec.initContainers, [sidecarContainer(sidecar)]),
       ...appendAll('/spec/volumes', pod.spec.volumes, volumes),
       ...healthGate(pod.spec.readinessGates),
+      ...appConfigPatch(pod.spec, sidecar),
       ...statusAnnotation(pod),
     ],
     ...(warnings.length > 0 && { warnings }),
@@ -191,11 +202,14 @@ function sidecarInputOf({
     return {
       problem: `${ANNOTATION_DISCOVERY_SCOPE}: "${scope}" is not one of ${DISCOVERY_SCOPES.map((v) => `"${v}"`).join(', ')}`,
     };
+  const configFiles = configFilesOf(annotations, pod);
+  if ('problem' in configFiles) return configFiles;
   return {
     service: service.name,
     healthCheck: healthCheck?.json,
     scripts,
     scope,
+    ...configFiles,
     appPort: pod.spec?.containers?.flatMap((c) => c.ports ?? [])[0]?.containerPort,
     config,
     warnings: service.warnings,
@@ -311,7 +325,64 @@ export interface SidecarInput {
   appPort?: number;
   /** What the sidecar's local copy holds (the sidecar's default when absent: cluster). */
   scope?: DiscoveryScopeKind;
+  /** Where the app containers see the config files (`maxine.io/config-mount`). */
+  configMount?: string;
+  /** The reload action, as the annotation gave it (`maxine.io/config-reload`), validated. */
+  configReload?: string;
+  /** The reload action signals a process: the pod must share its process namespace. */
+  configSignal?: boolean;
   config: InjectionConfig;
+}
+
+type ConfigFiles = Pick<SidecarInput, 'configMount' | 'configReload' | 'configSignal'>;
+
+/** `maxine.io/config-mount` and `maxine.io/config-reload`, checked against the pod. */
+function configFilesOf(
+  annotations: Record<string, string>,
+  pod: InjectablePod,
+): ConfigFiles | { problem: string } {
+  const mount = annotations[ANNOTATION_CONFIG_MOUNT];
+  const reload = annotations[ANNOTATION_CONFIG_RELOAD];
+  const problem = mount === undefined ? undefined : mountProblem(mount, pod);
+  if (problem !== undefined) return { problem: `${ANNOTATION_CONFIG_MOUNT}: ${problem}` };
+  const action = reload === undefined ? undefined : parseReloadAction(reload);
+  if (typeof action === 'string') return { problem: `${ANNOTATION_CONFIG_RELOAD}: ${action}` };
+  const signal = action?.kind === 'signal';
+  if (signal && pod.spec?.shareProcessNamespace === false)
+    return {
+      problem: `${ANNOTATION_CONFIG_RELOAD}: a signal reaches the app only with shareProcessNamespace, which the pod sets false`,
+    };
+  return {
+    ...(mount !== undefined && { configMount: mount }),
+    ...(reload !== undefined && { configReload: reload.trim() }),
+    ...(signal && { configSignal: true }),
+  };
+}
+
+function mountProblem(mount: string, pod: InjectablePod): string | undefined {
+  if (!/^\/[A-Za-z0-9_./-]{0,254}$/.test(mount) || mount.split('/').includes('..'))
+    return `"${mount}" is not an absolute path`;
+  const taken = pod.spec?.containers?.find((c) =>
+    c.volumeMounts?.some((m) => m.mountPath === mount),
+  );
+  return taken === undefined ? undefined : `container ${taken.name} already mounts ${mount}`;
+}
+
+/** The config volume mounted read-only into each app container; the shared process namespace. */
+function appConfigPatch(
+  spec: NonNullable<InjectablePod['spec']>,
+  input: SidecarInput,
+): JsonPatchOperation[] {
+  const ops: JsonPatchOperation[] = [];
+  if (input.configMount !== undefined) {
+    const mount = { name: CONFIG_VOLUME, mountPath: input.configMount, readOnly: true };
+    (spec.containers ?? []).forEach((c, i) => {
+      ops.push(...appendAll(`/spec/containers/${i}/volumeMounts`, c.volumeMounts, [mount]));
+    });
+  }
+  if (input.configSignal === true && spec.shareProcessNamespace !== true)
+    ops.push({ op: 'add', path: '/spec/shareProcessNamespace', value: true });
+  return ops;
 }
 
 // Typed by the contract: a variable the sidecar does not read fails the type check.
@@ -343,6 +414,10 @@ export function sidecarEnv(input: SidecarInput): V1EnvVar[] {
     ...(input.scripts === undefined
       ? []
       : [valueEnv('MAXINE_HEALTH_SCRIPTS_DIR', HEALTH_SCRIPTS_DIR)]),
+    ...(input.configMount === undefined ? [] : [valueEnv('MAXINE_CONFIG_DIR', CONFIG_DIR)]),
+    ...(input.configReload === undefined
+      ? []
+      : [valueEnv('MAXINE_CONFIG_RELOAD', input.configReload)]),
   ];
 }
 
@@ -360,6 +435,7 @@ export function sidecarContainer(input: SidecarInput): V1Container {
     ...(input.scripts === undefined
       ? []
       : [{ name: HEALTH_SCRIPTS_VOLUME, mountPath: HEALTH_SCRIPTS_DIR, readOnly: true }]),
+    ...(input.configMount === undefined ? [] : [{ name: CONFIG_VOLUME, mountPath: CONFIG_DIR }]),
   ];
   return {
     name: SIDECAR_NAME,
@@ -423,6 +499,8 @@ export function sidecarVolumes(input: SidecarInput): V1Volume[] {
             configMap: { name: input.scripts, defaultMode: 0o555 },
           },
         ]),
+    // Written by the sidecar (files of the service's config), read by the app containers.
+    ...(input.configMount === undefined ? [] : [{ name: CONFIG_VOLUME, emptyDir: {} }]),
   ];
 }
 

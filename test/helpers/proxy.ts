@@ -17,6 +17,7 @@ import { ProxyEngine } from '../../sidecar/proxy/engine.js';
 import type { ProxyEngineOptions } from '../../sidecar/proxy/engine.js';
 import { createForwardProxyServer } from '../../sidecar/proxy/forward-listener.js';
 import type { ProxyHooks } from '../../sidecar/proxy/hooks.js';
+import { AppConfigState } from '../../sidecar/app-config/state.js';
 import { createSidecarServer, isLoopback } from '../../sidecar/server.js';
 
 export interface Upstream {
@@ -125,7 +126,7 @@ export async function startProxy(
       discoverParsed: () => Buffer.from('{}'),
     },
     namespace: 'shop',
-    config: () => ({ service: { namespace: 'shop', name: 'web' }, config: {} }),
+    config: new AppConfigState({ namespace: 'shop', name: 'web' }, 1),
     health: () => ({ ok: true }),
     mesh: () => undefined,
     logger,
