@@ -461,11 +461,10 @@ async function rollout(run: Run, op: Operated): Promise<{ window: Window; pods: 
       const items = body.items ?? [];
       // Converged: exactly the new pods, every one discoverable (its pod Running and Ready).
       if (items.length !== run.perService) return false;
-      if (
-        items.some(
-          (x) => !(x.metadata?.pod ?? '').includes('-g1-') || x.health?.status !== 'passing',
-        )
-      )
+      // The sidecar's pod of the service (k = 0) stays; every other pod is a new one.
+      const kept = firstReplaced(service) === 1 ? podName(service, 0) : undefined;
+      const fresh = (pod: string) => pod.includes('-g1-') || pod === kept;
+      if (items.some((x) => !fresh(x.metadata?.pod ?? '') || x.health?.status !== 'passing'))
         return false;
     }
     return true;

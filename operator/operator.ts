@@ -141,12 +141,14 @@ export function createOperator(
           registry.followPodConditions(false);
           healthConditions?.resyncAll();
           registrations?.tookOver();
+          mqtt?.leadershipChanged(true);
           kube.resyncAll();
           void meshController?.syncNow();
         },
         onStoppedLeading: () => {
           registry.followPodConditions(true);
           registrations?.steppedDown();
+          mqtt?.leadershipChanged(false);
         },
       });
       // A follower until elected: gated pods' health is what their conditions say.
@@ -221,7 +223,15 @@ export function createOperator(
     maxEdgesPerSource: MAX_REPORT_EDGES,
     windowMs: config.graphWindowSeconds * 1000,
   });
-  const mqtt = createMqttBridge({ config, events, registry, access, logger, prom: metrics.prom });
+  const mqtt = createMqttBridge({
+    config,
+    events,
+    registry,
+    access,
+    logger,
+    prom: metrics.prom,
+    isLeader,
+  });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,

@@ -51,6 +51,12 @@ export interface MqttBridgeOptions {
   registry: Registry;
   logger: Logger;
   prom: PromRegistry;
+  /**
+   * Whether this replica leads (Kubernetes mode with several replicas): only the leader
+   * publishes and takes inbound writes, so subscribers get each change once and writes go
+   * where registry writes go. Default: always (standalone, one replica).
+   */
+  isLeader?: () => boolean;
   /** Inbound messages (operator/mqtt/inbound.ts), with the topics to subscribe. */
   inbound?: {
     filters: string[];
@@ -175,9 +181,33 @@ export class MqttBridge {
     return statusTopic(this.opts.prefix, this.opts.operatorId);
   }
 
+  private leads(): boolean {
+    return this.opts.isLeader?.() ?? true;
+  }
+
+  /**
+   * This replica started or stopped leading: a new leader publishes every service's state
+   * (what a follower did not publish may have changed) and takes the inbound subscription;
+   * a replica that stops leading gives the subscription up.
+   */
+  leadershipChanged(leading: boolean): void {
+    const client = this.client;
+    if (client === undefined || !this.connected) return;
+    if (leading) {
+      this.subscribeInbound(client);
+      for (const ref of this.opts.registry.serviceRefs())
+        this.dirty.add(`${ref.namespace}/${ref.name}`);
+      this.flushStates();
+    } else if (this.opts.inbound !== undefined) {
+      client.unsubscribe(this.opts.inbound.filters, () => undefined);
+    }
+  }
+
   private onEvent(event: MaxineEvent): void {
     // Heartbeats are the hot write path and worthless on a topic (as on WebSocket by default).
     if (event.type === 'service_heartbeat') return;
+    // A follower's registry sees the same changes: the leader alone publishes them.
+    if (!this.leads()) return;
     this.enqueue({
       topic: eventTopic(this.opts.prefix, event),
       payload: this.opts.events.serialized(event),
@@ -196,6 +226,10 @@ export class MqttBridge {
   }
 
   private flushStates(): void {
+    if (!this.leads()) {
+      this.dirty.clear();
+      return;
+    }
     const seq = this.opts.events.lastSeq;
     const time = new Date().toISOString();
     for (const key of this.dirty) {
@@ -334,17 +368,20 @@ export class MqttBridge {
     client.publish(this.statusTopic(), 'online', { qos: 1, retain: true }, (err) => {
       if (err === undefined || err === null) this.metrics.published.inc({ kind: 'status' });
     });
-    if (this.opts.inbound !== undefined) {
-      client.subscribe(this.opts.inbound.filters, { qos: 1 }, (err) => {
-        if (err)
-          this.opts.logger.error({ error: err.message }, 'MQTT bridge cannot subscribe to inbound');
-      });
-    }
+    if (this.leads()) this.subscribeInbound(client);
     // A broker that lost its retained messages (restarted without persistence) gets every
     // service's state again; coalesced with whatever is queued for the same service.
     for (const ref of this.opts.registry.serviceRefs())
       this.dirty.add(`${ref.namespace}/${ref.name}`);
     this.flushStates();
+  }
+
+  private subscribeInbound(client: MqttClient): void {
+    if (this.opts.inbound === undefined) return;
+    client.subscribe(this.opts.inbound.filters, { qos: 1 }, (err) => {
+      if (err)
+        this.opts.logger.error({ error: err.message }, 'MQTT bridge cannot subscribe to inbound');
+    });
   }
 
   private onClose(client: MqttClient): void {

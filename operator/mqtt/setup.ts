@@ -17,6 +17,8 @@ export interface MqttSetupDeps {
   access: AccessControl;
   logger: Logger;
   prom: PromRegistry;
+  /** Whether this replica leads: only the leader publishes and takes inbound writes. */
+  isLeader: () => boolean;
 }
 
 export function createMqttBridge(deps: MqttSetupDeps): MqttBridge | undefined {
@@ -58,6 +60,7 @@ export function createMqttBridge(deps: MqttSetupDeps): MqttBridge | undefined {
     reconnectMaxMs: c.mqttReconnectMaxMs,
     stateCoalesceMs: c.mqttStateCoalesceMs,
     events: deps.events,
+    isLeader: deps.isLeader,
     registry: deps.registry,
     logger,
     prom: deps.prom,

@@ -17,6 +17,9 @@ import type { Mosquitto } from '../helpers/mosquitto.js';
 import { api, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 import { spawnListening } from '../helpers/spawn.js';
+import { Registry as PromRegistry } from 'prom-client';
+import { createLogger } from '../../common/logger.js';
+import { MqttBridge } from '../../operator/mqtt/bridge.js';
 
 const USERS = {
   'maxine-operator': 'op-secret-7c1e',
@@ -235,6 +238,65 @@ describe('events and retained state', () => {
     expect(status.payload.toString()).toBe('online');
     expect(await metric(op, 'maxine_mqtt_connected')).toBe(1);
     expect(await metric(op, 'maxine_mqtt_published_total')).toBeGreaterThan(0);
+  });
+});
+
+describe('several replicas', () => {
+  let op: TestOperator;
+  beforeAll(async () => {
+    op = await startOperator({ files: { 'cart.yaml': SERVICE_YAML }, config: bridgeConfig() });
+    await until(() => readyMqtt(op));
+  }, 30_000);
+  afterAll(() => op.stop());
+
+  it('publishes only while its replica leads, and sends every state when it starts leading', async () => {
+    // A follower replica's bridge over the same registry and log, on its own prefix so that
+    // what it publishes is told apart from the leading operator's own bridge.
+    let leading = false;
+    const follower = new MqttBridge({
+      url: broker.url,
+      username: 'maxine-operator',
+      password: USERS['maxine-operator'],
+      clientId: 'maxine-follower-test',
+      operatorId: 'follower',
+      prefix: 'maxine/ha',
+      queue: { messages: 100, bytes: 1 << 20 },
+      inflight: 10,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 300,
+      stateCoalesceMs: 20,
+      events: op.operator.events,
+      registry: op.operator.registry,
+      logger: createLogger('silent'),
+      prom: new PromRegistry(),
+      isLeader: () => leading,
+    });
+    follower.start();
+    try {
+      await until(() => follower.status().connected);
+      const sub = await client('tester');
+      const box = inbox(sub);
+      await sub.subscribeAsync('maxine/ha/#', { qos: 1 });
+      const reg = await api(op.url, 'POST', '/api/v1/instances', {
+        service: 'cart',
+        namespace: 'shop',
+        host: '10.0.9.1',
+        port: 8080,
+      });
+      expect(reg.status).toBe(201);
+      // The leading operator's bridge published it; the follower's did not.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(box.messages.filter((m) => m.topic.startsWith('maxine/ha/shop/'))).toHaveLength(0);
+      // Leading now: every service's state at once, then the events.
+      leading = true;
+      follower.leadershipChanged(true);
+      const state = await box.waitFor((p) => p.topic === 'maxine/ha/shop/cart/state');
+      expect(json(state).instances.map((i: { host: string }) => i.host)).toContain('10.0.9.1');
+      await api(op.url, 'DELETE', `/api/v1/instances/${reg.body.instance.id}`);
+      await box.waitFor((p) => p.topic === 'maxine/ha/shop/cart/service_deregistered');
+    } finally {
+      await follower.stop();
+    }
   });
 });
 
