@@ -29,8 +29,8 @@ import { persistedInstanceSchema } from './codec.js';
 import { RedisConnection } from './resp.js';
 import type { Reply } from './resp.js';
 import type { RegistryStore, StoredState } from './store.js';
-import { WriteQueue } from './write-queue.js';
-import type { BatchWriter } from './write-queue.js';
+import { meteredWriteQueue } from './write-queue.js';
+import type { BatchWriter, WriteQueue } from './write-queue.js';
 
 export interface SharedRedisStoreOptions {
   /** `redis://host:port` */
@@ -259,39 +259,14 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
       lock: `${p}:expiry-lock`,
       prefix: p,
     };
-    const registers = [opts.prom];
-    const errors = new Counter({
-      name: 'maxine_store_errors_total',
-      help: 'Store operations that failed, by operation',
-      labelNames: ['op'],
-      registers,
-    });
-    this.queue = new WriteQueue(this, {
+    this.queue = meteredWriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
-      retryMs: opts.retryMs ?? 1000,
+      ...(opts.retryMs !== undefined && { retryMs: opts.retryMs }),
       logger: opts.logger,
-      errors,
       where: this.where,
+      prom: opts.prom,
     });
-    const queue = this.queue;
-    new Gauge({
-      name: 'maxine_store_queued_writes',
-      help: 'Instances whose change (or renewal) waits to be written to the store',
-      labelNames: ['kind'],
-      registers,
-      collect() {
-        this.set({ kind: 'change' }, queue.queued.changes);
-        this.set({ kind: 'renewal' }, queue.queued.renewals);
-      },
-    });
-    new Gauge({
-      name: 'maxine_store_available',
-      help: 'Whether the store can be written (1) or its last write failed (0)',
-      registers,
-      collect() {
-        this.set(queue.available() ? 1 : 0);
-      },
-    });
+    const registers = [opts.prom];
     const drafts = () => this.drafts.length;
     new Gauge({
       name: 'maxine_store_unpublished_events',

@@ -8,7 +8,6 @@
  * Not yet: several operators sharing one Redis and agreeing (changes published to the others)
  * and keys expiring with their leases.
  */
-import { Counter, Gauge } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
 import type { EventLog } from '../events/log.js';
@@ -17,8 +16,8 @@ import { persistedInstanceSchema } from './codec.js';
 import { RedisConnection } from './resp.js';
 import type { RegistryStore, StoredState } from './store.js';
 import { StoreUnreachableError } from './store.js';
-import { WriteQueue } from './write-queue.js';
-import type { BatchWriter } from './write-queue.js';
+import { meteredWriteQueue } from './write-queue.js';
+import type { BatchWriter, WriteQueue } from './write-queue.js';
 
 export interface RedisStoreOptions {
   /** `redis://host:port` */
@@ -53,38 +52,12 @@ export class RedisStore implements RegistryStore, BatchWriter {
     this.where = { redis: `${url.hostname}:${url.port || '6379'}` };
     this.redis = new RedisConnection(url.hostname, Number(url.port || 6379), opts.timeoutMs);
     this.keys = { instances: `${opts.prefix}:instances`, seq: `${opts.prefix}:seq` };
-    const registers = [opts.prom];
-    const errors = new Counter({
-      name: 'maxine_store_errors_total',
-      help: 'Store operations that failed, by operation',
-      labelNames: ['op'],
-      registers,
-    });
-    this.queue = new WriteQueue(this, {
+    this.queue = meteredWriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
-      retryMs: opts.retryMs ?? 1000,
+      ...(opts.retryMs !== undefined && { retryMs: opts.retryMs }),
       logger: opts.logger,
-      errors,
       where: this.where,
-    });
-    const queue = this.queue;
-    new Gauge({
-      name: 'maxine_store_queued_writes',
-      help: 'Instances whose change (or renewal) waits to be written to the store',
-      labelNames: ['kind'],
-      registers,
-      collect() {
-        this.set({ kind: 'change' }, queue.queued.changes);
-        this.set({ kind: 'renewal' }, queue.queued.renewals);
-      },
-    });
-    new Gauge({
-      name: 'maxine_store_available',
-      help: 'Whether the store can be written (1) or its last write failed (0)',
-      registers,
-      collect() {
-        this.set(queue.available() ? 1 : 0);
-      },
+      prom: opts.prom,
     });
   }
 

@@ -8,7 +8,8 @@
  * queue is bounded by the registry's own instance limit. Heartbeats only mark a renewal,
  * moved into the queue every `renewIntervalMs`.
  */
-import type { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
 import { MaxineError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { MaxineEvent } from '../../common/wire.js';
@@ -240,4 +241,47 @@ function unavailable(err: Error): MaxineError {
     'STORE_UNAVAILABLE',
     `The registry store cannot be written (${err.message}); the change is not durable, retry`,
   );
+}
+
+/**
+ * A write queue with the metrics every store reports (`maxine_store_errors_total`,
+ * `maxine_store_queued_writes`, `maxine_store_available`), registered in `prom`.
+ */
+export function meteredWriteQueue(
+  writer: BatchWriter,
+  opts: Omit<WriteQueueOptions, 'errors' | 'retryMs'> & { retryMs?: number; prom: PromRegistry },
+): WriteQueue {
+  const registers = [opts.prom];
+  const errors = new Counter({
+    name: 'maxine_store_errors_total',
+    help: 'Store operations that failed, by operation',
+    labelNames: ['op'],
+    registers,
+  });
+  const queue = new WriteQueue(writer, {
+    renewIntervalMs: opts.renewIntervalMs,
+    retryMs: opts.retryMs ?? 1000,
+    logger: opts.logger,
+    errors,
+    where: opts.where,
+  });
+  new Gauge({
+    name: 'maxine_store_queued_writes',
+    help: 'Instances whose change (or renewal) waits to be written to the store',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      this.set({ kind: 'change' }, queue.queued.changes);
+      this.set({ kind: 'renewal' }, queue.queued.renewals);
+    },
+  });
+  new Gauge({
+    name: 'maxine_store_available',
+    help: 'Whether the store can be written (1) or its last write failed (0)',
+    registers,
+    collect() {
+      this.set(queue.available() ? 1 : 0);
+    },
+  });
+  return queue;
 }
