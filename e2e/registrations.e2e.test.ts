@@ -5,11 +5,20 @@
  * deregistration and expiry remove the objects.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { ensureBinaries, freePorts, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
 import { eventually } from '../test/helpers/operator.js';
-import { installCrds, kubectl as kubectlIn, startKubeOperator } from './operator-identity.js';
+import {
+  E2E_ADMIN,
+  installCrds,
+  kubectl as kubectlIn,
+  startKubeOperator,
+} from './operator-identity.js';
 
 interface Replica {
   operator: Operator;
@@ -35,16 +44,27 @@ let cp: ControlPlane;
 const replicas: Replica[] = [];
 
 const kubectl = (args: string[], input?: string) => kubectlIn(cp, args, input);
+/** One admin token every replica knows: a follower forwards writes, the leader authenticates them. */
+const adminToken = randomBytes(24).toString('base64url');
+let tokensFile = '';
 
 async function startReplica(): Promise<Replica> {
+  const [port] = (await freePorts(1)) as [number];
   const replica = await startKubeOperator(cp, {
     leaseDurationSeconds: LEASE_SECONDS,
     leaseRenewSeconds: 1,
     sweepIntervalMs: 200,
     removeAfterSeconds: 1,
+    host: '127.0.0.1',
+    port,
+    // As manifests/ do: followers forward registry writes to the address the leader advertises.
+    advertiseUrl: `http://127.0.0.1:${port}`,
+    staticTokensFile: tokensFile,
+    podName: `replica-${replicas.length + 1}`,
   });
-  replicas.push(replica);
-  return replica;
+  const withToken = { ...replica, admin: { authorization: `Bearer ${adminToken}` } };
+  replicas.push(withToken);
+  return withToken;
 }
 
 async function leads(r: Replica): Promise<boolean> {
@@ -99,6 +119,10 @@ beforeAll(async () => {
   cp = await startControlPlane();
   await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
+  tokensFile = join(cp.dir, 'registrations-tokens.yaml');
+  await writeFile(tokensFile, stringify({ tokens: [{ token: adminToken, user: E2E_ADMIN }] }), {
+    mode: 0o600,
+  });
   await kubectl(
     ['apply', '-f', '-'],
     'apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: vm, namespace: shop }\nspec: {}\n',
@@ -177,7 +201,8 @@ describe('registrations from outside the cluster, kept in the API server', () =>
     expect(discovered.status).toBe(200);
     expect(((await discovered.json()) as { instance: InstanceJson }).instance.id).toBe(instance.id);
 
-    // A registration that reaches a follower (no forwarding) stays in its memory for now.
+    // A registration that reaches a follower is forwarded to the leader, which keeps it in
+    // the API server before the 201.
     const localRes = await call(second, 'POST', '/api/v1/instances', {
       service: 'vm',
       namespace: 'shop',
@@ -186,8 +211,9 @@ describe('registrations from outside the cluster, kept in the API server', () =>
       ttlSeconds: 60,
     });
     expect(localRes.status).toBe(201);
+    expect(localRes.headers.get('x-maxine-forwarded-to')).toBe('replica-1');
     const local = ((await localRes.json()) as { instance: InstanceJson }).instance;
-    expect(await objectOf(local.id)).toBeUndefined();
+    expect((await objectOf(local.id))?.spec?.host).toBe('192.0.2.20');
 
     // A client heartbeating through whichever replica leads; the leader stops.
     let stopHeartbeats = false;
@@ -206,12 +232,13 @@ describe('registrations from outside the cluster, kept in the API server', () =>
       first.stopped = true;
       await first.operator.stop();
       await eventually(() => leads(second), (LEASE_SECONDS + 3) * 1000, 'second replica leads');
-      // Leading, the follower writes what it registered on its own.
+      // The registration forwarded through it outlives the old leader.
       await eventually(
-        async () => (await objectOf(local.id))?.spec?.host === '192.0.2.20',
+        async () => (await instancesOn(second)).some((i) => i.id === local.id),
         5000,
-        'the new leader writes the registration it took as a follower',
+        'the new leader still holds the forwarded registration',
       );
+      expect((await objectOf(local.id))?.spec?.host).toBe('192.0.2.20');
       const third = await startReplica();
       expect(await leads(third)).toBe(false);
       // A new replica knows it from the API server alone.
