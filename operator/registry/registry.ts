@@ -700,21 +700,8 @@ export class Registry {
     const r = this.instances.get(id);
     if (r?.source !== 'registration' || r.ttlMs === undefined) return undefined;
     return {
-      id: r.id,
-      namespace: r.namespace,
-      service: r.service,
-      host: r.host,
-      port: r.port,
-      ...(r.ports && { ports: r.ports }),
-      ...(r.version !== undefined && { version: r.version }),
-      ...(r.zone !== undefined && { zone: r.zone }),
-      ...(r.datacenter !== undefined && { datacenter: r.datacenter }),
-      weight: r.weight,
-      metadata: r.metadata,
-      ...(r.owner !== undefined && { owner: r.owner }),
-      registeredAt: r.registeredAt,
+      ...registrationOf(r),
       ttlMs: r.ttlMs,
-      check: r.check,
       leaseLapsed: r.leaseLapsed,
     };
   }
@@ -1229,6 +1216,11 @@ function gateOf(r: InstanceRecord): PodHealthGate | undefined {
 function persistedOf(r: InstanceRecord): PersistedInstance | undefined {
   if (r.source !== 'registration' || r.lastHeartbeat === undefined || r.ttlMs === undefined)
     return undefined;
+  return { ...registrationOf(r), lastHeartbeat: r.lastHeartbeat, ttlMs: r.ttlMs };
+}
+
+/** What a registration is, whoever keeps it (a store, the API server): no lease, no derived state. */
+function registrationOf(r: InstanceRecord) {
   return {
     id: r.id,
     namespace: r.namespace,
@@ -1243,8 +1235,6 @@ function persistedOf(r: InstanceRecord): PersistedInstance | undefined {
     metadata: r.metadata,
     ...(r.owner !== undefined && { owner: r.owner }),
     registeredAt: r.registeredAt,
-    lastHeartbeat: r.lastHeartbeat,
-    ttlMs: r.ttlMs,
     check: r.check,
   };
 }
