@@ -78,8 +78,8 @@ export interface PodHealthGate {
   observed: PodHealthCondition | undefined;
 }
 
-/** A registration as a standalone store keeps it (operator/store/) and gives it back on start. */
-export interface PersistedInstance {
+/** What a registration is, whoever keeps it (a store, the API server): no lease state. */
+export interface RegistrationFields {
   id: string;
   namespace: string;
   service: string;
@@ -93,31 +93,21 @@ export interface PersistedInstance {
   metadata: Record<string, string>;
   owner?: string;
   registeredAt: number;
+  check: { status: HealthStatus; output?: string };
+}
+
+/** A registration as a standalone store keeps it (operator/store/) and gives it back on start. */
+export interface PersistedInstance extends RegistrationFields {
   lastHeartbeat: number;
   ttlMs: number;
-  check: { status: HealthStatus; output?: string };
 }
 
 /**
  * A registration as the API server keeps it in Kubernetes mode (a MaxineRegistration): no
  * renewal time (the leader keeps leases in memory), the lease state as of the last transition.
  */
-export interface KeptRegistration {
-  id: string;
-  namespace: string;
-  service: string;
-  host: string;
-  port: number;
-  ports?: Record<string, number>;
-  version?: string;
-  zone?: string;
-  datacenter?: string;
-  weight: number;
-  metadata: Record<string, string>;
-  owner?: string;
-  registeredAt: number;
+export interface KeptRegistration extends RegistrationFields {
   ttlMs: number;
-  check: { status: HealthStatus; output?: string };
   leaseLapsed: boolean;
 }
 
@@ -1220,7 +1210,7 @@ function persistedOf(r: InstanceRecord): PersistedInstance | undefined {
 }
 
 /** What a registration is, whoever keeps it (a store, the API server): no lease, no derived state. */
-function registrationOf(r: InstanceRecord) {
+function registrationOf(r: InstanceRecord): RegistrationFields {
   return {
     id: r.id,
     namespace: r.namespace,
