@@ -100,6 +100,9 @@ export function createOperator(
     massExpiryThreshold: config.massExpiryThreshold,
     massExpiryMinInstances: config.massExpiryMinInstances,
     limits: registryLimitsOf(config),
+    // Followers answer sidecars 503 NO_LEADER with Retry-After = the renew period during a
+    // handover: a lease the new leader adopts must outlast that wait.
+    adoptedLeaseGraceMs: config.leaseRenewSeconds * 1000,
   });
   const policies = new PolicyStore(emit, { policyNamespaces: config.policyNamespaces });
   const reconciler = new Reconciler(registry, policies, clock);

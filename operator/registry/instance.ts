@@ -63,6 +63,12 @@ export interface InstanceRecord {
   /** Lease: absent for instances that do not heartbeat (a Kubernetes pod without sidecar). */
   lastHeartbeat?: number;
   ttlMs?: number;
+  /**
+   * Time added to a lease a new leader adopted from a pod's condition, until the pod's sidecar
+   * next heartbeats or registers here: the sidecar was told to wait a Retry-After during the
+   * handover, so a short TTL must not lapse before it could come back.
+   */
+  leaseGraceMs?: number;
   leaseLapsed: boolean;
   /** Pod readiness (always true for registrations). */
   ready: boolean;
@@ -130,7 +136,7 @@ function outputOf(r: InstanceRecord): string | undefined {
 export function leaseExpiry(r: InstanceRecord): number | undefined {
   return r.lastHeartbeat === undefined || r.ttlMs === undefined
     ? undefined
-    : r.lastHeartbeat + r.ttlMs;
+    : r.lastHeartbeat + r.ttlMs + (r.leaseGraceMs ?? 0);
 }
 
 export function toInstance(r: InstanceRecord): Instance {

@@ -188,3 +188,39 @@ describe('a gated pod on a follower', () => {
     expect(discovered()).toEqual(['p1', 'p333']);
   });
 });
+
+describe('a lease a new leader adopts', () => {
+  it('outlasts the handover wait (the grace), and a heartbeat ends the grace', () => {
+    const { registry, clock, events } = testRegistry({
+      allowUndeclared: false,
+      adoptedLeaseGraceMs: 5_000,
+    });
+    registry.upsertService('ns', 'api', serviceSpecSchema.parse({ heartbeat: { ttlSeconds: 3 } }));
+    const pod = (id: string): PodInstance => ({
+      id,
+      host: `10.1.0.${id.length}`,
+      port: 8080,
+      weight: 1,
+      metadata: {},
+      ready: true,
+      gated: true,
+      condition: passing,
+    });
+    registry.followPodConditions(true);
+    registry.syncPodInstances('ns', 'api', [pod('p1'), pod('p22')]);
+    registry.followPodConditions(false);
+    events.length = 0;
+    // Past one TTL, within TTL + grace: a sidecar still waiting out its Retry-After keeps it.
+    clock.advance(7_999);
+    registry.sweep();
+    expect(registry.getInstance('p1')?.health.status).toBe('passing');
+    expect(events.filter((e) => e.type === 'service_unhealthy')).toEqual([]);
+    // p1's sidecar comes back: from then on its lease is the plain TTL.
+    registry.heartbeat('p1', { status: 'passing' });
+    clock.advance(3_001);
+    registry.sweep();
+    expect(registry.getInstance('p1')?.health).toMatchObject({ reason: 'lease-expired' });
+    // p22's never did: it lapsed one TTL plus the grace after the takeover.
+    expect(registry.getInstance('p22')?.health).toMatchObject({ reason: 'lease-expired' });
+  });
+});

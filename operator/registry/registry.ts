@@ -125,6 +125,11 @@ export interface RegistryOptions {
   massExpiryMinInstances: number;
   /** What the registry holds at most (DEFAULT_LIMITS for any not given). */
   limits?: Partial<RegistryLimits>;
+  /**
+   * Added to each lease a new leader adopts from a pod's condition (until its sidecar is heard
+   * here): the Retry-After followers gave the sidecars during the handover. Default 0.
+   */
+  adoptedLeaseGraceMs?: number;
 }
 
 /** A change of a service's config: the map after it (undefined: gone) and the keys changed. */
@@ -342,6 +347,7 @@ export class Registry {
     }
     const before = healthOf(record).status;
     record.lastHeartbeat = this.opts.clock.now();
+    record.leaseGraceMs = undefined;
     record.leaseLapsed = false;
     if (body.status !== undefined) {
       record.check = checkOf(body.status, body.output);
@@ -399,6 +405,7 @@ export class Registry {
       opts.ttlSeconds ?? entry?.spec?.heartbeat?.ttlSeconds ?? this.opts.defaultTtlSeconds;
     record.lastHeartbeat = this.opts.clock.now();
     record.ttlMs = ttlSeconds * 1000;
+    record.leaseGraceMs = undefined;
     record.leaseLapsed = false;
     record.check = checkOf(opts.status ?? 'passing', opts.output);
     record.attached = true;
@@ -520,7 +527,7 @@ export class Registry {
    * condition the leader wrote, so every replica answers alike. A replica that becomes leader
    * (`false`) adopts each pod's condition as its own state, a check result and a fresh lease,
    * so it starts from the health the old leader knew; its sidecars' heartbeats take over from
-   * there (a sidecar that is gone lapses one TTL later).
+   * there (a sidecar that is gone lapses one TTL, plus `adoptedLeaseGraceMs`, later).
    */
   followPodConditions(follow: boolean): void {
     if (this.followConditions === follow) return;
@@ -549,6 +556,7 @@ export class Registry {
     record.awaitsCheck = false;
     record.lastHeartbeat = now;
     record.ttlMs = ttlSeconds * 1000;
+    record.leaseGraceMs = this.opts.adoptedLeaseGraceMs;
     record.leaseLapsed = health.reason === 'lease-expired';
     record.check = checkOf(
       health.reason === 'lease-expired' ? 'passing' : health.status,
