@@ -492,7 +492,7 @@ describe('EventFilter instance filters (version, zone, datacenter, metadata)', (
     [
       'the resync marker always passes',
       { zone: 'a' },
-      { seq: 1, time: '', type: 'resync', data: { reason: 'slow_consumer' } } as MaxineEvent,
+      { seq: 1, time: '', type: 'resync', data: { reason: 'slow_consumer' } },
       true,
     ],
   ] as const)('%s', (_name, criteria, event, expected) => {

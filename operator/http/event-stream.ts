@@ -528,10 +528,9 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         who: s.principal.who,
         transport: s.sink.transport,
         queuedBytes: queued,
-        bufferBytes: limits.bufferBytes,
         seq: s.position,
       },
-      'event subscriber fell behind its send buffer: sent it the resync marker; a snapshot follows once it drained',
+      'event subscriber fell behind its send buffer; sent the resync marker',
     );
     catchUp(s).catch((err: unknown) => fail(s, err));
   }
@@ -547,7 +546,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       metrics.drop('slow_consumer');
       logger.warn(
         { who: s.principal.who, stallMs: limits.snapshotStallMs, seq: s.position },
-        'slow event subscriber did not drain within the stall limit; closed (1013)',
+        'slow event subscriber did not drain in time; closed with 1013',
       );
       closeStream(
         s,
