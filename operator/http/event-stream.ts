@@ -136,6 +136,8 @@ interface Framing {
   id?: number;
 }
 
+type Payload = string | Buffer;
+
 /** Where a stream's messages go: a WebSocket, or the response of a Server-Sent Events GET. */
 interface Sink {
   readonly transport: Transport;
@@ -143,9 +145,10 @@ interface Sink {
   readonly open: boolean;
   /** Bytes queued in this process, not yet taken by the kernel. */
   readonly buffered: number;
-  send(json: string, framing: Framing): void;
+  /** Sends one message: its JSON text, or the UTF-8 bytes of it (the same for every subscriber). */
+  send(json: Payload, framing: Framing): void;
   /** Sends, and calls `done` once the connection took the message (with an error if not). */
-  write(json: string, framing: Framing, done: (err?: Error | null) => void): void;
+  write(json: Payload, framing: Framing, done: (err?: Error | null) => void): void;
   close(code: number, reason: string): void;
   terminate(): void;
   /** Keeps an idle connection open (SSE: a comment line; a WebSocket is pinged apart). */
@@ -176,10 +179,17 @@ function webSocketSink(ws: WebSocket): Sink {
  * never holds a line break). A close writes its code and reason as a comment line, then ends
  * the response; the connection goes with it (`Connection: close`).
  */
+const DOUBLE_NEWLINE = Buffer.from('\n\n');
+
 function sseSink(res: ServerResponse, epoch: () => string): Sink {
   let ended = false;
-  const frame = (json: string, f: Framing): string =>
-    `${f.id === undefined ? '' : `id: ${sseEventId(epoch(), f.id)}\n`}event: ${f.type}\ndata: ${json}\n\n`;
+  const head = (f: Framing): string =>
+    `${f.id === undefined ? '' : `id: ${sseEventId(epoch(), f.id)}\n`}event: ${f.type}\ndata: `;
+  /** One message as one write: a text frame, or the shared bytes between head and tail. */
+  const frame = (json: Payload, f: Framing): Payload =>
+    typeof json === 'string'
+      ? `${head(f)}${json}\n\n`
+      : Buffer.concat([Buffer.from(head(f)), json, DOUBLE_NEWLINE]);
   return {
     transport: 'sse',
     get open() {
