@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { maxineEventSchema, registerRequestSchema } from '../../common/wire.js';
 import type { MaxineEvent, RegisterInput } from '../../common/wire.js';
-import { jwtIssuer, writeTokens } from '../../test/helpers/auth.js';
+import { jwtIssuer, lockedDown, writeTokens } from '../../test/helpers/auth.js';
 import { eventually, startOperator } from '../../test/helpers/operator.js';
 import type { TestOperator } from '../../test/helpers/operator.js';
 
@@ -256,11 +256,60 @@ describe('Server-Sent Events', () => {
     );
   });
 
+  it('shows only what the caller may read, as the WebSocket does', async () => {
+    const file = await writeTokens(work, {
+      ...TOKENS,
+      bob: { token: 'bob-token-0123456789abcdef', groups: ['shop-team'] },
+    });
+    op = await startOperator({
+      config: lockedDown(file),
+      files: {
+        'acls.yaml': `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: shop-team, namespace: shop }
+spec:
+  subjects:
+    - { kind: Group, name: shop-team }
+  rules:
+    - services: ['shop/*']
+      verbs: [read]
+`,
+      },
+    });
+    register(op, { id: 'w-1' });
+    register(op, { id: 'l-1', service: 'ledger', namespace: 'bank' });
+    const bob = await sse(`${op.url}/api/v1/events?snapshot=true`, {
+      authorization: 'Bearer bob-token-0123456789abcdef',
+    });
+    expect(bob.status).toBe(200);
+    await until('the snapshot', () => bob.events.some((e) => e.type === 'resync_end'));
+    const listed = bob.events.flatMap((e) =>
+      e.type === 'resync_chunk' ? e.data.services.map((x) => `${x.namespace}/${x.name}`) : [],
+    );
+    expect(listed).toEqual(['shop/web']);
+    register(op, { id: 'l-2', service: 'ledger', namespace: 'bank' });
+    register(op, { id: 'w-2' });
+    await until('the shop event', () => bob.events.some((e) => e.instance?.id === 'w-2'));
+    expect(bob.events.some((e) => e.service?.namespace === 'bank')).toBe(false);
+  });
+
   it('keeps an idle stream open with heartbeat comments', async () => {
     op = await startOperator({ config: { eventStreamSseHeartbeatMs: 150 } });
     const c = await sse(`${op.url}/api/v1/events`);
     await until('two heartbeats', () => c.comments.filter((x) => x === 'ping').length >= 2, 3000);
     expect(c.ended).toBe(false);
+  });
+
+  it('outlives the request timeouts (they bound receiving the request, not the answer)', async () => {
+    op = await startOperator({ config: { headersTimeoutMs: 1000, bodyTimeoutMs: 100 } });
+    const c = await sse(`${op.url}/api/v1/events`);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(c.ended).toBe(false);
+    register(op, { id: 'late' });
+    await until('an event after the timeouts', () =>
+      c.events.some((e) => e.instance?.id === 'late'),
+    );
   });
 
   it('is closed when its credential expires, saying so', async () => {
