@@ -32,7 +32,7 @@ import {
 } from '../../common/mesh/format.js';
 import type { MeshInputs } from '../mesh/inputs.js';
 import { mountGraphRoutes } from './graph.js';
-import { wantsEventStream } from './event-stream.js';
+import { wantsEventStream } from './event-sink.js';
 import type { EventStreamServer } from './event-stream.js';
 import type { GraphDeps } from './graph.js';
 
