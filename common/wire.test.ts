@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { maxineEventSchema, wireIntentionSpecSchema, wireServiceSpecSchema } from './wire.js';
+import {
+  eventsQuerySchema,
+  lastEventIdSchema,
+  maxineEventSchema,
+  wireIntentionSpecSchema,
+  wireServiceSpecSchema,
+} from './wire.js';
 
 // A spec from a newer operator: fields this version does not know, at several depths.
 const newer = {
@@ -177,5 +183,53 @@ describe('wireIntentionSpecSchema: what a newer operator adds cannot widen an al
       sources: [{ name: 'web', permissions: [permissions[1]] }],
     };
     expect(wireIntentionSpecSchema.parse(known)).toEqual(known);
+  });
+});
+
+describe('eventsQuerySchema: filters', () => {
+  it.each([
+    ['services with ns/* patterns', { services: 'shop/*,*/orders,bank/ledger' }, true],
+    ['zone, version, datacenter', { zone: 'eu-1a', version: 'v2.1', datacenter: 'dc1' }, true],
+    ['one metadata pair', { metadata: 'tier=gold' }, true],
+    ['metadata pairs repeated', { metadata: ['tier=gold', 'example.com/team=pay'] }, true],
+    ['a value holding "="', { metadata: 'q=a=b' }, true],
+    ['an empty value', { metadata: 'tier=' }, true],
+    ['no "="', { metadata: 'tier' }, false],
+    ['no key', { metadata: '=gold' }, false],
+    ['a key that is no label key', { metadata: 'ti er=gold' }, false],
+    ['a key given twice', { metadata: ['tier=gold', 'tier=silver'] }, false],
+    ['more than 16 pairs', { metadata: Array.from({ length: 17 }, (_, i) => `k${i}=v`) }, false],
+    ['a zone with a space', { zone: 'eu 1' }, false],
+    ['an empty version', { version: '' }, false],
+    ['an unknown parameter', { region: 'x' }, false],
+    ['a bad service pattern', { services: 'shop' }, false],
+  ])('%s', (_name, query, ok) => {
+    expect(eventsQuerySchema.safeParse(query).success).toBe(ok);
+  });
+
+  it('turns metadata pairs into a map', () => {
+    expect(eventsQuerySchema.parse({ metadata: ['tier=gold', 'q=a=b'], zone: 'a' })).toMatchObject({
+      metadata: { tier: 'gold', q: 'a=b' },
+      zone: 'a',
+    });
+  });
+});
+
+describe('lastEventIdSchema', () => {
+  it.each([
+    ['EPOCH:SEQ', 'AbC_-9:1795768662560010', { since: 1795768662560010, epoch: 'AbC_-9' }],
+    ['a bare seq', '42', { since: 42 }],
+    ['an empty epoch', ':42', undefined],
+    ['not a number', 'abc:x', undefined],
+    ['two colons', 'a:b:1', undefined],
+    ['too long a seq', `e:${'9'.repeat(17)}`, undefined],
+  ])('%s', (_name, header, expected) => {
+    const parsed = lastEventIdSchema.safeParse(header);
+    expect(parsed.success ? parsed.data : undefined).toEqual(expected);
+  });
+
+  it('parses the slow-consumer marker as a stream message', () => {
+    const marker = { seq: 7, type: 'resync', time: 't', data: { reason: 'slow_consumer' } };
+    expect(maxineEventSchema.parse(marker)).toEqual(marker);
   });
 });

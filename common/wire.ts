@@ -264,7 +264,7 @@ export const EVENT_TYPES = [
 export const eventTypeSchema = z.enum(EVENT_TYPES);
 export type EventType = z.infer<typeof eventTypeSchema>;
 /** The messages of a snapshot: never filtered by `types`, never stored in the event log. */
-export const RESYNC_TYPES: ReadonlySet<EventType> = new Set([
+export const RESYNC_TYPES: ReadonlySet<string> = new Set<EventType>([
   'resync_begin',
   'resync_chunk',
   'resync_end',
@@ -523,6 +523,28 @@ export const resyncEndSchema = z.object({
   /** What was sent: services (distinct), chunks (intention chunks included) and instances. */
   data: z.object({ services: z.int().min(0), chunks: z.int().min(0), instances: z.int().min(0) }),
 });
+/**
+ * The slow-consumer marker: a subscriber whose send buffer passed its bound
+ * (`--event-stream-buffer-bytes`) is sent this instead of the next event, receives nothing
+ * more until its connection has taken everything queued (the marker included), and then gets
+ * a fresh snapshot (`resync_begin` … `resync_end`) followed by live events again. `seq` is
+ * where the subscriber stands: it has every event it asked for up to `seq`, so a client that
+ * reconnects instead resumes with `since=<seq>&epoch=<data.epoch>`. Never stored in the log,
+ * never filtered by `types`. Not a snapshot message: the copy a client holds stays valid
+ * (only late) until the snapshot's `resync_end` replaces it.
+ */
+export const resyncMarkerSchema = z.object({
+  ...snapshotEnvelope,
+  type: z.literal('resync'),
+  data: z.object({
+    /** Why: `slow_consumer` (a string, so a reason added later parses on older clients). */
+    reason: z.string(),
+    /** The epoch of the log `seq` belongs to. */
+    epoch: streamEpochSchema.optional(),
+  }),
+});
+export type ResyncMarker = z.infer<typeof resyncMarkerSchema>;
+
 export const resyncMessageSchema = z.discriminatedUnion('type', [
   resyncBeginSchema,
   resyncChunkSchema,
@@ -542,6 +564,7 @@ export type RegistryEvent = z.infer<typeof registryEventSchema>;
 export const maxineEventSchema = z.discriminatedUnion('type', [
   registryEventSchema,
   resyncMessageSchema,
+  resyncMarkerSchema,
 ]);
 export type MaxineEvent = z.infer<typeof maxineEventSchema>;
 
@@ -571,6 +594,21 @@ const csv = <T extends z.ZodType<unknown, string>>(item: T) =>
     .max(16384)
     .transform((s) => s.split(',').filter((x) => x.length > 0))
     .pipe(z.array(item).max(1024));
+
+/** How many `metadata=` conditions one events query may carry. */
+export const MAX_EVENT_METADATA_FILTERS = 16;
+const metadataPairSchema = z
+  .string()
+  .max(1400)
+  .transform((v, ctx): [string, string] => {
+    const eq = v.indexOf('=');
+    if (eq <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be KEY=VALUE (an instance metadata pair)' });
+      return z.NEVER;
+    }
+    return [v.slice(0, eq), v.slice(eq + 1)];
+  })
+  .pipe(z.tuple([labelKey, z.string().max(1024)]));
 
 export const eventsQuerySchema = z.strictObject({
   services: csv(
@@ -609,8 +647,57 @@ export const eventsQuerySchema = z.strictObject({
    */
   epoch: streamEpochSchema.optional(),
   snapshot: boolString.optional(),
+  /**
+   * Instance filters: an event about one instance (it carries `instance`, or a heartbeat or
+   * circuit change naming one) comes only when that instance has this version / zone /
+   * datacenter and every `metadata` pair; events about a service as a whole, policy events
+   * and the resync messages are not affected. A snapshot lists the same instances.
+   */
+  version: shortText.optional(),
+  zone: shortText.optional(),
+  datacenter: shortText.optional(),
+  /** `metadata=KEY=VALUE`, repeatable (all must hold): the only parameter that may repeat. */
+  metadata: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (typeof v === 'string' ? [v] : v))
+    .pipe(z.array(metadataPairSchema).min(1).max(MAX_EVENT_METADATA_FILTERS))
+    .transform((pairs, ctx) => {
+      const out: Record<string, string> = {};
+      for (const [key, value] of pairs) {
+        if (key in out) {
+          ctx.addIssue({ code: 'custom', message: `metadata key "${key}" is given twice` });
+          return z.NEVER;
+        }
+        out[key] = value;
+      }
+      return out;
+    })
+    .optional(),
 });
 export type EventsQuery = z.infer<typeof eventsQuerySchema>;
+/** The events query parameters that may be given more than once. */
+export const EVENTS_QUERY_REPEATABLE: ReadonlySet<string> = new Set(['metadata']);
+
+/**
+ * The `id:` of an event sent as Server-Sent Events: `EPOCH:SEQ` (an epoch never holds `:`),
+ * so the `Last-Event-ID` a client sends back on reconnect carries both `since` and `epoch`.
+ */
+export function sseEventId(epoch: string, seq: number): string {
+  return `${epoch}:${seq}`;
+}
+/** `Last-Event-ID`: `EPOCH:SEQ` as sent, or a bare `SEQ` (judged by its number alone). */
+export const lastEventIdSchema = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9_-]{1,64}:)?\d{1,16}$/,
+    'must be an event id as the operator sent it ("EPOCH:SEQ")',
+  )
+  .transform((v): { since: number; epoch?: string } => {
+    const colon = v.indexOf(':');
+    return colon === -1
+      ? { since: Number(v) }
+      : { since: Number(v.slice(colon + 1)), epoch: v.slice(0, colon) };
+  });
 
 export interface InstanceCounts {
   total: number;

@@ -79,6 +79,13 @@ export const configSchema = z
     /** Event streams open at once, in total (503 past it) and per principal (429 past it). */
     eventStreamMaxConnections: int(1, 1_000_000).default(10_000),
     eventStreamMaxPerPrincipal: int(1, 1_000_000).default(256),
+    /**
+     * A subscriber's send buffer: past it the subscriber is sent a `resync` marker, gets no
+     * more events until it drained, then a snapshot (docs/events.md "Slow consumers").
+     */
+    eventStreamBufferBytes: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
+    /** Server-Sent Events: a comment line this often keeps proxies from closing an idle stream. */
+    eventStreamSseHeartbeatMs: int(100, 3_600_000).default(15_000),
     /** Resync snapshots built at once, and how many may wait for a slot (1013 past it). */
     snapshotConcurrency: int(1, 1024).default(4),
     snapshotQueue: int(0, 100_000).default(64),
@@ -407,6 +414,11 @@ const OPTIONS = {
   'event-stream-max-per-principal': [
     'eventStreamMaxPerPrincipal',
     'MAXINE_EVENT_STREAM_MAX_PER_PRINCIPAL',
+  ],
+  'event-stream-buffer-bytes': ['eventStreamBufferBytes', 'MAXINE_EVENT_STREAM_BUFFER_BYTES'],
+  'event-stream-sse-heartbeat-ms': [
+    'eventStreamSseHeartbeatMs',
+    'MAXINE_EVENT_STREAM_SSE_HEARTBEAT_MS',
   ],
   'snapshot-concurrency': ['snapshotConcurrency', 'MAXINE_SNAPSHOT_CONCURRENCY'],
   'snapshot-queue': ['snapshotQueue', 'MAXINE_SNAPSHOT_QUEUE'],

@@ -235,6 +235,24 @@ export function createOperator(
     prom: metrics.prom,
     isLeader,
   });
+  const stream = createEventStream({
+    events,
+    registry,
+    clock,
+    logger,
+    access,
+    prom: metrics.prom,
+    limits: {
+      maxConnections: config.eventStreamMaxConnections,
+      maxPerPrincipal: config.eventStreamMaxPerPrincipal,
+      snapshotConcurrency: config.snapshotConcurrency,
+      snapshotQueue: config.snapshotQueue,
+      snapshotChunkBytes: config.snapshotChunkBytes,
+      snapshotStallMs: config.snapshotStallMs,
+      bufferBytes: config.eventStreamBufferBytes,
+      sseHeartbeatMs: config.eventStreamSseHeartbeatMs,
+    },
+  });
   const openapi = buildOpenApi(VERSION);
   const app = createApp({
     registry,
@@ -265,6 +283,7 @@ export function createOperator(
     },
     ...(security.auditExport && { auditExport: security.auditExport }),
     readinessDetails: () => mqttReadiness(mqtt),
+    eventStream: stream,
   });
   const fastPath = createFastPath({
     registry,
@@ -275,22 +294,6 @@ export function createOperator(
     access,
     observer: (route, method) => metrics.routeObserver(route, method),
     ...keeping,
-  });
-  const stream = createEventStream({
-    events,
-    registry,
-    clock,
-    logger,
-    access,
-    prom: metrics.prom,
-    limits: {
-      maxConnections: config.eventStreamMaxConnections,
-      maxPerPrincipal: config.eventStreamMaxPerPrincipal,
-      snapshotConcurrency: config.snapshotConcurrency,
-      snapshotQueue: config.snapshotQueue,
-      snapshotChunkBytes: config.snapshotChunkBytes,
-      snapshotStallMs: config.snapshotStallMs,
-    },
   });
   const forwarder = forwarderOf(elector, { config, identity, logger, prom: metrics.prom });
   const server = createEdgeServer({

@@ -262,6 +262,14 @@ export class RegistryMirror {
     if (!parsed.success) return this.invalid(message, parsed.error);
     const event = parsed.data;
     if (isResync(event)) return this.onResyncMessage(event);
+    if (event.type === 'resync') {
+      // The operator stopped sending events until this connection drains; a snapshot follows.
+      this.opts.logger.warn(
+        { seq: event.seq, reason: event.data.reason },
+        'operator marked the event stream behind (slow consumer); a snapshot follows',
+      );
+      return;
+    }
     let changed: ServiceRef | undefined;
     try {
       changed = this.state.apply(event);
@@ -288,7 +296,7 @@ export class RegistryMirror {
     this.invalidEvents += 1;
     const head = typeof message === 'object' && message !== null ? message : {};
     const { type, seq } = head as { type?: unknown; seq?: unknown };
-    const resync = typeof type === 'string' && RESYNC_TYPES.has(type as ResyncMessage['type']);
+    const resync = typeof type === 'string' && RESYNC_TYPES.has(type);
     if (this.invalidEvents % 100 === 1) {
       this.opts.logger.warn(
         {

@@ -1,5 +1,5 @@
 import { describe, expect, it, jest } from '@jest/globals';
-import type { MaxineEvent, RegistryEventDraft } from '../../common/wire.js';
+import type { Instance, MaxineEvent, RegistryEventDraft } from '../../common/wire.js';
 import { ManualClock } from '../registry/clock.js';
 import { EventFilter, EventLog } from './log.js';
 
@@ -375,5 +375,137 @@ describe('EventLog epoch', () => {
     expect(two.epoch).toBe('kept-epoch');
     expect(two.canResumeFrom(40, 'kept-epoch')).toBe(true);
     expect(two.canResumeFrom(40, one.epoch)).toBe(false);
+  });
+});
+
+describe('EventFilter instance filters (version, zone, datacenter, metadata)', () => {
+  const instance = (fields: Partial<Instance>): Instance => ({
+    id: 'web-1',
+    service: svc('shop', 'web'),
+    host: '10.0.0.1',
+    port: 80,
+    weight: 1,
+    metadata: {},
+    health: { status: 'passing' },
+    source: 'registration',
+    registeredAt: '',
+    ...fields,
+  });
+  const registered = (fields: Partial<Instance>): MaxineEvent => ({
+    seq: 1,
+    time: '',
+    type: 'service_registered',
+    service: svc('shop', 'web'),
+    instance: instance(fields),
+    data: {},
+  });
+  const heartbeat = (id: string): MaxineEvent => ({
+    seq: 1,
+    time: '',
+    type: 'service_heartbeat',
+    service: svc('shop', 'web'),
+    data: { id, status: 'passing' },
+  });
+  const circuit = (instanceId?: string): MaxineEvent => ({
+    seq: 1,
+    time: '',
+    type: 'circuit_state_changed',
+    service: svc('shop', 'web'),
+    data: {
+      from: 'closed',
+      to: 'open',
+      ...(instanceId !== undefined && { instanceId }),
+      reporter: { service: svc('shop', 'cart') },
+    },
+  });
+  const configChanged: MaxineEvent = {
+    seq: 1,
+    time: '',
+    type: 'config_changed',
+    service: svc('shop', 'web'),
+    data: { config: {} },
+  };
+  /** What the registry holds now, for events that name an instance by id only. */
+  const known: Record<string, Instance> = {
+    'in-a': instance({ id: 'in-a', zone: 'a', version: 'v2', metadata: { tier: 'gold' } }),
+    'in-b': instance({ id: 'in-b', zone: 'b' }),
+  };
+  const lookup = (id: string): Instance | undefined => known[id];
+  const everyType = [
+    'service_registered',
+    'service_heartbeat',
+    'circuit_state_changed',
+    'config_changed',
+  ] as const;
+
+  it.each([
+    ['no criteria: every instance', {}, registered({ zone: 'x' }), true],
+    ['zone matches', { zone: 'a' }, registered({ zone: 'a' }), true],
+    ['zone differs', { zone: 'a' }, registered({ zone: 'b' }), false],
+    ['zone absent on the instance never matches', { zone: 'a' }, registered({}), false],
+    ['version matches', { version: 'v2' }, registered({ version: 'v2' }), true],
+    ['version differs', { version: 'v2' }, registered({ version: 'v1' }), false],
+    ['datacenter matches', { datacenter: 'dc1' }, registered({ datacenter: 'dc1' }), true],
+    [
+      'every metadata pair holds',
+      { metadata: { tier: 'gold', team: 'pay' } },
+      registered({ metadata: { tier: 'gold', team: 'pay', extra: 'x' } }),
+      true,
+    ],
+    [
+      'one metadata pair missing',
+      { metadata: { tier: 'gold', team: 'pay' } },
+      registered({ metadata: { tier: 'gold' } }),
+      false,
+    ],
+    [
+      'a metadata value differs',
+      { metadata: { tier: 'gold' } },
+      registered({ metadata: { tier: 'silver' } }),
+      false,
+    ],
+    [
+      'an inherited property is no metadata',
+      { metadata: { constructor: 'x' } },
+      registered({}),
+      false,
+    ],
+    [
+      'all criteria together',
+      { zone: 'a', version: 'v2', metadata: { tier: 'gold' } },
+      registered({ zone: 'a', version: 'v2', metadata: { tier: 'gold' } }),
+      true,
+    ],
+    [
+      'all criteria, one off',
+      { zone: 'a', version: 'v2', metadata: { tier: 'gold' } },
+      registered({ zone: 'a', version: 'v3', metadata: { tier: 'gold' } }),
+      false,
+    ],
+    ['a heartbeat of a matching instance (by id)', { zone: 'a' }, heartbeat('in-a'), true],
+    ['a heartbeat of another instance', { zone: 'a' }, heartbeat('in-b'), false],
+    ['a heartbeat of an unknown instance', { zone: 'a' }, heartbeat('gone'), false],
+    ['a circuit of a matching instance (by id)', { version: 'v2' }, circuit('in-a'), true],
+    ['a circuit of another instance', { version: 'v2' }, circuit('in-b'), false],
+    ['a service-level circuit is about the service', { version: 'v2' }, circuit(), true],
+    ['a config change is about the service', { zone: 'a' }, configChanged, true],
+    [
+      'the resync marker always passes',
+      { zone: 'a' },
+      { seq: 1, time: '', type: 'resync', data: { reason: 'slow_consumer' } },
+      true,
+    ],
+  ] as const)('%s', (_name, criteria, event, expected) => {
+    const filter = new EventFilter(['shop/*'], everyType, undefined, { criteria, lookup });
+    expect(filter.matches(event)).toBe(expected);
+  });
+
+  it('still applies the service and type filters', () => {
+    const filter = new EventFilter(['bank/*'], undefined, undefined, { criteria: { zone: 'a' } });
+    expect(filter.matches(registered({ zone: 'a' }))).toBe(false);
+    expect(filter.filtersInstances).toBe(true);
+    expect(
+      new EventFilter(undefined, undefined, undefined, { criteria: {} }).filtersInstances,
+    ).toBe(false);
   });
 });

@@ -20,7 +20,12 @@ import { randomBytes } from 'node:crypto';
 import { sourcesNaming } from '../../common/policy/intentions.js';
 import type { IntentionEntry, ServiceRef } from '../../common/policy/intentions.js';
 import { RESYNC_TYPES } from '../../common/wire.js';
-import type { MaxineEvent, RegistryEvent, RegistryEventDraft } from '../../common/wire.js';
+import type {
+  Instance,
+  MaxineEvent,
+  RegistryEvent,
+  RegistryEventDraft,
+} from '../../common/wire.js';
 import type { Clock } from '../registry/clock.js';
 
 export type EventListener = (event: MaxineEvent) => void;
@@ -217,6 +222,49 @@ export function newEpoch(): string {
   return randomBytes(9).toString('base64url');
 }
 
+/** The instance fields a subscriber filters on (`version=`, `zone=`, `datacenter=`, `metadata=`). */
+export interface InstanceCriteria {
+  version?: string | undefined;
+  zone?: string | undefined;
+  datacenter?: string | undefined;
+  /** Every pair must hold. */
+  metadata?: Readonly<Record<string, string>> | undefined;
+}
+
+type FilteredFields = Pick<Instance, 'version' | 'zone' | 'datacenter' | 'metadata'>;
+
+/** Whether `instance` has every field `criteria` names (an absent field never matches). */
+export function instanceMatches(criteria: InstanceCriteria, instance: FilteredFields): boolean {
+  if (criteria.version !== undefined && instance.version !== criteria.version) return false;
+  if (criteria.zone !== undefined && instance.zone !== criteria.zone) return false;
+  if (criteria.datacenter !== undefined && instance.datacenter !== criteria.datacenter)
+    return false;
+  for (const [key, value] of Object.entries(criteria.metadata ?? {}))
+    if (!Object.hasOwn(instance.metadata, key) || instance.metadata[key] !== value) return false;
+  return true;
+}
+
+/** The criteria that filter something, or undefined when none does. */
+function effective(criteria: InstanceCriteria | undefined): InstanceCriteria | undefined {
+  if (criteria === undefined) return undefined;
+  const some =
+    criteria.version !== undefined ||
+    criteria.zone !== undefined ||
+    criteria.datacenter !== undefined ||
+    Object.keys(criteria.metadata ?? {}).length > 0;
+  return some ? criteria : undefined;
+}
+
+/**
+ * The instance filters of a subscriber, and how to find an instance an event names only by
+ * id (a heartbeat, a circuit change the registry no longer knows the instance of).
+ */
+export interface InstanceSelection {
+  criteria: InstanceCriteria;
+  /** The instance with this id now (the registry); undefined when it is unknown. */
+  lookup?: (id: string) => FilteredFields | undefined;
+}
+
 /** Which events a subscriber asked for. */
 export class EventFilter {
   private readonly exact = new Set<string>();
@@ -230,11 +278,17 @@ export class EventFilter {
    * `caller`: intentions with a source matching this service are wanted whatever their
    * destination (the event stream's `caller=`).
    */
+  private readonly criteria: InstanceCriteria | undefined;
+  private readonly lookup: ((id: string) => FilteredFields | undefined) | undefined;
+
   constructor(
     services?: readonly string[],
     types?: readonly string[],
     private readonly caller?: ServiceRef,
+    instances?: InstanceSelection,
   ) {
+    this.criteria = effective(instances?.criteria);
+    this.lookup = instances?.lookup;
     this.anyService = services === undefined || services.length === 0 || services.includes('*/*');
     for (const pattern of services ?? []) {
       const [ns, name] = pattern.split('/') as [string, string];
@@ -282,11 +336,41 @@ export class EventFilter {
     return this.caller !== undefined && sourcesNaming(entry, this.caller).length > 0;
   }
 
+  /** Whether instance filters were given (a snapshot then lists only matching instances). */
+  get filtersInstances(): boolean {
+    return this.criteria !== undefined;
+  }
+
+  /** Whether an instance passes the instance filters (all do without them). */
+  matchesInstance(instance: FilteredFields): boolean {
+    return this.criteria === undefined || instanceMatches(this.criteria, instance);
+  }
+
+  /**
+   * The instance filters on one event: an event about one instance passes only when that
+   * instance matches; one naming an instance only by id is judged by the instance the lookup
+   * finds (none found: it does not pass). Events about a service as a whole pass.
+   */
+  private passesInstanceFilters(event: MaxineEvent): boolean {
+    if (this.criteria === undefined) return true;
+    if (event.instance !== undefined) return instanceMatches(this.criteria, event.instance);
+    const id =
+      event.type === 'service_heartbeat'
+        ? event.data.id
+        : event.type === 'circuit_state_changed'
+          ? event.data.instanceId
+          : undefined;
+    if (id === undefined) return true;
+    const found = this.lookup?.(id);
+    return found !== undefined && instanceMatches(this.criteria, found);
+  }
+
   matches(event: MaxineEvent): boolean {
-    if (RESYNC_TYPES.has(event.type)) return true;
+    if (RESYNC_TYPES.has(event.type) || event.type === 'resync') return true;
     if (this.types === undefined ? event.type === 'service_heartbeat' : !this.types.has(event.type))
       return false;
     if (event.service === undefined) return true;
+    if (!this.passesInstanceFilters(event)) return false;
     if (this.matchesRef(event.service.namespace, event.service.name)) return true;
     // An intention elsewhere that names the caller: the caller's scope may take its destination in.
     return (

@@ -32,6 +32,8 @@ import {
 } from '../../common/mesh/format.js';
 import type { MeshInputs } from '../mesh/inputs.js';
 import { mountGraphRoutes } from './graph.js';
+import { wantsEventStream } from './event-sink.js';
+import type { EventStreamServer } from './event-stream.js';
 import type { GraphDeps } from './graph.js';
 
 export interface AppDeps {
@@ -63,6 +65,8 @@ export interface AppDeps {
    * that is away must not take the registry out of its Service.
    */
   readinessDetails?: () => Record<string, unknown>;
+  /** Serves `GET /api/v1/events` with `Accept: text/event-stream` (event-stream.ts). */
+  eventStream?: Pick<EventStreamServer, 'serveSse'>;
 }
 
 const QUIET_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
@@ -323,11 +327,26 @@ export function createApp(deps: AppDeps): express.Express {
     if (req.method !== 'GET' && req.method !== 'HEAD') methodNotAllowed('GET')(req, res);
     else next();
   });
-  app.get('/api/v1/events', (_req, res) => {
+  app.get('/api/v1/events', (req, res) => {
+    // Server-Sent Events, for clients that cannot speak WebSocket (a WebSocket handshake
+    // never reaches express: edge.ts hands it to the stream).
+    if (
+      req.method === 'GET' &&
+      deps.eventStream !== undefined &&
+      wantsEventStream(req.headers.accept)
+    ) {
+      deps.eventStream.serveSse(req, res, req.caller.principal);
+      return;
+    }
     res.locals.errorCode = 'UPGRADE_REQUIRED';
-    sendError(res, new MaxineError('UPGRADE_REQUIRED', 'Connect with a WebSocket client'), {
-      upgrade: 'websocket',
-    });
+    sendError(
+      res,
+      new MaxineError(
+        'UPGRADE_REQUIRED',
+        'Connect with a WebSocket client, or ask for Server-Sent Events (Accept: text/event-stream)',
+      ),
+      { upgrade: 'websocket' },
+    );
   });
 
   app.use((req, res) => {

@@ -12,16 +12,32 @@
  * the event loop free between chunks). A stream lives only as long as its
  * credential: it is closed with 4401 when the token expires or a re-review refuses it.
  * No error of a stream escapes: it closes that stream (1011) with a log line.
+ *
+ * A subscriber's send buffer is bounded (`bufferBytes`): one that falls that far behind is
+ * sent a `resync` marker, unsubscribed (it costs nothing more per event, and its memory stops
+ * growing), and once its connection took everything queued it gets a fresh snapshot and
+ * follows live events again; one that does not drain within `snapshotStallMs` is closed
+ * (1013) and resumes with `since=`. Other subscribers never wait for it.
+ *
+ * The same stream is served as Server-Sent Events (`Accept: text/event-stream` on a plain
+ * GET, routed here by app.ts): same query, filters, limits, snapshots and slow-consumer
+ * policy; `id:` is `EPOCH:SEQ`, so `Last-Event-ID` resumes like `since=&epoch=`.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Counter, Gauge } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { MaxineError, validationError } from '../../common/errors.js';
-import { eventsQuerySchema, STREAM_CLOSE, STREAM_EPOCH_HEADER } from '../../common/wire.js';
-import type { EventsQuery, MaxineEvent } from '../../common/wire.js';
+import {
+  EVENTS_QUERY_REPEATABLE,
+  eventsQuerySchema,
+  lastEventIdSchema,
+  STREAM_CLOSE,
+  STREAM_EPOCH_HEADER,
+} from '../../common/wire.js';
+import type { EventsQuery, Instance, MaxineEvent, ResyncMarker } from '../../common/wire.js';
 import { EventFilter } from '../events/log.js';
 import type { EventLog } from '../events/log.js';
 import { Gate, Turnstile } from '../events/gate.js';
@@ -31,15 +47,17 @@ import { snapshotMessages } from '../events/snapshot.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../../common/logger.js';
 import type { Clock } from '../registry/clock.js';
-import { errorHeaders, toMaxineError } from './errors.js';
+import { errorHeaders, sendError, toMaxineError } from './errors.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AccessControl } from '../policy/access.js';
 import { originOf } from './caller.js';
+import { sseSink, webSocketSink } from './event-sink.js';
+import type { Framing, Sink, Transport } from './event-sink.js';
 
 export const EVENTS_PATH = '/api/v1/events';
-/** A subscriber this far behind is cut off; it resumes with `since` and loses nothing. */
-const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const PING_INTERVAL_MS = 30_000;
+/** A slow consumer closed with 1013 that still does not read is cut off after this. */
+const CLOSE_GRACE_MS = 2_000;
 /** A snapshot that lost this many races against the event log gives up (1013). */
 const SNAPSHOT_ATTEMPTS = 3;
 /** A re-authentication that could not be made (TokenReview down) is tried again after this. */
@@ -59,8 +77,15 @@ export interface StreamLimits {
   snapshotQueue: number;
   /** The bound on one snapshot message, in bytes. */
   snapshotChunkBytes: number;
-  /** A snapshot chunk the client does not take within this long drops the connection. */
+  /**
+   * A snapshot chunk the client does not take within this long drops the connection; a slow
+   * consumer that does not drain its buffer within this long is closed (1013).
+   */
   snapshotStallMs: number;
+  /** A subscriber's send buffer: past it, the `resync` marker and snapshot resumption. */
+  bufferBytes: number;
+  /** Server-Sent Events: a comment line this often on an idle stream. */
+  sseHeartbeatMs: number;
 }
 
 export const DEFAULT_STREAM_LIMITS: StreamLimits = {
@@ -70,6 +95,8 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
   snapshotQueue: 64,
   snapshotChunkBytes: 64 * 1024,
   snapshotStallMs: 30_000,
+  bufferBytes: 1024 * 1024,
+  sseHeartbeatMs: 15_000,
 };
 
 export interface EventsDeps {
@@ -85,12 +112,17 @@ export interface EventsDeps {
 
 export interface EventStreamServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * Serves the stream as Server-Sent Events on a plain GET whose caller is authenticated
+   * (`principal`); answers refusals (400, 401, 429, 503) itself.
+   */
+  serveSse(req: IncomingMessage, res: ServerResponse, principal: Principal): void;
   close(): void;
 }
 
 /** One open stream. */
 interface Stream {
-  readonly ws: WebSocket;
+  readonly sink: Sink;
   readonly req: IncomingMessage;
   principal: Principal;
   readonly filter: EventFilter;
@@ -100,16 +132,69 @@ interface Stream {
   readonly gone: AbortController;
   authTimer?: NodeJS.Timeout;
   unsubscribe?: () => void;
+  /**
+   * Where the subscriber stands: it was sent every event it asked for up to this seq (the
+   * `since` it would resume from). The `resync` marker carries it.
+   */
+  position: number;
+  /** Fell behind its buffer: marker sent, no events until it drained and took a snapshot. */
+  behind: boolean;
 }
 
 type Outcome = 'accepted' | 'principal_limit' | 'total_limit' | 'expired_credential';
 
-function streamMetrics(
-  prom: PromRegistry | undefined,
-  gate: Gate,
-  open: () => number,
-  inProgress: () => number,
-) {
+interface StreamGauges {
+  /** Reserved connection slots (streams open or opening). */
+  open: () => number;
+  inProgress: () => number;
+  /** The streams past their handshake. */
+  streams: () => Iterable<Stream>;
+}
+
+/** The slow-consumer metrics: markers sent, and subscribers dropped, by reason. */
+function slowConsumerMetrics(registers: PromRegistry[], streams: () => Iterable<Stream>) {
+  new Gauge({
+    name: 'maxine_event_stream_subscribers',
+    help: 'Event subscribers past their handshake, by transport (websocket, sse)',
+    labelNames: ['transport'],
+    registers,
+    collect() {
+      const counts: Record<Transport, number> = { websocket: 0, sse: 0 };
+      for (const s of streams()) counts[s.sink.transport] += 1;
+      this.set({ transport: 'websocket' }, counts.websocket);
+      this.set({ transport: 'sse' }, counts.sse);
+    },
+  });
+  new Gauge({
+    name: 'maxine_event_stream_queued_bytes',
+    help: 'Bytes queued in the operator for event subscribers, not yet taken by their connections (sum over subscribers; each is bounded by --event-stream-buffer-bytes)',
+    registers,
+    collect() {
+      let sum = 0;
+      for (const s of streams()) sum += s.sink.buffered;
+      this.set(sum);
+    },
+  });
+  const resyncs = new Counter({
+    name: 'maxine_event_stream_resyncs_total',
+    help: 'Subscribers sent the resync marker and moved to snapshot resumption, by reason (slow_consumer: past their send buffer)',
+    labelNames: ['reason'],
+    registers,
+  });
+  const drops = new Counter({
+    name: 'maxine_event_stream_drops_total',
+    help: 'Subscribers dropped, by reason (slow_consumer: did not drain within the stall limit, closed 1013; snapshot_stalled: did not take a snapshot chunk in time)',
+    labelNames: ['reason'],
+    registers,
+  });
+  return {
+    resync: (reason: 'slow_consumer') => resyncs.inc({ reason }),
+    drop: (reason: 'slow_consumer' | 'snapshot_stalled') => drops.inc({ reason }),
+  };
+}
+
+function streamMetrics(prom: PromRegistry | undefined, gate: Gate, gauges: StreamGauges) {
+  const { open, inProgress } = gauges;
   const registers = prom === undefined ? [] : [prom];
   const handshakes = new Counter({
     name: 'maxine_event_stream_handshakes_total',
@@ -159,6 +244,7 @@ function streamMetrics(
     registers,
   });
   return {
+    ...slowConsumerMetrics(registers, gauges.streams),
     handshake: (outcome: Outcome) => handshakes.inc({ outcome }),
     snapshot: (outcome: 'completed' | 'refused' | 'aborted') => snapshots.inc({ outcome }),
     snapshotBytes: (n: number) => snapshotBytes.inc(n),
@@ -184,12 +270,13 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   /** Open (or opening) streams per principal (its id: not multiplied by group sets), and in total. */
   const perPrincipal = new Map<string, number>();
   let total = 0;
-  const metrics = streamMetrics(
-    deps.prom,
-    gate,
-    () => total,
-    () => snapshotsInProgress,
-  );
+  /** The streams past their handshake (slow-consumer gauges, SSE heartbeats, shutdown). */
+  const streams = new Set<Stream>();
+  const metrics = streamMetrics(deps.prom, gate, {
+    open: () => total,
+    inProgress: () => snapshotsInProgress,
+    streams: () => streams,
+  });
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
@@ -202,9 +289,19 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     }
   }, PING_INTERVAL_MS);
   pinger.unref();
+  // An idle Server-Sent Events stream gets a comment line now and then, so proxies and load
+  // balancers do not close it (a stream with bytes queued is not idle).
+  const sseHeartbeat = setInterval(() => {
+    for (const s of streams)
+      if (s.sink.transport === 'sse' && s.sink.open && s.sink.buffered === 0) s.sink.heartbeat();
+  }, limits.sseHeartbeatMs);
+  sseHeartbeat.unref();
 
-  /** Takes a connection slot for `principal`, or throws the refusal; the slot is freed on close. */
-  function reserve(principal: Principal, socket: Duplex): void {
+  /**
+   * Takes a connection slot for `principal`, or throws the refusal; the slot is freed when
+   * `gone` (the raw socket, or the SSE response) closes.
+   */
+  function reserve(principal: Principal, gone: Duplex | ServerResponse): void {
     if (total >= limits.maxConnections) {
       metrics.handshake('total_limit');
       throw new MaxineError(
@@ -224,8 +321,8 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     }
     total += 1;
     perPrincipal.set(principal.id, mine + 1);
-    // The raw socket closes in every case (refused upgrade, client gone, stream closed).
-    socket.once('close', () => {
+    // The raw socket (the response) closes in every case (refused, client gone, stream closed).
+    gone.once('close', () => {
       total -= 1;
       const left = (perPrincipal.get(principal.id) ?? 1) - 1;
       if (left <= 0) perPrincipal.delete(principal.id);
@@ -273,8 +370,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   }
 
   function closeStream(s: Stream, code: number, reason: string): void {
-    if (s.ws.readyState === s.ws.OPEN || s.ws.readyState === s.ws.CONNECTING)
-      s.ws.close(code, reason);
+    s.sink.close(code, reason);
   }
 
   /** The last resort of every async path of a stream: close it, log, never throw. */
@@ -286,31 +382,32 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     try {
       closeStream(s, STREAM_CLOSE.INTERNAL_ERROR, 'internal error');
     } catch {
-      s.ws.terminate();
+      s.sink.terminate();
     }
   }
 
-  /** Replays `missed` and subscribes in the same tick: no event can fall between them. */
-  function follow(s: Stream, missed: readonly MaxineEvent[]): void {
+  /**
+   * Replays `missed` and subscribes in the same tick: no event can fall between them. `from`
+   * is where the subscriber stands before `missed` (its `since`, a snapshot's seq, or now).
+   */
+  function follow(s: Stream, missed: readonly MaxineEvent[], from: number): void {
     if (s.closed) return;
+    s.behind = false;
+    s.position = from;
     const visible = visibility(s.principal);
-    const wanted = (event: MaxineEvent): boolean => s.filter.matches(event) && visible(event);
-    const send = (event: MaxineEvent): void => {
-      if (s.ws.readyState !== s.ws.OPEN) return;
-      if (s.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-        closeStream(
-          s,
-          STREAM_CLOSE.TRY_AGAIN_LATER,
-          'slow consumer: reconnect with since=<last seq>',
-        );
-        return;
-      }
-      s.ws.send(deps.events.serialized(event));
+    const offer = (event: MaxineEvent): void => {
+      if (s.filter.matches(event) && visible(event)) deliver(s, event);
+      // An event it did not ask for is one it need not be sent again (heartbeats carry the
+      // last stored seq, so they never move the position).
+      else if (!s.behind) s.position = Math.max(s.position, event.seq);
     };
-    for (const event of missed) if (wanted(event)) send(event);
+    for (const event of missed) {
+      offer(event);
+      if (s.behind || s.closed) return;
+    }
     s.unsubscribe = deps.events.subscribe((event) => {
       try {
-        if (wanted(event)) send(event);
+        offer(event);
       } catch (err) {
         fail(s, err); // one subscriber's failure must not reach the event log's other listeners
       }
@@ -318,31 +415,112 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   }
 
   /**
-   * Writes `message` and resolves once the socket took it (true), or false when the client
-   * left or did not take it within the stall limit (then the connection is dropped).
+   * Sends one event, unless the subscriber's buffer would pass its bound: then it falls
+   * behind (the marker, then a snapshot once drained) and gets nothing more until then.
+   * One event larger than the whole bound still goes to a subscriber with nothing queued.
    */
-  function write(s: Stream, message: string): Promise<boolean> {
+  function deliver(s: Stream, event: MaxineEvent): void {
+    if (s.behind || !s.sink.open) return;
+    const json = deps.events.serialized(event);
+    const queued = s.sink.buffered;
+    if (queued > 0 && queued + json.length > limits.bufferBytes) {
+      fallBehind(s, queued);
+      return;
+    }
+    s.sink.send(json, { type: event.type, id: event.seq });
+    s.position = event.seq;
+  }
+
+  /** The slow-consumer policy: unsubscribe, send the marker, resync once it drained. */
+  function fallBehind(s: Stream, queued: number): void {
+    s.behind = true;
+    s.unsubscribe?.();
+    s.unsubscribe = undefined;
+    metrics.resync('slow_consumer');
+    logger.warn(
+      {
+        who: s.principal.who,
+        transport: s.sink.transport,
+        queuedBytes: queued,
+        seq: s.position,
+      },
+      'event subscriber fell behind its send buffer; sent the resync marker',
+    );
+    catchUp(s).catch((err: unknown) => fail(s, err));
+  }
+
+  async function catchUp(s: Stream): Promise<void> {
+    const marker: ResyncMarker = {
+      seq: s.position,
+      type: 'resync',
+      time: new Date(deps.clock.now()).toISOString(),
+      data: { reason: 'slow_consumer', epoch: deps.events.epoch },
+    };
+    const taken = await write(s, JSON.stringify(marker), { type: 'resync', id: s.position }, () => {
+      metrics.drop('slow_consumer');
+      logger.warn(
+        { who: s.principal.who, stallMs: limits.snapshotStallMs, seq: s.position },
+        'slow event subscriber did not drain in time; closed with 1013',
+      );
+      closeStream(
+        s,
+        STREAM_CLOSE.TRY_AGAIN_LATER,
+        `slow consumer: reconnect with since=${s.position}`,
+      );
+      // A client that still reads nothing never takes the close either.
+      setTimeout(() => s.sink.terminate(), CLOSE_GRACE_MS).unref();
+    });
+    if (!taken || s.closed) return;
+    await snapshotThenFollow(s);
+  }
+
+  /**
+   * Writes `message` and resolves once the connection took it (true), or false when the
+   * client left or did not take it within the stall limit (then `stalled` runs; by default
+   * the connection is dropped).
+   */
+  function write(
+    s: Stream,
+    message: string,
+    framing: Framing,
+    stalled: () => void = () => {
+      metrics.drop('snapshot_stalled');
+      logger.warn(
+        { who: s.principal.who, stallMs: limits.snapshotStallMs },
+        'event stream did not take a snapshot chunk in time; dropping the connection',
+      );
+      s.sink.terminate();
+    },
+  ): Promise<boolean> {
     return new Promise((resolve) => {
+      if (s.closed) return resolve(false);
       const onClose = (): void => {
         clearTimeout(timer);
         resolve(false);
       };
       const timer = setTimeout(() => {
-        s.ws.off('close', onClose);
-        logger.warn(
-          { who: s.principal.who, stallMs: limits.snapshotStallMs },
-          'event stream did not take a snapshot chunk in time; dropping the connection',
-        );
-        s.ws.terminate();
+        s.gone.signal.removeEventListener('abort', onClose);
+        stalled();
         resolve(false);
       }, limits.snapshotStallMs);
-      s.ws.once('close', onClose);
-      s.ws.send(message, (err) => {
+      s.gone.signal.addEventListener('abort', onClose, { once: true });
+      s.sink.write(message, framing, (err) => {
         clearTimeout(timer);
-        s.ws.off('close', onClose);
+        s.gone.signal.removeEventListener('abort', onClose);
         resolve(err === undefined || err === null);
       });
     });
+  }
+
+  /** A service's snapshot content, with only the instances the stream's filters let through. */
+  function detailFor(s: Stream, namespace: string, name: string) {
+    const detail = deps.registry.snapshotOf(namespace, name);
+    if (detail === undefined || !s.filter.filtersInstances) return detail;
+    const all = detail.items;
+    const items = function* (): Generator<Instance> {
+      for (const instance of all) if (s.filter.matchesInstance(instance)) yield instance;
+    };
+    return { ...detail, items: items() };
   }
 
   /**
@@ -376,10 +554,12 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         epoch: deps.events.epoch,
         time: new Date(deps.clock.now()).toISOString(),
         services,
-        detail: (namespace, name) => deps.registry.snapshotOf(namespace, name),
+        detail: (namespace, name) => detailFor(s, namespace, name),
         maxBytes: limits.snapshotChunkBytes,
         policy: { intentionDefault: deps.access.intentionDefault, intentions: intentionsFor(s) },
       });
+      // Every message begins with its envelope: `{"seq":N,"type":"resync_…`.
+      const typeAt = `{"seq":${seq},"type":"`.length;
       for (;;) {
         const next = await buildTurn(s, () => messages.next());
         if (next === undefined) {
@@ -388,7 +568,11 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         }
         if (next.done === true) break;
         const message = next.value;
-        if (!(await write(s, message))) {
+        // Only `resync_end` names the seq as an SSE id: a client cut off mid-snapshot keeps
+        // the id it had, as it keeps its old state and `since` on a WebSocket.
+        const type = message.slice(typeAt, message.indexOf('"', typeAt));
+        const framing: Framing = type === 'resync_end' ? { type, id: seq } : { type };
+        if (!(await write(s, message, framing))) {
           metrics.snapshot('aborted');
           return undefined;
         }
@@ -422,24 +606,14 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     }
   }
 
-  async function run(s: Stream): Promise<void> {
-    const { since, snapshot, epoch } = s.query;
-    if (since !== undefined) {
-      const missed = deps.events.since(since, epoch);
-      if (missed !== undefined) return follow(s, missed);
-      if (epoch !== undefined && epoch !== deps.events.epoch) {
-        logger.info(
-          { who: s.principal.who, since, epoch, ours: deps.events.epoch },
-          'since= is from another event log (another replica or process): sending a snapshot',
-        );
-      }
-    } else if (snapshot !== true) return follow(s, []);
+  /** A snapshot, then the events appended while it was sent, then live events. */
+  async function snapshotThenFollow(s: Stream): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const seq = await sendSnapshot(s);
       if (seq === undefined || s.closed) return;
       // Events appended while the snapshot was sent follow it, from the log.
       const missed = deps.events.since(seq);
-      if (missed !== undefined) return follow(s, missed);
+      if (missed !== undefined) return follow(s, missed, seq);
       if (attempt >= SNAPSHOT_ATTEMPTS) {
         closeStream(
           s,
@@ -449,6 +623,21 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         return;
       }
     }
+  }
+
+  async function run(s: Stream): Promise<void> {
+    const { since, snapshot, epoch } = s.query;
+    if (since !== undefined) {
+      const missed = deps.events.since(since, epoch);
+      if (missed !== undefined) return follow(s, missed, since);
+      if (epoch !== undefined && epoch !== deps.events.epoch) {
+        logger.info(
+          { who: s.principal.who, since, epoch, ours: deps.events.epoch },
+          'since= is from another event log (another replica or process): sending a snapshot',
+        );
+      }
+    } else if (snapshot !== true) return follow(s, [], deps.events.lastSeq);
+    await snapshotThenFollow(s);
   }
 
   function closeForCredential(s: Stream, reason: 'expired' | 'revoked', detail?: string): void {
@@ -510,43 +699,76 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     }
   }
 
+  /** A stream past its handshake: wired to its sink's close, then run. */
+  function start(
+    sink: Sink,
+    req: IncomingMessage,
+    principal: Principal,
+    query: EventsQuery,
+  ): Stream {
+    const s: Stream = {
+      sink,
+      req,
+      principal,
+      filter: new EventFilter(query.services, query.types, query.caller, {
+        criteria: query,
+        lookup: (id) => deps.registry.getInstance(id),
+      }),
+      query,
+      closed: false,
+      gone: new AbortController(),
+      position: deps.events.lastSeq,
+      behind: false,
+    };
+    streams.add(s);
+    logger.info(
+      {
+        who: principal.who,
+        transport: sink.transport,
+        services: query.services ?? ['*/*'],
+        types: query.types ?? 'all',
+        since: query.since,
+        snapshot: query.snapshot,
+        ...(s.filter.filtersInstances && {
+          instances: {
+            version: query.version,
+            zone: query.zone,
+            datacenter: query.datacenter,
+            metadata: query.metadata,
+          },
+        }),
+      },
+      'event subscriber connected',
+    );
+    return s;
+  }
+
+  /** What every stream does when its connection closes, whoever closed it. */
+  function ended(s: Stream, code?: number): void {
+    s.closed = true;
+    streams.delete(s);
+    s.gone.abort();
+    s.unsubscribe?.();
+    if (s.authTimer) clearTimeout(s.authTimer);
+    logger.debug(
+      { who: s.principal.who, transport: s.sink.transport, code },
+      'event subscriber disconnected',
+    );
+  }
+
   function open(
     ws: WebSocket,
     req: IncomingMessage,
     principal: Principal,
     query: EventsQuery,
   ): void {
-    const s: Stream = {
-      ws,
-      req,
-      principal,
-      filter: new EventFilter(query.services, query.types, query.caller),
-      query,
-      closed: false,
-      gone: new AbortController(),
-    };
+    const s = start(webSocketSink(ws), req, principal, query);
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
     ws.on('error', (err) =>
       logger.debug({ err, who: s.principal.who }, 'event stream socket error'),
     );
-    ws.on('close', (code) => {
-      s.closed = true;
-      s.gone.abort();
-      s.unsubscribe?.();
-      if (s.authTimer) clearTimeout(s.authTimer);
-      logger.debug({ who: s.principal.who, code }, 'event subscriber disconnected');
-    });
-    logger.info(
-      {
-        who: principal.who,
-        services: query.services ?? ['*/*'],
-        types: query.types ?? 'all',
-        since: query.since,
-        snapshot: query.snapshot,
-      },
-      'event subscriber connected',
-    );
+    ws.on('close', (code) => ended(s, code));
     watchCredential(s);
     run(s).catch((err: unknown) => fail(s, err));
   }
@@ -557,6 +779,62 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     if (e.status >= 500 && e.code === 'INTERNAL')
       logger.error({ err }, 'event stream handshake failed');
     rejectUpgrade(socket, e);
+  }
+
+  /** A principal whose credential already expired opens no stream (401). */
+  function refuseExpired(principal: Principal): void {
+    if (principal.expiresAt !== undefined && principal.expiresAt <= Date.now()) {
+      metrics.handshake('expired_credential');
+      throw new MaxineError('UNAUTHENTICATED', 'The token has expired');
+    }
+  }
+
+  function serveSse(req: IncomingMessage, res: ServerResponse, principal: Principal): void {
+    let query: EventsQuery;
+    try {
+      query = parseQuery(req.url ?? '/');
+      const resume = req.headers['last-event-id'];
+      if (resume !== undefined) {
+        // EventSource sends back the last `id:` it saw; it wins over the URL's since/epoch.
+        const parsed = lastEventIdSchema.safeParse(resume);
+        if (!parsed.success) throw validationError('header Last-Event-ID', parsed.error);
+        query = { ...query, since: parsed.data.since, epoch: parsed.data.epoch };
+      }
+      refuseExpired(principal);
+      reserve(principal, res);
+    } catch (err) {
+      const e = toMaxineError(err);
+      const d = e.details as { retryAfterSeconds?: unknown } | undefined;
+      sendError(
+        res,
+        e,
+        typeof d?.retryAfterSeconds === 'number'
+          ? { 'retry-after': String(d.retryAfterSeconds) }
+          : undefined,
+      );
+      return;
+    }
+    metrics.handshake('accepted');
+    req.socket.setNoDelay(true);
+    req.socket.setTimeout(0);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+      connection: 'close',
+      [STREAM_EPOCH_HEADER]: deps.events.epoch,
+    });
+    res.flushHeaders();
+    const s = start(
+      sseSink(res, () => deps.events.epoch),
+      req,
+      principal,
+      query,
+    );
+    res.once('close', () => ended(s));
+    res.on('error', (err) => logger.debug({ err, who: s.principal.who }, 'SSE stream error'));
+    watchCredential(s);
+    run(s).catch((err: unknown) => fail(s, err));
   }
 
   return {
@@ -571,20 +849,10 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
             `No WebSocket endpoint ${pathname.slice(0, 256)}`,
           );
         }
-        const params = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
-        const raw = Object.fromEntries(params);
-        if ([...params.keys()].length !== Object.keys(raw).length) {
-          throw new MaxineError('VALIDATION_FAILED', 'A query parameter is given twice');
-        }
-        const parsed = eventsQuerySchema.safeParse(raw);
-        if (!parsed.success) throw validationError('query', parsed.error);
-        const query = parsed.data;
+        const query = parseQuery(target);
         const accept = (principal: Principal): void => {
           if (socket.destroyed) return;
-          if (principal.expiresAt !== undefined && principal.expiresAt <= Date.now()) {
-            metrics.handshake('expired_credential');
-            throw new MaxineError('UNAUTHENTICATED', 'The token has expired');
-          }
+          refuseExpired(principal);
           reserve(principal, socket);
           metrics.handshake('accepted');
           wss.handleUpgrade(req, socket, head, (ws) => {
@@ -604,12 +872,47 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         refuse(socket, err);
       }
     },
+    serveSse(req, res, principal) {
+      try {
+        serveSse(req, res, principal);
+      } catch (err) {
+        logger.error({ err, who: principal.who }, 'event stream (SSE) failed to start; closing it');
+        res.destroy();
+      }
+    },
     close() {
       clearInterval(pinger);
+      clearInterval(sseHeartbeat);
       for (const ws of wss.clients) ws.close(STREAM_CLOSE.GOING_AWAY, 'server shutting down');
+      for (const s of streams)
+        if (s.sink.transport === 'sse')
+          closeStream(s, STREAM_CLOSE.GOING_AWAY, 'server shutting down');
       wss.close();
     },
   };
+}
+
+/**
+ * The events query of a request target (WebSocket handshake or SSE GET): each parameter
+ * once, but `metadata`, which may repeat.
+ */
+function parseQuery(target: string): EventsQuery {
+  const q = target.indexOf('?');
+  const params = new URLSearchParams(q === -1 ? '' : target.slice(q + 1));
+  const raw: Record<string, string | string[]> = {};
+  for (const [key, value] of params) {
+    const seen = raw[key];
+    if (seen === undefined) raw[key] = value;
+    else if (!EVENTS_QUERY_REPEATABLE.has(key))
+      throw new MaxineError(
+        'VALIDATION_FAILED',
+        `The query parameter ${key.slice(0, 64)} is given twice`,
+      );
+    else raw[key] = [...(Array.isArray(seen) ? seen : [seen]), value];
+  }
+  const parsed = eventsQuerySchema.safeParse(raw);
+  if (!parsed.success) throw validationError('query', parsed.error);
+  return parsed.data;
 }
 
 function rejectUpgrade(socket: Duplex, err: MaxineError): void {

@@ -157,7 +157,7 @@ export function buildOpenApi(version: string): unknown {
       },
       '/api/v1/events': {
         get: {
-          summary: 'WebSocket event stream',
+          summary: 'Event stream: WebSocket, or Server-Sent Events with Accept: text/event-stream',
           parameters: [
             queryParam('services', 'Comma-separated namespace/name patterns ("*" allowed)'),
             queryParam('types', 'Comma-separated event types', { type: 'string' }),
@@ -175,11 +175,33 @@ export function buildOpenApi(version: string): unknown {
                 enum: ['true', 'false'],
               },
             ),
+            queryParam('version', 'Only events about instances of this version'),
+            queryParam('zone', 'Only events about instances in this zone'),
+            queryParam('datacenter', 'Only events about instances in this datacenter'),
+            {
+              ...queryParam('metadata', 'KEY=VALUE an instance must have; repeatable (all hold)'),
+              schema: { type: 'array', items: { type: 'string' }, maxItems: 16 },
+              style: 'form',
+              explode: true,
+            },
+            {
+              name: 'Last-Event-ID',
+              in: 'header',
+              required: false,
+              description:
+                'Server-Sent Events: the last id received (EPOCH:SEQ); resumes like since= and epoch=',
+              schema: { type: 'string' },
+            },
           ],
           responses: {
             101: { description: 'Switching to WebSocket' },
-            400: errorResponse('Invalid query'),
-            426: errorResponse('Not a WebSocket request'),
+            200: {
+              description: 'Server-Sent Events (Accept: text/event-stream)',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            400: errorResponse('Invalid query or Last-Event-ID'),
+            401: errorResponse('No valid credential'),
+            426: errorResponse('Neither a WebSocket request nor Accept: text/event-stream'),
             429: errorResponse('TOO_MANY_STREAMS: this principal has too many open streams'),
             503: errorResponse('EVENT_STREAMS_FULL: the operator serves all the streams it may'),
           },

@@ -197,6 +197,72 @@ describe('the sidecar mirror and the chunked event stream', () => {
   });
 });
 
+describe('the sidecar mirror and the slow-consumer marker', () => {
+  it('keeps its copy on a resync marker and swaps in the snapshot that follows, on the same connection', async () => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const time = '2026-01-01T00:00:00.000Z';
+    const item = (id: string) => ({
+      id,
+      service: { namespace: 'shop', name: 'api' },
+      host: '10.5.0.1',
+      port: 80,
+      weight: 1,
+      metadata: {},
+      health: { status: 'passing' },
+      source: 'registration',
+      registeredAt: time,
+    });
+    let connections = 0;
+    let marked: () => void = () => undefined;
+    server.on('connection', (ws) => {
+      connections += 1;
+      const send = (seq: number, type: string, data: unknown) =>
+        ws.send(JSON.stringify({ seq, type, time, data }));
+      const snapshot = (seq: number, ids: string[]) => {
+        send(seq, 'resync_begin', { services: 1, intentionDefault: 'allow' });
+        send(seq, 'resync_chunk', {
+          services: [{ namespace: 'shop', name: 'api', items: ids.map(item) }],
+        });
+        send(seq, 'resync_end', { services: 1, chunks: 1, instances: ids.length });
+      };
+      snapshot(7, ['a']);
+      marked = () => {
+        send(7, 'resync', { reason: 'slow_consumer', epoch: 'e1' });
+        snapshot(9, ['a', 'b']);
+      };
+    });
+    try {
+      const { logger, lines } = sidecarLogger();
+      const { port } = server.address() as AddressInfo;
+      mirror = new RegistryMirror({ operatorUrl: `http://127.0.0.1:${port}`, logger });
+      mirror.start();
+      await mirror.synchronised();
+      expect(mirror.state.instances('shop', 'api').map((i) => i.id)).toEqual(['a']);
+      marked();
+      await eventually(
+        () => Promise.resolve(mirror!.state.lastSeq === 9),
+        3000,
+        'the snapshot after the marker',
+      );
+      expect(
+        mirror.state
+          .instances('shop', 'api')
+          .map((i) => i.id)
+          .sort(),
+      ).toEqual(['a', 'b']);
+      expect(mirror.status()).toMatchObject({ connected: true, reconnects: 0, invalidEvents: 0 });
+      expect(connections).toBe(1);
+      expect(
+        lines.find((l) => l.msg.startsWith('operator marked the event stream behind')),
+      ).toMatchObject({ seq: 7, reason: 'slow_consumer' });
+    } finally {
+      mirror?.stop();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('the sidecar mirror when its scope changes', () => {
   it('asks for a snapshot of the new scope, even when events of the old stream were still applied', async () => {
     // A stream that sends a snapshot and, in the same socket write, an event after it: the
