@@ -1034,7 +1034,7 @@ function resultsText(config, r, run) {
     '',
     '## Event streams',
     '',
-    `${config.wsClients} clients of \`/api/v1/events\` with the abuser's token (user \`${TENANT_USER}\`); ${config.wsNonReading} pause their socket once open and never read; ${config.wsSnapshot} ask \`snapshot=true\` (${Math.min(config.wsNonReading, Math.ceil(config.wsSnapshot / 2))} of them among the non-readers); readers accept messages up to ${WS_MAX_PAYLOAD / 2 ** 20} MiB (ws's default, the sidecar's). Every stream stays open through the flood and the quiet phase. At the end:`,
+    `${config.wsClients} clients of \`/api/v1/events\` with the abuser's token (user \`${TENANT_USER}\`); ${config.wsNonReading} pause their socket once open and never read; ${config.wsSnapshot} ask \`snapshot=true\` (${Math.min(config.wsNonReading, Math.ceil(config.wsSnapshot / 2))} of them among the non-readers); readers accept messages up to ${WS_MAX_PAYLOAD / 2 ** 20} MiB (ws's default, the sidecar's). A stream that stops reading is sent a \`resync\` marker once its send buffer is full and, if it does not drain within the stall limit, closed with 1013 (docs/events.md, "Slow consumers"); the readers stay open through the flood and the quiet phase. At the end:`,
     '',
     ...streamLines(r),
     '',
