@@ -25,6 +25,7 @@ import type { EventsQuery, MaxineEvent } from '../../common/wire.js';
 import { EventFilter } from '../events/log.js';
 import type { EventLog } from '../events/log.js';
 import { Gate, Turnstile } from '../events/gate.js';
+import { WriteBatch } from '../events/write-batch.js';
 import type { Release } from '../events/gate.js';
 import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
 import { snapshotMessages } from '../events/snapshot.js';
@@ -190,6 +191,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     () => total,
     () => snapshotsInProgress,
   );
+  const batch = new WriteBatch();
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
@@ -305,7 +307,9 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
         );
         return;
       }
-      s.ws.send(deps.events.serialized(event));
+      // One Buffer per event for every socket, the turn's frames in one write (WriteBatch).
+      batch.hold(s.req.socket);
+      s.ws.send(deps.events.encoded(event), { binary: false });
     };
     for (const event of missed) if (wanted(event)) send(event);
     s.unsubscribe = deps.events.subscribe((event) => {

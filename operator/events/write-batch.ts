@@ -1,0 +1,55 @@
+/**
+ * The writes of one turn of the event loop, batched per socket.
+ *
+ * Fanning an event out costs one write syscall per subscriber socket (`writev`, most of the
+ * operator's time in bench/events-fanout.js: loopback TCP does the receiver's work in it
+ * too). Events come in bursts: the requests read in one turn of the event loop append
+ * theirs back to back, and with a syscall per event per socket a burst of k events to n
+ * subscribers costs k × n syscalls. `hold` corks a socket for the rest of the turn (once, on
+ * its first write in it) and `flush` uncorks every held socket in the check phase
+ * (setImmediate) of the same turn, so each socket gets the turn's frames in one `writev`:
+ * n syscalls per burst, and no write waits past the end of the turn it was made in.
+ *
+ * What a held socket keeps in memory is what the turn wrote to it; that counts in its
+ * `writableLength` (and so in the WebSocket's `bufferedAmount`) at once, as unheld writes
+ * the kernel did not take do. A socket closed or destroyed while held is uncorked harmlessly
+ * (`end` uncorks on its own; `destroy` drops what was buffered).
+ */
+import type { Writable } from 'node:stream';
+
+export class WriteBatch {
+  private held = new Set<Writable>();
+  private scheduled = false;
+  /** Turns that flushed held sockets, and sockets uncorked in all (for tests and metrics). */
+  readonly stats = { flushes: 0, sockets: 0 };
+
+  /** Corks `socket` until the end of this turn of the event loop (a no-op when it already is). */
+  hold(socket: Writable): void {
+    if (this.held.has(socket) || socket.destroyed) return;
+    socket.cork();
+    this.held.add(socket);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  /** Sockets held now. */
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** Uncorks every held socket (each writes what the turn gave it, in one syscall). */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    const held = this.held;
+    if (held.size === 0) return;
+    this.held = new Set();
+    this.stats.flushes += 1;
+    this.stats.sockets += held.size;
+    for (const socket of held) {
+      // Only our own cork: ws corks and uncorks around each frame, never across a turn.
+      if (socket.writableCorked > 0) socket.uncork();
+    }
+  };
+}
