@@ -436,7 +436,7 @@ async function measureOperator() {
   const operator = await startOperator(
     resources,
     'operator',
-    [],
+    ['--expose-gc', '--import', join(import.meta.dirname, 'gc-hook.js')],
     [
       ...['--address-rate-limit', '0'],
       ...['--event-stream-max-per-principal', String(SUBSCRIBERS + 10)],
@@ -489,13 +489,21 @@ async function measureOperator() {
       );
     }
     const rssAfter = rssOf(operator.pid);
+    operator.proc.kill('SIGUSR2'); // bench/gc-hook.js: a full GC
+    await sleep(1000);
+    const rssAfterGc = rssOf(operator.pid);
     const metrics = await httpRequest({ port: operator.port, path: '/metrics' });
+    const gauge = (/** @type {string} */ name) =>
+      Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics.body)?.[1] ?? Number.NaN) / 2 ** 20;
     const open = /^maxine_event_stream_connections (\d+)/m.exec(metrics.body)?.[1];
     return {
       summaries,
       rssBefore,
       rssConnected,
       rssAfter,
+      rssAfterGc,
+      heapUsedMb: gauge('maxine_nodejs_heap_size_used_bytes'),
+      heapTotalMb: gauge('maxine_nodejs_heap_size_total_bytes'),
       connectMs,
       openStreams: Number(open ?? Number.NaN),
     };
@@ -639,6 +647,8 @@ async function main() {
     `| RSS with ${int(SUBSCRIBERS)} subscribers connected | ${mb(op.rssConnected.rssMb)} | ${mb(base.rssConnected.rssMb)} |`,
     `| RSS after the bursts | ${mb(op.rssAfter.rssMb)} | ${mb(base.rssAfter.rssMb)} |`,
     `| peak RSS (VmHWM) | ${mb(op.rssAfter.hwmMb)} | ${mb(base.rssAfter.hwmMb)} |`,
+    `| RSS after the bursts and a forced full GC (bench/gc-hook.js) | ${mb(op.rssAfterGc.rssMb)} | — |`,
+    `| V8 heap after that GC: used · reserved | ${mb(op.heapUsedMb)} · ${mb(op.heapTotalMb)} | — |`,
     `| RSS per subscriber (connected − before) | ${(((op.rssConnected.rssMb - op.rssBefore.rssMb) * 1024) / SUBSCRIBERS).toFixed(1)} KB | — |`,
     '',
   ].join('\n');
