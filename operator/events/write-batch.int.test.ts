@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { createServer, Socket } from 'node:net';
 import type { Server } from 'node:net';
 import { setImmediate as turn } from 'node:timers/promises';
+import { Registry as PromRegistry } from 'prom-client';
 import { WriteBatch } from './write-batch.js';
 
 /** The two methods a net.Socket writes through (one call per write syscall batch). */
@@ -57,7 +58,8 @@ describe('WriteBatch', () => {
     const { side, received } = await pair();
     const writev = jest.spyOn(socketWrites, '_writev');
     const write = jest.spyOn(socketWrites, '_write');
-    const batch = new WriteBatch();
+    const prom = new PromRegistry();
+    const batch = new WriteBatch(prom);
     const messages = Array.from({ length: 20 }, (_, i) => `message ${i};`);
     for (const m of messages) {
       batch.hold(side); // every send holds it; only the first corks
@@ -77,6 +79,9 @@ describe('WriteBatch', () => {
     await turn();
     await until(() => received().endsWith('more'));
     expect(batch.stats).toEqual({ flushes: 2, sockets: 2 });
+    const metrics = await prom.metrics();
+    expect(metrics).toMatch(/^maxine_event_fanout_turns_total 2$/m);
+    expect(metrics).toMatch(/^maxine_event_fanout_socket_writes_total 2$/m);
   });
 
   it('without it, each write leaves on its own (what the batch saves)', async () => {

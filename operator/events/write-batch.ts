@@ -16,12 +16,32 @@
  * (`end` uncorks on its own; `destroy` drops what was buffered).
  */
 import type { Writable } from 'node:stream';
+import { Counter } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
 
 export class WriteBatch {
+  /** At most one entry per open stream (bounded by the stream limits), emptied every turn. */
   private held = new Set<Writable>();
   private scheduled = false;
-  /** Turns that flushed held sockets, and sockets uncorked in all (for tests and metrics). */
+  /** Turns that flushed held sockets, and sockets uncorked in all. */
   readonly stats = { flushes: 0, sockets: 0 };
+  private readonly turns: Counter;
+  private readonly writes: Counter;
+
+  /** `prom`: where its counters are registered (none when absent). */
+  constructor(prom?: PromRegistry) {
+    const registers = prom === undefined ? [] : [prom];
+    this.turns = new Counter({
+      name: 'maxine_event_fanout_turns_total',
+      help: 'Event-loop turns whose event-stream writes were flushed together (one write per subscriber socket per turn)',
+      registers,
+    });
+    this.writes = new Counter({
+      name: 'maxine_event_fanout_socket_writes_total',
+      help: 'Subscriber socket writes made by those flushes, each carrying every frame the turn gave the socket',
+      registers,
+    });
+  }
 
   /** Corks `socket` until the end of this turn of the event loop (a no-op when it already is). */
   hold(socket: Writable): void {
@@ -47,6 +67,8 @@ export class WriteBatch {
     this.held = new Set();
     this.stats.flushes += 1;
     this.stats.sockets += held.size;
+    this.turns.inc();
+    this.writes.inc(held.size);
     for (const socket of held) {
       // Only our own cork: ws corks and uncorks around each frame, never across a turn.
       if (socket.writableCorked > 0) socket.uncork();

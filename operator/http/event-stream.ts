@@ -191,7 +191,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     () => total,
     () => snapshotsInProgress,
   );
-  const batch = new WriteBatch();
+  const batch = new WriteBatch(deps.prom);
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
