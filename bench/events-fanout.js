@@ -11,7 +11,7 @@
  * in bursts of the same shape, to the same number of clients.
  *
  * Run: npm run bench:events-fanout (builds first). BENCH_FANOUT_SUBSCRIBERS (1000),
- * BENCH_FANOUT_BURSTS (20 per size), BENCH_FANOUT_BURST_EVENTS (burst sizes, `10,30`), BENCH_FANOUT_WARMUP (3 bursts),
+ * BENCH_FANOUT_BURSTS (20 per size), BENCH_FANOUT_BURST_EVENTS (burst sizes, `3,10,30`), BENCH_FANOUT_WARMUP (3 bursts),
  * BENCH_FANOUT_PAUSE_MS (300), BENCH_OPERATOR_NODE_FLAGS (e.g. --cpu-prof). Writes
  * bench/RESULTS-events-fanout.md and its section of bench/RESULTS.md.
  */
@@ -40,7 +40,7 @@ import { carriedSection, commandLine, FANOUT_HEADING, intEnv, machine } from './
 const SUBSCRIBERS = intEnv('BENCH_FANOUT_SUBSCRIBERS', 1000, 1, 10_000);
 const BURSTS = intEnv('BENCH_FANOUT_BURSTS', 20, 1, 10_000);
 /** Events per burst: each size is measured in turn, on the same subscribers. */
-const SIZES = (process.env.BENCH_FANOUT_BURST_EVENTS ?? '10,30').split(',').map((v) => {
+const SIZES = (process.env.BENCH_FANOUT_BURST_EVENTS ?? '3,10,30').split(',').map((v) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 3 || n > 1000)
     throw new Error(`BENCH_FANOUT_BURST_EVENTS: burst sizes from 3 to 1000, not "${v}"`);
