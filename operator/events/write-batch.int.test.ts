@@ -94,6 +94,27 @@ describe('WriteBatch', () => {
     expect(writev.mock.calls.length + write.mock.calls.length).toBeGreaterThanOrEqual(2);
   });
 
+  it('writes a held socket out within the turn each time it holds the flush size, so a huge turn holds little', async () => {
+    const { side, received } = await pair();
+    const writev = jest.spyOn(socketWrites, '_writev');
+    const write = jest.spyOn(socketWrites, '_write');
+    const batch = new WriteBatch(undefined, 4096);
+    const chunk = 'x'.repeat(1000);
+    let most = 0;
+    for (let i = 0; i < 40; i++) {
+      batch.hold(side);
+      side.write(`${i}:${chunk};`);
+      most = Math.max(most, side.writableLength);
+    }
+    // Written out during the turn, never holding much more than the flush size.
+    expect(writev.mock.calls.length + write.mock.calls.length).toBeGreaterThanOrEqual(5);
+    expect(most).toBeLessThan(4096 + 2 * 1010);
+    await turn();
+    const expected = Array.from({ length: 40 }, (_, i) => `${i}:${chunk};`).join('');
+    await until(() => received().length === expected.length);
+    expect(received()).toBe(expected);
+  });
+
   it('flushes a socket ended while held, and ignores one destroyed while held', async () => {
     const a = await pair();
     const batch = new WriteBatch();

@@ -10,14 +10,19 @@
  * (setImmediate) of the same turn, so each socket gets the turn's frames in one `writev`:
  * n syscalls per burst, and no write waits past the end of the turn it was made in.
  *
- * What a held socket keeps in memory is what the turn wrote to it; that counts in its
- * `writableLength` (and so in the WebSocket's `bufferedAmount`) at once, as unheld writes
- * the kernel did not take do. A socket closed or destroyed while held is uncorked harmlessly
+ * What a held socket keeps in memory is what the turn wrote to it, at most `flushBytes`
+ * (64 KiB) and one more message: a turn that gives a socket more (a mass deregistration, a
+ * replay) has it written out each time that much is buffered, so a huge turn costs what it
+ * did unbatched, and the slow-consumer check (`bufferedAmount`, which counts held bytes)
+ * sees no more than it did. A socket closed or destroyed while held is uncorked harmlessly
  * (`end` uncorks on its own; `destroy` drops what was buffered).
  */
 import type { Writable } from 'node:stream';
 import { Counter } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
+
+/** What a held socket may buffer before it is written out within the turn. */
+export const FLUSH_BYTES = 64 * 1024;
 
 export class WriteBatch {
   /** At most one entry per open stream (bounded by the stream limits), emptied every turn. */
@@ -29,7 +34,10 @@ export class WriteBatch {
   private readonly writes: Counter;
 
   /** `prom`: where its counters are registered (none when absent). */
-  constructor(prom?: PromRegistry) {
+  constructor(
+    prom?: PromRegistry,
+    private readonly flushBytes = FLUSH_BYTES,
+  ) {
     const registers = prom === undefined ? [] : [prom];
     this.turns = new Counter({
       name: 'maxine_event_fanout_turns_total',
@@ -43,9 +51,20 @@ export class WriteBatch {
     });
   }
 
-  /** Corks `socket` until the end of this turn of the event loop (a no-op when it already is). */
+  /**
+   * Corks `socket` until the end of this turn of the event loop; call it before each write.
+   * A socket already held is written out first when it holds `flushBytes` or more.
+   */
   hold(socket: Writable): void {
-    if (this.held.has(socket) || socket.destroyed) return;
+    if (this.held.has(socket)) {
+      if (socket.writableLength >= this.flushBytes && socket.writableCorked > 0) {
+        socket.uncork();
+        socket.cork();
+        this.writes.inc();
+      }
+      return;
+    }
+    if (socket.destroyed) return;
     socket.cork();
     this.held.add(socket);
     if (!this.scheduled) {
