@@ -287,6 +287,10 @@ export const STORE_HEADING =
 export const SCOPE_HEADING =
   '## Sidecar discovery scope (latest `npm run bench:scope`, copied from RESULTS-scope.md)';
 
+/** The heading of the event fan-out run's section in RESULTS.md (bench/events-fanout.js, bench/run.js). */
+export const FANOUT_HEADING =
+  '## Event fan-out to WebSocket subscribers (latest `npm run bench:events-fanout`, copied from RESULTS-events-fanout.md)';
+
 /**
  * Another script's results file as a section of RESULTS.md: its title line dropped, its
  * headings one level deeper; nothing when the file does not exist.

@@ -52,6 +52,7 @@ import {
   PROXY_HEADING,
   SOAK_HEADING,
   SCOPE_HEADING,
+  FANOUT_HEADING,
   STORE_HEADING,
   summarise,
   throughputTable,
@@ -614,6 +615,7 @@ function carriedSections() {
     ...carriedSection(join(import.meta.dirname, 'RESULTS-proxy.md'), PROXY_HEADING),
     ...carriedSection(join(import.meta.dirname, 'RESULTS-store.md'), STORE_HEADING),
     ...carriedSection(join(import.meta.dirname, 'RESULTS-scope.md'), SCOPE_HEADING),
+    ...carriedSection(join(import.meta.dirname, 'RESULTS-events-fanout.md'), FANOUT_HEADING),
   ];
 }
 

@@ -161,6 +161,29 @@ describe('EventLog byte bound', () => {
     expect(log.serialized(other)).toBe(JSON.stringify(other));
   });
 
+  it('hands every subscriber the same Buffer of the event (its UTF-8 JSON), built once per event', () => {
+    const log = new EventLog({ events: 10, bytes: 1e6 }, new ManualClock());
+    const buffers: Buffer[] = [];
+    for (let i = 0; i < 3; i++) log.subscribe((e) => buffers.push(log.encoded(e)));
+    const from = jest.spyOn(Buffer, 'from');
+    let event: MaxineEvent;
+    try {
+      event = log.append(draft('service_deleted', svc('ns', 'zürich'), {}));
+      expect(from).toHaveBeenCalledTimes(1); // not once per subscriber
+    } finally {
+      from.mockRestore();
+    }
+    expect(buffers).toHaveLength(3);
+    expect(buffers[1]).toBe(buffers[0]);
+    expect(buffers[2]).toBe(buffers[0]);
+    expect(buffers[0]?.toString('utf8')).toBe(JSON.stringify(event));
+    expect(buffers[0]?.equals(Buffer.from(log.serialized(event), 'utf8'))).toBe(true);
+    // The next event gets its own bytes; one not being fanned out (a replay) is encoded on demand.
+    const next = log.append(draft('service_deleted', svc('ns', 'b'), {}));
+    expect(buffers[3]?.toString('utf8')).toBe(JSON.stringify(next));
+    expect(log.encoded(event).toString('utf8')).toBe(JSON.stringify(event));
+  });
+
   it('does not serialize a heartbeat nobody listens to', () => {
     const log = new EventLog({ events: 10, bytes: 1e6 }, new ManualClock());
     const stringify = jest.spyOn(JSON, 'stringify');

@@ -55,9 +55,11 @@ export class EventLog {
   readonly evictions = { events: 0, bytes: 0 };
   /**
    * The JSON of the event being fanned out: every subscriber sends the same string, so it is
-   * built once per event (and kept for that event only, not for the ring's lifetime).
+   * built once per event (and kept for that event only, not for the ring's lifetime); its
+   * UTF-8 bytes likewise, once the first socket asks for them (`encoded`).
    */
-  private lastJson: { event: MaxineEvent; json: string | undefined } | undefined;
+  private lastJson:
+    { event: MaxineEvent; json: string | undefined; bytes?: Buffer | undefined } | undefined;
 
   /**
    * `startSeq` is where numbering starts. The operator starts it at its start time in
@@ -172,6 +174,17 @@ export class EventLog {
     if (last?.event !== event) return JSON.stringify(event);
     last.json ??= JSON.stringify(event);
     return last.json;
+  }
+
+  /**
+   * The event as UTF-8 bytes, built once for the event being fanned out: every socket is
+   * handed the same Buffer, where a string would be encoded again for each one.
+   */
+  encoded(event: MaxineEvent): Buffer {
+    const last = this.lastJson;
+    if (last?.event !== event) return Buffer.from(JSON.stringify(event));
+    last.bytes ??= Buffer.from(this.serialized(event));
+    return last.bytes;
   }
 
   private store(event: MaxineEvent, bytes: number): void {

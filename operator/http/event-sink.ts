@@ -42,6 +42,8 @@ export interface Sink {
   heartbeat(): void;
 }
 
+const TEXT = { binary: false } as const;
+
 export function webSocketSink(ws: WebSocket): Sink {
   return {
     transport: 'websocket',
@@ -51,8 +53,9 @@ export function webSocketSink(ws: WebSocket): Sink {
     get buffered() {
       return ws.bufferedAmount;
     },
-    send: (json) => ws.send(json),
-    write: (json, _framing, done) => ws.send(json, done),
+    // Shared bytes go out as a text frame too: they are the UTF-8 of the JSON.
+    send: (json) => ws.send(json, TEXT),
+    write: (json, _framing, done) => ws.send(json, TEXT, done),
     close(code, reason) {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
     },

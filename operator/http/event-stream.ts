@@ -41,6 +41,7 @@ import type { EventsQuery, Instance, MaxineEvent, ResyncMarker } from '../../com
 import { EventFilter } from '../events/log.js';
 import type { EventLog } from '../events/log.js';
 import { Gate, Turnstile } from '../events/gate.js';
+import { WriteBatch } from '../events/write-batch.js';
 import type { Release } from '../events/gate.js';
 import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
 import { snapshotMessages } from '../events/snapshot.js';
@@ -277,6 +278,8 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     inProgress: () => snapshotsInProgress,
     streams: () => streams,
   });
+  /** One Buffer per event for every socket, the turn's frames in one write per socket. */
+  const batch = new WriteBatch(deps.prom);
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
@@ -421,12 +424,14 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
    */
   function deliver(s: Stream, event: MaxineEvent): void {
     if (s.behind || !s.sink.open) return;
-    const json = deps.events.serialized(event);
+    const json = deps.events.encoded(event);
     const queued = s.sink.buffered;
     if (queued > 0 && queued + json.length > limits.bufferBytes) {
       fallBehind(s, queued);
       return;
     }
+    // The same Buffer for every subscriber; the turn's messages leave in one write (WriteBatch).
+    batch.hold(s.req.socket);
     s.sink.send(json, { type: event.type, id: event.seq });
     s.position = event.seq;
   }
