@@ -931,13 +931,19 @@ export class Registry {
     namespace: string,
     name: string,
   ):
-    | (ServiceSummary & { spec?: ServiceSpec; instances: InstanceCounts; items: Instance[] })
+    | (ServiceSummary & {
+        spec?: ServiceSpec;
+        configSecrets?: ConfigSecrets;
+        instances: InstanceCounts;
+        items: Instance[];
+      })
     | undefined {
     const entry = this.services.get(serviceKey(namespace, name));
     if (entry === undefined) return undefined;
     return {
       ...summaryOf(entry),
       ...(entry.spec && { spec: entry.spec }),
+      ...(entry.spec && entry.configSecrets && { configSecrets: entry.configSecrets }),
       items: [...entry.instances.values()].map(toInstance),
     };
   }
