@@ -164,7 +164,7 @@ export class ConfigSourceWatcher {
         this.refused.add(key);
         this.refusals?.inc();
         this.opts.logger.warn(
-          { kind, namespace, name, service: serviceKey, limit: this.opts.maxObjects },
+          { kind, namespace, name, namedBy: serviceKey, limit: this.opts.maxObjects },
           'configFrom object not watched: --config-from-max-objects reached; it counts as missing',
         );
       }
