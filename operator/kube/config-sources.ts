@@ -161,6 +161,8 @@ export class ConfigSourceWatcher {
     if (this.closed) return undefined;
     if (this.watched.size >= this.opts.maxObjects) {
       if (!this.refused.has(key)) {
+        // Only to log each refusal once: forgetting them all past a bound just logs again.
+        if (this.refused.size >= 10_000) this.refused.clear();
         this.refused.add(key);
         this.refusals?.inc();
         this.opts.logger.warn(
