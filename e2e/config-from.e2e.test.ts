@@ -143,7 +143,8 @@ beforeAll(async () => {
     'shop',
     `--from-literal=password=${SECRET_1}`,
   ]);
-  // What docs/resources.md tells a user to grant: the pod reads this one Secret, nothing else.
+  // What docs/resources.md tells a user to grant: the pod reads this one Secret, nothing else;
+  // the operator watches Secrets of this namespace only.
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: rbac.authorization.k8s.io/v1
@@ -161,6 +162,14 @@ metadata: { name: web-config-secrets, namespace: shop }
 roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: web-config-secrets }
 subjects:
   - { kind: ServiceAccount, name: default, namespace: shop }
+---
+# The operator may watch Secrets of this namespace (it reads none by default).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: maxine-operator-config-secrets, namespace: shop }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: maxine-operator-config-secrets }
+subjects:
+  - { kind: ServiceAccount, name: maxine-operator, namespace: maxine-system }
 ---
 apiVersion: maxine.io/v1alpha1
 kind: MaxineService
