@@ -65,11 +65,13 @@ describe('ConfigSourceWatcher', () => {
     });
     const prom = new PromRegistry();
     const changed: string[] = [];
+    const room: string[] = [];
     const watcher = new ConfigSourceWatcher({
       kubeConfig,
       logger: createLogger('info', sink),
       maxObjects: 2,
       onChange: (namespace, kind, name) => changed.push(`${kind}/${namespace}/${name}`),
+      onRoom: (namespace, service) => room.push(`${namespace}/${service}`),
     });
     watcher.registerMetrics(prom);
     await watcher.track('shop', 'web', [
@@ -90,8 +92,9 @@ describe('ConfigSourceWatcher', () => {
     expect(watcher.lookup('shop', 'ConfigMap', 'present-c')).toBeUndefined();
     expect(await prom.getSingleMetricAsString('maxine_config_from_refused_total')).toMatch(/ 1$/m);
     expect(logs.join('')).toContain('--config-from-max-objects reached');
-    // web stops naming the Secret: room for api's ConfigMap when api is tracked again.
+    // web stops naming the Secret: room, and api (refused before) is told to track again.
     await watcher.track('shop', 'web', [{ kind: 'ConfigMap', name: 'present-a' }]);
+    expect(room).toEqual(['shop/api']);
     await watcher.track('shop', 'api', [{ kind: 'ConfigMap', name: 'present-c' }]);
     expect(watcher.lookup('shop', 'ConfigMap', 'present-c')).toEqual({
       kind: 'ConfigMap',

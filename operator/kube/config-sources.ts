@@ -4,7 +4,7 @@
  * operator holds only what is referenced, never every ConfigMap or Secret of the cluster. A
  * watch starts when the first service names an object and stops when the last one no longer
  * does. At most `maxObjects` objects are watched; a reference past that is refused (counted,
- * logged once, and treated as a missing object). Of a Secret only a digest per key is kept
+ * logged once, and treated as a missing object) until a stopped watch makes room. Of a Secret only a digest per key is kept
  * (common/config-sources.ts): its values are dropped as soon as they are digested, and never
  * logged (docs/decisions/0022-config-from-secrets.md).
  */
@@ -24,6 +24,8 @@ export interface ConfigSourceWatcherOptions {
   maxObjects: number;
   /** An object changed, appeared or went: the services naming it resolve their config again. */
   onChange: (namespace: string, kind: SourceKind, name: string) => void;
+  /** A watch stopped: a service whose reference was refused for the bound may now get one. */
+  onRoom?: (namespace: string, service: string) => void;
   /** How long `ensure` waits for a new object's first list. */
   firstListMs?: number;
   restartBaseMs?: number;
@@ -64,8 +66,11 @@ export class ConfigSourceWatcher {
   private readonly watched = new Map<string, Watched>();
   /** Service key (namespace/name) → the object keys it names. */
   private readonly usesOf = new Map<string, Set<string>>();
-  /** Object keys refused for the bound, so the refusal is logged once. */
-  private readonly refused = new Set<string>();
+  /**
+   * Object keys refused for the bound → the services that named them: logged once, and those
+   * services are tracked again (`onRoom`) when a watch stops and makes room.
+   */
+  private readonly refused = new Map<string, Set<string>>();
   private readonly core: CoreV1Api;
   private readonly watch: Watch;
   private gauge: Gauge | undefined;
@@ -160,10 +165,13 @@ export class ConfigSourceWatcher {
     }
     if (this.closed) return undefined;
     if (this.watched.size >= this.opts.maxObjects) {
-      if (!this.refused.has(key)) {
-        // Only to log each refusal once: forgetting them all past a bound just logs again.
+      const waiting = this.refused.get(key);
+      if (waiting !== undefined) {
+        if (waiting.size < 1_000) waiting.add(serviceKey);
+      } else {
+        // Bounded: forgetting them all past it only logs again (and skips a retry hint).
         if (this.refused.size >= 10_000) this.refused.clear();
-        this.refused.add(key);
+        this.refused.set(key, new Set([serviceKey]));
         this.refusals?.inc();
         this.opts.logger.warn(
           { kind, namespace, name, namedBy: serviceKey, limit: this.opts.maxObjects },
@@ -188,6 +196,19 @@ export class ConfigSourceWatcher {
     this.watched.delete(key);
     this.gauge?.dec({ kind: watched.kind });
     void this.halt(watched);
+    this.makeRoom();
+  }
+
+  /** Tells the services of the oldest refused reference to track again (one slot freed). */
+  private makeRoom(): void {
+    const first = this.refused.entries().next();
+    if (first.done === true) return;
+    const [key, services] = first.value;
+    this.refused.delete(key);
+    for (const service of services) {
+      const [namespace = '', name = ''] = service.split('/');
+      this.opts.onRoom?.(namespace, name);
+    }
   }
 
   private async halt(watched: Watched): Promise<void> {

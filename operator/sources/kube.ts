@@ -112,6 +112,9 @@ export class KubeSource implements ResourceSource {
         for (const service of this.configSources.usersOf(namespace, kind, name))
           this.queue.add(`ConfigSync/${service}`);
       },
+      // A MaxineService reconciled again tracks its references again; the object's first list
+      // then re-resolves its config (onChange).
+      onRoom: (namespace, service) => this.queue.add(`MaxineService/${namespace}/${service}`),
       ...(opts.restartBaseMs !== undefined && { restartBaseMs: opts.restartBaseMs }),
       ...(opts.restartMaxMs !== undefined && { restartMaxMs: opts.restartMaxMs }),
     });
