@@ -4,9 +4,9 @@
  * operator holds only what is referenced, never every ConfigMap or Secret of the cluster. A
  * watch starts when the first service names an object and stops when the last one no longer
  * does. At most `maxObjects` objects are watched; a reference past that is refused (counted,
- * logged once, and treated as a missing object) until a stopped watch makes room. Of a Secret only a digest per key is kept
- * (common/config-sources.ts): its values are dropped as soon as they are digested, and never
- * logged (docs/decisions/0022-config-from-secrets.md).
+ * logged once, and treated as a missing object) until a stopped watch makes room. Of a Secret
+ * only a digest per key is kept (common/config-sources.ts): its values are dropped as soon as
+ * they are digested, and never logged (docs/decisions/0022-config-from-secrets.md).
  */
 import { CoreV1Api, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
