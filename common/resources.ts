@@ -362,6 +362,54 @@ const configKey = z
   .max(253)
   .regex(/^[A-Za-z0-9_.-]+$/, 'config keys use letters, digits, "_", "." and "-"');
 
+/** The most `configFrom` entries one MaxineService may list. */
+export const MAX_CONFIG_SOURCES = 16;
+
+/**
+ * One ConfigMap or Secret of the service's namespace whose keys join `spec.config`
+ * (docs/resources.md, docs/decisions/0023-config-from-secrets.md).
+ */
+export const configSourceSchema = z
+  .strictObject({
+    configMap: dnsSubdomain
+      .optional()
+      .describe('Name of a ConfigMap in the namespace of the MaxineService.'),
+    secret: dnsSubdomain
+      .optional()
+      .describe(
+        'Name of a Secret in the namespace of the MaxineService. The operator announces only its keys and a digest; the sidecar reads the values itself.',
+      ),
+    keys: z
+      .array(configKey)
+      .min(1)
+      .max(256)
+      .optional()
+      .describe('Only these keys of the object (default: all of them).'),
+    prefix: z
+      .string()
+      .max(63)
+      .regex(/^[A-Za-z0-9_.-]*$/, 'a prefix uses letters, digits, "_", "." and "-"')
+      .optional()
+      .describe('Put in front of each key taken from the object, e.g. "db.".'),
+    optional: z
+      .boolean()
+      .default(false)
+      .describe(
+        'When true, a missing object or key is no error. When false, the last complete config stays in force while it is missing.',
+      ),
+  })
+  .superRefine((src, ctx) => {
+    if ((src.configMap === undefined) === (src.secret === undefined))
+      ctx.addIssue({ code: 'custom', path: [], message: 'exactly one of configMap or secret' });
+  })
+  .meta(
+    cel({
+      rule: 'has(self.configMap) != has(self.secret)',
+      message: 'exactly one of configMap or secret',
+    }),
+  );
+export type ConfigSource = z.infer<typeof configSourceSchema>;
+
 function uniqueBy<T>(items: readonly T[], key: (t: T) => string): string | undefined {
   const seen = new Set<string>();
   for (const item of items) {
@@ -403,7 +451,16 @@ export const serviceSpecSchema = z
     config: z
       .record(configKey, z.string().max(65536))
       .optional()
-      .describe('Configuration key/value pairs served to the instances.'),
+      .describe(
+        'Configuration key/value pairs served to the instances. They win over keys from configFrom.',
+      ),
+    configFrom: z
+      .array(configSourceSchema)
+      .max(MAX_CONFIG_SOURCES)
+      .optional()
+      .describe(
+        'ConfigMaps and Secrets whose keys join config: a later entry wins over an earlier one, inline config wins over all.',
+      ),
     dependencies: z
       .array(serviceRefSchema)
       .max(64)

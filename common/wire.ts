@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { dnsLabel, labelKey } from './names.js';
 import { intentionSpecSchema, serviceSpecSchema, STRATEGIES } from './resources.js';
+import { configSecretsSchema } from './config-sources.js';
 
 /**
  * `schema`, except that keys it does not know are dropped instead of refused, at any depth.
@@ -307,6 +308,8 @@ export const snapshotServiceSchema = z.object({
   spec: wireServiceSpecSchema.optional(),
   /** The version of `spec.config` (as in `config_changed`), with the spec. */
   configVersion: configVersionSchema.optional(),
+  /** Config keys whose values come from Secrets (configFrom): names and digests, with the spec. */
+  configSecrets: configSecretsSchema.optional(),
   /**
    * Instances. A service with more than a chunk holds continues in the next chunks: a part
    * naming a service seen before in this snapshot adds its items.
@@ -413,6 +416,8 @@ export const registryEventSchemas = {
         spec: wireServiceSpecSchema,
         /** The version of `spec.config` (as in `config_changed`); absent from older operators. */
         configVersion: configVersionSchema.optional(),
+        /** Config keys whose values come from Secrets: the Secret, its key, a digest; no value. */
+        configSecrets: configSecretsSchema.optional(),
       }),
       z.object({ declared: z.literal(false) }),
     ]),
@@ -446,6 +451,8 @@ export const registryEventSchemas = {
       version: configVersionSchema.optional(),
       hash: z.string().optional(),
       changes: configChangesSchema.optional(),
+      /** Keys of the config whose values come from Secrets (not in `config`): names, digests. */
+      secrets: configSecretsSchema.optional(),
     }),
   }),
   /** The config went (with its declaration, or the spec lost it): the version and removed keys. */

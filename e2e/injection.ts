@@ -150,19 +150,24 @@ export async function startInjectingOperator(
   cp: ControlPlane,
   namespace: string,
   overrides: Record<string, unknown> = {},
+  log?: Parameters<typeof startKubeOperator>[2],
 ): Promise<{ operator: Operator; base: string; admin: { authorization: string } }> {
   const [apiPort, webhookPort] = (await freePorts(2)) as [number, number];
-  const started = await startKubeOperator(cp, {
-    port: apiPort,
-    webhook: true,
-    webhookHost: '127.0.0.1',
-    webhookPort,
-    webhookIps: '127.0.0.1',
-    webhookDnsNames: 'localhost',
-    sidecarImage: 'maxine-sidecar:e2e',
-    sidecarOperatorUrl: `http://127.0.0.1:${apiPort}`,
-    ...overrides,
-  });
+  const started = await startKubeOperator(
+    cp,
+    {
+      port: apiPort,
+      webhook: true,
+      webhookHost: '127.0.0.1',
+      webhookPort,
+      webhookIps: '127.0.0.1',
+      webhookDnsNames: 'localhost',
+      sidecarImage: 'maxine-sidecar:e2e',
+      sidecarOperatorUrl: `http://127.0.0.1:${apiPort}`,
+      ...overrides,
+    },
+    log,
+  );
   for (const [i, path] of [
     [0, '/inject/namespace'],
     [1, '/inject'],

@@ -78,13 +78,16 @@ export const E2E_ADMIN = 'e2e-admin';
 export async function startKubeOperator(
   cp: ControlPlane,
   overrides: Record<string, unknown> = {},
+  /** Where the operator's log goes (a test reading it); default: discarded. */
+  log?: { level: string; sink: Writable },
 ): Promise<{ operator: Operator; base: string; admin: { authorization: string } }> {
   // MAXINE_E2E_LOGS=debug (or info, ...) shows the operator's log on stderr when debugging.
-  const level = process.env.MAXINE_E2E_LOGS ?? 'warn';
+  const level = log?.level ?? process.env.MAXINE_E2E_LOGS ?? 'warn';
   const sink =
-    process.env.MAXINE_E2E_LOGS === undefined
+    log?.sink ??
+    (process.env.MAXINE_E2E_LOGS === undefined
       ? new Writable({ write: (_c, _e, done) => done() })
-      : process.stderr;
+      : process.stderr);
   const token = randomBytes(24).toString('base64url');
   const tokensFile = join(cp.dir, `tokens-${token.slice(0, 8)}.yaml`);
   await writeFile(tokensFile, stringify({ tokens: [{ token, user: E2E_ADMIN }] }), {

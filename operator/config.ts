@@ -61,6 +61,8 @@ export const configSchema = z
     eventLogSize: int(16, 10_000_000).default(10_000),
     /** The dependency graph: observed caller → destination edges held at most (LRU eviction). */
     graphMaxEdges: int(1, 1_000_000).default(10_000),
+    /** configFrom: ConfigMaps and Secrets the operator watches at most (Kubernetes mode). */
+    configFromMaxObjects: int(1, 1_000_000).default(1000),
     /** The dependency graph: how far back observed calls count (rates, error rates, latency). */
     graphWindowSeconds: int(30, 86_400).default(300),
     /** The event log's bound in bytes (serialized events), besides its count. */
@@ -394,6 +396,7 @@ const OPTIONS = {
   'body-limit-bytes': ['bodyLimitBytes', 'MAXINE_BODY_LIMIT_BYTES'],
   'event-log-size': ['eventLogSize', 'MAXINE_EVENT_LOG_SIZE'],
   'graph-max-edges': ['graphMaxEdges', 'MAXINE_GRAPH_MAX_EDGES'],
+  'config-from-max-objects': ['configFromMaxObjects', 'MAXINE_CONFIG_FROM_MAX_OBJECTS'],
   'graph-window-seconds': ['graphWindowSeconds', 'MAXINE_GRAPH_WINDOW_SECONDS'],
   'event-log-bytes': ['eventLogBytes', 'MAXINE_EVENT_LOG_BYTES'],
   'max-instances': ['maxInstances', 'MAXINE_MAX_INSTANCES'],

@@ -128,6 +128,7 @@ export function createOperator(
       isLeader,
       clock,
       events: new EventRecorder({ kubeConfig, logger, instance: identity, isLeader }),
+      configFromMaxObjects: config.configFromMaxObjects,
     });
     if (config.leaderElection) {
       elector = new LeaderElector({
@@ -183,6 +184,7 @@ export function createOperator(
   // Shared Redis: the registry's events are numbered there and come back through the stream.
   if (sharedStore !== undefined) publishTo((draft) => sharedStore.publish(draft));
   registrations?.registerMetrics(metrics.prom);
+  registerSourceMetrics(source, metrics.prom);
   const keeping = keepingOf(store, registrations);
   if (kubeMesh !== undefined) {
     healthConditions = new HealthConditionWriter({
@@ -528,4 +530,9 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
     });
   }
   return new MemoryStore();
+}
+
+/** Metrics of the resource source (Kubernetes mode: the configFrom watcher's). */
+function registerSourceMetrics(source: ResourceSource, prom: PromRegistry): void {
+  if (source instanceof KubeSource) source.registerMetrics(prom);
 }

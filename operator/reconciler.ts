@@ -17,6 +17,27 @@ import type { PolicyStore } from './policy/store.js';
 import type { Clock } from './registry/clock.js';
 import type { Registry } from './registry/registry.js';
 import { removeCondition, setCondition } from './status.js';
+import { mergeConfig } from '../common/config-sources.js';
+import type { ConfigSecrets, ResolvedSource, SourceKind } from '../common/config-sources.js';
+
+/** Looks up an object `configFrom` names in a namespace (undefined: absent or not yet known). */
+export type ConfigSourceLookup = (
+  namespace: string,
+  kind: SourceKind,
+  name: string,
+) => ResolvedSource | undefined;
+
+/** Condition type saying which required configFrom objects or keys are missing. */
+export const CONFIG_INCOMPLETE = 'ConfigIncomplete';
+
+/** What a MaxineService's config resolved to last, and what the registry holds from it. */
+interface ResolvedConfig {
+  /** The config handed to the registry (inline and ConfigMap values) and the Secret keys. */
+  config: Record<string, string> | undefined;
+  secrets: ConfigSecrets | undefined;
+  /** Whether every required source was there (a complete merge replaces a held one). */
+  problem: string | undefined;
+}
 
 export interface ResourceView {
   kind: ResourceKind;
@@ -61,6 +82,9 @@ function meshReportOf(resource: MaxineResource): Pick<ResourceStatus, 'condition
 
 export class Reconciler {
   private readonly applied = new Map<string, Applied>();
+  /** MaxineService key → its config as last resolved from configFrom and inline config. */
+  private readonly resolved = new Map<string, ResolvedConfig>();
+  private lookup: ConfigSourceLookup | undefined;
 
   constructor(
     private readonly registry: Registry,
@@ -133,12 +157,102 @@ export class Reconciler {
         ...(carried.mesh !== undefined && { mesh: carried.mesh }),
       },
     });
+    const applied = this.applied.get(key);
+    if (applied !== undefined && resource.kind === 'MaxineService') this.noteConfigProblem(applied);
     return true;
+  }
+
+  /** Where `configFrom` objects are looked up (Kubernetes: the watched ConfigMaps/Secrets). */
+  setConfigSources(lookup: ConfigSourceLookup): void {
+    this.lookup = lookup;
+  }
+
+  /**
+   * Resolves a MaxineService's configFrom again (an object it names changed). Returns true when
+   * what the registry holds or the ConfigIncomplete condition changed.
+   */
+  refreshConfig(namespace: string, name: string): boolean {
+    const key = `MaxineService/${namespace}/${name}`;
+    const entry = this.applied.get(key);
+    if (entry?.resource.kind !== 'MaxineService') return false;
+    const before = JSON.stringify(this.resolved.get(key));
+    const view = this.resolveConfig(key, namespace, entry.resource.spec);
+    if (JSON.stringify(this.resolved.get(key)) === before) return false;
+    this.registry.upsertService(namespace, name, view.spec, view.secrets);
+    this.noteConfigProblem(entry);
+    return true;
+  }
+
+  /** The spec the registry gets: `config` the merged inline and ConfigMap values. */
+  private resolveConfig(
+    key: string,
+    namespace: string,
+    spec: ServiceSpec,
+  ): { spec: ServiceSpec; secrets: ConfigSecrets | undefined } {
+    if ((spec.configFrom ?? []).length === 0) {
+      this.resolved.delete(key);
+      return { spec, secrets: undefined };
+    }
+    const lookup = this.lookup;
+    const merged = mergeConfig(spec, (kind, name) => lookup?.(namespace, kind, name));
+    const problem =
+      merged.tooLarge ??
+      (merged.missing.length > 0 ? `missing: ${merged.missing.join(', ')}` : undefined);
+    const previous = this.resolved.get(key);
+    let next: ResolvedConfig;
+    if (problem === undefined) {
+      const hasSecrets = Object.keys(merged.secrets).length > 0;
+      next = {
+        config:
+          spec.config === undefined && Object.keys(merged.config).length === 0 && !hasSecrets
+            ? undefined
+            : merged.config,
+        secrets: hasSecrets ? merged.secrets : undefined,
+        problem,
+      };
+    } else {
+      // The last complete config stays in force (or, before one, the inline config alone).
+      next =
+        previous !== undefined
+          ? { ...previous, problem }
+          : { config: spec.config, secrets: undefined, problem };
+    }
+    this.resolved.set(key, next);
+    const view: ServiceSpec = { ...spec };
+    if (next.config === undefined) delete view.config;
+    else view.config = next.config;
+    return { spec: view, secrets: next.secrets };
+  }
+
+  /** The ConfigIncomplete condition of a MaxineService, after its config was resolved. */
+  private noteConfigProblem(entry: Applied): void {
+    const problem = this.resolved.get(resourceKey(entry.resource))?.problem;
+    const conditions = entry.status.conditions ?? [];
+    entry.status.conditions =
+      problem === undefined
+        ? removeCondition(conditions, CONFIG_INCOMPLETE)
+        : setCondition(
+            conditions,
+            {
+              type: CONFIG_INCOMPLETE,
+              status: 'True',
+              reason: 'ConfigSourceMissing',
+              message: `${problem}; the last complete config stays in force`,
+              observedGeneration: entry.generation,
+            },
+            this.clock.now(),
+          );
+  }
+
+  /** The problem with a MaxineService's configFrom, if any (the ConfigIncomplete message). */
+  configProblem(namespace: string, name: string): string | undefined {
+    return this.resolved.get(`MaxineService/${namespace}/${name}`)?.problem;
   }
 
   delete(key: string): boolean {
     const previous = this.applied.get(key);
     if (previous === undefined) return false;
+    this.resolved.delete(key);
     const { kind, metadata } = previous.resource;
     if (kind === 'MaxineService') this.registry.removeService(metadata.namespace, metadata.name);
     else if (kind === 'MaxineIntention')
@@ -254,9 +368,11 @@ export class Reconciler {
   private applyToStores(resource: MaxineResource): void {
     const { namespace, name } = resource.metadata;
     switch (resource.kind) {
-      case 'MaxineService':
-        this.registry.upsertService(namespace, name, resource.spec);
+      case 'MaxineService': {
+        const view = this.resolveConfig(resourceKey(resource), namespace, resource.spec);
+        this.registry.upsertService(namespace, name, view.spec, view.secrets);
         break;
+      }
       case 'MaxineIntention':
         this.policy.setIntention(namespace, name, resource.spec);
         break;

@@ -3,6 +3,7 @@
  * sets (downward API and literals, operator/webhook/patch.ts) — parsed with zod so a bad
  * value stops start-up with a message naming the variable.
  */
+import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../common/errors.js';
@@ -76,6 +77,23 @@ export const sidecarEnvSchema = z.object({
     ctx.addIssue({ code: 'custom', message: action });
     return z.NEVER;
   }),
+  /**
+   * The API server the sidecar reads the Secrets its config names from (configFrom); default:
+   * `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` inside a pod, else none.
+   */
+  MAXINE_KUBE_API_URL: optionalText.refine(
+    (v) => v === undefined || /^https?:\/\//.test(v),
+    'must be an http:// or https:// URL',
+  ),
+  /** The pod's ServiceAccount token for that API server. */
+  MAXINE_KUBE_TOKEN_FILE: z
+    .string()
+    .min(1)
+    .default('/var/run/secrets/kubernetes.io/serviceaccount/token'),
+  /** The API server's CA; default: the ServiceAccount's `ca.crt` when it exists. */
+  MAXINE_KUBE_CA_FILE: optionalText,
+  KUBERNETES_SERVICE_HOST: optionalText,
+  KUBERNETES_SERVICE_PORT: optionalText,
   /** How many `GET /v1/config?wait=` may wait at once (`maxine_sidecar_config_waiters`). */
   MAXINE_CONFIG_MAX_WAITERS: z.preprocess(
     (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
@@ -183,6 +201,8 @@ export interface SidecarConfig {
   configReload?: ReloadAction;
   /** The bound on concurrent config long-polls (`MAXINE_CONFIG_MAX_WAITERS`). */
   configMaxWaiters: number;
+  /** Where Secrets named by the config are read (`MAXINE_KUBE_API_URL`); undefined: nowhere. */
+  kubeApi?: { apiUrl: string; tokenFile: string; caFile?: string };
   /** Seconds between call reports (0: off). */
   reportIntervalSeconds: number;
   /** The forward-proxy listener; undefined: off. */
@@ -236,10 +256,39 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     ...(e.MAXINE_CONFIG_DIR !== undefined && { configDir: e.MAXINE_CONFIG_DIR }),
     ...(e.MAXINE_CONFIG_RELOAD !== undefined && { configReload: e.MAXINE_CONFIG_RELOAD }),
     configMaxWaiters: e.MAXINE_CONFIG_MAX_WAITERS,
+    ...kubeApiOf(e),
     reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
     ...(e.MAXINE_PROXY_LISTEN !== undefined && { proxyListen: e.MAXINE_PROXY_LISTEN }),
     proxyRetryNonIdempotent: e.MAXINE_PROXY_RETRY_NON_IDEMPOTENT,
     proxyConnectTimeoutMs: e.MAXINE_PROXY_CONNECT_TIMEOUT_MS,
     logLevel: e.MAXINE_LOG_LEVEL,
+  };
+}
+
+const SERVICE_ACCOUNT_CA = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
+
+/** The API server Secrets are read from: MAXINE_KUBE_API_URL, else the in-pod default. */
+function kubeApiOf(e: {
+  MAXINE_KUBE_API_URL?: string | undefined;
+  MAXINE_KUBE_TOKEN_FILE: string;
+  MAXINE_KUBE_CA_FILE?: string | undefined;
+  KUBERNETES_SERVICE_HOST?: string | undefined;
+  KUBERNETES_SERVICE_PORT?: string | undefined;
+}): Pick<SidecarConfig, 'kubeApi'> {
+  const host = e.KUBERNETES_SERVICE_HOST;
+  const apiUrl =
+    e.MAXINE_KUBE_API_URL ??
+    (host === undefined
+      ? undefined
+      : `https://${host.includes(':') ? `[${host}]` : host}:${e.KUBERNETES_SERVICE_PORT ?? '443'}`);
+  if (apiUrl === undefined) return {};
+  const caFile =
+    e.MAXINE_KUBE_CA_FILE ?? (existsSync(SERVICE_ACCOUNT_CA) ? SERVICE_ACCOUNT_CA : undefined);
+  return {
+    kubeApi: {
+      apiUrl,
+      tokenFile: e.MAXINE_KUBE_TOKEN_FILE,
+      ...(caFile !== undefined && { caFile }),
+    },
   };
 }

@@ -10,6 +10,7 @@
  * the rest at `resync_end` and kept by `intention_changed` events; `policyVersion` moves on
  * every change, so the call authorizer (proxy/authorizer.ts) rebuilds only then.
  */
+import type { ConfigSecrets } from '../common/config-sources.js';
 import { answerQuery, discoverable, discoveredOf, ServiceAnswer } from '../common/discovery.js';
 import type { KeySource, ParsedDiscover } from '../common/discovery.js';
 import type { DiscoverySource } from '../common/discover-request.js';
@@ -45,6 +46,8 @@ interface MirroredService {
   spec: ServiceSpec | undefined;
   /** The operator's version of `spec.config` (absent from older operators). */
   configVersion?: number | undefined;
+  /** Config keys whose values come from Secrets: names and digests (the sidecar reads values). */
+  configSecrets?: ConfigSecrets | undefined;
   readonly instances: Map<string, Instance>;
   answer: ServiceAnswer | undefined;
   /** What the outbound proxy calls; rebuilt with `answer`. */
@@ -148,6 +151,7 @@ export class MirrorState implements DiscoverySource, IntentionSource {
         const entry = this.entry(ref);
         entry.spec = event.data.declared ? event.data.spec : undefined;
         entry.configVersion = event.data.declared ? event.data.configVersion : undefined;
+        entry.configSecrets = event.data.declared ? event.data.configSecrets : undefined;
         entry.answer = undefined;
         entry.route = undefined;
         return ref;
@@ -216,6 +220,11 @@ export class MirrorState implements DiscoverySource, IntentionSource {
   /** The operator's version of the service's `spec.config`, when it sent one. */
   configVersion(namespace: string, name: string): number | undefined {
     return this.services.get(serviceKey(namespace, name))?.configVersion;
+  }
+
+  /** The service's config keys whose values come from Secrets (names and digests), if any. */
+  configSecrets(namespace: string, name: string): ConfigSecrets | undefined {
+    return this.services.get(serviceKey(namespace, name))?.configSecrets;
   }
 
   instances(namespace: string, name: string): Instance[] {
@@ -293,6 +302,7 @@ function addPart(services: Map<string, MirroredService>, part: SnapshotService):
       name: part.name,
       spec: part.spec,
       configVersion: part.configVersion,
+      configSecrets: part.configSecrets,
       instances: new Map(),
       answer: undefined,
     };

@@ -3,6 +3,8 @@
  * localhost server answering from it, the health monitor running the service's check (or the
  * pod's override), and the agent that registers and heartbeats with the latest result.
  */
+import { kubeSecretReader } from './app-config/secrets.js';
+import type { SecretRead } from './app-config/secrets.js';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { listen } from '../common/listen.js';
@@ -132,6 +134,7 @@ export function createSidecar(
     appConfig.refresh(
       ownSpec()?.config,
       mirror.state.configVersion(config.namespace, config.service),
+      mirror.state.configSecrets(config.namespace, config.service),
     );
     mirror.rescope();
     mesh.invalidate();
@@ -169,6 +172,7 @@ export function createSidecar(
     appPort: config.appPort,
     ...(config.configDir !== undefined && { dir: config.configDir }),
     ...(config.configReload !== undefined && { reload: config.configReload }),
+    ...secretReaderOf(config),
   });
   const reporter = new CallReporter({
     operatorUrl: config.operatorUrl,
@@ -353,4 +357,11 @@ function tokenReader(
       return undefined;
     }
   };
+}
+
+/** Reads the Secrets the pod's config names, from the API server with the pod's token. */
+function secretReaderOf(config: SidecarConfig): { readSecret?: SecretRead } {
+  return config.kubeApi === undefined
+    ? {}
+    : { readSecret: kubeSecretReader({ ...config.kubeApi, namespace: config.namespace }) };
 }

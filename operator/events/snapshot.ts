@@ -16,12 +16,15 @@
  */
 import type { IntentionSpec, ServiceSpec } from '../../common/resources.js';
 import type { Instance, ResyncMessage, ServiceSummary } from '../../common/wire.js';
+import type { ConfigSecrets } from '../../common/config-sources.js';
 
 export interface SnapshotServiceSource {
   summary: ServiceSummary;
   spec?: ServiceSpec;
   /** The version of `spec.config` (sent with the spec). */
   configVersion?: number;
+  /** Config keys whose values come from Secrets: names and digests (sent with the spec). */
+  configSecrets?: ConfigSecrets;
   items: Iterable<Instance>;
 }
 
@@ -88,14 +91,7 @@ export function* snapshotMessages(plan: SnapshotPlan): Generator<string, void, u
     const detail = plan.detail(ref.namespace, ref.name);
     if (detail === undefined) continue; // deleted since the list was taken
     services += 1;
-    let head = headOf({
-      ...detail.summary,
-      ...(detail.spec && { spec: detail.spec }),
-      ...(detail.spec &&
-        detail.configVersion !== undefined && {
-          configVersion: detail.configVersion,
-        }),
-    });
+    let head = headOf(partHead(detail));
     let items: string[] = [];
     // The part as it would be closed now: head + "[" + items + "]}" (+ "," between parts).
     const partBytes = (): number => bytes(head) + 3 + (parts.length > 0 ? 1 : 0);
@@ -163,4 +159,15 @@ function* intentionChunks(
     chunks += 1;
   }
   return { chunks };
+}
+
+/** A service's first part without its items: summary, and the spec with what goes with it. */
+function partHead(detail: SnapshotServiceSource): Record<string, unknown> {
+  if (detail.spec === undefined) return { ...detail.summary };
+  return {
+    ...detail.summary,
+    spec: detail.spec,
+    ...(detail.configVersion !== undefined && { configVersion: detail.configVersion }),
+    ...(detail.configSecrets !== undefined && { configSecrets: detail.configSecrets }),
+  };
 }

@@ -5,6 +5,8 @@
  */
 import { configChanges, configHash, noChanges } from '../../common/config-version.js';
 import type { ConfigChanges } from '../../common/config-version.js';
+import { versionedConfig } from '../../common/config-sources.js';
+import type { ConfigSecrets } from '../../common/config-sources.js';
 import { createHash } from 'node:crypto';
 import {
   answerQuery,
@@ -136,6 +138,8 @@ export interface RegistryOptions {
 interface ConfigChange {
   after: Record<string, string> | undefined;
   changes: ConfigChanges;
+  /** The keys of `after` whose values come from Secrets (names and digests only). */
+  secrets?: ConfigSecrets | undefined;
 }
 
 interface ServiceEntry {
@@ -146,6 +150,8 @@ interface ServiceEntry {
   generation: number;
   /** The version of `spec.config`: +1 on each change of its content (common/config-version.ts). */
   configVersion: number;
+  /** Keys of `spec.config` that come from Secrets (configFrom): names and digests, no values. */
+  configSecrets?: ConfigSecrets | undefined;
   readonly instances: Map<string, InstanceRecord>;
   /** Rebuilt lazily after any membership change; undefined means stale. */
   answer: ServiceAnswer | undefined;
@@ -197,18 +203,40 @@ export class Registry {
 
   // ---- services (declared by resources) ----
 
-  /** Declares or updates a service from a MaxineService spec. */
-  upsertService(namespace: string, name: string, spec: ServiceSpec): void {
+  /**
+   * Declares or updates a service from a MaxineService spec; `configSecrets` names the config
+   * keys whose values come from Secrets (common/config-sources.ts), never their values.
+   */
+  upsertService(
+    namespace: string,
+    name: string,
+    spec: ServiceSpec,
+    configSecrets?: ConfigSecrets,
+  ): void {
     const existing = this.services.get(serviceKey(namespace, name));
     const entry = existing ?? this.createEntry(namespace, name);
     this.unmarkUndeclared(serviceKey(namespace, name));
     const previous = entry.spec;
+    const previousSecrets = entry.configSecrets;
+    const secrets =
+      configSecrets !== undefined && Object.keys(configSecrets).length > 0
+        ? configSecrets
+        : undefined;
     entry.spec = spec;
+    entry.configSecrets = secrets;
     entry.declared = true;
     entry.generation += 1;
     entry.answer = undefined;
     const ref = { namespace, name };
-    const configChange = this.nextConfigVersion(entry, previous?.config, spec.config);
+    const configChange = this.nextConfigVersion(
+      entry,
+      versionedConfig(configOf(previous, previousSecrets), previousSecrets),
+      versionedConfig(configOf(spec, secrets), secrets),
+    );
+    if (configChange !== undefined) {
+      configChange.after = configChange.after && configOf(spec, secrets);
+      configChange.secrets = secrets;
+    }
     this.opts.emit({
       type: 'service_updated',
       service: ref,
@@ -219,6 +247,7 @@ export class Registry {
         blocked: spec.blocked ?? null,
         spec,
         configVersion: entry.configVersion,
+        ...(secrets !== undefined && { configSecrets: secrets }),
       },
     });
     this.emitConfigChange(ref, entry.configVersion, configChange);
@@ -245,8 +274,13 @@ export class Registry {
     const entry = this.services.get(key);
     if (entry === undefined || !entry.declared) return;
     const ref = { namespace, name };
-    const configChange = this.nextConfigVersion(entry, entry.spec?.config, undefined);
+    const configChange = this.nextConfigVersion(
+      entry,
+      versionedConfig(configOf(entry.spec, entry.configSecrets), entry.configSecrets),
+      undefined,
+    );
     entry.spec = undefined;
+    entry.configSecrets = undefined;
     entry.declared = false;
     entry.answer = undefined;
     this.emitConfigChange(ref, entry.configVersion, configChange);
@@ -905,13 +939,19 @@ export class Registry {
     namespace: string,
     name: string,
   ):
-    | (ServiceSummary & { spec?: ServiceSpec; instances: InstanceCounts; items: Instance[] })
+    | (ServiceSummary & {
+        spec?: ServiceSpec;
+        configSecrets?: ConfigSecrets;
+        instances: InstanceCounts;
+        items: Instance[];
+      })
     | undefined {
     const entry = this.services.get(serviceKey(namespace, name));
     if (entry === undefined) return undefined;
     return {
       ...summaryOf(entry),
       ...(entry.spec && { spec: entry.spec }),
+      ...(entry.spec && entry.configSecrets && { configSecrets: entry.configSecrets }),
       items: [...entry.instances.values()].map(toInstance),
     };
   }
@@ -944,6 +984,7 @@ export class Registry {
         summary: ServiceSummary;
         spec?: ServiceSpec;
         configVersion?: number;
+        configSecrets?: ConfigSecrets;
         items: Iterable<Instance>;
       }
     | undefined {
@@ -953,6 +994,7 @@ export class Registry {
     return {
       summary: summaryOf(entry),
       ...(entry.spec && { spec: entry.spec, configVersion: entry.configVersion }),
+      ...(entry.spec && entry.configSecrets && { configSecrets: entry.configSecrets }),
       items: (function* () {
         for (const record of records.values()) yield toInstance(record);
       })(),
@@ -1142,15 +1184,22 @@ export class Registry {
     change: ConfigChange | undefined,
   ): void {
     if (change === undefined) return;
-    const { after, changes } = change;
+    const { after, changes, secrets } = change;
     if (after === undefined) {
       this.opts.emit({ type: 'config_deleted', service, data: { version, changes } });
       return;
     }
+    // The hash covers each Secret-sourced key's digest (never its value): a rotation moves it.
     this.opts.emit({
       type: 'config_changed',
       service,
-      data: { config: after, version, hash: configHash(after), changes },
+      data: {
+        config: after,
+        version,
+        hash: configHash(versionedConfig(after, secrets)),
+        changes,
+        ...(secrets !== undefined && { secrets }),
+      },
     });
   }
 }
@@ -1336,4 +1385,16 @@ export function instanceId(namespace: string, service: string, host: string, por
     .update(`${namespace}/${service}/${host}:${port}`)
     .digest('hex');
   return `${service}-${digest.slice(0, 16)}`;
+}
+
+/**
+ * A spec's config for versioning: undefined when the spec has neither config nor Secret keys
+ * (so a service without config keeps version 0), else the map (possibly empty).
+ */
+function configOf(
+  spec: ServiceSpec | undefined,
+  secrets: ConfigSecrets | undefined,
+): Record<string, string> | undefined {
+  if (spec === undefined) return undefined;
+  return spec.config ?? (secrets !== undefined ? {} : undefined);
 }

@@ -5,7 +5,7 @@
  */
 import { resourceKey } from '../../common/resources.js';
 import type { MaxineResource } from '../../common/resources.js';
-import type { FileIssue, ParsedFile } from './parse.js';
+import type { FileIssue, FolderConfigMap, ParsedFile } from './parse.js';
 
 export interface FileProblem {
   file: string;
@@ -22,11 +22,14 @@ export interface DeclaredObject {
 export class FolderState {
   private readonly good = new Map<string, MaxineResource[]>();
   private readonly problems = new Map<string, FileProblem>();
+  /** Each valid file's ConfigMap documents (configFrom's sources in standalone mode). */
+  private readonly configMapsOf = new Map<string, FolderConfigMap[]>();
 
   /** Records a file's new content; returns its problem, if any. */
   update(file: string, parsed: ParsedFile): FileProblem | undefined {
     if (parsed.issues.length === 0) {
       this.good.set(file, parsed.objects);
+      this.configMapsOf.set(file, parsed.configMaps ?? []);
       this.problems.delete(file);
       return undefined;
     }
@@ -37,6 +40,7 @@ export class FolderState {
 
   remove(file: string): void {
     this.good.delete(file);
+    this.configMapsOf.delete(file);
     this.problems.delete(file);
   }
 
@@ -70,6 +74,17 @@ export class FolderState {
       }
     }
     return { objects, conflicts };
+  }
+
+  /** `namespace/name` → data of every ConfigMap document; the first file in name order wins. */
+  configMaps(): Map<string, Record<string, string>> {
+    const out = new Map<string, Record<string, string>>();
+    for (const file of [...this.configMapsOf.keys()].sort())
+      for (const cm of this.configMapsOf.get(file) ?? []) {
+        const key = `${cm.namespace}/${cm.name}`;
+        if (!out.has(key)) out.set(key, cm.data);
+      }
+    return out;
   }
 
   fileProblems(): FileProblem[] {

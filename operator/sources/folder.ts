@@ -32,11 +32,18 @@ export class FolderSource implements ResourceSource {
   private chain: Promise<void> = Promise.resolve();
   private conflicts: FileProblem[] = [];
   private synced = false;
+  /** The folder's ConfigMap documents, `namespace/name` → data (configFrom in standalone). */
+  private configMaps = new Map<string, Record<string, string>>();
 
   private readonly opts: FolderSourceOptions;
 
   constructor(opts: FolderSourceOptions) {
     this.opts = { ...opts, dir: resolve(opts.dir) };
+    // Standalone configFrom: ConfigMap documents of the folder; Secrets are never resolved here.
+    opts.reconciler.setConfigSources((namespace, kind, name) => {
+      const data = kind === 'ConfigMap' ? this.configMaps.get(`${namespace}/${name}`) : undefined;
+      return data === undefined ? undefined : { kind: 'ConfigMap', data };
+    });
   }
 
   get ready(): boolean {
@@ -133,7 +140,9 @@ export class FolderSource implements ResourceSource {
         this.report(relative(this.opts.dir, conflict.file), conflict);
     }
     this.conflicts = conflicts;
+    this.configMaps = this.state.configMaps();
     const { applied, deleted } = this.opts.reconciler.replaceAll(objects);
+    this.refreshConfigFrom();
     const broken = new Map(this.state.fileProblems().map((p) => [p.file, p]));
     const fresh: string[] = [];
     for (const [key, { file }] of objects) {
@@ -154,6 +163,18 @@ export class FolderSource implements ResourceSource {
     }
     this.opts.reconciler.clearInvalid(fresh);
     if (applied + deleted > 0) this.opts.logger.info({ applied, deleted }, 'resources reconciled');
+  }
+
+  /** Services naming ConfigMaps resolve their config again (a no-op when nothing moved). */
+  private refreshConfigFrom(): void {
+    for (const { namespace, name, spec } of [...this.opts.reconciler.services()]) {
+      if ((spec.configFrom ?? []).length === 0) continue;
+      if (this.opts.reconciler.refreshConfig(namespace, name))
+        this.opts.logger.info(
+          { kind: 'MaxineService', namespace, name },
+          'config re-resolved from configFrom',
+        );
+    }
   }
 
   private report(file: string, problem: FileProblem): void {

@@ -36,6 +36,9 @@ import { invalidStatus, statusDiffers, withDeletions } from '../kube/status-patc
 import { systemClock } from '../registry/clock.js';
 import type { Clock } from '../registry/clock.js';
 import { describeKubeError, isKubeNotFound, kubeErrorFields } from '../kube/errors.js';
+import { ConfigSourceWatcher } from '../kube/config-sources.js';
+import { sourceOf } from '../../common/config-sources.js';
+import type { Registry as PromRegistry } from 'prom-client';
 
 export const PLURALS: Record<ResourceKind, string> = {
   MaxineService: 'maxineservices',
@@ -60,6 +63,8 @@ export interface KubeSourceOptions {
   events?: EventRecorder;
   /** Stamps condition transition times (the operator's clock; the system clock by default). */
   clock?: Clock;
+  /** ConfigMaps and Secrets named by configFrom watched at most (default 1000). */
+  configFromMaxObjects?: number;
 }
 
 /** Status-write attempts after which the failure is also told as a Kubernetes Event. */
@@ -94,9 +99,28 @@ export class KubeSource implements ResourceSource {
   private readonly refusedStatus = new Map<string, string>();
   private resync: NodeJS.Timeout | undefined;
   private readonly clock: Clock;
+  /** The ConfigMaps and Secrets MaxineServices name in configFrom (only those). */
+  private readonly configSources: ConfigSourceWatcher;
 
   constructor(private readonly opts: KubeSourceOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.configSources = new ConfigSourceWatcher({
+      kubeConfig: opts.kubeConfig,
+      logger: opts.logger,
+      maxObjects: opts.configFromMaxObjects ?? 1000,
+      onChange: (namespace, kind, name) => {
+        for (const service of this.configSources.usersOf(namespace, kind, name))
+          this.queue.add(`ConfigSync/${service}`);
+      },
+      // A MaxineService reconciled again tracks its references again; the object's first list
+      // then re-resolves its config (onChange).
+      onRoom: (namespace, service) => this.queue.add(`MaxineService/${namespace}/${service}`),
+      ...(opts.restartBaseMs !== undefined && { restartBaseMs: opts.restartBaseMs }),
+      ...(opts.restartMaxMs !== undefined && { restartMaxMs: opts.restartMaxMs }),
+    });
+    opts.reconciler.setConfigSources((namespace, kind, name) =>
+      this.configSources.lookup(namespace, kind, name),
+    );
     this.queue = new WorkQueue({
       reconcile: (key) => this.reconcile(key),
       workers: 4,
@@ -127,6 +151,11 @@ export class KubeSource implements ResourceSource {
       },
       onPermanentError: (key, err, attempt) => this.statusRefused(key, err, attempt),
     });
+  }
+
+  /** The configFrom watcher's metrics (the registry exists only after the source). */
+  registerMetrics(prom: PromRegistry): void {
+    this.configSources.registerMetrics(prom);
   }
 
   /** True once every informer has listed its objects and the queue has applied them. */
@@ -223,9 +252,10 @@ export class KubeSource implements ResourceSource {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.resync) clearInterval(this.resync);
-    await Promise.all(
-      [...this.informers.values(), ...(this.pods ? [this.pods] : [])].map((i) => i.stop()),
-    );
+    await Promise.all([
+      ...[...this.informers.values(), ...(this.pods ? [this.pods] : [])].map((i) => i.stop()),
+      this.configSources.stop(),
+    ]);
     await this.queue.shutdown();
     await this.statusQueue.shutdown();
   }
@@ -353,15 +383,39 @@ export class KubeSource implements ResourceSource {
     }
   }
 
-  // Returns a promise for the work queue; the work itself is synchronous.
-  // eslint-disable-next-line @typescript-eslint/require-await
+  /** An object a MaxineService names in configFrom changed: its config is resolved again. */
+  private syncConfig(namespace: string, name: string): void {
+    if (!this.opts.reconciler.refreshConfig(namespace, name)) return;
+    const problem = this.opts.reconciler.configProblem(namespace, name);
+    // Names only: a Secret's values never reach the log.
+    this.opts.logger.info(
+      { kind: 'MaxineService', namespace, name, ...(problem !== undefined && { problem }) },
+      problem === undefined
+        ? 'config re-resolved from configFrom'
+        : 'configFrom incomplete; the last complete config stays in force',
+    );
+    this.statusQueue.add(`MaxineService/${namespace}/${name}`);
+  }
+
   private async reconcile(key: string): Promise<void> {
-    const [kind, namespace, name] = key.split('/') as [ResourceKind | 'PodSync', string, string];
-    if (kind === 'PodSync') {
-      this.syncPods(namespace, name);
-      return;
-    }
+    const [kind, namespace, name] = key.split('/') as [
+      ResourceKind | 'PodSync' | 'ConfigSync',
+      string,
+      string,
+    ];
+    if (kind === 'PodSync') this.syncPods(namespace, name);
+    else if (kind === 'ConfigSync') this.syncConfig(namespace, name);
+    else await this.reconcileResource(key, kind, namespace, name);
+  }
+
+  private async reconcileResource(
+    key: string,
+    kind: ResourceKind,
+    namespace: string,
+    name: string,
+  ): Promise<void> {
     const object = this.informers.get(kind)?.get(name, namespace);
+    if (kind === 'MaxineService') await this.trackConfigSources(namespace, name, object);
     if (object === undefined) {
       this.invalid.delete(key);
       this.sidecarless.delete(key);
@@ -406,6 +460,26 @@ export class KubeSource implements ResourceSource {
       if (kind === 'MaxineService') this.queue.add(`PodSync/${namespace}/${name}`);
     }
     this.statusQueue.add(key);
+  }
+
+  /** Watches what the object's configFrom names (nothing when it is gone or invalid). */
+  private async trackConfigSources(
+    namespace: string,
+    name: string,
+    object: KubernetesObject | undefined,
+  ): Promise<void> {
+    const parsed = object && maxineResourceSchema.safeParse(object);
+    const refs =
+      parsed?.success === true && parsed.data.kind === 'MaxineService'
+        ? (parsed.data.spec.configFrom ?? []).map(sourceOf)
+        : [];
+    // An invalid object keeps its last valid spec in force, and with it what that one names.
+    if (
+      parsed?.success === false &&
+      this.opts.reconciler.resourceOf(keyOf('MaxineService', object ?? {})) !== undefined
+    )
+      return;
+    await this.configSources.track(namespace, name, refs);
   }
 
   private event(key: string, type: 'Normal' | 'Warning', reason: string, message: string): void {

@@ -93,3 +93,31 @@ describe('FolderState', () => {
     ]);
   });
 });
+
+describe('parseResourceFile: ConfigMap documents (standalone configFrom sources)', () => {
+  it.each([
+    [
+      'kept, namespace defaulted',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings }\ndata: { a: "1" }\n',
+      [{ namespace: 'default', name: 'settings', data: { a: '1' } }],
+      0,
+    ],
+    [
+      'without data: an empty one',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: s, namespace: shop }\n',
+      [{ namespace: 'shop', name: 's', data: {} }],
+      0,
+    ],
+    [
+      'a value that is not a string is reported',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: s }\ndata: { port: 8080 }\n',
+      undefined,
+      1,
+    ],
+  ])('%s', (_name, text, configMaps, issues) => {
+    const parsed = parseResourceFile(text);
+    expect(parsed.configMaps).toEqual(configMaps);
+    expect(parsed.issues).toHaveLength(issues);
+    expect(parsed.skipped).toBe(0);
+  });
+});

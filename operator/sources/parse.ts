@@ -3,6 +3,8 @@
  * groups (a Deployment kept beside the Maxine resources) are skipped, not errors.
  */
 import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+import { dnsSubdomain } from '../../common/names.js';
 import { formatPath } from '../../common/errors.js';
 import { API_GROUP, maxineResourceSchema, resourceKey } from '../../common/resources.js';
 import type { MaxineResource } from '../../common/resources.js';
@@ -16,11 +18,33 @@ export interface FileIssue {
   message: string;
 }
 
+/** A ConfigMap document of the folder: what `configFrom` resolves in standalone mode. */
+export interface FolderConfigMap {
+  namespace: string;
+  name: string;
+  data: Record<string, string>;
+}
+
 export interface ParsedFile {
   objects: MaxineResource[];
   issues: FileIssue[];
   skipped: number;
+  /** `apiVersion: v1` ConfigMaps (standalone mode's configFrom sources). */
+  configMaps?: FolderConfigMap[];
 }
+
+const configMapDocument = z.object({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('ConfigMap'),
+  metadata: z.object({ name: dnsSubdomain, namespace: z.string().min(1).optional() }),
+  data: z.record(z.string(), z.string()).optional(),
+});
+
+const isConfigMap = (value: unknown): boolean =>
+  typeof value === 'object' &&
+  value !== null &&
+  (value as { apiVersion?: unknown }).apiVersion === 'v1' &&
+  (value as { kind?: unknown }).kind === 'ConfigMap';
 
 /** Objects in a file larger than this are refused whole (a standalone folder is hand-written). */
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -44,6 +68,10 @@ export function parseResourceFile(text: string): ParsedFile {
     }
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
+    if (isConfigMap(value)) {
+      addConfigMap(result, value, index);
+      return;
+    }
     if (!isMaxineObject(value)) {
       result.skipped += 1;
       return;
@@ -75,6 +103,27 @@ export function parseResourceFile(text: string): ParsedFile {
     result.objects.push(parsed.data);
   });
   return result;
+}
+
+/** Keeps a ConfigMap document, or reports why it cannot be one (data values must be strings). */
+function addConfigMap(result: ParsedFile, value: unknown, index: number): void {
+  const parsed = configMapDocument.safeParse(value);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues)
+      result.issues.push({
+        document: index,
+        object: describe(value),
+        path: formatPath(issue.path),
+        message: issue.message,
+      });
+    return;
+  }
+  const { metadata, data } = parsed.data;
+  (result.configMaps ??= []).push({
+    namespace: metadata.namespace ?? 'default',
+    name: metadata.name,
+    data: { ...data },
+  });
 }
 
 function isMaxineObject(value: unknown): boolean {

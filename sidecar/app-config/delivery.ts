@@ -5,6 +5,7 @@
  * refresh is the initial load: files are written (and stale ones from a previous run removed)
  * but no reload runs — the application reads the config when it starts.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { ConfigMap } from '../../common/config-version.js';
@@ -14,6 +15,9 @@ import { Reloader } from './reload.js';
 import type { ReloadAction } from '../../common/config-reload.js';
 import { AppConfigState } from './state.js';
 import type { ConfigSnapshot } from './state.js';
+import type { ConfigSecrets } from '../../common/config-sources.js';
+import { SecretNotReady, withSecretValues } from './secrets.js';
+import type { SecretRead } from './secrets.js';
 
 export interface ConfigDeliveryOptions {
   service: { namespace: string; name: string };
@@ -25,6 +29,10 @@ export interface ConfigDeliveryOptions {
   appPort: number;
   /** Tests: where processes are looked up. */
   procRoot?: string;
+  /** Reads a Secret of the pod's namespace (config keys from Secrets); undefined: cannot. */
+  readSecret?: SecretRead;
+  /** Back-off between Secret reads that did not match the announced digests (ms, first). */
+  secretRetryMs?: number;
 }
 
 export class ConfigDelivery {
@@ -32,6 +40,15 @@ export class ConfigDelivery {
   private readonly files: ConfigFiles | undefined;
   private readonly reloader: Reloader | undefined;
   private loaded = false;
+  /** Bumped by each refresh: a Secret read for an older one is dropped. */
+  private ticket = 0;
+  private resolving: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly stopping = new AbortController();
+  private readonly secretReads: Counter<'outcome'>;
+  private readonly logger: Logger;
+  private readonly readSecret: SecretRead | undefined;
+  private readonly secretRetryMs: number;
 
   constructor(opts: ConfigDeliveryOptions) {
     const { prom, logger } = opts;
@@ -57,6 +74,15 @@ export class ConfigDelivery {
       labelNames: ['outcome'] as const,
       registers: [prom],
     });
+    this.secretReads = new Counter({
+      name: 'maxine_sidecar_config_secret_reads_total',
+      help: 'Reads of the Secrets the config names (ok, not_ready: missing or not the announced version, failed)',
+      labelNames: ['outcome'] as const,
+      registers: [prom],
+    });
+    this.logger = logger;
+    this.readSecret = opts.readSecret;
+    this.secretRetryMs = opts.secretRetryMs ?? 250;
     this.state = new AppConfigState(opts.service, opts.maxWaiters, (n) => waiters.set(n));
     this.reloader =
       opts.reload &&
@@ -88,8 +114,66 @@ export class ConfigDelivery {
     });
   }
 
-  /** The copy's config of the service now, and the operator's version of it. */
-  refresh(config: ConfigMap | undefined, operatorVersion: number | undefined): void {
+  /**
+   * The copy's config of the service now, the operator's version of it, and its keys whose
+   * values come from Secrets (read here, checked against their digests, then delivered).
+   */
+  refresh(
+    config: ConfigMap | undefined,
+    operatorVersion: number | undefined,
+    secrets?: ConfigSecrets,
+  ): void {
+    const ticket = ++this.ticket;
+    if (secrets === undefined || Object.keys(secrets).length === 0) {
+      this.apply(config, operatorVersion);
+      return;
+    }
+    this.resolving = this.resolving.then(() =>
+      this.applyWithSecrets(ticket, config ?? {}, operatorVersion, secrets),
+    );
+  }
+
+  /** Reads the Secrets until they hold the announced values (or a newer refresh came). */
+  private async applyWithSecrets(
+    ticket: number,
+    config: ConfigMap,
+    operatorVersion: number | undefined,
+    secrets: ConfigSecrets,
+  ): Promise<void> {
+    const read = this.readSecret;
+    const fields = { ...this.state.current.service, operatorVersion, keys: Object.keys(secrets) };
+    if (read === undefined) {
+      this.logger.error(
+        fields,
+        'config has keys from Secrets but this sidecar cannot read Secrets (no API server: MAXINE_KUBE_API_URL); the config is not updated',
+      );
+      return;
+    }
+    for (let attempt = 0; ticket === this.ticket && !this.stopped; attempt += 1) {
+      try {
+        const full = await withSecretValues(config, secrets, read);
+        this.secretReads.inc({ outcome: 'ok' });
+        if (ticket === this.ticket && !this.stopped) this.apply(full, operatorVersion);
+        return;
+      } catch (err) {
+        const notReady = err instanceof SecretNotReady;
+        this.secretReads.inc({ outcome: notReady ? 'not_ready' : 'failed' });
+        // The message names Secrets and keys only; a value is never in it.
+        this.logger.warn(
+          { ...fields, attempt, reason: err instanceof Error ? err.message : String(err) },
+          notReady
+            ? 'Secret not (yet) as announced; reading it again'
+            : 'reading a Secret failed; retrying (the pod needs a Role granting get on it)',
+        );
+        await sleep(Math.min(5_000, this.secretRetryMs * 2 ** attempt), undefined, {
+          signal: this.stopping.signal,
+          ref: false,
+        }).catch(() => undefined);
+      }
+    }
+  }
+
+  private apply(config: ConfigMap | undefined, operatorVersion: number | undefined): void {
     const initial = !this.loaded;
     this.loaded = true;
     const update = this.state.update(config, operatorVersion);
@@ -105,6 +189,9 @@ export class ConfigDelivery {
 
   /** Ends the long-polls and waits for the file write and reload in progress. */
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopping.abort();
+    await this.resolving;
     this.state.release();
     await this.files?.idle();
     await this.reloader?.idle();

@@ -1,0 +1,109 @@
+/**
+ * The configFrom watcher against a real HTTP server playing the API server: one list + watch
+ * per named object (fieldSelector metadata.name), stopped when no service names it; past
+ * --config-from-max-objects a reference is refused (metric, one log line) and counts as missing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Registry as PromRegistry } from 'prom-client';
+import { createLogger } from '../../common/logger.js';
+import { ConfigSourceWatcher } from './config-sources.js';
+import { eventually } from '../../test/helpers/operator.js';
+
+const requests: string[] = [];
+const open = new Set<ServerResponse>();
+const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const url = new URL(req.url ?? '/', 'http://x');
+  requests.push(
+    `${url.pathname}?${url.searchParams.get('fieldSelector') ?? ''}${url.searchParams.get('watch') === 'true' ? ' watch' : ''}`,
+  );
+  res.setHeader('content-type', 'application/json');
+  if (url.searchParams.get('watch') === 'true') {
+    open.add(res);
+    res.on('close', () => open.delete(res));
+    res.write('');
+    return;
+  }
+  const name = (url.searchParams.get('fieldSelector') ?? '').replace('metadata.name=', '');
+  const items = name.startsWith('present')
+    ? [{ metadata: { name, namespace: 'shop', uid: 'u', resourceVersion: '5' }, data: { k: 'v' } }]
+    : [];
+  res.end(JSON.stringify({ metadata: { resourceVersion: '5' }, items }));
+});
+let kubeConfig: KubeConfig;
+
+beforeAll(async () => {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [
+      {
+        name: 'c',
+        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        skipTLSVerify: true,
+      },
+    ],
+    users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+});
+afterAll(async () => {
+  for (const res of open) res.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+describe('ConfigSourceWatcher', () => {
+  it('watches each named object alone, releases unnamed ones, refuses past the bound', async () => {
+    const logs: string[] = [];
+    const sink = new Writable({
+      write: (c: Buffer, _e, done) => (logs.push(c.toString()), done()),
+    });
+    const prom = new PromRegistry();
+    const changed: string[] = [];
+    const room: string[] = [];
+    const watcher = new ConfigSourceWatcher({
+      kubeConfig,
+      logger: createLogger('info', sink),
+      maxObjects: 2,
+      onChange: (namespace, kind, name) => changed.push(`${kind}/${namespace}/${name}`),
+      onRoom: (namespace, service) => room.push(`${namespace}/${service}`),
+    });
+    watcher.registerMetrics(prom);
+    await watcher.track('shop', 'web', [
+      { kind: 'ConfigMap', name: 'present-a' },
+      { kind: 'Secret', name: 'absent-b' },
+    ]);
+    expect(requests).toContain('/api/v1/namespaces/shop/configmaps?metadata.name=present-a');
+    expect(requests).toContain('/api/v1/namespaces/shop/secrets?metadata.name=absent-b');
+    expect(watcher.lookup('shop', 'ConfigMap', 'present-a')).toEqual({
+      kind: 'ConfigMap',
+      data: { k: 'v' },
+    });
+    expect(watcher.lookup('shop', 'Secret', 'absent-b')).toBeUndefined();
+    expect(changed).toEqual(['ConfigMap/shop/present-a']);
+    // A second service naming a third object: past the bound of 2.
+    await watcher.track('shop', 'api', [{ kind: 'ConfigMap', name: 'present-c' }]);
+    expect(watcher.size).toBe(2);
+    expect(watcher.lookup('shop', 'ConfigMap', 'present-c')).toBeUndefined();
+    expect(await prom.getSingleMetricAsString('maxine_config_from_refused_total')).toMatch(/ 1$/m);
+    expect(logs.join('')).toContain('--config-from-max-objects reached');
+    // web stops naming the Secret: room, and api (refused before) is told to track again.
+    await watcher.track('shop', 'web', [{ kind: 'ConfigMap', name: 'present-a' }]);
+    expect(room).toEqual(['shop/api']);
+    await watcher.track('shop', 'api', [{ kind: 'ConfigMap', name: 'present-c' }]);
+    expect(watcher.lookup('shop', 'ConfigMap', 'present-c')).toEqual({
+      kind: 'ConfigMap',
+      data: { k: 'v' },
+    });
+    const gauge = await prom.getSingleMetricAsString('maxine_config_from_watched_objects');
+    expect(gauge).toMatch(/kind="ConfigMap"} 2/);
+    expect(gauge).toMatch(/kind="Secret"} 0/);
+    await watcher.stop();
+    await eventually(async () => Promise.resolve(open.size === 0), 3000, 'watches closed');
+  });
+});

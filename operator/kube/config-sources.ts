@@ -1,0 +1,307 @@
+/**
+ * The ConfigMaps and Secrets that MaxineServices name in `spec.configFrom`, watched one object
+ * at a time (a list + watch with `fieldSelector=metadata.name=...` in its namespace): the
+ * operator holds only what is referenced, never every ConfigMap or Secret of the cluster. A
+ * watch starts when the first service names an object and stops when the last one no longer
+ * does. At most `maxObjects` objects are watched; a reference past that is refused (counted,
+ * logged once, and treated as a missing object) until a stopped watch makes room. Of a Secret
+ * only a digest per key is kept (common/config-sources.ts): its values are dropped as soon as
+ * they are digested, and never logged (docs/decisions/0023-config-from-secrets.md).
+ */
+import { CoreV1Api, ListWatch, Watch } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { Counter, Gauge } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
+import { secretDigest } from '../../common/config-sources.js';
+import type { ResolvedSource, SourceKind } from '../../common/config-sources.js';
+import type { Logger } from '../../common/logger.js';
+import { kubeErrorFields } from './errors.js';
+
+export interface ConfigSourceWatcherOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  /** Objects watched at most (`--config-from-max-objects`). */
+  maxObjects: number;
+  /** An object changed, appeared or went: the services naming it resolve their config again. */
+  onChange: (namespace: string, kind: SourceKind, name: string) => void;
+  /** A watch stopped: a service whose reference was refused for the bound may now get one. */
+  onRoom?: (namespace: string, service: string) => void;
+  /** How long `ensure` waits for a new object's first list. */
+  firstListMs?: number;
+  restartBaseMs?: number;
+  restartMaxMs?: number;
+}
+
+interface Watched {
+  readonly namespace: string;
+  readonly kind: SourceKind;
+  readonly name: string;
+  readonly users: Set<string>;
+  resolved: ResolvedSource | undefined;
+  listed: Promise<void>;
+  stop: () => Promise<void>;
+  restarts: number;
+  stopped: boolean;
+}
+
+type ObjectWithData = KubernetesObject & {
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+};
+
+const objectKey = (namespace: string, kind: SourceKind, name: string): string =>
+  `${kind}/${namespace}/${name}`;
+
+/** What the operator keeps of a listed or watched object (pure; exported for tests). */
+export function resolvedOf(kind: SourceKind, object: ObjectWithData): ResolvedSource {
+  if (kind === 'ConfigMap') return { kind, data: { ...object.data } };
+  const uid = object.metadata?.uid ?? '';
+  const digests: Record<string, string> = {};
+  for (const [key, base64] of Object.entries(object.data ?? {}))
+    digests[key] = secretDigest(uid, Buffer.from(base64, 'base64'));
+  return { kind, digests };
+}
+
+export class ConfigSourceWatcher {
+  private readonly watched = new Map<string, Watched>();
+  /** Service key (namespace/name) → the object keys it names. */
+  private readonly usesOf = new Map<string, Set<string>>();
+  /**
+   * Object keys refused for the bound → the services that named them: logged once, and those
+   * services are tracked again (`onRoom`) when a watch stops and makes room.
+   */
+  private readonly refused = new Map<string, Set<string>>();
+  private readonly core: CoreV1Api;
+  private readonly watch: Watch;
+  private gauge: Gauge | undefined;
+  private refusals: Counter | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: ConfigSourceWatcherOptions) {
+    this.core = opts.kubeConfig.makeApiClient(CoreV1Api);
+    this.watch = new Watch(opts.kubeConfig);
+  }
+
+  registerMetrics(prom: PromRegistry): void {
+    this.gauge = new Gauge({
+      name: 'maxine_config_from_watched_objects',
+      help: 'ConfigMaps and Secrets named by configFrom that the operator watches (at most --config-from-max-objects)',
+      labelNames: ['kind'] as const,
+      registers: [prom],
+    });
+    for (const w of this.watched.values()) this.gauge.inc({ kind: w.kind });
+    this.refusals = new Counter({
+      name: 'maxine_config_from_refused_total',
+      help: 'configFrom references not watched because --config-from-max-objects was reached',
+      registers: [prom],
+    });
+  }
+
+  /**
+   * Makes service `namespace/service` name exactly `refs`: watches start for new objects (and
+   * are awaited, bounded by firstListMs, so a first reconcile sees their content) and stop for
+   * objects no service names any more.
+   */
+  async track(
+    namespace: string,
+    service: string,
+    refs: readonly { kind: SourceKind; name: string }[],
+  ): Promise<void> {
+    const serviceKey = `${namespace}/${service}`;
+    const next = new Set(refs.map((r) => objectKey(namespace, r.kind, r.name)));
+    const before = this.usesOf.get(serviceKey) ?? new Set<string>();
+    for (const key of before) if (!next.has(key)) this.release(key, serviceKey);
+    if (next.size === 0) this.usesOf.delete(serviceKey);
+    else this.usesOf.set(serviceKey, next);
+    const waits: Promise<void>[] = [];
+    for (const ref of refs) {
+      const watched = this.acquire(namespace, ref.kind, ref.name, serviceKey);
+      if (watched !== undefined) waits.push(watched.listed);
+    }
+    if (waits.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(waits),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.opts.firstListMs ?? 5_000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** What is known of an object (undefined: absent, not yet listed, or refused). */
+  lookup(namespace: string, kind: SourceKind, name: string): ResolvedSource | undefined {
+    return this.watched.get(objectKey(namespace, kind, name))?.resolved;
+  }
+
+  /** The services (namespace/name) naming an object. */
+  usersOf(namespace: string, kind: SourceKind, name: string): string[] {
+    return [...(this.watched.get(objectKey(namespace, kind, name))?.users ?? [])];
+  }
+
+  get size(): number {
+    return this.watched.size;
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    const all = [...this.watched.values()];
+    this.watched.clear();
+    await Promise.all(all.map((w) => this.halt(w)));
+  }
+
+  private acquire(
+    namespace: string,
+    kind: SourceKind,
+    name: string,
+    serviceKey: string,
+  ): Watched | undefined {
+    const key = objectKey(namespace, kind, name);
+    const known = this.watched.get(key);
+    if (known !== undefined) {
+      known.users.add(serviceKey);
+      return known;
+    }
+    if (this.closed) return undefined;
+    if (this.watched.size >= this.opts.maxObjects) {
+      const waiting = this.refused.get(key);
+      if (waiting !== undefined) {
+        if (waiting.size < 1_000) waiting.add(serviceKey);
+      } else {
+        // Bounded: forgetting them all past it only logs again (and skips a retry hint).
+        if (this.refused.size >= 10_000) this.refused.clear();
+        this.refused.set(key, new Set([serviceKey]));
+        this.refusals?.inc();
+        this.opts.logger.warn(
+          { kind, namespace, name, namedBy: serviceKey, limit: this.opts.maxObjects },
+          'configFrom object not watched: --config-from-max-objects reached; it counts as missing',
+        );
+      }
+      return undefined;
+    }
+    this.refused.delete(key);
+    const watched = this.start(namespace, kind, name);
+    watched.users.add(serviceKey);
+    this.watched.set(key, watched);
+    this.gauge?.inc({ kind });
+    return watched;
+  }
+
+  private release(key: string, serviceKey: string): void {
+    const watched = this.watched.get(key);
+    if (watched === undefined) return;
+    watched.users.delete(serviceKey);
+    if (watched.users.size > 0) return;
+    this.watched.delete(key);
+    this.gauge?.dec({ kind: watched.kind });
+    void this.halt(watched);
+    this.makeRoom();
+  }
+
+  /** Tells the services of the oldest refused reference to track again (one slot freed). */
+  private makeRoom(): void {
+    const first = this.refused.entries().next();
+    if (first.done === true) return;
+    const [key, services] = first.value;
+    this.refused.delete(key);
+    for (const service of services) {
+      const [namespace = '', name = ''] = service.split('/');
+      this.opts.onRoom?.(namespace, name);
+    }
+  }
+
+  private async halt(watched: Watched): Promise<void> {
+    watched.stopped = true;
+    await watched.stop().catch(() => undefined);
+  }
+
+  private start(namespace: string, kind: SourceKind, name: string): Watched {
+    const plural = kind === 'ConfigMap' ? 'configmaps' : 'secrets';
+    const fieldSelector = `metadata.name=${name}`;
+    const list = (): Promise<KubernetesListObject<KubernetesObject>> =>
+      kind === 'ConfigMap'
+        ? this.core.listNamespacedConfigMap({ namespace, fieldSelector })
+        : this.core.listNamespacedSecret({ namespace, fieldSelector });
+    const informer = new ListWatch<KubernetesObject>(
+      `/api/v1/namespaces/${namespace}/${plural}`,
+      this.watch,
+      list,
+      false,
+      undefined,
+      fieldSelector,
+    );
+    let markListed: () => void = () => {};
+    const watched: Watched = {
+      namespace,
+      kind,
+      name,
+      users: new Set(),
+      resolved: undefined,
+      listed: new Promise<void>((resolve) => {
+        markListed = resolve;
+      }),
+      stop: () => informer.stop(),
+      restarts: 0,
+      stopped: false,
+    };
+    const changed = (object: KubernetesObject): void => {
+      if (watched.stopped) return;
+      watched.resolved = resolvedOf(kind, object);
+      // Of a Secret only the digests stay: the informer's copy loses its values.
+      if (kind === 'Secret') delete (object as ObjectWithData).data;
+      this.opts.onChange(namespace, kind, name);
+    };
+    informer.on('add', changed);
+    informer.on('update', changed);
+    informer.on('delete', () => {
+      if (watched.stopped) return;
+      watched.resolved = undefined;
+      this.opts.onChange(namespace, kind, name);
+    });
+    informer.on('connect', () => {
+      watched.restarts = 0;
+    });
+    informer.on('error', (err: unknown) => {
+      markListed();
+      this.restartLater(watched, informer, err);
+    });
+    informer
+      .start()
+      .then(markListed)
+      .catch((err: unknown) => {
+        markListed();
+        this.restartLater(watched, informer, err);
+      });
+    return watched;
+  }
+
+  private restartLater(
+    watched: Watched,
+    informer: ListWatch<KubernetesObject>,
+    err: unknown,
+  ): void {
+    if (watched.stopped || this.closed) return;
+    watched.restarts += 1;
+    const delay = Math.min(
+      this.opts.restartMaxMs ?? 30_000,
+      (this.opts.restartBaseMs ?? 500) * 2 ** (watched.restarts - 1),
+    );
+    const { kind, namespace, name } = watched;
+    this.opts.logger.warn(
+      {
+        kind,
+        namespace,
+        name,
+        error: kubeErrorFields(err),
+        attempt: watched.restarts,
+        retryInMs: delay,
+      },
+      'configFrom watch failed; restarting',
+    );
+    setTimeout(() => {
+      if (watched.stopped || this.closed) return;
+      informer.start().catch((e: unknown) => this.restartLater(watched, informer, e));
+    }, delay).unref();
+  }
+}
