@@ -35,6 +35,7 @@ import { errorHeaders, toMaxineError } from './errors.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AccessControl } from '../policy/access.js';
 import { originOf } from './caller.js';
+import { subscriberInputGuard } from './subscriber-input.js';
 
 export const EVENTS_PATH = '/api/v1/events';
 /** A subscriber this far behind is cut off; it resumes with `since` and loses nothing. */
@@ -190,6 +191,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     () => total,
     () => snapshotsInProgress,
   );
+  const input = subscriberInputGuard({ logger, prom: deps.prom });
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
@@ -527,6 +529,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     };
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
+    input.watch(ws, () => s.principal.who); // what a subscriber sends: operator/http/subscriber-input.ts
     ws.on('error', (err) =>
       logger.debug({ err, who: s.principal.who }, 'event stream socket error'),
     );
