@@ -396,3 +396,69 @@ describe('a flood from one broker user', () => {
     }
   }, 30_000);
 });
+
+describe('oversized messages', () => {
+  const huge = JSON.stringify({
+    host: '10.9.5.1',
+    port: 1,
+    metadata: { a: 'x'.repeat(200_000) },
+  });
+
+  it('far past the bound, without a broker bound: the broker takes it, the operator never sees it, no answer', async () => {
+    const dev1 = await client('dev1');
+    await dev1.subscribeAsync('maxine/replies/dev1/#', { qos: 1 });
+    const answers: IPublishPacket[] = [];
+    dev1.on('message', (_t, _p, packet) => answers.push(packet));
+    const before = await metricOf('maxine_mqtt_inbound_total');
+    await dev1.publishAsync(REGISTER, huge, {
+      qos: 1,
+      properties: { responseTopic: 'maxine/replies/dev1/huge' },
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(answers).toHaveLength(0);
+    expect(await metricOf('maxine_mqtt_inbound_total')).toBe(before);
+    expect(total()).toBe(0);
+  });
+
+  it("with mosquitto's max_packet_size (the documented setting) it is refused at the device at once", async () => {
+    // The documented broker setting (docs/events.md "Inbound writes").
+    const bounded = await startMosquitto({
+      users: USERS,
+      acl: ACL,
+      extraConfig: ['max_packet_size 65536'],
+    });
+    try {
+      const c = await connectAsync(bounded.url, {
+        username: 'dev1',
+        password: USERS.dev1,
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+      });
+      c.on('error', () => undefined);
+      open.push(c);
+      const outcome = await Promise.race([
+        c.publishAsync(REGISTER, huge, { qos: 1 }).then(
+          () => 'accepted',
+          (err: Error) => `refused: ${err.message}`,
+        ),
+        new Promise<string>((r) => c.once('close', () => r('disconnected'))),
+        new Promise<string>((r) => setTimeout(() => r('silence'), 5000).unref()),
+      ]);
+      expect(outcome).not.toBe('accepted');
+      expect(outcome).not.toBe('silence');
+      // A message within the bound still goes through.
+      const ok = await connectAsync(bounded.url, {
+        username: 'dev1',
+        password: USERS.dev1,
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+      });
+      open.push(ok);
+      await ok.publishAsync(REGISTER, JSON.stringify({ host: '10.9.5.2', port: 1 }), { qos: 1 });
+      await ok.endAsync(true);
+      await c.endAsync(true);
+    } finally {
+      await bounded.destroy();
+    }
+  }, 30_000);
+});
