@@ -29,13 +29,13 @@ import type { Release } from '../events/gate.js';
 import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
 import { snapshotMessages } from '../events/snapshot.js';
 import type { Registry } from '../registry/registry.js';
+import { subscriberInputGuard } from './subscriber-input.js';
 import type { Logger } from '../../common/logger.js';
 import type { Clock } from '../registry/clock.js';
 import { errorHeaders, toMaxineError } from './errors.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AccessControl } from '../policy/access.js';
 import { originOf } from './caller.js';
-import { subscriberInputGuard } from './subscriber-input.js';
 
 export const EVENTS_PATH = '/api/v1/events';
 /** A subscriber this far behind is cut off; it resumes with `since` and loses nothing. */
@@ -170,6 +170,7 @@ function streamMetrics(
 export function createEventStream(deps: EventsDeps): EventStreamServer {
   const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...deps.limits };
   const { logger } = deps;
+  const input = subscriberInputGuard({ logger, prom: deps.prom });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, clientTracking: true });
   // Every stream names its log's epoch at the handshake: a client resuming with `since` sends
   // it back (`epoch=`), whichever replica it then reaches.
@@ -191,7 +192,6 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     () => total,
     () => snapshotsInProgress,
   );
-  const input = subscriberInputGuard({ logger, prom: deps.prom });
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
