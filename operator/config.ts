@@ -291,6 +291,8 @@ export const configSchema = z
     /** Inbound messages accepted per second (all users together), and their largest size. */
     mqttInboundRate: int(1, 100_000).default(100),
     mqttInboundMaxBytes: int(64, 1024 * 1024).default(16 * 1024),
+    /** Inbound messages accepted per second from one broker user (operator/mqtt/inbound.ts). */
+    mqttInboundUserRate: int(1, 100_000).default(10),
   })
   .superRefine((c, ctx) => {
     const jwt = [c.jwtIssuer, c.jwtAudience, c.jwtJwksUrl ?? c.jwtPublicKeyFile];
@@ -520,6 +522,7 @@ const OPTIONS = {
   'mqtt-users-file': ['mqttUsersFile', 'MAXINE_MQTT_USERS_FILE'],
   'mqtt-inbound-rate': ['mqttInboundRate', 'MAXINE_MQTT_INBOUND_RATE'],
   'mqtt-inbound-max-bytes': ['mqttInboundMaxBytes', 'MAXINE_MQTT_INBOUND_MAX_BYTES'],
+  'mqtt-inbound-user-rate': ['mqttInboundUserRate', 'MAXINE_MQTT_INBOUND_USER_RATE'],
 } as const satisfies Record<string, readonly [keyof OperatorConfig, string]>;
 
 export const USAGE = `Usage: maxine-operator [options]

@@ -46,6 +46,7 @@ import type { Release } from '../events/gate.js';
 import { MAX_TIMER_MS, nextAuthCheck } from '../events/reauth.js';
 import { snapshotMessages } from '../events/snapshot.js';
 import type { Registry } from '../registry/registry.js';
+import { subscriberInputGuard } from './subscriber-input.js';
 import type { Logger } from '../../common/logger.js';
 import type { Clock } from '../registry/clock.js';
 import { errorHeaders, sendError, toMaxineError } from './errors.js';
@@ -256,6 +257,7 @@ function streamMetrics(prom: PromRegistry | undefined, gate: Gate, gauges: Strea
 export function createEventStream(deps: EventsDeps): EventStreamServer {
   const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...deps.limits };
   const { logger } = deps;
+  const input = subscriberInputGuard({ logger, prom: deps.prom });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, clientTracking: true });
   // Every stream names its log's epoch at the handshake: a client resuming with `since` sends
   // it back (`epoch=`), whichever replica it then reaches.
@@ -770,6 +772,7 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
     const s = start(webSocketSink(ws), req, principal, query);
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
+    input.watch(ws, () => s.principal.who); // what a subscriber sends: operator/http/subscriber-input.ts
     ws.on('error', (err) =>
       logger.debug({ err, who: s.principal.who }, 'event stream socket error'),
     );

@@ -69,6 +69,11 @@ export interface InboundOptions {
   prom: PromRegistry;
   /** Messages per second (all users together) and the largest payload. */
   ratePerSecond: number;
+  /**
+   * Messages per second from one broker user, so one flooding device cannot spend the others'
+   * share; users missing from the users file share one allowance. Default: `ratePerSecond`.
+   */
+  userRatePerSecond?: number;
   maxBytes: number;
   now?: () => number;
 }
@@ -76,24 +81,77 @@ export interface InboundOptions {
 const heartbeatMessageSchema = z.object({ id: instanceIdSchema }).passthrough();
 const deregisterMessageSchema = z.strictObject({ id: instanceIdSchema });
 
-export class MqttInbound {
-  readonly filters: string[];
+/** A token bucket: `rate` per second, bursts up to `rate`. */
+export class TokenBucket {
   private tokens: number;
   private last: number;
+  constructor(
+    private readonly rate: number,
+    now: number,
+  ) {
+    this.tokens = rate;
+    this.last = now;
+  }
+
+  take(now: number): boolean {
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** A log line that may repeat at message rate: the first at once, then one per 10 s with a count. */
+class ThrottledLine {
+  private last = -Infinity;
+  private since = 0;
+  constructor(private readonly now: () => number) {}
+
+  note(log: (suppressed: number) => void): void {
+    this.since += 1;
+    const now = this.now();
+    if (now - this.last < 10_000) return;
+    log(this.since - 1);
+    this.last = now;
+    this.since = 0;
+  }
+}
+
+/** The per-user allowance of broker users missing from the users file (they share one). */
+const UNLISTED = '';
+
+export class MqttInbound {
+  readonly filters: string[];
+  private readonly all: TokenBucket;
+  /** One bucket per broker user of the users file (bounded by it), and one for the rest. */
+  private readonly perUser = new Map<string, TokenBucket>();
   private readonly now: () => number;
   private readonly handled: Counter<'verb' | 'result'>;
+  private readonly throttled: Counter<'scope'>;
+  private readonly unknownTopicLine: ThrottledLine;
+  private readonly throttledLine: ThrottledLine;
 
   constructor(private readonly opts: InboundOptions) {
     this.filters = inboundFilters(opts.prefix);
     this.now = opts.now ?? Date.now;
-    this.tokens = opts.ratePerSecond;
-    this.last = this.now();
+    this.all = new TokenBucket(opts.ratePerSecond, this.now());
+    this.unknownTopicLine = new ThrottledLine(this.now);
+    this.throttledLine = new ThrottledLine(this.now);
     this.handled = new Counter({
       name: 'maxine_mqtt_inbound_total',
       help: 'Inbound MQTT messages by verb and result (ok, or the error code)',
       labelNames: ['verb', 'result'] as const,
       registers: [opts.prom],
     });
+    this.throttled = new Counter({
+      name: 'maxine_mqtt_inbound_throttled_total',
+      help: 'Inbound MQTT messages refused as RATE_LIMITED, by the allowance spent (user: one broker user, all: every user together)',
+      labelNames: ['scope'] as const,
+      registers: [opts.prom],
+    });
+    this.throttled.inc({ scope: 'user' }, 0);
+    this.throttled.inc({ scope: 'all' }, 0);
   }
 
   /** Handles one message; never throws (a bad message is answered and counted). */
@@ -101,9 +159,12 @@ export class MqttInbound {
     const topic = parseInboundTopic(this.opts.prefix, packet.topic);
     if (topic === undefined) {
       this.handled.inc({ verb: 'unknown', result: 'UNKNOWN_TOPIC' });
-      this.opts.logger.info(
-        { topic: packet.topic.slice(0, 256) },
-        'MQTT message on an unknown topic ignored',
+      // A client can send these as fast as the broker takes them: not one line each.
+      this.unknownTopicLine.note((suppressed) =>
+        this.opts.logger.info(
+          { topic: packet.topic.slice(0, 256), ignoredSinceLastLine: suppressed },
+          'MQTT message on an unknown topic ignored',
+        ),
       );
       return;
     }
@@ -116,24 +177,27 @@ export class MqttInbound {
       if (!(err instanceof MaxineError))
         this.opts.logger.error({ err, topic: packet.topic }, 'MQTT inbound message failed');
       this.handled.inc({ verb: topic.verb, result: e.code });
-      this.opts.logger.info(
-        {
-          verb: topic.verb,
-          kind: 'MaxineService',
-          namespace: topic.namespace,
-          name: topic.service,
-          brokerUser: topic.user,
-          code: e.code,
-        },
-        'MQTT inbound message refused',
-      );
+      // Refusals past the rate are logged by admit(), in bounded lines; the rest are at most
+      // as many as the rate lets through.
+      if (e.code !== 'RATE_LIMITED')
+        this.opts.logger.info(
+          {
+            verb: topic.verb,
+            kind: 'MaxineService',
+            namespace: topic.namespace,
+            name: topic.service,
+            brokerUser: topic.user,
+            code: e.code,
+          },
+          'MQTT inbound message refused',
+        );
       answer = e.toBody();
     }
     this.reply(topic, packet, client, answer);
   }
 
   private answer(topic: InboundTopic, packet: IPublishPacket): { instance?: unknown } {
-    if (!this.take()) throw new MaxineError('RATE_LIMITED', 'Too many inbound MQTT messages');
+    this.admit(topic.user);
     const payload = packet.payload;
     if (payload.length > this.opts.maxBytes)
       throw new MaxineError(
@@ -246,14 +310,36 @@ export class MqttInbound {
       );
   }
 
-  private take(): boolean {
+  /** Spends the broker user's allowance, then everyone's; throws RATE_LIMITED when either is out. */
+  private admit(user: string): void {
     const now = this.now();
-    const rate = this.opts.ratePerSecond;
-    this.tokens = Math.min(rate, this.tokens + ((now - this.last) / 1000) * rate);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+    const key = this.opts.users.has(user) ? user : UNLISTED;
+    let bucket = this.perUser.get(key);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(this.opts.userRatePerSecond ?? this.opts.ratePerSecond, now);
+      this.perUser.set(key, bucket);
+    }
+    const scope = !bucket.take(now) ? 'user' : !this.all.take(now) ? 'all' : undefined;
+    if (scope === undefined) return;
+    this.throttled.inc({ scope });
+    this.throttledLine.note((suppressed) =>
+      this.opts.logger.warn(
+        {
+          brokerUser: user,
+          scope,
+          userRatePerSecond: this.opts.userRatePerSecond ?? this.opts.ratePerSecond,
+          ratePerSecond: this.opts.ratePerSecond,
+          throttledSinceLastLine: suppressed,
+        },
+        'MQTT inbound messages over their rate refused (RATE_LIMITED)',
+      ),
+    );
+    throw new MaxineError(
+      'RATE_LIMITED',
+      scope === 'user'
+        ? 'Too many inbound MQTT messages from this broker user'
+        : 'Too many inbound MQTT messages',
+    );
   }
 
   private reply(

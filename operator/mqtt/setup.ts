@@ -40,6 +40,7 @@ export function createMqttBridge(deps: MqttSetupDeps): MqttBridge | undefined {
         logger,
         prom: deps.prom,
         ratePerSecond: c.mqttInboundRate,
+        userRatePerSecond: c.mqttInboundUserRate,
         maxBytes: c.mqttInboundMaxBytes,
       })
     : undefined;

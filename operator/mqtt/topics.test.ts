@@ -129,6 +129,19 @@ describe('parseInboundTopic', () => {
     ['maxine/Shop/cart/register/dev1', undefined],
     ['other/shop/cart/register/dev1', undefined],
     ['maxine/shop/cart/register/', undefined],
+    [`maxine/shop/cart/register/${'u'.repeat(257)}`, undefined],
+    [
+      `maxine/shop/cart/register/${'u'.repeat(256)}`,
+      { namespace: 'shop', service: 'cart', verb: 'register', user: 'u'.repeat(256) },
+    ],
+    [
+      'maxine/shop/cart/register/dév-1',
+      { namespace: 'shop', service: 'cart', verb: 'register', user: 'dév-1' },
+    ],
+    ['maxine/shöp/cart/register/dev1', undefined],
+    [`maxine/${'a'.repeat(64)}/cart/register/dev1`, undefined],
+    ['maxine//cart/register/dev1', undefined],
+    ['maxine/shop/ca+rt/register/dev1', undefined],
   ])('%s', (topic, want) => expect(parseInboundTopic('maxine', topic)).toEqual(want));
   it('subscribes one shared filter per verb', () => {
     expect(inboundFilters('maxine')).toEqual([

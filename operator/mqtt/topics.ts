@@ -112,7 +112,9 @@ export function parseInboundTopic(prefix: string, topic: string): InboundTopic |
   const [namespace, service, verb, user] = parts as [string, string, string, string];
   if (!(INBOUND_VERBS as readonly string[]).includes(verb)) return undefined;
   const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-  if (!label.test(namespace) || !label.test(service) || user === '') return undefined;
+  // The user is a broker user name of the users file (at most 256 characters there).
+  if (!label.test(namespace) || !label.test(service) || user === '' || user.length > 256)
+    return undefined;
   return { namespace, service, verb: verb as InboundVerb, user };
 }
 

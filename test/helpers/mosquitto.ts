@@ -21,6 +21,8 @@ export interface MosquittoOptions {
   users: Record<string, string>;
   /** The ACL file's text (mosquitto's `acl_file` format). */
   acl: string;
+  /** More lines of mosquitto.conf's global section (e.g. `max_packet_size 65536`). */
+  extraConfig?: string[];
 }
 
 export interface Mosquitto {
@@ -126,6 +128,7 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
     `persistence_location ${join(dir, 'data')}/`,
     'log_dest stdout',
     'log_type all',
+    ...(options.extraConfig ?? []),
     `listener ${port} 127.0.0.1`,
     `listener ${tlsPort} 127.0.0.1`,
     `cafile ${join(dir, 'ca.crt')}`,
