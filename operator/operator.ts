@@ -321,8 +321,7 @@ export function createOperator(
     async start() {
       // What the store kept, before any event is numbered: the sequence continues above it.
       const kept = await store.load();
-      // (0 from the shared store: its events came numbered, read into the log by load.)
-      if (kept.seq > 0) events.continueAfter(kept.seq);
+      continueEvents(events, kept, logger);
       await security.start();
       await source.start();
       // After the MaxineServices (registrations name them), before leading and listening.
@@ -441,6 +440,32 @@ function restoreFromStore(
   return refused.map((r) => r.id);
 }
 
+/**
+ * The event log continues what the store kept: the same epoch and events when the store kept
+ * them (a `since=` from before the restart replays), else numbering above the kept sequence
+ * (in a new epoch: a `since=` gets a snapshot).
+ */
+function continueEvents(events: EventLog, kept: StoredState, logger: Logger): void {
+  const log = kept.events;
+  // Registrations written after events the log lost (a power loss under --store-fsync
+  // interval): numbering on from the log would give a seen number to a new event.
+  if (log !== undefined && log.lastSeq >= kept.seq) {
+    events.restore(log.epoch, log.after, log.events);
+    logger.info(
+      { epoch: log.epoch, events: events.size, lastSeq: events.lastSeq },
+      'event log restored from the store: since= from before the restart replays',
+    );
+    return;
+  }
+  if (log !== undefined)
+    logger.warn(
+      { epoch: log.epoch, keptLastSeq: log.lastSeq, registrationsSeq: kept.seq },
+      'kept event log is behind the registrations: a new epoch starts (resuming clients get a snapshot)',
+    );
+  // (0 from the shared store: its events came numbered, read into the log by load.)
+  if (kept.seq > 0) events.continueAfter(kept.seq);
+}
+
 type Draft = Parameters<EventLog['append']>[0];
 
 /**
@@ -517,6 +542,7 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
       fsyncIntervalMs: config.storeFsyncIntervalMs,
       renewIntervalMs: config.storeRenewIntervalMs,
       compactBytes: config.storeCompactBytes,
+      keepEvents: true,
       logger: storeLogger,
       prom,
     });

@@ -30,6 +30,7 @@ import {
   encodeSnapshot,
   StoreCorruptError,
 } from './codec.js';
+import { EventFile } from './event-file.js';
 import type { RegistryStore, StoredState } from './store.js';
 import { WriteQueue } from './write-queue.js';
 import type { BatchWriter } from './write-queue.js';
@@ -44,6 +45,8 @@ export interface FileStoreOptions {
   prom: PromRegistry;
   /** How long after a failed write the next is tried. */
   retryMs?: number;
+  /** Keep the event log too (`events.jsonl`, event-file.ts), so `since=` survives a restart. */
+  keepEvents?: boolean;
 }
 
 const SNAPSHOT = 'snapshot.jsonl';
@@ -66,7 +69,9 @@ export class FileStore implements RegistryStore, BatchWriter {
   private unsynced = false;
   private compactRetryAt = 0;
   private syncTimer: NodeJS.Timeout | undefined;
+  private eventsTimer: NodeJS.Timeout | undefined;
   private readonly queue: WriteQueue;
+  private readonly eventFile: EventFile | undefined;
   private readonly metrics: {
     fsync: Histogram;
     compactions: Counter;
@@ -97,6 +102,7 @@ export class FileStore implements RegistryStore, BatchWriter {
       collect() {
         this.set({ file: 'log' }, store.logBytes);
         this.set({ file: 'snapshot' }, store.snapshotBytes);
+        if (store.eventFile !== undefined) this.set({ file: 'events' }, store.eventFile.bytes);
       },
     });
     new Gauge({
@@ -131,6 +137,18 @@ export class FileStore implements RegistryStore, BatchWriter {
         registers,
       }),
     };
+    if (opts.keepEvents === true) {
+      this.eventFile = new EventFile({
+        dir: opts.dir,
+        logger: opts.logger,
+        errors: this.metrics.errors,
+        compactions: new Counter({
+          name: 'maxine_store_event_compactions_total',
+          help: 'Rewrites of the kept event log to its bounds',
+          registers,
+        }),
+      });
+    }
     this.queue = new WriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
       retryMs: opts.retryMs ?? 1000,
@@ -185,7 +203,8 @@ export class FileStore implements RegistryStore, BatchWriter {
     await this.removeLeftovers();
     this.handle = await open(logPath, 'a');
     this.logBytes = decoded.validBytes;
-    return { instances: [...state.values()], seq };
+    const events = await this.eventFile?.load();
+    return { instances: [...state.values()], seq, ...(events && { events }) };
   }
 
   /** Logs of older generations and a half-written snapshot, left by a compaction cut short. */
@@ -204,6 +223,13 @@ export class FileStore implements RegistryStore, BatchWriter {
     if (this.opts.fsync === 'interval') {
       this.syncTimer = setInterval(() => void this.syncInterval(), this.opts.fsyncIntervalMs);
       this.syncTimer.unref();
+    }
+    if (this.eventFile !== undefined) {
+      this.eventFile.attach(events);
+      // Events are written before they are sent (a kill loses none); made durable against
+      // power loss on this interval, or with each batch under `always`.
+      this.eventsTimer = setInterval(() => this.syncEvents(), this.opts.fsyncIntervalMs);
+      this.eventsTimer.unref();
     }
     // Starting runs one pass: a log already past its bound is compacted at once.
     this.queue.start();
@@ -238,8 +264,19 @@ export class FileStore implements RegistryStore, BatchWriter {
     await handle.write(bytes);
     this.logBytes += bytes.length;
     this.metrics.written.inc(bytes.length);
-    if (this.opts.fsync === 'always') await this.sync(handle);
-    else this.unsynced = true;
+    if (this.opts.fsync === 'always') {
+      await this.sync(handle);
+      this.syncEvents();
+    } else this.unsynced = true;
+  }
+
+  private syncEvents(): void {
+    try {
+      this.eventFile?.sync();
+    } catch (err) {
+      this.metrics.errors.inc({ op: 'events-fsync' });
+      this.opts.logger.error({ err, dir: this.opts.dir }, 'event log fsync failed');
+    }
   }
 
   private async sync(handle: FileHandle): Promise<void> {
@@ -338,8 +375,10 @@ export class FileStore implements RegistryStore, BatchWriter {
 
   async close(): Promise<void> {
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
+    if (this.eventsTimer !== undefined) clearInterval(this.eventsTimer);
     this.unsubscribe?.();
     await this.queue.close();
+    await this.eventFile?.close();
     const handle = this.handle;
     this.handle = undefined;
     if (handle !== undefined) {

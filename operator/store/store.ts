@@ -6,6 +6,7 @@
  * are not stored: they come from the folder.
  */
 import type { EventLog } from '../events/log.js';
+import type { KeptEvents } from './event-file.js';
 import type { PersistedInstance, Registry } from '../registry/registry.js';
 
 /** What a store gives back on start. */
@@ -13,6 +14,8 @@ export interface StoredState {
   instances: PersistedInstance[];
   /** The event sequence the previous process had reached (0 when nothing was kept). */
   seq: number;
+  /** The previous process's event log, when the store keeps it (`since=` survives a restart). */
+  events?: KeptEvents;
 }
 
 export interface RegistryStore {
