@@ -20,6 +20,7 @@ import { Reconciler } from './reconciler.js';
 import { systemClock } from './registry/clock.js';
 import type { Clock } from './registry/clock.js';
 import { Registry } from './registry/registry.js';
+import { ConfigHistory } from './registry/config-history.js';
 import { FolderSource } from './sources/folder.js';
 import type { ResourceSource } from './sources/source.js';
 import { LeaseSweeper } from './registry/sweeper.js';
@@ -100,6 +101,11 @@ export function createOperator(
     massExpiryThreshold: config.massExpiryThreshold,
     massExpiryMinInstances: config.massExpiryMinInstances,
     limits: registryLimitsOf(config),
+    configHistory: new ConfigHistory({
+      clock,
+      limit: config.configHistory,
+      maxServices: config.configHistoryMaxServices,
+    }),
   });
   const policies = new PolicyStore(emit, { policyNamespaces: config.policyNamespaces });
   const reconciler = new Reconciler(registry, policies, clock);
@@ -322,6 +328,8 @@ export function createOperator(
       // What the store kept, before any event is numbered: the sequence continues above it.
       const kept = await store.load();
       continueEvents(events, kept, logger);
+      // Before any MaxineService is applied: known configs keep their versions.
+      if (kept.configs !== undefined) registry.configs.seed(kept.configs);
       await security.start();
       await source.start();
       // After the MaxineServices (registrations name them), before leading and listening.
@@ -329,6 +337,7 @@ export function createOperator(
       // After the folder (declared services are known), before the first sweep and listen.
       const refused = restoreFromStore(registry, store, kept, logger);
       store.attach(registry, events);
+      store.keepConfigs?.(registry.configs);
       // What the registry refused is dropped from the store too: it holds what the registry holds.
       store.forget(refused);
       // Shared Redis: only the holder of the expiry lock sweeps (after reading renewals).
@@ -543,6 +552,7 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
       renewIntervalMs: config.storeRenewIntervalMs,
       compactBytes: config.storeCompactBytes,
       keepEvents: true,
+      keepConfig: true,
       logger: storeLogger,
       prom,
     });

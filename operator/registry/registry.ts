@@ -3,8 +3,9 @@
  * cached discovery answer of each service. Pure: no timers, no sockets, no logging. Time
  * comes from an injected clock, and every change leaves as an event through `emit`.
  */
-import { configChanges, configHash, noChanges } from '../../common/config-version.js';
+import { configHash } from '../../common/config-version.js';
 import type { ConfigChanges } from '../../common/config-version.js';
+import { ConfigHistory } from './config-history.js';
 import { createHash } from 'node:crypto';
 import {
   answerQuery,
@@ -125,6 +126,14 @@ export interface RegistryOptions {
   massExpiryMinInstances: number;
   /** What the registry holds at most (DEFAULT_LIMITS for any not given). */
   limits?: Partial<RegistryLimits>;
+  /** Config versions and their history (default: the last 10 versions, in memory). */
+  configHistory?: ConfigHistory;
+}
+
+/** Where a service's config came from, beyond its values (configFrom). */
+export interface ConfigSources {
+  /** Keys whose values came from a Secret: kept out of the config history. */
+  secretKeys?: ReadonlySet<string>;
 }
 
 /** A change of a service's config: the map after it (undefined: gone) and the keys changed. */
@@ -166,6 +175,9 @@ export function instanceNotFound(id: string): MaxineError {
   return new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
 }
 
+/** Services whose config versions are kept, by default. */
+export const DEFAULT_CONFIG_SERVICES = 50_000;
+
 export class Registry {
   private readonly services = new Map<string, ServiceEntry>();
   private readonly instances = new Map<string, InstanceRecord>();
@@ -186,14 +198,25 @@ export class Registry {
   private readonly undeclared = new Map<string, string | undefined>();
   private readonly ownedServices = new Map<string, number>();
 
+  /** Config versions and history (config-history.ts): they outlive service entries. */
+  readonly configs: ConfigHistory;
+
   constructor(private readonly opts: RegistryOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.configs =
+      opts.configHistory ??
+      new ConfigHistory({ clock: opts.clock, limit: 10, maxServices: DEFAULT_CONFIG_SERVICES });
   }
 
   // ---- services (declared by resources) ----
 
   /** Declares or updates a service from a MaxineService spec. */
-  upsertService(namespace: string, name: string, spec: ServiceSpec): void {
+  upsertService(
+    namespace: string,
+    name: string,
+    spec: ServiceSpec,
+    sources: ConfigSources = {},
+  ): void {
     const existing = this.services.get(serviceKey(namespace, name));
     const entry = existing ?? this.createEntry(namespace, name);
     this.unmarkUndeclared(serviceKey(namespace, name));
@@ -203,7 +226,7 @@ export class Registry {
     entry.generation += 1;
     entry.answer = undefined;
     const ref = { namespace, name };
-    const configChange = this.nextConfigVersion(entry, previous?.config, spec.config);
+    const configChange = this.nextConfigVersion(entry, spec.config, sources.secretKeys);
     this.opts.emit({
       type: 'service_updated',
       service: ref,
@@ -240,7 +263,7 @@ export class Registry {
     const entry = this.services.get(key);
     if (entry === undefined || !entry.declared) return;
     const ref = { namespace, name };
-    const configChange = this.nextConfigVersion(entry, entry.spec?.config, undefined);
+    const configChange = this.nextConfigVersion(entry, undefined);
     entry.spec = undefined;
     entry.declared = false;
     entry.answer = undefined;
@@ -1112,19 +1135,17 @@ export class Registry {
   }
 
   /**
-   * Moves the service's config version when its config appears, goes or changes content;
-   * returns what changed (undefined: nothing, the version stays).
+   * The service's config version for `after` (config-history.ts: the same content keeps its
+   * version, across restarts too); returns what changed (undefined: nothing, the version stays).
    */
   private nextConfigVersion(
     entry: ServiceEntry,
-    before: Record<string, string> | undefined,
     after: Record<string, string> | undefined,
+    secretKeys?: ReadonlySet<string>,
   ): ConfigChange | undefined {
-    if (before === undefined && after === undefined) return undefined;
-    const changes = configChanges(before, after);
-    if (before !== undefined && after !== undefined && noChanges(changes)) return undefined;
-    entry.configVersion += 1;
-    return { after, changes };
+    const step = this.configs.next(entry.namespace, entry.name, after, secretKeys);
+    entry.configVersion = step.version;
+    return step.change;
   }
 
   /** `config_changed` (the map, version, hash, changed keys) or `config_deleted`. */

@@ -30,6 +30,8 @@ import {
   encodeSnapshot,
   StoreCorruptError,
 } from './codec.js';
+import type { ConfigHistory } from '../registry/config-history.js';
+import { ConfigFile } from './config-file.js';
 import { EventFile } from './event-file.js';
 import type { RegistryStore, StoredState } from './store.js';
 import { WriteQueue } from './write-queue.js';
@@ -47,6 +49,8 @@ export interface FileStoreOptions {
   retryMs?: number;
   /** Keep the event log too (`events.jsonl`, event-file.ts), so `since=` survives a restart. */
   keepEvents?: boolean;
+  /** Keep the config versions and history too (`config-history.jsonl`, config-file.ts). */
+  keepConfig?: boolean;
 }
 
 const SNAPSHOT = 'snapshot.jsonl';
@@ -72,6 +76,7 @@ export class FileStore implements RegistryStore, BatchWriter {
   private eventsTimer: NodeJS.Timeout | undefined;
   private readonly queue: WriteQueue;
   private readonly eventFile: EventFile | undefined;
+  private readonly configFile: ConfigFile | undefined;
   private readonly metrics: {
     fsync: Histogram;
     compactions: Counter;
@@ -149,6 +154,12 @@ export class FileStore implements RegistryStore, BatchWriter {
         }),
       });
     }
+    if (opts.keepConfig === true)
+      this.configFile = new ConfigFile({
+        dir: opts.dir,
+        logger: opts.logger,
+        errors: this.metrics.errors,
+      });
     this.queue = new WriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
       retryMs: opts.retryMs ?? 1000,
@@ -204,7 +215,13 @@ export class FileStore implements RegistryStore, BatchWriter {
     this.handle = await open(logPath, 'a');
     this.logBytes = decoded.validBytes;
     const events = await this.eventFile?.load();
-    return { instances: [...state.values()], seq, ...(events && { events }) };
+    const configs = await this.configFile?.load();
+    return {
+      instances: [...state.values()],
+      seq,
+      ...(events && { events }),
+      ...(configs && { configs }),
+    };
   }
 
   /** Logs of older generations and a half-written snapshot, left by a compaction cut short. */
@@ -233,6 +250,10 @@ export class FileStore implements RegistryStore, BatchWriter {
     }
     // Starting runs one pass: a log already past its bound is compacted at once.
     this.queue.start();
+  }
+
+  keepConfigs(history: ConfigHistory): void {
+    this.configFile?.attach(history);
   }
 
   forget(ids: readonly string[]): void {
@@ -379,6 +400,7 @@ export class FileStore implements RegistryStore, BatchWriter {
     this.unsubscribe?.();
     await this.queue.close();
     await this.eventFile?.close();
+    await this.configFile?.close();
     const handle = this.handle;
     this.handle = undefined;
     if (handle !== undefined) {
