@@ -104,7 +104,7 @@ export function createOperator(
     configHistory: new ConfigHistory({
       clock,
       limit: config.configHistory,
-      maxServices: config.configHistoryMaxServices,
+      maxServices: config.configHistoryServices,
     }),
   });
   const policies = new PolicyStore(emit, { policyNamespaces: config.policyNamespaces });

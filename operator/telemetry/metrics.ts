@@ -139,14 +139,14 @@ export function createMetrics(sources: MetricsSources): Metrics {
   });
   new Gauge({
     name: 'maxine_config_history_services',
-    help: 'Services whose config versions are kept (bounded by --config-history-max-services)',
+    help: 'Services whose config versions are kept (bounded by --config-history-services)',
     registers: [prom],
     collect() {
       this.set(registry.configs.size.services);
     },
   });
   new Counter({
-    name: 'maxine_config_history_evictions_total',
+    name: 'maxine_config_history_evicted_total',
     help: 'Config history dropped to stay within its bounds: old versions (entries) or whole services',
     labelNames: ['what'],
     registers: [prom],

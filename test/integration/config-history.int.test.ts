@@ -142,7 +142,7 @@ describe('GET /api/v1/services/{ns}/{name}/config/history', () => {
     ]);
     const metrics = await call(third.url, 'GET', '/metrics', { token: TOKENS.root });
     expect(String(metrics.body)).toMatch(
-      /^maxine_config_history_evictions_total\{what="entries"\} 1$/m,
+      /^maxine_config_history_evicted_total\{what="entries"\} 1$/m,
     );
   }, 60_000);
 
