@@ -540,6 +540,7 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
       prefix: config.storeRedisPrefix,
       renewIntervalMs: config.storeRenewIntervalMs,
       timeoutMs: config.storeRedisTimeoutMs,
+      keepEvents: true,
       logger: storeLogger,
       prom,
     });

@@ -17,7 +17,15 @@
  * starts a new epoch: snapshots, never a replay with a hole) and the next compaction restores
  * it.
  */
-import { closeSync, fdatasyncSync, ftruncateSync, openSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  ftruncateSync,
+  openSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
@@ -232,11 +240,21 @@ export class EventFile {
     this.compacting = this.compact().finally(() => (this.compacting = undefined));
   }
 
-  /** Makes what was written durable (the store's fsync policy decides when). */
-  sync(): void {
-    if (!this.unsynced || this.fd === undefined) return;
+  /** Makes what was written durable (the store's fsync policy decides when); off the loop. */
+  async sync(): Promise<void> {
+    const fd = this.fd;
+    if (!this.unsynced || fd === undefined) return;
     this.unsynced = false;
-    fdatasyncSync(this.fd);
+    try {
+      await new Promise<void>((resolve, reject) =>
+        fdatasync(fd, (err) => (err ? reject(err) : resolve())),
+      );
+    } catch (err) {
+      // A compaction that replaced the file meanwhile synced the new one itself.
+      if (this.fd !== fd) return;
+      this.unsynced = true;
+      throw err;
+    }
   }
 
   /** Rewrites the file with the events the log holds; never throws (logs, counts, retries). */

@@ -245,7 +245,7 @@ export class FileStore implements RegistryStore, BatchWriter {
       this.eventFile.attach(events);
       // Events are written before they are sent (a kill loses none); made durable against
       // power loss on this interval, or with each batch under `always`.
-      this.eventsTimer = setInterval(() => this.syncEvents(), this.opts.fsyncIntervalMs);
+      this.eventsTimer = setInterval(() => void this.syncEvents(), this.opts.fsyncIntervalMs);
       this.eventsTimer.unref();
     }
     // Starting runs one pass: a log already past its bound is compacted at once.
@@ -285,15 +285,14 @@ export class FileStore implements RegistryStore, BatchWriter {
     await handle.write(bytes);
     this.logBytes += bytes.length;
     this.metrics.written.inc(bytes.length);
-    if (this.opts.fsync === 'always') {
-      await this.sync(handle);
-      this.syncEvents();
-    } else this.unsynced = true;
+    if (this.opts.fsync === 'always') await Promise.all([this.sync(handle), this.syncEvents()]);
+    else this.unsynced = true;
   }
 
-  private syncEvents(): void {
+  /** The kept event log made durable; a failure is logged and counted, never thrown. */
+  private async syncEvents(): Promise<void> {
     try {
-      this.eventFile?.sync();
+      await this.eventFile?.sync();
     } catch (err) {
       this.metrics.errors.inc({ op: 'events-fsync' });
       this.opts.logger.error({ err, dir: this.opts.dir }, 'event log fsync failed');

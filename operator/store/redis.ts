@@ -16,6 +16,8 @@ import { serviceConfigRecordSchema } from '../../common/config-history.js';
 import type { ServiceConfigRecord } from '../../common/config-history.js';
 import type { ConfigHistory } from '../registry/config-history.js';
 import { persistedInstanceSchema } from './codec.js';
+import type { KeptEvents } from './event-file.js';
+import { RedisEvents } from './redis-events.js';
 import { RedisConnection } from './resp.js';
 import type { RegistryStore, StoredState } from './store.js';
 import { StoreUnreachableError } from './store.js';
@@ -32,6 +34,8 @@ export interface RedisStoreOptions {
   logger: Logger;
   prom: PromRegistry;
   retryMs?: number;
+  /** Keep the event log too (`<prefix>:events`, redis-events.ts): `since=` survives a clean restart. */
+  keepEvents?: boolean;
 }
 
 const RAISE_SEQ = `local c = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -46,6 +50,8 @@ export class RedisStore implements RegistryStore, BatchWriter {
   private readonly queue: WriteQueue;
   private readonly keys: { instances: string; seq: string; config: string };
   private unsubscribeConfigs: (() => void) | undefined;
+  private readonly kept: RedisEvents | undefined;
+  private keptEvents: KeptEvents | undefined;
   private source: Source | undefined;
   private events: EventLog | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -60,6 +66,13 @@ export class RedisStore implements RegistryStore, BatchWriter {
       seq: `${opts.prefix}:seq`,
       config: `${opts.prefix}:config`,
     };
+    if (opts.keepEvents === true)
+      this.kept = new RedisEvents({
+        redis: this.redis,
+        prefix: opts.prefix,
+        logger: opts.logger,
+        where: this.where,
+      });
     this.queue = meteredWriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
       ...(opts.retryMs !== undefined && { retryMs: opts.retryMs }),
@@ -77,6 +90,7 @@ export class RedisStore implements RegistryStore, BatchWriter {
       raw = await this.redis.command(['HGETALL', this.keys.instances]);
       seq = await this.redis.command(['GET', this.keys.seq]);
       configs = await this.redis.command(['HGETALL', this.keys.config]);
+      this.keptEvents = await this.kept?.load();
     } catch (err) {
       throw new StoreUnreachableError(`redis://${this.where.redis}`, (err as Error).message);
     }
@@ -96,6 +110,7 @@ export class RedisStore implements RegistryStore, BatchWriter {
       instances,
       seq: typeof seq === 'string' ? Number(seq) || 0 : 0,
       configs: this.configRecords(configs),
+      ...(this.keptEvents && { events: this.keptEvents }),
     };
   }
 
@@ -138,6 +153,7 @@ export class RedisStore implements RegistryStore, BatchWriter {
     this.source = source;
     this.events = events;
     this.unsubscribe = events.subscribe((event) => this.queue.observe(event));
+    this.kept?.attach(events, this.keptEvents);
     this.queue.start();
   }
 
@@ -183,6 +199,7 @@ export class RedisStore implements RegistryStore, BatchWriter {
     this.unsubscribe?.();
     this.unsubscribeConfigs?.();
     await this.queue.close();
+    await this.kept?.close();
     this.redis.close();
   }
 }

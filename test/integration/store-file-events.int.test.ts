@@ -9,9 +9,10 @@ import { appendFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import WebSocket from 'ws';
-import { STREAM_EPOCH_HEADER } from '../../common/wire.js';
+import type WebSocket from 'ws';
 import { spawnListening } from '../helpers/spawn.js';
+import { exited, subscribe, until } from '../helpers/stream-subscriber.js';
+import type { Wire } from '../helpers/stream-subscriber.js';
 
 const children: ChildProcess[] = [];
 const sockets: WebSocket[] = [];
@@ -58,53 +59,11 @@ function register(base: string, n: number): Promise<Response> {
   });
 }
 
-interface Wire {
-  seq: number;
-  type: string;
-  [key: string]: unknown;
-}
-
-/** A subscriber: the epoch of its handshake and every message, as parsed and as sent. */
-async function subscribe(base: string, query = '') {
-  const url = `${base.replace('http', 'ws')}/api/v1/events?types=service_registered${query}`;
-  const ws = new WebSocket(url);
-  sockets.push(ws);
-  const messages: { parsed: Wire; raw: string }[] = [];
-  ws.on('message', (data: Buffer) => {
-    const raw = data.toString();
-    messages.push({ parsed: JSON.parse(raw) as Wire, raw });
-  });
-  const epoch = await new Promise<string>((resolve, reject) => {
-    ws.once('upgrade', (res) => resolve(String(res.headers[STREAM_EPOCH_HEADER])));
-    ws.once('error', reject);
-  });
-  await new Promise<void>((resolve) => {
-    if (ws.readyState === WebSocket.OPEN) resolve();
-    else ws.once('open', () => resolve());
-  });
-  return { ws, epoch, messages };
-}
-
-async function until(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function exited(proc: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) resolve();
-    else proc.once('exit', () => resolve());
-  });
-}
-
 describe('the event log kept by the file store (real processes)', () => {
   it('after a restart, since=&epoch= replays what the client missed (not a snapshot)', async () => {
     const dir = join(root, 'restart');
     const first = await startStore(dir);
-    const sub = await subscribe(first.base);
+    const sub = await subscribe(sockets, first.base);
     for (let n = 0; n < 3; n++) expect((await register(first.base, n)).status).toBe(201);
     await until(() => sub.messages.length === 3, 10_000, 'three events');
     const seen = sub.messages.at(-1)!.parsed.seq;
@@ -118,7 +77,7 @@ describe('the event log kept by the file store (real processes)', () => {
     expect(second.lines.find((l) => String(l.msg).startsWith('event log restored'))).toMatchObject({
       epoch: sub.epoch,
     });
-    const resumed = await subscribe(second.base, `&since=${seen}&epoch=${sub.epoch}`);
+    const resumed = await subscribe(sockets, second.base, `&since=${seen}&epoch=${sub.epoch}`);
     expect(resumed.epoch).toBe(sub.epoch);
     await until(() => resumed.messages.length >= 2, 10_000, 'the replay');
     // (Then the restart's own events: the restored registrations, announced again.)
@@ -142,7 +101,7 @@ describe('the event log kept by the file store (real processes)', () => {
   it('kill -9 in the middle of a burst: every event a client was sent replays byte for byte, in the same epoch', async () => {
     const dir = join(root, 'kill9');
     const first = await startStore(dir);
-    const sub = await subscribe(first.base);
+    const sub = await subscribe(sockets, first.base);
     let sent = 0;
     let killed = false;
     const worker = async (): Promise<void> => {
@@ -165,7 +124,7 @@ describe('the event log kept by the file store (real processes)', () => {
 
     const second = await startStore(dir);
     const from = before[0]!.parsed.seq - 1;
-    const resumed = await subscribe(second.base, `&since=${from}&epoch=${sub.epoch}`);
+    const resumed = await subscribe(sockets, second.base, `&since=${from}&epoch=${sub.epoch}`);
     await until(() => resumed.messages.length >= before.length, 10_000, 'the replay');
     expect(resumed.messages.some((m) => m.parsed.type.startsWith('resync'))).toBe(false);
     expect(resumed.messages.slice(0, before.length).map((m) => m.raw)).toEqual(
@@ -176,7 +135,7 @@ describe('the event log kept by the file store (real processes)', () => {
   it('drops a torn last line of events.jsonl with a warning and continues the epoch', async () => {
     const dir = join(root, 'torn');
     const first = await startStore(dir);
-    const sub = await subscribe(first.base);
+    const sub = await subscribe(sockets, first.base);
     for (let n = 0; n < 2; n++) expect((await register(first.base, n)).status).toBe(201);
     await until(() => sub.messages.length === 2);
     first.proc.kill('SIGKILL');
@@ -191,7 +150,7 @@ describe('the event log kept by the file store (real processes)', () => {
       reason: 'incomplete last record',
     });
     const seen = sub.messages[0]!.parsed.seq;
-    const resumed = await subscribe(second.base, `&since=${seen}&epoch=${sub.epoch}`);
+    const resumed = await subscribe(sockets, second.base, `&since=${seen}&epoch=${sub.epoch}`);
     await until(() => resumed.messages.length >= 1);
     expect(resumed.messages[0]!.raw).toBe(sub.messages[1]!.raw);
     // The torn bytes are gone: the next events follow the valid ones.
@@ -206,7 +165,7 @@ describe('the event log kept by the file store (real processes)', () => {
   it('a since older than the kept (bounded) log gets a snapshot; the file stays bounded', async () => {
     const dir = join(root, 'bounded');
     const first = await startStore(dir, ['--event-log-size', '16']);
-    const sub = await subscribe(first.base);
+    const sub = await subscribe(sockets, first.base);
     // Each registration deregistered at once: nothing is restored (and re-announced) later.
     for (let n = 0; n < 60; n++) {
       const res = await register(first.base, n);
@@ -226,13 +185,13 @@ describe('the event log kept by the file store (real processes)', () => {
 
     const second = await startStore(dir, ['--event-log-size', '16']);
     const early = sub.messages[2]!.parsed.seq;
-    const old = await subscribe(second.base, `&since=${early}&epoch=${sub.epoch}`);
+    const old = await subscribe(sockets, second.base, `&since=${early}&epoch=${sub.epoch}`);
     await until(() => old.messages.some((m) => m.parsed.type === 'resync_end'));
     expect(old.messages[0]!.parsed.type).toBe('resync_begin');
     // The last 16 events: each registration is 4 (service created, registered, deregistered,
     // service deleted), so since= the 58th's predecessor replays the last two.
     const recent = sub.messages[57]!.parsed.seq;
-    const replay = await subscribe(second.base, `&since=${recent}&epoch=${sub.epoch}`);
+    const replay = await subscribe(sockets, second.base, `&since=${recent}&epoch=${sub.epoch}`);
     await until(() => replay.messages.length >= 2);
     expect(replay.messages.map((m) => m.raw)).toEqual(sub.messages.slice(58).map((m) => m.raw));
   }, 60_000);
