@@ -120,10 +120,11 @@ export class RedisStore implements RegistryStore, BatchWriter {
     const out: ServiceConfigRecord[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const parsed = serviceConfigRecordSchema.safeParse(parseJson(String(flat[i + 1])));
+      const [namespace, name] = String(flat[i]).split('/');
       if (parsed.success) out.push(parsed.data);
       else
         this.opts.logger.warn(
-          { ...this.where, key: this.keys.config, service: String(flat[i]) },
+          { ...this.where, key: this.keys.config, kind: 'MaxineService', namespace, name },
           'stored config history is not a valid record: left out (its versions start again)',
         );
     }
@@ -140,7 +141,14 @@ export class RedisStore implements RegistryStore, BatchWriter {
           : ['HSET', this.keys.config, field, JSON.stringify(record)];
       this.redis.command(command).catch((err: unknown) => {
         this.opts.logger.error(
-          { err, ...this.where, key: this.keys.config, service: field },
+          {
+            err,
+            ...this.where,
+            key: this.keys.config,
+            kind: 'MaxineService',
+            namespace: key.namespace,
+            name: key.name,
+          },
           'config history write to redis failed: its version may go back after a restart',
         );
       });
