@@ -176,12 +176,19 @@ export class EventFile {
   attach(log: EventLog): void {
     this.log = log;
     const kept = this.kept;
-    if (kept !== undefined && kept.epoch === log.epoch && kept.lastSeq === log.lastSeq) {
+    // The events the start itself added (restored registrations, applied resources), when the
+    // log continues the file: appended, not the whole file rewritten.
+    const added =
+      kept !== undefined && kept.epoch === log.epoch ? log.since(kept.lastSeq) : undefined;
+    if (added !== undefined) {
       this.fd = openSync(this.path, 'a');
       ftruncateSync(this.fd, this.fileBytes);
-    } else {
-      this.rewriteNow(log);
+      this.kept = undefined;
+      log.persistTo((event, json) => this.append(event, json));
+      for (const event of added) this.append(event as RegistryEvent, log.serialized(event));
+      return;
     }
+    this.rewriteNow(log);
     this.kept = undefined;
     log.persistTo((event, json) => this.append(event, json));
   }
