@@ -12,11 +12,11 @@ import type { Registry as PromRegistry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
 import type { EventLog } from '../events/log.js';
 import type { PersistedInstance, Registry } from '../registry/registry.js';
-import { serviceConfigRecordSchema } from '../../common/config-history.js';
 import type { ServiceConfigRecord } from '../../common/config-history.js';
 import type { ConfigHistory } from '../registry/config-history.js';
 import { persistedInstanceSchema } from './codec.js';
 import type { KeptEvents } from './event-file.js';
+import { RedisConfigs } from './redis-configs.js';
 import { RedisEvents } from './redis-events.js';
 import { RedisConnection } from './resp.js';
 import type { RegistryStore, StoredState } from './store.js';
@@ -48,8 +48,8 @@ export class RedisStore implements RegistryStore, BatchWriter {
   readonly kind = 'redis';
   private readonly redis: RedisConnection;
   private readonly queue: WriteQueue;
-  private readonly keys: { instances: string; seq: string; config: string };
-  private unsubscribeConfigs: (() => void) | undefined;
+  private readonly keys: { instances: string; seq: string };
+  private readonly configs: RedisConfigs;
   private readonly kept: RedisEvents | undefined;
   private keptEvents: KeptEvents | undefined;
   private source: Source | undefined;
@@ -61,11 +61,8 @@ export class RedisStore implements RegistryStore, BatchWriter {
     const url = new URL(opts.url);
     this.where = { redis: `${url.hostname}:${url.port || '6379'}` };
     this.redis = new RedisConnection(url.hostname, Number(url.port || 6379), opts.timeoutMs);
-    this.keys = {
-      instances: `${opts.prefix}:instances`,
-      seq: `${opts.prefix}:seq`,
-      config: `${opts.prefix}:config`,
-    };
+    this.keys = { instances: `${opts.prefix}:instances`, seq: `${opts.prefix}:seq` };
+    this.configs = new RedisConfigs(this.redis, opts.prefix, opts.logger, this.where);
     if (opts.keepEvents === true)
       this.kept = new RedisEvents({
         redis: this.redis,
@@ -85,11 +82,11 @@ export class RedisStore implements RegistryStore, BatchWriter {
   async load(): Promise<StoredState> {
     let raw: unknown;
     let seq: unknown;
-    let configs: unknown;
+    let configs: ServiceConfigRecord[];
     try {
       raw = await this.redis.command(['HGETALL', this.keys.instances]);
       seq = await this.redis.command(['GET', this.keys.seq]);
-      configs = await this.redis.command(['HGETALL', this.keys.config]);
+      configs = await this.configs.load();
       this.keptEvents = await this.kept?.load();
     } catch (err) {
       throw new StoreUnreachableError(`redis://${this.where.redis}`, (err as Error).message);
@@ -109,52 +106,13 @@ export class RedisStore implements RegistryStore, BatchWriter {
     return {
       instances,
       seq: typeof seq === 'string' ? Number(seq) || 0 : 0,
-      configs: this.configRecords(configs),
+      configs,
       ...(this.keptEvents && { events: this.keptEvents }),
     };
   }
 
-  /** The kept config records; one that is not valid is left out (logged). */
-  private configRecords(raw: unknown): ServiceConfigRecord[] {
-    const flat = Array.isArray(raw) ? raw : [];
-    const out: ServiceConfigRecord[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const parsed = serviceConfigRecordSchema.safeParse(parseJson(String(flat[i + 1])));
-      const [namespace, name] = String(flat[i]).split('/');
-      if (parsed.success) out.push(parsed.data);
-      else
-        this.opts.logger.warn(
-          { ...this.where, key: this.keys.config, kind: 'MaxineService', namespace, name },
-          'stored config history is not a valid record: left out (its versions start again)',
-        );
-    }
-    return out;
-  }
-
-  /** Each changed record is written as it changes (config changes are rare); all at once now. */
   keepConfigs(history: ConfigHistory): void {
-    const write = (key: { namespace: string; name: string }, record?: ServiceConfigRecord) => {
-      const field = `${key.namespace}/${key.name}`;
-      const command =
-        record === undefined
-          ? ['HDEL', this.keys.config, field]
-          : ['HSET', this.keys.config, field, JSON.stringify(record)];
-      this.redis.command(command).catch((err: unknown) => {
-        this.opts.logger.error(
-          {
-            err,
-            ...this.where,
-            key: this.keys.config,
-            kind: 'MaxineService',
-            namespace: key.namespace,
-            name: key.name,
-          },
-          'config history write to redis failed: its version may go back after a restart',
-        );
-      });
-    };
-    for (const record of history.all()) write(record, record);
-    this.unsubscribeConfigs = history.subscribe(write);
+    this.configs.keep(history);
   }
 
   attach(source: Source, events: EventLog): void {
@@ -205,7 +163,7 @@ export class RedisStore implements RegistryStore, BatchWriter {
 
   async close(): Promise<void> {
     this.unsubscribe?.();
-    this.unsubscribeConfigs?.();
+    this.configs.stop();
     await this.queue.close();
     await this.kept?.close();
     this.redis.close();
