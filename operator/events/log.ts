@@ -14,7 +14,9 @@
  * `epoch`, a name drawn when it is created. A stream sends it to its client (handshake header,
  * `resync_begin`), the client sends it back with `since=`, and a `since` of another epoch
  * (another replica, or a process before a restart) gets a snapshot, never a replay of this
- * log's events that happen to carry higher numbers.
+ * log's events that happen to carry higher numbers. A store that kept the log (`persistTo`)
+ * gives it back at the next start (`restore`): the same epoch continues, and a `since` from
+ * before the restart replays.
  */
 import { randomBytes } from 'node:crypto';
 import { sourcesNaming } from '../../common/policy/intentions.js';
