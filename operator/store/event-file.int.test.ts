@@ -1,4 +1,5 @@
 /** The kept event log on real files, in process: continue, append, compact, new epoch. */
+import { writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,19 +10,27 @@ import type { RegistryEventDraft } from '../../common/wire.js';
 import { EventLog } from '../events/log.js';
 import { ManualClock } from '../registry/clock.js';
 import { EventFile } from './event-file.js';
+import type { EventFileOptions } from './event-file.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
-function eventFile(dir: string) {
+function eventFile(dir: string, appendSync?: EventFileOptions['appendSync']) {
   const prom = new PromRegistry();
   const errors = new Counter({ name: 'e', help: 'e', labelNames: ['op'], registers: [prom] });
   const compactions = new Counter({ name: 'c', help: 'c', registers: [prom] });
   return {
-    file: new EventFile({ dir, logger: pino({ level: 'silent' }), errors, compactions }),
+    file: new EventFile({
+      dir,
+      logger: pino({ level: 'silent' }),
+      errors,
+      compactions,
+      ...(appendSync && { appendSync }),
+    }),
     compactions,
+    errors,
   };
 }
 
@@ -94,5 +103,34 @@ describe('EventFile', () => {
     const afresh = await lines(dir);
     expect(afresh).toHaveLength(1);
     expect(JSON.parse(afresh[0]!.slice(9))).toMatchObject({ epoch: other.epoch, after: 7 });
+  });
+
+  it('a failed write empties the file (the next start cannot continue past a hole) until a rewrite restores it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'maxine-events-'));
+    dirs.push(dir);
+    let failNext = false;
+    const a = eventFile(dir, (fd, bytes) => {
+      if (failNext) {
+        failNext = false;
+        throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      }
+      return writeSync(fd, bytes);
+    });
+    await a.file.load();
+    const log = new EventLog(100, new ManualClock(), 0);
+    a.file.attach(log);
+    log.append(draft(1));
+    failNext = true;
+    log.append(draft(2)); // sent to clients, not kept
+    log.append(draft(3)); // not written while the file is broken
+    expect(await readFile(join(dir, 'events.jsonl'), 'utf8')).toBe('');
+    expect(await eventFile(dir).file.load()).toBeUndefined();
+    // The rewrite (normally on a timer) brings back everything the log holds.
+    await a.file.compact();
+    log.append(draft(4));
+    await a.file.close();
+    const kept = await eventFile(dir).file.load();
+    expect(kept?.events.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(kept?.epoch).toBe(log.epoch);
   });
 });

@@ -109,6 +109,8 @@ export interface EventFileOptions {
   /** Failures, by operation (the store's counter: `events-write`, `events-compact`). */
   errors: Counter;
   compactions: Counter;
+  /** The append of one event (a seam: tests make it fail). */
+  appendSync?: (fd: number, bytes: Buffer) => number;
 }
 
 export class EventFile {
@@ -198,7 +200,7 @@ export class EventFile {
     if (fd === undefined || this.broken) return;
     const line = Buffer.from(frame(json));
     try {
-      const written = writeSync(fd, line);
+      const written = (this.opts.appendSync ?? writeSync)(fd, line);
       if (written !== line.length) throw new Error(`short write: ${written} of ${line.length}`);
     } catch (err) {
       this.failed(err as Error, event.seq);
