@@ -274,7 +274,8 @@ export class EventFile {
       const upTo = log.lastSeq;
       const epoch = log.epoch;
       const tmp = `${this.path}.tmp`;
-      const text = fileText(epoch, log.heldAfter, log.held());
+      const held = log.held();
+      const text = fileText(epoch, log.heldAfter, held);
       await writeFile(tmp, text);
       // From here on without yielding: what was stored while the temp file was written goes
       // into it before it replaces the file, so the file misses nothing a client was sent.
@@ -293,7 +294,8 @@ export class EventFile {
       const old = this.fd;
       this.fd = fd;
       if (old !== undefined) closeSync(old);
-      this.fileEvents = log.lastSeq - log.heldAfter;
+      // What the file holds (the log may have dropped some of it meanwhile).
+      this.fileEvents = held.length + since.length;
       this.fileBytes = Buffer.byteLength(text) + Buffer.byteLength(rest);
       this.broken = false;
       this.unsynced = false;
