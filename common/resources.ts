@@ -561,6 +561,21 @@ export const resourceStatusSchema = z.strictObject({
     .describe('MaxineService only: instance counts by health.'),
   /** MaxineService only: `ready/total`, for the READY printer column. */
   ready: z.string().max(32).optional().describe('MaxineService only: "ready/total" instances.'),
+  /**
+   * MaxineService only: the config version in force and its hash, so a restarted operator
+   * keeps the version of the same config and numbers a changed one above it.
+   */
+  config: z
+    .strictObject({
+      version: z.int().min(0).describe('The config version (config_changed.data.version).'),
+      hash: z
+        .string()
+        .max(128)
+        .optional()
+        .describe('Content hash of the config (the sidecar ETag); absent when there is none.'),
+    })
+    .optional()
+    .describe('MaxineService only: the config version in force and its content hash.'),
   /** MaxineService only: what was rendered for each mesh the service integrates with. */
   mesh: z
     .strictObject({

@@ -65,6 +65,9 @@ export const configSchema = z
     configFromMaxObjects: int(1, 1_000_000).default(1000),
     /** The dependency graph: how far back observed calls count (rates, error rates, latency). */
     graphWindowSeconds: int(30, 86_400).default(300),
+    /** Config versions kept per service (GET .../config/history), and services kept at most. */
+    configHistory: int(1, 1000).default(10),
+    configHistoryServices: int(1, 10_000_000).default(50_000),
     /** The event log's bound in bytes (serialized events), besides its count. */
     eventLogBytes: int(64 * 1024, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
     /** Registry limits (operator/registry/limits.ts): counts answer 429, sizes 413. */
@@ -401,6 +404,8 @@ const OPTIONS = {
   'config-from-max-objects': ['configFromMaxObjects', 'MAXINE_CONFIG_FROM_MAX_OBJECTS'],
   'graph-window-seconds': ['graphWindowSeconds', 'MAXINE_GRAPH_WINDOW_SECONDS'],
   'event-log-bytes': ['eventLogBytes', 'MAXINE_EVENT_LOG_BYTES'],
+  'config-history': ['configHistory', 'MAXINE_CONFIG_HISTORY'],
+  'config-history-services': ['configHistoryServices', 'MAXINE_CONFIG_HISTORY_SERVICES'],
   'max-instances': ['maxInstances', 'MAXINE_MAX_INSTANCES'],
   'max-instances-per-service': ['maxInstancesPerService', 'MAXINE_MAX_INSTANCES_PER_SERVICE'],
   'max-instances-per-principal': ['maxInstancesPerPrincipal', 'MAXINE_MAX_INSTANCES_PER_PRINCIPAL'],

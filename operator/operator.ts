@@ -20,6 +20,7 @@ import { Reconciler } from './reconciler.js';
 import { systemClock } from './registry/clock.js';
 import type { Clock } from './registry/clock.js';
 import { Registry } from './registry/registry.js';
+import { ConfigHistory } from './registry/config-history.js';
 import { FolderSource } from './sources/folder.js';
 import type { ResourceSource } from './sources/source.js';
 import { LeaseSweeper } from './registry/sweeper.js';
@@ -103,6 +104,11 @@ export function createOperator(
     // Followers answer sidecars 503 NO_LEADER with Retry-After = the renew period during a
     // handover: a lease the new leader adopts must outlast that wait.
     adoptedLeaseGraceMs: config.leaseRenewSeconds * 1000,
+    configHistory: new ConfigHistory({
+      clock,
+      limit: config.configHistory,
+      maxServices: config.configHistoryServices,
+    }),
   });
   const policies = new PolicyStore(emit, { policyNamespaces: config.policyNamespaces });
   const reconciler = new Reconciler(registry, policies, clock);
@@ -329,8 +335,9 @@ export function createOperator(
     async start() {
       // What the store kept, before any event is numbered: the sequence continues above it.
       const kept = await store.load();
-      // (0 from the shared store: its events came numbered, read into the log by load.)
-      if (kept.seq > 0) events.continueAfter(kept.seq);
+      continueEvents(events, kept, logger);
+      // Before any MaxineService is applied: known configs keep their versions.
+      if (kept.configs !== undefined) registry.configs.seed(kept.configs);
       await security.start();
       await source.start();
       // After the MaxineServices (registrations name them), before leading and listening.
@@ -338,6 +345,7 @@ export function createOperator(
       // After the folder (declared services are known), before the first sweep and listen.
       const refused = restoreFromStore(registry, store, kept, logger);
       store.attach(registry, events);
+      store.keepConfigs?.(registry.configs);
       // What the registry refused is dropped from the store too: it holds what the registry holds.
       store.forget(refused);
       // Shared Redis: only the holder of the expiry lock sweeps (after reading renewals).
@@ -449,6 +457,32 @@ function restoreFromStore(
   return refused.map((r) => r.id);
 }
 
+/**
+ * The event log continues what the store kept: the same epoch and events when the store kept
+ * them (a `since=` from before the restart replays), else numbering above the kept sequence
+ * (in a new epoch: a `since=` gets a snapshot).
+ */
+function continueEvents(events: EventLog, kept: StoredState, logger: Logger): void {
+  const log = kept.events;
+  // Registrations written after events the log lost (a power loss under --store-fsync
+  // interval): numbering on from the log would give a seen number to a new event.
+  if (log !== undefined && log.lastSeq >= kept.seq) {
+    events.restore(log.epoch, log.after, log.events);
+    logger.info(
+      { epoch: log.epoch, events: events.size, lastSeq: events.lastSeq },
+      'event log restored from the store: since= from before the restart replays',
+    );
+    return;
+  }
+  if (log !== undefined)
+    logger.warn(
+      { epoch: log.epoch, keptLastSeq: log.lastSeq, registrationsSeq: kept.seq },
+      'kept event log is behind the registrations: a new epoch starts (resuming clients get a snapshot)',
+    );
+  // (0 from the shared store: its events came numbered, read into the log by load.)
+  if (kept.seq > 0) events.continueAfter(kept.seq);
+}
+
 type Draft = Parameters<EventLog['append']>[0];
 
 /**
@@ -514,6 +548,7 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
       prefix: config.storeRedisPrefix,
       renewIntervalMs: config.storeRenewIntervalMs,
       timeoutMs: config.storeRedisTimeoutMs,
+      keepEvents: true,
       logger: storeLogger,
       prom,
     });
@@ -525,6 +560,8 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
       fsyncIntervalMs: config.storeFsyncIntervalMs,
       renewIntervalMs: config.storeRenewIntervalMs,
       compactBytes: config.storeCompactBytes,
+      keepEvents: true,
+      keepConfig: true,
       logger: storeLogger,
       prom,
     });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { configHash } from '../common/config-version.js';
 import { maxineServiceSchema } from '../common/resources.js';
 import { PolicyStore } from './policy/store.js';
 import { Reconciler } from './reconciler.js';
@@ -66,5 +67,41 @@ describe('Reconciler mesh reports', () => {
     expect(r.setMeshReport(key, 'istio', undefined)).toBe(true);
     expect(r.statusOf(key)!.conditions?.map((c) => c.type)).toEqual(['Ready']);
     expect(r.statusOf(key)!.mesh).toBeUndefined();
+  });
+});
+
+describe('Reconciler config version in MaxineService status (Kubernetes restarts)', () => {
+  const withConfig = (config: Record<string, string> | undefined, status?: unknown) =>
+    maxineServiceSchema.parse({
+      apiVersion: 'maxine.io/v1alpha1',
+      kind: 'MaxineService',
+      metadata: { name: 'cart', namespace: 'shop', generation: 1 },
+      spec: config === undefined ? {} : { config },
+      ...(status !== undefined && { status }),
+    });
+
+  /** One operator applies `steps`; the status it would write is what the next one reads. */
+  function statusAfter(steps: (Record<string, string> | undefined)[], status?: unknown): unknown {
+    const { r } = reconciler();
+    for (const config of steps) r.upsert(withConfig(config, status), 'kubernetes');
+    return r.statusOf('MaxineService/shop/cart')?.config;
+  }
+
+  it.each([
+    ['same config after a restart: the same version', [{ A: '1' }], { A: '1' }, 2],
+    ['another config after a restart: version + 1', [{ A: '1' }], { A: '2' }, 3],
+    ['config deleted after a restart: version + 1', [{ A: '1' }], undefined, 3],
+  ])('%s', (_, before, after, version) => {
+    const written = statusAfter([{ A: '0' }, ...before]);
+    expect(written).toMatchObject({ version: 2 });
+    const next = statusAfter([after], { config: written });
+    expect(next).toEqual({
+      version,
+      ...(after !== undefined && { hash: configHash(after) }),
+    });
+  });
+
+  it('without a recorded version it starts at 1, as before', () => {
+    expect(statusAfter([{ A: '1' }])).toEqual({ version: 1, hash: configHash({ A: '1' }) });
   });
 });

@@ -358,10 +358,17 @@ export class Reconciler {
       entry.resource.metadata.name,
     );
     if (counts === undefined) return entry.status;
+    const config = this.registry.configs.state(
+      entry.resource.metadata.namespace,
+      entry.resource.metadata.name,
+    );
     return {
       ...entry.status,
       instances: counts,
       ready: `${counts.passing + counts.warning}/${counts.total}`,
+      ...(config && {
+        config: { version: config.version, ...(config.hash !== null && { hash: config.hash }) },
+      }),
     };
   }
 
@@ -369,6 +376,12 @@ export class Reconciler {
     const { namespace, name } = resource.metadata;
     switch (resource.kind) {
       case 'MaxineService': {
+        // The version the object's status recorded (a previous process wrote it): kept for
+        // the same config, the next one numbered above it.
+        if (resource.status?.config !== undefined) {
+          const { version, hash } = resource.status.config;
+          this.registry.configs.seedVersion(namespace, name, version, hash ?? null);
+        }
         const view = this.resolveConfig(resourceKey(resource), namespace, resource.spec);
         this.registry.upsertService(namespace, name, view.spec, view.secrets);
         break;

@@ -532,3 +532,52 @@ describe('EventFilter instance filters (version, zone, datacenter, metadata)', (
     ).toBe(false);
   });
 });
+
+describe('EventLog kept by a store (restore, persistTo, held)', () => {
+  const appendN = (log: EventLog, n: number): void => {
+    for (let i = 0; i < n; i++) log.append(draft('service_registered', svc('ns', `s${i}`)));
+  };
+
+  it('hands each stored event to the sink before any listener, never a heartbeat', () => {
+    const log = new EventLog(10, new ManualClock(), 100);
+    const order: string[] = [];
+    log.persistTo((event, json) => {
+      expect(JSON.parse(json)).toEqual(event);
+      // The ring already holds it: a sink that compacts reads the whole log.
+      expect(log.held().at(-1)).toBe(event);
+      order.push(`sink ${event.seq}`);
+    });
+    log.subscribe((event) => order.push(`listener ${event.seq}`));
+    appendN(log, 2);
+    log.append({ type: 'service_heartbeat', service: svc('ns', 'a'), data: { id: 'x' } } as never);
+    expect(order).toEqual(['sink 101', 'listener 101', 'sink 102', 'listener 102', 'listener 102']);
+  });
+
+  it('continues a kept log: same epoch, a since inside it replays, the next event numbered on', () => {
+    const before = new EventLog(10, new ManualClock(), 100);
+    appendN(before, 4);
+    const after = new EventLog(10, new ManualClock(), 999_999);
+    after.restore(before.epoch, before.heldAfter, before.held());
+    expect(after.epoch).toBe(before.epoch);
+    expect(after.since(102, before.epoch)).toEqual(before.since(102));
+    expect(after.since(99, before.epoch)).toBeUndefined();
+    after.append(draft('service_registered', svc('ns', 'next')));
+    expect(after.lastSeq).toBe(105);
+    expect(after.since(104, before.epoch)?.map((e) => e.service?.name)).toEqual(['next']);
+  });
+
+  it('applies its own bounds to what it restores, and refuses a hole or a late restore', () => {
+    const before = new EventLog(10, new ManualClock(), 0);
+    appendN(before, 8);
+    const small = new EventLog(3, new ManualClock(), 0);
+    small.restore(before.epoch, 0, before.held());
+    expect(small.held().map((e) => e.seq)).toEqual([6, 7, 8]);
+    expect(small.since(2, before.epoch)).toBeUndefined();
+    const holed = new EventLog(10, new ManualClock(), 0);
+    const [a, , c] = before.held();
+    expect(() => holed.restore('e', 0, [a!, c!])).toThrow('is not next');
+    const late = new EventLog(10, new ManualClock(), 0);
+    appendN(late, 1);
+    expect(() => late.restore('e', 0, [])).toThrow('already appended');
+  });
+});

@@ -14,7 +14,9 @@
  * `epoch`, a name drawn when it is created. A stream sends it to its client (handshake header,
  * `resync_begin`), the client sends it back with `since=`, and a `since` of another epoch
  * (another replica, or a process before a restart) gets a snapshot, never a replay of this
- * log's events that happen to carry higher numbers.
+ * log's events that happen to carry higher numbers. A store that kept the log (`persistTo`)
+ * gives it back at the next start (`restore`): the same epoch continues, and a `since` from
+ * before the restart replays.
  */
 import { randomBytes } from 'node:crypto';
 import { sourcesNaming } from '../../common/policy/intentions.js';
@@ -29,6 +31,12 @@ import type {
 import type { Clock } from '../registry/clock.js';
 
 export type EventListener = (event: MaxineEvent) => void;
+
+/**
+ * Where the log keeps each stored event before any listener sees it (a store, so `since=`
+ * survives a restart). Called with the event's JSON; it must not throw.
+ */
+export type EventSink = (event: RegistryEvent, json: string) => void;
 
 export interface EventLogBounds {
   /** Events held at most. */
@@ -60,6 +68,7 @@ export class EventLog {
    */
   private lastJson:
     { event: MaxineEvent; json: string | undefined; bytes?: Buffer | undefined } | undefined;
+  private sink: EventSink | undefined;
 
   /**
    * `startSeq` is where numbering starts. The operator starts it at its start time in
@@ -86,6 +95,11 @@ export class EventLog {
   private base: number;
   private epochNow: string;
 
+  /** What the log holds at most. */
+  get bounds(): EventLogBounds {
+    return { events: this.capacity, bytes: this.maxBytes };
+  }
+
   /** The name of this log's numbering: a `since` is only valid with it. */
   get epoch(): string {
     return this.epochNow;
@@ -103,6 +117,49 @@ export class EventLog {
     this.seq = seq;
     this.base = seq;
     this.first = seq + 1;
+  }
+
+  /**
+   * Continues a log a store kept (operator/store/): its epoch and its events, numbered
+   * consecutively after `after`. Only before the first event. The bounds apply, so a store
+   * kept with larger bounds is cut to this log's.
+   */
+  restore(epoch: string, after: number, events: readonly RegistryEvent[]): void {
+    if (this.seq !== this.base) throw new Error('restore: events were already appended');
+    this.epochNow = epoch;
+    this.ring.fill(undefined);
+    this.heldBytes = 0;
+    this.seq = after;
+    this.base = after;
+    this.first = after + 1;
+    for (const event of events) {
+      if (event.seq !== this.seq + 1) throw new Error(`restore: event ${event.seq} is not next`);
+      this.seq = event.seq;
+      this.store(event, JSON.stringify(event).length);
+    }
+  }
+
+  /**
+   * From now on, each stored event goes to `sink` before any listener sees it: what a client
+   * was sent is what a store kept (a process killed after sending cannot lose it).
+   */
+  persistTo(sink: EventSink | undefined): void {
+    this.sink = sink;
+  }
+
+  /** The events held now, oldest first (what a store writes when it compacts). */
+  held(): RegistryEvent[] {
+    const out: RegistryEvent[] = [];
+    for (let s = this.first; s <= this.seq; s++) {
+      const held = this.ring[s % this.capacity];
+      if (held !== undefined) out.push(held.event as RegistryEvent);
+    }
+    return out;
+  }
+
+  /** The sequence numbered before the oldest event held (what `held()` continues). */
+  get heldAfter(): number {
+    return this.first - 1;
   }
 
   get lastSeq(): number {
@@ -143,7 +200,7 @@ export class EventLog {
     };
     // A heartbeat nobody subscribed to is never serialized (heartbeats are the hot write path).
     this.lastJson = { event, json: ephemeral ? undefined : JSON.stringify(event) };
-    if (!ephemeral) this.store(event, this.lastJson.json?.length ?? 0);
+    if (!ephemeral) this.keep(event, this.lastJson.json ?? '');
     for (const listener of this.listeners) listener(event);
     return event;
   }
@@ -164,7 +221,7 @@ export class EventLog {
     }
     this.seq = event.seq;
     this.lastJson = { event, json: JSON.stringify(event) };
-    this.store(event, this.lastJson.json?.length ?? 0);
+    this.keep(event, this.lastJson.json ?? '');
     for (const listener of this.listeners) listener(event);
   }
 
@@ -185,6 +242,12 @@ export class EventLog {
     if (last?.event !== event) return Buffer.from(JSON.stringify(event));
     last.bytes ??= Buffer.from(this.serialized(event));
     return last.bytes;
+  }
+
+  private keep(event: RegistryEvent, json: string): void {
+    this.store(event, json.length);
+    // After the ring holds it (a sink that compacts reads a whole log), before any listener.
+    this.sink?.(event, json);
   }
 
   private store(event: MaxineEvent, bytes: number): void {

@@ -32,6 +32,7 @@ import {
 } from '../../common/mesh/format.js';
 import type { MeshInputs } from '../mesh/inputs.js';
 import { mountGraphRoutes } from './graph.js';
+import { configHistoryOf } from './config-history.js';
 import { wantsEventStream } from './event-sink.js';
 import type { EventStreamServer } from './event-stream.js';
 import type { GraphDeps } from './graph.js';
@@ -255,6 +256,15 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(service);
   });
   app.all('/api/v1/services/:namespace/:name', methodNotAllowed('GET'));
+  app.get('/api/v1/services/:namespace/:name/config/history', (req, res) => {
+    const { namespace, name } = parse(serviceParams, req.params, 'path');
+    deps.access.authorize(req.caller, 'read', { namespace, name });
+    const history = configHistoryOf(registry, namespace, name);
+    if (history === undefined)
+      throw new MaxineError('SERVICE_NOT_FOUND', `Service ${namespace}/${name} is not registered`);
+    res.json(history);
+  });
+  app.all('/api/v1/services/:namespace/:name/config/history', methodNotAllowed('GET'));
   app.get('/api/v1/services/:namespace/:name/mesh/:mesh', (req, res) => {
     const { namespace, name, mesh } = parse(meshParams, req.params, 'path');
     deps.access.authorize(req.caller, 'read', { namespace, name });

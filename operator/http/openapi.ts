@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { ERROR_CATALOG } from '../../common/errors.js';
 import { serviceSpecSchema } from '../../common/resources.js';
+import { configHistoryResponseSchema } from '../../common/config-history.js';
 import {
   callReportSchema,
   circuitChangeDataSchema,
@@ -125,6 +126,17 @@ export function buildOpenApi(version: string): unknown {
           summary: 'A service, its spec and instances',
           parameters: serviceParams,
           responses: { 200: { description: 'The service' }, 404: errorResponse('Unknown service') },
+        },
+      },
+      '/api/v1/services/{namespace}/{name}/config/history': {
+        get: {
+          summary: "The service's last config versions, newest first (Secret values never shown)",
+          parameters: serviceParams,
+          responses: {
+            200: { description: 'The history', ...jsonBody(ref('ConfigHistory')) },
+            403: errorResponse('No read right on the service'),
+            404: errorResponse('Unknown service'),
+          },
         },
       },
       '/api/v1/discover/{namespace}/{name}': {
@@ -330,6 +342,7 @@ export function buildOpenApi(version: string): unknown {
         HeartbeatRequest: toSchema(heartbeatRequestSchema, 'input'),
         Instance: toSchema(instanceSchema, 'output'),
         ServiceSpec: toSchema(serviceSpecSchema, 'output'),
+        ConfigHistory: toSchema(configHistoryResponseSchema, 'output'),
         EventType: toSchema(eventTypeSchema, 'output'),
         CallReport: toSchema(callReportSchema, 'input'),
         CircuitStateChangedData: toSchema(circuitChangeDataSchema, 'output'),

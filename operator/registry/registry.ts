@@ -3,10 +3,11 @@
  * cached discovery answer of each service. Pure: no timers, no sockets, no logging. Time
  * comes from an injected clock, and every change leaves as an event through `emit`.
  */
-import { configChanges, configHash, noChanges } from '../../common/config-version.js';
+import { configHash } from '../../common/config-version.js';
 import type { ConfigChanges } from '../../common/config-version.js';
 import { versionedConfig } from '../../common/config-sources.js';
 import type { ConfigSecrets } from '../../common/config-sources.js';
+import { ConfigHistory } from './config-history.js';
 import { createHash } from 'node:crypto';
 import {
   answerQuery,
@@ -132,6 +133,8 @@ export interface RegistryOptions {
    * here): the Retry-After followers gave the sidecars during the handover. Default 0.
    */
   adoptedLeaseGraceMs?: number;
+  /** Config versions and their history (default: the last 10 versions, in memory). */
+  configHistory?: ConfigHistory;
 }
 
 /** A change of a service's config: the map after it (undefined: gone) and the keys changed. */
@@ -177,6 +180,9 @@ export function instanceNotFound(id: string): MaxineError {
   return new MaxineError('INSTANCE_NOT_FOUND', `Instance "${id}" is not registered`);
 }
 
+/** Services whose config versions are kept, by default. */
+export const DEFAULT_CONFIG_SERVICES = 50_000;
+
 export class Registry {
   private readonly services = new Map<string, ServiceEntry>();
   private readonly instances = new Map<string, InstanceRecord>();
@@ -197,8 +203,14 @@ export class Registry {
   private readonly undeclared = new Map<string, string | undefined>();
   private readonly ownedServices = new Map<string, number>();
 
+  /** Config versions and history (config-history.ts): they outlive service entries. */
+  readonly configs: ConfigHistory;
+
   constructor(private readonly opts: RegistryOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.configs =
+      opts.configHistory ??
+      new ConfigHistory({ clock: opts.clock, limit: 10, maxServices: DEFAULT_CONFIG_SERVICES });
   }
 
   // ---- services (declared by resources) ----
@@ -217,7 +229,6 @@ export class Registry {
     const entry = existing ?? this.createEntry(namespace, name);
     this.unmarkUndeclared(serviceKey(namespace, name));
     const previous = entry.spec;
-    const previousSecrets = entry.configSecrets;
     const secrets =
       configSecrets !== undefined && Object.keys(configSecrets).length > 0
         ? configSecrets
@@ -228,10 +239,12 @@ export class Registry {
     entry.generation += 1;
     entry.answer = undefined;
     const ref = { namespace, name };
+    // Versioned with each Secret-sourced key's digest in place of its value (a rotation is a
+    // new version); the history keeps those keys as redacted.
     const configChange = this.nextConfigVersion(
       entry,
-      versionedConfig(configOf(previous, previousSecrets), previousSecrets),
       versionedConfig(configOf(spec, secrets), secrets),
+      secrets,
     );
     if (configChange !== undefined) {
       configChange.after = configChange.after && configOf(spec, secrets);
@@ -274,11 +287,7 @@ export class Registry {
     const entry = this.services.get(key);
     if (entry === undefined || !entry.declared) return;
     const ref = { namespace, name };
-    const configChange = this.nextConfigVersion(
-      entry,
-      versionedConfig(configOf(entry.spec, entry.configSecrets), entry.configSecrets),
-      undefined,
-    );
+    const configChange = this.nextConfigVersion(entry, undefined);
     entry.spec = undefined;
     entry.configSecrets = undefined;
     entry.declared = false;
@@ -1162,19 +1171,18 @@ export class Registry {
   }
 
   /**
-   * Moves the service's config version when its config appears, goes or changes content;
-   * returns what changed (undefined: nothing, the version stays).
+   * The service's config version for `after` (config-history.ts: the same content keeps its
+   * version, across restarts too); returns what changed (undefined: nothing, the version stays).
    */
   private nextConfigVersion(
     entry: ServiceEntry,
-    before: Record<string, string> | undefined,
     after: Record<string, string> | undefined,
+    secrets?: ConfigSecrets,
   ): ConfigChange | undefined {
-    if (before === undefined && after === undefined) return undefined;
-    const changes = configChanges(before, after);
-    if (before !== undefined && after !== undefined && noChanges(changes)) return undefined;
-    entry.configVersion += 1;
-    return { after, changes };
+    const secretKeys = new Set(Object.keys(secrets ?? {}));
+    const step = this.configs.next(entry.namespace, entry.name, after, secretKeys);
+    entry.configVersion = step.version;
+    return step.change;
   }
 
   /** `config_changed` (the map, version, hash, changed keys) or `config_deleted`. */

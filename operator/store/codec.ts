@@ -64,7 +64,11 @@ export type SnapshotHeader = z.infer<typeof snapshotHeaderSchema>;
 
 /** One framed line. */
 export function encodeLine(value: unknown): string {
-  const json = JSON.stringify(value);
+  return frame(JSON.stringify(value));
+}
+
+/** One framed line of JSON text already built (the event log serializes each event once). */
+export function frame(json: string): string {
   return `${checksum(json)} ${json}\n`;
 }
 

@@ -30,6 +30,9 @@ import {
   encodeSnapshot,
   StoreCorruptError,
 } from './codec.js';
+import type { ConfigHistory } from '../registry/config-history.js';
+import { ConfigFile } from './config-file.js';
+import { EventFile } from './event-file.js';
 import type { RegistryStore, StoredState } from './store.js';
 import { WriteQueue } from './write-queue.js';
 import type { BatchWriter } from './write-queue.js';
@@ -44,6 +47,10 @@ export interface FileStoreOptions {
   prom: PromRegistry;
   /** How long after a failed write the next is tried. */
   retryMs?: number;
+  /** Keep the event log too (`events.jsonl`, event-file.ts), so `since=` survives a restart. */
+  keepEvents?: boolean;
+  /** Keep the config versions and history too (`config-history.jsonl`, config-file.ts). */
+  keepConfig?: boolean;
 }
 
 const SNAPSHOT = 'snapshot.jsonl';
@@ -66,7 +73,10 @@ export class FileStore implements RegistryStore, BatchWriter {
   private unsynced = false;
   private compactRetryAt = 0;
   private syncTimer: NodeJS.Timeout | undefined;
+  private eventsTimer: NodeJS.Timeout | undefined;
   private readonly queue: WriteQueue;
+  private readonly eventFile: EventFile | undefined;
+  private readonly configFile: ConfigFile | undefined;
   private readonly metrics: {
     fsync: Histogram;
     compactions: Counter;
@@ -97,6 +107,7 @@ export class FileStore implements RegistryStore, BatchWriter {
       collect() {
         this.set({ file: 'log' }, store.logBytes);
         this.set({ file: 'snapshot' }, store.snapshotBytes);
+        if (store.eventFile !== undefined) this.set({ file: 'events' }, store.eventFile.bytes);
       },
     });
     new Gauge({
@@ -131,6 +142,24 @@ export class FileStore implements RegistryStore, BatchWriter {
         registers,
       }),
     };
+    if (opts.keepEvents === true) {
+      this.eventFile = new EventFile({
+        dir: opts.dir,
+        logger: opts.logger,
+        errors: this.metrics.errors,
+        compactions: new Counter({
+          name: 'maxine_store_event_compactions_total',
+          help: 'Rewrites of the kept event log to its bounds',
+          registers,
+        }),
+      });
+    }
+    if (opts.keepConfig === true)
+      this.configFile = new ConfigFile({
+        dir: opts.dir,
+        logger: opts.logger,
+        errors: this.metrics.errors,
+      });
     this.queue = new WriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
       retryMs: opts.retryMs ?? 1000,
@@ -185,7 +214,14 @@ export class FileStore implements RegistryStore, BatchWriter {
     await this.removeLeftovers();
     this.handle = await open(logPath, 'a');
     this.logBytes = decoded.validBytes;
-    return { instances: [...state.values()], seq };
+    const events = await this.eventFile?.load();
+    const configs = await this.configFile?.load();
+    return {
+      instances: [...state.values()],
+      seq,
+      ...(events && { events }),
+      ...(configs && { configs }),
+    };
   }
 
   /** Logs of older generations and a half-written snapshot, left by a compaction cut short. */
@@ -205,8 +241,19 @@ export class FileStore implements RegistryStore, BatchWriter {
       this.syncTimer = setInterval(() => void this.syncInterval(), this.opts.fsyncIntervalMs);
       this.syncTimer.unref();
     }
+    if (this.eventFile !== undefined) {
+      this.eventFile.attach(events);
+      // Events are written before they are sent (a kill loses none); made durable against
+      // power loss on this interval, or with each batch under `always`.
+      this.eventsTimer = setInterval(() => void this.syncEvents(), this.opts.fsyncIntervalMs);
+      this.eventsTimer.unref();
+    }
     // Starting runs one pass: a log already past its bound is compacted at once.
     this.queue.start();
+  }
+
+  keepConfigs(history: ConfigHistory): void {
+    this.configFile?.attach(history);
   }
 
   forget(ids: readonly string[]): void {
@@ -238,8 +285,18 @@ export class FileStore implements RegistryStore, BatchWriter {
     await handle.write(bytes);
     this.logBytes += bytes.length;
     this.metrics.written.inc(bytes.length);
-    if (this.opts.fsync === 'always') await this.sync(handle);
+    if (this.opts.fsync === 'always') await Promise.all([this.sync(handle), this.syncEvents()]);
     else this.unsynced = true;
+  }
+
+  /** The kept event log made durable; a failure is logged and counted, never thrown. */
+  private async syncEvents(): Promise<void> {
+    try {
+      await this.eventFile?.sync();
+    } catch (err) {
+      this.metrics.errors.inc({ op: 'events-fsync' });
+      this.opts.logger.error({ err, dir: this.opts.dir }, 'event log fsync failed');
+    }
   }
 
   private async sync(handle: FileHandle): Promise<void> {
@@ -338,8 +395,11 @@ export class FileStore implements RegistryStore, BatchWriter {
 
   async close(): Promise<void> {
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
+    if (this.eventsTimer !== undefined) clearInterval(this.eventsTimer);
     this.unsubscribe?.();
     await this.queue.close();
+    await this.eventFile?.close();
+    await this.configFile?.close();
     const handle = this.handle;
     this.handle = undefined;
     if (handle !== undefined) {

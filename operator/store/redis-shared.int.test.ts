@@ -7,6 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Registry as PromRegistry } from 'prom-client';
 import { pino } from 'pino';
+import { serviceSpecSchema } from '../../common/resources.js';
 import { startRedis } from '../../test/helpers/redis.js';
 import type { RedisServer } from '../../test/helpers/redis.js';
 import { MaxineError } from '../../common/errors.js';
@@ -325,3 +326,20 @@ async function killReaders(): Promise<void> {
     if (id !== undefined) await raw.command(['CLIENT', 'KILL', 'ID', id]);
   }
 }
+
+describe('SharedRedisStore config versions', () => {
+  it('keeps them in <prefix>:config: an operator started later keeps the version of the same config', async () => {
+    const a = await operator('cfg-shared', 'A');
+    a.store.keepConfigs(a.registry.configs);
+    a.registry.upsertService('shop', 'cart', serviceSpecSchema.parse({ config: { A: '1' } }));
+    a.registry.upsertService('shop', 'cart', serviceSpecSchema.parse({ config: { A: '2' } }));
+    await until(async () => {
+      const text = await raw.command(['HGET', 'cfg-shared:config', 'shop/cart']);
+      return typeof text === 'string' && (JSON.parse(text) as { version: number }).version === 2;
+    });
+    const b = await operator('cfg-shared', 'B');
+    b.registry.configs.seed((await b.store.load()).configs ?? []);
+    b.registry.upsertService('shop', 'cart', serviceSpecSchema.parse({ config: { A: '2' } }));
+    expect(b.registry.snapshotOf('shop', 'cart')?.configVersion).toBe(2);
+  });
+});

@@ -26,6 +26,8 @@ import type { RegistryEvent, RegistryEventDraft } from '../../common/wire.js';
 import type { EventLog } from '../events/log.js';
 import type { PersistedInstance, Registry } from '../registry/registry.js';
 import { persistedInstanceSchema } from './codec.js';
+import type { ConfigHistory } from '../registry/config-history.js';
+import { RedisConfigs } from './redis-configs.js';
 import { RedisConnection } from './resp.js';
 import type { Reply } from './resp.js';
 import type { RegistryStore, StoredState } from './store.js';
@@ -206,6 +208,7 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
   readonly kind = 'redis';
   readonly identity: string;
   private readonly cmd: RedisConnection;
+  private readonly configs: RedisConfigs;
   private readonly sub: RedisConnection;
   private readonly queue: WriteQueue;
   private readonly keys: {
@@ -259,6 +262,7 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
       lock: `${p}:expiry-lock`,
       prefix: p,
     };
+    this.configs = new RedisConfigs(this.cmd, p, opts.logger, this.where);
     this.queue = meteredWriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
       ...(opts.retryMs !== undefined && { retryMs: opts.retryMs }),
@@ -338,8 +342,9 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
   async load(): Promise<StoredState> {
     try {
       const instances = await this.readAll();
+      const configs = await this.configs.load();
       this.loaded = true;
-      return { instances, seq: 0 };
+      return { instances, seq: 0, configs };
     } catch (err) {
       // Not fatal: the operator starts not ready, refuses writes, and loads when Redis answers.
       this.opts.logger.error(
@@ -738,7 +743,13 @@ export class SharedRedisStore implements RegistryStore, BatchWriter {
     return `${this.keys.prefix}:i:${id}`;
   }
 
+  /** Config versions in `<prefix>:config`, as the single-operator redis store keeps them. */
+  keepConfigs(history: ConfigHistory): void {
+    this.configs.keep(history);
+  }
+
   async close(): Promise<void> {
+    this.configs.stop();
     if (this.lockTimer !== undefined) clearInterval(this.lockTimer);
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     await this.queue.close();

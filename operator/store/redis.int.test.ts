@@ -9,6 +9,7 @@ import { ManualClock } from '../registry/clock.js';
 import { Registry } from '../registry/registry.js';
 import { RedisStore } from './redis.js';
 import { RedisConnection } from './resp.js';
+import { serviceSpecSchema } from '../../common/resources.js';
 
 let server: RedisServer;
 let raw: RedisConnection;
@@ -92,5 +93,49 @@ describe('RedisStore', () => {
       msg: expect.stringContaining('left out'),
     });
     await store.close();
+  });
+});
+
+describe('RedisStore config versions', () => {
+  const registryOn = (clock: ManualClock) =>
+    new Registry({
+      clock,
+      emit: () => undefined,
+      allowUndeclared: true,
+      defaultTtlSeconds: 30,
+      defaultRemoveAfterSeconds: 60,
+      massExpiryThreshold: 0.5,
+      massExpiryMinInstances: 10,
+    });
+
+  it('keeps each service config record in <prefix>:config; a restarted registry keeps its versions', async () => {
+    const clock = new ManualClock();
+    const first = registryOn(clock);
+    first.upsertService('shop', 'cart', serviceSpecSchema.parse({ config: { A: '1' } }));
+    const a = storeWith('cfg1');
+    await a.load();
+    a.attach(first, new EventLog(100, clock));
+    a.keepConfigs(first.configs);
+    // Written at attach (applied before) and on each change.
+    first.upsertService('shop', 'cart', serviceSpecSchema.parse({ config: { A: '2' } }));
+    const stored = async () =>
+      JSON.parse(String(await raw.command(['HGET', 'cfg1:config', 'shop/cart']))) as {
+        version: number;
+      };
+    const deadline = Date.now() + 5000;
+    while ((await stored()).version !== 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(await stored()).toMatchObject({ version: 2, entries: [{ version: 1 }, { version: 2 }] });
+    await a.close();
+
+    const b = storeWith('cfg1');
+    const kept = await b.load();
+    const second = registryOn(clock);
+    second.configs.seed(kept.configs ?? []);
+    second.upsertService('shop', 'cart', serviceSpecSchema.parse({ config: { A: '2' } }));
+    expect(second.snapshotOf('shop', 'cart')?.configVersion).toBe(2);
+    second.upsertService('shop', 'cart', serviceSpecSchema.parse({ config: { A: '3' } }));
+    expect(second.snapshotOf('shop', 'cart')?.configVersion).toBe(3);
+    await b.close();
   });
 });

@@ -12,7 +12,12 @@ import type { Registry as PromRegistry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
 import type { EventLog } from '../events/log.js';
 import type { PersistedInstance, Registry } from '../registry/registry.js';
+import type { ServiceConfigRecord } from '../../common/config-history.js';
+import type { ConfigHistory } from '../registry/config-history.js';
 import { persistedInstanceSchema } from './codec.js';
+import type { KeptEvents } from './event-file.js';
+import { RedisConfigs } from './redis-configs.js';
+import { RedisEvents } from './redis-events.js';
 import { RedisConnection } from './resp.js';
 import type { RegistryStore, StoredState } from './store.js';
 import { StoreUnreachableError } from './store.js';
@@ -29,6 +34,8 @@ export interface RedisStoreOptions {
   logger: Logger;
   prom: PromRegistry;
   retryMs?: number;
+  /** Keep the event log too (`<prefix>:events`, redis-events.ts): `since=` survives a clean restart. */
+  keepEvents?: boolean;
 }
 
 const RAISE_SEQ = `local c = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -42,6 +49,9 @@ export class RedisStore implements RegistryStore, BatchWriter {
   private readonly redis: RedisConnection;
   private readonly queue: WriteQueue;
   private readonly keys: { instances: string; seq: string };
+  private readonly configs: RedisConfigs;
+  private readonly kept: RedisEvents | undefined;
+  private keptEvents: KeptEvents | undefined;
   private source: Source | undefined;
   private events: EventLog | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -52,6 +62,14 @@ export class RedisStore implements RegistryStore, BatchWriter {
     this.where = { redis: `${url.hostname}:${url.port || '6379'}` };
     this.redis = new RedisConnection(url.hostname, Number(url.port || 6379), opts.timeoutMs);
     this.keys = { instances: `${opts.prefix}:instances`, seq: `${opts.prefix}:seq` };
+    this.configs = new RedisConfigs(this.redis, opts.prefix, opts.logger, this.where);
+    if (opts.keepEvents === true)
+      this.kept = new RedisEvents({
+        redis: this.redis,
+        prefix: opts.prefix,
+        logger: opts.logger,
+        where: this.where,
+      });
     this.queue = meteredWriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,
       ...(opts.retryMs !== undefined && { retryMs: opts.retryMs }),
@@ -64,9 +82,12 @@ export class RedisStore implements RegistryStore, BatchWriter {
   async load(): Promise<StoredState> {
     let raw: unknown;
     let seq: unknown;
+    let configs: ServiceConfigRecord[];
     try {
       raw = await this.redis.command(['HGETALL', this.keys.instances]);
       seq = await this.redis.command(['GET', this.keys.seq]);
+      configs = await this.configs.load();
+      this.keptEvents = await this.kept?.load();
     } catch (err) {
       throw new StoreUnreachableError(`redis://${this.where.redis}`, (err as Error).message);
     }
@@ -82,13 +103,23 @@ export class RedisStore implements RegistryStore, BatchWriter {
           'stored registration is not a valid record: left out',
         );
     }
-    return { instances, seq: typeof seq === 'string' ? Number(seq) || 0 : 0 };
+    return {
+      instances,
+      seq: typeof seq === 'string' ? Number(seq) || 0 : 0,
+      configs,
+      ...(this.keptEvents && { events: this.keptEvents }),
+    };
+  }
+
+  keepConfigs(history: ConfigHistory): void {
+    this.configs.keep(history);
   }
 
   attach(source: Source, events: EventLog): void {
     this.source = source;
     this.events = events;
     this.unsubscribe = events.subscribe((event) => this.queue.observe(event));
+    this.kept?.attach(events, this.keptEvents);
     this.queue.start();
   }
 
@@ -132,7 +163,9 @@ export class RedisStore implements RegistryStore, BatchWriter {
 
   async close(): Promise<void> {
     this.unsubscribe?.();
+    this.configs.stop();
     await this.queue.close();
+    await this.kept?.close();
     this.redis.close();
   }
 }

@@ -6,6 +6,9 @@
  * are not stored: they come from the folder.
  */
 import type { EventLog } from '../events/log.js';
+import type { ServiceConfigRecord } from '../../common/config-history.js';
+import type { ConfigHistory } from '../registry/config-history.js';
+import type { KeptEvents } from './event-file.js';
 import type { PersistedInstance, Registry } from '../registry/registry.js';
 
 /** What a store gives back on start. */
@@ -13,6 +16,10 @@ export interface StoredState {
   instances: PersistedInstance[];
   /** The event sequence the previous process had reached (0 when nothing was kept). */
   seq: number;
+  /** The previous process's event log, when the store keeps it (`since=` survives a restart). */
+  events?: KeptEvents;
+  /** Config versions and history, when the store keeps them (registry/config-history.ts). */
+  configs?: ServiceConfigRecord[];
 }
 
 export interface RegistryStore {
@@ -21,6 +28,8 @@ export interface RegistryStore {
   load(): Promise<StoredState>;
   /** From now on, keeps the registry's changes. */
   attach(registry: Pick<Registry, 'persisted' | 'persistedAll'>, events: EventLog): void;
+  /** From now on, keeps the config versions and history (stores that can). */
+  keepConfigs?(history: ConfigHistory): void;
   /** Drops what is kept of these instances (stored registrations the registry refused). */
   forget(ids: readonly string[]): void;
   /**

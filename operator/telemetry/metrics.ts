@@ -130,6 +130,34 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
   });
   new Gauge({
+    name: 'maxine_config_history_entries',
+    help: 'Config versions kept for GET .../config/history (bounded by --config-history per service)',
+    registers: [prom],
+    collect() {
+      this.set(registry.configs.size.entries);
+    },
+  });
+  new Gauge({
+    name: 'maxine_config_history_services',
+    help: 'Services whose config versions are kept (bounded by --config-history-services)',
+    registers: [prom],
+    collect() {
+      this.set(registry.configs.size.services);
+    },
+  });
+  new Counter({
+    name: 'maxine_config_history_evicted_total',
+    help: 'Config history dropped to stay within its bounds: old versions (entries) or whole services',
+    labelNames: ['what'],
+    registers: [prom],
+    collect() {
+      this.reset();
+      const { entries, services } = registry.configs.evictions;
+      this.inc({ what: 'entries' }, entries);
+      this.inc({ what: 'services' }, services);
+    },
+  });
+  new Gauge({
     name: 'maxine_mass_expiry_guard_active',
     help: '1 while the mass-expiry guard holds back evictions',
     registers: [prom],

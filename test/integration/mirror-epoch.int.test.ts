@@ -3,10 +3,14 @@
  * from the same start so their sequence ranges overlap) behind one address that switches
  * between them: a `since=` from one replica's log reaching the other gets a snapshot of that
  * other, never a replay of its events numbered above it; a resume on the same replica stays a
- * replay. The epoch travels in the handshake header and in `resync_begin`.
+ * replay. The epoch travels in the handshake header and in `resync_begin`. An operator
+ * restarted on the same `file` store continues its epoch: the copy resumes with a replay.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { createLogger } from '../../common/logger.js';
 import { registerRequestSchema, STREAM_EPOCH_HEADER } from '../../common/wire.js';
@@ -151,5 +155,47 @@ describe('since= across replicas (stream epoch)', () => {
       req.end();
     });
     expect(bad).toBe(400);
+  });
+});
+
+describe('since= across an operator restart with the file store', () => {
+  it("a sidecar's copy resumes with a replay, not a snapshot, when the restarted operator kept its log", async () => {
+    const storeDir = await mkdtemp(join(tmpdir(), 'maxine-mirror-store-'));
+    const resources = await mkdtemp(join(tmpdir(), 'maxine-mirror-res-'));
+    const config = { store: 'file' as const, storeDir, resources };
+    try {
+      const a = await startOperator({ config });
+      ops.push(a);
+      register(a, 'before-restart', 2);
+      front = await startTcpFront(portOf(a));
+      const { sink } = logSink();
+      let resyncs = 0;
+      mirror = new RegistryMirror({
+        operatorUrl: front.url,
+        logger: createLogger('debug', sink, 'sidecar'),
+        reconnectBaseMs: 20,
+        reconnectMaxMs: 100,
+        onResync: () => (resyncs += 1),
+      });
+      mirror.start();
+      await mirror.synchronised();
+      expect(resyncs).toBe(1);
+
+      // Missed while the sidecar is cut off, then the operator restarts on the same store.
+      front.to(0);
+      register(a, 'missed', 1);
+      ops.splice(ops.indexOf(a), 1);
+      await a.stop();
+      const b = await startOperator({ config });
+      ops.push(b);
+      expect(b.operator.events.epoch).toBe(a.operator.events.epoch);
+      front.to(portOf(b));
+      await until(() => mirror!.state.instances('shop', 'missed').length === 1, 5000, 'replay');
+      expect(mirror.state.instances('shop', 'before-restart')).toHaveLength(2);
+      expect(resyncs).toBe(1);
+    } finally {
+      await rm(storeDir, { recursive: true, force: true });
+      await rm(resources, { recursive: true, force: true });
+    }
   });
 });
