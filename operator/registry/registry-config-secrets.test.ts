@@ -53,4 +53,28 @@ describe('registry: config keys from Secrets (configFrom)', () => {
     registry.upsertService('shop', 'web', spec, secretsOf('v'));
     expect(registry.snapshotOf('shop', 'web')?.configSecrets).toEqual(secretsOf('v'));
   });
+
+  it('the config history lists Secret-sourced keys as redacted: no value, no digest', () => {
+    const { registry } = testRegistry();
+    registry.upsertService('shop', 'web', spec, secretsOf('first-value'));
+    registry.upsertService('shop', 'web', spec, secretsOf('rotated-value'));
+    const record = registry.configs.record('shop', 'web');
+    expect(record?.version).toBe(2);
+    expect(record?.hash).toBe(
+      configHash(versionedConfig({ mode: 'a' }, secretsOf('rotated-value'))),
+    );
+    expect(record?.entries.map((e) => [e.version, e.values, e.redacted, e.changes])).toEqual([
+      [
+        1,
+        { mode: 'a' },
+        ['db.password'],
+        { added: ['db.password', 'mode'], changed: [], removed: [] },
+      ],
+      [2, { mode: 'a' }, ['db.password'], { added: [], changed: ['db.password'], removed: [] }],
+    ]);
+    const kept = JSON.stringify(record);
+    expect(kept).not.toContain('first-value');
+    expect(kept).not.toContain('rotated-value');
+    expect(kept).not.toContain(secretsOf('first-value')['db.password']?.digest);
+  });
 });
