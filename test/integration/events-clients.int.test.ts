@@ -4,7 +4,7 @@
  * state query (python3), and the mosquitto_sub / mosquitto_rr / mosquitto_pub commands against
  * a real mosquitto with the bridge publishing and inbound writes on. The code is read from the
  * page, so the page cannot drift from what works. (websocat and Python's `websockets` are not
- * on the test machines; the SSE example needs the SSE stream.)
+ * on the test machines.) The Python Server-Sent Events follower runs too.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawn } from 'node:child_process';
@@ -141,6 +141,36 @@ describe('Python, standard library', () => {
       cwd: work,
     });
     expect(stdout).toBe(`${r.body.instance.id} 10.0.0.9:9090 passing\n`);
+  });
+
+  it('follow.py (Server-Sent Events, urllib) prints the snapshot, then the events as they come', async () => {
+    const script = (await examples('python')).find((b) => b.startsWith('# follow.py'));
+    expect(script).toBeDefined();
+    await writeFile(join(work, 'follow.py'), script!);
+    const child = spawn('python3', ['follow.py', op.url, 'shop/*'], { cwd: work });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    try {
+      await eventually(() => Promise.resolve(/ resync_end /.test(out)), 10_000, 'the snapshot');
+      const r = await api(op.url, 'POST', '/api/v1/instances', {
+        service: 'cart',
+        namespace: 'shop',
+        host: '10.0.0.10',
+        port: 9091,
+      });
+      expect(r.status).toBe(201);
+      await eventually(
+        () => Promise.resolve(/^\d+ service_registered shop cart$/m.test(out)),
+        10_000,
+        'the registration printed',
+      );
+      const types = out.split('\n').map((l) => l.split(' ')[1]);
+      expect(types.indexOf('resync_begin')).toBeLessThan(types.indexOf('resync_end'));
+      expect(types.indexOf('resync_end')).toBeLessThan(types.indexOf('service_registered'));
+      expect(out).not.toContain('reconnecting');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
 
