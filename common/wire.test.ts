@@ -198,6 +198,8 @@ describe('eventsQuerySchema: filters', () => {
     ['no key', { metadata: '=gold' }, false],
     ['a key that is no label key', { metadata: 'ti er=gold' }, false],
     ['a key given twice', { metadata: ['tier=gold', 'tier=silver'] }, false],
+    ['a key named like an Object method', { metadata: 'constructor=x' }, true],
+    ['keys named like Object methods', { metadata: ['toString=a', 'valueOf=b'] }, true],
     ['more than 16 pairs', { metadata: Array.from({ length: 17 }, (_, i) => `k${i}=v`) }, false],
     ['a zone with a space', { zone: 'eu 1' }, false],
     ['an empty version', { version: '' }, false],
@@ -211,6 +213,9 @@ describe('eventsQuerySchema: filters', () => {
     expect(eventsQuerySchema.parse({ metadata: ['tier=gold', 'q=a=b'], zone: 'a' })).toMatchObject({
       metadata: { tier: 'gold', q: 'a=b' },
       zone: 'a',
+    });
+    expect(eventsQuerySchema.parse({ metadata: 'constructor=x' }).metadata).toEqual({
+      constructor: 'x',
     });
   });
 });

@@ -671,7 +671,7 @@ export const eventsQuerySchema = z.strictObject({
     .transform((pairs, ctx) => {
       const out: Record<string, string> = {};
       for (const [key, value] of pairs) {
-        if (key in out) {
+        if (Object.hasOwn(out, key)) {
           ctx.addIssue({ code: 'custom', message: `metadata key "${key}" is given twice` });
           return z.NEVER;
         }

@@ -14,7 +14,8 @@
  * (64 KiB) and one more message: a turn that gives a socket more (a mass deregistration, a
  * replay) has it written out each time that much is buffered, so a huge turn costs what it
  * did unbatched, and the slow-consumer check (`bufferedAmount`, which counts held bytes)
- * sees no more than it did. A socket closed or destroyed while held is uncorked harmlessly
+ * sees no more than it did: before it judges a subscriber behind, it has the socket's held
+ * bytes written out (`writeOut`), so a burst held for one write is never taken for lag. A socket closed or destroyed while held is uncorked harmlessly
  * (`end` uncorks on its own; `destroy` drops what was buffered).
  */
 import type { Writable } from 'node:stream';
@@ -71,6 +72,17 @@ export class WriteBatch {
       this.scheduled = true;
       setImmediate(this.flush);
     }
+  }
+
+  /**
+   * Writes out what a held socket holds now (it stays held for the rest of the turn): what the
+   * turn holds back is no lag of the client's, so a bound on queued bytes asks for this first.
+   */
+  writeOut(socket: Writable): void {
+    if (!this.held.has(socket) || socket.writableCorked === 0) return;
+    socket.uncork();
+    socket.cork();
+    this.writes.inc();
   }
 
   /** Sockets held now. */

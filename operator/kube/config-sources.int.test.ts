@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Registry as PromRegistry } from 'prom-client';
 import { createLogger } from '../../common/logger.js';
+import { secretDigest } from '../../common/config-sources.js';
 import { ConfigSourceWatcher } from './config-sources.js';
 import { eventually } from '../../test/helpers/operator.js';
 
@@ -31,10 +32,39 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   const name = (url.searchParams.get('fieldSelector') ?? '').replace('metadata.name=', '');
   const items = name.startsWith('present')
     ? [{ metadata: { name, namespace: 'shop', uid: 'u', resourceVersion: '5' }, data: { k: 'v' } }]
-    : [];
+    : name.startsWith('applied')
+      ? [appliedSecret(name)]
+      : [];
   res.end(JSON.stringify({ metadata: { resourceVersion: '5' }, items }));
 });
 let kubeConfig: KubeConfig;
+
+const SECRET_VALUE = 'hunter2-0f3a9c';
+/**
+ * A Secret as the API server answers it after `kubectl apply` of a manifest with `stringData`:
+ * kubectl keeps the manifest, value included, in the last-applied annotation.
+ */
+function appliedSecret(name: string) {
+  const manifest = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: 'shop' },
+    stringData: { password: SECRET_VALUE },
+  };
+  return {
+    metadata: {
+      name,
+      namespace: 'shop',
+      uid: 'u-applied',
+      resourceVersion: '7',
+      annotations: {
+        'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(manifest),
+        team: 'db',
+      },
+    },
+    data: { password: Buffer.from(SECRET_VALUE).toString('base64') },
+  };
+}
 
 beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -105,5 +135,24 @@ describe('ConfigSourceWatcher', () => {
     expect(gauge).toMatch(/kind="Secret"} 0/);
     await watcher.stop();
     await eventually(async () => Promise.resolve(open.size === 0), 3000, 'watches closed');
+  });
+
+  it("keeps no value of a Secret in its cache, not even kubectl's last-applied copy", async () => {
+    const watcher = new ConfigSourceWatcher({
+      kubeConfig,
+      logger: createLogger('info', new Writable({ write: (_c, _e, done) => done() })),
+      maxObjects: 4,
+      onChange: () => undefined,
+    });
+    await watcher.track('shop', 'db', [{ kind: 'Secret', name: 'applied-s' }]);
+    expect(watcher.lookup('shop', 'Secret', 'applied-s')).toEqual({
+      kind: 'Secret',
+      digests: { password: secretDigest('u-applied', SECRET_VALUE) },
+    });
+    const cached = JSON.stringify(watcher.cached('shop', 'Secret', 'applied-s'));
+    expect(cached).toContain('"team":"db"'); // the object is there, its other annotations too
+    expect(cached).not.toContain(SECRET_VALUE);
+    expect(cached).not.toContain(Buffer.from(SECRET_VALUE).toString('base64'));
+    await watcher.stop();
   });
 });

@@ -40,6 +40,8 @@ interface Watched {
   resolved: ResolvedSource | undefined;
   listed: Promise<void>;
   stop: () => Promise<void>;
+  /** The informer's copy of the object (what the operator holds of it). */
+  cached: () => KubernetesObject | undefined;
   restarts: number;
   stopped: boolean;
 }
@@ -60,6 +62,19 @@ export function resolvedOf(kind: SourceKind, object: ObjectWithData): ResolvedSo
   for (const [key, base64] of Object.entries(object.data ?? {}))
     digests[key] = secretDigest(uid, Buffer.from(base64, 'base64'));
   return { kind, digests };
+}
+
+/**
+ * `kubectl apply` keeps the whole manifest it applied, Secret values included (`data`, or
+ * `stringData` in plain text), in this annotation of the object.
+ */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** Drops a digested Secret's values from the informer's copy: its data and kubectl's copy of it. */
+function forgetValues(object: KubernetesObject): void {
+  delete (object as ObjectWithData).data;
+  const annotations = object.metadata?.annotations;
+  if (annotations !== undefined) delete annotations[LAST_APPLIED];
 }
 
 export class ConfigSourceWatcher {
@@ -133,6 +148,11 @@ export class ConfigSourceWatcher {
   /** What is known of an object (undefined: absent, not yet listed, or refused). */
   lookup(namespace: string, kind: SourceKind, name: string): ResolvedSource | undefined {
     return this.watched.get(objectKey(namespace, kind, name))?.resolved;
+  }
+
+  /** The informer's copy of a watched object (what the operator holds of it). */
+  cached(namespace: string, kind: SourceKind, name: string): KubernetesObject | undefined {
+    return this.watched.get(objectKey(namespace, kind, name))?.cached();
   }
 
   /** The services (namespace/name) naming an object. */
@@ -242,6 +262,7 @@ export class ConfigSourceWatcher {
         markListed = resolve;
       }),
       stop: () => informer.stop(),
+      cached: () => informer.get(name, namespace),
       restarts: 0,
       stopped: false,
     };
@@ -249,7 +270,7 @@ export class ConfigSourceWatcher {
       if (watched.stopped) return;
       watched.resolved = resolvedOf(kind, object);
       // Of a Secret only the digests stay: the informer's copy loses its values.
-      if (kind === 'Secret') delete (object as ObjectWithData).data;
+      if (kind === 'Secret') forgetValues(object);
       this.opts.onChange(namespace, kind, name);
     };
     informer.on('add', changed);
