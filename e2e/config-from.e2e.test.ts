@@ -25,7 +25,13 @@ import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
 import { installCrds, kubectl as kubectlIn } from './operator-identity.js';
-import { podsOf, startInjectingOperator, startSidecar, untilInjects } from './injection.js';
+import {
+  applyDeployment,
+  podsWithIps,
+  startInjectingOperator,
+  startSidecar,
+  untilInjects,
+} from './injection.js';
 import type { Pod, SidecarProcess } from './injection.js';
 import { eventually } from '../test/helpers/operator.js';
 
@@ -185,34 +191,11 @@ spec:
 `,
   );
   await untilInjects(cp, 'shop', { app: 'web' });
-  await kubectl(
-    ['apply', '-f', '-'],
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web, namespace: shop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata:
-      labels: { app: web }
-      annotations: { maxine.io/config-reload: 'http:POST:/reload' }
-    spec:
-      containers:
-        - name: app
-          image: web:e2e
-          ports: [{ containerPort: 8080 }]
-`,
-  );
-  const pods = await eventually(
-    async () => {
-      const list = await podsOf(cp, 'shop', 'web');
-      return list.length === 1 && list[0]?.status.podIP !== undefined && list;
-    },
-    60_000,
-    'a web pod with an IP',
-  );
-  pod = pods[0] as Pod;
+  await applyDeployment(cp, 'shop', 'web', {
+    replicas: 1,
+    annotations: { 'maxine.io/config-reload': 'http:POST:/reload' },
+  });
+  pod = (await podsWithIps(cp, 'shop', 'web', 1))[0] as Pod;
   // The pod's ServiceAccount token for the API server (kubelet mounts it in a real pod).
   const kubeToken = join(work, 'kube.token');
   await writeFile(

@@ -11,14 +11,21 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
 import { installCrds, kubectl as kubectlIn, startKubeOperator } from './operator-identity.js';
-import { podsOf, startInjectingOperator, startSidecar, untilInjects } from './injection.js';
+import {
+  applyDeployment,
+  podsWithIps,
+  startInjectingOperator,
+  startSidecar,
+  untilInjects,
+  writeHealthScript,
+} from './injection.js';
 import type { Pod, SidecarProcess } from './injection.js';
 import { eventually } from '../test/helpers/operator.js';
 
@@ -93,12 +100,7 @@ beforeAll(async () => {
   cp = await startControlPlane({ workloads: true });
   work = await mkdtemp(join(tmpdir(), 'maxine-gate-e2e-'));
   // The health script: a pod fails while a file named after it holds an exit code.
-  const script = join(work, 'check.sh');
-  await writeFile(
-    script,
-    `#!/bin/sh\necho "checked $MAXINE_POD_NAME"\nexit $(cat ${work}/$MAXINE_POD_NAME.code 2>/dev/null || echo 0)\n`,
-  );
-  await chmod(script, 0o755);
+  const script = await writeHealthScript(work);
   await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
   await kubectl(['label', 'namespace', 'shop', 'maxine.io/injection=enabled']);
@@ -129,31 +131,8 @@ spec:
 `,
   );
   await untilInjects(cp, 'shop', { app: 'web' });
-  await kubectl(
-    ['apply', '-f', '-'],
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web, namespace: shop }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata: { labels: { app: web } }
-    spec:
-      containers:
-        - name: app
-          image: web:e2e
-          ports: [{ containerPort: 8080 }]
-`,
-  );
-  web = await eventually(
-    async () => {
-      const list = await podsOf(cp, 'shop', 'web');
-      return list.length === 2 && list.every((p) => p.status.podIP) && list;
-    },
-    60_000,
-    'two web pods with IPs',
-  );
+  await applyDeployment(cp, 'shop', 'web', { replicas: 2 });
+  web = await podsWithIps(cp, 'shop', 'web', 2);
 }, 30 * 60_000);
 
 afterAll(async () => {

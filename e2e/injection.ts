@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePorts } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
@@ -221,5 +221,71 @@ export async function untilInjects(
     },
     30_000,
     `the operator injects pods labelled ${JSON.stringify(labels)}`,
+  );
+}
+
+/**
+ * The health script of the e2e services: it prints the pod it checked and exits with the code
+ * in `work/<pod>.code` (0 while there is none), so a test fails one pod by writing that file.
+ * Returns its path.
+ */
+export async function writeHealthScript(work: string): Promise<string> {
+  const script = join(work, 'check.sh');
+  await writeFile(
+    script,
+    `#!/bin/sh\necho "checked $MAXINE_POD_NAME"\nexit $(cat ${work}/$MAXINE_POD_NAME.code 2>/dev/null || echo 0)\n`,
+  );
+  await chmod(script, 0o755);
+  return script;
+}
+
+/**
+ * Applies the Deployment `app` of `namespace`: `replicas` pods labelled `app=<app>`, one
+ * container of image `<app>:e2e` on port 8080, with `annotations` on the pods if given.
+ */
+export async function applyDeployment(
+  cp: ControlPlane,
+  namespace: string,
+  app: string,
+  { replicas, annotations }: { replicas: number; annotations?: Record<string, string> },
+): Promise<void> {
+  const podMetadata =
+    annotations === undefined
+      ? `{ labels: { app: ${app} } }`
+      : `{ labels: { app: ${app} }, annotations: ${JSON.stringify(annotations)} }`;
+  await kubectl(
+    cp,
+    ['apply', '-f', '-'],
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${app}, namespace: ${namespace} }
+spec:
+  replicas: ${replicas}
+  selector: { matchLabels: { app: ${app} } }
+  template:
+    metadata: ${podMetadata}
+    spec:
+      containers:
+        - name: app
+          image: ${app}:e2e
+          ports: [{ containerPort: 8080 }]
+`,
+  );
+}
+
+/** Waits (up to a minute) until `app` has exactly `count` pods, all with an IP, and returns them. */
+export function podsWithIps(
+  cp: ControlPlane,
+  namespace: string,
+  app: string,
+  count: number,
+): Promise<Pod[]> {
+  return eventually(
+    async () => {
+      const list = await podsOf(cp, namespace, app);
+      return list.length === count && list.every((p) => p.status.podIP) && list;
+    },
+    60_000,
+    `${count} ${app} pod(s) with IPs`,
   );
 }

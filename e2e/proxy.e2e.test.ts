@@ -17,7 +17,13 @@ import { ensureBinaries, freePorts, startControlPlane } from './controlplane/clu
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
 import { installCrds, kubectl as kubectlIn } from './operator-identity.js';
-import { podsOf, startInjectingOperator, startSidecar, untilInjects } from './injection.js';
+import {
+  applyDeployment,
+  podsWithIps,
+  startInjectingOperator,
+  startSidecar,
+  untilInjects,
+} from './injection.js';
 import type { Pod, SidecarProcess } from './injection.js';
 import { eventually } from '../test/helpers/operator.js';
 
@@ -99,36 +105,9 @@ spec:
   );
   await untilInjects(cp, 'shop', { app: 'web' });
   await untilInjects(cp, 'shop', { app: 'orders' });
-  for (const [app, replicas] of [
-    ['web', 1],
-    ['orders', 2],
-  ] as const) {
-    await kubectl(
-      ['apply', '-f', '-'],
-      `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ${app}, namespace: shop }
-spec:
-  replicas: ${replicas}
-  selector: { matchLabels: { app: ${app} } }
-  template:
-    metadata: { labels: { app: ${app} } }
-    spec:
-      containers:
-        - name: app
-          image: ${app}:e2e
-          ports: [{ containerPort: 8080 }]
-`,
-    );
-  }
-  orders = await eventually(
-    async () => {
-      const list = await podsOf(cp, 'shop', 'orders');
-      return list.length === 2 && list.every((p) => p.status.podIP) && list;
-    },
-    60_000,
-    'two orders pods with IPs',
-  );
+  await applyDeployment(cp, 'shop', 'web', { replicas: 1 });
+  await applyDeployment(cp, 'shop', 'orders', { replicas: 2 });
+  orders = await podsWithIps(cp, 'shop', 'orders', 2);
   // Each orders pod's app: echoes who answered and what it received.
   for (const pod of orders) {
     const app = createServer((req, res) => {
@@ -148,14 +127,7 @@ spec:
     await new Promise<void>((resolve) => app.listen(8080, pod.status.podIP, resolve));
     apps.push(app);
   }
-  const [webPod] = await eventually(
-    async () => {
-      const list = await podsOf(cp, 'shop', 'web');
-      return list.length === 1 && list[0]!.status.podIP !== undefined && list;
-    },
-    60_000,
-    'the web pod with an IP',
-  );
+  const [webPod] = await podsWithIps(cp, 'shop', 'web', 1);
   [proxyPort] = (await freePorts(1)) as [number];
   web = await startSidecar(cp, webPod!, work, {
     MAXINE_PROXY_LISTEN: `127.0.0.1:${proxyPort}`,

@@ -12,7 +12,7 @@
  * own 127.0.0.1 port (in a pod each has its own network namespace and port 7711).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
@@ -20,12 +20,15 @@ import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
 import { installCrds, kubectl as kubectlIn } from './operator-identity.js';
 import {
+  applyDeployment,
   envOf,
   podsOf,
+  podsWithIps,
   podToken as podTokenIn,
   startInjectingOperator,
   startSidecar as startSidecarIn,
   untilInjects,
+  writeHealthScript,
 } from './injection.js';
 import type { Pod, SidecarProcess } from './injection.js';
 import { eventually } from '../test/helpers/operator.js';
@@ -79,12 +82,7 @@ beforeAll(async () => {
   cp = await startControlPlane({ workloads: true });
   work = await mkdtemp(join(tmpdir(), 'maxine-sidecar-e2e-'));
   // The health script: each pod's exit code is in a file named after the pod.
-  const script = join(work, 'check.sh');
-  await writeFile(
-    script,
-    `#!/bin/sh\necho "checked $MAXINE_POD_NAME"\nexit $(cat ${work}/$MAXINE_POD_NAME.code 2>/dev/null || echo 0)\n`,
-  );
-  await chmod(script, 0o755);
+  const script = await writeHealthScript(work);
   await installCrds(cp);
   await kubectl(['create', 'namespace', 'shop']);
   await kubectl(['label', 'namespace', 'shop', 'maxine.io/injection=enabled']);
@@ -111,23 +109,7 @@ spec:
 `,
   );
   await untilInjects(cp, 'shop', { app: 'web' });
-  await kubectl(
-    ['apply', '-f', '-'],
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web, namespace: shop }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata: { labels: { app: web } }
-    spec:
-      containers:
-        - name: app
-          image: web:e2e
-          ports: [{ containerPort: 8080 }]
-`,
-  );
+  await applyDeployment(cp, 'shop', 'web', { replicas: 2 });
 }, 30 * 60_000);
 
 afterAll(async () => {
@@ -146,14 +128,7 @@ describe('sidecar injection and sidecars', () => {
       '-o=jsonpath={.webhooks[*].clientConfig.caBundle}',
     ]);
     expect(bundle.split(' ').filter((b) => b.length > 100)).toHaveLength(2);
-    const running = await eventually(
-      async () => {
-        const list = await pods();
-        return list.length === 2 && list.every((p) => p.status.podIP) && list;
-      },
-      60_000,
-      'two Running pods with IPs',
-    );
+    const running = await podsWithIps(cp, 'shop', 'web', 2);
     for (const pod of running) {
       const sidecar = pod.spec.initContainers?.find((c) => c.name === 'maxine-sidecar');
       expect(sidecar).toMatchObject({ restartPolicy: 'Always' });

@@ -8,8 +8,9 @@
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
-import { maxineEventSchema, registerRequestSchema } from '../../common/wire.js';
-import type { MaxineEvent, RegisterInput } from '../../common/wire.js';
+import { maxineEventSchema } from '../../common/wire.js';
+import type { MaxineEvent } from '../../common/wire.js';
+import { metric, register } from '../../test/helpers/event-stream.js';
 import { eventually, startOperator } from '../../test/helpers/operator.js';
 import type { TestOperator } from '../../test/helpers/operator.js';
 
@@ -36,25 +37,6 @@ function subscribe(url: string): Promise<Subscriber> {
     ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
     ws.once('error', reject);
   });
-}
-
-function register(o: TestOperator, input: Partial<RegisterInput> & { id: string }): void {
-  o.operator.registry.register(
-    registerRequestSchema.parse({
-      service: 'web',
-      namespace: 'shop',
-      host: '10.0.0.1',
-      port: 8080,
-      ttlSeconds: 3600,
-      ...input,
-    }),
-  );
-}
-
-async function metric(o: TestOperator, line: string): Promise<number> {
-  const text = await (await fetch(`${o.url}/metrics`)).text();
-  const found = text.split('\n').find((l) => l.startsWith(line + ' '));
-  return found === undefined ? 0 : Number(found.slice(line.length + 1));
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -11,8 +11,9 @@ import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:h
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { maxineEventSchema, registerRequestSchema } from '../../common/wire.js';
-import type { MaxineEvent, RegisterInput } from '../../common/wire.js';
+import { maxineEventSchema } from '../../common/wire.js';
+import type { MaxineEvent } from '../../common/wire.js';
+import { metric, register } from '../../test/helpers/event-stream.js';
 import { jwtIssuer, lockedDown, writeTokens } from '../../test/helpers/auth.js';
 import { eventually, startOperator } from '../../test/helpers/operator.js';
 import type { TestOperator } from '../../test/helpers/operator.js';
@@ -107,25 +108,6 @@ function sse(
     });
     req.on('error', reject);
   });
-}
-
-function register(o: TestOperator, input: Partial<RegisterInput> & { id: string }): void {
-  o.operator.registry.register(
-    registerRequestSchema.parse({
-      service: 'web',
-      namespace: 'shop',
-      host: '10.0.0.1',
-      port: 8080,
-      ttlSeconds: 3600,
-      ...input,
-    }),
-  );
-}
-
-async function metric(o: TestOperator, line: string): Promise<number> {
-  const text = await (await fetch(`${o.url}/metrics`)).text();
-  const found = text.split('\n').find((l) => l.startsWith(line + ' '));
-  return found === undefined ? 0 : Number(found.slice(line.length + 1));
 }
 
 const until = (what: string, predicate: () => boolean, ms = 5000) =>

@@ -9,7 +9,7 @@
  * anything short of whole and valid is damage: the start stops (StoreCorruptError) rather than
  * number versions from nothing.
  */
-import { open, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -18,6 +18,7 @@ import type { ServiceConfigRecord } from '../../common/config-history.js';
 import type { Logger } from '../../common/logger.js';
 import type { ConfigHistory } from '../registry/config-history.js';
 import { decodeLine, encodeLine, StoreCorruptError } from './codec.js';
+import { syncPath } from './fsync.js';
 
 export const CONFIG_FILE = 'config-history.jsonl';
 /** Changes within this long are written together. */
@@ -142,14 +143,5 @@ export class ConfigFile {
     this.timer = undefined;
     await this.writing;
     if (this.dirty) await this.write();
-  }
-}
-
-async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -26,7 +26,7 @@ import {
   renameSync,
   writeSync,
 } from 'node:fs';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -35,6 +35,7 @@ import { registryEventSchema, streamEpochSchema } from '../../common/wire.js';
 import type { RegistryEvent } from '../../common/wire.js';
 import type { EventLog } from '../events/log.js';
 import { decodeLine, encodeLine, frame } from './codec.js';
+import { syncPath } from './fsync.js';
 
 export const EVENTS_FILE = 'events.jsonl';
 /** How long after a failed write or compaction the next compaction is tried. */
@@ -300,7 +301,7 @@ export class EventFile {
       this.broken = false;
       this.unsynced = false;
       this.opts.compactions.inc();
-      await syncDir(this.opts.dir);
+      await syncPath(this.opts.dir);
     } catch (err) {
       this.opts.errors.inc({ op: 'events-compact' });
       this.opts.logger.error(
@@ -356,14 +357,4 @@ function fileText(epoch: string, after: number, events: readonly RegistryEvent[]
     writtenAt: new Date().toISOString(),
   });
   return header + events.map((e) => frame(JSON.stringify(e))).join('');
-}
-
-/** Makes a rename in `dir` durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -33,6 +33,7 @@ import {
 import type { ConfigHistory } from '../registry/config-history.js';
 import { ConfigFile } from './config-file.js';
 import { EventFile } from './event-file.js';
+import { syncPath } from './fsync.js';
 import type { RegistryStore, StoredState } from './store.js';
 import { WriteQueue } from './write-queue.js';
 import type { BatchWriter } from './write-queue.js';
@@ -356,7 +357,7 @@ export class FileStore implements RegistryStore, BatchWriter {
     }
     const nextHandle = await open(join(dir, logName(next)), 'a');
     await rename(tmp, join(dir, SNAPSHOT));
-    await syncDir(dir);
+    await syncPath(dir);
     const old = this.handle;
     const oldLog = join(dir, logName(this.generation));
     this.handle = nextHandle;
@@ -415,15 +416,5 @@ async function readIfExists(path: string): Promise<Buffer | undefined> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  }
-}
-
-/** Makes a rename in `dir` durable. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

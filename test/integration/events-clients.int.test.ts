@@ -15,6 +15,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import type { Mosquitto } from '../helpers/mosquitto.js';
+import {
+  CART_SERVICE_YAML,
+  bridgeConnected,
+  bridgeLogin,
+  inboundConfig,
+  writeMqttUsers,
+} from '../helpers/mqtt.js';
 import { api, eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -49,19 +56,12 @@ function commands(block: string): string[] {
   return out;
 }
 
-const SERVICE_YAML = `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineService
-metadata: { name: cart, namespace: shop }
-spec: {}
-`;
-
 describe('TypeScript WebSocket subscriber', () => {
   let op: TestOperator;
   let work: string;
   let child: ChildProcess | undefined;
   beforeAll(async () => {
-    op = await startOperator({ files: { 'cart.yaml': SERVICE_YAML } });
+    op = await startOperator({ files: { 'cart.yaml': CART_SERVICE_YAML } });
     work = await mkdtemp(join(tmpdir(), 'maxine-ts-client-'));
     // The script imports `ws` and runs with tsx, as from a project that installed them.
     await symlink(join(ROOT, 'node_modules'), join(work, 'node_modules'));
@@ -116,7 +116,7 @@ describe('Python, standard library', () => {
   let op: TestOperator;
   let work: string;
   beforeAll(async () => {
-    op = await startOperator({ files: { 'cart.yaml': SERVICE_YAML } });
+    op = await startOperator({ files: { 'cart.yaml': CART_SERVICE_YAML } });
     work = await mkdtemp(join(tmpdir(), 'maxine-py-client-'));
   });
   afterAll(async () => {
@@ -207,28 +207,16 @@ spec:
 
   beforeAll(async () => {
     broker = await startMosquitto({ users: USERS, acl: ACL });
-    const usersFile = join(broker.dir, 'users.json');
-    await writeFile(usersFile, JSON.stringify({ users: { dev1: { user: 'device-1' } } }));
+    const usersFile = await writeMqttUsers(broker, 'users.json', { dev1: { user: 'device-1' } });
     op = await startOperator({
-      files: { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML },
+      files: { 'cart.yaml': CART_SERVICE_YAML, 'acl.yaml': ACL_YAML },
       config: {
-        mqttUrl: broker.url,
-        mqttUsername: 'maxine-operator',
-        mqttPassword: USERS['maxine-operator'],
+        ...bridgeLogin(broker, USERS['maxine-operator']),
+        ...inboundConfig(usersFile),
         mqttStateCoalesceMs: 20,
-        mqttInbound: true,
-        mqttUsersFile: usersFile,
-        anonymous: false,
-        aclDefault: 'deny',
       },
     });
-    await eventually(
-      async () =>
-        ((await (await fetch(`${op.url}/readyz`)).json()) as { mqtt?: { connected: boolean } }).mqtt
-          ?.connected === true,
-      10_000,
-      'the bridge connected',
-    );
+    await eventually(() => bridgeConnected(op), 10_000, 'the bridge connected');
   }, 30_000);
   afterAll(async () => {
     await op?.stop();

@@ -9,11 +9,21 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connectAsync } from 'mqtt';
-import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import type { IPublishPacket, MqttClient } from 'mqtt';
 import { registryEventSchema } from '../../common/wire.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import type { Mosquitto } from '../helpers/mosquitto.js';
+import {
+  CART_SERVICE_YAML,
+  DEVICES_ACL_YAML,
+  bridgeConnected,
+  bridgeLogin,
+  inboundConfig,
+  metricSum,
+  mqttClients,
+  until,
+  writeMqttUsers,
+} from '../helpers/mqtt.js';
 import { api, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 import { spawnListening } from '../helpers/spawn.js';
@@ -46,28 +56,16 @@ pattern read maxine/+/+/state
 `;
 
 let broker: Mosquitto;
-const open: MqttClient[] = [];
+const { client, closeAll } = mqttClients(() => broker, USERS);
 
 beforeAll(async () => {
   broker = await startMosquitto({ users: USERS, acl: ACL });
 }, 30_000);
 
 afterAll(async () => {
-  for (const c of open) await c.endAsync(true).catch(() => undefined);
+  await closeAll();
   await broker.destroy();
 });
-
-async function client(user: keyof typeof USERS, extra: IClientOptions = {}): Promise<MqttClient> {
-  const c = await connectAsync(broker.url, {
-    username: user,
-    password: USERS[user],
-    protocolVersion: 5,
-    reconnectPeriod: 0,
-    ...extra,
-  });
-  open.push(c);
-  return c;
-}
 
 /** Collects what a client receives, and waits for what a test expects. */
 function inbox(c: MqttClient): {
@@ -105,19 +103,9 @@ function inbox(c: MqttClient): {
   };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 function bridgeConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    mqttUrl: broker.url,
-    mqttUsername: 'maxine-operator',
-    mqttPassword: USERS['maxine-operator'],
+    ...bridgeLogin(broker, USERS['maxine-operator']),
     mqttReconnectMinMs: 50,
     mqttReconnectMaxMs: 300,
     mqttStateCoalesceMs: 20,
@@ -132,36 +120,13 @@ async function metric(op: TestOperator, name: string): Promise<number> {
   return line === undefined ? NaN : Number(line.split(' ').pop());
 }
 
-async function metricOf(op: TestOperator, name: string, label: string): Promise<number> {
-  const text = await (await fetch(`${op.url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) && l.includes(label))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
-
-async function metricSum(op: TestOperator, name: string): Promise<number> {
-  const text = await (await fetch(`${op.url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
-
 const json = (p: IPublishPacket): any => JSON.parse(p.payload.toString());
-
-const SERVICE_YAML = `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineService
-metadata: { name: cart, namespace: shop }
-spec: {}
-`;
 
 describe('events and retained state', () => {
   let op: TestOperator;
   beforeAll(async () => {
-    op = await startOperator({ files: { 'cart.yaml': SERVICE_YAML }, config: bridgeConfig() });
-    await until(() => op.operator.registry !== undefined && readyMqtt(op));
+    op = await startOperator({ files: { 'cart.yaml': CART_SERVICE_YAML }, config: bridgeConfig() });
+    await until(() => op.operator.registry !== undefined && bridgeConnected(op));
   }, 30_000);
   afterAll(() => op.stop());
 
@@ -244,8 +209,8 @@ describe('events and retained state', () => {
 describe('several replicas', () => {
   let op: TestOperator;
   beforeAll(async () => {
-    op = await startOperator({ files: { 'cart.yaml': SERVICE_YAML }, config: bridgeConfig() });
-    await until(() => readyMqtt(op));
+    op = await startOperator({ files: { 'cart.yaml': CART_SERVICE_YAML }, config: bridgeConfig() });
+    await until(() => bridgeConnected(op));
   }, 30_000);
   afterAll(() => op.stop());
 
@@ -300,12 +265,6 @@ describe('several replicas', () => {
   });
 });
 
-function readyMqtt(op: TestOperator): Promise<boolean> {
-  return fetch(`${op.url}/readyz`)
-    .then((r) => r.json() as Promise<{ mqtt?: { connected: boolean } }>)
-    .then((b) => b.mqtt?.connected === true);
-}
-
 async function readyz(op: TestOperator): Promise<{ status: number; body: any }> {
   const r = await fetch(`${op.url}/readyz`);
   return { status: r.status, body: await r.json() };
@@ -356,7 +315,7 @@ describe('connection failures are clear and harmless', () => {
       config: bridgeConfig({ mqttTopicPrefix: 'not-ours', podName: 'op-refused' }),
     });
     try {
-      await until(() => readyMqtt(op));
+      await until(() => bridgeConnected(op));
       const seqBefore = op.operator.events.lastSeq;
       const reg = await api(op.url, 'POST', '/api/v1/instances', {
         service: 'refused',
@@ -397,7 +356,7 @@ describe('connection failures are clear and harmless', () => {
       }),
     });
     try {
-      await until(() => readyMqtt(op));
+      await until(() => bridgeConnected(op));
       await box.waitFor((p) => p.payload.toString() === 'online');
     } finally {
       await op.stop();
@@ -412,7 +371,7 @@ describe('broker restart', () => {
       config: bridgeConfig({ mqttQueueMessages: 5, podName: 'op-restart' }),
     });
     try {
-      await until(() => readyMqtt(op));
+      await until(() => bridgeConnected(op));
       // A persistent session: what is published while it reconnects waits for it at the broker.
       const sub = await client('tester', {
         clientId: 'tester-persistent',
@@ -448,7 +407,7 @@ describe('broker restart', () => {
         op.logs.some((l) => l.msg === 'MQTT publish queue full: oldest messages dropped'),
       ).toBe(true);
       await broker.start();
-      await until(() => readyMqtt(op), 15_000);
+      await until(() => bridgeConnected(op), 15_000);
       // The newest 4 events arrive, in order; the dropped oldest do not.
       await until(() => box.messages.length >= 4, 15_000);
       const hosts = box.messages.map((p) => json(p).instance.host);
@@ -476,7 +435,7 @@ describe('broker killed with messages in flight', () => {
       }),
     });
     try {
-      await until(() => readyMqtt(op));
+      await until(() => bridgeConnected(op));
       const sub = await client('tester', { reconnectPeriod: 100 });
       const box = inbox(sub);
       await sub.subscribeAsync('maxine/default/inflight/service_registered', { qos: 1 });
@@ -563,27 +522,18 @@ describe('inbound writes', () => {
   let n = 0;
 
   beforeAll(async () => {
-    const usersFile = join(broker.dir, 'mqtt-users.json');
-    await writeFile(
-      usersFile,
-      JSON.stringify({
-        users: {
-          dev1: { user: 'device-1', groups: ['shop-devices'] },
-          dev2: { user: 'device-2' },
-        },
-      }),
-    );
+    const usersFile = await writeMqttUsers(broker, 'mqtt-users.json', {
+      dev1: { user: 'device-1', groups: ['shop-devices'] },
+      dev2: { user: 'device-2' },
+    });
     op = await startOperator({
-      files: { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML },
+      files: { 'cart.yaml': CART_SERVICE_YAML, 'acl.yaml': DEVICES_ACL_YAML },
       config: bridgeConfig({
-        mqttInbound: true,
-        mqttUsersFile: usersFile,
-        anonymous: false,
-        aclDefault: 'deny',
+        ...inboundConfig(usersFile),
         mqttInboundMaxBytes: 2048,
       }),
     });
-    await until(() => readyMqtt(op));
+    await until(() => bridgeConnected(op));
     dev1 = await client('dev1');
     replies = inbox(dev1);
     await dev1.subscribeAsync('maxine/replies/dev1/#', { qos: 1 });
@@ -711,7 +661,7 @@ describe('inbound writes', () => {
   });
 
   it('ignores and counts a message on a topic that is not one of ours', async () => {
-    const before = await metricOf(op, 'maxine_mqtt_inbound_total', 'result="UNKNOWN_TOPIC"');
+    const before = await metricSum(op, 'maxine_mqtt_inbound_total', 'result="UNKNOWN_TOPIC"');
     await dev1.publishAsync(
       'maxine/Shop/cart/register/dev1',
       JSON.stringify({ host: '10.2.0.5', port: 1 }),
@@ -719,7 +669,7 @@ describe('inbound writes', () => {
     );
     await until(
       async () =>
-        (await metricOf(op, 'maxine_mqtt_inbound_total', 'result="UNKNOWN_TOPIC"')) === before + 1,
+        (await metricSum(op, 'maxine_mqtt_inbound_total', 'result="UNKNOWN_TOPIC"')) === before + 1,
     );
     expect(op.operator.registry.stats().instances.total).toBe(0);
   });
@@ -734,7 +684,7 @@ describe('inbound writes', () => {
     });
     await until(
       async () =>
-        (await metricOf(op, 'maxine_mqtt_inbound_total', 'result="REPLY_TOPIC_REFUSED"')) === 1,
+        (await metricSum(op, 'maxine_mqtt_inbound_total', 'result="REPLY_TOPIC_REFUSED"')) === 1,
     );
     await new Promise((r) => setTimeout(r, 200));
     expect(watched.messages).toHaveLength(0);
@@ -786,24 +736,19 @@ describe('inbound writes', () => {
 
 describe('inbound bounds', () => {
   it('with two operators, each message is handled and answered by one of them (shared subscription)', async () => {
-    const usersFile = join(broker.dir, 'mqtt-users-share.json');
-    await writeFile(
-      usersFile,
-      JSON.stringify({ users: { dev1: { user: 'device-1', groups: ['shop-devices'] } } }),
-    );
+    const usersFile = await writeMqttUsers(broker, 'mqtt-users-share.json', {
+      dev1: { user: 'device-1', groups: ['shop-devices'] },
+    });
     const config = (podName: string) =>
       bridgeConfig({
-        mqttInbound: true,
-        mqttUsersFile: usersFile,
-        anonymous: false,
-        aclDefault: 'deny',
+        ...inboundConfig(usersFile),
         podName,
       });
-    const files = { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML };
+    const files = { 'cart.yaml': CART_SERVICE_YAML, 'acl.yaml': DEVICES_ACL_YAML };
     const a = await startOperator({ files, config: config('op-a') });
     const b = await startOperator({ files, config: config('op-b') });
     try {
-      await until(async () => (await readyMqtt(a)) && (await readyMqtt(b)));
+      await until(async () => (await bridgeConnected(a)) && (await bridgeConnected(b)));
       const dev = await client('dev1');
       const box = inbox(dev);
       await dev.subscribeAsync('maxine/replies/dev1/#', { qos: 1 });
@@ -828,24 +773,19 @@ describe('inbound bounds', () => {
   });
 
   it('refuses past the inbound rate, with RATE_LIMITED on the reply topic', async () => {
-    const usersFile = join(broker.dir, 'mqtt-users-rate.json');
-    await writeFile(
-      usersFile,
-      JSON.stringify({ users: { dev1: { user: 'device-1', groups: ['shop-devices'] } } }),
-    );
+    const usersFile = await writeMqttUsers(broker, 'mqtt-users-rate.json', {
+      dev1: { user: 'device-1', groups: ['shop-devices'] },
+    });
     const op = await startOperator({
-      files: { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML },
+      files: { 'cart.yaml': CART_SERVICE_YAML, 'acl.yaml': DEVICES_ACL_YAML },
       config: bridgeConfig({
-        mqttInbound: true,
-        mqttUsersFile: usersFile,
-        anonymous: false,
-        aclDefault: 'deny',
+        ...inboundConfig(usersFile),
         mqttInboundRate: 1,
         podName: 'op-rate',
       }),
     });
     try {
-      await until(() => readyMqtt(op));
+      await until(() => bridgeConnected(op));
       const dev = await client('dev1');
       const box = inbox(dev);
       await dev.subscribeAsync('maxine/replies/dev1/#', { qos: 1 });
@@ -868,7 +808,7 @@ describe('inbound bounds', () => {
       expect(op.operator.registry.instancesOf('shop', 'cart')).toHaveLength(
         codes.filter((c) => c === 'ok').length,
       );
-      expect(await metricOf(op, 'maxine_mqtt_inbound_total', 'result="RATE_LIMITED"')).toBe(
+      expect(await metricSum(op, 'maxine_mqtt_inbound_total', 'result="RATE_LIMITED"')).toBe(
         codes.filter((c) => c === 'RATE_LIMITED').length,
       );
     } finally {
@@ -876,15 +816,3 @@ describe('inbound bounds', () => {
     }
   });
 });
-
-const ACL_YAML = `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineACL
-metadata: { name: devices, namespace: shop }
-spec:
-  subjects:
-    - { kind: Group, name: shop-devices }
-  rules:
-    - services: ['shop/cart']
-      verbs: [register]
-`;

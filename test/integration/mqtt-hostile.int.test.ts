@@ -7,12 +7,20 @@
  * registry never changes on a refusal.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { connectAsync } from 'mqtt';
-import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import type { IPublishPacket, MqttClient } from 'mqtt';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import type { Mosquitto } from '../helpers/mosquitto.js';
+import {
+  CART_SERVICE_YAML,
+  DEVICES_ACL_YAML,
+  bridgeConnected,
+  bridgeLogin,
+  inboundConfig,
+  metricSum,
+  mqttClients,
+  until,
+  writeMqttUsers,
+} from '../helpers/mqtt.js';
 import { startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
@@ -40,57 +48,10 @@ pattern write flood/+/+/register/%u
 pattern read flood/replies/%u/#
 `;
 
-const SERVICE_YAML = `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineService
-metadata: { name: cart, namespace: shop }
-spec: {}
-`;
-
-const ACL_YAML = `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineACL
-metadata: { name: devices, namespace: shop }
-spec:
-  subjects:
-    - { kind: Group, name: shop-devices }
-  rules:
-    - services: ['shop/cart']
-      verbs: [register]
-`;
-
 let broker: Mosquitto;
 let op: TestOperator;
-const open: MqttClient[] = [];
-
-async function client(user: keyof typeof USERS, extra: IClientOptions = {}): Promise<MqttClient> {
-  const c = await connectAsync(broker.url, {
-    username: user,
-    password: USERS[user],
-    protocolVersion: 5,
-    reconnectPeriod: 0,
-    ...extra,
-  });
-  c.on('error', () => undefined);
-  open.push(c);
-  return c;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function metricOf(name: string, label = ''): Promise<number> {
-  const text = await (await fetch(`${op.url}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
+const { client, closeAll } = mqttClients(() => broker, USERS, { ignoreErrors: true });
+const metricOf = (name: string, label = ''): Promise<number> => metricSum(op, name, label);
 
 /** Publishes with a reply topic and waits for the answer. */
 async function ask(
@@ -125,39 +86,25 @@ const total = (): number => op.operator.registry.stats().instances.total;
 
 beforeAll(async () => {
   broker = await startMosquitto({ users: USERS, acl: ACL });
-  const usersFile = join(broker.dir, 'mqtt-users.json');
-  await writeFile(
-    usersFile,
-    JSON.stringify({
-      users: {
-        dev1: { user: 'device-1', groups: ['shop-devices'] },
-        dev2: { user: 'device-2', groups: ['shop-devices'] },
-      },
-    }),
-  );
+  const usersFile = await writeMqttUsers(broker, 'mqtt-users.json', {
+    dev1: { user: 'device-1', groups: ['shop-devices'] },
+    dev2: { user: 'device-2', groups: ['shop-devices'] },
+  });
   op = await startOperator({
-    files: { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML },
+    files: { 'cart.yaml': CART_SERVICE_YAML, 'acl.yaml': DEVICES_ACL_YAML },
     config: {
-      mqttUrl: broker.url,
-      mqttUsername: 'maxine-operator',
-      mqttPassword: USERS['maxine-operator'],
-      mqttInbound: true,
-      mqttUsersFile: usersFile,
-      anonymous: false,
-      aclDefault: 'deny',
+      ...bridgeLogin(broker, USERS['maxine-operator']),
+      ...inboundConfig(usersFile),
       podName: 'op-hostile',
       mqttInboundRate: 1000,
       mqttInboundUserRate: 1000,
     },
   });
-  await until(async () => {
-    const r = await fetch(`${op.url}/readyz`);
-    return ((await r.json()) as { mqtt?: { connected: boolean } }).mqtt?.connected === true;
-  });
+  await until(() => bridgeConnected(op));
 }, 30_000);
 
 afterAll(async () => {
-  for (const c of open) await c.endAsync(true).catch(() => undefined);
+  await closeAll();
   await op?.stop();
   await broker?.destroy();
 });
@@ -315,44 +262,24 @@ describe('topics', () => {
 describe('a flood from one broker user', () => {
   it("is refused past that user's rate while another user keeps its share", async () => {
     // An operator of its own (on a prefix of its own), with a per-user rate far below the total one.
-    const usersFile = join(broker.dir, 'mqtt-users-flood.json');
-    await writeFile(
-      usersFile,
-      JSON.stringify({
-        users: {
-          dev1: { user: 'device-1', groups: ['shop-devices'] },
-          dev2: { user: 'device-2', groups: ['shop-devices'] },
-        },
-      }),
-    );
+    const usersFile = await writeMqttUsers(broker, 'mqtt-users-flood.json', {
+      dev1: { user: 'device-1', groups: ['shop-devices'] },
+      dev2: { user: 'device-2', groups: ['shop-devices'] },
+    });
     const flood = await startOperator({
-      files: { 'cart.yaml': SERVICE_YAML, 'acl.yaml': ACL_YAML },
+      files: { 'cart.yaml': CART_SERVICE_YAML, 'acl.yaml': DEVICES_ACL_YAML },
       config: {
-        mqttUrl: broker.url,
-        mqttUsername: 'maxine-operator',
-        mqttPassword: USERS['maxine-operator'],
-        mqttInbound: true,
-        mqttUsersFile: usersFile,
-        anonymous: false,
-        aclDefault: 'deny',
+        ...bridgeLogin(broker, USERS['maxine-operator']),
+        ...inboundConfig(usersFile),
         podName: 'op-flood',
         mqttTopicPrefix: 'flood',
         mqttInboundRate: 20,
         mqttInboundUserRate: 3,
       },
     });
-    const metric = async (name: string, label: string): Promise<number> => {
-      const text = await (await fetch(`${flood.url}/metrics`)).text();
-      return text
-        .split('\n')
-        .filter((l) => l.startsWith(`${name}{`) && l.includes(label))
-        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-    };
+    const metric = (name: string, label: string): Promise<number> => metricSum(flood, name, label);
     try {
-      await until(async () => {
-        const r = await fetch(`${flood.url}/readyz`);
-        return ((await r.json()) as { mqtt?: { connected: boolean } }).mqtt?.connected === true;
-      });
+      await until(() => bridgeConnected(flood));
       const dev1 = await client('dev1');
       const answers: any[] = [];
       dev1.on('message', (_t, p) => answers.push(JSON.parse(p.toString())));
@@ -427,15 +354,9 @@ describe('oversized messages', () => {
       acl: ACL,
       extraConfig: ['max_packet_size 65536'],
     });
+    const devices = mqttClients(() => bounded, USERS, { ignoreErrors: true });
     try {
-      const c = await connectAsync(bounded.url, {
-        username: 'dev1',
-        password: USERS.dev1,
-        protocolVersion: 5,
-        reconnectPeriod: 0,
-      });
-      c.on('error', () => undefined);
-      open.push(c);
+      const c = await devices.client('dev1');
       const outcome = await Promise.race([
         c.publishAsync(REGISTER, huge, { qos: 1 }).then(
           () => 'accepted',
@@ -447,17 +368,12 @@ describe('oversized messages', () => {
       expect(outcome).not.toBe('accepted');
       expect(outcome).not.toBe('silence');
       // A message within the bound still goes through.
-      const ok = await connectAsync(bounded.url, {
-        username: 'dev1',
-        password: USERS.dev1,
-        protocolVersion: 5,
-        reconnectPeriod: 0,
-      });
-      open.push(ok);
+      const ok = await devices.client('dev1');
       await ok.publishAsync(REGISTER, JSON.stringify({ host: '10.9.5.2', port: 1 }), { qos: 1 });
       await ok.endAsync(true);
       await c.endAsync(true);
     } finally {
+      await devices.closeAll();
       await bounded.destroy();
     }
   }, 30_000);
