@@ -58,11 +58,7 @@ export class WriteBatch {
    */
   hold(socket: Writable): void {
     if (this.held.has(socket)) {
-      if (socket.writableLength >= this.flushBytes && socket.writableCorked > 0) {
-        socket.uncork();
-        socket.cork();
-        this.writes.inc();
-      }
+      if (socket.writableLength >= this.flushBytes) this.writeOut(socket);
       return;
     }
     if (socket.destroyed) return;

@@ -72,43 +72,36 @@ function burst(o: TestOperator): void {
     );
 }
 
+/** Makes the burst and expects every event of it, in order, and no resync marker. */
+async function expectWholeBurst(o: TestOperator, events: MaxineEvent[]): Promise<void> {
+  const first = o.operator.events.lastSeq;
+  burst(o);
+  const last = o.operator.events.lastSeq;
+  await eventually(
+    () => Promise.resolve(events.some((e) => e.seq === last || e.type === 'resync')),
+    10_000,
+    'the burst',
+  );
+  expect(events.filter((e) => e.type === 'resync')).toEqual([]);
+  await eventually(() => Promise.resolve(events.at(-1)?.seq === last), 10_000, 'every event');
+  expect(events.map((e) => e.seq)).toEqual(
+    Array.from({ length: last - first }, (_, i) => first + 1 + i),
+  );
+}
+
 describe('a one-turn burst to a reading subscriber', () => {
   it.each([16 * 1024, 64 * 1024])(
     'with a %d-byte send buffer arrives whole, without a resync marker',
     async (bufferBytes) => {
       op = await startOperator({ config: { eventStreamBufferBytes: bufferBytes } });
       const events = await subscribe(`${op.wsUrl}/api/v1/events?services=shop/*`);
-      const first = op.operator.events.lastSeq;
-      burst(op);
-      const last = op.operator.events.lastSeq;
-      await eventually(
-        () => Promise.resolve(events.some((e) => e.seq === last || e.type === 'resync')),
-        10_000,
-        'the burst',
-      );
-      expect(events.filter((e) => e.type === 'resync')).toEqual([]);
-      await eventually(() => Promise.resolve(events.at(-1)?.seq === last), 10_000, 'every event');
-      expect(events.map((e) => e.seq)).toEqual(
-        Array.from({ length: last - first }, (_, i) => first + 1 + i),
-      );
+      await expectWholeBurst(op, events);
     },
   );
 
   it('over Server-Sent Events with a 16384-byte send buffer arrives whole, without a resync marker', async () => {
     op = await startOperator({ config: { eventStreamBufferBytes: 16 * 1024 } });
     const events = await subscribeSse(`${op.url}/api/v1/events?services=shop/*`);
-    const first = op.operator.events.lastSeq;
-    burst(op);
-    const last = op.operator.events.lastSeq;
-    await eventually(
-      () => Promise.resolve(events.some((e) => e.seq === last || e.type === 'resync')),
-      10_000,
-      'the burst',
-    );
-    expect(events.filter((e) => e.type === 'resync')).toEqual([]);
-    await eventually(() => Promise.resolve(events.at(-1)?.seq === last), 10_000, 'every event');
-    expect(events.map((e) => e.seq)).toEqual(
-      Array.from({ length: last - first }, (_, i) => first + 1 + i),
-    );
+    await expectWholeBurst(op, events);
   });
 });

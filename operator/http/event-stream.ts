@@ -427,13 +427,12 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
   function deliver(s: Stream, event: MaxineEvent): void {
     if (s.behind || !s.sink.open) return;
     const json = deps.events.encoded(event);
-    let queued = s.sink.buffered;
-    if (queued > 0 && queued + json.length > limits.bufferBytes) {
-      // Bytes held back for the turn's one write are not the client's lag: out with them first.
-      batch.writeOut(s.req.socket);
-      queued = s.sink.buffered;
-    }
-    if (queued > 0 && queued + json.length > limits.bufferBytes) {
+    const over = (queued: number): boolean =>
+      queued > 0 && queued + json.length > limits.bufferBytes;
+    // Bytes held back for the turn's one write are not the client's lag: out with them first.
+    if (over(s.sink.buffered)) batch.writeOut(s.req.socket);
+    const queued = s.sink.buffered;
+    if (over(queued)) {
       fallBehind(s, queued);
       return;
     }
