@@ -16,7 +16,8 @@
  * BENCH_CPU_PROF=1 to profile the discovery/heartbeat operator with `node --cpu-prof`,
  * BENCH_OPERATOR_NODE_FLAGS="--max-old-space-size=160" to pass Node flags to every operator,
  * BENCH_NODE=/path/to/node to run every server on another Node.js (the production images use
- * the current LTS; `npm i --prefix /tmp/lts node@24` fetches one from the npm registry).
+ * the current LTS; `npm i --prefix /tmp/lts node@24` fetches one from the npm registry),
+ * BENCH_PEERS=etcd,consul (default) or none: the peers measured in the same run (bench/peers.js).
  */
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +40,15 @@ import {
   startOperator,
   stopChild,
 } from './processes.js';
+import {
+  PEER_RUNS_PER_ROUND,
+  peerAims,
+  peerScenarios,
+  peersSection,
+  peersTable,
+  startPeers,
+  stopPeers,
+} from './peers.js';
 import { formatFrames, topFrames } from './profile-top.js';
 import { hostOf, registerMany } from './registrations.js';
 import {
@@ -151,6 +161,11 @@ async function registerDiscoveryInstances(operator) {
 
 /** The bearer token of the authenticated-discovery scenario (generated per run). */
 const BENCH_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
+/** What `discover-auth` sends, and so the peers' secured Maxine counterpart too. */
+const SECURED_HEADERS = {
+  authorization: `Bearer ${BENCH_TOKEN}`,
+  'x-maxine-source': `${NAMESPACE}/client`,
+};
 
 /**
  * An operator with access control as in a cluster: callers need a token (a static one
@@ -322,7 +337,7 @@ function at(child) {
 /**
  * The load scenarios, measured in turn within each round.
  * @param {Config} config
- * @param {{ baseline: Child, operator: Child, secured: Child, sidecar: Child, heartbeatIds: string[], resources: string }} ctx
+ * @param {{ baseline: Child, operator: Child, secured: Child, sidecar: Child, heartbeatIds: string[], resources: string, peers?: import('./peers.js').Peers }} ctx
  */
 function scenarios(config, ctx) {
   const base = {
@@ -413,6 +428,15 @@ function scenarios(config, ctx) {
         }
       },
     },
+    // The peers (etcd, Consul) and Maxine's like-for-like reads of every instance (bench/peers.js).
+    ...(ctx.peers === undefined
+      ? []
+      : peerScenarios(base, ctx.peers, {
+          operator: at(ctx.operator),
+          secured: at(ctx.secured),
+          securedHeaders: SECURED_HEADERS,
+          discoverPath: DISCOVER_PATH,
+        })),
   ];
   return list;
 }
@@ -487,6 +511,8 @@ async function measureThroughput(config, tmp, profileDir) {
   let sidecar;
   /** @type {Child | undefined} */
   let secured;
+  /** @type {import('./peers.js').Peers | undefined} */
+  let peers;
   try {
     const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     // Up to BENCH_HEARTBEAT_INSTANCES (100,000) heartbeat targets are registered here too.
@@ -519,6 +545,7 @@ async function measureThroughput(config, tmp, profileDir) {
     const sidecarAnswer = await fetchAnswer(sidecar, SIDECAR_PATH);
     if (sidecarAnswer.length !== body.length)
       throw new Error(`sidecar answer differs in size: ${sidecarAnswer.toString()}`);
+    peers = await startPeers(tmp);
     await sleep(SETTLE_MS);
     const sidecarIdle = rssOf(sidecar.pid);
     const baselineIdle = rssOf(baseline.pid);
@@ -529,6 +556,7 @@ async function measureThroughput(config, tmp, profileDir) {
       sidecar,
       heartbeatIds,
       resources,
+      peers,
     });
     /** @type {Row[]} */
     const rows = list.map((s) => ({
@@ -543,6 +571,7 @@ async function measureThroughput(config, tmp, profileDir) {
     return {
       rows,
       resources,
+      peers,
       answer: { sizes, body: body.toString('utf8'), querySize: queryAnswer.length },
       sidecarMemory: {
         baselineMb: baselineIdle.rssMb,
@@ -554,6 +583,7 @@ async function measureThroughput(config, tmp, profileDir) {
       },
     };
   } finally {
+    await stopPeers(peers);
     await stopChild(sidecar);
     await stopChild(baseline);
     await stopChild(secured);
@@ -636,7 +666,7 @@ function profileSummary(profileDir) {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const perRound = 12 * (config.durationSec + 2 * config.warmupSec + 5);
+  const perRound = (12 + PEER_RUNS_PER_ROUND) * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: over its time budget of ${budgetMs / 1000} s, aborting\n`);
@@ -663,6 +693,7 @@ async function main() {
       ...ratioAims('discovery with query', get('discover-query')),
       ...ratioAims('discovery with auth, ACLs, an intention and audit on', get('discover-auth')),
       ...sidecarAims(get('sidecar-discover'), throughput.sidecarMemory),
+      ...peerAims(summaries, throughput.peers),
       {
         what: 'heartbeats per second',
         target: `> ${AIMS.heartbeatsPerSec.toLocaleString('en-US')}/s`,
@@ -737,6 +768,7 @@ async function main() {
       '',
       tables.memory,
       '',
+      ...peersSection(summaries, throughput.peers),
       ...(failures.length > 0
         ? [
             `**Warning:** non-2xx responses or errors in: ${failures.map((f) => f.label).join('; ')}.`,
@@ -751,6 +783,7 @@ async function main() {
     writeAtomically(RESULTS, md);
     process.stdout.write(
       `\n${tables.aims}\n\n${tables.main}\n\n${tables.rounds}\n\n${tables.memory}\n\n` +
+        (throughput.peers === undefined ? '' : `${peersTable(summaries, throughput.peers)}\n\n`) +
         (profile === undefined ? '' : `CPU profile (top self time):\n${profile}\n\n`) +
         `written: ${RESULTS}\n`,
     );
@@ -836,4 +869,20 @@ function body(text) {
   return `${Buffer.byteLength(text)} bytes: \`${text}\``;
 }
 
-runMain('bench', main);
+// Run when started as a script; bench/peers-run.js (`npm run bench:peers`) imports the pieces below.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  runMain('bench', main);
+
+export {
+  BULK_LIMITS,
+  DISCOVER_PATH,
+  SECURED_HEADERS,
+  loadConfig,
+  operatorFlags,
+  registerDiscoveryInstances,
+  runRounds,
+  scenarios,
+  serverNode,
+  startSecuredOperator,
+  writeService,
+};
