@@ -19,7 +19,6 @@
  * start (the bench goes on). BENCH_PEERS=etcd,consul (the default) chooses them, `none` skips
  * them all; BENCH_ETCD / BENCH_CONSUL name a binary instead of the cache's.
  */
-import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -74,7 +73,6 @@ export const PEER_RUNS_PER_ROUND = 2 * PEER_KEYS.length;
  * @property {string} path
  * @property {string} [body]
  * @property {Record<string, string>} [headers]
- * @property {number} bytes size of one answer's body
  */
 
 /**
@@ -174,7 +172,7 @@ async function startBinary({ name, binary, args, port, ready }) {
   track(proc);
   /** @type {string[]} */
   const tail = [];
-  const keep = (/** @type {Buffer} */ chunk) => {
+  const keep = (/** @type {import("node:buffer").Buffer} */ chunk) => {
     tail.push(chunk.toString('utf8'));
     while (tail.length > 50) tail.shift();
   };
@@ -308,8 +306,9 @@ async function startEtcd(binary, version, tmp, auth) {
     );
     headers = { authorization: token };
   }
-  const answer = await ok({ port, method: 'POST', path: '/v3/kv/range', body: range, headers });
-  const kvs = etcdKvs(answer);
+  const kvs = etcdKvs(
+    await ok({ port, method: 'POST', path: '/v3/kv/range', body: range, headers }),
+  );
   if (kvs.length !== INSTANCES)
     throw new Error(`etcd range read ${kvs.length} keys, not ${INSTANCES}`);
   const label = auth
@@ -326,7 +325,6 @@ async function startEtcd(binary, version, tmp, auth) {
       path: '/v3/kv/range',
       body: range,
       headers,
-      bytes: Buffer.byteLength(answer),
     },
   };
 }
@@ -421,12 +419,11 @@ async function startConsul(binary, version, acl) {
     );
   }
   // The agent syncs its services into the catalog in the background: wait for all of them.
-  const answer = await retrying('consul catalog sync', async () => {
+  await retrying('consul catalog sync', async () => {
     const body = await ok({ port, path: CONSUL_PATH, headers });
     const passing = consulInstances(body).filter((i) => i.status === 'passing');
     if (passing.length !== INSTANCES)
       throw new Error(`${passing.length} of ${INSTANCES} instances passing`);
-    return body;
   });
   if (acl) {
     // ACLs are on: without a token the same read must come back empty (filtered) or refused.
@@ -447,7 +444,6 @@ async function startConsul(binary, version, acl) {
       method: 'GET',
       path: CONSUL_PATH,
       headers,
-      bytes: Buffer.byteLength(answer),
     },
   };
 }
@@ -535,7 +531,6 @@ export function peerScenarios(base, peers, maxine) {
       ...maxine.operator,
       method: 'GET',
       path: all,
-      bytes: 0,
     },
     {
       key: 'maxine-all-auth',
@@ -544,7 +539,6 @@ export function peerScenarios(base, peers, maxine) {
       method: 'GET',
       path: all,
       headers: maxine.securedHeaders,
-      bytes: 0,
     },
     ...peers.started.flatMap((p) => p.targets),
   ];
@@ -637,6 +631,19 @@ export function peersTable(summaries, peers) {
 }
 
 /**
+ * @param {Map<string, Summary>} summaries
+ * @returns {string} the size of each measured answer, `key N` joined by commas
+ */
+function answerSizes(summaries) {
+  return ['discover-auth', ...PEER_KEYS]
+    .flatMap((key) => {
+      const s = summaries.get(key);
+      return s === undefined ? [] : [`${key} ${int(s.bytesPerResponse)}`];
+    })
+    .join(', ');
+}
+
+/**
  * The peers' section of a results file.
  * @param {Map<string, Summary>} summaries
  * @param {Peers | undefined} peers
@@ -652,6 +659,8 @@ export function peersSection(summaries, peers) {
     `- Maxine's like-for-like reads return every instance (\`?all=true\`); \`discover-auth\` (one picked instance) is shown beside them too. "maxine ÷ peer, throughput" divides their req/s ratios to the bare reference, each measured next to its own reference run; CPU per request is server user + system time per answer (the sturdier figure on a shared machine).`,
     '',
     peersTable(summaries, peers),
+    '',
+    `Bytes per answer on the wire, headers included: ${answerSizes(summaries)}.`,
     '',
   ];
 }
