@@ -178,10 +178,16 @@ async function startBinary({ name, binary, args, port, ready }) {
   };
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
+  /** @type {Error | undefined} */
+  let failed;
+  proc.on('error', (err) => {
+    failed = err; // not executable, say: no 'exit' follows
+  });
   const output = () => tail.join('').trim();
   const child = { name, port, pid: proc.pid ?? -1, proc, output };
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (let attempt = 0; attempt < 10_000 && Date.now() < deadline; attempt += 1) {
+    if (failed !== undefined) throw new Error(`${name} did not start: ${failed.message}`);
     if (proc.exitCode !== null || proc.signalCode !== null)
       throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}):\n${output()}`);
     if (await ready().catch(() => false)) return child;
@@ -239,13 +245,13 @@ async function retrying(what, fn) {
 }
 
 /**
- * @param {string} binary
- * @param {string} version
+ * @param {{ binary: string, version: string }} bin
  * @param {string} tmp
  * @param {boolean} auth
- * @returns {Promise<{ proc: Proc, target: Target }>}
+ * @param {Proc[]} launched where the started process goes at once (stopped if setup fails)
+ * @returns {Promise<Target>}
  */
-async function startEtcd(binary, version, tmp, auth) {
+async function startEtcd({ binary, version }, tmp, auth, launched) {
   const port = await freePort();
   const peerPort = await freePort();
   const dir = join(tmp, auth ? 'etcd-auth' : 'etcd');
@@ -269,6 +275,7 @@ async function startEtcd(binary, version, tmp, auth) {
       ...['--auth-token', 'simple', '--auth-token-ttl', '3600'],
     ],
   });
+  launched.push(proc);
   const post = (/** @type {string} */ path, /** @type {unknown} */ body, headers = {}) =>
     ok({ port, method: 'POST', path, body: JSON.stringify(body), headers });
   for (let i = 0; i < INSTANCES; i += 1) {
@@ -315,27 +322,24 @@ async function startEtcd(binary, version, tmp, auth) {
     ? `etcd ${version} POST /v3/kv/range, ${INSTANCES} keys, auth on (user token, read-only role)`
     : `etcd ${version} POST /v3/kv/range, ${INSTANCES} keys under a prefix, no auth`;
   return {
-    proc,
-    target: {
-      key: auth ? 'peer-etcd-auth' : 'peer-etcd',
-      label,
-      port,
-      pid: proc.pid,
-      method: 'POST',
-      path: '/v3/kv/range',
-      body: range,
-      headers,
-    },
+    key: auth ? 'peer-etcd-auth' : 'peer-etcd',
+    label,
+    port,
+    pid: proc.pid,
+    method: 'POST',
+    path: '/v3/kv/range',
+    body: range,
+    headers,
   };
 }
 
 /**
- * @param {string} binary
- * @param {string} version
+ * @param {{ binary: string, version: string }} bin
  * @param {boolean} acl
- * @returns {Promise<{ proc: Proc, target: Target }>}
+ * @param {Proc[]} launched where the started process goes at once (stopped if setup fails)
+ * @returns {Promise<Target>}
  */
-async function startConsul(binary, version, acl) {
+async function startConsul({ binary, version }, acl, launched) {
   const port = await freePort();
   const [serfLan, serfWan, server] = [await freePort(), await freePort(), await freePort()];
   const management = randomUUID();
@@ -367,6 +371,7 @@ async function startConsul(binary, version, acl) {
       ...hcl.flatMap((h) => ['-hcl', h]),
     ],
   });
+  launched.push(proc);
   /** @type {Record<string, string>} */
   const admin = acl ? { 'x-consul-token': management } : {};
   /** @type {Record<string, string>} */
@@ -435,16 +440,13 @@ async function startConsul(binary, version, acl) {
     ? `consul ${version} GET ${CONSUL_PATH}, ${INSTANCES} instances, ACLs on (default deny, read-only token)`
     : `consul ${version} GET ${CONSUL_PATH}, ${INSTANCES} instances, ACLs off`;
   return {
-    proc,
-    target: {
-      key: acl ? 'peer-consul-auth' : 'peer-consul',
-      label,
-      port,
-      pid: proc.pid,
-      method: 'GET',
-      path: CONSUL_PATH,
-      headers,
-    },
+    key: acl ? 'peer-consul-auth' : 'peer-consul',
+    label,
+    port,
+    pid: proc.pid,
+    method: 'GET',
+    path: CONSUL_PATH,
+    headers,
   };
 }
 
@@ -474,12 +476,11 @@ export async function startPeers(tmp) {
       /** @type {Target[]} */
       const targets = [];
       for (const secured of [false, true]) {
-        const { proc, target } =
+        targets.push(
           bin.name === 'etcd'
-            ? await startEtcd(bin.binary, bin.version, tmp, secured)
-            : await startConsul(bin.binary, bin.version, secured);
-        procs.push(proc);
-        targets.push(target);
+            ? await startEtcd(bin, tmp, secured, procs)
+            : await startConsul(bin, secured, procs),
+        );
       }
       peers.started.push({
         name: bin.name,

@@ -6,6 +6,8 @@
  *   measured alternately in the same run, so that only ratios are compared on a noisy box.
  * - Heartbeats and registrations per second.
  * - RSS of an operator holding 100,000 instances.
+ * - Peers (bench/peers.js, decision 0028): etcd and Consul reads of every instance, each with
+ *   and without its auth, beside Maxine's `?all=true`, anonymous and secured.
  *
  * Every server is a child process (never the autocannon process). Everything targets
  * 127.0.0.1. Figures go to stdout and to bench/RESULTS.md, which is rewritten each run.
