@@ -131,6 +131,7 @@ async function main() {
     }));
     await runRounds(config, list, rows);
     const loadAfter = machine().load;
+    await stopPeers(peers); // notes their memory for the results
     const summaries = summarise(rows);
     const aims = aimsTable(peerAims(summaries, peers));
     const md = [

@@ -26,7 +26,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { measure } from './load.js';
-import { freePort, httpRequest } from './processes.js';
+import { freePort, httpRequest, rssOf } from './processes.js';
 import {
   consulInstances,
   etcdKvs,
@@ -97,6 +97,7 @@ export const PEER_RUNS_PER_ROUND = 2 * PEER_KEYS.length;
  * @property {number} pid
  * @property {ChildProcess} proc
  * @property {() => string} output
+ * @property {{ rssMb: number, hwmMb: number }} [memory] VmRSS and VmHWM just before it was stopped
  */
 
 /** @type {Set<ChildProcess>} */
@@ -500,9 +501,38 @@ export async function startPeers(tmp) {
   return peers;
 }
 
-/** @param {Peers | undefined} peers */
+/**
+ * Stops every peer, noting each process's memory first (for the results).
+ * @param {Peers | undefined} peers
+ */
 export async function stopPeers(peers) {
-  for (const peer of peers?.started ?? []) for (const p of peer.procs) await stopProc(p);
+  for (const peer of peers?.started ?? []) {
+    for (const p of peer.procs) {
+      if (p.proc.exitCode !== null || p.proc.signalCode !== null) continue;
+      try {
+        const { rssMb, hwmMb } = rssOf(p.pid);
+        p.memory = { rssMb, hwmMb };
+      } catch {
+        // already gone: nothing to note
+      }
+      await stopProc(p);
+    }
+  }
+}
+
+/**
+ * @param {Peers} peers
+ * @returns {string} each peer process's VmRSS and peak VmHWM at the end of the run
+ */
+function peerMemory(peers) {
+  const each = peers.started.flatMap((peer) =>
+    peer.procs.map((p) =>
+      p.memory === undefined
+        ? `${p.name} —`
+        : `${p.name} ${p.memory.rssMb.toFixed(0)} MB (peak ${p.memory.hwmMb.toFixed(0)} MB)`,
+    ),
+  );
+  return each.join(', ');
 }
 
 /**
@@ -662,6 +692,8 @@ export function peersSection(summaries, peers) {
     peersTable(summaries, peers),
     '',
     `Bytes per answer on the wire, headers included: ${answerSizes(summaries)}.`,
+    '',
+    `Peer memory after the last round (VmRSS, written when the peers are stopped): ${peerMemory(peers)}.`,
     '',
   ];
 }
