@@ -24,7 +24,15 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout } from 'node:timers';
@@ -871,14 +879,15 @@ function body(text) {
   return `${Buffer.byteLength(text)} bytes: \`${text}\``;
 }
 
-// Run when started as a script; bench/peers-run.js (`npm run bench:peers`) imports the pieces below.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+// Run when started as a script (the real path: a checkout reached through a symlink still
+// runs); bench/peers-run.js (`npm run bench:peers`) imports the pieces below.
+const script = process.argv[1];
+if (script !== undefined && import.meta.url === pathToFileURL(realpathSync(script)).href)
   runMain('bench', main);
 
 export {
   BULK_LIMITS,
   DISCOVER_PATH,
-  SECURED_HEADERS,
   loadConfig,
   operatorFlags,
   registerDiscoveryInstances,
