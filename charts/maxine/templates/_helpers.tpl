@@ -52,7 +52,7 @@ chart/defaults.test.ts checks that values.yaml's defaults are the operator's.
 - --port
 - '7710'
 {{- include "maxine.flag" (list "log-level" $v.operator.logLevel "info") }}
-{{- include "maxine.flag" (list "allow-undeclared" $v.operator.allowUndeclared true) }}
+{{- include "maxine.flag" (list "allow-undeclared" $v.operator.allowUndeclared false) }}
 {{- include "maxine.flag" (list "intention-default" $v.operator.intentionDefault "allow") }}
 {{- include "maxine.flag" (list "policy-namespaces" (join "," ($v.operator.policyNamespaces | default (list .Release.Namespace))) "maxine-system") }}
 {{- include "maxine.flag" (list "lease-name" $fullname "maxine-operator") }}
