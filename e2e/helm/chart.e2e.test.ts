@@ -223,6 +223,16 @@ describe('helm chart charts/maxine', () => {
     expect(rule.spec.groups.flatMap((g: any) => g.rules).length).toBeGreaterThan(0);
   });
 
+  it("e2e/kind/run.sh's --set values pass the schema and point the operator at its images", async () => {
+    const script = readFileSync(join(process.cwd(), 'e2e', 'kind', 'run.sh'), 'utf8');
+    const set = [...script.matchAll(/--set (\S+)/g)].map((m) => m[1]!.replace('"$TAG"', 'dev'));
+    expect(set.length).toBeGreaterThanOrEqual(5);
+    const objects = await template(...set);
+    expect(container(objects).image).toBe('maxine/operator:dev');
+    expect(container(objects).imagePullPolicy).toBe('Never');
+    expect(operatorConfig(objects).sidecarImage).toBe('maxine/sidecar:dev');
+  });
+
   const invalid: [string, string, string][] = [
     [
       'webhook.failurePolicy=Sometimes',
