@@ -6,6 +6,7 @@
  * schema's message; `helm uninstall` leaves the CRDs and the resources.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBinaries, startControlPlane } from '../controlplane/cluster.js';
 import type { ControlPlane } from '../controlplane/cluster.js';
@@ -13,6 +14,18 @@ import { CHART, ensureHelm } from './helm.js';
 import type { Helm } from './helm.js';
 
 const NS = 'maxine-system';
+
+/** The shell block of the README's "Install with Helm" section, one word list per command. */
+function readmeHelmCommands(): string[][] {
+  const text = readFileSync(join(process.cwd(), 'README.md'), 'utf8');
+  const start = text.indexOf('## Install with Helm\n');
+  const section = text.slice(start, text.indexOf('\n## ', start + 1));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+  return block
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.trim().split(/\s+/));
+}
 const CRDS = [
   'maxineservices.maxine.io',
   'maxineintentions.maxine.io',
@@ -63,20 +76,18 @@ beforeAll(async () => {
 afterAll(async () => cp?.stop());
 
 describe('helm install charts/maxine on the e2e control plane', () => {
-  it('installs: operator pods Running on the KWOK node, CRDs established, webhook and RBAC present', async () => {
-    const r = await inCluster([
-      'install',
-      'maxine',
-      CHART,
-      '--namespace',
-      NS,
-      '--create-namespace',
-      '--wait',
-      '--timeout',
-      '3m',
-    ]);
+  it("the README's two commands install: pods on the KWOK node, CRDs, webhook and RBAC present", async () => {
+    const [install, apply] = readmeHelmCommands();
+    expect(install!.slice(0, 3)).toEqual(['helm', 'install', 'maxine']);
+    const r = await inCluster([...install!.slice(1), '--timeout', '3m']);
     expect([r.code, r.stderr]).toEqual([0, '']);
     expect(r.stdout).toContain('STATUS: deployed');
+    expect(apply!.slice(0, 2)).toEqual(['kubectl', 'apply']);
+    await kubectl(apply!.slice(1));
+    // The examples are stored (KWOK runs no operator process to mark them Ready).
+    expect((await json(['get', 'msvc', '-A'])).items.map((m: any) => m.metadata.name)).toContain(
+      'orders',
+    );
 
     const pods = await eventually('two Running operator pods', async () => {
       const p = await operatorPods();
@@ -130,8 +141,6 @@ describe('helm install charts/maxine on the e2e control plane', () => {
 
   it('helm upgrade keeps the CRDs, the custom resources and the caBundle the operator wrote', async () => {
     const before = await uids();
-    await kubectl(['create', 'namespace', 'shop']);
-    await kubectl(['apply', '-f', join(process.cwd(), 'examples', 'orders.yaml')]);
     const orders = await json(['get', 'maxineservice', 'orders', '-n', 'shop']);
     // What the operator does when it starts: its CA into both webhooks' caBundle.
     const ca = Buffer.from(
@@ -148,6 +157,9 @@ describe('helm install charts/maxine on the e2e control plane', () => {
       ),
     ]);
 
+    // docs/operations.md "CRD upgrades": the CRDs first (helm never upgrades crds/), then helm.
+    const crds = await cp.kubectl(['apply', '--server-side', '-f', join(CHART, 'crds')]);
+    expect([crds.code, crds.stderr]).toEqual([0, '']);
     const r = await inCluster([
       'upgrade',
       'maxine',
