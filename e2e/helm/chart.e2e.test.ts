@@ -82,8 +82,19 @@ function operatorConfig(objects: readonly KubeObject[]) {
 }
 
 describe('helm chart charts/maxine', () => {
-  it('passes helm lint (strict: warnings fail too)', async () => {
-    const r = await helm(['lint', '--strict', CHART]);
+  it.each([
+    ['default values', []],
+    [
+      'every optional object on',
+      [
+        'namespace.create=true',
+        'metrics.serviceMonitor.enabled=true',
+        'metrics.prometheusRule.enabled=true',
+        'audit.existingClaim=maxine-audit',
+      ],
+    ],
+  ])('passes helm lint --strict with %s', async (_name, set) => {
+    const r = await helm(['lint', '--strict', CHART, ...set.flatMap((s) => ['--set', s])]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(r.code).toBe(0);
