@@ -29,7 +29,7 @@ app.kubernetes.io/name: {{ include "maxine.fullname" . }}
 {{/*
 The operator's flags. A flag is given only when its value differs from the operator's own
 default (operator/config.ts), so the default values render the args of manifests/deployment.yaml;
-chart/defaults.test.ts checks that values.yaml's defaults are the operator's.
+e2e/helm/chart.e2e.test.ts checks that values.yaml's defaults are the operator's.
 */}}
 {{- define "maxine.flag" -}}
 {{- $name := index . 0 -}}{{- $value := index . 1 -}}{{- $default := index . 2 -}}
