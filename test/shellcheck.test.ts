@@ -42,7 +42,7 @@ describe('shell scripts', () => {
         'e2e/helm/build.sh',
         'e2e/jaeger/build.sh',
         'e2e/kind/run.sh',
-        'e2e/kind/smoke.sh',
+        'e2e/kind/smoke-test.sh',
       ]),
     );
   });

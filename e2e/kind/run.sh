@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Maxine on kind, for machines with Docker: build both images, load them into a kind cluster,
-# install the Helm chart, and smoke-test it (smoke.sh: apply examples/, register an instance with a
+# install the Helm chart, and smoke-test it (smoke-test.sh: apply examples/, register an instance with a
 # ServiceAccount token, discover it through the operator). CI has no Docker: there shellcheck
-# lints this file (test/shellcheck.test.ts), and smoke.sh runs against the e2e control plane
-# (e2e/kind/smoke.e2e.test.ts). By hand:
+# lints this file (test/shellcheck.test.ts), and smoke-test.sh runs against the e2e control plane
+# (e2e/kind/smoke-test.e2e.test.ts). By hand:
 #
 #   bash e2e/kind/run.sh            # creates the kind cluster "maxine" if it is missing
 #   KEEP=0 bash e2e/kind/run.sh     # and deletes it at the end
@@ -63,4 +63,4 @@ kubectl -n "$NS" port-forward svc/maxine-operator "$PORT:7710" >/dev/null &
 PF=$!
 
 log "smoke test: examples/, a registration and a discovery through the operator"
-bash "$ROOT/e2e/kind/smoke.sh" "http://127.0.0.1:$PORT"
+bash "$ROOT/e2e/kind/smoke-test.sh" "http://127.0.0.1:$PORT"

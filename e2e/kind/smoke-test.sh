@@ -3,14 +3,14 @@
 # the operator marks the shop's services Ready, register an instance of shop/web with the web
 # ServiceAccount's token (examples/acls.yaml lets it) and discover it through the operator.
 #
-#   bash e2e/kind/smoke.sh OPERATOR_URL     # e.g. http://127.0.0.1:17710 (a port-forward)
+#   bash e2e/kind/smoke-test.sh OPERATOR_URL     # e.g. http://127.0.0.1:17710 (a port-forward)
 #
-# kubectl talks to the cluster KUBECONFIG names. e2e/kind/smoke.e2e.test.ts runs this script
+# kubectl talks to the cluster KUBECONFIG names. e2e/kind/smoke-test.e2e.test.ts runs this script
 # against the e2e control plane and an operator in kubernetes mode.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-URL=${1:?usage: smoke.sh OPERATOR_URL}
+URL=${1:?usage: smoke-test.sh OPERATOR_URL}
 
 log() { printf '[smoke] %s\n' "$*" >&2; }
 die() {

@@ -1,5 +1,5 @@
 /**
- * e2e/kind/smoke.sh, the kind script's smoke test, run as it is against the e2e control plane
+ * e2e/kind/smoke-test.sh, the kind script's smoke test, run as it is against the e2e control plane
  * and an operator in kubernetes mode (with the operator's RBAC): examples/ applied and Ready,
  * an instance registered with a ServiceAccount token, discovered through the operator. On kind
  * the same script talks to the chart's operator through a port-forward (e2e/kind/run.sh).
@@ -10,7 +10,7 @@ import { delimiter, join } from 'node:path';
 import type { Operator } from '../../operator/operator.js';
 import { ensureBinaries, startControlPlane } from '../controlplane/cluster.js';
 import type { ControlPlane } from '../controlplane/cluster.js';
-import { installCrds, startKubeOperator } from '../operator-identity.js';
+import { kubectl, startKubeOperator } from '../operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator | undefined;
@@ -19,7 +19,19 @@ let base: string;
 beforeAll(async () => {
   await ensureBinaries();
   cp = await startControlPlane();
-  await installCrds(cp);
+  await kubectl(cp, ['apply', '-f', join(process.cwd(), 'crds')]);
+  // Polled rather than `kubectl wait`, which fails on a CRD that has no conditions yet.
+  for (const started = Date.now(); ;) {
+    const crds = JSON.parse(await kubectl(cp, ['get', 'crd', '-o', 'json'])) as {
+      items: { status?: { conditions?: { type: string; status: string }[] } }[];
+    };
+    const established = crds.items.filter((c) =>
+      (c.status?.conditions ?? []).some((x) => x.type === 'Established' && x.status === 'True'),
+    );
+    if (crds.items.length >= 4 && established.length === crds.items.length) break;
+    if (Date.now() - started > 60_000) throw new Error('CRDs not Established within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
   ({ operator, base } = await startKubeOperator(cp));
 }, 30 * 60_000);
 afterAll(async () => {
@@ -29,7 +41,7 @@ afterAll(async () => {
 
 function smoke(url: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [join(process.cwd(), 'e2e', 'kind', 'smoke.sh'), url], {
+    const child = spawn('bash', [join(process.cwd(), 'e2e', 'kind', 'smoke-test.sh'), url], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
@@ -46,7 +58,7 @@ function smoke(url: string): Promise<{ code: number; stdout: string; stderr: str
   });
 }
 
-describe('e2e/kind/smoke.sh', () => {
+describe('e2e/kind/smoke-test.sh', () => {
   it('applies examples/, registers shop/web with a ServiceAccount token and discovers it', async () => {
     const r = await smoke(base);
     expect([r.code, r.stderr.split('\n').filter((l) => l.startsWith('[smoke]'))]).toEqual([
