@@ -1,14 +1,21 @@
 /**
- * Writes the CRD YAML files in crds/ from the zod schemas (`npm run gen:crds`).
- * With `--check` it writes nothing and exits 1 if a committed file differs from what would
- * be generated (for CI and pre-commit).
+ * Writes the CRD YAML files in crds/ and in the Helm chart's charts/maxine/crds/ from the zod
+ * schemas (`npm run gen:crds`): both folders get the same bytes, so the chart's CRDs cannot
+ * drift from the kustomize install's. With `--check` it writes nothing and exits 1 if a
+ * committed file in either folder differs from what would be generated (for CI and pre-commit).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderCrdFiles } from './crd.js';
 
 const CRD_DIR = fileURLToPath(new URL('.', import.meta.url));
+const CHART_CRD_DIR = fileURLToPath(new URL('../charts/maxine/crds/', import.meta.url));
+/** Every folder the CRDs are written to, with the name it has in messages. */
+const TARGETS: readonly { dir: string; shown: string }[] = [
+  { dir: CRD_DIR, shown: 'crds' },
+  { dir: CHART_CRD_DIR, shown: 'charts/maxine/crds' },
+];
 
 async function readOrUndefined(path: string): Promise<string | undefined> {
   try {
@@ -28,12 +35,17 @@ async function main(args: readonly string[]): Promise<number> {
   const check = args.includes('--check');
   const files = renderCrdFiles();
   const stale: string[] = [];
-  for (const { file, text } of files) {
-    const path = join(CRD_DIR, file);
-    const current = await readOrUndefined(path);
-    if (current === text) continue;
-    stale.push(`crds/${file}${current === undefined ? ' (missing)' : ''}`);
-    if (!check) await writeFile(path, text, 'utf8');
+  for (const { dir, shown } of TARGETS) {
+    for (const { file, text } of files) {
+      const path = join(dir, file);
+      const current = await readOrUndefined(path);
+      if (current === text) continue;
+      stale.push(`${shown}/${file}${current === undefined ? ' (missing)' : ''}`);
+      if (!check) {
+        await mkdir(dir, { recursive: true });
+        await writeFile(path, text, 'utf8');
+      }
+    }
   }
   if (check) {
     if (stale.length > 0) {
@@ -43,13 +55,13 @@ async function main(args: readonly string[]): Promise<number> {
       );
       return 1;
     }
-    console.log(`crds: ${files.length} files up to date`);
+    console.log(`crds: ${files.length * TARGETS.length} files up to date`);
     return 0;
   }
   console.log(
     stale.length > 0
       ? `crds: wrote ${stale.join(', ')}`
-      : `crds: ${files.length} files already up to date`,
+      : `crds: ${files.length * TARGETS.length} files already up to date`,
   );
   return 0;
 }

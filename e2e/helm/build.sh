@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Build the helm CLI (helm.sh/helm/v3/cmd/helm) that the chart tests run, from the
+# Go module in this directory, into a versioned cache directory outside the repo:
+#
+#   ${MAXINE_CACHE_DIR:-$HOME/.cache/maxine}/helm/<version>/bin/helm
+#
+# If the binary is already there it exits at once. The last line of stdout is
+# always the binary's path, so callers can do:  HELM=$(e2e/helm/build.sh | tail -n1)
+# All progress and compiler output goes to stderr. Safe for CI (no prompts, no
+# stdin), idempotent, and serialised with flock against concurrent runs.
+#
+# go.mod pins every k8s.io module helm uses to the control plane's versions
+# (e2e/controlplane/go.mod), so on a machine that has just built the control
+# plane Go's build cache already holds most of those packages (decision 0029).
+#
+# Env knobs:
+#   MAXINE_CACHE_DIR   cache root (default $HOME/.cache/maxine)
+#   BUILD_PARALLEL     go build -p value (default 2: the machines have 2 cores)
+#   FORCE_REBUILD=1    rebuild even if the binary exists
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MODULE=helm.sh/helm/v3
+
+log() { printf '[helm/build] %s\n' "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# Version of a required module, read from a go.mod (no network, no module graph).
+modver() {
+  awk -v m="$1" '
+    { sub(/^[ \t]*require[ \t]+/, "") ; sub(/^[ \t]+/, "") }
+    $1 == m && $2 ~ /^v[0-9]/ { print $2; exit }
+  ' "$2"
+}
+
+VERSION=$(modver "$MODULE" "$HERE/go.mod")
+K8S_VERSION=$(modver k8s.io/client-go "$HERE/go.mod") # v0.34.12
+[[ -n $VERSION && -n $K8S_VERSION ]] ||
+  die "could not read versions from $HERE/go.mod (helm='$VERSION' client-go='$K8S_VERSION')"
+
+CACHE_ROOT=${MAXINE_CACHE_DIR:-$HOME/.cache/maxine}
+VDIR="$CACHE_ROOT/helm/$VERSION"
+BIN="$VDIR/bin"
+OUT="$BIN/helm"
+
+if [[ ${FORCE_REBUILD:-} != 1 && -x $OUT ]]; then
+  log "up to date: $OUT"
+  echo "$OUT"
+  exit 0
+fi
+
+mkdir -p "$VDIR"
+# Serialise concurrent builds of the same version (e.g. parallel CI jobs).
+exec 9>"$VDIR/.lock"
+if command -v flock >/dev/null 2>&1; then
+  log "waiting for build lock $VDIR/.lock"
+  flock 9
+fi
+# Someone else may have finished the build while we waited.
+if [[ ${FORCE_REBUILD:-} != 1 && -x $OUT ]]; then
+  log "up to date: $OUT"
+  echo "$OUT"
+  exit 0
+fi
+
+command -v go >/dev/null 2>&1 || die "go not found in PATH (need Go >= 1.25)"
+GOV=$(go env GOVERSION) # e.g. go1.26.8
+if ! printf '%s\n' go1.25 "$GOV" | sort -V -C; then
+  die "need Go >= 1.25 (the control plane's k8s.io modules have 'go 1.25'), found $GOV"
+fi
+
+# Build settings. GOTOOLCHAIN=local: never download a toolchain (offline CI);
+# GOFLAGS fixed so a caller's GOFLAGS (e.g. -mod=mod) can't change go.sum. The
+# same flags as the control plane's build, so their compiled packages are shared.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
+P=${BUILD_PARALLEL:-2}
+NICE=(nice -n 10)
+command -v nice >/dev/null 2>&1 || NICE=()
+
+# Stamp the versions the way upstream's Makefile does, so `helm version` reports
+# $VERSION and the chart capabilities report the Kubernetes minor helm was built with.
+K8S_MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
+LDFLAGS="-s -w -X $MODULE/internal/version.version=$VERSION -X $MODULE/internal/version.gitTreeState=clean"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  LDFLAGS+=" -X $MODULE/$pkg.k8sVersionMajor=1 -X $MODULE/$pkg.k8sVersionMinor=$K8S_MINOR"
+done
+
+TMP="$VDIR/bin.tmp"
+rm -rf "$TMP"
+mkdir -p "$TMP"
+trap 'rm -rf "$TMP"' EXIT
+
+log "building helm $VERSION (k8s.io $K8S_VERSION) with $GOV (-p $P) into $OUT"
+start=$(date +%s)
+(cd "$HERE" && "${NICE[@]}" go build -p "$P" -ldflags "$LDFLAGS" -o "$TMP/helm" "$MODULE/cmd/helm") </dev/null >&2
+[[ -x $TMP/helm ]] || die "missing helm after build"
+
+{
+  echo "HELM_VERSION=$VERSION"
+  echo "K8S_MODULES_VERSION=$K8S_VERSION"
+  echo "GO_VERSION=$GOV"
+  echo "BUILD_SECONDS=$(($(date +%s) - start))"
+} >"$TMP/BUILDINFO"
+
+rm -rf "$BIN"
+mv "$TMP" "$BIN"
+trap - EXIT
+log "built in $(($(date +%s) - start))s: $(ls -l "$OUT")"
+echo "$OUT"
