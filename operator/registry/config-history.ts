@@ -15,6 +15,7 @@
  * Bounded: `limit` entries per service, `maxServices` services (past it, the least recently
  * changed service without a config now goes first, else the least recently changed).
  */
+import { nullMap } from '../../common/config-sources.js';
 import { configChanges, configHash } from '../../common/config-version.js';
 import type { ConfigChanges, ConfigMap } from '../../common/config-version.js';
 import type { ConfigHistoryEntry, ServiceConfigRecord } from '../../common/config-history.js';
@@ -178,7 +179,7 @@ function entryOf(
   after: ConfigMap | undefined,
   secretKeys: ReadonlySet<string>,
 ): ConfigHistoryEntry {
-  const values: Record<string, string> = {};
+  const values = nullMap<string>();
   const redacted: string[] = [];
   for (const [k, v] of Object.entries(after ?? {})) {
     if (secretKeys.has(k)) redacted.push(k);

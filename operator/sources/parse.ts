@@ -4,6 +4,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { nullMap } from '../../common/config-sources.js';
 import { dnsSubdomain } from '../../common/names.js';
 import { formatPath } from '../../common/errors.js';
 import { API_GROUP, maxineResourceSchema, resourceKey } from '../../common/resources.js';
@@ -118,11 +119,24 @@ function addConfigMap(result: ParsedFile, value: unknown, index: number): void {
       });
     return;
   }
-  const { metadata, data } = parsed.data;
+  const { metadata } = parsed.data;
+  // zod's records drop a `__proto__` key: the data is taken from the document itself (its other
+  // values checked above), into a null-prototype map, so the merge can name what it refuses.
+  const raw = (value as { data?: Record<string, unknown> }).data ?? {};
+  const proto = Object.getOwnPropertyDescriptor(raw, '__proto__')?.value as unknown;
+  if (proto !== undefined && typeof proto !== 'string') {
+    result.issues.push({
+      document: index,
+      object: describe(value),
+      path: 'data.__proto__',
+      message: 'Invalid input: expected string',
+    });
+    return;
+  }
   (result.configMaps ??= []).push({
     namespace: metadata.namespace ?? 'default',
     name: metadata.name,
-    data: { ...data },
+    data: nullMap(Object.entries(raw) as [string, string][]),
   });
 }
 
