@@ -32,6 +32,8 @@ export interface ParsedFile {
   skipped: number;
   /** `apiVersion: v1` ConfigMaps (standalone mode's configFrom sources). */
   configMaps?: FolderConfigMap[];
+  /** The 0-based YAML document index of each of `configMaps` (for reporting duplicates). */
+  configMapDocuments?: number[];
 }
 
 const configMapDocument = z.object({
@@ -133,6 +135,7 @@ function addConfigMap(result: ParsedFile, value: unknown, index: number): void {
     });
     return;
   }
+  (result.configMapDocuments ??= []).push(index);
   (result.configMaps ??= []).push({
     namespace: metadata.namespace ?? 'default',
     name: metadata.name,
