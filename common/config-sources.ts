@@ -7,7 +7,9 @@
  * `envFrom`). A Secret's values never enter the merged map: a key taken from a Secret is listed
  * in `secrets` with the Secret's name, its key there and a digest of its value
  * (docs/decisions/0023-config-from-secrets.md). The digest is an HMAC keyed by the Secret's
- * `metadata.uid`, so whoever sees events (and not the Secret) cannot test guesses against it.
+ * `metadata.uid` (the sidecar, which reads the Secret, recomputes it). A uid is not a secret:
+ * whoever sees a digest and knows the uid can test guesses of a low-entropy value offline; the
+ * decision says what the digest does and does not hide.
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
