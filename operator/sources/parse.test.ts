@@ -162,3 +162,33 @@ describe('FolderState: the same ConfigMap declared twice', () => {
     ]);
   });
 });
+
+describe('parseResourceFile: a `__proto__` key is refused, not dropped silently', () => {
+  it.each([
+    ['spec.config', 'spec:\n  config:\n    __proto__: evil\n    A: "1"\n', 'spec.config.__proto__'],
+    ['metadata.labels', 'metadata:\n  labels: { __proto__: x }\n', 'metadata.labels.__proto__'],
+  ])('in %s: the file is invalid, naming the key', (_, body, path) => {
+    const text =
+      `apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: web, namespace: shop }\n${body}`.replace(
+        'metadata: { name: web, namespace: shop }\nmetadata:\n',
+        'metadata:\n  name: web\n  namespace: shop\n',
+      );
+    const parsed = parseResourceFile(text);
+    expect(parsed.objects).toEqual([]);
+    expect(parsed.issues).toMatchObject([
+      { path, message: expect.stringContaining('"__proto__" cannot be a key') },
+    ]);
+  });
+
+  it('`constructor` and `prototype` stay ordinary config keys', () => {
+    const parsed = parseResourceFile(
+      'apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: web, namespace: shop }\nspec:\n  config: { constructor: c, prototype: p }\n',
+    );
+    expect(parsed.issues).toEqual([]);
+    const resource = parsed.objects[0];
+    expect(resource?.kind === 'MaxineService' && resource.spec.config).toEqual({
+      constructor: 'c',
+      prototype: 'p',
+    });
+  });
+});

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { nullMap } from '../../common/config-sources.js';
 import { dnsSubdomain } from '../../common/names.js';
 import { formatPath } from '../../common/errors.js';
-import { API_GROUP, maxineResourceSchema, resourceKey } from '../../common/resources.js';
+import { API_GROUP, parseMaxineResource, resourceKey } from '../../common/resources.js';
 import type { MaxineResource } from '../../common/resources.js';
 
 export interface FileIssue {
@@ -79,7 +79,7 @@ export function parseResourceFile(text: string): ParsedFile {
       result.skipped += 1;
       return;
     }
-    const parsed = maxineResourceSchema.safeParse(value);
+    const parsed = parseMaxineResource(value);
     const object = describe(value);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
