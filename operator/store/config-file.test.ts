@@ -4,7 +4,7 @@
  * start, and the file is rewritten to stay within twice what the history holds.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { ManualClock } from '../registry/clock.js';
 import { ConfigHistory } from '../registry/config-history.js';
 import { StoreCorruptError } from './codec.js';
 import { CONFIG_FILE, ConfigFile, decodeConfigFile } from './config-file.js';
+import type { ConfigFileOptions } from './config-file.js';
 
 let root: string;
 beforeAll(async () => {
@@ -24,7 +25,7 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function setup(dir: string, maxBytes?: number) {
+function setup(dir: string, maxBytes?: number, seams: Partial<ConfigFileOptions> = {}) {
   const { sink, logs } = logSink();
   const errors = new Counter({
     name: 'test_errors',
@@ -32,14 +33,14 @@ function setup(dir: string, maxBytes?: number) {
     labelNames: ['op'],
     registers: [new PromRegistry()],
   });
-  const file = new ConfigFile({ dir, logger: createLogger('debug', sink), errors });
+  const file = new ConfigFile({ dir, logger: createLogger('debug', sink), errors, ...seams });
   const history = new ConfigHistory({
     clock: new ManualClock(1_700_000_000_000),
     limit: 10,
     maxServices: 1000,
     ...(maxBytes !== undefined && { maxBytes }),
   });
-  return { file, history, logs };
+  return { file, history, logs, errors };
 }
 
 /** Records as JSON, by service (the file keeps no order among services). */
@@ -121,6 +122,34 @@ describe('ConfigFile', () => {
     const size = (await stat(join(dir, CONFIG_FILE))).size;
     expect(history.bytes).toBeLessThan(300_000);
     expect(size).toBeLessThan(2 * history.bytes + 1024 * 1024 + 50_000);
+    expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
+  });
+
+  it('a failed append is logged and counted, and the file is rewritten whole from memory', async () => {
+    const dir = await mkdtemp(join(root, 'failed-'));
+    let failNext = false;
+    const appendSync = (fd: number, bytes: Buffer): number => {
+      if (!failNext) return writeSync(fd, bytes);
+      failNext = false;
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    const { file, history, logs, errors } = setup(dir, undefined, { appendSync, retryMs: 50 });
+    file.attach(history);
+    history.next('shop', 'cart', { A: '1' });
+    failNext = true;
+    history.next('shop', 'cart', { A: '2' });
+    history.next('shop', 'web', { B: '1' }); // while broken: not appended, kept in memory
+    expect(logs.find((l) => l.msg.startsWith('config history write failed'))).toMatchObject({
+      level: 'error',
+      namespace: 'shop',
+      name: 'cart',
+    });
+    expect((await errors.get()).values).toMatchObject([
+      { labels: { op: 'config-write' }, value: 1 },
+    ]);
+    await new Promise((r) => setTimeout(r, 300));
+    history.next('shop', 'cart', { A: '3' }); // appended again after the rewrite
+    await file.close();
     expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
   });
 });

@@ -168,6 +168,8 @@ export interface ConfigFileOptions {
   fsyncIntervalMs?: number;
   /** The append of one change (a seam: tests make it fail). */
   appendSync?: (fd: number, bytes: Buffer) => number;
+  /** How long after a failure the file is rewritten (default RETRY_MS). */
+  retryMs?: number;
 }
 
 export class ConfigFile {
@@ -276,7 +278,7 @@ export class ConfigFile {
     this.broken = true;
     this.opts.errors.inc({ op: 'config-write' });
     this.opts.logger.error(
-      { err, file: this.path, ...key, retryInMs: RETRY_MS },
+      { err, file: this.path, ...key, retryInMs: this.opts.retryMs ?? RETRY_MS },
       'config history write failed: the file is rewritten whole later (until then a restart may repeat versions)',
     );
     this.scheduleRetry();
@@ -287,7 +289,7 @@ export class ConfigFile {
     this.retry = setTimeout(() => {
       this.retry = undefined;
       this.compacting ??= this.compact().finally(() => (this.compacting = undefined));
-    }, RETRY_MS);
+    }, this.opts.retryMs ?? RETRY_MS);
     this.retry.unref();
   }
 
@@ -341,7 +343,7 @@ export class ConfigFile {
     } catch (err) {
       this.opts.errors.inc({ op: 'config-compact' });
       this.opts.logger.error(
-        { err, file: this.path, retryInMs: RETRY_MS },
+        { err, file: this.path, retryInMs: this.opts.retryMs ?? RETRY_MS },
         'config history rewrite failed; tried again later',
       );
       this.scheduleRetry();
