@@ -199,3 +199,25 @@ describe('ConfigHistory byte bound', () => {
     expect(versions(h, 'a')).toEqual([4_999, 5_000]);
   });
 });
+
+describe('ConfigHistory service bound at scale', () => {
+  it('seeding far more services than maxServices takes linear time, not a scan per eviction', () => {
+    const kept = Array.from({ length: 60_000 }, (_, i) => ({
+      namespace: 'ns',
+      name: `svc-${i}`,
+      version: 1,
+      hash: configHash({ A: String(i) }),
+      entries: [],
+    }));
+    const after = new ConfigHistory({ clock: new ManualClock(), limit: 1, maxServices: 20_000 });
+    const started = process.hrtime.bigint();
+    after.seed(kept);
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    expect(after.size.services).toBe(20_000);
+    // The last 20,000 (most recently changed) stay.
+    expect(after.record('ns', 'svc-59999')).toBeDefined();
+    expect(after.record('ns', 'svc-39999')).toBeUndefined();
+    // A scan per eviction is 40,000 × ~20,000 steps (many seconds); linear is milliseconds.
+    expect(ms).toBeLessThan(4_000);
+  });
+});

@@ -82,6 +82,12 @@ export class ConfigHistory {
   private readonly sizes = new Map<string, { bytes: number; entries: number }>();
   private totalBytes = 0;
   private totalEntries = 0;
+  /**
+   * Records whose config was deleted (hash null), in the records' order: the first to go past
+   * `maxServices`, found without a scan of every record (a start seeding more records than
+   * the bound, or a flood of new services, would otherwise cost a scan per eviction).
+   */
+  private readonly deleted = new Set<string>();
   /** Superseded versions, oldest supersession first (from `head`); stale ones are skipped. */
   private superseded: SupersededRef[] = [];
   private head = 0;
@@ -205,7 +211,13 @@ export class ConfigHistory {
     this.totalBytes += now.bytes - (was?.bytes ?? 0);
     this.totalEntries += now.entries - (was?.entries ?? 0);
     this.sizes.set(key, now);
+    const moved = !this.records.has(key);
     this.records.set(key, record);
+    if (record.hash !== null) this.deleted.delete(key);
+    else if (moved || !this.deleted.has(key)) {
+      this.deleted.delete(key);
+      this.deleted.add(key);
+    }
   }
 
   private remove(key: string): void {
@@ -213,6 +225,7 @@ export class ConfigHistory {
     this.totalEntries -= this.sizes.get(key)?.entries ?? 0;
     this.sizes.delete(key);
     this.records.delete(key);
+    this.deleted.delete(key);
     this.current.delete(key);
   }
 
@@ -267,15 +280,10 @@ export class ConfigHistory {
 
   private bound(): void {
     while (this.records.size > this.opts.maxServices) {
-      let victim: ServiceConfigRecord | undefined;
-      for (const r of this.records.values()) {
-        if (r.hash === null) {
-          victim = r;
-          break;
-        }
-      }
-      victim ??= this.records.values().next().value as ServiceConfigRecord;
-      const key = keyOf(victim.namespace, victim.name);
+      const key: string | undefined =
+        this.deleted.values().next().value ?? this.records.keys().next().value;
+      const victim = key === undefined ? undefined : this.records.get(key);
+      if (key === undefined || victim === undefined) return;
       this.remove(key);
       this.evictions.services += 1;
       this.notify(victim.namespace, victim.name, undefined);
