@@ -18,6 +18,7 @@
  * process died inside the write, so the event never left) is dropped; damage before it stops
  * the start (StoreCorruptError) rather than number versions from nothing. A failed append is
  * logged and counted, and the file is rewritten whole after RETRY_MS.
+ * docs/decisions/0025-config-history-durable-and-bounded.md.
  */
 import { closeSync, fdatasync, fdatasyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
