@@ -118,6 +118,18 @@ describe('secretDigest', () => {
     expect(secretDigest('uid-1', 'v')).not.toBe(secretDigest('uid-2', 'v'));
     expect(secretDigest('uid-1', 'v')).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
   });
+
+  // What decision 0023 and docs/resources.md say a digest does NOT hide, pinned down.
+  it('does not hide a guessable value from whoever knows the uid (the uid is not a secret)', () => {
+    const uid = '6f1c2a9e-0b7d-4e55-9d1e-3a1f0c7b2d44';
+    const announced = secretDigest(uid, '1234');
+    const pins = Array.from({ length: 10_000 }, (_, i) => String(i).padStart(4, '0'));
+    expect(pins.find((guess) => secretDigest(uid, guess) === announced)).toBe('1234');
+  });
+
+  it('shows that two keys of one Secret hold the same value', () => {
+    expect(secretDigest('uid-1', 'same')).toBe(secretDigest('uid-1', 'same'));
+  });
 });
 
 describe('versionedConfig: versions move with Secret content, values stay out', () => {

@@ -7,7 +7,9 @@
  * `envFrom`). A Secret's values never enter the merged map: a key taken from a Secret is listed
  * in `secrets` with the Secret's name, its key there and a digest of its value
  * (docs/decisions/0023-config-from-secrets.md). The digest is an HMAC keyed by the Secret's
- * `metadata.uid`, so whoever sees events (and not the Secret) cannot test guesses against it.
+ * `metadata.uid` (the sidecar, which reads the Secret, recomputes it). A uid is not a secret:
+ * whoever sees a digest and knows the uid can test guesses of a low-entropy value offline; the
+ * decision says what the digest does and does not hide.
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
@@ -56,6 +58,23 @@ export interface MergedConfig {
   missing: string[];
   /** Why the merge is unusable although nothing is missing (too many keys or bytes). */
   tooLarge?: string;
+  /** Keys no config can hold (`__proto__`), with where each came from. */
+  refused?: string[];
+}
+
+/**
+ * Config keys refused although they pass CONFIG_KEY: `__proto__` is stripped by every zod
+ * record on the wire (events, snapshots, the sidecar's parse), so a config holding it could
+ * never reach an application as the operator versioned it. Any other key (`constructor`,
+ * `prototype`, `toString`) is kept: every map here has a null prototype.
+ */
+export const REFUSED_CONFIG_KEYS: ReadonlySet<string> = new Set(['__proto__']);
+
+/** A map with no prototype: any key, `__proto__` and `constructor` included, is own data. */
+export function nullMap<V>(entries?: Iterable<readonly [string, V]>): Record<string, V> {
+  const out = Object.create(null) as Record<string, V>;
+  for (const [k, v] of entries ?? []) out[k] = v;
+  return out;
 }
 
 /** `hmac-sha256:` and the hex HMAC of `value`, keyed by the Secret's uid. */
@@ -92,16 +111,18 @@ export function mergeConfig(
   spec: Pick<ServiceSpec, 'config' | 'configFrom'>,
   lookup: (kind: SourceKind, name: string) => ResolvedSource | undefined,
 ): MergedConfig {
-  const config: Record<string, string> = {};
-  const secrets: ConfigSecrets = {};
+  const config = nullMap<string>();
+  const secrets = nullMap<SecretKeyRef>();
   const missing: string[] = [];
+  const refused: string[] = [];
   for (const entry of spec.configFrom ?? [])
-    applyEntry(entry, lookup, { config, secrets, missing });
+    applyEntry(entry, lookup, { config, secrets, missing, refused });
   for (const [key, value] of Object.entries(spec.config ?? {})) {
     config[key] = value;
     delete secrets[key];
   }
   const merged: MergedConfig = { config, secrets, missing };
+  if (refused.length > 0) merged.refused = refused;
   const tooLarge = sizeProblem(config, secrets);
   if (tooLarge !== undefined) merged.tooLarge = tooLarge;
   return merged;
@@ -111,9 +132,9 @@ export function mergeConfig(
 function applyEntry(
   entry: ConfigSource,
   lookup: (kind: SourceKind, name: string) => ResolvedSource | undefined,
-  into: MergedConfig,
+  into: MergedConfig & { refused: string[] },
 ): void {
-  const { config, secrets, missing } = into;
+  const { config, secrets, missing, refused } = into;
   const { kind, name } = sourceOf(entry);
   const found = lookup(kind, name);
   if (found === undefined) {
@@ -126,6 +147,10 @@ function applyEntry(
   if (entry.optional !== true) for (const key of absent) missing.push(`${kind} ${name} key ${key}`);
   for (const key of keys) {
     const target = prefix + key;
+    if (REFUSED_CONFIG_KEYS.has(target)) {
+      refused.push(`${target} (${kind} ${name} key ${key})`);
+      continue;
+    }
     if (found.kind === 'ConfigMap') {
       config[target] = found.data[key] ?? '';
       delete secrets[target];
@@ -157,7 +182,7 @@ export function versionedConfig(
   secrets: ConfigSecrets | undefined,
 ): Record<string, string> | undefined {
   if (secrets === undefined || Object.keys(secrets).length === 0) return config;
-  const out: Record<string, string> = { ...config };
+  const out = nullMap(Object.entries(config ?? {}));
   for (const [key, ref] of Object.entries(secrets))
     out[key] = `secret:${ref.secret}/${ref.key}@${ref.digest}`;
   return out;

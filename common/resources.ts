@@ -925,3 +925,40 @@ export function effectiveMaxOpenSeconds(cb: {
 }): number {
   return cb.maxOpenSeconds ?? Math.max(300, cb.openSeconds);
 }
+
+/** How deep `protoKeyPath` looks (resources are shallow; deeper input is not walked). */
+const PROTO_SEARCH_DEPTH = 16;
+
+/**
+ * The path of the first own `__proto__` key in `value` (as JSON.parse and YAML give it), if
+ * any. zod's records drop such a key without an issue, so a resource holding one would lose
+ * data silently; it is refused instead, naming where.
+ */
+export function protoKeyPath(value: unknown, depth = 0): (string | number)[] | undefined {
+  if (depth > PROTO_SEARCH_DEPTH || typeof value !== 'object' || value === null) return undefined;
+  if (Object.hasOwn(value, '__proto__')) return ['__proto__'];
+  for (const [key, child] of Object.entries(value)) {
+    const below = protoKeyPath(child, depth + 1);
+    if (below !== undefined) return [Array.isArray(value) ? Number(key) : key, ...below];
+  }
+  return undefined;
+}
+
+/** `maxineResourceSchema.safeParse`, also refusing a `__proto__` key anywhere (protoKeyPath). */
+export function parseMaxineResource(
+  value: unknown,
+): ReturnType<typeof maxineResourceSchema.safeParse> {
+  const path = protoKeyPath(value);
+  if (path === undefined) return maxineResourceSchema.safeParse(value);
+  return {
+    success: false,
+    error: new z.ZodError([
+      {
+        code: 'custom',
+        path,
+        message: '"__proto__" cannot be a key: JSON and YAML tools drop it; rename it',
+        input: value,
+      },
+    ]),
+  } as ReturnType<typeof maxineResourceSchema.safeParse>;
+}

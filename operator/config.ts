@@ -68,6 +68,8 @@ export const configSchema = z
     /** Config versions kept per service (GET .../config/history), and services kept at most. */
     configHistory: int(1, 1000).default(10),
     configHistoryServices: int(1, 10_000_000).default(50_000),
+    /** Bytes (JSON) of config history kept in all; past it the oldest superseded versions go. */
+    configHistoryBytes: int(64 * 1024, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
     /** The event log's bound in bytes (serialized events), besides its count. */
     eventLogBytes: int(64 * 1024, 16 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
     /** Registry limits (operator/registry/limits.ts): counts answer 429, sizes 413. */
@@ -406,6 +408,7 @@ const OPTIONS = {
   'event-log-bytes': ['eventLogBytes', 'MAXINE_EVENT_LOG_BYTES'],
   'config-history': ['configHistory', 'MAXINE_CONFIG_HISTORY'],
   'config-history-services': ['configHistoryServices', 'MAXINE_CONFIG_HISTORY_SERVICES'],
+  'config-history-bytes': ['configHistoryBytes', 'MAXINE_CONFIG_HISTORY_BYTES'],
   'max-instances': ['maxInstances', 'MAXINE_MAX_INSTANCES'],
   'max-instances-per-service': ['maxInstancesPerService', 'MAXINE_MAX_INSTANCES_PER_SERVICE'],
   'max-instances-per-principal': ['maxInstancesPerPrincipal', 'MAXINE_MAX_INSTANCES_PER_PRINCIPAL'],

@@ -108,6 +108,7 @@ export function createOperator(
       clock,
       limit: config.configHistory,
       maxServices: config.configHistoryServices,
+      maxBytes: config.configHistoryBytes,
     }),
   });
   const policies = new PolicyStore(emit, { policyNamespaces: config.policyNamespaces });

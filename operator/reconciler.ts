@@ -197,6 +197,9 @@ export class Reconciler {
     const merged = mergeConfig(spec, (kind, name) => lookup?.(namespace, kind, name));
     const problem =
       merged.tooLarge ??
+      (merged.refused !== undefined
+        ? `refused keys (no config can hold them): ${merged.refused.join(', ')}`
+        : undefined) ??
       (merged.missing.length > 0 ? `missing: ${merged.missing.join(', ')}` : undefined);
     const previous = this.resolved.get(key);
     let next: ResolvedConfig;

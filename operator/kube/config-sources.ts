@@ -12,7 +12,7 @@ import { CoreV1Api, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { Counter, Gauge } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
-import { secretDigest } from '../../common/config-sources.js';
+import { nullMap, secretDigest } from '../../common/config-sources.js';
 import type { ResolvedSource, SourceKind } from '../../common/config-sources.js';
 import type { Logger } from '../../common/logger.js';
 import { kubeErrorFields } from './errors.js';
@@ -56,9 +56,10 @@ const objectKey = (namespace: string, kind: SourceKind, name: string): string =>
 
 /** What the operator keeps of a listed or watched object (pure; exported for tests). */
 export function resolvedOf(kind: SourceKind, object: ObjectWithData): ResolvedSource {
-  if (kind === 'ConfigMap') return { kind, data: { ...object.data } };
+  // Null-prototype maps: a key named `__proto__` stays data (the merge refuses it by name).
+  if (kind === 'ConfigMap') return { kind, data: nullMap(Object.entries(object.data ?? {})) };
   const uid = object.metadata?.uid ?? '';
-  const digests: Record<string, string> = {};
+  const digests = nullMap<string>();
   for (const [key, base64] of Object.entries(object.data ?? {}))
     digests[key] = secretDigest(uid, Buffer.from(base64, 'base64'));
   return { kind, digests };

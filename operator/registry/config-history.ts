@@ -13,8 +13,14 @@
  * before and after counts as changed (its old value is unknown).
  *
  * Bounded: `limit` entries per service, `maxServices` services (past it, the least recently
- * changed service without a config now goes first, else the least recently changed).
+ * changed service without a config now goes first, else the least recently changed), and
+ * `maxBytes` of entries (their JSON length) in all: past it, the versions superseded longest
+ * ago go first, whichever service they belong to. A service's current version is never dropped
+ * for bytes (it is the config in force, which the registry holds anyway, and the base the next
+ * change is computed from): the byte bound holds the superseded versions, the others are
+ * bounded by `maxServices` × one config (at most 1 MiB, common/config-sources.ts).
  */
+import { nullMap } from '../../common/config-sources.js';
 import { configChanges, configHash } from '../../common/config-version.js';
 import type { ConfigChanges, ConfigMap } from '../../common/config-version.js';
 import type { ConfigHistoryEntry, ServiceConfigRecord } from '../../common/config-history.js';
@@ -26,7 +32,29 @@ export interface ConfigHistoryOptions {
   limit: number;
   /** Services kept at most. */
   maxServices: number;
+  /** Bytes of entries (JSON) kept at most; superseded versions go first. Default: unbounded. */
+  maxBytes?: number;
 }
+
+/** A superseded version, in the order versions were superseded (the byte bound drops from the front). */
+interface SupersededRef {
+  key: string;
+  version: number;
+}
+
+/** JSON length of each entry, computed once (entries are never changed once made). */
+const entrySizes = new WeakMap<ConfigHistoryEntry, number>();
+export function entryBytes(entry: ConfigHistoryEntry): number {
+  let size = entrySizes.get(entry);
+  if (size === undefined) {
+    size = Buffer.byteLength(JSON.stringify(entry));
+    entrySizes.set(entry, size);
+  }
+  return size;
+}
+
+const recordBytes = (record: ServiceConfigRecord): number =>
+  record.entries.reduce((sum, e) => sum + entryBytes(e), 0);
 
 /** What a config given to `next` did to the version. */
 export interface ConfigStep {
@@ -48,20 +76,38 @@ export class ConfigHistory {
   /** The config in force, when this process was given it (null: none); memory only. */
   private readonly current = new Map<string, ConfigMap | null>();
   private readonly listeners = new Set<ConfigRecordListener>();
-  /** Entries and services dropped to stay within the bounds. */
-  readonly evictions = { entries: 0, services: 0 };
+  /** Entries and services dropped to stay within the bounds (`bytes`: entries, for the byte bound). */
+  readonly evictions = { entries: 0, services: 0, bytes: 0 };
+  /** Bytes of each record's entries, and their sum. */
+  private readonly sizes = new Map<string, { bytes: number; entries: number }>();
+  private totalBytes = 0;
+  private totalEntries = 0;
+  /**
+   * Records whose config was deleted (hash null), in the records' order: the first to go past
+   * `maxServices`, found without a scan of every record (a start seeding more records than
+   * the bound, or a flood of new services, would otherwise cost a scan per eviction).
+   */
+  private readonly deleted = new Set<string>();
+  /** Superseded versions, oldest supersession first (from `head`); stale ones are skipped. */
+  private superseded: SupersededRef[] = [];
+  private head = 0;
 
   constructor(readonly opts: ConfigHistoryOptions) {}
 
   /** Records a store kept (before any config is given); records already known stay. */
   seed(records: Iterable<ServiceConfigRecord>): void {
+    const older: (SupersededRef & { time: string })[] = [];
     for (const record of records) {
       const key = keyOf(record.namespace, record.name);
       if (this.records.has(key)) continue;
       const entries = record.entries.slice(-this.opts.limit);
-      this.records.set(key, { ...record, entries });
+      this.put(key, { ...record, entries });
+      for (const e of entries.slice(0, -1)) older.push({ key, version: e.version, time: e.time });
       this.bound();
     }
+    older.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+    for (const { key, version } of older) this.superseded.push({ key, version });
+    this.boundBytes();
   }
 
   /**
@@ -72,7 +118,7 @@ export class ConfigHistory {
     const key = keyOf(namespace, name);
     const known = this.records.get(key);
     if (known !== undefined && known.version >= version) return;
-    this.records.set(key, { namespace, name, version, hash, entries: known?.entries ?? [] });
+    this.put(key, { namespace, name, version, hash, entries: known?.entries ?? [] });
     this.bound();
   }
 
@@ -101,12 +147,24 @@ export class ConfigHistory {
     const time = new Date(this.opts.clock.now()).toISOString();
     const entry = entryOf({ version, hash, time, changes }, after, secretKeys);
     const entries = this.appended(record?.entries ?? [], entry);
-    const next: ServiceConfigRecord = { namespace, name, version, hash, entries };
-    this.records.delete(key);
-    this.records.set(key, next);
-    this.bound();
-    this.notify(namespace, name, next);
+    this.replace(key, record, { namespace, name, version, hash, entries });
     return { version, change: { after, changes } };
+  }
+
+  /** `record`'s successor `next` becomes the most recently changed; the bounds apply. */
+  private replace(
+    key: string,
+    record: ServiceConfigRecord | undefined,
+    next: ServiceConfigRecord,
+  ): void {
+    this.records.delete(key);
+    this.put(key, next);
+    const previous = record?.entries.at(-1);
+    if (previous !== undefined) this.supersede(key, previous.version);
+    this.bound();
+    // The record is announced once, as the byte bound leaves it (never without its new entry).
+    this.boundBytes(key);
+    this.notify(next.namespace, next.name, this.records.get(key));
   }
 
   /** `entries` and `entry`, the oldest dropped past the limit. */
@@ -138,9 +196,76 @@ export class ConfigHistory {
 
   /** Services and entries kept now. */
   get size(): { services: number; entries: number } {
-    let entries = 0;
-    for (const r of this.records.values()) entries += r.entries.length;
-    return { services: this.records.size, entries };
+    return { services: this.records.size, entries: this.totalEntries };
+  }
+
+  /** JSON length of the entries kept now (what `maxBytes` bounds). */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Sets a record, keeping the byte count. */
+  private put(key: string, record: ServiceConfigRecord): void {
+    const was = this.sizes.get(key);
+    const now = { bytes: recordBytes(record), entries: record.entries.length };
+    this.totalBytes += now.bytes - (was?.bytes ?? 0);
+    this.totalEntries += now.entries - (was?.entries ?? 0);
+    this.sizes.set(key, now);
+    const moved = !this.records.has(key);
+    this.records.set(key, record);
+    if (record.hash !== null) this.deleted.delete(key);
+    else if (moved || !this.deleted.has(key)) {
+      this.deleted.delete(key);
+      this.deleted.add(key);
+    }
+  }
+
+  private remove(key: string): void {
+    this.totalBytes -= this.sizes.get(key)?.bytes ?? 0;
+    this.totalEntries -= this.sizes.get(key)?.entries ?? 0;
+    this.sizes.delete(key);
+    this.records.delete(key);
+    this.deleted.delete(key);
+    this.current.delete(key);
+  }
+
+  private supersede(key: string, version: number): void {
+    this.superseded.push({ key, version });
+    // Refs to versions dropped otherwise (count bound, evicted services) are skipped when met;
+    // past twice what is kept, the queue is rebuilt from what is live.
+    const queued = this.superseded.length - this.head;
+    if (queued > 2 * this.totalEntries + 1024) {
+      this.superseded = this.superseded.slice(this.head).filter((ref) => this.isSuperseded(ref));
+      this.head = 0;
+    }
+  }
+
+  private isSuperseded({ key, version }: SupersededRef): boolean {
+    const entries = this.records.get(key)?.entries ?? [];
+    return entries.slice(0, -1).some((e) => e.version === version);
+  }
+
+  /**
+   * Drops the versions superseded longest ago while the entries exceed `maxBytes`; each record
+   * changed is announced, except `quiet` (the caller announces it).
+   */
+  private boundBytes(quiet?: string): void {
+    const max = this.opts.maxBytes;
+    if (max === undefined) return;
+    while (this.totalBytes > max && this.head < this.superseded.length) {
+      const ref = this.superseded[this.head] as SupersededRef;
+      this.head += 1;
+      const record = this.records.get(ref.key);
+      if (record === undefined || !this.isSuperseded(ref)) continue;
+      const entries = record.entries.filter((e) => e.version !== ref.version);
+      this.put(ref.key, { ...record, entries });
+      this.evictions.bytes += 1;
+      if (ref.key !== quiet) this.notify(record.namespace, record.name, this.records.get(ref.key));
+    }
+    if (this.head > 1024 && this.head * 2 > this.superseded.length) {
+      this.superseded = this.superseded.slice(this.head);
+      this.head = 0;
+    }
   }
 
   /** Called with each record that changed (undefined: dropped), for a store to keep. */
@@ -155,17 +280,11 @@ export class ConfigHistory {
 
   private bound(): void {
     while (this.records.size > this.opts.maxServices) {
-      let victim: ServiceConfigRecord | undefined;
-      for (const r of this.records.values()) {
-        if (r.hash === null) {
-          victim = r;
-          break;
-        }
-      }
-      victim ??= this.records.values().next().value as ServiceConfigRecord;
-      const key = keyOf(victim.namespace, victim.name);
-      this.records.delete(key);
-      this.current.delete(key);
+      const key: string | undefined =
+        this.deleted.values().next().value ?? this.records.keys().next().value;
+      const victim = key === undefined ? undefined : this.records.get(key);
+      if (key === undefined || victim === undefined) return;
+      this.remove(key);
       this.evictions.services += 1;
       this.notify(victim.namespace, victim.name, undefined);
     }
@@ -178,7 +297,7 @@ function entryOf(
   after: ConfigMap | undefined,
   secretKeys: ReadonlySet<string>,
 ): ConfigHistoryEntry {
-  const values: Record<string, string> = {};
+  const values = nullMap<string>();
   const redacted: string[] = [];
   for (const [k, v] of Object.entries(after ?? {})) {
     if (secretKeys.has(k)) redacted.push(k);

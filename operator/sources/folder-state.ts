@@ -24,12 +24,15 @@ export class FolderState {
   private readonly problems = new Map<string, FileProblem>();
   /** Each valid file's ConfigMap documents (configFrom's sources in standalone mode). */
   private readonly configMapsOf = new Map<string, FolderConfigMap[]>();
+  /** The YAML document index of each of a file's ConfigMaps. */
+  private readonly configMapDocumentsOf = new Map<string, number[]>();
 
   /** Records a file's new content; returns its problem, if any. */
   update(file: string, parsed: ParsedFile): FileProblem | undefined {
     if (parsed.issues.length === 0) {
       this.good.set(file, parsed.objects);
       this.configMapsOf.set(file, parsed.configMaps ?? []);
+      this.configMapDocumentsOf.set(file, parsed.configMapDocuments ?? []);
       this.problems.delete(file);
       return undefined;
     }
@@ -41,6 +44,7 @@ export class FolderState {
   remove(file: string): void {
     this.good.delete(file);
     this.configMapsOf.delete(file);
+    this.configMapDocumentsOf.delete(file);
     this.problems.delete(file);
   }
 
@@ -76,15 +80,46 @@ export class FolderState {
     return { objects, conflicts };
   }
 
-  /** `namespace/name` → data of every ConfigMap document; the first file in name order wins. */
-  configMaps(): Map<string, Record<string, string>> {
-    const out = new Map<string, Record<string, string>>();
+  /**
+   * `namespace/name` → data of every ConfigMap document. Two documents declaring the same
+   * ConfigMap: the first in file name order (then document order) wins and each other gets a
+   * problem, as two files declaring the same Maxine resource do (`declared`).
+   */
+  configMaps(): { maps: Map<string, Record<string, string>>; conflicts: FileProblem[] } {
+    const maps = new Map<string, Record<string, string>>();
+    const owners = new Map<string, string>();
+    const conflicts: FileProblem[] = [];
     for (const file of [...this.configMapsOf.keys()].sort())
-      for (const cm of this.configMapsOf.get(file) ?? []) {
+      for (const [i, cm] of (this.configMapsOf.get(file) ?? []).entries()) {
         const key = `${cm.namespace}/${cm.name}`;
-        if (!out.has(key)) out.set(key, cm.data);
+        const owner = owners.get(key);
+        if (owner === undefined) {
+          maps.set(key, cm.data);
+          owners.set(key, file);
+          continue;
+        }
+        const where = owner === file ? 'an earlier document of the same file' : owner;
+        conflicts.push({
+          file,
+          keptPrevious: false,
+          issues: [
+            {
+              document: this.configMapDocumentsOf.get(file)?.[i] ?? 0,
+              object: `ConfigMap/${key}`,
+              path: 'metadata.name',
+              message: `ConfigMap/${key} is already declared in ${where}; that one is used`,
+            },
+          ],
+        });
       }
-    return out;
+    return { maps, conflicts };
+  }
+
+  /** Every file holding something now (valid objects, ConfigMaps, or a problem). */
+  files(): string[] {
+    return [
+      ...new Set([...this.good.keys(), ...this.configMapsOf.keys(), ...this.problems.keys()]),
+    ];
   }
 
   fileProblems(): FileProblem[] {

@@ -101,10 +101,7 @@ export class FolderSource implements ResourceSource {
   }
 
   private knownFiles(): string[] {
-    return [
-      ...this.state.fileProblems().map((p) => p.file),
-      ...[...this.state.declared().objects.values()].map((o) => o.file),
-    ];
+    return this.state.files();
   }
 
   private schedule(): void {
@@ -132,7 +129,10 @@ export class FolderSource implements ResourceSource {
           'resource file read',
         );
     }
-    const { objects, conflicts } = this.state.declared();
+    const declared = this.state.declared();
+    const { objects } = declared;
+    const configMaps = this.state.configMaps();
+    const conflicts = [...declared.conflicts, ...configMaps.conflicts];
     // Report a conflict once, when it appears, not on every later batch.
     const known = new Set(this.conflicts.map(conflictKey));
     for (const conflict of conflicts) {
@@ -140,7 +140,7 @@ export class FolderSource implements ResourceSource {
         this.report(relative(this.opts.dir, conflict.file), conflict);
     }
     this.conflicts = conflicts;
-    this.configMaps = this.state.configMaps();
+    this.configMaps = configMaps.maps;
     const { applied, deleted } = this.opts.reconciler.replaceAll(objects);
     this.refreshConfigFrom();
     const broken = new Map(this.state.fileProblems().map((p) => [p.file, p]));

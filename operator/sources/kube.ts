@@ -21,7 +21,7 @@ import type {
   ObjectCache,
 } from '@kubernetes/client-node';
 import { formatPath } from '../../common/errors.js';
-import { API_GROUP, API_VERSION, maxineResourceSchema } from '../../common/resources.js';
+import { API_GROUP, API_VERSION, parseMaxineResource } from '../../common/resources.js';
 import type { ResourceKind, ResourceStatus } from '../../common/resources.js';
 import { setCondition, sidecarsMissingCondition, statusWriteFailedConditions } from '../status.js';
 import type { Reconciler } from '../reconciler.js';
@@ -425,7 +425,7 @@ export class KubeSource implements ResourceSource {
       return;
     }
     const generation = object.metadata?.generation ?? 0;
-    const parsed = maxineResourceSchema.safeParse(object);
+    const parsed = parseMaxineResource(object);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => ({
         path: formatPath(i.path),
@@ -468,7 +468,7 @@ export class KubeSource implements ResourceSource {
     name: string,
     object: KubernetesObject | undefined,
   ): Promise<void> {
-    const parsed = object && maxineResourceSchema.safeParse(object);
+    const parsed = object && parseMaxineResource(object);
     const refs =
       parsed?.success === true && parsed.data.kind === 'MaxineService'
         ? (parsed.data.spec.configFrom ?? []).map(sourceOf)

@@ -121,3 +121,74 @@ describe('parseResourceFile: ConfigMap documents (standalone configFrom sources)
     expect(parsed.skipped).toBe(0);
   });
 });
+
+describe('FolderState: the same ConfigMap declared twice', () => {
+  const cm = (data: string) =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings, namespace: shop }\ndata: { from: ${data} }\n`;
+
+  it.each([
+    ['read a then b', ['a.yaml', 'b.yaml']],
+    ['read b then a', ['b.yaml', 'a.yaml']],
+  ])('the first file by name wins and the other is reported (%s)', (_, order) => {
+    const state = new FolderState();
+    for (const file of order) state.update(file, parseResourceFile(cm(file[0] ?? '')));
+    const { maps, conflicts } = state.configMaps();
+    expect(maps.get('shop/settings')).toEqual({ from: 'a' });
+    expect(conflicts).toMatchObject([
+      {
+        file: 'b.yaml',
+        keptPrevious: false,
+        issues: [
+          {
+            object: 'ConfigMap/shop/settings',
+            path: 'metadata.name',
+            message: 'ConfigMap/shop/settings is already declared in a.yaml; that one is used',
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('two documents of one file: the first document wins, the second is reported by index', () => {
+    const state = new FolderState();
+    state.update('a.yaml', parseResourceFile(`${cm('one')}---\n${cm('two')}`));
+    const { maps, conflicts } = state.configMaps();
+    expect(maps.get('shop/settings')).toEqual({ from: 'one' });
+    expect(conflicts).toMatchObject([
+      {
+        file: 'a.yaml',
+        issues: [{ document: 1, message: expect.stringContaining('an earlier document') }],
+      },
+    ]);
+  });
+});
+
+describe('parseResourceFile: a `__proto__` key is refused, not dropped silently', () => {
+  it.each([
+    ['spec.config', 'spec:\n  config:\n    __proto__: evil\n    A: "1"\n', 'spec.config.__proto__'],
+    ['metadata.labels', 'metadata:\n  labels: { __proto__: x }\n', 'metadata.labels.__proto__'],
+  ])('in %s: the file is invalid, naming the key', (_, body, path) => {
+    const text =
+      `apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: web, namespace: shop }\n${body}`.replace(
+        'metadata: { name: web, namespace: shop }\nmetadata:\n',
+        'metadata:\n  name: web\n  namespace: shop\n',
+      );
+    const parsed = parseResourceFile(text);
+    expect(parsed.objects).toEqual([]);
+    expect(parsed.issues).toMatchObject([
+      { path, message: expect.stringContaining('"__proto__" cannot be a key') },
+    ]);
+  });
+
+  it('`constructor` and `prototype` stay ordinary config keys', () => {
+    const parsed = parseResourceFile(
+      'apiVersion: maxine.io/v1alpha1\nkind: MaxineService\nmetadata: { name: web, namespace: shop }\nspec:\n  config: { constructor: c, prototype: p }\n',
+    );
+    expect(parsed.issues).toEqual([]);
+    const resource = parsed.objects[0];
+    expect(resource?.kind === 'MaxineService' && resource.spec.config).toEqual({
+      constructor: 'c',
+      prototype: 'p',
+    });
+  });
+});

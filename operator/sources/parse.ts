@@ -4,9 +4,10 @@
  */
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { nullMap } from '../../common/config-sources.js';
 import { dnsSubdomain } from '../../common/names.js';
 import { formatPath } from '../../common/errors.js';
-import { API_GROUP, maxineResourceSchema, resourceKey } from '../../common/resources.js';
+import { API_GROUP, parseMaxineResource, resourceKey } from '../../common/resources.js';
 import type { MaxineResource } from '../../common/resources.js';
 
 export interface FileIssue {
@@ -31,6 +32,8 @@ export interface ParsedFile {
   skipped: number;
   /** `apiVersion: v1` ConfigMaps (standalone mode's configFrom sources). */
   configMaps?: FolderConfigMap[];
+  /** The 0-based YAML document index of each of `configMaps` (for reporting duplicates). */
+  configMapDocuments?: number[];
 }
 
 const configMapDocument = z.object({
@@ -76,7 +79,7 @@ export function parseResourceFile(text: string): ParsedFile {
       result.skipped += 1;
       return;
     }
-    const parsed = maxineResourceSchema.safeParse(value);
+    const parsed = parseMaxineResource(value);
     const object = describe(value);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
@@ -118,11 +121,25 @@ function addConfigMap(result: ParsedFile, value: unknown, index: number): void {
       });
     return;
   }
-  const { metadata, data } = parsed.data;
+  const { metadata } = parsed.data;
+  // zod's records drop a `__proto__` key: the data is taken from the document itself (its other
+  // values checked above), into a null-prototype map, so the merge can name what it refuses.
+  const raw = (value as { data?: Record<string, unknown> }).data ?? {};
+  const proto = Object.getOwnPropertyDescriptor(raw, '__proto__')?.value as unknown;
+  if (proto !== undefined && typeof proto !== 'string') {
+    result.issues.push({
+      document: index,
+      object: describe(value),
+      path: 'data.__proto__',
+      message: 'Invalid input: expected string',
+    });
+    return;
+  }
+  (result.configMapDocuments ??= []).push(index);
   (result.configMaps ??= []).push({
     namespace: metadata.namespace ?? 'default',
     name: metadata.name,
-    data: { ...data },
+    data: nullMap(Object.entries(raw) as [string, string][]),
   });
 }
 

@@ -109,6 +109,7 @@ export class FileStore implements RegistryStore, BatchWriter {
         this.set({ file: 'log' }, store.logBytes);
         this.set({ file: 'snapshot' }, store.snapshotBytes);
         if (store.eventFile !== undefined) this.set({ file: 'events' }, store.eventFile.bytes);
+        if (store.configFile !== undefined) this.set({ file: 'config' }, store.configFile.bytes);
       },
     });
     new Gauge({
@@ -160,6 +161,8 @@ export class FileStore implements RegistryStore, BatchWriter {
         dir: opts.dir,
         logger: opts.logger,
         errors: this.metrics.errors,
+        fsync: opts.fsync,
+        fsyncIntervalMs: opts.fsyncIntervalMs,
       });
     this.queue = new WriteQueue(this, {
       renewIntervalMs: opts.renewIntervalMs,

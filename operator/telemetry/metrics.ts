@@ -145,16 +145,25 @@ export function createMetrics(sources: MetricsSources): Metrics {
       this.set(registry.configs.size.services);
     },
   });
+  new Gauge({
+    name: 'maxine_config_history_bytes',
+    help: 'JSON length of the config versions kept (superseded ones bounded by --config-history-bytes)',
+    registers: [prom],
+    collect() {
+      this.set(registry.configs.bytes);
+    },
+  });
   new Counter({
     name: 'maxine_config_history_evicted_total',
-    help: 'Config history dropped to stay within its bounds: old versions (entries) or whole services',
+    help: 'Config history dropped to stay within its bounds: old versions (entries: by count, bytes: by size) or whole services',
     labelNames: ['what'],
     registers: [prom],
     collect() {
       this.reset();
-      const { entries, services } = registry.configs.evictions;
+      const { entries, services, bytes } = registry.configs.evictions;
       this.inc({ what: 'entries' }, entries);
       this.inc({ what: 'services' }, services);
+      this.inc({ what: 'bytes' }, bytes);
     },
   });
   new Gauge({

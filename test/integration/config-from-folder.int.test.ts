@@ -4,6 +4,8 @@
  * `config_changed` event with the changed keys; a Secret reference resolves to nothing there
  * (ConfigIncomplete, the inline config in force). docs/resources.md, decision 0023.
  */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { EventClient, eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
@@ -86,5 +88,36 @@ describe('configFrom in standalone mode', () => {
       'ConfigIncomplete naming Secret db',
     );
     expect(await serviceConfig()).toEqual({ greeting: 'bonjour', mode: 'inline' });
+  });
+
+  it('a second document declaring the same ConfigMap is reported (log + problems); the first file by name wins', async () => {
+    const before = await serviceConfig();
+    await op.write('z-copy.yaml', settings('from-the-copy'));
+    await eventually(
+      async () => {
+        const res = (await (await fetch(`${op.url}/api/v1/resources`)).json()) as {
+          problems: { file: string; issues: { object?: string; message: string }[] }[];
+        };
+        return res.problems.some(
+          (p) =>
+            p.file === join(op.dir, 'z-copy.yaml') &&
+            p.issues.some(
+              (i) =>
+                i.object === 'ConfigMap/shop/web-settings' &&
+                i.message.includes('already declared in') &&
+                i.message.includes(join(op.dir, 'settings.yaml')),
+            ),
+        );
+      },
+      3000,
+      'the duplicate ConfigMap listed in problems',
+    );
+    const logged = op.logs.find(
+      (l) => l.object === 'ConfigMap/shop/web-settings' && l.file === 'z-copy.yaml',
+    );
+    expect(logged).toMatchObject({ level: 'warn', field: 'metadata.name' });
+    // settings.yaml sorts first: it stays the source, whatever order the files were read in.
+    expect(await serviceConfig()).toEqual(before);
+    await rm(join(op.dir, 'z-copy.yaml'));
   });
 });

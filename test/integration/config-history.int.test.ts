@@ -144,6 +144,10 @@ describe('GET /api/v1/services/{ns}/{name}/config/history', () => {
     expect(String(metrics.body)).toMatch(
       /^maxine_config_history_evicted_total\{what="entries"\} 1$/m,
     );
+    expect(String(metrics.body)).toMatch(/^maxine_config_history_bytes [1-9]\d*$/m);
+    expect(String(metrics.body)).toMatch(
+      /^maxine_config_history_evicted_total\{what="bytes"\} 0$/m,
+    );
   }, 60_000);
 
   it('is checked like the other service reads: 401, 403, 404, 405', async () => {
