@@ -13,7 +13,10 @@
  * Environment (all optional): BENCH_DURATION seconds per measured run (10), BENCH_WARMUP
  * seconds of discarded warm-up before each (3), BENCH_ROUNDS (2), BENCH_CONNECTIONS (50),
  * BENCH_PIPELINING (1), BENCH_HEARTBEAT_INSTANCES (1000), BENCH_MEMORY_INSTANCES (100000),
- * BENCH_CPU_PROF=1 to profile the discovery/heartbeat operator with `node --cpu-prof`,
+ * BENCH_CPU_PROF=1 to profile the discovery/heartbeat operator and the secured operator with
+ * `node --cpu-prof` (BENCH_CPU_PROF_DIR keeps the profiles there),
+ * BENCH_SCENARIOS=discover-auth,sidecar-discover-auth to run only those scenarios (and their
+ * references): the figures are printed, the memory run is skipped and RESULTS.md is left as is,
  * BENCH_OPERATOR_NODE_FLAGS="--max-old-space-size=160" to pass Node flags to every operator,
  * BENCH_NODE=/path/to/node to run every server on another Node.js (the production images use
  * the current LTS; `npm i --prefix /tmp/lts node@24` fetches one from the npm registry).
@@ -113,7 +116,21 @@ function loadConfig() {
     heartbeatInstances: intEnv('BENCH_HEARTBEAT_INSTANCES', 1000, 1, 100_000),
     memoryInstances: intEnv('BENCH_MEMORY_INSTANCES', 100_000, 100, 1_000_000),
     cpuProf: process.env.BENCH_CPU_PROF === '1',
+    /** Scenario keys to run (with their references); undefined: all, and RESULTS.md. */
+    only: scenarioSelection(),
   };
+}
+
+/** @returns {Set<string> | undefined} the keys of BENCH_SCENARIOS, or undefined for all */
+function scenarioSelection() {
+  const raw = (process.env.BENCH_SCENARIOS ?? '').trim();
+  if (raw === '') return undefined;
+  return new Set(
+    raw
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
+  );
 }
 /** @typedef {ReturnType<typeof loadConfig>} Config */
 
@@ -151,6 +168,8 @@ async function registerDiscoveryInstances(operator) {
 
 /** The bearer token of the authenticated-discovery scenario (generated per run). */
 const BENCH_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
+/** The token of the secured sidecar (user `bench-sidecar`, a static token like the above). */
+const SIDECAR_TOKEN = `bench-sidecar-${randomBytes(24).toString('hex')}`;
 
 /**
  * An operator with access control as in a cluster: callers need a token (a static one
@@ -158,9 +177,10 @@ const BENCH_TOKEN = `bench-${randomBytes(24).toString('hex')}`;
  * the audit log is on. Instances are registered anonymously through an ACL granting the
  * unauthenticated group `register` (so the bench's registration helper needs no token).
  * @param {string} tmp
+ * @param {string[]} nodeFlags
  * @returns {Promise<Child>}
  */
-async function startSecuredOperator(tmp) {
+async function startSecuredOperator(tmp, nodeFlags) {
   const resources = join(tmp, 'secured');
   mkdirSync(resources);
   writeService(resources, SERVICE, 'round-robin');
@@ -173,6 +193,13 @@ async function startSecuredOperator(tmp) {
       'spec:',
       '  subjects: [{ kind: User, name: bench }]',
       `  rules: [{ services: ['${NAMESPACE}/*'], verbs: [discover, read] }]`,
+      '---',
+      'apiVersion: maxine.io/v1alpha1',
+      'kind: MaxineACL',
+      `metadata: { name: sidecar, namespace: ${NAMESPACE} }`,
+      'spec:',
+      '  subjects: [{ kind: User, name: bench-sidecar }]',
+      `  rules: [{ services: ['${NAMESPACE}/*'], verbs: [discover, read, register] }]`,
       '---',
       'apiVersion: maxine.io/v1alpha1',
       'kind: MaxineACL',
@@ -193,29 +220,31 @@ async function startSecuredOperator(tmp) {
     ].join('\n'),
   );
   const tokens = join(tmp, 'tokens.yaml');
-  writeFileSync(tokens, `tokens:\n  - { token: ${BENCH_TOKEN}, user: bench }\n`, { mode: 0o600 });
-  return startOperator(
-    resources,
-    'operator (auth on)',
-    [],
-    [
-      ...['--address-rate-limit', '0'],
-      ...['--anonymous', 'true', '--acl-default', 'deny', '--static-tokens-file', tokens],
-      ...['--audit-dir', join(tmp, 'audit')],
-    ],
+  writeFileSync(
+    tokens,
+    `tokens:\n  - { token: ${BENCH_TOKEN}, user: bench }\n  - { token: ${SIDECAR_TOKEN}, user: bench-sidecar }\n`,
+    { mode: 0o600 },
   );
+  return startOperator(resources, 'operator (auth on)', nodeFlags, [
+    ...['--address-rate-limit', '0'],
+    ...['--anonymous', 'true', '--acl-default', 'deny', '--static-tokens-file', tokens],
+    ...['--audit-dir', join(tmp, 'audit')],
+  ]);
 }
 
 /**
  * A sidecar process of another service in the same namespace, answering discovery from its
  * copy of the registry (fed by the operator's event stream); ready once that copy has `api`.
+ * With `tokenFile` it authenticates (the secured operator), and its local discovery checks
+ * the intentions it mirrored (`bench/client` → `bench/api`, allowed by the intention).
  * @param {Child} operator
+ * @param {string} [tokenFile]
  * @returns {Promise<Child>}
  */
-async function startSidecar(operator) {
+async function startSidecar(operator, tokenFile) {
   const port = await freePort();
   return startChild({
-    name: 'sidecar',
+    name: tokenFile === undefined ? 'sidecar' : 'sidecar (auth on)',
     port,
     readyPath: SIDECAR_PATH,
     // The flags Dockerfile.sidecar sets: a small young generation keeps the idle RSS down.
@@ -230,6 +259,7 @@ async function startSidecar(operator) {
       MAXINE_OPERATOR_URL: `http://127.0.0.1:${operator.port}`,
       MAXINE_LISTEN_PORT: String(port),
       MAXINE_LOG_LEVEL: 'warn',
+      ...(tokenFile !== undefined && { MAXINE_TOKEN_FILE: tokenFile }),
     },
   });
 }
@@ -322,7 +352,7 @@ function at(child) {
 /**
  * The load scenarios, measured in turn within each round.
  * @param {Config} config
- * @param {{ baseline: Child, operator: Child, secured: Child, sidecar: Child, heartbeatIds: string[], resources: string }} ctx
+ * @param {{ baseline: Child, operator: Child, secured: Child, sidecar: Child, securedSidecar: Child, heartbeatIds: string[], resources: string }} ctx
  */
 function scenarios(config, ctx) {
   const base = {
@@ -380,6 +410,12 @@ function scenarios(config, ctx) {
       run: () => measure({ ...base, ...at(ctx.sidecar), path: SIDECAR_PATH }),
     },
     {
+      key: 'sidecar-discover-auth',
+      label: `sidecar GET ${SIDECAR_PATH} of the secured operator (token, ACL default deny, its intentions checked)`,
+      reference: 'baseline-get',
+      run: () => measure({ ...base, ...at(ctx.securedSidecar), path: SIDECAR_PATH }),
+    },
+    {
       key: 'baseline-put',
       label: 'bare node:http, PUT with a 20-byte body',
       run: () => measure({ ...base, ...heartbeat, ...at(ctx.baseline) }),
@@ -414,7 +450,16 @@ function scenarios(config, ctx) {
       },
     },
   ];
-  return list;
+  const only = config.only;
+  if (only === undefined) return list;
+  const wanted = new Set(only);
+  for (const s of list) if (only.has(s.key) && s.reference !== undefined) wanted.add(s.reference);
+  const unknown = [...only].filter((k) => !list.some((s) => s.key === k));
+  if (unknown.length > 0)
+    throw new Error(
+      `BENCH_SCENARIOS: unknown ${unknown.join(', ')}; known: ${list.map((s) => s.key).join(', ')}`,
+    );
+  return list.filter((s) => wanted.has(s.key));
 }
 
 /**
@@ -487,12 +532,17 @@ async function measureThroughput(config, tmp, profileDir) {
   let sidecar;
   /** @type {Child | undefined} */
   let secured;
+  /** @type {Child | undefined} */
+  let securedSidecar;
   try {
     const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    const securedFlags = config.cpuProf
+      ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'secured')}`]
+      : [];
     // Up to BENCH_HEARTBEAT_INSTANCES (100,000) heartbeat targets are registered here too.
     operator = await startOperator(resources, 'operator', flags, BULK_LIMITS);
     await registerDiscoveryInstances(operator);
-    secured = await startSecuredOperator(tmp);
+    secured = await startSecuredOperator(tmp, securedFlags);
     await registerDiscoveryInstances(secured);
     const answers = [];
     for (let i = 0; i < DISCOVER_INSTANCES; i += 1)
@@ -519,6 +569,10 @@ async function measureThroughput(config, tmp, profileDir) {
     const sidecarAnswer = await fetchAnswer(sidecar, SIDECAR_PATH);
     if (sidecarAnswer.length !== body.length)
       throw new Error(`sidecar answer differs in size: ${sidecarAnswer.toString()}`);
+    const sidecarToken = join(tmp, 'sidecar-token');
+    writeFileSync(sidecarToken, SIDECAR_TOKEN, { mode: 0o600 });
+    securedSidecar = await startSidecar(secured, sidecarToken);
+    await fetchAnswer(securedSidecar, SIDECAR_PATH);
     await sleep(SETTLE_MS);
     const sidecarIdle = rssOf(sidecar.pid);
     const baselineIdle = rssOf(baseline.pid);
@@ -527,6 +581,7 @@ async function measureThroughput(config, tmp, profileDir) {
       operator,
       secured,
       sidecar,
+      securedSidecar,
       heartbeatIds,
       resources,
     });
@@ -554,6 +609,7 @@ async function measureThroughput(config, tmp, profileDir) {
       },
     };
   } finally {
+    await stopChild(securedSidecar);
     await stopChild(sidecar);
     await stopChild(baseline);
     await stopChild(secured);
@@ -636,7 +692,7 @@ function profileSummary(profileDir) {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const perRound = 12 * (config.durationSec + 2 * config.warmupSec + 5);
+  const perRound = 14 * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
   const watchdog = setTimeout(() => {
     process.stderr.write(`bench: over its time budget of ${budgetMs / 1000} s, aborting\n`);
@@ -649,9 +705,24 @@ async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-'));
   const removeTmp = () => rmSync(tmp, { recursive: true, force: true });
   process.on('exit', removeTmp); // also when a signal ends the run
-  const profileDir = join(tmpdir(), `maxine-bench-prof-${process.pid}`);
+  const profileDir =
+    process.env.BENCH_CPU_PROF_DIR ?? join(tmpdir(), `maxine-bench-prof-${process.pid}`);
   try {
     const throughput = await measureThroughput(config, tmp, profileDir);
+    if (config.only !== undefined) {
+      // A chosen few: figures on stdout only (RESULTS.md is the whole run's).
+      const summaries = summarise(throughput.rows);
+      const profiles = config.cpuProf
+        ? [profileSummary(profileDir), profileSummary(join(profileDir, 'secured'))]
+        : [];
+      process.stdout.write(
+        `\nload average at start: ${host.load}; at end: ${machine().load}; servers: ${serverNode()}\n` +
+          `${throughputTable(summaries)}\n\n${roundsTable(summaries)}\n\n` +
+          profiles.filter((p) => p !== undefined).join('\n\n') +
+          '\n',
+      );
+      return;
+    }
     process.stderr.write(`memory: registering ${config.memoryInstances} instances ...\n`);
     const memory = await measureMemory(config, throughput.resources);
     const loadAfter = machine().load;
