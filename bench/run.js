@@ -259,7 +259,10 @@ async function startSidecar(operator, tokenFile) {
       MAXINE_OPERATOR_URL: `http://127.0.0.1:${operator.port}`,
       MAXINE_LISTEN_PORT: String(port),
       MAXINE_LOG_LEVEL: 'warn',
-      ...(tokenFile !== undefined && { MAXINE_TOKEN_FILE: tokenFile }),
+      ...(tokenFile !== undefined && {
+        MAXINE_TOKEN_FILE: tokenFile,
+        MAXINE_DISCOVERY_CHECK_INTENTIONS: 'true',
+      }),
     },
   });
 }
