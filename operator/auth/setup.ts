@@ -206,6 +206,14 @@ export function createSecurity(deps: SecurityDeps): Security {
     registers: [deps.prom],
   });
   new Gauge({
+    name: 'maxine_access_acl_decision_cache_entries',
+    help: 'ACL decisions cached per principal, verb and service until the policies change (bounded)',
+    registers: [deps.prom],
+    collect() {
+      this.set(access.decisionCacheSize);
+    },
+  });
+  new Gauge({
     name: 'maxine_access_discovery_cache_entries',
     help: 'Allowed discoveries remembered per principal, source and service until the policies change',
     registers: [deps.prom],

@@ -337,6 +337,25 @@ describe('remembered discoveries (issue 17)', () => {
     expect(overflows).toBe(1);
   });
 
+  it('caches ACL decisions per principal, verb and service, bounded, and drops them on a change', () => {
+    const { access, store } = secured([], { decisionCacheEntries: 2 });
+    const bob = userPrincipal({ kind: 'User', name: 'bob', groups: [] }, { kind: 'token' });
+    expect(access.decide(principal, 'discover', ORDERS).allowed).toBe(true);
+    expect(access.decide(principal, 'discover', ORDERS)).toBe(
+      access.decide(principal, 'discover', ORDERS),
+    );
+    expect(access.decide(bob, 'discover', ORDERS).allowed).toBe(false);
+    expect(access.decisionCacheSize).toBe(2);
+    access.decide(principal, 'read', ORDERS); // a third: the cache is emptied first
+    expect(access.decisionCacheSize).toBe(1);
+    store.setAcl('shop', 'bob', {
+      subjects: [{ kind: 'User', name: 'token:bob' }],
+      rules: [{ services: ['shop/orders'], verbs: ['discover'], effect: 'allow' }],
+    });
+    expect(access.decide(bob, 'discover', ORDERS).allowed).toBe(true);
+    expect(access.decisionCacheSize).toBe(1);
+  });
+
   it('takes the service rate limit on every request, remembered or not', () => {
     const { access } = secured([], {
       serviceLimit: () => ({ requestsPerSecond: 1, burst: 2 }),

@@ -103,6 +103,8 @@ export interface AccessOptions {
   /** The rate limit a MaxineService declares. */
   serviceLimit(service: ServiceRef): BucketLimits | undefined;
   identityLimit?: BucketLimits;
+  /** Bound on cached ACL decisions (principal, verb, service). Default 50,000. */
+  decisionCacheEntries?: number;
   /** Bound on remembered allowed discoveries (discovery-cache.ts). Default 50,000. */
   discoveryCacheEntries?: number;
   audit?: (entry: AuditEntry) => void;
@@ -154,7 +156,9 @@ export class AccessControl {
   private version = -1;
   private acl!: AclEvaluator;
   private intentions: IntentionEntry[] = [];
-  private readonly decisions = new Map<string, AclDecision>();
+  /** ACL decisions by principal key, verb, namespace and name: no key string built per lookup. */
+  private decisions = new Map<string, Map<AclVerb, Map<string, Map<string, AclDecision>>>>();
+  private decisionCount = 0;
   private readonly intentionDecisions = new Map<string, IntentionDecision>();
   /** Allowed discoveries per principal, source header and service (discovery-cache.ts). */
   private readonly discoveries: DiscoveryDecisions<Principal>;
@@ -250,14 +254,34 @@ export class AccessControl {
   /** The ACL decision for a verb on a service (cached until the policies change). */
   decide(principal: Principal, verb: AclVerb, service: ServiceRef): AclDecision {
     this.refresh();
-    const key = `${principal.key}\0${verb}\0${service.namespace}/${service.name}`;
-    let decision = this.decisions.get(key);
+    const byName = this.decisionsOf(principal.key, verb, service.namespace);
+    let decision = byName.get(service.name);
     if (decision === undefined) {
       decision = this.acl.decide(principal.identity, verb, service, this.opts.aclDefault);
-      if (this.decisions.size >= CACHE_LIMIT) this.decisions.clear();
-      this.decisions.set(key, decision);
+      if (this.decisionCount >= (this.opts.decisionCacheEntries ?? CACHE_LIMIT))
+        this.clearDecisions();
+      this.decisionsOf(principal.key, verb, service.namespace).set(service.name, decision);
+      this.decisionCount += 1;
     }
     return decision;
+  }
+
+  /** The cached decisions of one principal, verb and namespace (made when missing). */
+  private decisionsOf(key: string, verb: AclVerb, namespace: string): Map<string, AclDecision> {
+    let byVerb = this.decisions.get(key);
+    if (byVerb === undefined)
+      this.decisions.set(key, (byVerb = new Map<AclVerb, Map<string, Map<string, AclDecision>>>()));
+    let byNamespace = byVerb.get(verb);
+    if (byNamespace === undefined)
+      byVerb.set(verb, (byNamespace = new Map<string, Map<string, AclDecision>>()));
+    let byName = byNamespace.get(namespace);
+    if (byName === undefined) byNamespace.set(namespace, (byName = new Map<string, AclDecision>()));
+    return byName;
+  }
+
+  private clearDecisions(): void {
+    this.decisions = new Map();
+    this.decisionCount = 0;
   }
 
   /** Throws FORBIDDEN (audited) unless the ACLs allow `verb` on `service`. */
@@ -383,6 +407,11 @@ export class AccessControl {
       const key = `s\0${caller.principal.id}\0${service.namespace}/${service.name}`;
       this.take(caller, key, limits, { action: 'discover', service });
     }
+  }
+
+  /** ACL decisions cached now. */
+  get decisionCacheSize(): number {
+    return this.decisionCount;
   }
 
   /** Allowed discoveries remembered now (discovery-cache.ts). */
@@ -580,7 +609,7 @@ export class AccessControl {
     this.intentions = [...this.opts.store.intentions.values()].filter((i) =>
       intentionInForce(i, this.global),
     );
-    this.decisions.clear();
+    this.clearDecisions();
     this.intentionDecisions.clear();
     this.discoveries.clear();
     this.opts.logger.debug(

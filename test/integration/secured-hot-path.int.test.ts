@@ -89,6 +89,7 @@ describe('secured discovery', () => {
     expect(await metric('maxine_access_discovery_cache_entries')).toBe(1);
     expect(await metric('maxine_auth_token_cache_entries')).toBeGreaterThanOrEqual(2);
     expect(await metric('maxine_access_discovery_cache_overflows_total')).toBe(0);
+    expect(await metric('maxine_access_acl_decision_cache_entries')).toBeGreaterThanOrEqual(1);
   });
 
   it('decides and audits every refusal; allowed reads are sampled one in three', async () => {
