@@ -4,6 +4,7 @@ import { codeOf } from '../../test/helpers/errors.js';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Authenticator, tokenDigest, userPrincipal } from './authenticator.js';
+import { allowedReadsEvery } from './setup.js';
 
 const ISSUER = 'https://login.example.test';
 const jwt: UserSource = { kind: 'jwt', issuer: ISSUER };
@@ -91,5 +92,16 @@ describe('the token cache (issue 17)', () => {
     await auth.principal(reqWith(BOB));
     expect(auth.cachedTokens).toBe(1);
     expect(auth.principal(reqWith(ALICE))).toBeInstanceOf(Promise);
+  });
+});
+
+describe('--audit-allowed-reads', () => {
+  it.each([
+    ['none', 0],
+    ['all', 1],
+    ['sample:1', 1],
+    ['sample:250', 250],
+  ])('%s → one record every %d allowed reads (0: none)', (flag, every) => {
+    expect(allowedReadsEvery(flag)).toBe(every);
   });
 });

@@ -366,3 +366,42 @@ describe('remembered discoveries (issue 17)', () => {
     expect(outcome(access, 'shop/web')).toBe('RATE_LIMITED');
   });
 });
+
+describe('allowed reads in the audit log (--audit-allowed-reads)', () => {
+  // every (0 none, 1 all, N sampled), allowed reads → records written, their `sampled`
+  it.each<[number, number, number, number | undefined]>([
+    [0, 7, 0, undefined],
+    [1, 3, 3, undefined],
+    [3, 7, 2, 3],
+    [3, 2, 0, undefined],
+  ])(
+    'one record every %d: %d reads → %d records (sampled %s)',
+    (every, reads, records, sampled) => {
+      const audit: AuditEntry[] = [];
+      const access = accessWith([], 'allow', {
+        audit: (e) => audit.push(e),
+        auditAllowedReads: every,
+      });
+      for (let i = 0; i < reads; i++) access.allowedRead(callerOf(principal), 'discover', ORDERS);
+      expect(audit).toHaveLength(records);
+      for (const r of audit) {
+        expect(r).toMatchObject({
+          outcome: 'allowed',
+          action: 'discover',
+          object: 'service shop/orders',
+        });
+        expect(r.sampled).toBe(sampled);
+      }
+    },
+  );
+
+  it('records every refusal whatever the sampling', () => {
+    const audit: AuditEntry[] = [];
+    const access = accessWith([], 'allow', {
+      audit: (e) => audit.push(e),
+      auditAllowedReads: 1000,
+    });
+    for (let i = 0; i < 5; i++) expect(outcome(access, 'shop/cart')).toBe('FORBIDDEN');
+    expect(audit.filter((e) => e.outcome === 'denied')).toHaveLength(5);
+  });
+});
