@@ -93,7 +93,7 @@ async function main() {
   try {
     operator = await startOperator(resources, 'operator', [], BULK_LIMITS);
     await registerDiscoveryInstances(operator);
-    secured = await startSecuredOperator(tmp);
+    secured = await startSecuredOperator(tmp, []);
     await registerDiscoveryInstances(secured);
     const answer = await httpRequest({ port: operator.port, path: DISCOVER_PATH });
     if (answer.status !== 200) throw new Error(`GET ${DISCOVER_PATH}: ${answer.status}`);
@@ -117,6 +117,7 @@ async function main() {
       secured,
       // Not measured here (only KEPT and the peers' scenarios run); bench/run.js starts one.
       sidecar: /** @type {Child} */ (/** @type {unknown} */ (undefined)),
+      securedSidecar: /** @type {Child} */ (/** @type {unknown} */ (undefined)),
       heartbeatIds: [],
       resources,
       peers,

@@ -50,6 +50,19 @@ describe('loadConfig', () => {
       { MAXINE_BODY_TIMEOUT_MS: '2000' },
       { addressRateLimit: 50, addressRateBurst: 80, bodyTimeoutMs: 2000, headersTimeoutMs: 10_000 },
     ],
+    ['allowed reads left out of the audit log by default', [], {}, { auditAllowedReads: 'none' }],
+    [
+      'allowed reads sampled',
+      ['--audit-allowed-reads', 'sample:100'],
+      {},
+      { auditAllowedReads: 'sample:100' },
+    ],
+    [
+      'allowed reads from the environment',
+      [],
+      { MAXINE_AUDIT_ALLOWED_READS: 'all' },
+      { auditAllowedReads: 'all' },
+    ],
   ])('reads %s', (_name, argv, env, expected) => {
     expect(loadConfig(argv, env)).toMatchObject(expected);
   });
@@ -61,6 +74,14 @@ describe('loadConfig', () => {
       /--allow-undeclared \(MAXINE_ALLOW_UNDECLARED\): must be true or false/,
     ],
     ['an unknown flag', ['--colour', 'blue'], /colour/],
+    ...['some', 'sample:0', 'sample:', 'sample:x'].map(
+      (v) =>
+        [
+          `--audit-allowed-reads ${v}`,
+          ['--audit-allowed-reads', v],
+          /--audit-allowed-reads \(MAXINE_AUDIT_ALLOWED_READS\): must be none, all or sample:N/,
+        ] as [string, string[], RegExp],
+    ),
     [
       'an advertised address that is not an http(s) URL',
       ['--advertise-url', 'tcp://10.0.0.1:7710'],

@@ -208,6 +208,14 @@ export const configSchema = z
       .regex(/^\d+[kmg]$/, 'must be a size such as 500k, 10m or 1g')
       .default('10m'),
     auditNoiseKeep: int(1, 1000).default(3),
+    /**
+     * Allowed discoveries in the audit log: `none` (the default), `all`, or `sample:N` (one
+     * record, with `sampled: N`, for every N). Refusals are always recorded, whatever this says.
+     */
+    auditAllowedReads: z
+      .string()
+      .regex(/^(none|all|sample:[1-9]\d{0,8})$/, 'must be none, all or sample:N (N ≥ 1)')
+      .default('none'),
     /** Requests per second one client address may make, before authentication; 0: no limit. */
     addressRateLimit: z.coerce.number().min(0).max(10_000_000).default(1000),
     /** Burst of the per-address bucket (default: twice the rate). */
@@ -487,6 +495,7 @@ const OPTIONS = {
   'audit-aggregate-seconds': ['auditAggregateSeconds', 'MAXINE_AUDIT_AGGREGATE_SECONDS'],
   'audit-noise-max-size': ['auditNoiseMaxSize', 'MAXINE_AUDIT_NOISE_MAX_SIZE'],
   'audit-noise-keep': ['auditNoiseKeep', 'MAXINE_AUDIT_NOISE_KEEP'],
+  'audit-allowed-reads': ['auditAllowedReads', 'MAXINE_AUDIT_ALLOWED_READS'],
   'address-rate-limit': ['addressRateLimit', 'MAXINE_ADDRESS_RATE_LIMIT'],
   'address-rate-burst': ['addressRateBurst', 'MAXINE_ADDRESS_RATE_BURST'],
   'address-rate-max-addresses': ['addressRateMaxAddresses', 'MAXINE_ADDRESS_RATE_MAX_ADDRESSES'],

@@ -155,6 +155,15 @@ export const sidecarEnvSchema = z.object({
     .default('false')
     .transform((v) => v === 'true'),
   /**
+   * Local discovery (`/v1/discover/…`) also asks the mirrored intentions whether the pod's
+   * service may call the one discovered (403 INTENTION_DENIED otherwise), as the operator's
+   * discovery does. Off by default: with it, a dependency no intention allows is refused.
+   */
+  MAXINE_DISCOVERY_CHECK_INTENTIONS: z
+    .enum(['true', 'false', ''], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
+  /**
    * How long the proxy waits for a connection to an instance before the try is a
    * `connect-failure` (retried elsewhere as `retryOn` says, counted by the breaker).
    */
@@ -209,6 +218,8 @@ export interface SidecarConfig {
   proxyListen?: { host: string; port: number };
   /** Whether the proxy retries non-idempotent methods (`MAXINE_PROXY_RETRY_NON_IDEMPOTENT`). */
   proxyRetryNonIdempotent: boolean;
+  /** Whether local discovery checks intentions (`MAXINE_DISCOVERY_CHECK_INTENTIONS`). */
+  discoveryChecksIntentions: boolean;
   /** Milliseconds a try may take to connect (`MAXINE_PROXY_CONNECT_TIMEOUT_MS`). */
   proxyConnectTimeoutMs: number;
   logLevel: string;
@@ -260,6 +271,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     reportIntervalSeconds: e.MAXINE_REPORT_INTERVAL_SECONDS,
     ...(e.MAXINE_PROXY_LISTEN !== undefined && { proxyListen: e.MAXINE_PROXY_LISTEN }),
     proxyRetryNonIdempotent: e.MAXINE_PROXY_RETRY_NON_IDEMPOTENT,
+    discoveryChecksIntentions: e.MAXINE_DISCOVERY_CHECK_INTENTIONS,
     proxyConnectTimeoutMs: e.MAXINE_PROXY_CONNECT_TIMEOUT_MS,
     logLevel: e.MAXINE_LOG_LEVEL,
   };

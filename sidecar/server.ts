@@ -46,6 +46,11 @@ export interface SidecarServerDeps {
     service: { namespace: string; name: string },
     fallback: MaxineError,
   ) => MaxineError | undefined;
+  /**
+   * The refusal of a discovery the intentions forbid (`MAXINE_DISCOVERY_CHECK_INTENTIONS`), or
+   * undefined to answer it; absent: discovery does not check intentions.
+   */
+  discoveryRefusal?: (namespace: string, name: string) => MaxineError | undefined;
 }
 
 const DISCOVER = '/v1/discover/';
@@ -195,6 +200,7 @@ function discover(deps: SidecarServerDeps, url: string, req: IncomingMessage): B
   const name = segment(parts.at(-1) ?? '', 'name');
   const namespace = parts.length === 2 ? segment(parts[0] ?? '', 'namespace') : deps.namespace;
   const query = q === -1 || q === url.length - 1 ? NO_QUERY : parsedQuery(url.slice(q + 1));
+  refuseByIntention(deps, namespace, name);
   try {
     return deps.source.discoverParsed(`${namespace}/${name}`, query, keySourceOf(req));
   } catch (err) {
@@ -203,6 +209,12 @@ function discover(deps: SidecarServerDeps, url: string, req: IncomingMessage): B
       throw deps.outsideScope?.({ namespace, name }, err) ?? err;
     throw err;
   }
+}
+
+/** Throws the refusal of a discovery the mirrored intentions forbid (when checked). */
+function refuseByIntention(deps: SidecarServerDeps, namespace: string, name: string): void {
+  const refusal = deps.discoveryRefusal?.(namespace, name);
+  if (refusal !== undefined) throw refusal;
 }
 
 /** The sidecar speaks for its pod: other pods must not use it to look around. */

@@ -19,8 +19,9 @@ import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
 import { RegistryMirror } from './mirror.js';
 import { ConfigDelivery } from './app-config/delivery.js';
 import { discoveryScope, outsideScope } from './scope.js';
-import type { MaxineError } from '../common/errors.js';
+import { MaxineError } from '../common/errors.js';
 import { createSidecarServer, isLoopback } from './server.js';
+import type { SidecarServerDeps } from './server.js';
 import { IntentionAuthorizer, scopeCovers } from './proxy/authorizer.js';
 import { Breakers } from './proxy/breaker.js';
 import { ProxyEngine } from './proxy/engine.js';
@@ -54,6 +55,35 @@ export interface Sidecar {
 export interface SidecarExtras {
   /** OpenTelemetry settings (`OTEL_*`); absent: propagate trace context only. */
   tracing?: TracingSettings;
+}
+
+/**
+ * The refusal of a local discovery the mirrored intentions forbid; undefined for a service the
+ * copy does not hold (discovery answers it: not found, or outside the scope).
+ */
+function discoveryRefusal(
+  authorizer: IntentionAuthorizer,
+  copy: { has(namespace: string, name: string): boolean },
+  destination: ServiceRef,
+): MaxineError | undefined {
+  if (!copy.has(destination.namespace, destination.name)) return undefined;
+  const decision = authorizer.discovery(destination);
+  if (decision.allowed) return undefined;
+  return new MaxineError('INTENTION_DENIED', decision.reason, {
+    ...(decision.intention !== undefined && { intention: decision.intention }),
+  });
+}
+
+/** The server's intention check of local discovery, when `MAXINE_DISCOVERY_CHECK_INTENTIONS`. */
+function discoveryCheck(
+  on: boolean,
+  authorizer: IntentionAuthorizer,
+  copy: { has(namespace: string, name: string): boolean },
+): Pick<SidecarServerDeps, 'discoveryRefusal'> {
+  if (!on) return {};
+  return {
+    discoveryRefusal: (namespace, name) => discoveryRefusal(authorizer, copy, { namespace, name }),
+  };
 }
 
 export function createSidecar(
@@ -200,12 +230,13 @@ export function createSidecar(
       );
   };
   const tracer = new SwappableTracer(new PropagatingTracer());
+  const authorizer = new IntentionAuthorizer({
+    caller: own,
+    policy: mirror.state,
+    inScope: (d) => scopeCovers(scope(), d),
+  });
   const hooks: ProxyHooks = {
-    authorizer: new IntentionAuthorizer({
-      caller: own,
-      policy: mirror.state,
-      inScope: (d) => scopeCovers(scope(), d),
-    }),
+    authorizer,
     rateLimiter: new DestinationRateLimiter({ registry: prom }),
     breakers,
     retryPolicy: new SpecRetryPolicy({ retryNonIdempotent: config.proxyRetryNonIdempotent }),
@@ -237,6 +268,7 @@ export function createSidecar(
     source: mirror.state,
     namespace: config.namespace,
     outsideScope: outside,
+    ...discoveryCheck(config.discoveryChecksIntentions, authorizer, mirror.state),
     logger,
     config: appConfig.state,
     mesh: (name) => mesh.get(name),

@@ -10,7 +10,7 @@
  * Resolved principals are cached by the token's SHA-256 until the token expires (at most a
  * minute), so the discovery hot path pays one hash and one map lookup per authenticated call.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { MaxineError } from '../../common/errors.js';
 import type { AclIdentity, UserSource } from '../../common/policy/acl.js';
@@ -75,6 +75,18 @@ interface Cached {
   until: number;
 }
 
+/**
+ * The token's SHA-256 (base64url), the cache key: never the token itself, so a heap dump holds
+ * no usable credential. `crypto.hash` (Node ≥ 20.12) is the one-shot form, about a third of
+ * `createHash().update().digest()`'s CPU (no Hash object per request).
+ */
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'base64url') => string }).hash;
+export function tokenDigest(token: string): string {
+  return oneShot !== undefined
+    ? oneShot('sha256', token, 'base64url')
+    : crypto.createHash('sha256').update(token).digest('base64url');
+}
+
 /** Groups with these prefixes are Kubernetes' and ours: a JWT or token file cannot claim them. */
 const RESERVED = /^(system|maxine):/;
 /** User names with these prefixes would pose as a ServiceAccount or another source's user. */
@@ -93,6 +105,11 @@ export class Authenticator {
     return this.opts.anonymous;
   }
 
+  /** Resolved tokens held (bounded by `maxEntries`; expired ones linger until pushed out). */
+  get cachedTokens(): number {
+    return this.cache.size;
+  }
+
   /**
    * The caller's principal: synchronously when the answer is known (no token, or a cached
    * one), else a promise. Fails with UNAUTHENTICATED, saying why without echoing the token.
@@ -107,7 +124,7 @@ export class Authenticator {
     if (token === undefined) {
       throw new MaxineError('UNAUTHENTICATED', 'The Authorization header must be `Bearer <token>`');
     }
-    const key = createHash('sha256').update(token).digest('base64url');
+    const key = tokenDigest(token);
     const hit = this.cache.get(key, this.now());
     if (hit !== undefined) return hit.principal;
     return this.resolve(token).then((resolved) => {

@@ -19,5 +19,6 @@ describe('ExpiringCache', () => {
     expect(cache.get('b', 0)).toBeUndefined();
     expect(cache.get('a', 0)).toBeDefined();
     expect(cache.get('c', 0)).toBeDefined();
+    expect(cache.size).toBe(2);
   });
 });

@@ -14,6 +14,11 @@ export class ExpiringCache<V extends { until: number }> {
     return entry !== undefined && entry.until > now ? entry : undefined;
   }
 
+  /** Entries held, expired ones included until pushed out. */
+  get size(): number {
+    return this.entries.size;
+  }
+
   delete(key: string): void {
     this.entries.delete(key);
   }

@@ -143,6 +143,13 @@ function sourcesResolver(deps: SecurityDeps): (principal: Principal) => ServiceR
   };
 }
 
+/** `--audit-allowed-reads`: none → 0, all → 1, sample:N → N. */
+export function allowedReadsEvery(flag: string): number {
+  if (flag === 'all') return 1;
+  if (flag.startsWith('sample:')) return Number(flag.slice('sample:'.length));
+  return 0;
+}
+
 export function createSecurity(deps: SecurityDeps): Security {
   const { config, reconciler } = deps;
   const kubernetes = config.mode === 'kubernetes';
@@ -185,6 +192,36 @@ export function createSecurity(deps: SecurityDeps): Security {
     registers: [deps.prom],
   });
 
+  new Gauge({
+    name: 'maxine_auth_token_cache_entries',
+    help: 'Resolved bearer tokens cached by their SHA-256 (bounded; each until it expires, at most a minute)',
+    registers: [deps.prom],
+    collect() {
+      this.set(authenticator.cachedTokens);
+    },
+  });
+  const discoveryOverflows = new Counter({
+    name: 'maxine_access_discovery_cache_overflows_total',
+    help: 'Times the cache of allowed discoveries (per principal, source and service) reached its bound and was emptied',
+    registers: [deps.prom],
+  });
+  new Gauge({
+    name: 'maxine_access_acl_decision_cache_entries',
+    help: 'ACL decisions cached per principal, verb and service until the policies change (bounded)',
+    registers: [deps.prom],
+    collect() {
+      this.set(access.decisionCacheSize);
+    },
+  });
+  new Gauge({
+    name: 'maxine_access_discovery_cache_entries',
+    help: 'Allowed discoveries remembered per principal, source and service until the policies change',
+    registers: [deps.prom],
+    collect() {
+      this.set(access.discoveryCacheSize);
+    },
+  });
+
   let audit: AuditLog | undefined;
   new Gauge({
     name: 'maxine_audit_refusal_windows',
@@ -211,9 +248,11 @@ export function createSecurity(deps: SecurityDeps): Security {
       },
     }),
     audit: (entry) => audit?.record(entry),
+    auditAllowedReads: allowedReadsEvery(config.auditAllowedReads),
     metrics: {
       denied: (reason) => denials.inc({ reason }),
       rateLimited: (scope) => limited.inc({ scope }),
+      discoveryCacheOverflow: () => discoveryOverflows.inc(),
     },
     logger: deps.logger,
   });

@@ -18,6 +18,7 @@
  * gives it back at the next start (`restore`): the same epoch continues, and a `since` from
  * before the restart replays.
  */
+import { isoTime } from '../../common/iso-time.js';
 import { randomBytes } from 'node:crypto';
 import { sourcesNaming } from '../../common/policy/intentions.js';
 import type { IntentionEntry, ServiceRef } from '../../common/policy/intentions.js';
@@ -195,7 +196,7 @@ export class EventLog {
     if (!ephemeral) this.seq += 1;
     const event: RegistryEvent = {
       seq: this.seq,
-      time: new Date(this.clock.now()).toISOString(),
+      time: isoTime(this.clock.now()),
       ...draft,
     };
     // A heartbeat nobody subscribed to is never serialized (heartbeats are the hot write path).

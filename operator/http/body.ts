@@ -35,17 +35,21 @@ export function readJsonBody(
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => {
-      req.removeAllListeners('data');
-      req.pause();
-      reject(
-        new MaxineError(
-          'REQUEST_TIMEOUT',
-          `The request body did not arrive within ${timeoutMs} ms; the connection is closed`,
-        ),
-      );
-    }, timeoutMs);
-    timer.unref();
+    // A body the parser already read whole (a small one arrives with its headers) cannot be
+    // slow: no timer then (one Timeout less per heartbeat, issue 17).
+    const timer = req.complete
+      ? undefined
+      : setTimeout(() => {
+          req.removeAllListeners('data');
+          req.pause();
+          reject(
+            new MaxineError(
+              'REQUEST_TIMEOUT',
+              `The request body did not arrive within ${timeoutMs} ms; the connection is closed`,
+            ),
+          );
+        }, timeoutMs);
+    timer?.unref();
     req.on('close', () => clearTimeout(timer));
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
@@ -60,9 +64,13 @@ export function readJsonBody(
     req.on('end', () => {
       clearTimeout(timer);
       if (size > limit) return;
-      const text = Buffer.concat(chunks, size).toString('utf8');
+      const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size))?.toString(
+        'utf8',
+      );
       try {
-        resolve(text.trim() === '' ? undefined : (JSON.parse(text) as unknown));
+        resolve(
+          text === undefined || text.trim() === '' ? undefined : (JSON.parse(text) as unknown),
+        );
       } catch {
         reject(new MaxineError('MALFORMED_JSON'));
       }

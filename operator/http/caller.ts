@@ -25,33 +25,42 @@ function idOf(req: IncomingMessage): string {
   return r.id;
 }
 
+/**
+ * Where `req` came from, before its principal is known. A class, so its getters live on the
+ * prototype: an object literal with getters cost ~1 µs to build per request (issue 17's
+ * profile), an instance of this a few ns.
+ */
+class HttpOrigin implements Origin {
+  constructor(protected readonly req: IncomingMessage) {}
+
+  get requestId(): string {
+    return idOf(this.req);
+  }
+
+  get address(): string {
+    return clientAddress(this.req);
+  }
+
+  get source(): string | string[] | undefined {
+    return this.req.headers['x-maxine-source'];
+  }
+}
+
+class HttpCaller extends HttpOrigin implements Caller {
+  constructor(
+    req: IncomingMessage,
+    readonly principal: Principal,
+  ) {
+    super(req);
+  }
+}
+
 /** Where `req` came from, before its principal is known. */
 export function originOf(req: IncomingMessage): Origin {
-  return {
-    get requestId() {
-      return idOf(req);
-    },
-    get address() {
-      return clientAddress(req);
-    },
-    get source() {
-      return req.headers['x-maxine-source'];
-    },
-  };
+  return new HttpOrigin(req);
 }
 
 /** `req` and the principal that made it, as the policy layer sees them. */
 export function callerOf(req: IncomingMessage, principal: Principal): Caller {
-  return {
-    principal,
-    get requestId() {
-      return idOf(req);
-    },
-    get address() {
-      return clientAddress(req);
-    },
-    get source() {
-      return req.headers['x-maxine-source'];
-    },
-  };
+  return new HttpCaller(req, principal);
 }

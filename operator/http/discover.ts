@@ -50,12 +50,14 @@ function answer(deps: DiscoverDeps, req: IncomingMessage, principal: Principal):
   const name = segment(path.slice(slash + 1), 'name');
   const service = { namespace, name };
   const caller = callerOf(req, principal);
-  deps.access.discover(caller, service);
   // Without percent-encoding the path already is the registry key `namespace/name`.
   const key = path.includes('%') ? `${namespace}/${name}` : path;
+  deps.access.discover(caller, service, key);
   const query = q === -1 || q === url.length - 1 ? NO_QUERY : parsedQuery(url.slice(q + 1));
   const keyFrom = keySourceOf(req);
-  return deps.access.audited(caller, { action: 'discover', service }, () =>
+  const body = deps.access.audited(caller, { action: 'discover', service }, () =>
     deps.registry.discoverParsed(key, query, keyFrom),
   );
+  deps.access.allowedRead(caller, 'discover', service);
+  return body;
 }

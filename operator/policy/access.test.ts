@@ -247,3 +247,161 @@ describe('which intentions a principal may see (mayViewIntention)', () => {
     expect(access.mayViewIntention(principal, { namespace, name }, () => registry)).toBe(expected);
   });
 });
+
+describe('remembered discoveries (issue 17)', () => {
+  /** ACLs default deny, one ACL granting `ci` discover on shop/*, intentions as above. */
+  function secured(audit: AuditEntry[] = [], more: Partial<AccessOptions> = {}) {
+    const store = new PolicyStore(() => undefined);
+    store.setIntention('shop', 'orders', {
+      destination: { name: 'orders' },
+      sources: [{ name: 'web', action: 'allow' }],
+    });
+    store.setAcl('shop', 'ci', {
+      subjects: [{ kind: 'User', name: 'token:ci' }],
+      rules: [{ services: ['shop/*'], verbs: ['discover'], effect: 'allow' }],
+    });
+    const access = accessWith([], 'deny', {
+      store,
+      aclDefault: 'deny',
+      audit: (e) => audit.push(e),
+      ...more,
+    });
+    return { access, store };
+  }
+
+  it('is remembered once allowed, and a changed ACL decides the very next request', () => {
+    const { access, store } = secured();
+    expect(outcome(access, 'shop/web')).toBe('allowed');
+    expect(access.discoveryCacheSize).toBe(1);
+    expect(outcome(access, 'shop/web')).toBe('allowed');
+    store.setAcl('shop', 'ci', {
+      subjects: [{ kind: 'User', name: 'token:ci' }],
+      rules: [{ services: ['shop/*'], verbs: ['discover'], effect: 'deny' }],
+    });
+    expect(outcome(access, 'shop/web')).toBe('FORBIDDEN');
+    expect(access.discoveryCacheSize).toBe(0);
+    store.deleteAcl('shop', 'ci');
+    expect(outcome(access, 'shop/web')).toBe('FORBIDDEN'); // default deny
+  });
+
+  it('is forgotten when an intention changes', () => {
+    const { access, store } = secured();
+    expect(outcome(access, 'shop/web')).toBe('allowed');
+    store.setIntention('shop', 'orders', {
+      destination: { name: 'orders' },
+      sources: [{ name: 'web', action: 'deny' }],
+    });
+    expect(outcome(access, 'shop/web')).toBe('FORBIDDEN');
+    store.deleteIntention('shop', 'orders');
+    expect(outcome(access, 'shop/web')).toBe('FORBIDDEN'); // intention default deny
+  });
+
+  it('never remembers a refusal: each one is decided and audited again', () => {
+    const audit: AuditEntry[] = [];
+    const { access } = secured(audit);
+    for (let i = 0; i < 3; i++) expect(outcome(access, 'shop/cart')).toBe('FORBIDDEN');
+    expect(access.discoveryCacheSize).toBe(0);
+    expect(audit.filter((e) => e.outcome === 'denied')).toHaveLength(3);
+  });
+
+  it('keys by source header: an allowed one does not let another through', () => {
+    const { access } = secured();
+    expect(outcome(access, 'shop/web')).toBe('allowed');
+    expect(outcome(access, 'shop/cart')).toBe('FORBIDDEN');
+    expect(outcome(access, undefined)).toBe('SOURCE_REQUIRED');
+  });
+
+  it('follows a new answer of sourcesOf (a pod relabelled)', () => {
+    let known: readonly ServiceRef[] = [WEB];
+    const { access } = secured([], { sourcesOf: () => known });
+    expect(outcome(access, undefined)).toBe('allowed');
+    known = [CART];
+    expect(outcome(access, undefined)).toBe('FORBIDDEN');
+  });
+
+  it('is bounded, and says when it overflowed', () => {
+    let overflows = 0;
+    const { access } = secured([], {
+      discoveryCacheEntries: 2,
+      intentionDefault: 'allow',
+      metrics: {
+        denied: () => undefined,
+        rateLimited: () => undefined,
+        discoveryCacheOverflow: () => void overflows++,
+      },
+    });
+    for (const name of ['orders', 'web', 'cart']) {
+      access.discover(callerOf(principal, 'shop/web'), { namespace: 'shop', name });
+    }
+    expect(access.discoveryCacheSize).toBe(1);
+    expect(overflows).toBe(1);
+  });
+
+  it('caches ACL decisions per principal, verb and service, bounded, and drops them on a change', () => {
+    const { access, store } = secured([], { decisionCacheEntries: 2 });
+    const bob = userPrincipal({ kind: 'User', name: 'bob', groups: [] }, { kind: 'token' });
+    expect(access.decide(principal, 'discover', ORDERS).allowed).toBe(true);
+    expect(access.decide(principal, 'discover', ORDERS)).toBe(
+      access.decide(principal, 'discover', ORDERS),
+    );
+    expect(access.decide(bob, 'discover', ORDERS).allowed).toBe(false);
+    expect(access.decisionCacheSize).toBe(2);
+    access.decide(principal, 'read', ORDERS); // a third: the cache is emptied first
+    expect(access.decisionCacheSize).toBe(1);
+    store.setAcl('shop', 'bob', {
+      subjects: [{ kind: 'User', name: 'token:bob' }],
+      rules: [{ services: ['shop/orders'], verbs: ['discover'], effect: 'allow' }],
+    });
+    expect(access.decide(bob, 'discover', ORDERS).allowed).toBe(true);
+    expect(access.decisionCacheSize).toBe(1);
+  });
+
+  it('takes the service rate limit on every request, remembered or not', () => {
+    const { access } = secured([], {
+      serviceLimit: () => ({ requestsPerSecond: 1, burst: 2 }),
+      now: () => 1000,
+    });
+    expect(outcome(access, 'shop/web')).toBe('allowed');
+    expect(outcome(access, 'shop/web')).toBe('allowed');
+    expect(outcome(access, 'shop/web')).toBe('RATE_LIMITED');
+  });
+});
+
+describe('allowed reads in the audit log (--audit-allowed-reads)', () => {
+  // every (0 none, 1 all, N sampled), allowed reads → records written, their `sampled`
+  it.each<[number, number, number, number | undefined]>([
+    [0, 7, 0, undefined],
+    [1, 3, 3, undefined],
+    [3, 7, 2, 3],
+    [3, 2, 0, undefined],
+  ])(
+    'one record every %d: %d reads → %d records (sampled %s)',
+    (every, reads, records, sampled) => {
+      const audit: AuditEntry[] = [];
+      const access = accessWith([], 'allow', {
+        audit: (e) => audit.push(e),
+        auditAllowedReads: every,
+      });
+      for (let i = 0; i < reads; i++) access.allowedRead(callerOf(principal), 'discover', ORDERS);
+      expect(audit).toHaveLength(records);
+      for (const r of audit) {
+        expect(r).toMatchObject({
+          outcome: 'allowed',
+          action: 'discover',
+          object: 'service shop/orders',
+        });
+        expect(r.sampled).toBe(sampled);
+      }
+    },
+  );
+
+  it('records every refusal whatever the sampling', () => {
+    const audit: AuditEntry[] = [];
+    const access = accessWith([], 'allow', {
+      audit: (e) => audit.push(e),
+      auditAllowedReads: 1000,
+    });
+    for (let i = 0; i < 5; i++) expect(outcome(access, 'shop/cart')).toBe('FORBIDDEN');
+    expect(audit.filter((e) => e.outcome === 'denied')).toHaveLength(5);
+  });
+});

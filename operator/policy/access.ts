@@ -25,6 +25,7 @@ import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { SIDECAR_GROUP } from '../auth/authenticator.js';
 import type { AuditEntry } from '../telemetry/audit.js';
 import type { Logger } from '../../common/logger.js';
+import { DiscoveryDecisions, NO_SOURCE } from './discovery-cache.js';
 import { intentionInForce } from './store.js';
 import type { PolicyStore } from './store.js';
 
@@ -51,21 +52,30 @@ export type Credentials = Parameters<Authenticator['principal']>[0];
 
 /**
  * The caller an origin becomes once its principal is known. Its fields are read when used
- * (the HTTP origin's are getters), so it wraps the origin rather than copying it.
+ * (the HTTP origin's are getters), so it wraps the origin rather than copying it; a class,
+ * so that wrapping costs an allocation and no per-object accessor definitions.
  */
+class OriginCaller implements Caller {
+  constructor(
+    private readonly origin: Origin,
+    readonly principal: Principal,
+  ) {}
+
+  get requestId(): string {
+    return this.origin.requestId;
+  }
+
+  get address(): string {
+    return this.origin.address;
+  }
+
+  get source(): Origin['source'] {
+    return this.origin.source;
+  }
+}
+
 function withPrincipal(origin: Origin, principal: Principal): Caller {
-  return {
-    principal,
-    get requestId() {
-      return origin.requestId;
-    },
-    get address() {
-      return origin.address;
-    },
-    get source() {
-      return origin.source;
-    },
-  };
+  return new OriginCaller(origin, principal);
 }
 
 export type Denial = 'unauthenticated' | 'acl' | 'intention' | 'blocked' | 'rate_limit' | 'pod';
@@ -73,6 +83,8 @@ export type Denial = 'unauthenticated' | 'acl' | 'intention' | 'blocked' | 'rate
 export interface AccessMetrics {
   denied(reason: Denial): void;
   rateLimited(scope: 'identity' | 'service'): void;
+  /** The allowed-discovery cache reached its bound and was emptied. */
+  discoveryCacheOverflow?(): void;
 }
 
 export interface AccessOptions {
@@ -91,7 +103,16 @@ export interface AccessOptions {
   /** The rate limit a MaxineService declares. */
   serviceLimit(service: ServiceRef): BucketLimits | undefined;
   identityLimit?: BucketLimits;
+  /** Bound on cached ACL decisions (principal, verb, service). Default 50,000. */
+  decisionCacheEntries?: number;
+  /** Bound on remembered allowed discoveries (discovery-cache.ts). Default 50,000. */
+  discoveryCacheEntries?: number;
   audit?: (entry: AuditEntry) => void;
+  /**
+   * Which allowed discoveries are audited: 0 none, 1 every one, N one in N (with `sampled`).
+   * Refusals are recorded whatever this says. Default 0.
+   */
+  auditAllowedReads?: number;
   metrics?: AccessMetrics;
   logger: Logger;
   now?: () => number;
@@ -135,16 +156,23 @@ export class AccessControl {
   private version = -1;
   private acl!: AclEvaluator;
   private intentions: IntentionEntry[] = [];
-  private readonly decisions = new Map<string, AclDecision>();
+  /** ACL decisions by principal key, verb, namespace and name: no key string built per lookup. */
+  private decisions = new Map<string, Map<AclVerb, Map<string, Map<string, AclDecision>>>>();
+  private decisionCount = 0;
   private readonly intentionDecisions = new Map<string, IntentionDecision>();
+  /** Allowed discoveries per principal, source header and service (discovery-cache.ts). */
+  private readonly discoveries: DiscoveryDecisions<Principal>;
   private readonly limiter = new RateLimiter();
   /** Refusals already audited where they were decided, so `audited` does not repeat them. */
   private readonly recorded = new WeakSet<MaxineError>();
   private readonly now: () => number;
   private readonly global: ReadonlySet<string>;
+  /** Allowed reads since the last one recorded (`auditAllowedReads` sampling). */
+  private readsUnrecorded = 0;
 
   constructor(private readonly opts: AccessOptions) {
     this.now = opts.now ?? Date.now;
+    this.discoveries = new DiscoveryDecisions(opts.discoveryCacheEntries ?? CACHE_LIMIT);
     this.global = new Set([BUILTIN, ...opts.policyNamespaces]);
   }
 
@@ -226,14 +254,34 @@ export class AccessControl {
   /** The ACL decision for a verb on a service (cached until the policies change). */
   decide(principal: Principal, verb: AclVerb, service: ServiceRef): AclDecision {
     this.refresh();
-    const key = `${principal.key}\0${verb}\0${service.namespace}/${service.name}`;
-    let decision = this.decisions.get(key);
+    const byName = this.decisionsOf(principal.key, verb, service.namespace);
+    let decision = byName.get(service.name);
     if (decision === undefined) {
       decision = this.acl.decide(principal.identity, verb, service, this.opts.aclDefault);
-      if (this.decisions.size >= CACHE_LIMIT) this.decisions.clear();
-      this.decisions.set(key, decision);
+      if (this.decisionCount >= (this.opts.decisionCacheEntries ?? CACHE_LIMIT))
+        this.clearDecisions();
+      this.decisionsOf(principal.key, verb, service.namespace).set(service.name, decision);
+      this.decisionCount += 1;
     }
     return decision;
+  }
+
+  /** The cached decisions of one principal, verb and namespace (made when missing). */
+  private decisionsOf(key: string, verb: AclVerb, namespace: string): Map<string, AclDecision> {
+    let byVerb = this.decisions.get(key);
+    if (byVerb === undefined)
+      this.decisions.set(key, (byVerb = new Map<AclVerb, Map<string, Map<string, AclDecision>>>()));
+    let byNamespace = byVerb.get(verb);
+    if (byNamespace === undefined)
+      byVerb.set(verb, (byNamespace = new Map<string, Map<string, AclDecision>>()));
+    let byName = byNamespace.get(namespace);
+    if (byName === undefined) byNamespace.set(namespace, (byName = new Map<string, AclDecision>()));
+    return byName;
+  }
+
+  private clearDecisions(): void {
+    this.decisions = new Map();
+    this.decisionCount = 0;
   }
 
   /** Throws FORBIDDEN (audited) unless the ACLs allow `verb` on `service`. */
@@ -334,11 +382,46 @@ export class AccessControl {
   /**
    * Everything discovery of `service` asks besides its own blocked flag: the ACL `discover`
    * verb, the intentions between the caller's services and this one, and the service's
-   * rate limit per caller.
+   * rate limit per caller. `key` is the service's `namespace/name`, when the caller has it.
+   * An allowed outcome is remembered per principal (until the policies change); the rate
+   * limit is taken on every request.
    */
-  discover(caller: Caller, service: ServiceRef): void {
+  discover(caller: Caller, service: ServiceRef, key?: string): void {
+    this.refresh();
+    const principal = caller.principal;
+    const known = this.opts.sourcesOf(principal);
+    const named = caller.source;
+    // A repeated header (an array) is refused by the full check; it is never remembered.
+    const source = named === undefined ? NO_SOURCE : typeof named === 'string' ? named : undefined;
+    const serviceKey = key ?? `${service.namespace}/${service.name}`;
+    if (source === undefined || !this.discoveries.allowed(principal, source, serviceKey, known)) {
+      this.checkDiscover(caller, service, known);
+      if (source !== undefined) {
+        const overflows = this.discoveries.overflows;
+        this.discoveries.remember(principal, source, serviceKey, known);
+        if (this.discoveries.overflows !== overflows) this.opts.metrics?.discoveryCacheOverflow?.();
+      }
+    }
+    const limits = this.opts.serviceLimit(service);
+    if (limits !== undefined) {
+      const key = `s\0${caller.principal.id}\0${service.namespace}/${service.name}`;
+      this.take(caller, key, limits, { action: 'discover', service });
+    }
+  }
+
+  /** ACL decisions cached now. */
+  get decisionCacheSize(): number {
+    return this.decisionCount;
+  }
+
+  /** Allowed discoveries remembered now (discovery-cache.ts). */
+  get discoveryCacheSize(): number {
+    return this.discoveries.size;
+  }
+
+  private checkDiscover(caller: Caller, service: ServiceRef, known: readonly ServiceRef[]): void {
     this.authorize(caller, 'discover', service);
-    for (const source of this.sourcesFor(caller, service)) {
+    for (const source of this.sourcesFor(caller, service, known)) {
       const decision = this.intention(source, service);
       if (!decision.allowed) {
         this.deny(caller, {
@@ -355,11 +438,6 @@ export class AccessControl {
         );
       }
     }
-    const limits = this.opts.serviceLimit(service);
-    if (limits !== undefined) {
-      const key = `s\0${caller.principal.id}\0${service.namespace}/${service.name}`;
-      this.take(caller, key, limits, { action: 'discover', service });
-    }
   }
 
   /**
@@ -371,8 +449,11 @@ export class AccessControl {
    * `--intention-default deny` the discovery is refused (SOURCE_REQUIRED), under `allow` it
    * is not checked against intentions.
    */
-  private sourcesFor(caller: Caller, service: ServiceRef): readonly ServiceRef[] {
-    const known = this.opts.sourcesOf(caller.principal);
+  private sourcesFor(
+    caller: Caller,
+    service: ServiceRef,
+    known: readonly ServiceRef[],
+  ): readonly ServiceRef[] {
     const named = this.namedSource(caller.source);
     if (known.length > 0) {
       if (named === undefined) return known;
@@ -484,6 +565,25 @@ export class AccessControl {
     return err;
   }
 
+  /**
+   * Records an allowed read as `--audit-allowed-reads` says: not at all (the default), each
+   * one, or one record standing for every N (`sampled: N`).
+   */
+  allowedRead(caller: Caller, action: string, service: ServiceRef): void {
+    const every = this.opts.auditAllowedReads ?? 0;
+    if (every === 0 || this.opts.audit === undefined) return;
+    this.readsUnrecorded += 1;
+    if (this.readsUnrecorded < every) return;
+    this.readsUnrecorded = 0;
+    this.record(caller, {
+      who: caller.principal.who,
+      action,
+      object: `service ${service.namespace}/${service.name}`,
+      outcome: 'allowed',
+      ...(every > 1 && { sampled: every }),
+    });
+  }
+
   /** Records an allowed change (registration, deregistration). */
   allowed(caller: Caller, action: string, object: string): void {
     this.record(caller, { who: caller.principal.who, action, object, outcome: 'allowed' });
@@ -509,8 +609,9 @@ export class AccessControl {
     this.intentions = [...this.opts.store.intentions.values()].filter((i) =>
       intentionInForce(i, this.global),
     );
-    this.decisions.clear();
+    this.clearDecisions();
     this.intentionDecisions.clear();
+    this.discoveries.clear();
     this.opts.logger.debug(
       { acls: acls.length, intentions: this.intentions.length },
       'policy index rebuilt',

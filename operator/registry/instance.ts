@@ -1,4 +1,5 @@
 import type { DiscoveredInstance, HealthStatus, Instance } from '../../common/wire.js';
+import { isoTime } from '../../common/iso-time.js';
 
 /**
  * The pod's `maxine.io/healthy` condition as the pod informer sees it: the health the leader
@@ -159,15 +160,15 @@ export function toInstance(r: InstanceRecord): Instance {
       ...(outputOf(r) !== undefined && { output: outputOf(r) }),
     },
     source: r.source,
-    registeredAt: new Date(r.registeredAt).toISOString(),
+    registeredAt: isoTime(r.registeredAt),
     ...(r.lastHeartbeat !== undefined && {
-      lastHeartbeat: new Date(r.lastHeartbeat).toISOString(),
+      lastHeartbeat: isoTime(r.lastHeartbeat),
     }),
     ...(expiresAt !== undefined &&
       r.ttlMs !== undefined && {
         lease: {
           ttlSeconds: Math.round(r.ttlMs / 1000),
-          expiresAt: new Date(expiresAt).toISOString(),
+          expiresAt: isoTime(expiresAt),
         },
       }),
   };

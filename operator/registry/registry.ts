@@ -3,6 +3,7 @@
  * cached discovery answer of each service. Pure: no timers, no sockets, no logging. Time
  * comes from an injected clock, and every change leaves as an event through `emit`.
  */
+import { isoTime } from '../../common/iso-time.js';
 import { configHash } from '../../common/config-version.js';
 import type { ConfigChanges } from '../../common/config-version.js';
 import { versionedConfig } from '../../common/config-sources.js';
@@ -1370,10 +1371,8 @@ function heartbeatOf(
   return {
     id: r.id,
     status: healthOf(r).status,
-    ...(r.lastHeartbeat !== undefined && {
-      lastHeartbeat: new Date(r.lastHeartbeat).toISOString(),
-    }),
-    ...(expiresAt !== undefined && { expiresAt: new Date(expiresAt).toISOString() }),
+    ...(r.lastHeartbeat !== undefined && { lastHeartbeat: isoTime(r.lastHeartbeat) }),
+    ...(expiresAt !== undefined && { expiresAt: isoTime(expiresAt) }),
   };
 }
 

@@ -36,6 +36,11 @@ export interface AuditEntry {
   reqId?: string;
   /** The client address (IPv4-mapped IPv6 written as IPv4). */
   address?: string;
+  /**
+   * An allowed read recorded under `--audit-allowed-reads sample:N`: this record stands for N
+   * allowed reads (itself and the N − 1 before it, not written).
+   */
+  sampled?: number;
 }
 
 /** What anyone can cause without a credential: kept apart and folded (see above). */

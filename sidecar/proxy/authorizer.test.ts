@@ -446,6 +446,48 @@ describe('IntentionAuthorizer', () => {
   });
 });
 
+describe('IntentionAuthorizer.discovery (local discovery, issue 17)', () => {
+  // intentions, default → may shop/web discover shop/orders?
+  it.each<[string, IntentionEntry[], IntentionDefault | undefined, boolean]>([
+    ['an allowing intention', [intention('orders', 'shop/orders', [allow('web')])], 'deny', true],
+    ['a denying intention', [intention('orders', 'shop/orders', [deny('web')])], 'allow', false],
+    ['no intention, default deny', [], 'deny', false],
+    ['no intention, default allow', [], 'allow', true],
+    [
+      'an L7 intention allowing some calls',
+      l7([{ action: 'allow', http: { methods: ['GET'], pathPrefix: '/api' } }]),
+      'deny',
+      true,
+    ],
+    [
+      'an L7 intention allowing nothing',
+      l7([{ action: 'deny', http: { pathPrefix: '/' } }]),
+      'deny',
+      false,
+    ],
+    ['no intentions from the operator yet', [], undefined, false],
+  ])('%s', (_what, intentions, intentionDefault, allowed) => {
+    const authorizer = new IntentionAuthorizer({
+      caller: CALLER,
+      policy: new FakePolicy(intentions, intentionDefault),
+    });
+    expect(authorizer.discovery({ namespace: 'shop', name: 'orders' }).allowed).toBe(allowed);
+  });
+
+  it('is precomputed with the call decision and follows a policy change', () => {
+    const policy = new FakePolicy([intention('orders', 'shop/orders', [allow('web')])], 'deny');
+    const authorizer = new IntentionAuthorizer({ caller: CALLER, policy });
+    const orders = { namespace: 'shop', name: 'orders' };
+    expect(authorizer.discovery(orders)).toBe(authorizer.discovery(orders));
+    expect(policy.calls).toBe(1);
+    policy.set([intention('orders', 'shop/orders', [deny('web')])]);
+    expect(authorizer.discovery(orders)).toMatchObject({
+      allowed: false,
+      intention: { namespace: 'shop', name: 'orders' },
+    });
+  });
+});
+
 describe('normalisePath', () => {
   it.each([
     ['/a/b', '/a/b'],

@@ -54,6 +54,11 @@ interface Compiled {
   readonly candidates: readonly Candidate[];
   /** Whether a permission tests headers (only then are header arrays flattened). */
   readonly readsHeaders: boolean;
+  /**
+   * The decision without a request (what discovery asks, as the operator's does): allowed
+   * when some call is, e.g. by an L7 permission.
+   */
+  readonly discovery: AuthorizeDecision;
 }
 
 const fmt = (ref: ServiceRef): string => `${ref.namespace}/${ref.name}`;
@@ -142,6 +147,15 @@ export class IntentionAuthorizer implements CallAuthorizer {
     return this.perRequest(compiled, request);
   }
 
+  /**
+   * Whether the pod's service may discover `destination`: the intentions' decision without a
+   * request (the operator's discovery check), precomputed per destination and policy version
+   * with the rest, so the local discovery hot path pays two Map lookups.
+   */
+  discovery(destination: ServiceRef): AuthorizeDecision {
+    return this.compiled(destination).discovery;
+  }
+
   private compiled(destination: ServiceRef): Compiled {
     const policy = this.opts.policy;
     if (policy.policyVersion !== this.version) {
@@ -191,21 +205,17 @@ export class IntentionAuthorizer implements CallAuthorizer {
     const readsHeaders = candidates.some((c) =>
       (c.source.permissions ?? []).some((p) => (p.http.headers ?? []).length > 0),
     );
-    const fixed = l7
-      ? undefined
-      : this.decision(dest, decideCandidates(candidates, request, intentionDefault));
-    return { fixed, candidates, readsHeaders };
+    const l4 = this.decision(dest, decideCandidates(candidates, request, intentionDefault));
+    const fixed = l7 ? undefined : l4;
+    return { fixed, candidates, readsHeaders, discovery: l4 };
   }
 
   private refusal(destination: ServiceRef, why: string): Compiled {
-    return {
-      fixed: {
-        allowed: false,
-        reason: `${this.callerName} may not call ${fmt(destination)}: ${why}`,
-      },
-      candidates: [],
-      readsHeaders: false,
+    const refused: AuthorizeDecision = {
+      allowed: false,
+      reason: `${this.callerName} may not call ${fmt(destination)}: ${why}`,
     };
+    return { fixed: refused, candidates: [], readsHeaders: false, discovery: refused };
   }
 
   private perRequest(compiled: Compiled, request: OutboundRequest): AuthorizeDecision {
