@@ -191,7 +191,7 @@ export function createOperator(
   // Shared Redis: the registry's events are numbered there and come back through the stream.
   if (sharedStore !== undefined) publishTo((draft) => sharedStore.publish(draft));
   registrations?.registerMetrics(metrics.prom);
-  registerSourceMetrics(source, metrics.prom);
+  registerSourceMetrics(source, metrics.prom, injector);
   const keeping = keepingOf(store, registrations);
   if (kubeMesh !== undefined) {
     healthConditions = new HealthConditionWriter({
@@ -571,6 +571,11 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
 }
 
 /** Metrics of the resource source (Kubernetes mode: the configFrom watcher's). */
-function registerSourceMetrics(source: ResourceSource, prom: PromRegistry): void {
+function registerSourceMetrics(
+  source: ResourceSource,
+  prom: PromRegistry,
+  injector: Injector | undefined,
+): void {
+  injector?.registerMetrics(prom);
   if (source instanceof KubeSource) source.registerMetrics(prom);
 }

@@ -27,6 +27,16 @@ export interface Metrics {
   routeObserver(route: string, method: string): (status: number) => LatencySeries;
 }
 
+/** Series of maxine_service_unavailable at most, so a mass outage cannot flood Prometheus. */
+export const UNAVAILABLE_SERIES = 100;
+
+/** The services discovery has nothing to answer for (sorted, as listServices returns them). */
+export function unavailableServices<T extends { instances: { passing: number; warning: number } }>(
+  services: readonly T[],
+): T[] {
+  return services.filter((s) => s.instances.passing + s.instances.warning === 0);
+}
+
 const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
 ];
@@ -56,6 +66,25 @@ export function createMetrics(sources: MetricsSources): Metrics {
       const { instances } = registry.stats();
       for (const health of ['passing', 'warning', 'critical'] as const)
         this.set({ health }, instances[health]);
+    },
+  });
+  new Gauge({
+    name: 'maxine_service_unavailable',
+    help: `1 for a service with no healthy (passing or warning) instance, by namespace and service; at most ${UNAVAILABLE_SERIES} series (maxine_services_unavailable counts them all)`,
+    labelNames: ['namespace', 'service'],
+    registers: [prom],
+    collect() {
+      this.reset();
+      for (const s of unavailableServices(registry.listServices()).slice(0, UNAVAILABLE_SERIES))
+        this.set({ namespace: s.namespace, service: s.name }, 1);
+    },
+  });
+  new Gauge({
+    name: 'maxine_services_unavailable',
+    help: 'Services with no healthy (passing or warning) instance: discovery answers 404 for them',
+    registers: [prom],
+    collect() {
+      this.set(unavailableServices(registry.listServices()).length);
     },
   });
   const totals = [

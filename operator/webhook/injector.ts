@@ -7,6 +7,7 @@
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { Registry as PromRegistry } from 'prom-client';
 import { listen } from '../../common/listen.js';
 import type { OperatorConfig } from '../config.js';
 import type { Reconciler } from '../reconciler.js';
@@ -18,6 +19,8 @@ import { createWebhookServer, setWebhookTls } from './server.js';
 
 export interface Injector {
   start(): Promise<AddressInfo>;
+  /** Where the webhook's metrics register when it starts (the operator's /metrics). */
+  registerMetrics(registry: PromRegistry): void;
   /** Resolves once the CA is in the webhook configuration's caBundle. */
   whenBundlePatched(): Promise<void>;
   stop(): Promise<void>;
@@ -32,6 +35,7 @@ export function createInjector(deps: {
   const { config, logger } = deps;
   const log = logger.child({ part: 'webhook' });
   let server: Server | undefined;
+  let prom: PromRegistry | undefined;
   const certs = new WebhookCertManager({
     kubeConfig: deps.kubeConfig,
     webhookConfigurationName: config.webhookConfigName,
@@ -60,7 +64,13 @@ export function createInjector(deps: {
   return {
     async start() {
       const tls = await certs.start();
-      const https = createWebhookServer({ tls, logger: log, servicesIn, config: injection });
+      const https = createWebhookServer({
+        tls,
+        logger: log,
+        servicesIn,
+        config: injection,
+        ...(prom && { prom }),
+      });
       server = https;
       const address = await listen(https, config.webhookPort, config.webhookHost);
       log.info(
@@ -68,6 +78,9 @@ export function createInjector(deps: {
         'sidecar injection webhook listening',
       );
       return address;
+    },
+    registerMetrics(registry) {
+      prom = registry;
     },
     whenBundlePatched: () => certs.whenBundlePatched(),
     async stop() {

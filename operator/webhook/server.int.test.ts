@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Registry as PromRegistry } from 'prom-client';
 import { createLogger } from '../../common/logger.js';
 import { generateCa, generateServingCert } from './certs.js';
 import type { CertificateAuthority, ServingCertificate } from './certs.js';
@@ -19,6 +20,7 @@ let leaf: ServingCertificate;
 let server: Server;
 let port: number;
 const logs: any[] = [];
+const prom = new PromRegistry();
 
 beforeAll(async () => {
   ca = await generateCa();
@@ -41,6 +43,7 @@ beforeAll(async () => {
         : [],
     config: injectionConfigSchema.parse({ image: 'example.test/sidecar:1' }),
     maxBodyBytes: MAX_BODY,
+    prom,
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
@@ -377,5 +380,47 @@ describe('webhook server', () => {
     } finally {
       keepAlive.destroy();
     }
+  });
+});
+
+describe('webhook metrics', () => {
+  /** The value of one sample of the exposition, 0 when absent. */
+  async function sample(name: string, labels = ''): Promise<number> {
+    const text = await prom.metrics();
+    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+    return line === undefined ? 0 : Number(line.split(' ')[1]);
+  }
+  const reviews = (outcome: string) =>
+    sample('maxine_webhook_reviews_total', `{outcome="${outcome}"}`);
+
+  it('exposes every review outcome from the start, and counts each one', async () => {
+    const text = await prom.metrics();
+    for (const outcome of ['injected', 'not_injected', 'unchanged', 'refused', 'error'])
+      expect(text).toContain(`maxine_webhook_reviews_total{outcome="${outcome}"}`);
+    const before = {
+      injected: await reviews('injected'),
+      not_injected: await reviews('not_injected'),
+      unchanged: await reviews('unchanged'),
+      refused: await reviews('refused'),
+    };
+    await call({ path: '/inject', body: review(pod({ 'maxine.io/inject': 'true' })) });
+    await call({ path: '/inject', body: review(pod()) });
+    await call({ path: '/inject', body: review(pod(), { operation: 'DELETE' }) });
+    await call({ path: '/inject', body: { apiVersion: 'v1' } });
+    expect(await reviews('injected')).toBe(before.injected + 1);
+    expect(await reviews('not_injected')).toBe(before.not_injected + 1);
+    expect(await reviews('unchanged')).toBe(before.unchanged + 1);
+    expect(await reviews('refused')).toBe(before.refused + 1);
+  });
+
+  it('counts a TLS handshake a client gives up on', async () => {
+    const before = await sample('maxine_webhook_tls_errors_total');
+    const stranger = await generateCa();
+    await expect(
+      call({ path: '/healthz', method: 'GET', trust: stranger.certPem }),
+    ).rejects.toThrow();
+    for (let i = 0; i < 50 && (await sample('maxine_webhook_tls_errors_total')) === before; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await sample('maxine_webhook_tls_errors_total')).toBe(before + 1);
   });
 });

@@ -16,6 +16,8 @@ import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
+import { Counter } from 'prom-client';
+import type { Registry as PromRegistry } from 'prom-client';
 import { z } from 'zod';
 import { issuesOf, MaxineError } from '../../common/errors.js';
 import { readJsonBody } from '../http/body.js';
@@ -40,7 +42,19 @@ export interface WebhookServerOptions {
   config: InjectionConfig;
   /** Larger request bodies are refused with 413. Default 5 MiB. */
   maxBodyBytes?: number;
+  /** Where `maxine_webhook_reviews_total` and `maxine_webhook_tls_errors_total` register. */
+  prom?: PromRegistry;
 }
+
+/** What became of one request to the webhook, as `maxine_webhook_reviews_total` counts it. */
+export const REVIEW_OUTCOMES = [
+  'injected',
+  'not_injected',
+  'unchanged',
+  'refused',
+  'error',
+] as const;
+export type ReviewOutcome = (typeof REVIEW_OUTCOMES)[number];
 
 // ---- The wire shapes ----
 
@@ -98,6 +112,7 @@ export interface AdmissionResponse {
 
 export interface Answer {
   response: AdmissionResponse;
+  outcome: Exclude<ReviewOutcome, 'refused'>;
   /** What the log line says about this review. */
   log: { level: 'info' | 'warn' | 'debug' | 'error'; fields: Record<string, unknown>; msg: string };
 }
@@ -143,6 +158,7 @@ function answerPod(request: AdmissionRequest, pod: InjectablePod, context: Revie
   if (!result.inject) {
     return {
       response: base,
+      outcome: 'not_injected',
       log: {
         level: result.warnings === undefined ? 'debug' : 'warn',
         fields: { ...fields, reason: result.reason, warnings: result.warnings },
@@ -159,6 +175,7 @@ function answerPod(request: AdmissionRequest, pod: InjectablePod, context: Revie
         ...base,
         warnings: [...(warnings ?? []), 'maxine: internal error; not injected'],
       },
+      outcome: 'error',
       log: { level: 'error', fields: { ...fields, err }, msg: `bad patch for ${where}` },
     };
   }
@@ -168,6 +185,7 @@ function answerPod(request: AdmissionRequest, pod: InjectablePod, context: Revie
       patchType: 'JSONPatch',
       patch: Buffer.from(JSON.stringify(result.patch)).toString('base64'),
     },
+    outcome: 'injected',
     log: {
       level: 'info',
       fields: { ...fields, service: result.service, warnings: result.warnings },
@@ -185,6 +203,7 @@ export function answerReview(body: unknown, context: ReviewContext): Answer | Ma
     const { kind, operation, namespace, name } = request;
     return {
       response: { uid: request.uid, allowed: true },
+      outcome: 'unchanged',
       log: {
         level: 'debug',
         fields: { uid: request.uid, kind: kind.kind, operation, namespace, name },
@@ -261,10 +280,13 @@ function routeOf(req: IncomingMessage): Route | Refusal {
   return entry.route(url);
 }
 
+type Count = (outcome: ReviewOutcome) => void;
+
 async function handle(
   req: IncomingMessage,
   res: ServerResponse,
   options: WebhookServerOptions,
+  count: Count,
 ): Promise<void> {
   const route = routeOf(req);
   if ('error' in route) {
@@ -280,10 +302,12 @@ async function handle(
   const answer = answerReview(body, { ...options, namespaceOptIn: route.namespaceOptIn });
   if (answer instanceof MaxineError) {
     options.logger.warn({ details: answer.details }, answer.message);
+    count('refused');
     sendError(res, answer);
     return;
   }
   options.logger[answer.log.level](answer.log.fields, answer.log.msg);
+  count(answer.outcome);
   sendJson(res, 200, {
     apiVersion: REVIEW_API_VERSION,
     kind: 'AdmissionReview',
@@ -305,9 +329,12 @@ export function setWebhookTls(server: Server, tls: WebhookTls): void {
 
 /** The webhook's HTTPS server, not listening yet. */
 export function createWebhookServer(options: WebhookServerOptions): Server {
+  const metrics = webhookMetrics(options.prom);
+  const count: Count = (outcome) => metrics.reviews.inc({ outcome });
   const server = createServer(tlsOptions(options.tls), (req, res) => {
-    handle(req, res, options).catch((err: unknown) => {
+    handle(req, res, options, count).catch((err: unknown) => {
       const error = err instanceof MaxineError ? err : new MaxineError('INTERNAL');
+      count(error.status < 500 ? 'refused' : 'error');
       if (!(err instanceof MaxineError)) options.logger.error({ err }, 'webhook request failed');
       if (res.headersSent) res.destroy();
       else sendError(res, error);
@@ -318,8 +345,27 @@ export function createWebhookServer(options: WebhookServerOptions): Server {
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
-  server.on('tlsClientError', (err) =>
-    options.logger.debug({ err: err.message }, 'webhook TLS handshake failed'),
-  );
+  server.on('tlsClientError', (err) => {
+    metrics.tlsErrors.inc();
+    options.logger.debug({ err: err.message }, 'webhook TLS handshake failed');
+  });
   return server;
+}
+
+function webhookMetrics(prom: PromRegistry | undefined) {
+  const registers = prom === undefined ? [] : [prom];
+  const reviews = new Counter({
+    name: 'maxine_webhook_reviews_total',
+    help: 'Requests to the injection webhook, by outcome (injected, not_injected, unchanged: not a Pod CREATE, refused: 4xx, error: 5xx or a patch that did not apply)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  // Every outcome from the start, so a rate over them is defined before the first failure.
+  for (const outcome of REVIEW_OUTCOMES) reviews.inc({ outcome }, 0);
+  const tlsErrors = new Counter({
+    name: 'maxine_webhook_tls_errors_total',
+    help: 'TLS handshakes with the injection webhook that failed (an API server without the current CA in the caBundle fails here)',
+    registers,
+  });
+  return { reviews, tlsErrors };
 }
