@@ -125,6 +125,33 @@ describe('ConfigFile', () => {
     expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
   });
 
+  it('is not rewritten on every change when its records outweigh their entries (long names)', async () => {
+    // 8,000 services named with 240 characters, each with a small config: the file's records
+    // (names, hashes, framing) weigh more than twice the entries' JSON plus the slack, so a
+    // threshold on the history's bytes alone held right after each rewrite.
+    const dir = await mkdtemp(join(root, 'overhead-'));
+    const { file } = setup(dir);
+    const history = new ConfigHistory({
+      clock: new ManualClock(1_700_000_000_000),
+      limit: 10,
+      maxServices: 10_000,
+    });
+    const long = (i: number) => `${String(i).padStart(5, '0')}-${'x'.repeat(234)}`;
+    for (let i = 0; i < 8000; i++) history.next('shop', long(i), { A: '1' });
+    file.attach(history);
+    const settle = () => new Promise((r) => setTimeout(r, 100));
+    const inodes = new Set<number>([(await stat(join(dir, CONFIG_FILE))).ino]);
+    for (let i = 0; i < 5; i++) {
+      history.next('shop', long(i), { A: String(i + 2) });
+      await settle();
+      inodes.add((await stat(join(dir, CONFIG_FILE))).ino);
+    }
+    await file.close();
+    expect(file.bytes).toBeGreaterThan(2 * history.bytes + 1024 * 1024);
+    expect(inodes.size).toBe(1); // no rewrite: five small lines were appended
+    expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
+  });
+
   it('a failed append is logged and counted, and the file is rewritten whole from memory', async () => {
     const dir = await mkdtemp(join(root, 'failed-'));
     let failNext = false;

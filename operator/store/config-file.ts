@@ -13,7 +13,8 @@
  * `interval`: on the store's interval), as for the event log (event-file.ts).
  *
  * Bounded like the history itself (`--config-history-bytes`): past twice what the history
- * holds (and a slack), the file is rewritten from memory (temp file, then, without yielding,
+ * holds or the records of the last rewrite, whichever is more (and a slack; records can outweigh
+ * their entries), the file is rewritten from memory (temp file, then, without yielding,
  * the journal lines written meanwhile, fsync, rename, fsync the folder). A torn last line (the
  * process died inside the write, so the event never left) is dropped; damage before it stops
  * the start (StoreCorruptError) rather than number versions from nothing. A failed append is
@@ -178,6 +179,8 @@ export class ConfigFile {
   private unsubscribe: (() => void) | undefined;
   private fd: number | undefined;
   private fileBytes = 0;
+  /** Size of the records the file was last rewritten with (the threshold is at least twice it). */
+  private rewrittenBytes = 0;
   /** Entries the file holds (so a change appends only what is new). */
   private written = new WeakSet<ConfigHistoryEntry>();
   /** Lines appended while a rewrite is in flight: they go into the new file too. */
@@ -297,7 +300,10 @@ export class ConfigFile {
   private maybeCompact(): void {
     const history = this.history;
     if (history === undefined || this.compacting || this.retry !== undefined) return;
-    if (this.fileBytes <= 2 * history.bytes + COMPACT_SLACK_BYTES) return;
+    // Twice the larger of the history's bytes and the last rewrite's records: records can
+    // outweigh their entries (long names), and a file just rewritten must not be again.
+    const base = Math.max(history.bytes, this.rewrittenBytes);
+    if (this.fileBytes <= 2 * base + COMPACT_SLACK_BYTES) return;
     this.compacting = this.compact().finally(() => (this.compacting = undefined));
   }
 
@@ -339,7 +345,7 @@ export class ConfigFile {
         closeSync(fd);
         throw err;
       }
-      this.swap(fd, Buffer.byteLength(text) + Buffer.byteLength(rest), records);
+      this.swap(fd, Buffer.byteLength(text) + Buffer.byteLength(rest), records, text);
       await syncPath(this.opts.dir);
     } catch (err) {
       this.opts.errors.inc({ op: 'config-compact' });
@@ -367,15 +373,21 @@ export class ConfigFile {
       closeSync(fd);
       throw err;
     }
-    this.swap(fd, Buffer.byteLength(text), records);
+    this.swap(fd, Buffer.byteLength(text), records, text);
   }
 
   /** The rewritten file (open at `fd`, positioned at its end) replaces the old one. */
-  private swap(fd: number, bytes: number, records: readonly ServiceConfigRecord[]): void {
+  private swap(
+    fd: number,
+    bytes: number,
+    records: readonly ServiceConfigRecord[],
+    recordsText: string,
+  ): void {
     const old = this.fd;
     this.fd = fd;
     if (old !== undefined) closeSync(old);
     this.fileBytes = bytes;
+    this.rewrittenBytes = Buffer.byteLength(recordsText);
     // What the file holds now: every entry of the records, and what was appended since.
     for (const r of records) for (const e of r.entries) this.written.add(e);
     this.broken = false;
