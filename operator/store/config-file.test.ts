@@ -179,4 +179,22 @@ describe('ConfigFile', () => {
     await file.close();
     expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
   });
+  it('a clean stop while a failed append awaits its retry rewrites the file first', async () => {
+    const dir = await mkdtemp(join(root, 'failed-close-'));
+    let failNext = false;
+    const appendSync = (fd: number, bytes: Buffer): number => {
+      if (!failNext) return writeSync(fd, bytes);
+      failNext = false;
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    const { file, history } = setup(dir, undefined, { appendSync, retryMs: 60_000 });
+    file.attach(history);
+    history.next('shop', 'cart', { A: '1' });
+    failNext = true;
+    history.next('shop', 'cart', { A: '2' }); // version 2 announced, not on disk
+    await file.close(); // before the retry: the stop must not leave version 2 out
+    const kept = await setup(dir).file.load();
+    expect(kept.find((r) => r.name === 'cart')?.version).toBe(2);
+    expect(plain(kept)).toEqual(plain([...history.all()]));
+  });
 });

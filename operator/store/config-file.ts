@@ -191,6 +191,8 @@ export class ConfigFile {
   private retry: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** close() was called: no retry is scheduled any more. */
+  private stopping = false;
 
   constructor(private readonly opts: ConfigFileOptions) {}
 
@@ -289,7 +291,7 @@ export class ConfigFile {
   }
 
   private scheduleRetry(): void {
-    if (this.retry !== undefined || this.closed) return;
+    if (this.retry !== undefined || this.closed || this.stopping) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
       this.compacting ??= this.compact().finally(() => (this.compacting = undefined));
@@ -394,13 +396,21 @@ export class ConfigFile {
     this.unsynced = false;
   }
 
-  /** Makes what was appended durable and stops (after a rewrite in flight). */
+  /**
+   * Makes what was appended durable and stops (after a rewrite in flight, and a last one when
+   * a failed write was waiting for its retry).
+   */
   async close(): Promise<void> {
     this.unsubscribe?.();
+    this.stopping = true;
+    const repair = this.retry !== undefined;
     if (this.retry !== undefined) clearTimeout(this.retry);
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
     this.retry = undefined;
     await this.compacting;
+    // A failed write was waiting for its retry: the file misses versions already announced,
+    // which a restart would hand out again. One last rewrite (logged and counted if it fails).
+    if (repair || this.broken) await this.compact();
     this.closed = true;
     const fd = this.fd;
     this.fd = undefined;
