@@ -197,4 +197,28 @@ describe('ConfigFile', () => {
     expect(kept.find((r) => r.name === 'cart')?.version).toBe(2);
     expect(plain(kept)).toEqual(plain([...history.all()]));
   });
+  it('a change whose append fails while a rewrite is in flight goes into the rewritten file', async () => {
+    const dir = await mkdtemp(join(root, 'failed-rewrite-'));
+    let failNext = false;
+    const appendSync = (fd: number, bytes: Buffer): number => {
+      if (!failNext) return writeSync(fd, bytes);
+      failNext = false;
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    const { file, history } = setup(dir, 100_000, { appendSync, retryMs: 60_000 });
+    file.attach(history);
+    const before = (await stat(join(dir, CONFIG_FILE))).ino;
+    // ~1.6 MB appended in one tick: past 2 × 100 KB + 1 MiB, a rewrite starts (and yields).
+    for (let i = 0; i < 80; i++)
+      history.next('shop', `svc-${i % 4}`, { BLOB: `${i}`.repeat(20_000) });
+    failNext = true;
+    history.next('shop', 'web', { B: '1' }); // announced as version 1; its append fails
+    await new Promise((r) => setTimeout(r, 500)); // the rewrite finishes; the retry is far off
+    expect((await stat(join(dir, CONFIG_FILE))).ino).not.toBe(before);
+    // As a restart after kill -9 now would read it:
+    const kept = await setup(dir).file.load();
+    expect(kept.find((r) => r.name === 'web')?.version).toBe(1);
+    expect(plain(kept)).toEqual(plain([...history.all()]));
+    await file.close();
+  });
 });

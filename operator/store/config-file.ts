@@ -270,6 +270,8 @@ export class ConfigFile {
       if (this.opts.fsync === 'always') fdatasyncSync(fd);
       else this.unsynced = true;
     } catch (err) {
+      // A rewrite in flight still takes the change: it replaces the file that missed it.
+      this.pendingForRewrite?.push(line);
       this.failed(err as Error, key);
       return;
     }
