@@ -30,6 +30,14 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     return;
   }
   const name = (url.searchParams.get('fieldSelector') ?? '').replace('metadata.name=', '');
+  if (name.startsWith('proto')) {
+    // Written by hand: an object literal cannot hold an own `__proto__` key.
+    const meta = `{"name":"${name}","namespace":"shop","uid":"u","resourceVersion":"5"}`;
+    res.end(
+      `{"metadata":{"resourceVersion":"5"},"items":[{"metadata":${meta},"data":{"__proto__":"x","k":"v"}}]}`,
+    );
+    return;
+  }
   const items = name.startsWith('present')
     ? [{ metadata: { name, namespace: 'shop', uid: 'u', resourceVersion: '5' }, data: { k: 'v' } }]
     : name.startsWith('applied')
@@ -153,6 +161,26 @@ describe('ConfigSourceWatcher', () => {
     expect(cached).toContain('"team":"db"'); // the object is there, its other annotations too
     expect(cached).not.toContain(SECRET_VALUE);
     expect(cached).not.toContain(Buffer.from(SECRET_VALUE).toString('base64'));
+    await watcher.stop();
+  });
+  it('keeps a listed key named __proto__ as data (the merge refuses it by name)', async () => {
+    const watcher = new ConfigSourceWatcher({
+      kubeConfig,
+      logger: createLogger('info', new Writable({ write: (_c, _e, done) => done() })),
+      maxObjects: 10,
+      onChange: () => {},
+    });
+    await watcher.track('shop', 'p', [
+      { kind: 'ConfigMap', name: 'proto-cm' },
+      { kind: 'Secret', name: 'proto-secret' },
+    ]);
+    const cm = watcher.lookup('shop', 'ConfigMap', 'proto-cm');
+    expect(cm?.kind === 'ConfigMap' && Object.entries(cm.data)).toEqual([
+      ['__proto__', 'x'],
+      ['k', 'v'],
+    ]);
+    const secret = watcher.lookup('shop', 'Secret', 'proto-secret');
+    expect(secret?.kind === 'Secret' && Object.keys(secret.digests)).toEqual(['__proto__', 'k']);
     await watcher.stop();
   });
 });

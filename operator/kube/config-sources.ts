@@ -8,8 +8,13 @@
  * only a digest per key is kept (common/config-sources.ts): its values are dropped as soon as
  * they are digested, and never logged (docs/decisions/0023-config-from-secrets.md).
  */
-import { CoreV1Api, ListWatch, Watch } from '@kubernetes/client-node';
-import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, ListWatch, Observable, ResponseContext, Watch } from '@kubernetes/client-node';
+import type {
+  KubeConfig,
+  KubernetesListObject,
+  KubernetesObject,
+  ObservableMiddleware,
+} from '@kubernetes/client-node';
 import { Counter, Gauge } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
 import { nullMap, secretDigest } from '../../common/config-sources.js';
@@ -63,6 +68,56 @@ export function resolvedOf(kind: SourceKind, object: ObjectWithData): ResolvedSo
   for (const [key, base64] of Object.entries(object.data ?? {}))
     digests[key] = secretDigest(uid, Buffer.from(base64, 'base64'));
   return { kind, digests };
+}
+
+/**
+ * A per-call middleware keeping the body of a list as the API server sent it. The typed client
+ * copies each `data` map into a plain object, where a key named `__proto__` (valid in a
+ * ConfigMap or Secret) is dropped without a word; a watch event (JSON.parse) keeps it. The
+ * listed objects take their `data` from the body, so both paths hold the same keys.
+ */
+function rawBody(): {
+  options: { middleware: ObservableMiddleware[]; middlewareMergeStrategy: 'append' };
+  text: () => string | undefined;
+} {
+  let body: string | undefined;
+  const keep = async (context: ResponseContext): Promise<ResponseContext> => {
+    const text = await context.body.text();
+    body = text;
+    return new ResponseContext(context.httpStatusCode, context.headers, {
+      text: () => Promise.resolve(text),
+      binary: () => Promise.resolve(Buffer.from(text)),
+    });
+  };
+  const middleware: ObservableMiddleware = {
+    pre: (context) => new Observable(Promise.resolve(context)),
+    post: (context) => new Observable(keep(context)),
+  };
+  return {
+    options: { middleware: [middleware], middlewareMergeStrategy: 'append' },
+    text: () => body,
+  };
+}
+
+/** Gives each listed object the `data` map of the same object in the raw body (same order). */
+function withRawData(
+  listed: KubernetesListObject<KubernetesObject>,
+  body: string | undefined,
+): void {
+  if (body === undefined) return;
+  let parsed: { items?: { metadata?: { name?: string }; data?: unknown }[] };
+  try {
+    parsed = JSON.parse(body) as typeof parsed;
+  } catch {
+    return;
+  }
+  for (const [i, item] of listed.items.entries()) {
+    const raw = parsed.items?.[i];
+    if (raw?.metadata?.name !== item.metadata?.name) continue;
+    const data = raw?.data;
+    if (typeof data === 'object' && data !== null && !Array.isArray(data))
+      (item as ObjectWithData).data = data as Record<string, string>;
+  }
 }
 
 /**
@@ -240,10 +295,15 @@ export class ConfigSourceWatcher {
   private start(namespace: string, kind: SourceKind, name: string): Watched {
     const plural = kind === 'ConfigMap' ? 'configmaps' : 'secrets';
     const fieldSelector = `metadata.name=${name}`;
-    const list = (): Promise<KubernetesListObject<KubernetesObject>> =>
-      kind === 'ConfigMap'
-        ? this.core.listNamespacedConfigMap({ namespace, fieldSelector })
-        : this.core.listNamespacedSecret({ namespace, fieldSelector });
+    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
+      const raw = rawBody();
+      const listed =
+        kind === 'ConfigMap'
+          ? await this.core.listNamespacedConfigMap({ namespace, fieldSelector }, raw.options)
+          : await this.core.listNamespacedSecret({ namespace, fieldSelector }, raw.options);
+      withRawData(listed, raw.text());
+      return listed;
+    };
     const informer = new ListWatch<KubernetesObject>(
       `/api/v1/namespaces/${namespace}/${plural}`,
       this.watch,

@@ -125,6 +125,33 @@ describe('ConfigFile', () => {
     expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
   });
 
+  it('is not rewritten on every change when its records outweigh their entries (long names)', async () => {
+    // 8,000 services named with 240 characters, each with a small config: the file's records
+    // (names, hashes, framing) weigh more than twice the entries' JSON plus the slack, so a
+    // threshold on the history's bytes alone held right after each rewrite.
+    const dir = await mkdtemp(join(root, 'overhead-'));
+    const { file } = setup(dir);
+    const history = new ConfigHistory({
+      clock: new ManualClock(1_700_000_000_000),
+      limit: 10,
+      maxServices: 10_000,
+    });
+    const long = (i: number) => `${String(i).padStart(5, '0')}-${'x'.repeat(234)}`;
+    for (let i = 0; i < 8000; i++) history.next('shop', long(i), { A: '1' });
+    file.attach(history);
+    const settle = () => new Promise((r) => setTimeout(r, 100));
+    const inodes = new Set<number>([(await stat(join(dir, CONFIG_FILE))).ino]);
+    for (let i = 0; i < 5; i++) {
+      history.next('shop', long(i), { A: String(i + 2) });
+      await settle();
+      inodes.add((await stat(join(dir, CONFIG_FILE))).ino);
+    }
+    await file.close();
+    expect(file.bytes).toBeGreaterThan(2 * history.bytes + 1024 * 1024);
+    expect(inodes.size).toBe(1); // no rewrite: five small lines were appended
+    expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
+  });
+
   it('a failed append is logged and counted, and the file is rewritten whole from memory', async () => {
     const dir = await mkdtemp(join(root, 'failed-'));
     let failNext = false;
@@ -151,5 +178,47 @@ describe('ConfigFile', () => {
     history.next('shop', 'cart', { A: '3' }); // appended again after the rewrite
     await file.close();
     expect(plain(await setup(dir).file.load())).toEqual(plain([...history.all()]));
+  });
+  it('a clean stop while a failed append awaits its retry rewrites the file first', async () => {
+    const dir = await mkdtemp(join(root, 'failed-close-'));
+    let failNext = false;
+    const appendSync = (fd: number, bytes: Buffer): number => {
+      if (!failNext) return writeSync(fd, bytes);
+      failNext = false;
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    const { file, history } = setup(dir, undefined, { appendSync, retryMs: 60_000 });
+    file.attach(history);
+    history.next('shop', 'cart', { A: '1' });
+    failNext = true;
+    history.next('shop', 'cart', { A: '2' }); // version 2 announced, not on disk
+    await file.close(); // before the retry: the stop must not leave version 2 out
+    const kept = await setup(dir).file.load();
+    expect(kept.find((r) => r.name === 'cart')?.version).toBe(2);
+    expect(plain(kept)).toEqual(plain([...history.all()]));
+  });
+  it('a change whose append fails while a rewrite is in flight goes into the rewritten file', async () => {
+    const dir = await mkdtemp(join(root, 'failed-rewrite-'));
+    let failNext = false;
+    const appendSync = (fd: number, bytes: Buffer): number => {
+      if (!failNext) return writeSync(fd, bytes);
+      failNext = false;
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    const { file, history } = setup(dir, 100_000, { appendSync, retryMs: 60_000 });
+    file.attach(history);
+    const before = (await stat(join(dir, CONFIG_FILE))).ino;
+    // ~1.6 MB appended in one tick: past 2 × 100 KB + 1 MiB, a rewrite starts (and yields).
+    for (let i = 0; i < 80; i++)
+      history.next('shop', `svc-${i % 4}`, { BLOB: `${i}`.repeat(20_000) });
+    failNext = true;
+    history.next('shop', 'web', { B: '1' }); // announced as version 1; its append fails
+    await new Promise((r) => setTimeout(r, 500)); // the rewrite finishes; the retry is far off
+    expect((await stat(join(dir, CONFIG_FILE))).ino).not.toBe(before);
+    // As a restart after kill -9 now would read it:
+    const kept = await setup(dir).file.load();
+    expect(kept.find((r) => r.name === 'web')?.version).toBe(1);
+    expect(plain(kept)).toEqual(plain([...history.all()]));
+    await file.close();
   });
 });

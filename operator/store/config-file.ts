@@ -13,7 +13,8 @@
  * `interval`: on the store's interval), as for the event log (event-file.ts).
  *
  * Bounded like the history itself (`--config-history-bytes`): past twice what the history
- * holds (and a slack), the file is rewritten from memory (temp file, then, without yielding,
+ * holds or the records of the last rewrite, whichever is more (and a slack; records can outweigh
+ * their entries), the file is rewritten from memory (temp file, then, without yielding,
  * the journal lines written meanwhile, fsync, rename, fsync the folder). A torn last line (the
  * process died inside the write, so the event never left) is dropped; damage before it stops
  * the start (StoreCorruptError) rather than number versions from nothing. A failed append is
@@ -178,6 +179,8 @@ export class ConfigFile {
   private unsubscribe: (() => void) | undefined;
   private fd: number | undefined;
   private fileBytes = 0;
+  /** Size of the records the file was last rewritten with (the threshold is at least twice it). */
+  private rewrittenBytes = 0;
   /** Entries the file holds (so a change appends only what is new). */
   private written = new WeakSet<ConfigHistoryEntry>();
   /** Lines appended while a rewrite is in flight: they go into the new file too. */
@@ -188,6 +191,8 @@ export class ConfigFile {
   private retry: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** close() was called: no retry is scheduled any more. */
+  private stopping = false;
 
   constructor(private readonly opts: ConfigFileOptions) {}
 
@@ -265,6 +270,8 @@ export class ConfigFile {
       if (this.opts.fsync === 'always') fdatasyncSync(fd);
       else this.unsynced = true;
     } catch (err) {
+      // A rewrite in flight still takes the change: it replaces the file that missed it.
+      this.pendingForRewrite?.push(line);
       this.failed(err as Error, key);
       return;
     }
@@ -286,7 +293,7 @@ export class ConfigFile {
   }
 
   private scheduleRetry(): void {
-    if (this.retry !== undefined || this.closed) return;
+    if (this.retry !== undefined || this.closed || this.stopping) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
       this.compacting ??= this.compact().finally(() => (this.compacting = undefined));
@@ -297,7 +304,10 @@ export class ConfigFile {
   private maybeCompact(): void {
     const history = this.history;
     if (history === undefined || this.compacting || this.retry !== undefined) return;
-    if (this.fileBytes <= 2 * history.bytes + COMPACT_SLACK_BYTES) return;
+    // Twice the larger of the history's bytes and the last rewrite's records: records can
+    // outweigh their entries (long names), and a file just rewritten must not be again.
+    const base = Math.max(history.bytes, this.rewrittenBytes);
+    if (this.fileBytes <= 2 * base + COMPACT_SLACK_BYTES) return;
     this.compacting = this.compact().finally(() => (this.compacting = undefined));
   }
 
@@ -339,7 +349,7 @@ export class ConfigFile {
         closeSync(fd);
         throw err;
       }
-      this.swap(fd, Buffer.byteLength(text) + Buffer.byteLength(rest), records);
+      this.swap(fd, Buffer.byteLength(text) + Buffer.byteLength(rest), records, text);
       await syncPath(this.opts.dir);
     } catch (err) {
       this.opts.errors.inc({ op: 'config-compact' });
@@ -367,28 +377,42 @@ export class ConfigFile {
       closeSync(fd);
       throw err;
     }
-    this.swap(fd, Buffer.byteLength(text), records);
+    this.swap(fd, Buffer.byteLength(text), records, text);
   }
 
   /** The rewritten file (open at `fd`, positioned at its end) replaces the old one. */
-  private swap(fd: number, bytes: number, records: readonly ServiceConfigRecord[]): void {
+  private swap(
+    fd: number,
+    bytes: number,
+    records: readonly ServiceConfigRecord[],
+    recordsText: string,
+  ): void {
     const old = this.fd;
     this.fd = fd;
     if (old !== undefined) closeSync(old);
     this.fileBytes = bytes;
+    this.rewrittenBytes = Buffer.byteLength(recordsText);
     // What the file holds now: every entry of the records, and what was appended since.
     for (const r of records) for (const e of r.entries) this.written.add(e);
     this.broken = false;
     this.unsynced = false;
   }
 
-  /** Makes what was appended durable and stops (after a rewrite in flight). */
+  /**
+   * Makes what was appended durable and stops (after a rewrite in flight, and a last one when
+   * a failed write was waiting for its retry).
+   */
   async close(): Promise<void> {
     this.unsubscribe?.();
+    this.stopping = true;
+    const repair = this.retry !== undefined;
     if (this.retry !== undefined) clearTimeout(this.retry);
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
     this.retry = undefined;
     await this.compacting;
+    // A failed write was waiting for its retry: the file misses versions already announced,
+    // which a restart would hand out again. One last rewrite (logged and counted if it fails).
+    if (repair || this.broken) await this.compact();
     this.closed = true;
     const fd = this.fd;
     this.fd = undefined;
