@@ -836,4 +836,10 @@ function body(text) {
   return `${Buffer.byteLength(text)} bytes: \`${text}\``;
 }
 
-runMain('bench', main);
+if (process.env.BENCH_ONLY === 'memory') {
+  // Memory only (bench/memory.js): the operator with 100,000 instances and the sidecar's footprint.
+  const { memoryMain } = await import('./memory.js');
+  runMain('bench:memory', memoryMain);
+} else {
+  runMain('bench', main);
+}
