@@ -13,8 +13,8 @@
  * rather than 10,000 reviews a minute (bench/RESULTS-kubernetes.md measured the latter).
  */
 import { createHash } from 'node:crypto';
-import { AuthenticationV1Api } from '@kubernetes/client-node';
-import type { KubeConfig, V1TokenReviewStatus } from '@kubernetes/client-node';
+import type { AuthenticationV1Api, KubeConfig, V1TokenReviewStatus } from '@kubernetes/client-node';
+import { kubePartsLoaded } from '../kube/load-parts.js';
 import { MaxineError } from '../../common/errors.js';
 import { ExpiringCache } from './expiring-cache.js';
 
@@ -61,7 +61,8 @@ export class TokenReviewer {
   private readonly inFlight = new Map<string, Promise<Cached>>();
 
   constructor(private readonly opts: TokenReviewerOptions) {
-    this.api = opts.kubeConfig.makeApiClient(AuthenticationV1Api);
+    // The client's class comes from the lazily loaded Kubernetes parts (operator/kube/parts.ts).
+    this.api = opts.kubeConfig.makeApiClient(kubePartsLoaded().AuthenticationV1Api);
     this.now = opts.now ?? Date.now;
     const max = opts.maxEntries ?? 10_000;
     this.cache = new ExpiringCache(max);
