@@ -45,6 +45,34 @@ import { commandLine, intEnv, machine, writeAtomically } from './report.js';
 
 /** @typedef {import('./processes.js').Child} Child */
 
+/**
+ * An operator from `main` (this tree's dist/, or BENCH_BEFORE_DIST's for a before/after in the
+ * same run), with the arguments bench/processes.js's startOperator gives.
+ * @param {string} main
+ * @param {string} resources
+ * @param {string} name
+ * @param {string[]} nodeFlags
+ * @returns {Promise<Child>}
+ */
+async function startOperatorAt(main, resources, name, nodeFlags = []) {
+  if (main === OPERATOR_MAIN) return startOperator(resources, name, nodeFlags, BULK_LIMITS);
+  const port = await freePort();
+  const extra = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return startChild({
+    name,
+    port,
+    readyPath: '/readyz',
+    args: [
+      ...extra,
+      ...nodeFlags,
+      main,
+      ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
+      ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
+      ...BULK_LIMITS,
+    ],
+  });
+}
+
 const ROOT = join(import.meta.dirname, '..');
 const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
 const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
@@ -122,17 +150,15 @@ async function waitForFile(path, timeoutMs) {
  * @param {Config} config
  * @param {string} tmp
  */
-async function operatorMemory(config, tmp) {
-  const heapDir = join(tmp, 'heap');
-  mkdirSync(heapDir);
+async function operatorMemory(config, tmp, main = OPERATOR_MAIN) {
+  const heapDir = mkdtempSync(join(tmp, 'heap-'));
   const resources = join(tmp, 'empty');
   process.env.BENCH_HEAP_DIR = heapDir;
-  const operator = await startOperator(
-    resources,
-    'operator (memory)',
-    ['--expose-gc', '--import', pathToFileURL(HEAP_HOOK).href],
-    BULK_LIMITS,
-  );
+  const operator = await startOperatorAt(main, resources, 'operator (memory)', [
+    '--expose-gc',
+    '--import',
+    pathToFileURL(HEAP_HOOK).href,
+  ]);
   try {
     await sleep(SETTLE_MS);
     const loadBefore = load();
@@ -195,9 +221,9 @@ async function operatorMemory(config, tmp) {
  * @param {Config} config
  * @param {string} tmp
  */
-async function discoveryRatio(config, tmp) {
+async function discoveryRatio(config, tmp, main = OPERATOR_MAIN) {
   const resources = join(tmp, 'empty');
-  const operator = await startOperator(resources, 'operator (discovery)', [], BULK_LIMITS);
+  const operator = await startOperatorAt(main, resources, 'operator (discovery)');
   /** @type {Child | undefined} */
   let baseline;
   try {
@@ -393,6 +419,34 @@ function operatorSection(m, d) {
   ].join('\n');
 }
 
+/**
+ * @typedef {{ memory: Awaited<ReturnType<typeof operatorMemory>>, discovery: Awaited<ReturnType<typeof discoveryRatio>> }} Side
+ * @param {Side} before
+ * @param {Side} after
+ */
+function beforeAfterTable(before, after) {
+  const per = (/** @type {Side} */ s, /** @type {number} */ rss) =>
+    Math.round(((rss - s.memory.before.rssMb) * 2 ** 20) / s.memory.instances);
+  /** @type {[string, (s: Side) => string][]} */
+  const rows = [
+    ['RSS before registrations', (s) => `${f1(s.memory.before.rssMb)} MB`],
+    ['RSS settled with the instances', (s) => `${f1(s.memory.settled.rssMb)} MB`],
+    ['RSS after a full GC', (s) => `${f1(s.memory.afterGc.rssMb)} MB`],
+    ['growth per instance after GC', (s) => `${per(s, s.memory.afterGc.rssMb)} bytes`],
+    ['V8 heap used after GC', (s) => `${f1(mb(s.memory.stats.heap.used_heap_size))} MB`],
+    ['discovery vs bare (median of adjacent pairs)', (s) => `${s.discovery.median.toFixed(2)}×`],
+    [
+      'load average during registrations',
+      (s) => `${s.memory.load.before} → ${s.memory.load.after}`,
+    ],
+  ];
+  return [
+    '| figure | before | after |',
+    '|---|---:|---:|',
+    ...rows.map(([what, f]) => `| ${what} | ${f(before)} | ${f(after)} |`),
+  ].join('\n');
+}
+
 /** @param {Awaited<ReturnType<typeof operatorMemory>>['stats']} stats */
 function spacesTable(stats) {
   /** @type {{ space_name: string, space_used_size: number, space_size: number }[]} */
@@ -470,6 +524,17 @@ export async function memoryMain() {
   process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
   mkdirSync(join(tmp, 'empty'));
   writeFileSync(join(tmp, 'empty', '.keep'), '');
+  const beforeDist = process.env.BENCH_BEFORE_DIST;
+  let before;
+  if (beforeDist !== undefined && beforeDist !== '') {
+    const main = join(beforeDist, 'operator', 'main.js');
+    process.stderr.write(
+      `memory: before (${main}), registering ${config.instances} instances ...\n`,
+    );
+    const memory = await operatorMemory({ ...config, snapshot: false }, tmp, main);
+    process.stderr.write('memory: before, discovery vs bare ...\n');
+    before = { memory, discovery: await discoveryRatio(config, tmp, main) };
+  }
   process.stderr.write(`memory: ${serverNode}, registering ${config.instances} instances ...\n`);
   const operator = await operatorMemory(config, tmp);
   process.stderr.write('memory: discovery vs bare ...\n');
@@ -528,6 +593,14 @@ export async function memoryMain() {
     '',
     operatorSection(operator, discovery),
     '',
+    ...(before === undefined
+      ? []
+      : [
+          `Before and after in this same run (before: the operator of \`${beforeDist}\`, i.e. BENCH_BEFORE_DIST, same flags and load):`,
+          '',
+          beforeAfterTable(before, { memory: operator, discovery }),
+          '',
+        ]),
     spacesTable(operator.stats),
     '',
     ...(operator.heap === undefined
