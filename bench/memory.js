@@ -77,7 +77,8 @@ const ROOT = join(import.meta.dirname, '..');
 const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
 const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 const HEAP_HOOK = join(import.meta.dirname, 'heap-hook.js');
-const RESULTS = join(import.meta.dirname, 'RESULTS-memory.md');
+/** BENCH_MEMORY_RESULTS: another file for exploratory runs (flag trials), so they leave the results alone. */
+const RESULTS = process.env.BENCH_MEMORY_RESULTS ?? join(import.meta.dirname, 'RESULTS-memory.md');
 const SERVICES = 100;
 const BULK_CONCURRENCY = 64;
 const SETTLE_MS = 2000;
