@@ -89,8 +89,7 @@ const BULK_LIMITS = [
   ...['--max-instances-per-service', '2000000'],
 ];
 /** The flags Dockerfile.sidecar starts the sidecar with (docs/decisions/0027-*.md). */
-export const IMAGE_SIDECAR_FLAGS =
-  '--max-semi-space-size=1 --max-old-space-size=96 --single-threaded-gc';
+export const IMAGE_SIDECAR_FLAGS = '--max-semi-space-size=2 --max-old-space-size=96';
 const AIMS = { rssMb: 300, bytesPerInstance: 1024, sidecarAnonMb: 20 };
 
 /** What a fresh node costs, then what each module adds (imported alone, after a full GC). */
