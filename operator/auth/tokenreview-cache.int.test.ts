@@ -10,7 +10,6 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { TokenReviewer } from './tokenreview.js';
-import { loadKubeParts } from '../kube/load-parts.js';
 
 let server: Server;
 let reviews = 0;
@@ -28,7 +27,6 @@ const jwt = (pod: string) =>
   ).toString('base64url')}.c2ln`;
 
 beforeAll(async () => {
-  await loadKubeParts(); // TokenReviewer takes its API client from the lazily loaded parts
   server = createServer((req, res) => {
     reviews += 1;
     let body = '';

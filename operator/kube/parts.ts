@@ -4,7 +4,7 @@
  * standalone operator never uses (docs/decisions/0027-memory-per-instance-and-sidecar-footprint.md).
  * The composition root awaits `loadKubeParts()` before `createOperator` in Kubernetes mode.
  */
-import { AuthenticationV1Api, KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { TokenReviewer } from '../auth/tokenreview.js';
 import type { TokenReviewerOptions } from '../auth/tokenreview.js';
 import { MeshController } from '../mesh/controller.js';
@@ -17,7 +17,6 @@ import { KubeRegistrations } from './registrations.js';
 
 export const kubeParts = {
   KubeConfig,
-  AuthenticationV1Api,
   KubeSource,
   EventRecorder,
   LeaderElector,
