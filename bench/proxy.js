@@ -70,7 +70,7 @@ const NAMESPACE = 'bench';
 const GUARDED = 'guarded';
 /** The flags Dockerfile.sidecar sets (BENCH_SIDECAR_NODE_FLAGS to try others). */
 const SIDECAR_NODE_FLAGS = (
-  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=2 --max-old-space-size=96'
+  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=8 --max-old-space-size=96'
 )
   .split(' ')
   .filter(Boolean);

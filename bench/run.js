@@ -73,7 +73,7 @@ const NAMESPACE = 'bench';
 const SERVICE = 'api';
 const SIDECAR_PATH = `/v1/discover/${SERVICE}`;
 const SIDECAR_NODE_FLAGS = (
-  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=2 --max-old-space-size=96'
+  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=8 --max-old-space-size=96'
 )
   .split(' ')
   .filter(Boolean);
