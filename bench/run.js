@@ -104,6 +104,8 @@ const DISCOVER_PATH = `/api/v1/discover/${NAMESPACE}/${SERVICE}`;
 const QUERY = '?strategy=weighted-round-robin&zone=a';
 const DISCOVER_INSTANCES = 10;
 const MEMORY_SERVICES = 100;
+/** Services in the sidecar's copy: `api`, `heartbeats` and the rest one instance each (issue 17's aim). */
+const SIDECAR_COPY_SERVICES = 1000;
 const BULK_CONCURRENCY = 64;
 /**
  * The registration and memory runs register more instances, all as one (anonymous) caller,
@@ -124,6 +126,7 @@ const AIMS = {
   rssMb: 300,
   sidecarThroughputRatio: 0.85,
   sidecarIdleRssMb: 40,
+  sidecarIdleAnonMb: 20,
 };
 
 function loadConfig() {
@@ -597,6 +600,19 @@ async function measureThroughput(config, tmp, profileDir) {
       keepIds: true,
       bodyOf: (i) => ({ service: 'heartbeats', namespace: NAMESPACE, host: hostOf(i), port: 9000 }),
     });
+    // The sidecar's copy holds 1,000 services, as the footprint aim (and bench/memory.js) has it.
+    await registerMany({
+      port: operator.port,
+      count: SIDECAR_COPY_SERVICES - 2,
+      concurrency: BULK_CONCURRENCY,
+      deadlineMs: 120_000,
+      bodyOf: (i) => ({
+        service: `copy-${String(i).padStart(4, '0')}`,
+        namespace: NAMESPACE,
+        host: hostOf(i + 1),
+        port: 8080,
+      }),
+    });
     const baselinePort = await freePort();
     baseline = await startChild({
       name: 'baseline',
@@ -830,7 +846,7 @@ async function main() {
       `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
       `- Discovery: one MaxineService \`${NAMESPACE}/${SERVICE}\` (round-robin) with ${DISCOVER_INSTANCES} registered instances (zones a/b, weights 1–3); answers are ${sizeRange}; the query answer is ${answer.querySize} bytes.`,
       `- Authenticated discovery: a second operator with \`--anonymous true --acl-default deny --static-tokens-file … --audit-dir …\`, the same service and instances, a MaxineACL granting the bench user discover, and a MaxineIntention allowing \`${NAMESPACE}/client\` and denying \`*\`; every request carries \`Authorization: Bearer <static token>\` and \`x-maxine-source: ${NAMESPACE}/client\`, so each answer passes authentication, the ACL, the intention and the per-service limit lookup.`,
-      `- Sidecar: \`node dist/sidecar/main.js\` of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
+      `- Sidecar: \`node dist/sidecar/main.js\` of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers); the copy holds ${SIDECAR_COPY_SERVICES.toLocaleString('en-US')} services (${SIDECAR_COPY_SERVICES - 2} of them \`copy-NNNN\` with one instance each). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
       `- Secured sidecar: the same sidecar connected to the authenticated operator with a static token (a user granted discover, read and register on \`${NAMESPACE}/*\`) and \`MAXINE_DISCOVERY_CHECK_INTENTIONS=true\`, so each local discovery of \`${NAMESPACE}/${SERVICE}\` also asks the mirrored intention (which allows \`${NAMESPACE}/client\`).`,
       `- Heartbeats: \`PUT /api/v1/instances/{id}/heartbeat\` with \`{"status":"passing"}\`, cycling over ${config.heartbeatInstances.toLocaleString('en-US')} pre-registered ids, on the discovery operator.`,
       `- Registrations: \`POST /api/v1/instances\`, a distinct host:port per request over ${MEMORY_SERVICES} services, on a fresh operator each round started with \`${BULK_LIMITS.join(' ')}\` (the default registry limits would refuse this many instances from one caller).`,
@@ -910,10 +926,10 @@ function sidecarAims(summary, sidecarMem) {
       met: sidecarMem.idleMb < AIMS.sidecarIdleRssMb,
     },
     {
-      what: 'sidecar private (anonymous) memory at idle; the rest is the node binary, shared by every sidecar on a node',
-      target: 'reported',
+      what: `sidecar private (anonymous) memory at idle with a ${SIDECAR_COPY_SERVICES.toLocaleString('en-US')}-service copy; the rest is the node binary, shared by every sidecar on a node`,
+      target: `≤ ${AIMS.sidecarIdleAnonMb} MB`,
       measured: `${sidecarMem.idleAnonMb.toFixed(1)} MB (bare node:http: ${sidecarMem.baselineAnonMb.toFixed(1)} MB)`,
-      met: true,
+      met: sidecarMem.idleAnonMb <= AIMS.sidecarIdleAnonMb,
     },
     {
       what: 'sidecar RSS after every load round (peak VmHWM)',
@@ -980,8 +996,15 @@ function body(text) {
 // Run when started as a script (the real path: a checkout reached through a symlink still
 // runs); bench/peers-run.js (`npm run bench:peers`) imports the pieces below.
 const script = process.argv[1];
-if (script !== undefined && import.meta.url === pathToFileURL(realpathSync(script)).href)
-  runMain('bench', main);
+if (script !== undefined && import.meta.url === pathToFileURL(realpathSync(script)).href) {
+  if (process.env.BENCH_ONLY === 'memory') {
+    // Memory only (bench/memory.js): the operator with 100,000 instances and the sidecar's footprint.
+    const { memoryMain } = await import('./memory.js');
+    runMain('bench:memory', memoryMain);
+  } else {
+    runMain('bench', main);
+  }
+}
 
 export {
   BULK_LIMITS,

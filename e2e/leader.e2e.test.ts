@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { configSchema } from '../operator/config.js';
 import { createOperator } from '../operator/operator.js';
+import { loadKubeParts } from '../operator/kube/load-parts.js';
 import type { Operator } from '../operator/operator.js';
 import { createLogger } from '../common/logger.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
@@ -80,6 +81,7 @@ describe('leader election', () => {
     await eventually(async () => (await health(leaderPort))?.leader === true, 10_000);
 
     const sink = new Writable({ write: (_c, _e, done) => done() });
+    await loadKubeParts();
     follower = createOperator(
       configSchema.parse({
         port: 0,

@@ -10,6 +10,7 @@ import { parse, stringify } from 'yaml';
 import { Writable } from 'node:stream';
 import { configSchema } from '../operator/config.js';
 import { createOperator } from '../operator/operator.js';
+import { loadKubeParts } from '../operator/kube/load-parts.js';
 import type { Operator } from '../operator/operator.js';
 import { createLogger } from '../common/logger.js';
 import type { ControlPlane } from './controlplane/cluster.js';
@@ -93,6 +94,7 @@ export async function startKubeOperator(
   await writeFile(tokensFile, stringify({ tokens: [{ token, user: E2E_ADMIN }] }), {
     mode: 0o600,
   });
+  await loadKubeParts();
   const operator = createOperator(
     configSchema.parse({
       port: 0,

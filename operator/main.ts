@@ -2,6 +2,7 @@
 import { MaxineError } from '../common/errors.js';
 import { loadConfig, USAGE } from './config.js';
 import { createOperator } from './operator.js';
+import { loadKubeParts } from './kube/load-parts.js';
 import { createLogger } from '../common/logger.js';
 import { kubeErrorFields } from './kube/errors.js';
 import { StoreCorruptError } from './store/codec.js';
@@ -21,6 +22,8 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(config.logLevel);
+  // The Kubernetes client is loaded only in Kubernetes mode (~67 MB a standalone operator saves).
+  if (config.mode === 'kubernetes') await loadKubeParts();
   const operator = createOperator(config, logger);
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -26,20 +26,19 @@ import type { ResourceSource } from './sources/source.js';
 import { LeaseSweeper } from './registry/sweeper.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { LeaderElector } from './kube/leader.js';
+import type { LeaderElector } from './kube/leader.js';
 import { listen } from '../common/listen.js';
 import { createSecurity } from './auth/setup.js';
 import type { SecurityDeps } from './auth/setup.js';
-import { EventRecorder } from './kube/event-recorder.js';
-import { HealthConditionWriter } from './kube/health-condition.js';
-import { createInjector } from './webhook/injector.js';
+import type { HealthConditionWriter } from './kube/health-condition.js';
 import type { Injector } from './webhook/injector.js';
-import { KubeSource } from './sources/kube.js';
-import { KubeRegistrations } from './kube/registrations.js';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeSource } from './sources/kube.js';
+import type { KubeRegistrations } from './kube/registrations.js';
+import { kubePartsLoaded } from './kube/load-parts.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import { createMetrics } from './telemetry/metrics.js';
-import { MeshController, type MeshControllerOptions } from './mesh/controller.js';
+import type { MeshControllerOptions } from './mesh/controller.js';
 import { MeshInputs } from './mesh/inputs.js';
 import { ObservedEdges } from './graph/observed.js';
 import { MAX_REPORT_EDGES } from '../common/wire.js';
@@ -75,7 +74,7 @@ export interface Operator {
 }
 
 function kubeConfigOf(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new (kubePartsLoaded().KubeConfig)();
   if (path !== undefined) kc.loadFromFile(path);
   else kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount
   return kc;
@@ -122,9 +121,18 @@ export function createOperator(
   let kubeMesh: Pick<MeshControllerOptions, 'kubeConfig' | 'statusChanged'> | undefined;
   /** Kubernetes mode: registrations from outside the cluster kept in the API server. */
   let registrations: KubeRegistrations | undefined;
+  let kubeSource: KubeSource | undefined;
   const identity =
     config.podName ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   if (config.mode === 'kubernetes') {
+    const {
+      KubeSource,
+      EventRecorder,
+      LeaderElector,
+      KubeRegistrations,
+      createInjector,
+      makeReviewer,
+    } = kubePartsLoaded();
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const kube = new KubeSource({
       kubeConfig,
@@ -176,7 +184,8 @@ export function createOperator(
     source = kube;
     if (config.webhook ?? true)
       injector = createInjector({ config, kubeConfig, reconciler, logger });
-    kubeAccess = { kubeConfig, pod: (namespace, name) => kube.pod(namespace, name) };
+    kubeAccess = { kubeConfig, pod: (namespace, name) => kube.pod(namespace, name), makeReviewer };
+    kubeSource = kube;
     kubeMesh = { kubeConfig, statusChanged: (key) => kube.requestStatus(key) };
   } else {
     source = new FolderSource({ dir: config.resources, reconciler, logger });
@@ -191,10 +200,10 @@ export function createOperator(
   // Shared Redis: the registry's events are numbered there and come back through the stream.
   if (sharedStore !== undefined) publishTo((draft) => sharedStore.publish(draft));
   registrations?.registerMetrics(metrics.prom);
-  registerSourceMetrics(source, metrics.prom, injector);
+  registerSourceMetrics(kubeSource, metrics.prom, injector);
   const keeping = keepingOf(store, registrations);
   if (kubeMesh !== undefined) {
-    healthConditions = new HealthConditionWriter({
+    healthConditions = new (kubePartsLoaded().HealthConditionWriter)({
       kubeConfig: kubeMesh.kubeConfig,
       registry,
       logger: logger.child({ component: 'health-condition' }),
@@ -220,7 +229,7 @@ export function createOperator(
   const meshController =
     kubeMesh === undefined || !config.meshApply
       ? undefined
-      : new MeshController({
+      : new (kubePartsLoaded().MeshController)({
           ...kubeMesh,
           reconciler,
           renderer: meshInputs,
@@ -572,10 +581,10 @@ function createStore(config: OperatorConfig, logger: Logger, prom: PromRegistry)
 
 /** Metrics of the resource source (Kubernetes mode: the configFrom watcher's). */
 function registerSourceMetrics(
-  source: ResourceSource,
+  source: KubeSource | undefined,
   prom: PromRegistry,
   injector: Injector | undefined,
 ): void {
   injector?.registerMetrics(prom);
-  if (source instanceof KubeSource) source.registerMetrics(prom);
+  source?.registerMetrics(prom);
 }

@@ -16,7 +16,7 @@ import { MaxineError } from '../../common/errors.js';
 import type { AclIdentity, UserSource } from '../../common/policy/acl.js';
 import { ANONYMOUS_USER, describeIdentity, principalName } from '../../common/policy/acl.js';
 import { ExpiringCache } from './expiring-cache.js';
-import { bearerToken, decodeClaims } from './tokenreview.js';
+import { bearerToken, decodeClaims } from './jwt-claims.js';
 import type { PodIdentity } from './tokenreview.js';
 import type { JwtIdentity } from './jwt.js';
 

@@ -25,7 +25,7 @@ import { openGuard, PodGuard } from './instance-guard.js';
 import type { InstanceWriteGuard } from './instance-guard.js';
 import { JwtVerifier } from './jwt.js';
 import { StaticTokens } from './static-tokens.js';
-import { TokenReviewer } from './tokenreview.js';
+import type { TokenReviewer, TokenReviewerOptions } from './tokenreview.js';
 
 export interface SecurityDeps {
   config: OperatorConfig;
@@ -38,6 +38,8 @@ export interface SecurityDeps {
   kube?: {
     kubeConfig: KubeConfig;
     pod(namespace: string, name: string): (PodLike & { metadata?: { uid?: string } }) | undefined;
+    /** The TokenReviewer maker (operator/kube/parts.ts: the Kubernetes client loads lazily). */
+    makeReviewer(opts: TokenReviewerOptions): TokenReviewer;
   };
 }
 
@@ -87,7 +89,7 @@ function authenticatorOf(config: OperatorConfig, kube: SecurityDeps['kube']): Au
     ...(staticTokens && { staticTokens }),
     ...(jwt && { jwt: { issuer: config.jwtIssuer ?? '', verify: (t) => jwt.verify(t) } }),
     ...(kube && {
-      reviewer: new TokenReviewer({
+      reviewer: kube.makeReviewer({
         kubeConfig: kube.kubeConfig,
         audience: config.tokenAudience,
         podUid: (namespace, name) => kube.pod(namespace, name)?.metadata?.uid,

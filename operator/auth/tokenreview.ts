@@ -17,6 +17,10 @@ import { AuthenticationV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, V1TokenReviewStatus } from '@kubernetes/client-node';
 import { MaxineError } from '../../common/errors.js';
 import { ExpiringCache } from './expiring-cache.js';
+import { decodeClaims } from './jwt-claims.js';
+
+// In their own module, so the authenticator needs no Kubernetes client (decision 0027).
+export { bearerToken, decodeClaims } from './jwt-claims.js';
 
 export interface PodIdentity {
   namespace: string;
@@ -184,26 +188,4 @@ export function precheck(token: string, audience: string, now: number): string |
 export function tokenExpiry(token: string): number | undefined {
   const exp = decodeClaims(token)?.exp;
   return typeof exp === 'number' ? exp * 1000 : undefined;
-}
-
-/** The claims of a JWT, decoded but not verified; undefined when there is no JSON payload. */
-export function decodeClaims(
-  token: string,
-): { exp?: unknown; aud?: unknown; sub?: unknown; iss?: unknown } | undefined {
-  const parts = token.split('.');
-  const payload = parts[1];
-  if (parts.length !== 3 || payload === undefined) return undefined;
-  try {
-    const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
-    return claims !== null && typeof claims === 'object' ? claims : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The bearer token of a request, or undefined. */
-export function bearerToken(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const match = /^Bearer\s+([A-Za-z0-9._~+/=-]{1,8192})\s*$/i.exec(header);
-  return match?.[1];
 }

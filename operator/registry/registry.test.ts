@@ -561,3 +561,46 @@ describe('a sidecar on a pod instance', () => {
     });
   });
 });
+
+describe('compact instance records (docs/decisions/0027)', () => {
+  it('records without metadata share one frozen empty map; records with metadata keep theirs', () => {
+    const { registry, register } = setup();
+    const a = register({ host: '10.0.0.1' }).instance;
+    const b = register({ host: '10.0.0.2', metadata: {} }).instance;
+    const c = register({ host: '10.0.0.3', metadata: { rack: 'r1' } }).instance;
+    const metadataOf = (id: string) => registry.persisted(id)?.metadata;
+    expect(metadataOf(a.id)).toBe(metadataOf(b.id));
+    expect(Object.isFrozen(metadataOf(a.id))).toBe(true);
+    expect(metadataOf(c.id)).toEqual({ rack: 'r1' });
+    expect(metadataOf(c.id)).not.toBe(metadataOf(a.id));
+    // What callers see is unchanged.
+    expect(registry.getInstance(a.id)?.metadata).toEqual({});
+    expect(registry.getInstance(c.id)?.metadata).toEqual({ rack: 'r1' });
+  });
+
+  it.each([['passing'], ['warning'], ['critical']] as const)(
+    'a %s check without output is one object shared by every record',
+    (status) => {
+      const { registry, register } = setup();
+      const ids = ['10.0.0.1', '10.0.0.2'].map((host) => register({ host }).instance.id);
+      for (const id of ids) registry.heartbeat(id, { status });
+      const [first, second] = ids.map((id) => registry.persisted(id)?.check);
+      expect(first).toEqual({ status });
+      expect(first).toBe(second);
+    },
+  );
+
+  it('a check with output is its own object, and a later bare check replaces it', () => {
+    const { registry, register } = setup();
+    const id = register({ host: '10.0.0.1' }).instance.id;
+    registry.heartbeat(id, { status: 'warning', output: 'disk 91%' });
+    expect(registry.persisted(id)?.check).toEqual({ status: 'warning', output: 'disk 91%' });
+    expect(registry.getInstance(id)?.health).toMatchObject({
+      status: 'warning',
+      output: 'disk 91%',
+    });
+    registry.heartbeat(id, { status: 'passing' });
+    expect(registry.persisted(id)?.check).toEqual({ status: 'passing' });
+    expect(registry.getInstance(id)?.health.output).toBeUndefined();
+  });
+});

@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { configSchema } from '../../operator/config.js';
 import type { OperatorConfig } from '../../operator/config.js';
 import { createOperator } from '../../operator/operator.js';
+import { loadKubeParts } from '../../operator/kube/load-parts.js';
 import type { Operator } from '../../operator/operator.js';
 import type { Clock } from '../../operator/registry/clock.js';
 import { createLogger } from '../../common/logger.js';
@@ -54,6 +55,7 @@ export async function startOperator(
     logLevel: 'debug',
     ...options.config,
   });
+  if (config.mode === 'kubernetes') await loadKubeParts();
   const operator = createOperator(config, createLogger('debug', sink), options.clock);
   const address = await operator.start();
   return {
