@@ -17,18 +17,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GB_NAME=controlplane
+# shellcheck source=e2e/lib/go-build.sh
+source "$HERE/../lib/go-build.sh" # log, die, modver, gb_*
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
-
-log() { printf '[controlplane/build] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Version of a required module, read from a go.mod (no network, no module graph).
-modver() {
-  awk -v m="$1" '
-    { sub(/^[ \t]*require[ \t]+/, "") ; sub(/^[ \t]+/, "") }
-    $1 == m && $2 ~ /^v[0-9]/ { print $2; exit }
-  ' "$2"
-}
 
 K8S_VERSION=$(modver k8s.io/kubernetes "$HERE/go.mod")
 ETCD_VERSION=$(modver go.etcd.io/etcd/server/v3 "$HERE/go.mod")
@@ -45,38 +37,11 @@ have_all() {
   for b in "${BINARIES[@]}"; do [[ -x $BIN/$b ]] || return 1; done
 }
 
-if [[ ${FORCE_REBUILD:-} != 1 ]] && have_all; then
-  log "up to date: $BIN"
-  echo "$BIN"
-  exit 0
-fi
+# Exit at once if built; else take the build lock and check again.
+gb_lock_or_exit_if_built "$VDIR" "$BIN" have_all
 
-mkdir -p "$VDIR"
-# Serialise concurrent builds of the same version (e.g. parallel CI jobs).
-exec 9>"$VDIR/.lock"
-if command -v flock >/dev/null 2>&1; then
-  log "waiting for build lock $VDIR/.lock"
-  flock 9
-fi
-# Someone else may have finished the build while we waited.
-if [[ ${FORCE_REBUILD:-} != 1 ]] && have_all; then
-  log "up to date: $BIN"
-  echo "$BIN"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || die "go not found in PATH (need Go >= 1.25)"
-GOV=$(go env GOVERSION) # e.g. go1.26.8
-if ! printf '%s\n' go1.25 "$GOV" | sort -V -C; then
-  die "need Go >= 1.25 (k8s.io/kubernetes $K8S_VERSION has 'go 1.25.0'), found $GOV"
-fi
-
-# Build settings. GOTOOLCHAIN=local: never download a toolchain (offline CI);
-# GOFLAGS fixed so a caller's GOFLAGS (e.g. -mod=mod) can't change go.sum.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
-P=${BUILD_PARALLEL:-2}
-NICE=(nice -n 10)
-command -v nice >/dev/null 2>&1 || NICE=()
+# Go >= 1.25, GOV, and the build settings (GOTOOLCHAIN=local, fixed GOFLAGS, P, NICE).
+gb_go_env 1.25 "k8s.io/kubernetes $K8S_VERSION has 'go 1.25.0'"
 
 K8S_MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
 # Stamp the version the same way upstream's hack/lib/version.sh does, so
@@ -87,10 +52,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   K8S_LDFLAGS+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR -X $pkg.gitTreeState=clean"
 done
 
-TMP="$VDIR/bin.tmp"
-rm -rf "$TMP"
-mkdir -p "$TMP"
-trap 'rm -rf "$TMP"' EXIT
+gb_tmp_bin "$VDIR/bin.tmp"
 
 log "building k8s $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION with $GOV (-p $P) into $BIN"
 start=$(date +%s)
@@ -127,9 +89,7 @@ for b in "${BINARIES[@]}"; do [[ -x $TMP/$b ]] || die "missing $b after build"; 
   echo "BUILD_SECONDS=$(($(date +%s) - start))"
 } >"$TMP/BUILDINFO"
 
-rm -rf "$BIN"
-mv "$TMP" "$BIN"
-trap - EXIT
+gb_install_bin "$BIN"
 log "built in $(($(date +%s) - start))s:"
 (cd "$BIN" && ls -l "${BINARIES[@]}") >&2
 echo "$BIN"

@@ -20,21 +20,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GB_NAME=helm
+# shellcheck source=e2e/lib/go-build.sh
+source "$HERE/../lib/go-build.sh" # log, die, modver, gb_*
 MODULE=helm.sh/helm/v3
-
-log() { printf '[helm/build] %s\n' "$*" >&2; }
-die() {
-  log "ERROR: $*"
-  exit 1
-}
-
-# Version of a required module, read from a go.mod (no network, no module graph).
-modver() {
-  awk -v m="$1" '
-    { sub(/^[ \t]*require[ \t]+/, "") ; sub(/^[ \t]+/, "") }
-    $1 == m && $2 ~ /^v[0-9]/ { print $2; exit }
-  ' "$2"
-}
 
 VERSION=$(modver "$MODULE" "$HERE/go.mod")
 K8S_VERSION=$(modver k8s.io/client-go "$HERE/go.mod") # v0.34.12
@@ -46,39 +35,12 @@ VDIR="$CACHE_ROOT/helm/$VERSION"
 BIN="$VDIR/bin"
 OUT="$BIN/helm"
 
-if [[ ${FORCE_REBUILD:-} != 1 && -x $OUT ]]; then
-  log "up to date: $OUT"
-  echo "$OUT"
-  exit 0
-fi
+# Exit at once if built; else take the build lock and check again.
+gb_lock_or_exit_if_built "$VDIR" "$OUT" test -x "$OUT"
 
-mkdir -p "$VDIR"
-# Serialise concurrent builds of the same version (e.g. parallel CI jobs).
-exec 9>"$VDIR/.lock"
-if command -v flock >/dev/null 2>&1; then
-  log "waiting for build lock $VDIR/.lock"
-  flock 9
-fi
-# Someone else may have finished the build while we waited.
-if [[ ${FORCE_REBUILD:-} != 1 && -x $OUT ]]; then
-  log "up to date: $OUT"
-  echo "$OUT"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || die "go not found in PATH (need Go >= 1.25)"
-GOV=$(go env GOVERSION) # e.g. go1.26.8
-if ! printf '%s\n' go1.25 "$GOV" | sort -V -C; then
-  die "need Go >= 1.25 (the control plane's k8s.io modules have 'go 1.25'), found $GOV"
-fi
-
-# Build settings. GOTOOLCHAIN=local: never download a toolchain (offline CI);
-# GOFLAGS fixed so a caller's GOFLAGS (e.g. -mod=mod) can't change go.sum. The
-# same flags as the control plane's build, so their compiled packages are shared.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
-P=${BUILD_PARALLEL:-2}
-NICE=(nice -n 10)
-command -v nice >/dev/null 2>&1 || NICE=()
+# Go >= 1.25, GOV, and the build settings (the same flags as the control plane's
+# build, so their compiled packages are shared).
+gb_go_env 1.25 "the control plane's k8s.io modules have 'go 1.25'"
 
 # Stamp the versions the way upstream's Makefile does, so `helm version` reports
 # $VERSION and the chart capabilities report the Kubernetes minor helm was built with.
@@ -88,10 +50,7 @@ for pkg in pkg/lint/rules pkg/chartutil; do
   LDFLAGS+=" -X $MODULE/$pkg.k8sVersionMajor=1 -X $MODULE/$pkg.k8sVersionMinor=$K8S_MINOR"
 done
 
-TMP="$VDIR/bin.tmp"
-rm -rf "$TMP"
-mkdir -p "$TMP"
-trap 'rm -rf "$TMP"' EXIT
+gb_tmp_bin "$VDIR/bin.tmp"
 
 log "building helm $VERSION (k8s.io $K8S_VERSION) with $GOV (-p $P) into $OUT"
 start=$(date +%s)
@@ -105,8 +64,6 @@ start=$(date +%s)
   echo "BUILD_SECONDS=$(($(date +%s) - start))"
 } >"$TMP/BUILDINFO"
 
-rm -rf "$BIN"
-mv "$TMP" "$BIN"
-trap - EXIT
+gb_install_bin "$BIN"
 log "built in $(($(date +%s) - start))s: $(ls -l "$OUT")"
 echo "$OUT"

@@ -24,18 +24,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+GB_NAME=consul
+# shellcheck source=e2e/lib/go-build.sh
+source "$HERE/../../../e2e/lib/go-build.sh" # log, die, modver, gb_*
 MODULE=github.com/hashicorp/consul
-
-log() { printf '[consul/build] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Version of a required module, read from go.mod (no network, no module graph).
-modver() {
-  awk -v m="$1" '
-    { sub(/^[ \t]*require[ \t]+/, "") ; sub(/^[ \t]+/, "") }
-    $1 == m && $2 ~ /^v[0-9]/ { print $2; exit }
-  ' "$2"
-}
 
 VERSION=$(modver "$MODULE" "$HERE/go.mod")
 [[ -n $VERSION ]] || die "could not read the $MODULE version from $HERE/go.mod"
@@ -54,40 +46,13 @@ VDIR="$CACHE_ROOT/consul/$VERSION"
 BIN="$VDIR/bin"
 OUT="$BIN/consul"
 
-if [[ ${FORCE_REBUILD:-} != 1 && -x $OUT ]]; then
-  log "up to date: $OUT"
-  echo "$OUT"
-  exit 0
-fi
+# Exit at once if built; else take the build lock and check again.
+gb_lock_or_exit_if_built "$VDIR" "$OUT" test -x "$OUT"
 
-mkdir -p "$VDIR"
-# Serialise concurrent builds of the same version (e.g. parallel CI jobs).
-exec 9>"$VDIR/.lock"
-if command -v flock >/dev/null 2>&1; then
-  log "waiting for build lock $VDIR/.lock"
-  flock 9
-fi
-# Someone else may have finished the build while we waited.
-if [[ ${FORCE_REBUILD:-} != 1 && -x $OUT ]]; then
-  log "up to date: $OUT"
-  echo "$OUT"
-  exit 0
-fi
+# Go (>= 1.20), GOV, and the build settings (GOTOOLCHAIN=local, fixed GOFLAGS, P, NICE).
+gb_go_env 1.20
 
-command -v go >/dev/null 2>&1 || die "go not found in PATH (need Go >= 1.20)"
-GOV=$(go env GOVERSION) # e.g. go1.26.8
-
-# Build settings. GOTOOLCHAIN=local: never download a toolchain (offline CI);
-# GOFLAGS fixed so a caller's GOFLAGS (e.g. -mod=mod) can't change go.sum.
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
-P=${BUILD_PARALLEL:-2}
-NICE=(nice -n 10)
-command -v nice >/dev/null 2>&1 || NICE=()
-
-TMP="$VDIR/bin.tmp"
-rm -rf "$TMP"
-mkdir -p "$TMP"
-trap 'rm -rf "$TMP"' EXIT
+gb_tmp_bin "$VDIR/bin.tmp"
 
 log "building consul $VERSION with $GOV (-p $P) into $OUT"
 start=$(date +%s)
@@ -101,8 +66,6 @@ start=$(date +%s)
   echo "BUILD_SECONDS=$(($(date +%s) - start))"
 } >"$TMP/BUILDINFO"
 
-rm -rf "$BIN"
-mv "$TMP" "$BIN"
-trap - EXIT
+gb_install_bin "$BIN"
 log "built in $(($(date +%s) - start))s: $(ls -l "$OUT")"
 echo "$OUT"
