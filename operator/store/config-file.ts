@@ -21,8 +21,8 @@
  * logged and counted, and the file is rewritten whole after RETRY_MS.
  * docs/decisions/0025-config-history-durable-and-bounded.md.
  */
-import { closeSync, fdatasync, fdatasyncSync, openSync, renameSync, writeSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { closeSync, fdatasyncSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -35,6 +35,7 @@ import type { Logger } from '../../common/logger.js';
 import type { ConfigHistory } from '../registry/config-history.js';
 import { decodeLine, encodeLine, StoreCorruptError } from './codec.js';
 import { syncPath } from './fsync.js';
+import { appendWhole, datasync, readIfExists, replaceWith, syncAndClose } from './journal.js';
 
 export const CONFIG_FILE = 'config-history.jsonl';
 const RETRY_MS = 5_000;
@@ -206,13 +207,8 @@ export class ConfigFile {
   }
 
   async load(): Promise<ServiceConfigRecord[]> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    const bytes = await readIfExists(this.path);
+    if (bytes === undefined) return [];
     const decoded = decodeConfigFile(this.path, bytes);
     if (decoded.dropped !== undefined)
       this.opts.logger.warn(
@@ -265,8 +261,7 @@ export class ConfigFile {
     }
     const bytes = Buffer.from(line);
     try {
-      const n = (this.opts.appendSync ?? writeSync)(fd, bytes);
-      if (n !== bytes.length) throw new Error(`short write: ${n} of ${bytes.length}`);
+      appendWhole(fd, bytes, this.opts.appendSync);
       if (this.opts.fsync === 'always') fdatasyncSync(fd);
       else this.unsynced = true;
     } catch (err) {
@@ -317,9 +312,7 @@ export class ConfigFile {
     if (!this.unsynced || fd === undefined) return;
     this.unsynced = false;
     try {
-      await new Promise<void>((resolve, reject) =>
-        fdatasync(fd, (err) => (err ? reject(err) : resolve())),
-      );
+      await datasync(fd);
     } catch (err) {
       if (this.fd !== fd) return; // a rewrite replaced the file and synced it
       this.unsynced = true;
@@ -340,15 +333,7 @@ export class ConfigFile {
       await writeFile(tmp, text);
       // From here without yielding: the changes appended meanwhile follow the records.
       const rest = this.pendingForRewrite.join('');
-      const fd = openSync(tmp, 'a');
-      try {
-        if (rest.length > 0) writeSync(fd, rest);
-        fdatasyncSync(fd);
-        renameSync(tmp, this.path);
-      } catch (err) {
-        closeSync(fd);
-        throw err;
-      }
+      const fd = replaceWith(tmp, 'a', rest, this.path);
       this.swap(fd, Buffer.byteLength(text) + Buffer.byteLength(rest), records, text);
       await syncPath(this.opts.dir);
     } catch (err) {
@@ -368,15 +353,7 @@ export class ConfigFile {
     const records = [...(this.history?.all() ?? [])];
     const tmp = `${this.path}.tmp`;
     const text = encodeConfigFile(records);
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, text);
-      fdatasyncSync(fd);
-      renameSync(tmp, this.path);
-    } catch (err) {
-      closeSync(fd);
-      throw err;
-    }
+    const fd = replaceWith(tmp, 'w', text, this.path);
     this.swap(fd, Buffer.byteLength(text), records, text);
   }
 
@@ -417,10 +394,6 @@ export class ConfigFile {
     const fd = this.fd;
     this.fd = undefined;
     if (fd === undefined) return;
-    try {
-      if (this.unsynced) fdatasyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    syncAndClose(fd, this.unsynced);
   }
 }

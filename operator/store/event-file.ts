@@ -17,16 +17,8 @@
  * starts a new epoch: snapshots, never a replay with a hole) and the next compaction restores
  * it.
  */
-import {
-  closeSync,
-  fdatasync,
-  fdatasyncSync,
-  ftruncateSync,
-  openSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { closeSync, ftruncateSync, openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -36,6 +28,7 @@ import type { RegistryEvent } from '../../common/wire.js';
 import type { EventLog } from '../events/log.js';
 import { decodeLine, encodeLine, frame } from './codec.js';
 import { syncPath } from './fsync.js';
+import { appendWhole, datasync, readIfExists, replaceWith, syncAndClose } from './journal.js';
 
 export const EVENTS_FILE = 'events.jsonl';
 /** How long after a failed write or compaction the next compaction is tried. */
@@ -138,13 +131,8 @@ export class EventFile {
 
   /** What the file holds; undefined when there is none or it cannot be continued (said why). */
   async load(): Promise<KeptEvents | undefined> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    const bytes = await readIfExists(this.path);
+    if (bytes === undefined) return undefined;
     const decoded = decodeEvents(bytes);
     if (!decoded.ok) {
       if (bytes.length > 0)
@@ -201,8 +189,7 @@ export class EventFile {
     if (fd === undefined || this.broken) return;
     const line = Buffer.from(frame(json));
     try {
-      const written = (this.opts.appendSync ?? writeSync)(fd, line);
-      if (written !== line.length) throw new Error(`short write: ${written} of ${line.length}`);
+      appendWhole(fd, line, this.opts.appendSync);
     } catch (err) {
       this.failed(err as Error, event.seq);
       return;
@@ -256,9 +243,7 @@ export class EventFile {
     if (!this.unsynced || fd === undefined) return;
     this.unsynced = false;
     try {
-      await new Promise<void>((resolve, reject) =>
-        fdatasync(fd, (err) => (err ? reject(err) : resolve())),
-      );
+      await datasync(fd);
     } catch (err) {
       // A compaction that replaced the file meanwhile synced the new one itself.
       if (this.fd !== fd) return;
@@ -283,15 +268,7 @@ export class EventFile {
       const since = log.epoch === epoch ? log.since(upTo) : undefined;
       if (since === undefined) throw new Error('the log moved past the rewrite; tried again');
       const rest = since.map((e) => frame(log.serialized(e))).join('');
-      const fd = openSync(tmp, 'a');
-      try {
-        if (rest.length > 0) writeSync(fd, rest);
-        fdatasyncSync(fd);
-        renameSync(tmp, this.path);
-      } catch (err) {
-        closeSync(fd);
-        throw err;
-      }
+      const fd = replaceWith(tmp, 'a', rest, this.path);
       const old = this.fd;
       this.fd = fd;
       if (old !== undefined) closeSync(old);
@@ -316,16 +293,7 @@ export class EventFile {
   private rewriteNow(log: EventLog): void {
     const tmp = `${this.path}.tmp`;
     const text = fileText(log.epoch, log.heldAfter, log.held());
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, text);
-      fdatasyncSync(fd);
-      renameSync(tmp, this.path);
-    } catch (err) {
-      closeSync(fd);
-      throw err;
-    }
-    closeSync(fd);
+    closeSync(replaceWith(tmp, 'w', text, this.path));
     this.fd = openSync(this.path, 'a');
     this.fileEvents = log.lastSeq - log.heldAfter;
     this.fileBytes = Buffer.byteLength(text);
@@ -340,11 +308,7 @@ export class EventFile {
     const fd = this.fd;
     this.fd = undefined;
     if (fd === undefined) return;
-    try {
-      if (this.unsynced) fdatasyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    syncAndClose(fd, this.unsynced);
   }
 }
 
