@@ -3,6 +3,10 @@
  * parsed and as sent (a replay must be byte for byte what was sent before).
  */
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach } from '@jest/globals';
 import WebSocket from 'ws';
 import { STREAM_EPOCH_HEADER } from '../../common/wire.js';
 
@@ -46,4 +50,28 @@ export function exited(proc: ChildProcess): Promise<void> {
     if (proc.exitCode !== null || proc.signalCode !== null) resolve();
     else proc.once('exit', () => resolve());
   });
+}
+
+/**
+ * The fixture of a test file that runs operator processes on a kept store: the children and
+ * sockets its tests start (killed and closed after each test), and a temp `root` (removed after
+ * the file) holding the `resources` folder the operators read.
+ */
+export function operatorProcesses(prefix: string): {
+  children: ChildProcess[];
+  sockets: WebSocket[];
+  root: string;
+  resources: string;
+} {
+  const children: ChildProcess[] = [];
+  const sockets: WebSocket[] = [];
+  afterEach(() => {
+    for (const ws of sockets.splice(0)) ws.terminate();
+    for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+  });
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const resources = join(root, 'resources');
+  mkdirSync(resources);
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  return { children, sockets, root, resources };
 }

@@ -4,33 +4,15 @@
  * operator killed right after announcing it never hands that number out again for other
  * content (operator/store/config-file.ts).
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { configHash } from '../../common/config-version.js';
 import { spawnListening } from '../helpers/spawn.js';
-import { exited, until } from '../helpers/stream-subscriber.js';
+import { exited, operatorProcesses, until } from '../helpers/stream-subscriber.js';
 
-const children: ChildProcess[] = [];
-const sockets: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of sockets.splice(0)) ws.terminate();
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
-
-let root: string;
-let resources: string;
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'maxine-config-kill9-'));
-  resources = join(root, 'resources');
-  await mkdir(resources);
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const { children, sockets, root, resources } = operatorProcesses('maxine-config-kill9-');
 
 const writeCart = (config: Record<string, string>): Promise<void> =>
   writeFile(

@@ -4,33 +4,14 @@
  * of exactly what it missed, identical to what it was sent before; a torn last line is dropped
  * and the epoch continues; a `since` older than the kept log gets a snapshot.
  */
-import type { ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type WebSocket from 'ws';
+import { describe, expect, it } from '@jest/globals';
 import { spawnListening } from '../helpers/spawn.js';
-import { exited, subscribe, until } from '../helpers/stream-subscriber.js';
+import { exited, operatorProcesses, subscribe, until } from '../helpers/stream-subscriber.js';
 import type { Wire } from '../helpers/stream-subscriber.js';
 
-const children: ChildProcess[] = [];
-const sockets: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of sockets.splice(0)) ws.terminate();
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
-
-let root: string;
-let resources: string;
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'maxine-store-events-'));
-  resources = join(root, 'resources');
-  await mkdir(resources);
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const { children, sockets, root, resources } = operatorProcesses('maxine-store-events-');
 
 async function startStore(dir: string, extra: string[] = []) {
   const started = await spawnListening(
