@@ -10,19 +10,17 @@
  * Same environment knobs as bench/run.js (BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS,
  * BENCH_CONNECTIONS, BENCH_PIPELINING, BENCH_NODE) plus BENCH_PEERS, BENCH_ETCD, BENCH_CONSUL.
  */
-import { Buffer } from 'node:buffer';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  freePort,
   httpRequest,
   OPERATOR_MAIN,
   runMain,
-  startChild,
+  startBaseline,
   startOperator,
+  startWatchdog,
   stopChild,
 } from './processes.js';
 import {
@@ -49,6 +47,7 @@ import {
   loadConfig,
   operatorFlags,
   registerDiscoveryInstances,
+  rowsOf,
   runRounds,
   scenarios,
   serverNode,
@@ -57,10 +56,8 @@ import {
 } from './run.js';
 
 /** @typedef {import('./processes.js').Child} Child */
-/** @typedef {import('./report.js').Row} Row */
 
 const RESULTS = join(import.meta.dirname, 'RESULTS-peers.md');
-const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 /** bench/run.js's scenarios kept here: the reference and Maxine's discovery, anonymous and secured. */
 const KEPT = new Set(['baseline-get', 'discover', 'discover-auth']);
 
@@ -69,11 +66,7 @@ async function main() {
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
   const perRound = (4 + PEER_RUNS_PER_ROUND) * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 300) * 1000;
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`bench:peers: over its time budget of ${budgetMs / 1000} s, aborting\n`);
-    process.exit(1);
-  }, budgetMs);
-  watchdog.unref();
+  startWatchdog('bench:peers', budgetMs);
 
   const host = machine();
   const started = new Date();
@@ -97,13 +90,7 @@ async function main() {
     await registerDiscoveryInstances(secured);
     const answer = await httpRequest({ port: operator.port, path: DISCOVER_PATH });
     if (answer.status !== 200) throw new Error(`GET ${DISCOVER_PATH}: ${answer.status}`);
-    const baselinePort = await freePort();
-    baseline = await startChild({
-      name: 'baseline',
-      port: baselinePort,
-      readyPath: '/',
-      args: [BASELINE_MAIN, String(baselinePort), Buffer.from(answer.body).toString('base64')],
-    });
+    baseline = await startBaseline(answer.body);
     peers = await startPeers(tmp);
     if (peers.started.length === 0) {
       throw new Error(
@@ -122,14 +109,7 @@ async function main() {
       resources,
       peers,
     }).filter((s) => KEPT.has(s.key) || PEER_KEYS.includes(s.key));
-    /** @type {Row[]} */
-    const rows = list.map((s) => ({
-      key: s.key,
-      label: s.label,
-      reference: s.reference,
-      rounds: [],
-      ...(s.reference !== undefined && { paired: [] }),
-    }));
+    const rows = rowsOf(list);
     await runRounds(config, list, rows);
     const loadAfter = machine().load;
     await stopPeers(peers); // notes their memory for the results

@@ -4,6 +4,7 @@
  * generator (autocannon, in the bench process) and the server never share an event loop.
  * Every child is recorded and killed when the bench exits, also on error or on a signal.
  */
+import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -108,6 +109,7 @@ export const SERVER_NODE = process.env.BENCH_NODE ?? process.execPath;
 
 /** The built operator (`npm run build`). */
 export const OPERATOR_MAIN = join(import.meta.dirname, '..', 'dist', 'operator', 'main.js');
+const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 
 /**
  * Starts an operator from dist/ in its own process on a free port of 127.0.0.1, with the
@@ -214,6 +216,36 @@ export async function stopChild(child, graceMs = 5000) {
     proc.kill('SIGKILL');
     await exited;
   }
+}
+
+/**
+ * bench/baseline-server.js answering `answer` (a discovery answer's bytes) on a free port: the
+ * bare `node:http` reference the discovery scenarios are compared with.
+ * @param {Uint8Array | string} answer
+ * @returns {Promise<Child>}
+ */
+export async function startBaseline(answer) {
+  const port = await freePort();
+  return startChild({
+    name: 'baseline',
+    port,
+    readyPath: '/',
+    args: [BASELINE_MAIN, String(port), Buffer.from(answer).toString('base64')],
+  });
+}
+
+/**
+ * Ends the process (exit 1) once `budgetMs` has passed, so that a stuck run cannot go on
+ * forever; the timer does not keep the process alive.
+ * @param {string} name the run, in the message (`bench`, `soak`)
+ * @param {number} budgetMs
+ */
+export function startWatchdog(name, budgetMs) {
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`${name}: over its time budget of ${budgetMs / 1000} s, aborting\n`);
+    process.exit(1);
+  }, budgetMs);
+  watchdog.unref();
 }
 
 /**

@@ -38,7 +38,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { measure } from './load.js';
@@ -49,8 +48,10 @@ import {
   rssOf,
   runMain,
   SERVER_NODE,
+  startBaseline,
   startChild,
   startOperator,
+  startWatchdog,
   stopChild,
 } from './processes.js';
 import {
@@ -89,7 +90,6 @@ import {
 
 const ROOT = join(import.meta.dirname, '..');
 const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
-const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
 const RESULTS = join(import.meta.dirname, 'RESULTS.md');
 const NAMESPACE = 'bench';
@@ -613,13 +613,7 @@ async function measureThroughput(config, tmp, profileDir) {
         port: 8080,
       }),
     });
-    const baselinePort = await freePort();
-    baseline = await startChild({
-      name: 'baseline',
-      port: baselinePort,
-      readyPath: '/',
-      args: [BASELINE_MAIN, String(baselinePort), body.toString('base64')],
-    });
+    baseline = await startBaseline(body);
     sidecar = await startSidecar(operator);
     const sidecarAnswer = await fetchAnswer(sidecar, SIDECAR_PATH);
     if (sidecarAnswer.length !== body.length)
@@ -642,14 +636,7 @@ async function measureThroughput(config, tmp, profileDir) {
       resources,
       peers,
     });
-    /** @type {Row[]} */
-    const rows = list.map((s) => ({
-      key: s.key,
-      label: s.label,
-      reference: s.reference,
-      rounds: [],
-      ...(s.reference !== undefined && { paired: [] }),
-    }));
+    const rows = rowsOf(list);
     await runRounds(config, list, rows);
     const sidecarLoaded = rssOf(sidecar.pid);
     return {
@@ -674,6 +661,21 @@ async function measureThroughput(config, tmp, profileDir) {
     await stopChild(secured);
     await stopChild(operator);
   }
+}
+
+/**
+ * A result row per scenario, empty; a compared scenario's also keeps its reference's runs.
+ * @param {ReturnType<typeof scenarios>} list
+ * @returns {Row[]}
+ */
+function rowsOf(list) {
+  return list.map((s) => ({
+    key: s.key,
+    label: s.label,
+    reference: s.reference,
+    rounds: [],
+    ...(s.reference !== undefined && { paired: [] }),
+  }));
 }
 
 /**
@@ -753,11 +755,7 @@ async function main() {
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
   const perRound = (14 + PEER_RUNS_PER_ROUND) * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`bench: over its time budget of ${budgetMs / 1000} s, aborting\n`);
-    process.exit(1);
-  }, budgetMs);
-  watchdog.unref();
+  startWatchdog('bench', budgetMs);
 
   const host = machine();
   const started = new Date();
@@ -1012,6 +1010,7 @@ export {
   loadConfig,
   operatorFlags,
   registerDiscoveryInstances,
+  rowsOf,
   runRounds,
   scenarios,
   serverNode,

@@ -54,19 +54,19 @@ import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { clearInterval, setInterval, setTimeout } from 'node:timers';
+import { clearInterval, setInterval } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import WebSocket from 'ws';
 import {
-  freePort,
   httpRequest,
   OPERATOR_MAIN,
   rssOf,
   runMain,
   SERVER_NODE,
-  startChild,
+  startBaseline,
   startOperator,
+  startWatchdog,
   stopChild,
 } from './processes.js';
 import { hostOf, registerMany } from './registrations.js';
@@ -84,7 +84,6 @@ import {
 /** @typedef {import('./probe.js').PhaseFigures} PhaseFigures */
 
 const PROBE = join(import.meta.dirname, 'probe.js');
-const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 const RESULTS = join(import.meta.dirname, 'RESULTS.md');
 const RESULTS_SOAK = join(import.meta.dirname, 'RESULTS-soak.md');
 const NAMESPACE = 'soak';
@@ -835,15 +834,9 @@ async function soak(config, tmp) {
  * @param {Config} config
  */
 async function measureBaseline(body, config) {
-  const port = await freePort();
-  const server = await startChild({
-    name: 'baseline',
-    port,
-    readyPath: '/',
-    args: [BASELINE_MAIN, String(port), Buffer.from(body).toString('base64')],
-  });
+  const server = await startBaseline(body);
   try {
-    const probe = startProbe(port, config, {});
+    const probe = startProbe(server.port, config, {});
     probe.phase('baseline');
     await sleep(config.idleSeconds * 1000);
     const [figures] = await probe.stop();
@@ -1114,11 +1107,7 @@ function spliceIntoResults() {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`soak: over its time budget of ${config.budgetSec} s, aborting\n`);
-    process.exit(1);
-  }, config.budgetSec * 1000);
-  watchdog.unref();
+  startWatchdog('soak', config.budgetSec * 1000);
   const host = machine();
   const started = new Date();
   const tmp = mkdtempSync(join(tmpdir(), 'maxine-soak-'));
