@@ -21,7 +21,6 @@
  * ratio, BENCH_SIDECAR_SERVICES (1000), BENCH_SIDECAR_FLAG_SETS, BENCH_IMPORTS (1; 0 skips the
  * per-module costs).
  */
-import { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,8 +35,10 @@ import {
   OPERATOR_MAIN,
   rssOf,
   SERVER_NODE,
+  startBaseline,
   startChild,
   startOperator,
+  startOperatorFrom,
   stopChild,
 } from './processes.js';
 import { hostOf, registerMany } from './registrations.js';
@@ -54,28 +55,12 @@ import { commandLine, intEnv, machine, writeAtomically } from './report.js';
  * @param {string[]} nodeFlags
  * @returns {Promise<Child>}
  */
-async function startOperatorAt(main, resources, name, nodeFlags = []) {
-  if (main === OPERATOR_MAIN) return startOperator(resources, name, nodeFlags, BULK_LIMITS);
-  const port = await freePort();
-  const extra = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  return startChild({
-    name,
-    port,
-    readyPath: '/readyz',
-    args: [
-      ...extra,
-      ...nodeFlags,
-      main,
-      ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
-      ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
-      ...BULK_LIMITS,
-    ],
-  });
+function startOperatorAt(main, resources, name, nodeFlags = []) {
+  return startOperatorFrom(main, { resources, name, nodeFlags, operatorArgs: BULK_LIMITS });
 }
 
 const ROOT = join(import.meta.dirname, '..');
 const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
-const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
 const HEAP_HOOK = join(import.meta.dirname, 'heap-hook.js');
 /** BENCH_MEMORY_RESULTS: another file for exploratory runs (flag trials), so they leave the results alone. */
 const RESULTS = process.env.BENCH_MEMORY_RESULTS ?? join(import.meta.dirname, 'RESULTS-memory.md');
@@ -244,13 +229,7 @@ async function discoveryRatio(config, tmp, main = OPERATOR_MAIN) {
     });
     const path = '/api/v1/discover/bench/api';
     const res = await httpRequest({ port: operator.port, path });
-    const port = await freePort();
-    baseline = await startChild({
-      name: 'baseline',
-      port,
-      readyPath: '/',
-      args: [BASELINE_MAIN, String(port), Buffer.from(res.body).toString('base64')],
-    });
+    baseline = await startBaseline(res.body);
     const spec = {
       connections: 50,
       pipelining: 1,
@@ -308,13 +287,7 @@ async function sidecarFootprint(config, tmp) {
         version: 'v1',
       }),
     });
-    const port = await freePort();
-    baseline = await startChild({
-      name: 'baseline',
-      port,
-      readyPath: '/',
-      args: [BASELINE_MAIN, String(port), Buffer.from('{}').toString('base64')],
-    });
+    baseline = await startBaseline('{}');
     await sleep(SETTLE_MS);
     const bare = rssOf(baseline.pid);
     const rows = [];

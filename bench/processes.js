@@ -120,7 +120,20 @@ const BASELINE_MAIN = join(import.meta.dirname, 'baseline-server.js');
  * @param {string[]} [operatorArgs]
  * @returns {Promise<Child>}
  */
-export async function startOperator(resources, name, nodeFlags = [], operatorArgs = []) {
+export function startOperator(resources, name, nodeFlags = [], operatorArgs = []) {
+  return startOperatorFrom(OPERATOR_MAIN, { resources, name, nodeFlags, operatorArgs });
+}
+
+/**
+ * startOperator with another build's operator `main` (bench/memory.js's before/after runs).
+ * @param {string} main
+ * @param {{ resources: string, name: string, nodeFlags?: string[], operatorArgs?: string[] }} o
+ * @returns {Promise<Child>}
+ */
+export async function startOperatorFrom(
+  main,
+  { resources, name, nodeFlags = [], operatorArgs = [] },
+) {
   const port = await freePort();
   const extra = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   return startChild({
@@ -130,7 +143,7 @@ export async function startOperator(resources, name, nodeFlags = [], operatorArg
     args: [
       ...extra,
       ...nodeFlags,
-      OPERATOR_MAIN,
+      main,
       ...['--resources', resources, '--host', '127.0.0.1', '--port', String(port)],
       ...['--log-level', 'warn', '--default-ttl-seconds', '3600'],
       ...operatorArgs,
