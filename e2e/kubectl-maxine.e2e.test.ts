@@ -11,14 +11,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
-import { installCrds, kubectl as kubectlIn } from './operator-identity.js';
+import { installCrds, kubectl as kubectlIn, writeTokenKubeconfig } from './operator-identity.js';
 import { startInjectingOperator } from './injection.js';
 import { eventually } from '../test/helpers/operator.js';
 import { missingFromScrape } from '../monitoring/scrape-check.js';
@@ -74,25 +73,13 @@ async function register(host: string): Promise<void> {
 async function kubeconfigWithoutRights(): Promise<string> {
   await kubectl(['create', 'serviceaccount', 'nobody', '-n', 'default']);
   const token = (await kubectl(['create', 'token', 'nobody', '-n', 'default'])).trim();
-  const adminConfig = parse(await readFile(cp.kubeconfig, 'utf8')) as {
-    clusters: { name: string }[];
-  };
-  const cluster = adminConfig.clusters[0] as { name: string };
   const path = join(work, 'nobody.kubeconfig');
-  await writeFile(
-    path,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [cluster],
-      users: [{ name: 'nobody', user: { token } }],
-      contexts: [
-        { name: 'nobody', context: { cluster: cluster.name, user: 'nobody', namespace: 'shop' } },
-      ],
-      'current-context': 'nobody',
-    }),
-    { mode: 0o600 },
-  );
+  await writeTokenKubeconfig(cp, path, {
+    user: 'nobody',
+    token,
+    context: 'nobody',
+    namespace: 'shop',
+  });
   return path;
 }
 

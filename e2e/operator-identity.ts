@@ -42,25 +42,45 @@ export async function operatorKubeconfig(cp: ControlPlane): Promise<string> {
       '--duration=2h',
     ])
   ).trim();
+  const path = join(cp.dir, 'operator.kubeconfig');
+  await writeTokenKubeconfig(cp, path, {
+    user: OPERATOR_SERVICE_ACCOUNT,
+    token,
+    context: 'operator',
+  });
+  return path;
+}
+
+/**
+ * Writes a kubeconfig at `path` (mode 0600) that reaches `cp`'s cluster as `user` with a bearer
+ * `token`, in a context named `context` (with a default `namespace` when given).
+ */
+export async function writeTokenKubeconfig(
+  cp: ControlPlane,
+  path: string,
+  who: { user: string; token: string; context: string; namespace?: string },
+): Promise<void> {
   const admin = parse(await readFile(cp.kubeconfig, 'utf8')) as Kubeconfig;
   const cluster = admin.clusters[0];
   if (cluster === undefined) throw new Error(`no cluster in ${cp.kubeconfig}`);
-  const path = join(cp.dir, 'operator.kubeconfig');
+  const { user, token, context, namespace } = who;
   await writeFile(
     path,
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [cluster],
-      users: [{ name: OPERATOR_SERVICE_ACCOUNT, user: { token } }],
+      users: [{ name: user, user: { token } }],
       contexts: [
-        { name: 'operator', context: { cluster: cluster.name, user: OPERATOR_SERVICE_ACCOUNT } },
+        {
+          name: context,
+          context: { cluster: cluster.name, user, ...(namespace !== undefined && { namespace }) },
+        },
       ],
-      'current-context': 'operator',
+      'current-context': context,
     }),
     { mode: 0o600 },
   );
-  return path;
 }
 
 /** Installs the CRDs and waits until the API server serves them. */
