@@ -80,6 +80,7 @@ async function runChecked(written: string, command: string, expected?: string): 
   }
   process.stderr.write(`[tutorial] $ ${command}\n${r.stdout}\n`);
   if (r.code !== 0 || (expected !== undefined && !outputMatches(expected, r.stdout))) {
+    process.stderr.write(`[tutorial] kubelet stand-in errors: ${kubelet.errors.join('; ')}\n`);
     for (const [key, p] of kubelet.pods)
       process.stderr.write(
         `[tutorial] sidecar of ${key}:\n${p.sidecar?.log.join('').slice(-3000)}\n`,
@@ -120,6 +121,10 @@ async function execInPod(command: string, expected?: string): Promise<void> {
   if (running?.sidecar === undefined)
     throw new Error(`no running pod with a sidecar for ${command}`);
   expect(running.pod.spec.initContainers?.map((c) => c.name)).toContain('maxine-sidecar');
+  // The pod was Ready only once Maxine found it healthy: the gate the webhook added.
+  expect(
+    (running.pod.spec as { readinessGates?: { conditionType: string }[] }).readinessGates,
+  ).toContainEqual({ conditionType: 'maxine.io/healthy' });
   expect(
     (running.pod.spec as { containers: { name: string }[] }).containers.map((c) => c.name),
   ).toContain(container);
