@@ -26,6 +26,7 @@ import type { Operator } from '../../operator/operator.js';
 import { loadKubeParts } from '../../operator/kube/load-parts.js';
 import { createLogger } from '../../common/logger.js';
 import { eventually } from '../../test/helpers/operator.js';
+import { withoutHostFlags } from './commands.js';
 
 export interface RunResult {
   code: number;
@@ -217,33 +218,6 @@ interface Deployment {
     selector: { matchLabels: Record<string, string> };
     template: { spec: { serviceAccountName?: string; containers: Container[] } };
   };
-}
-
-/** Flags whose in-cluster values (addresses, the in-cluster ServiceAccount) this host replaces. */
-const HOST_FLAGS = new Set([
-  'host',
-  'port',
-  'kubeconfig',
-  'webhook-host',
-  'webhook-port',
-  'webhook-ips',
-  'webhook-dns-names',
-  'sidecar-operator-url',
-  'advertise-url',
-]);
-
-/** `args` without the HOST_FLAGS (`--flag value` and `--flag=value` alike). */
-function withoutHostFlags(args: readonly string[]): string[] {
-  const kept: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const m = /^--([a-z-]+)(=.*)?$/.exec(args[i]!);
-    if (m !== null && HOST_FLAGS.has(m[1]!)) {
-      if (m[2] === undefined) i++;
-      continue;
-    }
-    kept.push(args[i]!);
-  }
-  return kept;
 }
 
 /**

@@ -33,6 +33,8 @@ import { run as runProcess } from '../helm/helm.js';
 import type { Operator } from '../../operator/operator.js';
 import { yamlFiles } from '../../test/helpers/files.js';
 import { isWrite, outputMatches, parseTutorial } from './markdown.js';
+import { parseExec, parsePortForward } from './commands.js';
+import { kubectl as kubectlIn } from '../operator-identity.js';
 import type { ShellBlock } from './markdown.js';
 import { Kubelet, Shell, startOperatorOf } from './stand-ins.js';
 import type { RunResult } from './stand-ins.js';
@@ -101,57 +103,45 @@ const substituted = (command: string) =>
   [...substitutions].reduce((c, [from, to]) => c.split(from).join(to), command);
 
 /** `kubectl exec deploy/D -n NS -c C -- CMD`: CMD on this host, against the pod's sidecar. */
-async function execInPod(command: string, expected?: string): Promise<void> {
-  const m = /^kubectl exec deploy\/([a-z0-9-]+) -n ([a-z0-9-]+) -c ([a-z0-9-]+) -- (.+)$/.exec(
-    command,
-  );
-  if (m === null)
-    throw new Error(`exec-in-pod runs kubectl exec deploy/D -n NS -c C -- CMD, not: ${command}`);
-  const [, deployment, namespace, container, inner] = m as unknown as [
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
+async function execInPod(line: string, expected?: string): Promise<void> {
+  const exec = parseExec(line);
+  if (exec === undefined)
+    throw new Error(`exec-in-pod runs kubectl exec deploy/D -n NS -c C -- CMD, not: ${line}`);
   const spec = JSON.parse(
-    (await cp.kubectl(['get', 'deployment', deployment, '-n', namespace, '-o', 'json'])).stdout,
+    await kubectlIn(cp, ['get', 'deployment', exec.deployment, '-n', exec.namespace, '-o', 'json']),
   ) as { spec: { selector: { matchLabels: Record<string, string> } } };
-  const running = kubelet.podWith(namespace, spec.spec.selector.matchLabels);
-  if (running?.sidecar === undefined)
-    throw new Error(`no running pod with a sidecar for ${command}`);
-  expect(running.pod.spec.initContainers?.map((c) => c.name)).toContain('maxine-sidecar');
+  const running = kubelet.podWith(exec.namespace, spec.spec.selector.matchLabels);
+  if (running?.sidecar === undefined) throw new Error(`no running pod with a sidecar for ${line}`);
+  const pod = running.pod.spec as {
+    containers: { name: string }[];
+    initContainers?: { name: string }[];
+    readinessGates?: { conditionType: string }[];
+  };
+  expect(pod.initContainers?.map((c) => c.name)).toContain('maxine-sidecar');
   // The pod was Ready only once Maxine found it healthy: the gate the webhook added.
-  expect(
-    (running.pod.spec as { readinessGates?: { conditionType: string }[] }).readinessGates,
-  ).toContainEqual({ conditionType: 'maxine.io/healthy' });
-  expect(
-    (running.pod.spec as { containers: { name: string }[] }).containers.map((c) => c.name),
-  ).toContain(container);
-  const sidecar = new URL(running.sidecar.url).host;
-  const local = inner
+  expect(pod.readinessGates).toContainEqual({ conditionType: 'maxine.io/healthy' });
+  expect(pod.containers.map((c) => c.name)).toContain(exec.container);
+  const local = exec.command
     .split('localhost:7711')
-    .join(sidecar)
+    .join(new URL(running.sidecar.url).host)
     .split('localhost:7712')
     .join(`127.0.0.1:${running.proxyPort}`);
-  ran.push(command);
-  await runChecked(command, local, expected);
+  ran.push(line);
+  await runChecked(line, local, expected);
 }
 
 /** `kubectl port-forward -n NS svc/S PORT ... &`: later commands reach the operator instead. */
-async function portForward(command: string): Promise<void> {
-  const m = /^kubectl port-forward -n ([a-z0-9-]+) svc\/([a-z0-9-]+) (\d+)(:\d+)?( .*)? &$/.exec(
-    command,
-  );
-  if (m === null)
-    throw new Error(`port-forward runs kubectl port-forward -n NS svc/S PORT &, not: ${command}`);
+async function portForward(line: string): Promise<void> {
+  const forward = parsePortForward(line);
+  if (forward === undefined)
+    throw new Error(`port-forward runs kubectl port-forward -n NS svc/S PORT ... &, not: ${line}`);
   // The Service exists and has the port: the forward would reach the operator's pods.
-  const ports = JSON.parse(
-    (await cp.kubectl(['get', 'service', m[2]!, '-n', m[1]!, '-o', 'json'])).stdout,
+  const service = JSON.parse(
+    await kubectlIn(cp, ['get', 'service', forward.service, '-n', forward.namespace, '-o', 'json']),
   ) as { spec: { ports: { port: number }[] } };
-  expect(ports.spec.ports.map((p) => p.port)).toContain(Number((m[4] ?? `:${m[3]}`).slice(1)));
-  substitutions.set(`127.0.0.1:${m[3]}`, new URL(base).host);
-  ran.push(command);
+  expect(service.spec.ports.map((p) => p.port)).toContain(forward.servicePort);
+  substitutions.set(`127.0.0.1:${forward.localPort}`, new URL(base).host);
+  ran.push(line);
 }
 
 async function runBlock(block: ShellBlock): Promise<void> {
