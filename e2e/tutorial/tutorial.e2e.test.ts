@@ -56,6 +56,8 @@ let operator: Operator | undefined;
 let base = '';
 /** Text replaced in every later command: the port-forward's local address by the operator's. */
 const substitutions = new Map<string, string>();
+/** Discovery answers checked against the pods this host runs. */
+let discoveryAnswers = 0;
 /** Every command run, as written in the page. */
 const ran: string[] = [];
 
@@ -71,7 +73,7 @@ async function helmBinary(): Promise<string> {
 }
 
 /** Runs `command` in the shell; with `expected`, until the output matches (reads only). */
-async function runChecked(written: string, command: string, expected?: string): Promise<void> {
+async function runChecked(written: string, command: string, expected?: string): Promise<string> {
   const deadline = Date.now() + 15_000;
   let r: RunResult;
   for (;;) {
@@ -97,6 +99,25 @@ async function runChecked(written: string, command: string, expected?: string): 
     if (!outputMatches(expected, r.stdout))
       throw new Error(`${written}\nprinted:\n${r.stdout}\nthe page shows:\n${expected}`);
   }
+  return r.stdout;
+}
+
+/**
+ * A discovery answer printed by a command names a pod this host runs, at that pod's IP (what
+ * the page says of it; the shown output leaves id and host to `…`).
+ */
+function checkDiscoveryAnswer(stdout: string): void {
+  let answer: { instance?: { host?: string; metadata?: { pod?: string } } };
+  try {
+    answer = JSON.parse(stdout) as typeof answer;
+  } catch {
+    return; // not JSON: not a discovery answer
+  }
+  const { host, metadata } = answer.instance ?? {};
+  if (host === undefined) return;
+  const pods = [...kubelet.pods.values()].map((p) => [p.pod.metadata.name, p.pod.status.podIP]);
+  expect(pods).toContainEqual([metadata?.pod, host]);
+  discoveryAnswers += 1;
 }
 
 const substituted = (command: string) =>
@@ -127,7 +148,7 @@ async function execInPod(line: string, expected?: string): Promise<void> {
     .split('localhost:7712')
     .join(`127.0.0.1:${running.proxyPort}`);
   ran.push(line);
-  await runChecked(line, local, expected);
+  checkDiscoveryAnswer(await runChecked(line, local, expected));
 }
 
 /** `kubectl port-forward -n NS svc/S PORT ... &`: later commands reach the operator instead. */
@@ -227,6 +248,7 @@ describe(PAGE, () => {
     for (const block of tutorial.blocks) await runBlock(block);
     expect(ran).toEqual(tutorial.blocks.flatMap((b) => b.commands));
     expect(kubelet.errors).toEqual([]);
+    expect(discoveryAnswers).toBeGreaterThanOrEqual(1);
     process.stderr.write(`[tutorial] ${ran.length} commands in ${Date.now() - started} ms\n`);
   }, 240_000);
 });
