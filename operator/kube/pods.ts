@@ -113,6 +113,20 @@ function names(pods: readonly PodLike[]): string {
   return `${pods.length === 1 ? 'pod' : 'pods'} ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
 }
 
+/** A selected pod the service cannot route to: neither spec.ports nor a containerPort gives a port. */
+export function lacksPort(spec: ServiceSpec, pod: PodLike): boolean {
+  return portsOf(spec, pod).port === undefined;
+}
+
+/** What to do about pods without a port. */
+export function noPortAdvice(pods: readonly PodLike[]): string {
+  return (
+    `${names(pods)} ${pods.length === 1 ? 'declares' : 'declare'} no containerPort and the MaxineService has no spec.ports: ` +
+    `add spec.ports to the MaxineService (or a containerPort to the pod template); until then no instance exists for ` +
+    `${pods.length === 1 ? 'it' : 'them'} and ${pods.length === 1 ? 'its sidecar waits' : 'their sidecars wait'} with 503 NOT_READY`
+  );
+}
+
 /** The instance id of a pod in a service: stable, unique across namespaces and services. */
 export function podInstanceId(namespace: string, pod: string, service: string): string {
   const id = `${namespace}.${pod}.${service}`;
