@@ -1,5 +1,5 @@
-// Register this process's instance, keep it alive, and discover another service from a local
-// cache fed by the event stream. Run against a standalone operator (`npm start` in the
+// Register this process's instance, keep it alive, and discover a service (here: itself) from
+// a local cache fed by the event stream. Run against a standalone operator (`npm start` in the
 // repository): `npx tsx register-and-discover.ts http://127.0.0.1:7710`.
 import { ClientError, MaxineClient, tokenFromFile } from '@maxine/client';
 
@@ -25,9 +25,9 @@ try {
   );
 
   await client.synced();
-  const orders = await client.discover('shop/web', { strategy: 'round-robin' });
+  const web = await client.discover('shop/web', { strategy: 'round-robin' });
   console.log(
-    `discovered ${orders.id} at ${orders.host}:${orders.port} (from the cache: ${client.answersFromCache('shop/web')})`,
+    `discovered ${web.id} at ${web.host}:${web.port} (from the cache: ${client.answersFromCache('shop/web')})`,
   );
 } catch (err) {
   if (err instanceof ClientError)
