@@ -140,6 +140,11 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
     return this.cache?.state;
   }
 
+  /** How much the cache holds (its bounds are `maxServices` and `maxInstances`). */
+  get cacheSize(): { services: number; instances: number } | undefined {
+    return this.cache?.size;
+  }
+
   /** Resolves once the cache holds its first snapshot; rejects after `timeoutMs`. */
   synced(timeoutMs = 10_000): Promise<void> {
     if (this.cache === undefined)

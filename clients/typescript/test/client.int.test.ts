@@ -148,6 +148,7 @@ describe('@maxine/client against a real operator', () => {
     // The event stream delivered the registration: the cache answers.
     await until('the cache to hold shop/api', () => watcher.answersFromCache('shop/api'));
     expect((await watcher.discover('shop/api')).id).toBe(registration.id);
+    expect(watcher.cacheSize).toEqual({ services: 1, instances: 1 });
 
     // A restart without a store forgets the instance: the next heartbeat is a 404.
     await stop(first);
