@@ -35,6 +35,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/**',
+      'clients/typescript/dist/**',
       'node_modules/**',
       'coverage/**',
       'e2e/controlplane/**/*.go',
@@ -96,6 +97,11 @@ export default tseslint.config(
   },
   {
     files: ['common/**/*.ts'],
+    rules: layer(...OPERATOR, ...SIDECAR),
+  },
+  {
+    // The published client package ships common/ only (decision 0034).
+    files: ['clients/**/*.ts'],
     rules: layer(...OPERATOR, ...SIDECAR),
   },
 );

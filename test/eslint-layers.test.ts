@@ -27,6 +27,17 @@ describe('the layering lint rule', () => {
     ['operator/registry/registry.ts', '../kube/pods.js', /know no transport/],
     ['operator/policy/store.ts', '../webhook/patch.js', /know no transport/],
     ['operator/registry/registry.ts', '../../sidecar/mirror.js', /must not import the sidecar/],
+    [
+      'clients/typescript/src/client.ts',
+      '../../../operator/registry/registry.js',
+      /must not import the operator/,
+    ],
+    [
+      'clients/typescript/src/client.ts',
+      '../../../sidecar/mirror.js',
+      /must not import the sidecar/,
+    ],
+    ['clients/typescript/src/client.ts', '../../../common/wire.js', undefined],
     ['sidecar/agent.ts', '../common/logger.js', undefined],
     ['operator/operator.ts', '../common/injection.js', undefined],
     ['operator/http/app.ts', '../policy/access.js', undefined],
