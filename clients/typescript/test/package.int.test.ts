@@ -46,6 +46,7 @@ describe('the @maxine/client package', () => {
       expect.arrayContaining([
         'package.json',
         'README.md',
+        'LICENSE',
         'dist/common/wire.js',
         'dist/common/wire.d.ts',
       ]),
