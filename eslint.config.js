@@ -3,8 +3,8 @@ import tseslint from 'typescript-eslint';
 
 /**
  * The layering (docs/decisions/0012-layering.md): the sidecar and the operator are two
- * programs that share only common/; common/ imports neither; the registry and policy cores
- * know no transport (HTTP, Kubernetes, the webhook). Tests are held to the same rules.
+ * programs that share only common/; common/ imports neither; plugin/ (kubectl-maxine) imports
+ * common/ only; the registry and policy cores know no transport (HTTP, Kubernetes, the webhook). Tests are held to the same rules.
  */
 const layer = (...groups) => ({
   'no-restricted-imports': [
@@ -25,6 +25,10 @@ const SIDECAR = [
     '**/sidecar/**',
     'the operator and common/ must not import the sidecar; move the shared piece to common/',
   ],
+];
+const PLUGIN = [
+  ['**/operator/**', '**/sidecar/**'],
+  'plugin/ (kubectl-maxine) may import common/ only; move the shared piece to common/',
 ];
 const TRANSPORT = [
   ['**/http/**', '**/kube/**', '**/webhook/**'],
@@ -103,5 +107,9 @@ export default tseslint.config(
     // The published client package ships common/ only (decision 0034).
     files: ['clients/**/*.ts'],
     rules: layer(...OPERATOR, ...SIDECAR),
+  },
+  {
+    files: ['plugin/**/*.ts'],
+    rules: layer(PLUGIN),
   },
 );

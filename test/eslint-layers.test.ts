@@ -25,7 +25,10 @@ describe('the layering lint rule', () => {
     ['operator/operator.ts', '../sidecar/mirror.js', /must not import the sidecar/],
     ['operator/policy/store.ts', '../http/caller.js', /know no transport/],
     ['operator/registry/registry.ts', '../kube/pods.js', /know no transport/],
-    ['operator/policy/store.ts', '../webhook/patch.js', /know no transport/],
+    ['operator/policy/store.ts', '../webhook/server.js', /know no transport/],
+    ['plugin/inject-check.ts', '../operator/webhook/server.js', /may import common\/ only/],
+    ['plugin/commands.ts', '../sidecar/mirror.js', /may import common\/ only/],
+    ['plugin/inject-check.ts', '../common/injection-patch.js', undefined],
     ['operator/registry/registry.ts', '../../sidecar/mirror.js', /must not import the sidecar/],
     [
       'clients/typescript/src/client.ts',

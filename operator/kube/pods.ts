@@ -32,14 +32,8 @@ export interface PodLike {
   };
 }
 
-/** A selector selects a pod when every label matches; an empty or absent selector selects none. */
-export function selects(
-  selector: Record<string, string> | undefined,
-  labels: Record<string, string> | undefined,
-): boolean {
-  const entries = Object.entries(selector ?? {});
-  return entries.length > 0 && entries.every(([k, v]) => labels?.[k] === v);
-}
+/** A selector selects a pod when every label matches (common/selector.ts: the webhook's too). */
+export { selects } from '../../common/selector.js';
 
 /**
  * Running, not terminating, and Ready; for a pod with the health gate, its containers ready
