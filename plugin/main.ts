@@ -42,11 +42,11 @@ function transportOf(c: CommonOptions, kc: KubeConfig | undefined): OperatorTran
   if (c.server !== undefined)
     return directTransport(c.server, c.token ?? (kc === undefined ? undefined : tokenOf(kc)));
   if (kc === undefined) throw new PluginError(EXIT.failed, 'no kubeconfig');
-  return proxyTransport(kc, {
-    namespace: c.operatorNamespace,
-    service: c.operatorService,
-    port: c.operatorPort,
-  });
+  return proxyTransport(
+    kc,
+    { namespace: c.operatorNamespace, service: c.operatorService, port: c.operatorPort },
+    c.token,
+  );
 }
 
 /** The kubeconfig (none for --server with --token) and the namespace of unqualified names. */
