@@ -593,6 +593,8 @@ export const STREAM_CLOSE = {
   TRY_AGAIN_LATER: 1013,
   INTERNAL_ERROR: 1011,
   GOING_AWAY: 1001,
+  /** `follow=false`: the replay or snapshot was sent, nothing more comes. */
+  REPLAY_DONE: 1000,
 } as const;
 
 const csv = <T extends z.ZodType<unknown, string>>(item: T) =>
@@ -654,6 +656,12 @@ export const eventsQuerySchema = z.strictObject({
    */
   epoch: streamEpochSchema.optional(),
   snapshot: boolString.optional(),
+  /**
+   * `false`: no live events — the stream sends the replay (after `since`; without `since` and
+   * `snapshot`, every event the log holds) or the snapshot, then closes (WebSocket code 1000,
+   * SSE `: closed 1000 replay done`). `kubectl maxine events` without `-f` reads it so.
+   */
+  follow: boolString.optional(),
   /**
    * Instance filters: an event about one instance (it carries `instance`, or a heartbeat or
    * circuit change naming one) comes only when that instance has this version / zone /

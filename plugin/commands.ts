@@ -4,6 +4,7 @@
  * the operator's own decision from GET /api/v1/intentions/check).
  */
 import { splitRef } from './args.js';
+import { EXIT, PluginError } from './exit-codes.js';
 import type { Command } from './args.js';
 import { orNone, render } from './format.js';
 import type { Column } from './format.js';
@@ -235,11 +236,17 @@ export function eventLine(e: EventEnvelope, wide: boolean): string {
   return `${cells.join('  ')}\n`;
 }
 
+/**
+ * The event stream: with `-f` the live events as they come, until interrupted (resolves when
+ * the operator ends the stream); without, the events the operator holds now (its replay,
+ * `follow=false`), and resolves when they are printed.
+ */
 export async function events(c: Of<'events'>, ctx: Context): Promise<void> {
   const services = c.services.map((s) => refText(splitRef(s, ctx.namespace)));
   const path = `/api/v1/events${query({
     services: services.length === 0 ? undefined : services.join(','),
     types: c.types.length === 0 ? undefined : c.types.join(','),
+    follow: c.follow ? undefined : 'false',
   })}`;
   const feed = parseSse((data) => {
     const event = JSON.parse(data) as EventEnvelope;
@@ -247,5 +254,16 @@ export async function events(c: Of<'events'>, ctx: Context): Promise<void> {
       c.output === 'json' ? `${JSON.stringify(event)}\n` : eventLine(event, c.output === 'wide'),
     );
   });
-  await ctx.transport.stream(path, 'text/event-stream', feed);
+  // Without -f the operator ends the stream with `: closed 1000 replay done`: any other end
+  // (a restart, a proxy timing out) cut the replay short.
+  let tail = '';
+  await ctx.transport.stream(path, 'text/event-stream', (chunk) => {
+    tail = (tail + chunk).slice(-64);
+    feed(chunk);
+  });
+  if (!c.follow && !tail.includes(': closed 1000 '))
+    throw new PluginError(
+      EXIT.operatorMissing,
+      'the event stream ended before the operator sent all its events: try again',
+    );
 }

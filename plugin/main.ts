@@ -80,7 +80,12 @@ async function runCommand(c: Exclude<Command, { command: 'help' }>, io: Io): Pro
       return graph(c, ctx);
     case 'events':
       await events(c, ctx);
-      throw new PluginError(EXIT.operatorMissing, 'the event stream ended: the operator closed it');
+      if (c.follow)
+        throw new PluginError(
+          EXIT.operatorMissing,
+          'the event stream ended: the operator closed it',
+        );
+      return;
   }
 }
 

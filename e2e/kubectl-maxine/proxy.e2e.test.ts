@@ -73,6 +73,22 @@ function runPlugin(
   );
 }
 
+/** The plugin left running (events -f): its output so far, and its end. */
+function startPlugin(args: string[], kubeconfig: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', PLUGIN, ...args], {
+    env: { PATH: process.env.PATH, HOME: work, KUBECONFIG: kubeconfig },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<Run>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, done, output: () => stdout };
+}
+
 async function register(name: string, host: string): Promise<void> {
   const res = await fetch(`${base}/api/v1/instances`, {
     method: 'POST',
@@ -246,5 +262,38 @@ describe('kubectl maxine through the service proxy', () => {
     expect(withToken.code).toBe(0);
     expect(withToken.stdout).toMatch(/^shop\s+web\s/m);
     expect(withToken.stdout).not.toContain('orders');
+  });
+
+  it('events without -f prints the events the operator holds that the user may read, and exits 0', async () => {
+    const r = await runPlugin(['events', '--types', 'service_registered'], viewerKubeconfig);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/^\S+Z {2}service_registered {2}shop\/web {2}web-\S+$/m);
+    expect(r.stdout).not.toContain('shop/orders'); // the viewer may not read it
+  });
+
+  it('events -f keeps the stream open and prints new events as they arrive, with its filters', async () => {
+    const tail = startPlugin(
+      ['events', '-f', '--services', 'web', '--types', 'service_registered'],
+      viewerKubeconfig,
+    );
+    try {
+      // Held events are not replayed with -f: only what happens from now on.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(tail.output()).toBe('');
+      let n = 10;
+      await eventually(
+        async () => {
+          await register('web', `10.1.0.${n++}`);
+          await register('orders', `10.1.1.${n}`);
+          return /service_registered {2}shop\/web {2}web-/.test(tail.output());
+        },
+        30_000,
+        'an event line through the service proxy',
+      );
+      expect(tail.output()).not.toContain('shop/orders');
+    } finally {
+      tail.child.kill('SIGTERM');
+    }
+    await tail.done;
   });
 });
