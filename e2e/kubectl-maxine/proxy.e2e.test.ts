@@ -25,6 +25,7 @@ import {
   writeTokenKubeconfig,
 } from '../operator-identity.js';
 import { eventually } from '../../test/helpers/operator.js';
+import { bundlePlugin } from '../../plugin/bundle.js';
 
 const PLUGIN = join(process.cwd(), 'plugin', 'kubectl-maxine.ts');
 
@@ -295,5 +296,28 @@ describe('kubectl maxine through the service proxy', () => {
       tail.child.kill('SIGTERM');
     }
     await tail.done;
+  });
+
+  it('the single-file bundle runs on its own: no node_modules, no package.json beside it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'maxine-plugin-bundle-'));
+    try {
+      const file = await bundlePlugin(join(dir, 'kubectl-maxine'));
+      // Run as kubectl runs a plugin: the file itself (its #! line), from a directory of its own.
+      const child = spawn(file, ['status', '-n', 'shop'], {
+        cwd: dir,
+        env: { PATH: process.env.PATH, HOME: dir, KUBECONFIG: viewerKubeconfig },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+      expect(stdout).toMatch(/^shop\s+web\s+\d+\/\d+\s/m);
+      expect(stdout).not.toContain('orders');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
