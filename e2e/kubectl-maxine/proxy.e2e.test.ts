@@ -36,6 +36,8 @@ let admin: { authorization: string };
 let work: string;
 /** A ServiceAccount allowed to use the proxy, whose MaxineACL grants read on shop/web only. */
 let viewerKubeconfig: string;
+/** One whose MaxineACL grants read on all of shop. */
+let leadKubeconfig: string;
 
 const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
@@ -158,9 +160,12 @@ spec:
   );
 }
 
-/** A ServiceAccount `viewer` that may use the operator's service proxy, and its kubeconfig. */
-async function viewer(): Promise<string> {
-  await kubectl(['create', 'serviceaccount', 'viewer', '-n', 'shop']);
+/**
+ * A ServiceAccount `name` of shop that may use the operator's service proxy, with a MaxineACL
+ * granting read and discover on `services`; its kubeconfig.
+ */
+async function proxyUser(name: string, services: string[]): Promise<string> {
+  await kubectl(['create', 'serviceaccount', name, '-n', 'shop']);
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: rbac.authorization.k8s.io/v1
@@ -170,26 +175,21 @@ rules: [{ apiGroups: [''], resources: [services/proxy], verbs: [get] }]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: { name: viewer, namespace: maxine-system }
+metadata: { name: ${name}, namespace: maxine-system }
 roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: maxine-plugin-user }
-subjects: [{ kind: ServiceAccount, name: viewer, namespace: shop }]
+subjects: [{ kind: ServiceAccount, name: ${name}, namespace: shop }]
 ---
 apiVersion: maxine.io/v1alpha1
 kind: MaxineACL
-metadata: { name: viewer, namespace: maxine-system }
+metadata: { name: ${name}, namespace: maxine-system }
 spec:
-  subjects: [{ kind: ServiceAccount, name: viewer, namespace: shop }]
-  rules: [{ services: [shop/web], verbs: [read, discover] }]
+  subjects: [{ kind: ServiceAccount, name: ${name}, namespace: shop }]
+  rules: [{ services: ${JSON.stringify(services)}, verbs: [read, discover] }]
 `,
   );
-  const token = (await kubectl(['create', 'token', 'viewer', '-n', 'shop'])).trim();
-  const path = join(work, 'viewer.kubeconfig');
-  await writeTokenKubeconfig(cp, path, {
-    user: 'viewer',
-    token,
-    context: 'viewer',
-    namespace: 'shop',
-  });
+  const token = (await kubectl(['create', 'token', name, '-n', 'shop'])).trim();
+  const path = join(work, `${name}.kubeconfig`);
+  await writeTokenKubeconfig(cp, path, { user: name, token, context: name, namespace: 'shop' });
   return path;
 }
 
@@ -217,7 +217,8 @@ beforeAll(async () => {
   );
   await register('web', '10.1.0.1');
   await register('orders', '10.1.0.2');
-  viewerKubeconfig = await viewer();
+  viewerKubeconfig = await proxyUser('viewer', ['shop/web']);
+  leadKubeconfig = await proxyUser('lead', ['shop/*']);
 }, 30 * 60_000);
 
 afterAll(async () => {
@@ -296,6 +297,42 @@ describe('kubectl maxine through the service proxy', () => {
       tail.child.kill('SIGTERM');
     }
     await tail.done;
+  });
+
+  it('status -o wide shows the breaker states the sidecars reported', async () => {
+    // What shop/orders' sidecars would report of their calls to shop/web: one instance's circuit opened.
+    const res = await fetch(`${base}/api/v1/reports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...admin },
+      body: JSON.stringify({
+        source: { namespace: 'shop', name: 'orders' },
+        pod: 'orders-0',
+        edges: [],
+        circuits: [
+          {
+            destination: { namespace: 'shop', name: 'web' },
+            from: 'closed',
+            to: 'open',
+            at: Date.now(),
+          },
+        ],
+      }),
+    });
+    expect(res.status).toBeLessThan(300);
+    // The event names its reporter: only who may read shop/orders too sees it.
+    let r = await runPlugin(['status', '-n', 'shop', '-o', 'wide'], leadKubeconfig);
+    await eventually(
+      async () => {
+        r = await runPlugin(['status', '-n', 'shop', '-o', 'wide'], leadKubeconfig);
+        return /^shop\s+web\s.*\s1 open$/m.test(r.stdout);
+      },
+      30_000,
+      'the open circuit in status -o wide',
+    );
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/^shop\s+orders\s.*\s<none>$/m);
+    expect(r.stdout.split('\n')[0]).toMatch(/\s+REASON\s+BREAKERS$/);
+    expect(r.stdout).toMatch(/^shop\s+web\s.*\s1 open$/m);
   });
 
   it('the single-file bundle runs on its own: no node_modules, no package.json beside it', async () => {
