@@ -336,6 +336,12 @@ export const streamEpochSchema = z
   .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be an epoch as the operator sent it');
 /** The handshake response header naming the stream's epoch. */
 export const STREAM_EPOCH_HEADER = 'maxine-stream-epoch';
+/**
+ * Where `kubectl maxine` forwards its user's bearer token through the API server's service
+ * proxy (which removes `Authorization`): `Bearer <token>`, reviewed by the operator with a
+ * TokenReview (operator/auth/kube-user.ts, docs/decisions/0036-*).
+ */
+export const KUBE_USER_HEADER = 'x-maxine-kubernetes-authorization';
 
 const envelope = { seq: z.int().min(0), time: z.string() };
 const aboutService = { ...envelope, service: serviceRefWireSchema, instance: absent };

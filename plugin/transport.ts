@@ -8,6 +8,7 @@ import { request as httpRequest } from 'node:http';
 import type { IncomingMessage, RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { KUBE_USER_HEADER } from '../common/wire.js';
 import { EXIT, PluginError } from './exit-codes.js';
 import { describeFailure } from './failures.js';
 
@@ -88,7 +89,7 @@ function unreachable(url: URL, err: NodeJS.ErrnoException): PluginError {
  * API server authenticates the request with `Authorization` and then removes it, so the token
  * travels a second time in this header to reach the operator, which reviews it (TokenReview).
  */
-export const KUBE_USER_HEADER = 'x-maxine-kubernetes-authorization';
+export { KUBE_USER_HEADER };
 
 /**
  * The kubeconfig's credentials on `options`, and the bearer token forwarded to the operator:

@@ -19,7 +19,7 @@ import { ExpiringCache } from './expiring-cache.js';
 import { bearerToken, decodeClaims } from './jwt-claims.js';
 import type { PodIdentity } from './tokenreview.js';
 import type { JwtIdentity } from './jwt.js';
-import { KUBE_USER_HEADER } from './kube-user.js';
+import { KUBE_USER_HEADER } from '../../common/wire.js';
 import type { ReviewedUser } from './kube-user.js';
 
 /** Group every pod-bound (sidecar) principal carries; no token can claim it. */

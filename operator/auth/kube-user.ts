@@ -23,7 +23,7 @@ import { ExpiringCache } from './expiring-cache.js';
 import { decodeClaims } from './jwt-claims.js';
 
 /** The header `kubectl maxine` forwards the kubeconfig user's token in: `Bearer <token>`. */
-export const KUBE_USER_HEADER = 'x-maxine-kubernetes-authorization';
+export { KUBE_USER_HEADER } from '../../common/wire.js';
 
 const SA_PREFIX = 'system:serviceaccount:';
 /** Groups only Maxine hands out (`maxine:sidecars`): the API server's answer cannot claim them. */
