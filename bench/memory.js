@@ -270,7 +270,18 @@ async function discoveryRatio(config, tmp, main = OPERATOR_MAIN) {
  * @param {string} tmp
  */
 async function sidecarFootprint(config, tmp) {
-  const operator = await startOperator(join(tmp, 'empty'), 'operator (sidecar)', [], BULK_LIMITS);
+  // The sidecar registers one more service than the copy holds: without room for it the
+  // operator refuses it (429, 1,000 undeclared services per principal by default) and the
+  // sidecar retries throughout the measurement.
+  const operator = await startOperator(
+    join(tmp, 'empty'),
+    'operator (sidecar)',
+    [],
+    [
+      ...BULK_LIMITS,
+      ...['--max-undeclared-services-per-principal', String(config.sidecarServices + 10)],
+    ],
+  );
   /** @type {Child | undefined} */
   let baseline;
   try {
