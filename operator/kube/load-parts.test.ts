@@ -21,3 +21,9 @@ describe('the Kubernetes client is loaded only in Kubernetes mode', () => {
     expect(typeof parts.KubeConfig).toBe('function');
   });
 });
+
+describe('node:http is required, not imported (common/node-http.ts, decision 0027)', () => {
+  it('operator/main.ts reaches node:http through no static import (an ESM import loads undici on Node 24+)', () => {
+    expect(chainsTo('operator/main.ts', 'node:http')).toEqual([]);
+  });
+});
