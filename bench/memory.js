@@ -269,7 +269,11 @@ async function discoveryRatio(config, tmp, main = OPERATOR_MAIN) {
  * @param {Config} config
  * @param {string} tmp
  */
-async function sidecarFootprint(config, tmp) {
+async function sidecarFootprint(
+  config,
+  tmp,
+  beforeMain = /** @type {string | undefined} */ (undefined),
+) {
   // The sidecar registers one more service than the copy holds: without room for it the
   // operator refuses it (429, 1,000 undeclared services per principal by default) and the
   // sidecar retries throughout the measurement.
@@ -302,6 +306,9 @@ async function sidecarFootprint(config, tmp) {
     await sleep(SETTLE_MS);
     const bare = rssOf(baseline.pid);
     const rows = [];
+    // BENCH_BEFORE_DIST's sidecar first, with the image's flags: before/after in the same run.
+    if (beforeMain !== undefined)
+      rows.push(await oneSidecar(operator, IMAGE_SIDECAR_FLAGS, beforeMain, 'before'));
     for (const flags of config.flagSets) rows.push(await oneSidecar(operator, flags));
     return { services: config.sidecarServices, bare, rows };
   } finally {
@@ -313,8 +320,10 @@ async function sidecarFootprint(config, tmp) {
 /**
  * @param {Child} operator
  * @param {string} flags
+ * @param {string} main the sidecar to start (this tree's, or BENCH_BEFORE_DIST's)
+ * @param {'before' | 'this build'} build
  */
-async function oneSidecar(operator, flags) {
+async function oneSidecar(operator, flags, main = SIDECAR_MAIN, build = 'this build') {
   const port = await freePort();
   const loadBefore = load();
   const started = process.hrtime.bigint();
@@ -322,7 +331,7 @@ async function oneSidecar(operator, flags) {
     name: `sidecar ${flags}`,
     port,
     readyPath: '/v1/discover/api',
-    args: [...flags.split(' ').filter(Boolean), SIDECAR_MAIN],
+    args: [...flags.split(' ').filter(Boolean), main],
     env: {
       ...process.env,
       MAXINE_DISCOVERY_SCOPE: 'cluster',
@@ -347,6 +356,7 @@ async function oneSidecar(operator, flags) {
     const served = rssOf(sidecar.pid);
     return {
       flags,
+      build,
       firstAnswerMs,
       copyComplete: last.status === 200,
       synced,
@@ -453,13 +463,13 @@ function spacesTable(stats) {
 /** @param {Awaited<ReturnType<typeof sidecarFootprint>>} s */
 function sidecarTable(s) {
   return [
-    `| node flags | start-up to first answer | ${(3 * SETTLE_MS) / 1000} s later: RSS, private | idle (${(10 * SETTLE_MS) / 1000} s): RSS | idle private (RssAnon) | after 2,000 answers: RSS, private | load average |`,
-    `|---|---:|---:|---:|---:|---:|---|`,
+    `| build | node flags | start-up to first answer | ${(3 * SETTLE_MS) / 1000} s later: RSS, private | idle (${(10 * SETTLE_MS) / 1000} s): RSS | idle private (RssAnon) | after 2,000 answers: RSS, private | load average |`,
+    `|---|---|---:|---:|---:|---:|---:|---|`,
     ...s.rows.map(
       (r) =>
-        `| \`${r.flags || '(none)'}\` | ${Math.round(r.firstAnswerMs)} ms | ${f1(r.synced.rssMb)} MB, ${f1(r.synced.anonMb)} MB | ${f1(r.idle.rssMb)} MB | **${f1(r.idle.anonMb)} MB** | ${f1(r.served.rssMb)} MB, ${f1(r.served.anonMb)} MB | ${r.load} |`,
+        `| ${r.build} | \`${r.flags || '(none)'}\` | ${Math.round(r.firstAnswerMs)} ms | ${f1(r.synced.rssMb)} MB, ${f1(r.synced.anonMb)} MB | ${f1(r.idle.rssMb)} MB | **${f1(r.idle.anonMb)} MB** | ${f1(r.served.rssMb)} MB, ${f1(r.served.anonMb)} MB | ${r.load} |`,
     ),
-    `| bare node:http (reference) | | | ${f1(s.bare.rssMb)} MB | ${f1(s.bare.anonMb)} MB | | |`,
+    `| bare node:http (reference) | | | | ${f1(s.bare.rssMb)} MB | ${f1(s.bare.anonMb)} MB | | |`,
   ].join('\n');
 }
 
@@ -502,6 +512,15 @@ function writeResults(major, section) {
   );
 }
 
+/**
+ * BENCH_BEFORE_DIST's sidecar, when the before operator ran.
+ * @param {boolean} ran
+ */
+function beforeSidecarMain(ran) {
+  const dist = process.env.BENCH_BEFORE_DIST;
+  return ran && dist !== undefined ? join(dist, 'sidecar', 'main.js') : undefined;
+}
+
 export async function memoryMain() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
@@ -528,11 +547,12 @@ export async function memoryMain() {
   process.stderr.write('memory: discovery vs bare ...\n');
   const discovery = await discoveryRatio(config, tmp);
   process.stderr.write(`memory: sidecar with a copy of ${config.sidecarServices} services ...\n`);
-  const sidecar = await sidecarFootprint(config, tmp);
+  const sidecar = await sidecarFootprint(config, tmp, beforeSidecarMain(before !== undefined));
   const imports = config.imports ? importCosts() : undefined;
   const grownAfterGc =
     ((operator.afterGc.rssMb - operator.before.rssMb) * 2 ** 20) / operator.instances;
-  const image = sidecar.rows.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? sidecar.rows[0];
+  const built = sidecar.rows.filter((r) => r.build === 'this build');
+  const image = built.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? built[0];
   const aims = [
     [
       `operator RSS with ${operator.instances.toLocaleString('en-US')} instances, settled`,
