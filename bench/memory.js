@@ -80,6 +80,8 @@ const AIMS = { rssMb: 300, bytesPerInstance: 1024, sidecarAnonMb: 20 };
 /** What a fresh node costs, then what each module adds (imported alone, after a full GC). */
 const IMPORTS = [
   'node:http',
+  // As common/node-http.ts loads it: an ESM import loads undici on Node 24+, a require does not.
+  'require:node:http',
   'zod',
   'pino',
   'prom-client',
@@ -378,7 +380,9 @@ function importCosts() {
     'const { readFileSync } = await import("node:fs");',
     'const anon = () => Number(/RssAnon:\\s+(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1]) / 1024;',
     'gc(); gc(); const before = anon(); const heapBefore = process.memoryUsage().heapUsed;',
-    'const spec = process.argv[1]; await import(spec.startsWith("./") ? new URL(spec, "file://" + process.cwd() + "/").href : spec);',
+    'const spec = process.argv[1];',
+    'if (spec.startsWith("require:")) (await import("node:module")).createRequire(import.meta.url)(spec.slice(8));',
+    'else await import(spec.startsWith("./") ? new URL(spec, "file://" + process.cwd() + "/").href : spec);',
     'gc(); gc(); process.stdout.write(JSON.stringify({ before, after: anon(), heap: (process.memoryUsage().heapUsed - heapBefore) / 1048576 }));',
   ].join('\n');
   return IMPORTS.map((spec) => {
@@ -476,7 +480,7 @@ function sidecarTable(s) {
 /** @param {ReturnType<typeof importCosts>} rows */
 function importsTable(rows) {
   return [
-    '| module (imported alone into a fresh node) | private memory added | V8 heap added |',
+    '| module (imported alone into a fresh node; `require:` loaded with require) | private memory added | V8 heap added |',
     '|---|---:|---:|',
     ...rows.map((r) => `| \`${r.spec}\` | ${f1(r.addedAnonMb)} MB | ${f1(r.heapMb)} MB |`),
     `| (a fresh node before any import) | ${f1(rows[0]?.bareAnonMb ?? 0)} MB | |`,
