@@ -117,6 +117,9 @@ const BULK_LIMITS = [
   ...['--address-rate-limit', '0'],
   ...['--max-instances', '2000000', '--max-instances-per-principal', '2000000'],
   ...['--max-instances-per-service', '2000000'],
+  // The sidecar's 1,000-service copy is registered by one (anonymous) caller, and the sidecar's
+  // own service must still fit: the default 1,000 undeclared services per principal would not.
+  ...['--max-undeclared-services-per-principal', '10000'],
 ];
 const SETTLE_MS = 2000;
 const AIMS = {
