@@ -1,5 +1,6 @@
 import { describe, it, expect, jest } from '@jest/globals';
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type * as Re2 from 're2js';
 import { intentionSpecSchema } from '../resources.js';
 import type { IntentionSpec } from '../resources.js';
 import { evaluateIntentions, httpMatches, intentionPrecedence } from './intentions.js';
@@ -372,6 +373,8 @@ describe('evaluateIntentions: L7 permissions', () => {
 
 describe('regex compilation', () => {
   it('compiles each pattern once with RE2, never with the backtracking RegExp', () => {
+    // The engine as common/regex-safety.ts loads it: required on first use (decision 0027).
+    const { RE2JS } = createRequire(import.meta.url)('re2js') as typeof Re2;
     const re2 = jest.spyOn(RE2JS, 'compile');
     const native = jest.spyOn(globalThis, 'RegExp');
     try {
