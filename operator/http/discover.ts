@@ -58,6 +58,6 @@ function answer(deps: DiscoverDeps, req: IncomingMessage, principal: Principal):
   const body = deps.access.audited(caller, { action: 'discover', service }, () =>
     deps.registry.discoverParsed(key, query, keyFrom),
   );
-  deps.access.allowedRead(caller, 'discover', service);
+  deps.access.allowedRead(caller, 'discover', service, key);
   return body;
 }
