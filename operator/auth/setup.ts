@@ -120,11 +120,14 @@ function guardOf(deps: SecurityDeps): InstanceWriteGuard {
  * The services a principal's workload is part of: a sidecar's, those whose selector picks its
  * pod; a ServiceAccount's, those declaring it as `spec.serviceAccount`.
  */
-function sourcesResolver(deps: SecurityDeps): (principal: Principal) => ServiceRef[] {
+/** The sources of a principal that is no ServiceAccount: one shared answer, none allocated per request. */
+const NO_SOURCES: readonly ServiceRef[] = Object.freeze([]);
+
+function sourcesResolver(deps: SecurityDeps): (principal: Principal) => readonly ServiceRef[] {
   const sources = new Map<string, { until: number; refs: ServiceRef[] }>();
   return (principal) => {
     const id = principal.identity;
-    if (id.kind !== 'ServiceAccount') return [];
+    if (id.kind !== 'ServiceAccount') return NO_SOURCES;
     const now = Date.now();
     const hit = sources.get(principal.key);
     if (hit !== undefined && hit.until > now) return hit.refs;

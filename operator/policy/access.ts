@@ -211,38 +211,41 @@ export class AccessControl {
    * audited and rethrown as the catalog error.
    */
   principal(req: Credentials, action: string, origin: Origin): Principal | Promise<Principal> {
-    const fail = (err: unknown): never => {
-      const e = err instanceof MaxineError ? err : undefined;
-      if (e?.code === 'UNAUTHENTICATED') {
-        this.opts.metrics?.denied('unauthenticated');
-        this.record(origin, {
-          who: 'unknown',
-          action,
-          outcome: 'unauthenticated',
-          reason: e.message,
-        });
-      }
-      throw err;
-    };
     let p: Principal | Promise<Principal>;
     try {
       p = this.opts.authenticator.principal(req);
     } catch (err) {
-      return fail(err);
+      return this.failed(err, action, origin);
     }
     if (p instanceof Promise) {
       return p.then(
-        (principal) => this.limitIdentity(withPrincipal(origin, principal), action),
-        fail,
+        (principal) => this.limitIdentity(origin, principal, action),
+        (err: unknown) => this.failed(err, action, origin),
       );
     }
-    return this.limitIdentity(withPrincipal(origin, p), action);
+    return this.limitIdentity(origin, p, action);
   }
 
-  private limitIdentity(caller: Caller, action: string): Principal {
+  /** Audits an authentication failure and rethrows it. */
+  private failed(err: unknown, action: string, origin: Origin): never {
+    if (err instanceof MaxineError && err.code === 'UNAUTHENTICATED') {
+      this.opts.metrics?.denied('unauthenticated');
+      this.record(origin, {
+        who: 'unknown',
+        action,
+        outcome: 'unauthenticated',
+        reason: err.message,
+      });
+    }
+    throw err;
+  }
+
+  private limitIdentity(origin: Origin, principal: Principal, action: string): Principal {
     const limits = this.opts.identityLimit;
-    if (limits !== undefined) this.take(caller, `i\0${caller.principal.id}`, limits, { action });
-    return caller.principal;
+    // The caller object is made only when there is a limit to take (no allocation otherwise).
+    if (limits !== undefined)
+      this.take(withPrincipal(origin, principal), `i\0${principal.id}`, limits, { action });
+    return principal;
   }
 
   private take(
@@ -567,11 +570,23 @@ export class AccessControl {
     try {
       return work();
     } catch (err) {
-      if (err instanceof MaxineError && err.status === 403 && !this.recorded.has(err)) {
-        const denial = err.code === 'SERVICE_BLOCKED' ? 'blocked' : 'pod';
-        this.deny(caller, { ...what, reason: err.message, denial });
-      }
+      this.refused(caller, what, err);
       throw err;
+    }
+  }
+
+  /**
+   * What `audited` does when its work throws, for callers that run the work themselves (the
+   * discovery hot path: no closure per request): audits a refusal not yet recorded.
+   */
+  refused(
+    caller: Caller,
+    what: { action: string; service?: ServiceRef; object?: string },
+    err: unknown,
+  ): void {
+    if (err instanceof MaxineError && err.status === 403 && !this.recorded.has(err)) {
+      const denial = err.code === 'SERVICE_BLOCKED' ? 'blocked' : 'pod';
+      this.deny(caller, { ...what, reason: err.message, denial });
     }
   }
 
