@@ -105,9 +105,10 @@ function setUp(): {
 }
 
 /**
- * A request as Node's parser hands it over: a real IncomingMessage whose `rawHeaders` are new
- * strings each time (as parsed from the socket) and whose `headers` object is built only if
- * something reads it. `secured` adds the token and the `x-maxine-source` header.
+ * A request as Node's server hands it over: a real IncomingMessage whose `rawHeaders` are new
+ * strings each time (as parsed from the socket) and whose `headers` object is already built
+ * (the server reads `host` and `expect` from it before any handler runs). `secured` adds the
+ * token and the `x-maxine-source` header.
  */
 const HEAD = Buffer.from(
   `host\n127.0.0.1:7710\nauthorization\nBearer ${TOKEN}\nx-maxine-source\nbench/client`,
@@ -126,6 +127,8 @@ function request(secured = true): IncomingMessage {
   req.rawHeaders = (secured ? HEAD : ANON_HEAD).toString('latin1').split('\n');
   if (HEADERS_COUNT !== undefined)
     (req as unknown as Record<symbol, number>)[HEADERS_COUNT] = req.rawHeaders.length;
+  // Node's server reads req.headers (host, expect) before any handler: the object is built.
+  if (req.headers.host === undefined) throw new Error('the request has no host header');
   return req;
 }
 

@@ -18,7 +18,6 @@ import type { AclIdentity, UserSource } from '../../common/policy/acl.js';
 import { ANONYMOUS_USER, describeIdentity, principalName } from '../../common/policy/acl.js';
 import { ExpiringCache } from './expiring-cache.js';
 import { bearerToken, decodeClaims } from './jwt-claims.js';
-import { requestHeader } from './request-headers.js';
 import type { PodIdentity } from './tokenreview.js';
 import type { JwtIdentity } from './jwt.js';
 
@@ -117,7 +116,7 @@ export class Authenticator {
    * one), else a promise. Fails with UNAUTHENTICATED, saying why without echoing the token.
    */
   principal(req: IncomingMessage): Principal | Promise<Principal> {
-    const header = requestHeader(req, 'authorization');
+    const header = req.headers.authorization;
     if (header === undefined) {
       if (this.opts.anonymous) return ANONYMOUS;
       throw new MaxineError('UNAUTHENTICATED', `Authentication is required: ${this.opts.hint}`);

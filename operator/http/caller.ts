@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../auth/authenticator.js';
-import { requestHeader } from '../auth/request-headers.js';
 import type { Caller, Origin } from '../policy/access.js';
 import { clientAddress } from './address-limit.js';
 
@@ -42,8 +41,8 @@ class HttpOrigin implements Origin {
     return clientAddress(this.req);
   }
 
-  get source(): string | undefined {
-    return requestHeader(this.req, 'x-maxine-source');
+  get source(): string | string[] | undefined {
+    return this.req.headers['x-maxine-source'];
   }
 }
 
