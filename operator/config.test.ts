@@ -63,6 +63,22 @@ describe('loadConfig', () => {
       { MAXINE_AUDIT_ALLOWED_READS: 'all' },
       { auditAllowedReads: 'all' },
     ],
+    [
+      'allowed reads aggregated, with their interval and bound',
+      ['--audit-allowed-reads', 'aggregate', '--audit-reads-interval-ms', '5000'],
+      { MAXINE_AUDIT_READS_MAX_KEYS: '200' },
+      {
+        auditAllowedReads: 'aggregate',
+        auditReadsIntervalMs: 5000,
+        auditReadsMaxKeys: 200,
+      },
+    ],
+    [
+      'the aggregation defaults',
+      [],
+      {},
+      { auditReadsIntervalMs: 60_000, auditReadsMaxKeys: 10_000 },
+    ],
   ])('reads %s', (_name, argv, env, expected) => {
     expect(loadConfig(argv, env)).toMatchObject(expected);
   });
@@ -74,7 +90,12 @@ describe('loadConfig', () => {
       /--allow-undeclared \(MAXINE_ALLOW_UNDECLARED\): must be true or false/,
     ],
     ['an unknown flag', ['--colour', 'blue'], /colour/],
-    ...['some', 'sample:0', 'sample:', 'sample:x'].map(
+    [
+      'an aggregation interval under 100 ms',
+      ['--audit-reads-interval-ms', '10'],
+      /--audit-reads-interval-ms \(MAXINE_AUDIT_READS_INTERVAL_MS\)/,
+    ],
+    ...['some', 'sample:0', 'sample:', 'sample:x', 'aggregated'].map(
       (v) =>
         [
           `--audit-allowed-reads ${v}`,

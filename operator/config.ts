@@ -214,8 +214,18 @@ export const configSchema = z
      */
     auditAllowedReads: z
       .string()
-      .regex(/^(none|all|sample:[1-9]\d{0,8})$/, 'must be none, all or sample:N (N ≥ 1)')
+      .regex(
+        /^(none|all|aggregate|sample:[1-9]\d{0,8})$/,
+        'must be none, all or sample:N (N ≥ 1), or aggregate',
+      )
       .default('none'),
+    /**
+     * `--audit-allowed-reads aggregate`: allowed discoveries are counted per principal, source
+     * and service, and each key's count is written as one record every this many ms.
+     */
+    auditReadsIntervalMs: int(100, 3_600_000).default(60_000),
+    /** Keys counted at once under `aggregate`; at the bound every count is written early. */
+    auditReadsMaxKeys: int(1, 1_000_000).default(10_000),
     /** Requests per second one client address may make, before authentication; 0: no limit. */
     addressRateLimit: z.coerce.number().min(0).max(10_000_000).default(1000),
     /** Burst of the per-address bucket (default: twice the rate). */
@@ -496,6 +506,8 @@ const OPTIONS = {
   'audit-noise-max-size': ['auditNoiseMaxSize', 'MAXINE_AUDIT_NOISE_MAX_SIZE'],
   'audit-noise-keep': ['auditNoiseKeep', 'MAXINE_AUDIT_NOISE_KEEP'],
   'audit-allowed-reads': ['auditAllowedReads', 'MAXINE_AUDIT_ALLOWED_READS'],
+  'audit-reads-interval-ms': ['auditReadsIntervalMs', 'MAXINE_AUDIT_READS_INTERVAL_MS'],
+  'audit-reads-max-keys': ['auditReadsMaxKeys', 'MAXINE_AUDIT_READS_MAX_KEYS'],
   'address-rate-limit': ['addressRateLimit', 'MAXINE_ADDRESS_RATE_LIMIT'],
   'address-rate-burst': ['addressRateBurst', 'MAXINE_ADDRESS_RATE_BURST'],
   'address-rate-max-addresses': ['addressRateMaxAddresses', 'MAXINE_ADDRESS_RATE_MAX_ADDRESSES'],

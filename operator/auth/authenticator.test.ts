@@ -65,7 +65,7 @@ describe('the token cache (issue 17)', () => {
     return { auth, resolved: () => resolved };
   }
 
-  it('keys by the SHA-256 of the token (never the token) and hands out one principal object', async () => {
+  it('keys by the SHA-256 of the header holding the token (never the token) and hands out one principal object', async () => {
     expect(tokenDigest('abc')).toBe(createHash('sha256').update('abc').digest('base64url'));
     const now = { t: 0 };
     const { auth, resolved } = authenticator(now);
@@ -87,6 +87,32 @@ describe('the token cache (issue 17)', () => {
     expect(resolved()).toBe(2);
   });
 
+  // The key is the digest of the whole header, taken before the header is parsed: a header that
+  // holds no valid token must never find an entry.
+  it.each<[string, string, string | undefined]>([
+    ['the usual form', `Bearer ${ALICE}`, undefined],
+    ['lower-case scheme', `bearer ${ALICE}`, undefined],
+    ['extra blanks', `Bearer   ${ALICE}  `, undefined],
+    ['another scheme', `Basic ${ALICE}`, 'UNAUTHENTICATED'],
+    ['no token', 'Bearer', 'UNAUTHENTICATED'],
+    ['the token alone', ALICE, 'UNAUTHENTICATED'],
+  ])('header %s: the same answer the first and the second time', async (_what, header, code) => {
+    const now = { t: 0 };
+    const { auth } = authenticator(now);
+    await auth.principal(reqWith(ALICE)); // the usual form is cached
+    const req = { headers: { authorization: header } } as unknown as IncomingMessage;
+    for (let i = 0; i < 2; i++) {
+      let failed: string | undefined;
+      try {
+        const p = await auth.principal(req);
+        expect(p.who).toBe('User token:alice');
+      } catch (err) {
+        failed = (err as { code?: string }).code;
+      }
+      expect(failed).toBe(code);
+    }
+  });
+
   it('is bounded by maxEntries', async () => {
     const now = { t: 0 };
     const { auth } = authenticator(now, 1);
@@ -98,7 +124,8 @@ describe('the token cache (issue 17)', () => {
 });
 
 describe('--audit-allowed-reads', () => {
-  it.each([
+  it.each<[string, number | 'aggregate']>([
+    ['aggregate', 'aggregate'],
     ['none', 0],
     ['all', 1],
     ['sample:1', 1],

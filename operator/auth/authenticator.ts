@@ -7,8 +7,9 @@
  * (TokenReview; a pod-bound token makes the caller a sidecar). Without a token the caller is
  * `system:anonymous`, which only a configuration that allows it accepts (standalone's default).
  *
- * Resolved principals are cached by the token's SHA-256 until the token expires (at most a
- * minute), so the discovery hot path pays one hash and one map lookup per authenticated call.
+ * Resolved principals are cached by the SHA-256 of the `Authorization` header (`Bearer <token>`)
+ * until the token expires (at most a minute), so the discovery hot path pays one hash and one
+ * map lookup per authenticated call, and parses the header only on a miss.
  */
 import * as crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -83,7 +84,7 @@ interface Cached {
 }
 
 /**
- * The token's SHA-256 (base64url), the cache key: never the token itself, so a heap dump holds
+ * The SHA-256 (base64url) of the header holding the token, the cache key: never the token itself, so a heap dump holds
  * no usable credential. `crypto.hash` (Node ≥ 20.12) is the one-shot form, about a third of
  * `createHash().update().digest()`'s CPU (no Hash object per request).
  */
@@ -129,13 +130,15 @@ export class Authenticator {
       if (this.opts.anonymous) return ANONYMOUS;
       throw new MaxineError('UNAUTHENTICATED', `Authentication is required: ${this.opts.hint}`);
     }
+    // Keyed by the whole header's digest: a hit needs no parsing (only a header that held a
+    // valid token was ever cached), and the key still holds no usable credential.
+    const key = tokenDigest(header);
+    const hit = this.cache.get(key, this.now());
+    if (hit !== undefined) return hit.principal;
     const token = bearerToken(header);
     if (token === undefined) {
       throw new MaxineError('UNAUTHENTICATED', 'The Authorization header must be `Bearer <token>`');
     }
-    const key = tokenDigest(token);
-    const hit = this.cache.get(key, this.now());
-    if (hit !== undefined) return hit.principal;
     return this.resolve(token).then((resolved) => {
       this.cache.set(key, resolved);
       return resolved.principal;

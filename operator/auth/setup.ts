@@ -124,11 +124,14 @@ function guardOf(deps: SecurityDeps): InstanceWriteGuard {
  * The services a principal's workload is part of: a sidecar's, those whose selector picks its
  * pod; a ServiceAccount's, those declaring it as `spec.serviceAccount`.
  */
-function sourcesResolver(deps: SecurityDeps): (principal: Principal) => ServiceRef[] {
+/** The sources of a principal that is no ServiceAccount: one shared answer, none allocated per request. */
+const NO_SOURCES: readonly ServiceRef[] = Object.freeze([]);
+
+function sourcesResolver(deps: SecurityDeps): (principal: Principal) => readonly ServiceRef[] {
   const sources = new Map<string, { until: number; refs: ServiceRef[] }>();
   return (principal) => {
     const id = principal.identity;
-    if (id.kind !== 'ServiceAccount') return [];
+    if (id.kind !== 'ServiceAccount') return NO_SOURCES;
     const now = Date.now();
     const hit = sources.get(principal.key);
     if (hit !== undefined && hit.until > now) return hit.refs;
@@ -149,9 +152,10 @@ function sourcesResolver(deps: SecurityDeps): (principal: Principal) => ServiceR
   };
 }
 
-/** `--audit-allowed-reads`: none → 0, all → 1, sample:N → N. */
-export function allowedReadsEvery(flag: string): number {
+/** `--audit-allowed-reads`: none → 0, all → 1, sample:N → N, aggregate as is. */
+export function allowedReadsEvery(flag: string): number | 'aggregate' {
   if (flag === 'all') return 1;
+  if (flag === 'aggregate') return 'aggregate';
   if (flag.startsWith('sample:')) return Number(flag.slice('sample:'.length));
   return 0;
 }
@@ -206,6 +210,11 @@ export function createSecurity(deps: SecurityDeps): Security {
       this.set(authenticator.cachedTokens);
     },
   });
+  const earlyFlushes = new Counter({
+    name: 'maxine_audit_allowed_read_early_flushes_total',
+    help: 'Times the aggregated allowed discoveries reached --audit-reads-max-keys and every count was written before its interval ended',
+    registers: [deps.prom],
+  });
   const discoveryOverflows = new Counter({
     name: 'maxine_access_discovery_cache_overflows_total',
     help: 'Times the cache of allowed discoveries (per principal, source and service) reached its bound and was emptied',
@@ -255,15 +264,27 @@ export function createSecurity(deps: SecurityDeps): Security {
     }),
     audit: (entry) => audit?.record(entry),
     auditAllowedReads: allowedReadsEvery(config.auditAllowedReads),
+    allowedReadsMaxKeys: config.auditReadsMaxKeys,
     metrics: {
       denied: (reason) => denials.inc({ reason }),
       rateLimited: (scope) => limited.inc({ scope }),
       discoveryCacheOverflow: () => discoveryOverflows.inc(),
+      allowedReadsEarlyFlush: () => earlyFlushes.inc(),
     },
     logger: deps.logger,
   });
 
+  new Gauge({
+    name: 'maxine_audit_allowed_read_keys',
+    help: 'Principal, source and service keys whose allowed discoveries are being counted (--audit-allowed-reads aggregate; bounded by --audit-reads-max-keys)',
+    registers: [deps.prom],
+    collect() {
+      this.set(access.allowedReadKeys);
+    },
+  });
+
   const auditOn = config.auditDir !== undefined && config.auditDir !== 'off';
+  let readsTicker: NodeJS.Timeout | undefined;
   return {
     access,
     guard,
@@ -278,8 +299,15 @@ export function createSecurity(deps: SecurityDeps): Security {
           aggregateWindowMs: config.auditAggregateSeconds * 1000,
           folded: () => folded.inc(),
         });
+      if (auditOn && config.auditAllowedReads === 'aggregate') {
+        readsTicker = setInterval(() => access.flushAllowedReads(), config.auditReadsIntervalMs);
+        readsTicker.unref();
+      }
     },
     async stop() {
+      clearInterval(readsTicker);
+      // The counts so far are written before the log closes: none is lost on shutdown.
+      access.flushAllowedReads();
       await audit?.close();
       audit = undefined;
     },

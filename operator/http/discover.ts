@@ -54,10 +54,14 @@ function answer(deps: DiscoverDeps, req: IncomingMessage, principal: Principal):
   const key = path.includes('%') ? `${namespace}/${name}` : path;
   deps.access.discover(caller, service, key);
   const query = q === -1 || q === url.length - 1 ? NO_QUERY : parsedQuery(url.slice(q + 1));
-  const keyFrom = keySourceOf(req);
-  const body = deps.access.audited(caller, { action: 'discover', service }, () =>
-    deps.registry.discoverParsed(key, query, keyFrom),
-  );
-  deps.access.allowedRead(caller, 'discover', service);
+  let body: Buffer;
+  try {
+    body = deps.registry.discoverParsed(key, query, keySourceOf(req));
+  } catch (err) {
+    // A blocked service's refusal is audited here (what access.audited does, without a closure).
+    deps.access.refused(caller, { action: 'discover', service }, err);
+    throw err;
+  }
+  deps.access.allowedRead(caller, 'discover', service, key);
   return body;
 }

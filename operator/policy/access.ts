@@ -25,6 +25,7 @@ import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { SIDECAR_GROUP } from '../auth/authenticator.js';
 import type { AuditEntry } from '../telemetry/audit.js';
 import type { Logger } from '../../common/logger.js';
+import { AllowedReadCounts } from './allowed-reads.js';
 import { DiscoveryDecisions, NO_SOURCE } from './discovery-cache.js';
 import { intentionInForce } from './store.js';
 import type { PolicyStore } from './store.js';
@@ -85,6 +86,8 @@ export interface AccessMetrics {
   rateLimited(scope: 'identity' | 'service'): void;
   /** The allowed-discovery cache reached its bound and was emptied. */
   discoveryCacheOverflow?(): void;
+  /** The aggregated allowed reads reached their bound and were written early. */
+  allowedReadsEarlyFlush?(): void;
 }
 
 export interface AccessOptions {
@@ -109,10 +112,13 @@ export interface AccessOptions {
   discoveryCacheEntries?: number;
   audit?: (entry: AuditEntry) => void;
   /**
-   * Which allowed discoveries are audited: 0 none, 1 every one, N one in N (with `sampled`).
-   * Refusals are recorded whatever this says. Default 0.
+   * Which allowed discoveries are audited: 0 none, 1 every one, N one in N (with `sampled`),
+   * `aggregate` counted per principal, source and service (allowed-reads.ts) and written when
+   * `flushAllowedReads` is called. Refusals are recorded whatever this says. Default 0.
    */
-  auditAllowedReads?: number;
+  auditAllowedReads?: number | 'aggregate';
+  /** Keys counted at once under `aggregate` (at the bound, every count is written early). Default 10,000. */
+  allowedReadsMaxKeys?: number;
   metrics?: AccessMetrics;
   logger: Logger;
   now?: () => number;
@@ -169,11 +175,20 @@ export class AccessControl {
   private readonly global: ReadonlySet<string>;
   /** Allowed reads since the last one recorded (`auditAllowedReads` sampling). */
   private readsUnrecorded = 0;
+  /** `--audit-allowed-reads aggregate`: the counts not yet written. */
+  private readonly readCounts: AllowedReadCounts | undefined;
 
   constructor(private readonly opts: AccessOptions) {
     this.now = opts.now ?? Date.now;
     this.discoveries = new DiscoveryDecisions(opts.discoveryCacheEntries ?? CACHE_LIMIT);
     this.global = new Set([BUILTIN, ...opts.policyNamespaces]);
+    const audit = opts.audit;
+    this.readCounts =
+      opts.auditAllowedReads === 'aggregate' && audit !== undefined
+        ? new AllowedReadCounts(audit, opts.allowedReadsMaxKeys ?? 10_000, () =>
+            opts.metrics?.allowedReadsEarlyFlush?.(),
+          )
+        : undefined;
   }
 
   /** Whether ACLs allow what no rule mentions. */
@@ -196,38 +211,41 @@ export class AccessControl {
    * audited and rethrown as the catalog error.
    */
   principal(req: Credentials, action: string, origin: Origin): Principal | Promise<Principal> {
-    const fail = (err: unknown): never => {
-      const e = err instanceof MaxineError ? err : undefined;
-      if (e?.code === 'UNAUTHENTICATED') {
-        this.opts.metrics?.denied('unauthenticated');
-        this.record(origin, {
-          who: 'unknown',
-          action,
-          outcome: 'unauthenticated',
-          reason: e.message,
-        });
-      }
-      throw err;
-    };
     let p: Principal | Promise<Principal>;
     try {
       p = this.opts.authenticator.principal(req);
     } catch (err) {
-      return fail(err);
+      return this.failed(err, action, origin);
     }
     if (p instanceof Promise) {
       return p.then(
-        (principal) => this.limitIdentity(withPrincipal(origin, principal), action),
-        fail,
+        (principal) => this.limitIdentity(origin, principal, action),
+        (err: unknown) => this.failed(err, action, origin),
       );
     }
-    return this.limitIdentity(withPrincipal(origin, p), action);
+    return this.limitIdentity(origin, p, action);
   }
 
-  private limitIdentity(caller: Caller, action: string): Principal {
+  /** Audits an authentication failure and rethrows it. */
+  private failed(err: unknown, action: string, origin: Origin): never {
+    if (err instanceof MaxineError && err.code === 'UNAUTHENTICATED') {
+      this.opts.metrics?.denied('unauthenticated');
+      this.record(origin, {
+        who: 'unknown',
+        action,
+        outcome: 'unauthenticated',
+        reason: err.message,
+      });
+    }
+    throw err;
+  }
+
+  private limitIdentity(origin: Origin, principal: Principal, action: string): Principal {
     const limits = this.opts.identityLimit;
-    if (limits !== undefined) this.take(caller, `i\0${caller.principal.id}`, limits, { action });
-    return caller.principal;
+    // The caller object is made only when there is a limit to take (no allocation otherwise).
+    if (limits !== undefined)
+      this.take(withPrincipal(origin, principal), `i\0${principal.id}`, limits, { action });
+    return principal;
   }
 
   private take(
@@ -552,11 +570,23 @@ export class AccessControl {
     try {
       return work();
     } catch (err) {
-      if (err instanceof MaxineError && err.status === 403 && !this.recorded.has(err)) {
-        const denial = err.code === 'SERVICE_BLOCKED' ? 'blocked' : 'pod';
-        this.deny(caller, { ...what, reason: err.message, denial });
-      }
+      this.refused(caller, what, err);
       throw err;
+    }
+  }
+
+  /**
+   * What `audited` does when its work throws, for callers that run the work themselves (the
+   * discovery hot path: no closure per request): audits a refusal not yet recorded.
+   */
+  refused(
+    caller: Caller,
+    what: { action: string; service?: ServiceRef; object?: string },
+    err: unknown,
+  ): void {
+    if (err instanceof MaxineError && err.status === 403 && !this.recorded.has(err)) {
+      const denial = err.code === 'SERVICE_BLOCKED' ? 'blocked' : 'pod';
+      this.deny(caller, { ...what, reason: err.message, denial });
     }
   }
 
@@ -569,9 +599,19 @@ export class AccessControl {
    * Records an allowed read as `--audit-allowed-reads` says: not at all (the default), each
    * one, or one record standing for every N (`sampled: N`).
    */
-  allowedRead(caller: Caller, action: string, service: ServiceRef): void {
+  allowedRead(caller: Caller, action: string, service: ServiceRef, key?: string): void {
     const every = this.opts.auditAllowedReads ?? 0;
     if (every === 0 || this.opts.audit === undefined) return;
+    if (every === 'aggregate') {
+      const source = caller.source;
+      this.readCounts?.add(
+        caller.principal,
+        typeof source === 'string' ? source : NO_SOURCE,
+        key ?? `${service.namespace}/${service.name}`,
+        this.now(),
+      );
+      return;
+    }
     this.readsUnrecorded += 1;
     if (this.readsUnrecorded < every) return;
     this.readsUnrecorded = 0;
@@ -582,6 +622,19 @@ export class AccessControl {
       outcome: 'allowed',
       ...(every > 1 && { sampled: every }),
     });
+  }
+
+  /**
+   * Writes the allowed discoveries counted under `--audit-allowed-reads aggregate`, one record
+   * per principal, source and service (the owner calls it every interval and on shutdown).
+   */
+  flushAllowedReads(): void {
+    this.readCounts?.flush(this.now());
+  }
+
+  /** Keys counted now under `aggregate` (bounded by `allowedReadsMaxKeys`). */
+  get allowedReadKeys(): number {
+    return this.readCounts?.size ?? 0;
   }
 
   /** Records an allowed change (registration, deregistration). */
