@@ -410,13 +410,16 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       offer(event);
       if (s.behind || s.closed) return;
     }
-    s.unsubscribe = deps.events.subscribe((event) => {
-      try {
-        offer(event);
-      } catch (err) {
-        fail(s, err); // one subscriber's failure must not reach the event log's other listeners
-      }
-    });
+    s.unsubscribe = deps.events.subscribe(
+      (event) => {
+        try {
+          offer(event);
+        } catch (err) {
+          fail(s, err); // one subscriber's failure must not reach the event log's other listeners
+        }
+      },
+      { heartbeats: s.filter.takesHeartbeats },
+    );
   }
 
   /**

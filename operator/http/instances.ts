@@ -157,7 +157,8 @@ export function authorizeInstanceWrite(
   id: string,
   action: string,
 ): void {
-  const instance = deps.registry.getInstance(id);
+  // Its owner only: a whole Instance (ISO times and all) was built here on every heartbeat.
+  const instance = deps.registry.instanceOwner(id);
   if (instance === undefined) return;
   let ownPod = false;
   let refusal: MaxineError | undefined;
@@ -260,7 +261,11 @@ export async function heartbeatAnswer(
   req: IncomingMessage,
   rawId: string,
 ): Promise<string> {
-  const principal = await deps.access.principal(req, 'heartbeat', originOf(req));
+  // A known caller (anonymous, a cached token) is not awaited: the body is then read from the
+  // request's own turn, as it arrives, instead of being buffered in the stream and replayed
+  // from later ticks once reading starts (issue 17's profile).
+  const known = deps.access.principal(req, 'heartbeat', originOf(req));
+  const principal = known instanceof Promise ? await known : known;
   const id = idParamSchema.safeParse({
     id: rawId.includes('%') ? decodeURIComponent(rawId) : rawId,
   });
