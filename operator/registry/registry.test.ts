@@ -95,6 +95,16 @@ describe('registration', () => {
     expect(types().slice(before)).toEqual(['service_unhealthy', 'service_heartbeat']);
   });
 
+  it("a heartbeat adds no fields to a registration's record (one shape, no bytes per record)", () => {
+    const { registry, register } = setup();
+    const { instance } = register({ host: '10.0.0.1' });
+    const records = Reflect.get(registry, 'instances') as Map<string, object>;
+    const keys = Object.keys(records.get(instance.id)!);
+    registry.heartbeat(instance.id, { status: 'passing' });
+    registry.heartbeat(instance.id, { status: 'warning', output: 'slow' });
+    expect(Object.keys(records.get(instance.id)!)).toEqual(keys);
+  });
+
   it('names the owner of an instance without building it', () => {
     const { registry, register } = setup();
     const { instance } = register({ host: '10.0.0.1', metadata: { pod: 'api-0' } });

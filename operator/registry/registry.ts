@@ -405,11 +405,13 @@ export class Registry {
     }
     const before = healthOf(record).status;
     record.lastHeartbeat = this.opts.clock.now();
-    record.leaseGraceMs = undefined;
+    // Only written when set: a registration's record has neither field, and writing one (even
+    // undefined) on every heartbeat gave each record a second shape, and a property, of its own.
+    if (record.leaseGraceMs !== undefined) record.leaseGraceMs = undefined;
     record.leaseLapsed = false;
     if (body.status !== undefined) {
       record.check = checkOf(body.status, body.output);
-      record.awaitsCheck = false;
+      if (record.awaitsCheck === true) record.awaitsCheck = false;
     }
     if (body.connections !== undefined) record.connections = body.connections;
     this.counters.heartbeats += 1;
