@@ -3,8 +3,8 @@ import tseslint from 'typescript-eslint';
 
 /**
  * The layering (docs/decisions/0012-layering.md): the sidecar and the operator are two
- * programs that share only common/; common/ imports neither; the registry and policy cores
- * know no transport (HTTP, Kubernetes, the webhook). Tests are held to the same rules.
+ * programs that share only common/; common/ imports neither; plugin/ (kubectl-maxine) imports
+ * common/ only; the registry and policy cores know no transport (HTTP, Kubernetes, the webhook). Tests are held to the same rules.
  */
 const layer = (...groups) => ({
   'no-restricted-imports': [
@@ -26,6 +26,10 @@ const SIDECAR = [
     'the operator and common/ must not import the sidecar; move the shared piece to common/',
   ],
 ];
+const PLUGIN = [
+  ['**/operator/**', '**/sidecar/**'],
+  'plugin/ (kubectl-maxine) may import common/ only; move the shared piece to common/',
+];
 const TRANSPORT = [
   ['**/http/**', '**/kube/**', '**/webhook/**'],
   'operator/registry and operator/policy know no transport: take plain data (see policy/access.ts Caller)',
@@ -35,6 +39,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/**',
+      'clients/typescript/dist/**',
       'node_modules/**',
       'coverage/**',
       'e2e/controlplane/**/*.go',
@@ -97,5 +102,14 @@ export default tseslint.config(
   {
     files: ['common/**/*.ts'],
     rules: layer(...OPERATOR, ...SIDECAR),
+  },
+  {
+    // The published client package ships common/ only (decision 0034).
+    files: ['clients/**/*.ts'],
+    rules: layer(...OPERATOR, ...SIDECAR),
+  },
+  {
+    files: ['plugin/**/*.ts'],
+    rules: layer(PLUGIN),
   },
 );

@@ -8,7 +8,12 @@
  *   node bench/baseline-server.js <port> <base64 body>
  */
 import { Buffer } from 'node:buffer';
-import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+
+// Required, not imported: on Node 24+ an ESM import of node:http loads undici (~7 MB private),
+// which a bare server does not use (common/node-http.ts; decision 0027).
+/** @type {typeof import('node:http')} */
+const { createServer } = createRequire(import.meta.url)('node:http');
 
 const port = Number(process.argv[2]);
 const body = Buffer.from(process.argv[3] ?? '', 'base64');

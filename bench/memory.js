@@ -80,6 +80,8 @@ const AIMS = { rssMb: 300, bytesPerInstance: 1024, sidecarAnonMb: 20 };
 /** What a fresh node costs, then what each module adds (imported alone, after a full GC). */
 const IMPORTS = [
   'node:http',
+  // As common/node-http.ts loads it: an ESM import loads undici on Node 24+, a require does not.
+  'require:node:http',
   'zod',
   'pino',
   'prom-client',
@@ -269,8 +271,23 @@ async function discoveryRatio(config, tmp, main = OPERATOR_MAIN) {
  * @param {Config} config
  * @param {string} tmp
  */
-async function sidecarFootprint(config, tmp) {
-  const operator = await startOperator(join(tmp, 'empty'), 'operator (sidecar)', [], BULK_LIMITS);
+async function sidecarFootprint(
+  config,
+  tmp,
+  beforeMain = /** @type {string | undefined} */ (undefined),
+) {
+  // The sidecar registers one more service than the copy holds: without room for it the
+  // operator refuses it (429, 1,000 undeclared services per principal by default) and the
+  // sidecar retries throughout the measurement.
+  const operator = await startOperator(
+    join(tmp, 'empty'),
+    'operator (sidecar)',
+    [],
+    [
+      ...BULK_LIMITS,
+      ...['--max-undeclared-services-per-principal', String(config.sidecarServices + 10)],
+    ],
+  );
   /** @type {Child | undefined} */
   let baseline;
   try {
@@ -291,6 +308,9 @@ async function sidecarFootprint(config, tmp) {
     await sleep(SETTLE_MS);
     const bare = rssOf(baseline.pid);
     const rows = [];
+    // BENCH_BEFORE_DIST's sidecar first, with the image's flags: before/after in the same run.
+    if (beforeMain !== undefined)
+      rows.push(await oneSidecar(operator, IMAGE_SIDECAR_FLAGS, beforeMain, 'before'));
     for (const flags of config.flagSets) rows.push(await oneSidecar(operator, flags));
     return { services: config.sidecarServices, bare, rows };
   } finally {
@@ -302,8 +322,10 @@ async function sidecarFootprint(config, tmp) {
 /**
  * @param {Child} operator
  * @param {string} flags
+ * @param {string} main the sidecar to start (this tree's, or BENCH_BEFORE_DIST's)
+ * @param {'before' | 'this build'} build
  */
-async function oneSidecar(operator, flags) {
+async function oneSidecar(operator, flags, main = SIDECAR_MAIN, build = 'this build') {
   const port = await freePort();
   const loadBefore = load();
   const started = process.hrtime.bigint();
@@ -311,7 +333,7 @@ async function oneSidecar(operator, flags) {
     name: `sidecar ${flags}`,
     port,
     readyPath: '/v1/discover/api',
-    args: [...flags.split(' ').filter(Boolean), SIDECAR_MAIN],
+    args: [...flags.split(' ').filter(Boolean), main],
     env: {
       ...process.env,
       MAXINE_DISCOVERY_SCOPE: 'cluster',
@@ -336,6 +358,7 @@ async function oneSidecar(operator, flags) {
     const served = rssOf(sidecar.pid);
     return {
       flags,
+      build,
       firstAnswerMs,
       copyComplete: last.status === 200,
       synced,
@@ -357,7 +380,9 @@ function importCosts() {
     'const { readFileSync } = await import("node:fs");',
     'const anon = () => Number(/RssAnon:\\s+(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1]) / 1024;',
     'gc(); gc(); const before = anon(); const heapBefore = process.memoryUsage().heapUsed;',
-    'const spec = process.argv[1]; await import(spec.startsWith("./") ? new URL(spec, "file://" + process.cwd() + "/").href : spec);',
+    'const spec = process.argv[1];',
+    'if (spec.startsWith("require:")) (await import("node:module")).createRequire(import.meta.url)(spec.slice(8));',
+    'else await import(spec.startsWith("./") ? new URL(spec, "file://" + process.cwd() + "/").href : spec);',
     'gc(); gc(); process.stdout.write(JSON.stringify({ before, after: anon(), heap: (process.memoryUsage().heapUsed - heapBefore) / 1048576 }));',
   ].join('\n');
   return IMPORTS.map((spec) => {
@@ -442,20 +467,20 @@ function spacesTable(stats) {
 /** @param {Awaited<ReturnType<typeof sidecarFootprint>>} s */
 function sidecarTable(s) {
   return [
-    `| node flags | start-up to first answer | ${(3 * SETTLE_MS) / 1000} s later: RSS, private | idle (${(10 * SETTLE_MS) / 1000} s): RSS | idle private (RssAnon) | after 2,000 answers: RSS, private | load average |`,
-    `|---|---:|---:|---:|---:|---:|---|`,
+    `| build | node flags | start-up to first answer | ${(3 * SETTLE_MS) / 1000} s later: RSS, private | idle (${(10 * SETTLE_MS) / 1000} s): RSS | idle private (RssAnon) | after 2,000 answers: RSS, private | load average |`,
+    `|---|---|---:|---:|---:|---:|---:|---|`,
     ...s.rows.map(
       (r) =>
-        `| \`${r.flags || '(none)'}\` | ${Math.round(r.firstAnswerMs)} ms | ${f1(r.synced.rssMb)} MB, ${f1(r.synced.anonMb)} MB | ${f1(r.idle.rssMb)} MB | **${f1(r.idle.anonMb)} MB** | ${f1(r.served.rssMb)} MB, ${f1(r.served.anonMb)} MB | ${r.load} |`,
+        `| ${r.build} | \`${r.flags || '(none)'}\` | ${Math.round(r.firstAnswerMs)} ms | ${f1(r.synced.rssMb)} MB, ${f1(r.synced.anonMb)} MB | ${f1(r.idle.rssMb)} MB | **${f1(r.idle.anonMb)} MB** | ${f1(r.served.rssMb)} MB, ${f1(r.served.anonMb)} MB | ${r.load} |`,
     ),
-    `| bare node:http (reference) | | | ${f1(s.bare.rssMb)} MB | ${f1(s.bare.anonMb)} MB | | |`,
+    `| bare node:http (reference) | | | | ${f1(s.bare.rssMb)} MB | ${f1(s.bare.anonMb)} MB | | |`,
   ].join('\n');
 }
 
 /** @param {ReturnType<typeof importCosts>} rows */
 function importsTable(rows) {
   return [
-    '| module (imported alone into a fresh node) | private memory added | V8 heap added |',
+    '| module (imported alone into a fresh node; `require:` loaded with require) | private memory added | V8 heap added |',
     '|---|---:|---:|',
     ...rows.map((r) => `| \`${r.spec}\` | ${f1(r.addedAnonMb)} MB | ${f1(r.heapMb)} MB |`),
     `| (a fresh node before any import) | ${f1(rows[0]?.bareAnonMb ?? 0)} MB | |`,
@@ -491,6 +516,15 @@ function writeResults(major, section) {
   );
 }
 
+/**
+ * BENCH_BEFORE_DIST's sidecar, when the before operator ran.
+ * @param {boolean} ran
+ */
+function beforeSidecarMain(ran) {
+  const dist = process.env.BENCH_BEFORE_DIST;
+  return ran && dist !== undefined ? join(dist, 'sidecar', 'main.js') : undefined;
+}
+
 export async function memoryMain() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
@@ -517,11 +551,12 @@ export async function memoryMain() {
   process.stderr.write('memory: discovery vs bare ...\n');
   const discovery = await discoveryRatio(config, tmp);
   process.stderr.write(`memory: sidecar with a copy of ${config.sidecarServices} services ...\n`);
-  const sidecar = await sidecarFootprint(config, tmp);
+  const sidecar = await sidecarFootprint(config, tmp, beforeSidecarMain(before !== undefined));
   const imports = config.imports ? importCosts() : undefined;
   const grownAfterGc =
     ((operator.afterGc.rssMb - operator.before.rssMb) * 2 ** 20) / operator.instances;
-  const image = sidecar.rows.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? sidecar.rows[0];
+  const built = sidecar.rows.filter((r) => r.build === 'this build');
+  const image = built.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? built[0];
   const aims = [
     [
       `operator RSS with ${operator.instances.toLocaleString('en-US')} instances, settled`,

@@ -10,19 +10,11 @@
  * Same environment knobs as bench/run.js (BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS,
  * BENCH_CONNECTIONS, BENCH_PIPELINING, BENCH_NODE) plus BENCH_PEERS, BENCH_ETCD, BENCH_CONSUL.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  httpRequest,
-  OPERATOR_MAIN,
-  runMain,
-  startBaseline,
-  startOperator,
-  startWatchdog,
-  stopChild,
-} from './processes.js';
+import { httpRequest, OPERATOR_MAIN, runMain, startBaseline, startWatchdog } from './processes.js';
 import {
   PEER_KEYS,
   PEER_RUNS_PER_ROUND,
@@ -46,13 +38,12 @@ import {
   DISCOVER_PATH,
   loadConfig,
   operatorFlags,
-  registerDiscoveryInstances,
   rowsOf,
   runRounds,
   scenarios,
   serverNode,
-  startSecuredOperator,
-  writeService,
+  startOperators,
+  stopServers,
 } from './run.js';
 
 /** @typedef {import('./processes.js').Child} Child */
@@ -72,26 +63,14 @@ async function main() {
   const started = new Date();
   const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-peers-'));
   process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-  const resources = join(tmp, 'resources');
-  mkdirSync(resources);
-  writeService(resources, 'api', 'round-robin');
-  /** @type {Child | undefined} */
-  let operator;
-  /** @type {Child | undefined} */
-  let secured;
-  /** @type {Child | undefined} */
-  let baseline;
-  /** @type {import('./peers.js').Peers | undefined} */
-  let peers;
+  /** @type {import('./run.js').Servers} */
+  const servers = {};
   try {
-    operator = await startOperator(resources, 'operator', [], BULK_LIMITS);
-    await registerDiscoveryInstances(operator);
-    secured = await startSecuredOperator(tmp, []);
-    await registerDiscoveryInstances(secured);
+    const { resources, operator, secured } = await startOperators(servers, tmp);
     const answer = await httpRequest({ port: operator.port, path: DISCOVER_PATH });
     if (answer.status !== 200) throw new Error(`GET ${DISCOVER_PATH}: ${answer.status}`);
-    baseline = await startBaseline(answer.body);
-    peers = await startPeers(tmp);
+    const baseline = (servers.baseline = await startBaseline(answer.body));
+    const peers = (servers.peers = await startPeers(tmp));
     if (peers.started.length === 0) {
       throw new Error(
         `no peer to measure: ${peers.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`,
@@ -146,10 +125,7 @@ async function main() {
       `\n${aims}\n\n${throughputTable(summaries)}\n\n${peersTable(summaries, peers)}\n\nwritten: ${RESULTS}\n`,
     );
   } finally {
-    await stopPeers(peers);
-    await stopChild(baseline);
-    await stopChild(secured);
-    await stopChild(operator);
+    await stopServers(servers);
   }
 }
 

@@ -117,6 +117,9 @@ const BULK_LIMITS = [
   ...['--address-rate-limit', '0'],
   ...['--max-instances', '2000000', '--max-instances-per-principal', '2000000'],
   ...['--max-instances-per-service', '2000000'],
+  // The sidecar's 1,000-service copy is registered by one (anonymous) caller, and the sidecar's
+  // own service must still fit: the default 1,000 undeclared services per principal would not.
+  ...['--max-undeclared-services-per-principal', '10000'],
 ];
 const SETTLE_MS = 2000;
 const AIMS = {
@@ -556,36 +559,64 @@ async function measureMemory(config, resources) {
 }
 
 /**
+ * The servers a throughput run starts, each set as it comes up, so stopServers stops what did
+ * start when a later one fails.
+ * @typedef {{ operator?: Child, secured?: Child, baseline?: Child, sidecar?: Child,
+ *   securedSidecar?: Child, peers?: import('./peers.js').Peers }} Servers
+ */
+
+/**
+ * The start both bench and bench:peers share: the `api` service's resources under `tmp`, the
+ * operator (BULK_LIMITS) and the secured one, each holding the discovery instances.
+ * @param {Servers} servers filled in as each starts
+ * @param {string} tmp
+ * @param {{ flags?: string[], securedFlags?: string[] }} [nodeFlags] extra Node flags of each
+ * @returns {Promise<{ resources: string, operator: Child, secured: Child }>}
+ */
+async function startOperators(servers, tmp, nodeFlags = {}) {
+  const resources = join(tmp, 'resources');
+  mkdirSync(resources);
+  writeService(resources, SERVICE, 'round-robin');
+  const operator = await startOperator(resources, 'operator', nodeFlags.flags ?? [], BULK_LIMITS);
+  servers.operator = operator;
+  await registerDiscoveryInstances(operator);
+  const secured = await startSecuredOperator(tmp, nodeFlags.securedFlags ?? []);
+  servers.secured = secured;
+  await registerDiscoveryInstances(secured);
+  return { resources, operator, secured };
+}
+
+/**
+ * Stops what startOperators and the run started, the last started first.
+ * @param {Servers} servers
+ */
+async function stopServers(servers) {
+  await stopPeers(servers.peers);
+  await stopChild(servers.securedSidecar);
+  await stopChild(servers.sidecar);
+  await stopChild(servers.baseline);
+  await stopChild(servers.secured);
+  await stopChild(servers.operator);
+}
+
+/**
  * @param {Config} config
  * @param {string} tmp
  * @param {string} profileDir
  */
 async function measureThroughput(config, tmp, profileDir) {
-  const resources = join(tmp, 'resources');
-  mkdirSync(resources);
-  writeService(resources, SERVICE, 'round-robin');
-  /** @type {Child | undefined} */
-  let operator;
-  /** @type {Child | undefined} */
-  let baseline;
-  /** @type {Child | undefined} */
-  let sidecar;
-  /** @type {Child | undefined} */
-  let secured;
-  /** @type {import('./peers.js').Peers | undefined} */
-  let peers;
-  /** @type {Child | undefined} */
-  let securedSidecar;
+  /** @type {Servers} */
+  const servers = {};
   try {
     const flags = config.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     const securedFlags = config.cpuProf
       ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, 'secured')}`]
       : [];
     // Up to BENCH_HEARTBEAT_INSTANCES (100,000) heartbeat targets are registered here too.
-    operator = await startOperator(resources, 'operator', flags, BULK_LIMITS);
-    await registerDiscoveryInstances(operator);
-    secured = await startSecuredOperator(tmp, securedFlags);
-    await registerDiscoveryInstances(secured);
+    const { resources, operator, secured } = await startOperators(servers, tmp, {
+      flags,
+      securedFlags,
+    });
     const answers = [];
     for (let i = 0; i < DISCOVER_INSTANCES; i += 1)
       answers.push(await fetchAnswer(operator, DISCOVER_PATH));
@@ -613,15 +644,15 @@ async function measureThroughput(config, tmp, profileDir) {
         port: 8080,
       }),
     });
-    baseline = await startBaseline(body);
-    sidecar = await startSidecar(operator);
+    const baseline = (servers.baseline = await startBaseline(body));
+    const sidecar = (servers.sidecar = await startSidecar(operator));
     const sidecarAnswer = await fetchAnswer(sidecar, SIDECAR_PATH);
     if (sidecarAnswer.length !== body.length)
       throw new Error(`sidecar answer differs in size: ${sidecarAnswer.toString()}`);
-    peers = await startPeers(tmp);
+    const peers = (servers.peers = await startPeers(tmp));
     const sidecarToken = join(tmp, 'sidecar-token');
     writeFileSync(sidecarToken, SIDECAR_TOKEN, { mode: 0o600 });
-    securedSidecar = await startSidecar(secured, sidecarToken);
+    const securedSidecar = (servers.securedSidecar = await startSidecar(secured, sidecarToken));
     await fetchAnswer(securedSidecar, SIDECAR_PATH);
     await sleep(SETTLE_MS);
     const sidecarIdle = rssOf(sidecar.pid);
@@ -654,12 +685,7 @@ async function measureThroughput(config, tmp, profileDir) {
       },
     };
   } finally {
-    await stopPeers(peers);
-    await stopChild(securedSidecar);
-    await stopChild(sidecar);
-    await stopChild(baseline);
-    await stopChild(secured);
-    await stopChild(operator);
+    await stopServers(servers);
   }
 }
 
@@ -1014,6 +1040,8 @@ export {
   runRounds,
   scenarios,
   serverNode,
+  startOperators,
   startSecuredOperator,
+  stopServers,
   writeService,
 };

@@ -14,10 +14,21 @@ import type {
   ServiceSummary,
 } from './wire.js';
 
+/**
+ * What a client error says: a catalog code the server answered, or one of the client's own:
+ * `NETWORK` (no answer), `BAD_RESPONSE` (an answer that is not what the API promises),
+ * `BUFFER_FULL` (a bounded client-side buffer or cache refused more), `CLOSED` (the client or
+ * stream was closed).
+ */
+export type ClientErrorCode = ErrorCode | 'NETWORK' | 'BAD_RESPONSE' | 'BUFFER_FULL' | 'CLOSED';
+
 export class ClientError extends Error {
+  /** The server's `Retry-After`, in milliseconds, when it sent one. */
+  retryAfterMs: number | undefined;
+
   constructor(
     readonly status: number,
-    readonly code: ErrorCode | 'NETWORK' | 'BAD_RESPONSE',
+    readonly code: ClientErrorCode,
     message: string,
     readonly details?: unknown,
   ) {
@@ -26,11 +37,49 @@ export class ClientError extends Error {
   }
 }
 
+/** A bearer token: fixed, or read on each request (e.g. a projected token file that rotates). */
+export type TokenSource =
+  string | (() => string | undefined | Promise<string | undefined>) | undefined;
+
+/** The `Authorization` header of `token`, if any. */
+export async function authorizationOf(token: TokenSource): Promise<string | undefined> {
+  const value = typeof token === 'function' ? await token() : token;
+  return value === undefined ? undefined : `Bearer ${value}`;
+}
+
+/** `Retry-After` (seconds, or an HTTP date) in milliseconds; undefined when absent or unreadable. */
+export function retryAfterMsOf(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return seconds >= 0 ? seconds * 1000 : undefined;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** The ClientError of a non-2xx answer: the catalog body's code, message and details. */
+export function errorOfAnswer(
+  status: number,
+  body: unknown,
+  retryAfter: string | null,
+): ClientError {
+  const error = (
+    body as { error?: { code?: ErrorCode; message?: string; details?: unknown } } | undefined
+  )?.error;
+  const answer = new ClientError(
+    status,
+    error?.code ?? 'BAD_RESPONSE',
+    error?.message ?? `HTTP ${status}`,
+    error?.details,
+  );
+  answer.retryAfterMs = retryAfterMsOf(retryAfter);
+  return answer;
+}
+
 export interface ClientOptions {
   /** e.g. `http://127.0.0.1:7710` */
   baseUrl: string;
-  /** Sent as `Authorization: Bearer …` when set. */
-  token?: string | (() => string | undefined);
+  /** Sent as `Authorization: Bearer …` when set; a function is asked before each request. */
+  token?: TokenSource;
   timeoutMs?: number;
 }
 
@@ -85,11 +134,11 @@ export class RegistryClient {
     return (body as { services: ServiceSummary[] }).services;
   }
 
-  private headers(hasBody: boolean): Record<string, string> {
+  private async headers(hasBody: boolean): Promise<Record<string, string>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (hasBody) headers['content-type'] = 'application/json';
-    const token = typeof this.opts.token === 'function' ? this.opts.token() : this.opts.token;
-    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    const authorization = await authorizationOf(this.opts.token);
+    if (authorization !== undefined) headers.authorization = authorization;
     return headers;
   }
 
@@ -98,11 +147,13 @@ export class RegistryClient {
     path: string,
     payload?: unknown,
   ): Promise<{ status: number; body: unknown }> {
+    // Outside the try: a token source that fails says so itself, not as a network error.
+    const headers = await this.headers(payload !== undefined);
     let res: Response;
     try {
       res = await fetch(this.base + path, {
         method,
-        headers: this.headers(payload !== undefined),
+        headers,
         body: payload === undefined ? undefined : JSON.stringify(payload),
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
       });
@@ -110,17 +161,7 @@ export class RegistryClient {
       throw new ClientError(0, 'NETWORK', `${method} ${path}: ${(err as Error).message}`);
     }
     const body = parseBody(await res.text(), res.status, `${method} ${path}`);
-    if (!res.ok) {
-      const error = (
-        body as { error?: { code?: ErrorCode; message?: string; details?: unknown } } | undefined
-      )?.error;
-      throw new ClientError(
-        res.status,
-        error?.code ?? 'BAD_RESPONSE',
-        error?.message ?? `HTTP ${res.status}`,
-        error?.details,
-      );
-    }
+    if (!res.ok) throw errorOfAnswer(res.status, body, res.headers.get('retry-after'));
     return { status: res.status, body };
   }
 }

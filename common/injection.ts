@@ -51,7 +51,7 @@ export const CONFIG_DIR = '/etc/maxine/config';
 
 /**
  * The environment variables the webhook sets on the sidecar container (`sidecarEnv` in
- * operator/webhook/patch.ts) and the sidecar parses (`sidecarEnvSchema` in sidecar/config.ts,
+ * common/injection-patch.ts) and the sidecar parses (`sidecarEnvSchema` in sidecar/config.ts,
  * which is checked to have each of them, so a renamed variable fails the type check).
  */
 export const SIDECAR_ENV = [

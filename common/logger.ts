@@ -15,7 +15,14 @@ export function createLogger(
       base: { component },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
-        paths: ['*.authorization', '*.cookie', '*.token', '*.password', '*.secret'],
+        paths: [
+          '*.authorization',
+          '*["x-maxine-kubernetes-authorization"]',
+          '*.cookie',
+          '*.token',
+          '*.password',
+          '*.secret',
+        ],
         censor: '[redacted]',
       },
       formatters: { level: (label) => ({ level: label }) },

@@ -9,7 +9,19 @@
  * Never compile a user-supplied pattern with `new RegExp`: use `compileUserRegex` or
  * `fullRegexMatch` from here.
  */
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type * as Re2 from 're2js';
+import type { RE2JS } from 're2js';
+
+/**
+ * re2js (~1 MB of heap once loaded) is required on first use, not imported: most processes
+ * never see a user pattern, and the sidecar's start-up must not pay for it (decision 0027).
+ */
+let re2: typeof RE2JS | undefined;
+function engine(): typeof RE2JS {
+  re2 ??= (createRequire(import.meta.url)('re2js') as typeof Re2).RE2JS;
+  return re2;
+}
 
 export const INVALID_REGEX_MESSAGE =
   'must be an RE2 regular expression (no lookaround or backreferences)';
@@ -17,7 +29,7 @@ export const INVALID_REGEX_MESSAGE =
 /** Why `pattern` is not valid RE2 syntax (the parser's message), or undefined when it is. */
 export function regexSyntaxProblem(pattern: string): string | undefined {
   try {
-    RE2JS.compile(pattern);
+    engine().compile(pattern);
     return undefined;
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
@@ -26,7 +38,7 @@ export function regexSyntaxProblem(pattern: string): string | undefined {
 
 /** Compiles a user-supplied pattern with RE2 semantics; throws when it is not RE2 syntax. */
 export function compileUserRegex(pattern: string): RE2JS {
-  return RE2JS.compile(pattern);
+  return engine().compile(pattern);
 }
 
 const REGEX_CACHE_LIMIT = 1024;

@@ -336,6 +336,12 @@ export const streamEpochSchema = z
   .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be an epoch as the operator sent it');
 /** The handshake response header naming the stream's epoch. */
 export const STREAM_EPOCH_HEADER = 'maxine-stream-epoch';
+/**
+ * Where `kubectl maxine` forwards its user's bearer token through the API server's service
+ * proxy (which removes `Authorization`): `Bearer <token>`, reviewed by the operator with a
+ * TokenReview (operator/auth/kube-user.ts, docs/decisions/0036-*).
+ */
+export const KUBE_USER_HEADER = 'x-maxine-kubernetes-authorization';
 
 const envelope = { seq: z.int().min(0), time: z.string() };
 const aboutService = { ...envelope, service: serviceRefWireSchema, instance: absent };
@@ -593,6 +599,8 @@ export const STREAM_CLOSE = {
   TRY_AGAIN_LATER: 1013,
   INTERNAL_ERROR: 1011,
   GOING_AWAY: 1001,
+  /** `follow=false`: the replay or snapshot was sent, nothing more comes. */
+  REPLAY_DONE: 1000,
 } as const;
 
 const csv = <T extends z.ZodType<unknown, string>>(item: T) =>
@@ -654,6 +662,12 @@ export const eventsQuerySchema = z.strictObject({
    */
   epoch: streamEpochSchema.optional(),
   snapshot: boolString.optional(),
+  /**
+   * `false`: no live events — the stream sends the replay (after `since`; without `since` and
+   * `snapshot`, every event the log holds) or the snapshot, then closes (WebSocket code 1000,
+   * SSE `: closed 1000 replay done`). `kubectl maxine events` without `-f` reads it so.
+   */
+  follow: boolString.optional(),
   /**
    * Instance filters: an event about one instance (it carries `instance`, or a heartbeat or
    * circuit change naming one) comes only when that instance has this version / zone /

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { freePorts } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
 import type { Operator } from '../operator/operator.js';
@@ -144,15 +145,22 @@ export function dryRunPod(cp: ControlPlane, namespace: string, labels: Record<st
  * An in-process operator with its injection webhook, which the API server calls over TLS at
  * 127.0.0.1 (the manifests point it at the in-cluster Service; this operator runs on the host).
  * Resolves once the API server calls it: a dry run in `namespace` (labelled for injection by
- * the caller) comes back with our webhook's warning.
+ * the caller) comes back with our webhook's warning. When it is not ready within `readyMs`
+ * (default 60 s: its CA bundle never written, the API server never calling it), the operator is
+ * stopped and the error carries the operator's last log lines.
  */
 export async function startInjectingOperator(
   cp: ControlPlane,
   namespace: string,
   overrides: Record<string, unknown> = {},
-  log?: Parameters<typeof startKubeOperator>[2],
+  /** Where the operator's log goes (default: discarded), and how long it may take to be ready. */
+  opts: { level?: string; sink?: Writable; readyMs?: number } = {},
 ): Promise<{ operator: Operator; base: string; admin: { authorization: string } }> {
   const [apiPort, webhookPort] = (await freePorts(2)) as [number, number];
+  const readyMs = opts.readyMs ?? 60_000;
+  const logged = tailOf(
+    opts.sink ?? (process.env.MAXINE_E2E_LOGS === undefined ? undefined : process.stderr),
+  );
   const started = await startKubeOperator(
     cp,
     {
@@ -166,42 +174,82 @@ export async function startInjectingOperator(
       sidecarOperatorUrl: `http://127.0.0.1:${apiPort}`,
       ...overrides,
     },
-    log,
+    { level: opts.level ?? process.env.MAXINE_E2E_LOGS ?? 'warn', sink: logged.sink },
   );
-  for (const [i, path] of [
-    [0, '/inject/namespace'],
-    [1, '/inject'],
-  ] as const) {
-    await kubectl(cp, [
-      'patch',
-      'mutatingwebhookconfiguration',
-      'maxine-sidecar-injector',
-      '--type=json',
-      `-p=${JSON.stringify([
-        { op: 'remove', path: `/webhooks/${i}/clientConfig/service` },
-        {
-          op: 'add',
-          path: `/webhooks/${i}/clientConfig/url`,
-          value: `https://127.0.0.1:${webhookPort}${path}`,
-        },
-        { op: 'replace', path: `/webhooks/${i}/failurePolicy`, value: 'Fail' },
-      ])}`,
-    ]);
+  const deadline = Date.now() + readyMs;
+  try {
+    for (const [i, path] of [
+      [0, '/inject/namespace'],
+      [1, '/inject'],
+    ] as const) {
+      await kubectl(cp, [
+        'patch',
+        'mutatingwebhookconfiguration',
+        'maxine-sidecar-injector',
+        '--type=json',
+        `-p=${JSON.stringify([
+          { op: 'remove', path: `/webhooks/${i}/clientConfig/service` },
+          {
+            op: 'add',
+            path: `/webhooks/${i}/clientConfig/url`,
+            value: `https://127.0.0.1:${webhookPort}${path}`,
+          },
+          { op: 'replace', path: `/webhooks/${i}/failurePolicy`, value: 'Fail' },
+        ])}`,
+      ]);
+    }
+    await within(
+      started.operator.whenWebhookReady(),
+      deadline - Date.now(),
+      "the webhook's CA bundle written",
+    );
+    // The API server picks up the patched webhook configuration a moment later; until then it
+    // still calls the in-cluster Service (unreachable here) and, failing open, admits pods
+    // without the sidecar. A server-side dry run shows when our webhook answers: no
+    // MaxineService selects the probe yet, so the answer is its warning saying so.
+    await eventually(
+      async () => {
+        const probe = await dryRunPod(cp, namespace, {});
+        return probe.code === 0 && probe.stderr.includes('no MaxineService selects this pod');
+      },
+      Math.max(1, deadline - Date.now()),
+      'webhook configuration in force',
+    );
+  } catch (err) {
+    await started.operator.stop();
+    throw new Error(
+      `the injecting operator was not ready within ${readyMs} ms: ${(err as Error).message}\n` +
+        `its last log lines:\n${logged.lines.join('\n')}`,
+      { cause: err },
+    );
   }
-  await started.operator.whenWebhookReady();
-  // The API server picks up the patched webhook configuration a moment later; until then it
-  // still calls the in-cluster Service (unreachable here) and, failing open, admits pods
-  // without the sidecar. A server-side dry run shows when our webhook answers: no
-  // MaxineService selects the probe yet, so the answer is its warning saying so.
-  await eventually(
-    async () => {
-      const probe = await dryRunPod(cp, namespace, {});
-      return probe.code === 0 && probe.stderr.includes('no MaxineService selects this pod');
-    },
-    30_000,
-    'webhook configuration in force',
-  );
   return started;
+}
+
+/** `promise`, or a rejection saying `what` was not done within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), Math.max(0, ms));
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A log sink keeping the last `keep` lines (and passing everything on to `next`, if any). */
+function tailOf(next: Writable | undefined, keep = 40): { sink: Writable; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue;
+        lines.push(line);
+        if (lines.length > keep) lines.shift();
+      }
+      if (next === undefined) done();
+      else next.write(chunk, () => done());
+    },
+  });
+  return { sink, lines };
 }
 
 /**

@@ -18,6 +18,7 @@ import { MESHES, renderMesh } from '../common/mesh/index.js';
 import type { Operator } from '../operator/operator.js';
 import { ensureBinaries, startControlPlane } from './controlplane/cluster.js';
 import type { ControlPlane } from './controlplane/cluster.js';
+import { applyCrds } from './lib/crds.js';
 import { installCrds, kubectl as kubectlIn, startKubeOperator } from './operator-identity.js';
 
 /** Where the Istio and Linkerd CRDs are read from (not copied into this repository). */
@@ -152,9 +153,10 @@ describe('mesh configuration on a real control plane', () => {
   it(
     'accepts every golden render under the real Istio and Linkerd schemas (strict fields)',
     async () => {
-      await kubectl(['apply', '--server-side', '-f', join(THIRDPARTY_CRDS, 'istio.yaml')]);
-      await kubectl(['apply', '--server-side', '-f', join(THIRDPARTY_CRDS, 'linkerd.yaml')]);
-      await kubectl(['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
+      for (const mesh of ['istio.yaml', 'linkerd.yaml'])
+        await applyCrds((args) => cp.kubectl(args), join(THIRDPARTY_CRDS, mesh), {
+          serverSide: true,
+        });
       await kubectl(['create', 'namespace', 'golden']);
       let objects = 0;
       for (const c of GOLDEN_CASES) {

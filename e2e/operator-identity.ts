@@ -14,6 +14,7 @@ import { loadKubeParts } from '../operator/kube/load-parts.js';
 import type { Operator } from '../operator/operator.js';
 import { createLogger } from '../common/logger.js';
 import type { ControlPlane } from './controlplane/cluster.js';
+import { applyCrds } from './lib/crds.js';
 
 export const OPERATOR_NAMESPACE = 'maxine-system';
 export const OPERATOR_SERVICE_ACCOUNT = 'maxine-operator';
@@ -83,10 +84,12 @@ export async function writeTokenKubeconfig(
   );
 }
 
-/** Installs the CRDs and waits until the API server serves them. */
+/**
+ * Installs the CRDs and waits until the API server serves them (polled: `kubectl wait` fails on
+ * a CRD that has no conditions yet; e2e/lib/crds.ts).
+ */
 export async function installCrds(cp: ControlPlane): Promise<void> {
-  await kubectl(cp, ['apply', '-f', join(process.cwd(), 'crds')]);
-  await kubectl(cp, ['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
+  await applyCrds((args) => cp.kubectl(args), join(process.cwd(), 'crds'));
 }
 
 /** The user the e2e operators know as their bootstrap administrator. */

@@ -208,4 +208,91 @@ spec:
       return !types.includes('SidecarsMissing');
     }, 30_000);
   });
+
+  it('pods with no port (no spec.ports, no containerPort) are no instances, and the MaxineService says why until it names a port', async () => {
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: portless, namespace: shop }
+spec:
+  selector: { app: portless }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: portless, namespace: shop }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: portless } }
+  template:
+    metadata: { labels: { app: portless } }
+    spec:
+      containers: [{ name: app, image: fake.example/portless:1 }]
+`,
+    );
+    const condition = await eventually(async () => {
+      const msvc = JSON.parse(
+        await kubectl(['get', 'msvc', 'portless', '-n', 'shop', '-o', 'json']),
+      ) as {
+        status?: {
+          conditions?: { type: string; status: string; reason: string; message: string }[];
+        };
+      };
+      return msvc.status?.conditions?.find((c) => c.type === 'PortsMissing') ?? false;
+    }, 30_000);
+    expect(condition).toMatchObject({ status: 'True', reason: 'NoPort' });
+    expect(condition.message).toContain('add spec.ports');
+    const pods = JSON.parse(
+      await kubectl(['get', 'pods', '-n', 'shop', '-l', 'app=portless', '-o', 'json']),
+    ) as { items: { metadata: { name: string } }[] };
+    expect(condition.message).toContain(pods.items[0]!.metadata.name);
+    const res = await fetch(`${base}/api/v1/services/shop/portless`, { headers: admin });
+    expect(((await res.json()) as { items: unknown[] }).items).toEqual([]);
+
+    const events = await eventually(async () => {
+      const out = await kubectl([
+        'get',
+        'events',
+        '-n',
+        'shop',
+        '--field-selector',
+        'involvedObject.kind=MaxineService,involvedObject.name=portless,reason=NoPort',
+        '-o',
+        'json',
+      ]);
+      const list = (JSON.parse(out) as { items: { type: string; message: string }[] }).items;
+      return list.length > 0 && list;
+    }, 30_000);
+    expect(events[0]).toMatchObject({ type: 'Warning' });
+
+    // Naming a port makes the pod an instance and the condition leaves.
+    await kubectl([
+      'patch',
+      'msvc',
+      'portless',
+      '-n',
+      'shop',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"ports":[{"name":"http","port":8080}]}}',
+    ]);
+    await eventually(async () => {
+      const r = await fetch(`${base}/api/v1/services/shop/portless`, { headers: admin });
+      const items = r.status === 200 ? ((await r.json()) as { items: Item[] }).items : [];
+      return items.length === 1;
+    }, 30_000);
+    await eventually(async () => {
+      const types = await kubectl([
+        'get',
+        'msvc',
+        'portless',
+        '-n',
+        'shop',
+        '-o',
+        'jsonpath={.status.conditions[*].type}',
+      ]);
+      return !types.includes('PortsMissing');
+    }, 30_000);
+  });
 });

@@ -134,6 +134,7 @@ export function createOperator(
       KubeRegistrations,
       createInjector,
       makeReviewer,
+      makeUserReviewer,
     } = kubePartsLoaded();
     const kubeConfig = kubeConfigOf(config.kubeconfig);
     const kube = new KubeSource({
@@ -186,7 +187,12 @@ export function createOperator(
     source = kube;
     if (config.webhook ?? true)
       injector = createInjector({ config, kubeConfig, reconciler, logger });
-    kubeAccess = { kubeConfig, pod: (namespace, name) => kube.pod(namespace, name), makeReviewer };
+    kubeAccess = {
+      kubeConfig,
+      pod: (namespace, name) => kube.pod(namespace, name),
+      makeReviewer,
+      makeUserReviewer,
+    };
     kubeSource = kube;
     kubeMesh = { kubeConfig, statusChanged: (key) => kube.requestStatus(key) };
   } else {

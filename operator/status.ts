@@ -43,6 +43,23 @@ export function sidecarsMissingCondition(
   };
 }
 
+/** MaxineService: selected pods have no port, so they are no instances (Kubernetes mode). */
+export const PORTS_MISSING = 'PortsMissing';
+
+export function portsMissingCondition(
+  pods: number,
+  advice: string,
+  generation: number,
+): Omit<Condition, 'lastTransitionTime'> {
+  return {
+    type: PORTS_MISSING,
+    status: 'True',
+    reason: 'NoPort',
+    message: `${pods} selected ${pods === 1 ? 'pod has' : 'pods have'} no port to route to: ${advice}`,
+    observedGeneration: generation,
+  };
+}
+
 /**
  * The API server refused a status write for good (400, 403, 422: retrying would fail the same
  * way). Said on the object as a condition beside the stored ones, since the rest of the status

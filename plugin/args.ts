@@ -202,7 +202,8 @@ Commands:
   why SOURCE DESTINATION       may SOURCE call DESTINATION, and which intention decides
         [--method GET] [--path /x]
   graph                        the dependency graph (-o dot for Graphviz)
-  events -f                    follow the event stream [--services a,ns/b] [--types t1,t2]
+  events [-f]                  the events the operator holds; -f: follow new ones as they come
+        [--services a,ns/b] [--types t1,t2]
   inject-check POD             why POD did or did not get a sidecar
 
 Flags:

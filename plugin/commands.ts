@@ -4,6 +4,7 @@
  * the operator's own decision from GET /api/v1/intentions/check).
  */
 import { splitRef } from './args.js';
+import { EXIT, PluginError } from './exit-codes.js';
 import type { Command } from './args.js';
 import { orNone, render } from './format.js';
 import type { Column } from './format.js';
@@ -67,6 +68,90 @@ export const STATUS_COLUMNS: Column<ServiceSummary>[] = [
   { header: 'REASON', value: (s) => orNone(s.blocked?.reason), wide: true },
 ];
 
+/** A `circuit_state_changed` event, the fields the breaker column reads. */
+interface CircuitEvent {
+  seq: number;
+  service: { namespace: string; name: string };
+  data: {
+    to: 'closed' | 'open' | 'half-open';
+    instanceId?: string;
+    reporter: { service: { namespace: string; name: string }; pod?: string };
+  };
+}
+
+export interface BreakerCounts {
+  open: number;
+  halfOpen: number;
+  closed: number;
+}
+
+/**
+ * The last reported state of each circuit to each destination service (pure): a circuit is one
+ * caller's breaker (its service and pod) for the destination, or for one of its instances.
+ * Events in the order the operator numbered them; later states replace earlier ones.
+ */
+export function breakerStates(events: readonly CircuitEvent[]): Map<string, BreakerCounts> {
+  const last = new Map<string, { destination: string; to: CircuitEvent['data']['to'] }>();
+  for (const e of [...events].sort((a, b) => a.seq - b.seq)) {
+    const destination = refText(e.service);
+    const circuit = [
+      refText(e.data.reporter.service),
+      e.data.reporter.pod ?? '',
+      destination,
+      e.data.instanceId ?? '',
+    ].join(' ');
+    last.set(circuit, { destination, to: e.data.to });
+  }
+  const out = new Map<string, BreakerCounts>();
+  for (const { destination, to } of last.values()) {
+    const counts = out.get(destination) ?? { open: 0, halfOpen: 0, closed: 0 };
+    if (to === 'open') counts.open += 1;
+    else if (to === 'half-open') counts.halfOpen += 1;
+    else counts.closed += 1;
+    out.set(destination, counts);
+  }
+  return out;
+}
+
+/** `2 open,1 half-open`, `closed` when every known circuit is, `<none>` when none was reported. */
+export function breakerText(counts: BreakerCounts | undefined): string {
+  if (counts === undefined) return '<none>';
+  const parts = [
+    counts.open > 0 && `${counts.open} open`,
+    counts.halfOpen > 0 && `${counts.halfOpen} half-open`,
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join(',') : 'closed';
+}
+
+/**
+ * The circuit transitions the operator's event log holds (sidecars report them; no other
+ * answer of the operator keeps breaker states), undefined when it cannot say (an operator
+ * without `follow=false`, or a stream cut short).
+ */
+async function heldCircuitEvents(
+  ctx: Context,
+  namespace: string | undefined,
+): Promise<CircuitEvent[] | undefined> {
+  const events: CircuitEvent[] = [];
+  const path = `/api/v1/events${query({
+    types: 'circuit_state_changed',
+    services: namespace === undefined ? undefined : `${namespace}/*`,
+    follow: 'false',
+  })}`;
+  let tail = '';
+  const feed = parseSse((data) => events.push(JSON.parse(data) as CircuitEvent));
+  try {
+    await ctx.transport.stream(path, 'text/event-stream', (chunk) => {
+      tail = (tail + chunk).slice(-64);
+      feed(chunk);
+    });
+  } catch (err) {
+    if (err instanceof PluginError) return undefined;
+    throw err;
+  }
+  return tail.includes(': closed 1000 ') ? events : undefined;
+}
+
 export async function status(c: Of<'status'>, ctx: Context): Promise<void> {
   const namespace = c.allNamespaces ? undefined : ctx.namespace;
   const answer = await json<{ services: ServiceSummary[] }>(
@@ -79,7 +164,19 @@ export async function status(c: Of<'status'>, ctx: Context): Promise<void> {
     );
     return;
   }
-  ctx.write(render(c.output, answer, answer.services, STATUS_COLUMNS));
+  let columns = STATUS_COLUMNS;
+  if (c.output === 'wide') {
+    const held = await heldCircuitEvents(ctx, namespace);
+    const states = held === undefined ? undefined : breakerStates(held);
+    columns = [
+      ...STATUS_COLUMNS,
+      {
+        header: 'BREAKERS',
+        value: (s) => (states === undefined ? '<unknown>' : breakerText(states.get(refText(s)))),
+      },
+    ];
+  }
+  ctx.write(render(c.output, answer, answer.services, columns));
 }
 
 interface Discovered {
@@ -235,11 +332,17 @@ export function eventLine(e: EventEnvelope, wide: boolean): string {
   return `${cells.join('  ')}\n`;
 }
 
+/**
+ * The event stream: with `-f` the live events as they come, until interrupted (resolves when
+ * the operator ends the stream); without, the events the operator holds now (its replay,
+ * `follow=false`), and resolves when they are printed.
+ */
 export async function events(c: Of<'events'>, ctx: Context): Promise<void> {
   const services = c.services.map((s) => refText(splitRef(s, ctx.namespace)));
   const path = `/api/v1/events${query({
     services: services.length === 0 ? undefined : services.join(','),
     types: c.types.length === 0 ? undefined : c.types.join(','),
+    follow: c.follow ? undefined : 'false',
   })}`;
   const feed = parseSse((data) => {
     const event = JSON.parse(data) as EventEnvelope;
@@ -247,5 +350,16 @@ export async function events(c: Of<'events'>, ctx: Context): Promise<void> {
       c.output === 'json' ? `${JSON.stringify(event)}\n` : eventLine(event, c.output === 'wide'),
     );
   });
-  await ctx.transport.stream(path, 'text/event-stream', feed);
+  // Without -f the operator ends the stream with `: closed 1000 replay done`: any other end
+  // (a restart, a proxy timing out) cut the replay short.
+  let tail = '';
+  await ctx.transport.stream(path, 'text/event-stream', (chunk) => {
+    tail = (tail + chunk).slice(-64);
+    feed(chunk);
+  });
+  if (!c.follow && !tail.includes(': closed 1000 '))
+    throw new PluginError(
+      EXIT.operatorMissing,
+      'the event stream ended before the operator sent all its events: try again',
+    );
 }

@@ -78,6 +78,22 @@ describe('describeFailure', () => {
       /operator answered 401 UNAUTHENTICATED: A token is required\nThe API server does not pass your credentials/,
     ],
     [
+      'the operator refuses the forwarded kubeconfig token, through the proxy',
+      401,
+      operatorError('UNAUTHENTICATED', 'The forwarded Kubernetes token was not accepted'),
+      { ...proxy, forwarded: true },
+      EXIT.forbidden,
+      /^the operator answered 401 UNAUTHENTICATED: The forwarded Kubernetes token was not accepted$/,
+    ],
+    [
+      'no token to forward (a client certificate), through the proxy',
+      401,
+      operatorError('UNAUTHENTICATED', 'A token is required'),
+      { ...proxy, forwarded: false },
+      EXIT.forbidden,
+      /no bearer token for kubectl maxine to forward \(a client certificate\?\).*--token TOKEN/s,
+    ],
+    [
       'the operator wants credentials, direct',
       401,
       operatorError('UNAUTHENTICATED', 'A token is required'),

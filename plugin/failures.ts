@@ -8,7 +8,13 @@ import type { ExitCode } from './exit-codes.js';
 import type { Answer, ProxyTarget } from './transport.js';
 
 export type Via =
-  | { via: 'proxy'; target: ProxyTarget; path: string }
+  | {
+      via: 'proxy';
+      target: ProxyTarget;
+      path: string;
+      /** Whether a bearer token went to the operator in X-Maxine-Kubernetes-Authorization. */
+      forwarded?: boolean;
+    }
   | { via: 'direct'; server: string; path: string };
 
 interface KubeStatus {
@@ -50,17 +56,18 @@ export function describeFailure(answer: Answer, via: Via): void {
 }
 
 const ANONYMOUS_HINT =
-  'The API server does not pass your credentials on to the operator: through its service proxy ' +
-  'the operator sees an anonymous caller. Let anonymous callers read (operator flag --anonymous ' +
-  'true and a MaxineACL for Group system:unauthenticated, see docs/kubectl-maxine.md), or use ' +
-  '--server with a port-forward so your token reaches the operator.';
+  'The API server does not pass your credentials on to the operator, and your kubeconfig user ' +
+  'has no bearer token for kubectl maxine to forward (a client certificate?), so the operator ' +
+  'sees an anonymous caller. Use a kubeconfig user with a token, or --token TOKEN (for example ' +
+  'kubectl create token SERVICEACCOUNT), or let anonymous callers read (operator flag ' +
+  '--anonymous true and a MaxineACL for Group system:unauthenticated); see docs/kubectl-maxine.md.';
 
 function operatorFailure(status: number, e: OperatorError, via: Via): PluginError {
   const said = `the operator answered ${status} ${e.error.code}: ${e.error.message}`;
   if (status === 401)
     return new PluginError(
       EXIT.forbidden,
-      via.via === 'proxy' ? `${said}\n${ANONYMOUS_HINT}` : said,
+      via.via === 'proxy' && via.forwarded !== true ? `${said}\n${ANONYMOUS_HINT}` : said,
     );
   if (status === 403) return new PluginError(EXIT.forbidden, said);
   if (status === 404 && e.error.code !== 'ROUTE_NOT_FOUND')

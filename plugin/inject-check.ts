@@ -2,12 +2,12 @@
  * `kubectl maxine inject-check POD`: why a pod did or did not get a sidecar. The facts come from
  * the API server with the user's credentials (the pod, its namespace's labels, the
  * MutatingWebhookConfiguration, the namespace's MaxineServices); the verdict on the pod itself
- * is the webhook's own decision function (operator/webhook/patch.ts buildInjection), never a
+ * is the webhook's own decision function (common/injection-patch.ts buildInjection), never a
  * second implementation of it.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { buildInjection, injectionConfigSchema } from '../operator/webhook/patch.js';
-import type { InjectablePod } from '../operator/webhook/patch.js';
+import { buildInjection, injectionConfigSchema } from '../common/injection-patch.js';
+import type { InjectablePod } from '../common/injection-patch.js';
 import { EXIT, PluginError } from './exit-codes.js';
 import { matchesSelector, selectorText } from './label-selector.js';
 import type { LabelSelector } from './label-selector.js';

@@ -42,11 +42,11 @@ function transportOf(c: CommonOptions, kc: KubeConfig | undefined): OperatorTran
   if (c.server !== undefined)
     return directTransport(c.server, c.token ?? (kc === undefined ? undefined : tokenOf(kc)));
   if (kc === undefined) throw new PluginError(EXIT.failed, 'no kubeconfig');
-  return proxyTransport(kc, {
-    namespace: c.operatorNamespace,
-    service: c.operatorService,
-    port: c.operatorPort,
-  });
+  return proxyTransport(
+    kc,
+    { namespace: c.operatorNamespace, service: c.operatorService, port: c.operatorPort },
+    c.token,
+  );
 }
 
 /** The kubeconfig (none for --server with --token) and the namespace of unqualified names. */
@@ -80,7 +80,12 @@ async function runCommand(c: Exclude<Command, { command: 'help' }>, io: Io): Pro
       return graph(c, ctx);
     case 'events':
       await events(c, ctx);
-      throw new PluginError(EXIT.operatorMissing, 'the event stream ended: the operator closed it');
+      if (c.follow)
+        throw new PluginError(
+          EXIT.operatorMissing,
+          'the event stream ended: the operator closed it',
+        );
+      return;
   }
 }
 

@@ -8,6 +8,7 @@ import { request as httpRequest } from 'node:http';
 import type { IncomingMessage, RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { KUBE_USER_HEADER } from '../common/wire.js';
 import { EXIT, PluginError } from './exit-codes.js';
 import { describeFailure } from './failures.js';
 
@@ -83,8 +84,45 @@ function unreachable(url: URL, err: NodeJS.ErrnoException): PluginError {
   );
 }
 
-/** Through the API server's service proxy, as the kubeconfig's current user. */
-export function proxyTransport(kc: KubeConfig, target: ProxyTarget): OperatorTransport {
+/**
+ * The header the operator reads the kubectl user's token from (operator/auth/kube-user.ts): the
+ * API server authenticates the request with `Authorization` and then removes it, so the token
+ * travels a second time in this header to reach the operator, which reviews it (TokenReview).
+ */
+export { KUBE_USER_HEADER };
+
+/**
+ * The kubeconfig's credentials on `options`, and the bearer token forwarded to the operator:
+ * `token` when given, else the one the kubeconfig put in `Authorization` (a token, an exec or
+ * auth-provider plugin's); none for a client certificate. Says whether one was forwarded.
+ */
+export async function withForwardedToken(
+  kc: Pick<KubeConfig, 'applyToHTTPSOptions'>,
+  options: RequestOptions,
+  token: string | undefined,
+): Promise<boolean> {
+  await kc.applyToHTTPSOptions(options);
+  const headers = (options.headers ?? {}) as Record<string, unknown>;
+  const fromKubeconfig = headers.Authorization ?? headers.authorization;
+  const forwarded =
+    token !== undefined
+      ? `Bearer ${token}`
+      : typeof fromKubeconfig === 'string' && /^Bearer\s+\S/i.test(fromKubeconfig)
+        ? fromKubeconfig
+        : undefined;
+  if (forwarded !== undefined) options.headers = { ...headers, [KUBE_USER_HEADER]: forwarded };
+  return forwarded !== undefined;
+}
+
+/**
+ * Through the API server's service proxy, as the kubeconfig's current user; the user's bearer
+ * token (or `token`) is forwarded so that the operator knows who calls.
+ */
+export function proxyTransport(
+  kc: KubeConfig,
+  target: ProxyTarget,
+  token?: string,
+): OperatorTransport {
   const cluster = kc.getCurrentCluster();
   if (cluster === null)
     throw new PluginError(
@@ -92,10 +130,13 @@ export function proxyTransport(kc: KubeConfig, target: ProxyTarget): OperatorTra
       'the kubeconfig has no current cluster (kubectl config current-context)',
     );
   const base = cluster.server.replace(/\/$/, '') + proxyBase(target);
-  const prepare: Prepare = (options) => kc.applyToHTTPSOptions(options);
+  let forwarded = false;
+  const prepare: Prepare = async (options) => {
+    forwarded = await withForwardedToken(kc, options, token);
+  };
   const description = `service ${target.namespace}/${target.service}:${target.port} through the API server ${cluster.server}`;
   const check = (answer: Answer, path: string): Answer => {
-    describeFailure(answer, { via: 'proxy', target, path });
+    describeFailure(answer, { via: 'proxy', target, path, forwarded });
     return answer;
   };
   return {

@@ -1,6 +1,6 @@
 /**
  * Sidecar configuration from its environment — in a pod, exactly what the injection webhook
- * sets (downward API and literals, operator/webhook/patch.ts) — parsed with zod so a bad
+ * sets (downward API and literals, common/injection-patch.ts) — parsed with zod so a bad
  * value stops start-up with a message naming the variable.
  */
 import { existsSync } from 'node:fs';

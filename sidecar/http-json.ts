@@ -3,8 +3,10 @@
  * `fetch`: undici alone adds ~10 MB to the resident set of a process whose budget is 40 MB,
  * and a keep-alive agent reuses one connection for every heartbeat.
  */
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { http } from '../common/node-http.js';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+const { Agent: HttpAgent, request: httpRequest } = http;
 
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 4 });
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 4 });

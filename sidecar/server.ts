@@ -5,7 +5,7 @@
  * (bench/RESULTS.md compares it with a bare node:http server). `/healthz` is open to kubelet;
  * everything under `/v1/` answers only the pod's own containers (loopback).
  */
-import { createServer } from 'node:http';
+import { http } from '../common/node-http.js';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { keySourceOf, NO_QUERY, parsedQuery, segment } from '../common/discover-request.js';
 import type { DiscoverySource } from '../common/discover-request.js';
@@ -57,7 +57,7 @@ const DISCOVER = '/v1/discover/';
 const MESH = '/v1/mesh/';
 
 export function createSidecarServer(deps: SidecarServerDeps): Server {
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     try {
       if (!proxied(deps, req, res)) route(deps, req, res);
     } catch (err) {

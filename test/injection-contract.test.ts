@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { SIDECAR_ENV } from '../common/injection.js';
-import { injectionConfigSchema, sidecarEnv } from '../operator/webhook/patch.js';
+import { injectionConfigSchema, sidecarEnv } from '../common/injection-patch.js';
 import { loadSidecarConfig, sidecarEnvSchema } from '../sidecar/config.js';
 
 /** Downward-API fields as the kubelet would fill them for one pod. */

@@ -1,5 +1,6 @@
 /** How a render goes over the wire: JSON by default, a YAML stream for `kubectl apply -f -`. */
-import { stringify } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import type { MeshRender } from './model.js';
 
 /** Whether the Accept header prefers YAML (`application/yaml`, `text/yaml`, `application/x-yaml`). */
@@ -8,6 +9,17 @@ export function wantsYaml(accept: string | undefined): boolean {
 }
 
 export const YAML_CONTENT_TYPE = 'application/yaml; charset=utf-8';
+
+/**
+ * The yaml package (~3 MB of private memory) is required on the first YAML render, not
+ * imported: the sidecar answers JSON unless asked, and its start-up must not pay for it
+ * (decision 0027).
+ */
+let yaml: typeof Yaml | undefined;
+function yamlModule(): typeof Yaml {
+  yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yaml;
+}
 
 /**
  * The objects as a multi-document YAML stream, ready for `kubectl apply -f -`. The differences
@@ -20,7 +32,7 @@ export function renderToYaml(render: MeshRender): string {
     header.push(`# difference${object}: ${oneLine(d.subject)}: ${oneLine(d.message)}`);
   }
   const docs = render.objects.map((o) =>
-    stringify(o, { lineWidth: 0, aliasDuplicateObjects: false }),
+    yamlModule().stringify(o, { lineWidth: 0, aliasDuplicateObjects: false }),
   );
   return `${header.join('\n')}\n${docs.map((d) => `---\n${d}`).join('')}`;
 }

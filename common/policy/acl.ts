@@ -55,7 +55,11 @@ export type DefaultPolicy = 'allow' | 'deny';
  * Where a user was authenticated. Static-token users and JWT users are different name spaces:
  * a JWT whose `sub` is `ops-admin` is not the static-token user `ops-admin`.
  */
-export type UserSource = { kind: 'token' } | { kind: 'jwt'; issuer: string };
+export type UserSource =
+  | { kind: 'token' }
+  | { kind: 'jwt'; issuer: string }
+  /** A Kubernetes user a TokenReview vouched for (`kubectl maxine` through the service proxy). */
+  | { kind: 'kubernetes' };
 
 export type AclIdentity =
   | { kind: 'ServiceAccount'; namespace: string; name: string; groups?: readonly string[] }
@@ -181,12 +185,14 @@ export function identityKeys(identity: AclIdentity): string[] {
  * The `User` subject names that match a user, the qualified one first: a static-token user
  * `alice` is `token:alice` and also plain `alice` (ACL subjects and `--bootstrap-admins` name
  * static-token users by their bare name); a JWT user is `jwt:<issuer>:<sub>` and `jwt:<sub>`,
- * never a bare name. Authenticators refuse user names starting with `jwt:` or `token:`, so a
- * static-token user cannot pose as a JWT user.
+ * never a bare name; a Kubernetes user (a TokenReview of the kubectl user's forwarded token) is
+ * `kubernetes:<name>` only. Authenticators refuse user names starting with `jwt:`, `token:` or
+ * `kubernetes:`, so a static-token user cannot pose as a JWT or a Kubernetes user.
  */
 export function userNames(identity: { name: string; source: UserSource }): string[] {
   const { name, source } = identity;
   if (source.kind === 'token') return [`token:${name}`, name];
+  if (source.kind === 'kubernetes') return [`kubernetes:${name}`];
   return [`jwt:${source.issuer}:${name}`, `jwt:${name}`];
 }
 

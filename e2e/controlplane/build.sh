@@ -62,7 +62,7 @@ step() { # step <label> <module dir> <go build args...>
   shift 2
   t0=$(date +%s)
   log "go build $label ..."
-  (cd "$dir" && "${NICE[@]}" go build -p "$P" "$@") </dev/null >&2
+  gb_go_build "$dir" "$@"
   log "  $label done in $(($(date +%s) - t0))s"
 }
 
@@ -81,13 +81,8 @@ step kwok "$HERE/kwok" -ldflags "-s -w" -o "$TMP/kwok" sigs.k8s.io/kwok/cmd/kwok
 
 for b in "${BINARIES[@]}"; do [[ -x $TMP/$b ]] || die "missing $b after build"; done
 
-{
-  echo "K8S_VERSION=$K8S_VERSION"
-  echo "ETCD_VERSION=$ETCD_VERSION"
-  echo "KWOK_VERSION=$KWOK_VERSION"
-  echo "GO_VERSION=$GOV"
-  echo "BUILD_SECONDS=$(($(date +%s) - start))"
-} >"$TMP/BUILDINFO"
+gb_buildinfo "$TMP/BUILDINFO" "$start" \
+  "K8S_VERSION=$K8S_VERSION" "ETCD_VERSION=$ETCD_VERSION" "KWOK_VERSION=$KWOK_VERSION"
 
 gb_install_bin "$BIN"
 log "built in $(($(date +%s) - start))s:"

@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane, type StartOptions } from './cluster.js';
+import { applyCrds } from '../lib/crds.js';
 
 const CRDS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../crds');
 
@@ -11,16 +12,7 @@ export async function startLocalCluster(
 ): Promise<ControlPlane> {
   const cp = await startControlPlane({ ...opts, workloads: true });
   try {
-    const applied = await cp.kubectl(['apply', '-f', CRDS]);
-    if (applied.code !== 0) throw new Error(`kubectl apply -f crds/: ${applied.stderr}`);
-    const established = await cp.kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      '-f',
-      CRDS,
-    ]);
-    if (established.code !== 0) throw new Error(`kubectl wait crds: ${established.stderr}`);
+    await applyCrds((args) => cp.kubectl(args), CRDS);
   } catch (e) {
     await cp.stop();
     throw e;

@@ -54,15 +54,10 @@ gb_tmp_bin "$VDIR/bin.tmp"
 
 log "building helm $VERSION (k8s.io $K8S_VERSION) with $GOV (-p $P) into $OUT"
 start=$(date +%s)
-(cd "$HERE" && "${NICE[@]}" go build -p "$P" -ldflags "$LDFLAGS" -o "$TMP/helm" "$MODULE/cmd/helm") </dev/null >&2
+gb_go_build "$HERE" -ldflags "$LDFLAGS" -o "$TMP/helm" "$MODULE/cmd/helm"
 [[ -x $TMP/helm ]] || die "missing helm after build"
 
-{
-  echo "HELM_VERSION=$VERSION"
-  echo "K8S_MODULES_VERSION=$K8S_VERSION"
-  echo "GO_VERSION=$GOV"
-  echo "BUILD_SECONDS=$(($(date +%s) - start))"
-} >"$TMP/BUILDINFO"
+gb_buildinfo "$TMP/BUILDINFO" "$start" "HELM_VERSION=$VERSION" "K8S_MODULES_VERSION=$K8S_VERSION"
 
 gb_install_bin "$BIN"
 log "built in $(($(date +%s) - start))s: $(ls -l "$OUT")"

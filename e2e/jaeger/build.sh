@@ -46,14 +46,10 @@ trap 'rm -f "$TMP"' EXIT
 
 log "building jaeger $VERSION with $GOV (-p $P) into $OUT"
 start=$(date +%s)
-(cd "$HERE" && "${NICE[@]}" go build -p "$P" -ldflags "$LDFLAGS" -o "$TMP" "$MODULE/cmd/jaeger") </dev/null >&2
+gb_go_build "$HERE" -ldflags "$LDFLAGS" -o "$TMP" "$MODULE/cmd/jaeger"
 [[ -x $TMP ]] || die "missing $TMP after build"
 
-{
-  echo "JAEGER_VERSION=$VERSION"
-  echo "GO_VERSION=$GOV"
-  echo "BUILD_SECONDS=$(($(date +%s) - start))"
-} >"$VDIR/BUILDINFO"
+gb_buildinfo "$VDIR/BUILDINFO" "$start" "JAEGER_VERSION=$VERSION"
 
 mv -f "$TMP" "$OUT"
 trap - EXIT

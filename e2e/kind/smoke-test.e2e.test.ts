@@ -10,7 +10,7 @@ import { delimiter, join } from 'node:path';
 import type { Operator } from '../../operator/operator.js';
 import { ensureBinaries, startControlPlane } from '../controlplane/cluster.js';
 import type { ControlPlane } from '../controlplane/cluster.js';
-import { kubectl, startKubeOperator } from '../operator-identity.js';
+import { installCrds, startKubeOperator } from '../operator-identity.js';
 
 let cp: ControlPlane;
 let operator: Operator | undefined;
@@ -19,19 +19,7 @@ let base: string;
 beforeAll(async () => {
   await ensureBinaries();
   cp = await startControlPlane();
-  await kubectl(cp, ['apply', '-f', join(process.cwd(), 'crds')]);
-  // Polled rather than `kubectl wait`, which fails on a CRD that has no conditions yet.
-  for (const started = Date.now(); ;) {
-    const crds = JSON.parse(await kubectl(cp, ['get', 'crd', '-o', 'json'])) as {
-      items: { status?: { conditions?: { type: string; status: string }[] } }[];
-    };
-    const established = crds.items.filter((c) =>
-      (c.status?.conditions ?? []).some((x) => x.type === 'Established' && x.status === 'True'),
-    );
-    if (crds.items.length >= 4 && established.length === crds.items.length) break;
-    if (Date.now() - started > 60_000) throw new Error('CRDs not Established within 60 s');
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await installCrds(cp);
   ({ operator, base } = await startKubeOperator(cp));
 }, 30 * 60_000);
 afterAll(async () => {

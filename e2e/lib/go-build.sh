@@ -77,3 +77,24 @@ gb_install_bin() {
   mv "$TMP" "$1"
   trap - EXIT
 }
+
+# gb_go_build <module dir> <go build args...>: go build in that module with the settings of
+# gb_go_env (-p $P, niced, no stdin, output to stderr). The command line is the one each
+# builder ran before, so Go's build cache and the binaries' cache paths stay valid.
+gb_go_build() {
+  local dir=$1
+  shift
+  (cd "$dir" && "${NICE[@]}" go build -p "$P" "$@") </dev/null >&2
+}
+
+# gb_buildinfo <file> <start, epoch seconds> <KEY=value...>: writes the BUILDINFO file: the
+# given lines, then GO_VERSION and BUILD_SECONDS.
+gb_buildinfo() {
+  local file=$1 start=$2
+  shift 2
+  {
+    printf '%s\n' "$@"
+    echo "GO_VERSION=$GOV"
+    echo "BUILD_SECONDS=$(($(date +%s) - start))"
+  } >"$file"
+}

@@ -19,6 +19,8 @@ describe('userPrincipal', () => {
     ['maxine:sidecar', token, 'UNAUTHENTICATED'],
     ['jwt:oncall', jwt, 'UNAUTHENTICATED'],
     ['token:ops-admin', jwt, 'UNAUTHENTICATED'],
+    // would pose as the Kubernetes user alice (kubectl maxine through the service proxy)
+    ['kubernetes:alice', token, 'UNAUTHENTICATED'],
     // would read `jwt:<issuer>:ops-admin`, the qualified name of the issuer's user ops-admin
     [`${ISSUER}:ops-admin`, jwt, 'UNAUTHENTICATED'],
     ['https://other.example:ops-admin', jwt, undefined],

@@ -19,6 +19,8 @@ import { ExpiringCache } from './expiring-cache.js';
 import { bearerToken, decodeClaims } from './jwt-claims.js';
 import type { PodIdentity } from './tokenreview.js';
 import type { JwtIdentity } from './jwt.js';
+import { KUBE_USER_HEADER } from '../../common/wire.js';
+import type { ReviewedUser } from './kube-user.js';
 
 /** Group every pod-bound (sidecar) principal carries; no token can claim it. */
 export const SIDECAR_GROUP = 'maxine:sidecars';
@@ -63,6 +65,11 @@ export interface AuthenticatorOptions {
   staticTokens?: { identify(token: string): JwtIdentity };
   jwt?: { issuer: string; verify(token: string): Promise<JwtIdentity> };
   reviewer?: { review(token: string): Promise<PodIdentity> };
+  /**
+   * Kubernetes mode: reviews the kubectl user's token forwarded in `X-Maxine-Kubernetes-Authorization`
+   * (operator/auth/kube-user.ts), used only when a request has no `Authorization`.
+   */
+  kubeUsers?: { review(token: string, digest: string): Promise<ReviewedUser> };
   /** How the caller should authenticate, for the 401 message. */
   hint: string;
   now?: () => number;
@@ -90,7 +97,7 @@ export function tokenDigest(token: string): string {
 /** Groups with these prefixes are Kubernetes' and ours: a JWT or token file cannot claim them. */
 const RESERVED = /^(system|maxine):/;
 /** User names with these prefixes would pose as a ServiceAccount or another source's user. */
-const RESERVED_USER = /^(system|maxine|jwt|token):/;
+const RESERVED_USER = /^(system|maxine|jwt|token|kubernetes):/;
 
 export class Authenticator {
   private readonly cache: ExpiringCache<Cached>;
@@ -117,6 +124,8 @@ export class Authenticator {
   principal(req: IncomingMessage): Principal | Promise<Principal> {
     const header = req.headers.authorization;
     if (header === undefined) {
+      const forwarded = req.headers[KUBE_USER_HEADER];
+      if (forwarded !== undefined) return this.forwardedUser(forwarded);
       if (this.opts.anonymous) return ANONYMOUS;
       throw new MaxineError('UNAUTHENTICATED', `Authentication is required: ${this.opts.hint}`);
     }
@@ -130,6 +139,34 @@ export class Authenticator {
     return this.resolve(token).then((resolved) => {
       this.cache.set(key, resolved);
       return resolved.principal;
+    });
+  }
+
+  /**
+   * The kubectl user behind the API server's service proxy: the kubeconfig's token, forwarded by
+   * `kubectl maxine` and reviewed for the API server's audiences (cached apart from
+   * `Authorization` tokens: the same token is judged differently there).
+   */
+  private forwardedUser(header: string | string[]): Principal | Promise<Principal> {
+    const token = typeof header === 'string' ? bearerToken(header) : undefined;
+    if (token === undefined)
+      throw new MaxineError(
+        'UNAUTHENTICATED',
+        'The X-Maxine-Kubernetes-Authorization header must be one `Bearer <token>`',
+      );
+    const users = this.opts.kubeUsers;
+    if (users === undefined)
+      throw new MaxineError(
+        'UNAUTHENTICATED',
+        'X-Maxine-Kubernetes-Authorization is accepted only by an operator in Kubernetes mode',
+      );
+    const digest = tokenDigest(token);
+    const key = `kube\0${digest}`;
+    const hit = this.cache.get(key, this.now());
+    if (hit !== undefined) return hit.principal;
+    return users.review(token, digest).then((reviewed) => {
+      this.cache.set(key, reviewed);
+      return reviewed.principal;
     });
   }
 
@@ -179,7 +216,7 @@ export function userPrincipal(user: JwtIdentity, source: UserSource): Principal 
   if (RESERVED_USER.test(user.name)) {
     throw new MaxineError(
       'UNAUTHENTICATED',
-      'User names starting with system:, maxine:, jwt: or token: are reserved',
+      'User names starting with system:, maxine:, jwt:, token: or kubernetes: are reserved',
     );
   }
   // `jwt:<issuer>:<sub>` would read the same as the short name `jwt:<sub>` of a user whose

@@ -24,6 +24,7 @@ import type { Principal } from './authenticator.js';
 import { openGuard, PodGuard } from './instance-guard.js';
 import type { InstanceWriteGuard } from './instance-guard.js';
 import { JwtVerifier } from './jwt.js';
+import type { KubeUserReviewer } from './kube-user.js';
 import { StaticTokens } from './static-tokens.js';
 import type { TokenReviewer, TokenReviewerOptions } from './tokenreview.js';
 
@@ -40,6 +41,8 @@ export interface SecurityDeps {
     pod(namespace: string, name: string): (PodLike & { metadata?: { uid?: string } }) | undefined;
     /** The TokenReviewer maker (operator/kube/parts.ts: the Kubernetes client loads lazily). */
     makeReviewer(opts: TokenReviewerOptions): TokenReviewer;
+    /** Reviews a kubectl user's forwarded token (operator/auth/kube-user.ts); optional. */
+    makeUserReviewer?(kubeConfig: KubeConfig): KubeUserReviewer;
   };
 }
 
@@ -96,6 +99,7 @@ function authenticatorOf(config: OperatorConfig, kube: SecurityDeps['kube']): Au
         podCacheMs: config.tokenReviewPodCacheSeconds * 1000,
       }),
     }),
+    ...(kube?.makeUserReviewer && { kubeUsers: kube.makeUserReviewer(kube.kubeConfig) }),
     hint:
       hints.length > 0
         ? `send \`Authorization: Bearer <token>\`: ${hints.join(', or ')}`

@@ -14,7 +14,8 @@
  *   body reads of the fast paths the same way).
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import { http } from '../../common/node-http.js';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -116,7 +117,7 @@ export function createEdgeServer(deps: EdgeDeps): Server {
     });
   };
 
-  const server = createServer(
+  const server = http.createServer(
     {
       keepAliveTimeout: 65_000,
       headersTimeout: config.headersTimeoutMs,
@@ -179,7 +180,7 @@ function answerAsHttp1(
   head: Buffer,
   deps: Pick<EdgeDeps, 'request' | 'config'>,
 ): void {
-  const res = new ServerResponse(req);
+  const res = new http.ServerResponse(req);
   res.shouldKeepAlive = false;
   res.assignSocket(socket);
   res.once('finish', () => {

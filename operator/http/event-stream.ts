@@ -410,6 +410,11 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       offer(event);
       if (s.behind || s.closed) return;
     }
+    if (s.query.follow === false) {
+      // After this turn's batched writes (WriteBatch flushes on setImmediate, scheduled first).
+      setImmediate(() => closeStream(s, STREAM_CLOSE.REPLAY_DONE, 'replay done'));
+      return;
+    }
     s.unsubscribe = deps.events.subscribe(
       (event) => {
         try {
@@ -650,6 +655,10 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
           'since= is from another event log (another replica or process): sending a snapshot',
         );
       }
+    } else if (snapshot !== true && s.query.follow === false) {
+      // No live events wanted and no starting point: every event the log holds.
+      const held = deps.events.heldAfter;
+      return follow(s, deps.events.since(held) ?? [], held);
     } else if (snapshot !== true) return follow(s, [], deps.events.lastSeq);
     await snapshotThenFollow(s);
   }

@@ -16,7 +16,7 @@
  * - The body is streamed, bounded by the same limit the leader applies (413 past it), and the
  *   whole exchange by `--forward-timeout-ms`; connections to the leader are kept alive.
  */
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { http } from '../../common/node-http.js';
 import type {
   ClientRequest,
   IncomingHttpHeaders,
@@ -152,7 +152,7 @@ class ForwardFailure extends Error {
 
 export function createForwarder(deps: ForwardDeps): Forwarder {
   const agents = {
-    http: new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 }),
+    http: new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 }),
     https: new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 }),
   };
   const total = new Counter({
@@ -214,7 +214,7 @@ export function createForwarder(deps: ForwardDeps): Forwarder {
       clientAddress: clientAddress(req),
     });
     let failed: ForwardFailure | undefined;
-    const upstream: ClientRequest = (https ? httpsRequest : httpRequest)({
+    const upstream: ClientRequest = (https ? httpsRequest : http.request)({
       protocol: origin.protocol,
       hostname: origin.hostname.replace(/^\[|\]$/g, ''),
       port: origin.port === '' ? (https ? 443 : 80) : Number(origin.port),

@@ -187,6 +187,11 @@ export function buildOpenApi(version: string): unknown {
                 enum: ['true', 'false'],
               },
             ),
+            queryParam(
+              'follow',
+              'false: send the replay (every held event without since) or the snapshot, then close',
+              { type: 'string', enum: ['true', 'false'] },
+            ),
             queryParam('version', 'Only events about instances of this version'),
             queryParam('zone', 'Only events about instances in this zone'),
             queryParam('datacenter', 'Only events about instances in this datacenter'),

@@ -4,7 +4,8 @@
  * standalone operator never uses (docs/decisions/0027-memory-per-instance-and-sidecar-footprint.md).
  * The composition root awaits `loadKubeParts()` before `createOperator` in Kubernetes mode.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import { AuthenticationV1Api, KubeConfig } from '@kubernetes/client-node';
+import { KubeUserReviewer } from '../auth/kube-user.js';
 import { TokenReviewer } from '../auth/tokenreview.js';
 import type { TokenReviewerOptions } from '../auth/tokenreview.js';
 import { MeshController } from '../mesh/controller.js';
@@ -25,6 +26,18 @@ export const kubeParts = {
   MeshController,
   createInjector,
   makeReviewer: (opts: TokenReviewerOptions): TokenReviewer => new TokenReviewer(opts),
+  /** A kubectl user's forwarded token, reviewed for the API server's own audiences. */
+  makeUserReviewer: (kubeConfig: KubeConfig): KubeUserReviewer => {
+    const api = kubeConfig.makeApiClient(AuthenticationV1Api);
+    return new KubeUserReviewer({
+      ask: async (token) =>
+        (
+          await api.createTokenReview({
+            body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
+          })
+        ).status,
+    });
+  },
 };
 
 export type KubeParts = typeof kubeParts;

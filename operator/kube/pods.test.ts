@@ -6,7 +6,9 @@ import {
   hasSidecar,
   healthConditionOf,
   isPodReady,
+  lacksPort,
   lacksSidecar,
+  noPortAdvice,
   noSidecarAdvice,
   podInstance,
   podInstanceId,
@@ -249,6 +251,40 @@ describe('pods without sidecar', () => {
     ],
   ])('noSidecarAdvice: %s', (_what, pods, says) => {
     const advice = noSidecarAdvice(pods);
+    for (const text of says) expect(advice).toContain(text);
+  });
+});
+
+describe('pods without a port', () => {
+  const portless = pod({ spec: { containers: [{ name: 'app' }] } });
+  const withPort = pod();
+  it.each([
+    ['no spec.ports and no containerPort', spec({ selector: { app: 'web' } }), portless, true],
+    ['a containerPort', spec({ selector: { app: 'web' } }), withPort, false],
+    [
+      'spec.ports and no containerPort',
+      spec({ selector: { app: 'web' }, ports: [{ name: 'http', port: 8080 }] }),
+      portless,
+      false,
+    ],
+  ])('lacksPort and the instance: %s', (_what, s, p, expected) => {
+    expect(lacksPort(s, p)).toBe(expected);
+    expect(podInstance('shop', 'web', s, p) === undefined).toBe(expected);
+  });
+
+  it.each([
+    [
+      'one pod',
+      [pod()],
+      ['pod web-1 declares no containerPort', 'add spec.ports', 'its sidecar waits'],
+    ],
+    [
+      'two pods',
+      [pod(), pod({ metadata: { name: 'web-2' } })],
+      ['pods web-1, web-2 declare', 'their sidecars wait'],
+    ],
+  ])('noPortAdvice: %s', (_what, pods, says) => {
+    const advice = noPortAdvice(pods);
     for (const text of says) expect(advice).toContain(text);
   });
 });

@@ -32,14 +32,8 @@ export interface PodLike {
   };
 }
 
-/** A selector selects a pod when every label matches; an empty or absent selector selects none. */
-export function selects(
-  selector: Record<string, string> | undefined,
-  labels: Record<string, string> | undefined,
-): boolean {
-  const entries = Object.entries(selector ?? {});
-  return entries.length > 0 && entries.every(([k, v]) => labels?.[k] === v);
-}
+/** A selector selects a pod when every label matches (common/selector.ts: the webhook's too). */
+export { selects } from '../../common/selector.js';
 
 /**
  * Running, not terminating, and Ready; for a pod with the health gate, its containers ready
@@ -111,6 +105,20 @@ function names(pods: readonly PodLike[]): string {
   const shown = pods.slice(0, SHOWN_PODS).map((p) => p.metadata?.name ?? '?');
   const more = pods.length - shown.length;
   return `${pods.length === 1 ? 'pod' : 'pods'} ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+/** A selected pod the service cannot route to: neither spec.ports nor a containerPort gives a port. */
+export function lacksPort(spec: ServiceSpec, pod: PodLike): boolean {
+  return portsOf(spec, pod).port === undefined;
+}
+
+/** What to do about pods without a port. */
+export function noPortAdvice(pods: readonly PodLike[]): string {
+  return (
+    `${names(pods)} ${pods.length === 1 ? 'declares' : 'declare'} no containerPort and the MaxineService has no spec.ports: ` +
+    `add spec.ports to the MaxineService (or a containerPort to the pod template); until then no instance exists for ` +
+    `${pods.length === 1 ? 'it' : 'them'} and ${pods.length === 1 ? 'its sidecar waits' : 'their sidecars wait'} with 503 NOT_READY`
+  );
 }
 
 /** The instance id of a pod in a service: stable, unique across namespaces and services. */

@@ -458,7 +458,10 @@ export class Registry {
   ): RegisterResult {
     const record = this.instances.get(id);
     if (record?.source !== 'kubernetes')
-      throw new MaxineError('NOT_READY', `The pod of instance "${id}" is not known yet; retry`);
+      throw new MaxineError(
+        'NOT_READY',
+        `The pod of instance "${id}" is not known yet (no IP yet, or no port: see its MaxineService's PortsMissing condition); retry`,
+      );
     const entry = this.services.get(serviceKey(record.namespace, record.service));
     if (entry !== undefined) assertRegistrationOpen(entry);
     const before = healthOf(record).status;

@@ -23,10 +23,22 @@ import type {
 import { formatPath } from '../../common/errors.js';
 import { API_GROUP, API_VERSION, parseMaxineResource } from '../../common/resources.js';
 import type { ResourceKind, ResourceStatus } from '../../common/resources.js';
-import { setCondition, sidecarsMissingCondition, statusWriteFailedConditions } from '../status.js';
+import {
+  portsMissingCondition,
+  setCondition,
+  sidecarsMissingCondition,
+  statusWriteFailedConditions,
+} from '../status.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Registry } from '../registry/registry.js';
-import { lacksSidecar, noSidecarAdvice, podInstance, selects } from '../kube/pods.js';
+import {
+  lacksPort,
+  lacksSidecar,
+  noPortAdvice,
+  noSidecarAdvice,
+  podInstance,
+  selects,
+} from '../kube/pods.js';
 import type { PodLike } from '../kube/pods.js';
 import { PodSelectorIndex, slimPod } from '../kube/pod-index.js';
 import type { Logger } from '../../common/logger.js';
@@ -77,6 +89,29 @@ export interface InvalidObject {
   generation: number;
 }
 
+/** Ways selected pods fail their MaxineService; each has a status condition and a Warning Event. */
+const POD_PROBLEMS = {
+  sidecar: {
+    applies: lacksSidecar,
+    advice: noSidecarAdvice,
+    condition: sidecarsMissingCondition,
+    reason: 'NoSidecar',
+    log: 'pods without sidecar: their health check cannot run (health reason no-sidecar)',
+    event: (advice: string) =>
+      `No maxine-sidecar container, so spec.healthCheck cannot run and the instance stays critical: ${advice}`,
+  },
+  port: {
+    applies: lacksPort,
+    advice: noPortAdvice,
+    condition: portsMissingCondition,
+    reason: 'NoPort',
+    log: 'pods without a port: they are no instances until the MaxineService or the pod names one',
+    event: (advice: string) => `No port to route to: ${advice}`,
+  },
+} as const;
+type PodProblem = keyof typeof POD_PROBLEMS;
+const POD_PROBLEM_KINDS = Object.keys(POD_PROBLEMS) as PodProblem[];
+
 export class KubeSource implements ResourceSource {
   private readonly informers = new Map<ResourceKind, Watched>();
   private pods: Watched | undefined;
@@ -89,8 +124,11 @@ export class KubeSource implements ResourceSource {
   private readonly synced = new Set<ResourceKind>();
   private readonly invalid = new Map<string, InvalidObject>();
   private readonly restarts = new Map<ResourceKind | 'Pod', number>();
-  /** MaxineService key → its selected pods without the sidecar its healthCheck needs. */
-  private readonly sidecarless = new Map<string, { pods: string[]; advice: string }>();
+  /** Per problem: MaxineService key → its selected pods that have it. */
+  private readonly podProblems: Record<
+    PodProblem,
+    Map<string, { pods: string[]; advice: string }>
+  > = { sidecar: new Map(), port: new Map() };
   private stopped = false;
   /** Whether pod instances were last seen beyond the registry's total limit. */
   private overLimit = false;
@@ -320,10 +358,12 @@ export class KubeSource implements ResourceSource {
     const instances = selected
       .map((pod) => podInstance(namespace, name, spec, pod))
       .filter((i) => i !== undefined);
-    this.noteSidecarless(
-      `MaxineService/${namespace}/${name}`,
-      selected.filter((pod) => lacksSidecar(spec, pod)),
-    );
+    for (const problem of POD_PROBLEM_KINDS)
+      this.notePodProblem(
+        problem,
+        `MaxineService/${namespace}/${name}`,
+        selected.filter((pod) => POD_PROBLEMS[problem].applies(spec, pod)),
+      );
     const { added, removed, overLimit } = this.opts.registry.syncPodInstances(
       namespace,
       name,
@@ -358,28 +398,25 @@ export class KubeSource implements ResourceSource {
   }
 
   /**
-   * Pods without the sidecar their service's healthCheck needs: said in the status (condition
-   * SidecarsMissing) and, when new ones appear, in a Warning Event NoSidecar.
+   * Selected pods with a problem (POD_PROBLEMS): said in the status (a condition while any pod
+   * has it) and, when new ones appear, in a Warning Event.
    */
-  private noteSidecarless(key: string, pods: PodLike[]): void {
+  private notePodProblem(problem: PodProblem, key: string, pods: PodLike[]): void {
+    const what = POD_PROBLEMS[problem];
+    const known = this.podProblems[problem];
     const names = pods.map((p) => p.metadata?.name ?? '').sort();
-    const known = this.sidecarless.get(key)?.pods ?? [];
-    if (names.join('/') === known.join('/')) return;
-    if (pods.length === 0) this.sidecarless.delete(key);
-    else this.sidecarless.set(key, { pods: names, advice: noSidecarAdvice(pods) });
+    const before = known.get(key)?.pods ?? [];
+    if (names.join('/') === before.join('/')) return;
+    if (pods.length === 0) known.delete(key);
+    else known.set(key, { pods: names, advice: what.advice(pods) });
     this.statusQueue.add(key);
-    const fresh = pods.filter((p) => !known.includes(p.metadata?.name ?? ''));
+    const fresh = pods.filter((p) => !before.includes(p.metadata?.name ?? ''));
     if (fresh.length > 0) {
       this.opts.logger.warn(
         { ...fieldsOfKey(key), pods: fresh.map((p) => p.metadata?.name) },
-        'pods without sidecar: their health check cannot run (health reason no-sidecar)',
+        what.log,
       );
-      this.event(
-        key,
-        'Warning',
-        'NoSidecar',
-        `No maxine-sidecar container, so spec.healthCheck cannot run and the instance stays critical: ${noSidecarAdvice(fresh)}`,
-      );
+      this.event(key, 'Warning', what.reason, what.event(what.advice(fresh)));
     }
   }
 
@@ -408,6 +445,15 @@ export class KubeSource implements ResourceSource {
     else await this.reconcileResource(key, kind, namespace, name);
   }
 
+  /** The resource is gone: whatever was noted about it goes too. */
+  private forget(key: string, kind: ResourceKind, namespace: string, name: string): void {
+    this.invalid.delete(key);
+    for (const problem of POD_PROBLEM_KINDS) this.podProblems[problem].delete(key);
+    this.refusedStatus.delete(key);
+    if (this.opts.reconciler.delete(key))
+      this.opts.logger.info({ kind, namespace, name }, 'resource deleted');
+  }
+
   private async reconcileResource(
     key: string,
     kind: ResourceKind,
@@ -417,11 +463,7 @@ export class KubeSource implements ResourceSource {
     const object = this.informers.get(kind)?.get(name, namespace);
     if (kind === 'MaxineService') await this.trackConfigSources(namespace, name, object);
     if (object === undefined) {
-      this.invalid.delete(key);
-      this.sidecarless.delete(key);
-      this.refusedStatus.delete(key);
-      if (this.opts.reconciler.delete(key))
-        this.opts.logger.info({ kind, namespace, name }, 'resource deleted');
+      this.forget(key, kind, namespace, name);
       return;
     }
     const generation = object.metadata?.generation ?? 0;
@@ -573,24 +615,32 @@ export class KubeSource implements ResourceSource {
     this.refusedStatus.delete(key);
   }
 
-  /** Adds SidecarsMissing while selected pods lack a sidecar, keeping its transition time. */
+  /**
+   * Adds a condition per problem selected pods have (SidecarsMissing, PortsMissing), keeping
+   * its transition time.
+   */
   private withPodProblems(
     key: string,
     object: KubernetesObject,
     status: ResourceStatus,
   ): ResourceStatus {
-    const missing = this.sidecarless.get(key);
-    if (missing === undefined) return status;
-    const condition = sidecarsMissingCondition(
-      missing.pods.length,
-      missing.advice,
-      object.metadata?.generation ?? 0,
-    );
     const stored = (object as { status?: ResourceStatus }).status?.conditions ?? [];
-    const carried = setCondition(stored, condition, this.clock.now()).find(
-      (c) => c.type === condition.type,
-    );
-    return { ...status, conditions: [...(status.conditions ?? []), ...(carried ? [carried] : [])] };
+    const added = [];
+    for (const problem of POD_PROBLEM_KINDS) {
+      const found = this.podProblems[problem].get(key);
+      if (found === undefined) continue;
+      const condition = POD_PROBLEMS[problem].condition(
+        found.pods.length,
+        found.advice,
+        object.metadata?.generation ?? 0,
+      );
+      const carried = setCondition(stored, condition, this.clock.now()).find(
+        (c) => c.type === condition.type,
+      );
+      if (carried !== undefined) added.push(carried);
+    }
+    if (added.length === 0) return status;
+    return { ...status, conditions: [...(status.conditions ?? []), ...added] };
   }
 
   /** Writes the status subresource when it differs from what the object has (no write loops). */

@@ -21,8 +21,6 @@
  * logged and counted, and the file is rewritten whole after RETRY_MS.
  * docs/decisions/0025-config-history-durable-and-bounded.md.
  */
-import { closeSync, fdatasyncSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -34,8 +32,8 @@ import type { ConfigHistoryEntry, ServiceConfigRecord } from '../../common/confi
 import type { Logger } from '../../common/logger.js';
 import type { ConfigHistory } from '../registry/config-history.js';
 import { decodeLine, encodeLine, StoreCorruptError } from './codec.js';
-import { syncPath } from './fsync.js';
-import { appendWhole, datasync, readIfExists, replaceWith, syncAndClose } from './journal.js';
+import { JournalFile, readIfExists } from './journal.js';
+import type { JournalRewrite } from './journal.js';
 
 export const CONFIG_FILE = 'config-history.jsonl';
 const RETRY_MS = 5_000;
@@ -178,24 +176,32 @@ export interface ConfigFileOptions {
 export class ConfigFile {
   private history: ConfigHistory | undefined;
   private unsubscribe: (() => void) | undefined;
-  private fd: number | undefined;
-  private fileBytes = 0;
+  private readonly journal: JournalFile;
   /** Size of the records the file was last rewritten with (the threshold is at least twice it). */
   private rewrittenBytes = 0;
   /** Entries the file holds (so a change appends only what is new). */
   private written = new WeakSet<ConfigHistoryEntry>();
-  /** Lines appended while a rewrite is in flight: they go into the new file too. */
-  private pendingForRewrite: string[] | undefined;
-  private compacting: Promise<void> | undefined;
-  private broken = false;
-  private unsynced = false;
-  private retry: NodeJS.Timeout | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
-  private closed = false;
-  /** close() was called: no retry is scheduled any more. */
-  private stopping = false;
 
-  constructor(private readonly opts: ConfigFileOptions) {}
+  constructor(private readonly opts: ConfigFileOptions) {
+    this.journal = new JournalFile({
+      path: join(opts.dir, CONFIG_FILE),
+      dir: opts.dir,
+      logger: opts.logger,
+      errors: opts.errors,
+      ops: { write: 'config-write', compact: 'config-compact' },
+      messages: {
+        writeFailed:
+          'config history write failed: the file is rewritten whole later (until then a restart may repeat versions)',
+        compactFailed: 'config history rewrite failed; tried again later',
+      },
+      retryMs: opts.retryMs ?? RETRY_MS,
+      syncEach: opts.fsync === 'always',
+      ...(opts.appendSync && { appendSync: opts.appendSync }),
+      needsRewrite: () => this.needsRewrite(),
+      rewrite: () => this.rewrite(),
+    });
+  }
 
   get path(): string {
     return join(this.opts.dir, CONFIG_FILE);
@@ -203,7 +209,7 @@ export class ConfigFile {
 
   /** Size of the file now. */
   get bytes(): number {
-    return this.fileBytes;
+    return this.journal.bytes;
   }
 
   async load(): Promise<ServiceConfigRecord[]> {
@@ -229,7 +235,10 @@ export class ConfigFile {
    */
   attach(history: ConfigHistory): void {
     this.history = history;
-    this.rewriteNow();
+    const records = [...history.all()];
+    const text = encodeConfigFile(records);
+    this.journal.start(text);
+    this.rewritten(records, text);
     this.unsubscribe = history.subscribe((key, record) => this.append(key, record));
     if (this.opts.fsync !== 'always') {
       this.syncTimer = setInterval(() => void this.sync(), this.opts.fsyncIntervalMs ?? 1000);
@@ -238,8 +247,6 @@ export class ConfigFile {
   }
 
   private append(key: { namespace: string; name: string }, record?: ServiceConfigRecord): void {
-    const fd = this.fd;
-    if (fd === undefined || this.closed) return;
     const added = record?.entries.filter((e) => !this.written.has(e)) ?? [];
     const line = encodeLine(
       record === undefined
@@ -254,146 +261,56 @@ export class ConfigFile {
             added,
           },
     );
-    if (this.broken) {
-      // Not appended to a file that missed a change; a rewrite in flight takes it.
-      this.pendingForRewrite?.push(line);
-      return;
-    }
-    const bytes = Buffer.from(line);
-    try {
-      appendWhole(fd, bytes, this.opts.appendSync);
-      if (this.opts.fsync === 'always') fdatasyncSync(fd);
-      else this.unsynced = true;
-    } catch (err) {
-      // A rewrite in flight still takes the change: it replaces the file that missed it.
-      this.pendingForRewrite?.push(line);
-      this.failed(err as Error, key);
-      return;
-    }
+    if (!this.journal.append(line, key)) return;
     for (const e of added) this.written.add(e);
-    this.fileBytes += bytes.length;
-    this.pendingForRewrite?.push(line);
-    this.maybeCompact();
+    this.journal.maybeCompact();
   }
 
-  /** An append failed: nothing more is appended until the file is rewritten whole. */
-  private failed(err: Error, key: { namespace: string; name: string }): void {
-    this.broken = true;
-    this.opts.errors.inc({ op: 'config-write' });
-    this.opts.logger.error(
-      { err, file: this.path, ...key, retryInMs: this.opts.retryMs ?? RETRY_MS },
-      'config history write failed: the file is rewritten whole later (until then a restart may repeat versions)',
-    );
-    this.scheduleRetry();
-  }
-
-  private scheduleRetry(): void {
-    if (this.retry !== undefined || this.closed || this.stopping) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      this.compacting ??= this.compact().finally(() => (this.compacting = undefined));
-    }, this.opts.retryMs ?? RETRY_MS);
-    this.retry.unref();
-  }
-
-  private maybeCompact(): void {
+  /** Twice the larger of the history's bytes and the last rewrite's records, and a slack. */
+  private needsRewrite(): boolean {
     const history = this.history;
-    if (history === undefined || this.compacting || this.retry !== undefined) return;
-    // Twice the larger of the history's bytes and the last rewrite's records: records can
-    // outweigh their entries (long names), and a file just rewritten must not be again.
+    if (history === undefined) return false;
+    // Records can outweigh their entries (long names), and a file just rewritten must not be
+    // again.
     const base = Math.max(history.bytes, this.rewrittenBytes);
-    if (this.fileBytes <= 2 * base + COMPACT_SLACK_BYTES) return;
-    this.compacting = this.compact().finally(() => (this.compacting = undefined));
+    return this.journal.bytes > 2 * base + COMPACT_SLACK_BYTES;
+  }
+
+  /** The rewrite: the history's records, then the changes appended meanwhile. */
+  private rewrite(): JournalRewrite {
+    const records = [...(this.history?.all() ?? [])];
+    const text = encodeConfigFile(records);
+    return {
+      text,
+      rest: (pending) => pending.join(''),
+      swapped: () => this.rewritten(records, text),
+    };
+  }
+
+  /** The file now holds `records` (as `recordsText`) and what was appended since. */
+  private rewritten(records: readonly ServiceConfigRecord[], recordsText: string): void {
+    this.rewrittenBytes = Buffer.byteLength(recordsText);
+    for (const r of records) for (const e of r.entries) this.written.add(e);
   }
 
   /** Makes what was appended durable (under `interval`); off the loop. */
   async sync(): Promise<void> {
-    const fd = this.fd;
-    if (!this.unsynced || fd === undefined) return;
-    this.unsynced = false;
     try {
-      await datasync(fd);
+      await this.journal.sync();
     } catch (err) {
-      if (this.fd !== fd) return; // a rewrite replaced the file and synced it
-      this.unsynced = true;
       this.opts.errors.inc({ op: 'config-sync' });
       this.opts.logger.error({ err, file: this.path }, 'config history fsync failed');
     }
   }
 
-  /** Rewrites the file from memory; never throws (logs, counts, retries). */
-  private async compact(): Promise<void> {
-    const history = this.history;
-    if (history === undefined || this.closed) return;
-    const tmp = `${this.path}.tmp`;
-    this.pendingForRewrite = [];
-    try {
-      const records = [...history.all()];
-      const text = encodeConfigFile(records);
-      await writeFile(tmp, text);
-      // From here without yielding: the changes appended meanwhile follow the records.
-      const rest = this.pendingForRewrite.join('');
-      const fd = replaceWith(tmp, 'a', rest, this.path);
-      this.swap(fd, Buffer.byteLength(text) + Buffer.byteLength(rest), records, text);
-      await syncPath(this.opts.dir);
-    } catch (err) {
-      this.opts.errors.inc({ op: 'config-compact' });
-      this.opts.logger.error(
-        { err, file: this.path, retryInMs: this.opts.retryMs ?? RETRY_MS },
-        'config history rewrite failed; tried again later',
-      );
-      this.scheduleRetry();
-    } finally {
-      this.pendingForRewrite = undefined;
-    }
-  }
-
-  /** At attach: the file holds what the history holds, synced, before anything is announced. */
-  private rewriteNow(): void {
-    const records = [...(this.history?.all() ?? [])];
-    const tmp = `${this.path}.tmp`;
-    const text = encodeConfigFile(records);
-    const fd = replaceWith(tmp, 'w', text, this.path);
-    this.swap(fd, Buffer.byteLength(text), records, text);
-  }
-
-  /** The rewritten file (open at `fd`, positioned at its end) replaces the old one. */
-  private swap(
-    fd: number,
-    bytes: number,
-    records: readonly ServiceConfigRecord[],
-    recordsText: string,
-  ): void {
-    const old = this.fd;
-    this.fd = fd;
-    if (old !== undefined) closeSync(old);
-    this.fileBytes = bytes;
-    this.rewrittenBytes = Buffer.byteLength(recordsText);
-    // What the file holds now: every entry of the records, and what was appended since.
-    for (const r of records) for (const e of r.entries) this.written.add(e);
-    this.broken = false;
-    this.unsynced = false;
-  }
-
   /**
    * Makes what was appended durable and stops (after a rewrite in flight, and a last one when
-   * a failed write was waiting for its retry).
+   * a failed write was waiting for its retry: the file misses versions already announced, which
+   * a restart would hand out again).
    */
   async close(): Promise<void> {
     this.unsubscribe?.();
-    this.stopping = true;
-    const repair = this.retry !== undefined;
-    if (this.retry !== undefined) clearTimeout(this.retry);
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
-    this.retry = undefined;
-    await this.compacting;
-    // A failed write was waiting for its retry: the file misses versions already announced,
-    // which a restart would hand out again. One last rewrite (logged and counted if it fails).
-    if (repair || this.broken) await this.compact();
-    this.closed = true;
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd === undefined) return;
-    syncAndClose(fd, this.unsynced);
+    await this.journal.close(true);
   }
 }

@@ -17,8 +17,6 @@
  * starts a new epoch: snapshots, never a replay with a hole) and the next compaction restores
  * it.
  */
-import { closeSync, ftruncateSync, openSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -27,8 +25,8 @@ import { registryEventSchema, streamEpochSchema } from '../../common/wire.js';
 import type { RegistryEvent } from '../../common/wire.js';
 import type { EventLog } from '../events/log.js';
 import { decodeLine, encodeLine, frame } from './codec.js';
-import { syncPath } from './fsync.js';
-import { appendWhole, datasync, readIfExists, replaceWith, syncAndClose } from './journal.js';
+import { JournalFile, readIfExists } from './journal.js';
+import type { JournalRewrite } from './journal.js';
 
 export const EVENTS_FILE = 'events.jsonl';
 /** How long after a failed write or compaction the next compaction is tried. */
@@ -108,17 +106,32 @@ export interface EventFileOptions {
 }
 
 export class EventFile {
-  private fd: number | undefined;
   private kept: KeptEvents | undefined;
   private fileEvents = 0;
-  private fileBytes = 0;
   private log: EventLog | undefined;
-  private compacting: Promise<void> | undefined;
-  private broken = false;
-  private unsynced = false;
-  private retry: NodeJS.Timeout | undefined;
+  private readonly journal: JournalFile;
 
-  constructor(private readonly opts: EventFileOptions) {}
+  constructor(private readonly opts: EventFileOptions) {
+    this.journal = new JournalFile({
+      path: join(opts.dir, EVENTS_FILE),
+      dir: opts.dir,
+      logger: opts.logger,
+      errors: opts.errors,
+      ops: { write: 'events-write', compact: 'events-compact' },
+      messages: {
+        writeFailed:
+          'event log write failed: events are not kept until the file is rewritten (a restart now starts a new epoch)',
+        compactFailed: 'event log compaction failed; tried again later',
+      },
+      retryMs: RETRY_MS,
+      // A failed write empties the file: a restart cannot continue the epoch past a hole.
+      emptyOnFailure: true,
+      emptied: () => (this.fileEvents = 0),
+      ...(opts.appendSync && { appendSync: opts.appendSync }),
+      needsRewrite: () => this.needsRewrite(),
+      rewrite: () => this.rewrite(),
+    });
+  }
 
   get path(): string {
     return join(this.opts.dir, EVENTS_FILE);
@@ -126,7 +139,7 @@ export class EventFile {
 
   /** Size of the file now. */
   get bytes(): number {
-    return this.fileBytes;
+    return this.journal.bytes;
   }
 
   /** What the file holds; undefined when there is none or it cannot be continued (said why). */
@@ -156,7 +169,7 @@ export class EventFile {
     }
     this.kept = decoded.kept;
     this.fileEvents = decoded.kept.events.length;
-    this.fileBytes = decoded.validBytes;
+    this.journal.bytes = decoded.validBytes;
     return decoded.kept;
   }
 
@@ -171,144 +184,71 @@ export class EventFile {
     // log continues the file: appended, not the whole file rewritten.
     const added =
       kept !== undefined && kept.epoch === log.epoch ? log.since(kept.lastSeq) : undefined;
+    this.kept = undefined;
     if (added !== undefined) {
-      this.fd = openSync(this.path, 'a');
-      ftruncateSync(this.fd, this.fileBytes);
-      this.kept = undefined;
+      this.journal.continueAt(this.journal.bytes);
       log.persistTo((event, json) => this.append(event, json));
       for (const event of added) this.append(event as RegistryEvent, log.serialized(event));
       return;
     }
-    this.rewriteNow(log);
-    this.kept = undefined;
+    // A new epoch: the file holds its (few) events.
+    this.journal.start(fileText(log.epoch, log.heldAfter, log.held()));
+    this.fileEvents = log.lastSeq - log.heldAfter;
     log.persistTo((event, json) => this.append(event, json));
   }
 
   private append(event: RegistryEvent, json: string): void {
-    const fd = this.fd;
-    if (fd === undefined || this.broken) return;
-    const line = Buffer.from(frame(json));
-    try {
-      appendWhole(fd, line, this.opts.appendSync);
-    } catch (err) {
-      this.failed(err as Error, event.seq);
-      return;
-    }
+    if (!this.journal.append(frame(json), { seq: event.seq })) return;
     this.fileEvents += 1;
-    this.fileBytes += line.length;
-    this.unsynced = true;
-    this.maybeCompact();
+    this.journal.maybeCompact();
+  }
+
+  private needsRewrite(): boolean {
+    const bounds = this.log?.bounds;
+    if (bounds === undefined) return false;
+    return this.fileEvents > 2 * bounds.events || this.journal.bytes > 2 * bounds.bytes;
   }
 
   /**
-   * A write failed: the file is emptied, so a restart cannot continue the epoch past a hole,
-   * and rewritten whole by the next compaction.
+   * The rewrite: the events the log holds, then (without yielding) what was stored while the
+   * temp file was written, so the file misses nothing a client was sent.
    */
-  private failed(err: Error, seq: number): void {
-    this.broken = true;
-    this.opts.errors.inc({ op: 'events-write' });
-    try {
-      if (this.fd !== undefined) ftruncateSync(this.fd, 0);
-      this.fileBytes = 0;
-      this.fileEvents = 0;
-    } catch {
-      // The next start finds a header and a hole: it starts a new epoch (decodeEvents).
-    }
-    this.opts.logger.error(
-      { err, file: this.path, seq, retryInMs: RETRY_MS },
-      'event log write failed: events are not kept until the file is rewritten (a restart now starts a new epoch)',
-    );
-    this.scheduleRetry();
-  }
-
-  private scheduleRetry(): void {
-    if (this.retry !== undefined) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      this.compacting ??= this.compact().finally(() => (this.compacting = undefined));
-    }, RETRY_MS);
-    this.retry.unref();
-  }
-
-  private maybeCompact(): void {
-    const bounds = this.log?.bounds;
-    if (bounds === undefined || this.compacting || this.retry !== undefined) return;
-    if (this.fileEvents <= 2 * bounds.events && this.fileBytes <= 2 * bounds.bytes) return;
-    this.compacting = this.compact().finally(() => (this.compacting = undefined));
+  private rewrite(): JournalRewrite {
+    const log = this.log;
+    if (log === undefined) throw new Error('no event log attached');
+    const upTo = log.lastSeq;
+    const epoch = log.epoch;
+    const held = log.held();
+    let since: readonly RegistryEvent[] = [];
+    return {
+      text: fileText(epoch, log.heldAfter, held),
+      rest: () => {
+        const after = log.epoch === epoch ? log.since(upTo) : undefined;
+        if (after === undefined) throw new Error('the log moved past the rewrite; tried again');
+        since = after as readonly RegistryEvent[];
+        return since.map((e) => frame(log.serialized(e))).join('');
+      },
+      swapped: () => {
+        // What the file holds (the log may have dropped some of it meanwhile).
+        this.fileEvents = held.length + since.length;
+        this.opts.compactions.inc();
+      },
+    };
   }
 
   /** Makes what was written durable (the store's fsync policy decides when); off the loop. */
   async sync(): Promise<void> {
-    const fd = this.fd;
-    if (!this.unsynced || fd === undefined) return;
-    this.unsynced = false;
-    try {
-      await datasync(fd);
-    } catch (err) {
-      // A compaction that replaced the file meanwhile synced the new one itself.
-      if (this.fd !== fd) return;
-      this.unsynced = true;
-      throw err;
-    }
+    await this.journal.sync();
   }
 
   /** Rewrites the file with the events the log holds; never throws (logs, counts, retries). */
   async compact(): Promise<void> {
-    const log = this.log;
-    if (log === undefined || this.fd === undefined) return;
-    try {
-      const upTo = log.lastSeq;
-      const epoch = log.epoch;
-      const tmp = `${this.path}.tmp`;
-      const held = log.held();
-      const text = fileText(epoch, log.heldAfter, held);
-      await writeFile(tmp, text);
-      // From here on without yielding: what was stored while the temp file was written goes
-      // into it before it replaces the file, so the file misses nothing a client was sent.
-      const since = log.epoch === epoch ? log.since(upTo) : undefined;
-      if (since === undefined) throw new Error('the log moved past the rewrite; tried again');
-      const rest = since.map((e) => frame(log.serialized(e))).join('');
-      const fd = replaceWith(tmp, 'a', rest, this.path);
-      const old = this.fd;
-      this.fd = fd;
-      if (old !== undefined) closeSync(old);
-      // What the file holds (the log may have dropped some of it meanwhile).
-      this.fileEvents = held.length + since.length;
-      this.fileBytes = Buffer.byteLength(text) + Buffer.byteLength(rest);
-      this.broken = false;
-      this.unsynced = false;
-      this.opts.compactions.inc();
-      await syncPath(this.opts.dir);
-    } catch (err) {
-      this.opts.errors.inc({ op: 'events-compact' });
-      this.opts.logger.error(
-        { err, file: this.path, retryInMs: RETRY_MS },
-        'event log compaction failed; tried again later',
-      );
-      this.scheduleRetry();
-    }
-  }
-
-  /** At attach, when the log starts a new epoch: the file holds its (few) events. */
-  private rewriteNow(log: EventLog): void {
-    const tmp = `${this.path}.tmp`;
-    const text = fileText(log.epoch, log.heldAfter, log.held());
-    closeSync(replaceWith(tmp, 'w', text, this.path));
-    this.fd = openSync(this.path, 'a');
-    this.fileEvents = log.lastSeq - log.heldAfter;
-    this.fileBytes = Buffer.byteLength(text);
+    await this.journal.compact();
   }
 
   /** Stops keeping the log (after a compaction in flight). */
   async close(): Promise<void> {
-    if (this.retry !== undefined) clearTimeout(this.retry);
-    this.retry = undefined;
-    await this.compacting;
-    this.log?.persistTo(undefined);
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd === undefined) return;
-    syncAndClose(fd, this.unsynced);
+    await this.journal.close(false, () => this.log?.persistTo(undefined));
   }
 }
 

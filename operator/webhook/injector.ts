@@ -13,8 +13,8 @@ import type { OperatorConfig } from '../config.js';
 import type { Reconciler } from '../reconciler.js';
 import type { Logger } from '../../common/logger.js';
 import { WebhookCertManager } from './ca-bundle.js';
-import { injectionConfigSchema } from './patch.js';
-import type { SelectingService } from './patch.js';
+import { injectionConfigSchema } from '../../common/injection-patch.js';
+import type { SelectingService } from '../../common/injection-patch.js';
 import { createWebhookServer, setWebhookTls } from './server.js';
 
 export interface Injector {

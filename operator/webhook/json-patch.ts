@@ -4,7 +4,7 @@
  * server could not apply is never sent; the tests apply patches with it to assert on the pod.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { JsonPatchOperation } from './patch.js';
+import type { JsonPatchOperation } from '../../common/injection-patch.js';
 
 export class JsonPatchError extends Error {
   override readonly name = 'JsonPatchError';

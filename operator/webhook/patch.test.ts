@@ -1,7 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { applyJsonPatch, JsonPatchError } from './json-patch.js';
-import { buildInjection, injectionConfigSchema } from './patch.js';
-import type { InjectablePod, InjectionInput, SelectingService } from './patch.js';
+import { buildInjection, injectionConfigSchema } from '../../common/injection-patch.js';
+import type {
+  InjectablePod,
+  InjectionInput,
+  SelectingService,
+} from '../../common/injection-patch.js';
 
 const config = injectionConfigSchema.parse({ image: 'example.test/maxine-sidecar:1.2.3' });
 

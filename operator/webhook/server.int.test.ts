@@ -9,8 +9,8 @@ import { createLogger } from '../../common/logger.js';
 import { generateCa, generateServingCert } from './certs.js';
 import type { CertificateAuthority, ServingCertificate } from './certs.js';
 import { applyJsonPatch } from './json-patch.js';
-import { injectionConfigSchema } from './patch.js';
-import type { SelectingService } from './patch.js';
+import { injectionConfigSchema } from '../../common/injection-patch.js';
+import type { SelectingService } from '../../common/injection-patch.js';
 import { createWebhookServer, setWebhookTls } from './server.js';
 
 const MAX_BODY = 64 * 1024;

@@ -23,8 +23,13 @@ import { issuesOf, MaxineError } from '../../common/errors.js';
 import { readJsonBody } from '../http/body.js';
 import type { Logger } from '../../common/logger.js';
 import { applyJsonPatch } from './json-patch.js';
-import { buildInjection } from './patch.js';
-import type { InjectablePod, InjectionConfig, InjectionResult, SelectingService } from './patch.js';
+import { buildInjection } from '../../common/injection-patch.js';
+import type {
+  InjectablePod,
+  InjectionConfig,
+  InjectionResult,
+  SelectingService,
+} from '../../common/injection-patch.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
 const REVIEW_API_VERSION = 'admission.k8s.io/v1';

@@ -6,7 +6,7 @@
  * localhost at its port. One run at a time; changes during a run make one more run after it.
  * Every outcome is logged and counted; nothing here throws into the sidecar.
  */
-import { request } from 'node:http';
+import { http } from '../../common/node-http.js';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ReloadAction } from '../../common/config-reload.js';
@@ -112,7 +112,7 @@ export class Reloader {
   private call(method: string, path: string): Promise<number> {
     const timeout = this.opts.timeoutMs ?? 5000;
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = http.request(
         {
           host: '127.0.0.1',
           port: this.opts.appPort,

@@ -6,7 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { http } from '../../common/node-http.js';
 import https from 'node:https';
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
@@ -319,7 +320,7 @@ function httpStatus(code: number): HealthStatus {
 }
 
 /** Reads at most BODY_SNIPPET_BYTES of the body, then lets go of it. */
-function readSnippet(res: http.IncomingMessage, done: (body: string) => void): void {
+function readSnippet(res: IncomingMessage, done: (body: string) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let ended = false;

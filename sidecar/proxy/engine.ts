@@ -18,7 +18,7 @@
  * `UPSTREAM_TIMEOUT`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { request as httpRequest } from 'node:http';
+import { http } from '../../common/node-http.js';
 import type { ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { keyFromRequest } from '../../common/discover-request.js';
@@ -475,7 +475,7 @@ class Call {
       ...span?.headers,
     });
     engine.pools.begin(instance.id);
-    const upstream: ClientRequest = httpRequest({
+    const upstream: ClientRequest = http.request({
       host: instance.host,
       port: instance.port,
       method: req.method,

@@ -5,7 +5,7 @@
  * not a service the local copy holds gets 502 `UNKNOWN_PROXY_HOST` and never leaves the pod,
  * and CONNECT (HTTPS tunnels) is refused with 405: the sidecar forwards plain HTTP only.
  */
-import { createServer } from 'node:http';
+import { http } from '../../common/node-http.js';
 import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { MaxineError } from '../../common/errors.js';
@@ -25,7 +25,7 @@ export interface ForwardListenerDeps {
 }
 
 export function createForwardProxyServer(deps: ForwardListenerDeps): Server {
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     try {
       if (!deps.allowPeer(req.socket.remoteAddress)) {
         throw new MaxineError('FORBIDDEN', "Only the pod's own containers may use its sidecar");

@@ -5,7 +5,8 @@
  * the in-flight count of each instance that least-connections and power-of-two read.
  * `sweep` closes the pools of instances that left the local copy.
  */
-import { Agent } from 'node:http';
+import type { Agent } from 'node:http';
+import { http } from '../../common/node-http.js';
 import type { PoolStats } from './metrics.js';
 
 export interface PoolOptions {
@@ -36,7 +37,7 @@ export class UpstreamPools {
   private readonly maxSockets: number;
   private readonly maxIdle: number;
   /** Calls that found every pool busy at the bound: no keep-alive, no pool. */
-  private readonly overflow = new Agent({ keepAlive: false });
+  private readonly overflow = new http.Agent({ keepAlive: false });
   /** For least-connections and power-of-two (`PickContext.load`). */
   readonly load = (instanceId: string): number => this.inFlight.get(instanceId) ?? 0;
 
@@ -59,7 +60,7 @@ export class UpstreamPools {
       return pool.agent;
     }
     if (this.pools.size >= this.maxPools && !this.evictOneIdle()) return this.overflow;
-    const agent = new Agent({
+    const agent = new http.Agent({
       keepAlive: true,
       maxSockets: this.maxSockets,
       maxFreeSockets: this.maxIdle,

@@ -57,14 +57,10 @@ gb_tmp_bin "$VDIR/bin.tmp"
 log "building consul $VERSION with $GOV (-p $P) into $OUT"
 start=$(date +%s)
 # Consul's main package is its module root (it would be named "consul" anyway).
-(cd "$HERE" && "${NICE[@]}" go build -p "$P" -ldflags "-s -w" -o "$TMP/consul" "$MODULE") </dev/null >&2
+gb_go_build "$HERE" -ldflags "-s -w" -o "$TMP/consul" "$MODULE"
 [[ -x $TMP/consul ]] || die "missing $TMP/consul after build"
 
-{
-  echo "CONSUL_VERSION=$VERSION"
-  echo "GO_VERSION=$GOV"
-  echo "BUILD_SECONDS=$(($(date +%s) - start))"
-} >"$TMP/BUILDINFO"
+gb_buildinfo "$TMP/BUILDINFO" "$start" "CONSUL_VERSION=$VERSION"
 
 gb_install_bin "$BIN"
 log "built in $(($(date +%s) - start))s: $(ls -l "$OUT")"

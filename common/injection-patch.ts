@@ -16,11 +16,11 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { z } from 'zod';
-import { formatPath } from '../../common/errors.js';
-import { dnsLabel, dnsSubdomain } from '../../common/names.js';
-import { parseReloadAction } from '../../common/config-reload.js';
-import { healthCheckSchema } from '../../common/resources.js';
-import { selects } from '../kube/pods.js';
+import { formatPath } from './errors.js';
+import { dnsLabel, dnsSubdomain } from './names.js';
+import { parseReloadAction } from './config-reload.js';
+import { healthCheckSchema } from './resources.js';
+import { selects } from './selector.js';
 import {
   ANNOTATION_INJECT,
   ANNOTATION_SERVICE,
@@ -47,8 +47,8 @@ import {
   HEALTH_SCRIPTS_VOLUME,
   HEALTH_SCRIPTS_DIR,
   HEALTH_CONDITION,
-} from '../../common/injection.js';
-import type { SidecarEnvName } from '../../common/injection.js';
+} from './injection.js';
+import type { SidecarEnvName } from './injection.js';
 
 const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
 const OPERATOR_LABEL = ['app.kubernetes.io/name', 'maxine-operator'] as const;
