@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { isoTime } from './iso-time.js';
 
 describe('isoTime', () => {
@@ -20,6 +20,26 @@ describe('isoTime', () => {
     1.5, // not a whole millisecond
   ])('writes %d as toISOString does', (ms) => {
     expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+  });
+
+  it("keeps a heartbeat's minutes (now, its registration's, now + TTL): no toISOString per heartbeat", () => {
+    // Issue 17: one kept prefix flipped between those minutes, a Date and a toISOString each time.
+    const registered = NOW - 3 * 3_600_000;
+    const ttl = 30_000;
+    const expected: string[] = [];
+    for (let t = NOW; t < NOW + 120_000; t += 7)
+      expected.push(...[registered, t, t + ttl].map((ms) => new Date(ms).toISOString()));
+    const toISOString = jest.spyOn(Date.prototype, 'toISOString');
+    try {
+      const written: string[] = [];
+      for (let t = NOW; t < NOW + 120_000; t += 7)
+        written.push(isoTime(registered), isoTime(t), isoTime(t + ttl));
+      // Once per new minute at most: the registration's, and now's and the lease's (3 each).
+      expect(toISOString.mock.calls.length).toBeLessThanOrEqual(8);
+      expect(written).toEqual(expected);
+    } finally {
+      toISOString.mockRestore();
+    }
   });
 
   it('agrees with toISOString over a sweep of times, repeated and interleaved', () => {

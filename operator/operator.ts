@@ -85,7 +85,7 @@ export function createOperator(
   logger: Logger,
   clock: Clock = systemClock,
 ): Operator {
-  const { events, emit: toLog, publishTo } = eventsOf(config, clock);
+  const { events, emit: toLog, publishTo, heartbeatsWanted } = eventsOf(config, clock);
   let healthConditions: HealthConditionWriter | undefined;
   const emit = (draft: Draft): void => {
     toLog(draft);
@@ -94,6 +94,8 @@ export function createOperator(
   const registry = new Registry({
     clock,
     emit,
+    // The health-condition writer reads a sidecar's first check result from a heartbeat.
+    heartbeatsWanted: () => healthConditions !== undefined || heartbeatsWanted(),
     allowUndeclared: config.allowUndeclared,
     defaultTtlSeconds: config.defaultTtlSeconds,
     defaultRemoveAfterSeconds: config.removeAfterSeconds,
@@ -508,7 +510,13 @@ type Draft = Parameters<EventLog['append']>[0];
 function eventsOf(
   config: OperatorConfig,
   clock: Clock,
-): { events: EventLog; emit: (draft: Draft) => void; publishTo: (p: (d: Draft) => void) => void } {
+): {
+  events: EventLog;
+  emit: (draft: Draft) => void;
+  publishTo: (p: (d: Draft) => void) => void;
+  /** Whether a heartbeat's event has a taker: a listener of the log, or the shared store. */
+  heartbeatsWanted: () => boolean;
+} {
   const shared = config.store === 'redis' && config.storeRedisShared;
   const events = new EventLog(
     { events: config.eventLogSize, bytes: config.eventLogBytes },
@@ -526,6 +534,8 @@ function eventsOf(
     publishTo: (p) => {
       publish = p;
     },
+    // A shared store renews leases from heartbeats (redis-shared.ts publish).
+    heartbeatsWanted: () => publish !== undefined || events.wantsHeartbeats,
   };
 }
 

@@ -114,8 +114,9 @@ function guardOf(deps: SecurityDeps): InstanceWriteGuard {
     pod: (namespace, name) => kube.pod(namespace, name),
     service: (namespace, name) => reconciler.serviceSpec(namespace, name),
     ownerOf: (id) => {
-      const instance = deps.registry.getInstance(id);
-      return instance && { namespace: instance.service.namespace, pod: instance.metadata.pod };
+      // Asked on every heartbeat: the owner only, not a whole Instance (issue 17).
+      const owner = deps.registry.instanceOwner(id);
+      return owner && { namespace: owner.service.namespace, pod: owner.pod };
     },
   });
 }

@@ -73,6 +73,24 @@ describe('EventLog', () => {
     ]);
   });
 
+  it('wants heartbeats while a listener takes them (issue 17: else the registry builds none)', () => {
+    const log = new EventLog(10, new ManualClock());
+    expect(log.wantsHeartbeats).toBe(false);
+    const offIgnoring = log.subscribe(() => undefined, { heartbeats: false });
+    expect(log.wantsHeartbeats).toBe(false);
+    expect(log.subscribers).toBe(1);
+    const offTaking = log.subscribe(() => undefined, { heartbeats: true });
+    const offDefault = log.subscribe(() => undefined); // a listener says nothing: it takes them
+    expect(log.wantsHeartbeats).toBe(true);
+    offTaking();
+    expect(log.wantsHeartbeats).toBe(true);
+    offDefault();
+    expect(log.wantsHeartbeats).toBe(false);
+    expect(log.subscribers).toBe(1);
+    offIgnoring();
+    expect(log.subscribers).toBe(0);
+  });
+
   it('stamps RFC 3339 times from the clock and unsubscribes', () => {
     const log = new EventLog(10, new ManualClock(Date.parse('2026-03-04T05:06:07Z')));
     const seen: MaxineEvent[] = [];

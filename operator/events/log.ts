@@ -60,6 +60,8 @@ export class EventLog {
   private first: number;
   private heldBytes = 0;
   private readonly listeners = new Set<EventListener>();
+  /** The listeners that take `service_heartbeat` events (subscribe's `heartbeats`). */
+  private readonly heartbeatTakers = new Set<EventListener>();
   /** Events dropped to stay within the bounds, by which bound. */
   readonly evictions = { events: 0, bytes: 0 };
   /**
@@ -284,13 +286,26 @@ export class EventLog {
     return out;
   }
 
-  subscribe(listener: EventListener): () => void {
+  /**
+   * `heartbeats: false` says the listener ignores `service_heartbeat` events: when no listener
+   * takes them, the registry builds none (wantsHeartbeats). It may still be handed one.
+   */
+  subscribe(listener: EventListener, opts: { heartbeats?: boolean } = {}): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    if (opts.heartbeats ?? true) this.heartbeatTakers.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+      this.heartbeatTakers.delete(listener);
+    };
   }
 
   get subscribers(): number {
     return this.listeners.size;
+  }
+
+  /** Whether any listener takes heartbeat events (else appending one is work for nobody). */
+  get wantsHeartbeats(): boolean {
+    return this.heartbeatTakers.size > 0;
   }
 }
 
@@ -411,6 +426,11 @@ export class EventFilter {
   /** Whether an intention is wanted for naming the subscriber's `caller` among its sources. */
   namesCaller(entry: IntentionEntry): boolean {
     return this.caller !== undefined && sourcesNaming(entry, this.caller).length > 0;
+  }
+
+  /** Whether `service_heartbeat` events were asked for (`types=`; not sent by default). */
+  get takesHeartbeats(): boolean {
+    return this.types?.has('service_heartbeat') === true;
   }
 
   /** Whether instance filters were given (a snapshot then lists only matching instances). */

@@ -415,13 +415,16 @@ export function createEventStream(deps: EventsDeps): EventStreamServer {
       setImmediate(() => closeStream(s, STREAM_CLOSE.REPLAY_DONE, 'replay done'));
       return;
     }
-    s.unsubscribe = deps.events.subscribe((event) => {
-      try {
-        offer(event);
-      } catch (err) {
-        fail(s, err); // one subscriber's failure must not reach the event log's other listeners
-      }
-    });
+    s.unsubscribe = deps.events.subscribe(
+      (event) => {
+        try {
+          offer(event);
+        } catch (err) {
+          fail(s, err); // one subscriber's failure must not reach the event log's other listeners
+        }
+      },
+      { heartbeats: s.filter.takesHeartbeats },
+    );
   }
 
   /**

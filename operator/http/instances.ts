@@ -157,7 +157,8 @@ export function authorizeInstanceWrite(
   id: string,
   action: string,
 ): void {
-  const instance = deps.registry.getInstance(id);
+  // Its owner only: a whole Instance (ISO times and all) was built here on every heartbeat.
+  const instance = deps.registry.instanceOwner(id);
   if (instance === undefined) return;
   let ownPod = false;
   let refusal: MaxineError | undefined;
@@ -260,6 +261,9 @@ export async function heartbeatAnswer(
   req: IncomingMessage,
   rawId: string,
 ): Promise<string> {
+  // Awaited even when known: the body is then read once the parser has it whole, so
+  // readJsonBody sets no timer (reading at once, before the body is parsed, would set one per
+  // heartbeat and measured no faster; issue 17).
   const principal = await deps.access.principal(req, 'heartbeat', originOf(req));
   const id = idParamSchema.safeParse({
     id: rawId.includes('%') ? decodeURIComponent(rawId) : rawId,

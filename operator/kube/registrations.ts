@@ -158,11 +158,15 @@ export class KubeRegistrations {
       this.restarts = 0;
     });
     this.informer = informer;
-    this.unsubscribe = this.opts.events.subscribe((event) => {
-      if (event.type === 'service_heartbeat' || !('instance' in event)) return;
-      const instance = event.instance;
-      if (instance?.source === 'registration' && this.opts.isLeader()) this.queue.add(instance.id);
-    });
+    this.unsubscribe = this.opts.events.subscribe(
+      (event) => {
+        if (event.type === 'service_heartbeat' || !('instance' in event)) return;
+        const instance = event.instance;
+        if (instance?.source === 'registration' && this.opts.isLeader())
+          this.queue.add(instance.id);
+      },
+      { heartbeats: false }, // never written on heartbeats
+    );
     await this.startInformer(informer);
     // A failed first list (the API server still starting, the CRD missing) is retried with
     // back-off; start waits a bounded time for it, so a replica that starts is ready.

@@ -203,10 +203,13 @@ export class MeshController {
   }
 
   start(): void {
-    this.unsubscribe = this.opts.events.subscribe((event) => {
-      // Pods are not rendered (only instances registered from outside the cluster are).
-      if (RELEVANT.has(event.type) && event.instance?.source !== 'kubernetes') this.schedule();
-    });
+    this.unsubscribe = this.opts.events.subscribe(
+      (event) => {
+        // Pods are not rendered (only instances registered from outside the cluster are).
+        if (RELEVANT.has(event.type) && event.instance?.source !== 'kubernetes') this.schedule();
+      },
+      { heartbeats: false }, // not RELEVANT
+    );
     this.resync = setInterval(() => {
       this.applied.clear();
       this.full = true;

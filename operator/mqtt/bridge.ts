@@ -150,7 +150,9 @@ export class MqttBridge {
   }
 
   start(): void {
-    this.unsubscribe = this.opts.events.subscribe((event) => this.onEvent(event));
+    this.unsubscribe = this.opts.events.subscribe((event) => this.onEvent(event), {
+      heartbeats: false, // never published (onEvent)
+    });
     this.connect();
   }
 

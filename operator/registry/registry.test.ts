@@ -80,6 +80,42 @@ describe('registration', () => {
     expect(codeOf(() => registry.deregister('nope'))).toBe('INSTANCE_NOT_FOUND');
   });
 
+  it('a heartbeat nobody takes events of emits none; its health changes still do (issue 17)', () => {
+    let wanted = false;
+    const { registry, register, types } = setup({ heartbeatsWanted: () => wanted });
+    const { instance } = register({ host: '10.0.0.1' });
+    const before = types().length;
+    const answer = registry.heartbeat(instance.id, { status: 'passing' });
+    expect(answer.lastHeartbeat).toBeDefined(); // answered as before
+    expect(types().slice(before)).toEqual([]);
+    registry.heartbeat(instance.id, { status: 'critical' });
+    expect(types().slice(before)).toEqual(['service_unhealthy']);
+    wanted = true;
+    registry.heartbeat(instance.id, { status: 'critical' });
+    expect(types().slice(before)).toEqual(['service_unhealthy', 'service_heartbeat']);
+  });
+
+  it("a heartbeat adds no fields to a registration's record (one shape, no bytes per record)", () => {
+    const { registry, register } = setup();
+    const { instance } = register({ host: '10.0.0.1' });
+    const records = Reflect.get(registry, 'instances') as Map<string, object>;
+    const keys = Object.keys(records.get(instance.id)!);
+    registry.heartbeat(instance.id, { status: 'passing' });
+    registry.heartbeat(instance.id, { status: 'warning', output: 'slow' });
+    expect(Object.keys(records.get(instance.id)!)).toEqual(keys);
+  });
+
+  it('names the owner of an instance without building it', () => {
+    const { registry, register } = setup();
+    const { instance } = register({ host: '10.0.0.1', metadata: { pod: 'api-0' } });
+    expect(registry.instanceOwner(instance.id)).toEqual({
+      id: instance.id,
+      service: { namespace: 'ns', name: 'api' },
+      pod: 'api-0',
+    });
+    expect(registry.instanceOwner('nope')).toBeUndefined();
+  });
+
   it('a re-registration starts healthy again, and says so', () => {
     const { registry, register, events } = setup();
     const { instance } = register({ host: '10.0.0.1' });

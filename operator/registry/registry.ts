@@ -118,6 +118,13 @@ export interface KeptRegistration extends RegistrationFields {
 export interface RegistryOptions {
   clock: Clock;
   emit: (event: RegistryEventDraft) => void;
+  /**
+   * Whether anyone takes `service_heartbeat` events now (a subscriber that asked for them, a
+   * store renewing leases, the health-condition writer). Without one, a heartbeat emits
+   * nothing: heartbeats are the hottest write, and an event nobody reads cost its building
+   * (three ISO times) on every one (issue 17). Default: always emitted.
+   */
+  heartbeatsWanted?: () => boolean;
   /** May a service that no resource declares be created by its first registration? */
   allowUndeclared: boolean;
   defaultTtlSeconds: number;
@@ -166,6 +173,13 @@ export interface SweepResult {
   removed: number;
   leased: number;
   guardActive: boolean;
+}
+
+/** Which service (and pod, for a pod's instance) an instance belongs to. */
+export interface InstanceOwner {
+  id: string;
+  service: ServiceRef;
+  pod: string | undefined;
 }
 
 export interface RegisterResult {
@@ -391,22 +405,26 @@ export class Registry {
     }
     const before = healthOf(record).status;
     record.lastHeartbeat = this.opts.clock.now();
-    record.leaseGraceMs = undefined;
+    // Only written when set: a registration's record has neither field, and writing one (even
+    // undefined) on every heartbeat gave each record a second shape, and a property, of its own.
+    if (record.leaseGraceMs !== undefined) record.leaseGraceMs = undefined;
     record.leaseLapsed = false;
     if (body.status !== undefined) {
       record.check = checkOf(body.status, body.output);
-      record.awaitsCheck = false;
+      if (record.awaitsCheck === true) record.awaitsCheck = false;
     }
     if (body.connections !== undefined) record.connections = body.connections;
     this.counters.heartbeats += 1;
     this.afterHealthChange(record, before);
     // Small on purpose: heartbeats are the most frequent event, and a subscriber that asked
     // for them learns the instance's state from the other events (metadata is not here).
-    this.opts.emit({
-      type: 'service_heartbeat',
-      service: refOf(record),
-      data: heartbeatOf(record),
-    });
+    if (this.opts.heartbeatsWanted?.() ?? true) {
+      this.opts.emit({
+        type: 'service_heartbeat',
+        service: refOf(record),
+        data: heartbeatOf(record),
+      });
+    }
     return toInstance(record);
   }
 
@@ -629,6 +647,17 @@ export class Registry {
   getInstance(id: string): Instance | undefined {
     const record = this.instances.get(id);
     return record && toInstance(record);
+  }
+
+  /**
+   * Whose instance `id` is: its service, and its pod when it is a pod's. What a write's
+   * authorization asks on every heartbeat, without building the whole Instance (ISO times
+   * and all) that getInstance does.
+   */
+  instanceOwner(id: string): InstanceOwner | undefined {
+    const record = this.instances.get(id);
+    if (record === undefined) return undefined;
+    return { id, service: refOf(record), pod: record.metadata.pod };
   }
 
   // ---- persistence (standalone stores, operator/store/) ----

@@ -1,0 +1,115 @@
+/**
+ * The heartbeat hot path (issue 17) on a real operator with real sockets. A heartbeat that
+ * nobody takes events of (a subscriber of the default types, as every sidecar is) builds no
+ * event, while one that asks for `service_heartbeat` gets each; a heartbeat's answer is as
+ * before; and its ISO times come from kept minute prefixes, not a Date and a toISOString each
+ * (the regression: each heartbeat wrote a minute's prefix again three or four times).
+ */
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { ManualClock } from '../../operator/registry/clock.js';
+import { api, EventClient, eventually, startOperator } from '../helpers/operator.js';
+import type { TestOperator } from '../helpers/operator.js';
+
+let op: TestOperator;
+let clock: ManualClock;
+const ids: string[] = [];
+
+const heartbeat = (id: string) =>
+  api(op.url, 'PUT', `/api/v1/instances/${id}/heartbeat`, { status: 'passing' });
+
+beforeAll(async () => {
+  clock = new ManualClock(Date.parse('2026-12-06T19:59:30Z'));
+  op = await startOperator({ clock, config: { defaultTtlSeconds: 30, sweepIntervalMs: 60_000 } });
+  for (const host of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) {
+    const res = await api(op.url, 'POST', '/api/v1/instances', {
+      service: 'api',
+      namespace: 'shop',
+      host,
+      port: 8080,
+    });
+    expect(res.status).toBe(201);
+    ids.push(res.body.instance.id as string);
+  }
+});
+afterAll(async () => {
+  await op.stop();
+});
+
+/** The heartbeat events the operator's log builds while `work` runs. */
+async function heartbeatEventsBuilt(work: () => Promise<void>): Promise<number> {
+  const append = jest.spyOn(op.operator.events, 'append');
+  try {
+    await work();
+    return append.mock.calls.filter(([draft]) => draft.type === 'service_heartbeat').length;
+  } finally {
+    append.mockRestore();
+  }
+}
+
+describe('heartbeats on the hot path', () => {
+  it('build no event while no subscriber takes heartbeats, and one for each while one does', async () => {
+    // A sidecar's subscription: every service, the default types (no heartbeats).
+    const sidecar = await EventClient.connect(`${op.wsUrl}/api/v1/events?services=*/*`);
+    try {
+      const built = await heartbeatEventsBuilt(async () => {
+        for (const id of ids) expect((await heartbeat(id)).status).toBe(200);
+      });
+      expect(built).toBe(0);
+
+      const watcher = await EventClient.connect(
+        `${op.wsUrl}/api/v1/events?services=shop/api&types=service_heartbeat`,
+      );
+      try {
+        // Subscribed once a heartbeat reaches it; from then on each heartbeat is an event.
+        await eventually(async () => {
+          await heartbeat(ids[0]!);
+          return watcher.events.length > 0;
+        });
+        const builtWhileWatched = await heartbeatEventsBuilt(async () => {
+          for (const id of ids) await heartbeat(id);
+        });
+        expect(builtWhileWatched).toBe(ids.length);
+        const idsOf = (events: typeof watcher.events) =>
+          events.map((e) => (e.type === 'service_heartbeat' ? e.data.id : e.type));
+        const seen = await watcher.until(
+          (e) => JSON.stringify(idsOf(e).slice(-ids.length)) === JSON.stringify(ids),
+        );
+        expect(idsOf(seen).slice(-ids.length)).toEqual(ids);
+      } finally {
+        await watcher.close();
+      }
+      // Its unsubscription reaches the log: heartbeats build nothing again.
+      await eventually(
+        async () => (await heartbeatEventsBuilt(async () => void (await heartbeat(ids[1]!)))) === 0,
+      );
+      expect(sidecar.types()).toEqual([]); // the sidecar was sent no heartbeat all along
+    } finally {
+      await sidecar.close();
+    }
+  });
+
+  it('answers with its times, written from kept minute prefixes (no toISOString per heartbeat)', async () => {
+    const answers: { lastHeartbeat: string; expiresAt: string; now: number }[] = [];
+    const toISOString = jest.spyOn(Date.prototype, 'toISOString');
+    let calls: number;
+    try {
+      // 90 heartbeats, 1 s apart: across the hour, three minutes of heartbeats and of leases.
+      for (let i = 0; i < 90; i++) {
+        clock.advance(1000);
+        const res = await heartbeat(ids[i % ids.length]!);
+        expect(res.status).toBe(200);
+        const { lastHeartbeat, lease } = res.body.instance;
+        answers.push({ lastHeartbeat, expiresAt: lease.expiresAt, now: clock.now() });
+      }
+      calls = toISOString.mock.calls.length;
+    } finally {
+      toISOString.mockRestore();
+    }
+    // Once per minute the answers name (heartbeats' and leases' minutes): 3 + 3, not 4 per heartbeat.
+    expect(calls).toBeLessThanOrEqual(10);
+    for (const a of answers) {
+      expect(a.lastHeartbeat).toBe(new Date(a.now).toISOString());
+      expect(a.expiresAt).toBe(new Date(a.now + 30_000).toISOString());
+    }
+  });
+});
