@@ -44,6 +44,54 @@ async function eventually<T>(check: () => Promise<T | false>, ms: number): Promi
   }
 }
 
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+/** The MaxineService's condition of `type`, or false while it has none. */
+async function conditionOf(name: string, type: string): Promise<Condition | false> {
+  const msvc = JSON.parse(await kubectl(['get', 'msvc', name, '-n', 'shop', '-o', 'json'])) as {
+    status?: { conditions?: Condition[] };
+  };
+  return msvc.status?.conditions?.find((c) => c.type === type) ?? false;
+}
+
+/** The Events of `reason` on the MaxineService, or false while there are none. */
+async function eventsOf(
+  name: string,
+  reason: string,
+): Promise<{ type: string; message: string }[] | false> {
+  const out = await kubectl([
+    'get',
+    'events',
+    '-n',
+    'shop',
+    '--field-selector',
+    `involvedObject.kind=MaxineService,involvedObject.name=${name},reason=${reason}`,
+    '-o',
+    'json',
+  ]);
+  const list = (JSON.parse(out) as { items: { type: string; message: string }[] }).items;
+  return list.length > 0 && list;
+}
+
+/** Whether the MaxineService's status has no condition of `type`. */
+async function lacksCondition(name: string, type: string): Promise<boolean> {
+  const types = await kubectl([
+    'get',
+    'msvc',
+    name,
+    '-n',
+    'shop',
+    '-o',
+    'jsonpath={.status.conditions[*].type}',
+  ]);
+  return !types.includes(type);
+}
+
 const passing = async (n: number) => {
   const items = await instances();
   return items.length === n && items.every((i) => i.health.status === 'passing') && items;
@@ -163,50 +211,17 @@ spec:
     expect(item.health.status).toBe('critical');
     const pod = item.metadata.pod!;
 
-    const condition = await eventually(async () => {
-      const msvc = JSON.parse(
-        await kubectl(['get', 'msvc', 'checked', '-n', 'shop', '-o', 'json']),
-      ) as {
-        status?: {
-          conditions?: { type: string; status: string; reason: string; message: string }[];
-        };
-      };
-      return msvc.status?.conditions?.find((c) => c.type === 'SidecarsMissing') ?? false;
-    }, 30_000);
+    const condition = await eventually(() => conditionOf('checked', 'SidecarsMissing'), 30_000);
     expect(condition).toMatchObject({ status: 'True', reason: 'NoSidecar' });
     expect(condition.message).toContain(`pod ${pod} did not ask for injection`);
 
-    const events = await eventually(async () => {
-      const out = await kubectl([
-        'get',
-        'events',
-        '-n',
-        'shop',
-        '--field-selector',
-        'involvedObject.kind=MaxineService,involvedObject.name=checked,reason=NoSidecar',
-        '-o',
-        'json',
-      ]);
-      const list = (JSON.parse(out) as { items: { type: string; message: string }[] }).items;
-      return list.length > 0 && list;
-    }, 30_000);
+    const events = await eventually(() => eventsOf('checked', 'NoSidecar'), 30_000);
     expect(events[0]).toMatchObject({ type: 'Warning' });
     expect(events[0]!.message).toContain(pod);
 
     // Gone with the pods: the condition leaves the status.
     await kubectl(['scale', 'deployment/checked', '-n', 'shop', '--replicas=0']);
-    await eventually(async () => {
-      const types = await kubectl([
-        'get',
-        'msvc',
-        'checked',
-        '-n',
-        'shop',
-        '-o',
-        'jsonpath={.status.conditions[*].type}',
-      ]);
-      return !types.includes('SidecarsMissing');
-    }, 30_000);
+    await eventually(() => lacksCondition('checked', 'SidecarsMissing'), 30_000);
   });
 
   it('pods with no port (no spec.ports, no containerPort) are no instances, and the MaxineService says why until it names a port', async () => {
@@ -230,16 +245,7 @@ spec:
       containers: [{ name: app, image: fake.example/portless:1 }]
 `,
     );
-    const condition = await eventually(async () => {
-      const msvc = JSON.parse(
-        await kubectl(['get', 'msvc', 'portless', '-n', 'shop', '-o', 'json']),
-      ) as {
-        status?: {
-          conditions?: { type: string; status: string; reason: string; message: string }[];
-        };
-      };
-      return msvc.status?.conditions?.find((c) => c.type === 'PortsMissing') ?? false;
-    }, 30_000);
+    const condition = await eventually(() => conditionOf('portless', 'PortsMissing'), 30_000);
     expect(condition).toMatchObject({ status: 'True', reason: 'NoPort' });
     expect(condition.message).toContain('add spec.ports');
     const pods = JSON.parse(
@@ -249,20 +255,7 @@ spec:
     const res = await fetch(`${base}/api/v1/services/shop/portless`, { headers: admin });
     expect(((await res.json()) as { items: unknown[] }).items).toEqual([]);
 
-    const events = await eventually(async () => {
-      const out = await kubectl([
-        'get',
-        'events',
-        '-n',
-        'shop',
-        '--field-selector',
-        'involvedObject.kind=MaxineService,involvedObject.name=portless,reason=NoPort',
-        '-o',
-        'json',
-      ]);
-      const list = (JSON.parse(out) as { items: { type: string; message: string }[] }).items;
-      return list.length > 0 && list;
-    }, 30_000);
+    const events = await eventually(() => eventsOf('portless', 'NoPort'), 30_000);
     expect(events[0]).toMatchObject({ type: 'Warning' });
 
     // Naming a port makes the pod an instance and the condition leaves.
@@ -282,17 +275,6 @@ spec:
       const items = r.status === 200 ? ((await r.json()) as { items: Item[] }).items : [];
       return items.length === 1;
     }, 30_000);
-    await eventually(async () => {
-      const types = await kubectl([
-        'get',
-        'msvc',
-        'portless',
-        '-n',
-        'shop',
-        '-o',
-        'jsonpath={.status.conditions[*].type}',
-      ]);
-      return !types.includes('PortsMissing');
-    }, 30_000);
+    await eventually(() => lacksCondition('portless', 'PortsMissing'), 30_000);
   });
 });
