@@ -160,7 +160,14 @@ export class RegistryClient {
     } catch (err) {
       throw new ClientError(0, 'NETWORK', `${method} ${path}: ${(err as Error).message}`);
     }
-    const body = parseBody(await res.text(), res.status, `${method} ${path}`);
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      // The answer began and broke off (connection reset, the timeout mid-body).
+      throw new ClientError(0, 'NETWORK', `${method} ${path}: ${(err as Error).message}`);
+    }
+    const body = parseBody(text, res.status, `${method} ${path}`);
     if (!res.ok) throw errorOfAnswer(res.status, body, res.headers.get('retry-after'));
     return { status: res.status, body };
   }

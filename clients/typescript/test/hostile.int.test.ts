@@ -1,0 +1,111 @@
+/**
+ * MaxineClient against a scripted HTTP server (real sockets) doing what a hostile or broken
+ * operator, or a careless caller, does: close() while a registration is being answered, close()
+ * twice, a report function that never settles, an answer that breaks off mid-body.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { ClientError, MaxineClient } from '../src/index.js';
+
+let server: Server | undefined;
+const clients: MaxineClient[] = [];
+afterEach(async () => {
+  await Promise.allSettled(clients.splice(0).map((c) => c.close()));
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+});
+
+function instance(id: string, ttlSeconds = 1) {
+  return {
+    id,
+    service: { namespace: 'shop', name: 'web' },
+    host: '10.0.0.1',
+    port: 80,
+    weight: 1,
+    metadata: {},
+    health: { status: 'passing' },
+    source: 'registration',
+    registeredAt: 't',
+    lease: { ttlSeconds, expiresAt: 't' },
+  };
+}
+
+const json = (res: ServerResponse, status: number, body: unknown): void => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+
+/** A server answering as `script` says; it records `METHOD path` of every request. */
+async function scripted(
+  script: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ url: string; calls: string[] }> {
+  const calls: string[] = [];
+  server = createServer((req, res) => {
+    calls.push(`${req.method} ${req.url}`);
+    req.resume();
+    req.on('end', () => script(req, res));
+  });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
+}
+
+/** Registration answers: POST after `postDelayMs`, heartbeats at once, DELETE after `deleteDelayMs`. */
+function registry(postDelayMs = 0, deleteDelayMs = 0) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.method === 'POST')
+      setTimeout(() => json(res, 201, { instance: instance('a') }), postDelayMs);
+    else if (req.method === 'DELETE') setTimeout(() => json(res, 200, {}), deleteDelayMs);
+    else json(res, 200, { instance: instance('a') });
+  };
+}
+
+function client(url: string): MaxineClient {
+  const c = new MaxineClient({ baseUrl: url });
+  clients.push(c);
+  return c;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const input = { service: 'web', namespace: 'shop', host: '10.0.0.1', port: 80 };
+
+describe('MaxineClient against a hostile or slow server', () => {
+  it('close() during register(): the granted instance is deregistered and no heartbeat follows', async () => {
+    const { url, calls } = await scripted(registry(300));
+    const c = client(url);
+    const registering = c.register(input);
+    const settled = registering.catch((err: unknown) => err);
+    await sleep(50);
+    await c.close();
+    expect(calls).toEqual(['POST /api/v1/instances', 'DELETE /api/v1/instances/a']);
+    const error = await settled;
+    expect(error).toBeInstanceOf(ClientError);
+    expect((error as ClientError).code).toBe('CLOSED');
+    await sleep(500); // more than a heartbeat interval (333 ms) of the 1 s lease
+    expect(calls).toEqual(['POST /api/v1/instances', 'DELETE /api/v1/instances/a']);
+  });
+
+  it('register() and events() after close() are refused with CLOSED, and nothing is sent', async () => {
+    const { url, calls } = await scripted(registry());
+    const c = client(url);
+    await c.close();
+    await expect(c.register(input)).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(() => c.events()).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    await sleep(100);
+    expect(calls).toEqual([]);
+  });
+
+  it('an answer that breaks off mid-body is a ClientError NETWORK, not a TypeError', async () => {
+    const { url } = await scripted((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"instance":');
+      setTimeout(() => res.destroy(), 50);
+    });
+    const c = client(url);
+    const error = await c.discover('shop/web').catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ClientError);
+    expect(error).toMatchObject({ code: 'NETWORK', status: 0 });
+    await expect(c.register(input)).rejects.toMatchObject({ code: 'NETWORK' });
+  });
+});
