@@ -96,6 +96,41 @@ describe('MaxineClient against a hostile or slow server', () => {
     expect(calls).toEqual([]);
   });
 
+  it('a second close() waits for the deregistration the first one started', async () => {
+    const { url, calls } = await scripted(registry(0, 300));
+    const c = client(url);
+    const me = await c.register(input);
+    const first = me.close();
+    let secondDone = false;
+    const second = me.close().then(() => (secondDone = true));
+    await sleep(100);
+    expect(calls).toContain('DELETE /api/v1/instances/a');
+    expect(secondDone).toBe(false); // the DELETE is not answered yet
+    await Promise.all([first, second]);
+    expect(secondDone).toBe(true);
+  });
+
+  it('close() does not hang on a report function that never settles, and deregisters', async () => {
+    const { url, calls } = await scripted(registry());
+    const c = client(url);
+    let asked = 0;
+    const me = await c.register(input, {
+      report: () => {
+        asked += 1;
+        return new Promise(() => undefined);
+      },
+    });
+    await sleep(450); // the first beat (at 333 ms) is waiting for the report
+    expect(asked).toBe(1);
+    const closed = me.close().then(() => 'closed');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<string>((r) => (timer = setTimeout(() => r('hung'), 2000)));
+    const outcome = await Promise.race([closed, hung]);
+    clearTimeout(timer);
+    expect(outcome).toBe('closed');
+    expect(calls).toEqual(['POST /api/v1/instances', 'DELETE /api/v1/instances/a']);
+  });
+
   it('an answer that breaks off mid-body is a ClientError NETWORK, not a TypeError', async () => {
     const { url } = await scripted((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
