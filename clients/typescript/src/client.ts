@@ -170,16 +170,30 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
     if (this.cache === undefined)
       return Promise.reject(new ClientError(0, 'CLOSED', 'this client keeps no cache'));
     if (this.cache.state === 'synced') return Promise.resolve();
+    const stream = this.cacheStream!;
+    // A stream stopped for good (a refused `services` pattern, close()) will never sync it.
+    const stopped = (): ClientError => stream.error ?? closedError('synced()');
+    if (stream.isClosed) return Promise.reject(stopped());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const finish = (): void => {
+        clearTimeout(timer);
         this.off('synced', done);
+        stream.off('close', fail);
+      };
+      const timer = setTimeout(() => {
+        finish();
         reject(new ClientError(0, 'NETWORK', `the cache did not sync within ${timeoutMs} ms`));
       }, timeoutMs);
       const done = (): void => {
-        clearTimeout(timer);
+        finish();
         resolve();
       };
+      const fail = (): void => {
+        finish();
+        reject(stopped());
+      };
       this.once('synced', done);
+      stream.on('close', fail);
     });
   }
 

@@ -143,4 +143,32 @@ describe('MaxineClient against a hostile or slow server', () => {
     expect(error).toMatchObject({ code: 'NETWORK', status: 0 });
     await expect(c.register(input)).rejects.toMatchObject({ code: 'NETWORK' });
   });
+
+  it('synced() rejects at once with the refusal when the cache stream stopped for good, and with CLOSED after close()', async () => {
+    await scripted((_req, res) =>
+      json(res, 400, {
+        error: { code: 'VALIDATION_FAILED', message: 'Invalid query: services[0]' },
+      }),
+    );
+    const address = server!.address() as AddressInfo;
+    const c = new MaxineClient({
+      baseUrl: `http://127.0.0.1:${address.port}`,
+      cache: { services: ['Not A Pattern!'] },
+    });
+    clients.push(c);
+    c.on('error', () => undefined);
+    const started = Date.now();
+    await expect(c.synced(5000)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(Date.now() - started).toBeLessThan(2000);
+    await expect(c.synced(5000)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+
+    const other = new MaxineClient({
+      baseUrl: `http://127.0.0.1:${address.port}`,
+      cache: { services: ['shop/*'] },
+    });
+    other.on('error', () => undefined);
+    const waiting = other.synced(5000);
+    await other.close();
+    await expect(waiting).rejects.toMatchObject({ code: 'CLOSED' });
+  });
 });
