@@ -104,6 +104,19 @@ export function parseTutorial(text: string): Tutorial {
       continue;
     }
     const fence = /^```([\w-]*)\s*$/.exec(line);
+    const other = /^\s*(`{3,}|~{3,})/.exec(line);
+    if (fence === null && other !== null) {
+      // An indented (list item), ~~~, ````-fenced or info-string block: a reader runs its
+      // commands, this reader would take them for prose and skip them.
+      state.problems.push(
+        `line ${i + 1}: a fence this reader does not run (only \`\`\`sh at the margin): ${line.trim()}`,
+      );
+      const marker = other[1]!;
+      i = endOf(lines, i + 1, (l) => l.trim().startsWith(marker));
+      dropPending(state);
+      state.lastShell = undefined;
+      continue;
+    }
     if (fence === null) {
       dropPending(state);
       state.lastShell = undefined;
