@@ -264,14 +264,37 @@ export function queryOf(query: EventQuery = {}): string {
   return text === '' ? '' : `?${text}`;
 }
 
+/** The operator's error bodies are small: a refusal's body is read up to this much, no further. */
+const MAX_REFUSAL_BYTES = 64 * 1024;
+
 async function refusal(res: Response): Promise<ClientError> {
   let body: unknown;
   try {
-    body = JSON.parse(await res.text());
+    body = JSON.parse(await boundedText(res, MAX_REFUSAL_BYTES));
   } catch {
     body = undefined;
   }
   return errorOfAnswer(res.status, body, res.headers.get('retry-after'));
+}
+
+/** The body's first `max` bytes as text; the rest is not read (the connection is dropped). */
+async function boundedText(res: Response, max: number): Promise<string> {
+  if (res.body === null) return '';
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let size = 0;
+  try {
+    while (size <= max) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      size += value.byteLength;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return ''; // longer than any of the operator's error bodies: not one
 }
 
 function asClientError(err: unknown): ClientError {

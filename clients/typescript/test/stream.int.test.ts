@@ -142,6 +142,39 @@ describe('EventStream', () => {
     expect(stream.isClosed).toBe(true);
   });
 
+  it('reads no more than 64 KiB of a refusal whose body never ends, and retries', async () => {
+    const chunk = 'x'.repeat(16 * 1024);
+    const { url, visits } = await scripted(({ res }) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const errors: ClientError[] = [];
+    const stream = open(url, { idleTimeoutMs: 60_000 });
+    stream.on('error', (e) => errors.push(e));
+    await until('two refused connections', () => errors.length >= 2 && visits.length >= 2);
+    expect(errors[0]).toMatchObject({ status: 500, code: 'BAD_RESPONSE' });
+  });
+
+  it('refuses a line that never ends at maxMessageChars (BUFFER_FULL) and connects again', async () => {
+    const { url, visits } = await scripted(({ res }) => {
+      sse(res);
+      const pump = (): void => {
+        while (!res.destroyed && res.write('data: ' + 'y'.repeat(8192)));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const errors: string[] = [];
+    const stream = open(url, { maxMessageChars: 100_000 });
+    stream.on('error', (e) => errors.push(e.code));
+    await until('a second connection', () => visits.length >= 2);
+    expect(errors[0]).toBe('BUFFER_FULL');
+  });
+
   it('takes a silent connection for dead after idleTimeoutMs and makes another', async () => {
     const { url, visits } = await scripted(({ res }) => sse(res)); // headers, then nothing
     open(url, { idleTimeoutMs: 200 });
