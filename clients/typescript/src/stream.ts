@@ -64,6 +64,9 @@ export interface StreamEvents {
   close: [ClientError | undefined];
 }
 
+/** How long a connection that delivered events must have lasted to reset the back-off. */
+const MIN_HEALTHY_MS = 1000;
+
 /** Refusals that the same request will get again: stop instead of retrying. */
 const FATAL = new Set(['VALIDATION_FAILED', 'ROUTE_NOT_FOUND', 'METHOD_NOT_ALLOWED']);
 
@@ -129,7 +132,11 @@ export class EventStream extends TypedEmitter<StreamEvents> {
         retryAfterMs = error.retryAfterMs;
       }
       if (this.closed) break;
-      attempt = healthy || Date.now() - started > 30_000 ? 0 : attempt + 1;
+      // A connection that delivered events starts the back-off over, unless it ended within a
+      // second of opening: one that is cut after every event would otherwise be remade ~5 times
+      // a second forever.
+      const lasted = Date.now() - started;
+      attempt = (healthy && lasted >= MIN_HEALTHY_MS) || lasted > 30_000 ? 0 : attempt + 1;
       const delay = backoffDelayMs(attempt, this.opts.backoff, this.opts.random, retryAfterMs);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);

@@ -175,6 +175,21 @@ describe('EventStream', () => {
     expect(errors[0]).toBe('BUFFER_FULL');
   });
 
+  it('backs off from a server that cuts every connection right after one event', async () => {
+    let seq = 0;
+    const { url, visits } = await scripted(({ res }) => {
+      sse(res);
+      seq += 1;
+      res.end(`id: e:${seq}\ndata: ${event(seq)}\n\n`);
+    });
+    const seen: number[] = [];
+    const stream = open(url, { backoff: { baseMs: 20, maxMs: 5000 } });
+    stream.on('event', (e) => seen.push(e.seq));
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(seen.length).toBeGreaterThanOrEqual(3); // it keeps reconnecting and resuming…
+    expect(visits.length).toBeLessThan(12); // …with a back-off (20, 40, 80, … ms), not every 10-20 ms
+  });
+
   it('takes a silent connection for dead after idleTimeoutMs and makes another', async () => {
     const { url, visits } = await scripted(({ res }) => sse(res)); // headers, then nothing
     open(url, { idleTimeoutMs: 200 });
