@@ -117,7 +117,10 @@ export class RegistryClient {
     query: Omit<DiscoverQuery, 'all'> = {},
   ): Promise<DiscoveredInstance> {
     const { body } = await this.call('GET', discoverPath(namespace, name, query));
-    return (body as { instance: DiscoveredInstance }).instance;
+    const instance = (body as { instance?: unknown } | undefined)?.instance;
+    if (typeof instance !== 'object' || instance === null)
+      throw new ClientError(200, 'BAD_RESPONSE', 'a discovery answer without an instance');
+    return instance as DiscoveredInstance;
   }
 
   async discoverAll(
@@ -126,7 +129,10 @@ export class RegistryClient {
     query: Omit<DiscoverQuery, 'all'> = {},
   ): Promise<DiscoveredInstance[]> {
     const { body } = await this.call('GET', discoverPath(namespace, name, { ...query, all: true }));
-    return (body as { instances: DiscoveredInstance[] }).instances;
+    const instances = (body as { instances?: unknown } | undefined)?.instances;
+    if (!Array.isArray(instances))
+      throw new ClientError(200, 'BAD_RESPONSE', 'a discovery answer without instances');
+    return instances as DiscoveredInstance[];
   }
 
   async services(namespace?: string): Promise<ServiceSummary[]> {

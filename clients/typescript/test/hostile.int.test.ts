@@ -171,4 +171,21 @@ describe('MaxineClient against a hostile or slow server', () => {
     await other.close();
     await expect(waiting).rejects.toMatchObject({ code: 'CLOSED' });
   });
+
+  it.each([
+    ['an empty body', ''],
+    ['{}', '{}'],
+    ['instance null', '{"instance":null,"instances":{"0":1}}'],
+  ])(
+    'a 200 discovery answer with %s is BAD_RESPONSE, not an undefined instance',
+    async (_what, body) => {
+      const { url } = await scripted((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+      const c = client(url);
+      await expect(c.discover('shop/web')).rejects.toMatchObject({ code: 'BAD_RESPONSE' });
+      await expect(c.discoverAll('shop/web')).rejects.toMatchObject({ code: 'BAD_RESPONSE' });
+    },
+  );
 });
