@@ -188,4 +188,24 @@ describe('MaxineClient against a hostile or slow server', () => {
       await expect(c.discoverAll('shop/web')).rejects.toMatchObject({ code: 'BAD_RESPONSE' });
     },
   );
+
+  it('a token function that throws: register() rejects with its error, the stream reports NETWORK and retries', async () => {
+    const { url, calls } = await scripted(registry());
+    const boom = new Error('no token yet');
+    const c = new MaxineClient({
+      baseUrl: url,
+      backoff: { baseMs: 20, maxMs: 50 },
+      token: () => {
+        throw boom;
+      },
+    });
+    clients.push(c);
+    await expect(c.register(input)).rejects.toBe(boom);
+    const errors: ClientError[] = [];
+    c.events().on('error', (e) => errors.push(e));
+    await sleep(300);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(errors[0]).toMatchObject({ code: 'NETWORK', message: 'Error: no token yet' });
+    expect(calls).toEqual([]);
+  });
 });
