@@ -117,7 +117,10 @@ export class RegistryClient {
     query: Omit<DiscoverQuery, 'all'> = {},
   ): Promise<DiscoveredInstance> {
     const { body } = await this.call('GET', discoverPath(namespace, name, query));
-    return (body as { instance: DiscoveredInstance }).instance;
+    const instance = (body as { instance?: unknown } | undefined)?.instance;
+    if (typeof instance !== 'object' || instance === null)
+      throw new ClientError(200, 'BAD_RESPONSE', 'a discovery answer without an instance');
+    return instance as DiscoveredInstance;
   }
 
   async discoverAll(
@@ -126,7 +129,10 @@ export class RegistryClient {
     query: Omit<DiscoverQuery, 'all'> = {},
   ): Promise<DiscoveredInstance[]> {
     const { body } = await this.call('GET', discoverPath(namespace, name, { ...query, all: true }));
-    return (body as { instances: DiscoveredInstance[] }).instances;
+    const instances = (body as { instances?: unknown } | undefined)?.instances;
+    if (!Array.isArray(instances))
+      throw new ClientError(200, 'BAD_RESPONSE', 'a discovery answer without instances');
+    return instances as DiscoveredInstance[];
   }
 
   async services(namespace?: string): Promise<ServiceSummary[]> {
@@ -160,7 +166,14 @@ export class RegistryClient {
     } catch (err) {
       throw new ClientError(0, 'NETWORK', `${method} ${path}: ${(err as Error).message}`);
     }
-    const body = parseBody(await res.text(), res.status, `${method} ${path}`);
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      // The answer began and broke off (connection reset, the timeout mid-body).
+      throw new ClientError(0, 'NETWORK', `${method} ${path}: ${(err as Error).message}`);
+    }
+    const body = parseBody(text, res.status, `${method} ${path}`);
     if (!res.ok) throw errorOfAnswer(res.status, body, res.headers.get('retry-after'));
     return { status: res.status, body };
   }

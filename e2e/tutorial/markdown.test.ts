@@ -50,6 +50,58 @@ describe('parseTutorial', () => {
       ],
     ],
     [
+      'an indented (list item), ~~~, ```` or info-string fence is refused, not read as prose',
+      [
+        '1. Apply it:',
+        '   ```sh',
+        '   kubectl apply -f x',
+        '   ```',
+        '~~~sh',
+        'kubectl delete ns y',
+        '~~~',
+        '````sh',
+        'helm install z',
+        '````',
+        '```sh title="run me"',
+        'kubectl get pods',
+        '```',
+        fence('sh', 'a'),
+      ].join('\n'),
+      [{ line: 14, runner: 'shell', commands: ['a'] }],
+      [
+        'line 2: a fence this reader does not run (only ```sh at the margin): ```sh',
+        'line 5: a fence this reader does not run (only ```sh at the margin): ~~~sh',
+        'line 8: a fence this reader does not run (only ```sh at the margin): ````sh',
+        'line 11: a fence this reader does not run (only ```sh at the margin): ```sh title="run me"',
+      ],
+    ],
+    [
+      'a command sent to the background outside port-forward, and an output after port-forward, are refused',
+      [
+        fence('sh', 'kubectl port-forward svc/x 1 &\nkubectl get pods && echo done'),
+        '<!-- test: port-forward -->',
+        fence('sh', 'kubectl port-forward -n a svc/b 7710 &'),
+        fence('text', 'Forwarding from 127.0.0.1:7710'),
+      ].join('\n'),
+      [
+        {
+          line: 1,
+          runner: 'shell',
+          commands: ['kubectl port-forward svc/x 1 &', 'kubectl get pods && echo done'],
+        },
+        {
+          line: 6,
+          runner: 'port-forward',
+          commands: ['kubectl port-forward -n a svc/b 7710 &'],
+          expected: 'Forwarding from 127.0.0.1:7710',
+        },
+      ],
+      [
+        'line 1: `kubectl port-forward svc/x 1 &` runs in the background: its status and output go unchecked',
+        'line 6: a port-forward block shows an output nothing compares',
+      ],
+    ],
+    [
       'other comments are prose',
       `<!-- a note -->\n${fence('sh', 'a')}`,
       [{ line: 2, runner: 'shell', commands: ['a'] }],

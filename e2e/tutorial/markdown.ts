@@ -104,6 +104,19 @@ export function parseTutorial(text: string): Tutorial {
       continue;
     }
     const fence = /^```([\w-]*)\s*$/.exec(line);
+    const other = /^\s*(`{3,}|~{3,})/.exec(line);
+    if (fence === null && other !== null) {
+      // An indented (list item), ~~~, ````-fenced or info-string block: a reader runs its
+      // commands, this reader would take them for prose and skip them.
+      state.problems.push(
+        `line ${i + 1}: a fence this reader does not run (only \`\`\`sh at the margin): ${line.trim()}`,
+      );
+      const marker = other[1]!;
+      i = endOf(lines, i + 1, (l) => l.trim().startsWith(marker));
+      dropPending(state);
+      state.lastShell = undefined;
+      continue;
+    }
     if (fence === null) {
       dropPending(state);
       state.lastShell = undefined;
@@ -114,8 +127,27 @@ export function parseTutorial(text: string): Tutorial {
     i = end;
   }
   dropPending(state);
+  for (const block of state.blocks) checkBlock(block, state.problems);
   const { blocks, yaml, problems } = state;
   return { blocks, yaml, problems };
+}
+
+/**
+ * What a block may not do because its outcome would go unchecked: a command sent to the
+ * background outside a port-forward block (its status and output are lost), an output shown
+ * after a port-forward block (which prints nothing the test could compare).
+ */
+function checkBlock(block: ShellBlock, problems: string[]): void {
+  if (block.runner === 'port-forward') {
+    if (block.expected !== undefined)
+      problems.push(`line ${block.line}: a port-forward block shows an output nothing compares`);
+    return;
+  }
+  for (const command of block.commands)
+    if (/(^|[^&])&\s*$/.test(command))
+      problems.push(
+        `line ${block.line}: \`${command}\` runs in the background: its status and output go unchecked`,
+      );
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -43,7 +43,12 @@ export class Shell {
   private readonly marker = `__maxine_done_${randomBytes(6).toString('hex')}__`;
 
   constructor(cwd: string, env: NodeJS.ProcessEnv) {
-    this.proc = spawn('bash', ['--noprofile', '--norc'], { cwd, env, stdio: 'pipe' });
+    // pipefail: `curl … | jq` fails when curl does, not only when the last command does.
+    this.proc = spawn('bash', ['--noprofile', '--norc', '-o', 'pipefail'], {
+      cwd,
+      env,
+      stdio: 'pipe',
+    });
     const wake = () => this.waiter?.();
     this.proc.stdout.setEncoding('utf8').on('data', (c: string) => ((this.stdout += c), wake()));
     this.proc.stderr.setEncoding('utf8').on('data', (c: string) => ((this.stderr += c), wake()));

@@ -78,6 +78,9 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
   private disconnectedAt: number | undefined = 0;
   private readonly registrations = new Set<Registration>();
   private readonly streams = new Set<EventStream>();
+  /** register() calls under way: close() waits for them (and they deregister what they got). */
+  private readonly registering = new Set<Promise<unknown>>();
+  private closed = false;
 
   constructor(private readonly opts: MaxineClientOptions) {
     super();
@@ -97,8 +100,25 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
    * the Registration (or this client) is closed. Rejects with the operator's error (e.g.
    * UNAUTHENTICATED, FORBIDDEN, VALIDATION_FAILED) when the first registration is refused.
    */
-  async register(input: RegisterInput, options: RegistrationOptions = {}): Promise<Registration> {
+  register(input: RegisterInput, options: RegistrationOptions = {}): Promise<Registration> {
+    if (this.closed) return Promise.reject(closedError('register()'));
+    const registering = this.registerOnce(input, options);
+    this.registering.add(registering);
+    const forget = (): void => void this.registering.delete(registering);
+    registering.then(forget, forget);
+    return registering;
+  }
+
+  private async registerOnce(
+    input: RegisterInput,
+    options: RegistrationOptions,
+  ): Promise<Registration> {
     const { instance } = await this.rest.register(input);
+    if (this.closed) {
+      // close() came while the operator answered: take back what it granted, keep nothing alive.
+      await this.rest.deregister(instance.id).catch(() => undefined);
+      throw closedError('register()');
+    }
     const registration = new Registration(this.rest, input, instance, {
       backoff: this.opts.backoff,
       ...options,
@@ -150,21 +170,36 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
     if (this.cache === undefined)
       return Promise.reject(new ClientError(0, 'CLOSED', 'this client keeps no cache'));
     if (this.cache.state === 'synced') return Promise.resolve();
+    const stream = this.cacheStream!;
+    // A stream stopped for good (a refused `services` pattern, close()) will never sync it.
+    const stopped = (): ClientError => stream.error ?? closedError('synced()');
+    if (stream.isClosed) return Promise.reject(stopped());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const finish = (): void => {
+        clearTimeout(timer);
         this.off('synced', done);
+        stream.off('close', fail);
+      };
+      const timer = setTimeout(() => {
+        finish();
         reject(new ClientError(0, 'NETWORK', `the cache did not sync within ${timeoutMs} ms`));
       }, timeoutMs);
       const done = (): void => {
-        clearTimeout(timer);
+        finish();
         resolve();
       };
+      const fail = (): void => {
+        finish();
+        reject(stopped());
+      };
       this.once('synced', done);
+      stream.on('close', fail);
     });
   }
 
   /** A typed event stream (listeners or `for await`); close it, or the client, when done. */
   events(query: EventQuery = {}): EventStream {
+    if (this.closed) throw closedError('events()');
     const stream = new EventStream({ ...this.streamOptions(), query });
     this.streams.add(stream);
     stream.on('close', () => this.streams.delete(stream));
@@ -173,6 +208,8 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
 
   /** Deregisters every registration and closes every stream. */
   async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.registering]);
     const results = await Promise.allSettled([
       ...[...this.registrations].map((r) => r.close()),
       ...[...this.streams].map((s) => s.close()),
@@ -241,6 +278,10 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
       ? { namespace: this.opts.namespace ?? 'default', name: service }
       : { namespace: service.slice(0, slash), name: service.slice(slash + 1) };
   }
+}
+
+function closedError(what: string): ClientError {
+  return new ClientError(0, 'CLOSED', `${what}: the client is closed`);
 }
 
 /** The discovery query of `options` (`meta.KEY` for each metadata pair). */

@@ -42,6 +42,9 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
   private inFlight: Promise<void> | undefined;
   private failures = 0;
   private closed = false;
+  private closing: Promise<void> | undefined;
+  /** Lets a beat stop waiting for a report() that never settles once close() is called. */
+  private abandonReport: (() => void) | undefined;
 
   constructor(
     private readonly client: RegistryClient,
@@ -63,11 +66,16 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
     return this.current.id;
   }
 
-  /** Stops heartbeating and deregisters (an instance already gone is fine). */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Stops heartbeating and deregisters (an instance already gone is fine); every call waits. */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    this.abandonReport?.();
     await this.inFlight;
     try {
       await this.client.deregister(this.current.id);
@@ -92,7 +100,9 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
   /** One heartbeat (or re-registration); schedules the next. Never rejects. */
   private async beat(): Promise<void> {
     try {
-      this.current = await this.client.heartbeat(this.current.id, await this.report());
+      const report = await this.report();
+      if (this.closed) return;
+      this.current = await this.client.heartbeat(this.current.id, report);
       this.failures = 0;
       this.emit('heartbeat', this.current);
       this.schedule(this.intervalMs());
@@ -129,14 +139,19 @@ export class Registration extends TypedEmitter<RegistrationEvents> {
 
   private async report(): Promise<HeartbeatRequest> {
     if (this.opts.report === undefined) return {};
+    const abandoned = new Promise<HeartbeatRequest>((resolve) => {
+      this.abandonReport = () => resolve({});
+    });
     try {
-      return await this.opts.report();
+      return await Promise.race([this.opts.report(), abandoned]);
     } catch (err) {
       this.emit(
         'error',
         new ClientError(0, 'INTERNAL', `the report function threw: ${String(err)}`),
       );
       return {};
+    } finally {
+      this.abandonReport = undefined;
     }
   }
 }

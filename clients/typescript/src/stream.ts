@@ -64,6 +64,9 @@ export interface StreamEvents {
   close: [ClientError | undefined];
 }
 
+/** How long a connection that delivered events must have lasted to reset the back-off. */
+const MIN_HEALTHY_MS = 1000;
+
 /** Refusals that the same request will get again: stop instead of retrying. */
 const FATAL = new Set(['VALIDATION_FAILED', 'ROUTE_NOT_FOUND', 'METHOD_NOT_ALLOWED']);
 
@@ -129,7 +132,11 @@ export class EventStream extends TypedEmitter<StreamEvents> {
         retryAfterMs = error.retryAfterMs;
       }
       if (this.closed) break;
-      attempt = healthy || Date.now() - started > 30_000 ? 0 : attempt + 1;
+      // A connection that delivered events starts the back-off over, unless it ended within a
+      // second of opening: one that is cut after every event would otherwise be remade ~5 times
+      // a second forever.
+      const lasted = Date.now() - started;
+      attempt = (healthy && lasted >= MIN_HEALTHY_MS) || lasted > 30_000 ? 0 : attempt + 1;
       const delay = backoffDelayMs(attempt, this.opts.backoff, this.opts.random, retryAfterMs);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
@@ -264,14 +271,37 @@ export function queryOf(query: EventQuery = {}): string {
   return text === '' ? '' : `?${text}`;
 }
 
+/** The operator's error bodies are small: a refusal's body is read up to this much, no further. */
+const MAX_REFUSAL_BYTES = 64 * 1024;
+
 async function refusal(res: Response): Promise<ClientError> {
   let body: unknown;
   try {
-    body = JSON.parse(await res.text());
+    body = JSON.parse(await boundedText(res, MAX_REFUSAL_BYTES));
   } catch {
     body = undefined;
   }
   return errorOfAnswer(res.status, body, res.headers.get('retry-after'));
+}
+
+/** The body's first `max` bytes as text; the rest is not read (the connection is dropped). */
+async function boundedText(res: Response, max: number): Promise<string> {
+  if (res.body === null) return '';
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let size = 0;
+  try {
+    while (size <= max) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      size += value.byteLength;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return ''; // longer than any of the operator's error bodies: not one
 }
 
 function asClientError(err: unknown): ClientError {

@@ -142,6 +142,54 @@ describe('EventStream', () => {
     expect(stream.isClosed).toBe(true);
   });
 
+  it('reads no more than 64 KiB of a refusal whose body never ends, and retries', async () => {
+    const chunk = 'x'.repeat(16 * 1024);
+    const { url, visits } = await scripted(({ res }) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const errors: ClientError[] = [];
+    const stream = open(url, { idleTimeoutMs: 60_000 });
+    stream.on('error', (e) => errors.push(e));
+    await until('two refused connections', () => errors.length >= 2 && visits.length >= 2);
+    expect(errors[0]).toMatchObject({ status: 500, code: 'BAD_RESPONSE' });
+  });
+
+  it('refuses a line that never ends at maxMessageChars (BUFFER_FULL) and connects again', async () => {
+    const { url, visits } = await scripted(({ res }) => {
+      sse(res);
+      const pump = (): void => {
+        while (!res.destroyed && res.write('data: ' + 'y'.repeat(8192)));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const errors: string[] = [];
+    const stream = open(url, { maxMessageChars: 100_000 });
+    stream.on('error', (e) => errors.push(e.code));
+    await until('a second connection', () => visits.length >= 2);
+    expect(errors[0]).toBe('BUFFER_FULL');
+  });
+
+  it('backs off from a server that cuts every connection right after one event', async () => {
+    let seq = 0;
+    const { url, visits } = await scripted(({ res }) => {
+      sse(res);
+      seq += 1;
+      res.end(`id: e:${seq}\ndata: ${event(seq)}\n\n`);
+    });
+    const seen: number[] = [];
+    const stream = open(url, { backoff: { baseMs: 20, maxMs: 5000 } });
+    stream.on('event', (e) => seen.push(e.seq));
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(seen.length).toBeGreaterThanOrEqual(3); // it keeps reconnecting and resuming…
+    expect(visits.length).toBeLessThan(12); // …with a back-off (20, 40, 80, … ms), not every 10-20 ms
+  });
+
   it('takes a silent connection for dead after idleTimeoutMs and makes another', async () => {
     const { url, visits } = await scripted(({ res }) => sse(res)); // headers, then nothing
     open(url, { idleTimeoutMs: 200 });
