@@ -80,8 +80,14 @@ export interface ClientOptions {
   baseUrl: string;
   /** Sent as `Authorization: Bearer …` when set; a function is asked before each request. */
   token?: TokenSource;
+  /** Per request, the token source's answer included (default 5000). */
   timeoutMs?: number;
+  /** The largest answer body read; a longer one is refused with BUFFER_FULL (default 32 MiB). */
+  maxAnswerBytes?: number;
 }
+
+/** The default bound on an answer body: far above the largest answer an operator sends. */
+export const DEFAULT_MAX_ANSWER_BYTES = 32 * 1024 * 1024;
 
 type Query = Record<string, string | boolean | undefined>;
 
@@ -140,10 +146,10 @@ export class RegistryClient {
     return (body as { services: ServiceSummary[] }).services;
   }
 
-  private async headers(hasBody: boolean): Promise<Record<string, string>> {
+  private async headers(hasBody: boolean, signal: AbortSignal): Promise<Record<string, string>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (hasBody) headers['content-type'] = 'application/json';
-    const authorization = await authorizationOf(this.opts.token);
+    const authorization = await untilAborted(authorizationOf(this.opts.token), signal);
     if (authorization !== undefined) headers.authorization = authorization;
     return headers;
   }
@@ -153,30 +159,86 @@ export class RegistryClient {
     path: string,
     payload?: unknown,
   ): Promise<{ status: number; body: unknown }> {
-    // Outside the try: a token source that fails says so itself, not as a network error.
-    const headers = await this.headers(payload !== undefined);
+    const timeoutMs = this.opts.timeoutMs ?? 5000;
+    const signal = AbortSignal.timeout(timeoutMs);
+    // Outside the try: a token source that fails says so itself, not as a network error; one
+    // that does not answer within the timeout is refused like a server that does not.
+    const headers = await this.headers(payload !== undefined, signal).catch((err: unknown) => {
+      if (err instanceof TokenTimeout)
+        throw new ClientError(
+          0,
+          'NETWORK',
+          `${method} ${path}: the token source did not answer within ${timeoutMs} ms`,
+        );
+      throw err;
+    });
     let res: Response;
     try {
       res = await fetch(this.base + path, {
         method,
         headers,
         body: payload === undefined ? undefined : JSON.stringify(payload),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
+        signal,
       });
     } catch (err) {
       throw new ClientError(0, 'NETWORK', `${method} ${path}: ${(err as Error).message}`);
     }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      // The answer began and broke off (connection reset, the timeout mid-body).
-      throw new ClientError(0, 'NETWORK', `${method} ${path}: ${(err as Error).message}`);
-    }
+    const text = await readBounded(
+      res,
+      this.opts.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES,
+      `${method} ${path}`,
+    );
     const body = parseBody(text, res.status, `${method} ${path}`);
     if (!res.ok) throw errorOfAnswer(res.status, body, res.headers.get('retry-after'));
     return { status: res.status, body };
   }
+}
+
+/** The token source did not answer before the request's timeout. */
+class TokenTimeout extends Error {}
+
+/** `promise`, or a rejection with TokenTimeout once `signal` fires first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new TokenTimeout());
+  return new Promise<T>((resolve, reject) => {
+    const abort = (): void => reject(new TokenTimeout());
+    signal.addEventListener('abort', abort, { once: true });
+    promise.finally(() => signal.removeEventListener('abort', abort)).then(resolve, reject);
+  });
+}
+
+/** The answer's body as text, refused with BUFFER_FULL past `max` bytes. */
+async function readBounded(res: Response, max: number, what: string): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLong(res.status, what, max);
+  }
+  if (res.body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLong(res.status, what, max);
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof ClientError) throw err;
+    // The answer began and broke off (connection reset, the timeout mid-body).
+    throw new ClientError(0, 'NETWORK', `${what}: ${(err as Error).message}`);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function tooLong(status: number, what: string, max: number): ClientError {
+  return new ClientError(status, 'BUFFER_FULL', `${what}: the answer is longer than ${max} bytes`);
 }
 
 function parseBody(text: string, status: number, what: string): unknown {

@@ -34,8 +34,10 @@ export interface MaxineClientOptions {
   baseUrl: string;
   /** A bearer token, or a function asked before each request (see tokenFromFile). */
   token?: TokenSource;
-  /** Per REST request. Default 5 s. */
+  /** Per REST request, the token function's answer included. Default 5 s. */
   timeoutMs?: number;
+  /** The largest REST answer read; a longer one is refused with BUFFER_FULL. Default 32 MiB. */
+  maxAnswerBytes?: number;
   /** The namespace of service names given without one. Default `default`. */
   namespace?: string;
   /** Keep a local copy of these services, fed by the event stream, and discover from it. */
@@ -88,6 +90,7 @@ export class MaxineClient extends TypedEmitter<ClientEvents> {
       baseUrl: opts.baseUrl,
       token: opts.token,
       timeoutMs: opts.timeoutMs,
+      maxAnswerBytes: opts.maxAnswerBytes,
     });
     if (opts.cache !== undefined) {
       this.cache = new ServiceCache(opts.cache);

@@ -144,6 +144,55 @@ describe('MaxineClient against a hostile or slow server', () => {
     await expect(c.register(input)).rejects.toMatchObject({ code: 'NETWORK' });
   });
 
+  it('an answer longer than maxAnswerBytes is BUFFER_FULL, read no further, whether its length is declared or not', async () => {
+    let written = 0;
+    const { url } = await scripted((req, res) => {
+      if (req.url?.includes('declared') === true) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '10000000' });
+        res.write('{"instance":');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // Never ends: 64 KiB every few milliseconds until the client goes away.
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const timer = setInterval(() => {
+        if (res.destroyed) clearInterval(timer);
+        else {
+          res.write(chunk);
+          written += chunk.length;
+        }
+      }, 2);
+      res.on('close', () => clearInterval(timer));
+    });
+    const c = new MaxineClient({ baseUrl: url, maxAnswerBytes: 1024 * 1024, timeoutMs: 20_000 });
+    clients.push(c);
+    const started = Date.now();
+    await expect(c.discover('shop/web')).rejects.toMatchObject({
+      code: 'BUFFER_FULL',
+      status: 200,
+    });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(written).toBeLessThan(8 * 1024 * 1024);
+    await expect(c.discover('shop/declared')).rejects.toMatchObject({ code: 'BUFFER_FULL' });
+  });
+
+  it('a token function that never answers: the call fails within timeoutMs and close() does not hang', async () => {
+    const { url, calls } = await scripted(registry());
+    const c = new MaxineClient({
+      baseUrl: url,
+      token: () => new Promise<string>(() => undefined),
+      timeoutMs: 300,
+    });
+    clients.push(c);
+    await expect(c.discover('shop/web')).rejects.toMatchObject({
+      code: 'NETWORK',
+      message: expect.stringContaining('the token source did not answer within 300 ms'),
+    });
+    await expect(c.register(input)).rejects.toMatchObject({ code: 'NETWORK' });
+    await c.close();
+    expect(calls).toEqual([]);
+  });
+
   it('synced() rejects at once with the refusal when the cache stream stopped for good, and with CLOSED after close()', async () => {
     await scripted((_req, res) =>
       json(res, 400, {
