@@ -19,12 +19,15 @@
  * Environment (all optional): BENCH_MEMORY_INSTANCES (100000), BENCH_HEAP_SNAPSHOT (1; 0 skips
  * the snapshot), BENCH_DURATION (5) / BENCH_WARMUP (2) / BENCH_ROUNDS (2) for the discovery
  * ratio, BENCH_SIDECAR_SERVICES (1000), BENCH_SIDECAR_FLAG_SETS, BENCH_IMPORTS (1; 0 skips the
- * per-module costs).
+ * per-module costs), BENCH_SIDECAR_ENTRY (another sidecar entry, e.g. the bundle
+ * `dist/sidecar/maxine-sidecar.mjs` of `npm run build:sidecar-bundle`, measured right after
+ * dist/sidecar/main.js for each flag set, in the same run against the same operator),
+ * BENCH_SIDECAR_ONLY (1: the sidecar table alone, printed, RESULTS-memory.md left alone).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { summarizeHeapSnapshot, heapTable } from './heap-summary.js';
@@ -111,6 +114,9 @@ function loadConfig() {
       .split(';')
       .map((s) => s.trim()),
     imports: process.env.BENCH_IMPORTS !== '0',
+    sidecarEntry: process.env.BENCH_SIDECAR_ENTRY
+      ? resolve(process.env.BENCH_SIDECAR_ENTRY)
+      : undefined,
   };
 }
 /** @typedef {ReturnType<typeof loadConfig>} Config */
@@ -311,7 +317,11 @@ async function sidecarFootprint(
     // BENCH_BEFORE_DIST's sidecar first, with the image's flags: before/after in the same run.
     if (beforeMain !== undefined)
       rows.push(await oneSidecar(operator, IMAGE_SIDECAR_FLAGS, beforeMain, 'before'));
-    for (const flags of config.flagSets) rows.push(await oneSidecar(operator, flags));
+    for (const flags of config.flagSets) {
+      rows.push(await oneSidecar(operator, flags));
+      if (config.sidecarEntry !== undefined)
+        rows.push(await oneSidecar(operator, flags, config.sidecarEntry, 'bundle'));
+    }
     return { services: config.sidecarServices, bare, rows };
   } finally {
     await stopChild(baseline);
@@ -322,8 +332,8 @@ async function sidecarFootprint(
 /**
  * @param {Child} operator
  * @param {string} flags
- * @param {string} main the sidecar to start (this tree's, or BENCH_BEFORE_DIST's)
- * @param {'before' | 'this build'} build
+ * @param {string} main the sidecar to start (this tree's, BENCH_BEFORE_DIST's or BENCH_SIDECAR_ENTRY)
+ * @param {'before' | 'this build' | 'bundle'} build
  */
 async function oneSidecar(operator, flags, main = SIDECAR_MAIN, build = 'this build') {
   const port = await freePort();
@@ -359,6 +369,7 @@ async function oneSidecar(operator, flags, main = SIDECAR_MAIN, build = 'this bu
     return {
       flags,
       build,
+      main,
       firstAnswerMs,
       copyComplete: last.status === 200,
       synced,
@@ -471,7 +482,7 @@ function sidecarTable(s) {
     `|---|---|---:|---:|---:|---:|---:|---|`,
     ...s.rows.map(
       (r) =>
-        `| ${r.build} | \`${r.flags || '(none)'}\` | ${Math.round(r.firstAnswerMs)} ms | ${f1(r.synced.rssMb)} MB, ${f1(r.synced.anonMb)} MB | ${f1(r.idle.rssMb)} MB | **${f1(r.idle.anonMb)} MB** | ${f1(r.served.rssMb)} MB, ${f1(r.served.anonMb)} MB | ${r.load} |`,
+        `| ${r.build === 'bundle' ? `bundle (\`${relative(ROOT, r.main)}\`)` : r.build} | \`${r.flags || '(none)'}\` | ${Math.round(r.firstAnswerMs)} ms | ${f1(r.synced.rssMb)} MB, ${f1(r.synced.anonMb)} MB | ${f1(r.idle.rssMb)} MB | **${f1(r.idle.anonMb)} MB** | ${f1(r.served.rssMb)} MB, ${f1(r.served.anonMb)} MB | ${r.load} |`,
     ),
     `| bare node:http (reference) | | | | ${f1(s.bare.rssMb)} MB | ${f1(s.bare.anonMb)} MB | | |`,
   ].join('\n');
@@ -523,6 +534,26 @@ function writeResults(major, section) {
 function beforeSidecarMain(ran) {
   const dist = process.env.BENCH_BEFORE_DIST;
   return ran && dist !== undefined ? join(dist, 'sidecar', 'main.js') : undefined;
+}
+
+/**
+ * BENCH_SIDECAR_ONLY=1: the sidecar table alone (each flag set, and BENCH_SIDECAR_ENTRY's entry
+ * beside this tree's), printed; RESULTS-memory.md is left alone.
+ */
+export async function sidecarOnlyMain() {
+  const config = loadConfig();
+  const host = machine();
+  const started = new Date();
+  const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
+  const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-mem-'));
+  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  mkdirSync(join(tmp, 'empty'));
+  writeFileSync(join(tmp, 'empty', '.keep'), '');
+  process.stderr.write(`memory: sidecar only, copy of ${config.sidecarServices} services ...\n`);
+  const sidecar = await sidecarFootprint(config, tmp);
+  process.stdout.write(
+    `## Sidecar only, Node ${serverNode}\n\n- date: ${started.toISOString()}; commit ${host.commit}; load at start ${host.load}, at end ${load()}\n\n${sidecarTable(sidecar)}\n`,
+  );
 }
 
 export async function memoryMain() {
@@ -644,5 +675,5 @@ export async function memoryMain() {
 
 if (process.argv[1] === import.meta.filename) {
   const { runMain } = await import('./processes.js');
-  runMain('bench:memory', memoryMain);
+  runMain('bench:memory', process.env.BENCH_SIDECAR_ONLY === '1' ? sidecarOnlyMain : memoryMain);
 }

@@ -205,7 +205,7 @@ describe('the sidecar image against the build output layout', () => {
     expect(copied.filter((p) => /operator|tsconfig\.build\.json/.test(p))).toEqual([]);
   });
 
-  it('its runtime stage copies only dependencies, that dist/ and package.json, and runs dist/sidecar', () => {
+  it('its runtime stage copies only dependencies, that dist/ and package.json, and runs the bundle in dist/sidecar', () => {
     const copies = runtime.instructions.filter((i) => i.op === 'COPY').map(sources);
     expect(copies).toEqual([
       { from: 'build', paths: ['/src/node_modules'] },
@@ -215,6 +215,10 @@ describe('the sidecar image against the build output layout', () => {
     const entry = JSON.parse(
       runtime.instructions.find((i) => i.op === 'ENTRYPOINT')!.args,
     ) as string[];
-    expect(entry[1]).toBe('dist/sidecar/main.js');
+    // The esbuild bundle of sidecar/main.ts (sidecar/bundle.ts), built in the build stage.
+    expect(entry[1]).toBe('dist/sidecar/maxine-sidecar.mjs');
+    expect(build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args)).toContainEqual(
+      expect.stringMatching(/npm run build:sidecar && npm run build:sidecar-bundle/),
+    );
   });
 });

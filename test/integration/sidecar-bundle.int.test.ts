@@ -1,0 +1,95 @@
+/**
+ * The bundled sidecar (`npm run build:sidecar-bundle`, sidecar/bundle.ts), the file
+ * Dockerfile.sidecar runs: built here with esbuild, started as its own process (`node
+ * maxine-sidecar.mjs`, no tsx, no dist/ beside it) against a real standalone operator, it
+ * registers itself and answers one discovery from its copy. This is what proves the bundle's
+ * `createRequire` paths (node:http in common/node-http.ts, the CommonJS dependencies' built-ins)
+ * still work once everything is one file.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { bundleSidecar, SIDECAR_BUNDLE_NAME } from '../../sidecar/bundle.js';
+import { api, eventually, startOperator } from '../helpers/operator.js';
+import type { TestOperator } from '../helpers/operator.js';
+import { spawnListening } from '../helpers/spawn.js';
+import type { Listening } from '../helpers/spawn.js';
+
+// Inside the tree, so that yaml and re2js (left external, required on first use) resolve from
+// its node_modules as they do in the image's /app.
+const outdir = join(process.cwd(), 'dist', `sidecar-bundle-test-${process.pid}`);
+let op: TestOperator;
+let sidecar: Listening | undefined;
+let entry: string;
+
+beforeAll(async () => {
+  entry = await bundleSidecar(outdir);
+  op = await startOperator();
+  const res = await api(op.url, 'POST', '/api/v1/instances', {
+    service: 'api',
+    namespace: 'shop',
+    host: '10.0.0.7',
+    port: 8080,
+    version: 'v1',
+  });
+  expect(res.status).toBeLessThan(300);
+}, 60_000);
+
+afterAll(async () => {
+  sidecar?.proc.kill('SIGKILL');
+  await op?.stop();
+  await rm(outdir, { recursive: true, force: true });
+});
+
+describe('the bundled sidecar', () => {
+  it('is one ES module that imports only node: built-ins and the two lazily required packages', async () => {
+    expect(entry).toBe(join(outdir, SIDECAR_BUNDLE_NAME));
+    const text = await readFile(entry, 'utf8');
+    const specifiers = [...text.matchAll(/\bfrom\s*["']([^"']+)["']/g)].map((m) => m[1]);
+    expect(specifiers.filter((s) => !s!.startsWith('node:') && !s!.startsWith('./chunk-'))).toEqual(
+      [],
+    );
+    expect(text).not.toMatch(/operator\/|maxine operator listening/);
+  });
+
+  it('starts as its own process against a standalone operator and answers a discovery', async () => {
+    sidecar = await spawnListening([entry], {
+      env: {
+        PATH: process.env.PATH,
+        MAXINE_SERVICE: 'web',
+        MAXINE_POD_NAMESPACE: 'shop',
+        MAXINE_POD_NAME: 'web-0',
+        MAXINE_POD_IP: '127.0.0.1',
+        MAXINE_OPERATOR_URL: op.url,
+        MAXINE_LISTEN_PORT: '0',
+        MAXINE_PROXY_LISTEN: 'off',
+        MAXINE_DISCOVERY_SCOPE: 'cluster',
+        MAXINE_LOG_LEVEL: 'info',
+      },
+    });
+    const url = `http://127.0.0.1:${sidecar.port}`;
+    let body: any;
+    await eventually(
+      async () => {
+        const res = await api(url, 'GET', '/v1/discover/api');
+        body = res.body;
+        return res.status === 200;
+      },
+      10_000,
+      'the bundled sidecar answers GET /v1/discover/api',
+    ).catch((err: unknown) => {
+      throw new Error(
+        `${String(err)}; last answer ${JSON.stringify(body)}; output:\n${sidecar?.output()}`,
+      );
+    });
+    expect(JSON.stringify(body)).toContain('10.0.0.7');
+    // It registered its own service with the operator, as the unbundled sidecar does.
+    await eventually(
+      async () => (await api(op.url, 'GET', '/api/v1/services/shop/web')).status === 200,
+      10_000,
+      'the sidecar registered web',
+    );
+    expect(existsSync(entry)).toBe(true);
+  }, 30_000);
+});
