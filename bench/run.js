@@ -89,7 +89,8 @@ import {
 /** @typedef {import('./report.js').Memory} Memory */
 
 const ROOT = join(import.meta.dirname, '..');
-const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
+// The image runs the bundle (`npm run build:sidecar-bundle`, decision 0027), so the bench does.
+const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'maxine-sidecar.mjs');
 const GC_HOOK = join(import.meta.dirname, 'gc-hook.js');
 const RESULTS = join(import.meta.dirname, 'RESULTS.md');
 const NAMESPACE = 'bench';
@@ -870,7 +871,7 @@ async function main() {
       `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
       `- Discovery: one MaxineService \`${NAMESPACE}/${SERVICE}\` (round-robin) with ${DISCOVER_INSTANCES} registered instances (zones a/b, weights 1–3); answers are ${sizeRange}; the query answer is ${answer.querySize} bytes.`,
       `- Authenticated discovery: a second operator with \`--anonymous true --acl-default deny --static-tokens-file … --audit-dir …\`, the same service and instances, a MaxineACL granting the bench user discover, and a MaxineIntention allowing \`${NAMESPACE}/client\` and denying \`*\`; every request carries \`Authorization: Bearer <static token>\` and \`x-maxine-source: ${NAMESPACE}/client\`, so each answer passes authentication, the ACL, the intention and the per-service limit lookup.`,
-      `- Sidecar: \`node dist/sidecar/main.js\` of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers); the copy holds ${SIDECAR_COPY_SERVICES.toLocaleString('en-US')} services (${SIDECAR_COPY_SERVICES - 2} of them \`copy-NNNN\` with one instance each). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
+      `- Sidecar: \`node dist/sidecar/maxine-sidecar.mjs\` (the bundle the image runs) of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers); the copy holds ${SIDECAR_COPY_SERVICES.toLocaleString('en-US')} services (${SIDECAR_COPY_SERVICES - 2} of them \`copy-NNNN\` with one instance each). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
       `- Secured sidecar: the same sidecar connected to the authenticated operator with a static token (a user granted discover, read and register on \`${NAMESPACE}/*\`) and \`MAXINE_DISCOVERY_CHECK_INTENTIONS=true\`, so each local discovery of \`${NAMESPACE}/${SERVICE}\` also asks the mirrored intention (which allows \`${NAMESPACE}/client\`).`,
       `- Heartbeats: \`PUT /api/v1/instances/{id}/heartbeat\` with \`{"status":"passing"}\`, cycling over ${config.heartbeatInstances.toLocaleString('en-US')} pre-registered ids, on the discovery operator.`,
       `- Registrations: \`POST /api/v1/instances\`, a distinct host:port per request over ${MEMORY_SERVICES} services, on a fresh operator each round started with \`${BULK_LIMITS.join(' ')}\` (the default registry limits would refuse this many instances from one caller).`,
