@@ -5,6 +5,7 @@ import { AclEvaluator } from '../../common/policy/acl.js';
 import { MaxineError } from '../../common/errors.js';
 import { Authenticator } from './authenticator.js';
 import { KUBE_USER_HEADER, KubeUserReviewer, kubeUserPrincipal } from './kube-user.js';
+import { ReviewSlots } from './review-slots.js';
 
 /** The catalog code a sync or async call fails with, or undefined. */
 async function codeOf(fn: () => unknown): Promise<string | undefined> {
@@ -144,6 +145,35 @@ describe('KubeUserReviewer', () => {
   it('a failed TokenReview is 503 NOT_READY, not the caller’s fault', async () => {
     const reviewer = new KubeUserReviewer({ ask: () => Promise.reject(new Error('ECONNREFUSED')) });
     await expect(reviewer.review('t', 'd')).rejects.toMatchObject({ code: 'NOT_READY' });
+  });
+
+  it('a flood of distinct tokens: no more reviews in flight than the shared bound, the rest 503, slots freed after', async () => {
+    const answers: ((s: V1TokenReviewStatus) => void)[] = [];
+    let asked = 0;
+    const slots = new ReviewSlots(2);
+    const reviewer = new KubeUserReviewer({
+      ask: () => {
+        asked += 1;
+        return new Promise((resolve) => answers.push(resolve));
+      },
+      slots,
+    });
+    const first = reviewer.review('t1', 'd1');
+    const second = reviewer.review('t2', 'd2');
+    const again = reviewer.review('t1', 'd1'); // in flight already: shares it, takes no slot
+    await expect(reviewer.review('t3', 'd3')).rejects.toMatchObject({
+      code: 'NOT_READY',
+      message: expect.stringContaining('Too many token reviews in flight (2)'),
+    });
+    expect(asked).toBe(2);
+    expect(slots.inFlight).toBe(2);
+    expect(slots.refused).toBe(1);
+    for (const answer of answers.splice(0)) answer(ok('alice'));
+    await Promise.all([first, second, again]);
+    expect(slots.inFlight).toBe(0);
+    const third = reviewer.review('t3', 'd3');
+    answers.splice(0).forEach((answer) => answer(ok('bob')));
+    expect((await third).principal.id).toBe('kubernetes:bob');
   });
 });
 

@@ -21,6 +21,7 @@ import { describeIdentity, principalName } from '../../common/policy/acl.js';
 import type { Principal } from './authenticator.js';
 import { ExpiringCache } from './expiring-cache.js';
 import { decodeClaims } from './jwt-claims.js';
+import { ReviewSlots } from './review-slots.js';
 
 /** The header `kubectl maxine` forwards the kubeconfig user's token in: `Bearer <token>`. */
 export { KUBE_USER_HEADER } from '../../common/wire.js';
@@ -75,6 +76,8 @@ export interface KubeUserReviewerOptions {
   cacheMs?: number;
   negativeCacheMs?: number;
   maxEntries?: number;
+  /** The bound on reviews in flight (shared with the sidecar-token reviewer). */
+  slots?: ReviewSlots;
   now?: () => number;
 }
 
@@ -92,9 +95,11 @@ export class KubeUserReviewer {
   private readonly refused: ExpiringCache<Refusal>;
   private readonly inFlight = new Map<string, Promise<ReviewedUser>>();
   private readonly now: () => number;
+  private readonly slots: ReviewSlots;
 
   constructor(private readonly opts: KubeUserReviewerOptions) {
     this.now = opts.now ?? Date.now;
+    this.slots = opts.slots ?? new ReviewSlots();
     this.refused = new ExpiringCache(Math.ceil((opts.maxEntries ?? 10_000) / 10));
   }
 
@@ -104,7 +109,9 @@ export class KubeUserReviewer {
       return Promise.reject(new MaxineError('UNAUTHENTICATED', refusal.reason));
     let pending = this.inFlight.get(digest);
     if (pending === undefined) {
-      pending = this.ask(token, digest).finally(() => this.inFlight.delete(digest));
+      pending = this.slots
+        .run(() => this.ask(token, digest))
+        .finally(() => this.inFlight.delete(digest));
       this.inFlight.set(digest, pending);
     }
     return pending;

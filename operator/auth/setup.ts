@@ -27,6 +27,7 @@ import { JwtVerifier } from './jwt.js';
 import type { KubeUserReviewer } from './kube-user.js';
 import { StaticTokens } from './static-tokens.js';
 import type { TokenReviewer, TokenReviewerOptions } from './tokenreview.js';
+import { ReviewSlots } from './review-slots.js';
 
 export interface SecurityDeps {
   config: OperatorConfig;
@@ -42,7 +43,7 @@ export interface SecurityDeps {
     /** The TokenReviewer maker (operator/kube/parts.ts: the Kubernetes client loads lazily). */
     makeReviewer(opts: TokenReviewerOptions): TokenReviewer;
     /** Reviews a kubectl user's forwarded token (operator/auth/kube-user.ts); optional. */
-    makeUserReviewer?(kubeConfig: KubeConfig): KubeUserReviewer;
+    makeUserReviewer?(kubeConfig: KubeConfig, slots?: ReviewSlots): KubeUserReviewer;
   };
 }
 
@@ -77,7 +78,11 @@ function jwtVerifierOf(config: OperatorConfig): JwtVerifier | undefined {
   });
 }
 
-function authenticatorOf(config: OperatorConfig, kube: SecurityDeps['kube']): Authenticator {
+function authenticatorOf(
+  config: OperatorConfig,
+  kube: SecurityDeps['kube'],
+  slots: ReviewSlots,
+): Authenticator {
   const jwt = jwtVerifierOf(config);
   const file = config.staticTokensFile;
   const staticTokens =
@@ -97,9 +102,10 @@ function authenticatorOf(config: OperatorConfig, kube: SecurityDeps['kube']): Au
         audience: config.tokenAudience,
         podUid: (namespace, name) => kube.pod(namespace, name)?.metadata?.uid,
         podCacheMs: config.tokenReviewPodCacheSeconds * 1000,
+        slots,
       }),
     }),
-    ...(kube?.makeUserReviewer && { kubeUsers: kube.makeUserReviewer(kube.kubeConfig) }),
+    ...(kube?.makeUserReviewer && { kubeUsers: kube.makeUserReviewer(kube.kubeConfig, slots) }),
     hint:
       hints.length > 0
         ? `send \`Authorization: Bearer <token>\`: ${hints.join(', or ')}`
@@ -164,7 +170,24 @@ export function allowedReadsEvery(flag: string): number | 'aggregate' {
 export function createSecurity(deps: SecurityDeps): Security {
   const { config, reconciler } = deps;
   const kubernetes = config.mode === 'kubernetes';
-  const authenticator = authenticatorOf(config, deps.kube);
+  const slots = new ReviewSlots();
+  const authenticator = authenticatorOf(config, deps.kube, slots);
+  new Gauge({
+    name: 'maxine_auth_token_reviews_in_flight',
+    help: 'TokenReviews in flight at the API server (sidecar tokens and forwarded kubectl users; bounded, past the bound a new token is answered 503)',
+    registers: [deps.prom],
+    collect() {
+      this.set(slots.inFlight);
+    },
+  });
+  new Gauge({
+    name: 'maxine_auth_token_reviews_refused',
+    help: 'TokenReviews refused since start because the bound on reviews in flight was reached (answered 503 NOT_READY)',
+    registers: [deps.prom],
+    collect() {
+      this.set(slots.refused);
+    },
+  });
   const guard = guardOf(deps);
   const denials = new Counter({
     name: 'maxine_access_denied_total',

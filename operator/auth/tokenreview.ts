@@ -18,6 +18,7 @@ import type { KubeConfig, V1TokenReviewStatus } from '@kubernetes/client-node';
 import { MaxineError } from '../../common/errors.js';
 import { ExpiringCache } from './expiring-cache.js';
 import { decodeClaims } from './jwt-claims.js';
+import { ReviewSlots } from './review-slots.js';
 
 // In their own module, so the authenticator needs no Kubernetes client (decision 0027).
 export { bearerToken, decodeClaims } from './jwt-claims.js';
@@ -42,6 +43,8 @@ export interface TokenReviewerOptions {
   podUid?: (namespace: string, name: string) => string | undefined;
   negativeCacheMs?: number;
   maxEntries?: number;
+  /** The bound on reviews in flight (shared with the kubectl-user reviewer). */
+  slots?: ReviewSlots;
   now?: () => number;
 }
 
@@ -63,8 +66,10 @@ export class TokenReviewer {
   private readonly now: () => number;
   /** Concurrent reviews of the same token share one request. */
   private readonly inFlight = new Map<string, Promise<Cached>>();
+  private readonly slots: ReviewSlots;
 
   constructor(private readonly opts: TokenReviewerOptions) {
+    this.slots = opts.slots ?? new ReviewSlots();
     this.api = opts.kubeConfig.makeApiClient(AuthenticationV1Api);
     this.now = opts.now ?? Date.now;
     const max = opts.maxEntries ?? 10_000;
@@ -89,7 +94,7 @@ export class TokenReviewer {
     if (entry === undefined) {
       let pending = this.inFlight.get(key);
       if (pending === undefined) {
-        pending = this.ask(token).finally(() => this.inFlight.delete(key));
+        pending = this.slots.run(() => this.ask(token)).finally(() => this.inFlight.delete(key));
         this.inFlight.set(key, pending);
       }
       entry = await pending;

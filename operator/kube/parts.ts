@@ -15,6 +15,7 @@ import { EventRecorder } from './event-recorder.js';
 import { HealthConditionWriter } from './health-condition.js';
 import { LeaderElector } from './leader.js';
 import { KubeRegistrations } from './registrations.js';
+import type { ReviewSlots } from '../auth/review-slots.js';
 
 export const kubeParts = {
   KubeConfig,
@@ -27,9 +28,10 @@ export const kubeParts = {
   createInjector,
   makeReviewer: (opts: TokenReviewerOptions): TokenReviewer => new TokenReviewer(opts),
   /** A kubectl user's forwarded token, reviewed for the API server's own audiences. */
-  makeUserReviewer: (kubeConfig: KubeConfig): KubeUserReviewer => {
+  makeUserReviewer: (kubeConfig: KubeConfig, slots?: ReviewSlots): KubeUserReviewer => {
     const api = kubeConfig.makeApiClient(AuthenticationV1Api);
     return new KubeUserReviewer({
+      ...(slots && { slots }),
       ask: async (token) =>
         (
           await api.createTokenReview({
