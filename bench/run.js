@@ -86,6 +86,7 @@ import {
 /** @typedef {import('./load.js').LoadSpec} LoadSpec */
 /** @typedef {import('./processes.js').Child} Child */
 /** @typedef {import('./report.js').Row} Row */
+/** @typedef {Row & { alsoAgainst?: string, alsoPaired?: import('./load.js').LoadResult[] }} BenchRow a row that may have a second reference */
 /** @typedef {import('./report.js').Memory} Memory */
 
 const ROOT = join(import.meta.dirname, '..');
@@ -200,6 +201,10 @@ const SECURED_HEADERS = {
   authorization: `Bearer ${BENCH_TOKEN}`,
   'x-maxine-source': `${NAMESPACE}/client`,
 };
+/** The bare server's run with SECURED_HEADERS: discover-auth's second reference. */
+const SAME_HEADERS_BASELINE = 'baseline-get-auth-headers';
+/** The key suffix of a row's comparison with its second reference (withSecondReferences). */
+const SAME_HEADERS_SUFFIX = '@same-headers';
 /** The token of the secured sidecar (user `bench-sidecar`, a static token like the above). */
 const SIDECAR_TOKEN = `bench-sidecar-${randomBytes(24).toString('hex')}`;
 
@@ -404,7 +409,7 @@ function scenarios(config, ctx) {
   };
   const heartbeat = { method: 'PUT', path: '/', body: '{"status":"passing"}', vary: heartbeatPath };
   const nextRegistration = registrationBodies();
-  /** @type {{ key: string, label: string, reference?: string, run: () => Promise<import('./load.js').LoadResult> }[]} */
+  /** @type {{ key: string, label: string, reference?: string, alsoAgainst?: string, run: () => Promise<import('./load.js').LoadResult> }[]} */
   const list = [
     {
       key: 'baseline-get',
@@ -424,18 +429,25 @@ function scenarios(config, ctx) {
       run: () => measure({ ...base, ...at(ctx.operator), path: DISCOVER_PATH + QUERY }),
     },
     {
+      // The second reference of discover-auth: Node parsing the two headers the secured
+      // scenario sends costs the bare server too (~1.3–3.6 µs/request, decision 26).
+      key: SAME_HEADERS_BASELINE,
+      label:
+        "bare node:http, GET with the secured scenario's headers (Authorization, x-maxine-source)",
+      run: () =>
+        measure({ ...base, ...at(ctx.baseline), path: DISCOVER_PATH, headers: SECURED_HEADERS }),
+    },
+    {
       key: 'discover-auth',
       label: `maxine GET ${DISCOVER_PATH} with a token, ACL default deny, an intention, audit on`,
       reference: 'baseline-get',
+      alsoAgainst: SAME_HEADERS_BASELINE,
       run: () =>
         measure({
           ...base,
           ...at(ctx.secured),
           path: DISCOVER_PATH,
-          headers: {
-            authorization: `Bearer ${BENCH_TOKEN}`,
-            'x-maxine-source': `${NAMESPACE}/client`,
-          },
+          headers: SECURED_HEADERS,
         }),
     },
     {
@@ -497,7 +509,11 @@ function scenarios(config, ctx) {
   const only = config.only;
   if (only === undefined) return list;
   const wanted = new Set(only);
-  for (const s of list) if (only.has(s.key) && s.reference !== undefined) wanted.add(s.reference);
+  for (const s of list) {
+    if (!only.has(s.key)) continue;
+    if (s.reference !== undefined) wanted.add(s.reference);
+    if (s.alsoAgainst !== undefined) wanted.add(s.alsoAgainst);
+  }
   const unknown = [...only].filter((k) => !list.some((s) => s.key === k));
   if (unknown.length > 0)
     throw new Error(
@@ -693,7 +709,7 @@ async function measureThroughput(config, tmp, profileDir) {
 /**
  * A result row per scenario, empty; a compared scenario's also keeps its reference's runs.
  * @param {ReturnType<typeof scenarios>} list
- * @returns {Row[]}
+ * @returns {BenchRow[]}
  */
 function rowsOf(list) {
   return list.map((s) => ({
@@ -702,14 +718,41 @@ function rowsOf(list) {
     reference: s.reference,
     rounds: [],
     ...(s.reference !== undefined && { paired: [] }),
+    ...(s.alsoAgainst !== undefined && { alsoAgainst: s.alsoAgainst, alsoPaired: [] }),
   }));
+}
+
+/**
+ * The rows compared with a second reference as well (`alsoAgainst`), as rows of their own:
+ * the same runs, their ratios the medians of the pairs with that reference's adjacent runs.
+ * @param {BenchRow[]} rows
+ * @returns {Row[]} rows and, after each such row, its second comparison
+ */
+function withSecondReferences(rows) {
+  return rows.flatMap((row) =>
+    row.alsoAgainst === undefined ||
+    row.alsoPaired === undefined ||
+    row.alsoPaired.length !== row.rounds.length ||
+    !rows.some((r) => r.key === row.alsoAgainst)
+      ? [row]
+      : [
+          row,
+          {
+            key: `${row.key}${SAME_HEADERS_SUFFIX}`,
+            label: `${row.label} — ratios vs the bare server receiving the same headers`,
+            reference: row.alsoAgainst,
+            rounds: row.rounds,
+            paired: row.alsoPaired,
+          },
+        ],
+  );
 }
 
 /**
  * Every scenario once per round, in reversed order on even rounds.
  * @param {Config} config
  * @param {ReturnType<typeof scenarios>} list
- * @param {Row[]} rows
+ * @param {BenchRow[]} rows
  */
 async function runRounds(config, list, rows) {
   for (let round = 0; round < config.rounds; round += 1) {
@@ -717,16 +760,30 @@ async function runRounds(config, list, rows) {
     const order = round % 2 === 0 ? list : [...list].reverse();
     for (const scenario of order) {
       const row = rows.find((r) => r.key === scenario.key);
-      const reference = list.find((s) => s.key === scenario.reference);
-      // A compared scenario gets its own reference run right next to it (before it on odd
-      // rounds, after it on even ones): on a noisy machine only adjacent runs compare well.
-      if (reference !== undefined && round % 2 === 0)
-        row?.paired?.push(await runOne(reference, round, config.rounds));
-      row?.rounds.push(await runOne(scenario, round, config.rounds));
-      if (reference !== undefined && round % 2 === 1)
-        row?.paired?.push(await runOne(reference, round, config.rounds));
+      if (row !== undefined)
+        await runCompared(list, scenario, row, { round, rounds: config.rounds });
     }
   }
+}
+
+/**
+ * One scenario's run of a round. A compared scenario gets its own reference run right next to
+ * it (before it on odd rounds, after it on even ones): on a noisy machine only adjacent runs
+ * compare well. A second reference (alsoAgainst) runs on its other side, adjacent too.
+ * @param {ReturnType<typeof scenarios>} list
+ * @param {ReturnType<typeof scenarios>[number]} scenario
+ * @param {BenchRow} row
+ * @param {{ round: number, rounds: number }} at which round of how many
+ */
+async function runCompared(list, scenario, row, { round, rounds }) {
+  const reference = list.find((s) => s.key === scenario.reference);
+  const second = list.find((s) => s.key === scenario.alsoAgainst);
+  const [before, after] = round % 2 === 0 ? [reference, second] : [second, reference];
+  const into = (/** @type {typeof reference} */ s) =>
+    s === reference ? row.paired : row.alsoPaired;
+  if (before !== undefined) into(before)?.push(await runOne(before, round, rounds));
+  row.rounds.push(await runOne(scenario, round, rounds));
+  if (after !== undefined) into(after)?.push(await runOne(after, round, rounds));
 }
 
 /**
@@ -780,7 +837,7 @@ function profileSummary(profileDir) {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const perRound = (14 + PEER_RUNS_PER_ROUND) * (config.durationSec + 2 * config.warmupSec + 5);
+  const perRound = (16 + PEER_RUNS_PER_ROUND) * (config.durationSec + 2 * config.warmupSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
   startWatchdog('bench', budgetMs);
 
@@ -795,7 +852,7 @@ async function main() {
     const throughput = await measureThroughput(config, tmp, profileDir);
     if (config.only !== undefined) {
       // A chosen few: figures on stdout only (RESULTS.md is the whole run's).
-      const summaries = summarise(throughput.rows);
+      const summaries = summarise(withSecondReferences(throughput.rows));
       const profiles = config.cpuProf
         ? [profileSummary(profileDir), profileSummary(join(profileDir, 'secured'))]
         : [];
@@ -810,13 +867,14 @@ async function main() {
     process.stderr.write(`memory: registering ${config.memoryInstances} instances ...\n`);
     const memory = await measureMemory(config, throughput.resources);
     const loadAfter = machine().load;
-    const summaries = summarise(throughput.rows);
+    const summaries = summarise(withSecondReferences(throughput.rows));
     const get = (/** @type {string} */ key) => summaries.get(key);
     const heartbeat = get('heartbeat');
     const aims = [
       ...ratioAims('discovery', get('discover')),
       ...ratioAims('discovery with query', get('discover-query')),
       ...ratioAims('discovery with auth, ACLs, an intention and audit on', get('discover-auth')),
+      ...sameHeadersRatios(get(`discover-auth${SAME_HEADERS_SUFFIX}`)),
       ...sidecarAims(get('sidecar-discover'), throughput.sidecarMemory),
       ...peerAims(summaries, throughput.peers),
       ...ratioAims(
@@ -870,7 +928,7 @@ async function main() {
       `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,
       `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
       `- Discovery: one MaxineService \`${NAMESPACE}/${SERVICE}\` (round-robin) with ${DISCOVER_INSTANCES} registered instances (zones a/b, weights 1–3); answers are ${sizeRange}; the query answer is ${answer.querySize} bytes.`,
-      `- Authenticated discovery: a second operator with \`--anonymous true --acl-default deny --static-tokens-file … --audit-dir …\`, the same service and instances, a MaxineACL granting the bench user discover, and a MaxineIntention allowing \`${NAMESPACE}/client\` and denying \`*\`; every request carries \`Authorization: Bearer <static token>\` and \`x-maxine-source: ${NAMESPACE}/client\`, so each answer passes authentication, the ACL, the intention and the per-service limit lookup.`,
+      `- Authenticated discovery: a second operator with \`--anonymous true --acl-default deny --static-tokens-file … --audit-dir …\`, the same service and instances, a MaxineACL granting the bench user discover, and a MaxineIntention allowing \`${NAMESPACE}/client\` and denying \`*\`; every request carries \`Authorization: Bearer <static token>\` and \`x-maxine-source: ${NAMESPACE}/client\`, so each answer passes authentication, the ACL, the intention and the per-service limit lookup. Its ratios are against the plain bare server (the aim), and in a row of their own against the bare server sent the same two headers (its own adjacent runs; Node parses those headers for the bare server too).`,
       `- Sidecar: \`node dist/sidecar/maxine-sidecar.mjs\` (the bundle the image runs) of another service (\`${NAMESPACE}/client\`) connected to the discovery operator's event stream; \`GET ${SIDECAR_PATH}\` answers \`${NAMESPACE}/${SERVICE}\` from its local copy (the same bytes as the operator's answers); the copy holds ${SIDECAR_COPY_SERVICES.toLocaleString('en-US')} services (${SIDECAR_COPY_SERVICES - 2} of them \`copy-NNNN\` with one instance each). RSS from /proc/<pid>/status once synced and settled (idle) and after the last load round.`,
       `- Secured sidecar: the same sidecar connected to the authenticated operator with a static token (a user granted discover, read and register on \`${NAMESPACE}/*\`) and \`MAXINE_DISCOVERY_CHECK_INTENTIONS=true\`, so each local discovery of \`${NAMESPACE}/${SERVICE}\` also asks the mirrored intention (which allows \`${NAMESPACE}/client\`).`,
       `- Heartbeats: \`PUT /api/v1/instances/{id}/heartbeat\` with \`{"status":"passing"}\`, cycling over ${config.heartbeatInstances.toLocaleString('en-US')} pre-registered ids, on the discovery operator.`,
@@ -960,6 +1018,25 @@ function sidecarAims(summary, sidecarMem) {
       what: 'sidecar RSS after every load round (peak VmHWM)',
       target: 'reported',
       measured: `${sidecarMem.afterLoadMb.toFixed(1)} MB (peak ${sidecarMem.peakMb.toFixed(1)} MB)`,
+      met: true,
+    },
+  ];
+}
+
+/**
+ * Secured discovery against the bare server that receives the same two headers: reported
+ * beside the aim (which stays against the plain bare server).
+ * @param {import('./report.js').Summary | undefined} summary
+ * @returns {import('./report.js').Aim[]}
+ */
+function sameHeadersRatios(summary) {
+  if (summary === undefined) return [];
+  const f = (/** @type {number | undefined} */ n) => (n === undefined ? '—' : `${n.toFixed(2)}×`);
+  return [
+    {
+      what: 'the same, vs a bare node:http server receiving the same Authorization and x-maxine-source headers (throughput · p99 · CPU per request)',
+      target: 'reported',
+      measured: `${f(summary.ratioRps)} · ${f(summary.ratioP99)} · ${f(summary.ratioCpu)}`,
       met: true,
     },
   ];

@@ -3,7 +3,7 @@ import type { UserSource } from '../../common/policy/acl.js';
 import { codeOf } from '../../test/helpers/errors.js';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { Authenticator, tokenDigest, userPrincipal } from './authenticator.js';
+import { Authenticator, RECENT_HEADER_MAX, tokenDigest, userPrincipal } from './authenticator.js';
 import { allowedReadsEvery } from './setup.js';
 
 const ISSUER = 'https://login.example.test';
@@ -45,14 +45,16 @@ describe('the token cache (issue 17)', () => {
   const BOB = 'bob-token-0123456789abcdef';
   const reqWith = (t: string) =>
     ({ headers: { authorization: `Bearer ${t}` } }) as unknown as IncomingMessage;
-  function authenticator(now: { t: number }, maxEntries = 10) {
+  /** A valid token too long for the recent-header cache (its header is over the limit). */
+  const LONG = `carol-token-${'x'.repeat(RECENT_HEADER_MAX)}`;
+  function authenticator(now: { t: number }, maxEntries = 10, recentHeaders?: number) {
     let resolved = 0;
     const auth = new Authenticator({
       anonymous: false,
       staticTokens: {
         identify: (t) => {
           resolved += 1;
-          if (t === ALICE || t === BOB)
+          if (t === ALICE || t === BOB || t === LONG)
             return { kind: 'User', name: t.split('-')[0] ?? '', groups: [] };
           throw new Error('unknown');
         },
@@ -61,6 +63,7 @@ describe('the token cache (issue 17)', () => {
       now: () => now.t,
       cacheMs: 1000,
       maxEntries,
+      ...(recentHeaders !== undefined && { recentHeaders }),
     });
     return { auth, resolved: () => resolved };
   }
@@ -111,6 +114,70 @@ describe('the token cache (issue 17)', () => {
       }
       expect(failed).toBe(code);
     }
+  });
+
+  describe('the recent-header cache (exact header text, no digest)', () => {
+    it('keeps the header of a resolved token and answers its repeats with the same principal', async () => {
+      const now = { t: 0 };
+      const { auth, resolved } = authenticator(now);
+      expect(auth.recentHeaders).toBe(0);
+      const first = await auth.principal(reqWith(ALICE));
+      expect(auth.recentHeaders).toBe(1);
+      for (let i = 0; i < 3; i++) expect(auth.principal(reqWith(ALICE))).toBe(first);
+      expect(resolved()).toBe(1);
+    });
+
+    it('is bounded: at the bound the oldest header goes (counted), and its caller falls back to the digest', async () => {
+      const now = { t: 0 };
+      const { auth, resolved } = authenticator(now, 10, 1);
+      const alice = await auth.principal(reqWith(ALICE));
+      await auth.principal(reqWith(BOB));
+      expect(auth.recentHeaders).toBe(1);
+      expect(auth.recentHeaderEvictions).toBe(1);
+      // Still answered synchronously (by the digest cache), and kept again.
+      expect(auth.principal(reqWith(ALICE))).toBe(alice);
+      expect(auth.recentHeaderEvictions).toBe(2);
+      expect(resolved()).toBe(2);
+    });
+
+    it('answers nothing once the entry expired: the token is resolved again and the stale header dropped', async () => {
+      const now = { t: 0 };
+      const { auth, resolved } = authenticator(now);
+      await auth.principal(reqWith(ALICE));
+      now.t = 1000;
+      const again = auth.principal(reqWith(ALICE));
+      expect(again).toBeInstanceOf(Promise);
+      expect(auth.recentHeaders).toBe(0);
+      await again;
+      expect(auth.recentHeaders).toBe(1);
+      expect(resolved()).toBe(2);
+    });
+
+    it('keeps no header longer than RECENT_HEADER_MAX (the digest cache answers it)', async () => {
+      const now = { t: 0 };
+      const { auth, resolved } = authenticator(now);
+      const carol = await auth.principal(reqWith(LONG));
+      expect(auth.recentHeaders).toBe(0);
+      expect(auth.principal(reqWith(LONG))).toBe(carol);
+      expect(auth.cachedTokens).toBe(1);
+      expect(resolved()).toBe(1);
+    });
+
+    it('keeps no header that held no valid token, and none with recentHeaders 0', async () => {
+      const now = { t: 0 };
+      const { auth } = authenticator(now);
+      for (const header of ['Bearer nope', `Basic ${ALICE}`, ALICE]) {
+        const req = { headers: { authorization: header } } as unknown as IncomingMessage;
+        await expect((async () => auth.principal(req))()).rejects.toMatchObject({
+          code: 'UNAUTHENTICATED',
+        });
+      }
+      expect(auth.recentHeaders).toBe(0);
+      const off = authenticator(now, 10, 0).auth;
+      const p = await off.principal(reqWith(ALICE));
+      expect(off.principal(reqWith(ALICE))).toBe(p);
+      expect(off.recentHeaders).toBe(0);
+    });
   });
 
   it('is bounded by maxEntries', async () => {

@@ -8,8 +8,10 @@
  * `system:anonymous`, which only a configuration that allows it accepts (standalone's default).
  *
  * Resolved principals are cached by the SHA-256 of the `Authorization` header (`Bearer <token>`)
- * until the token expires (at most a minute), so the discovery hot path pays one hash and one
- * map lookup per authenticated call, and parses the header only on a miss.
+ * until the token expires (at most a minute), and parsed only on a miss. In front of that, the
+ * headers used lately (at most `recentHeaders`, each at most RECENT_HEADER_MAX characters) are
+ * kept by their exact text, so a repeating caller costs one map lookup and no hash: this holds
+ * those few live tokens in memory, as the requests carrying them do (decision 26).
  */
 import * as crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -76,7 +78,12 @@ export interface AuthenticatorOptions {
   now?: () => number;
   cacheMs?: number;
   maxEntries?: number;
+  /** Headers kept by their text in front of the digest cache (default 1,000, at most maxEntries; 0: none). */
+  recentHeaders?: number;
 }
+
+/** A longer header is looked up by its digest only: the recent-header cache stays small. */
+export const RECENT_HEADER_MAX = 2048;
 
 interface Cached {
   principal: Principal;
@@ -102,11 +109,16 @@ const RESERVED_USER = /^(system|maxine|jwt|token|kubernetes):/;
 
 export class Authenticator {
   private readonly cache: ExpiringCache<Cached>;
+  /** The same entries, by the exact `Authorization` header of their recent callers. */
+  private readonly recent: ExpiringCache<Cached> | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: AuthenticatorOptions) {
     this.now = opts.now ?? Date.now;
     this.cache = new ExpiringCache(opts.maxEntries ?? 10_000);
+    // Never more than the token cache holds: it is the faster door to the same entries.
+    const recent = Math.min(opts.recentHeaders ?? 1_000, opts.maxEntries ?? 10_000);
+    this.recent = recent > 0 ? new ExpiringCache(recent) : undefined;
   }
 
   get anonymousAllowed(): boolean {
@@ -116,6 +128,16 @@ export class Authenticator {
   /** Resolved tokens held (bounded by `maxEntries`; expired ones linger until pushed out). */
   get cachedTokens(): number {
     return this.cache.size;
+  }
+
+  /** Headers held by their text (bounded by `recentHeaders`). */
+  get recentHeaders(): number {
+    return this.recent?.size ?? 0;
+  }
+
+  /** Headers pushed out of the recent-header cache at its bound since start. */
+  get recentHeaderEvictions(): number {
+    return this.recent?.evictions ?? 0;
   }
 
   /**
@@ -130,19 +152,32 @@ export class Authenticator {
       if (this.opts.anonymous) return ANONYMOUS;
       throw new MaxineError('UNAUTHENTICATED', `Authentication is required: ${this.opts.hint}`);
     }
-    // Keyed by the whole header's digest: a hit needs no parsing (only a header that held a
-    // valid token was ever cached), and the key still holds no usable credential.
+    // A recent caller's exact header: no hash, no parsing (only headers that held a valid
+    // token are ever kept, so a hit is that token's answer; its expiry is the entry's).
+    const now = this.now();
+    const recent = this.recent?.get(header, now);
+    if (recent !== undefined) return recent.principal;
+    // Else keyed by the whole header's digest: a hit needs no parsing either, and that key
+    // holds no usable credential.
     const key = tokenDigest(header);
-    const hit = this.cache.get(key, this.now());
-    if (hit !== undefined) return hit.principal;
+    const hit = this.cache.get(key, now);
+    if (hit !== undefined) {
+      this.keepRecent(header, hit);
+      return hit.principal;
+    }
     const token = bearerToken(header);
     if (token === undefined) {
       throw new MaxineError('UNAUTHENTICATED', 'The Authorization header must be `Bearer <token>`');
     }
     return this.resolve(token).then((resolved) => {
       this.cache.set(key, resolved);
+      this.keepRecent(header, resolved);
       return resolved.principal;
     });
+  }
+
+  private keepRecent(header: string, entry: Cached): void {
+    if (header.length <= RECENT_HEADER_MAX) this.recent?.set(header, entry);
   }
 
   /**

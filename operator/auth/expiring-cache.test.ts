@@ -21,4 +21,15 @@ describe('ExpiringCache', () => {
     expect(cache.get('c', 0)).toBeDefined();
     expect(cache.size).toBe(2);
   });
+
+  it('counts the entries pushed out at the bound, and drops an entry found expired', () => {
+    const cache = new ExpiringCache<{ until: number }>(1);
+    cache.set('a', { until: 10 });
+    cache.set('b', { until: 10 });
+    expect(cache.evictions).toBe(1);
+    cache.set('b', { until: 10 }); // the same key again: nothing pushed out
+    expect(cache.evictions).toBe(1);
+    expect(cache.get('b', 10)).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
 });

@@ -234,6 +234,22 @@ export function createSecurity(deps: SecurityDeps): Security {
       this.set(authenticator.cachedTokens);
     },
   });
+  new Gauge({
+    name: 'maxine_auth_recent_header_cache_entries',
+    help: 'Authorization headers of recent callers kept by their text in front of the token cache, so a repeat needs no hash (bounded: 1,000)',
+    registers: [deps.prom],
+    collect() {
+      this.set(authenticator.recentHeaders);
+    },
+  });
+  new Gauge({
+    name: 'maxine_auth_recent_header_cache_evictions',
+    help: 'Authorization headers pushed out of the recent-header cache at its bound since start (their callers fall back to the token cache by digest)',
+    registers: [deps.prom],
+    collect() {
+      this.set(authenticator.recentHeaderEvictions);
+    },
+  });
   const earlyFlushes = new Counter({
     name: 'maxine_audit_allowed_read_early_flushes_total',
     help: 'Times the aggregated allowed discoveries reached --audit-reads-max-keys and every count was written before its interval ended',

@@ -88,6 +88,8 @@ describe('secured discovery', () => {
     for (let i = 0; i < 6; i++) expect((await discover('shop/web')).status).toBe(200);
     expect(await metric('maxine_access_discovery_cache_entries')).toBe(1);
     expect(await metric('maxine_auth_token_cache_entries')).toBeGreaterThanOrEqual(2);
+    expect(await metric('maxine_auth_recent_header_cache_entries')).toBeGreaterThanOrEqual(2);
+    expect(await metric('maxine_auth_recent_header_cache_evictions')).toBe(0);
     expect(await metric('maxine_access_discovery_cache_overflows_total')).toBe(0);
     expect(await metric('maxine_access_acl_decision_cache_entries')).toBeGreaterThanOrEqual(1);
   });
