@@ -33,6 +33,7 @@ const SERVICE = { namespace: 'bench', name: 'api' };
 
 function setUp(): {
   access: AccessControl;
+  aggregated: AccessControl;
   anonymous: AccessControl;
   registry: Registry;
   audited: { n: number };
@@ -72,23 +73,29 @@ function setUp(): {
   });
   const audited = { n: 0 };
   const specs = new Map([['bench/api', {}]]);
-  const access = new AccessControl({
-    authenticator: new Authenticator({
-      anonymous: true,
-      staticTokens: StaticTokens.parse(`tokens:\n  - { token: ${TOKEN}, user: bench }\n`, 't'),
-      hint: 'bench',
-    }),
-    store,
-    aclDefault: 'deny',
-    intentionDefault: 'allow',
-    policyNamespaces: ['maxine-system'],
-    bootstrapAdmins: [],
-    sidecarReadAll: true,
-    sourcesOf: () => [],
-    serviceLimit: (s) => (specs.get(`${s.namespace}/${s.name}`) as { rateLimit?: never }).rateLimit,
-    audit: () => void (audited.n += 1),
-    logger: createLogger('silent'),
-  });
+  const secured = (auditAllowedReads?: 'aggregate'): AccessControl =>
+    new AccessControl({
+      ...(auditAllowedReads !== undefined && { auditAllowedReads }),
+      authenticator: new Authenticator({
+        anonymous: true,
+        staticTokens: StaticTokens.parse(`tokens:\n  - { token: ${TOKEN}, user: bench }\n`, 't'),
+        hint: 'bench',
+      }),
+      store,
+      aclDefault: 'deny',
+      intentionDefault: 'allow',
+      policyNamespaces: ['maxine-system'],
+      bootstrapAdmins: [],
+      sidecarReadAll: true,
+      sourcesOf: () => [],
+      serviceLimit: (s) =>
+        (specs.get(`${s.namespace}/${s.name}`) as { rateLimit?: never }).rateLimit,
+      audit: () => void (audited.n += 1),
+      logger: createLogger('silent'),
+    });
+  const access = secured();
+  // --audit-allowed-reads aggregate: every allowed discovery counted (flushed only at the end).
+  const aggregated = secured('aggregate');
   const anonymous = new AccessControl({
     authenticator: new Authenticator({ anonymous: true, hint: 'bench' }),
     store: new PolicyStore(() => undefined),
@@ -101,7 +108,7 @@ function setUp(): {
     serviceLimit: () => undefined,
     logger: createLogger('silent'),
   });
-  return { access, anonymous, registry, audited };
+  return { access, aggregated, anonymous, registry, audited };
 }
 
 /**
@@ -144,7 +151,9 @@ function cpuNsPerCall(fn: () => unknown): number {
 }
 
 async function main(): Promise<void> {
-  const { access, anonymous, registry, audited } = setUp();
+  const { access, aggregated, anonymous, registry, audited } = setUp();
+  const warm = request();
+  await aggregated.principal(warm, 'discover', originOf(warm));
   const req = request();
   // The first request resolves the token (a promise); every later one is a cache hit.
   await access.principal(req, 'discover', originOf(req));
@@ -195,6 +204,10 @@ async function main(): Promise<void> {
     [
       'whole discoverAnswer (all of the above but metrics)',
       () => discoverAnswer({ access, registry }, fresh()),
+    ],
+    [
+      'the same with --audit-allowed-reads aggregate (each allowed discovery counted)',
+      () => discoverAnswer({ access: aggregated, registry }, fresh()),
     ],
     [
       'for comparison: whole discoverAnswer of an anonymous request (no token, no source header, ACL default allow)',
