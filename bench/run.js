@@ -4,6 +4,8 @@
  *
  * - Discovery on the operator against a bare `node:http` server answering the same bytes,
  *   measured alternately in the same run, so that only ratios are compared on a noisy box.
+ *   Secured discovery is also compared with the bare server sent the same two headers
+ *   (Authorization, x-maxine-source), in a row of its own beside the aim's.
  * - Heartbeats and registrations per second.
  * - RSS of an operator holding 100,000 instances.
  * - Peers (bench/peers.js, decision 0028): etcd and Consul reads of every instance, each with
