@@ -67,6 +67,7 @@ describe('the bundled sidecar', () => {
         MAXINE_PROXY_LISTEN: 'off',
         MAXINE_DISCOVERY_SCOPE: 'cluster',
         MAXINE_LOG_LEVEL: 'info',
+        MAXINE_MEMORY_TRIM_SECONDS: '1',
       },
     });
     const url = `http://127.0.0.1:${sidecar.port}`;
@@ -92,5 +93,16 @@ describe('the bundled sidecar', () => {
       'the sidecar registered web',
     );
     expect(existsSync(entry)).toBe(true);
+    // Once the copy synced and went quiet, the memory trim ran in the bundle (sidecar/memory-trim.ts):
+    // the collector was made there, without --expose-gc.
+    await eventually(
+      () =>
+        Promise.resolve(
+          sidecar!.output().includes('memory trimmed after the registry copy synced'),
+        ),
+      10_000,
+      'the bundled sidecar trimmed its memory after the sync',
+    );
+    expect(sidecar.output()).not.toContain('memory trim off');
   }, 30_000);
 });
