@@ -56,6 +56,12 @@ module.exports = new Proxy({}, {
   },
 };
 
+/**
+ * The packages left out of the bundle, required on first use from `node_modules` beside it:
+ * all the sidecar image copies of `node_modules` (Dockerfile.sidecar; test/dockerfiles.test.ts).
+ */
+export const SIDECAR_BUNDLE_EXTERNALS = ['yaml', 're2js'] as const;
+
 /** The file name of the bundle's entry, in its output folder. */
 export const SIDECAR_BUNDLE_NAME = 'maxine-sidecar.mjs';
 
@@ -79,7 +85,7 @@ export async function bundleSidecar(outdir = join(root, 'dist', 'sidecar')): Pro
     minify: true,
     legalComments: 'none',
     logLevel: 'warning',
-    external: ['yaml', 're2js'],
+    external: [...SIDECAR_BUNDLE_EXTERNALS],
     plugins: [lazyBuiltins],
     banner: {
       js: "import{createRequire as __maxineCreateRequire}from'node:module';const require=__maxineCreateRequire(import.meta.url);",
