@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { runInNewContext } from 'node:vm';
 import { createLogger } from '../common/logger.js';
 import { lastResortCollector, MemoryTrim } from './memory-trim.js';
 
@@ -56,8 +57,7 @@ describe('MemoryTrim', () => {
 });
 
 describe('lastResortCollector', () => {
-  it('collects without --expose-gc and leaves no gc on the global object', async () => {
-    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+  it('collects without --expose-gc and leaves the flag off (no later context gets a gc)', async () => {
     const collect = lastResortCollector();
     expect(typeof collect).toBe('function');
     let garbage: unknown[] | undefined = Array.from({ length: 200_000 }, (_, i) => ({ i }));
@@ -67,6 +67,7 @@ describe('lastResortCollector', () => {
     collect!();
     expect(garbage).toBeUndefined();
     expect(weak.deref()).toBeUndefined();
-    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+    // (This file's own global may have one: other test files in the worker set the flag.)
+    expect(runInNewContext('typeof gc')).toBe('undefined');
   });
 });
