@@ -110,6 +110,10 @@ const IMPORTS = [
   'node:http',
   // As common/node-http.ts loads it: an ESM import loads undici on Node 24+, a require does not.
   'require:node:http',
+  // Loaded by the sidecar only for an https:// operator, API server or probe (decision 0027).
+  'node:https',
+  'node:tls',
+  'node:crypto',
   'zod',
   'pino',
   'prom-client',
