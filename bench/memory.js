@@ -22,7 +22,10 @@
  * per-module costs), BENCH_SIDECAR_ENTRY (another sidecar entry, e.g. the bundle
  * `dist/sidecar/maxine-sidecar.mjs` of `npm run build:sidecar-bundle`, measured right after
  * dist/sidecar/main.js for each flag set, in the same run against the same operator),
- * BENCH_SIDECAR_ONLY (1: the sidecar table alone, printed, RESULTS-memory.md left alone).
+ * BENCH_SIDECAR_ONLY (1: the sidecar table alone, printed, RESULTS-memory.md left alone; with
+ * BENCH_BEFORE_SIDECAR, another build's sidecar entry measured first with
+ * BENCH_BEFORE_SIDECAR_FLAGS), BENCH_SIDECAR_MAIN (this build's sidecar entry instead of
+ * dist/sidecar/main.js). A flag set's `NAME=value` words are the sidecar's environment.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,7 +66,10 @@ function startOperatorAt(main, resources, name, nodeFlags = []) {
 }
 
 const ROOT = join(import.meta.dirname, '..');
-const SIDECAR_MAIN = join(ROOT, 'dist', 'sidecar', 'main.js');
+/** The sidecar of "this build": dist/sidecar/main.js, or BENCH_SIDECAR_MAIN (e.g. the bundle). */
+const SIDECAR_MAIN = process.env.BENCH_SIDECAR_MAIN
+  ? resolve(process.env.BENCH_SIDECAR_MAIN)
+  : join(ROOT, 'dist', 'sidecar', 'main.js');
 const HEAP_HOOK = join(import.meta.dirname, 'heap-hook.js');
 /** BENCH_MEMORY_RESULTS: another file for exploratory runs (flag trials), so they leave the results alone. */
 const RESULTS = process.env.BENCH_MEMORY_RESULTS ?? join(import.meta.dirname, 'RESULTS-memory.md');
@@ -76,8 +82,27 @@ const BULK_LIMITS = [
   ...['--max-instances', '2000000', '--max-instances-per-principal', '2000000'],
   ...['--max-instances-per-service', '2000000'],
 ];
-/** The flags Dockerfile.sidecar starts the sidecar with (docs/decisions/0027-*.md). */
-export const IMAGE_SIDECAR_FLAGS = '--max-semi-space-size=8 --max-old-space-size=96';
+/**
+ * The flags Dockerfile.sidecar starts the sidecar with (docs/decisions/0027-*.md), and its
+ * environment: a flag set's `NAME=value` words are environment variables, the rest Node flags.
+ */
+export const IMAGE_SIDECAR_FLAGS =
+  'MALLOC_ARENA_MAX=1 --max-semi-space-size=8 --max-old-space-size=96';
+
+/**
+ * A flag set's environment variables (`NAME=value` words) and Node flags (the other words).
+ * @param {string} flags
+ */
+export function splitFlagSet(flags) {
+  const words = flags.split(' ').filter(Boolean);
+  const isEnv = (/** @type {string} */ w) => /^[A-Z_][A-Z0-9_]*=/.test(w);
+  return {
+    env: Object.fromEntries(
+      words.filter(isEnv).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+    ),
+    nodeFlags: words.filter((w) => !isEnv(w)),
+  };
+}
 const AIMS = { rssMb: 300, bytesPerInstance: 1024, sidecarAnonMb: 20 };
 
 /** What a fresh node costs, then what each module adds (imported alone, after a full GC). */
@@ -85,6 +110,10 @@ const IMPORTS = [
   'node:http',
   // As common/node-http.ts loads it: an ESM import loads undici on Node 24+, a require does not.
   'require:node:http',
+  // Loaded by the sidecar only for an https:// operator, API server or probe (decision 0027).
+  'node:https',
+  'node:tls',
+  'node:crypto',
   'zod',
   'pino',
   'prom-client',
@@ -281,6 +310,7 @@ async function sidecarFootprint(
   config,
   tmp,
   beforeMain = /** @type {string | undefined} */ (undefined),
+  beforeFlags = IMAGE_SIDECAR_FLAGS,
 ) {
   // The sidecar registers one more service than the copy holds: without room for it the
   // operator refuses it (429, 1,000 undeclared services per principal by default) and the
@@ -316,7 +346,7 @@ async function sidecarFootprint(
     const rows = [];
     // BENCH_BEFORE_DIST's sidecar first, with the image's flags: before/after in the same run.
     if (beforeMain !== undefined)
-      rows.push(await oneSidecar(operator, IMAGE_SIDECAR_FLAGS, beforeMain, 'before'));
+      rows.push(await oneSidecar(operator, beforeFlags, beforeMain, 'before'));
     for (const flags of config.flagSets) {
       rows.push(await oneSidecar(operator, flags));
       if (config.sidecarEntry !== undefined)
@@ -339,13 +369,15 @@ async function oneSidecar(operator, flags, main = SIDECAR_MAIN, build = 'this bu
   const port = await freePort();
   const loadBefore = load();
   const started = process.hrtime.bigint();
+  const { env: flagEnv, nodeFlags } = splitFlagSet(flags);
   const sidecar = await startChild({
     name: `sidecar ${flags}`,
     port,
     readyPath: '/v1/discover/api',
-    args: [...flags.split(' ').filter(Boolean), main],
+    args: [...nodeFlags, main],
     env: {
       ...process.env,
+      ...flagEnv,
       MAXINE_DISCOVERY_SCOPE: 'cluster',
       MAXINE_SERVICE: 'client',
       MAXINE_POD_NAMESPACE: 'bench',
@@ -550,10 +582,29 @@ export async function sidecarOnlyMain() {
   mkdirSync(join(tmp, 'empty'));
   writeFileSync(join(tmp, 'empty', '.keep'), '');
   process.stderr.write(`memory: sidecar only, copy of ${config.sidecarServices} services ...\n`);
-  const sidecar = await sidecarFootprint(config, tmp);
+  // BENCH_BEFORE_SIDECAR: another build's sidecar entry, first, with BENCH_BEFORE_SIDECAR_FLAGS
+  // (default: the image's), against the same operator: before/after in the same run.
+  const sidecar = await sidecarFootprint(
+    config,
+    tmp,
+    process.env.BENCH_BEFORE_SIDECAR ? resolve(process.env.BENCH_BEFORE_SIDECAR) : undefined,
+    process.env.BENCH_BEFORE_SIDECAR_FLAGS ?? IMAGE_SIDECAR_FLAGS,
+  );
   process.stdout.write(
     `## Sidecar only, Node ${serverNode}\n\n- date: ${started.toISOString()}; commit ${host.commit}; load at start ${host.load}, at end ${load()}\n\n${sidecarTable(sidecar)}\n`,
   );
+}
+
+/**
+ * The row the aim reads: the image's flags, on the bundle when BENCH_SIDECAR_ENTRY measured it
+ * (the image runs the bundle), else on this build's main.js.
+ * @template {{ build: string, flags: string }} R
+ * @param {R[]} rows
+ */
+function imageRow(rows) {
+  const bundled = rows.filter((r) => r.build === 'bundle');
+  const built = bundled.length > 0 ? bundled : rows.filter((r) => r.build === 'this build');
+  return built.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? built[0];
 }
 
 export async function memoryMain() {
@@ -586,8 +637,7 @@ export async function memoryMain() {
   const imports = config.imports ? importCosts() : undefined;
   const grownAfterGc =
     ((operator.afterGc.rssMb - operator.before.rssMb) * 2 ** 20) / operator.instances;
-  const built = sidecar.rows.filter((r) => r.build === 'this build');
-  const image = built.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? built[0];
+  const image = imageRow(sidecar.rows);
   const aims = [
     [
       `operator RSS with ${operator.instances.toLocaleString('en-US')} instances, settled`,
@@ -656,7 +706,7 @@ export async function memoryMain() {
         ]),
     '### Sidecar',
     '',
-    `\`node <flags> dist/sidecar/main.js\` of \`bench/client\` with \`MAXINE_DISCOVERY_SCOPE=cluster\`: its copy holds ${sidecar.services.toLocaleString('en-US')} services of 2 instances each (fed by the operator's event stream). Start-up is from spawn to the first 200 answer of \`GET /v1/discover/api\` (polled every 50 ms); idle is ${(10 * SETTLE_MS) / 1000} s later, after V8's memory reducer has had its turn.`,
+    `\`node <flags> dist/sidecar/main.js\` of \`bench/client\` with \`MAXINE_DISCOVERY_SCOPE=cluster\`: its copy holds ${sidecar.services.toLocaleString('en-US')} services of 2 instances each (fed by the operator's event stream). Start-up is from spawn to the first 200 answer of \`GET /v1/discover/api\` (polled every 50 ms); idle is ${(10 * SETTLE_MS) / 1000} s later, after V8's memory reducer and the sidecar's memory trim (10 s after the sync, \`MAXINE_MEMORY_TRIM_SECONDS\`) have had their turn. A flag set's \`NAME=value\` words are the sidecar's environment (\`MALLOC_ARENA_MAX=1\`: the image's).`,
     '',
     sidecarTable(sidecar),
     '',

@@ -298,6 +298,8 @@ async function startSidecar(operator, tokenFile) {
       MAXINE_OPERATOR_URL: `http://127.0.0.1:${operator.port}`,
       MAXINE_LISTEN_PORT: String(port),
       MAXINE_LOG_LEVEL: 'warn',
+      // Dockerfile.sidecar's environment: one malloc arena (decision 0027, session 11).
+      MALLOC_ARENA_MAX: '1',
       ...(tokenFile !== undefined && {
         MAXINE_TOKEN_FILE: tokenFile,
         MAXINE_DISCOVERY_CHECK_INTENTIONS: 'true',
@@ -665,6 +667,7 @@ async function measureThroughput(config, tmp, profileDir) {
     });
     const baseline = (servers.baseline = await startBaseline(body));
     const sidecar = (servers.sidecar = await startSidecar(operator));
+    const sidecarSyncedAt = Date.now();
     const sidecarAnswer = await fetchAnswer(sidecar, SIDECAR_PATH);
     if (sidecarAnswer.length !== body.length)
       throw new Error(`sidecar answer differs in size: ${sidecarAnswer.toString()}`);
@@ -673,7 +676,8 @@ async function measureThroughput(config, tmp, profileDir) {
     writeFileSync(sidecarToken, SIDECAR_TOKEN, { mode: 0o600 });
     const securedSidecar = (servers.securedSidecar = await startSidecar(secured, sidecarToken));
     await fetchAnswer(securedSidecar, SIDECAR_PATH);
-    await sleep(SETTLE_MS);
+    // Idle is after the sidecar's memory trim (MAXINE_MEMORY_TRIM_SECONDS, 10 s after its sync).
+    await sleep(Math.max(SETTLE_MS, sidecarSyncedAt + 12_000 - Date.now()));
     const sidecarIdle = rssOf(sidecar.pid);
     const baselineIdle = rssOf(baseline.pid);
     const list = scenarios(config, {

@@ -17,8 +17,50 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import type { Plugin } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * ws requires `https` and `tls` at load, for `wss://` URLs only, and prom-client `https` for
+ * its Pushgateway, which the sidecar does not use; a sidecar whose operator URL is plain http
+ * (the webhook's default) never needs them, yet loading them costs ~4 MB of private memory on
+ * Node 26 (OpenSSL's contexts; decision 0027, session 11). In the bundle, those requires get a
+ * stand-in that requires the real module on the first property read (ws reads `https.request`
+ * and `tls.connect` only when it connects to a `wss://` URL). The sidecar's own https use goes
+ * through common/node-http.ts's `https()`, required on first call.
+ */
+const LAZY_BUILTINS = /^(?:node:)?(https|tls)$/;
+const LAZY_IN = /[\\/]node_modules[\\/](?:ws|prom-client)[\\/]/;
+export const lazyBuiltins: Plugin = {
+  name: 'maxine-lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: LAZY_BUILTINS }, (args) =>
+      LAZY_IN.test(args.importer)
+        ? { path: LAZY_BUILTINS.exec(args.path)![1]!, namespace: 'maxine-lazy-builtin' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'maxine-lazy-builtin' }, (args) => ({
+      loader: 'js',
+      contents: `let m; const load = () => (m ??= require('node:${args.path}'));
+module.exports = new Proxy({}, {
+  get: (_t, key) => load()[key],
+  has: (_t, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_t, key) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), key);
+    return d === undefined ? undefined : { ...d, configurable: true };
+  },
+});`,
+    }));
+  },
+};
+
+/**
+ * The packages left out of the bundle, required on first use from `node_modules` beside it:
+ * all the sidecar image copies of `node_modules` (Dockerfile.sidecar; test/dockerfiles.test.ts).
+ */
+export const SIDECAR_BUNDLE_EXTERNALS = ['yaml', 're2js'] as const;
 
 /** The file name of the bundle's entry, in its output folder. */
 export const SIDECAR_BUNDLE_NAME = 'maxine-sidecar.mjs';
@@ -43,7 +85,8 @@ export async function bundleSidecar(outdir = join(root, 'dist', 'sidecar')): Pro
     minify: true,
     legalComments: 'none',
     logLevel: 'warning',
-    external: ['yaml', 're2js'],
+    external: [...SIDECAR_BUNDLE_EXTERNALS],
+    plugins: [lazyBuiltins],
     banner: {
       js: "import{createRequire as __maxineCreateRequire}from'node:module';const require=__maxineCreateRequire(import.meta.url);",
     },

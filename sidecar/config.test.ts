@@ -98,7 +98,21 @@ describe('sidecar configuration from the environment the webhook sets', () => {
   });
 
   it.each([
+    ['unset', undefined, 10],
+    ['empty', '', 10],
+    ['0 (off)', '0', 0],
+    ['30', '30', 30],
+  ])('the memory trim after a sync: %s → %s s', (_name, value, expected) => {
+    const env = value === undefined ? pod : { ...pod, MAXINE_MEMORY_TRIM_SECONDS: value };
+    expect(loadSidecarConfig(env).memoryTrimSeconds).toBe(expected);
+  });
+
+  it.each([
     [{}, 'MAXINE_SERVICE'],
+    [
+      { ...pod, MAXINE_MEMORY_TRIM_SECONDS: '-1' },
+      'MAXINE_MEMORY_TRIM_SECONDS: must be 0 (off) or more',
+    ],
     [
       { ...pod, MAXINE_REPORT_INTERVAL_SECONDS: 'soon' },
       'MAXINE_REPORT_INTERVAL_SECONDS: must be a whole number of seconds',

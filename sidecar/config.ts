@@ -176,6 +176,20 @@ export const sidecarEnvSchema = z.object({
       .max(60_000, 'must be at most 60000 (a minute)')
       .default(1000),
   ),
+  /**
+   * Seconds after the registry copy synced (a completed snapshot) before one memory-reducing
+   * garbage collection gives back what the snapshot's burst grew (sidecar/memory-trim.ts);
+   * 0 turns it off.
+   */
+  MAXINE_MEMORY_TRIM_SECONDS: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(0, 'must be 0 (off) or more')
+      .max(3600, 'must be at most 3600')
+      .default(10),
+  ),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -222,6 +236,8 @@ export interface SidecarConfig {
   discoveryChecksIntentions: boolean;
   /** Milliseconds a try may take to connect (`MAXINE_PROXY_CONNECT_TIMEOUT_MS`). */
   proxyConnectTimeoutMs: number;
+  /** Seconds after a sync before the memory trim (`MAXINE_MEMORY_TRIM_SECONDS`; 0: off). */
+  memoryTrimSeconds: number;
   logLevel: string;
 }
 
@@ -273,6 +289,7 @@ export function loadSidecarConfig(env: NodeJS.ProcessEnv): SidecarConfig {
     proxyRetryNonIdempotent: e.MAXINE_PROXY_RETRY_NON_IDEMPOTENT,
     discoveryChecksIntentions: e.MAXINE_DISCOVERY_CHECK_INTENTIONS,
     proxyConnectTimeoutMs: e.MAXINE_PROXY_CONNECT_TIMEOUT_MS,
+    memoryTrimSeconds: e.MAXINE_MEMORY_TRIM_SECONDS,
     logLevel: e.MAXINE_LOG_LEVEL,
   };
 }

@@ -3,13 +3,14 @@
  * `fetch`: undici alone adds ~10 MB to the resident set of a process whose budget is 40 MB,
  * and a keep-alive agent reuses one connection for every heartbeat.
  */
-import { http } from '../common/node-http.js';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpsAgent } from 'node:https';
+import { http, https as loadHttps } from '../common/node-http.js';
 
 const { Agent: HttpAgent, request: httpRequest } = http;
 
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 4 });
-const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 4 });
+/** Made with node:https on the first https:// request (node:tls is not loaded before). */
+let httpsAgent: HttpsAgent | undefined;
 
 export interface JsonAnswer {
   status: number;
@@ -27,15 +28,15 @@ export function requestJson(
     headers['content-type'] = 'application/json';
     headers['content-length'] = String(Buffer.byteLength(payload));
   }
-  const https = url.protocol === 'https:';
-  const send = https ? httpsRequest : httpRequest;
+  const secure = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
-    const req = send(url, {
-      method: opts.method,
-      headers,
-      agent: https ? httpsAgent : httpAgent,
-      timeout: opts.timeoutMs,
-    });
+    const options = { method: opts.method, headers, timeout: opts.timeoutMs };
+    const req = secure
+      ? loadHttps().request(url, {
+          ...options,
+          agent: (httpsAgent ??= new (loadHttps().Agent)({ keepAlive: true, maxSockets: 4 })),
+        })
+      : httpRequest(url, { ...options, agent: httpAgent });
     const deadline = setTimeout(
       () =>
         req.destroy(new Error(`${opts.method} ${url.pathname}: no answer in ${opts.timeoutMs} ms`)),

@@ -16,6 +16,7 @@ import type { SidecarConfig } from './config.js';
 import { CheckRunner, checkEnv } from './health/runner.js';
 import type { ReportedHealth } from './health/runner.js';
 import { MeshConfigCache, namesService, operatorMeshFetcher } from './mesh.js';
+import { MemoryTrim } from './memory-trim.js';
 import { RegistryMirror } from './mirror.js';
 import { ConfigDelivery } from './app-config/delivery.js';
 import { discoveryScope, outsideScope } from './scope.js';
@@ -170,11 +171,13 @@ export function createSidecar(
     mesh.invalidate();
   };
 
+  const memoryTrim = new MemoryTrim({ delayMs: config.memoryTrimSeconds * 1000, logger });
   const mirror = new RegistryMirror({
     operatorUrl: config.operatorUrl,
     logger,
     token,
     onResync: () => {
+      memoryTrim.schedule();
       ownSpecChanged();
       for (const ref of breakers.tracked()) refreshMembers(ref);
     },
@@ -346,6 +349,7 @@ export function createSidecar(
       await checks.stop();
       await mesh.stop();
       mirror.stop();
+      memoryTrim.stop();
       await appConfig.stop();
       proxy.close();
       await reporter.stop();

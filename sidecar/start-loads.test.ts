@@ -17,6 +17,8 @@ describe('the sidecar loads at start only what it uses at start', () => {
     ['yaml', 'common/mesh/format.ts'],
     // Only a user regex (intentions' pathRegex / headers[].regex) needs it.
     ['re2js', 'common/regex-safety.ts'],
+    // Only an https:// operator, API server or health probe needs it (and node:tls with it).
+    ['node:https', 'common/node-http.ts'],
   ])('sidecar/main.ts reaches %s through no static import (it is required in %s)', (target) => {
     expect(chainsTo('sidecar/main.ts', target)).toEqual([]);
   });

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
+import { SIDECAR_BUNDLE_EXTERNALS } from '../sidecar/bundle.js';
 
 interface Instruction {
   op: string;
@@ -205,13 +206,22 @@ describe('the sidecar image against the build output layout', () => {
     expect(copied.filter((p) => /operator|tsconfig\.build\.json/.test(p))).toEqual([]);
   });
 
-  it('its runtime stage copies only dependencies, that dist/ and package.json, and runs the bundle in dist/sidecar', () => {
+  it('its runtime stage copies only the bundle and the packages it leaves out, and runs the bundle in dist/sidecar', () => {
     const copies = runtime.instructions.filter((i) => i.op === 'COPY').map(sources);
     expect(copies).toEqual([
-      { from: 'build', paths: ['/src/node_modules'] },
-      { from: 'build', paths: ['/src/dist'] },
-      { paths: ['package.json'] },
+      ...SIDECAR_BUNDLE_EXTERNALS.map((name) => ({
+        from: 'build',
+        paths: [`/src/node_modules/${name}`],
+      })),
+      { from: 'build', paths: ['/src/dist/sidecar/*.mjs'] },
     ]);
+    // Copying a package's folder is enough only when it depends on nothing.
+    for (const name of SIDECAR_BUNDLE_EXTERNALS) {
+      const pkg = JSON.parse(readFileSync(`node_modules/${name}/package.json`, 'utf8')) as {
+        dependencies?: Record<string, string>;
+      };
+      expect([name, Object.keys(pkg.dependencies ?? {})]).toEqual([name, []]);
+    }
     const entry = JSON.parse(
       runtime.instructions.find((i) => i.op === 'ENTRYPOINT')!.args,
     ) as string[];
@@ -220,5 +230,10 @@ describe('the sidecar image against the build output layout', () => {
     expect(build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args)).toContainEqual(
       expect.stringMatching(/npm run build:sidecar && npm run build:sidecar-bundle/),
     );
+  });
+
+  it('runs with one malloc arena (MALLOC_ARENA_MAX=1), as bench/memory.js measures the image', () => {
+    const env = runtime.instructions.filter((i) => i.op === 'ENV').map((i) => i.args);
+    expect(env).toContain('MALLOC_ARENA_MAX=1');
   });
 });

@@ -6,8 +6,7 @@
  * and `GET /v1/config` never mix a value with a version it does not belong to.
  */
 import { readFile } from 'node:fs/promises';
-import { http } from '../../common/node-http.js';
-import { request as httpsRequest } from 'node:https';
+import { http, https } from '../../common/node-http.js';
 import { secretDigest, secretNames } from '../../common/config-sources.js';
 import type { ConfigSecrets } from '../../common/config-sources.js';
 
@@ -108,7 +107,7 @@ function get(
   timeoutMs: number,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const send = url.protocol === 'https:' ? httpsRequest : http.request;
+    const send = url.protocol === 'https:' ? https().request : http.request;
     const req = send(
       url,
       {

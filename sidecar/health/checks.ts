@@ -7,8 +7,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
-import { http } from '../../common/node-http.js';
-import https from 'node:https';
+import { http, https } from '../../common/node-http.js';
+import type { RequestOptions } from 'node:https';
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { getSystemErrorMap, types } from 'node:util';
@@ -290,7 +290,7 @@ function charStart(bytes: Buffer, at: number): number {
 export function runHttp(probe: HttpProbe): Promise<CheckResult> {
   const url = `${probe.scheme}://${hostPort(probe.host, probe.port)}${probe.path}`;
   return bounded(probe, `GET ${url}`, (finish) => {
-    const options: https.RequestOptions = {
+    const options: RequestOptions = {
       host: probe.host,
       port: probe.port,
       path: probe.path,
@@ -301,7 +301,7 @@ export function runHttp(probe: HttpProbe): Promise<CheckResult> {
     };
     const req =
       probe.scheme === 'https'
-        ? https.request({ ...options, rejectUnauthorized: false })
+        ? https().request({ ...options, rejectUnauthorized: false })
         : http.request(options);
     req.on('error', (err) => finish('critical', `GET ${url}: ${describeError(err)}`));
     req.on('response', (res) => {

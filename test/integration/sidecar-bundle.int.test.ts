@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bundleSidecar, SIDECAR_BUNDLE_NAME } from '../../sidecar/bundle.js';
+import { execFile } from 'node:child_process';
+import { createServer as createHttpsServer } from 'node:https';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+import { WebSocketServer } from 'ws';
+import { generateCa, generateServingCert } from '../../operator/webhook/certs.js';
+import { bundleSidecar, lazyBuiltins, SIDECAR_BUNDLE_NAME } from '../../sidecar/bundle.js';
 import { api, eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 import { spawnListening } from '../helpers/spawn.js';
@@ -19,6 +26,10 @@ import type { Listening } from '../helpers/spawn.js';
 // Inside the tree, so that yaml and re2js (left external, required on first use) resolve from
 // its node_modules as they do in the image's /app.
 const outdir = join(process.cwd(), 'dist', `sidecar-bundle-test-${process.pid}`);
+/** Preloaded into the bundle: on SIGUSR2, one JSON line naming which of tls / https are loaded. */
+const LOADED_HOOK = `data:text/javascript,${encodeURIComponent(
+  "process.on('SIGUSR2', () => process.stdout.write(JSON.stringify({ loadedBuiltins: process.moduleLoadList.filter((m) => /^NativeModule (tls|https)$/.test(m)) }) + '\\n'));",
+)}`;
 let op: TestOperator;
 let sidecar: Listening | undefined;
 let entry: string;
@@ -55,7 +66,7 @@ describe('the bundled sidecar', () => {
   });
 
   it('starts as its own process against a standalone operator and answers a discovery', async () => {
-    sidecar = await spawnListening([entry], {
+    sidecar = await spawnListening(['--import', LOADED_HOOK, entry], {
       env: {
         PATH: process.env.PATH,
         MAXINE_SERVICE: 'web',
@@ -67,6 +78,7 @@ describe('the bundled sidecar', () => {
         MAXINE_PROXY_LISTEN: 'off',
         MAXINE_DISCOVERY_SCOPE: 'cluster',
         MAXINE_LOG_LEVEL: 'info',
+        MAXINE_MEMORY_TRIM_SECONDS: '1',
       },
     });
     const url = `http://127.0.0.1:${sidecar.port}`;
@@ -92,5 +104,73 @@ describe('the bundled sidecar', () => {
       'the sidecar registered web',
     );
     expect(existsSync(entry)).toBe(true);
+    // Once the copy synced and went quiet, the memory trim ran in the bundle (sidecar/memory-trim.ts):
+    // the collector was made there, without --expose-gc.
+    await eventually(
+      () =>
+        Promise.resolve(
+          sidecar!.output().includes('memory trimmed after the registry copy synced'),
+        ),
+      10_000,
+      'the bundled sidecar trimmed its memory after the sync',
+    );
+    expect(sidecar.output()).not.toContain('memory trim off');
+    // Its operator is plain http: node:tls and node:https (~4 MB private on Node 26) were never
+    // loaded, not by ws, prom-client or the sidecar's own clients (sidecar/bundle.ts).
+    sidecar.proc.kill('SIGUSR2');
+    let loaded: unknown;
+    await eventually(
+      () =>
+        Promise.resolve((loaded = sidecar!.lines.find((l) => 'loadedBuiltins' in l)) !== undefined),
+      5000,
+      'the hook answered SIGUSR2',
+    );
+    expect(loaded).toEqual({ loadedBuiltins: [] });
+  }, 30_000);
+
+  it("bundles ws so that tls is required on a wss:// connection's first use, and works", async () => {
+    const ca = await generateCa();
+    const leaf = await generateServingCert({ ca, dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+    const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem });
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (socket) => socket.send('hello over tls'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const dir = join(outdir, 'wss-probe');
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, 'probe.ts'),
+      [
+        "import WebSocket from 'ws';",
+        "const tlsAtStart = process.moduleLoadList.includes('NativeModule tls');",
+        'const ws = new WebSocket(process.argv[2]!, { ca: process.env.PROBE_CA });',
+        "ws.on('message', (m) => { process.stdout.write(JSON.stringify({ tlsAtStart, message: String(m) })); ws.close(); });",
+        "ws.on('error', (err) => { process.stderr.write(String(err)); process.exit(1); });",
+      ].join('\n'),
+    );
+    try {
+      await build({
+        entryPoints: [join(dir, 'probe.ts')],
+        outfile: join(dir, 'probe.mjs'),
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        logLevel: 'warning',
+        plugins: [lazyBuiltins],
+        banner: {
+          js: "import{createRequire as __c}from'node:module';const require=__c(import.meta.url);",
+        },
+      });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [join(dir, 'probe.mjs'), `wss://127.0.0.1:${port}`],
+        { env: { PATH: process.env.PATH, PROBE_CA: ca.certPem }, timeout: 15_000 },
+      );
+      expect(JSON.parse(stdout)).toEqual({ tlsAtStart: false, message: 'hello over tls' });
+    } finally {
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }, 30_000);
 });

@@ -1,0 +1,112 @@
+/**
+ * One memory-reducing garbage collection once the sidecar has gone quiet after its copy synced.
+ *
+ * The copy's snapshot arrives as a burst (1,000 services: thousands of objects that survive), so
+ * V8 grows the young generation to its limit (`--max-semi-space-size=8`: 16 MB) while it is
+ * applied. Node 24 and later keep those pages resident once touched, and neither an ordinary
+ * full collection nor V8's memory reducer gives them back at idle; Node 20's reducer does, some
+ * runs within 20 s, some not. A "last resort" collection (`gc({ flavor: 'last-resort' })`: the
+ * one V8 runs before an out-of-memory exit; on Node 20 a plain `gc()`) shrinks the young generation and releases the freed
+ * pages: about 14 MB of private memory on Node 26 and 10 MB on Node 20 with a 1,000-service
+ * copy (docs/decisions/0027-*.md, session 11). It blocks the event loop for a few tens of
+ * milliseconds, so it runs once per completed snapshot, `delayMs` after the last one (default 10 s:
+ * Node 20 shrinks only once the burst has left V8's 5 s window of allocation throughput),
+ * never on a request's path. The young generation's size limit, which the hot path's speed needs
+ * (decision 0017), is unchanged.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { Logger } from '../common/logger.js';
+
+/** The options of the `gc` function V8 exposes (`--expose-gc`). */
+interface GcOptions {
+  type?: 'major' | 'minor';
+  execution?: 'sync' | 'async';
+  flavor?: 'regular' | 'last-resort';
+}
+
+/**
+ * A function that runs V8's memory-reducing ("last resort") full collection, without
+ * `--expose-gc` on the command line: the flag is set for one new context, whose `gc` is kept,
+ * then unset again, so the sidecar's own global object never gets a `gc`. Undefined when this
+ * Node does not allow it (the trim is then skipped, said once in the log).
+ */
+export function lastResortCollector(): (() => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('gc');
+    setFlagsFromString('--no-expose-gc');
+    if (typeof gc !== 'function') return undefined;
+    const collect = gc as (o?: GcOptions) => void;
+    const options: GcOptions = { type: 'major', execution: 'sync', flavor: 'last-resort' };
+    // Both calls: Node 24 and 26 release the pages on the last-resort flavor only (a plain full
+    // collection keeps them), Node 20's V8 (11.3) on the plain one only (it takes the options
+    // call for another kind of collection). Measured in a fresh node on each: either alone
+    // leaves one of them where it was.
+    return () => {
+      collect(options);
+      collect();
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export interface MemoryTrimOptions {
+  /** How long after the last `schedule()` the collection runs; 0 turns the trim off. */
+  delayMs: number;
+  logger: Logger;
+  /** The collection; default: lastResortCollector(), made on the first trim. */
+  collect?: () => void;
+  /** Resident memory in bytes, for the log line; default process.memoryUsage.rss. */
+  rss?: () => number;
+}
+
+/** Runs one collection `delayMs` after the last schedule() (a burst of them runs it once). */
+export class MemoryTrim {
+  private timer: NodeJS.Timeout | undefined;
+  private collect: (() => void) | undefined;
+  private unavailable = false;
+  /** Collections run so far (the tests read it). */
+  runs = 0;
+
+  constructor(private readonly opts: MemoryTrimOptions) {
+    this.collect = opts.collect;
+  }
+
+  /** The copy has (re)synced: trim once it has been quiet for `delayMs`. */
+  schedule(): void {
+    if (this.opts.delayMs <= 0 || this.unavailable) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), this.opts.delayMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private run(): void {
+    this.timer = undefined;
+    this.collect ??= lastResortCollector();
+    if (this.collect === undefined) {
+      this.unavailable = true;
+      this.opts.logger.warn('this Node.js exposes no memory-reducing collection: memory trim off');
+      return;
+    }
+    const rss = this.opts.rss ?? (() => process.memoryUsage.rss());
+    const before = rss();
+    const started = process.hrtime.bigint();
+    this.collect();
+    this.runs += 1;
+    this.opts.logger.info(
+      {
+        rssBeforeMb: Math.round(before / 2 ** 17) / 8,
+        rssAfterMb: Math.round(rss() / 2 ** 17) / 8,
+        pauseMs: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
+      },
+      'memory trimmed after the registry copy synced',
+    );
+  }
+}
