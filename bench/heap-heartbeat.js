@@ -71,6 +71,9 @@ for (let i = 0; i < INSTANCES; i++) {
 }
 
 /** One in-memory connection: writes a request when the previous answer is whole. */
+/** Answers other than 200 (there must be none: the figures would be of refusals). */
+let refused = 0;
+
 class Connection extends Duplex {
   /** @param {() => void} onAnswer */
   constructor(onAnswer) {
@@ -84,7 +87,10 @@ class Connection extends Duplex {
   /** @override @param {Buffer} chunk @param {string} _enc @param {() => void} done */
   _write(chunk, _enc, done) {
     // Each answer is small and written in one chunk (head and body corked together).
-    if (chunk.includes('HTTP/1.1 ')) this.onAnswer();
+    if (chunk.includes('HTTP/1.1 ')) {
+      if (!chunk.includes('HTTP/1.1 200 ')) refused += 1;
+      this.onAnswer();
+    }
     done();
   }
   setTimeout() {
@@ -183,6 +189,7 @@ if (process.env.BENCH_HEARTBEAT_BARE === '1') {
 
 const results = [];
 for (let r = 0; r < RUNS; r++) results.push(await run());
+if (refused > 0) throw new Error(`${refused} answers were not 200`);
 const best = results.reduce((a, b) => (b.us < a.us ? b : a));
 const per10k = (/** @type {number} */ n) => (n * 10_000) / REQUESTS;
 process.stdout.write(

@@ -265,16 +265,27 @@ export async function heartbeatAnswer(
   // readJsonBody sets no timer (reading at once, before the body is parsed, would set one per
   // heartbeat and measured no faster; issue 17).
   const principal = await deps.access.principal(req, 'heartbeat', originOf(req));
-  const id = idParamSchema.safeParse({
-    id: rawId.includes('%') ? decodeURIComponent(rawId) : rawId,
-  });
-  if (!id.success) throw validationError('path', id.error);
+  const id = heartbeatId(rawId.includes('%') ? decodeURIComponent(rawId) : rawId);
   // No body at all means an empty heartbeat; a JSON `null` is a body, and an invalid one.
   const raw = await readJsonBody(req, deps.bodyLimitBytes, deps.bodyTimeoutMs);
-  const body = heartbeatRequestSchema.safeParse(raw === undefined ? {} : raw);
+  const body = raw === undefined ? EMPTY_HEARTBEAT : heartbeatRequestSchema.safeParse(raw);
   if (!body.success) throw validationError('heartbeat', body.error);
-  authorizeInstanceWrite(deps, callerOf(req, principal), id.data.id, 'heartbeat');
-  return JSON.stringify({ instance: deps.registry.heartbeat(id.data.id, body.data) });
+  authorizeInstanceWrite(deps, callerOf(req, principal), id, 'heartbeat');
+  return JSON.stringify({ instance: deps.registry.heartbeat(id, body.data) });
+}
+
+/** An empty heartbeat (no body), parsed once. */
+const EMPTY_HEARTBEAT = heartbeatRequestSchema.safeParse({});
+
+/**
+ * The instance id of a heartbeat's path, validated by the id schema itself (no wrapping
+ * object per heartbeat); a refusal is made by the path's schema, so its issues say `id`.
+ */
+function heartbeatId(id: string): string {
+  if (instanceIdSchema.safeParse(id).success) return id;
+  const refused = idParamSchema.safeParse({ id });
+  if (refused.success) return refused.data.id;
+  throw validationError('path', refused.error);
 }
 
 export function respondJson(
@@ -286,7 +297,8 @@ export function respondJson(
   const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
   const headers = ['content-type', 'application/json', 'content-length', String(length)];
   if (opts.close === true) headers.push('connection', 'close');
-  for (const [name, value] of Object.entries(opts.headers ?? {})) headers.push(name, value);
+  if (opts.headers !== undefined)
+    for (const [name, value] of Object.entries(opts.headers)) headers.push(name, value);
   res.writeHead(status, headers);
   if (opts.head === true) res.end();
   else res.end(body);

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { systemClock } from './clock.js';
+import { healthOf, toInstance } from './instance.js';
+import type { InstanceRecord } from './instance.js';
 import { instanceId, Registry } from './registry.js';
 
 setFlagsFromString('--expose-gc');
@@ -71,4 +73,85 @@ describe('what an instance costs', () => {
     // digest: four strings, ~128 bytes more per instance (158 measured here; ~32 now).
     expect(computed - named).toBeLessThan(64);
   });
+});
+
+describe('what a heartbeat builds', () => {
+  const record = (over: Partial<InstanceRecord> = {}): InstanceRecord => ({
+    id: 'api-1',
+    namespace: 'ns',
+    service: 'api',
+    host: '10.0.0.1',
+    port: 80,
+    weight: 1,
+    metadata: {},
+    source: 'registration',
+    registeredAt: Date.parse('2026-12-06T22:00:00.000Z'),
+    lastHeartbeat: Date.parse('2026-12-06T22:00:10.500Z'),
+    ttlMs: 30_000,
+    leaseLapsed: false,
+    ready: true,
+    check: { status: 'passing' },
+    connections: 0,
+    ...over,
+  });
+
+  it.each([
+    ['passing', {}, { status: 'passing', reason: 'check' }],
+    ['warning', { check: { status: 'warning' as const } }, { status: 'warning', reason: 'check' }],
+    ['lapsed', { leaseLapsed: true }, { status: 'critical', reason: 'lease-expired' }],
+    ['not ready', { ready: false }, { status: 'critical', reason: 'not-ready' }],
+  ])(
+    'healthOf a %s record is one shared frozen answer, not an object per call',
+    (_what, over, want) => {
+      const a = healthOf(record(over));
+      expect(a).toEqual(want);
+      expect(healthOf(record(over))).toBe(a);
+      expect(Object.isFrozen(a)).toBe(true);
+    },
+  );
+
+  it.each([
+    ['a bare registration', {}],
+    [
+      'every optional field',
+      {
+        ports: { http: 80 },
+        version: 'v2',
+        zone: 'a',
+        datacenter: 'dc1',
+        check: { status: 'critical' as const, output: 'down' },
+      },
+    ],
+    ['no lease', { lastHeartbeat: undefined, ttlMs: undefined }],
+  ])(
+    'toInstance of %s says the same fields in the same order as the API always did',
+    (_what, over) => {
+      const r = record(over);
+      const iso = (t: number) => new Date(t).toISOString();
+      const expected = {
+        id: r.id,
+        service: { namespace: r.namespace, name: r.service },
+        host: r.host,
+        port: r.port,
+        ...(r.ports && { ports: r.ports }),
+        ...(r.version !== undefined && { version: r.version }),
+        ...(r.zone !== undefined && { zone: r.zone }),
+        ...(r.datacenter !== undefined && { datacenter: r.datacenter }),
+        weight: r.weight,
+        metadata: r.metadata,
+        health: {
+          ...healthOf(r),
+          ...(r.check.output !== undefined && { output: r.check.output }),
+        },
+        source: r.source,
+        registeredAt: iso(r.registeredAt),
+        ...(r.lastHeartbeat !== undefined && { lastHeartbeat: iso(r.lastHeartbeat) }),
+        ...(r.lastHeartbeat !== undefined &&
+          r.ttlMs !== undefined && {
+            lease: { ttlSeconds: r.ttlMs / 1000, expiresAt: iso(r.lastHeartbeat + r.ttlMs) },
+          }),
+      };
+      expect(JSON.stringify(toInstance(r))).toBe(JSON.stringify(expected));
+    },
+  );
 });
