@@ -6,6 +6,7 @@
  * (the regression: each heartbeat wrote a minute's prefix again three or four times).
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { ManualClock } from '../../operator/registry/clock.js';
 import { api, EventClient, eventually, startOperator } from '../helpers/operator.js';
@@ -123,6 +124,28 @@ describe('heartbeats on the hot path', () => {
       expect(a.lastHeartbeat).toBe(new Date(a.now).toISOString());
       expect(a.expiresAt).toBe(new Date(a.now + 30_000).toISOString());
     }
+  });
+
+  it('reads a body that came with its head without a listener of its own (no closures, timer or promise per heartbeat)', async () => {
+    const added: string[] = [];
+    const watch = (req: IncomingMessage) => {
+      if (req.url?.endsWith('/heartbeat') === true)
+        req.on('newListener', (name: string | symbol) => added.push(String(name)));
+    };
+    op.operator.server.prependListener('request', watch);
+    try {
+      // Head and body in one write, as a sidecar's keep-alive client sends a small body.
+      const body = '{"status":"passing"}';
+      const answer = await rawRequest(
+        `PUT /api/v1/instances/${ids[0]!}/heartbeat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(answer).toContain('"health":{"status":"passing","reason":"check"}');
+    } finally {
+      op.operator.server.removeListener('request', watch);
+    }
+    // Read from the request's buffer: readJsonBody's data/end/error/close listeners not added.
+    expect(added.filter((n) => ['data', 'end', 'error', 'close'].includes(n))).toEqual([]);
   });
 
   it.each([
