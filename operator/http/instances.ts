@@ -263,8 +263,7 @@ export async function heartbeatAnswer(
 ): Promise<string> {
   // Awaited even when known. On a real socket this does not wait for the body: Node's parser
   // calls in from C++ once per head, and the microtasks run before it parses the body that came
-  // in the same read, so `req.complete` is still false here and readJsonBody sets its timer
-  // (measured, Node 20 and 26; decision 39). In-memory sockets parse it first.
+  // in the same read, so `req.complete` is still false here (Node 20 and 26; decision 39).
   const principal = await deps.access.principal(req, 'heartbeat', originOf(req));
   const id = heartbeatId(rawId.includes('%') ? decodeURIComponent(rawId) : rawId);
   // One turn of the loop lets the parser finish the read the head came in: a heartbeat's small
