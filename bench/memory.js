@@ -26,6 +26,9 @@
  * BENCH_BEFORE_SIDECAR, another build's sidecar entry measured first with
  * BENCH_BEFORE_SIDECAR_FLAGS), BENCH_SIDECAR_MAIN (this build's sidecar entry instead of
  * dist/sidecar/main.js). A flag set's `NAME=value` words are the sidecar's environment.
+ * BENCH_OPERATOR_ONLY (1: the operator's part alone, spliced into this Node's section: its
+ * aims and its `### Operator` part; the sidecar's part is kept), BENCH_MEMORY_OPERATOR_FLAGS
+ * (the operator's Node flags; default the Deployment's NODE_OPTIONS, `''` for V8's defaults).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,7 +65,29 @@ import { commandLine, intEnv, machine, writeAtomically } from './report.js';
  * @returns {Promise<Child>}
  */
 function startOperatorAt(main, resources, name, nodeFlags = []) {
-  return startOperatorFrom(main, { resources, name, nodeFlags, operatorArgs: BULK_LIMITS });
+  return startOperatorFrom(main, {
+    resources,
+    name,
+    nodeFlags: [...OPERATOR_FLAGS, ...nodeFlags],
+    operatorArgs: BULK_LIMITS,
+  });
+}
+
+/**
+ * The Node flags the operator ships with: the Deployment's `NODE_OPTIONS`
+ * (manifests/deployment.yaml, `--max-old-space-size=384 --max-semi-space-size=8`), so the
+ * figures are those of what runs (on Node 24 and later the young generation is sized from the
+ * heap limit without them: 64–128 MB of it counted per instance). BENCH_MEMORY_OPERATOR_FLAGS
+ * replaces them (`''`: V8's defaults).
+ * @returns {string[]}
+ */
+function operatorFlags() {
+  const given = process.env.BENCH_MEMORY_OPERATOR_FLAGS;
+  if (given !== undefined) return given.split(' ').filter(Boolean);
+  const manifest = readFileSync(join(ROOT, 'manifests', 'deployment.yaml'), 'utf8');
+  const match = /- name: NODE_OPTIONS\s+value: (.+)/.exec(manifest);
+  if (match?.[1] === undefined) throw new Error('manifests/deployment.yaml sets no NODE_OPTIONS');
+  return match[1].trim().split(/\s+/);
 }
 
 const ROOT = join(import.meta.dirname, '..');
@@ -73,6 +98,7 @@ const SIDECAR_MAIN = process.env.BENCH_SIDECAR_MAIN
 const HEAP_HOOK = join(import.meta.dirname, 'heap-hook.js');
 /** BENCH_MEMORY_RESULTS: another file for exploratory runs (flag trials), so they leave the results alone. */
 const RESULTS = process.env.BENCH_MEMORY_RESULTS ?? join(import.meta.dirname, 'RESULTS-memory.md');
+const OPERATOR_FLAGS = operatorFlags();
 const SERVICES = 100;
 const BULK_CONCURRENCY = 64;
 const SETTLE_MS = 2000;
@@ -560,6 +586,17 @@ function writeResults(major, section) {
 }
 
 /**
+ * This Node major's section of RESULTS-memory.md as it stands (undefined: none yet).
+ * @param {string} major
+ */
+function readSection(major) {
+  const old = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
+  for (const m of old.matchAll(/<!-- node (v\d+) -->\n([\s\S]*?)<!-- \/node v\d+ -->/g))
+    if (m[1] === major) return /** @type {string} */ (m[2]).trimEnd();
+  return undefined;
+}
+
+/**
  * BENCH_BEFORE_DIST's sidecar, when the before operator ran.
  * @param {boolean} ran
  */
@@ -596,27 +633,13 @@ export async function sidecarOnlyMain() {
 }
 
 /**
- * The row the aim reads: the image's flags, on the bundle when BENCH_SIDECAR_ENTRY measured it
- * (the image runs the bundle), else on this build's main.js.
- * @template {{ build: string, flags: string }} R
- * @param {R[]} rows
+ * The operator's part: its memory with the instances (and BENCH_BEFORE_DIST's before it, same
+ * run), the discovery ratio, their aims and their text (from `### Operator` to the heap table).
+ * @param {Config} config
+ * @param {string} tmp
+ * @param {string} serverNode
  */
-function imageRow(rows) {
-  const bundled = rows.filter((r) => r.build === 'bundle');
-  const built = bundled.length > 0 ? bundled : rows.filter((r) => r.build === 'this build');
-  return built.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? built[0];
-}
-
-export async function memoryMain() {
-  const config = loadConfig();
-  if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const host = machine();
-  const started = new Date();
-  const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
-  const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-mem-'));
-  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-  mkdirSync(join(tmp, 'empty'));
-  writeFileSync(join(tmp, 'empty', '.keep'), '');
+async function operatorPart(config, tmp, serverNode) {
   const beforeDist = process.env.BENCH_BEFORE_DIST;
   let before;
   if (beforeDist !== undefined && beforeDist !== '') {
@@ -632,12 +655,9 @@ export async function memoryMain() {
   const operator = await operatorMemory(config, tmp);
   process.stderr.write('memory: discovery vs bare ...\n');
   const discovery = await discoveryRatio(config, tmp);
-  process.stderr.write(`memory: sidecar with a copy of ${config.sidecarServices} services ...\n`);
-  const sidecar = await sidecarFootprint(config, tmp, beforeSidecarMain(before !== undefined));
-  const imports = config.imports ? importCosts() : undefined;
   const grownAfterGc =
     ((operator.afterGc.rssMb - operator.before.rssMb) * 2 ** 20) / operator.instances;
-  const image = imageRow(sidecar.rows);
+  /** @type {[string, string, string, boolean][]} */
   const aims = [
     [
       `operator RSS with ${operator.instances.toLocaleString('en-US')} instances, settled`,
@@ -657,32 +677,12 @@ export async function memoryMain() {
       `${Math.round(grownAfterGc)} bytes`,
       grownAfterGc <= AIMS.bytesPerInstance,
     ],
-    [
-      `sidecar private memory at idle, ${config.sidecarServices.toLocaleString('en-US')}-service copy (\`${image?.flags}\`)`,
-      `≤ ${AIMS.sidecarAnonMb} MB`,
-      `${f1(image?.idle.anonMb ?? NaN)} MB`,
-      (image?.idle.anonMb ?? Infinity) <= AIMS.sidecarAnonMb,
-    ],
   ];
-  const section = [
-    `## Node ${serverNode}`,
-    '',
-    `- date: ${started.toISOString()}; commit ${host.commit}; ${host.cpus} CPUs, ${host.model}, ${host.memGb} GB`,
-    `- load average (1, 5, 15 min) at start: ${host.load}; at end: ${load()}`,
-    `- command: \`${commandLine({ vars: (k) => k.startsWith('BENCH_'), script: 'bench:memory', file: 'bench/memory.js' })}\``,
-    '',
-    '### Aims',
-    '',
-    '| aim | target | measured | met |',
-    '|---|---|---|:---:|',
-    ...aims.map(
-      ([what, target, measured, met]) =>
-        `| ${what} | ${target} | ${measured} | ${met ? '✓' : '✗'} |`,
-    ),
-    '',
+  const flags = OPERATOR_FLAGS.length === 0 ? "V8's defaults" : `\`${OPERATOR_FLAGS.join(' ')}\``;
+  const text = [
     '### Operator',
     '',
-    `A fresh operator (\`${BULK_LIMITS.join(' ')}\`, preloaded with \`bench/heap-hook.js\`), ${operator.instances.toLocaleString('en-US')} instances registered over HTTP (keep-alive, ${BULK_CONCURRENCY} in flight, ${SERVICES} services, namespace \`bench-mem\`, no metadata). VmRSS from /proc; the full GC and the heap statistics come from the hook (SIGUSR2).`,
+    `A fresh operator (node flags ${flags}, the Deployment's \`NODE_OPTIONS\` unless BENCH_MEMORY_OPERATOR_FLAGS says otherwise; \`${BULK_LIMITS.join(' ')}\`, preloaded with \`bench/heap-hook.js\`), ${operator.instances.toLocaleString('en-US')} instances registered over HTTP (keep-alive, ${BULK_CONCURRENCY} in flight, ${SERVICES} services, namespace \`bench-mem\`, no metadata). VmRSS from /proc; the full GC and the heap statistics come from the hook (SIGUSR2).`,
     '',
     operatorSection(operator, discovery),
     '',
@@ -704,6 +704,131 @@ export async function memoryMain() {
           heapTable(operator.heap, operator.instances),
           '',
         ]),
+  ].join('\n');
+  return { before, aims, text };
+}
+
+/** @param {[string, string, string, boolean][]} aims */
+const aimRows = (aims) =>
+  aims.map(
+    ([what, target, measured, met]) => `| ${what} | ${target} | ${measured} | ${met ? '✓' : '✗'} |`,
+  );
+
+/**
+ * The `- date / load / command` lines of a section.
+ * @param {Date} started
+ * @param {ReturnType<typeof machine>} host
+ */
+function runLines(started, host) {
+  return [
+    `- date: ${started.toISOString()}; commit ${host.commit}; ${host.cpus} CPUs, ${host.model}, ${host.memGb} GB`,
+    `- load average (1, 5, 15 min) at start: ${host.load}; at end: ${load()}`,
+    `- command: \`${commandLine({ vars: (k) => k.startsWith('BENCH_'), script: 'bench:memory', file: 'bench/memory.js' })}\``,
+  ];
+}
+
+/** A temporary directory with the empty resources folder the operators start from. */
+function benchTmp() {
+  const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-mem-'));
+  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  mkdirSync(join(tmp, 'empty'));
+  writeFileSync(join(tmp, 'empty', '.keep'), '');
+  return tmp;
+}
+
+/**
+ * BENCH_OPERATOR_ONLY=1: the operator's part alone, spliced into this Node major's section of
+ * RESULTS-memory.md (its operator aims and its `### Operator` part; the sidecar's part and the
+ * module costs are kept as they were, with the date of their own run).
+ */
+export async function operatorOnlyMain() {
+  const config = loadConfig();
+  if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
+  const host = machine();
+  const started = new Date();
+  const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
+  const part = await operatorPart(config, benchTmp(), serverNode);
+  const major = serverNode.split('.')[0] ?? serverNode;
+  const old = readSection(major);
+  const run = runLines(started, host).map((l) => l.replace('- ', '- operator part: '));
+  let section;
+  if (old === undefined || !old.includes('### Operator') || !old.includes('### Sidecar')) {
+    section = [
+      `## Node ${serverNode}`,
+      '',
+      ...run,
+      '',
+      '### Aims',
+      '',
+      '| aim | target | measured | met |',
+      '|---|---|---|:---:|',
+      ...aimRows(part.aims),
+      '',
+      part.text,
+    ].join('\n');
+  } else {
+    const lines = old.split('\n').filter((l) => !l.startsWith('- operator part: '));
+    const command = lines.findIndex((l) => l.startsWith('- command: '));
+    lines.splice(command + 1, 0, ...run);
+    const aimNames = part.aims.map(([what]) => `| ${what.split(' with ')[0]}`);
+    let i = 0;
+    const withAims = lines.map((l) =>
+      aimNames.some((n) => l.startsWith(n)) ? (aimRows(part.aims)[i++] ?? l) : l,
+    );
+    const joined = withAims.join('\n');
+    section =
+      `${joined.slice(0, joined.indexOf('### Operator'))}${part.text}\n${joined.slice(joined.indexOf('### Sidecar'))}`.trimEnd();
+  }
+  writeResults(major, section);
+  process.stdout.write(`${section}\nwritten: ${RESULTS}\n`);
+}
+
+/**
+ * The row the aim reads: the image's flags, on the bundle when BENCH_SIDECAR_ENTRY measured it
+ * (the image runs the bundle), else on this build's main.js.
+ * @template {{ build: string, flags: string }} R
+ * @param {R[]} rows
+ */
+function imageRow(rows) {
+  const bundled = rows.filter((r) => r.build === 'bundle');
+  const built = bundled.length > 0 ? bundled : rows.filter((r) => r.build === 'this build');
+  return built.find((r) => r.flags === IMAGE_SIDECAR_FLAGS) ?? built[0];
+}
+
+export async function memoryMain() {
+  const config = loadConfig();
+  if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
+  const host = machine();
+  const started = new Date();
+  const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
+  const tmp = benchTmp();
+  const part = await operatorPart(config, tmp, serverNode);
+  process.stderr.write(`memory: sidecar with a copy of ${config.sidecarServices} services ...\n`);
+  const sidecar = await sidecarFootprint(config, tmp, beforeSidecarMain(part.before !== undefined));
+  const imports = config.imports ? importCosts() : undefined;
+  const image = imageRow(sidecar.rows);
+  /** @type {[string, string, string, boolean][]} */
+  const aims = [
+    ...part.aims,
+    [
+      `sidecar private memory at idle, ${config.sidecarServices.toLocaleString('en-US')}-service copy (\`${image?.flags}\`)`,
+      `≤ ${AIMS.sidecarAnonMb} MB`,
+      `${f1(image?.idle.anonMb ?? NaN)} MB`,
+      (image?.idle.anonMb ?? Infinity) <= AIMS.sidecarAnonMb,
+    ],
+  ];
+  const section = [
+    `## Node ${serverNode}`,
+    '',
+    ...runLines(started, host),
+    '',
+    '### Aims',
+    '',
+    '| aim | target | measured | met |',
+    '|---|---|---|:---:|',
+    ...aimRows(aims),
+    '',
+    part.text,
     '### Sidecar',
     '',
     `\`node <flags> dist/sidecar/main.js\` of \`bench/client\` with \`MAXINE_DISCOVERY_SCOPE=cluster\`: its copy holds ${sidecar.services.toLocaleString('en-US')} services of 2 instances each (fed by the operator's event stream). Start-up is from spawn to the first 200 answer of \`GET /v1/discover/api\` (polled every 50 ms); idle is ${(10 * SETTLE_MS) / 1000} s later, after V8's memory reducer and the sidecar's memory trim (10 s after the sync, \`MAXINE_MEMORY_TRIM_SECONDS\`) have had their turn. A flag set's \`NAME=value\` words are the sidecar's environment (\`MALLOC_ARENA_MAX=1\`: the image's).`,
@@ -725,5 +850,12 @@ export async function memoryMain() {
 
 if (process.argv[1] === import.meta.filename) {
   const { runMain } = await import('./processes.js');
-  runMain('bench:memory', process.env.BENCH_SIDECAR_ONLY === '1' ? sidecarOnlyMain : memoryMain);
+  runMain(
+    'bench:memory',
+    process.env.BENCH_SIDECAR_ONLY === '1'
+      ? sidecarOnlyMain
+      : process.env.BENCH_OPERATOR_ONLY === '1'
+        ? operatorOnlyMain
+        : memoryMain,
+  );
 }

@@ -78,3 +78,30 @@ export function readJsonBody(
     req.on('error', () => reject(new MaxineError('VALIDATION_FAILED', 'The request was aborted')));
   });
 }
+
+/**
+ * readJsonBody for a request whose body the parser already has whole (`req.complete`): the
+ * same answers and refusals, read at once from the stream's buffer, without listeners, a timer
+ * or a promise (the heartbeat's path, decision 39). Throws the catalog error.
+ */
+export function readCompleteJsonBody(req: IncomingMessage, limit: number): unknown {
+  if (!hasBody(req)) return undefined;
+  const type = req.headers['content-type'] ?? '';
+  const charset = CHARSET_RE.exec(type)?.[1]?.toLowerCase();
+  if (
+    !JSON_TYPE_RE.test(type) ||
+    (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
+  )
+    throw new MaxineError('UNSUPPORTED_MEDIA_TYPE');
+  if (Number(req.headers['content-length'] ?? 0) > limit) throw new MaxineError('BODY_TOO_LARGE');
+  const data: unknown = req.read();
+  if (!Buffer.isBuffer(data)) return undefined;
+  if (data.length > limit) throw new MaxineError('BODY_TOO_LARGE');
+  const text = data.toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new MaxineError('MALFORMED_JSON');
+  }
+}

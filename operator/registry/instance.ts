@@ -94,19 +94,30 @@ function ownsHealth(r: InstanceRecord): boolean {
   return r.attached === true && r.awaitsCheck !== true && r.followsCondition !== true;
 }
 
-export function healthOf(r: InstanceRecord): { status: HealthStatus; reason: string } {
+/** What healthOf says, one frozen object per answer: asked several times per heartbeat. */
+type Health = Readonly<{ status: HealthStatus; reason: string }>;
+const health = (status: HealthStatus, reason: string): Health => Object.freeze({ status, reason });
+const NO_SIDECAR = health('critical', 'no-sidecar');
+const NOT_READY = health('critical', 'not-ready');
+const LEASE_EXPIRED = health('critical', 'lease-expired');
+const BY_CHECK: Readonly<Record<HealthStatus, Health>> = Object.freeze({
+  passing: health('passing', 'check'),
+  warning: health('warning', 'check'),
+  critical: health('critical', 'check'),
+});
+
+export function healthOf(r: InstanceRecord): Health {
   // First: it is the lasting cause (the pod must be recreated), and what a person acts on.
-  if (r.noSidecar === true && r.lastHeartbeat === undefined)
-    return { status: 'critical', reason: 'no-sidecar' };
-  if (!r.ready) return { status: 'critical', reason: 'not-ready' };
+  if (r.noSidecar === true && r.lastHeartbeat === undefined) return NO_SIDECAR;
+  if (!r.ready) return NOT_READY;
   // A gated pod with a condition: a follower answers with what the leader wrote; so does the
   // leader for a pod whose sidecar has not reported here. Without one, as any pod.
   if (r.gated === true && r.condition !== undefined && !ownsHealth(r)) {
     const { status, reason } = healthOfCondition(r.condition);
     return { status, reason };
   }
-  if (r.leaseLapsed) return { status: 'critical', reason: 'lease-expired' };
-  return { status: r.check.status, reason: 'check' };
+  if (r.leaseLapsed) return LEASE_EXPIRED;
+  return BY_CHECK[r.check.status];
 }
 
 /**
@@ -140,38 +151,37 @@ export function leaseExpiry(r: InstanceRecord): number | undefined {
     : r.lastHeartbeat + r.ttlMs + (r.leaseGraceMs ?? 0);
 }
 
+/**
+ * The instance as the API shows it. Built field by field, optional ones only when set (the
+ * same keys in the same order as before): the heartbeat's answer, so built on every one, and
+ * the spreads of temporary objects it was built from were garbage of their own (issue 17).
+ */
 export function toInstance(r: InstanceRecord): Instance {
-  const health = healthOf(r);
+  const h = healthOf(r);
   const expiresAt = leaseExpiry(r);
-  return {
+  const out = outputOf(r);
+  const instance: Instance = {
     id: r.id,
     service: { namespace: r.namespace, name: r.service },
     host: r.host,
     port: r.port,
-    ...(r.ports && { ports: r.ports }),
-    ...(r.version !== undefined && { version: r.version }),
-    ...(r.zone !== undefined && { zone: r.zone }),
-    ...(r.datacenter !== undefined && { datacenter: r.datacenter }),
-    weight: r.weight,
-    metadata: r.metadata,
-    health: {
-      status: health.status,
-      reason: health.reason,
-      ...(outputOf(r) !== undefined && { output: outputOf(r) }),
-    },
-    source: r.source,
-    registeredAt: isoTime(r.registeredAt),
-    ...(r.lastHeartbeat !== undefined && {
-      lastHeartbeat: isoTime(r.lastHeartbeat),
-    }),
-    ...(expiresAt !== undefined &&
-      r.ttlMs !== undefined && {
-        lease: {
-          ttlSeconds: Math.round(r.ttlMs / 1000),
-          expiresAt: isoTime(expiresAt),
-        },
-      }),
-  };
+  } as Instance;
+  if (r.ports) instance.ports = r.ports;
+  if (r.version !== undefined) instance.version = r.version;
+  if (r.zone !== undefined) instance.zone = r.zone;
+  if (r.datacenter !== undefined) instance.datacenter = r.datacenter;
+  instance.weight = r.weight;
+  instance.metadata = r.metadata;
+  instance.health =
+    out === undefined
+      ? { status: h.status, reason: h.reason }
+      : { status: h.status, reason: h.reason, output: out };
+  instance.source = r.source;
+  instance.registeredAt = isoTime(r.registeredAt);
+  if (r.lastHeartbeat !== undefined) instance.lastHeartbeat = isoTime(r.lastHeartbeat);
+  if (expiresAt !== undefined && r.ttlMs !== undefined)
+    instance.lease = { ttlSeconds: Math.round(r.ttlMs / 1000), expiresAt: isoTime(expiresAt) };
+  return instance;
 }
 
 /** What discovery hands out: routing fields only, so heartbeats do not invalidate answers. */

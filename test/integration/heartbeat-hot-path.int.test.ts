@@ -6,6 +6,8 @@
  * (the regression: each heartbeat wrote a minute's prefix again three or four times).
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { ManualClock } from '../../operator/registry/clock.js';
 import { api, EventClient, eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
@@ -34,6 +36,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await op.stop();
 });
+
+/** Writes `request` to the operator in one write and resolves with all it answered. */
+function rawRequest(request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(op.url).port), '127.0.0.1', () => socket.end(request));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
 
 /** The heartbeat events the operator's log builds while `work` runs. */
 async function heartbeatEventsBuilt(work: () => Promise<void>): Promise<number> {
@@ -111,5 +124,105 @@ describe('heartbeats on the hot path', () => {
       expect(a.lastHeartbeat).toBe(new Date(a.now).toISOString());
       expect(a.expiresAt).toBe(new Date(a.now + 30_000).toISOString());
     }
+  });
+
+  it('reads a body that came with its head without a listener of its own (no closures, timer or promise per heartbeat)', async () => {
+    const added: string[] = [];
+    const watch = (req: IncomingMessage) => {
+      if (req.url?.endsWith('/heartbeat') === true)
+        req.on('newListener', (name: string | symbol) => added.push(String(name)));
+    };
+    op.operator.server.prependListener('request', watch);
+    try {
+      // Head and body in one write, as a sidecar's keep-alive client sends a small body.
+      const body = '{"status":"passing"}';
+      const answer = await rawRequest(
+        `PUT /api/v1/instances/${ids[0]!}/heartbeat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+      expect(answer).toContain('"health":{"status":"passing","reason":"check"}');
+    } finally {
+      op.operator.server.removeListener('request', watch);
+    }
+    // Read from the request's buffer: readJsonBody's data/end/error/close listeners not added.
+    expect(added.filter((n) => ['data', 'end', 'error', 'close'].includes(n))).toEqual([]);
+  });
+
+  it.each([
+    ['no body', undefined, undefined, 200, undefined],
+    ['an empty object', 'application/json', '{}', 200, undefined],
+    [
+      'a check result',
+      'application/json; charset=utf-8',
+      '{"status":"warning","output":"slow"}',
+      200,
+      undefined,
+    ],
+    ['blanks', 'application/json', '  ', 200, undefined],
+    ['malformed JSON', 'application/json', '{"status":', 400, 'MALFORMED_JSON'],
+    ['JSON null', 'application/json', 'null', 400, 'VALIDATION_FAILED'],
+    ['an unknown field', 'application/json', '{"state":"up"}', 400, 'VALIDATION_FAILED'],
+    ['a text body', 'text/plain', 'passing', 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['another charset', 'application/json; charset=latin1', '{}', 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['a chunked body', 'application/json', { chunked: '{"status":"passing"}' }, 200, undefined],
+  ])(
+    'answers a heartbeat with %s as before, sent whole or in parts (%#)',
+    async (_what, type, body, status, code) => {
+      const path = `/api/v1/instances/${ids[2]!}/heartbeat`;
+      const head = type === undefined ? '' : `content-type: ${type}\r\n`;
+      const whole =
+        body === undefined
+          ? ''
+          : typeof body === 'string'
+            ? `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+            : `transfer-encoding: chunked\r\n\r\n${body.chunked.length.toString(16)}\r\n${body.chunked}\r\n0\r\n\r\n`;
+      // In one write (the body read from the parser's buffer at once)...
+      const raw = await rawRequest(
+        `PUT ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${head}${whole === '' ? '\r\n' : whole}`,
+      );
+      expect(raw).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      // ...and through fetch, which writes the body after the head (read as it arrives).
+      const res = await fetch(`${op.url}${path}`, {
+        method: 'PUT',
+        headers: type === undefined ? {} : { 'content-type': type },
+        body: typeof body === 'object' ? body.chunked : body,
+      });
+      const text = await res.text();
+      expect(res.status).toBe(status);
+      const rawBody = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+      if (code !== undefined) {
+        expect((JSON.parse(text) as { error: { code: string } }).error.code).toBe(code);
+        expect((JSON.parse(rawBody) as { error: { code: string } }).error.code).toBe(code);
+      } else {
+        expect((JSON.parse(text) as { instance: { id: string } }).instance.id).toBe(ids[2]);
+        expect((JSON.parse(rawBody) as { instance: { id: string } }).instance.id).toBe(ids[2]);
+      }
+    },
+  );
+
+  it('refuses a heartbeat body over the limit, declared or chunked, with 413', async () => {
+    const big = JSON.stringify({ status: 'passing', output: 'x'.repeat(2 * 1024 * 1024) });
+    const declared = await fetch(`${op.url}/api/v1/instances/${ids[2]!}/heartbeat`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: big,
+    });
+    expect(declared.status).toBe(413);
+    const chunked = await fetch(`${op.url}/api/v1/instances/${ids[2]!}/heartbeat`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    });
+    expect(chunked.status).toBe(413);
+  });
+
+  it("refuses a malformed instance id in the path with the path schema's 400", async () => {
+    const res = await api(op.url, 'PUT', '/api/v1/instances/-bad-/heartbeat', {
+      status: 'passing',
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_FAILED');
+    expect(JSON.stringify(res.body.error)).toContain('id');
   });
 });
