@@ -537,11 +537,10 @@ function beforeSidecarMain(ran) {
 }
 
 /**
- * BENCH_SIDECAR_ONLY=1: the sidecar table alone (each flag set, and BENCH_SIDECAR_ENTRY's entry
- * beside this tree's), printed; RESULTS-memory.md is left alone.
+ * What both memory runs start from: the host, the start time, the servers' Node version and a
+ * temporary folder (removed on exit) holding an empty resource folder, `empty/`.
  */
-export async function sidecarOnlyMain() {
-  const config = loadConfig();
+function benchSetup() {
   const host = machine();
   const started = new Date();
   const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
@@ -549,6 +548,16 @@ export async function sidecarOnlyMain() {
   process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
   mkdirSync(join(tmp, 'empty'));
   writeFileSync(join(tmp, 'empty', '.keep'), '');
+  return { host, started, serverNode, tmp };
+}
+
+/**
+ * BENCH_SIDECAR_ONLY=1: the sidecar table alone (each flag set, and BENCH_SIDECAR_ENTRY's entry
+ * beside this tree's), printed; RESULTS-memory.md is left alone.
+ */
+export async function sidecarOnlyMain() {
+  const config = loadConfig();
+  const { host, started, serverNode, tmp } = benchSetup();
   process.stderr.write(`memory: sidecar only, copy of ${config.sidecarServices} services ...\n`);
   const sidecar = await sidecarFootprint(config, tmp);
   process.stdout.write(
@@ -559,13 +568,7 @@ export async function sidecarOnlyMain() {
 export async function memoryMain() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const host = machine();
-  const started = new Date();
-  const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
-  const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-mem-'));
-  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-  mkdirSync(join(tmp, 'empty'));
-  writeFileSync(join(tmp, 'empty', '.keep'), '');
+  const { host, started, serverNode, tmp } = benchSetup();
   const beforeDist = process.env.BENCH_BEFORE_DIST;
   let before;
   if (beforeDist !== undefined && beforeDist !== '') {
