@@ -240,6 +240,31 @@ describe('what a follower sends the leader', () => {
     expect(got!.headers.cookie).toBeUndefined();
   });
 
+  it("a kubectl user's write carries X-Maxine-Kubernetes-Authorization to the leader, as a read does to the replica it lands on", async () => {
+    const leader = await recordingLeader();
+    const follower = await startFollower(() => ({
+      leading: false,
+      identity: 'replica-a',
+      url: leader.url,
+    }));
+    const res = await fetch(`${follower.url}/api/v1/instances`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer service-proxy',
+        'x-maxine-kubernetes-authorization': 'Bearer kubectl-user',
+      },
+      body: '{}',
+    });
+    expect(res.status).toBe(201);
+    expect(leader.seen).toHaveLength(1);
+    expect(leader.seen[0]!.headers).toMatchObject({
+      authorization: 'Bearer service-proxy',
+      'x-maxine-kubernetes-authorization': 'Bearer kubectl-user',
+      [FORWARDED_BY_HEADER]: 'replica-b',
+    });
+  });
+
   it('reaches a leader that advertises an IPv6 address', async () => {
     const seen: string[] = [];
     const v6 = createServer((req, res) => {
