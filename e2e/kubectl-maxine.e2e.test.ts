@@ -76,7 +76,9 @@ beforeAll(async () => {
   // No controller-manager here: the namespace's default ServiceAccount, which pods need, is ours to make.
   await kubectl(['create', 'serviceaccount', 'default', '-n', 'shop']);
   ({ operator, base, admin } = await startInjectingOperator(cp, 'shop'));
-  direct = ['--server', base, '--token', admin.authorization.replace(/^Bearer /, '')];
+  // --token=<value>: the random admin token may start with '-', which a separate argument would
+  // not allow (the parser would read it as an option).
+  direct = ['--server', base, `--token=${admin.authorization.replace(/^Bearer /, '')}`];
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
