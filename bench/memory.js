@@ -606,11 +606,10 @@ function beforeSidecarMain(ran) {
 }
 
 /**
- * BENCH_SIDECAR_ONLY=1: the sidecar table alone (each flag set, and BENCH_SIDECAR_ENTRY's entry
- * beside this tree's), printed; RESULTS-memory.md is left alone.
+ * What the memory runs start from: the host, the start time, the servers' Node version and a
+ * temporary folder (removed on exit) holding an empty resource folder, `empty/`.
  */
-export async function sidecarOnlyMain() {
-  const config = loadConfig();
+function benchSetup() {
   const host = machine();
   const started = new Date();
   const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
@@ -618,6 +617,16 @@ export async function sidecarOnlyMain() {
   process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
   mkdirSync(join(tmp, 'empty'));
   writeFileSync(join(tmp, 'empty', '.keep'), '');
+  return { host, started, serverNode, tmp };
+}
+
+/**
+ * BENCH_SIDECAR_ONLY=1: the sidecar table alone (each flag set, and BENCH_SIDECAR_ENTRY's entry
+ * beside this tree's), printed; RESULTS-memory.md is left alone.
+ */
+export async function sidecarOnlyMain() {
+  const config = loadConfig();
+  const { host, started, serverNode, tmp } = benchSetup();
   process.stderr.write(`memory: sidecar only, copy of ${config.sidecarServices} services ...\n`);
   // BENCH_BEFORE_SIDECAR: another build's sidecar entry, first, with BENCH_BEFORE_SIDECAR_FLAGS
   // (default: the image's), against the same operator: before/after in the same run.
@@ -727,15 +736,6 @@ function runLines(started, host) {
   ];
 }
 
-/** A temporary directory with the empty resources folder the operators start from. */
-function benchTmp() {
-  const tmp = mkdtempSync(join(tmpdir(), 'maxine-bench-mem-'));
-  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-  mkdirSync(join(tmp, 'empty'));
-  writeFileSync(join(tmp, 'empty', '.keep'), '');
-  return tmp;
-}
-
 /**
  * BENCH_OPERATOR_ONLY=1: the operator's part alone, spliced into this Node major's section of
  * RESULTS-memory.md (its operator aims and its `### Operator` part; the sidecar's part and the
@@ -744,10 +744,8 @@ function benchTmp() {
 export async function operatorOnlyMain() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const host = machine();
-  const started = new Date();
-  const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
-  const part = await operatorPart(config, benchTmp(), serverNode);
+  const { host, started, serverNode, tmp } = benchSetup();
+  const part = await operatorPart(config, tmp, serverNode);
   const major = serverNode.split('.')[0] ?? serverNode;
   const old = readSection(major);
   const run = runLines(started, host).map((l) => l.replace('- ', '- operator part: '));
@@ -798,10 +796,7 @@ function imageRow(rows) {
 export async function memoryMain() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const host = machine();
-  const started = new Date();
-  const serverNode = execFileSync(SERVER_NODE, ['--version'], { encoding: 'utf8' }).trim();
-  const tmp = benchTmp();
+  const { host, started, serverNode, tmp } = benchSetup();
   const part = await operatorPart(config, tmp, serverNode);
   process.stderr.write(`memory: sidecar with a copy of ${config.sidecarServices} services ...\n`);
   const sidecar = await sidecarFootprint(config, tmp, beforeSidecarMain(part.before !== undefined));

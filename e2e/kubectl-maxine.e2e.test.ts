@@ -10,7 +10,6 @@
  * against this Kubernetes-mode operator's scrape (webhook and mesh metrics included).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +20,8 @@ import { installCrds, kubectl as kubectlIn, writeTokenKubeconfig } from './opera
 import { startInjectingOperator } from './injection.js';
 import { eventually } from '../test/helpers/operator.js';
 import { missingFromScrape } from '../monitoring/scrape-check.js';
-
-const PLUGIN = join(process.cwd(), 'plugin', 'kubectl-maxine.ts');
+import { startPlugin, tailUntil } from './lib/plugin.js';
+import type { PluginRun } from './lib/plugin.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -35,30 +34,14 @@ let direct: string[] = [];
 
 const kubectl = (args: string[], input?: string): Promise<string> => kubectlIn(cp, args, input);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+const pluginEnv = (kubeconfig?: string): NodeJS.ProcessEnv => ({
+  ...process.env,
+  KUBECONFIG: kubeconfig ?? cp.kubeconfig,
+});
 
 /** Runs the plugin as kubectl would, with the admin kubeconfig unless told otherwise. */
-function plugin(args: string[], opts: { kubeconfig?: string; untilStdout?: RegExp } = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', PLUGIN, ...args], {
-    env: { ...process.env, KUBECONFIG: opts.kubeconfig ?? cp.kubeconfig },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<Run>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
-  return { child, done, output: () => stdout };
-}
-
-const runPlugin = (args: string[], kubeconfig?: string): Promise<Run> =>
-  plugin(args, kubeconfig === undefined ? {} : { kubeconfig }).done;
+const runPlugin = (args: string[], kubeconfig?: string): Promise<PluginRun> =>
+  startPlugin(args, pluginEnv(kubeconfig)).done;
 
 async function register(host: string): Promise<void> {
   const res = await fetch(`${base}/api/v1/instances`, {
@@ -93,7 +76,9 @@ beforeAll(async () => {
   // No controller-manager here: the namespace's default ServiceAccount, which pods need, is ours to make.
   await kubectl(['create', 'serviceaccount', 'default', '-n', 'shop']);
   ({ operator, base, admin } = await startInjectingOperator(cp, 'shop'));
-  direct = ['--server', base, '--token', admin.authorization.replace(/^Bearer /, '')];
+  // --token=<value>: the random admin token may start with '-', which a separate argument would
+  // not allow (the parser would read it as an option).
+  direct = ['--server', base, `--token=${admin.authorization.replace(/^Bearer /, '')}`];
   await kubectl(
     ['apply', '-f', '-'],
     `apiVersion: maxine.io/v1alpha1
@@ -211,33 +196,25 @@ describe('kubectl maxine commands', () => {
   });
 
   it('events -f tails the stream with its filters', async () => {
-    const tail = plugin([
-      'events',
-      '-f',
-      '-n',
-      'shop',
-      '--services',
-      'web',
-      '--types',
-      'service_registered',
-      ...direct,
-    ]);
-    try {
-      // The plugin prints nothing before an event: register until one shows up.
-      let n = 2;
-      await eventually(
-        async () => {
-          await register(`10.1.0.${n++}`);
-          return /service_registered\s+shop\/web\s+web-/.test(tail.output());
-        },
-        30_000,
-        'an event line',
-      );
-      expect(tail.output()).not.toContain('shop/orders');
-    } finally {
-      tail.child.kill('SIGTERM');
-    }
-    await tail.done;
+    // The plugin prints nothing before an event: register until one shows up.
+    let n = 2;
+    const output = await tailUntil(
+      [
+        'events',
+        '-f',
+        '-n',
+        'shop',
+        '--services',
+        'web',
+        '--types',
+        'service_registered',
+        ...direct,
+      ],
+      () => register(`10.1.0.${n++}`),
+      /service_registered\s+shop\/web\s+web-/,
+      { env: pluginEnv(), what: 'an event line' },
+    );
+    expect(output).not.toContain('shop/orders');
   });
 
   it('inject-check explains an injected pod and one that opted out', async () => {

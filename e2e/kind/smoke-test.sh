@@ -5,6 +5,8 @@
 #
 #   bash e2e/kind/smoke-test.sh OPERATOR_URL     # e.g. http://127.0.0.1:17710 (a port-forward)
 #
+# SMOKE_READY_TRIES (default 50): how many times /readyz is asked, 0.2 s apart, before going on.
+#
 # kubectl talks to the cluster KUBECONFIG names. e2e/kind/smoke-test.e2e.test.ts runs this script
 # against the e2e control plane and an operator in kubernetes mode.
 set -euo pipefail
@@ -23,7 +25,7 @@ kubectl wait --for=condition=Ready msvc --all -n shop --timeout=120s >&2
 kubectl -n shop create serviceaccount web --dry-run=client -o yaml | kubectl apply -f - >&2
 TOKEN=$(kubectl -n shop create token web --audience maxine.io)
 
-for _ in $(seq 1 50); do
+for _ in $(seq 1 "${SMOKE_READY_TRIES:-50}"); do
   curl -fsS "$URL/readyz" >/dev/null 2>&1 && break
   sleep 0.2
 done

@@ -26,8 +26,8 @@ import {
 } from '../operator-identity.js';
 import { eventually } from '../../test/helpers/operator.js';
 import { bundlePlugin } from '../../plugin/bundle.js';
-
-const PLUGIN = join(process.cwd(), 'plugin', 'kubectl-maxine.ts');
+import { startPlugin, tailUntil } from '../lib/plugin.js';
+import type { PluginRun } from '../lib/plugin.js';
 
 let cp: ControlPlane;
 let operator: Operator;
@@ -50,47 +50,14 @@ function hostAddress(): string {
   );
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+const pluginEnv = (kubeconfig: string): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH,
+  HOME: work,
+  KUBECONFIG: kubeconfig,
+});
 
-function runPlugin(
-  args: string[],
-  kubeconfig: string,
-  command: string[] = ['--import', 'tsx', PLUGIN],
-  cwd = process.cwd(),
-): Promise<Run> {
-  const child = spawn(process.execPath, [...command, ...args], {
-    cwd,
-    env: { PATH: process.env.PATH, HOME: work, KUBECONFIG: kubeconfig },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise<Run>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
-}
-
-/** The plugin left running (events -f): its output so far, and its end. */
-function startPlugin(args: string[], kubeconfig: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', PLUGIN, ...args], {
-    env: { PATH: process.env.PATH, HOME: work, KUBECONFIG: kubeconfig },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const done = new Promise<Run>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
-  return { child, done, output: () => stdout };
-}
+const runPlugin = (args: string[], kubeconfig: string): Promise<PluginRun> =>
+  startPlugin(args, pluginEnv(kubeconfig)).done;
 
 async function register(name: string, host: string): Promise<void> {
   const res = await fetch(`${base}/api/v1/instances`, {
@@ -274,29 +241,25 @@ describe('kubectl maxine through the service proxy', () => {
   });
 
   it('events -f keeps the stream open and prints new events as they arrive, with its filters', async () => {
-    const tail = startPlugin(
+    let n = 10;
+    const output = await tailUntil(
       ['events', '-f', '--services', 'web', '--types', 'service_registered'],
-      viewerKubeconfig,
-    );
-    try {
-      // Held events are not replayed with -f: only what happens from now on.
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
-      expect(tail.output()).toBe('');
-      let n = 10;
-      await eventually(
-        async () => {
-          await register('web', `10.1.0.${n++}`);
-          await register('orders', `10.1.1.${n}`);
-          return /service_registered {2}shop\/web {2}web-/.test(tail.output());
+      async () => {
+        await register('web', `10.1.0.${n++}`);
+        await register('orders', `10.1.1.${n}`);
+      },
+      /service_registered {2}shop\/web {2}web-/,
+      {
+        env: pluginEnv(viewerKubeconfig),
+        what: 'an event line through the service proxy',
+        before: async (soFar) => {
+          // Held events are not replayed with -f: only what happens from now on.
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+          expect(soFar()).toBe('');
         },
-        30_000,
-        'an event line through the service proxy',
-      );
-      expect(tail.output()).not.toContain('shop/orders');
-    } finally {
-      tail.child.kill('SIGTERM');
-    }
-    await tail.done;
+      },
+    );
+    expect(output).not.toContain('shop/orders');
   });
 
   it('status -o wide shows the breaker states the sidecars reported', async () => {

@@ -60,6 +60,10 @@ async function startFollower(
   };
 }
 
+/** A follower of replica-a, which leads at `url`. */
+const followerOf = (url: string, opts?: { timeoutMs?: number; bodyLimitBytes?: number }) =>
+  startFollower(() => ({ leading: false, identity: 'replica-a', url }), opts);
+
 interface Recorded {
   method: string | undefined;
   url: string | undefined;
@@ -120,11 +124,7 @@ describe('a follower forwards registry writes to a real operator that leads', ()
   });
 
   it('register, heartbeat and deregister through the follower are taken and answered by the leader', async () => {
-    const follower = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: leader.url,
-    }));
+    const follower = await followerOf(leader.url);
     const registered = await fetch(`${follower.url}/api/v1/instances`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -166,11 +166,7 @@ describe('a follower forwards registry writes to a real operator that leads', ()
   it('the leader judges the caller itself: a refused caller stays refused through a follower', async () => {
     const strict = await startOperator({ config: { anonymous: false } });
     try {
-      const follower = await startFollower(() => ({
-        leading: false,
-        identity: 'replica-a',
-        url: strict.url,
-      }));
+      const follower = await followerOf(strict.url);
       const res = await fetch(`${follower.url}/api/v1/instances`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: 'Bearer not-a-token' },
@@ -206,11 +202,7 @@ describe('an operator without leader election forwards nothing', () => {
 describe('what a follower sends the leader', () => {
   it('method, path, query, body, the caller credentials and the hop header; nothing else', async () => {
     const leader = await recordingLeader();
-    const follower = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: leader.url,
-    }));
+    const follower = await followerOf(leader.url);
     const res = await fetch(`${follower.url}/api/v1/reports?dryRun=1`, {
       method: 'POST',
       headers: {
@@ -240,6 +232,27 @@ describe('what a follower sends the leader', () => {
     expect(got!.headers.cookie).toBeUndefined();
   });
 
+  it("a kubectl user's write carries X-Maxine-Kubernetes-Authorization to the leader, as a read does to the replica it lands on", async () => {
+    const leader = await recordingLeader();
+    const follower = await followerOf(leader.url);
+    const res = await fetch(`${follower.url}/api/v1/instances`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer service-proxy',
+        'x-maxine-kubernetes-authorization': 'Bearer kubectl-user',
+      },
+      body: '{}',
+    });
+    expect(res.status).toBe(201);
+    expect(leader.seen).toHaveLength(1);
+    expect(leader.seen[0]!.headers).toMatchObject({
+      authorization: 'Bearer service-proxy',
+      'x-maxine-kubernetes-authorization': 'Bearer kubectl-user',
+      [FORWARDED_BY_HEADER]: 'replica-b',
+    });
+  });
+
   it('reaches a leader that advertises an IPv6 address', async () => {
     const seen: string[] = [];
     const v6 = createServer((req, res) => {
@@ -248,11 +261,7 @@ describe('what a follower sends the leader', () => {
     });
     servers.push(v6);
     const { port } = await listen(v6, 0, '::1');
-    const follower = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: `http://[::1]:${port}`,
-    }));
+    const follower = await followerOf(`http://[::1]:${port}`);
     const res = await fetch(`${follower.url}/api/v1/instances/web-1`, { method: 'DELETE' });
     expect(res.status).toBe(204);
     expect(seen).toEqual(['DELETE /api/v1/instances/web-1']);
@@ -260,11 +269,7 @@ describe('what a follower sends the leader', () => {
 
   it('streams a chunked body and keeps the connection to the leader alive', async () => {
     const leader = await recordingLeader();
-    const follower = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: leader.url,
-    }));
+    const follower = await followerOf(leader.url);
     const ports = new Set<number>();
     const leaderServer = servers.at(-2)!;
     leaderServer.on('connection', (socket) => ports.add(socket.remotePort ?? 0));
@@ -296,11 +301,7 @@ describe('what a follower sends the leader', () => {
 describe('a caller that leaves', () => {
   it('before the leader answered: the exchange is dropped, and not counted as a refusal', async () => {
     const leader = await recordingLeader('silent');
-    const follower = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: leader.url,
-    }));
+    const follower = await followerOf(leader.url);
     const aborted = new AbortController();
     const call = fetch(`${follower.url}/api/v1/instances/web-1/heartbeat`, {
       method: 'PUT',
@@ -349,11 +350,7 @@ describe('a follower refuses what it cannot forward', () => {
 
   it('a forwarded request landing on a follower is refused, never forwarded again', async () => {
     const leader = await recordingLeader();
-    const follower = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: leader.url,
-    }));
+    const follower = await followerOf(leader.url);
     const res = await write(follower.url, { [FORWARDED_BY_HEADER]: 'replica-c' });
     expect(res.status).toBe(503);
     const body = (await res.json()) as { error: { code: string; details: { reason: string } } };
@@ -366,11 +363,7 @@ describe('a follower refuses what it cannot forward', () => {
     const closed = createServer();
     const { port } = await listen(closed, 0, '127.0.0.1');
     await new Promise((resolve) => closed.close(resolve));
-    const follower = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: `http://127.0.0.1:${port}`,
-    }));
+    const follower = await followerOf(`http://127.0.0.1:${port}`);
     const res = await write(follower.url);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('2');
@@ -482,11 +475,7 @@ describe('a follower refuses what it cannot forward', () => {
   it('the leader itself, and reads, are never forwarded', async () => {
     const follower = await startFollower(() => ({ leading: true }));
     expect((await write(follower.url)).status).toBe(299);
-    const other = await startFollower(() => ({
-      leading: false,
-      identity: 'replica-a',
-      url: 'http://127.0.0.1:9',
-    }));
+    const other = await followerOf('http://127.0.0.1:9');
     for (const path of ['/api/v1/discover/shop/web', '/api/v1/instances/web-1', '/metrics'])
       expect((await fetch(other.url + path)).status).toBe(299);
     expect((await fetch(`${other.url}/api/v1/services`, { method: 'POST' })).status).toBe(299);

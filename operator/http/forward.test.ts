@@ -57,6 +57,16 @@ describe('forwardedRequestHeaders', () => {
       },
     ],
     [
+      "keeps the kubectl user's token the service proxy forwarded (decision 0036)",
+      { 'x-maxine-kubernetes-authorization': 'Bearer kube-user', authorization: 'Bearer sa' },
+      {
+        'x-maxine-kubernetes-authorization': 'Bearer kube-user',
+        authorization: 'Bearer sa',
+        'x-forwarded-for': '10.0.0.9',
+        [FORWARDED_BY_HEADER]: 'replica-b',
+      },
+    ],
+    [
       'appends to an x-forwarded-for chain',
       { 'x-forwarded-for': '192.0.2.1' },
       { 'x-forwarded-for': '192.0.2.1, 10.0.0.9', [FORWARDED_BY_HEADER]: 'replica-b' },

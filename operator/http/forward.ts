@@ -6,8 +6,9 @@
  *
  * - It runs before the fast path, and its first test is the method, so discovery (GET/HEAD)
  *   pays one comparison for it.
- * - The leader authenticates the caller itself, from the caller's own `Authorization` (and
- *   checks `x-maxine-source` against that principal): nothing a follower adds grants anything.
+ * - The leader authenticates the caller itself, from the caller's own `Authorization` and
+ *   `X-Maxine-Kubernetes-Authorization` (and checks `x-maxine-source` against that principal):
+ *   nothing a follower adds grants anything.
  * - A forwarded request carries `x-maxine-forwarded-by`; one that lands on a replica that does
  *   not lead is refused (503), never forwarded again, so two replicas that disagree for a
  *   moment about who leads cannot bounce a request between them.
@@ -30,7 +31,7 @@ import { Counter } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
 import { MaxineError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
-import { MAX_REPORT_BYTES } from '../../common/wire.js';
+import { KUBE_USER_HEADER, MAX_REPORT_BYTES } from '../../common/wire.js';
 import type { LeaderView } from '../kube/leader.js';
 import { RepeatLimiter } from '../kube/repeat.js';
 import { clientAddress } from './address-limit.js';
@@ -62,9 +63,14 @@ export function writeKind(method: string | undefined, url: string): WriteKind | 
   return WRITES.find((w) => w.method === method && w.path.test(path))?.kind;
 }
 
-/** What the caller said that the leader needs to judge and parse the request. */
+/**
+ * What the caller said that the leader needs to judge and parse the request: its credentials
+ * (`authorization`, and the kubectl user's token that `kubectl maxine` forwards through the API
+ * server's service proxy, decision 0036), the body's description, and the request's identity.
+ */
 const FORWARDED_REQUEST_HEADERS = [
   'authorization',
+  KUBE_USER_HEADER,
   'content-type',
   'content-length',
   'content-encoding',

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey } from 'jose';
 import type { OperatorConfig } from '../../operator/config.js';
+import { startOperator } from './operator.js';
+import type { TestOperator } from './operator.js';
 
 export const ISSUER = 'https://login.example.test';
 export const AUDIENCE = 'maxine';
@@ -119,4 +121,66 @@ export async function auditRecords(
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The secured shop/orders fixture's users: root (bootstrap admin) and alice. */
+export const ORDERS_TOKENS = {
+  root: 'root-token-0123456789abcdef',
+  alice: 'alice-token-0123456789abcdef',
+} as const;
+
+/** alice's MaxineACL: discover on shop/*, with `effect` written out when given. */
+export const aliceAcl = (effect?: 'allow' | 'deny'): string => `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineACL
+metadata: { name: alice, namespace: shop }
+spec:
+  subjects: [{ kind: User, name: alice }]
+  rules: [{ services: ['shop/*'], verbs: [discover]${effect === undefined ? '' : `, effect: ${effect}`} }]
+`;
+
+/**
+ * The secured shop/orders fixture: the MaxineService shop/orders with a MaxineIntention that
+ * allows the sources `allow` and denies every other (`services.yaml`), alice's ACL
+ * (`acl.yaml`), on an operator locked down (ORDERS_TOKENS, root admin) with intention default
+ * deny and `config` on top, and one instance of shop/orders registered by root.
+ */
+export async function startSecuredOrders(
+  dir: string,
+  opts: { allow: string[]; aclEffect?: 'allow' | 'deny'; config?: Partial<OperatorConfig> },
+): Promise<TestOperator> {
+  const sources = opts.allow.map((name) => `    - { name: ${name}, action: allow }\n`).join('');
+  const op = await startOperator({
+    files: {
+      'services.yaml': `
+apiVersion: maxine.io/v1alpha1
+kind: MaxineService
+metadata: { name: orders, namespace: shop }
+spec: {}
+---
+apiVersion: maxine.io/v1alpha1
+kind: MaxineIntention
+metadata: { name: orders, namespace: shop }
+spec:
+  destination: { name: orders }
+  sources:
+${sources}    - { name: '*', action: deny }
+`,
+      'acl.yaml': aliceAcl(opts.aclEffect),
+    },
+    config: {
+      ...lockedDown(await writeTokens(dir, ORDERS_TOKENS)),
+      intentionDefault: 'deny',
+      ...opts.config,
+    },
+  });
+  const registered = await call(op.url, 'POST', '/api/v1/instances', {
+    token: ORDERS_TOKENS.root,
+    body: { service: 'orders', namespace: 'shop', host: '10.0.0.9', port: 8080 },
+  });
+  if (registered.status !== 201) {
+    await op.stop();
+    throw new Error(`registering shop/orders answered ${registered.status}`);
+  }
+  return op;
 }

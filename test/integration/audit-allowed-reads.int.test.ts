@@ -9,37 +9,11 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { call as request, lockedDown, writeTokens } from '../helpers/auth.js';
-import { eventually, startOperator } from '../helpers/operator.js';
+import { call as request, ORDERS_TOKENS, startSecuredOrders } from '../helpers/auth.js';
+import { eventually } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
-const TOKENS = { root: 'root-token-0123456789abcdef', alice: 'alice-token-0123456789abcdef' };
-
-const RESOURCES = {
-  'services.yaml': `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineService
-metadata: { name: orders, namespace: shop }
-spec: {}
----
-apiVersion: maxine.io/v1alpha1
-kind: MaxineIntention
-metadata: { name: orders, namespace: shop }
-spec:
-  destination: { name: orders }
-  sources:
-    - { name: web, action: allow }
-    - { name: cart, action: allow }
-    - { name: '*', action: deny }
----
-apiVersion: maxine.io/v1alpha1
-kind: MaxineACL
-metadata: { name: alice, namespace: shop }
-spec:
-  subjects: [{ kind: User, name: alice }]
-  rules: [{ services: ['shop/*'], verbs: [discover] }]
-`,
-};
+const TOKENS = ORDERS_TOKENS;
 
 type AuditRecord = Record<string, unknown>;
 
@@ -55,22 +29,15 @@ async function started(reads: {
   const dir = await mkdtemp(join(tmpdir(), 'maxine-allowed-reads-'));
   work.push(dir);
   const auditDir = join(dir, 'audit');
-  const op = await startOperator({
-    files: RESOURCES,
+  const op = await startSecuredOrders(dir, {
+    allow: ['web', 'cart'],
     config: {
-      ...lockedDown(await writeTokens(dir, TOKENS)),
-      intentionDefault: 'deny',
       auditDir,
       auditAllowedReads: 'aggregate',
       auditReadsIntervalMs: reads.intervalMs,
       auditReadsMaxKeys: reads.maxKeys,
     },
   });
-  const registered = await request(op.url, 'POST', '/api/v1/instances', {
-    token: TOKENS.root,
-    body: { service: 'orders', namespace: 'shop', host: '10.0.0.9', port: 8080 },
-  });
-  expect(registered.status).toBe(201);
   return { op, auditDir };
 }
 

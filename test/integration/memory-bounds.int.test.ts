@@ -6,12 +6,15 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { keepAliveClient } from '../helpers/keep-alive.js';
 import { api, EventClient, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
 let op: TestOperator | undefined;
 const clients: EventClient[] = [];
+const closers: (() => void)[] = [];
 afterEach(async () => {
+  for (const close of closers.splice(0)) close();
   await Promise.all(clients.splice(0).map((c) => c.close()));
   await op?.stop();
   op = undefined;
@@ -68,14 +71,12 @@ describe('bounded memory', () => {
     expect(first.status).toBe(201);
     const id = first.body.instance.id as string;
 
+    // 20,000 requests below: over 8 kept-alive node:http connections, not fetch (2.5x cheaper).
+    const http = keepAliveClient(8);
+    closers.push(() => http.close());
     const heapBefore = liveHeap();
     await inParallel(10_000, 8, async () => {
-      const res = await fetch(`${url}/api/v1/instances`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      await res.arrayBuffer();
+      const res = await http.send(`${url}/api/v1/instances`, 'POST', body);
       expect(res.status).toBe(200);
     });
 
@@ -105,10 +106,9 @@ describe('bounded memory', () => {
     const seq = operator.events.lastSeq;
     const sizes: number[] = [];
     await inParallel(10_000, 8, async () => {
-      const res = await fetch(`${url}/api/v1/instances/${id}/heartbeat`, { method: 'PUT' });
-      const text = await res.text();
+      const res = await http.send(`${url}/api/v1/instances/${id}/heartbeat`, 'PUT');
       expect(res.status).toBe(200);
-      sizes.push(text.length);
+      sizes.push(res.text.length);
     });
     await watcher.until((e) => e.length === 10_000, 20_000);
     expect(operator.events.lastSeq).toBe(seq);

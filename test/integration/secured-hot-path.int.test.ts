@@ -10,39 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { auditRecords, call as request, lockedDown, writeTokens } from '../helpers/auth.js';
-import { eventually, startOperator } from '../helpers/operator.js';
+import {
+  aliceAcl,
+  auditRecords,
+  call as request,
+  ORDERS_TOKENS,
+  startSecuredOrders,
+} from '../helpers/auth.js';
+import { eventually } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 
-const TOKENS = { root: 'root-token-0123456789abcdef', alice: 'alice-token-0123456789abcdef' };
-
-const acl = (effect: 'allow' | 'deny'): string => `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineACL
-metadata: { name: alice, namespace: shop }
-spec:
-  subjects: [{ kind: User, name: alice }]
-  rules: [{ services: ['shop/*'], verbs: [discover], effect: ${effect} }]
-`;
-
-const RESOURCES = {
-  'services.yaml': `
-apiVersion: maxine.io/v1alpha1
-kind: MaxineService
-metadata: { name: orders, namespace: shop }
-spec: {}
----
-apiVersion: maxine.io/v1alpha1
-kind: MaxineIntention
-metadata: { name: orders, namespace: shop }
-spec:
-  destination: { name: orders }
-  sources:
-    - { name: web, action: allow }
-    - { name: '*', action: deny }
-`,
-  'acl.yaml': acl('allow'),
-};
+const TOKENS = ORDERS_TOKENS;
 
 let op: TestOperator;
 let work: string;
@@ -61,21 +39,11 @@ async function metric(name: string): Promise<number> {
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'maxine-hot-path-'));
-  const staticTokensFile = await writeTokens(work, TOKENS);
-  op = await startOperator({
-    files: RESOURCES,
-    config: {
-      ...lockedDown(staticTokensFile),
-      intentionDefault: 'deny',
-      auditDir: join(work, 'audit'),
-      auditAllowedReads: 'sample:3',
-    },
+  op = await startSecuredOrders(work, {
+    allow: ['web'],
+    aclEffect: 'allow',
+    config: { auditDir: join(work, 'audit'), auditAllowedReads: 'sample:3' },
   });
-  const registered = await request(op.url, 'POST', '/api/v1/instances', {
-    token: TOKENS.root,
-    body: { service: 'orders', namespace: 'shop', host: '10.0.0.9', port: 8080 },
-  });
-  expect(registered.status).toBe(201);
 });
 
 afterAll(async () => {
@@ -121,10 +89,10 @@ describe('secured discovery', () => {
 
   it('follows a changed ACL: the remembered decision is dropped', async () => {
     expect((await discover('shop/web')).status).toBe(200);
-    await op.write('acl.yaml', acl('deny'));
+    await op.write('acl.yaml', aliceAcl('deny'));
     await eventually(async () => (await discover('shop/web')).status === 403, 5000);
     expect(await metric('maxine_access_discovery_cache_entries')).toBe(0);
-    await op.write('acl.yaml', acl('allow'));
+    await op.write('acl.yaml', aliceAcl('allow'));
     await eventually(async () => (await discover('shop/web')).status === 200, 5000);
   });
 });

@@ -3,21 +3,9 @@ import { ClientError } from '../../../common/client.js';
 import type { RegistryClient } from '../../../common/client.js';
 import type { HeartbeatRequest, Instance } from '../../../common/wire.js';
 import { Registration } from './registration.js';
+import { testInstance } from '../test/instance.js';
 
-function instance(id: string, ttlSeconds = 3): Instance {
-  return {
-    id,
-    service: { namespace: 'shop', name: 'web' },
-    host: '10.0.0.1',
-    port: 80,
-    weight: 1,
-    metadata: {},
-    health: { status: 'passing' },
-    source: 'registration',
-    registeredAt: 't',
-    lease: { ttlSeconds, expiresAt: 't' },
-  };
-}
+const instance = (id: string, ttlSeconds = 3): Instance => testInstance(id, ttlSeconds);
 
 const notFound = () => new ClientError(404, 'INSTANCE_NOT_FOUND', 'gone');
 const input = { service: 'web', namespace: 'shop', host: '10.0.0.1', port: 80 };

@@ -8,6 +8,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { ClientError, MaxineClient } from '../src/index.js';
+import type { Instance } from '../src/index.js';
+import { testInstance } from './instance.js';
 
 let server: Server | undefined;
 const clients: MaxineClient[] = [];
@@ -17,20 +19,7 @@ afterEach(async () => {
   await new Promise((r) => server?.close(r));
 });
 
-function instance(id: string, ttlSeconds = 1) {
-  return {
-    id,
-    service: { namespace: 'shop', name: 'web' },
-    host: '10.0.0.1',
-    port: 80,
-    weight: 1,
-    metadata: {},
-    health: { status: 'passing' },
-    source: 'registration',
-    registeredAt: 't',
-    lease: { ttlSeconds, expiresAt: 't' },
-  };
-}
+const instance = (id: string, ttlSeconds = 1): Instance => testInstance(id, ttlSeconds);
 
 const json = (res: ServerResponse, status: number, body: unknown): void => {
   res.writeHead(status, { 'content-type': 'application/json' });
