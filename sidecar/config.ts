@@ -21,6 +21,22 @@ const optionalText = z
   .transform((v) => (v === '' ? undefined : v))
   .optional();
 
+/**
+ * A whole number of seconds from 0 (whose meaning `zero` says) to `max`; an empty variable is
+ * the default.
+ */
+function wholeSeconds(o: { zero: string; max: number; over: string; default: number }) {
+  return z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.coerce
+      .number({ error: 'must be a whole number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(0, o.zero)
+      .max(o.max, o.over)
+      .default(o.default),
+  );
+}
+
 /** Environment variable → what it means. */
 export const sidecarEnvSchema = z.object({
   MAXINE_SERVICE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label'),
@@ -105,28 +121,22 @@ export const sidecarEnvSchema = z.object({
       .default(256),
   ),
   /** Seconds between two fetches of the mesh renders when nothing changed; 0: only on changes. */
-  MAXINE_MESH_REFRESH_SECONDS: z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z.coerce
-      .number({ error: 'must be a whole number of seconds' })
-      .int('must be a whole number of seconds')
-      .min(0, 'must be 0 (only on changes) or more')
-      .max(86_400, 'must be at most 86400 (a day)')
-      .default(30),
-  ),
+  MAXINE_MESH_REFRESH_SECONDS: wholeSeconds({
+    zero: 'must be 0 (only on changes) or more',
+    max: 86_400,
+    over: 'must be at most 86400 (a day)',
+    default: 30,
+  }),
   /**
    * Seconds between two call reports to the operator (the dependency graph's observed edges,
    * `sidecar/proxy/reporter.ts`); 0 turns reporting off.
    */
-  MAXINE_REPORT_INTERVAL_SECONDS: z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z.coerce
-      .number({ error: 'must be a whole number of seconds' })
-      .int('must be a whole number of seconds')
-      .min(0, 'must be 0 (off) or more')
-      .max(3600, 'must be at most 3600')
-      .default(10),
-  ),
+  MAXINE_REPORT_INTERVAL_SECONDS: wholeSeconds({
+    zero: 'must be 0 (off) or more',
+    max: 3600,
+    over: 'must be at most 3600',
+    default: 10,
+  }),
   /**
    * The forward-proxy listener (`HTTP_PROXY` for the app): `host:port`, or `off`. Loopback by
    * default: only the pod's own containers may call through it.
@@ -181,15 +191,12 @@ export const sidecarEnvSchema = z.object({
    * garbage collection gives back what the snapshot's burst grew (sidecar/memory-trim.ts);
    * 0 turns it off.
    */
-  MAXINE_MEMORY_TRIM_SECONDS: z.preprocess(
-    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
-    z.coerce
-      .number({ error: 'must be a whole number of seconds' })
-      .int('must be a whole number of seconds')
-      .min(0, 'must be 0 (off) or more')
-      .max(3600, 'must be at most 3600')
-      .default(10),
-  ),
+  MAXINE_MEMORY_TRIM_SECONDS: wholeSeconds({
+    zero: 'must be 0 (off) or more',
+    max: 3600,
+    over: 'must be at most 3600',
+    default: 10,
+  }),
   MAXINE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
