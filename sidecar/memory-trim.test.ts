@@ -43,6 +43,28 @@ describe('MemoryTrim', () => {
     });
   });
 
+  it('a collection that throws turns the trim off with a warning instead of ending the process', async () => {
+    const { lines, logger } = logs();
+    let calls = 0;
+    const trim = new MemoryTrim({
+      delayMs: 20,
+      logger,
+      collect: () => {
+        calls += 1;
+        throw new Error('refused by this V8');
+      },
+    });
+    trim.schedule();
+    await sleep(150);
+    trim.schedule();
+    await sleep(150);
+    expect(calls).toBe(1);
+    expect(trim.runs).toBe(0);
+    expect(
+      lines.filter((l) => l.msg === 'the memory-reducing collection failed: memory trim off'),
+    ).toHaveLength(1);
+  });
+
   it('does nothing with delay 0 (MAXINE_MEMORY_TRIM_SECONDS=0) or once stopped', async () => {
     let runs = 0;
     const { logger } = logs();

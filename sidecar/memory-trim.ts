@@ -33,9 +33,14 @@ interface GcOptions {
  */
 export function lastResortCollector(): (() => void) | undefined {
   try {
+    let gc: unknown;
     setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
-    setFlagsFromString('--no-expose-gc');
+    try {
+      gc = runInNewContext('gc');
+    } finally {
+      // Unset even when the context could not be made: no later context gets a gc.
+      setFlagsFromString('--no-expose-gc');
+    }
     if (typeof gc !== 'function') return undefined;
     const collect = gc as (o?: GcOptions) => void;
     const options: GcOptions = { type: 'major', execution: 'sync', flavor: 'last-resort' };
@@ -98,7 +103,14 @@ export class MemoryTrim {
     const rss = this.opts.rss ?? (() => process.memoryUsage.rss());
     const before = rss();
     const started = process.hrtime.bigint();
-    this.collect();
+    try {
+      this.collect();
+    } catch (err) {
+      // A timer's throw would end the sidecar: a collection this Node refuses turns the trim off.
+      this.unavailable = true;
+      this.opts.logger.warn({ err }, 'the memory-reducing collection failed: memory trim off');
+      return;
+    }
     this.runs += 1;
     this.opts.logger.info(
       {

@@ -11,7 +11,8 @@
  * until the token expires (at most a minute), and parsed only on a miss. In front of that, the
  * headers used lately (at most `recentHeaders`, each at most RECENT_HEADER_MAX characters) are
  * kept by their exact text, so a repeating caller costs one map lookup and no hash: this holds
- * those few live tokens in memory, as the requests carrying them do (decision 26).
+ * up to that many tokens in memory, as the requests carrying them do — an expired one until it
+ * is looked up again or pushed out by newer callers (decision 26).
  */
 import * as crypto from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
