@@ -22,16 +22,8 @@ export function readJsonBody(
   timeoutMs = 10_000,
 ): Promise<unknown> {
   if (!hasBody(req)) return Promise.resolve(undefined);
-  const type = req.headers['content-type'] ?? '';
-  const charset = CHARSET_RE.exec(type)?.[1]?.toLowerCase();
-  if (
-    !JSON_TYPE_RE.test(type) ||
-    (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
-  ) {
-    return Promise.reject(new MaxineError('UNSUPPORTED_MEDIA_TYPE'));
-  }
-  if (Number(req.headers['content-length'] ?? 0) > limit)
-    return Promise.reject(new MaxineError('BODY_TOO_LARGE'));
+  const refused = headRefusal(req, limit);
+  if (refused !== undefined) return Promise.reject(refused);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -68,11 +60,9 @@ export function readJsonBody(
         'utf8',
       );
       try {
-        resolve(
-          text === undefined || text.trim() === '' ? undefined : (JSON.parse(text) as unknown),
-        );
-      } catch {
-        reject(new MaxineError('MALFORMED_JSON'));
+        resolve(parseJsonText(text));
+      } catch (err) {
+        reject(err instanceof Error ? err : new MaxineError('MALFORMED_JSON'));
       }
     });
     req.on('error', () => reject(new MaxineError('VALIDATION_FAILED', 'The request was aborted')));
@@ -86,19 +76,30 @@ export function readJsonBody(
  */
 export function readCompleteJsonBody(req: IncomingMessage, limit: number): unknown {
   if (!hasBody(req)) return undefined;
+  const refused = headRefusal(req, limit);
+  if (refused !== undefined) throw refused;
+  const data: unknown = req.read();
+  if (!Buffer.isBuffer(data)) return undefined;
+  if (data.length > limit) throw new MaxineError('BODY_TOO_LARGE');
+  return parseJsonText(data.toString('utf8'));
+}
+
+/** What the head alone refuses: 415 for a type other than JSON in UTF-8, 413 for a declared length past `limit`. */
+function headRefusal(req: IncomingMessage, limit: number): MaxineError | undefined {
   const type = req.headers['content-type'] ?? '';
   const charset = CHARSET_RE.exec(type)?.[1]?.toLowerCase();
   if (
     !JSON_TYPE_RE.test(type) ||
     (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
   )
-    throw new MaxineError('UNSUPPORTED_MEDIA_TYPE');
-  if (Number(req.headers['content-length'] ?? 0) > limit) throw new MaxineError('BODY_TOO_LARGE');
-  const data: unknown = req.read();
-  if (!Buffer.isBuffer(data)) return undefined;
-  if (data.length > limit) throw new MaxineError('BODY_TOO_LARGE');
-  const text = data.toString('utf8');
-  if (text.trim() === '') return undefined;
+    return new MaxineError('UNSUPPORTED_MEDIA_TYPE');
+  if (Number(req.headers['content-length'] ?? 0) > limit) return new MaxineError('BODY_TOO_LARGE');
+  return undefined;
+}
+
+/** The body's text as JSON: `undefined` when blank, else parsed, or MALFORMED_JSON. */
+function parseJsonText(text: string | undefined): unknown {
+  if (text === undefined || text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch {
