@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHistogram } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 // @ts-expect-error -- autocannon ships no type declarations; the shapes used are typed below
 import autocannonUntyped from 'autocannon';
 
@@ -152,4 +153,34 @@ export function median(values) {
   const mid = Math.floor(sorted.length / 2);
   const upper = sorted[mid] ?? Number.NaN;
   return sorted.length % 2 === 1 ? upper : ((sorted[mid - 1] ?? Number.NaN) + upper) / 2;
+}
+
+/** @returns {{ idle: number, total: number }} the machine's CPU ticks so far (/proc/stat, all CPUs) */
+function cpuTicks() {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal …: idle and iowait are the idle ones.
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { idle, total: ticks.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Waits until the machine is idle: at least `share` of all CPU time idle over a 500 ms window
+ * (what is left of the last run, a peer's background work, another process), or `maxMs`.
+ * @param {number} maxMs
+ * @param {number} [share]
+ * @returns {Promise<{ idle: boolean, waitedMs: number }>}
+ */
+export async function untilIdle(maxMs, share = 0.9) {
+  const started = Date.now();
+  if (maxMs <= 0) return { idle: true, waitedMs: 0 };
+  for (;;) {
+    const before = cpuTicks();
+    await sleep(500);
+    const after = cpuTicks();
+    const total = after.total - before.total;
+    const waitedMs = Date.now() - started;
+    if (total > 0 && (after.idle - before.idle) / total >= share) return { idle: true, waitedMs };
+    if (waitedMs >= maxMs) return { idle: false, waitedMs };
+  }
 }

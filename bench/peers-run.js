@@ -115,7 +115,7 @@ async function main() {
       '',
       throughputTable(summaries),
       '',
-      '### Every round',
+      '### Every run',
       '',
       roundsTable(summaries),
       '',

@@ -139,7 +139,7 @@ export function throughputTable(summaries) {
  */
 export function roundsTable(summaries) {
   const count = Math.max(...[...summaries.values()].map((s) => s.perRoundRps.length));
-  const header = Array.from({ length: count }, (_, i) => `round ${i + 1} req/s · p99 ms`);
+  const header = Array.from({ length: count }, (_, i) => `run ${i + 1} req/s · p99 ms`);
   const lines = [
     `| scenario | ${header.join(' | ')} |`,
     `|---|${header.map(() => '---:').join('|')}|`,

@@ -14,8 +14,11 @@
  * Every server is a child process (never the autocannon process). Everything targets
  * 127.0.0.1. Figures go to stdout and to bench/RESULTS.md, which is rewritten each run.
  *
- * Environment (all optional): BENCH_DURATION seconds per measured run (10), BENCH_WARMUP
- * seconds of discarded warm-up before each (3), BENCH_ROUNDS (2), BENCH_CONNECTIONS (50),
+ * Environment (all optional): BENCH_DURATION seconds per measured run (5), BENCH_WARMUP
+ * seconds of discarded warm-up before each (2), BENCH_ROUNDS (2), BENCH_PAIRS adjacent
+ * (reference, scenario) pairs per round of each scenario compared with the bare server (3),
+ * BENCH_QUIET_WAIT longest wait in seconds for an idle machine before each run (10; 0: none),
+ * BENCH_CONNECTIONS (50),
  * BENCH_PIPELINING (1), BENCH_HEARTBEAT_INSTANCES (1000), BENCH_MEMORY_INSTANCES (100000),
  * BENCH_CPU_PROF=1 to profile the discovery/heartbeat operator and the secured operator with
  * `node --cpu-prof` (BENCH_CPU_PROF_DIR keeps the profiles there),
@@ -42,7 +45,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { measure } from './load.js';
+import { measure, untilIdle } from './load.js';
 import {
   freePort,
   httpRequest,
@@ -138,9 +141,13 @@ const AIMS = {
 
 function loadConfig() {
   return {
-    durationSec: intEnv('BENCH_DURATION', 10, 1, 600),
-    warmupSec: intEnv('BENCH_WARMUP', 3, 0, 60),
+    durationSec: intEnv('BENCH_DURATION', 5, 1, 600),
+    warmupSec: intEnv('BENCH_WARMUP', 2, 0, 60),
     rounds: intEnv('BENCH_ROUNDS', 2, 1, 20),
+    /** Adjacent (reference, scenario) pairs per round of each scenario compared with a bare server. */
+    pairs: intEnv('BENCH_PAIRS', 3, 1, 20),
+    /** Longest wait for an idle machine before each run (quiesce), in seconds; 0: no wait. */
+    quietSec: intEnv('BENCH_QUIET_WAIT', 10, 0, 120),
     connections: intEnv('BENCH_CONNECTIONS', 50, 1, 1000),
     pipelining: intEnv('BENCH_PIPELINING', 1, 1, 64),
     heartbeatInstances: intEnv('BENCH_HEARTBEAT_INSTANCES', 1000, 1, 100_000),
@@ -413,7 +420,7 @@ function scenarios(config, ctx) {
   };
   const heartbeat = { method: 'PUT', path: '/', body: '{"status":"passing"}', vary: heartbeatPath };
   const nextRegistration = registrationBodies();
-  /** @type {{ key: string, label: string, reference?: string, alsoAgainst?: string, run: () => Promise<import('./load.js').LoadResult> }[]} */
+  /** @type {{ key: string, label: string, reference?: string, alsoAgainst?: string, single?: boolean, run: () => Promise<import('./load.js').LoadResult> }[]} */
   const list = [
     {
       key: 'baseline-get',
@@ -503,12 +510,13 @@ function scenarios(config, ctx) {
     // The peers (etcd, Consul) and Maxine's like-for-like reads of every instance (bench/peers.js).
     ...(ctx.peers === undefined
       ? []
-      : peerScenarios(base, ctx.peers, {
+      : // One pair per round: their aims (Maxine ≥ 4× Consul) are far from the line.
+        peerScenarios(base, ctx.peers, {
           operator: at(ctx.operator),
           secured: at(ctx.secured),
           securedHeaders: SECURED_HEADERS,
           discoverPath: DISCOVER_PATH,
-        })),
+        }).map((s) => ({ ...s, single: true }))),
   ];
   const only = config.only;
   if (only === undefined) return list;
@@ -766,39 +774,57 @@ async function runRounds(config, list, rows) {
     const order = round % 2 === 0 ? list : [...list].reverse();
     for (const scenario of order) {
       const row = rows.find((r) => r.key === scenario.key);
-      if (row !== undefined)
-        await runCompared(list, scenario, row, { round, rounds: config.rounds });
+      if (row === undefined) continue;
+      // A scenario compared with a bare server gets several adjacent pairs, alternating which
+      // side runs first (ABBA): the machine's slow spells last a run or two, and the median of
+      // six pairs is far steadier than that of two (decision 0026, session 12).
+      const pairs = scenario.reference === undefined || scenario.single ? 1 : config.pairs;
+      for (let pair = 0; pair < pairs; pair += 1)
+        await runCompared(list, scenario, row, {
+          round,
+          rounds: config.rounds,
+          firstReference: (round + pair) % 2 === 0,
+          quietSec: config.quietSec,
+        });
     }
   }
 }
 
 /**
- * One scenario's run of a round. A compared scenario gets its own reference run right next to
- * it (before it on odd rounds, after it on even ones): on a noisy machine only adjacent runs
+ * One run of a scenario. A compared scenario gets its own reference run right next to it
+ * (before it or after it, as `firstReference` says): on a noisy machine only adjacent runs
  * compare well. A second reference (alsoAgainst) runs on its other side, adjacent too.
  * @param {ReturnType<typeof scenarios>} list
  * @param {ReturnType<typeof scenarios>[number]} scenario
  * @param {BenchRow} row
- * @param {{ round: number, rounds: number }} at which round of how many
+ * @param {{ round: number, rounds: number, firstReference: boolean, quietSec: number }} at
  */
-async function runCompared(list, scenario, row, { round, rounds }) {
+async function runCompared(list, scenario, row, at) {
   const reference = list.find((s) => s.key === scenario.reference);
   const second = list.find((s) => s.key === scenario.alsoAgainst);
-  const [before, after] = round % 2 === 0 ? [reference, second] : [second, reference];
+  const [before, after] = at.firstReference ? [reference, second] : [second, reference];
   const into = (/** @type {typeof reference} */ s) =>
     s === reference ? row.paired : row.alsoPaired;
-  if (before !== undefined) into(before)?.push(await runOne(before, round, rounds));
-  row.rounds.push(await runOne(scenario, round, rounds));
-  if (after !== undefined) into(after)?.push(await runOne(after, round, rounds));
+  if (before !== undefined) into(before)?.push(await runOne(before, at));
+  row.rounds.push(await runOne(scenario, at));
+  if (after !== undefined) into(after)?.push(await runOne(after, at));
 }
+
+/** What the waits for an idle machine came to over the run (the Method section says it). */
+const quiescing = { runs: 0, waitedMs: 0, notQuiet: 0 };
 
 /**
  * @param {{ label: string, run: () => Promise<import('./load.js').LoadResult> }} scenario
- * @param {number} round
- * @param {number} rounds
+ * @param {{ round: number, rounds: number, quietSec: number }} at
  */
-async function runOne(scenario, round, rounds) {
-  process.stderr.write(`round ${round + 1}/${rounds}: ${scenario.label} ...`);
+async function runOne(scenario, { round, rounds, quietSec }) {
+  const quiet = await untilIdle(quietSec * 1000);
+  quiescing.runs += 1;
+  quiescing.waitedMs += quiet.waitedMs;
+  if (!quiet.idle) quiescing.notQuiet += 1;
+  process.stderr.write(
+    `round ${round + 1}/${rounds}: ${scenario.label} (${quiet.idle ? '' : 'NOT '}idle after ${quiet.waitedMs} ms) ...`,
+  );
   const result = await scenario.run();
   process.stderr.write(
     ` ${Math.round(result.rps)} req/s, p99 ${result.p99Ms.toFixed(2)} ms, server ${Math.round(result.cpuUsPerRequest)} µs CPU/req\n`,
@@ -843,7 +869,10 @@ function profileSummary(profileDir) {
 async function main() {
   const config = loadConfig();
   if (!existsSync(OPERATOR_MAIN)) throw new Error(`${OPERATOR_MAIN} is missing: run npm run build`);
-  const perRound = (16 + PEER_RUNS_PER_ROUND) * (config.durationSec + 2 * config.warmupSec + 5);
+  // Per round: 13 runs per pair of the compared scenarios, the registrations, the peers' pairs;
+  // each run its warm-up, its wait for an idle machine and a margin.
+  const runsPerRound = 13 * config.pairs + 1 + PEER_RUNS_PER_ROUND;
+  const perRound = runsPerRound * (config.durationSec + config.warmupSec + config.quietSec + 5);
   const budgetMs = (config.rounds * perRound + 900) * 1000;
   startWatchdog('bench', budgetMs);
 
@@ -929,7 +958,8 @@ async function main() {
       '## Method',
       '',
       `- Load generator: autocannon 8, programmatic, in the bench process; every server runs in its own child process (\`node ${operatorFlags()}dist/operator/main.js --log-level warn --default-ttl-seconds 3600 --address-rate-limit 0\`, and \`bench/baseline-server.js\`), all on 127.0.0.1.`,
-      `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario once, in reversed order on even rounds; figures are the median over rounds. Every compared scenario is measured next to a run of its reference of its own (the reference first on odd rounds, second on even ones), and its ratios are the medians of those adjacent pairs' ratios; the reference rows show the reference's own runs.`,
+      `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario, in reversed order on even rounds. Every compared scenario is measured next to a run of its reference of its own: ${config.pairs} such adjacent pairs per round for the scenarios compared with the bare server (the reference first in one pair, second in the next), one pair per round for the peers; its ratios are the medians of all its pairs' ratios, its figures the medians of its runs; the reference rows show the reference's own runs.`,
+      `- Before every run the bench waits (at most ${config.quietSec} s) until the machine is idle, ≥ 90% of all CPU time idle over 500 ms, so that no run starts in the tail of another's work (a peer's background work, the registrations' garbage): ${quiescing.runs} runs waited ${(quiescing.waitedMs / 1000).toFixed(0)} s in all, ${quiescing.notQuiet} of them started without the machine having become idle.`,
       `- Latencies: a microsecond histogram fed by autocannon's per-response times (2xx only); autocannon's own p99 (whole milliseconds) is shown alongside.`,
       `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,
       `- Baseline: a bare \`node:http\` server answering every request with the exact bytes of a discovery answer (${body(answer.body)}, \`content-type: application/json\`); write requests are read to the end before it answers.`,
@@ -949,7 +979,7 @@ async function main() {
       '',
       tables.main,
       '',
-      '### Every round',
+      '### Every run',
       '',
       tables.rounds,
       '',
