@@ -12,7 +12,9 @@
  * milliseconds, so it runs once per completed snapshot, `delayMs` after the last one (default 10 s:
  * Node 20 shrinks only once the burst has left V8's 5 s window of allocation throughput),
  * never on a request's path. The young generation's size limit, which the hot path's speed needs
- * (decision 0017), is unchanged.
+ * (decision 0017), is unchanged. Where `node:ffi` offers glibc's `malloc_trim` (Node 26), the
+ * collection is followed by `malloc_trim(0)`, which gives back the free pages between live chunks
+ * of the C heap that free() keeps (session 12: mallocTrimmer()).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
