@@ -113,7 +113,7 @@ const BULK_LIMITS = [
  * environment: a flag set's `NAME=value` words are environment variables, the rest Node flags.
  */
 export const IMAGE_SIDECAR_FLAGS =
-  'MALLOC_ARENA_MAX=1 --max-semi-space-size=8 --max-old-space-size=96';
+  'MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=32768 --max-semi-space-size=8 --max-old-space-size=96';
 
 /**
  * A flag set's environment variables (`NAME=value` words) and Node flags (the other words).

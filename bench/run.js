@@ -305,8 +305,10 @@ async function startSidecar(operator, tokenFile) {
       MAXINE_OPERATOR_URL: `http://127.0.0.1:${operator.port}`,
       MAXINE_LISTEN_PORT: String(port),
       MAXINE_LOG_LEVEL: 'warn',
-      // Dockerfile.sidecar's environment: one malloc arena (decision 0027, session 11).
+      // Dockerfile.sidecar's environment: one malloc arena (decision 0027, session 11), 32 KB
+      // and larger allocations mmapped (session 12).
       MALLOC_ARENA_MAX: '1',
+      MALLOC_MMAP_THRESHOLD_: '32768',
       ...(tokenFile !== undefined && {
         MAXINE_TOKEN_FILE: tokenFile,
         MAXINE_DISCOVERY_CHECK_INTENTIONS: 'true',

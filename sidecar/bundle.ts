@@ -57,6 +57,34 @@ module.exports = new Proxy({}, {
 };
 
 /**
+ * zod re-exports all of its ~60 message locales (`z.locales`, `z.core.locales`): 264 KB of the
+ * bundle's 723 KB, source text an idle sidecar keeps on its heap and V8 parses at start
+ * (decision 0027, session 12). The sidecar uses zod's default English messages only (zod's
+ * schemas import `locales/en.js` themselves and configure it), and never reads `z.locales`,
+ * so in the bundle the locales index is a module with `en` alone.
+ */
+const ZOD_LOCALES_INDEX = /^\.\.\/locales\/index\.js$/;
+const ZOD_IMPORTER = /[\\/]node_modules[\\/]zod[\\/]v4[\\/](?:classic|core)[\\/]/;
+export const englishZodLocales: Plugin = {
+  name: 'maxine-english-zod-locales',
+  setup(b) {
+    b.onResolve({ filter: ZOD_LOCALES_INDEX }, (args) =>
+      ZOD_IMPORTER.test(args.importer)
+        ? {
+            path: join(dirname(args.importer), '..', 'locales', 'index.js'),
+            namespace: 'maxine-zod-locales',
+          }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'maxine-zod-locales' }, (args) => ({
+      loader: 'js',
+      resolveDir: dirname(args.path),
+      contents: `export { default as en } from './en.js';`,
+    }));
+  },
+};
+
+/**
  * The packages left out of the bundle, required on first use from `node_modules` beside it:
  * all the sidecar image copies of `node_modules` (Dockerfile.sidecar; test/dockerfiles.test.ts).
  */
@@ -86,7 +114,7 @@ export async function bundleSidecar(outdir = join(root, 'dist', 'sidecar')): Pro
     legalComments: 'none',
     logLevel: 'warning',
     external: [...SIDECAR_BUNDLE_EXTERNALS],
-    plugins: [lazyBuiltins],
+    plugins: [lazyBuiltins, englishZodLocales],
     banner: {
       js: "import{createRequire as __maxineCreateRequire}from'node:module';const require=__maxineCreateRequire(import.meta.url);",
     },

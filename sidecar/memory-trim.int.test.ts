@@ -40,3 +40,30 @@ describe('the memory trim, in its own process', () => {
     expect(r.after).toBeLessThan(r.before - 8 * 1024);
   }, 30_000);
 });
+
+const trimScript = `
+import { mallocTrimmer } from './sidecar/memory-trim.ts';
+const trim = mallocTrimmer();
+// After the trimmer: node:ffi warns on its first load only, which is the trimmer's.
+const hasFfi = process.getBuiltinModule('node:ffi') !== undefined;
+process.stdout.write(JSON.stringify({ hasFfi, trimmer: typeof trim, released: trim?.() }));
+`;
+
+describe('malloc_trim through node:ffi, in its own process', () => {
+  // MAXINE_TEST_NODE: another Node to run it on (e.g. a Node 26, which has node:ffi).
+  it('is called on a Node with node:ffi (glibc) without a warning on stderr, and is absent on one without', async () => {
+    const node = process.env.MAXINE_TEST_NODE ?? process.execPath;
+    const { stdout, stderr } = await run(
+      node,
+      ['--import', 'tsx', '--input-type=module', '-e', trimScript],
+      { cwd: process.cwd(), encoding: 'utf8' },
+    );
+    const r = JSON.parse(stdout) as { hasFfi: boolean; trimmer: string; released?: boolean };
+    expect(r).toEqual(
+      r.hasFfi
+        ? { hasFfi: true, trimmer: 'function', released: expect.any(Boolean) }
+        : { hasFfi: false, trimmer: 'undefined' },
+    );
+    expect(stderr).not.toMatch(/FFI/);
+  }, 30_000);
+});

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
 import { createLogger } from '../common/logger.js';
-import { lastResortCollector, MemoryTrim } from './memory-trim.js';
+import { lastResortCollector, mallocTrimmer, MemoryTrim } from './memory-trim.js';
 
 function logs(): { lines: Record<string, unknown>[]; logger: ReturnType<typeof createLogger> } {
   const lines: Record<string, unknown>[] = [];
@@ -65,6 +65,70 @@ describe('MemoryTrim', () => {
     ).toHaveLength(1);
   });
 
+  it.each([
+    ['gave pages back', () => true, true],
+    ['had none to give', () => false, false],
+  ])(
+    'runs malloc_trim after the collection and logs whether it %s',
+    async (_name, mallocTrim, released) => {
+      const order: string[] = [];
+      const { lines, logger } = logs();
+      const trim = new MemoryTrim({
+        delayMs: 20,
+        logger,
+        collect: () => order.push('collect'),
+        mallocTrim: () => (order.push('malloc_trim'), mallocTrim()),
+      });
+      trim.schedule();
+      await sleep(150);
+      expect(order).toEqual(['collect', 'malloc_trim']);
+      expect(
+        lines.find((l) => l.msg === 'memory trimmed after the registry copy synced'),
+      ).toMatchObject({ cHeapReleased: released });
+    },
+  );
+
+  it('without malloc_trim (Node 20, 24; musl) the collection still runs and the log says nothing of the C heap', async () => {
+    const { lines, logger } = logs();
+    let runs = 0;
+    const trim = new MemoryTrim({
+      delayMs: 20,
+      logger,
+      collect: () => (runs += 1),
+      mallocTrim: null,
+    });
+    trim.schedule();
+    await sleep(150);
+    expect(runs).toBe(1);
+    const line = lines.find((l) => l.msg === 'memory trimmed after the registry copy synced');
+    expect(line).toBeDefined();
+    expect(line).not.toHaveProperty('cHeapReleased');
+  });
+
+  it('a malloc_trim that throws turns the C-heap trim off with a warning; the collections go on', async () => {
+    const { lines, logger } = logs();
+    let runs = 0;
+    let trims = 0;
+    const trim = new MemoryTrim({
+      delayMs: 20,
+      logger,
+      collect: () => (runs += 1),
+      mallocTrim: () => {
+        trims += 1;
+        throw new Error('no such symbol');
+      },
+    });
+    trim.schedule();
+    await sleep(120);
+    trim.schedule();
+    await sleep(120);
+    expect(runs).toBe(2);
+    expect(trims).toBe(1);
+    expect(
+      lines.filter((l) => l.msg === 'malloc_trim failed: the C heap is no longer trimmed'),
+    ).toHaveLength(1);
+  });
+
   it('does nothing with delay 0 (MAXINE_MEMORY_TRIM_SECONDS=0) or once stopped', async () => {
     let runs = 0;
     const { logger } = logs();
@@ -75,6 +139,76 @@ describe('MemoryTrim', () => {
     stopped.stop();
     await sleep(80);
     expect(runs).toBe(0);
+  });
+});
+
+describe('mallocTrimmer', () => {
+  /** A stand-in for node:ffi: records what was opened, answers malloc_trim with `result`. */
+  function fakeFfi(result: number, calls: unknown[][]) {
+    return {
+      dlopen: (path: string, definitions: unknown) => {
+        calls.push(['dlopen', path, definitions]);
+        return {
+          functions: { malloc_trim: (pad: unknown) => (calls.push(['malloc_trim', pad]), result) },
+        };
+      },
+    };
+  }
+
+  it.each([
+    ['malloc_trim gave pages back', 1, true],
+    ['malloc_trim had none to give', 0, false],
+  ])('calls libc malloc_trim(0) through node:ffi: %s', (_name, result, expected) => {
+    const calls: unknown[][] = [];
+    const trim = mallocTrimmer('libc.so.6', () => fakeFfi(result, calls));
+    expect(trim?.()).toBe(expected);
+    expect(calls).toEqual([
+      ['dlopen', 'libc.so.6', { malloc_trim: { arguments: ['uint64'], return: 'int32' } }],
+      ['malloc_trim', 0n],
+    ]);
+  });
+
+  it.each([
+    ['a Node without node:ffi (20, 24)', () => undefined],
+    [
+      'FFI turned off or refused (--no-experimental-ffi, the permission model)',
+      () => {
+        throw new Error('ERR_ACCESS_DENIED');
+      },
+    ],
+    [
+      'a C library without malloc_trim (musl)',
+      () => ({
+        dlopen: () => {
+          throw new Error('undefined symbol: malloc_trim');
+        },
+      }),
+    ],
+  ])('is undefined on %s', (_name, load) => {
+    expect(mallocTrimmer('libc.so.6', load)).toBeUndefined();
+  });
+
+  it("keeps node:ffi's ExperimentalWarning out of the output, passes other warnings on, and restores emitWarning", () => {
+    const descriptor = Object.getOwnPropertyDescriptor(process, 'emitWarning')!;
+    const seen: unknown[] = [];
+    const recorder = (warning: string | Error) => {
+      seen.push(warning);
+    };
+    Object.defineProperty(process, 'emitWarning', { ...descriptor, value: recorder });
+    try {
+      mallocTrimmer('libc.so.6', () => {
+        process.emitWarning(
+          'FFI is an experimental feature and might change at any time',
+          'ExperimentalWarning',
+        );
+        process.emitWarning('something else', 'Warning');
+        return fakeFfi(1, []);
+      });
+      expect(seen).toEqual(['something else']);
+      expect(Object.getOwnPropertyDescriptor(process, 'emitWarning')?.value).toBe(recorder);
+    } finally {
+      Object.defineProperty(process, 'emitWarning', descriptor);
+    }
   });
 });
 

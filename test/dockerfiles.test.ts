@@ -236,4 +236,14 @@ describe('the sidecar image against the build output layout', () => {
     const env = runtime.instructions.filter((i) => i.op === 'ENV').map((i) => i.args);
     expect(env).toContain('MALLOC_ARENA_MAX=1');
   });
+
+  it('mmaps allocations of 32 KB and more (MALLOC_MMAP_THRESHOLD_=32768), as bench/memory.js measures the image', () => {
+    const env = runtime.instructions.filter((i) => i.op === 'ENV').map((i) => i.args);
+    expect(env).toContain('MALLOC_MMAP_THRESHOLD_=32768');
+    // bench/memory.js's image flag set and bench/run.js's sidecar measure the same environment.
+    expect(readFileSync('bench/memory.js', 'utf8')).toMatch(
+      /IMAGE_SIDECAR_FLAGS =\s*'[^']*\bMALLOC_MMAP_THRESHOLD_=32768\b/,
+    );
+    expect(readFileSync('bench/run.js', 'utf8')).toContain("MALLOC_MMAP_THRESHOLD_: '32768'");
+  });
 });

@@ -17,7 +17,12 @@ import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { WebSocketServer } from 'ws';
 import { generateCa, generateServingCert } from '../../operator/webhook/certs.js';
-import { bundleSidecar, lazyBuiltins, SIDECAR_BUNDLE_NAME } from '../../sidecar/bundle.js';
+import {
+  bundleSidecar,
+  englishZodLocales,
+  lazyBuiltins,
+  SIDECAR_BUNDLE_NAME,
+} from '../../sidecar/bundle.js';
 import { api, eventually, startOperator } from '../helpers/operator.js';
 import type { TestOperator } from '../helpers/operator.js';
 import { spawnListening } from '../helpers/spawn.js';
@@ -172,5 +177,39 @@ describe('the bundled sidecar', () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  }, 30_000);
+
+  it("keeps zod's English messages only: z.locales is { en } and a failed parse still says why in English", async () => {
+    const text = await readFile(entry, 'utf8');
+    // zod's German message (esbuild writes it ASCII-escaped): gone; its English one stays.
+    expect(text).not.toContain('Eingabe: erwartet');
+    expect(text).toContain('Invalid input: expected');
+    const dir = join(outdir, 'zod-probe');
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, 'probe.ts'),
+      [
+        "import { z } from 'zod';",
+        'const r = z.object({ port: z.int() }).safeParse({ port: "80" });',
+        'process.stdout.write(JSON.stringify({ locales: Object.keys(z.locales), core: Object.keys(z.core.locales), message: r.error?.issues[0]?.message }));',
+      ].join('\n'),
+    );
+    await build({
+      entryPoints: [join(dir, 'probe.ts')],
+      outfile: join(dir, 'probe.mjs'),
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      logLevel: 'warning',
+      plugins: [englishZodLocales],
+    });
+    const { stdout } = await promisify(execFile)(process.execPath, [join(dir, 'probe.mjs')], {
+      timeout: 15_000,
+    });
+    expect(JSON.parse(stdout)).toEqual({
+      locales: ['en'],
+      core: ['en'],
+      message: 'Invalid input: expected number, received string',
+    });
   }, 30_000);
 });
