@@ -24,7 +24,6 @@ import { bearerToken, decodeClaims } from './jwt-claims.js';
 import type { PodIdentity } from './tokenreview.js';
 import type { JwtIdentity } from './jwt.js';
 import { KUBE_USER_HEADER } from '../../common/wire.js';
-import { headerOf } from '../../common/request-header.js';
 import type { ReviewedUser } from './kube-user.js';
 
 /** Group every pod-bound (sidecar) principal carries; no token can claim it. */
@@ -147,9 +146,9 @@ export class Authenticator {
    * one), else a promise. Fails with UNAUTHENTICATED, saying why without echoing the token.
    */
   principal(req: IncomingMessage): Principal | Promise<Principal> {
-    const header = headerOf(req, 'authorization');
+    const header = req.headers.authorization;
     if (header === undefined) {
-      const forwarded = headerOf(req, KUBE_USER_HEADER);
+      const forwarded = req.headers[KUBE_USER_HEADER];
       if (forwarded !== undefined) return this.forwardedUser(forwarded);
       if (this.opts.anonymous) return ANONYMOUS;
       throw new MaxineError('UNAUTHENTICATED', `Authentication is required: ${this.opts.hint}`);
@@ -187,8 +186,8 @@ export class Authenticator {
    * `kubectl maxine` and reviewed for the API server's audiences (cached apart from
    * `Authorization` tokens: the same token is judged differently there).
    */
-  private forwardedUser(header: string): Principal | Promise<Principal> {
-    const token = bearerToken(header);
+  private forwardedUser(header: string | string[]): Principal | Promise<Principal> {
+    const token = typeof header === 'string' ? bearerToken(header) : undefined;
     if (token === undefined)
       throw new MaxineError(
         'UNAUTHENTICATED',

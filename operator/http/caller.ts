@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../auth/authenticator.js';
 import type { Caller, Origin } from '../policy/access.js';
-import { headerOf } from '../../common/request-header.js';
 import { clientAddress } from './address-limit.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -42,8 +41,8 @@ class HttpOrigin implements Origin {
     return clientAddress(this.req);
   }
 
-  get source(): string | undefined {
-    return headerOf(this.req, 'x-maxine-source');
+  get source(): string | string[] | undefined {
+    return this.req.headers['x-maxine-source'];
   }
 }
 
