@@ -39,6 +39,7 @@ import { pathToFileURL } from 'node:url';
 import { summarizeHeapSnapshot, heapTable } from './heap-summary.js';
 import { measure } from './load.js';
 import {
+  deploymentNodeFlags,
   freePort,
   httpRequest,
   OPERATOR_MAIN,
@@ -84,10 +85,7 @@ function startOperatorAt(main, resources, name, nodeFlags = []) {
 function operatorFlags() {
   const given = process.env.BENCH_MEMORY_OPERATOR_FLAGS;
   if (given !== undefined) return given.split(' ').filter(Boolean);
-  const manifest = readFileSync(join(ROOT, 'manifests', 'deployment.yaml'), 'utf8');
-  const match = /- name: NODE_OPTIONS\s+value: (.+)/.exec(manifest);
-  if (match?.[1] === undefined) throw new Error('manifests/deployment.yaml sets no NODE_OPTIONS');
-  return match[1].trim().split(/\s+/);
+  return deploymentNodeFlags();
 }
 
 const ROOT = join(import.meta.dirname, '..');

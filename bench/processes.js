@@ -152,6 +152,21 @@ export async function startOperatorFrom(
 }
 
 /**
+ * The Node flags the operator ships with: the Deployment's `NODE_OPTIONS`
+ * (manifests/deployment.yaml, `--max-old-space-size=384 --max-semi-space-size=8`).
+ * @returns {string[]}
+ */
+export function deploymentNodeFlags() {
+  const manifest = readFileSync(
+    join(import.meta.dirname, '..', 'manifests', 'deployment.yaml'),
+    'utf8',
+  );
+  const match = /- name: NODE_OPTIONS\s+value: (.+)/.exec(manifest);
+  if (match?.[1] === undefined) throw new Error('manifests/deployment.yaml sets no NODE_OPTIONS');
+  return match[1].trim().split(/\s+/);
+}
+
+/**
  * Resident memory of a process from /proc/<pid>/status: now (VmRSS), its peak so far
  * (VmHWM, kept by the kernel, so no sample misses it) and the private part (RssAnon).
  * @param {number} pid

@@ -24,7 +24,8 @@
  * `node --cpu-prof` (BENCH_CPU_PROF_DIR keeps the profiles there),
  * BENCH_SCENARIOS=discover-auth,sidecar-discover-auth to run only those scenarios (and their
  * references): the figures are printed, the memory run is skipped and RESULTS.md is left as is,
- * BENCH_OPERATOR_NODE_FLAGS="--max-old-space-size=160" to pass Node flags to every operator,
+ * BENCH_OPERATOR_NODE_FLAGS="--max-old-space-size=160" to give every operator those Node flags
+ * instead of the Deployment's NODE_OPTIONS (manifests/deployment.yaml, the default; '' for V8's),
  * BENCH_NODE=/path/to/node to run every server on another Node.js (the production images use
  * the current LTS; `npm i --prefix /tmp/lts node@24` fetches one from the npm registry),
  * BENCH_PEERS=etcd,consul (default) or none: the peers measured in the same run (bench/peers.js).
@@ -47,6 +48,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { measure, untilIdle } from './load.js';
 import {
+  deploymentNodeFlags,
   freePort,
   httpRequest,
   OPERATOR_MAIN,
@@ -171,10 +173,29 @@ function scenarioSelection() {
 }
 /** @typedef {ReturnType<typeof loadConfig>} Config */
 
-/** @returns {string} the extra Node flags given to operators, with a trailing space, or '' */
+/**
+ * The Node flags every operator of the run starts with: BENCH_OPERATOR_NODE_FLAGS when set (which
+ * bench/processes.js adds), else the Deployment's `NODE_OPTIONS` — what ships, as
+ * bench/memory.js measures too (decision 0026, session 12).
+ */
+const SHIPPED_FLAGS =
+  process.env.BENCH_OPERATOR_NODE_FLAGS === undefined ? deploymentNodeFlags() : [];
+
+/** @returns {string} the Node flags given to operators, with a trailing space, or '' */
 function operatorFlags() {
-  const flags = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? '').trim();
+  const flags = (process.env.BENCH_OPERATOR_NODE_FLAGS ?? SHIPPED_FLAGS.join(' ')).trim();
   return flags === '' ? '' : `${flags} `;
+}
+
+/**
+ * bench/processes.js's startOperator with the shipped flags first.
+ * @param {string} resources
+ * @param {string} name
+ * @param {string[]} nodeFlags
+ * @param {string[]} operatorArgs
+ */
+function startBenchOperator(resources, name, nodeFlags, operatorArgs) {
+  return startOperator(resources, name, [...SHIPPED_FLAGS, ...nodeFlags], operatorArgs);
 }
 
 /** The command that reproduces this run: the BENCH_* variables set, then the script. */
@@ -271,7 +292,7 @@ async function startSecuredOperator(tmp, nodeFlags) {
     `tokens:\n  - { token: ${BENCH_TOKEN}, user: bench }\n  - { token: ${SIDECAR_TOKEN}, user: bench-sidecar }\n`,
     { mode: 0o600 },
   );
-  return startOperator(resources, 'operator (auth on)', nodeFlags, [
+  return startBenchOperator(resources, 'operator (auth on)', nodeFlags, [
     ...['--address-rate-limit', '0'],
     ...['--anonymous', 'true', '--acl-default', 'deny', '--static-tokens-file', tokens],
     ...['--audit-dir', join(tmp, 'audit')],
@@ -490,7 +511,7 @@ function scenarios(config, ctx) {
       key: 'register',
       label: 'maxine POST /api/v1/instances (distinct host:port, fresh operator)',
       run: async () => {
-        const fresh = await startOperator(
+        const fresh = await startBenchOperator(
           ctx.resources,
           'operator (registrations)',
           [],
@@ -542,7 +563,7 @@ function scenarios(config, ctx) {
  * @returns {Promise<Memory>}
  */
 async function measureMemory(config, resources) {
-  const operator = await startOperator(
+  const operator = await startBenchOperator(
     resources,
     'operator (memory)',
     ['--expose-gc', '--import', pathToFileURL(GC_HOOK).href],
@@ -608,7 +629,12 @@ async function startOperators(servers, tmp, nodeFlags = {}) {
   const resources = join(tmp, 'resources');
   mkdirSync(resources);
   writeService(resources, SERVICE, 'round-robin');
-  const operator = await startOperator(resources, 'operator', nodeFlags.flags ?? [], BULK_LIMITS);
+  const operator = await startBenchOperator(
+    resources,
+    'operator',
+    nodeFlags.flags ?? [],
+    BULK_LIMITS,
+  );
   servers.operator = operator;
   await registerDiscoveryInstances(operator);
   const secured = await startSecuredOperator(tmp, nodeFlags.securedFlags ?? []);
