@@ -15,6 +15,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
+import type { Plugin } from 'esbuild';
 import { WebSocketServer } from 'ws';
 import { generateCa, generateServingCert } from '../../operator/webhook/certs.js';
 import {
@@ -134,6 +135,17 @@ describe('the bundled sidecar', () => {
   }, 30_000);
 
   it("bundles ws so that tls is required on a wss:// connection's first use, and works", async () => {
+    const probe = await bundleProbe(
+      'wss-probe',
+      [
+        "import WebSocket from 'ws';",
+        "const tlsAtStart = process.moduleLoadList.includes('NativeModule tls');",
+        'const ws = new WebSocket(process.argv[2]!, { ca: process.env.PROBE_CA });',
+        "ws.on('message', (m) => { process.stdout.write(JSON.stringify({ tlsAtStart, message: String(m) })); ws.close(); });",
+        "ws.on('error', (err) => { process.stderr.write(String(err)); process.exit(1); });",
+      ],
+      [lazyBuiltins],
+    );
     const ca = await generateCa();
     const leaf = await generateServingCert({ ca, dnsNames: ['localhost'], ips: ['127.0.0.1'] });
     const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem });
@@ -141,34 +153,10 @@ describe('the bundled sidecar', () => {
     wss.on('connection', (socket) => socket.send('hello over tls'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
-    const dir = join(outdir, 'wss-probe');
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, 'probe.ts'),
-      [
-        "import WebSocket from 'ws';",
-        "const tlsAtStart = process.moduleLoadList.includes('NativeModule tls');",
-        'const ws = new WebSocket(process.argv[2]!, { ca: process.env.PROBE_CA });',
-        "ws.on('message', (m) => { process.stdout.write(JSON.stringify({ tlsAtStart, message: String(m) })); ws.close(); });",
-        "ws.on('error', (err) => { process.stderr.write(String(err)); process.exit(1); });",
-      ].join('\n'),
-    );
     try {
-      await build({
-        entryPoints: [join(dir, 'probe.ts')],
-        outfile: join(dir, 'probe.mjs'),
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        logLevel: 'warning',
-        plugins: [lazyBuiltins],
-        banner: {
-          js: "import{createRequire as __c}from'node:module';const require=__c(import.meta.url);",
-        },
-      });
       const { stdout } = await promisify(execFile)(
         process.execPath,
-        [join(dir, 'probe.mjs'), `wss://127.0.0.1:${port}`],
+        [probe, `wss://127.0.0.1:${port}`],
         { env: { PATH: process.env.PATH, PROBE_CA: ca.certPem }, timeout: 15_000 },
       );
       expect(JSON.parse(stdout)).toEqual({ tlsAtStart: false, message: 'hello over tls' });
@@ -184,26 +172,16 @@ describe('the bundled sidecar', () => {
     // zod's German message (esbuild writes it ASCII-escaped): gone; its English one stays.
     expect(text).not.toContain('Eingabe: erwartet');
     expect(text).toContain('Invalid input: expected');
-    const dir = join(outdir, 'zod-probe');
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, 'probe.ts'),
+    const probe = await bundleProbe(
+      'zod-probe',
       [
         "import { z } from 'zod';",
         'const r = z.object({ port: z.int() }).safeParse({ port: "80" });',
         'process.stdout.write(JSON.stringify({ locales: Object.keys(z.locales), core: Object.keys(z.core.locales), message: r.error?.issues[0]?.message }));',
-      ].join('\n'),
+      ],
+      [englishZodLocales],
     );
-    await build({
-      entryPoints: [join(dir, 'probe.ts')],
-      outfile: join(dir, 'probe.mjs'),
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      logLevel: 'warning',
-      plugins: [englishZodLocales],
-    });
-    const { stdout } = await promisify(execFile)(process.execPath, [join(dir, 'probe.mjs')], {
+    const { stdout } = await promisify(execFile)(process.execPath, [probe], {
       timeout: 15_000,
     });
     expect(JSON.parse(stdout)).toEqual({
@@ -213,3 +191,27 @@ describe('the bundled sidecar', () => {
     });
   }, 30_000);
 });
+
+/**
+ * Writes a probe program under the bundle's output folder and bundles it with `plugins` and the
+ * sidecar bundle's `require` banner; returns the bundle's path.
+ */
+async function bundleProbe(name: string, lines: string[], plugins: Plugin[]): Promise<string> {
+  const dir = join(outdir, name);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'probe.ts'), lines.join('\n'));
+  const outfile = join(dir, 'probe.mjs');
+  await build({
+    entryPoints: [join(dir, 'probe.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    logLevel: 'warning',
+    plugins,
+    banner: {
+      js: "import{createRequire as __c}from'node:module';const require=__c(import.meta.url);",
+    },
+  });
+  return outfile;
+}
