@@ -791,29 +791,37 @@ function withSecondReferences(rows) {
 }
 
 /**
- * Every scenario once per round, in reversed order on even rounds.
+ * Every scenario once per round, in reversed order on even rounds: first Maxine's own
+ * scenarios, round after round, then the peers' (`single`) in rounds of their own. The peers go
+ * last because their load lingers: with etcd or Consul just run (each uses 1.5 cores under
+ * load), every server after them measured slower, the bare one too (13–16 → 24–27 µs of CPU per
+ * request in session 12's run), and the aims' pairs must not straddle that.
  * @param {Config} config
  * @param {ReturnType<typeof scenarios>} list
  * @param {BenchRow[]} rows
  */
 async function runRounds(config, list, rows) {
-  for (let round = 0; round < config.rounds; round += 1) {
-    // Alternate the order, so neither side always runs first (or right after a write test).
-    const order = round % 2 === 0 ? list : [...list].reverse();
-    for (const scenario of order) {
-      const row = rows.find((r) => r.key === scenario.key);
-      if (row === undefined) continue;
-      // A scenario compared with a bare server gets several adjacent pairs, alternating which
-      // side runs first (ABBA): the machine's slow spells last a run or two, and the median of
-      // six pairs is far steadier than that of two (decision 0026, session 12).
-      const pairs = scenario.reference === undefined || scenario.single ? 1 : config.pairs;
-      for (let pair = 0; pair < pairs; pair += 1)
-        await runCompared(list, scenario, row, {
-          round,
-          rounds: config.rounds,
-          firstReference: (round + pair) % 2 === 0,
-          quietSec: config.quietSec,
-        });
+  const own = list.filter((s) => s.single !== true);
+  const peers = list.filter((s) => s.single === true);
+  for (const phase of [own, peers]) {
+    for (let round = 0; round < config.rounds; round += 1) {
+      // Alternate the order, so neither side always runs first (or right after a write test).
+      const order = round % 2 === 0 ? phase : [...phase].reverse();
+      for (const scenario of order) {
+        const row = rows.find((r) => r.key === scenario.key);
+        if (row === undefined) continue;
+        // A scenario compared with a bare server gets several adjacent pairs, alternating which
+        // side runs first (ABBA): the machine's slow spells last a run or two, and the median of
+        // six pairs is far steadier than that of two (decision 0026, session 12).
+        const pairs = scenario.reference === undefined || scenario.single ? 1 : config.pairs;
+        for (let pair = 0; pair < pairs; pair += 1)
+          await runCompared(list, scenario, row, {
+            round,
+            rounds: config.rounds,
+            firstReference: (round + pair) % 2 === 0,
+            quietSec: config.quietSec,
+          });
+      }
     }
   }
 }
@@ -986,7 +994,7 @@ async function main() {
       '## Method',
       '',
       `- Load generator: autocannon 8, programmatic, in the bench process; every server runs in its own child process (\`node ${operatorFlags()}dist/operator/main.js --log-level warn --default-ttl-seconds 3600 --address-rate-limit 0\`, and \`bench/baseline-server.js\`), all on 127.0.0.1.`,
-      `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario, in reversed order on even rounds. Every compared scenario is measured next to a run of its reference of its own: ${config.pairs} such adjacent pairs per round for the scenarios compared with the bare server (the reference first in one pair, second in the next), one pair per round for the peers; its ratios are the medians of all its pairs' ratios, its figures the medians of its runs; the reference rows show the reference's own runs.`,
+      `- ${config.connections} connections, pipelining ${config.pipelining}, ${config.durationSec} s measured after ${config.warmupSec} s of discarded warm-up, ${config.rounds} rounds; each round runs every scenario, in reversed order on even rounds, Maxine's own rounds first and the peers' rounds after them (a Go peer's load lingers and slowed every server after it, the bare one too). Every compared scenario is measured next to a run of its reference of its own: ${config.pairs} such adjacent pairs per round for the scenarios compared with the bare server (the reference first in one pair, second in the next), one pair per round for the peers; its ratios are the medians of all its pairs' ratios, its figures the medians of its runs; the reference rows show the reference's own runs.`,
       `- Before every run the bench waits (at most ${config.quietSec} s) until the machine is idle, ≥ 90% of all CPU time idle over 500 ms, so that no run starts in the tail of another's work (a peer's background work, the registrations' garbage): ${quiescing.runs} runs waited ${(quiescing.waitedMs / 1000).toFixed(0)} s in all, ${quiescing.notQuiet} of them started without the machine having become idle.`,
       `- Latencies: a microsecond histogram fed by autocannon's per-response times (2xx only); autocannon's own p99 (whole milliseconds) is shown alongside.`,
       `- Server CPU: user + system time of the server's process (/proc/<pid>/stat) over the measured run, per 2xx response, and as a share of one core. A server well below 100% was not the bottleneck (the load generator, which shares the ${host.cpus} CPUs, or other load on the machine was); CPU per request is then the sturdier comparison.`,
