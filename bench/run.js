@@ -47,7 +47,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { measure, untilIdle } from './load.js';
-import { IMAGE_SIDECAR_FLAGS, splitFlagSet } from './memory.js';
 import {
   deploymentNodeFlags,
   freePort,
@@ -105,12 +104,11 @@ const RESULTS = join(import.meta.dirname, 'RESULTS.md');
 const NAMESPACE = 'bench';
 const SERVICE = 'api';
 const SIDECAR_PATH = `/v1/discover/${SERVICE}`;
-/** Dockerfile.sidecar's Node flags and environment, as bench/memory.js measures them. */
-const IMAGE_SIDECAR = splitFlagSet(IMAGE_SIDECAR_FLAGS);
-const SIDECAR_NODE_FLAGS =
-  process.env.BENCH_SIDECAR_NODE_FLAGS === undefined
-    ? IMAGE_SIDECAR.nodeFlags
-    : process.env.BENCH_SIDECAR_NODE_FLAGS.split(' ').filter(Boolean);
+const SIDECAR_NODE_FLAGS = (
+  process.env.BENCH_SIDECAR_NODE_FLAGS ?? '--max-semi-space-size=8 --max-old-space-size=96'
+)
+  .split(' ')
+  .filter(Boolean);
 const DISCOVER_PATH = `/api/v1/discover/${NAMESPACE}/${SERVICE}`;
 const QUERY = '?strategy=weighted-round-robin&zone=a';
 const DISCOVER_INSTANCES = 10;
@@ -328,9 +326,10 @@ async function startSidecar(operator, tokenFile) {
       MAXINE_OPERATOR_URL: `http://127.0.0.1:${operator.port}`,
       MAXINE_LISTEN_PORT: String(port),
       MAXINE_LOG_LEVEL: 'warn',
-      // Dockerfile.sidecar's environment: one malloc arena, 32 KB and larger allocations
-      // mmapped (decision 0027).
-      ...IMAGE_SIDECAR.env,
+      // Dockerfile.sidecar's environment: one malloc arena (decision 0027, session 11), 32 KB
+      // and larger allocations mmapped (session 12).
+      MALLOC_ARENA_MAX: '1',
+      MALLOC_MMAP_THRESHOLD_: '32768',
       ...(tokenFile !== undefined && {
         MAXINE_TOKEN_FILE: tokenFile,
         MAXINE_DISCOVERY_CHECK_INTENTIONS: 'true',
