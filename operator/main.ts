@@ -7,6 +7,7 @@ import { createLogger } from '../common/logger.js';
 import { kubeErrorFields } from './kube/errors.js';
 import { StoreCorruptError } from './store/codec.js';
 import { StoreUnreachableError } from './store/store.js';
+import { keepTickShape } from '../common/tick-shape.js';
 
 async function main(): Promise<void> {
   let config;
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(config.logLevel);
+  keepTickShape(); // decision 0040: ticks stay cheap after an idle-time collection
   // The Kubernetes client is loaded only in Kubernetes mode (~67 MB a standalone operator saves).
   if (config.mode === 'kubernetes') await loadKubeParts();
   const operator = createOperator(config, logger);

@@ -3,6 +3,7 @@ import { loadSidecarConfig, SidecarConfigError } from './config.js';
 import { loadTracingSettings } from './proxy/tracing.js';
 import { createSidecar } from './sidecar.js';
 import { createLogger } from '../common/logger.js';
+import { keepTickShape } from '../common/tick-shape.js';
 
 async function main(): Promise<void> {
   let config;
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel, undefined, 'sidecar');
+  keepTickShape(); // decision 0040: ticks stay cheap after the memory trim's collection
   const sidecar = createSidecar(config, logger, { tracing });
   let stopping = false;
   const shutdown = (signal: string): void => {
