@@ -11,6 +11,7 @@ import { EventLog } from './events/log.js';
 import { createApp } from './http/app.js';
 import { createFastPath } from './http/fast-path.js';
 import { createEdgeServer } from './http/edge.js';
+import { shapedMessages } from './http/request-shape.js';
 import { createForwarder } from './http/forward.js';
 import type { Forwarder } from './http/forward.js';
 import { createEventStream, EVENTS_PATH } from './http/event-stream.js';
@@ -322,6 +323,8 @@ export function createOperator(
     ...keeping,
   });
   const forwarder = forwarderOf(elector, { config, identity, logger, prom: metrics.prom });
+  // One hidden class for every request and response, fast path or express (decision 0041).
+  const messages = shapedMessages(app);
   const server = createEdgeServer({
     config,
     prom: metrics.prom,
@@ -331,6 +334,7 @@ export function createOperator(
       if (!fastPath(req, res)) app(req, res);
     },
     websocket: (req, socket, head) => stream.handleUpgrade(req, socket, head),
+    messages,
   });
 
   const sweeper = new LeaseSweeper({

@@ -27,6 +27,7 @@ import type { AuditEntry } from '../telemetry/audit.js';
 import { AddressLimiter, clientAddress } from './address-limit.js';
 import { errorHeaders, sendError } from './errors.js';
 import { requestId } from './caller.js';
+import type { MessageClasses } from './request-shape.js';
 
 export interface EdgeDeps {
   config: Pick<
@@ -45,6 +46,8 @@ export interface EdgeDeps {
   request(req: IncomingMessage, res: ServerResponse): void;
   /** Takes over a WebSocket handshake. */
   websocket(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** The constructors of requests and responses (request-shape.ts); Node's own by default. */
+  messages?: MessageClasses;
   now?: () => number;
 }
 
@@ -119,6 +122,7 @@ export function createEdgeServer(deps: EdgeDeps): Server {
 
   const server = http.createServer(
     {
+      ...deps.messages,
       keepAliveTimeout: 65_000,
       headersTimeout: config.headersTimeoutMs,
       requestTimeout: config.headersTimeoutMs + config.bodyTimeoutMs,
@@ -178,9 +182,9 @@ function answerAsHttp1(
   req: IncomingMessage,
   socket: Socket,
   head: Buffer,
-  deps: Pick<EdgeDeps, 'request' | 'config'>,
+  deps: Pick<EdgeDeps, 'request' | 'config' | 'messages'>,
 ): void {
-  const res = new http.ServerResponse(req);
+  const res = new (deps.messages?.ServerResponse ?? http.ServerResponse)(req);
   res.shouldKeepAlive = false;
   res.assignSocket(socket);
   res.once('finish', () => {
